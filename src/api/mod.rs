@@ -1,0 +1,166 @@
+//! The HTTP API (axum on tokio): routes, shared state, and the mapping of every failure to a
+//! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
+
+mod ops;
+mod symbols;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::store::{FsStore, StoreError};
+use crate::symbols::unpack::UnpackLimits;
+use crate::symbols::{SymbolError, SymbolStore};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Debug files and their caches.
+    pub symbols: Arc<SymbolStore>,
+}
+
+impl AppState {
+    /// Opens the stores the configuration names (creating folders as needed).
+    pub fn open(config: Config) -> anyhow::Result<AppState> {
+        let objects = FsStore::open(&config.storage.root).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the symbol store at {}: {e} (set storage.root or FAULTLINE_STORAGE_ROOT to a writable folder)",
+                config.storage.root.display()
+            )
+        })?;
+        let scratch = config.storage.data_dir.join("tmp");
+        let limits = UnpackLimits {
+            max_entries: config.limits.max_archive_entries,
+            max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
+        };
+        let symbols = SymbolStore::new(Arc::new(objects), scratch, limits).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR to a writable folder)",
+                config.storage.data_dir.display()
+            )
+        })?;
+        Ok(AppState {
+            config: Arc::new(config),
+            symbols: Arc::new(symbols),
+        })
+    }
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
+        .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
+        .route(
+            "/api/v1/symbols/{debug_id}/{sha256}",
+            get(symbols::download),
+        )
+        .route(
+            "/symbols/{debug_file}/{debug_id}/{file_name}",
+            get(symbols::breakpad),
+        )
+        .fallback(ops::not_found)
+        // Upload routes count bytes themselves against `limits.max_upload_bytes`.
+        .layer(DefaultBodyLimit::disable())
+        .route_layer(axum::middleware::from_fn(ops::count_requests))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A server bound to its address but not yet serving, so callers (tests) learn the port first.
+pub struct BoundServer {
+    listener: TcpListener,
+    app: Router,
+}
+
+impl BoundServer {
+    /// Opens the stores and binds `config.server.listen` (port 0 picks a free port).
+    pub async fn bind(config: Config) -> anyhow::Result<BoundServer> {
+        ops::install_metrics();
+        let listen = config.server.listen;
+        let state = AppState::open(config)?;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
+        })?;
+        Ok(BoundServer {
+            listener,
+            app: router(state),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until the process is interrupted.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// A failed request: status, a one-line `error` and an optional `detail`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: String,
+    detail: Option<String>,
+}
+
+impl ApiError {
+    /// A client error (4xx) or server error (5xx) with its message.
+    pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            error: error.into(),
+            detail: None,
+        }
+    }
+
+    /// Adds a longer explanation.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.error });
+        if let Some(detail) = self.detail {
+            body["detail"] = detail.into();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<SymbolError> for ApiError {
+    fn from(e: SymbolError) -> ApiError {
+        tracing::error!(error = %e, "symbol store failure");
+        let status = match &e {
+            SymbolError::Store(StoreError::Backend { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, "the symbol store failed; try again later").with_detail(e.to_string())
+    }
+}

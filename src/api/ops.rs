@@ -1,0 +1,61 @@
+//! Operational routes: `/health` for load balancers, `/metrics` in Prometheus text format, and
+//! the per-request counters behind it.
+
+use std::sync::OnceLock;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use super::ApiError;
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide Prometheus recorder (once; later calls reuse it).
+pub fn install_metrics() -> &'static PrometheusHandle {
+    METRICS.get_or_init(|| {
+        PrometheusBuilder::new()
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// `GET /health`: the server is up and serving.
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /metrics`: counters in Prometheus text format.
+pub async fn metrics() -> Response {
+    let body = install_metrics().render();
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Any unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route").with_detail(
+        "see README.md for the API: /health, /metrics, /api/v1/symbols, /symbols/{debug_file}/{debug_id}/{file}",
+    )
+}
+
+/// Counts every request by route and status: `faultline_http_requests_total`.
+pub async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    metrics::counter!(
+        "faultline_http_requests_total",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}

@@ -1,0 +1,388 @@
+//! Symbol routes: upload (`POST /api/v1/symbols`), lookup (`GET /api/v1/symbols?…`), download
+//! of an original, cache status, and the Breakpad symbol-server layout
+//! (`GET /symbols/{debug_file}/{DEBUG_ID}/{file}.sym`) that `minidump-stackwalk --symbols-url`
+//! reads.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::{ApiError, AppState};
+use crate::symbols::derive::CacheKind;
+use crate::symbols::identify::{base_name, DebugFileMeta};
+use crate::symbols::ids::{parse_code_id, parse_debug_id};
+use crate::symbols::{FileReport, FileStatus, SymbolQuery};
+
+/// `?name=` on a raw-body upload: the file's name (its path within a bundle, if any).
+#[derive(Deserialize)]
+pub struct UploadParams {
+    name: Option<String>,
+}
+
+/// The answer to an upload: one report per file, and the totals.
+#[derive(Serialize)]
+struct UploadResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    stored: usize,
+    already_present: usize,
+    rejected: usize,
+    skipped: usize,
+    files: Vec<FileReport>,
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("upload is larger than the {limit}-byte limit"),
+    )
+    .with_detail(
+        "split the upload, or raise limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
+    )
+}
+
+/// Writes a stream of chunks to `path`, refusing more than `remaining` bytes in total.
+async fn spool<S, E>(
+    mut chunks: S,
+    path: &Path,
+    remaining: &mut u64,
+    limit: u64,
+) -> Result<(), ApiError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let scratch_failed = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot spool the upload to local disk",
+        )
+        .with_detail(e.to_string())
+    };
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(scratch_failed)?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "the upload body could not be read")
+                .with_detail(e.to_string())
+        })?;
+        if chunk.len() as u64 > *remaining {
+            return Err(too_large(limit));
+        }
+        *remaining -= chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(scratch_failed)?;
+    }
+    file.flush().await.map_err(scratch_failed)
+}
+
+/// `POST /api/v1/symbols`: one debug file as the raw body (`?name=` names it), or several as
+/// `multipart/form-data` parts; archives (zip, tar, tar.gz) are unpacked.
+pub async fn upload(
+    State(state): State<AppState>,
+    Query(params): Query<UploadParams>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let limit = state.config.limits.max_upload_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large(limit));
+    }
+    let scratch = state.symbols.scratch_dir().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot create scratch space for the upload",
+        )
+        .with_detail(e.to_string())
+    })?;
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let mut remaining = limit;
+    let mut received: Vec<(String, PathBuf)> = Vec::new();
+    if is_multipart {
+        let mut multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
+                    .with_detail(e.body_text())
+            })?;
+        loop {
+            let field = multipart.next_field().await.map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
+                    .with_detail(e.body_text())
+            })?;
+            let Some(field) = field else { break };
+            let name = field
+                .file_name()
+                .or(field.name())
+                .map_or_else(|| format!("part-{}", received.len()), str::to_owned);
+            let path = scratch.path().join(format!("part-{}", received.len()));
+            spool(field, &path, &mut remaining, limit).await?;
+            received.push((name, path));
+        }
+    } else {
+        let name = params.name.unwrap_or_else(|| "upload".to_owned());
+        let path = scratch.path().join("body");
+        spool(
+            request.into_body().into_data_stream(),
+            &path,
+            &mut remaining,
+            limit,
+        )
+        .await?;
+        received.push((name, path));
+    }
+    if received.is_empty() {
+        return Err(
+            ApiError::new(StatusCode::BAD_REQUEST, "the multipart body has no parts")
+                .with_detail("send each debug file as a part with a filename"),
+        );
+    }
+    let mut files = Vec::new();
+    for (name, path) in &received {
+        let unpacked = tempfile::tempdir_in(scratch.path()).map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot create scratch space",
+            )
+            .with_detail(e.to_string())
+        })?;
+        files.extend(state.symbols.ingest(path, name, unpacked.path()).await);
+    }
+    let count = |status| files.iter().filter(|f| f.status == status).count();
+    let stored = count(FileStatus::Stored);
+    let already_present = count(FileStatus::AlreadyPresent);
+    let mut response = UploadResponse {
+        error: None,
+        stored,
+        already_present,
+        rejected: count(FileStatus::Rejected),
+        skipped: count(FileStatus::Skipped),
+        files,
+    };
+    if state.config.caches.build_on_upload {
+        let fresh: BTreeSet<String> = response
+            .files
+            .iter()
+            .filter(|f| f.status == FileStatus::Stored)
+            .filter_map(|f| Some(f.file.as_ref()?.debug_id.clone()))
+            .collect();
+        for debug_id in fresh {
+            let symbols = state.symbols.clone();
+            tokio::spawn(async move {
+                let Ok(id) = parse_debug_id(&debug_id) else {
+                    return;
+                };
+                if let Err(e) = symbols.refresh_caches(&id).await {
+                    tracing::warn!(%debug_id, error = %e, "background cache build failed");
+                }
+            });
+        }
+    }
+    let status = if stored + already_present > 0 {
+        StatusCode::OK
+    } else {
+        response.error = Some(match response.files.as_slice() {
+            [only] => only
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no debug file in the upload".into()),
+            _ => {
+                "no debug file in the upload: every file was rejected or skipped (see files)".into()
+            }
+        });
+        StatusCode::BAD_REQUEST
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+/// `?debug_id=` | `?code_id=` | `?name=`: exactly one.
+#[derive(Deserialize)]
+pub struct ListParams {
+    debug_id: Option<String>,
+    code_id: Option<String>,
+    name: Option<String>,
+}
+
+fn bad_request(error: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, error)
+}
+
+/// `GET /api/v1/symbols`: the stored files for one debug ID, code ID or file name.
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let query = match (params.debug_id, params.code_id, params.name) {
+        (Some(id), None, None) => SymbolQuery::DebugId(parse_debug_id(&id).map_err(bad_request)?),
+        (None, Some(id), None) => SymbolQuery::CodeId(parse_code_id(&id).map_err(bad_request)?),
+        (None, None, Some(name)) if !name.trim().is_empty() => {
+            SymbolQuery::Name(name.trim().to_owned())
+        }
+        _ => {
+            return Err(bad_request("give exactly one of debug_id, code_id or name")
+                .with_detail("e.g. /api/v1/symbols?debug_id=C0BCC3F19827FE653058404B2831D9E60"))
+        }
+    };
+    let files = state.symbols.find(&query).await?;
+    Ok(Json(json!({ "files": files })))
+}
+
+async fn stored_file(
+    state: &AppState,
+    debug_id: &str,
+    sha256: &str,
+) -> Result<DebugFileMeta, ApiError> {
+    let id = parse_debug_id(debug_id).map_err(bad_request)?;
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_request(format!(
+            "{sha256:?} is not a SHA-256 (64 hex digits)"
+        )));
+    }
+    let sha256 = sha256.to_ascii_lowercase();
+    state
+        .symbols
+        .files_for(&id)
+        .await?
+        .into_iter()
+        .find(|meta| meta.sha256 == sha256)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "no such stored file")
+                .with_detail("list the module's files with GET /api/v1/symbols?debug_id=…")
+        })
+}
+
+async fn stream_original(
+    state: &AppState,
+    meta: &DebugFileMeta,
+    content_type: &str,
+) -> Result<Response, ApiError> {
+    let reader = state.symbols.open_original(meta).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the file's metadata exists but its bytes are missing",
+        )
+    })?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        base_name(&meta.uploaded_name).replace(['"', '\\'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_LENGTH, meta.size.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(ReaderStream::new(reader.body)),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/symbols/{debug_id}/{sha256}`: the original bytes of one stored file.
+pub async fn download(
+    State(state): State<AppState>,
+    axum::extract::Path((debug_id, sha256)): axum::extract::Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let meta = stored_file(&state, &debug_id, &sha256).await?;
+    stream_original(&state, &meta, "application/octet-stream").await
+}
+
+/// `GET /api/v1/symbols/{debug_id}/caches`: the module's SymCache and CFI, built now if
+/// missing or stale, and which stored file each came from.
+pub async fn caches(
+    State(state): State<AppState>,
+    axum::extract::Path(debug_id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_debug_id(&debug_id).map_err(bad_request)?;
+    state.symbols.refresh_caches(&id).await?;
+    let mut caches = Vec::new();
+    for kind in CacheKind::ALL {
+        let cache = state.symbols.cache(&id, kind).await?;
+        caches.push(json!({
+            "kind": kind,
+            "version": cache.header.version,
+            "source": cache.header.source,
+            "built_at": cache.header.built_at,
+            "size": cache.payload.len(),
+        }));
+    }
+    Ok(Json(
+        json!({ "debug_id": id.to_string(), "caches": caches }),
+    ))
+}
+
+/// Whether a stored file answers to the name a Breakpad client asked for: the same debug or
+/// code file name, compared without case and without extension (`crash.debug` ~ `crash`).
+fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
+    fn stem(name: &str) -> String {
+        let base = base_name(name);
+        base.rsplit_once('.')
+            .map_or(base, |(stem, _)| stem)
+            .to_lowercase()
+    }
+    let wanted = stem(requested);
+    [&meta.debug_file, &meta.code_file]
+        .into_iter()
+        .flatten()
+        .any(|name| stem(name) == wanted)
+}
+
+/// `GET /symbols/{debug_file}/{DEBUG_ID}/{file}.sym`: a stored Breakpad symbol file, in the
+/// layout Breakpad and rust-minidump symbol clients request.
+pub async fn breakpad(
+    State(state): State<AppState>,
+    axum::extract::Path((debug_file, debug_id, file_name)): axum::extract::Path<(
+        String,
+        String,
+        String,
+    )>,
+) -> Result<Response, ApiError> {
+    if !file_name.ends_with(".sym") {
+        return Err(
+            ApiError::new(StatusCode::NOT_FOUND, "only .sym files are served here")
+                .with_detail("request /symbols/{debug_file}/{DEBUG_ID}/{name}.sym"),
+        );
+    }
+    let id = parse_debug_id(&debug_id).map_err(bad_request)?;
+    let files = state.symbols.files_for(&id).await?;
+    let sym = files
+        .iter()
+        .filter(|meta| meta.format == "breakpad" && answers_to(meta, &debug_file))
+        .max_by_key(|meta| meta.size);
+    match sym {
+        Some(meta) => stream_original(&state, meta, "text/plain; charset=utf-8").await,
+        None if files.is_empty() => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no debug files stored for {debug_file} {}", id.breakpad()),
+        )
+        .with_detail("upload them with POST /api/v1/symbols or `faultline upload`")),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no Breakpad .sym stored for {debug_file} {}", id.breakpad()),
+        )
+        .with_detail(format!(
+            "stored for this debug ID: {}",
+            files
+                .iter()
+                .map(|f| format!("{} ({})", f.uploaded_name, f.format))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,114 @@
+//! The `faultline` command line: `serve` runs the server, `upload` sends debug files to one.
+//! Failures print `error: …` with what to do next and exit non-zero.
+
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::api::BoundServer;
+use crate::config::Config;
+
+/// faultline: a native crash processing server.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML configuration file (settings: see docs/CONFIGURATION.md).
+    #[arg(long, global = true, env = "FAULTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (defaults: 127.0.0.1:8080, ./symbol-store, ./data).
+    Serve {
+        /// Address to listen on (server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Root folder of the object store (storage.root).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Folder for server state and scratch space (storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Upload debug files, folders of them (dSYM bundles, Breakpad trees) or archives.
+    Upload(upload::UploadArgs),
+}
+
+/// Flag overrides, shaped like [`Config`] with only the flags given.
+#[derive(Serialize, Default)]
+struct Overrides {
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    server: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    storage: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
+                .unwrap_or_else(|_| "faultline=info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                listen,
+                store,
+                data_dir,
+            } => {
+                let mut overrides = Overrides::default();
+                if let Some(listen) = listen {
+                    overrides
+                        .server
+                        .insert("listen".into(), listen.to_string().into());
+                }
+                if let Some(store) = store {
+                    overrides
+                        .storage
+                        .insert("root".into(), store.display().to_string().into());
+                }
+                if let Some(dir) = data_dir {
+                    overrides
+                        .storage
+                        .insert("data_dir".into(), dir.display().to_string().into());
+                }
+                let config = Config::load(cli.config.as_deref(), overrides)?;
+                serve(config).await
+            }
+            Command::Upload(args) => upload::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let server = BoundServer::bind(config).await?;
+    tracing::info!(addr = %server.local_addr(), "faultline listening");
+    server.serve().await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,136 @@
+//! Server configuration: where faultline listens, where it keeps symbols and state, and the
+//! limits that protect it from hostile uploads.
+//!
+//! Values come from, lowest precedence first: built-in defaults, an optional TOML file
+//! (`--config`), `FAULTLINE_<SECTION>_<KEY>` environment variables (e.g.
+//! `FAULTLINE_SERVER_LISTEN=0.0.0.0:8080`, `FAULTLINE_LIMITS_MAX_UPLOAD_BYTES=1000000`), and
+//! command-line flags. With no file at all, symbols live under `./symbol-store` and state under
+//! `./data`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration, one section per concern.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP listener.
+    pub server: ServerConfig,
+    /// Where symbol files, derived caches and state are kept.
+    pub storage: StorageConfig,
+    /// Size caps on everything a client can send.
+    pub limits: LimitsConfig,
+    /// When derived symbol caches are built.
+    pub caches: CachesConfig,
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port `faultline serve` binds to.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// Where things are kept on this machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root of the filesystem object store: symbol files, derived caches, crash payloads.
+    pub root: PathBuf,
+    /// Server state: spooled uploads, indexes.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            root: PathBuf::from("./symbol-store"),
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// Caps on client input. Anything larger is refused with a clear error, never buffered whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted by upload routes (HTTP 413 beyond it).
+    pub max_upload_bytes: u64,
+    /// Largest total uncompressed size of one archive's entries (an archive bomb beyond it).
+    pub max_archive_unpacked_bytes: u64,
+    /// Most entries one archive may hold.
+    pub max_archive_entries: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_upload_bytes: 4 << 30,
+            max_archive_unpacked_bytes: 16 << 30,
+            max_archive_entries: 100_000,
+        }
+    }
+}
+
+/// Derived symbol caches (SymCache, CFI).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CachesConfig {
+    /// Build caches in the background right after an upload (they are built lazily otherwise).
+    pub build_on_upload: bool,
+}
+
+impl Default for CachesConfig {
+    fn default() -> Self {
+        CachesConfig {
+            build_on_upload: true,
+        }
+    }
+}
+
+/// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
+/// (such as `FAULTLINE_CONFIG`) are not configuration keys.
+const SECTIONS: [&str; 4] = ["server_", "storage_", "limits_", "caches_"];
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `FAULTLINE_*` variables, then `overrides`
+    /// (flags, as a partial TOML-shaped value).
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(Box::new(figment::Error::from(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )))));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("FAULTLINE_")
+                    .filter(|key| SECTIONS.iter().any(|s| key.as_str().starts_with(s)))
+                    .map(|key| key.as_str().replacen('_', ".", 1).into()),
+            )
+            .merge(Serialized::defaults(overrides));
+        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+}

@@ -1,0 +1,16 @@
+//! faultline: a native crash processing server.
+//!
+//! The data's path, one module per stage (see `docs/ARCHITECTURE.md`):
+//! - [`api`]: HTTP endpoints (axum) for symbol uploads and lookups.
+//! - [`store`]: durable object storage (filesystem; S3 later) behind one trait.
+//! - [`symbols`]: identifying debug files, keeping them by debug ID, deriving SymCache/CFI.
+//! - [`cli`]: the `faultline` command line (`serve`, `upload`).
+//!
+//! Shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod cpu;
+pub mod store;
+pub mod symbols;

@@ -1,0 +1,5 @@
+//! The `faultline` binary: see `faultline --help`.
+
+fn main() -> std::process::ExitCode {
+    faultline::cli::main()
+}

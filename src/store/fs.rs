@@ -1,0 +1,143 @@
+//! The filesystem backend: one file per key under a root folder. Writes go to a scratch file
+//! in `<root>/.tmp`, are fsync'd, renamed into place and the folder fsync'd, so a put is atomic
+//! and durable.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
+
+/// Objects as plain files under `root` (the default `./symbol-store`).
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> io::Result<FsStore> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        Ok(FsStore { root })
+    }
+
+    fn path(&self, key: &ObjectKey) -> PathBuf {
+        self.root.join(key.as_str())
+    }
+}
+
+fn backend(op: &'static str, key: impl ToString) -> impl FnOnce(io::Error) -> StoreError {
+    let key = key.to_string();
+    move |source| StoreError::Backend { op, key, source }
+}
+
+/// Flattens a `spawn_blocking` join error into an I/O error (only a panic can cause one).
+fn joined<T>(result: Result<io::Result<T>, tokio::task::JoinError>) -> io::Result<T> {
+    result.unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+fn put_blocking(root: &Path, target: &Path, body: PutBody) -> io::Result<()> {
+    let mut scratch = tempfile::NamedTempFile::new_in(root.join(".tmp"))?;
+    match body {
+        PutBody::Bytes(bytes) => scratch.write_all(&bytes)?,
+        PutBody::File(path) => {
+            let mut source = std::fs::File::open(path)?;
+            io::copy(&mut source, scratch.as_file_mut())?;
+        }
+    }
+    scratch.as_file().sync_all()?;
+    let parent = target.parent().expect("object keys always have a parent");
+    std::fs::create_dir_all(parent)?;
+    scratch.persist(target).map_err(|e| e.error)?;
+    std::fs::File::open(parent)?.sync_all()
+}
+
+/// Every file under `root` whose key starts with `prefix`, walking only the folder the prefix
+/// names (`symbols/abc/` walks `symbols/abc`, `names/cr` walks `names`).
+fn list_blocking(root: &Path, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
+    fn walk(dir: &Path, key_base: &str, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let key = format!("{key_base}{name}");
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
+                let folder = format!("{key}/");
+                if folder.starts_with(prefix) || prefix.starts_with(&folder) {
+                    walk(&entry.path(), &folder, prefix, out)?;
+                }
+            } else if file_type.is_file() && key.starts_with(prefix) {
+                if let Ok(key) = ObjectKey::new(key) {
+                    let size = entry.metadata()?.len();
+                    out.push(ObjectInfo { key, size });
+                }
+            }
+        }
+        Ok(())
+    }
+    let folder = prefix.rfind('/').map_or("", |i| &prefix[..=i]);
+    let mut out = Vec::new();
+    walk(&root.join(folder), folder, prefix, &mut out)?;
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn put(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        let target = self.path(key);
+        let result = tokio::task::spawn_blocking(move || put_blocking(&root, &target, body)).await;
+        joined(result).map_err(backend("put", key))
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Option<ObjectReader>, StoreError> {
+        let file = match tokio::fs::File::open(self.path(key)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(backend("get", key)(e)),
+        };
+        let size = file.metadata().await.map_err(backend("get", key))?.len();
+        Ok(Some(ObjectReader {
+            size,
+            body: Box::pin(file),
+        }))
+    }
+
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
+        match tokio::fs::metadata(self.path(key)).await {
+            Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
+                key: key.clone(),
+                size: meta.len(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend("head", key)(e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
+        let root = self.root.clone();
+        let owned = prefix.to_owned();
+        let result = tokio::task::spawn_blocking(move || list_blocking(&root, &owned)).await;
+        joined(result).map_err(backend("list", prefix))
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(backend("delete", key)(e)),
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Object storage: the one place faultline keeps bytes that must survive a restart — symbol
+//! files, derived caches and (later) crash payloads — behind the [`ObjectStore`] trait, so the
+//! filesystem and S3 backends are interchangeable.
+//!
+//! Keys are `/`-separated paths of safe characters ([`ObjectKey`]). The layout never makes a key
+//! the folder of another key (`a/x` beside `a/x/y`), because directory-backed S3 servers and the
+//! filesystem both refuse that.
+
+mod fs;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+pub use fs::FsStore;
+
+/// A validated object key such as `symbols/<debug-id>/<sha256>.elf.zst`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+/// The longest key accepted (S3 allows 1024 bytes).
+const MAX_KEY_LEN: usize = 1024;
+
+impl ObjectKey {
+    /// Validates `key`: non-empty segments of `[A-Za-z0-9._%+=-]`, none `.`/`..` or starting
+    /// with a dot (the store keeps its own scratch space under dot-folders).
+    pub fn new(key: impl Into<String>) -> Result<ObjectKey, StoreError> {
+        let key = key.into();
+        let valid = !key.is_empty()
+            && key.len() <= MAX_KEY_LEN
+            && key.split('/').all(|segment| {
+                !segment.is_empty()
+                    && !segment.starts_with('.')
+                    && segment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._%+=-".contains(&b))
+            });
+        if valid {
+            Ok(ObjectKey(key))
+        } else {
+            Err(StoreError::InvalidKey(key))
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// Escapes arbitrary text (a debug file name, say) into one key segment: lowercase, with every
+/// byte outside `[a-z0-9._-]` written as `%XX`, and a leading dot escaped too.
+pub fn key_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, b) in text.to_lowercase().bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b"_-".contains(&b) || (b == b'.' && i > 0) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
+}
+
+/// What `head` and `list` tell about a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Where it is.
+    pub key: ObjectKey,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The bytes to store.
+pub enum PutBody {
+    /// Bytes already in memory (metadata records, small caches).
+    Bytes(Bytes),
+    /// A local file streamed into the store (large originals); the file is left in place.
+    File(PathBuf),
+}
+
+/// A stored object being read, streamed rather than loaded whole.
+pub struct ObjectReader {
+    /// Total size in bytes.
+    pub size: u64,
+    /// The body.
+    pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// Why a store operation failed. Backends map their own failures here.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A key broke the key rules; a bug in the caller, not the client's fault.
+    #[error("invalid object key {0:?}")]
+    InvalidKey(String),
+    /// An object was larger than the caller allowed when reading it into memory.
+    #[error("object {key} is {size} bytes, more than the {limit} bytes allowed here")]
+    TooLarge {
+        /// The object.
+        key: ObjectKey,
+        /// Its size.
+        size: u64,
+        /// The caller's cap.
+        limit: u64,
+    },
+    /// The backend could not be reached or refused the operation.
+    #[error("object store {op} of {key} failed: {source}")]
+    Backend {
+        /// `put`, `get`, `head`, `list` or `delete`.
+        op: &'static str,
+        /// The key or prefix involved.
+        key: String,
+        /// The backend's error.
+        source: std::io::Error,
+    },
+}
+
+/// Durable key → bytes storage.
+///
+/// Every `put` is atomic: a reader sees the previous object or the whole new one, never a part,
+/// and once `put` returns the object survives a crash of this process or machine.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Stores `body` under `key`, replacing what was there.
+    async fn put(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError>;
+    /// Opens the object for streaming, or `None` if there is no such key.
+    async fn get(&self, key: &ObjectKey) -> Result<Option<ObjectReader>, StoreError>;
+    /// The object's size, or `None` if there is no such key.
+    async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError>;
+    /// Every object whose key starts with `prefix` (a folder such as `symbols/<id>/`), in key
+    /// order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    /// Removes the object; removing a missing key is not an error.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+}
+
+/// Reads a whole object into memory, refusing objects over `limit` bytes.
+pub async fn get_bytes(
+    store: &dyn ObjectStore,
+    key: &ObjectKey,
+    limit: u64,
+) -> Result<Option<Bytes>, StoreError> {
+    let Some(reader) = store.get(key).await? else {
+        return Ok(None);
+    };
+    if reader.size > limit {
+        return Err(StoreError::TooLarge {
+            key: key.clone(),
+            size: reader.size,
+            limit,
+        });
+    }
+    let mut buf = Vec::with_capacity(reader.size as usize);
+    reader
+        .body
+        .take(limit + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|source| StoreError::Backend {
+            op: "get",
+            key: key.to_string(),
+            source,
+        })?;
+    Ok(Some(Bytes::from(buf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_reject_traversal_and_odd_bytes() {
+        assert!(ObjectKey::new("symbols/abc/def.elf.zst").is_ok());
+        for bad in [
+            "", "a//b", "../x", "a/../b", "a/.tmp/x", "a/b c", "/abs", "a/",
+        ] {
+            assert!(ObjectKey::new(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn key_segments_escape_everything_unsafe() {
+        assert_eq!(key_segment("Crash.PDB"), "crash.pdb");
+        assert_eq!(key_segment("c++filt"), "c%2B%2Bfilt");
+        assert_eq!(key_segment("p%eter.sym"), "p%25eter.sym");
+        assert_eq!(key_segment(".hidden"), "%2Ehidden");
+        assert_eq!(key_segment("../x"), "%2E.%2Fx");
+        assert!(ObjectKey::new(format!("names/{}", key_segment("a b/\u{1}é"))).is_ok());
+    }
+}

@@ -1,0 +1,191 @@
+//! Identifying an uploaded file: which debug file format it is, which module (debug ID, code ID,
+//! names, architecture) it describes, and what it can contribute to a stack trace (symbol
+//! table, debug info with lines and inlines, unwind info, embedded sources).
+//!
+//! A universal (fat) Mach-O holds one object per architecture; each becomes its own
+//! [`IdentifiedObject`], stored separately, because crashes name one architecture's debug ID.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use symbolic::debuginfo::{Archive, FileFormat, Object};
+
+/// What a debug file can contribute to a stack trace.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DebugFeatures {
+    /// A symbol table: function names and start addresses, no lines.
+    pub symtab: bool,
+    /// Debug info: functions with sizes, file/line records, and usually inlines.
+    pub debug: bool,
+    /// Unwind info (CFI): lets the stack walker step through frames without frame pointers.
+    pub unwind: bool,
+    /// Embedded source code.
+    pub sources: bool,
+}
+
+impl DebugFeatures {
+    /// The feature names as symbolicator lists them (`symtab`, `debug`, `unwind`, `sources`).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.symtab, "symtab"),
+            (self.debug, "debug"),
+            (self.unwind, "unwind"),
+            (self.sources, "sources"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// Everything known about one stored debug file; written beside it as `<sha256>.meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DebugFileMeta {
+    /// The module's debug ID, lowercase hyphenated with age (`c0bcc3f1-…-0`).
+    pub debug_id: String,
+    /// The module's code ID (PE timestamp+size, ELF build ID, Mach-O UUID), lowercase hex.
+    pub code_id: Option<String>,
+    /// Container format: `elf`, `macho`, `pe`, `pdb`, `portablepdb`, `breakpad`, `wasm`,
+    /// `sourcebundle`.
+    pub format: String,
+    /// The file's role for its module: `exe`, `lib`, `dbg` (a separate debug companion),
+    /// `src` (sources), `rel` (object file), `other`.
+    pub role: String,
+    /// CPU architecture (`x86_64`, `x86`, `arm64`, …).
+    pub arch: String,
+    /// The debug file name crash reports carry for this module (`crash.pdb`, `libfoo.so`).
+    pub debug_file: Option<String>,
+    /// The code file name (`crash.exe`), when the file tells it.
+    pub code_file: Option<String>,
+    /// What the file contributes to stack traces.
+    pub features: DebugFeatures,
+    /// SHA-256 of the original bytes (of this architecture's slice for universal Mach-O).
+    pub sha256: String,
+    /// Size of the original bytes.
+    pub size: u64,
+    /// The path the file had in the upload (`xpcshell.dbg/A7D6…/xpcshell.sym`).
+    pub uploaded_name: String,
+    /// Upload time, seconds since the Unix epoch.
+    pub uploaded_at: u64,
+}
+
+/// One module's debug file found in an uploaded file: its identity and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct IdentifiedObject {
+    /// Identity and features; `sha256`, `size` and `uploaded_at` are filled in when stored.
+    pub meta: DebugFileMeta,
+    /// The object's bytes within the uploaded file (the whole file unless it is universal).
+    pub range: Range<usize>,
+}
+
+/// Why an uploaded file was not accepted as a debug file.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum Rejection {
+    /// Not any format faultline reads.
+    #[error("not a debug file: no ELF, Mach-O, PE, PDB, Portable PDB, Breakpad, WASM or source bundle header found")]
+    NotDebugFile,
+    /// The header is right but the rest could not be read.
+    #[error("corrupt or truncated {format} file: {detail}")]
+    Corrupt {
+        /// The format its header claims.
+        format: String,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The file does not say which module it belongs to, so no crash could ever find it.
+    #[error("{format} file has no debug ID (build it with a build ID / UUID / PDB signature)")]
+    NoDebugId {
+        /// Its format.
+        format: String,
+    },
+}
+
+/// The final component of a path written with either separator (PDB paths are Windows paths).
+pub fn base_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// Identifies every debug object in `data`, which was uploaded as `name`.
+pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Rejection> {
+    let format = Archive::peek(data);
+    if format == FileFormat::Unknown {
+        return Err(Rejection::NotDebugFile);
+    }
+    let corrupt = |detail: String| Rejection::Corrupt {
+        format: format.name().to_owned(),
+        detail,
+    };
+    let archive = Archive::parse(data).map_err(|e| corrupt(e.to_string()))?;
+    let mut found = Vec::new();
+    for object in archive.objects() {
+        let object = object.map_err(|e| corrupt(e.to_string()))?;
+        found.push(identify_object(&object, data, name)?);
+    }
+    if found.is_empty() {
+        return Err(corrupt("the archive holds no objects".to_owned()));
+    }
+    Ok(found)
+}
+
+fn identify_object(
+    object: &Object<'_>,
+    whole: &[u8],
+    name: &str,
+) -> Result<IdentifiedObject, Rejection> {
+    let format = object.file_format().name().to_owned();
+    if object.is_malformed() {
+        return Err(Rejection::Corrupt {
+            format,
+            detail: "its sections or debug info are malformed".to_owned(),
+        });
+    }
+    let debug_id = object.debug_id();
+    if debug_id.is_nil() {
+        return Err(Rejection::NoDebugId { format });
+    }
+    let uploaded = base_name(name);
+    let (debug_file, code_file) = match object {
+        Object::Breakpad(sym) => {
+            let code_file = sym
+                .info_records()
+                .flatten()
+                .find_map(|record| match record {
+                    symbolic::debuginfo::breakpad::BreakpadInfoRecord::CodeId {
+                        code_file, ..
+                    } if !code_file.is_empty() => Some(code_file.to_owned()),
+                    _ => None,
+                });
+            (Some(sym.name().to_owned()), code_file)
+        }
+        Object::Pe(pe) => (
+            pe.debug_file_name().map(|p| base_name(&p).to_owned()),
+            Some(uploaded.to_owned()),
+        ),
+        Object::Pdb(_) | Object::PortablePdb(_) => (Some(uploaded.to_owned()), None),
+        _ => (Some(uploaded.to_owned()), Some(uploaded.to_owned())),
+    };
+    let data = object.data();
+    let start = data.as_ptr() as usize - whole.as_ptr() as usize;
+    Ok(IdentifiedObject {
+        meta: DebugFileMeta {
+            debug_id: debug_id.to_string(),
+            code_id: object.code_id().map(|c| c.as_str().to_lowercase()),
+            format,
+            role: object.kind().name().to_owned(),
+            arch: object.arch().name().to_owned(),
+            debug_file: debug_file.filter(|n| !n.is_empty()),
+            code_file: code_file.filter(|n| !n.is_empty()),
+            features: DebugFeatures {
+                symtab: object.has_symbols(),
+                debug: object.has_debug_info(),
+                unwind: object.has_unwind_info(),
+                sources: object.has_sources(),
+            },
+            sha256: String::new(),
+            size: data.len() as u64,
+            uploaded_name: name.to_owned(),
+            uploaded_at: 0,
+        },
+        range: start..start + data.len(),
+    })
+}
