@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
-use symbolic::debuginfo::{Archive, FileFormat, Object};
+use symbolic::debuginfo::{Archive, FileFormat, Object, ObjectKind};
 
 /// What a debug file can contribute to a stack trace.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub enum Rejection {
         detail: String,
     },
     /// The file does not say which module it belongs to, so no crash could ever find it.
-    #[error("{format} file has no debug ID (build it with a build ID / UUID / PDB signature)")]
+    #[error("{format} file has no debug ID, so no crash can ever match it (Breakpad files need their MODULE line; binaries need a build ID, LC_UUID or CodeView record)")]
     NoDebugId {
         /// Its format.
         format: String,
@@ -109,6 +109,15 @@ pub fn base_name(path: &str) -> &str {
 pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Rejection> {
     let format = Archive::peek(data);
     if format == FileFormat::Unknown {
+        // Breakpad records without the MODULE line that names their module.
+        if [&b"STACK "[..], b"FUNC ", b"PUBLIC ", b"FILE ", b"INFO "]
+            .iter()
+            .any(|record| data.starts_with(record))
+        {
+            return Err(Rejection::NoDebugId {
+                format: "breakpad".to_owned(),
+            });
+        }
         return Err(Rejection::NotDebugFile);
     }
     let corrupt = |detail: String| Rejection::Corrupt {
@@ -162,6 +171,16 @@ fn identify_object(
             Some(uploaded.to_owned()),
         ),
         Object::Pdb(_) | Object::PortablePdb(_) => (Some(uploaded.to_owned()), None),
+        // A separate ELF debug file (`libfoo.so.debug`) describes the code file `libfoo.so`.
+        Object::Elf(_) if object.kind() == ObjectKind::Debug => (
+            Some(uploaded.to_owned()),
+            Some(
+                uploaded
+                    .strip_suffix(".debug")
+                    .unwrap_or(uploaded)
+                    .to_owned(),
+            ),
+        ),
         _ => (Some(uploaded.to_owned()), Some(uploaded.to_owned())),
     };
     let data = object.data();

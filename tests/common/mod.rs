@@ -1,0 +1,136 @@
+//! Shared test harness: a real faultline server on a random loopback port with its own temp
+//! folders, and paths into `../shared/fixtures`.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use faultline::api::BoundServer;
+use faultline::config::Config;
+
+/// A path under `../shared/fixtures`.
+pub fn fixture(rel: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures")
+        .join(rel);
+    assert!(path.exists(), "missing fixture {}", path.display());
+    path
+}
+
+/// The bytes of a fixture.
+pub fn fixture_bytes(rel: &str) -> Vec<u8> {
+    std::fs::read(fixture(rel)).unwrap()
+}
+
+/// A running server and the folders it owns (deleted when dropped).
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store_root: PathBuf,
+    pub client: reqwest::Client,
+    _dirs: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Starts a server with default settings.
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server after `tweak` adjusts its configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dirs = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".parse().unwrap();
+        config.storage.root = dirs.path().join("store");
+        config.storage.data_dir = dirs.path().join("data");
+        tweak(&mut config);
+        let store_root = config.storage.root.clone();
+        let server = BoundServer::bind(config).await.unwrap();
+        let addr = server.local_addr();
+        tokio::spawn(server.serve());
+        TestServer {
+            addr,
+            store_root,
+            client: reqwest::Client::new(),
+            _dirs: dirs,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path`, returning status and JSON body.
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POSTs `body` as one raw upload named `name`, returning status and JSON body.
+    pub async fn upload(&self, name: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url("/api/v1/symbols"))
+            .query(&[("name", name)])
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Uploads a fixture under its base name.
+    pub async fn upload_fixture(&self, rel: &str) -> (u16, serde_json::Value) {
+        let name = rel.rsplit('/').next().unwrap();
+        self.upload(name, fixture_bytes(rel)).await
+    }
+
+    /// Every file under the store root (relative paths), for checking what was written.
+    pub fn stored_files(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else {
+                    out.push(path.strip_prefix(base).unwrap().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.store_root, &self.store_root, &mut out);
+        out.retain(|p| !p.starts_with(".tmp"));
+        out.sort();
+        out
+    }
+}
+
+/// The `MODULE` and `INFO CODE_ID` lines of a Breakpad .sym: (os, arch, debug id, name,
+/// code id, code file).
+pub fn sym_identity(rel: &str) -> (String, String, String, String, Option<(String, String)>) {
+    let text = String::from_utf8_lossy(&fixture_bytes(rel)).into_owned();
+    let module: Vec<&str> = text.lines().next().unwrap().splitn(5, ' ').collect();
+    assert_eq!(module[0], "MODULE");
+    let code = text.lines().find_map(|l| {
+        let rest = l.strip_prefix("INFO CODE_ID ")?;
+        let mut parts = rest.splitn(2, ' ');
+        Some((
+            parts.next()?.to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        ))
+    });
+    (
+        module[1].to_owned(),
+        module[2].to_owned(),
+        module[3].to_owned(),
+        module[4].to_owned(),
+        code,
+    )
+}
