@@ -127,10 +127,77 @@ impl Config {
         figment = figment
             .merge(
                 Env::prefixed("FAULTLINE_")
-                    .filter(|key| SECTIONS.iter().any(|s| key.as_str().starts_with(s)))
-                    .map(|key| key.as_str().replacen('_', ".", 1).into()),
+                    .filter(|key| {
+                        let key = key.as_str().to_ascii_lowercase();
+                        SECTIONS.iter().any(|s| key.starts_with(s))
+                    })
+                    .map(|key| {
+                        key.as_str()
+                            .to_ascii_lowercase()
+                            .replacen('_', ".", 1)
+                            .into()
+                    }),
             )
             .merge(Serialized::defaults(overrides));
         figment.extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None, serde_json::json!({})).unwrap();
+            assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.storage.root, PathBuf::from("./symbol-store"));
+            assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "faultline.toml",
+                "[server]\nlisten = \"127.0.0.1:1111\"\n[storage]\nroot = \"/from/file\"\ndata_dir = \"/file/data\"\n[limits]\nmax_upload_bytes = 5\n",
+            )?;
+            jail.set_env("FAULTLINE_STORAGE_ROOT", "/from/env");
+            jail.set_env("FAULTLINE_LIMITS_MAX_UPLOAD_BYTES", "77");
+            jail.set_env("FAULTLINE_SERVER_LISTEN", "127.0.0.1:2222");
+            jail.set_env("FAULTLINE_CONFIG", "ignored.toml");
+            let flags = serde_json::json!({ "server": { "listen": "127.0.0.1:3333" } });
+            let config = Config::load(Some(Path::new("faultline.toml")), flags).unwrap();
+            assert_eq!(config.server.listen.port(), 3333);
+            assert_eq!(config.storage.root, PathBuf::from("/from/env"));
+            assert_eq!(config.storage.data_dir, PathBuf::from("/file/data"));
+            assert_eq!(config.limits.max_upload_bytes, 77);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nlisten = \"nowhere\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml")), serde_json::json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("listen"), "{err}");
+            jail.create_file("typo.toml", "[storage]\nrooot = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("typo.toml")), serde_json::json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rooot"), "{err}");
+            let err = Config::load(Some(Path::new("missing.toml")), serde_json::json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("does not exist"), "{err}");
+            Ok(())
+        });
     }
 }

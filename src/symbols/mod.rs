@@ -208,16 +208,7 @@ impl SymbolStore {
         for entry in entries {
             match entry {
                 UnpackedEntry::File { name, path } => {
-                    if is_bundle_clutter(&name) {
-                        reports.push(FileReport {
-                            name,
-                            status: FileStatus::Skipped,
-                            reason: Some("bundle metadata, not a debug file".to_owned()),
-                            file: None,
-                        });
-                    } else {
-                        reports.extend(self.ingest_file(&path, &name).await);
-                    }
+                    reports.extend(self.ingest_file(&path, &name).await);
                     let _ = std::fs::remove_file(&path);
                 }
                 UnpackedEntry::Rejected { name, reason } => {
@@ -230,6 +221,14 @@ impl SymbolStore {
 
     /// Identifies and stores one candidate debug file (several objects if it is universal).
     async fn ingest_file(&self, path: &Path, name: &str) -> Vec<FileReport> {
+        if is_bundle_clutter(name) {
+            return vec![FileReport {
+                name: name.to_owned(),
+                status: FileStatus::Skipped,
+                reason: Some("bundle metadata, not a debug file".to_owned()),
+                file: None,
+            }];
+        }
         let file = path.to_owned();
         let uploaded = name.to_owned();
         let identified = cpu::run(move || -> io::Result<_> {

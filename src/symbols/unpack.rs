@@ -91,6 +91,14 @@ pub enum UnpackError {
         /// What the reader said.
         detail: String,
     },
+    /// The zip lists several entries under one name, so which one is meant is ambiguous.
+    #[error("ambiguous zip archive refused: it lists {listed} entries under only {distinct} distinct names (remove the duplicates)")]
+    DuplicateNames {
+        /// Entries in the central directory.
+        listed: u64,
+        /// Distinct names among them.
+        distinct: u64,
+    },
     /// Local scratch space failed.
     #[error("could not write unpacked entry to scratch space: {0}")]
     Scratch(io::Error),
@@ -200,9 +208,18 @@ fn unpack_zip(
         kind: "zip",
         detail: e.to_string(),
     };
+    let listed = listed_zip_entries(&file).map_err(UnpackError::Scratch)?;
     let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(corrupt)?;
     if zip.len() as u64 > budget.limits.max_entries {
         return Err(UnpackError::TooManyEntries(budget.limits.max_entries));
+    }
+    // The zip reader keeps one entry per name; a central directory that lists more is hiding
+    // entries from it.
+    if let Some(listed) = listed.filter(|n| *n > zip.len() as u64) {
+        return Err(UnpackError::DuplicateNames {
+            listed,
+            distinct: zip.len() as u64,
+        });
     }
     let mut out = Vec::new();
     for index in 0..zip.len() {
@@ -230,6 +247,28 @@ fn unpack_zip(
         out.push(UnpackedEntry::File { name, path });
     }
     Ok(out)
+}
+
+/// The entry count in a zip's end-of-central-directory record (`None` when it is not found or
+/// the archive is zip64, whose count lives elsewhere).
+fn listed_zip_entries(file: &File) -> io::Result<Option<u64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    let len = file.seek(SeekFrom::End(0))?;
+    let tail_len = len.min(22 + 65_535);
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact(&mut tail)?;
+    file.seek(SeekFrom::Start(0))?;
+    let Some(at) = tail
+        .windows(4)
+        .rposition(|w| w == [0x50, 0x4b, 0x05, 0x06])
+        .filter(|at| at + 22 <= tail.len())
+    else {
+        return Ok(None);
+    };
+    let total = u16::from_le_bytes([tail[at + 10], tail[at + 11]]);
+    Ok((total != 0xffff).then_some(u64::from(total)))
 }
 
 fn unpack_tar(
