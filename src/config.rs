@@ -73,6 +73,14 @@ pub struct LimitsConfig {
     pub max_archive_unpacked_bytes: u64,
     /// Most entries one archive may hold.
     pub max_archive_entries: u64,
+    /// Largest minidump processed (memory budget; HTTP 413 beyond it).
+    pub max_dump_bytes: u64,
+    /// Most threads one minidump may list.
+    pub max_threads: usize,
+    /// Most modules one minidump may list.
+    pub max_modules: usize,
+    /// Wall-clock budget for processing one minidump, in milliseconds.
+    pub process_time_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -81,6 +89,10 @@ impl Default for LimitsConfig {
             max_upload_bytes: 4 << 30,
             max_archive_unpacked_bytes: 16 << 30,
             max_archive_entries: 100_000,
+            max_dump_bytes: 512 << 20,
+            max_threads: 10_000,
+            max_modules: 10_000,
+            process_time_ms: 60_000,
         }
     }
 }
@@ -91,12 +103,19 @@ impl Default for LimitsConfig {
 pub struct CachesConfig {
     /// Build caches in the background right after an upload (they are built lazily otherwise).
     pub build_on_upload: bool,
+    /// Memory for parsed SymCache/CFI shared by all workers, in bytes.
+    pub memory_bytes: u64,
+    /// How long "no symbols for this module" is remembered before the store is asked again
+    /// (an upload of matching symbols forgets it at once).
+    pub missing_ttl_secs: u64,
 }
 
 impl Default for CachesConfig {
     fn default() -> Self {
         CachesConfig {
             build_on_upload: true,
+            memory_bytes: 1 << 30,
+            missing_ttl_secs: 300,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`api`]: HTTP endpoints (axum) for symbol uploads and lookups.
 //! - [`store`]: durable object storage (filesystem; S3 later) behind one trait.
 //! - [`symbols`]: identifying debug files, keeping them by debug ID, deriving SymCache/CFI.
+//! - [`process`]: minidumps → symbolicated, thread-complete stack traces.
 //! - [`cli`]: the `faultline` command line (`serve`, `upload`).
 //!
 //! Shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
@@ -12,5 +13,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod process;
 pub mod store;
 pub mod symbols;

@@ -1,6 +1,7 @@
 //! The HTTP API (axum on tokio): routes, shared state, and the mapping of every failure to a
 //! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
 
+mod minidump;
 mod ops;
 mod symbols;
 
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::process::{ProcessError, Processor};
 use crate::store::{FsStore, StoreError};
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::{SymbolError, SymbolStore};
@@ -28,6 +30,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Debug files and their caches.
     pub symbols: Arc<SymbolStore>,
+    /// Minidump processing, sharing parsed symbols between requests.
+    pub processor: Arc<Processor>,
 }
 
 impl AppState {
@@ -50,9 +54,12 @@ impl AppState {
                 config.storage.data_dir.display()
             )
         })?;
+        let symbols = Arc::new(symbols);
+        let processor = Arc::new(Processor::from_config(&config, Arc::clone(&symbols)));
         Ok(AppState {
             config: Arc::new(config),
-            symbols: Arc::new(symbols),
+            symbols,
+            processor,
         })
     }
 }
@@ -64,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
+        .route("/api/v1/minidump", post(minidump::process))
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),
@@ -137,6 +145,15 @@ impl ApiError {
         }
     }
 
+    /// 413 for a body over `limit` bytes, naming the setting that raises it.
+    pub fn too_large(limit: u64, setting: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload is larger than the {limit}-byte limit"),
+        )
+        .with_detail(format!("send less, or raise {setting}"))
+    }
+
     /// Adds a longer explanation.
     pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
         self.detail = Some(detail.into());
@@ -163,4 +180,48 @@ impl From<SymbolError> for ApiError {
         };
         ApiError::new(status, "the symbol store failed; try again later").with_detail(e.to_string())
     }
+}
+
+impl From<ProcessError> for ApiError {
+    fn from(e: ProcessError) -> ApiError {
+        let status = match &e {
+            ProcessError::NotAMinidump(_) | ProcessError::Corrupt(_) => StatusCode::BAD_REQUEST,
+            ProcessError::Budget { budget: "size", .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProcessError::Budget { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ProcessError::Internal(_) => {
+                tracing::error!(error = %e, "processing failure");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// Reads a whole stream of chunks into memory, refusing more than `limit` bytes (413 naming
+/// `setting`).
+pub async fn read_limited<S, E>(
+    mut chunks: S,
+    limit: u64,
+    setting: &str,
+) -> Result<bytes::Bytes, ApiError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+            .with_detail(e.to_string())
+        })?;
+        if (out.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::too_large(limit, setting));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }

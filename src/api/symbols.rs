@@ -14,6 +14,7 @@ use axum::Json;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use symbolic::common::DebugId;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
@@ -42,12 +43,9 @@ struct UploadResponse {
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("upload is larger than the {limit}-byte limit"),
-    )
-    .with_detail(
-        "split the upload, or raise limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
+    ApiError::too_large(
+        limit,
+        "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
     )
 }
 
@@ -176,22 +174,22 @@ pub async fn upload(
         skipped: count(FileStatus::Skipped),
         files,
     };
-    if state.config.caches.build_on_upload {
-        let fresh: BTreeSet<String> = response
-            .files
-            .iter()
-            .filter(|f| f.status == FileStatus::Stored)
-            .filter_map(|f| Some(f.file.as_ref()?.debug_id.clone()))
-            .collect();
-        for debug_id in fresh {
-            let symbols = state.symbols.clone();
+    let fresh: BTreeSet<DebugId> = response
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Stored)
+        .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
+        .collect();
+    for id in fresh {
+        // Dumps processed from now on see the new file, whether or not caches are prebuilt.
+        state.processor.modules().invalidate(&id).await;
+        if state.config.caches.build_on_upload {
+            let state = state.clone();
             tokio::spawn(async move {
-                let Ok(id) = parse_debug_id(&debug_id) else {
-                    return;
-                };
-                if let Err(e) = symbols.refresh_caches(&id).await {
-                    tracing::warn!(%debug_id, error = %e, "background cache build failed");
+                if let Err(e) = state.symbols.refresh_caches(&id).await {
+                    tracing::warn!(debug_id = %id, error = %e, "background cache build failed");
                 }
+                state.processor.modules().invalidate(&id).await;
             });
         }
     }

@@ -1,6 +1,7 @@
 //! The `faultline` command line: `serve` runs the server, `upload` sends debug files to one.
 //! Failures print `error: …` with what to do next and exit non-zero.
 
+mod process;
 mod upload;
 
 use std::net::SocketAddr;
@@ -40,6 +41,8 @@ enum Command {
     },
     /// Upload debug files, folders of them (dSYM bundles, Breakpad trees) or archives.
     Upload(upload::UploadArgs),
+    /// Process one minidump offline and print its symbolicated threads.
+    Process(process::ProcessArgs),
 }
 
 /// Flag overrides, shaped like [`Config`] with only the flags given.
@@ -95,6 +98,10 @@ pub fn main() -> ExitCode {
                 serve(config).await
             }
             Command::Upload(args) => upload::run(args).await,
+            Command::Process(args) => {
+                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
+                process::run(args, config).await
+            }
         }
     });
     match result {

@@ -1,0 +1,103 @@
+//! `faultline process DUMP [--symbols DIR]... [--json|--text]`: processes one minidump offline.
+//! Each DIR (a Breakpad tree, a dSYM, a build folder of native debug files) is walked and its
+//! files identified exactly as uploads are, into a throw-away store; without DIR the configured
+//! store is used. Exit 1 with a message for anything that is not a processable minidump.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Config;
+use crate::process::Processor;
+use crate::store::FsStore;
+use crate::symbols::unpack::UnpackLimits;
+use crate::symbols::SymbolStore;
+
+/// Arguments of `faultline process`.
+#[derive(Args)]
+pub struct ProcessArgs {
+    /// The minidump.
+    dump: PathBuf,
+    /// Folders (or files, or archives) of debug files; may be repeated. Without it, the
+    /// configured symbol store is used.
+    #[arg(long = "symbols", value_name = "DIR")]
+    symbols: Vec<PathBuf>,
+    /// Print minidump-stackwalk-compatible JSON (with faultline's additions).
+    #[arg(long, conflicts_with = "text")]
+    json: bool,
+    /// Print a readable report (the default).
+    #[arg(long)]
+    text: bool,
+}
+
+fn walk(path: &Path, name: &str, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+            walk(&entry.path(), &child, out)?;
+        }
+    } else if meta.is_file() {
+        out.push((path.to_owned(), name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Runs `faultline process`.
+pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let dump = std::fs::read(&args.dump)
+        .with_context(|| format!("cannot read the minidump {}", args.dump.display()))?;
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let limits = UnpackLimits {
+        max_entries: config.limits.max_archive_entries,
+        max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
+    };
+    let symbols = if args.symbols.is_empty() {
+        let objects = FsStore::open(&config.storage.root).with_context(|| {
+            format!(
+                "cannot open the symbol store at {}",
+                config.storage.root.display()
+            )
+        })?;
+        SymbolStore::new(
+            Arc::new(objects),
+            config.storage.data_dir.join("tmp"),
+            limits,
+        )?
+    } else {
+        let objects = FsStore::open(scratch.path().join("store"))?;
+        let store = SymbolStore::new(Arc::new(objects), scratch.path().join("tmp"), limits)?;
+        let mut files = Vec::new();
+        for dir in &args.symbols {
+            let name = dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            walk(dir, &name, &mut files)?;
+        }
+        for (path, name) in files {
+            let unpacked = tempfile::tempdir_in(scratch.path())?;
+            for report in store.ingest(&path, &name, unpacked.path()).await {
+                tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
+            }
+        }
+        store
+    };
+    let processor = Processor::from_config(&config, Arc::new(symbols));
+    let crash = processor
+        .process(dump.into())
+        .await
+        .with_context(|| format!("cannot process {}", args.dump.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&crash.to_json())?);
+    } else {
+        print!("{}", crash.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}

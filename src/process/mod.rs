@@ -1,0 +1,265 @@
+//! Minidump processing: a dump in, symbolicated thread-complete stack traces out.
+//!
+//! One function, [`Processor::process`], serves the CLI, the synchronous API and (later) the
+//! ingest queue. It reads the module list, fetches every module's symbols concurrently (once
+//! each, through the shared [`ModuleCache`]), then walks every thread on the rayon pool with
+//! minidump-processor and our [`StoreProvider`]. Output is a superset of minidump-stackwalk's
+//! JSON (see `docs/OUTPUT.md`).
+
+pub mod modules;
+mod output;
+pub mod provider;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use minidump::{Minidump, MinidumpModuleList, MinidumpThreadList, Module};
+use minidump_processor::{ProcessState, ProcessorOptions};
+use symbolic::common::DebugId;
+
+use crate::config::Config;
+use crate::cpu;
+use crate::symbols::identify::base_name;
+use crate::symbols::SymbolStore;
+use modules::{ModuleCache, ModuleSymbols, SymbolStatus};
+use provider::StoreProvider;
+
+pub use output::{ModuleReport, ProcessedCrash, Timings};
+
+/// Budgets that stop pathological dumps.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessLimits {
+    /// Largest dump accepted, in bytes (memory budget).
+    pub max_dump_bytes: u64,
+    /// Most threads one dump may list (memory and time budget).
+    pub max_threads: usize,
+    /// Most modules one dump may list.
+    pub max_modules: usize,
+    /// Wall-clock time for symbol fetching plus the stack walk.
+    pub time_budget: Duration,
+}
+
+/// Why a dump could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Not a minidump at all (wrong magic, empty, a different file type).
+    #[error("not a minidump: {0}")]
+    NotAMinidump(String),
+    /// A minidump header, but streams the processor needs are missing or broken.
+    #[error("corrupt or truncated minidump: {0}")]
+    Corrupt(String),
+    /// A budget in [`ProcessLimits`] was exceeded.
+    #[error("{budget} budget exceeded: {detail}")]
+    Budget {
+        /// `size`, `threads`, `modules` or `time`.
+        budget: &'static str,
+        /// What was measured against what limit, and which setting raises it.
+        detail: String,
+    },
+    /// A bug or a failure of this server.
+    #[error("internal error while processing: {0}")]
+    Internal(String),
+}
+
+/// Turns minidumps into symbolicated stack traces; cheap to share between requests.
+pub struct Processor {
+    modules: ModuleCache,
+    limits: ProcessLimits,
+}
+
+impl Processor {
+    /// A processor reading symbols through `modules`.
+    pub fn new(modules: ModuleCache, limits: ProcessLimits) -> Processor {
+        Processor { modules, limits }
+    }
+
+    /// A processor over `symbols` with the configured budgets and cache sizes.
+    pub fn from_config(config: &Config, symbols: Arc<SymbolStore>) -> Processor {
+        let modules = ModuleCache::new(
+            symbols,
+            config.caches.memory_bytes,
+            Duration::from_secs(config.caches.missing_ttl_secs),
+        );
+        Processor::new(
+            modules,
+            ProcessLimits {
+                max_dump_bytes: config.limits.max_dump_bytes,
+                max_threads: config.limits.max_threads,
+                max_modules: config.limits.max_modules,
+                time_budget: Duration::from_millis(config.limits.process_time_ms),
+            },
+        )
+    }
+
+    /// The shared module-symbol cache (to invalidate after uploads).
+    pub fn modules(&self) -> &ModuleCache {
+        &self.modules
+    }
+
+    /// Processes one minidump.
+    pub async fn process(&self, dump: Bytes) -> Result<ProcessedCrash, ProcessError> {
+        let started = Instant::now();
+        let deadline = started + self.limits.time_budget;
+        if dump.len() as u64 > self.limits.max_dump_bytes {
+            return Err(ProcessError::Budget {
+                budget: "size",
+                detail: format!(
+                    "the dump is {} bytes, more than {} (limits.max_dump_bytes)",
+                    dump.len(),
+                    self.limits.max_dump_bytes
+                ),
+            });
+        }
+        let limits = self.limits;
+        let (dump, wanted) = cpu::run(move || read_dump(dump, limits))
+            .await
+            .map_err(|e| ProcessError::Internal(e.to_string()))??;
+        let parsed = started.elapsed();
+
+        // Fetch each distinct module's symbols concurrently, once.
+        let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, id)| *id).collect();
+        distinct.sort();
+        distinct.dedup();
+        let fetched = futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
+        let fetched = match tokio::time::timeout_at(deadline.into(), fetched).await {
+            Ok(fetched) => fetched,
+            Err(_) => return Err(time_budget(limits)),
+        };
+        let by_id: HashMap<DebugId, Arc<ModuleSymbols>> =
+            distinct.into_iter().zip(fetched).collect();
+        let symbols_ready = started.elapsed();
+
+        let provider_modules = wanted
+            .iter()
+            .filter_map(|(name, id)| Some((name.clone(), (*id)?, Arc::clone(by_id.get(&(*id)?)?))))
+            .collect();
+        let provider = Arc::new(StoreProvider::new(provider_modules, deadline));
+        let walk_dump = Arc::clone(&dump);
+        let walk_provider = Arc::clone(&provider);
+        let walk = cpu::run(move || {
+            futures::executor::block_on(minidump_processor::process_minidump_with_options(
+                &*walk_dump,
+                &*walk_provider,
+                ProcessorOptions::default(),
+            ))
+        });
+        let state = match tokio::time::timeout_at(deadline.into(), walk).await {
+            Err(_) => return Err(time_budget(limits)),
+            Ok(Err(panic)) => return Err(ProcessError::Internal(panic.to_string())),
+            Ok(Ok(Err(e))) => return Err(ProcessError::Corrupt(e.to_string())),
+            Ok(Ok(Ok(state))) => state,
+        };
+        if provider.timed_out() {
+            return Err(time_budget(limits));
+        }
+        let walked = started.elapsed();
+        let module_reports = module_reports(&state, &by_id);
+        let crashpad = output::crashpad_annotations(&dump);
+        Ok(ProcessedCrash {
+            state,
+            modules: module_reports,
+            crashpad,
+            timings: Timings {
+                parse_ms: ms(parsed),
+                symbols_ms: ms(symbols_ready - parsed),
+                walk_ms: ms(walked - symbols_ready),
+                total_ms: ms(walked),
+            },
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn time_budget(limits: ProcessLimits) -> ProcessError {
+    ProcessError::Budget {
+        budget: "time",
+        detail: format!(
+            "processing took longer than {} ms (limits.process_time_ms)",
+            limits.time_budget.as_millis()
+        ),
+    }
+}
+
+/// Parses the dump far enough to check budgets and list the modules to fetch symbols for:
+/// (code file base name, debug ID) per module.
+#[allow(clippy::type_complexity)]
+fn read_dump(
+    bytes: Bytes,
+    limits: ProcessLimits,
+) -> Result<
+    (
+        Arc<Minidump<'static, Bytes>>,
+        Vec<(String, Option<DebugId>)>,
+    ),
+    ProcessError,
+> {
+    let dump = Minidump::read(bytes).map_err(|e| match e {
+        minidump::Error::MissingHeader | minidump::Error::HeaderMismatch => {
+            ProcessError::NotAMinidump(format!(
+                "{e} (expected the MDMP signature at offset 0: is this a minidump?)"
+            ))
+        }
+        other => ProcessError::Corrupt(other.to_string()),
+    })?;
+    let threads = dump
+        .get_stream::<MinidumpThreadList>()
+        .map_err(|e| ProcessError::Corrupt(format!("thread list: {e}")))?;
+    if threads.threads.len() > limits.max_threads {
+        return Err(ProcessError::Budget {
+            budget: "threads",
+            detail: format!(
+                "the dump lists {} threads, more than {} (limits.max_threads)",
+                threads.threads.len(),
+                limits.max_threads
+            ),
+        });
+    }
+    let modules = dump.get_stream::<MinidumpModuleList>().unwrap_or_default();
+    if modules.iter().count() > limits.max_modules {
+        return Err(ProcessError::Budget {
+            budget: "modules",
+            detail: format!(
+                "the dump lists {} modules, more than {} (limits.max_modules)",
+                modules.iter().count(),
+                limits.max_modules
+            ),
+        });
+    }
+    let wanted = modules
+        .iter()
+        .map(|m| (base_name(&m.code_file()).to_owned(), module_debug_id(m)))
+        .collect();
+    Ok((Arc::new(dump), wanted))
+}
+
+/// The module's debug ID, unless the dump has none (or only the nil ID) for it.
+fn module_debug_id(module: &impl Module) -> Option<DebugId> {
+    module.debug_identifier().filter(|id| !id.is_nil())
+}
+
+fn module_reports(
+    state: &ProcessState,
+    by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+) -> Vec<ModuleReport> {
+    state
+        .modules
+        .iter()
+        .map(|module| {
+            let symbols = module_debug_id(module).and_then(|id| by_id.get(&id));
+            ModuleReport {
+                status: match symbols {
+                    None => SymbolStatus::NoDebugId,
+                    Some(s) => s.status,
+                },
+                symbols: symbols.and_then(|s| s.symcache.as_ref().map(|c| c.source.clone())),
+                cfi: symbols.and_then(|s| s.cfi.as_ref().map(|c| c.source.clone())),
+                error: symbols.and_then(|s| s.error.clone()),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,191 @@
+//! A module's symbols, ready for the stack walker: the parsed SymCache and CFI of one debug ID,
+//! loaded from the symbol store once and shared by every dump and worker through a moka cache
+//! bounded by bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use minidump_unwind::symbols::SymbolFile;
+use serde::Serialize;
+use symbolic::common::{ByteView, DebugId, SelfCell};
+use symbolic::symcache::SymCache;
+
+use crate::cpu;
+use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
+use crate::symbols::{SymbolError, SymbolStore};
+
+/// A parsed SymCache that owns its bytes.
+pub struct SymCacheEntry {
+    cell: SelfCell<ByteView<'static>, SymCache<'static>>,
+    /// The stored file it was built from.
+    pub source: CacheSource,
+}
+
+impl SymCacheEntry {
+    /// The SymCache, for lookups.
+    pub fn get(&self) -> &SymCache<'_> {
+        self.cell.get()
+    }
+}
+
+/// Parsed unwind rules (Breakpad `STACK CFI` / `STACK WIN` records).
+pub struct CfiEntry {
+    /// The rules, as minidump-unwind evaluates them.
+    pub rules: SymbolFile,
+    /// The stored file they came from.
+    pub source: CacheSource,
+    /// Size of the rules as text; parsed rules take a few times that in memory.
+    text_bytes: usize,
+}
+
+/// Whether symbols were found for a module, as reported per module in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolStatus {
+    /// A SymCache was loaded (CFI may or may not exist).
+    Found,
+    /// Nothing usable is stored for this debug ID.
+    Missing,
+    /// Files are stored but their caches could not be built or read.
+    Malformed,
+    /// The minidump gives the module no debug ID, so nothing can be looked up.
+    NoDebugId,
+}
+
+/// Everything the walker can use for one module.
+pub struct ModuleSymbols {
+    /// Found, missing or malformed.
+    pub status: SymbolStatus,
+    /// Functions, lines and inlines.
+    pub symcache: Option<SymCacheEntry>,
+    /// Unwind rules.
+    pub cfi: Option<CfiEntry>,
+    /// Why the status is `malformed`.
+    pub error: Option<String>,
+}
+
+impl ModuleSymbols {
+    fn missing() -> ModuleSymbols {
+        ModuleSymbols {
+            status: SymbolStatus::Missing,
+            symcache: None,
+            cfi: None,
+            error: None,
+        }
+    }
+
+    /// Approximate memory held, for the cache's byte bound.
+    fn weight(&self) -> u32 {
+        let symcache = self.symcache.as_ref().map_or(0, |s| s.cell.owner().len());
+        let cfi = self.cfi.as_ref().map_or(0, |c| c.text_bytes * 3);
+        (1024 + symcache + cfi).min(u32::MAX as usize) as u32
+    }
+}
+
+fn parse_symcache(cache: DerivedCache) -> Result<Option<SymCacheEntry>, String> {
+    let Some(source) = cache.header.source else {
+        return Ok(None);
+    };
+    let view = ByteView::from_vec(cache.payload.to_vec());
+    let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
+        .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
+    Ok(Some(SymCacheEntry { cell, source }))
+}
+
+fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
+    let Some(source) = cache.header.source else {
+        return Ok(None);
+    };
+    if cache.payload.is_empty() {
+        return Ok(None);
+    }
+    let rules = SymbolFile::from_bytes(&cache.payload)
+        .map_err(|e| format!("stored CFI is unreadable: {e}"))?;
+    Ok(Some(CfiEntry {
+        rules,
+        source,
+        text_bytes: cache.payload.len(),
+    }))
+}
+
+/// Loads and keeps parsed module symbols, shared by all dumps.
+pub struct ModuleCache {
+    symbols: Arc<SymbolStore>,
+    cache: moka::future::Cache<DebugId, Arc<ModuleSymbols>>,
+}
+
+impl ModuleCache {
+    /// A cache over `symbols` holding at most `max_bytes` of parsed symbols; entries for
+    /// modules without symbols expire after `missing_ttl` so a late upload is noticed.
+    pub fn new(symbols: Arc<SymbolStore>, max_bytes: u64, missing_ttl: Duration) -> ModuleCache {
+        struct Expiry(Duration);
+        impl moka::Expiry<DebugId, Arc<ModuleSymbols>> for Expiry {
+            fn expire_after_create(
+                &self,
+                _key: &DebugId,
+                value: &Arc<ModuleSymbols>,
+                _now: std::time::Instant,
+            ) -> Option<Duration> {
+                (value.status != SymbolStatus::Found).then_some(self.0)
+            }
+        }
+        let cache = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_, value: &Arc<ModuleSymbols>| value.weight())
+            .expire_after(Expiry(missing_ttl))
+            .build();
+        ModuleCache { symbols, cache }
+    }
+
+    /// The symbols of one module, loading them (and building caches if needed) on first use.
+    /// Concurrent requests for the same module share one load.
+    pub async fn get(&self, debug_id: DebugId) -> Arc<ModuleSymbols> {
+        let symbols = Arc::clone(&self.symbols);
+        self.cache
+            .get_with(debug_id, async move {
+                Arc::new(
+                    load(&symbols, &debug_id)
+                        .await
+                        .unwrap_or_else(|e| ModuleSymbols {
+                            status: SymbolStatus::Malformed,
+                            symcache: None,
+                            cfi: None,
+                            error: Some(e.to_string()),
+                        }),
+                )
+            })
+            .await
+    }
+
+    /// Forgets a module, so the next dump sees newly uploaded files.
+    pub async fn invalidate(&self, debug_id: &DebugId) {
+        self.cache.invalidate(debug_id).await;
+    }
+}
+
+async fn load(symbols: &SymbolStore, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+    if symbols.files_for(debug_id).await?.is_empty() {
+        return Ok(ModuleSymbols::missing());
+    }
+    let symcache = symbols.cache(debug_id, CacheKind::SymCache).await?;
+    let cfi = symbols.cache(debug_id, CacheKind::Cfi).await?;
+    let parsed = cpu::run(move || (parse_symcache(symcache), parse_cfi(cfi))).await?;
+    let (symcache, cfi, error) = match parsed {
+        (Ok(symcache), Ok(cfi)) => (symcache, cfi, None),
+        (Ok(symcache), Err(e)) => (symcache, None, Some(e)),
+        (Err(e), Ok(cfi)) => (None, cfi, Some(e)),
+        (Err(a), Err(b)) => (None, None, Some(format!("{a}; {b}"))),
+    };
+    let status = match (&symcache, &error) {
+        (Some(_), _) => SymbolStatus::Found,
+        (None, Some(_)) => SymbolStatus::Malformed,
+        (None, None) if cfi.is_some() => SymbolStatus::Found,
+        (None, None) => SymbolStatus::Missing,
+    };
+    Ok(ModuleSymbols {
+        status,
+        symcache,
+        cfi,
+        error,
+    })
+}

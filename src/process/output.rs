@@ -1,0 +1,132 @@
+//! The processed crash and its renderings: minidump-stackwalk's JSON (every field it has, same
+//! names and meanings) plus faultline's additions, and a readable text form.
+
+use std::collections::BTreeMap;
+
+use minidump::{Minidump, MinidumpAnnotation, MinidumpCrashpadInfo};
+use minidump_processor::ProcessState;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::modules::SymbolStatus;
+use crate::symbols::derive::CacheSource;
+
+/// What faultline found for one module of the dump (same order as `modules[]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleReport {
+    /// found / missing / malformed / no_debug_id.
+    pub status: SymbolStatus,
+    /// The stored file that served functions and lines.
+    pub symbols: Option<CacheSource>,
+    /// The stored file that served unwind rules.
+    pub cfi: Option<CacheSource>,
+    /// Why symbols are malformed.
+    pub error: Option<String>,
+}
+
+/// Where the time went, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timings {
+    /// Reading the dump's header, thread and module lists.
+    pub parse_ms: f64,
+    /// Fetching (and if needed building) every module's symbols.
+    pub symbols_ms: f64,
+    /// Walking and symbolicating every thread.
+    pub walk_ms: f64,
+    /// All of it.
+    pub total_ms: f64,
+}
+
+/// Crashpad's annotations: process-wide key/values and per-module lists and key/values.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct CrashpadAnnotations {
+    /// `simple_annotations` of the process.
+    pub simple: BTreeMap<String, String>,
+    /// Annotations attached to modules.
+    pub modules: Vec<ModuleAnnotations>,
+}
+
+/// Annotations Crashpad attached to one module.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleAnnotations {
+    /// Index into `modules[]`.
+    pub module_index: usize,
+    /// `list_annotations` (e.g. abort messages).
+    pub list: Vec<String>,
+    /// `simple_annotations`.
+    pub simple: BTreeMap<String, String>,
+    /// String-valued annotation objects.
+    pub objects: BTreeMap<String, String>,
+}
+
+/// One processed dump.
+pub struct ProcessedCrash {
+    /// minidump-processor's result: threads, frames, modules, crash info.
+    pub state: ProcessState,
+    /// Per-module symbol status, in `state.modules` order.
+    pub modules: Vec<ModuleReport>,
+    /// Crashpad annotations, when the dump has a Crashpad info stream.
+    pub crashpad: Option<CrashpadAnnotations>,
+    /// Processing timings.
+    pub timings: Timings,
+}
+
+/// Reads the Crashpad info stream, if any.
+pub fn crashpad_annotations(dump: &Minidump<'_, bytes::Bytes>) -> Option<CrashpadAnnotations> {
+    let info = dump.get_stream::<MinidumpCrashpadInfo>().ok()?;
+    Some(CrashpadAnnotations {
+        simple: info.simple_annotations.clone(),
+        modules: info
+            .module_list
+            .iter()
+            .map(|m| ModuleAnnotations {
+                module_index: m.module_index,
+                list: m.list_annotations.clone(),
+                simple: m.simple_annotations.clone(),
+                objects: m
+                    .annotation_objects
+                    .iter()
+                    .filter_map(|(k, v)| match v {
+                        MinidumpAnnotation::String(s) => Some((k.clone(), s.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+impl ProcessedCrash {
+    /// minidump-stackwalk's `--json` output plus `modules[].symbol_status`,
+    /// `modules[].symbols_file`, `modules[].cfi_file`, `crashpad_annotations` and `timings`.
+    pub fn to_json(&self) -> Value {
+        let mut out = Vec::new();
+        self.state
+            .print_json(&mut out, false)
+            .expect("writing JSON to memory cannot fail");
+        let mut json: Value =
+            serde_json::from_slice(&out).expect("minidump-processor writes valid JSON");
+        if let Some(modules) = json["modules"].as_array_mut() {
+            for (module, report) in modules.iter_mut().zip(&self.modules) {
+                module["symbol_status"] = json!(report.status);
+                module["symbols_file"] = json!(report.symbols);
+                module["cfi_file"] = json!(report.cfi);
+                if let Some(error) = &report.error {
+                    module["symbols_error"] = json!(error);
+                }
+            }
+        }
+        json["crashpad_annotations"] = json!(self.crashpad);
+        json["timings"] = json!(self.timings);
+        json
+    }
+
+    /// minidump-stackwalk's human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut out = Vec::new();
+        self.state
+            .print(&mut out)
+            .expect("writing text to memory cannot fail");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
