@@ -1,7 +1,10 @@
-//! `POST /api/v1/minidump`: process one minidump synchronously and answer with the result JSON
-//! (minidump-stackwalk's schema plus faultline's fields; see docs/OUTPUT.md). The dump comes as
-//! the multipart field `upload_file_minidump` (what Breakpad and Crashpad clients send) or as
-//! the raw body.
+//! Synchronous processing routes.
+//!
+//! - `POST /api/v1/minidump`: process one minidump and answer with the result JSON
+//!   (minidump-stackwalk's schema plus faultline's fields; see docs/OUTPUT.md). The dump comes
+//!   as the multipart field `upload_file_minidump` (what Breakpad and Crashpad clients send) or
+//!   as the raw body.
+//! - `POST /api/v1/symbolicate`: raw frames plus modules in symbolicator's request format.
 
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
@@ -9,6 +12,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::{read_limited, ApiError, AppState};
+use crate::process::symbolicate::SymbolicateRequest;
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
 
@@ -60,4 +64,24 @@ pub async fn process(
     };
     let crash = state.processor.process(dump).await?;
     Ok(Json(crash.to_json()))
+}
+
+/// Largest symbolication request body.
+const MAX_SYMBOLICATE_BYTES: u64 = 16 << 20;
+
+/// Handles `POST /api/v1/symbolicate`.
+pub async fn symbolicate(State(state): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+    let body = read_limited(
+        request.into_body().into_data_stream(),
+        MAX_SYMBOLICATE_BYTES,
+        "the request size (split the frames over several requests)",
+    )
+    .await?;
+    let request: SymbolicateRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid symbolication request: {e}")).with_detail(
+            "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
+        )
+    })?;
+    let response = crate::process::symbolicate::symbolicate(state.processor.modules(), request).await;
+    Ok(Json(serde_json::to_value(response).expect("responses serialize")))
 }

@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
+        .route("/api/v1/symbolicate", post(minidump::symbolicate))
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),

@@ -9,6 +9,7 @@
 pub mod modules;
 mod output;
 pub mod provider;
+pub mod symbolicate;
 
 use std::collections::HashMap;
 use std::sync::Arc;

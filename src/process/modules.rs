@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use minidump_unwind::symbols::SymbolFile;
 use serde::Serialize;
-use symbolic::common::{ByteView, DebugId, SelfCell};
+use symbolic::common::{ByteView, DebugId, Name, SelfCell};
+use symbolic::demangle::{Demangle, DemangleOptions};
 use symbolic::symcache::SymCache;
 
 use crate::cpu;
@@ -21,10 +22,65 @@ pub struct SymCacheEntry {
     pub source: CacheSource,
 }
 
+/// Where an address is in the source: the real function and line, plus the functions inlined
+/// into it at that address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceLocation {
+    /// The (outermost, not inlined) function, demangled.
+    pub function: String,
+    /// Its start, relative to the module's load address.
+    pub function_offset: u64,
+    /// Source file of the line in `function` (the call site when something is inlined there).
+    pub file: Option<String>,
+    /// Line in `file`, 0 when unknown.
+    pub line: u32,
+    /// Inlined calls at this address, outermost first: each names the inlined function and the
+    /// line executing inside it.
+    pub inlines: Vec<InlineLocation>,
+}
+
+/// One inlined function at an address.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InlineLocation {
+    /// The inlined function, demangled.
+    pub function: String,
+    /// Source file inside it.
+    pub file: Option<String>,
+    /// Line inside it.
+    pub line: Option<u32>,
+}
+
+/// A function name as dump_syms writes it: demangled with parameters (C++, Rust, Swift), or
+/// unchanged when it is not mangled.
+pub fn demangled(name: Name<'_>) -> String {
+    name.try_demangle(DemangleOptions::complete()).into_owned()
+}
+
 impl SymCacheEntry {
-    /// The SymCache, for lookups.
-    pub fn get(&self) -> &SymCache<'_> {
-        self.cell.get()
+    /// The source location of `offset` (an address minus the module's load address), or
+    /// `None` when no function covers it.
+    pub fn lookup(&self, offset: u64) -> Option<SourceLocation> {
+        let locations: Vec<_> = self.cell.get().lookup(offset).collect();
+        // The lookup yields the innermost inlined location first; the last one is the real
+        // function, whose line is the call site of the first inlined call.
+        let outer = locations.last()?;
+        let function = outer.function();
+        Some(SourceLocation {
+            function: demangled(function.name_for_demangling()),
+            function_offset: u64::from(function.entry_pc()),
+            file: outer.file().map(|f| f.full_path()),
+            line: outer.line(),
+            inlines: locations
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|inlined| InlineLocation {
+                    function: demangled(inlined.function().name_for_demangling()),
+                    file: inlined.file().map(|f| f.full_path()),
+                    line: Some(inlined.line()).filter(|l| *l != 0),
+                })
+                .collect(),
+        })
     }
 }
 

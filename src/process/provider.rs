@@ -12,8 +12,7 @@ use minidump::Module;
 use minidump_unwind::symbols::{
     FileError, FileKind, FillSymbolError, FrameSymbolizer, FrameWalker, SymbolProvider, SymbolStats,
 };
-use symbolic::common::{DebugId, Name};
-use symbolic::demangle::{Demangle, DemangleOptions};
+use symbolic::common::DebugId;
 
 use super::modules::{ModuleSymbols, SymbolStatus};
 
@@ -25,12 +24,6 @@ pub struct StoreProvider {
     stats: HashMap<String, SymbolStats>,
     deadline: Instant,
     timed_out: AtomicBool,
-}
-
-/// A function name as dump_syms writes it: demangled with parameters (C++, Rust, Swift), or
-/// unchanged when it is not mangled.
-pub fn demangled(name: Name<'_>) -> String {
-    name.try_demangle(DemangleOptions::complete()).into_owned()
 }
 
 impl StoreProvider {
@@ -93,29 +86,20 @@ impl SymbolProvider for StoreProvider {
             .and_then(|m| m.symcache.as_ref())
             .ok_or(FillSymbolError {})?;
         let base = module.base_address();
-        let Some(offset) = frame.get_instruction().checked_sub(base) else {
+        let Some(location) = frame
+            .get_instruction()
+            .checked_sub(base)
+            .and_then(|offset| symcache.lookup(offset))
+        else {
             return Ok(());
         };
-        let locations: Vec<_> = symcache.get().lookup(offset).collect();
-        // The lookup yields the innermost inlined location first; the last one is the real
-        // (outermost) function, whose line is the call site of the first inlined call.
-        let Some(outer) = locations.last() else {
-            return Ok(());
-        };
-        let function = outer.function();
-        let function_base = base + u64::from(function.entry_pc());
-        frame.set_function(&demangled(function.name_for_demangling()), function_base, 0);
-        if let Some(file) = outer.file() {
-            frame.set_source_file(&file.full_path(), outer.line(), function_base);
+        let function_base = base + location.function_offset;
+        frame.set_function(&location.function, function_base, 0);
+        if let Some(file) = &location.file {
+            frame.set_source_file(file, location.line, function_base);
         }
-        for inlined in locations.iter().rev().skip(1) {
-            let file = inlined.file().map(|f| f.full_path());
-            let line = Some(inlined.line()).filter(|l| *l != 0);
-            frame.add_inline_frame(
-                &demangled(inlined.function().name_for_demangling()),
-                file.as_deref(),
-                line,
-            );
+        for inlined in &location.inlines {
+            frame.add_inline_frame(&inlined.function, inlined.file.as_deref(), inlined.line);
         }
         Ok(())
     }

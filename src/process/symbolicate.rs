@@ -1,0 +1,316 @@
+//! Raw-frame symbolication: instruction addresses plus a module list (symbolicator's request
+//! format) in, function / file / line / inlines per frame out, with a status per frame and per
+//! module. Uses the same module symbols as minidump processing.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::modules::{ModuleCache, SourceLocation, SymbolStatus};
+use crate::symbols::ids::parse_debug_id;
+
+/// An address as JSON carries it: a number or a `"0x…"` string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr(pub u64);
+
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Addr, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(Addr(n)),
+            Raw::Text(text) => {
+                let digits = text.trim();
+                let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => digits.parse(),
+                };
+                parsed.map(Addr).map_err(|_| {
+                    serde::de::Error::custom(format!("{text:?} is not an address (use 0x-prefixed hex or a number)"))
+                })
+            }
+        }
+    }
+}
+
+impl Serialize for Addr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{:#x}", self.0))
+    }
+}
+
+/// A loaded module as the client saw it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RawModule {
+    /// `pe`, `elf`, `macho`, … (echoed back; not needed for lookup).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The module's debug ID, either spelling.
+    pub debug_id: Option<String>,
+    /// The module's code ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_id: Option<String>,
+    /// Debug file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_file: Option<String>,
+    /// Code file name or path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_file: Option<String>,
+    /// Load address.
+    pub image_addr: Addr,
+    /// Size in memory; without it the module extends to the next module's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
+}
+
+/// One frame to symbolicate.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawFrame {
+    /// The frame's instruction address (a return address for every frame but the first).
+    pub instruction_addr: Addr,
+    /// Whether to look up `instruction_addr - 1` (the call instruction) instead of the return
+    /// address itself; defaults to true for every frame but a stack's first.
+    #[serde(default)]
+    pub adjust_instruction_addr: Option<bool>,
+}
+
+/// One stack of frames, innermost first.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawStacktrace {
+    /// The frames.
+    pub frames: Vec<RawFrame>,
+}
+
+/// The request: symbolicator's `stacktraces` + `modules` (other fields are ignored).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SymbolicateRequest {
+    /// Stacks to symbolicate.
+    pub stacktraces: Vec<RawStacktrace>,
+    /// Modules the addresses fall in.
+    pub modules: Vec<RawModule>,
+}
+
+/// What happened to one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameStatus {
+    /// Function (and usually file and line) found.
+    Symbolicated,
+    /// The module is known but has no symbols, or none covering this address.
+    MissingSymbol,
+    /// No module in the request covers the address.
+    UnknownImage,
+    /// The covering module's debug ID is missing or unreadable.
+    Malformed,
+}
+
+/// One symbolicated frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymbolicatedFrame {
+    /// Symbolicated, missing_symbol, unknown_image or malformed.
+    pub status: FrameStatus,
+    /// Position in the request's frame list.
+    pub original_index: usize,
+    /// The address as sent.
+    pub instruction_addr: Addr,
+    /// Index into `modules` of the covering module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_index: Option<usize>,
+    /// The covering module's code file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// Function, demangled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Absolute address where the function starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sym_addr: Option<Addr>,
+    /// Source file path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// Line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u32>,
+    /// Functions inlined at this address, innermost first (as minidump-stackwalk lists them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlines: Vec<InlineFrame>,
+}
+
+/// An inlined function at a frame's address.
+#[derive(Debug, Clone, Serialize)]
+pub struct InlineFrame {
+    /// Function, demangled.
+    pub function: String,
+    /// Source file path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// Line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u32>,
+}
+
+/// A module echoed back with what was found for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleResult {
+    /// found, missing, malformed or no_debug_id; `unused` when no frame fell in it.
+    pub debug_status: String,
+    /// The module as sent.
+    #[serde(flatten)]
+    pub module: RawModule,
+}
+
+/// The response.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymbolicateResponse {
+    /// Always `completed`.
+    pub status: &'static str,
+    /// One per request stack, frames in request order.
+    pub stacktraces: Vec<SymbolicatedStacktrace>,
+    /// One per request module, same order.
+    pub modules: Vec<ModuleResult>,
+}
+
+/// One symbolicated stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymbolicatedStacktrace {
+    /// Frames in request order.
+    pub frames: Vec<SymbolicatedFrame>,
+}
+
+fn covering_module(modules: &[RawModule], addr: u64) -> Option<usize> {
+    modules
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.image_addr.0 <= addr)
+        .filter(|(i, m)| {
+            let end = m.image_size.map(|size| m.image_addr.0.saturating_add(size)).or_else(|| {
+                // Without a size, a module reaches the next module's start.
+                modules
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, n)| j != i && n.image_addr.0 > m.image_addr.0)
+                    .map(|(_, n)| n.image_addr.0)
+                    .min()
+            });
+            end.is_none_or(|end| addr < end)
+        })
+        .max_by_key(|(_, m)| m.image_addr.0)
+        .map(|(i, _)| i)
+}
+
+/// Symbolicates every frame of `request` with symbols from `cache`.
+pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> SymbolicateResponse {
+    let modules = request.modules;
+    let mut statuses: Vec<Option<SymbolStatus>> = vec![None; modules.len()];
+    let mut symbols = HashMap::new();
+    // Fetch each referenced module's symbols once, concurrently.
+    let mut referenced: Vec<usize> = request
+        .stacktraces
+        .iter()
+        .flat_map(|s| &s.frames)
+        .filter_map(|f| covering_module(&modules, f.instruction_addr.0))
+        .collect();
+    referenced.sort_unstable();
+    referenced.dedup();
+    let ids: Vec<(usize, Option<_>)> = referenced
+        .iter()
+        .map(|&i| (i, modules[i].debug_id.as_deref().and_then(|id| parse_debug_id(id).ok())))
+        .collect();
+    let fetched = futures::future::join_all(ids.iter().filter_map(|(i, id)| {
+        let id = (*id)?;
+        Some(async move { (*i, cache.get(id).await) })
+    }))
+    .await;
+    for (i, id) in &ids {
+        if id.is_none() {
+            statuses[*i] = Some(SymbolStatus::NoDebugId);
+        }
+    }
+    for (i, module_symbols) in fetched {
+        statuses[i] = Some(module_symbols.status);
+        symbols.insert(i, module_symbols);
+    }
+
+    let stacktraces = request
+        .stacktraces
+        .into_iter()
+        .map(|stack| SymbolicatedStacktrace {
+            frames: stack
+                .frames
+                .into_iter()
+                .enumerate()
+                .map(|(index, frame)| {
+                    let addr = frame.instruction_addr.0;
+                    let mut out = SymbolicatedFrame {
+                        status: FrameStatus::UnknownImage,
+                        original_index: index,
+                        instruction_addr: frame.instruction_addr,
+                        module_index: None,
+                        package: None,
+                        function: None,
+                        sym_addr: None,
+                        abs_path: None,
+                        lineno: None,
+                        inlines: Vec::new(),
+                    };
+                    let Some(module_index) = covering_module(&modules, addr) else {
+                        return out;
+                    };
+                    let module = &modules[module_index];
+                    out.module_index = Some(module_index);
+                    out.package = module.code_file.clone();
+                    let Some(module_symbols) = symbols.get(&module_index) else {
+                        out.status = FrameStatus::Malformed;
+                        return out;
+                    };
+                    let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
+                    let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
+                    let location: Option<SourceLocation> = module_symbols
+                        .symcache
+                        .as_ref()
+                        .and_then(|s| s.lookup(lookup_addr - module.image_addr.0));
+                    let Some(location) = location else {
+                        out.status = FrameStatus::MissingSymbol;
+                        return out;
+                    };
+                    out.status = FrameStatus::Symbolicated;
+                    out.sym_addr = Some(Addr(module.image_addr.0 + location.function_offset));
+                    out.function = Some(location.function);
+                    out.abs_path = location.file;
+                    out.lineno = Some(location.line).filter(|l| *l != 0);
+                    out.inlines = location
+                        .inlines
+                        .into_iter()
+                        .rev()
+                        .map(|i| InlineFrame {
+                            function: i.function,
+                            abs_path: i.file,
+                            lineno: i.line,
+                        })
+                        .collect();
+                    out
+                })
+                .collect(),
+        })
+        .collect();
+
+    SymbolicateResponse {
+        status: "completed",
+        stacktraces,
+        modules: modules
+            .into_iter()
+            .zip(statuses)
+            .map(|(module, status)| ModuleResult {
+                debug_status: status.map_or_else(
+                    || "unused".to_owned(),
+                    |s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                ),
+                module,
+            })
+            .collect(),
+    }
+}
