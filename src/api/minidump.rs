@@ -70,7 +70,10 @@ pub async fn process(
 const MAX_SYMBOLICATE_BYTES: u64 = 16 << 20;
 
 /// Handles `POST /api/v1/symbolicate`.
-pub async fn symbolicate(State(state): State<AppState>, request: Request) -> Result<Json<Value>, ApiError> {
+pub async fn symbolicate(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
     let body = read_limited(
         request.into_body().into_data_stream(),
         MAX_SYMBOLICATE_BYTES,
@@ -82,6 +85,9 @@ pub async fn symbolicate(State(state): State<AppState>, request: Request) -> Res
             "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
         )
     })?;
-    let response = crate::process::symbolicate::symbolicate(state.processor.modules(), request).await;
-    Ok(Json(serde_json::to_value(response).expect("responses serialize")))
+    let response =
+        crate::process::symbolicate::symbolicate(state.processor.modules(), request).await;
+    Ok(Json(
+        serde_json::to_value(response).expect("responses serialize"),
+    ))
 }

@@ -25,12 +25,17 @@ impl<'de> Deserialize<'de> for Addr {
             Raw::Number(n) => Ok(Addr(n)),
             Raw::Text(text) => {
                 let digits = text.trim();
-                let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+                let parsed = match digits
+                    .strip_prefix("0x")
+                    .or_else(|| digits.strip_prefix("0X"))
+                {
                     Some(hex) => u64::from_str_radix(hex, 16),
                     None => digits.parse(),
                 };
                 parsed.map(Addr).map_err(|_| {
-                    serde::de::Error::custom(format!("{text:?} is not an address (use 0x-prefixed hex or a number)"))
+                    serde::de::Error::custom(format!(
+                        "{text:?} is not an address (use 0x-prefixed hex or a number)"
+                    ))
                 })
             }
         }
@@ -187,15 +192,18 @@ fn covering_module(modules: &[RawModule], addr: u64) -> Option<usize> {
         .enumerate()
         .filter(|(_, m)| m.image_addr.0 <= addr)
         .filter(|(i, m)| {
-            let end = m.image_size.map(|size| m.image_addr.0.saturating_add(size)).or_else(|| {
-                // Without a size, a module reaches the next module's start.
-                modules
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, n)| j != i && n.image_addr.0 > m.image_addr.0)
-                    .map(|(_, n)| n.image_addr.0)
-                    .min()
-            });
+            let end = m
+                .image_size
+                .map(|size| m.image_addr.0.saturating_add(size))
+                .or_else(|| {
+                    // Without a size, a module reaches the next module's start.
+                    modules
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, n)| j != i && n.image_addr.0 > m.image_addr.0)
+                        .map(|(_, n)| n.image_addr.0)
+                        .min()
+                });
             end.is_none_or(|end| addr < end)
         })
         .max_by_key(|(_, m)| m.image_addr.0)
@@ -218,7 +226,15 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
     referenced.dedup();
     let ids: Vec<(usize, Option<_>)> = referenced
         .iter()
-        .map(|&i| (i, modules[i].debug_id.as_deref().and_then(|id| parse_debug_id(id).ok())))
+        .map(|&i| {
+            (
+                i,
+                modules[i]
+                    .debug_id
+                    .as_deref()
+                    .and_then(|id| parse_debug_id(id).ok()),
+            )
+        })
         .collect();
     let fetched = futures::future::join_all(ids.iter().filter_map(|(i, id)| {
         let id = (*id)?;
@@ -307,7 +323,12 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
             .map(|(module, status)| ModuleResult {
                 debug_status: status.map_or_else(
                     || "unused".to_owned(),
-                    |s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                    |s| {
+                        serde_json::to_value(s)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    },
                 ),
                 module,
             })

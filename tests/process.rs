@@ -1,0 +1,640 @@
+//! Minidump processing on real dumps with real symbols: exact crashing-thread top frames
+//! (function, file, line, inlines), thread counts and module statuses. Expected frames were
+//! checked against minidump-stackwalk 0.27 run on the same dumps with the same .sym files, and
+//! against the crashing programs' sources (line numbers in main.cpp / crash_linux.cpp).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{fixture, fixture_bytes, TestServer};
+use faultline::config::Config;
+use faultline::process::{ProcessError, Processor};
+use faultline::store::FsStore;
+use faultline::symbols::unpack::UnpackLimits;
+use faultline::symbols::SymbolStore;
+use serde_json::Value;
+
+/// A processor over a fresh store holding the given fixture files and folders.
+async fn processor_with(symbols: &[&str]) -> (Processor, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = FsStore::open(dir.path().join("store")).unwrap();
+    let limits = UnpackLimits {
+        max_entries: 1000,
+        max_unpacked_bytes: 1 << 30,
+    };
+    let store = SymbolStore::new(Arc::new(objects), dir.path().join("tmp"), limits).unwrap();
+    for rel in symbols {
+        let mut files = Vec::new();
+        collect(&fixture(rel), &mut files);
+        for path in files {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let unpacked = tempfile::tempdir_in(dir.path()).unwrap();
+            let reports = store.ingest(&path, &name, unpacked.path()).await;
+            assert!(
+                reports
+                    .iter()
+                    .all(|r| r.file.is_some() || name.ends_with(".plist") || name == "invalid"),
+                "{reports:?}"
+            );
+        }
+    }
+    (
+        Processor::from_config(&Config::default(), Arc::new(store)),
+        dir,
+    )
+}
+
+fn collect(path: &Path, out: &mut Vec<std::path::PathBuf>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            collect(&entry.unwrap().path(), out);
+        }
+    } else {
+        out.push(path.to_owned());
+    }
+}
+
+async fn process(symbols: &[&str], dump: &str) -> Value {
+    let (processor, _dir) = processor_with(symbols).await;
+    processor
+        .process(fixture_bytes(dump).into())
+        .await
+        .unwrap()
+        .to_json()
+}
+
+/// (function, file base name, line) of a frame, and its inlines innermost first.
+fn frame(json: &Value, index: usize) -> (String, String, u64, Vec<(String, u64)>) {
+    let crashing = json["crash_info"]["crashing_thread"].as_u64().unwrap() as usize;
+    let f = &json["threads"][crashing]["frames"][index];
+    let base = |v: &Value| {
+        v.as_str()
+            .unwrap_or("")
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let inlines = f["inlines"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i["function"].as_str().unwrap().to_owned(),
+                        i["line"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        f["function"].as_str().unwrap_or("").to_owned(),
+        base(&f["file"]),
+        f["line"].as_u64().unwrap_or(0),
+        inlines,
+    )
+}
+
+fn module<'a>(json: &'a Value, filename: &str) -> &'a Value {
+    json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["filename"] == filename)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_x86_test_dmp_with_breakpad_symbols() {
+    let json = process(&["symbols/breakpad"], "minidumps/rust-minidump/test.dmp").await;
+    assert_eq!(
+        json["crash_info"]["type"],
+        "EXCEPTION_ACCESS_VIOLATION_WRITE"
+    );
+    assert_eq!(json["crash_info"]["address"], "0x00000045");
+    assert_eq!(json["thread_count"], 2);
+    assert_eq!(json["threads"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "`anonymous namespace'::CrashFunction".into(),
+            "test_app.cc".into(),
+            58,
+            vec![]
+        )
+    );
+    assert_eq!(
+        frame(&json, 1),
+        ("main".into(), "test_app.cc".into(), 65, vec![])
+    );
+    assert_eq!(
+        frame(&json, 2),
+        ("__tmainCRTStartup".into(), "crt0.c".into(), 327, vec![])
+    );
+    let crashing = &json["threads"][0]["frames"];
+    assert_eq!(crashing[1]["trust"], "cfi");
+    assert_eq!(crashing[3]["module"], "kernel32.dll");
+    let app = module(&json, "test_app.exe");
+    assert_eq!(
+        (
+            app["loaded_symbols"].as_bool(),
+            app["symbol_status"].as_str()
+        ),
+        (Some(true), Some("found"))
+    );
+    assert!(app["symbols_file"]["uploaded_name"]
+        .as_str()
+        .unwrap()
+        .ends_with("test_app.sym"));
+    let kernel32 = module(&json, "kernel32.dll");
+    assert_eq!(
+        (
+            kernel32["missing_symbols"].as_bool(),
+            kernel32["symbol_status"].as_str()
+        ),
+        (Some(true), Some("missing"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn macos_rust_dump_with_inline_frames() {
+    let json = process(
+        &["symbols/breakpad"],
+        "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp",
+    )
+    .await;
+    assert_eq!(
+        json["crash_info"]["type"],
+        "EXC_BAD_ACCESS / KERN_INVALID_ADDRESS"
+    );
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "sadness_generator::raise_segfault".into(),
+            "lib.rs".into(),
+            133,
+            vec![("core::ptr::write_volatile::<u8>".into(), 1574)]
+        )
+    );
+    assert_eq!(
+        frame(&json, 1),
+        (
+            "crash_client::main".into(),
+            "main.rs".into(),
+            142,
+            vec![
+                ("crash_client::real_main::{closure#1}".into(), 88),
+                ("crash_client::real_main".into(), 132),
+            ]
+        )
+    );
+    assert_eq!(json["threads"][0]["thread_name"], "main");
+    let client = module(&json, "crash-client");
+    assert_eq!(client["symbol_status"], "found");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linux_dump_from_native_dwarf_has_inlines() {
+    let json = process(
+        &["debug-files/linux/crash.debug"],
+        "minidumps/rust-minidump/linux-mini.dmp",
+    )
+    .await;
+    assert_eq!(json["crash_info"]["type"], "SIGSEGV");
+    // main.cpp: main() calls start() (line 35), which calls crash() (line 27), which writes
+    // through a null pointer (line 23); both calls are inlined into main.
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "main".into(),
+            "main.cpp".into(),
+            35,
+            vec![("crash".into(), 23), ("start".into(), 27)]
+        )
+    );
+    assert_eq!(module(&json, "crash")["symbol_status"], "found");
+    assert!(
+        module(&json, "crash")["cfi_file"].is_null(),
+        "a --only-keep-debug file has no CFI"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn linux_dump_from_breakpad_sym_and_stripped_binary() {
+    // crash.sym was made from the stripped binary: PUBLIC symbols and STACK CFI only.
+    let json = process(
+        &["debug-files/linux/crash.sym"],
+        "minidumps/rust-minidump/linux-mini.dmp",
+    )
+    .await;
+    let top = &json["threads"][0]["frames"][0];
+    assert_eq!(
+        (top["function"].as_str(), top["function_offset"].as_str()),
+        (Some("main"), Some("0x0000000000000102"))
+    );
+    assert!(top["file"].is_null());
+    let caller = &json["threads"][0]["frames"][1];
+    assert_eq!(
+        (caller["module"].as_str(), caller["trust"].as_str()),
+        (Some("libc-2.23.so"), Some("cfi"))
+    );
+    assert_eq!(caller["module_offset"], "0x000000000002082f");
+
+    // Stripped binary for CFI plus its debug file for lines: the best of both.
+    let json = process(
+        &["debug-files/linux/crash", "debug-files/linux/crash.debug"],
+        "minidumps/rust-minidump/linux-mini.dmp",
+    )
+    .await;
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "main".into(),
+            "main.cpp".into(),
+            35,
+            vec![("crash".into(), 23), ("start".into(), 27)]
+        )
+    );
+    let caller = &json["threads"][0]["frames"][1];
+    assert_eq!(
+        (caller["module"].as_str(), caller["trust"].as_str()),
+        (Some("libc-2.23.so"), Some("cfi"))
+    );
+    let crash = module(&json, "crash");
+    assert_eq!(crash["symbols_file"]["uploaded_name"], "crash.debug");
+    assert_eq!(crash["cfi_file"]["uploaded_name"], "crash");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symbolic_linux_dump_with_its_elf() {
+    let json = process(
+        &["minidumps/symbolic/crash_linux"],
+        "minidumps/symbolic/crash_linux.dmp",
+    )
+    .await;
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "(anonymous namespace)::crash()".into(),
+            "crash_linux.cpp".into(),
+            21,
+            vec![]
+        )
+    );
+    assert_eq!(
+        frame(&json, 1),
+        (
+            "(anonymous namespace)::start()".into(),
+            "crash_linux.cpp".into(),
+            25,
+            vec![]
+        )
+    );
+    assert_eq!(
+        frame(&json, 2),
+        ("main".into(), "crash_linux.cpp".into(), 33, vec![])
+    );
+    assert_eq!(json["threads"][0]["frames"][1]["trust"], "cfi");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symbolic_macos_dump_with_its_dsym() {
+    let json = process(
+        &[
+            "minidumps/symbolic/crash_macos.dSYM",
+            "minidumps/symbolic/crash_macos",
+        ],
+        "minidumps/symbolic/crash_macos.dmp",
+    )
+    .await;
+    assert_eq!(
+        json["crash_info"]["type"],
+        "EXC_BAD_ACCESS / KERN_INVALID_ADDRESS"
+    );
+    assert_eq!(
+        frame(&json, 0),
+        (
+            "(anonymous namespace)::crash()".into(),
+            "crash_macos.cpp".into(),
+            19,
+            vec![]
+        )
+    );
+    assert_eq!(
+        frame(&json, 1),
+        (
+            "(anonymous namespace)::start()".into(),
+            "crash_macos.cpp".into(),
+            23,
+            vec![]
+        )
+    );
+    assert_eq!(
+        frame(&json, 2),
+        ("main".into(), "crash_macos.cpp".into(), 29, vec![])
+    );
+    let main = module(&json, "crash_macos");
+    assert_eq!(main["symbols_file"]["format"], "macho");
+    assert!(main["symbols_file"]["uploaded_name"]
+        .as_str()
+        .unwrap()
+        .contains("crash_macos"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_symbols_degrade_to_module_offsets() {
+    let json = process(&[], "minidumps/rust-minidump/test.dmp").await;
+    let top = &json["threads"][0]["frames"][0];
+    assert_eq!(top["module"], "test_app.exe");
+    assert!(top["function"].is_null());
+    assert_eq!(top["missing_symbols"], true);
+    assert!(top["module_offset"].as_str().unwrap().starts_with("0x"));
+    assert!(json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["symbol_status"] == "missing"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_input_gets_specific_errors() {
+    let (processor, _dir) = processor_with(&[]).await;
+    for name in ["invalid-range", "invalid-record-count"] {
+        let err = processor
+            .process(fixture_bytes(&format!("minidumps/rust-minidump/{name}.dmp")).into())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name} should fail"));
+        assert!(matches!(err, ProcessError::Corrupt(_)), "{name}: {err}");
+    }
+    let err = processor
+        .process(b"PK\x03\x04 not a dump".to_vec().into())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ProcessError::NotAMinidump(_)), "{err}");
+    let err = processor.process(Vec::new().into()).await.err().unwrap();
+    assert!(err.to_string().contains("minidump"), "{err}");
+    let dump = fixture_bytes("minidumps/rust-minidump/linux-mini.dmp");
+    let err = processor
+        .process(dump[..dump.len() / 4].to_vec().into())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            ProcessError::Corrupt(_) | ProcessError::NotAMinidump(_)
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn budgets_name_what_was_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SymbolStore::new(
+        Arc::new(FsStore::open(dir.path().join("s")).unwrap()),
+        dir.path().join("t"),
+        UnpackLimits {
+            max_entries: 1,
+            max_unpacked_bytes: 1,
+        },
+    )
+    .unwrap();
+    let mut config = Config::default();
+    config.limits.max_threads = 1;
+    let processor = Processor::from_config(&config, Arc::new(store));
+    let err = processor
+        .process(fixture_bytes("minidumps/rust-minidump/test.dmp").into())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            ProcessError::Budget {
+                budget: "threads",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("limits.max_threads"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_processes_multipart_and_raw_dumps() {
+    let server = TestServer::start().await;
+    server.upload_fixture("debug-files/linux/crash.debug").await;
+    let dump = fixture_bytes("minidumps/rust-minidump/linux-mini.dmp");
+    let form = reqwest::multipart::Form::new()
+        .text("product", "crash")
+        .part(
+            "upload_file_minidump",
+            reqwest::multipart::Part::bytes(dump.clone()).file_name("x.dmp"),
+        );
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(frame(&json, 0).0, "main");
+    assert_eq!(frame(&json, 0).2, 35);
+    assert!(json["timings"]["total_ms"].as_f64().unwrap() > 0.0);
+
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .body(dump)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let raw: Value = response.json().await.unwrap();
+    assert_eq!(raw["threads"], json["threads"]);
+
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let err: Value = response.json().await.unwrap();
+    assert!(
+        err["error"].as_str().unwrap().starts_with("not a minidump"),
+        "{err}"
+    );
+
+    let form = reqwest::multipart::Form::new().text("product", "crash");
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let err: Value = response.json().await.unwrap();
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("upload_file_minidump"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploading_missing_symbols_takes_effect_for_the_next_dump() {
+    let server = TestServer::start().await;
+    let dump = fixture_bytes("minidumps/rust-minidump/linux-mini.dmp");
+    let post = || {
+        server
+            .client
+            .post(server.url("/api/v1/minidump"))
+            .body(dump.clone())
+            .send()
+    };
+    let before: Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(module(&before, "crash")["symbol_status"], "missing");
+    server.upload_fixture("debug-files/linux/crash.debug").await;
+    let after: Value = post().await.unwrap().json().await.unwrap();
+    assert_eq!(module(&after, "crash")["symbol_status"], "found");
+    assert_eq!(frame(&after, 0).0, "main");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_dumps_get_413() {
+    let server = TestServer::start_with(|c| c.limits.max_dump_bytes = 1000).await;
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .body(fixture_bytes("minidumps/rust-minidump/linux-mini.dmp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let err: Value = response.json().await.unwrap();
+    assert!(err["error"].as_str().unwrap().contains("1000-byte limit"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_frames_symbolicate_against_native_pdbs_with_inlines() {
+    let server = TestServer::start().await;
+    server.upload_fixture("debug-files/windows/crash.pdb").await;
+    server
+        .upload_fixture("debug-files/windows/CrashWithException.pdb")
+        .await;
+    let request = serde_json::json!({
+        "stacktraces": [{
+            "frames": [
+                // crash.pdb: dump_syms' crash.sym puts 0x1011 in RequestDump at line 324.
+                {"instruction_addr": "0x401011"},
+                // CrashWithException.pdb: 0x1042 (exact) is printf line 958, inside the
+                // inlined _vfprintf_l; 0x1012 is a return address, looked up as 0x1011: line 954.
+                {"instruction_addr": "0x140001042", "adjust_instruction_addr": false},
+                {"instruction_addr": 5368713234u64},
+                {"instruction_addr": "0x7000"},
+                {"instruction_addr": "0x20000010"},
+                {"instruction_addr": "0x30000010"}
+            ]
+        }],
+        "modules": [
+            {"type": "pe", "debug_id": "3249D99D0C4049318610F4E4FB0B69361", "code_file": "crash.exe", "image_addr": "0x400000", "image_size": 0x27000},
+            {"type": "pe", "debug_id": "f535c5fb-2ae8-4bb8-aa20-6c30be566c5a-1", "code_file": "CrashWithException.exe", "image_addr": "0x140000000", "image_size": 0x9000},
+            {"type": "pe", "debug_id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1", "code_file": "other.dll", "image_addr": "0x20000000", "image_size": 0x1000},
+            {"type": "pe", "code_file": "anonymous.dll", "image_addr": "0x30000000", "image_size": 0x1000},
+            {"type": "pe", "debug_id": "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB1", "image_addr": "0x50000000", "image_size": 0x1000}
+        ]
+    });
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbolicate"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let json: Value = response.json().await.unwrap();
+    let frames = json["stacktraces"][0]["frames"].as_array().unwrap();
+    let base = |v: &Value| v.as_str().unwrap().rsplit('\\').next().unwrap().to_owned();
+
+    assert_eq!(frames[0]["status"], "symbolicated");
+    assert!(frames[0]["function"]
+        .as_str()
+        .unwrap()
+        .starts_with("google_breakpad::CrashGenerationClient::RequestDump("));
+    assert_eq!(
+        (base(&frames[0]["abs_path"]), frames[0]["lineno"].as_u64()),
+        ("crash_generation_client.cc".into(), Some(324))
+    );
+    assert_eq!(frames[0]["sym_addr"], "0x401000");
+    assert_eq!(
+        frames[0]["inlines"][0]["function"],
+        "google_breakpad::CrashGenerationClient::IsRegistered() const"
+    );
+    assert_eq!(frames[0]["inlines"][0]["lineno"], 319);
+
+    assert!(frames[1]["function"]
+        .as_str()
+        .unwrap()
+        .starts_with("printf("));
+    assert_eq!(
+        (base(&frames[1]["abs_path"]), frames[1]["lineno"].as_u64()),
+        ("stdio.h".into(), Some(958))
+    );
+    assert!(frames[1]["inlines"][0]["function"]
+        .as_str()
+        .unwrap()
+        .starts_with("_vfprintf_l("));
+    assert_eq!(frames[1]["inlines"][0]["lineno"], 643);
+    assert_eq!(frames[1]["package"], "CrashWithException.exe");
+
+    assert_eq!(frames[2]["lineno"], 954, "{}", frames[2]);
+    assert_eq!(frames[3]["status"], "unknown_image");
+    assert_eq!(frames[4]["status"], "missing_symbol");
+    assert_eq!(frames[5]["status"], "malformed");
+    let statuses: Vec<&str> = json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["debug_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["found", "found", "missing", "no_debug_id", "unused"]
+    );
+
+    for bad in [
+        r#"{"stacktraces": []}"#,
+        "not json",
+        r#"{"stacktraces":[{"frames":[{"instruction_addr":"0xZZ"}]}],"modules":[]}"#,
+    ] {
+        let response = server
+            .client
+            .post(server.url("/api/v1/symbolicate"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let err: Value = response.json().await.unwrap();
+        assert!(
+            err["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid symbolication request"),
+            "{err}"
+        );
+    }
+}
