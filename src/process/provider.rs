@@ -37,13 +37,15 @@ impl StoreProvider {
         let stats = modules
             .iter()
             .map(|(name, debug_id, symbols)| {
-                let mut stats = SymbolStats::default();
-                stats.loaded_symbols = symbols.status == SymbolStatus::Found;
-                stats.corrupt_symbols = symbols.status == SymbolStatus::Malformed;
-                stats.symbol_url = symbols
-                    .symcache
-                    .as_ref()
-                    .map(|s| format!("/api/v1/symbols/{debug_id}/{}", s.source.sha256));
+                let stats = SymbolStats {
+                    loaded_symbols: symbols.status == SymbolStatus::Found,
+                    corrupt_symbols: symbols.status == SymbolStatus::Malformed,
+                    symbol_url: symbols
+                        .symcache
+                        .as_ref()
+                        .map(|s| format!("/api/v1/symbols/{debug_id}/{}", s.source.sha256)),
+                    ..SymbolStats::default()
+                };
                 (name.clone(), stats)
             })
             .collect();
