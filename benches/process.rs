@@ -13,7 +13,10 @@ use faultline::symbols::unpack::UnpackLimits;
 use faultline::symbols::SymbolStore;
 
 fn fixture(rel: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{}/../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR")))
+    std::path::PathBuf::from(format!(
+        "{}/../shared/fixtures/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
 }
 
 fn bench(c: &mut Criterion) {
@@ -23,7 +26,10 @@ fn bench(c: &mut Criterion) {
         let store = SymbolStore::new(
             Arc::new(FsStore::open(dir.path().join("store")).unwrap()),
             dir.path().join("tmp"),
-            UnpackLimits { max_entries: 100, max_unpacked_bytes: 1 << 30 },
+            UnpackLimits {
+                max_entries: 100,
+                max_unpacked_bytes: 1 << 30,
+            },
         )
         .unwrap();
         for rel in [
@@ -42,13 +48,20 @@ fn bench(c: &mut Criterion) {
     for (label, rel) in [
         ("warm/linux-mini", "minidumps/rust-minidump/linux-mini.dmp"),
         ("warm/test-win-x86", "minidumps/rust-minidump/test.dmp"),
-        ("warm/macos-inlines", "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp"),
+        (
+            "warm/macos-inlines",
+            "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp",
+        ),
     ] {
         let dump = bytes::Bytes::from(std::fs::read(fixture(rel)).unwrap());
         rt.block_on(processor.process(dump.clone())).unwrap();
-        group.bench_function(label, |b| b.iter(|| rt.block_on(processor.process(dump.clone())).unwrap()));
+        group.bench_function(label, |b| {
+            b.iter(|| rt.block_on(processor.process(dump.clone())).unwrap())
+        });
         let crash = rt.block_on(processor.process(dump.clone())).unwrap();
-        group.bench_function(format!("json/{}", label.trim_start_matches("warm/")), |b| b.iter(|| crash.to_json()));
+        group.bench_function(format!("json/{}", label.trim_start_matches("warm/")), |b| {
+            b.iter(|| crash.to_json())
+        });
     }
     // 100 frames spread over CrashWithException.exe's functions.
     let frames: Vec<_> = (0..100)

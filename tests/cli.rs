@@ -142,3 +142,61 @@ async fn serve_refuses_bad_configuration_with_a_message() {
     assert_eq!(code, 1);
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_prints_json_or_text_from_native_symbols() {
+    let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(&dump)
+        .arg("--symbols")
+        .arg(fixture("debug-files/linux/crash.debug"))
+        .arg("--json");
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["threads"][0]["frames"][0]["function"], "main");
+    assert_eq!(json["threads"][0]["frames"][0]["line"], 35);
+
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(&dump)
+        .arg("--symbols")
+        .arg(fixture("debug-files/linux"));
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Thread 0  (crashed)"), "{stdout}");
+    assert!(stdout.contains("crash!crash [main.cpp : 23]"), "{stdout}");
+    assert!(stdout.contains("Found by: inlining"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_refuses_what_is_not_a_minidump() {
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(fixture("debug-files/linux/crash.sym"));
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("not a minidump"), "{stderr}");
+
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(fixture("minidumps/rust-minidump/invalid-range.dmp"));
+    let (code, _, stderr) = run(command).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("corrupt or truncated minidump"), "{stderr}");
+
+    let mut command = faultline();
+    command.arg("process").arg("/no/such.dmp");
+    let (code, _, stderr) = run(command).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read the minidump /no/such.dmp"),
+        "{stderr}"
+    );
+}

@@ -638,3 +638,38 @@ async fn raw_frames_symbolicate_against_native_pdbs_with_inlines() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashpad_annotations_are_reported() {
+    let json = process(&[], "minidumps/rust-minidump/simple-crashpad.dmp").await;
+    let annotations = &json["crashpad_annotations"];
+    assert_eq!(annotations["simple"]["hello"], "world");
+    let modules = annotations["modules"].as_array().unwrap();
+    let abort = modules
+        .iter()
+        .find(|m| m["list"][0] == "abort() called")
+        .unwrap();
+    // The annotation points at the module it came from.
+    let index = abort["module_index"].as_u64().unwrap() as usize;
+    assert!(
+        json["modules"][index]["filename"]
+            .as_str()
+            .unwrap()
+            .contains("libsystem_c"),
+        "{}",
+        json["modules"][index]
+    );
+    // Dumps without a Crashpad stream say so with null.
+    let json = process(&[], "minidumps/rust-minidump/linux-mini.dmp").await;
+    assert!(json["crashpad_annotations"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_parameter_dmp_is_a_valid_dump_of_an_invalid_parameter_crash() {
+    // Despite its name, rust-minidump's invalid-parameter.dmp is well-formed: a Windows process
+    // that died with STATUS_INVALID_PARAMETER. It must process, not fail.
+    let json = process(&[], "minidumps/rust-minidump/invalid-parameter.dmp").await;
+    assert_eq!(json["crash_info"]["type"], "STATUS_INVALID_PARAMETER");
+    assert_eq!(json["thread_count"], 6);
+    assert_eq!(json["status"], "OK");
+}
