@@ -102,6 +102,25 @@ impl Processor {
     /// Processes one minidump.
     pub async fn process(&self, dump: Bytes) -> Result<ProcessedCrash, ProcessError> {
         let started = Instant::now();
+        let result = self.process_inner(dump, started).await;
+        let outcome = match &result {
+            Ok(_) => "processed",
+            Err(ProcessError::NotAMinidump(_)) => "not_a_minidump",
+            Err(ProcessError::Corrupt(_)) => "corrupt",
+            Err(ProcessError::Budget { .. }) => "over_budget",
+            Err(ProcessError::Internal(_)) => "internal_error",
+        };
+        metrics::counter!("faultline_minidumps_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("faultline_minidump_process_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn process_inner(
+        &self,
+        dump: Bytes,
+        started: Instant,
+    ) -> Result<ProcessedCrash, ProcessError> {
         let deadline = started + self.limits.time_budget;
         if dump.len() as u64 > self.limits.max_dump_bytes {
             return Err(ProcessError::Budget {

@@ -108,6 +108,18 @@ pub enum SymbolStatus {
     NoDebugId,
 }
 
+impl SymbolStatus {
+    /// The status as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SymbolStatus::Found => "found",
+            SymbolStatus::Missing => "missing",
+            SymbolStatus::Malformed => "malformed",
+            SymbolStatus::NoDebugId => "no_debug_id",
+        }
+    }
+}
+
 /// Everything the walker can use for one module.
 pub struct ModuleSymbols {
     /// Found, missing or malformed.

@@ -113,6 +113,18 @@ pub enum FrameStatus {
     Malformed,
 }
 
+impl FrameStatus {
+    /// The status as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameStatus::Symbolicated => "symbolicated",
+            FrameStatus::MissingSymbol => "missing_symbol",
+            FrameStatus::UnknownImage => "unknown_image",
+            FrameStatus::Malformed => "malformed",
+        }
+    }
+}
+
 /// One symbolicated frame.
 #[derive(Debug, Clone, Serialize)]
 pub struct SymbolicatedFrame {
@@ -162,7 +174,7 @@ pub struct InlineFrame {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModuleResult {
     /// found, missing, malformed or no_debug_id; `unused` when no frame fell in it.
-    pub debug_status: String,
+    pub debug_status: &'static str,
     /// The module as sent.
     #[serde(flatten)]
     pub module: RawModule,
@@ -251,7 +263,7 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
         symbols.insert(i, module_symbols);
     }
 
-    let stacktraces = request
+    let stacktraces: Vec<SymbolicatedStacktrace> = request
         .stacktraces
         .into_iter()
         .map(|stack| SymbolicatedStacktrace {
@@ -314,6 +326,10 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
         })
         .collect();
 
+    for frame in stacktraces.iter().flat_map(|s| &s.frames) {
+        metrics::counter!("faultline_symbolicated_frames_total", "status" => frame.status.as_str())
+            .increment(1);
+    }
     SymbolicateResponse {
         status: "completed",
         stacktraces,
@@ -321,15 +337,7 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
             .into_iter()
             .zip(statuses)
             .map(|(module, status)| ModuleResult {
-                debug_status: status.map_or_else(
-                    || "unused".to_owned(),
-                    |s| {
-                        serde_json::to_value(s)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default()
-                    },
-                ),
+                debug_status: status.map_or("unused", SymbolStatus::as_str),
                 module,
             })
             .collect(),
