@@ -407,7 +407,8 @@ async fn budgets_name_what_was_exceeded() {
     .unwrap();
     let mut config = Config::default();
     config.limits.max_threads = 1;
-    let processor = Processor::from_config(&config, Arc::new(store));
+    let store = Arc::new(store);
+    let processor = Processor::from_config(&config, Arc::clone(&store));
     let err = processor
         .process(fixture_bytes("minidumps/rust-minidump/test.dmp").into())
         .await
@@ -424,6 +425,33 @@ async fn budgets_name_what_was_exceeded() {
         "{err}"
     );
     assert!(err.to_string().contains("limits.max_threads"), "{err}");
+
+    // A deadline already past: the walk is stopped and the error names the time budget.
+    let mut config = Config::default();
+    config.limits.process_time_ms = 0;
+    let processor = Processor::from_config(&config, Arc::clone(&store));
+    let dump = fixture_bytes("minidumps/rust-minidump/test.dmp");
+    let err = processor.process(dump.clone().into()).await.err().unwrap();
+    assert!(
+        matches!(err, ProcessError::Budget { budget: "time", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("limits.process_time_ms"), "{err}");
+
+    let mut config = Config::default();
+    config.limits.max_modules = 3;
+    let processor = Processor::from_config(&config, store);
+    let err = processor.process(dump.into()).await.err().unwrap();
+    assert!(
+        matches!(
+            err,
+            ProcessError::Budget {
+                budget: "modules",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -491,6 +519,23 @@ async fn api_processes_multipart_and_raw_dumps() {
             .unwrap()
             .contains("upload_file_minidump"),
         "{err}"
+    );
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("faultline_minidumps_total{outcome=\"processed\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("faultline_minidumps_total{outcome=\"not_a_minidump\"}"),
+        "{metrics}"
     );
 }
 
