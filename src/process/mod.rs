@@ -25,7 +25,7 @@ use crate::cpu;
 use crate::symbols::identify::base_name;
 use crate::symbols::SymbolStore;
 use modules::{ModuleCache, ModuleSymbols, SymbolStatus};
-use provider::StoreProvider;
+use provider::{ProviderModule, StoreProvider};
 
 pub use output::{ModuleReport, ProcessedCrash, Timings};
 
@@ -139,7 +139,7 @@ impl Processor {
         let parsed = started.elapsed();
 
         // Fetch each distinct module's symbols concurrently, once.
-        let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, id)| *id).collect();
+        let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, _, id)| *id).collect();
         distinct.sort();
         distinct.dedup();
         let fetched = futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
@@ -152,8 +152,13 @@ impl Processor {
         let symbols_ready = started.elapsed();
 
         let provider_modules = wanted
-            .iter()
-            .filter_map(|(name, id)| Some((name.clone(), (*id)?, Arc::clone(by_id.get(&(*id)?)?))))
+            .into_iter()
+            .map(|(base, name, debug_id)| ProviderModule {
+                base,
+                name,
+                debug_id,
+                symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
+            })
             .collect();
         let provider = Arc::new(StoreProvider::new(provider_modules, deadline));
         let walk_dump = Arc::clone(&dump);
@@ -205,19 +210,14 @@ fn time_budget(limits: ProcessLimits) -> ProcessError {
     }
 }
 
-/// Parses the dump far enough to check budgets and list the modules to fetch symbols for:
-/// (code file base name, debug ID) per module.
-#[allow(clippy::type_complexity)]
+/// A module to fetch symbols for: load address, code file base name, debug ID.
+type WantedModule = (u64, String, Option<DebugId>);
+
+/// Parses the dump far enough to check budgets and list the modules to fetch symbols for.
 fn read_dump(
     bytes: Bytes,
     limits: ProcessLimits,
-) -> Result<
-    (
-        Arc<Minidump<'static, Bytes>>,
-        Vec<(String, Option<DebugId>)>,
-    ),
-    ProcessError,
-> {
+) -> Result<(Arc<Minidump<'static, Bytes>>, Vec<WantedModule>), ProcessError> {
     let dump = Minidump::read(bytes).map_err(|e| match e {
         minidump::Error::MissingHeader | minidump::Error::HeaderMismatch => {
             ProcessError::NotAMinidump(format!(
@@ -252,7 +252,10 @@ fn read_dump(
     }
     let wanted = modules
         .iter()
-        .map(|m| (base_name(&m.code_file()).to_owned(), module_debug_id(m)))
+        .map(|m| {
+            let name = base_name(&m.code_file()).to_owned();
+            (m.base_address(), name, module_debug_id(m))
+        })
         .collect();
     Ok((Arc::new(dump), wanted))
 }

@@ -16,45 +16,62 @@ use symbolic::common::DebugId;
 
 use super::modules::{ModuleSymbols, SymbolStatus};
 
+/// One module of the dump as the provider sees it.
+pub struct ProviderModule {
+    /// Load address: identifies the module within the dump.
+    pub base: u64,
+    /// Code file base name (minidump-processor keys its statistics by it).
+    pub name: String,
+    /// Debug ID, when the dump gives one.
+    pub debug_id: Option<DebugId>,
+    /// Pre-fetched symbols; `None` when there is no debug ID to look them up by.
+    pub symbols: Option<Arc<ModuleSymbols>>,
+}
+
+struct Entry {
+    symbols: Option<Arc<ModuleSymbols>>,
+    name: String,
+    stats: SymbolStats,
+    /// Whether the walker asked about this module (only those get statistics, as in
+    /// minidump-stackwalk, where `missing_symbols` means "looked for and not found").
+    queried: AtomicBool,
+}
+
 /// The symbols of every module of one dump, plus the dump's time budget.
 pub struct StoreProvider {
-    modules: HashMap<DebugId, Arc<ModuleSymbols>>,
-    /// minidump-processor's per-module statistics, keyed by code file base name, so its JSON
-    /// reports `loaded_symbols` / `missing_symbols` / `corrupt_symbols` as minidump-stackwalk's.
-    stats: HashMap<String, SymbolStats>,
+    modules: HashMap<u64, Entry>,
     deadline: Instant,
     timed_out: AtomicBool,
 }
 
 impl StoreProvider {
-    /// A provider over pre-fetched symbols — (code file base name, debug ID, symbols) per
-    /// module — that stops helping the walker after `deadline` (the walk then ends quickly and
-    /// the dump fails with a time-budget error).
-    pub fn new(
-        modules: Vec<(String, DebugId, Arc<ModuleSymbols>)>,
-        deadline: Instant,
-    ) -> StoreProvider {
-        let stats = modules
-            .iter()
-            .map(|(name, debug_id, symbols)| {
+    /// A provider over pre-fetched symbols that stops helping the walker after `deadline`
+    /// (the walk then ends quickly and the dump fails with a time-budget error).
+    pub fn new(modules: Vec<ProviderModule>, deadline: Instant) -> StoreProvider {
+        let modules = modules
+            .into_iter()
+            .map(|m| {
+                let status = m.symbols.as_ref().map(|s| s.status);
                 let stats = SymbolStats {
-                    loaded_symbols: symbols.status == SymbolStatus::Found,
-                    corrupt_symbols: symbols.status == SymbolStatus::Malformed,
-                    symbol_url: symbols
-                        .symcache
-                        .as_ref()
-                        .map(|s| format!("/api/v1/symbols/{debug_id}/{}", s.source.sha256)),
+                    loaded_symbols: status == Some(SymbolStatus::Found),
+                    corrupt_symbols: status == Some(SymbolStatus::Malformed),
+                    symbol_url: m.symbols.as_ref().and_then(|s| {
+                        let source = &s.symcache.as_ref()?.source;
+                        Some(format!("/api/v1/symbols/{}/{}", m.debug_id?, source.sha256))
+                    }),
                     ..SymbolStats::default()
                 };
-                (name.clone(), stats)
+                let entry = Entry {
+                    symbols: m.symbols,
+                    name: m.name,
+                    stats,
+                    queried: AtomicBool::new(false),
+                };
+                (m.base, entry)
             })
             .collect();
         StoreProvider {
-            modules: modules
-                .into_iter()
-                .map(|(_, id, symbols)| (id, symbols))
-                .collect(),
-            stats,
+            modules,
             deadline,
             timed_out: AtomicBool::new(false),
         }
@@ -70,7 +87,9 @@ impl StoreProvider {
             self.timed_out.store(true, Ordering::Relaxed);
             return None;
         }
-        self.modules.get(&module.debug_identifier()?).map(|m| &**m)
+        let entry = self.modules.get(&module.base_address())?;
+        entry.queried.store(true, Ordering::Relaxed);
+        entry.symbols.as_deref()
     }
 }
 
@@ -127,6 +146,10 @@ impl SymbolProvider for StoreProvider {
     }
 
     fn stats(&self) -> HashMap<String, SymbolStats> {
-        self.stats.clone()
+        self.modules
+            .values()
+            .filter(|e| e.queried.load(Ordering::Relaxed))
+            .map(|e| (e.name.clone(), e.stats.clone()))
+            .collect()
     }
 }
