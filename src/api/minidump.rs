@@ -6,12 +6,13 @@
 //!   as the raw body.
 //! - `POST /api/v1/symbolicate`: raw frames plus modules in symbolicator's request format.
 
-use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-use super::{read_limited, ApiError, AppState};
+use super::body::{next_part, read_limited, BodyLimit, UploadBody};
+use super::{ApiError, AppState};
 use crate::process::symbolicate::SymbolicateRequest;
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
@@ -24,43 +25,26 @@ pub async fn process(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = state.config.limits.max_dump_bytes;
-    let headers = request.headers();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit.saturating_add(1 << 20)) {
-        return Err(ApiError::too_large(limit, SETTING));
-    }
-    let is_multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/"));
-    let dump = if is_multipart {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
-                    .with_detail(e.body_text())
-            })?;
-        let mut dump = None;
-        while let Some(field) = multipart.next_field().await.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
-                .with_detail(e.body_text())
-        })? {
-            if field.name() == Some(DUMP_FIELD) {
-                dump = Some(read_limited(field, limit, SETTING).await?);
-                break;
+    let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
+    let dump = match UploadBody::from_request(request, &state, &limit).await? {
+        UploadBody::Raw(body) => read_limited(body.into_data_stream(), &mut limit).await?,
+        UploadBody::Multipart(mut multipart) => {
+            let mut dump = None;
+            while let Some(field) = next_part(&mut multipart).await? {
+                if field.name() == Some(DUMP_FIELD) {
+                    dump = Some(read_limited(field, &mut limit).await?);
+                    break;
+                }
             }
+            dump.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "no minidump in the multipart body: expected a part named {DUMP_FIELD}"
+                    ),
+                )
+            })?
         }
-        dump.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("no minidump in the multipart body: expected a part named {DUMP_FIELD}"),
-            )
-        })?
-    } else {
-        read_limited(request.into_body().into_data_stream(), limit, SETTING).await?
     };
     let crash = state.processor.process(dump).await?;
     Ok(Json(crash.to_json()))
@@ -74,12 +58,11 @@ pub async fn symbolicate(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
-    let body = read_limited(
-        request.into_body().into_data_stream(),
+    let mut limit = BodyLimit::new(
         MAX_SYMBOLICATE_BYTES,
-        "the request size (split the frames over several requests)",
-    )
-    .await?;
+        "nothing: split the frames over several requests",
+    );
+    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
     let request: SymbolicateRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, format!("invalid symbolication request: {e}")).with_detail(
             "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",

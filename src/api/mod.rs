@@ -1,6 +1,7 @@
 //! The HTTP API (axum on tokio): routes, shared state, and the mapping of every failure to a
 //! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
 
+mod body;
 mod minidump;
 mod ops;
 mod symbols;
@@ -146,15 +147,6 @@ impl ApiError {
         }
     }
 
-    /// 413 for a body over `limit` bytes, naming the setting that raises it.
-    pub fn too_large(limit: u64, setting: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("upload is larger than the {limit}-byte limit"),
-        )
-        .with_detail(format!("send less, or raise {setting}"))
-    }
-
     /// Adds a longer explanation.
     pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
         self.detail = Some(detail.into());
@@ -196,33 +188,4 @@ impl From<ProcessError> for ApiError {
         };
         ApiError::new(status, e.to_string())
     }
-}
-
-/// Reads a whole stream of chunks into memory, refusing more than `limit` bytes (413 naming
-/// `setting`).
-pub async fn read_limited<S, E>(
-    mut chunks: S,
-    limit: u64,
-    setting: &str,
-) -> Result<bytes::Bytes, ApiError>
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    use futures::StreamExt;
-    let mut out = bytes::BytesMut::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            )
-            .with_detail(e.to_string())
-        })?;
-        if (out.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::too_large(limit, setting));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out.freeze())
 }

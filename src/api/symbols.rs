@@ -4,20 +4,19 @@
 //! reads.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use symbolic::common::DebugId;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
+use super::body::{next_part, spool, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
 use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::{base_name, DebugFileMeta};
@@ -42,48 +41,6 @@ struct UploadResponse {
     files: Vec<FileReport>,
 }
 
-fn too_large(limit: u64) -> ApiError {
-    ApiError::too_large(
-        limit,
-        "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
-    )
-}
-
-/// Writes a stream of chunks to `path`, refusing more than `remaining` bytes in total.
-async fn spool<S, E>(
-    mut chunks: S,
-    path: &Path,
-    remaining: &mut u64,
-    limit: u64,
-) -> Result<(), ApiError>
-where
-    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    let scratch_failed = |e: std::io::Error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot spool the upload to local disk",
-        )
-        .with_detail(e.to_string())
-    };
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(scratch_failed)?;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "the upload body could not be read")
-                .with_detail(e.to_string())
-        })?;
-        if chunk.len() as u64 > *remaining {
-            return Err(too_large(limit));
-        }
-        *remaining -= chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(scratch_failed)?;
-    }
-    file.flush().await.map_err(scratch_failed)
-}
-
 /// `POST /api/v1/symbols`: one debug file as the raw body (`?name=` names it), or several as
 /// `multipart/form-data` parts; archives (zip, tar, tar.gz) are unpacked.
 pub async fn upload(
@@ -91,14 +48,11 @@ pub async fn upload(
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let limit = state.config.limits.max_upload_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(too_large(limit));
-    }
+    let mut limit = BodyLimit::new(
+        state.config.limits.max_upload_bytes,
+        "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
+    );
+    let body = UploadBody::from_request(request, &state, &limit).await?;
     let scratch = state.symbols.scratch_dir().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,45 +60,25 @@ pub async fn upload(
         )
         .with_detail(e.to_string())
     })?;
-    let is_multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/"));
-    let mut remaining = limit;
     let mut received: Vec<(String, PathBuf)> = Vec::new();
-    if is_multipart {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
-                    .with_detail(e.body_text())
-            })?;
-        loop {
-            let field = multipart.next_field().await.map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body")
-                    .with_detail(e.body_text())
-            })?;
-            let Some(field) = field else { break };
-            let name = field
-                .file_name()
-                .or(field.name())
-                .map_or_else(|| format!("part-{}", received.len()), str::to_owned);
-            let path = scratch.path().join(format!("part-{}", received.len()));
-            spool(field, &path, &mut remaining, limit).await?;
+    match body {
+        UploadBody::Multipart(mut multipart) => {
+            while let Some(field) = next_part(&mut multipart).await? {
+                let name = field
+                    .file_name()
+                    .or(field.name())
+                    .map_or_else(|| format!("part-{}", received.len()), str::to_owned);
+                let path = scratch.path().join(format!("part-{}", received.len()));
+                spool(field, &path, &mut limit).await?;
+                received.push((name, path));
+            }
+        }
+        UploadBody::Raw(body) => {
+            let name = params.name.unwrap_or_else(|| "upload".to_owned());
+            let path = scratch.path().join("body");
+            spool(body.into_data_stream(), &path, &mut limit).await?;
             received.push((name, path));
         }
-    } else {
-        let name = params.name.unwrap_or_else(|| "upload".to_owned());
-        let path = scratch.path().join("body");
-        spool(
-            request.into_body().into_data_stream(),
-            &path,
-            &mut remaining,
-            limit,
-        )
-        .await?;
-        received.push((name, path));
     }
     if received.is_empty() {
         return Err(

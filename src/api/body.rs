@@ -1,0 +1,148 @@
+//! Request bodies for upload routes: a size limit enforced while reading (413 naming the
+//! setting that raises it), multipart or raw, held in memory (dumps, JSON) or spooled to a
+//! local file (debug files, which can be gigabytes).
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::extract::multipart::Field;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{header, StatusCode};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::{ApiError, AppState};
+
+/// A byte budget for one request body, and the setting that raises it.
+#[derive(Clone, Copy)]
+pub struct BodyLimit {
+    /// Bytes still allowed.
+    remaining: u64,
+    limit: u64,
+    setting: &'static str,
+}
+
+impl BodyLimit {
+    /// `limit` bytes, raised by `setting` (named in the 413's detail).
+    pub fn new(limit: u64, setting: &'static str) -> BodyLimit {
+        BodyLimit {
+            remaining: limit,
+            limit,
+            setting,
+        }
+    }
+
+    fn too_large(&self) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("upload is larger than the {}-byte limit", self.limit),
+        )
+        .with_detail(format!("send less, or raise {}", self.setting))
+    }
+
+    fn take(&mut self, n: usize) -> Result<(), ApiError> {
+        if n as u64 > self.remaining {
+            return Err(self.too_large());
+        }
+        self.remaining -= n as u64;
+        Ok(())
+    }
+}
+
+/// A body as an upload route receives it.
+pub enum UploadBody {
+    /// `multipart/*`: parts, read one by one with [`next_part`].
+    Multipart(Multipart),
+    /// Anything else: the body itself.
+    Raw(Body),
+}
+
+impl UploadBody {
+    /// Refuses a declared `Content-Length` over the limit at once (413), then tells multipart
+    /// bodies from raw ones.
+    pub async fn from_request(
+        request: Request,
+        state: &AppState,
+        limit: &BodyLimit,
+    ) -> Result<UploadBody, ApiError> {
+        let headers = request.headers();
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        // Multipart framing adds a little to the payload the limit is about.
+        if declared.is_some_and(|len| len > limit.limit.saturating_add(64 << 10)) {
+            return Err(limit.too_large());
+        }
+        let is_multipart = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("multipart/"));
+        if !is_multipart {
+            return Ok(UploadBody::Raw(request.into_body()));
+        }
+        Multipart::from_request(request, state)
+            .await
+            .map(UploadBody::Multipart)
+            .map_err(|e| malformed_multipart(e.body_text()))
+    }
+}
+
+fn malformed_multipart(detail: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body").with_detail(detail)
+}
+
+/// The next part of a multipart body, or `None` after the last.
+pub async fn next_part(multipart: &mut Multipart) -> Result<Option<Field<'_>>, ApiError> {
+    multipart
+        .next_field()
+        .await
+        .map_err(|e| malformed_multipart(e.body_text()))
+}
+
+fn unreadable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "the request body could not be read",
+    )
+    .with_detail(e.to_string())
+}
+
+/// Reads a stream of chunks into memory within `limit`.
+pub async fn read_limited<S, E>(mut chunks: S, limit: &mut BodyLimit) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        limit.take(chunk.len())?;
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
+}
+
+/// Writes a stream of chunks to a new file at `path` within `limit`.
+pub async fn spool<S, E>(mut chunks: S, path: &Path, limit: &mut BodyLimit) -> Result<(), ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let scratch_failed = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot spool the upload to local disk",
+        )
+        .with_detail(e.to_string())
+    };
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(scratch_failed)?;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        limit.take(chunk.len())?;
+        file.write_all(&chunk).await.map_err(scratch_failed)?;
+    }
+    file.flush().await.map_err(scratch_failed)
+}
