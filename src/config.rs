@@ -26,6 +26,21 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When derived symbol caches are built.
     pub caches: CachesConfig,
+    /// Fault-frame skip list additions and in-app rules.
+    pub classify: ClassifyConfig,
+}
+
+/// Classification lists users extend (see docs/CLASSIFIERS.md).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// Extra regexes for frames never to blame (function names; `module:<regex>` for modules),
+    /// appended to the shipped defaults.
+    pub skip_frames: Vec<String>,
+    /// Regexes for module names that are application code.
+    pub in_app_modules: Vec<String>,
+    /// Regexes for source paths that are application code.
+    pub in_app_paths: Vec<String>,
 }
 
 /// The HTTP listener.
@@ -122,7 +137,7 @@ impl Default for CachesConfig {
 
 /// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
 /// (such as `FAULTLINE_CONFIG`) are not configuration keys.
-const SECTIONS: [&str; 4] = ["server_", "storage_", "limits_", "caches_"];
+const SECTIONS: [&str; 5] = ["server_", "storage_", "limits_", "caches_", "classify_"];
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -5,14 +5,17 @@
 //! - [`store`]: durable object storage (filesystem; S3 later) behind one trait.
 //! - [`symbols`]: identifying debug files, keeping them by debug ID, deriving SymCache/CFI.
 //! - [`process`]: minidumps → symbolicated, thread-complete stack traces.
+//! - [`classify`]: fault class, evidence, exploitability and the frame to blame.
 //! - [`cli`]: the `faultline` command line (`serve`, `upload`).
 //!
-//! Shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
+//! [`pipeline`] runs a crash through the stages; shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
 
 pub mod api;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod pipeline;
 pub mod process;
 pub mod store;
 pub mod symbols;

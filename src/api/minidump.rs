@@ -46,7 +46,7 @@ pub async fn process(
             })?
         }
     };
-    let crash = state.processor.process(dump).await?;
+    let crash = state.pipeline.run(dump).await?;
     Ok(Json(crash.to_json()))
 }
 
@@ -69,7 +69,7 @@ pub async fn symbolicate(
         )
     })?;
     let response =
-        crate::process::symbolicate::symbolicate(state.processor.modules(), request).await;
+        crate::process::symbolicate::symbolicate(state.pipeline.processor.modules(), request).await;
     Ok(Json(
         serde_json::to_value(response).expect("responses serialize"),
     ))

@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::process::{ProcessError, Processor};
+use crate::pipeline::Pipeline;
+use crate::process::ProcessError;
 use crate::store::{FsStore, StoreError};
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::{SymbolError, SymbolStore};
@@ -31,8 +32,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Debug files and their caches.
     pub symbols: Arc<SymbolStore>,
-    /// Minidump processing, sharing parsed symbols between requests.
-    pub processor: Arc<Processor>,
+    /// Processing and classification, sharing parsed symbols between requests.
+    pub pipeline: Arc<Pipeline>,
 }
 
 impl AppState {
@@ -56,11 +57,11 @@ impl AppState {
             )
         })?;
         let symbols = Arc::new(symbols);
-        let processor = Arc::new(Processor::from_config(&config, Arc::clone(&symbols)));
+        let pipeline = Arc::new(Pipeline::from_config(&config, Arc::clone(&symbols))?);
         Ok(AppState {
             config: Arc::new(config),
             symbols,
-            processor,
+            pipeline,
         })
     }
 }

@@ -116,14 +116,14 @@ pub async fn upload(
         .collect();
     for id in fresh {
         // Dumps processed from now on see the new file, whether or not caches are prebuilt.
-        state.processor.modules().invalidate(&id).await;
+        state.pipeline.processor.modules().invalidate(&id).await;
         if state.config.caches.build_on_upload {
             let state = state.clone();
             tokio::spawn(async move {
                 if let Err(e) = state.symbols.refresh_caches(&id).await {
                     tracing::warn!(debug_id = %id, error = %e, "background cache build failed");
                 }
-                state.processor.modules().invalidate(&id).await;
+                state.pipeline.processor.modules().invalidate(&id).await;
             });
         }
     }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
-use crate::process::Processor;
+use crate::pipeline::Pipeline;
 use crate::store::FsStore;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;
@@ -89,9 +89,9 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         }
         store
     };
-    let processor = Processor::from_config(&config, Arc::new(symbols));
-    let crash = processor
-        .process(dump.into())
+    let pipeline = Pipeline::from_config(&config, Arc::new(symbols))?;
+    let crash = pipeline
+        .run(dump.into())
         .await
         .with_context(|| format!("cannot process {}", args.dump.display()))?;
     if args.json {

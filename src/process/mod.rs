@@ -6,6 +6,7 @@
 //! minidump-processor and our [`StoreProvider`]. Output is a superset of minidump-stackwalk's
 //! JSON (see `docs/OUTPUT.md`).
 
+pub mod facts;
 pub mod modules;
 mod output;
 pub mod provider;
@@ -182,10 +183,22 @@ impl Processor {
         let walked = started.elapsed();
         let module_reports = module_reports(&state, &by_id);
         let crashpad = output::crashpad_annotations(&dump);
+        let context = state
+            .requesting_thread
+            .and_then(|i| state.threads.get(i))
+            .and_then(|thread| thread.frames.first())
+            .map(|frame| &frame.context);
+        let facts = facts::read(
+            &dump,
+            state.exception_info.as_ref().map(|e| e.address.0),
+            context.map(|c| c.get_instruction_pointer()),
+            context.map(|c| c.get_stack_pointer()),
+        );
         Ok(ProcessedCrash {
             state,
             modules: module_reports,
             crashpad,
+            facts,
             timings: Timings {
                 parse_ms: ms(parsed),
                 symbols_ms: ms(symbols_ready - parsed),

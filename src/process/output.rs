@@ -8,6 +8,7 @@ use minidump_processor::ProcessState;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::facts::CrashFacts;
 use super::modules::SymbolStatus;
 use crate::symbols::derive::CacheSource;
 
@@ -67,6 +68,8 @@ pub struct ProcessedCrash {
     pub modules: Vec<ModuleReport>,
     /// Crashpad annotations, when the dump has a Crashpad info stream.
     pub crashpad: Option<CrashpadAnnotations>,
+    /// Exception record and memory regions around the fault, for the classifier.
+    pub facts: CrashFacts,
     /// Processing timings.
     pub timings: Timings,
 }

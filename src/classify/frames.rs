@@ -1,0 +1,267 @@
+//! The crashing thread's frames as a person reads them (inlined functions first, each as its
+//! own frame), the skip list that decides which frame to blame, and in-app rules.
+
+use minidump_processor::ProcessState;
+use regex::Regex;
+use serde::Serialize;
+
+/// The default skip list, shipped with faultline; users append to it in configuration.
+pub const DEFAULT_SKIP_LIST: &str = include_str!("fault_frame_skip.txt");
+
+/// One frame of the crashing thread, inlined frames included.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FrameRef {
+    /// Position in the expanded list (inlined frames count), from the top of the stack.
+    pub index: usize,
+    /// Index of the real frame in `threads[].frames[]` it belongs to.
+    pub frame: usize,
+    /// Whether this is an inlined call within that frame.
+    pub inlined: bool,
+    /// Function name, when symbolicated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Module (code file base name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+/// The crashing thread's frames, inlined ones first within each real frame.
+pub fn crashing_frames(state: &ProcessState) -> Vec<FrameRef> {
+    let Some(thread) = state.requesting_thread.and_then(|i| state.threads.get(i)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (frame_index, frame) in thread.frames.iter().enumerate() {
+        let module = frame.module.as_ref().map(|m| {
+            let name = minidump::Module::code_file(m);
+            crate::symbols::identify::base_name(&name).to_owned()
+        });
+        for inline in &frame.inlines {
+            out.push(FrameRef {
+                index: out.len(),
+                frame: frame_index,
+                inlined: true,
+                function: Some(inline.function_name.clone()),
+                module: module.clone(),
+                file: inline.source_file_name.clone(),
+                line: inline.source_line,
+            });
+        }
+        out.push(FrameRef {
+            index: out.len(),
+            frame: frame_index,
+            inlined: false,
+            function: frame.function_name.clone(),
+            module,
+            file: frame.source_file_name.clone(),
+            line: frame.source_line,
+        });
+    }
+    out
+}
+
+/// Why a pattern list could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pattern {pattern:?} in {list}: {source}")]
+pub struct PatternError {
+    /// Which list.
+    pub list: String,
+    /// The pattern.
+    pub pattern: String,
+    /// The regex error.
+    pub source: regex::Error,
+}
+
+/// Frames not to blame: function-name regexes, and `module:`-prefixed module-name regexes
+/// that apply to frames without a function name.
+#[derive(Debug, Clone)]
+pub struct SkipList {
+    functions: Vec<Regex>,
+    modules: Vec<Regex>,
+}
+
+fn compile(list: &str, pattern: &str) -> Result<Regex, PatternError> {
+    Regex::new(pattern).map_err(|source| PatternError {
+        list: list.to_owned(),
+        pattern: pattern.to_owned(),
+        source,
+    })
+}
+
+impl SkipList {
+    /// The shipped defaults plus `extra` lines in the same syntax.
+    pub fn new(extra: &[String]) -> Result<SkipList, PatternError> {
+        let mut list = SkipList {
+            functions: Vec::new(),
+            modules: Vec::new(),
+        };
+        let defaults = DEFAULT_SKIP_LIST
+            .lines()
+            .map(|l| (l, "the default skip list"));
+        let configured = extra.iter().map(|l| (l.as_str(), "classify.skip_frames"));
+        for (line, source) in defaults.chain(configured) {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.strip_prefix("module:") {
+                Some(module) => list.modules.push(compile(source, module.trim())?),
+                None => list.functions.push(compile(source, line)?),
+            }
+        }
+        Ok(list)
+    }
+
+    /// Whether `frame` is machinery rather than the code to blame.
+    pub fn skips(&self, frame: &FrameRef) -> bool {
+        let function = frame
+            .function
+            .as_deref()
+            .is_some_and(|f| self.functions.iter().any(|r| r.is_match(f)));
+        let module = frame.function.is_none()
+            && frame
+                .module
+                .as_deref()
+                .is_some_and(|m| self.modules.iter().any(|r| r.is_match(m)));
+        function || module
+    }
+}
+
+/// Which frames belong to the application itself.
+#[derive(Debug, Clone, Default)]
+pub struct InAppRules {
+    modules: Vec<Regex>,
+    paths: Vec<Regex>,
+}
+
+impl InAppRules {
+    /// Module-name and source-path regexes; both empty means no in-app rules.
+    pub fn new(modules: &[String], paths: &[String]) -> Result<InAppRules, PatternError> {
+        Ok(InAppRules {
+            modules: modules
+                .iter()
+                .map(|p| compile("classify.in_app_modules", p))
+                .collect::<Result<_, _>>()?,
+            paths: paths
+                .iter()
+                .map(|p| compile("classify.in_app_paths", p))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether any rule is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.modules.is_empty() || !self.paths.is_empty()
+    }
+
+    /// Whether `frame` is application code.
+    pub fn matches(&self, frame: &FrameRef) -> bool {
+        frame
+            .module
+            .as_deref()
+            .is_some_and(|m| self.modules.iter().any(|r| r.is_match(m)))
+            || frame
+                .file
+                .as_deref()
+                .is_some_and(|f| self.paths.iter().any(|r| r.is_match(f)))
+    }
+}
+
+/// The first frame not on the skip list (the frame to blame), or the top frame when every
+/// frame is skipped.
+pub fn fault_frame(frames: &[FrameRef], skip: &SkipList) -> Option<FrameRef> {
+    frames
+        .iter()
+        .find(|f| !skip.skips(f))
+        .or(frames.first())
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(index: usize, function: Option<&str>, module: &str) -> FrameRef {
+        FrameRef {
+            index,
+            frame: index,
+            inlined: false,
+            function: function.map(str::to_owned),
+            module: Some(module.to_owned()),
+            file: None,
+            line: None,
+        }
+    }
+
+    #[test]
+    fn default_list_skips_machinery_and_keeps_the_caller() {
+        let skip = SkipList::new(&[]).unwrap();
+        let frames = [
+            frame(0, Some("__pthread_kill_implementation"), "libc.so.6"),
+            frame(1, Some("raise"), "libc.so.6"),
+            frame(2, Some("abort"), "libc.so.6"),
+            frame(3, Some("__assert_fail"), "libc.so.6"),
+            frame(4, Some("memcpy"), "libc.so.6"),
+            frame(5, Some("parse_header(char const*)"), "app"),
+        ];
+        assert_eq!(fault_frame(&frames, &skip).unwrap().index, 5);
+        for name in [
+            "core::panicking::panic_fmt",
+            "std::panicking::rust_panic_with_hook",
+            "__cxa_throw",
+            "std::terminate()",
+            "KiUserExceptionDispatcher",
+            "RtlReportCriticalFailure",
+            "__stack_chk_fail",
+            "je_malloc",
+            "crashpad::CrashpadClient::DumpWithoutCrash(NativeCPUContext*)",
+            "__memmove_avx_unaligned_erms",
+            "strlen",
+        ] {
+            assert!(
+                skip.skips(&frame(0, Some(name), "x")),
+                "{name} should be skipped"
+            );
+        }
+        for name in [
+            "main",
+            "memcpy_helper_of_mine",
+            "MyAllocatorTest::run",
+            "abort_request",
+        ] {
+            assert!(
+                !skip.skips(&frame(0, Some(name), "x")),
+                "{name} should not be skipped"
+            );
+        }
+    }
+
+    #[test]
+    fn configured_patterns_extend_the_defaults() {
+        let skip =
+            SkipList::new(&["^my_log_fatal$".into(), "module:^libmycrash\\.so$".into()]).unwrap();
+        assert!(skip.skips(&frame(0, Some("my_log_fatal"), "app")));
+        assert!(skip.skips(&frame(0, None, "libmycrash.so")));
+        assert!(skip.skips(&frame(0, Some("abort"), "app")));
+        assert!(SkipList::new(&["(".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("classify.skip_frames"));
+    }
+
+    #[test]
+    fn in_app_rules_match_modules_or_paths() {
+        let rules = InAppRules::new(&["^app$".into()], &["/src/game/".into()]).unwrap();
+        assert!(rules.matches(&frame(0, Some("f"), "app")));
+        let mut in_game = frame(0, Some("g"), "libengine.so");
+        in_game.file = Some("/build/src/game/world.cpp".into());
+        assert!(rules.matches(&in_game));
+        assert!(!rules.matches(&frame(0, Some("h"), "libc.so.6")));
+    }
+}
