@@ -118,8 +118,13 @@ impl SkipList {
         Ok(list)
     }
 
-    /// Whether `frame` is machinery rather than the code to blame.
+    /// Whether `frame` is machinery rather than the code to blame. A frame with neither
+    /// function nor module (the wild address a bad call jumped to) is never blamed: its caller
+    /// made the call.
     pub fn skips(&self, frame: &FrameRef) -> bool {
+        if frame.function.is_none() && frame.module.is_none() {
+            return true;
+        }
         let function = frame
             .function
             .as_deref()

@@ -171,6 +171,7 @@ const SENTINEL_DEPTH: usize = 40;
 /// Whether `function` is `name`, ignoring parameters, templates' trailing parts and Rust hash
 /// suffixes (`core::panicking::panic_fmt::h1234…`, `std::terminate()`).
 fn is_function(function: &str, name: &str) -> bool {
+    let function = function.strip_prefix("__rustc::").unwrap_or(function);
     let Some(rest) = function.strip_prefix(name) else {
         return false;
     };

@@ -150,10 +150,12 @@ pub fn read(
                 .collect()
         })
         .unwrap_or_default();
-    let memory = UnifiedMemoryInfoList::new(
-        dump.get_stream::<MinidumpMemoryInfoList>().ok(),
-        dump.get_stream::<MinidumpLinuxMaps>().ok(),
-    );
+    // Linux maps name the file or [stack]/[heap] behind each region; prefer them when a dump
+    // (minidump-writer's do) carries both.
+    let memory = match dump.get_stream::<MinidumpLinuxMaps>().ok() {
+        Some(maps) => UnifiedMemoryInfoList::new(None, Some(maps)),
+        None => UnifiedMemoryInfoList::new(dump.get_stream::<MinidumpMemoryInfoList>().ok(), None),
+    };
     let lookup = |address: Option<u64>| {
         let memory = memory.as_ref()?;
         region(memory.memory_info_at_address(address?)?, &thread_stacks)
