@@ -477,6 +477,10 @@ async fn api_processes_multipart_and_raw_dumps() {
     assert_eq!(frame(&json, 0).0, "main");
     assert_eq!(frame(&json, 0).2, 35);
     assert!(json["timings"]["total_ms"].as_f64().unwrap() > 0.0);
+    // The same pipeline classifies: a write at 0x45 through a null pointer, blamed on the
+    // inlined `crash()`.
+    assert_eq!(json["classification"]["fault_class"], "null-write");
+    assert_eq!(json["classification"]["fault_frame"]["function"], "crash");
 
     let response = server
         .client
