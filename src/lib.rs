@@ -6,6 +6,7 @@
 //! - [`symbols`]: identifying debug files, keeping them by debug ID, deriving SymCache/CFI.
 //! - [`process`]: minidumps → symbolicated, thread-complete stack traces.
 //! - [`classify`]: fault class, evidence, exploitability and the frame to blame.
+//! - [`group`]: signatures, fingerprints and the crash index.
 //! - [`cli`]: the `faultline` command line (`serve`, `upload`).
 //!
 //! [`pipeline`] runs a crash through the stages; shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
@@ -15,6 +16,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod group;
 pub mod pipeline;
 pub mod process;
 pub mod store;
