@@ -91,11 +91,11 @@ fn strip_trailing(name: &str) -> String {
     if s.ends_with(')') {
         if let Some(open) = matching_open(s.as_bytes(), s.len() - 1, b'(', b')') {
             let head = &s[..open];
-            // `(anonymous namespace)` alone, or `operator()` itself, is a name, not parameters.
-            let is_name = s[open..] == *"(anonymous namespace)" && head.is_empty();
-            if !is_name && !head.is_empty() && !head.ends_with("operator") {
-                s.truncate(open);
-            } else if head.ends_with("operator()") {
+            // `(anonymous namespace)` alone is a name, not parameters; so is the `()` of
+            // `operator()` when no parameter list follows it.
+            let is_name =
+                head.is_empty() || (head.ends_with("operator") && !head.ends_with("operator()"));
+            if !is_name {
                 s.truncate(open);
             }
         }
@@ -130,13 +130,10 @@ fn replace_lambdas(name: &str) -> String {
             let end = tail
                 .find(")#")
                 .and_then(|i| tail[i..].find('}').map(|j| i + j));
-            match end {
-                Some(end) => {
-                    out.push_str("{lambda}");
-                    rest = &tail[end + 1..];
-                    continue;
-                }
-                None => {}
+            if let Some(end) = end {
+                out.push_str("{lambda}");
+                rest = &tail[end + 1..];
+                continue;
             }
         }
         if let Some(tail) = rest.strip_prefix("<lambda_") {
