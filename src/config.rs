@@ -28,6 +28,69 @@ pub struct Config {
     pub caches: CachesConfig,
     /// Fault-frame skip list additions and in-app rules.
     pub classify: ClassifyConfig,
+    /// Signature lists, user counting and the payload budget.
+    pub group: GroupConfig,
+    /// Where the crash index lives.
+    pub index: IndexConfig,
+}
+
+/// Grouping settings (see docs/GROUPING.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Annotations naming the user a crash happened to, first present wins (distinct-user
+    /// counts, `GET /api/v1/crashes?annotation.<name>=`).
+    pub user_annotations: Vec<String>,
+    /// Keep the processed payload of every crash of a new group until it has this many.
+    pub payloads_per_new_group: i64,
+    /// After that, keep at most this many payloads per group per hour (the rest are counted).
+    pub payloads_per_group_hour: i64,
+    /// Extra sentinel regexes (signatures start at these frames).
+    pub signature_sentinels: Vec<String>,
+    /// Extra prefix regexes (signatures continue past these frames).
+    pub signature_prefixes: Vec<String>,
+    /// Extra irrelevant regexes (signatures skip these frames; `module:<regex>` for modules).
+    pub signature_irrelevant: Vec<String>,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            user_annotations: vec![
+                "user_id".into(),
+                "guid".into(),
+                "userid".into(),
+                "user".into(),
+            ],
+            payloads_per_new_group: 100,
+            payloads_per_group_hour: 100,
+            signature_sentinels: Vec::new(),
+            signature_prefixes: Vec::new(),
+            signature_irrelevant: Vec::new(),
+        }
+    }
+}
+
+/// The crash index database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Database URL; empty means SQLite at `{storage.data_dir}/index.sqlite`.
+    pub url: String,
+}
+
+impl Config {
+    /// The crash index URL, defaulting to SQLite in the data folder.
+    pub fn index_url(&self) -> String {
+        if self.index.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.storage.data_dir.join("index.sqlite").display()
+            )
+        } else {
+            self.index.url.clone()
+        }
+    }
 }
 
 /// Classification lists users extend (see docs/CLASSIFIERS.md).
@@ -137,7 +200,15 @@ impl Default for CachesConfig {
 
 /// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
 /// (such as `FAULTLINE_CONFIG`) are not configuration keys.
-const SECTIONS: [&str; 5] = ["server_", "storage_", "limits_", "caches_", "classify_"];
+const SECTIONS: [&str; 7] = [
+    "server_",
+    "storage_",
+    "limits_",
+    "caches_",
+    "classify_",
+    "group_",
+    "index_",
+];
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

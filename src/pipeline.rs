@@ -1,13 +1,19 @@
 //! The one path every crash takes, whoever submits it (CLI, synchronous API, later the ingest
-//! queue): process the minidump, then classify it. Later stages (grouping) join here.
+//! queue): process the minidump, classify it, sign and fingerprint it. Recording it in the crash
+//! index is the caller's step (the offline CLI does not record).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::classify::frames::crashing_frames;
 use crate::classify::{Classification, Classifier};
 use crate::config::Config;
+use crate::group::signature::{
+    fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
+};
 use crate::process::{ProcessError, ProcessedCrash, Processor};
 use crate::symbols::SymbolStore;
 
@@ -17,6 +23,10 @@ pub struct CrashReport {
     pub processed: ProcessedCrash,
     /// Fault class, evidence, exploitability, fault frame.
     pub classification: Classification,
+    /// The signature people read.
+    pub signature: Signature,
+    /// The grouping hash.
+    pub fingerprint: String,
 }
 
 impl CrashReport {
@@ -25,6 +35,11 @@ impl CrashReport {
         let mut json = self.processed.to_json();
         json["classification"] =
             serde_json::to_value(&self.classification).expect("classifications serialize");
+        json["grouping"] = serde_json::json!({
+            "signature": self.signature.text,
+            "fingerprint": self.fingerprint,
+            "grouping_version": GROUPING_VERSION,
+        });
         json
     }
 
@@ -32,7 +47,8 @@ impl CrashReport {
     pub fn to_text(&self) -> String {
         let c = &self.classification;
         let mut out = format!(
-            "Fault class:    {} ({})\nExploitability: {}\n",
+            "Signature:      {}\nFault class:    {} ({})\nExploitability: {}\n",
+            self.signature.text,
             c.fault_class.as_str(),
             c.evidence.rule,
             c.exploitability.rating.as_str(),
@@ -61,6 +77,8 @@ pub struct Pipeline {
     pub processor: Processor,
     /// Fault classification.
     pub classifier: Classifier,
+    /// Signature lists.
+    pub signatures: SignatureRules,
 }
 
 impl Pipeline {
@@ -70,16 +88,39 @@ impl Pipeline {
             processor: Processor::from_config(config, symbols),
             classifier: Classifier::new(&config.classify)
                 .map_err(|e| anyhow::anyhow!("{e} (fix the pattern in the configuration)"))?,
+            signatures: SignatureRules::new(
+                &config.group.signature_sentinels,
+                &config.group.signature_prefixes,
+                &config.group.signature_irrelevant,
+            )
+            .map_err(|e| anyhow::anyhow!("{e} (fix the pattern in the configuration)"))?,
         })
     }
 
-    /// Runs one minidump through every stage.
-    pub async fn run(&self, dump: Bytes) -> Result<CrashReport, ProcessError> {
+    /// Runs one minidump through every stage. `annotations` are what the client sent with it
+    /// (they can carry an abort message or an OOM size for the signature); the dump's own
+    /// Crashpad annotations are added to them.
+    pub async fn run(
+        &self,
+        dump: Bytes,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<CrashReport, ProcessError> {
         let processed = self.processor.process(dump).await?;
         let classification = self.classifier.classify(&processed);
+        let mut all = processed
+            .crashpad
+            .as_ref()
+            .map(|c| c.simple.clone())
+            .unwrap_or_default();
+        all.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let frames = crashing_frames(&processed.state);
+        let signature = signature(&self.signatures, classification.fault_class, &frames, &all);
+        let fingerprint = fingerprint(classification.fault_class, &signature);
         Ok(CrashReport {
             processed,
             classification,
+            signature,
+            fingerprint,
         })
     }
 }

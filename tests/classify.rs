@@ -49,7 +49,7 @@ async fn pipeline(symbols: &[PathBuf], classify: ClassifyConfig) -> (Pipeline, t
 
 async fn run(pipeline: &Pipeline, dump: PathBuf) -> CrashReport {
     pipeline
-        .run(std::fs::read(&dump).unwrap().into())
+        .run(std::fs::read(&dump).unwrap().into(), &Default::default())
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", dump.display()))
 }

@@ -5,6 +5,7 @@ mod body;
 mod minidump;
 mod ops;
 mod symbols;
+mod triage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,9 +20,10 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::group::index::{CrashIndex, IndexError, PayloadBudget};
 use crate::pipeline::Pipeline;
 use crate::process::ProcessError;
-use crate::store::{FsStore, StoreError};
+use crate::store::{FsStore, ObjectStore, StoreError};
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::{SymbolError, SymbolStore};
 
@@ -34,11 +36,15 @@ pub struct AppState {
     pub symbols: Arc<SymbolStore>,
     /// Processing and classification, sharing parsed symbols between requests.
     pub pipeline: Arc<Pipeline>,
+    /// Crashes and groups.
+    pub index: Arc<CrashIndex>,
+    /// The object store (crash payloads live here beside the symbols).
+    pub objects: Arc<dyn ObjectStore>,
 }
 
 impl AppState {
     /// Opens the stores the configuration names (creating folders as needed).
-    pub fn open(config: Config) -> anyhow::Result<AppState> {
+    pub async fn open(config: Config) -> anyhow::Result<AppState> {
         let objects = FsStore::open(&config.storage.root).map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the symbol store at {}: {e} (set storage.root or FAULTLINE_STORAGE_ROOT to a writable folder)",
@@ -50,7 +56,8 @@ impl AppState {
             max_entries: config.limits.max_archive_entries,
             max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
         };
-        let symbols = SymbolStore::new(Arc::new(objects), scratch, limits).map_err(|e| {
+        let objects: Arc<dyn ObjectStore> = Arc::new(objects);
+        let symbols = SymbolStore::new(Arc::clone(&objects), scratch, limits).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR to a writable folder)",
                 config.storage.data_dir.display()
@@ -58,10 +65,22 @@ impl AppState {
         })?;
         let symbols = Arc::new(symbols);
         let pipeline = Arc::new(Pipeline::from_config(&config, Arc::clone(&symbols))?);
+        let budget = PayloadBudget {
+            per_new_group: config.group.payloads_per_new_group,
+            per_group_hour: config.group.payloads_per_group_hour,
+        };
+        let url = config.index_url();
+        let index = CrashIndex::open(&url, budget).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the crash index at {url}: {e} (set index.url or FAULTLINE_INDEX_URL)"
+            )
+        })?;
         Ok(AppState {
             config: Arc::new(config),
             symbols,
             pipeline,
+            index: Arc::new(index),
+            objects,
         })
     }
 }
@@ -75,6 +94,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))
+        .route("/api/v1/groups", get(triage::list_groups))
+        .route(
+            "/api/v1/groups/{id}",
+            get(triage::get_group).patch(triage::update_group),
+        )
+        .route("/api/v1/groups/{id}/merge", post(triage::merge_groups))
+        .route("/api/v1/crashes", get(triage::list_crashes))
+        .route("/api/v1/crashes/{id}", get(triage::get_crash))
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),
@@ -102,7 +129,7 @@ impl BoundServer {
     pub async fn bind(config: Config) -> anyhow::Result<BoundServer> {
         ops::install_metrics();
         let listen = config.server.listen;
-        let state = AppState::open(config)?;
+        let state = AppState::open(config).await?;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
         })?;
@@ -188,5 +215,21 @@ impl From<ProcessError> for ApiError {
             }
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> ApiError {
+        match e {
+            IndexError::Invalid(message) => ApiError::new(StatusCode::BAD_REQUEST, message),
+            other => {
+                tracing::error!(error = %other, "crash index failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the crash index failed; try again later",
+                )
+                .with_detail(other.to_string())
+            }
+        }
     }
 }

@@ -91,7 +91,7 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
     };
     let pipeline = Pipeline::from_config(&config, Arc::new(symbols))?;
     let crash = pipeline
-        .run(dump.into())
+        .run(dump.into(), &Default::default())
         .await
         .with_context(|| format!("cannot process {}", args.dump.display()))?;
     if args.json {

@@ -1,0 +1,278 @@
+//! Triage routes over the crash index: list and inspect groups, change their state, merge
+//! them, and find crashes (by ID, or every crash of one user through an annotation).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState};
+use crate::group::index::{GroupPatch, GroupQuery, GroupSort};
+use crate::store::{self, ObjectKey};
+
+/// Largest processed payload read back for `GET /api/v1/crashes/{id}`.
+const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+fn parse_int(name: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad_request(format!("{name} must be an integer, not {value:?}")))
+}
+
+/// The single `annotation.<name>=<value>` filter of a query, if any.
+fn annotation_filter(
+    params: &HashMap<String, String>,
+) -> Result<Option<(String, String)>, ApiError> {
+    let mut found = params
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("annotation.")?.to_owned(), v.clone())));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(bad_request(
+            "give at most one annotation.<name>=<value> filter",
+        ));
+    }
+    Ok(first)
+}
+
+const GROUP_PARAMS: [&str; 9] = [
+    "state",
+    "product",
+    "release",
+    "fault_class",
+    "since",
+    "until",
+    "sort",
+    "limit",
+    "cursor",
+];
+
+/// `GET /api/v1/groups?state=&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`.
+pub async fn list_groups(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !GROUP_PARAMS.contains(&k.as_str()) && !k.starts_with("annotation."))
+    {
+        return Err(
+            bad_request(format!("unknown parameter {unknown:?}")).with_detail(format!(
+                "use {}, or annotation.<name>",
+                GROUP_PARAMS.join(", ")
+            )),
+        );
+    }
+    let sort = match params
+        .get("sort")
+        .map(String::as_str)
+        .unwrap_or("last_seen")
+    {
+        "events" => GroupSort::Events,
+        "users" => GroupSort::Users,
+        "last_seen" => GroupSort::LastSeen,
+        "first_seen" => GroupSort::FirstSeen,
+        other => {
+            return Err(bad_request(format!(
+                "sort must be events, users, last_seen or first_seen, not {other:?}"
+            )))
+        }
+    };
+    let query = GroupQuery {
+        state: params.get("state").cloned(),
+        product: params.get("product").cloned(),
+        release: params.get("release").cloned(),
+        fault_class: params.get("fault_class").cloned(),
+        since: params
+            .get("since")
+            .map(|v| parse_int("since", v))
+            .transpose()?,
+        until: params
+            .get("until")
+            .map(|v| parse_int("until", v))
+            .transpose()?,
+        annotation: annotation_filter(&params)?,
+        sort,
+        limit: params
+            .get("limit")
+            .map(|v| parse_int("limit", v))
+            .transpose()?
+            .unwrap_or(25),
+        cursor: params.get("cursor").cloned(),
+    };
+    let page = state.index.groups(&query).await?;
+    Ok(Json(
+        json!({ "groups": page.items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+fn group_id(id: &str) -> Result<i64, ApiError> {
+    parse_int("the group ID", id)
+}
+
+async fn not_found(state: &AppState, id: i64) -> ApiError {
+    match state.index.merged_into(id).await {
+        Ok(Some(target)) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("group {id} was merged into group {target}"),
+        )
+        .with_detail(format!("see /api/v1/groups/{target}")),
+        _ => ApiError::new(StatusCode::NOT_FOUND, format!("no group {id}")),
+    }
+}
+
+/// `GET /api/v1/groups/{id}`: the group, hourly counts, breakdowns and sample crashes.
+pub async fn get_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = group_id(&id)?;
+    match state.index.group_detail(id).await? {
+        Some(detail) => Ok(Json(
+            serde_json::to_value(detail).expect("groups serialize"),
+        )),
+        None => Err(not_found(&state, id).await),
+    }
+}
+
+/// A triage update: absent fields stay, `null` clears `assignee` / `resolved_in`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupUpdate {
+    state: Option<String>,
+    #[serde(default, with = "serde_with_null")]
+    assignee: Option<Option<String>>,
+    #[serde(default, with = "serde_with_null")]
+    resolved_in: Option<Option<String>>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+/// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`.
+pub async fn update_group(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<GroupUpdate>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = group_id(&id)?;
+    let Json(update) = body.map_err(|e| {
+        bad_request(format!("invalid group update: {}", e.body_text()))
+            .with_detail(r#"send {"state": "open|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null}"#)
+    })?;
+    let patch = GroupPatch {
+        state: update.state,
+        assignee: update.assignee,
+        resolved_in: update.resolved_in,
+    };
+    match state.index.update_group(id, &patch).await? {
+        Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
+        None => Err(not_found(&state, id).await),
+    }
+}
+
+/// `POST /api/v1/groups/{id}/merge` with `{"groups": [other IDs]}`: merges them into `{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    groups: Vec<i64>,
+}
+
+/// Handles the merge.
+pub async fn merge_groups(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = group_id(&id)?;
+    let Json(request) = body.map_err(|e| {
+        bad_request(format!("invalid merge request: {}", e.body_text()))
+            .with_detail(r#"send {"groups": [2, 3]} to merge groups 2 and 3 into this one"#)
+    })?;
+    if request.groups.is_empty() {
+        return Err(bad_request("nothing to merge: groups is empty"));
+    }
+    match state.index.merge(id, &request.groups).await? {
+        Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
+        None => Err(not_found(&state, id).await),
+    }
+}
+
+/// `GET /api/v1/crashes/{id}`: the crash's index record and its processed result (symbolicated
+/// threads, classification), when the payload budget kept it.
+pub async fn get_crash(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let crash = state
+        .index
+        .crash(&id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no crash {id:?}")))?;
+    let processed = match &crash.payload_key {
+        Some(key) => {
+            let key = ObjectKey::new(key.clone())
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let bytes = store::get_bytes(&*state.objects, &key, MAX_PAYLOAD_BYTES)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the crash payload could not be read",
+                    )
+                    .with_detail(e.to_string())
+                })?;
+            bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        }
+        None => None,
+    };
+    Ok(Json(json!({
+        "crash": crash,
+        "processed": processed,
+        "payload_note": if crash.payload_key.is_none() { Some("not kept: the group's payload budget was spent; the crash is counted") } else { None },
+    })))
+}
+
+/// `GET /api/v1/crashes?annotation.<name>=<value>&limit=&cursor=`: e.g. every crash of one user.
+pub async fn list_crashes(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let (name, value) = annotation_filter(&params)?.ok_or_else(|| {
+        bad_request("give an annotation.<name>=<value> filter")
+            .with_detail("e.g. /api/v1/crashes?annotation.guid=1234")
+    })?;
+    let limit = params
+        .get("limit")
+        .map(|v| parse_int("limit", v))
+        .transpose()?
+        .unwrap_or(25);
+    let page = state
+        .index
+        .crashes_by_annotation(
+            &name,
+            &value,
+            limit,
+            params.get("cursor").map(String::as_str),
+        )
+        .await?;
+    Ok(Json(
+        json!({ "crashes": page.items, "next_cursor": page.next_cursor }),
+    ))
+}
