@@ -1,0 +1,578 @@
+//! Grouping: the crash index's counts, releases, users, payload budget, regressions and merges
+//! (against real SQLite), grouping stability on real dumps, and the triage API over HTTP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::{fixture_bytes, TestServer};
+use faultline::group::index::{
+    CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
+};
+use serde_json::Value;
+
+fn generated(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/minidumps")
+        .join(name)
+}
+
+async fn index(budget: PayloadBudget) -> (CrashIndex, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("index.sqlite").display()
+    );
+    (CrashIndex::open(&url, budget).await.unwrap(), dir)
+}
+
+const GENEROUS: PayloadBudget = PayloadBudget {
+    per_new_group: 1000,
+    per_group_hour: 1000,
+};
+
+fn crash(
+    n: usize,
+    fingerprint: &str,
+    at: i64,
+    release: Option<&str>,
+    user: Option<&str>,
+) -> NewCrash {
+    let mut annotations = BTreeMap::new();
+    if let Some(user) = user {
+        annotations.insert("guid".to_owned(), user.to_owned());
+    }
+    NewCrash {
+        id: format!("crash-{fingerprint}-{n}"),
+        received_at: at,
+        product: Some("Game".into()),
+        release: release.map(str::to_owned),
+        platform: Some("Linux".into()),
+        user_id: user.map(str::to_owned),
+        annotations,
+        fingerprint: fingerprint.to_owned(),
+        signature: format!("sig {fingerprint}"),
+        fault_class: "null-read".into(),
+        payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
+    }
+}
+
+const HOUR: i64 = 1_795_240_800; // an hour boundary (2026-11-21 03:00 UTC)
+
+#[tokio::test]
+async fn one_group_counts_events_users_and_releases_in_version_order() {
+    let (index, _dir) = index(GENEROUS).await;
+    let releases = [
+        Some("1.9.0"),
+        Some("1.10.0"),
+        Some("1.2.0"),
+        None,
+        Some("1.10.0"),
+    ];
+    let users = [Some("u1"), Some("u2"), Some("u1"), None, Some("u3")];
+    let mut group = 0;
+    for (n, (release, user)) in releases.iter().zip(users).enumerate() {
+        let recorded = index
+            .record(&crash(n, "aaa", HOUR + n as i64, *release, user))
+            .await
+            .unwrap();
+        assert_eq!(recorded.new_group, n == 0);
+        group = recorded.group_id;
+    }
+    let g = index.group(group).await.unwrap().unwrap();
+    assert_eq!((g.event_count, g.user_count), (5, 3));
+    // 1.10.0 is newer than 1.9.0 as a version, though not as a string.
+    assert_eq!(
+        (g.first_release.as_deref(), g.last_release.as_deref()),
+        (Some("1.2.0"), Some("1.10.0"))
+    );
+    assert_eq!((g.first_seen, g.last_seen), (HOUR, HOUR + 4));
+    assert_eq!(g.fingerprints, ["aaa"]);
+}
+
+#[tokio::test]
+async fn payload_budget_keeps_new_groups_whole_then_caps_per_hour_with_exact_counts() {
+    let (index, _dir) = index(PayloadBudget {
+        per_new_group: 3,
+        per_group_hour: 2,
+    })
+    .await;
+    let mut kept = Vec::new();
+    for n in 0..10 {
+        kept.push(
+            index
+                .record(&crash(n, "bbb", HOUR + n as i64, Some("1.0"), None))
+                .await
+                .unwrap()
+                .keep_payload,
+        );
+    }
+    // The first three (a new group), then nothing more this hour (3 already kept ≥ 2).
+    assert_eq!(
+        kept,
+        [true, true, true, false, false, false, false, false, false, false]
+    );
+    let mut next_hour = Vec::new();
+    for n in 10..13 {
+        next_hour.push(
+            index
+                .record(&crash(n, "bbb", HOUR + 3600 + n as i64, Some("1.0"), None))
+                .await
+                .unwrap()
+                .keep_payload,
+        );
+    }
+    assert_eq!(next_hour, [true, true, false]);
+    let detail = index.group_detail(1).await.unwrap().unwrap();
+    assert_eq!(detail.group.event_count, 13);
+    assert_eq!(
+        (detail.group.payloads_kept, detail.group.payloads_dropped),
+        (5, 8)
+    );
+    assert_eq!(detail.hourly, [(HOUR, 10), (HOUR + 3600, 3)]);
+    assert_eq!(detail.samples.len(), 5, "samples are crashes with payloads");
+    assert_eq!(detail.by_release[0].count, 13);
+    assert!(index
+        .crash("crash-bbb-5")
+        .await
+        .unwrap()
+        .unwrap()
+        .payload_key
+        .is_none());
+    assert!(index
+        .crash("crash-bbb-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .payload_key
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_crash_from_a_newer_release_reopens_a_resolved_group() {
+    let (index, _dir) = index(GENEROUS).await;
+    let g = index
+        .record(&crash(0, "ccc", HOUR, Some("1.9.0"), None))
+        .await
+        .unwrap()
+        .group_id;
+    let patch = GroupPatch {
+        state: Some("resolved".into()),
+        resolved_in: Some(Some("2.0.0".into())),
+        assignee: Some(Some("ana".into())),
+    };
+    let resolved = index.update_group(g, &patch).await.unwrap().unwrap();
+    assert_eq!(
+        (resolved.state.as_str(), resolved.assignee.as_deref()),
+        ("resolved", Some("ana"))
+    );
+
+    // Older and same releases, and releases that cannot be ordered, do not regress it.
+    for (n, release) in [(1, "1.9.5"), (2, "2.0.0"), (3, "abc1234")].into_iter() {
+        let r = index
+            .record(&crash(n, "ccc", HOUR + n as i64, Some(release), None))
+            .await
+            .unwrap();
+        assert!(!r.regressed, "{release}");
+    }
+    assert_eq!(index.group(g).await.unwrap().unwrap().state, "resolved");
+
+    let r = index
+        .record(&crash(4, "ccc", HOUR + 4, Some("2.0.1"), None))
+        .await
+        .unwrap();
+    assert!(r.regressed);
+    let g2 = index.group(g).await.unwrap().unwrap();
+    assert_eq!((g2.state.as_str(), g2.regressed), ("open", true));
+
+    let bad = GroupPatch {
+        state: Some("done".into()),
+        ..GroupPatch::default()
+    };
+    assert!(index
+        .update_group(g, &bad)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("open, resolved or muted"));
+}
+
+#[tokio::test]
+async fn merging_moves_fingerprints_crashes_and_users() {
+    let (index, _dir) = index(GENEROUS).await;
+    let a = index
+        .record(&crash(0, "ddd", HOUR, Some("1.0"), Some("u1")))
+        .await
+        .unwrap()
+        .group_id;
+    index
+        .record(&crash(1, "ddd", HOUR + 1, Some("1.1"), Some("u2")))
+        .await
+        .unwrap();
+    let b = index
+        .record(&crash(2, "eee", HOUR + 2, Some("0.9"), Some("u2")))
+        .await
+        .unwrap()
+        .group_id;
+    index
+        .record(&crash(3, "eee", HOUR + 3, Some("1.2"), Some("u3")))
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    let merged = index.merge(a, &[b]).await.unwrap().unwrap();
+    assert_eq!(merged.fingerprints, ["ddd", "eee"]);
+    assert_eq!((merged.event_count, merged.user_count), (4, 3));
+    assert_eq!(
+        (
+            merged.first_release.as_deref(),
+            merged.last_release.as_deref()
+        ),
+        (Some("0.9"), Some("1.2"))
+    );
+    assert!(index.group(b).await.unwrap().is_none());
+    assert_eq!(index.merged_into(b).await.unwrap(), Some(a));
+    // The merged group's fingerprint now leads to the target: the group keeps every hash.
+    assert_eq!(
+        index
+            .record(&crash(4, "eee", HOUR + 4, None, None))
+            .await
+            .unwrap()
+            .group_id,
+        a
+    );
+    assert_eq!(
+        index.crash("crash-eee-2").await.unwrap().unwrap().group_id,
+        a
+    );
+    assert!(index.merge(a, &[a]).await.is_err());
+}
+
+#[tokio::test]
+async fn listing_filters_sorts_and_pages() {
+    let (index, _dir) = index(GENEROUS).await;
+    // Group sizes 1..=5, one crash of group 5 with another product and a user annotation.
+    for (g, fp) in ["g1", "g2", "g3", "g4", "g5"].iter().enumerate() {
+        for n in 0..=g {
+            let mut c = crash(n, fp, HOUR + (g * 10 + n) as i64, Some("1.0"), None);
+            if g == 4 && n == 0 {
+                c.product = Some("Editor".into());
+                c.annotations.insert("guid".into(), "player-7".into());
+                c.fault_class = "abort".into();
+            }
+            index.record(&c).await.unwrap();
+        }
+    }
+    let query = |sort, limit, cursor: Option<String>| GroupQuery {
+        state: None,
+        product: None,
+        release: None,
+        fault_class: None,
+        since: None,
+        until: None,
+        annotation: None,
+        sort,
+        limit,
+        cursor,
+    };
+    let first = index
+        .groups(&query(GroupSort::Events, 2, None))
+        .await
+        .unwrap();
+    let counts: Vec<i64> = first.items.iter().map(|g| g.event_count).collect();
+    assert_eq!(counts, [5, 4]);
+    let second = index
+        .groups(&query(GroupSort::Events, 2, first.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second
+            .items
+            .iter()
+            .map(|g| g.event_count)
+            .collect::<Vec<_>>(),
+        [3, 2]
+    );
+    let third = index
+        .groups(&query(GroupSort::Events, 2, second.next_cursor.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        third
+            .items
+            .iter()
+            .map(|g| g.event_count)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    assert!(third.next_cursor.is_none());
+
+    let newest = index
+        .groups(&query(GroupSort::FirstSeen, 1, None))
+        .await
+        .unwrap();
+    assert_eq!(newest.items[0].fingerprints, ["g5"]);
+
+    let mut q = query(GroupSort::LastSeen, 10, None);
+    q.product = Some("Editor".into());
+    assert_eq!(index.groups(&q).await.unwrap().items.len(), 1);
+    let mut q = query(GroupSort::LastSeen, 10, None);
+    q.annotation = Some(("guid".into(), "player-7".into()));
+    assert_eq!(
+        index.groups(&q).await.unwrap().items[0].fingerprints,
+        ["g5"]
+    );
+    let mut q = query(GroupSort::LastSeen, 10, None);
+    q.since = Some(HOUR + 20);
+    q.until = Some(HOUR + 31);
+    let fps: Vec<String> = index
+        .groups(&q)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|g| g.fingerprints[0].clone())
+        .collect();
+    assert_eq!(fps, ["g4", "g3"]);
+    let mut q = query(GroupSort::LastSeen, 10, None);
+    q.state = Some("resolved".into());
+    assert!(index.groups(&q).await.unwrap().items.is_empty());
+    assert!(index
+        .groups(&query(GroupSort::Events, 2, Some("garbage".into())))
+        .await
+        .is_err());
+
+    let page = index
+        .crashes_by_annotation("guid", "player-7", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].product.as_deref(), Some("Editor"));
+}
+
+/// Posts a generated dump with annotations; returns the response JSON.
+async fn post_dump(server: &TestServer, dump: &PathBuf, fields: &[(&str, &str)]) -> Value {
+    let mut form = reqwest::multipart::Form::new();
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    form = form.part(
+        "upload_file_minidump",
+        reqwest::multipart::Part::bytes(std::fs::read(dump).unwrap()).file_name("x.dmp"),
+    );
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_bug_groups_across_processes_and_releases_and_different_bugs_do_not() {
+    let server = TestServer::start().await;
+    server
+        .upload(
+            "crasher.debug",
+            std::fs::read(generated("crasher.debug")).unwrap(),
+        )
+        .await;
+    let first = post_dump(
+        &server,
+        &generated("null-read.dmp"),
+        &[("product", "Crasher"), ("version", "1.0.0"), ("guid", "u1")],
+    )
+    .await;
+    let again = post_dump(
+        &server,
+        &generated("rerun/null-read.dmp"),
+        &[("product", "Crasher"), ("version", "1.1.0"), ("guid", "u2")],
+    )
+    .await;
+    // Another process: other load addresses, same bug, same group.
+    assert_ne!(
+        first["modules"][1]["base_addr"],
+        again["modules"][1]["base_addr"]
+    );
+    assert_eq!(
+        first["grouping"]["fingerprint"],
+        again["grouping"]["fingerprint"]
+    );
+    assert_eq!(first["group_id"], again["group_id"]);
+    assert_eq!(
+        first["grouping"]["signature"],
+        "core::ptr::read_volatile | crasher::linux::null_read"
+    );
+
+    let write = post_dump(
+        &server,
+        &generated("wild-write.dmp"),
+        &[("product", "Crasher"), ("version", "1.1.0")],
+    )
+    .await;
+    let write_again = post_dump(
+        &server,
+        &generated("rerun/wild-write.dmp"),
+        &[("product", "Crasher"), ("version", "1.2.0")],
+    )
+    .await;
+    assert_ne!(
+        write["group_id"], first["group_id"],
+        "a different fault frame is a different group"
+    );
+    assert_eq!(write["group_id"], write_again["group_id"]);
+    let panic = post_dump(&server, &generated("rust-panic.dmp"), &[]).await;
+    assert_eq!(
+        panic["grouping"]["signature"],
+        "core::panicking::panic_fmt | crasher::linux::rust_panic"
+    );
+
+    let (status, groups) = server.get_json("/api/v1/groups?sort=events").await;
+    assert_eq!(status, 200);
+    let groups = groups["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    let id = first["group_id"].as_i64().unwrap();
+    let null_reads = groups.iter().find(|g| g["id"] == id).unwrap();
+    assert_eq!(
+        (
+            null_reads["event_count"].as_i64(),
+            null_reads["user_count"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert_eq!(groups.last().unwrap()["event_count"], 1, "sorted by events");
+    let (_, detail) = server.get_json(&format!("/api/v1/groups/{id}")).await;
+    assert_eq!(detail["fault_class"], "null-read");
+    assert_eq!(detail["by_release"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["by_platform"][0]["value"], "Linux");
+    assert_eq!(detail["samples"].as_array().unwrap().len(), 2);
+
+    // The crash and its processed result.
+    let crash_id = first["crash_id"].as_str().unwrap();
+    let (status, crash) = server
+        .get_json(&format!("/api/v1/crashes/{crash_id}"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(crash["crash"]["group_id"], id);
+    assert_eq!(
+        crash["processed"]["classification"]["fault_class"],
+        "null-read"
+    );
+    assert_eq!(
+        crash["processed"]["threads"][0]["frames"][0]["function"],
+        "crasher::linux::null_read"
+    );
+    let (_, by_user) = server.get_json("/api/v1/crashes?annotation.guid=u2").await;
+    assert_eq!(by_user["crashes"][0]["id"], again["crash_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn triage_api_resolves_detects_regressions_merges_and_validates() {
+    let server = TestServer::start_with(|c| {
+        c.group.payloads_per_new_group = 1;
+        c.group.payloads_per_group_hour = 1;
+    })
+    .await;
+    server
+        .upload(
+            "crasher.debug",
+            std::fs::read(generated("crasher.debug")).unwrap(),
+        )
+        .await;
+    let dump = generated("abort.dmp");
+    let one = post_dump(&server, &dump, &[("version", "3.1.0")]).await;
+    let id = one["group_id"].as_i64().unwrap();
+    assert_eq!(one["payload_kept"], true);
+
+    let patch = |body: Value| {
+        let url = server.url(&format!("/api/v1/groups/{id}"));
+        let client = server.client.clone();
+        async move { client.patch(url).json(&body).send().await.unwrap() }
+    };
+    let resolved: Value = patch(serde_json::json!({"state": "resolved", "resolved_in": "3.2.0"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (resolved["state"].as_str(), resolved["resolved_in"].as_str()),
+        (Some("resolved"), Some("3.2.0"))
+    );
+
+    // 3.1.5 is older than the fix: still resolved. The budget (1 payload) is spent: counted only.
+    let older = post_dump(&server, &dump, &[("version", "3.1.5")]).await;
+    assert_eq!(older["payload_kept"], false);
+    let (_, crash) = server
+        .get_json(&format!(
+            "/api/v1/crashes/{}",
+            older["crash_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(crash["processed"].is_null());
+    assert!(crash["payload_note"].as_str().unwrap().contains("budget"));
+    let (_, group) = server.get_json(&format!("/api/v1/groups/{id}")).await;
+    assert_eq!(
+        (group["state"].as_str(), group["event_count"].as_i64()),
+        (Some("resolved"), Some(2))
+    );
+
+    post_dump(&server, &dump, &[("version", "3.10.0")]).await;
+    let (_, group) = server.get_json(&format!("/api/v1/groups/{id}")).await;
+    assert_eq!(
+        (group["state"].as_str(), group["regressed"].as_bool()),
+        (Some("open"), Some(true))
+    );
+    let (_, regressions) = server
+        .get_json("/api/v1/groups?state=open&fault_class=abort")
+        .await;
+    assert_eq!(regressions["groups"][0]["id"], id);
+
+    // Merge another group into this one.
+    let other = post_dump(&server, &generated("assertion.dmp"), &[]).await;
+    let other_id = other["group_id"].as_i64().unwrap();
+    let merged: Value = server
+        .client
+        .post(server.url(&format!("/api/v1/groups/{id}/merge")))
+        .json(&serde_json::json!({"groups": [other_id]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(merged["event_count"], 4, "{merged}");
+    assert_eq!(merged["fingerprints"].as_array().unwrap().len(), 2);
+    let (status, gone) = server.get_json(&format!("/api/v1/groups/{other_id}")).await;
+    assert_eq!(status, 404);
+    assert!(gone["error"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("merged into group {id}")));
+
+    // Bad input: clear 4xx messages.
+    for (path, expect) in [
+        ("/api/v1/groups?sort=random", "sort must be"),
+        ("/api/v1/groups?limit=ten", "limit must be an integer"),
+        ("/api/v1/groups?colour=red", "unknown parameter"),
+        ("/api/v1/groups?cursor=zz", "invalid cursor"),
+        ("/api/v1/groups/abc", "must be an integer"),
+        ("/api/v1/crashes", "annotation"),
+    ] {
+        let (status, body) = server.get_json(path).await;
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains(expect),
+            "{path}: {body}"
+        );
+    }
+    let response = patch(serde_json::json!({"state": "fixed"})).await;
+    assert_eq!(response.status(), 400);
+    let response = patch(serde_json::json!({"colour": "red"})).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(server.get_json("/api/v1/groups/999").await.0, 404);
+    assert_eq!(server.get_json("/api/v1/crashes/nope").await.0, 404);
+    let _ = fixture_bytes("minidumps/rust-minidump/test.dmp");
+}
