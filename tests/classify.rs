@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::fixture;
+use common::{fixture, symbol_store};
 use faultline::config::{ClassifyConfig, Config};
 use faultline::pipeline::{CrashReport, Pipeline};
 use faultline::store::FsStore;
@@ -19,32 +19,14 @@ fn generated(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A pipeline over a fresh store holding `symbols`, with `config` for classification.
+/// A pipeline over a fresh store holding `symbols`, with `classify` for classification.
 async fn pipeline(symbols: &[PathBuf], classify: ClassifyConfig) -> (Pipeline, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SymbolStore::new(
-        Arc::new(FsStore::open(dir.path().join("store")).unwrap()),
-        dir.path().join("tmp"),
-        UnpackLimits {
-            max_entries: 100,
-            max_unpacked_bytes: 1 << 30,
-        },
-    )
-    .unwrap();
-    for path in symbols {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let unpacked = tempfile::tempdir_in(dir.path()).unwrap();
-        let reports = store.ingest(path, &name, unpacked.path()).await;
-        assert!(reports.iter().all(|r| r.file.is_some()), "{reports:?}");
-    }
+    let (store, dir) = symbol_store(symbols).await;
     let config = Config {
         classify,
         ..Config::default()
     };
-    (
-        Pipeline::from_config(&config, Arc::new(store)).unwrap(),
-        dir,
-    )
+    (Pipeline::from_config(&config, store).unwrap(), dir)
 }
 
 async fn run(pipeline: &Pipeline, dump: PathBuf) -> CrashReport {
@@ -293,17 +275,7 @@ async fn shared_fixture_dumps_with_clear_crash_reasons() {
         ),
     ];
     for (dump, symbols, class, frame) in cases {
-        let mut files = Vec::new();
-        for path in symbols {
-            if path.is_dir() {
-                for entry in walk(path) {
-                    files.push(entry);
-                }
-            } else {
-                files.push(path.clone());
-            }
-        }
-        let (pipeline, _dir) = pipeline(&files, ClassifyConfig::default()).await;
+        let (pipeline, _dir) = pipeline(symbols, ClassifyConfig::default()).await;
         let c = run(&pipeline, fixture(dump)).await.classification;
         assert_eq!(
             c.fault_class.as_str(),
@@ -318,17 +290,4 @@ async fn shared_fixture_dumps_with_clear_crash_reasons() {
             .unwrap_or("-");
         assert_eq!(blamed, *frame, "{dump}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

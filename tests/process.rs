@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
-use common::{fixture, fixture_bytes, TestServer};
+use common::{fixture, fixture_bytes, symbol_store, TestServer};
 use faultline::config::Config;
 use faultline::process::{ProcessError, Processor};
 use faultline::store::FsStore;
@@ -18,42 +17,9 @@ use serde_json::Value;
 
 /// A processor over a fresh store holding the given fixture files and folders.
 async fn processor_with(symbols: &[&str]) -> (Processor, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let objects = FsStore::open(dir.path().join("store")).unwrap();
-    let limits = UnpackLimits {
-        max_entries: 1000,
-        max_unpacked_bytes: 1 << 30,
-    };
-    let store = SymbolStore::new(Arc::new(objects), dir.path().join("tmp"), limits).unwrap();
-    for rel in symbols {
-        let mut files = Vec::new();
-        collect(&fixture(rel), &mut files);
-        for path in files {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let unpacked = tempfile::tempdir_in(dir.path()).unwrap();
-            let reports = store.ingest(&path, &name, unpacked.path()).await;
-            assert!(
-                reports
-                    .iter()
-                    .all(|r| r.file.is_some() || name.ends_with(".plist") || name == "invalid"),
-                "{reports:?}"
-            );
-        }
-    }
-    (
-        Processor::from_config(&Config::default(), Arc::new(store)),
-        dir,
-    )
-}
-
-fn collect(path: &Path, out: &mut Vec<std::path::PathBuf>) {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).unwrap() {
-            collect(&entry.unwrap().path(), out);
-        }
-    } else {
-        out.push(path.to_owned());
-    }
+    let paths: Vec<_> = symbols.iter().map(|rel| fixture(rel)).collect();
+    let (store, dir) = symbol_store(&paths).await;
+    (Processor::from_config(&Config::default(), store), dir)
 }
 
 async fn process(symbols: &[&str], dump: &str) -> Value {

@@ -134,3 +134,47 @@ pub fn sym_identity(rel: &str) -> (String, String, String, String, Option<(Strin
         code,
     )
 }
+
+/// Every file under `path` (or `path` itself).
+pub fn files_under(path: &std::path::Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_owned()];
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path).unwrap() {
+        out.extend(files_under(&entry.unwrap().path()));
+    }
+    out.sort();
+    out
+}
+
+/// A symbol store in a fresh temp folder holding every debug file under `paths` (bundle
+/// metadata and the dSYM fixture's deliberately invalid file are let through unstored).
+pub async fn symbol_store(
+    paths: &[PathBuf],
+) -> (
+    std::sync::Arc<faultline::symbols::SymbolStore>,
+    tempfile::TempDir,
+) {
+    use faultline::store::FsStore;
+    use faultline::symbols::unpack::UnpackLimits;
+    use faultline::symbols::SymbolStore;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = UnpackLimits {
+        max_entries: 1000,
+        max_unpacked_bytes: 1 << 30,
+    };
+    let objects = std::sync::Arc::new(FsStore::open(dir.path().join("store")).unwrap());
+    let store = SymbolStore::new(objects, dir.path().join("tmp"), limits).unwrap();
+    for path in paths.iter().flat_map(|p| files_under(p)) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let unpacked = tempfile::tempdir_in(dir.path()).unwrap();
+        let reports = store.ingest(&path, &name, unpacked.path()).await;
+        let expected_junk = name.ends_with(".plist") || name == "invalid";
+        assert!(
+            reports.iter().all(|r| r.file.is_some() || expected_junk),
+            "{reports:?}"
+        );
+    }
+    (std::sync::Arc::new(store), dir)
+}
