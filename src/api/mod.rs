@@ -6,6 +6,7 @@ mod minidump;
 mod ops;
 mod symbols;
 mod triage;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,7 +121,7 @@ pub fn router(state: AppState) -> Router {
 
 /// A server bound to its address but not yet serving, so callers (tests) learn the port first.
 pub struct BoundServer {
-    listener: TcpListener,
+    listener: wire::CompatListener,
     app: Router,
 }
 
@@ -134,7 +135,7 @@ impl BoundServer {
             anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
         })?;
         Ok(BoundServer {
-            listener,
+            listener: wire::CompatListener(listener),
             app: router(state),
         })
     }
@@ -142,6 +143,7 @@ impl BoundServer {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
+            .0
             .local_addr()
             .expect("a bound listener has an address")
     }
