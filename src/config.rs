@@ -32,6 +32,36 @@ pub struct Config {
     pub group: GroupConfig,
     /// Where the crash index lives.
     pub index: IndexConfig,
+    /// Crash-reporter ingest: limits, workers, throttling.
+    pub ingest: IngestConfig,
+}
+
+/// Crash-reporter ingest (see docs/INGEST.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body as sent (compressed), bytes; HTTP 413 beyond it.
+    pub max_body_bytes: u64,
+    /// Largest body after `Content-Encoding` and dump-part decompression, bytes (gzip bombs).
+    pub max_decompressed_bytes: u64,
+    /// Processing workers; 0 means one per core.
+    pub workers: usize,
+    /// Reprocess crashes that lacked symbols when matching symbols are uploaded.
+    pub reprocess_on_upload: bool,
+    /// Ordered throttle rules; the first match wins, no match accepts.
+    pub throttle: Vec<crate::ingest::throttle::ThrottleRule>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: 256 << 20,
+            max_decompressed_bytes: 1 << 30,
+            workers: 0,
+            reprocess_on_upload: true,
+            throttle: Vec::new(),
+        }
+    }
 }
 
 /// Grouping settings (see docs/GROUPING.md).

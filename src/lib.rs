@@ -7,6 +7,7 @@
 //! - [`process`]: minidumps → symbolicated, thread-complete stack traces.
 //! - [`classify`]: fault class, evidence, exploitability and the frame to blame.
 //! - [`group`]: signatures, fingerprints and the crash index.
+//! - [`ingest`]: durable crash-reporter ingest: raw crashes, the persistent queue, workers.
 //! - [`cli`]: the `faultline` command line (`serve`, `upload`).
 //!
 //! [`pipeline`] runs a crash through the stages; shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod group;
+pub mod ingest;
 pub mod pipeline;
 pub mod process;
 pub mod store;

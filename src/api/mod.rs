@@ -2,6 +2,7 @@
 //! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
 
 mod body;
+mod ingest;
 mod minidump;
 mod ops;
 mod symbols;
@@ -22,6 +23,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::group::index::{CrashIndex, IndexError, PayloadBudget};
+use crate::ingest::queue::IngestQueue;
+use crate::ingest::throttle::Throttle;
+use crate::ingest::worker::WorkerContext;
 use crate::pipeline::Pipeline;
 use crate::process::ProcessError;
 use crate::store::{FsStore, ObjectStore, StoreError};
@@ -41,6 +45,12 @@ pub struct AppState {
     pub index: Arc<CrashIndex>,
     /// The object store (crash payloads live here beside the symbols).
     pub objects: Arc<dyn ObjectStore>,
+    /// The durable ingest queue.
+    pub queue: Arc<IngestQueue>,
+    /// Wakes the processing workers when a crash is queued.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Ingest throttle rules.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -76,12 +86,18 @@ impl AppState {
                 "cannot open the crash index at {url}: {e} (set index.url or FAULTLINE_INDEX_URL)"
             )
         })?;
+        let throttle =
+            Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let queue = Arc::new(IngestQueue::new(&index));
         Ok(AppState {
             config: Arc::new(config),
             symbols,
             pipeline,
             index: Arc::new(index),
             objects,
+            queue,
+            wake: Arc::new(tokio::sync::Notify::new()),
+            throttle: Arc::new(throttle),
         })
     }
 }
@@ -103,6 +119,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/groups/{id}/merge", post(triage::merge_groups))
         .route("/api/v1/crashes", get(triage::list_crashes))
         .route("/api/v1/crashes/{id}", get(triage::get_crash))
+        .route(
+            "/api/v1/crashes/{id}/reprocess",
+            post(triage::reprocess_crash),
+        )
+        .route("/submit", post(ingest::submit))
+        .route("/api/{project}/minidump/", post(ingest::sentry))
+        .route("/api/{project}/minidump", post(ingest::sentry))
+        .route("/api/{project}/unreal/{key}/", post(ingest::unreal))
+        .route("/api/{project}/unreal/{key}", post(ingest::unreal))
+        .route("/post", post(ingest::backtrace))
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),
@@ -126,11 +152,28 @@ pub struct BoundServer {
 }
 
 impl BoundServer {
-    /// Opens the stores and binds `config.server.listen` (port 0 picks a free port).
+    /// Opens the stores, starts the processing workers and binds `config.server.listen`
+    /// (port 0 picks a free port).
     pub async fn bind(config: Config) -> anyhow::Result<BoundServer> {
         ops::install_metrics();
         let listen = config.server.listen;
         let state = AppState::open(config).await?;
+        let workers = match state.config.ingest.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        crate::ingest::worker::start(
+            WorkerContext {
+                pipeline: Arc::clone(&state.pipeline),
+                index: Arc::clone(&state.index),
+                queue: Arc::clone(&state.queue),
+                objects: Arc::clone(&state.objects),
+                user_annotations: Arc::new(state.config.group.user_annotations.clone()),
+                wake: Arc::clone(&state.wake),
+            },
+            workers,
+        )
+        .await;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
         })?;

@@ -117,6 +117,9 @@ pub async fn upload(
     for id in fresh {
         // Dumps processed from now on see the new file, whether or not caches are prebuilt.
         state.pipeline.processor.modules().invalidate(&id).await;
+        if state.config.ingest.reprocess_on_upload {
+            reprocess_missing(&state, &id).await;
+        }
         if state.config.caches.build_on_upload {
             let state = state.clone();
             tokio::spawn(async move {
@@ -142,6 +145,28 @@ pub async fn upload(
         StatusCode::BAD_REQUEST
     };
     Ok((status, Json(response)).into_response())
+}
+
+/// Queues again the stored crashes that lacked symbols for `debug_id` (at most 1000, newest
+/// first), now that a file for it was uploaded.
+async fn reprocess_missing(state: &AppState, debug_id: &DebugId) {
+    let crashes = match state.queue.missing(&debug_id.to_string(), 1000).await {
+        Ok(crashes) => crashes,
+        Err(e) => {
+            return tracing::warn!(%debug_id, error = %e, "could not find crashes to reprocess")
+        }
+    };
+    for crash in &crashes {
+        if let Err(e) = state.queue.reprocess(&state.index, crash).await {
+            tracing::warn!(crash_id = %crash, error = %e, "could not requeue crash");
+        }
+    }
+    if !crashes.is_empty() {
+        tracing::info!(%debug_id, crashes = crashes.len(), "reprocessing crashes that lacked these symbols");
+        metrics::counter!("faultline_reprocessed_on_upload_total").increment(crashes.len() as u64);
+        state.wake.notify_waiters();
+        state.wake.notify_one();
+    }
 }
 
 /// `?debug_id=` | `?code_id=` | `?name=`: exactly one.

@@ -214,18 +214,23 @@ pub async fn merge_groups(
     }
 }
 
-/// `GET /api/v1/crashes/{id}`: the crash's index record and its processed result (symbolicated
-/// threads, classification), when the payload budget kept it.
+/// `GET /api/v1/crashes/{id}`: where the crash is (`queued`, `processing`, `processed`,
+/// `failed` with the reason), its index record and its processed result (symbolicated threads,
+/// classification), when the payload budget kept it.
 pub async fn get_crash(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let crash = state
-        .index
-        .crash(&id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no crash {id:?}")))?;
-    let processed = match &crash.payload_key {
+    let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
+    let crash = state.index.crash(&id).await?;
+    let queued = state.queue.entry(&id).await?;
+    if crash.is_none() && queued.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no crash {id:?}"),
+        ));
+    }
+    let processed = match crash.as_ref().and_then(|c| c.payload_key.as_ref()) {
         Some(key) => {
             let key = ObjectKey::new(key.clone())
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -242,11 +247,43 @@ pub async fn get_crash(
         }
         None => None,
     };
+    let state_name = match (&queued, &crash) {
+        (Some(entry), _) => entry.state.clone(),
+        (None, Some(_)) => "processed".to_owned(),
+        (None, None) => unreachable!("checked above"),
+    };
+    let note = match &crash {
+        Some(c) if c.payload_key.is_none() => {
+            Some("not kept: the group's payload budget was spent; the crash is counted")
+        }
+        _ => None,
+    };
     Ok(Json(json!({
+        "id": id,
+        "state": state_name,
+        "error": queued.as_ref().and_then(|q| q.error.clone()),
+        "attempts": queued.as_ref().map(|q| q.attempts),
         "crash": crash,
         "processed": processed,
-        "payload_note": if crash.payload_key.is_none() { Some("not kept: the group's payload budget was spent; the crash is counted") } else { None },
+        "payload_note": note,
     })))
+}
+
+/// `POST /api/v1/crashes/{id}/reprocess`: processes a stored crash again (after a failure, or
+/// with symbols uploaded since), regrouping it.
+pub async fn reprocess_crash(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
+    match state.queue.reprocess(&state.index, &id).await? {
+        Some(entry) => {
+            state.wake.notify_one();
+            Ok(Json(json!({ "id": id, "state": entry.state })))
+        }
+        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no stored crash {id:?}"))
+            .with_detail("only crashes received through the ingest routes (/submit, /api/{project}/minidump/, …) keep their dumps and can be reprocessed")),
+    }
 }
 
 /// `GET /api/v1/crashes?annotation.<name>=<value>&limit=&cursor=`: e.g. every crash of one user.

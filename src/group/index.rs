@@ -379,10 +379,30 @@ impl CrashIndex {
         })
     }
 
-    /// Records one crash; see the module comment.
+    /// The database pool (the ingest queue lives in the same database, so queue changes and
+    /// index changes can share a transaction).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Records one crash; see the module comment. Recording the same crash ID again changes
+    /// nothing and returns what the first recording decided, so a crash processed twice (after
+    /// a restart) is indexed once.
     pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
+        let already = sqlx::query("SELECT group_id, payload_key FROM crashes WHERE id = $1")
+            .bind(crash.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = already {
+            return Ok(Recorded {
+                group_id: row.try_get("group_id")?,
+                new_group: false,
+                keep_payload: row.try_get::<Option<String>, _>("payload_key")?.is_some(),
+                regressed: false,
+            });
+        }
         let hour = crash.received_at - crash.received_at.rem_euclid(3600);
 
         let existing =
@@ -558,6 +578,79 @@ impl CrashIndex {
             keep_payload,
             regressed,
         })
+    }
+
+    /// Removes a crash from the index inside `tx` (for reprocessing): its row and annotations go,
+    /// its group's counts go down (distinct users are recounted), and a group left empty is
+    /// deleted with its fingerprints. First/last seen and releases are left as they were.
+    pub async fn forget(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        crash_id: &str,
+    ) -> Result<(), IndexError> {
+        let row =
+            sqlx::query("SELECT group_id, received_at, payload_key FROM crashes WHERE id = $1")
+                .bind(crash_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(row) = row else { return Ok(()) };
+        let group_id: i64 = row.try_get("group_id")?;
+        let received_at: i64 = row.try_get("received_at")?;
+        let kept = i64::from(row.try_get::<Option<String>, _>("payload_key")?.is_some());
+        let hour = received_at - received_at.rem_euclid(3600);
+        for sql in [
+            "DELETE FROM crash_annotations WHERE crash_id = $1",
+            "DELETE FROM crashes WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(crash_id).execute(&mut **tx).await?;
+        }
+        sqlx::query(
+            "UPDATE crash_groups SET event_count = event_count - 1, payloads_kept = payloads_kept - $1,              payloads_dropped = payloads_dropped - $2 WHERE id = $3",
+        )
+        .bind(kept)
+        .bind(1 - kept)
+        .bind(group_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE group_hours SET events = events - 1, payloads = payloads - $1 WHERE group_id = $2 AND hour = $3")
+            .bind(kept)
+            .bind(group_id)
+            .bind(hour)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM group_hours WHERE group_id = $1 AND events <= 0")
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM group_users WHERE group_id = $1")
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO group_users (group_id, user_id) SELECT DISTINCT group_id, user_id FROM crashes              WHERE group_id = $1 AND user_id IS NOT NULL",
+        )
+        .bind(group_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE crash_groups SET user_count = (SELECT COUNT(*) FROM group_users WHERE group_id = $1) WHERE id = $2")
+            .bind(group_id)
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        let left: i64 = sqlx::query("SELECT event_count FROM crash_groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("event_count")?;
+        if left <= 0 {
+            for sql in [
+                "DELETE FROM group_fingerprints WHERE group_id = $1",
+                "DELETE FROM crash_groups WHERE id = $1",
+            ] {
+                sqlx::query(sql).bind(group_id).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets a payload whose storage failed after recording.

@@ -1,0 +1,245 @@
+//! Durable crash ingest: what crash reporters upload is stored before it is acknowledged, then a
+//! persistent queue feeds the processing workers.
+//!
+//! A [`RawCrash`] (ID, annotations, the object keys of its dumps and attachments) is written as
+//! `crashes/{yyyymmdd}/{id}/raw.json` after its files, then its row is committed to the
+//! [`queue::IngestQueue`]; only then does the client get its 200. Workers ([`worker`]) claim
+//! rows, run the [`crate::pipeline::Pipeline`], record the result in the crash index (exactly
+//! once: recording is keyed by the crash ID) and mark the row done.
+
+pub mod queue;
+pub mod throttle;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{key_segment, ObjectKey, ObjectStore, PutBody, StoreError};
+
+/// The multipart field holding the main minidump (Breakpad, Crashpad, Electron, Sentry).
+pub const MAIN_DUMP: &str = "upload_file_minidump";
+
+/// A received crash, as stored before processing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RawCrash {
+    /// The crash ID (a UUID; Breakpad clients see it as `bp-<id>`).
+    pub id: String,
+    /// Receipt time, Unix seconds.
+    pub received_at: i64,
+    /// Which client protocol brought it: `breakpad`, `sentry`, `unreal`, `backtrace`.
+    pub client: String,
+    /// The project named in the route, for Sentry- and Unreal-style routes.
+    pub project: Option<String>,
+    /// Annotations from form fields, `extra.json`, the query string, or the client's metadata.
+    pub annotations: BTreeMap<String, String>,
+    /// Minidumps by field name (`upload_file_minidump`, `upload_file_minidump_browser`…) → key.
+    pub dumps: BTreeMap<String, String>,
+    /// Other files by name → key.
+    pub attachments: BTreeMap<String, String>,
+}
+
+/// The `yyyymmdd` folder of a receipt time.
+pub fn day_of(unix: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// Where a crash's files live: `crashes/{yyyymmdd}/{id}/`.
+pub fn crash_folder(received_at: i64, id: &str) -> String {
+    format!("crashes/{}/{}", day_of(received_at), key_segment(id))
+}
+
+/// The key of a crash's processed result.
+pub fn processed_key(received_at: i64, id: &str) -> String {
+    format!("{}/processed.json", crash_folder(received_at, id))
+}
+
+/// The key of a crash's `raw.json`.
+pub fn raw_key(received_at: i64, id: &str) -> String {
+    format!("{}/raw.json", crash_folder(received_at, id))
+}
+
+fn key(text: String) -> ObjectKey {
+    ObjectKey::new(text).expect("crash keys are built from safe parts")
+}
+
+/// Builds a raw crash while its files are stored one by one.
+pub struct RawCrashBuilder {
+    crash: RawCrash,
+}
+
+impl RawCrashBuilder {
+    /// A new crash received now from `client`.
+    pub fn new(client: &str, project: Option<String>) -> RawCrashBuilder {
+        RawCrashBuilder {
+            crash: RawCrash {
+                id: uuid::Uuid::new_v4().to_string(),
+                received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+                client: client.to_owned(),
+                project,
+                annotations: BTreeMap::new(),
+                dumps: BTreeMap::new(),
+                attachments: BTreeMap::new(),
+            },
+        }
+    }
+
+    /// The crash so far.
+    pub fn crash(&self) -> &RawCrash {
+        &self.crash
+    }
+
+    /// Adds an annotation (a later value for the same name wins).
+    pub fn annotate(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.crash.annotations.insert(name.into(), value.into());
+    }
+
+    /// Stores the file at `path` as the dump named `field` (durably, before returning).
+    pub async fn add_dump(
+        &mut self,
+        objects: &dyn ObjectStore,
+        field: &str,
+        path: &Path,
+    ) -> Result<(), StoreError> {
+        let object = key(format!(
+            "{}/dump-{}",
+            crash_folder(self.crash.received_at, &self.crash.id),
+            key_segment(field)
+        ));
+        objects.put(&object, PutBody::File(path.to_owned())).await?;
+        self.crash
+            .dumps
+            .insert(field.to_owned(), object.to_string());
+        Ok(())
+    }
+
+    /// Stores the file at `path` as the attachment `name`.
+    pub async fn add_attachment(
+        &mut self,
+        objects: &dyn ObjectStore,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), StoreError> {
+        let mut unique = name.to_owned();
+        let mut n = 1;
+        while self.crash.attachments.contains_key(&unique) {
+            n += 1;
+            unique = format!("{name}.{n}");
+        }
+        let object = key(format!(
+            "{}/attachment-{}",
+            crash_folder(self.crash.received_at, &self.crash.id),
+            key_segment(&unique)
+        ));
+        objects.put(&object, PutBody::File(path.to_owned())).await?;
+        self.crash.attachments.insert(unique, object.to_string());
+        Ok(())
+    }
+
+    /// Writes `raw.json` (the commit point of the files) and returns the crash.
+    pub async fn finish(self, objects: &dyn ObjectStore) -> Result<RawCrash, StoreError> {
+        let json = serde_json::to_vec_pretty(&self.crash).expect("raw crashes serialize");
+        objects
+            .put(
+                &key(raw_key(self.crash.received_at, &self.crash.id)),
+                PutBody::Bytes(json.into()),
+            )
+            .await?;
+        Ok(self.crash)
+    }
+}
+
+/// Reads a stored raw crash back.
+pub async fn load_raw(
+    objects: &dyn ObjectStore,
+    raw_key: &str,
+) -> Result<Option<RawCrash>, String> {
+    let object = ObjectKey::new(raw_key.to_owned()).map_err(|e| e.to_string())?;
+    let Some(bytes) = crate::store::get_bytes(objects, &object, 64 << 20)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{raw_key} is unreadable: {e}"))
+}
+
+/// Why recording a processed crash failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The crash index failed.
+    #[error(transparent)]
+    Index(#[from] crate::group::index::IndexError),
+}
+
+/// The first annotation present among `keys`, trimmed, if not empty.
+pub fn first_of(annotations: &BTreeMap<String, String>, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| annotations.get(*k))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Where a processed crash goes.
+pub struct Recorder<'a> {
+    /// The crash index.
+    pub index: &'a crate::group::index::CrashIndex,
+    /// The object store for processed payloads.
+    pub objects: &'a dyn ObjectStore,
+    /// Annotations naming the user, first present wins.
+    pub user_annotations: &'a [String],
+}
+
+impl Recorder<'_> {
+    /// Records a processed crash in the index and, when the payload budget keeps it, stores its
+    /// processed JSON (with `crash_id` and `group_id` added) at [`processed_key`]. Returns the
+    /// index's decision and the JSON.
+    pub async fn record(
+        &self,
+        id: &str,
+        received_at: i64,
+        annotations: &BTreeMap<String, String>,
+        report: &crate::pipeline::CrashReport,
+    ) -> Result<(crate::group::index::Recorded, serde_json::Value), RecordError> {
+        let mut json = report.to_json();
+        let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
+        let crash = crate::group::index::NewCrash {
+            id: id.to_owned(),
+            received_at,
+            product: first_of(annotations, &["product", "ProductName", "prod"]),
+            release: first_of(annotations, &["release", "version", "Version", "ver"]),
+            platform: json["system_info"]["os"].as_str().map(str::to_owned),
+            user_id: first_of(annotations, &user_keys),
+            annotations: annotations.clone(),
+            fingerprint: report.fingerprint.clone(),
+            signature: report.signature.text.clone(),
+            fault_class: report.classification.fault_class.as_str().to_owned(),
+            payload_key: processed_key(received_at, id),
+        };
+        let mut recorded = self.index.record(&crash).await?;
+        json["crash_id"] = id.into();
+        json["group_id"] = recorded.group_id.into();
+        if recorded.keep_payload {
+            let bytes = serde_json::to_vec(&json).expect("JSON serializes");
+            let put = self
+                .objects
+                .put(
+                    &key(crash.payload_key.clone()),
+                    PutBody::Bytes(bytes.into()),
+                )
+                .await;
+            if let Err(e) = put {
+                tracing::error!(crash_id = %id, error = %e, "could not store the crash payload");
+                self.index.drop_payload(id).await?;
+                recorded.keep_payload = false;
+            }
+        }
+        json["payload_kept"] = recorded.keep_payload.into();
+        Ok((recorded, json))
+    }
+}
