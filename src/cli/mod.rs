@@ -63,6 +63,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| "faultline=info,tower_http=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

@@ -1,0 +1,201 @@
+//! Durability: a client submits crashes continuously while the server (the real binary) is
+//! killed with SIGKILL at arbitrary moments and restarted on the same folders. Every crash that
+//! got a 200 must end up processed, and indexed exactly once.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts `faultline serve` on a free port with the given folders; returns it and its URL.
+async fn start(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(dir.join("store"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("FAULTLINE_LOG", "faultline=info")
+        .env_remove("FAULTLINE_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the server starts in time")
+            .unwrap()
+            .expect("the server prints its address");
+        if let Some(addr) = line.split("addr=").nth(1) {
+            break format!("http://{}", addr.split_whitespace().next().unwrap());
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url)
+}
+
+fn body(dump: &[u8], seq: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    write!(
+        body,
+        "--B\r\nContent-Disposition: form-data; name=\"run\"\r\n\r\ndurability\r\n"
+    )
+    .unwrap();
+    write!(
+        body,
+        "--B\r\nContent-Disposition: form-data; name=\"seq\"\r\n\r\n{seq}\r\n"
+    )
+    .unwrap();
+    write!(body, "--B\r\nContent-Disposition: form-data; name=\"upload_file_minidump\"; filename=\"a.dmp\"\r\n\r\n").unwrap();
+    body.extend_from_slice(dump);
+    write!(body, "\r\n--B--\r\n").unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minidumps/null-write.dmp"),
+    )
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    let mut seq = 0;
+    // Kill after these many submissions (varied, so kills land mid-request, mid-processing and
+    // idle), then once more at the end.
+    for (round, burst) in [7usize, 13, 3, 11, 5].into_iter().enumerate() {
+        let (server, url) = start(dir.path()).await;
+        let server = std::sync::Arc::new(tokio::sync::Mutex::new(server));
+        // SIGKILL part-way through the burst, at a moment that differs per round: mid-request,
+        // mid-processing or idle.
+        let killer = {
+            let server = std::sync::Arc::clone(&server);
+            let delay = Duration::from_millis(30 + 41 * round as u64);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                server.lock().await.start_kill().unwrap();
+            })
+        };
+        for _ in 0..burst {
+            seq += 1;
+            let sent = client
+                .post(format!("{url}/submit"))
+                .header("content-type", "multipart/form-data; boundary=B")
+                .body(body(&dump, seq))
+                .send()
+                .await;
+            match sent {
+                Ok(response) if response.status() == 200 => match response.text().await {
+                    Ok(text) => {
+                        let id = text
+                            .trim()
+                            .strip_prefix("CrashID=bp-")
+                            .expect("a crash ID")
+                            .to_owned();
+                        acknowledged.insert(id);
+                    }
+                    Err(_) => refused += 1,
+                },
+                // The server died under the request: not acknowledged; a client would retry.
+                _ => {
+                    refused += 1;
+                    break;
+                }
+            }
+        }
+        killer.await.unwrap();
+        server.lock().await.wait().await.unwrap();
+    }
+    eprintln!(
+        "{} acknowledged, {refused} cut off by kills",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() >= 10,
+        "enough crashes got through ({} acknowledged, {refused} not)",
+        acknowledged.len()
+    );
+
+    // Restart and let the queue drain.
+    let (_server, url) = start(dir.path()).await;
+    for id in &acknowledged {
+        let mut state = String::new();
+        for _ in 0..400 {
+            let crash: serde_json::Value = client
+                .get(format!("{url}/api/v1/crashes/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            state = crash["state"].as_str().unwrap_or_default().to_owned();
+            if state == "processed" {
+                assert_eq!(crash["crash"]["annotations"]["run"], "durability");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            state, "processed",
+            "acknowledged crash {id} was not processed"
+        );
+    }
+    // Exactly once: every crash in the index is distinct, and the group counts add up to them.
+    let mut indexed = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut request = client.get(format!(
+            "{url}/api/v1/crashes?annotation.run=durability&limit=100"
+        ));
+        if let Some(c) = &cursor {
+            request = request.query(&[("cursor", c)]);
+        }
+        let page: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        for crash in page["crashes"].as_array().unwrap() {
+            assert!(
+                indexed.insert(crash["id"].as_str().unwrap().to_owned()),
+                "crash listed twice"
+            );
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        acknowledged.is_subset(&indexed),
+        "every acknowledged crash is indexed"
+    );
+    let groups: serde_json::Value = client
+        .get(format!("{url}/api/v1/groups"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events: i64 = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["event_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        events as usize,
+        indexed.len(),
+        "group counts match the crashes, none twice"
+    );
+}
