@@ -685,3 +685,27 @@ async fn a_dump_that_cannot_be_processed_is_kept_as_failed_with_its_reason() {
     );
     let _ = fixture("minidumps/rust-minidump/invalid-range.dmp");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_failure_is_503_and_nothing_is_acknowledged() {
+    let server = TestServer::start().await;
+    let dump = std::fs::read(generated("null-write.dmp")).unwrap();
+    let ct = "multipart/form-data; boundary=XyZ";
+    // Break the store: a plain file where the crashes folder must go.
+    let blocker = server.store_root.join("crashes");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let body = multipart("XyZ", &[("upload_file_minidump", Some("a"), &dump)]);
+    let (status, reply) = post(&server, "/submit", Some(ct), &[], body.clone()).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(!reply.contains("CrashID"));
+    let (_, groups) = server.get_json("/api/v1/groups").await;
+    assert!(groups["groups"].as_array().unwrap().is_empty());
+    // Repaired: the retry is accepted and processed.
+    std::fs::remove_file(&blocker).unwrap();
+    let (status, reply) = post(&server, "/submit", Some(ct), &[], body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        settled(&server, &crash_id(&reply)).await["state"],
+        "processed"
+    );
+}
