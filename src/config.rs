@@ -152,21 +152,27 @@ impl Default for ServerConfig {
     }
 }
 
-/// Where things are kept on this machine.
+/// Where things are kept.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `fs` (objects under `root`) or `s3` (objects in `[storage.s3]`).
+    pub backend: String,
     /// Root of the filesystem object store: symbol files, derived caches, crash payloads.
     pub root: PathBuf,
-    /// Server state: spooled uploads, indexes.
+    /// Server state: spooled uploads, the crash index, local copies of S3 caches.
     pub data_dir: PathBuf,
+    /// The S3 bucket, when `backend = "s3"`.
+    pub s3: crate::store::S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            backend: "fs".to_owned(),
             root: PathBuf::from("./symbol-store"),
             data_dir: PathBuf::from("./data"),
+            s3: crate::store::S3Config::default(),
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::ingest::throttle::Throttle;
 use crate::ingest::worker::WorkerContext;
 use crate::pipeline::Pipeline;
 use crate::process::ProcessError;
-use crate::store::{FsStore, ObjectStore, StoreError};
+use crate::store::{ObjectStore, StoreError};
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::{SymbolError, SymbolStore};
 
@@ -56,18 +56,14 @@ pub struct AppState {
 impl AppState {
     /// Opens the stores the configuration names (creating folders as needed).
     pub async fn open(config: Config) -> anyhow::Result<AppState> {
-        let objects = FsStore::open(&config.storage.root).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the symbol store at {}: {e} (set storage.root or FAULTLINE_STORAGE_ROOT to a writable folder)",
-                config.storage.root.display()
-            )
-        })?;
+        let objects = crate::store::open(&config.storage)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
         let scratch = config.storage.data_dir.join("tmp");
         let limits = UnpackLimits {
             max_entries: config.limits.max_archive_entries,
             max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
         };
-        let objects: Arc<dyn ObjectStore> = Arc::new(objects);
         let symbols = SymbolStore::new(Arc::clone(&objects), scratch, limits).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR to a writable folder)",

@@ -59,17 +59,10 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
     };
     let symbols = if args.symbols.is_empty() {
-        let objects = FsStore::open(&config.storage.root).with_context(|| {
-            format!(
-                "cannot open the symbol store at {}",
-                config.storage.root.display()
-            )
-        })?;
-        SymbolStore::new(
-            Arc::new(objects),
-            config.storage.data_dir.join("tmp"),
-            limits,
-        )?
+        let objects = crate::store::open(&config.storage)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?
     } else {
         let objects = FsStore::open(scratch.path().join("store"))?;
         let store = SymbolStore::new(Arc::new(objects), scratch.path().join("tmp"), limits)?;

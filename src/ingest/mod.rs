@@ -132,7 +132,7 @@ impl RawCrashBuilder {
         let object = key(format!(
             "{}/attachment-{}",
             crash_folder(self.crash.received_at, &self.crash.id),
-            key_segment(&unique)
+            self.crash.attachments.len() + 1
         ));
         objects.put(&object, PutBody::File(path.to_owned())).await?;
         self.crash.attachments.insert(unique, object.to_string());

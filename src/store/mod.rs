@@ -7,6 +7,8 @@
 //! filesystem both refuse that.
 
 mod fs;
+mod local_copy;
+pub mod s3;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use fs::FsStore;
+pub use local_copy::LocalCopies;
+pub use s3::{S3Config, S3Store};
 
 /// A validated object key such as `symbols/<debug-id>/<sha256>.elf.zst`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,7 +30,7 @@ pub struct ObjectKey(String);
 const MAX_KEY_LEN: usize = 1024;
 
 impl ObjectKey {
-    /// Validates `key`: non-empty segments of `[A-Za-z0-9._%+=-]`, none `.`/`..` or starting
+    /// Validates `key`: non-empty segments of `[A-Za-z0-9._%+=~-]`, none `.`/`..` or starting
     /// with a dot (the store keeps its own scratch space under dot-folders).
     pub fn new(key: impl Into<String>) -> Result<ObjectKey, StoreError> {
         let key = key.into();
@@ -37,7 +41,7 @@ impl ObjectKey {
                     && !segment.starts_with('.')
                     && segment
                         .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._%+=-".contains(&b))
+                        .all(|b| b.is_ascii_alphanumeric() || b"._%+=~-".contains(&b))
             });
         if valid {
             Ok(ObjectKey(key))
@@ -64,9 +68,31 @@ impl fmt::Debug for ObjectKey {
     }
 }
 
+/// Longest segment [`key_segment`] produces; longer text is cut and suffixed with a hash, so
+/// keys stay within what directory-backed S3 servers can store (file names of 255 bytes).
+const MAX_SEGMENT: usize = 64;
+
 /// Escapes arbitrary text (a debug file name, say) into one key segment: lowercase, with every
-/// byte outside `[a-z0-9._-]` written as `%XX`, and a leading dot escaped too.
+/// byte outside `[a-z0-9._-]` written as `%XX`, and a leading dot escaped too. Segments over
+/// 64 bytes keep their first 47 bytes plus `~` and 16 hex digits of the text's SHA-256.
 pub fn key_segment(text: &str) -> String {
+    let escaped = escape_segment(text);
+    if escaped.len() <= MAX_SEGMENT {
+        return escaped;
+    }
+    let mut cut = 47;
+    while !escaped.is_char_boundary(cut)
+        || escaped[..cut].ends_with('%')
+        || escaped[..cut.saturating_sub(1)].ends_with('%')
+    {
+        cut -= 1;
+    }
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8]);
+    format!("{}~{hash}", &escaped[..cut])
+}
+
+fn escape_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (i, b) in text.to_lowercase().bytes().enumerate() {
         if b.is_ascii_alphanumeric() || b"_-".contains(&b) || (b == b'.' && i > 0) {
@@ -183,6 +209,30 @@ pub async fn get_bytes(
     Ok(Some(Bytes::from(buf)))
 }
 
+/// Opens the object store the configuration names: the filesystem under `storage.root`, or S3
+/// with local copies of derived caches under `{data_dir}/local-copies`.
+pub async fn open(
+    config: &crate::config::StorageConfig,
+) -> Result<std::sync::Arc<dyn ObjectStore>, String> {
+    match config.backend.as_str() {
+        "fs" => FsStore::open(&config.root)
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn ObjectStore>)
+            .map_err(|e| {
+                format!(
+                    "cannot open the object store at {}: {e} (set storage.root or FAULTLINE_STORAGE_ROOT to a writable folder)",
+                    config.root.display()
+                )
+            }),
+        "s3" => {
+            let remote = S3Store::connect(&config.s3).await?;
+            let copies = LocalCopies::new(std::sync::Arc::new(remote), config.data_dir.join("local-copies"), &["caches/"])
+                .map_err(|e| format!("cannot create local copies under {}: {e}", config.data_dir.display()))?;
+            Ok(std::sync::Arc::new(copies))
+        }
+        other => Err(format!("storage.backend must be \"fs\" or \"s3\", not {other:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +255,14 @@ mod tests {
         assert_eq!(key_segment(".hidden"), "%2Ehidden");
         assert_eq!(key_segment("../x"), "%2E.%2Fx");
         assert!(ObjectKey::new(format!("names/{}", key_segment("a b/\u{1}é"))).is_ok());
+        let long = "x".repeat(200);
+        let segment = key_segment(&long);
+        assert_eq!(segment.len(), 64);
+        assert_ne!(
+            segment,
+            key_segment(&"x".repeat(201)),
+            "the hash tells long names apart"
+        );
+        assert!(ObjectKey::new(format!("names/{segment}")).is_ok());
     }
 }
