@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""faultline against minidump-stackwalk 0.27, on the ../shared fixture dumps that have Breakpad
+.sym symbols, plus server throughput and raw-symbolication latency. Prints one table per part.
+
+Usage: python3 benches/compare.py   (builds the release binary; installs minidump-stackwalk
+0.27 into target/mdsw on first use; takes a few minutes)
+
+1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
+   cold (`--symbols DIR`: identify, compress and build caches every run) and from a store the
+   symbols were uploaded to (`faultline process` reads cached SymCache/CFI), wall time per run
+   (median of N) and peak RSS.
+2. Server, warm caches: dumps processed per second through `POST /api/v1/minidump` on this
+   machine (2 clients), against running minidump-stackwalk once per dump (2 at a time), as
+   Socorro does.
+3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
+   requests on one keep-alive connection.
+"""
+
+import concurrent.futures
+import http.client
+import json
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
+FL = os.path.join(ROOT, "target", "release", "faultline")
+MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
+RUNS = 7
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, **kw)
+
+
+def timed(cmd):
+    """Wall seconds and peak RSS (MiB) of one run of cmd."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return wall, usage.ru_maxrss / 1024.0
+
+
+def median_run(cmd):
+    results = [timed(cmd) for _ in range(RUNS)]
+    return statistics.median(r[0] for r in results) * 1000, max(r[1] for r in results)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_server(work):
+    port = free_port()
+    proc = subprocess.Popen(
+        [FL, "serve", "--listen", f"127.0.0.1:{port}", "--store", os.path.join(work, "store"), "--data-dir", os.path.join(work, "data")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "FAULTLINE_LOG": "error"},
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("server did not start")
+
+
+def post(conn, path, body, headers=None):
+    conn.request("POST", path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    if response.status != 200:
+        raise SystemExit(f"{path}: HTTP {response.status} {data[:200]!r}")
+    return data
+
+
+def main():
+    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    if not os.path.exists(MDSW):
+        sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
+    work = tempfile.mkdtemp()
+    try:
+        # The Breakpad tree minidump-stackwalk reads, and the same .sym files for faultline.
+        tree = os.path.join(work, "tree")
+        shutil.copytree(os.path.join(FIX, "symbols", "breakpad"), tree)
+        crash_dir = os.path.join(tree, "crash", "C0BCC3F19827FE653058404B2831D9E60")
+        os.makedirs(crash_dir)
+        shutil.copy(os.path.join(FIX, "debug-files", "linux", "crash.sym"), crash_dir)
+        dumps = [
+            ("test.dmp", os.path.join(FIX, "minidumps", "rust-minidump", "test.dmp")),
+            ("pipeline-inlines-macos-segv.dmp", os.path.join(FIX, "minidumps", "rust-minidump", "pipeline-inlines-macos-segv.dmp")),
+            ("linux-mini.dmp", os.path.join(FIX, "minidumps", "rust-minidump", "linux-mini.dmp")),
+        ]
+
+        # A store with the symbols uploaded and caches built, for the warm offline and server runs.
+        server, port = start_server(work)
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        for dirpath, _, files in os.walk(tree):
+            for name in files:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    post(conn, f"/api/v1/symbols?name={name}", f.read())
+        for _, path in dumps:  # builds every cache once
+            with open(path, "rb") as f:
+                post(conn, "/api/v1/minidump", f.read())
+
+        print("## 1. Offline, same .sym symbols (median of %d runs; peak RSS)" % RUNS)
+        print()
+        print("| dump | minidump-stackwalk | faultline --symbols (cold) | faultline, store (warm caches) |")
+        print("| --- | --- | --- | --- |")
+        totals = [0.0, 0.0, 0.0]
+        for name, path in dumps:
+            sw = median_run([MDSW, "--json", path, tree])
+            cold = median_run([FL, "process", "--json", path, "--symbols", tree])
+            warm = median_run([FL, "--config", os.path.join(work, "config.toml"), "process", "--json", path]) if write_config(work) else None
+            for i, r in enumerate([sw, cold, warm]):
+                totals[i] += r[0]
+            print(f"| {name} | {sw[0]:.1f} ms, {sw[1]:.0f} MiB | {cold[0]:.1f} ms, {cold[1]:.0f} MiB | {warm[0]:.1f} ms, {warm[1]:.0f} MiB |")
+        print(f"| **total** | {totals[0]:.1f} ms | {totals[1]:.1f} ms | {totals[2]:.1f} ms |")
+        print()
+
+        # 2. Throughput.
+        bodies = []
+        for _, path in dumps:
+            with open(path, "rb") as f:
+                bodies.append(f.read())
+        duration = 10.0
+        count = [0]
+        lock = threading.Lock()
+
+        def client_loop():
+            c = http.client.HTTPConnection("127.0.0.1", port)
+            i = 0
+            end = time.perf_counter() + duration
+            while time.perf_counter() < end:
+                post(c, "/api/v1/minidump", bodies[i % len(bodies)])
+                i += 1
+            with lock:
+                count[0] += i
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda _: client_loop(), range(2)))
+        server_rate = count[0] / duration
+
+        sw_count = 0
+        end = time.perf_counter() + duration
+        paths = [p for _, p in dumps]
+
+        def one_stackwalk(i):
+            subprocess.run([MDSW, "--json", paths[i % len(paths)], tree], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+        i = 0
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            while time.perf_counter() < end:
+                list(pool.map(one_stackwalk, [i, i + 1]))
+                i += 2
+                sw_count += 2
+        sw_rate = sw_count / duration
+        print("## 2. Server throughput, warm caches (2 cores, 2 concurrent clients, %.0f s)" % duration)
+        print()
+        print("| | dumps / s |")
+        print("| --- | --- |")
+        print(f"| minidump-stackwalk, one process per dump (2 at a time) | {sw_rate:.1f} |")
+        print(f"| faultline `POST /api/v1/minidump` (process + classify + group + index + store payload) | {server_rate:.1f} |")
+        print(f"| ratio | {server_rate / sw_rate:.1f}x |")
+        print()
+
+        # 3. Raw symbolication latency.
+        with open(os.path.join(FIX, "debug-files", "windows", "CrashWithException.pdb"), "rb") as f:
+            post(conn, "/api/v1/symbols?name=CrashWithException.pdb", f.read())
+        frames = [{"instruction_addr": hex(0x140001000 + (i * 0x13) % 0x1C0)} for i in range(100)]
+        request = json.dumps({
+            "stacktraces": [{"frames": frames}],
+            "modules": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "image_addr": "0x140000000", "image_size": 36864}],
+        }).encode()
+        latencies = []
+        for i in range(2200):
+            start = time.perf_counter()
+            post(conn, "/api/v1/symbolicate", request, {"content-type": "application/json"})
+            if i >= 200:  # warm-up
+                latencies.append((time.perf_counter() - start) * 1000)
+        latencies.sort()
+        p50 = latencies[len(latencies) // 2]
+        p99 = latencies[int(len(latencies) * 0.99)]
+        print("## 3. Raw-frame symbolication, 100 frames per request (2000 requests, one connection)")
+        print()
+        print("| p50 | p99 |")
+        print("| --- | --- |")
+        print(f"| {p50:.2f} ms | {p99:.2f} ms |")
+        server.terminate()
+        server.wait()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_config(work):
+    with open(os.path.join(work, "config.toml"), "w") as f:
+        f.write(f'[storage]\nroot = "{os.path.join(work, "store")}"\ndata_dir = "{os.path.join(work, "offline-data")}"\n')
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
