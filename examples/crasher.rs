@@ -1,6 +1,7 @@
 //! The crash generator: crashes in the fault class named on the command line and writes a real
 //! minidump of itself, for `fixtures/minidumps/` (see `fixtures/minidumps/regenerate.sh`).
 //!
+//! `crasher --dump-pid PID OUT.dmp` dumps another running process (for benchmarks).
 //! `crasher --list` names the classes; `crasher CLASS OUT.dmp` starts a dump server (this same program with `--server`), installs
 //! crash-handler's signal handler, and crashes. The handler sends the crash context to the
 //! server, which ptraces this process and writes the minidump with minidump-writer.
@@ -359,6 +360,16 @@ mod linux {
             .expect("the dump server failed");
     }
 
+    /// Writes a minidump of another running process (no crash: a dump of it as it runs), for
+    /// benchmarks that need a real dump of a large, multi-threaded program.
+    fn dump_pid(pid: &str, out: PathBuf) {
+        let pid: i32 = pid.parse().expect("a process ID");
+        let mut file = std::fs::File::create(&out).expect("cannot create the dump file");
+        minidump_writer::minidump_writer::MinidumpWriter::new(pid, pid)
+            .write(&mut file)
+            .expect("cannot write the minidump (is the process ptrace-able?)");
+    }
+
     pub fn main() {
         let args: Vec<String> = std::env::args().collect();
         if args.get(1).map(String::as_str) == Some("--list") {
@@ -366,6 +377,9 @@ mod linux {
         }
         if args.len() == 4 && args[1] == "--server" {
             return serve(&args[2], PathBuf::from(&args[3]));
+        }
+        if args.len() == 4 && args[1] == "--dump-pid" {
+            return dump_pid(&args[2], PathBuf::from(&args[3]));
         }
         if args.len() != 3 || !CLASSES.contains(&args[1].as_str()) {
             eprintln!(
