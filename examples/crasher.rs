@@ -365,7 +365,7 @@ mod linux {
     fn dump_pid(pid: &str, out: PathBuf) {
         let pid: i32 = pid.parse().expect("a process ID");
         let mut file = std::fs::File::create(&out).expect("cannot create the dump file");
-        minidump_writer::minidump_writer::MinidumpWriter::new(pid, pid)
+        minidump_writer::minidump_writer::MinidumpWriterConfig::new(pid, pid)
             .write(&mut file)
             .expect("cannot write the minidump (is the process ptrace-able?)");
     }

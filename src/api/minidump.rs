@@ -9,6 +9,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::Value;
 
@@ -28,7 +29,7 @@ pub const DUMP_FIELD: &str = "upload_file_minidump";
 pub async fn process(
     State(state): State<AppState>,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
     let mut annotations = BTreeMap::new();
     let dump = match UploadBody::from_request(request, &state, &limit).await? {
@@ -67,7 +68,11 @@ pub async fn process(
         .record(&id, received_at, &annotations, &report)
         .await
         .map_err(|RecordError::Index(e)| ApiError::from(e))?;
-    Ok(Json(json))
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response())
 }
 
 /// Largest symbolication request body.

@@ -197,15 +197,16 @@ pub struct Recorder<'a> {
 
 impl Recorder<'_> {
     /// Records a processed crash in the index and, when the payload budget keeps it, stores its
-    /// processed JSON (with `crash_id` and `group_id` added) at [`processed_key`]. Returns the
-    /// index's decision and the JSON.
+    /// processed JSON (with `crash_id`, `group_id` and `payload_kept` added) at
+    /// [`processed_key`]. Returns the index's decision and that JSON, serialized once for both
+    /// the store and the caller.
     pub async fn record(
         &self,
         id: &str,
         received_at: i64,
         annotations: &BTreeMap<String, String>,
         report: &crate::pipeline::CrashReport,
-    ) -> Result<(crate::group::index::Recorded, serde_json::Value), RecordError> {
+    ) -> Result<(crate::group::index::Recorded, bytes::Bytes), RecordError> {
         let mut json = report.to_json();
         let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
         let crash = crate::group::index::NewCrash {
@@ -224,22 +225,24 @@ impl Recorder<'_> {
         let mut recorded = self.index.record(&crash).await?;
         json["crash_id"] = id.into();
         json["group_id"] = recorded.group_id.into();
+        json["payload_kept"] = recorded.keep_payload.into();
+        let mut bytes = bytes::Bytes::from(serde_json::to_vec(&json).expect("JSON serializes"));
         if recorded.keep_payload {
-            let bytes = serde_json::to_vec(&json).expect("JSON serializes");
             let put = self
                 .objects
-                .put(
+                .put_regenerable(
                     &key(crash.payload_key.clone()),
-                    PutBody::Bytes(bytes.into()),
+                    PutBody::Bytes(bytes.clone()),
                 )
                 .await;
             if let Err(e) = put {
                 tracing::error!(crash_id = %id, error = %e, "could not store the crash payload");
                 self.index.drop_payload(id).await?;
                 recorded.keep_payload = false;
+                json["payload_kept"] = false.into();
+                bytes = serde_json::to_vec(&json).expect("JSON serializes").into();
             }
         }
-        json["payload_kept"] = recorded.keep_payload.into();
-        Ok((recorded, json))
+        Ok((recorded, bytes))
     }
 }

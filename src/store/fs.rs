@@ -38,7 +38,9 @@ fn joined<T>(result: Result<io::Result<T>, tokio::task::JoinError>) -> io::Resul
     result.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
-fn put_blocking(root: &Path, target: &Path, body: PutBody) -> io::Result<()> {
+/// Writes `body` to a scratch file and renames it over `target` (atomic); with `durable`, the
+/// file and its folder are fsync'd first and after.
+fn put_blocking(root: &Path, target: &Path, body: PutBody, durable: bool) -> io::Result<()> {
     let mut scratch = tempfile::NamedTempFile::new_in(root.join(".tmp"))?;
     match body {
         PutBody::Bytes(bytes) => scratch.write_all(&bytes)?,
@@ -47,11 +49,16 @@ fn put_blocking(root: &Path, target: &Path, body: PutBody) -> io::Result<()> {
             io::copy(&mut source, scratch.as_file_mut())?;
         }
     }
-    scratch.as_file().sync_all()?;
+    if durable {
+        scratch.as_file().sync_all()?;
+    }
     let parent = target.parent().expect("object keys always have a parent");
     std::fs::create_dir_all(parent)?;
     scratch.persist(target).map_err(|e| e.error)?;
-    std::fs::File::open(parent)?.sync_all()
+    if durable {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Every file under `root` whose key starts with `prefix`, walking only the folder the prefix
@@ -97,7 +104,16 @@ impl ObjectStore for FsStore {
     async fn put(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
         let root = self.root.clone();
         let target = self.path(key);
-        let result = tokio::task::spawn_blocking(move || put_blocking(&root, &target, body)).await;
+        let result =
+            tokio::task::spawn_blocking(move || put_blocking(&root, &target, body, true)).await;
+        joined(result).map_err(backend("put", key))
+    }
+
+    async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
+        let root = self.root.clone();
+        let target = self.path(key);
+        let result =
+            tokio::task::spawn_blocking(move || put_blocking(&root, &target, body, false)).await;
         joined(result).map_err(backend("put", key))
     }
 

@@ -51,7 +51,7 @@ impl ObjectStore for LocalCopies {
             PutBody::File(path) => PutBody::File(path.clone()),
         };
         self.remote.put(key, body).await?;
-        if let Err(e) = self.local.put(key, local_body).await {
+        if let Err(e) = self.local.put_regenerable(key, local_body).await {
             tracing::warn!(%key, error = %e, "could not keep a local copy");
         }
         Ok(())
@@ -95,6 +95,11 @@ impl ObjectStore for LocalCopies {
             .put(key, PutBody::File(scratch.path().to_owned()))
             .await?;
         self.local.get(key).await
+    }
+
+    async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
+        // The local copy is always regenerable; the remote keeps its own durability.
+        self.put(key, body).await
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {

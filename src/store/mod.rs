@@ -177,6 +177,11 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;
     /// Removes the object; removing a missing key is not an error.
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError>;
+    /// Stores an object that can be rebuilt from others (a derived cache, a processed result):
+    /// as atomic as [`put`](Self::put), but a backend may skip the flush to stable storage.
+    async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
+        self.put(key, body).await
+    }
 }
 
 /// Reads a whole object into memory, refusing objects over `limit` bytes.

@@ -530,7 +530,7 @@ impl SymbolStore {
             }
             let cache = self.build_cache(debug_id, kind, best).await?;
             self.objects
-                .put(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
+                .put_regenerable(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
                 .await?;
             metrics::counter!("faultline_cache_builds_total", "kind" => kind.name()).increment(1);
             headers.push(cache.header);
