@@ -151,6 +151,18 @@ impl S3Store {
         format!("{}{key}", self.prefix)
     }
 
+    /// Abandons a multipart upload so no part of it is left behind (best effort).
+    async fn abort_upload(&self, full: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .send()
+            .await;
+    }
+
     async fn put_multipart(
         &self,
         key: &ObjectKey,
@@ -212,14 +224,7 @@ impl S3Store {
         let parts = match result {
             Ok(parts) => parts,
             Err(e) => {
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&full)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
+                self.abort_upload(&full, &upload_id).await;
                 return Err(e);
             }
         };
@@ -237,14 +242,7 @@ impl S3Store {
             .send()
             .await;
         if let Err(e) = completed {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&full)
-                .upload_id(&upload_id)
-                .send()
-                .await;
+            self.abort_upload(&full, &upload_id).await;
             return Err(fail(describe(&e)));
         }
         Ok(())
