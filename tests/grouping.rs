@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use common::{fixture_bytes, TestServer};
 use faultline::group::index::{
-    CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
+    CrashAttributes, CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
 };
 use serde_json::Value;
 
@@ -44,16 +44,18 @@ fn crash(
         annotations.insert("guid".to_owned(), user.to_owned());
     }
     NewCrash {
-        id: format!("crash-{fingerprint}-{n}"),
-        received_at: at,
-        product: Some("Game".into()),
-        release: release.map(str::to_owned),
-        platform: Some("Linux".into()),
-        user_id: user.map(str::to_owned),
-        annotations,
-        fingerprint: fingerprint.to_owned(),
-        signature: format!("sig {fingerprint}"),
-        fault_class: "null-read".into(),
+        attributes: CrashAttributes {
+            id: format!("crash-{fingerprint}-{n}"),
+            received_at: at,
+            product: Some("Game".into()),
+            release: release.map(str::to_owned),
+            platform: Some("Linux".into()),
+            user_id: user.map(str::to_owned),
+            annotations,
+            fingerprint: fingerprint.to_owned(),
+            signature: format!("sig {fingerprint}"),
+            fault_class: "null-read".into(),
+        },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
     }
 }
@@ -256,9 +258,11 @@ async fn listing_filters_sorts_and_pages() {
         for n in 0..=g {
             let mut c = crash(n, fp, HOUR + (g * 10 + n) as i64, Some("1.0"), None);
             if g == 4 && n == 0 {
-                c.product = Some("Editor".into());
-                c.annotations.insert("guid".into(), "player-7".into());
-                c.fault_class = "abort".into();
+                c.attributes.product = Some("Editor".into());
+                c.attributes
+                    .annotations
+                    .insert("guid".into(), "player-7".into());
+                c.attributes.fault_class = "abort".into();
             }
             index.record(&c).await.unwrap();
         }
@@ -347,7 +351,7 @@ async fn listing_filters_sorts_and_pages() {
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].product.as_deref(), Some("Editor"));
+    assert_eq!(page.items[0].attributes.product.as_deref(), Some("Editor"));
 }
 
 /// Posts a generated dump with annotations; returns the response JSON.

@@ -569,15 +569,7 @@ async fn throttle_rules_answer_200_discarded_and_count() {
     let (status, reply) = post(&server, "/submit", Some(ct), &[], send("release")).await;
     assert_eq!(status, 200);
     assert!(reply.starts_with("CrashID=bp-"));
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("faultline_throttle_total{rule=\"no-beta\",verdict=\"reject\"}"),
         "{metrics}"

@@ -490,15 +490,7 @@ async fn api_processes_multipart_and_raw_dumps() {
             .contains("upload_file_minidump"),
         "{err}"
     );
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("faultline_minidumps_total{outcome=\"processed\"}"),
         "{metrics}"

@@ -614,15 +614,7 @@ async fn metrics_count_uploads_and_requests() {
     server.upload_fixture("debug-files/windows/crash.sym").await;
     let (status, health) = server.get_json("/health").await;
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.metrics().await;
     assert!(
         text.contains("faultline_symbol_files_total{status=\"stored\"}"),
         "{text}"

@@ -38,9 +38,9 @@ pub struct PayloadBudget {
     pub per_group_hour: i64,
 }
 
-/// A crash to record.
-#[derive(Debug, Clone)]
-pub struct NewCrash {
+/// What the index keeps about one crash, whether it is being recorded or read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashAttributes {
     /// Its ID.
     pub id: String,
     /// When it was received, Unix seconds.
@@ -61,6 +61,13 @@ pub struct NewCrash {
     pub signature: String,
     /// The fault class.
     pub fault_class: String,
+}
+
+/// A crash to record.
+#[derive(Debug, Clone)]
+pub struct NewCrash {
+    /// The crash.
+    pub attributes: CrashAttributes,
     /// Where its processed payload goes if the budget keeps it.
     pub payload_key: String,
 }
@@ -118,26 +125,9 @@ pub struct Group {
 /// A crash row.
 #[derive(Debug, Clone, Serialize)]
 pub struct CrashRow {
-    /// ID.
-    pub id: String,
-    /// Received, Unix seconds.
-    pub received_at: i64,
-    /// Product.
-    pub product: Option<String>,
-    /// Release.
-    pub release: Option<String>,
-    /// Operating system.
-    pub platform: Option<String>,
-    /// User.
-    pub user_id: Option<String>,
-    /// Annotations.
-    pub annotations: BTreeMap<String, String>,
-    /// Grouping hash.
-    pub fingerprint: String,
-    /// Signature.
-    pub signature: String,
-    /// Fault class.
-    pub fault_class: String,
+    /// The crash.
+    #[serde(flatten)]
+    pub attributes: CrashAttributes,
     /// Group.
     pub group_id: i64,
     /// Processing state.
@@ -281,16 +271,18 @@ fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
 fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
     let annotations: String = row.try_get("annotations")?;
     Ok(CrashRow {
-        id: row.try_get("id")?,
-        received_at: row.try_get("received_at")?,
-        product: row.try_get("product")?,
-        release: row.try_get("release")?,
-        platform: row.try_get("platform")?,
-        user_id: row.try_get("user_id")?,
-        annotations: serde_json::from_str(&annotations).unwrap_or_default(),
-        fingerprint: row.try_get("fingerprint")?,
-        signature: row.try_get("signature")?,
-        fault_class: row.try_get("fault_class")?,
+        attributes: CrashAttributes {
+            id: row.try_get("id")?,
+            received_at: row.try_get("received_at")?,
+            product: row.try_get("product")?,
+            release: row.try_get("release")?,
+            platform: row.try_get("platform")?,
+            user_id: row.try_get("user_id")?,
+            annotations: serde_json::from_str(&annotations).unwrap_or_default(),
+            fingerprint: row.try_get("fingerprint")?,
+            signature: row.try_get("signature")?,
+            fault_class: row.try_get("fault_class")?,
+        },
         group_id: row.try_get("group_id")?,
         state: row.try_get("state")?,
         payload_key: row.try_get("payload_key")?,
@@ -392,7 +384,7 @@ impl CrashIndex {
         let _writer = self.write.lock().await;
         let mut tx = self.pool.begin().await?;
         let already = sqlx::query("SELECT group_id, payload_key FROM crashes WHERE id = $1")
-            .bind(crash.id.as_str())
+            .bind(crash.attributes.id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = already {
@@ -403,11 +395,11 @@ impl CrashIndex {
                 regressed: false,
             });
         }
-        let hour = crash.received_at - crash.received_at.rem_euclid(3600);
+        let hour = crash.attributes.received_at - crash.attributes.received_at.rem_euclid(3600);
 
         let existing =
             sqlx::query("SELECT group_id FROM group_fingerprints WHERE fingerprint = $1")
-                .bind(crash.fingerprint.as_str())
+                .bind(crash.attributes.fingerprint.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
         let (group_id, new_group) = match existing {
@@ -417,17 +409,17 @@ impl CrashIndex {
                     "INSERT INTO crash_groups (signature, fault_class, first_seen, last_seen) \
                      VALUES ($1, $2, $3, $4) RETURNING id",
                 )
-                .bind(crash.signature.as_str())
-                .bind(crash.fault_class.as_str())
-                .bind(crash.received_at)
-                .bind(crash.received_at)
+                .bind(crash.attributes.signature.as_str())
+                .bind(crash.attributes.fault_class.as_str())
+                .bind(crash.attributes.received_at)
+                .bind(crash.attributes.received_at)
                 .fetch_one(&mut *tx)
                 .await?;
                 let id: i64 = row.try_get("id")?;
                 sqlx::query(
                     "INSERT INTO group_fingerprints (fingerprint, group_id) VALUES ($1, $2)",
                 )
-                .bind(crash.fingerprint.as_str())
+                .bind(crash.attributes.fingerprint.as_str())
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -457,13 +449,13 @@ impl CrashIndex {
 
         // Regression: resolved, and this crash is from a newer release than the fix.
         let regressed = group.state == "resolved"
-            && match (&group.resolved_in, &crash.release) {
+            && match (&group.resolved_in, &crash.attributes.release) {
                 (Some(fixed), Some(release)) => version::is_newer(release, fixed),
                 (None, _) => true,
                 (Some(_), None) => false,
             };
 
-        let first_release = match (&group.first_release, &crash.release) {
+        let first_release = match (&group.first_release, &crash.attributes.release) {
             (Some(old), Some(new))
                 if version::compare(new, old) == Some(std::cmp::Ordering::Less) =>
             {
@@ -472,13 +464,13 @@ impl CrashIndex {
             (None, new) => new.clone(),
             (old, _) => old.clone(),
         };
-        let last_release = match (&group.last_release, &crash.release) {
+        let last_release = match (&group.last_release, &crash.attributes.release) {
             (Some(old), Some(new)) if version::is_newer(new, old) => Some(new.clone()),
             (None, new) => new.clone(),
             (old, _) => old.clone(),
         };
 
-        let new_user = match &crash.user_id {
+        let new_user = match &crash.attributes.user_id {
             Some(user) => {
                 let seen = sqlx::query(
                     "SELECT 1 AS seen FROM group_users WHERE group_id = $1 AND user_id = $2",
@@ -504,26 +496,26 @@ impl CrashIndex {
              fingerprint, signature, fault_class, group_id, state, payload_key) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
-        .bind(crash.id.as_str())
-        .bind(crash.received_at)
-        .bind(crash.product.clone())
-        .bind(crash.release.clone())
-        .bind(crash.platform.clone())
-        .bind(crash.user_id.clone())
-        .bind(serde_json::to_string(&crash.annotations).expect("annotations serialize"))
-        .bind(crash.fingerprint.as_str())
-        .bind(crash.signature.as_str())
-        .bind(crash.fault_class.as_str())
+        .bind(crash.attributes.id.as_str())
+        .bind(crash.attributes.received_at)
+        .bind(crash.attributes.product.clone())
+        .bind(crash.attributes.release.clone())
+        .bind(crash.attributes.platform.clone())
+        .bind(crash.attributes.user_id.clone())
+        .bind(serde_json::to_string(&crash.attributes.annotations).expect("annotations serialize"))
+        .bind(crash.attributes.fingerprint.as_str())
+        .bind(crash.attributes.signature.as_str())
+        .bind(crash.attributes.fault_class.as_str())
         .bind(group_id)
         .bind("processed")
         .bind(keep_payload.then(|| crash.payload_key.clone()))
         .execute(&mut *tx)
         .await?;
-        for (name, value) in &crash.annotations {
+        for (name, value) in &crash.attributes.annotations {
             sqlx::query(
                 "INSERT INTO crash_annotations (crash_id, name, value) VALUES ($1, $2, $3)",
             )
-            .bind(crash.id.as_str())
+            .bind(crash.attributes.id.as_str())
             .bind(name.as_str())
             .bind(value.as_str())
             .execute(&mut *tx)
@@ -541,10 +533,10 @@ impl CrashIndex {
              WHERE id = $12",
         )
         .bind(i64::from(new_user))
-        .bind(crash.received_at)
-        .bind(crash.received_at)
-        .bind(crash.received_at)
-        .bind(crash.received_at)
+        .bind(crash.attributes.received_at)
+        .bind(crash.attributes.received_at)
+        .bind(crash.attributes.received_at)
+        .bind(crash.attributes.received_at)
         .bind(first_release)
         .bind(last_release)
         .bind(i64::from(regressed))
@@ -1104,7 +1096,9 @@ impl CrashIndex {
         let mut items = rows.iter().map(crash_from).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if items.len() as i64 > limit {
             items.truncate(limit as usize);
-            items.last().map(|c| format!("{}_{}", c.received_at, c.id))
+            items
+                .last()
+                .map(|c| format!("{}_{}", c.attributes.received_at, c.attributes.id))
         } else {
             None
         };

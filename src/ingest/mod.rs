@@ -210,16 +210,18 @@ impl Recorder<'_> {
         let mut json = report.to_json();
         let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
         let crash = crate::group::index::NewCrash {
-            id: id.to_owned(),
-            received_at,
-            product: first_of(annotations, &["product", "ProductName", "prod"]),
-            release: first_of(annotations, &["release", "version", "Version", "ver"]),
-            platform: json["system_info"]["os"].as_str().map(str::to_owned),
-            user_id: first_of(annotations, &user_keys),
-            annotations: annotations.clone(),
-            fingerprint: report.fingerprint.clone(),
-            signature: report.signature.text.clone(),
-            fault_class: report.classification.fault_class.as_str().to_owned(),
+            attributes: crate::group::index::CrashAttributes {
+                id: id.to_owned(),
+                received_at,
+                product: first_of(annotations, &["product", "ProductName", "prod"]),
+                release: first_of(annotations, &["release", "version", "Version", "ver"]),
+                platform: json["system_info"]["os"].as_str().map(str::to_owned),
+                user_id: first_of(annotations, &user_keys),
+                annotations: annotations.clone(),
+                fingerprint: report.fingerprint.clone(),
+                signature: report.signature.text.clone(),
+                fault_class: report.classification.fault_class.as_str().to_owned(),
+            },
             payload_key: processed_key(received_at, id),
         };
         let mut recorded = self.index.record(&crash).await?;

@@ -123,23 +123,24 @@ impl IngestQueue {
 
     /// Marks a crash failed with its reason (it stays stored; reprocess retries it).
     pub async fn fail(&self, crash_id: &str, error: &str) -> Result<(), IndexError> {
-        sqlx::query("UPDATE ingest_queue SET state = 'failed', error = $1, updated_at = $2 WHERE crash_id = $3")
-            .bind(error)
-            .bind(now())
-            .bind(crash_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.set_state(crash_id, "failed", error).await
     }
 
     /// Puts a crash back in the queue after a transient failure (storage unreachable).
     pub async fn retry_later(&self, crash_id: &str, error: &str) -> Result<(), IndexError> {
-        sqlx::query("UPDATE ingest_queue SET state = 'queued', error = $1, updated_at = $2 WHERE crash_id = $3")
-            .bind(error)
-            .bind(now())
-            .bind(crash_id)
-            .execute(&self.pool)
-            .await?;
+        self.set_state(crash_id, "queued", error).await
+    }
+
+    async fn set_state(&self, crash_id: &str, state: &str, error: &str) -> Result<(), IndexError> {
+        sqlx::query(
+            "UPDATE ingest_queue SET state = $1, error = $2, updated_at = $3 WHERE crash_id = $4",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(now())
+        .bind(crash_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

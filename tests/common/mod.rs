@@ -69,6 +69,13 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// POSTs `body` as one raw upload named `name`, returning status and JSON body.
     pub async fn upload(&self, name: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
         let response = self
