@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde::ser::SerializeMap;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::classify::frames::crashing_frames;
@@ -29,18 +31,33 @@ pub struct CrashReport {
     pub fingerprint: String,
 }
 
+impl Serialize for CrashReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.serialize_fields(&mut map)?;
+        map.end()
+    }
+}
+
 impl CrashReport {
-    /// The processed-crash JSON (docs/OUTPUT.md) with the `classification` block.
+    /// Writes the processed-crash fields (docs/OUTPUT.md) followed by the `classification` and
+    /// `grouping` blocks into `map`.
+    pub fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        self.processed.serialize_fields(map)?;
+        map.serialize_entry("classification", &self.classification)?;
+        map.serialize_entry(
+            "grouping",
+            &Grouping {
+                signature: &self.signature.text,
+                fingerprint: &self.fingerprint,
+                grouping_version: GROUPING_VERSION,
+            },
+        )
+    }
+
+    /// The processed-crash JSON as a tree (for the CLI and tests; servers serialize directly).
     pub fn to_json(&self) -> Value {
-        let mut json = self.processed.to_json();
-        json["classification"] =
-            serde_json::to_value(&self.classification).expect("classifications serialize");
-        json["grouping"] = serde_json::json!({
-            "signature": self.signature.text,
-            "fingerprint": self.fingerprint,
-            "grouping_version": GROUPING_VERSION,
-        });
-        json
+        serde_json::to_value(self).expect("crash reports serialize")
     }
 
     /// The readable report, headed by the classification.
@@ -69,6 +86,14 @@ impl CrashReport {
         out.push_str(&self.processed.to_text());
         out
     }
+}
+
+/// The `grouping` block of the processed-crash JSON.
+#[derive(Serialize)]
+struct Grouping<'a> {
+    signature: &'a str,
+    fingerprint: &'a str,
+    grouping_version: u32,
 }
 
 /// Processing plus classification, shared by every entry point.

@@ -680,3 +680,129 @@ async fn invalid_parameter_dmp_is_a_valid_dump_of_an_invalid_parameter_crash() {
     assert_eq!(json["thread_count"], 6);
     assert_eq!(json["status"], "OK");
 }
+
+/// Removes faultline's additions (docs/OUTPUT.md) from a processed-crash JSON, leaving what
+/// minidump-stackwalk writes.
+fn stackwalk_part(mut json: Value) -> Value {
+    let object = json.as_object_mut().unwrap();
+    for added in ["crashpad_annotations", "timings"] {
+        assert!(object.remove(added).is_some(), "{added} missing");
+    }
+    for module in json["modules"].as_array_mut().unwrap() {
+        let module = module.as_object_mut().unwrap();
+        for added in ["symbol_status", "symbols_file", "cfi_file"] {
+            assert!(module.remove(added).is_some(), "modules[].{added} missing");
+        }
+        module.remove("symbols_error");
+    }
+    json
+}
+
+/// The processed-crash JSON is written field by field (not through `print_json`); on every
+/// dump we have, with and without symbols, it must hold exactly what minidump-processor's
+/// `print_json` writes for the same processing result, plus faultline's fields.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_holds_exactly_what_print_json_writes() {
+    let generated = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minidumps");
+    let mut groups: Vec<(std::path::PathBuf, Vec<std::path::PathBuf>)> = [
+        ("symbols/breakpad", "minidumps/rust-minidump/test.dmp"),
+        (
+            "symbols/breakpad",
+            "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp",
+        ),
+        (
+            "symbols/breakpad",
+            "minidumps/rust-minidump/simple-crashpad.dmp",
+        ),
+        (
+            "symbols/breakpad",
+            "minidumps/rust-minidump/invalid-parameter.dmp",
+        ),
+        (
+            "debug-files/linux/crash.sym",
+            "minidumps/rust-minidump/linux-mini.dmp",
+        ),
+        (
+            "minidumps/symbolic/crash_linux",
+            "minidumps/symbolic/crash_linux.dmp",
+        ),
+        (
+            "minidumps/symbolic/crash_macos.dSYM",
+            "minidumps/symbolic/crash_macos.dmp",
+        ),
+    ]
+    .iter()
+    .map(|(symbols, dump)| (fixture(symbols), vec![fixture(dump)]))
+    .collect();
+    let own: Vec<_> = std::fs::read_dir(&generated)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "dmp"))
+        .collect();
+    assert!(own.len() >= 23, "generated dumps missing: {}", own.len());
+    groups.push((generated.join("crasher.debug"), own));
+    let mut with_bit_flips = 0;
+    let mut with_ip_update = 0;
+    for (symbols, dumps) in &groups {
+        let (store, _dir) = symbol_store(std::slice::from_ref(symbols)).await;
+        let processor = Processor::from_config(&Config::default(), store);
+        for dump in dumps {
+            let crash = processor
+                .process(std::fs::read(dump).unwrap().into())
+                .await
+                .unwrap();
+            let ours = stackwalk_part(
+                serde_json::from_slice(&serde_json::to_vec(&crash).unwrap()).unwrap(),
+            );
+            let mut reference = Vec::new();
+            crash.state.print_json(&mut reference, false).unwrap();
+            let mut reference: Value = serde_json::from_slice(&reference).unwrap();
+            // print_json lists process limits in hash order; faultline sorts them by name.
+            if let Some(limits) = reference
+                .pointer_mut("/proc_limits/limits")
+                .and_then(Value::as_array_mut)
+            {
+                limits.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            }
+            if let Some(difference) = first_difference(&ours, &reference, String::new()) {
+                panic!("{}: {difference}", dump.display());
+            }
+            with_bit_flips += usize::from(!ours["crash_info"]["possible_bit_flips"].is_null());
+            with_ip_update +=
+                usize::from(!ours["crash_info"]["instruction_pointer_update"].is_null());
+        }
+    }
+    // The rarer fields were really compared, not only null against null.
+    assert!(
+        with_bit_flips > 0 && with_ip_update > 0,
+        "bit flips in {with_bit_flips} dumps, IP updates in {with_ip_update}"
+    );
+}
+
+/// Where two JSON values first differ (path, ours, reference), if they do.
+fn first_difference(ours: &Value, reference: &Value, path: String) -> Option<String> {
+    match (ours, reference) {
+        (Value::Object(a), Value::Object(b)) => {
+            for key in a.keys().chain(b.keys()) {
+                let (x, y) = (
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
+                if a.contains_key(key) != b.contains_key(key) {
+                    return Some(format!("{path}.{key}: only one side has it ({x} / {y})"));
+                }
+                if let Some(d) = first_difference(x, y, format!("{path}.{key}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, format!("{path}[{i}]"))),
+        _ if ours == reference => None,
+        _ => Some(format!("{path}: {ours} / {reference}")),
+    }
+}

@@ -185,6 +185,26 @@ pub fn first_of(annotations: &BTreeMap<String, String>, keys: &[&str]) -> Option
         .filter(|v| !v.is_empty())
 }
 
+/// The stored and returned processed-crash JSON: the crash report plus what the index decided.
+struct RecordedCrash<'a> {
+    report: &'a crate::pipeline::CrashReport,
+    crash_id: &'a str,
+    group_id: i64,
+    payload_kept: bool,
+}
+
+impl serde::Serialize for RecordedCrash<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        self.report.serialize_fields(&mut map)?;
+        map.serialize_entry("crash_id", self.crash_id)?;
+        map.serialize_entry("group_id", &self.group_id)?;
+        map.serialize_entry("payload_kept", &self.payload_kept)?;
+        map.end()
+    }
+}
+
 /// Where a processed crash goes.
 pub struct Recorder<'a> {
     /// The crash index.
@@ -207,7 +227,6 @@ impl Recorder<'_> {
         annotations: &BTreeMap<String, String>,
         report: &crate::pipeline::CrashReport,
     ) -> Result<(crate::group::index::Recorded, bytes::Bytes), RecordError> {
-        let mut json = report.to_json();
         let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
         let crash = crate::group::index::NewCrash {
             attributes: crate::group::index::CrashAttributes {
@@ -215,7 +234,15 @@ impl Recorder<'_> {
                 received_at,
                 product: first_of(annotations, &["product", "ProductName", "prod"]),
                 release: first_of(annotations, &["release", "version", "Version", "ver"]),
-                platform: json["system_info"]["os"].as_str().map(str::to_owned),
+                platform: Some(
+                    report
+                        .processed
+                        .state
+                        .system_info
+                        .os
+                        .long_name()
+                        .into_owned(),
+                ),
                 user_id: first_of(annotations, &user_keys),
                 annotations: annotations.clone(),
                 fingerprint: report.fingerprint.clone(),
@@ -225,10 +252,16 @@ impl Recorder<'_> {
             payload_key: processed_key(received_at, id),
         };
         let mut recorded = self.index.record(&crash).await?;
-        json["crash_id"] = id.into();
-        json["group_id"] = recorded.group_id.into();
-        json["payload_kept"] = recorded.keep_payload.into();
-        let mut bytes = bytes::Bytes::from(serde_json::to_vec(&json).expect("JSON serializes"));
+        let payload = |payload_kept| {
+            let json = RecordedCrash {
+                report,
+                crash_id: id,
+                group_id: recorded.group_id,
+                payload_kept,
+            };
+            bytes::Bytes::from(serde_json::to_vec(&json).expect("crash reports serialize"))
+        };
+        let mut bytes = payload(recorded.keep_payload);
         if recorded.keep_payload {
             let put = self
                 .objects
@@ -241,8 +274,7 @@ impl Recorder<'_> {
                 tracing::error!(crash_id = %id, error = %e, "could not store the crash payload");
                 self.index.drop_payload(id).await?;
                 recorded.keep_payload = false;
-                json["payload_kept"] = false.into();
-                bytes = serde_json::to_vec(&json).expect("JSON serializes").into();
+                bytes = payload(false);
             }
         }
         Ok((recorded, bytes))

@@ -7,6 +7,7 @@
 //! JSON (see `docs/OUTPUT.md`).
 
 pub mod facts;
+mod json;
 pub mod modules;
 mod output;
 pub mod provider;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use minidump::{Minidump, MinidumpAnnotation, MinidumpCrashpadInfo};
 use minidump_processor::ProcessState;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::facts::CrashFacts;
 use super::modules::SymbolStatus;
@@ -101,27 +101,10 @@ pub fn crashpad_annotations(dump: &Minidump<'_, bytes::Bytes>) -> Option<Crashpa
 
 impl ProcessedCrash {
     /// minidump-stackwalk's `--json` output plus `modules[].symbol_status`,
-    /// `modules[].symbols_file`, `modules[].cfi_file`, `crashpad_annotations` and `timings`.
+    /// `modules[].symbols_file`, `modules[].cfi_file`, `crashpad_annotations` and `timings`, as
+    /// a JSON tree (the serializer in `json.rs` writes the same without building one).
     pub fn to_json(&self) -> Value {
-        let mut out = Vec::new();
-        self.state
-            .print_json(&mut out, false)
-            .expect("writing JSON to memory cannot fail");
-        let mut json: Value =
-            serde_json::from_slice(&out).expect("minidump-processor writes valid JSON");
-        if let Some(modules) = json["modules"].as_array_mut() {
-            for (module, report) in modules.iter_mut().zip(&self.modules) {
-                module["symbol_status"] = json!(report.status);
-                module["symbols_file"] = json!(report.symbols);
-                module["cfi_file"] = json!(report.cfi);
-                if let Some(error) = &report.error {
-                    module["symbols_error"] = json!(error);
-                }
-            }
-        }
-        json["crashpad_annotations"] = json!(self.crashpad);
-        json["timings"] = json!(self.timings);
-        json
+        serde_json::to_value(self).expect("processed crashes serialize")
     }
 
     /// minidump-stackwalk's human-readable report.
