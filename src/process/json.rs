@@ -491,8 +491,8 @@ impl Serialize for FrameJson<'_> {
         map.serialize_entry("file", &f.source_file_name)?;
         map.serialize_entry("line", &f.source_line)?;
         map.serialize_entry("offset", &w.hex(f.instruction))?;
-        let inlines = (!f.inlines.is_empty())
-            .then(|| f.inlines.iter().map(|i| InlineJson(i)).collect::<Vec<_>>());
+        let inlines =
+            (!f.inlines.is_empty()).then(|| f.inlines.iter().map(InlineJson).collect::<Vec<_>>());
         map.serialize_entry("inlines", &inlines)?;
         map.serialize_entry(
             "module_offset",
@@ -608,7 +608,7 @@ struct HandlesJson<'a>(&'a minidump::MinidumpHandleDataStream);
 
 impl Serialize for HandlesJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|handle| HandleJson(handle)))
+        serializer.collect_seq(self.0.iter().map(HandleJson))
     }
 }
 
