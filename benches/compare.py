@@ -2,16 +2,17 @@
 """faultline against minidump-stackwalk 0.27, on the ../shared fixture dumps that have Breakpad
 .sym symbols, plus server throughput and raw-symbolication latency. Prints one table per part.
 
-Usage: python3 benches/compare.py   (builds the release binary; installs minidump-stackwalk
-0.27 into target/mdsw on first use; takes a few minutes)
+Usage: python3 benches/compare.py [offline] [throughput] [latency]   (default: all three; builds
+the release binary; installs minidump-stackwalk 0.27 into target/mdsw on first use; takes a few
+minutes)
 
 1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
    cold (`--symbols DIR`: identify, compress and build caches every run) and from a store the
    symbols were uploaded to (`faultline process` reads cached SymCache/CFI), wall time per run
    (median of N) and peak RSS.
 2. Server, warm caches: dumps processed per second through `POST /api/v1/minidump` on this
-   machine (2 clients), against running minidump-stackwalk once per dump (2 at a time), as
-   Socorro does.
+   machine (benches/load.rs, 2 keep-alive connections), against running minidump-stackwalk once
+   per dump with 2 processes always running, as Socorro does.
 3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
    requests on one keep-alive connection.
 """
@@ -27,7 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -35,6 +35,7 @@ FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
 FL = os.path.join(ROOT, "target", "release", "faultline")
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
+CLIENTS = 2
 
 
 def sh(*args, **kw):
@@ -100,6 +101,9 @@ def post(conn, path, body, headers=None):
 
 
 def main():
+    parts = set(sys.argv[1:]) or {"offline", "throughput", "latency"}
+    if parts - {"offline", "throughput", "latency"}:
+        raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency]")
     sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     if not os.path.exists(MDSW):
         sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
@@ -128,94 +132,87 @@ def main():
             with open(path, "rb") as f:
                 post(conn, "/api/v1/minidump", f.read())
 
-        print("## 1. Offline, same .sym symbols (median of %d runs; peak RSS)" % RUNS)
-        print()
-        print("| dump | minidump-stackwalk | faultline --symbols (cold) | faultline, store (warm caches) |")
-        print("| --- | --- | --- | --- |")
-        totals = [0.0, 0.0, 0.0]
-        for name, path in dumps:
-            sw = median_run([MDSW, "--json", path, tree])
-            cold = median_run([FL, "process", "--json", path, "--symbols", tree])
-            warm = median_run([FL, "--config", os.path.join(work, "config.toml"), "process", "--json", path]) if write_config(work) else None
-            for i, r in enumerate([sw, cold, warm]):
-                totals[i] += r[0]
-            print(f"| {name} | {sw[0]:.1f} ms, {sw[1]:.0f} MiB | {cold[0]:.1f} ms, {cold[1]:.0f} MiB | {warm[0]:.1f} ms, {warm[1]:.0f} MiB |")
-        print(f"| **total** | {totals[0]:.1f} ms | {totals[1]:.1f} ms | {totals[2]:.1f} ms |")
-        print()
+        if "offline" in parts:
+            print("## 1. Offline, same .sym symbols (median of %d runs; peak RSS)" % RUNS)
+            print()
+            print("| dump | minidump-stackwalk | faultline --symbols (cold) | faultline, store (warm caches) |")
+            print("| --- | --- | --- | --- |")
+            totals = [0.0, 0.0, 0.0]
+            for name, path in dumps:
+                sw = median_run([MDSW, "--json", path, tree])
+                cold = median_run([FL, "process", "--json", path, "--symbols", tree])
+                warm = median_run([FL, "--config", os.path.join(work, "config.toml"), "process", "--json", path]) if write_config(work) else None
+                for i, r in enumerate([sw, cold, warm]):
+                    totals[i] += r[0]
+                print(f"| {name} | {sw[0]:.1f} ms, {sw[1]:.0f} MiB | {cold[0]:.1f} ms, {cold[1]:.0f} MiB | {warm[0]:.1f} ms, {warm[1]:.0f} MiB |")
+            print(f"| **total** | {totals[0]:.1f} ms | {totals[1]:.1f} ms | {totals[2]:.1f} ms |")
+            print()
 
-        # 2. Throughput.
-        bodies = []
-        for _, path in dumps:
-            with open(path, "rb") as f:
-                bodies.append(f.read())
-        duration = 10.0
-        count = [0]
-        lock = threading.Lock()
+        if "throughput" in parts:
+            # 2. Throughput. The load generator is a one-thread Rust client (benches/load.rs), so it
+            # takes as little as it can of the 2 cores it shares with the server.
+            duration = 10.0
+            paths = [p for _, p in dumps]
+            cpu_before = cpu_seconds(server.pid)
+            load = subprocess.run(
+                ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
+                 "--seconds", str(duration), "--connections", str(CLIENTS), *paths],
+                cwd=ROOT, check=True, capture_output=True, text=True,
+            )
+            result = json.loads(load.stdout.strip().splitlines()[-1])
+            server_rate = result["rate"]
+            cpu_per_dump = (cpu_seconds(server.pid) - cpu_before) / result["requests"]
 
-        def client_loop():
-            c = http.client.HTTPConnection("127.0.0.1", port)
-            i = 0
-            end = time.perf_counter() + duration
-            while time.perf_counter() < end:
-                post(c, "/api/v1/minidump", bodies[i % len(bodies)])
-                i += 1
-            with lock:
-                count[0] += i
+            # minidump-stackwalk, one process per dump, CLIENTS processes busy at all times.
+            sw_counts = []
 
-        cpu_before = cpu_seconds(server.pid)
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda _: client_loop(), range(2)))
-        server_rate = count[0] / duration
-        cpu_per_dump = (cpu_seconds(server.pid) - cpu_before) / count[0]
+            def stackwalk_loop(worker):
+                done, i = 0, worker
+                end = time.perf_counter() + duration
+                started = time.perf_counter()
+                while time.perf_counter() < end:
+                    subprocess.run([MDSW, "--json", paths[i % len(paths)], tree], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+                    done, i = done + 1, i + 1
+                sw_counts.append(done / (time.perf_counter() - started))
 
-        sw_count = 0
-        end = time.perf_counter() + duration
-        paths = [p for _, p in dumps]
+            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+                list(pool.map(stackwalk_loop, range(CLIENTS)))
+            sw_rate = sum(sw_counts)
+            print("## 2. Server throughput, warm caches (2 cores, %d connections, %.0f s)" % (CLIENTS, duration))
+            print()
+            print("| | dumps / s |")
+            print("| --- | --- |")
+            print(f"| minidump-stackwalk, one process per dump ({CLIENTS} always running) | {sw_rate:.1f} |")
+            print(f"| faultline `POST /api/v1/minidump` (process + classify + group + index + store payload) | {server_rate:.1f} |")
+            print(f"| ratio | {server_rate / sw_rate:.1f}x |")
+            print()
+            print(f"Server CPU per dump: {cpu_per_dump * 1000:.2f} ms ({2 / cpu_per_dump:.0f} dumps/s if the 2 cores were the server's alone,")
+            print(f"{2 / cpu_per_dump / sw_rate:.1f}x minidump-stackwalk); the load generator used {result['client_cpu_ms_per_request']:.2f} ms of CPU per request.")
+            print()
 
-        def one_stackwalk(i):
-            subprocess.run([MDSW, "--json", paths[i % len(paths)], tree], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-
-        i = 0
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            while time.perf_counter() < end:
-                list(pool.map(one_stackwalk, [i, i + 1]))
-                i += 2
-                sw_count += 2
-        sw_rate = sw_count / duration
-        print("## 2. Server throughput, warm caches (2 cores, 2 concurrent clients, %.0f s)" % duration)
-        print()
-        print("| | dumps / s |")
-        print("| --- | --- |")
-        print(f"| minidump-stackwalk, one process per dump (2 at a time) | {sw_rate:.1f} |")
-        print(f"| faultline `POST /api/v1/minidump` (process + classify + group + index + store payload) | {server_rate:.1f} |")
-        print(f"| ratio | {server_rate / sw_rate:.1f}x |")
-        print()
-        print(f"The client shares the 2 cores: the server itself spent {cpu_per_dump * 1000:.2f} ms of CPU per dump,")
-        print(f"i.e. {2 / cpu_per_dump:.0f} dumps/s when 2 cores are the server's alone ({2 / cpu_per_dump / sw_rate:.0f}x minidump-stackwalk).")
-        print()
-
-        # 3. Raw symbolication latency.
-        with open(os.path.join(FIX, "debug-files", "windows", "CrashWithException.pdb"), "rb") as f:
-            post(conn, "/api/v1/symbols?name=CrashWithException.pdb", f.read())
-        frames = [{"instruction_addr": hex(0x140001000 + (i * 0x13) % 0x1C0)} for i in range(100)]
-        request = json.dumps({
-            "stacktraces": [{"frames": frames}],
-            "modules": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "image_addr": "0x140000000", "image_size": 36864}],
-        }).encode()
-        latencies = []
-        for i in range(2200):
-            start = time.perf_counter()
-            post(conn, "/api/v1/symbolicate", request, {"content-type": "application/json"})
-            if i >= 200:  # warm-up
-                latencies.append((time.perf_counter() - start) * 1000)
-        latencies.sort()
-        p50 = latencies[len(latencies) // 2]
-        p99 = latencies[int(len(latencies) * 0.99)]
-        print("## 3. Raw-frame symbolication, 100 frames per request (2000 requests, one connection)")
-        print()
-        print("| p50 | p99 |")
-        print("| --- | --- |")
-        print(f"| {p50:.2f} ms | {p99:.2f} ms |")
+        if "latency" in parts:
+            # 3. Raw symbolication latency.
+            with open(os.path.join(FIX, "debug-files", "windows", "CrashWithException.pdb"), "rb") as f:
+                post(conn, "/api/v1/symbols?name=CrashWithException.pdb", f.read())
+            frames = [{"instruction_addr": hex(0x140001000 + (i * 0x13) % 0x1C0)} for i in range(100)]
+            request = json.dumps({
+                "stacktraces": [{"frames": frames}],
+                "modules": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "image_addr": "0x140000000", "image_size": 36864}],
+            }).encode()
+            latencies = []
+            for i in range(2200):
+                start = time.perf_counter()
+                post(conn, "/api/v1/symbolicate", request, {"content-type": "application/json"})
+                if i >= 200:  # warm-up
+                    latencies.append((time.perf_counter() - start) * 1000)
+            latencies.sort()
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[int(len(latencies) * 0.99)]
+            print("## 3. Raw-frame symbolication, 100 frames per request (2000 requests, one connection)")
+            print()
+            print("| p50 | p99 |")
+            print("| --- | --- |")
+            print(f"| {p50:.2f} ms | {p99:.2f} ms |")
         server.terminate()
         server.wait()
     finally:

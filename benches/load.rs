@@ -1,0 +1,140 @@
+//! A small HTTP load generator for the server-throughput benchmark (`benches/compare.py`): posts
+//! the given minidumps round-robin to one URL over `--connections` keep-alive connections for
+//! `--seconds`, from one thread so it takes as little of the machine's CPU as it can, and prints
+//! one JSON line: requests, seconds, requests per second, and the generator's own CPU per request.
+//!
+//! Usage: cargo bench --bench load -- --url http://127.0.0.1:PORT/api/v1/minidump \
+//!            [--seconds 10] [--connections 2] DUMP...
+
+use std::time::{Duration, Instant};
+
+struct Args {
+    url: String,
+    seconds: f64,
+    connections: usize,
+    files: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        url: String::new(),
+        seconds: 10.0,
+        connections: 2,
+        files: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--url" => args.url = value("--url")?,
+            "--seconds" => {
+                args.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?
+            }
+            "--connections" => {
+                args.connections = value("--connections")?
+                    .parse()
+                    .map_err(|e| format!("--connections: {e}"))?
+            }
+            // `cargo bench` passes this to every bench target.
+            "--bench" => {}
+            other if other.starts_with("--") => return Err(format!("unknown option {other}")),
+            file => args.files.push(file.to_owned()),
+        }
+    }
+    if args.url.is_empty() || args.files.is_empty() {
+        return Err("usage: load --url URL [--seconds S] [--connections N] FILE...".into());
+    }
+    Ok(args)
+}
+
+/// User + system CPU seconds this process has used.
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime, in clock ticks (100 per second on Linux).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let bodies: Vec<bytes::Bytes> = args
+        .files
+        .iter()
+        .map(|f| match std::fs::read(f) {
+            Ok(data) => data.into(),
+            Err(e) => {
+                eprintln!("load: cannot read {f}: {e}");
+                std::process::exit(2);
+            }
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()
+        .expect("an HTTP client");
+    let cpu_before = own_cpu_seconds();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(args.seconds);
+    let counts = runtime.block_on(async {
+        let tasks = (0..args.connections).map(|worker| {
+            let (client, bodies, url) = (client.clone(), bodies.clone(), args.url.clone());
+            async move {
+                let mut done = 0usize;
+                let mut next = worker;
+                while Instant::now() < deadline {
+                    let body = bodies[next % bodies.len()].clone();
+                    next += 1;
+                    let response = client.post(&url).body(body).send().await;
+                    let response = match response {
+                        Ok(r) => r,
+                        Err(e) => return Err(format!("request failed: {e}")),
+                    };
+                    let status = response.status();
+                    let body = response.bytes().await.map_err(|e| e.to_string())?;
+                    if !status.is_success() {
+                        return Err(format!(
+                            "HTTP {status}: {}",
+                            String::from_utf8_lossy(&body[..body.len().min(300)])
+                        ));
+                    }
+                    done += 1;
+                }
+                Ok(done)
+            }
+        });
+        futures::future::join_all(tasks).await
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total = 0;
+    for count in counts {
+        match count {
+            Ok(n) => total += n,
+            Err(e) => {
+                eprintln!("load: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let cpu = own_cpu_seconds() - cpu_before;
+    println!(
+        "{{\"requests\": {total}, \"seconds\": {elapsed:.3}, \"rate\": {:.1}, \"client_cpu_ms_per_request\": {:.3}}}",
+        total as f64 / elapsed,
+        cpu * 1000.0 / total.max(1) as f64
+    );
+}
