@@ -35,7 +35,7 @@ FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
 FL = os.path.join(ROOT, "target", "release", "faultline")
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
-CLIENTS = 2
+CLIENTS = 8
 
 
 def sh(*args, **kw):

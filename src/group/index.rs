@@ -243,6 +243,11 @@ pub struct CrashIndex {
 const GROUP_COLUMNS: &str = "id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
      first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped";
 
+/// [`GROUP_COLUMNS`] of a table aliased `g`.
+const GROUP_COLUMNS_OF_G: &str = "g.id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
+     g.event_count, g.user_count, g.first_release, g.last_release, g.state, g.assignee, \
+     g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped";
+
 const CRASH_COLUMNS: &str =
     "id, received_at, product, release, platform, user_id, annotations, fingerprint, \
      signature, fault_class, group_id, state, payload_key";
@@ -349,6 +354,9 @@ impl CrashIndex {
         let pool = AnyPoolOptions::new()
             // One connection for SQLite: its single writer and an in-memory database both need it.
             .max_connections(if sqlite { 1 } else { 8 })
+            // SQLite runs in this process: checking the connection before each use would only
+            // add a round trip to every transaction.
+            .test_before_acquire(!sqlite)
             .connect(url)
             .await?;
         if sqlite {
@@ -382,70 +390,68 @@ impl CrashIndex {
     /// a restart) is indexed once.
     pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
         let _writer = self.write.lock().await;
+        let attributes = &crash.attributes;
+        let hour = attributes.received_at - attributes.received_at.rem_euclid(3600);
         let mut tx = self.pool.begin().await?;
-        let already = sqlx::query("SELECT group_id, payload_key FROM crashes WHERE id = $1")
-            .bind(crash.attributes.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(row) = already {
+        // One read for everything the decisions below need: whether this crash is already
+        // recorded, its fingerprint's group, that group's payloads this hour and whether it has
+        // seen this user. (Every statement is a round trip to the database.)
+        let known = sqlx::query(&format!(
+            "SELECT (SELECT group_id FROM crashes WHERE id = $1) AS recorded_group, \
+             (SELECT CASE WHEN payload_key IS NULL THEN 0 ELSE 1 END FROM crashes WHERE id = $2) AS recorded_kept, \
+             (SELECT payloads FROM group_hours WHERE group_id = g.id AND hour = $3) AS hour_payloads, \
+             (SELECT 1 FROM group_users WHERE group_id = g.id AND user_id = $4) AS user_seen, \
+             {GROUP_COLUMNS_OF_G} \
+             FROM (SELECT 1 AS one) AS one \
+             LEFT JOIN group_fingerprints f ON f.fingerprint = $5 \
+             LEFT JOIN crash_groups g ON g.id = f.group_id"
+        ))
+        .bind(attributes.id.as_str())
+        .bind(attributes.id.as_str())
+        .bind(hour)
+        .bind(attributes.user_id.as_deref())
+        .bind(attributes.fingerprint.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(group_id) = known.try_get::<Option<i64>, _>("recorded_group")? {
             return Ok(Recorded {
-                group_id: row.try_get("group_id")?,
+                group_id,
                 new_group: false,
-                keep_payload: row.try_get::<Option<String>, _>("payload_key")?.is_some(),
+                keep_payload: known.try_get::<Option<i64>, _>("recorded_kept")? == Some(1),
                 regressed: false,
             });
         }
-        let hour = crash.attributes.received_at - crash.attributes.received_at.rem_euclid(3600);
-
-        let existing =
-            sqlx::query("SELECT group_id FROM group_fingerprints WHERE fingerprint = $1")
-                .bind(crash.attributes.fingerprint.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let (group_id, new_group) = match existing {
-            Some(row) => (row.try_get::<i64, _>("group_id")?, false),
+        let hour_payloads: Option<i64> = known.try_get("hour_payloads")?;
+        let user_seen = known.try_get::<Option<i64>, _>("user_seen")?.is_some();
+        let (group, new_group) = match known.try_get::<Option<i64>, _>("id")? {
+            Some(_) => (group_from(&known)?, false),
             None => {
-                let row = sqlx::query(
+                let row = sqlx::query(&format!(
                     "INSERT INTO crash_groups (signature, fault_class, first_seen, last_seen) \
-                     VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(crash.attributes.signature.as_str())
-                .bind(crash.attributes.fault_class.as_str())
-                .bind(crash.attributes.received_at)
-                .bind(crash.attributes.received_at)
+                     VALUES ($1, $2, $3, $4) RETURNING {GROUP_COLUMNS}"
+                ))
+                .bind(attributes.signature.as_str())
+                .bind(attributes.fault_class.as_str())
+                .bind(attributes.received_at)
+                .bind(attributes.received_at)
                 .fetch_one(&mut *tx)
                 .await?;
-                let id: i64 = row.try_get("id")?;
+                let group = group_from(&row)?;
                 sqlx::query(
                     "INSERT INTO group_fingerprints (fingerprint, group_id) VALUES ($1, $2)",
                 )
-                .bind(crash.attributes.fingerprint.as_str())
-                .bind(id)
+                .bind(attributes.fingerprint.as_str())
+                .bind(group.id)
                 .execute(&mut *tx)
                 .await?;
-                (id, true)
+                (group, true)
             }
         };
-        let group = sqlx::query(&format!(
-            "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1"
-        ))
-        .bind(group_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let group = group_from(&group)?;
+        let group_id = group.id;
 
         // The payload budget.
-        let hour_payloads: i64 =
-            sqlx::query("SELECT payloads FROM group_hours WHERE group_id = $1 AND hour = $2")
-                .bind(group_id)
-                .bind(hour)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("payloads"))
-                .transpose()?
-                .unwrap_or(0);
         let keep_payload = group.payloads_kept < self.budget.per_new_group
-            || hour_payloads < self.budget.per_group_hour;
+            || hour_payloads.unwrap_or(0) < self.budget.per_group_hour;
 
         // Regression: resolved, and this crash is from a newer release than the fix.
         let regressed = group.state == "resolved"
@@ -470,25 +476,16 @@ impl CrashIndex {
             (old, _) => old.clone(),
         };
 
-        let new_user = match &crash.attributes.user_id {
-            Some(user) => {
-                let seen = sqlx::query(
-                    "SELECT 1 AS seen FROM group_users WHERE group_id = $1 AND user_id = $2",
-                )
-                .bind(group_id)
-                .bind(user.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seen.is_none() {
-                    sqlx::query("INSERT INTO group_users (group_id, user_id) VALUES ($1, $2)")
-                        .bind(group_id)
-                        .bind(user.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                seen.is_none()
+        let new_user = match &attributes.user_id {
+            Some(user) if !user_seen => {
+                sqlx::query("INSERT INTO group_users (group_id, user_id) VALUES ($1, $2)")
+                    .bind(group_id)
+                    .bind(user.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                true
             }
-            None => false,
+            _ => false,
         };
 
         sqlx::query(
@@ -511,15 +508,24 @@ impl CrashIndex {
         .bind(keep_payload.then(|| crash.payload_key.clone()))
         .execute(&mut *tx)
         .await?;
-        for (name, value) in &crash.attributes.annotations {
-            sqlx::query(
-                "INSERT INTO crash_annotations (crash_id, name, value) VALUES ($1, $2, $3)",
-            )
-            .bind(crash.attributes.id.as_str())
-            .bind(name.as_str())
-            .bind(value.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // All annotations in one statement per hundred.
+        let annotations: Vec<_> = attributes.annotations.iter().collect();
+        for chunk in annotations.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO crash_annotations (crash_id, name, value) VALUES {}",
+                values.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for (name, value) in chunk {
+                insert = insert
+                    .bind(attributes.id.as_str())
+                    .bind(name.as_str())
+                    .bind(value.as_str());
+            }
+            insert.execute(&mut *tx).await?;
         }
 
         sqlx::query(
@@ -547,22 +553,18 @@ impl CrashIndex {
         .execute(&mut *tx)
         .await?;
 
-        let updated = sqlx::query("UPDATE group_hours SET events = events + 1, payloads = payloads + $1 WHERE group_id = $2 AND hour = $3")
+        let hour_update = if hour_payloads.is_some() {
+            "UPDATE group_hours SET events = events + 1, payloads = payloads + $1 \
+             WHERE group_id = $2 AND hour = $3"
+        } else {
+            "INSERT INTO group_hours (payloads, group_id, hour, events) VALUES ($1, $2, $3, 1)"
+        };
+        sqlx::query(hour_update)
             .bind(i64::from(keep_payload))
             .bind(group_id)
             .bind(hour)
             .execute(&mut *tx)
             .await?;
-        if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO group_hours (group_id, hour, events, payloads) VALUES ($1, $2, 1, $3)",
-            )
-            .bind(group_id)
-            .bind(hour)
-            .bind(i64::from(keep_payload))
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
         Ok(Recorded {
             group_id,
