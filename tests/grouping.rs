@@ -580,3 +580,109 @@ async fn triage_api_resolves_detects_regressions_merges_and_validates() {
     assert_eq!(server.get_json("/api/v1/crashes/nope").await.0, 404);
     let _ = fixture_bytes("minidumps/rust-minidump/test.dmp");
 }
+
+/// Per fingerprint: the group as triage sees it, minus what depends on arrival order (its ID,
+/// which crashes are the samples).
+async fn groups_by_fingerprint(
+    index: &CrashIndex,
+    ids: impl IntoIterator<Item = i64>,
+) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for id in ids {
+        let detail = index.group_detail(id).await.unwrap().unwrap();
+        let mut json = serde_json::to_value(&detail).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("id");
+        object.remove("samples");
+        out.insert(detail.group.fingerprints.join(","), json);
+    }
+    out
+}
+
+/// Many crashes recorded at once are written in batches (group commit); the index must end up
+/// exactly as if they had been recorded one at a time: counts, distinct users, releases,
+/// hourly counts and payload budget, with a crash sent twice counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_recording_counts_exactly_as_one_at_a_time() {
+    // Budgets whose outcome does not depend on arrival order: per hour only over 3 hours, and
+    // per new group within one hour.
+    for (budget, hours) in [
+        (
+            PayloadBudget {
+                per_new_group: 0,
+                per_group_hour: 2,
+            },
+            3,
+        ),
+        (
+            PayloadBudget {
+                per_new_group: 3,
+                per_group_hour: 2,
+            },
+            1,
+        ),
+    ] {
+        let releases = [
+            Some("1.2.0"),
+            Some("1.10.0"),
+            None,
+            Some("1.9.1"),
+            Some("0.9"),
+        ];
+        let mut crashes: Vec<NewCrash> = (0..240)
+            .map(|n| {
+                let user = format!("u{}", n % 7);
+                crash(
+                    n,
+                    &format!("fp{}", n % 6),
+                    HOUR + (n as i64 / 6 % hours) * 3600 + n as i64 % 60,
+                    releases[n % releases.len()],
+                    (n % 5 != 0).then_some(user.as_str()),
+                )
+            })
+            .collect();
+        // Clients retry: some crashes arrive twice.
+        let again: Vec<NewCrash> = crashes.iter().step_by(11).cloned().collect();
+        crashes.extend(again);
+
+        let (one_by_one, _a) = index(budget).await;
+        let mut sequential_groups = std::collections::BTreeSet::new();
+        for c in &crashes {
+            sequential_groups.insert(one_by_one.record(c).await.unwrap().group_id);
+        }
+        let (at_once, _b) = index(budget).await;
+        let at_once = std::sync::Arc::new(at_once);
+        let tasks: Vec<_> = crashes
+            .iter()
+            .cloned()
+            .map(|c| {
+                let index = at_once.clone();
+                tokio::spawn(
+                    async move { (c.attributes.id.clone(), index.record(&c).await.unwrap()) },
+                )
+            })
+            .collect();
+        let mut concurrent_groups = std::collections::BTreeSet::new();
+        let mut decided: BTreeMap<String, (i64, bool)> = BTreeMap::new();
+        for task in tasks {
+            let (id, recorded) = task.await.unwrap();
+            concurrent_groups.insert(recorded.group_id);
+            // Both deliveries of a crash report the same group and payload decision.
+            let first = *decided
+                .entry(id)
+                .or_insert((recorded.group_id, recorded.keep_payload));
+            assert_eq!(first, (recorded.group_id, recorded.keep_payload));
+        }
+        assert_eq!(decided.len(), 240);
+        let expected = groups_by_fingerprint(&one_by_one, sequential_groups).await;
+        let got = groups_by_fingerprint(&at_once, concurrent_groups).await;
+        assert_eq!(expected.len(), 6);
+        assert_eq!(got, expected, "budget {budget:?}");
+        let kept: i64 = expected
+            .values()
+            .map(|g| g["payloads_kept"].as_i64().unwrap())
+            .sum();
+        assert_eq!(kept, if hours == 3 { 6 * 3 * 2 } else { 6 * 3 });
+        assert_eq!(expected["fp1"]["event_count"], 40);
+    }
+}

@@ -15,6 +15,8 @@ use sqlx::{AnyPool, Row};
 
 use super::version;
 
+mod record;
+
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -236,8 +238,10 @@ pub struct GroupPatch {
 pub struct CrashIndex {
     pool: AnyPool,
     budget: PayloadBudget,
-    /// SQLite has one writer; recording is serialized so group creation never races.
+    /// SQLite has one writer; writes are serialized so group creation never races.
     write: tokio::sync::Mutex<()>,
+    /// Crashes waiting to be recorded by whoever holds `write` (group commit, see `record.rs`).
+    queue: record::RecordQueue,
 }
 
 const GROUP_COLUMNS: &str = "id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
@@ -376,6 +380,7 @@ impl CrashIndex {
             pool,
             budget,
             write: tokio::sync::Mutex::new(()),
+            queue: record::RecordQueue::default(),
         })
     }
 
@@ -383,195 +388,6 @@ impl CrashIndex {
     /// index changes can share a transaction).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// Records one crash; see the module comment. Recording the same crash ID again changes
-    /// nothing and returns what the first recording decided, so a crash processed twice (after
-    /// a restart) is indexed once.
-    pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
-        let _writer = self.write.lock().await;
-        let attributes = &crash.attributes;
-        let hour = attributes.received_at - attributes.received_at.rem_euclid(3600);
-        let mut tx = self.pool.begin().await?;
-        // One read for everything the decisions below need: whether this crash is already
-        // recorded, its fingerprint's group, that group's payloads this hour and whether it has
-        // seen this user. (Every statement is a round trip to the database.)
-        let known = sqlx::query(&format!(
-            "SELECT (SELECT group_id FROM crashes WHERE id = $1) AS recorded_group, \
-             (SELECT CASE WHEN payload_key IS NULL THEN 0 ELSE 1 END FROM crashes WHERE id = $2) AS recorded_kept, \
-             (SELECT payloads FROM group_hours WHERE group_id = g.id AND hour = $3) AS hour_payloads, \
-             (SELECT 1 FROM group_users WHERE group_id = g.id AND user_id = $4) AS user_seen, \
-             {GROUP_COLUMNS_OF_G} \
-             FROM (SELECT 1 AS one) AS one \
-             LEFT JOIN group_fingerprints f ON f.fingerprint = $5 \
-             LEFT JOIN crash_groups g ON g.id = f.group_id"
-        ))
-        .bind(attributes.id.as_str())
-        .bind(attributes.id.as_str())
-        .bind(hour)
-        .bind(attributes.user_id.as_deref())
-        .bind(attributes.fingerprint.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(group_id) = known.try_get::<Option<i64>, _>("recorded_group")? {
-            return Ok(Recorded {
-                group_id,
-                new_group: false,
-                keep_payload: known.try_get::<Option<i64>, _>("recorded_kept")? == Some(1),
-                regressed: false,
-            });
-        }
-        let hour_payloads: Option<i64> = known.try_get("hour_payloads")?;
-        let user_seen = known.try_get::<Option<i64>, _>("user_seen")?.is_some();
-        let (group, new_group) = match known.try_get::<Option<i64>, _>("id")? {
-            Some(_) => (group_from(&known)?, false),
-            None => {
-                let row = sqlx::query(&format!(
-                    "INSERT INTO crash_groups (signature, fault_class, first_seen, last_seen) \
-                     VALUES ($1, $2, $3, $4) RETURNING {GROUP_COLUMNS}"
-                ))
-                .bind(attributes.signature.as_str())
-                .bind(attributes.fault_class.as_str())
-                .bind(attributes.received_at)
-                .bind(attributes.received_at)
-                .fetch_one(&mut *tx)
-                .await?;
-                let group = group_from(&row)?;
-                sqlx::query(
-                    "INSERT INTO group_fingerprints (fingerprint, group_id) VALUES ($1, $2)",
-                )
-                .bind(attributes.fingerprint.as_str())
-                .bind(group.id)
-                .execute(&mut *tx)
-                .await?;
-                (group, true)
-            }
-        };
-        let group_id = group.id;
-
-        // The payload budget.
-        let keep_payload = group.payloads_kept < self.budget.per_new_group
-            || hour_payloads.unwrap_or(0) < self.budget.per_group_hour;
-
-        // Regression: resolved, and this crash is from a newer release than the fix.
-        let regressed = group.state == "resolved"
-            && match (&group.resolved_in, &crash.attributes.release) {
-                (Some(fixed), Some(release)) => version::is_newer(release, fixed),
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-
-        let first_release = match (&group.first_release, &crash.attributes.release) {
-            (Some(old), Some(new))
-                if version::compare(new, old) == Some(std::cmp::Ordering::Less) =>
-            {
-                Some(new.clone())
-            }
-            (None, new) => new.clone(),
-            (old, _) => old.clone(),
-        };
-        let last_release = match (&group.last_release, &crash.attributes.release) {
-            (Some(old), Some(new)) if version::is_newer(new, old) => Some(new.clone()),
-            (None, new) => new.clone(),
-            (old, _) => old.clone(),
-        };
-
-        let new_user = match &attributes.user_id {
-            Some(user) if !user_seen => {
-                sqlx::query("INSERT INTO group_users (group_id, user_id) VALUES ($1, $2)")
-                    .bind(group_id)
-                    .bind(user.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                true
-            }
-            _ => false,
-        };
-
-        sqlx::query(
-            "INSERT INTO crashes (id, received_at, product, release, platform, user_id, annotations, \
-             fingerprint, signature, fault_class, group_id, state, payload_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(crash.attributes.id.as_str())
-        .bind(crash.attributes.received_at)
-        .bind(crash.attributes.product.clone())
-        .bind(crash.attributes.release.clone())
-        .bind(crash.attributes.platform.clone())
-        .bind(crash.attributes.user_id.clone())
-        .bind(serde_json::to_string(&crash.attributes.annotations).expect("annotations serialize"))
-        .bind(crash.attributes.fingerprint.as_str())
-        .bind(crash.attributes.signature.as_str())
-        .bind(crash.attributes.fault_class.as_str())
-        .bind(group_id)
-        .bind("processed")
-        .bind(keep_payload.then(|| crash.payload_key.clone()))
-        .execute(&mut *tx)
-        .await?;
-        // All annotations in one statement per hundred.
-        let annotations: Vec<_> = attributes.annotations.iter().collect();
-        for chunk in annotations.chunks(100) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                .collect();
-            let sql = format!(
-                "INSERT INTO crash_annotations (crash_id, name, value) VALUES {}",
-                values.join(", ")
-            );
-            let mut insert = sqlx::query(&sql);
-            for (name, value) in chunk {
-                insert = insert
-                    .bind(attributes.id.as_str())
-                    .bind(name.as_str())
-                    .bind(value.as_str());
-            }
-            insert.execute(&mut *tx).await?;
-        }
-
-        sqlx::query(
-            "UPDATE crash_groups SET event_count = event_count + 1, user_count = user_count + $1, \
-             first_seen = CASE WHEN $2 < first_seen THEN $3 ELSE first_seen END, \
-             last_seen = CASE WHEN $4 > last_seen THEN $5 ELSE last_seen END, \
-             first_release = $6, last_release = $7, \
-             state = CASE WHEN $8 = 1 THEN 'open' ELSE state END, \
-             regressed = CASE WHEN $9 = 1 THEN 1 ELSE regressed END, \
-             payloads_kept = payloads_kept + $10, payloads_dropped = payloads_dropped + $11 \
-             WHERE id = $12",
-        )
-        .bind(i64::from(new_user))
-        .bind(crash.attributes.received_at)
-        .bind(crash.attributes.received_at)
-        .bind(crash.attributes.received_at)
-        .bind(crash.attributes.received_at)
-        .bind(first_release)
-        .bind(last_release)
-        .bind(i64::from(regressed))
-        .bind(i64::from(regressed))
-        .bind(i64::from(keep_payload))
-        .bind(i64::from(!keep_payload))
-        .bind(group_id)
-        .execute(&mut *tx)
-        .await?;
-
-        let hour_update = if hour_payloads.is_some() {
-            "UPDATE group_hours SET events = events + 1, payloads = payloads + $1 \
-             WHERE group_id = $2 AND hour = $3"
-        } else {
-            "INSERT INTO group_hours (payloads, group_id, hour, events) VALUES ($1, $2, $3, 1)"
-        };
-        sqlx::query(hour_update)
-            .bind(i64::from(keep_payload))
-            .bind(group_id)
-            .bind(hour)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Recorded {
-            group_id,
-            new_group,
-            keep_payload,
-            regressed,
-        })
     }
 
     /// Removes a crash from the index inside `tx` (for reprocessing): its row and annotations go,

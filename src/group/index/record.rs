@@ -1,0 +1,523 @@
+//! Recording crashes, with group commit.
+//!
+//! Every statement is a round trip to the database (for SQLite, to sqlx's connection thread),
+//! and the index has one writer, so recording one crash per transaction caps the whole server at
+//! what that writer can do serially. Instead, callers queue their crash and whoever holds the
+//! writer lock records everything queued, in one transaction with a fixed number of statements
+//! per batch: one read (is each crash already recorded, its fingerprint's group, that group's
+//! payloads this hour, whether it has seen this user), then multi-row inserts and one update
+//! per touched group and hour. Decisions are made in memory, crash by crash in queue order, so
+//! a batch gives exactly what recording its crashes one after another would.
+//!
+//! If a batch fails, its crashes are recorded one by one so that each caller gets its own
+//! crash's error, not a neighbour's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use sqlx::Row;
+use tokio::sync::oneshot;
+
+use super::{
+    group_from, version, CrashIndex, Group, IndexError, NewCrash, Recorded, GROUP_COLUMNS,
+    GROUP_COLUMNS_OF_G,
+};
+
+/// Most crashes recorded in one transaction (also bounds the distinct batch statements the
+/// connection caches).
+const MAX_BATCH: usize = 64;
+
+/// Crashes waiting for the writer.
+#[derive(Default)]
+pub(super) struct RecordQueue {
+    waiting: Mutex<Vec<(NewCrash, oneshot::Sender<Result<Recorded, IndexError>>)>>,
+}
+
+impl CrashIndex {
+    /// Records one crash; see the module comment of `index`. Recording the same crash ID again
+    /// changes nothing and returns what the first recording decided, so a crash processed twice
+    /// (after a restart) is indexed once.
+    pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
+        loop {
+            let (done, result) = oneshot::channel();
+            self.queue
+                .waiting
+                .lock()
+                .expect("the record queue is never poisoned")
+                .push((crash.clone(), done));
+            {
+                let _writer = self.write.lock().await;
+                loop {
+                    let batch: Vec<_> = {
+                        let mut waiting = self.queue.waiting.lock().expect("never poisoned");
+                        let take = waiting.len().min(MAX_BATCH);
+                        waiting.drain(..take).collect()
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    self.write_batch(batch).await;
+                }
+            }
+            match result.await {
+                Ok(recorded) => return recorded,
+                // The writer that took this crash was cancelled mid-batch (its transaction
+                // rolled back): queue it again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    async fn write_batch(
+        &self,
+        batch: Vec<(NewCrash, oneshot::Sender<Result<Recorded, IndexError>>)>,
+    ) {
+        let crashes: Vec<&NewCrash> = batch.iter().map(|(crash, _)| crash).collect();
+        metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
+        match self.record_all(&crashes).await {
+            Ok(results) => {
+                for ((_, done), result) in batch.into_iter().zip(results) {
+                    let _ = done.send(Ok(result));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let (_, done) = batch.into_iter().next().expect("one crash");
+                let _ = done.send(Err(e));
+            }
+            Err(_) => {
+                for (crash, done) in batch {
+                    let result = self.record_all(&[&crash]).await.map(|mut r| r.remove(0));
+                    let _ = done.send(result);
+                }
+            }
+        }
+    }
+
+    /// Records `crashes` in order, in one transaction.
+    async fn record_all(&self, crashes: &[&NewCrash]) -> Result<Vec<Recorded>, IndexError> {
+        let mut tx = self.pool.begin().await?;
+        let known = read_known(&mut tx, crashes).await?;
+        let mut state = BatchState::default();
+        let mut results = Vec::with_capacity(crashes.len());
+        for (crash, known) in crashes.iter().zip(&known) {
+            let recorded = state.decide(&mut tx, crash, known, self.budget).await?;
+            results.push(recorded);
+        }
+        state.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(results)
+    }
+}
+
+/// What the database said about one crash of the batch before the batch.
+struct Known {
+    /// The group of an already recorded crash, and whether its payload was kept.
+    recorded: Option<(i64, bool)>,
+    /// The fingerprint's group.
+    group: Option<Group>,
+    /// That group's payloads in the crash's hour (`None`: no row for that hour yet).
+    hour_payloads: Option<i64>,
+    /// Whether that group has seen this crash's user.
+    user_seen: bool,
+}
+
+fn hour_of(received_at: i64) -> i64 {
+    received_at - received_at.rem_euclid(3600)
+}
+
+/// One read for the whole batch.
+async fn read_known(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    crashes: &[&NewCrash],
+) -> Result<Vec<Known>, IndexError> {
+    let rows: Vec<String> = (0..crashes.len())
+        .map(|i| {
+            let p = 5 * i;
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH batch (i, crash_id, fingerprint, hour, user_id) AS (VALUES {}) \
+         SELECT batch.i AS i, \
+         (SELECT group_id FROM crashes WHERE id = batch.crash_id) AS recorded_group, \
+         (SELECT CASE WHEN payload_key IS NULL THEN 0 ELSE 1 END FROM crashes WHERE id = batch.crash_id) AS recorded_kept, \
+         (SELECT payloads FROM group_hours WHERE group_id = g.id AND hour = batch.hour) AS hour_payloads, \
+         (SELECT 1 FROM group_users WHERE group_id = g.id AND user_id = batch.user_id) AS user_seen, \
+         {GROUP_COLUMNS_OF_G} \
+         FROM batch \
+         LEFT JOIN group_fingerprints f ON f.fingerprint = batch.fingerprint \
+         LEFT JOIN crash_groups g ON g.id = f.group_id",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (i, crash) in crashes.iter().enumerate() {
+        let a = &crash.attributes;
+        query = query
+            .bind(i as i64)
+            .bind(a.id.as_str())
+            .bind(a.fingerprint.as_str())
+            .bind(hour_of(a.received_at))
+            .bind(a.user_id.as_deref());
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    let mut known: Vec<Option<Known>> = (0..crashes.len()).map(|_| None).collect();
+    for row in rows {
+        let i: i64 = row.try_get("i")?;
+        let recorded = match row.try_get::<Option<i64>, _>("recorded_group")? {
+            Some(group) => Some((
+                group,
+                row.try_get::<Option<i64>, _>("recorded_kept")? == Some(1),
+            )),
+            None => None,
+        };
+        let group = match row.try_get::<Option<i64>, _>("id")? {
+            Some(_) => Some(group_from(&row)?),
+            None => None,
+        };
+        let slot = known
+            .get_mut(i as usize)
+            .ok_or_else(|| IndexError::Invalid(format!("batch read returned row {i}")))?;
+        *slot = Some(Known {
+            recorded,
+            group,
+            hour_payloads: row.try_get("hour_payloads")?,
+            user_seen: row.try_get::<Option<i64>, _>("user_seen")?.is_some(),
+        });
+    }
+    known
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| k.ok_or_else(|| IndexError::Invalid(format!("batch read lost crash {i}"))))
+        .collect()
+}
+
+/// A group as the batch has changed it so far.
+struct TouchedGroup {
+    group: Group,
+    events: i64,
+    new_users: i64,
+    kept: i64,
+    dropped: i64,
+    reopened: bool,
+}
+
+/// One group's hour as the batch has changed it so far.
+struct TouchedHour {
+    /// Whether the row existed before the batch.
+    existed: bool,
+    /// Payloads kept in that hour, including this batch's.
+    payloads: i64,
+    events_added: i64,
+    payloads_added: i64,
+}
+
+/// The batch's decisions so far, and the rows to write.
+#[derive(Default)]
+struct BatchState {
+    groups: HashMap<i64, TouchedGroup>,
+    /// Group order of first touch, so updates are written in a stable order.
+    group_order: Vec<i64>,
+    by_fingerprint: HashMap<String, i64>,
+    hours: HashMap<(i64, i64), TouchedHour>,
+    hour_order: Vec<(i64, i64)>,
+    users: HashSet<(i64, String)>,
+    new_users: Vec<(i64, String)>,
+    recorded: HashMap<String, Recorded>,
+    /// Crashes to insert, with the payload key if kept.
+    inserts: Vec<(NewCrash, i64, Option<String>)>,
+}
+
+impl BatchState {
+    /// Decides what recording `crash` does, given what the batch did before it.
+    async fn decide(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        crash: &NewCrash,
+        known: &Known,
+        budget: super::PayloadBudget,
+    ) -> Result<Recorded, IndexError> {
+        let a = &crash.attributes;
+        if let Some(previous) = self.recorded.get(&a.id) {
+            // The same crash twice in one batch: the second changes nothing.
+            return Ok(Recorded {
+                new_group: false,
+                regressed: false,
+                ..previous.clone()
+            });
+        }
+        if let Some((group_id, keep_payload)) = known.recorded {
+            return Ok(Recorded {
+                group_id,
+                new_group: false,
+                keep_payload,
+                regressed: false,
+            });
+        }
+        let (group_id, new_group) = match self.by_fingerprint.get(&a.fingerprint) {
+            Some(id) => (*id, false),
+            None => {
+                let (group, new_group) = match &known.group {
+                    Some(group) => (group.clone(), false),
+                    None => (create_group(tx, crash).await?, true),
+                };
+                let id = group.id;
+                self.by_fingerprint.insert(a.fingerprint.clone(), id);
+                if !self.groups.contains_key(&id) {
+                    self.group_order.push(id);
+                    self.groups.insert(
+                        id,
+                        TouchedGroup {
+                            group,
+                            events: 0,
+                            new_users: 0,
+                            kept: 0,
+                            dropped: 0,
+                            reopened: false,
+                        },
+                    );
+                }
+                (id, new_group)
+            }
+        };
+        let touched = self.groups.get_mut(&group_id).expect("touched above");
+        let hour = hour_of(a.received_at);
+        let hour_state = self.hours.entry((group_id, hour)).or_insert_with(|| {
+            self.hour_order.push((group_id, hour));
+            TouchedHour {
+                existed: known.hour_payloads.is_some(),
+                payloads: known.hour_payloads.unwrap_or(0),
+                events_added: 0,
+                payloads_added: 0,
+            }
+        });
+
+        // The payload budget.
+        let keep_payload = touched.group.payloads_kept < budget.per_new_group
+            || hour_state.payloads < budget.per_group_hour;
+
+        // Regression: resolved, and this crash is from a newer release than the fix.
+        let group = &mut touched.group;
+        let regressed = group.state == "resolved"
+            && match (&group.resolved_in, &a.release) {
+                (Some(fixed), Some(release)) => version::is_newer(release, fixed),
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+        group.first_release = match (&group.first_release, &a.release) {
+            (Some(old), Some(new))
+                if version::compare(new, old) == Some(std::cmp::Ordering::Less) =>
+            {
+                Some(new.clone())
+            }
+            (None, new) => new.clone(),
+            (old, _) => old.clone(),
+        };
+        group.last_release = match (&group.last_release, &a.release) {
+            (Some(old), Some(new)) if version::is_newer(new, old) => Some(new.clone()),
+            (None, new) => new.clone(),
+            (old, _) => old.clone(),
+        };
+        group.first_seen = group.first_seen.min(a.received_at);
+        group.last_seen = group.last_seen.max(a.received_at);
+        if regressed {
+            group.state = "open".to_owned();
+            group.regressed = true;
+            touched.reopened = true;
+        }
+
+        let new_user = match &a.user_id {
+            Some(user) => {
+                let key = (group_id, user.clone());
+                let seen = known.user_seen || self.users.contains(&key);
+                if !seen {
+                    self.users.insert(key.clone());
+                    self.new_users.push(key);
+                }
+                !seen
+            }
+            None => false,
+        };
+
+        touched.events += 1;
+        touched.new_users += i64::from(new_user);
+        if keep_payload {
+            touched.kept += 1;
+            touched.group.payloads_kept += 1;
+        } else {
+            touched.dropped += 1;
+        }
+        hour_state.events_added += 1;
+        hour_state.payloads_added += i64::from(keep_payload);
+        hour_state.payloads += i64::from(keep_payload);
+
+        let recorded = Recorded {
+            group_id,
+            new_group,
+            keep_payload,
+            regressed,
+        };
+        self.recorded.insert(a.id.clone(), recorded.clone());
+        self.inserts.push((
+            crash.clone(),
+            group_id,
+            keep_payload.then(|| crash.payload_key.clone()),
+        ));
+        Ok(recorded)
+    }
+
+    /// Writes the batch: crashes, annotations, new users, then each touched group and hour.
+    async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IndexError> {
+        for chunk in self.inserts.chunks(32) {
+            let sql = format!(
+                "INSERT INTO crashes (id, received_at, product, release, platform, user_id, \
+                 annotations, fingerprint, signature, fault_class, group_id, state, payload_key) \
+                 VALUES {}",
+                placeholders(chunk.len(), 13)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (crash, group_id, payload_key) in chunk {
+                let a = &crash.attributes;
+                insert = insert
+                    .bind(a.id.as_str())
+                    .bind(a.received_at)
+                    .bind(a.product.as_deref())
+                    .bind(a.release.as_deref())
+                    .bind(a.platform.as_deref())
+                    .bind(a.user_id.as_deref())
+                    .bind(serde_json::to_string(&a.annotations).expect("annotations serialize"))
+                    .bind(a.fingerprint.as_str())
+                    .bind(a.signature.as_str())
+                    .bind(a.fault_class.as_str())
+                    .bind(*group_id)
+                    .bind("processed")
+                    .bind(payload_key.as_deref());
+            }
+            insert.execute(&mut **tx).await?;
+        }
+        let annotations: Vec<(&str, &str, &str)> = self
+            .inserts
+            .iter()
+            .flat_map(|(crash, _, _)| {
+                let id = crash.attributes.id.as_str();
+                crash
+                    .attributes
+                    .annotations
+                    .iter()
+                    .map(move |(name, value)| (id, name.as_str(), value.as_str()))
+            })
+            .collect();
+        for chunk in annotations.chunks(100) {
+            let sql = format!(
+                "INSERT INTO crash_annotations (crash_id, name, value) VALUES {}",
+                placeholders(chunk.len(), 3)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (id, name, value) in chunk {
+                insert = insert.bind(*id).bind(*name).bind(*value);
+            }
+            insert.execute(&mut **tx).await?;
+        }
+        for chunk in self.new_users.chunks(100) {
+            let sql = format!(
+                "INSERT INTO group_users (group_id, user_id) VALUES {}",
+                placeholders(chunk.len(), 2)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (group_id, user) in chunk {
+                insert = insert.bind(*group_id).bind(user.as_str());
+            }
+            insert.execute(&mut **tx).await?;
+        }
+        for id in &self.group_order {
+            let t = &self.groups[id];
+            sqlx::query(
+                "UPDATE crash_groups SET event_count = event_count + $1, \
+                 user_count = user_count + $2, \
+                 first_seen = CASE WHEN $3 < first_seen THEN $4 ELSE first_seen END, \
+                 last_seen = CASE WHEN $5 > last_seen THEN $6 ELSE last_seen END, \
+                 first_release = $7, last_release = $8, \
+                 state = CASE WHEN $9 = 1 THEN 'open' ELSE state END, \
+                 regressed = CASE WHEN $10 = 1 THEN 1 ELSE regressed END, \
+                 payloads_kept = payloads_kept + $11, payloads_dropped = payloads_dropped + $12 \
+                 WHERE id = $13",
+            )
+            .bind(t.events)
+            .bind(t.new_users)
+            .bind(t.group.first_seen)
+            .bind(t.group.first_seen)
+            .bind(t.group.last_seen)
+            .bind(t.group.last_seen)
+            .bind(t.group.first_release.as_deref())
+            .bind(t.group.last_release.as_deref())
+            .bind(i64::from(t.reopened))
+            .bind(i64::from(t.reopened))
+            .bind(t.kept)
+            .bind(t.dropped)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for key in &self.hour_order {
+            let h = &self.hours[key];
+            let sql = if h.existed {
+                "UPDATE group_hours SET events = events + $1, payloads = payloads + $2 \
+                 WHERE group_id = $3 AND hour = $4"
+            } else {
+                "INSERT INTO group_hours (events, payloads, group_id, hour) VALUES ($1, $2, $3, $4)"
+            };
+            sqlx::query(sql)
+                .bind(h.events_added)
+                .bind(h.payloads_added)
+                .bind(key.0)
+                .bind(key.1)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A new group for `crash`'s fingerprint.
+async fn create_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    crash: &NewCrash,
+) -> Result<Group, IndexError> {
+    let a = &crash.attributes;
+    let row = sqlx::query(&format!(
+        "INSERT INTO crash_groups (signature, fault_class, first_seen, last_seen) \
+         VALUES ($1, $2, $3, $4) RETURNING {GROUP_COLUMNS}"
+    ))
+    .bind(a.signature.as_str())
+    .bind(a.fault_class.as_str())
+    .bind(a.received_at)
+    .bind(a.received_at)
+    .fetch_one(&mut **tx)
+    .await?;
+    let group = group_from(&row)?;
+    sqlx::query("INSERT INTO group_fingerprints (fingerprint, group_id) VALUES ($1, $2)")
+        .bind(a.fingerprint.as_str())
+        .bind(group.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(group)
+}
+
+/// `($1, $2, …), (…)`: `rows` tuples of `columns` numbered placeholders.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
