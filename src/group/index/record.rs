@@ -27,10 +27,13 @@ use super::{
 /// connection caches).
 const MAX_BATCH: usize = 64;
 
+/// A queued crash and where its caller waits for the outcome.
+type Waiting = (NewCrash, oneshot::Sender<Result<Recorded, IndexError>>);
+
 /// Crashes waiting for the writer.
 #[derive(Default)]
 pub(super) struct RecordQueue {
-    waiting: Mutex<Vec<(NewCrash, oneshot::Sender<Result<Recorded, IndexError>>)>>,
+    waiting: Mutex<Vec<Waiting>>,
 }
 
 impl CrashIndex {
@@ -68,10 +71,7 @@ impl CrashIndex {
         }
     }
 
-    async fn write_batch(
-        &self,
-        batch: Vec<(NewCrash, oneshot::Sender<Result<Recorded, IndexError>>)>,
-    ) {
+    async fn write_batch(&self, batch: Vec<Waiting>) {
         let crashes: Vec<&NewCrash> = batch.iter().map(|(crash, _)| crash).collect();
         metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
         match self.record_all(&crashes).await {
