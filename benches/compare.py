@@ -11,7 +11,7 @@ minutes)
    symbols were uploaded to (`faultline process` reads cached SymCache/CFI), wall time per run
    (median of N) and peak RSS.
 2. Server, warm caches: dumps processed per second through `POST /api/v1/minidump` on this
-   machine (benches/load.rs, 2 keep-alive connections), against running minidump-stackwalk once
+   machine (benches/load.rs, 32 keep-alive connections), against running minidump-stackwalk once
    per dump with 2 processes always running, as Socorro does.
 3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
    requests on one keep-alive connection.
@@ -35,7 +35,8 @@ FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
 FL = os.path.join(ROOT, "target", "release", "faultline")
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
-CLIENTS = 8
+CONNECTIONS = 32  # concurrent uploads to the server, as during a crash spike
+SW_PROCESSES = 2  # minidump-stackwalk processes at once: one per core
 
 
 def sh(*args, **kw):
@@ -156,14 +157,14 @@ def main():
             cpu_before = cpu_seconds(server.pid)
             load = subprocess.run(
                 ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
-                 "--seconds", str(duration), "--connections", str(CLIENTS), *paths],
+                 "--seconds", str(duration), "--connections", str(CONNECTIONS), *paths],
                 cwd=ROOT, check=True, capture_output=True, text=True,
             )
             result = json.loads(load.stdout.strip().splitlines()[-1])
             server_rate = result["rate"]
             cpu_per_dump = (cpu_seconds(server.pid) - cpu_before) / result["requests"]
 
-            # minidump-stackwalk, one process per dump, CLIENTS processes busy at all times.
+            # minidump-stackwalk, one process per dump, SW_PROCESSES processes busy at all times.
             sw_counts = []
 
             def stackwalk_loop(worker):
@@ -175,14 +176,14 @@ def main():
                     done, i = done + 1, i + 1
                 sw_counts.append(done / (time.perf_counter() - started))
 
-            with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
-                list(pool.map(stackwalk_loop, range(CLIENTS)))
+            with concurrent.futures.ThreadPoolExecutor(SW_PROCESSES) as pool:
+                list(pool.map(stackwalk_loop, range(SW_PROCESSES)))
             sw_rate = sum(sw_counts)
-            print("## 2. Server throughput, warm caches (2 cores, %d connections, %.0f s)" % (CLIENTS, duration))
+            print("## 2. Server throughput, warm caches (2 cores, %d connections, %.0f s)" % (CONNECTIONS, duration))
             print()
             print("| | dumps / s |")
             print("| --- | --- |")
-            print(f"| minidump-stackwalk, one process per dump ({CLIENTS} always running) | {sw_rate:.1f} |")
+            print(f"| minidump-stackwalk, one process per dump ({SW_PROCESSES} always running) | {sw_rate:.1f} |")
             print(f"| faultline `POST /api/v1/minidump` (process + classify + group + index + store payload) | {server_rate:.1f} |")
             print(f"| ratio | {server_rate / sw_rate:.1f}x |")
             print()

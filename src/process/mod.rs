@@ -135,52 +135,70 @@ impl Processor {
             });
         }
         let limits = self.limits;
-        let (dump, wanted) = cpu::run(move || read_dump(dump, limits))
-            .await
-            .map_err(|e| ProcessError::Internal(e.to_string()))??;
-        let parsed = started.elapsed();
-
-        // Fetch each distinct module's symbols concurrently, once.
-        let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, _, id)| *id).collect();
-        distinct.sort();
-        distinct.dedup();
-        let fetched = futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
-        let fetched = match tokio::time::timeout_at(deadline.into(), fetched).await {
-            Ok(fetched) => fetched,
-            Err(_) => return Err(time_budget(limits)),
-        };
-        let by_id: HashMap<DebugId, Arc<ModuleSymbols>> =
-            distinct.into_iter().zip(fetched).collect();
-        let symbols_ready = started.elapsed();
-
-        let provider_modules = wanted
-            .into_iter()
-            .map(|(base, name, debug_id)| ProviderModule {
-                base,
-                name,
-                debug_id,
-                symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
-            })
-            .collect();
-        let provider = Arc::new(StoreProvider::new(provider_modules, deadline));
-        let walk_dump = Arc::clone(&dump);
-        let walk_provider = Arc::clone(&provider);
-        let walk = cpu::run(move || {
-            futures::executor::block_on(minidump_processor::process_minidump_with_options(
-                &*walk_dump,
-                &*walk_provider,
-                ProcessorOptions::default(),
-            ))
+        // One job on the pool when every module's symbols are already in memory (the usual
+        // case on a warm server): parse, then walk right away. Otherwise fetch what is missing
+        // and walk in a second job.
+        let modules = self.modules.clone();
+        let first = cpu::run(move || -> Result<FirstPass, ProcessError> {
+            let (dump, wanted) = read_dump(dump, limits)?;
+            let parsed = started.elapsed();
+            let distinct = distinct_ids(&wanted);
+            match modules.cached(&distinct) {
+                Some(by_id) => {
+                    let state = Box::new(walk(&dump, wanted, &by_id, deadline, limits)?);
+                    Ok(FirstPass::Walked {
+                        dump,
+                        by_id,
+                        state,
+                        parsed,
+                    })
+                }
+                None => Ok(FirstPass::Parsed {
+                    dump,
+                    wanted,
+                    distinct,
+                    parsed,
+                }),
+            }
         });
-        let state = match tokio::time::timeout_at(deadline.into(), walk).await {
+        let first = match tokio::time::timeout_at(deadline.into(), first).await {
             Err(_) => return Err(time_budget(limits)),
-            Ok(Err(panic)) => return Err(ProcessError::Internal(panic.to_string())),
-            Ok(Ok(Err(e))) => return Err(ProcessError::Corrupt(e.to_string())),
-            Ok(Ok(Ok(state))) => state,
+            Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))??,
         };
-        if provider.timed_out() {
-            return Err(time_budget(limits));
-        }
+        let (dump, by_id, state, parsed, symbols_ready) = match first {
+            FirstPass::Walked {
+                dump,
+                by_id,
+                state,
+                parsed,
+            } => (dump, by_id, *state, parsed, parsed),
+            FirstPass::Parsed {
+                dump,
+                wanted,
+                distinct,
+                parsed,
+            } => {
+                // Fetch each distinct module's symbols concurrently, once.
+                let fetched =
+                    futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
+                let fetched = match tokio::time::timeout_at(deadline.into(), fetched).await {
+                    Ok(fetched) => fetched,
+                    Err(_) => return Err(time_budget(limits)),
+                };
+                let by_id: HashMap<DebugId, Arc<ModuleSymbols>> =
+                    distinct.into_iter().zip(fetched).collect();
+                let symbols_ready = started.elapsed();
+                let walk_dump = Arc::clone(&dump);
+                let walk_by_id = by_id.clone();
+                let walked =
+                    cpu::run(move || walk(&walk_dump, wanted, &walk_by_id, deadline, limits));
+                let state = match tokio::time::timeout_at(deadline.into(), walked).await {
+                    Err(_) => return Err(time_budget(limits)),
+                    Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))??,
+                };
+                (dump, by_id, state, parsed, symbols_ready)
+            }
+        };
         let walked = started.elapsed();
         let module_reports = module_reports(&state, &by_id);
         let crashpad = output::crashpad_annotations(&dump);
@@ -208,6 +226,62 @@ impl Processor {
             },
         })
     }
+}
+
+/// What the first job on the pool got done.
+enum FirstPass {
+    /// Every module's symbols were in memory: the dump is walked.
+    Walked {
+        dump: Arc<Minidump<'static, Bytes>>,
+        by_id: HashMap<DebugId, Arc<ModuleSymbols>>,
+        state: Box<ProcessState>,
+        parsed: Duration,
+    },
+    /// Some symbols must be fetched first.
+    Parsed {
+        dump: Arc<Minidump<'static, Bytes>>,
+        wanted: Vec<WantedModule>,
+        distinct: Vec<DebugId>,
+        parsed: Duration,
+    },
+}
+
+/// The distinct debug IDs among the dump's modules.
+fn distinct_ids(wanted: &[WantedModule]) -> Vec<DebugId> {
+    let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, _, id)| *id).collect();
+    distinct.sort();
+    distinct.dedup();
+    distinct
+}
+
+/// Walks and symbolicates every thread of `dump` with the given symbols (on the pool).
+fn walk(
+    dump: &Minidump<'static, Bytes>,
+    wanted: Vec<WantedModule>,
+    by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+    deadline: Instant,
+    limits: ProcessLimits,
+) -> Result<ProcessState, ProcessError> {
+    let provider_modules = wanted
+        .into_iter()
+        .map(|(base, name, debug_id)| ProviderModule {
+            base,
+            name,
+            debug_id,
+            symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
+        })
+        .collect();
+    let provider = StoreProvider::new(provider_modules, deadline);
+    let state = futures::executor::block_on(minidump_processor::process_minidump_with_options(
+        dump,
+        &provider,
+        ProcessorOptions::default(),
+    ))
+    .map_err(|e| ProcessError::Corrupt(e.to_string()))?;
+    if provider.timed_out() {
+        return Err(time_budget(limits));
+    }
+    Ok(state)
 }
 
 fn ms(d: Duration) -> f64 {

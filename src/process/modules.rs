@@ -2,6 +2,7 @@
 //! loaded from the symbol store once and shared by every dump and worker through a moka cache
 //! bounded by bytes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,7 +177,9 @@ fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
     }))
 }
 
-/// Loads and keeps parsed module symbols, shared by all dumps.
+/// Loads and keeps parsed module symbols, shared by all dumps (cheap to clone: clones share
+/// the cache).
+#[derive(Clone)]
 pub struct ModuleCache {
     symbols: Arc<SymbolStore>,
     cache: moka::future::Cache<DebugId, Arc<ModuleSymbols>>,
@@ -223,6 +226,14 @@ impl ModuleCache {
                 )
             })
             .await
+    }
+
+    /// The symbols of every module in `ids` if all of them are in memory now; never loads
+    /// anything (callable from the worker pool).
+    pub fn cached(&self, ids: &[DebugId]) -> Option<HashMap<DebugId, Arc<ModuleSymbols>>> {
+        ids.iter()
+            .map(|id| futures::executor::block_on(self.cache.get(id)).map(|s| (*id, s)))
+            .collect()
     }
 
     /// Forgets a module, so the next dump sees newly uploaded files.

@@ -42,27 +42,33 @@ impl CrashIndex {
     /// (after a restart) is indexed once.
     pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
         loop {
-            let (done, result) = oneshot::channel();
+            let (done, mut result) = oneshot::channel();
             self.queue
                 .waiting
                 .lock()
                 .expect("the record queue is never poisoned")
                 .push((crash.clone(), done));
-            {
-                let _writer = self.write.lock().await;
-                loop {
-                    let batch: Vec<_> = {
-                        let mut waiting = self.queue.waiting.lock().expect("never poisoned");
-                        let take = waiting.len().min(MAX_BATCH);
-                        waiting.drain(..take).collect()
-                    };
-                    if batch.is_empty() {
-                        break;
+            // Either the current writer records this crash with its batch, or this caller
+            // becomes the writer and records everything queued so far.
+            let outcome = tokio::select! {
+                biased;
+                outcome = &mut result => outcome,
+                _writer = self.write.lock() => {
+                    loop {
+                        let batch: Vec<_> = {
+                            let mut waiting = self.queue.waiting.lock().expect("never poisoned");
+                            let take = waiting.len().min(MAX_BATCH);
+                            waiting.drain(..take).collect()
+                        };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        self.write_batch(batch).await;
                     }
-                    self.write_batch(batch).await;
+                    result.await
                 }
-            }
-            match result.await {
+            };
+            match outcome {
                 Ok(recorded) => return recorded,
                 // The writer that took this crash was cancelled mid-batch (its transaction
                 // rolled back): queue it again.
@@ -210,8 +216,6 @@ struct TouchedGroup {
 
 /// One group's hour as the batch has changed it so far.
 struct TouchedHour {
-    /// Whether the row existed before the batch.
-    existed: bool,
     /// Payloads kept in that hour, including this batch's.
     payloads: i64,
     events_added: i64,
@@ -291,7 +295,6 @@ impl BatchState {
         let hour_state = self.hours.entry((group_id, hour)).or_insert_with(|| {
             self.hour_order.push((group_id, hour));
             TouchedHour {
-                existed: known.hour_payloads.is_some(),
                 payloads: known.hour_payloads.unwrap_or(0),
                 events_added: 0,
                 payloads_added: 0,
@@ -435,50 +438,60 @@ impl BatchState {
             }
             insert.execute(&mut **tx).await?;
         }
-        for id in &self.group_order {
-            let t = &self.groups[id];
-            sqlx::query(
-                "UPDATE crash_groups SET event_count = event_count + $1, \
-                 user_count = user_count + $2, \
-                 first_seen = CASE WHEN $3 < first_seen THEN $4 ELSE first_seen END, \
-                 last_seen = CASE WHEN $5 > last_seen THEN $6 ELSE last_seen END, \
-                 first_release = $7, last_release = $8, \
-                 state = CASE WHEN $9 = 1 THEN 'open' ELSE state END, \
-                 regressed = CASE WHEN $10 = 1 THEN 1 ELSE regressed END, \
-                 payloads_kept = payloads_kept + $11, payloads_dropped = payloads_dropped + $12 \
-                 WHERE id = $13",
-            )
-            .bind(t.events)
-            .bind(t.new_users)
-            .bind(t.group.first_seen)
-            .bind(t.group.first_seen)
-            .bind(t.group.last_seen)
-            .bind(t.group.last_seen)
-            .bind(t.group.first_release.as_deref())
-            .bind(t.group.last_release.as_deref())
-            .bind(i64::from(t.reopened))
-            .bind(i64::from(t.reopened))
-            .bind(t.kept)
-            .bind(t.dropped)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
+        // Every touched group in one statement, then every touched hour in one.
+        for chunk in self.group_order.chunks(50) {
+            let sql = format!(
+                "WITH touched (id, events, new_users, first_seen, last_seen, first_release, \
+                 last_release, reopened, kept, dropped) AS (VALUES {}) \
+                 UPDATE crash_groups SET event_count = event_count + touched.events, \
+                 user_count = user_count + touched.new_users, \
+                 first_seen = CASE WHEN touched.first_seen < crash_groups.first_seen \
+                   THEN touched.first_seen ELSE crash_groups.first_seen END, \
+                 last_seen = CASE WHEN touched.last_seen > crash_groups.last_seen \
+                   THEN touched.last_seen ELSE crash_groups.last_seen END, \
+                 first_release = touched.first_release, last_release = touched.last_release, \
+                 state = CASE WHEN touched.reopened = 1 THEN 'open' ELSE state END, \
+                 regressed = CASE WHEN touched.reopened = 1 THEN 1 ELSE regressed END, \
+                 payloads_kept = payloads_kept + touched.kept, \
+                 payloads_dropped = payloads_dropped + touched.dropped \
+                 FROM touched WHERE crash_groups.id = touched.id",
+                placeholders(chunk.len(), 10)
+            );
+            let mut update = sqlx::query(&sql);
+            for id in chunk {
+                let t = &self.groups[id];
+                update = update
+                    .bind(*id)
+                    .bind(t.events)
+                    .bind(t.new_users)
+                    .bind(t.group.first_seen)
+                    .bind(t.group.last_seen)
+                    .bind(t.group.first_release.as_deref())
+                    .bind(t.group.last_release.as_deref())
+                    .bind(i64::from(t.reopened))
+                    .bind(t.kept)
+                    .bind(t.dropped);
+            }
+            update.execute(&mut **tx).await?;
         }
-        for key in &self.hour_order {
-            let h = &self.hours[key];
-            let sql = if h.existed {
-                "UPDATE group_hours SET events = events + $1, payloads = payloads + $2 \
-                 WHERE group_id = $3 AND hour = $4"
-            } else {
-                "INSERT INTO group_hours (events, payloads, group_id, hour) VALUES ($1, $2, $3, $4)"
-            };
-            sqlx::query(sql)
-                .bind(h.events_added)
-                .bind(h.payloads_added)
-                .bind(key.0)
-                .bind(key.1)
-                .execute(&mut **tx)
-                .await?;
+        for chunk in self.hour_order.chunks(100) {
+            let sql = format!(
+                "INSERT INTO group_hours (group_id, hour, events, payloads) VALUES {} \
+                 ON CONFLICT (group_id, hour) DO UPDATE SET \
+                 events = group_hours.events + excluded.events, \
+                 payloads = group_hours.payloads + excluded.payloads",
+                placeholders(chunk.len(), 4)
+            );
+            let mut upsert = sqlx::query(&sql);
+            for key in chunk {
+                let h = &self.hours[key];
+                upsert = upsert
+                    .bind(key.0)
+                    .bind(key.1)
+                    .bind(h.events_added)
+                    .bind(h.payloads_added);
+            }
+            upsert.execute(&mut **tx).await?;
         }
         Ok(())
     }
