@@ -259,7 +259,9 @@ impl Recorder<'_> {
                 group_id: recorded.group_id,
                 payload_kept,
             };
-            bytes::Bytes::from(serde_json::to_vec(&json).expect("crash reports serialize"))
+            let mut out = Vec::with_capacity(report.processed.json_size_hint());
+            serde_json::to_writer(&mut out, &json).expect("crash reports serialize");
+            bytes::Bytes::from(out)
         };
         let mut bytes = payload(recorded.keep_payload);
         if recorded.keep_payload {

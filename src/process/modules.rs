@@ -3,7 +3,7 @@
 //! bounded by bytes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use minidump_unwind::symbols::SymbolFile;
@@ -21,7 +21,20 @@ pub struct SymCacheEntry {
     cell: SelfCell<ByteView<'static>, SymCache<'static>>,
     /// The stored file it was built from.
     pub source: CacheSource,
+    /// Lookups already answered, by offset: the crashes of a spike repeat the same addresses,
+    /// and demangling and joining paths cost more than the table lookup itself.
+    memo: Mutex<LookupMemo>,
 }
+
+/// Memoized lookups of one module, at most [`MEMO_BYTES`] (then it starts over).
+#[derive(Default)]
+struct LookupMemo {
+    locations: HashMap<u64, Option<Arc<SourceLocation>>>,
+    bytes: usize,
+}
+
+/// Memory for one module's memoized lookups (counted in its cache weight).
+const MEMO_BYTES: usize = 256 * 1024;
 
 /// Where an address is in the source: the real function and line, plus the functions inlined
 /// into it at that address.
@@ -38,6 +51,20 @@ pub struct SourceLocation {
     /// Inlined calls at this address, outermost first: each names the inlined function and the
     /// line executing inside it.
     pub inlines: Vec<InlineLocation>,
+}
+
+impl SourceLocation {
+    /// Roughly what it holds on the heap.
+    fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.function.len()
+            + text(&self.file)
+            + self
+                .inlines
+                .iter()
+                .map(|i| 64 + i.function.len() + text(&i.file))
+                .sum::<usize>()
+    }
 }
 
 /// One inlined function at an address.
@@ -60,7 +87,28 @@ pub fn demangled(name: Name<'_>) -> String {
 impl SymCacheEntry {
     /// The source location of `offset` (an address minus the module's load address), or
     /// `None` when no function covers it.
-    pub fn lookup(&self, offset: u64) -> Option<SourceLocation> {
+    pub fn lookup(&self, offset: u64) -> Option<Arc<SourceLocation>> {
+        if let Some(known) = self.memo().locations.get(&offset) {
+            return known.clone();
+        }
+        let location = self.resolve(offset).map(Arc::new);
+        let size = 48 + location.as_deref().map_or(0, SourceLocation::heap_bytes);
+        let mut memo = self.memo();
+        if memo.bytes + size > MEMO_BYTES {
+            memo.locations.clear();
+            memo.bytes = 0;
+        }
+        memo.locations.insert(offset, location.clone());
+        memo.bytes += size;
+        location
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, LookupMemo> {
+        // A panic elsewhere cannot leave the map half-updated in a harmful way.
+        self.memo.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn resolve(&self, offset: u64) -> Option<SourceLocation> {
         let locations: Vec<_> = self.cell.get().lookup(offset).collect();
         // The lookup yields the innermost inlined location first; the last one is the real
         // function, whose line is the call site of the first inlined call.
@@ -145,7 +193,10 @@ impl ModuleSymbols {
 
     /// Approximate memory held, for the cache's byte bound.
     fn weight(&self) -> u32 {
-        let symcache = self.symcache.as_ref().map_or(0, |s| s.cell.owner().len());
+        let symcache = self
+            .symcache
+            .as_ref()
+            .map_or(0, |s| s.cell.owner().len() + MEMO_BYTES);
         let cfi = self.cfi.as_ref().map_or(0, |c| c.text_bytes * 3);
         (1024 + symcache + cfi).min(u32::MAX as usize) as u32
     }
@@ -158,7 +209,11 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<SymCacheEntry>, String> 
     let view = ByteView::from_vec(cache.payload.to_vec());
     let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
         .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
-    Ok(Some(SymCacheEntry { cell, source }))
+    Ok(Some(SymCacheEntry {
+        cell,
+        source,
+        memo: Mutex::default(),
+    }))
 }
 
 fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {

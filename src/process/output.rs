@@ -107,6 +107,12 @@ impl ProcessedCrash {
         serde_json::to_value(self).expect("processed crashes serialize")
     }
 
+    /// About how many bytes its JSON takes (to allocate the output once).
+    pub fn json_size_hint(&self) -> usize {
+        let frames: usize = self.state.threads.iter().map(|t| t.frames.len()).sum();
+        16 * 1024 + 400 * self.modules.len() + 500 * frames
+    }
+
     /// minidump-stackwalk's human-readable report.
     pub fn to_text(&self) -> String {
         let mut out = Vec::new();

@@ -297,7 +297,7 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
                     };
                     let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
                     let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
-                    let location: Option<SourceLocation> = module_symbols
+                    let location: Option<std::sync::Arc<SourceLocation>> = module_symbols
                         .symcache
                         .as_ref()
                         .and_then(|s| s.lookup(lookup_addr - module.image_addr.0));
@@ -307,16 +307,16 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
                     };
                     out.status = FrameStatus::Symbolicated;
                     out.sym_addr = Some(Addr(module.image_addr.0 + location.function_offset));
-                    out.function = Some(location.function);
-                    out.abs_path = location.file;
+                    out.function = Some(location.function.clone());
+                    out.abs_path = location.file.clone();
                     out.lineno = Some(location.line).filter(|l| *l != 0);
                     out.inlines = location
                         .inlines
-                        .into_iter()
+                        .iter()
                         .rev()
                         .map(|i| InlineFrame {
-                            function: i.function,
-                            abs_path: i.file,
+                            function: i.function.clone(),
+                            abs_path: i.file.clone(),
                             lineno: i.line,
                         })
                         .collect();
