@@ -1,8 +1,8 @@
 //! The crashing thread's frames as a person reads them (inlined functions first, each as its
 //! own frame), the skip list that decides which frame to blame, and in-app rules.
 
+use super::patterns::{FramePatterns, PatternError, PatternSet};
 use minidump_processor::ProcessState;
-use regex::Regex;
 use serde::Serialize;
 
 /// The default skip list, shipped with faultline; users append to it in configuration.
@@ -66,97 +66,52 @@ pub fn crashing_frames(state: &ProcessState) -> Vec<FrameRef> {
     out
 }
 
-/// Why a pattern list could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid pattern {pattern:?} in {list}: {source}")]
-pub struct PatternError {
-    /// Which list.
-    pub list: String,
-    /// The pattern.
-    pub pattern: String,
-    /// The regex error.
-    pub source: regex::Error,
-}
-
 /// Frames not to blame: function-name regexes, and `module:`-prefixed module-name regexes
 /// that apply to frames without a function name.
 #[derive(Debug, Clone)]
-pub struct SkipList {
-    functions: Vec<Regex>,
-    modules: Vec<Regex>,
-}
-
-fn compile(list: &str, pattern: &str) -> Result<Regex, PatternError> {
-    Regex::new(pattern).map_err(|source| PatternError {
-        list: list.to_owned(),
-        pattern: pattern.to_owned(),
-        source,
-    })
-}
+pub struct SkipList(FramePatterns);
 
 impl SkipList {
     /// The shipped defaults plus `extra` lines in the same syntax.
     pub fn new(extra: &[String]) -> Result<SkipList, PatternError> {
-        let mut list = SkipList {
-            functions: Vec::new(),
-            modules: Vec::new(),
-        };
-        let defaults = DEFAULT_SKIP_LIST
-            .lines()
-            .map(|l| (l, "the default skip list"));
-        let configured = extra.iter().map(|l| (l.as_str(), "classify.skip_frames"));
-        for (line, source) in defaults.chain(configured) {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            match line.strip_prefix("module:") {
-                Some(module) => list.modules.push(compile(source, module.trim())?),
-                None => list.functions.push(compile(source, line)?),
-            }
-        }
-        Ok(list)
+        FramePatterns::new(
+            DEFAULT_SKIP_LIST,
+            "the default skip list",
+            extra,
+            "classify.skip_frames",
+        )
+        .map(SkipList)
     }
 
     /// Whether `frame` is machinery rather than the code to blame. A frame with neither
     /// function nor module (the wild address a bad call jumped to) is never blamed: its caller
     /// made the call.
     pub fn skips(&self, frame: &FrameRef) -> bool {
-        if frame.function.is_none() && frame.module.is_none() {
-            return true;
+        match (&frame.function, &frame.module) {
+            (None, None) => true,
+            (Some(function), _) => self.0.functions.is_match(function),
+            (None, Some(module)) => self.0.modules.is_match(module),
         }
-        let function = frame
-            .function
-            .as_deref()
-            .is_some_and(|f| self.functions.iter().any(|r| r.is_match(f)));
-        let module = frame.function.is_none()
-            && frame
-                .module
-                .as_deref()
-                .is_some_and(|m| self.modules.iter().any(|r| r.is_match(m)));
-        function || module
     }
 }
 
 /// Which frames belong to the application itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InAppRules {
-    modules: Vec<Regex>,
-    paths: Vec<Regex>,
+    modules: PatternSet,
+    paths: PatternSet,
 }
 
 impl InAppRules {
     /// Module-name and source-path regexes; both empty means no in-app rules.
     pub fn new(modules: &[String], paths: &[String]) -> Result<InAppRules, PatternError> {
         Ok(InAppRules {
-            modules: modules
-                .iter()
-                .map(|p| compile("classify.in_app_modules", p))
-                .collect::<Result<_, _>>()?,
-            paths: paths
-                .iter()
-                .map(|p| compile("classify.in_app_paths", p))
-                .collect::<Result<_, _>>()?,
+            modules: PatternSet::new(
+                modules
+                    .iter()
+                    .map(|p| (p.as_str(), "classify.in_app_modules")),
+            )?,
+            paths: PatternSet::new(paths.iter().map(|p| (p.as_str(), "classify.in_app_paths")))?,
         })
     }
 
@@ -170,11 +125,11 @@ impl InAppRules {
         frame
             .module
             .as_deref()
-            .is_some_and(|m| self.modules.iter().any(|r| r.is_match(m)))
+            .is_some_and(|m| self.modules.is_match(m))
             || frame
                 .file
                 .as_deref()
-                .is_some_and(|f| self.paths.iter().any(|r| r.is_match(f)))
+                .is_some_and(|f| self.paths.is_match(f))
     }
 }
 

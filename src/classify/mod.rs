@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod exploitability;
 pub mod frames;
+pub mod patterns;
 pub mod rules;
 pub mod signals;
 
@@ -21,7 +22,8 @@ use crate::process::facts::Region;
 use crate::process::ProcessedCrash;
 pub use catalogue::FaultClass;
 pub use exploitability::{Exploitability, Rating};
-use frames::{crashing_frames, fault_frame, FrameRef, InAppRules, PatternError, SkipList};
+use frames::{crashing_frames, fault_frame, FrameRef, InAppRules, SkipList};
+use patterns::PatternError;
 use rules::{Access, AccessSource, Inputs};
 use signals::{poison_values, PoisonValue};
 

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 
-use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::normalize::normalize;
-use crate::classify::frames::{FrameRef, PatternError};
+use crate::classify::frames::FrameRef;
+use crate::classify::patterns::{FramePatterns, PatternError};
 use crate::classify::FaultClass;
 
 /// The grouping rules' version: part of every fingerprint, so a rule change makes new hashes
@@ -39,44 +39,20 @@ const ABORT_MESSAGE_KEYS: [&str; 4] = [
 ];
 
 /// One of the three lists: function regexes, and `module:` regexes for unsymbolicated frames.
-#[derive(Debug, Clone, Default)]
-struct PatternList {
-    functions: Vec<Regex>,
-    modules: Vec<Regex>,
-}
+#[derive(Debug, Clone)]
+struct PatternList(FramePatterns);
 
 impl PatternList {
     fn new(defaults: &str, extra: &[String], setting: &str) -> Result<PatternList, PatternError> {
-        let mut list = PatternList::default();
-        let lines = defaults
-            .lines()
-            .map(|l| (l, "the default list"))
-            .chain(extra.iter().map(|l| (l.as_str(), setting)));
-        for (line, source) in lines {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (target, pattern) = match line.strip_prefix("module:") {
-                Some(p) => (&mut list.modules, p.trim()),
-                None => (&mut list.functions, line),
-            };
-            target.push(Regex::new(pattern).map_err(|source_error| PatternError {
-                list: source.to_owned(),
-                pattern: pattern.to_owned(),
-                source: source_error,
-            })?);
-        }
-        Ok(list)
+        FramePatterns::new(defaults, "the default list", extra, setting).map(PatternList)
     }
 
     fn matches(&self, frame: &NamedFrame) -> bool {
-        let patterns = if frame.symbolicated {
-            &self.functions
+        if frame.symbolicated {
+            self.0.functions.is_match(&frame.name)
         } else {
-            &self.modules
-        };
-        patterns.iter().any(|r| r.is_match(&frame.name))
+            self.0.modules.is_match(&frame.name)
+        }
     }
 }
 
