@@ -2,10 +2,10 @@
 //! put them in, and the state triage gives groups. SQLite is the embedded default; queries are
 //! portable SQL through sqlx's `Any` driver so Postgres can take over for multi-node setups.
 //!
-//! Recording a crash, in one transaction: find its group by fingerprint (or create one),
-//! apply the payload budget, insert the crash and its annotations, update the group's counts,
-//! releases and distinct users, and reopen it as a regression when a crash arrives from a
-//! release newer than the one it was resolved in.
+//! Recording a crash (`record.rs`, in one transaction with the other crashes queued at the same
+//! time): find its group by fingerprint (or create one), apply the payload budget, insert the
+//! crash and its annotations, update the group's counts, releases and distinct users, and reopen
+//! it as a regression when a crash arrives from a release newer than the one it was resolved in.
 
 use std::collections::BTreeMap;
 
