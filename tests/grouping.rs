@@ -686,3 +686,79 @@ async fn concurrent_recording_counts_exactly_as_one_at_a_time() {
         assert_eq!(expected["fp1"]["event_count"], 40);
     }
 }
+
+/// A caller that goes away while its crash is queued or being written (a client hanging up)
+/// must not lose or half-write anyone else's crash: every caller still waiting gets its answer,
+/// and the counts match the crash rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_going_away_mid_batch_lose_nothing_for_the_others() {
+    let (index, _dir) = index(GENEROUS).await;
+    let index = std::sync::Arc::new(index);
+    let tasks: Vec<_> = (0..300)
+        .map(|n| {
+            let index = index.clone();
+            let crash = crash(
+                n,
+                &format!("fp{}", n % 4),
+                HOUR + n as i64,
+                Some("1.0"),
+                None,
+            );
+            tokio::spawn(async move { index.record(&crash).await.unwrap() })
+        })
+        .collect();
+    // Abort every fifth caller at some point of its life: queued, writing or done.
+    let mut kept = Vec::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        if n % 5 == 0 {
+            tokio::task::yield_now().await;
+            task.abort();
+        } else {
+            kept.push((n, task));
+        }
+    }
+    for (n, task) in kept {
+        let recorded = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .unwrap_or_else(|_| panic!("caller {n} never got an answer"))
+            .unwrap();
+        assert!(recorded.group_id > 0);
+        // Its crash is in the index.
+        let id = format!("crash-fp{}-{n}", n % 4);
+        assert!(index.crash(&id).await.unwrap().is_some(), "{id} lost");
+    }
+    // Whatever the aborted callers left behind is whole: each group counts exactly its rows.
+    let mut rows: BTreeMap<String, i64> = BTreeMap::new();
+    for n in 0..300 {
+        if let Some(row) = index
+            .crash(&format!("crash-fp{}-{n}", n % 4))
+            .await
+            .unwrap()
+        {
+            *rows.entry(row.attributes.fingerprint).or_default() += 1;
+        }
+    }
+    let all = GroupQuery {
+        state: None,
+        product: None,
+        release: None,
+        fault_class: None,
+        since: None,
+        until: None,
+        annotation: None,
+        sort: GroupSort::Events,
+        limit: 100,
+        cursor: None,
+    };
+    let groups = index.groups(&all).await.unwrap();
+    assert_eq!(groups.items.len(), 4);
+    for group in &groups.items {
+        assert_eq!(
+            group.event_count, rows[&group.fingerprints[0]],
+            "group {}",
+            group.id
+        );
+    }
+    let counted: i64 = rows.values().sum();
+    assert!(counted >= 240, "only {counted} crashes recorded");
+}

@@ -52,27 +52,35 @@ impl CrashIndex {
             // becomes the writer and records everything queued so far.
             let outcome = tokio::select! {
                 biased;
-                outcome = &mut result => outcome,
+                outcome = &mut result => outcome.ok(),
                 _writer = self.write.lock() => {
+                    // Write batches until this caller's crash is written (the queue is in
+                    // arrival order, so that is bounded), then let the next waiter write.
                     loop {
+                        match result.try_recv() {
+                            Ok(outcome) => break Some(outcome),
+                            Err(oneshot::error::TryRecvError::Closed) => break None,
+                            Err(oneshot::error::TryRecvError::Empty) => {}
+                        }
                         let batch: Vec<_> = {
                             let mut waiting = self.queue.waiting.lock().expect("never poisoned");
                             let take = waiting.len().min(MAX_BATCH);
                             waiting.drain(..take).collect()
                         };
                         if batch.is_empty() {
-                            break;
+                            // Not queued and not answered: only a cancelled writer can have
+                            // dropped it, and then the answer is `Closed`.
+                            break result.await.ok();
                         }
                         self.write_batch(batch).await;
                     }
-                    result.await
                 }
             };
             match outcome {
-                Ok(recorded) => return recorded,
+                Some(recorded) => return recorded,
                 // The writer that took this crash was cancelled mid-batch (its transaction
                 // rolled back): queue it again.
-                Err(_) => continue,
+                None => continue,
             }
         }
     }
