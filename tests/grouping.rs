@@ -60,6 +60,22 @@ fn crash(
     }
 }
 
+/// Every group, sorted and paged as given.
+fn group_query(sort: GroupSort, limit: i64, cursor: Option<String>) -> GroupQuery {
+    GroupQuery {
+        state: None,
+        product: None,
+        release: None,
+        fault_class: None,
+        since: None,
+        until: None,
+        annotation: None,
+        sort,
+        limit,
+        cursor,
+    }
+}
+
 const HOUR: i64 = 1_795_240_800; // an hour boundary (2026-11-21 03:00 UTC)
 
 #[tokio::test]
@@ -267,26 +283,18 @@ async fn listing_filters_sorts_and_pages() {
             index.record(&c).await.unwrap();
         }
     }
-    let query = |sort, limit, cursor: Option<String>| GroupQuery {
-        state: None,
-        product: None,
-        release: None,
-        fault_class: None,
-        since: None,
-        until: None,
-        annotation: None,
-        sort,
-        limit,
-        cursor,
-    };
     let first = index
-        .groups(&query(GroupSort::Events, 2, None))
+        .groups(&group_query(GroupSort::Events, 2, None))
         .await
         .unwrap();
     let counts: Vec<i64> = first.items.iter().map(|g| g.event_count).collect();
     assert_eq!(counts, [5, 4]);
     let second = index
-        .groups(&query(GroupSort::Events, 2, first.next_cursor.clone()))
+        .groups(&group_query(
+            GroupSort::Events,
+            2,
+            first.next_cursor.clone(),
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -298,7 +306,11 @@ async fn listing_filters_sorts_and_pages() {
         [3, 2]
     );
     let third = index
-        .groups(&query(GroupSort::Events, 2, second.next_cursor.clone()))
+        .groups(&group_query(
+            GroupSort::Events,
+            2,
+            second.next_cursor.clone(),
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -312,21 +324,21 @@ async fn listing_filters_sorts_and_pages() {
     assert!(third.next_cursor.is_none());
 
     let newest = index
-        .groups(&query(GroupSort::FirstSeen, 1, None))
+        .groups(&group_query(GroupSort::FirstSeen, 1, None))
         .await
         .unwrap();
     assert_eq!(newest.items[0].fingerprints, ["g5"]);
 
-    let mut q = query(GroupSort::LastSeen, 10, None);
+    let mut q = group_query(GroupSort::LastSeen, 10, None);
     q.product = Some("Editor".into());
     assert_eq!(index.groups(&q).await.unwrap().items.len(), 1);
-    let mut q = query(GroupSort::LastSeen, 10, None);
+    let mut q = group_query(GroupSort::LastSeen, 10, None);
     q.annotation = Some(("guid".into(), "player-7".into()));
     assert_eq!(
         index.groups(&q).await.unwrap().items[0].fingerprints,
         ["g5"]
     );
-    let mut q = query(GroupSort::LastSeen, 10, None);
+    let mut q = group_query(GroupSort::LastSeen, 10, None);
     q.since = Some(HOUR + 20);
     q.until = Some(HOUR + 31);
     let fps: Vec<String> = index
@@ -338,11 +350,11 @@ async fn listing_filters_sorts_and_pages() {
         .map(|g| g.fingerprints[0].clone())
         .collect();
     assert_eq!(fps, ["g4", "g3"]);
-    let mut q = query(GroupSort::LastSeen, 10, None);
+    let mut q = group_query(GroupSort::LastSeen, 10, None);
     q.state = Some("resolved".into());
     assert!(index.groups(&q).await.unwrap().items.is_empty());
     assert!(index
-        .groups(&query(GroupSort::Events, 2, Some("garbage".into())))
+        .groups(&group_query(GroupSort::Events, 2, Some("garbage".into())))
         .await
         .is_err());
 
@@ -738,19 +750,10 @@ async fn callers_going_away_mid_batch_lose_nothing_for_the_others() {
             *rows.entry(row.attributes.fingerprint).or_default() += 1;
         }
     }
-    let all = GroupQuery {
-        state: None,
-        product: None,
-        release: None,
-        fault_class: None,
-        since: None,
-        until: None,
-        annotation: None,
-        sort: GroupSort::Events,
-        limit: 100,
-        cursor: None,
-    };
-    let groups = index.groups(&all).await.unwrap();
+    let groups = index
+        .groups(&group_query(GroupSort::Events, 100, None))
+        .await
+        .unwrap();
     assert_eq!(groups.items.len(), 4);
     for group in &groups.items {
         assert_eq!(
