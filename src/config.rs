@@ -34,6 +34,28 @@ pub struct Config {
     pub index: IndexConfig,
     /// Crash-reporter ingest: limits, workers, throttling.
     pub ingest: IngestConfig,
+    /// Who may read what without a token.
+    pub auth: AuthConfig,
+}
+
+/// Access control (see docs/CONFIGURATION.md and README's "Access" section).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Symbol downloads (`/symbols/…`, `/api/v1/symbols/{debug_id}/{sha256}`) need no token, as
+    /// debuggers and stack walkers cannot send one; false requires `symbols:read`.
+    pub public_symbol_reads: bool,
+    /// `/metrics` needs no token (Prometheus scrapers); false requires `admin`.
+    pub public_metrics: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            public_symbol_reads: true,
+            public_metrics: true,
+        }
+    }
 }
 
 /// Crash-reporter ingest (see docs/INGEST.md).
@@ -50,6 +72,12 @@ pub struct IngestConfig {
     pub reprocess_on_upload: bool,
     /// Ordered throttle rules; the first match wins, no match accepts.
     pub throttle: Vec<crate::ingest::throttle::ThrottleRule>,
+    /// Refuse crashes without a valid ingest key (403); off, they land in the `default` project.
+    pub require_key: bool,
+    /// Crash bodies read at once; past it, 503 with `Retry-After` (clients retry later).
+    pub max_concurrent_bodies: usize,
+    /// Largest text part of a crash (an annotation, `extra.json`, Sentry's event JSON), bytes.
+    pub max_field_bytes: u64,
 }
 
 impl Default for IngestConfig {
@@ -60,6 +88,9 @@ impl Default for IngestConfig {
             workers: 0,
             reprocess_on_upload: true,
             throttle: Vec::new(),
+            require_key: false,
+            max_concurrent_bodies: 64,
+            max_field_bytes: 4 << 20,
         }
     }
 }
@@ -142,12 +173,22 @@ pub struct ClassifyConfig {
 pub struct ServerConfig {
     /// Address and port `faultline serve` binds to.
     pub listen: SocketAddr,
+    /// Open connections at most; a connection past it is answered 503 with `Retry-After` and
+    /// closed.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's head (slowloris).
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without sending a byte before it is dropped (408).
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 4096,
+            header_timeout_secs: 30,
+            body_timeout_secs: 60,
         }
     }
 }
@@ -236,7 +277,7 @@ impl Default for CachesConfig {
 
 /// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
 /// (such as `FAULTLINE_CONFIG`) are not configuration keys.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 9] = [
     "server_",
     "storage_",
     "limits_",
@@ -244,6 +285,8 @@ const SECTIONS: [&str; 7] = [
     "classify_",
     "group_",
     "index_",
+    "ingest_",
+    "auth_",
 ];
 
 /// Why a configuration could not be loaded.

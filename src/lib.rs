@@ -1,7 +1,8 @@
 //! faultline: a native crash processing server.
 //!
 //! The data's path, one module per stage (see `docs/ARCHITECTURE.md`):
-//! - [`api`]: HTTP endpoints (axum) for symbol uploads and lookups.
+//! - [`api`]: HTTP endpoints (axum): ingest, symbols, processing, triage, administration.
+//! - [`auth`]: projects, ingest keys, API tokens and their scopes.
 //! - [`store`]: durable object storage (filesystem; S3 later) behind one trait.
 //! - [`symbols`]: identifying debug files, keeping them by debug ID, deriving SymCache/CFI.
 //! - [`process`]: minidumps → symbolicated, thread-complete stack traces.
@@ -13,6 +14,7 @@
 //! [`pipeline`] runs a crash through the stages; shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
 
 pub mod api;
+pub mod auth;
 pub mod classify;
 pub mod cli;
 pub mod config;

@@ -46,6 +46,7 @@ fn crash(
     NewCrash {
         attributes: CrashAttributes {
             id: format!("crash-{fingerprint}-{n}"),
+            project_id: 1,
             received_at: at,
             product: Some("Game".into()),
             release: release.map(str::to_owned),
@@ -63,6 +64,7 @@ fn crash(
 /// Every group, sorted and paged as given.
 fn group_query(sort: GroupSort, limit: i64, cursor: Option<String>) -> GroupQuery {
     GroupQuery {
+        project_id: 1,
         state: None,
         product: None,
         release: None,
@@ -359,7 +361,7 @@ async fn listing_filters_sorts_and_pages() {
         .is_err());
 
     let page = index
-        .crashes_by_annotation("guid", "player-7", 10, None)
+        .crashes_by_annotation(1, "guid", "player-7", 10, None)
         .await
         .unwrap();
     assert_eq!(page.items.len(), 1);

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
+use super::multipart::FramingGuard;
 use super::{ApiError, AppState};
 
 /// A byte budget for one request body, and the setting that raises it.
@@ -41,7 +42,8 @@ impl BodyLimit {
         .with_detail(format!("send less, or raise {}", self.setting))
     }
 
-    fn take(&mut self, n: usize) -> Result<(), ApiError> {
+    /// Counts `n` more bytes against the budget (413 past it).
+    pub fn take(&mut self, n: usize) -> Result<(), ApiError> {
         if n as u64 > self.remaining {
             return Err(self.too_large());
         }
@@ -74,13 +76,24 @@ impl UploadBody {
         if declared.is_some_and(|len| len > limit.limit.saturating_add(64 << 10)) {
             return Err(limit.too_large());
         }
-        let is_multipart = headers
+        let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/"));
-        if !is_multipart {
+            .unwrap_or_default();
+        if !content_type.starts_with("multipart/") {
             return Ok(UploadBody::Raw(request.into_body()));
         }
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|e| malformed_multipart(e.to_string()))?;
+        let mut guard =
+            FramingGuard::new(&boundary).map_err(|e| malformed_multipart(e.to_string()))?;
+        let request = request.map(|body| {
+            Body::from_stream(body.into_data_stream().map(move |chunk| {
+                let chunk = chunk.map_err(axum::BoxError::from)?;
+                guard.check(&chunk)?;
+                Ok::<_, axum::BoxError>(chunk)
+            }))
+        });
         Multipart::from_request(request, state)
             .await
             .map(UploadBody::Multipart)
@@ -94,13 +107,35 @@ fn malformed_multipart(detail: String) -> ApiError {
 
 /// The next part of a multipart body, or `None` after the last.
 pub async fn next_part(multipart: &mut Multipart) -> Result<Option<Field<'_>>, ApiError> {
-    multipart
-        .next_field()
-        .await
-        .map_err(|e| malformed_multipart(e.body_text()))
+    multipart.next_field().await.map_err(|e| {
+        if is_body_timeout(&e) {
+            unreadable(e)
+        } else {
+            malformed_multipart(e.body_text())
+        }
+    })
 }
 
-fn unreadable(e: impl std::fmt::Display) -> ApiError {
+/// Whether a body read failed because the client stopped sending (`server.body_timeout_secs`).
+pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+fn unreadable(e: impl std::error::Error + 'static) -> ApiError {
+    if is_body_timeout(&e) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body stopped arriving",
+        )
+        .with_detail("the client sent nothing for server.body_timeout_secs; send the body without pauses");
+    }
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "the request body could not be read",
@@ -112,7 +147,7 @@ fn unreadable(e: impl std::fmt::Display) -> ApiError {
 pub async fn read_limited<S, E>(mut chunks: S, limit: &mut BodyLimit) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     let mut out = bytes::BytesMut::new();
     while let Some(chunk) = chunks.next().await {
@@ -127,7 +162,7 @@ where
 pub async fn spool<S, E>(mut chunks: S, path: &Path, limit: &mut BodyLimit) -> Result<(), ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
     let scratch_failed = |e: std::io::Error| {
         ApiError::new(

@@ -26,7 +26,10 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
+use super::body::is_body_timeout;
+use super::multipart::FramingGuard;
 use super::AppState;
+use crate::auth::Scope;
 use crate::ingest::throttle::Verdict;
 use crate::ingest::{raw_key, RawCrashBuilder, MAIN_DUMP};
 
@@ -79,6 +82,12 @@ enum Refusal {
     TooLarge(String),
     /// 503: storage failed; the client should retry.
     Unavailable(String),
+    /// 403 `Discarded=<reason>`: no valid ingest key (or token) for the project.
+    Forbidden(&'static str),
+    /// 503 with `Retry-After`: too many crash bodies are being read at once.
+    Busy,
+    /// 408: the body stopped arriving.
+    TimedOut,
 }
 
 impl Refusal {
@@ -87,6 +96,9 @@ impl Refusal {
             Refusal::Malformed(_) => "malformed",
             Refusal::TooLarge(_) => "too_large",
             Refusal::Unavailable(_) => "unavailable",
+            Refusal::Forbidden(_) => "forbidden",
+            Refusal::Busy => "busy",
+            Refusal::TimedOut => "timed_out",
         };
         metrics::counter!("faultline_ingest_received_total", "client" => client.name(), "result" => result).increment(1);
         match self {
@@ -108,6 +120,20 @@ impl Refusal {
                 )
                     .into_response()
             }
+            Refusal::Forbidden(reason) => {
+                (StatusCode::FORBIDDEN, format!("Discarded={reason}\n")).into_response()
+            }
+            Refusal::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "5")],
+                "too many crashes arriving at once; retry later\n",
+            )
+                .into_response(),
+            Refusal::TimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Discarded=timed_out\nthe body stopped arriving\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -116,8 +142,16 @@ fn unavailable(e: impl std::fmt::Display) -> Refusal {
     Refusal::Unavailable(e.to_string())
 }
 
-/// Writes `body` (gzip-decoded if `gzip`) to `path` within the byte caps.
-async fn spool_body(state: &AppState, body: Body, gzip: bool, path: &Path) -> Result<(), Refusal> {
+/// Writes `body` (gzip-decoded if `gzip`) to `path` within the byte caps; a multipart body's
+/// framing is checked on the way (`guard`), so a body without its boundary fails within the
+/// first few kilobytes instead of being stored whole.
+async fn spool_body(
+    state: &AppState,
+    body: Body,
+    gzip: bool,
+    mut guard: Option<FramingGuard>,
+    path: &Path,
+) -> Result<(), Refusal> {
     let limits = &state.config.ingest;
     let mut raw_bytes = 0u64;
     let max_body = limits.max_body_bytes;
@@ -152,10 +186,16 @@ async fn spool_body(state: &AppState, body: Body, gzip: bool, path: &Path) -> Re
                     "the body is larger than ingest.max_body_bytes ({max_body})"
                 )))
             }
+            Err(e) if is_body_timeout(&e) => return Err(Refusal::TimedOut),
             Err(_) if gzip => return Err(Refusal::Malformed("bad_gzip")),
             Err(e) => return Err(Refusal::Unavailable(format!("reading the body: {e}"))),
         };
         written += n as u64;
+        if let Some(guard) = &mut guard {
+            guard
+                .check(&buf[..n])
+                .map_err(|_| Refusal::Malformed("invalid_payload_structure"))?;
+        }
         if written > limits.max_decompressed_bytes {
             return Err(Refusal::TooLarge(format!(
                 "the body expands past ingest.max_decompressed_bytes ({})",
@@ -287,6 +327,7 @@ fn insert_path(root: &mut Value, path: &[&str], value: String) {
 /// Returns the parts holding minidumps and other files.
 async fn read_multipart(
     client: Client,
+    max_field: u64,
     boundary: String,
     body_path: &Path,
     scratch: &Path,
@@ -325,6 +366,12 @@ async fn read_multipart(
         out.flush().map_err(unavailable)?;
         drop(out);
         let small_text = || -> Result<String, Refusal> {
+            let len = std::fs::metadata(&path).map_err(unavailable)?.len();
+            if len > max_field {
+                return Err(Refusal::TooLarge(format!(
+                    "the text part {name:?} is larger than ingest.max_field_bytes ({max_field})"
+                )));
+            }
             let bytes = std::fs::read(&path).map_err(unavailable)?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         };
@@ -366,15 +413,93 @@ async fn read_multipart(
     Ok((dumps, files))
 }
 
+/// How a request names its project: the route's project (Sentry, Unreal) and the ingest key its
+/// client sends.
+struct Credentials {
+    route_project: Option<String>,
+    key: Option<String>,
+}
+
+/// The `sentry_key` of an `X-Sentry-Auth: Sentry sentry_key=…, sentry_version=7` header.
+fn sentry_auth_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-sentry-auth")?.to_str().ok()?;
+    let value = value.trim();
+    let fields = value
+        .strip_prefix("Sentry ")
+        .or_else(|| value.strip_prefix("sentry "))
+        .unwrap_or(value);
+    fields.split(',').find_map(|field| {
+        let (name, value) = field.trim().split_once('=')?;
+        (name.trim() == "sentry_key").then(|| value.trim().to_owned())
+    })
+}
+
+/// The project a crash is filed under: a bearer token with `ingest` (its `?project=`, the
+/// route's project, or the default), else the client's ingest key; without a valid key, the
+/// default project — or 403 when `ingest.require_key` is on.
+async fn resolve_project(
+    state: &AppState,
+    credentials: &Credentials,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<i64, Refusal> {
+    let route_project = credentials.route_project.as_deref();
+    if let Some(secret) = super::auth::presented_token(headers) {
+        let token = match state.registry.authenticate(secret).await.map_err(unavailable)? {
+            Ok(token) if token.allows(Scope::Ingest) => token,
+            _ => return Err(Refusal::Forbidden("invalid_token")),
+        };
+        let wanted = query
+            .get("project")
+            .map(String::as_str)
+            .or(route_project)
+            .unwrap_or(crate::auth::DEFAULT_PROJECT);
+        let project = state
+            .registry
+            .project(wanted)
+            .await
+            .map_err(unavailable)?
+            .ok_or(Refusal::Forbidden("unknown_project"))?;
+        if !token.covers(project.id) {
+            return Err(Refusal::Forbidden("token_not_for_project"));
+        }
+        return Ok(project.id);
+    }
+    let keyed = match &credentials.key {
+        Some(key) => state.registry.project_of_key(key).await.map_err(unavailable)?,
+        None => None,
+    };
+    match keyed {
+        Some(project) => {
+            if route_project.is_some_and(|r| r != project.slug && r != project.id.to_string()) {
+                return Err(Refusal::Forbidden("key_not_for_project"));
+            }
+            Ok(project.id)
+        }
+        None if state.config.ingest.require_key => Err(Refusal::Forbidden(
+            if credentials.key.is_some() {
+                "unknown_key"
+            } else {
+                "missing_key"
+            },
+        )),
+        None => Ok(1),
+    }
+}
+
 /// Everything a route does after knowing its client: read, validate, throttle, store, enqueue.
 async fn receive(
     state: AppState,
     client: Client,
-    project: Option<String>,
+    credentials: Credentials,
     query: HashMap<String, String>,
     request: Request,
 ) -> Response {
-    match receive_inner(&state, client, project, query, request).await {
+    // Bodies are read a bounded number at a time; past it the client is told to come back.
+    let Ok(_permit) = state.ingest_bodies.try_acquire() else {
+        return Refusal::Busy.into_response(client);
+    };
+    match receive_inner(&state, client, credentials, query, request).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(client),
     }
@@ -383,11 +508,12 @@ async fn receive(
 async fn receive_inner(
     state: &AppState,
     client: Client,
-    project: Option<String>,
+    credentials: Credentials,
     query: HashMap<String, String>,
     request: Request,
 ) -> Result<Response, Refusal> {
     let headers: HeaderMap = request.headers().clone();
+    let project_id = resolve_project(state, &credentials, &query, &headers).await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -428,15 +554,25 @@ async fn receive_inner(
     } else {
         None
     };
+    let guard = match (&boundary, client) {
+        // An Unreal body is a container, whatever its Content-Type says.
+        (Some(boundary), Client::Breakpad | Client::Sentry | Client::Backtrace) => Some(
+            FramingGuard::new(boundary)
+                .map_err(|_| Refusal::Malformed("invalid_payload_structure"))?,
+        ),
+        _ => None,
+    };
 
     let scratch = state.symbols.scratch_dir().map_err(unavailable)?;
     let body_path = scratch.path().join("body");
-    spool_body(state, request.into_body(), gzip, &body_path).await?;
+    spool_body(state, request.into_body(), gzip, guard, &body_path).await?;
 
-    let mut builder = RawCrashBuilder::new(client.name(), project);
+    let mut builder = RawCrashBuilder::new(client.name(), project_id);
     for (key, value) in &query {
         // Credentials and protocol switches are not annotations.
         if ![
+            "key",
+            "project",
             "sentry_key",
             "sentry_secret",
             "token",
@@ -452,7 +588,16 @@ async fn receive_inner(
     let (dumps, files) = match (client, boundary) {
         (Client::Unreal, _) => read_unreal(&body_path, scratch.path(), &mut builder)?,
         (_, Some(boundary)) => {
-            read_multipart(client, boundary, &body_path, scratch.path(), &mut builder).await?
+            let max_field = state.config.ingest.max_field_bytes;
+            read_multipart(
+                client,
+                max_field,
+                boundary,
+                &body_path,
+                scratch.path(),
+                &mut builder,
+            )
+            .await?
         }
         // Sentry and Backtrace clients may send the dump as the raw body.
         (_, None) => (vec![(MAIN_DUMP.to_owned(), body_path.clone())], Vec::new()),
@@ -491,7 +636,11 @@ async fn receive_inner(
     let crash = builder.finish(&*state.objects).await.map_err(unavailable)?;
     state
         .queue
-        .enqueue(&crash.id, &raw_key(crash.received_at, &crash.id))
+        .enqueue(
+            &crash.id,
+            crash.project_id,
+            &raw_key(crash.received_at, &crash.id),
+        )
         .await
         .map_err(unavailable)?;
     state.wake.notify_one();
@@ -507,7 +656,13 @@ fn read_unreal(
     builder: &mut RawCrashBuilder,
 ) -> Result<ReceivedFiles, Refusal> {
     use symbolic::unreal::{Unreal4Crash, Unreal4FileType};
-    let bytes = std::fs::read(body_path).map_err(unavailable)?;
+    let file = std::fs::File::open(body_path).map_err(unavailable)?;
+    if file.metadata().map_err(unavailable)?.len() == 0 {
+        return Err(Refusal::Malformed("invalid_unreal_crash"));
+    }
+    // Mapped, not read: the container can be as large as ingest.max_decompressed_bytes.
+    // SAFETY: the spooled body is private to this request and not written while mapped.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unavailable)?;
     let crash =
         Unreal4Crash::parse(&bytes).map_err(|_| Refusal::Malformed("invalid_unreal_crash"))?;
     if let Ok(Some(context)) = crash.context() {
@@ -560,7 +715,11 @@ pub async fn submit(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    receive(state, Client::Breakpad, None, query, request).await
+    let credentials = Credentials {
+        route_project: None,
+        key: query.get("key").cloned(),
+    };
+    receive(state, Client::Breakpad, credentials, query, request).await
 }
 
 /// `POST /api/{project}/minidump/`.
@@ -570,17 +729,28 @@ pub async fn sentry(
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    receive(state, Client::Sentry, Some(project), query, request).await
+    let credentials = Credentials {
+        route_project: Some(project),
+        key: query
+            .get("sentry_key")
+            .cloned()
+            .or_else(|| sentry_auth_key(request.headers())),
+    };
+    receive(state, Client::Sentry, credentials, query, request).await
 }
 
 /// `POST /api/{project}/unreal/{key}/`.
 pub async fn unreal(
     State(state): State<AppState>,
-    UrlPath((project, _key)): UrlPath<(String, String)>,
+    UrlPath((project, key)): UrlPath<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    receive(state, Client::Unreal, Some(project), query, request).await
+    let credentials = Credentials {
+        route_project: Some(project),
+        key: Some(key),
+    };
+    receive(state, Client::Unreal, credentials, query, request).await
 }
 
 /// `POST /post?format=minidump&token=…`.
@@ -592,7 +762,11 @@ pub async fn backtrace(
     if query.get("format").is_some_and(|f| f != "minidump") {
         return Refusal::Malformed("unsupported_format").into_response(Client::Backtrace);
     }
-    receive(state, Client::Backtrace, None, query, request).await
+    let credentials = Credentials {
+        route_project: None,
+        key: query.get("token").cloned(),
+    };
+    receive(state, Client::Backtrace, credentials, query, request).await
 }
 
 #[cfg(test)]

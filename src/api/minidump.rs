@@ -7,7 +7,7 @@
 //!   annotations, or as the raw body.
 //! - `POST /api/v1/symbolicate`: raw frames plus modules in symbolicator's request format.
 
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -15,8 +15,10 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use super::body::{next_part, read_limited, BodyLimit, UploadBody};
+use super::auth::{project_param, Caller};
+use super::body::{next_part, read_limited, spool, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::ingest::{RecordError, Recorder};
 use crate::process::symbolicate::SymbolicateRequest;
 
@@ -25,36 +27,74 @@ const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
 /// The multipart field crash reporters put the minidump in.
 pub const DUMP_FIELD: &str = "upload_file_minidump";
 
-/// Handles `POST /api/v1/minidump`.
+/// Where `POST /api/v1/minidump` files the crash.
+#[derive(serde::Deserialize)]
+pub struct ProcessParams {
+    /// Project slug; the default project when absent.
+    project: Option<String>,
+}
+
+fn scratch_failed(e: std::io::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cannot spool the dump to local disk",
+    )
+    .with_detail(e.to_string())
+}
+
+/// Handles `POST /api/v1/minidump?project=` (needs `ingest` on the project).
 pub async fn process(
     State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ProcessParams>,
     request: Request,
 ) -> Result<axum::response::Response, ApiError> {
+    let project = project_param(&state, params.project.as_deref()).await?;
+    caller.require_in(Scope::Ingest, &project)?;
     let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
     let mut annotations = BTreeMap::new();
-    let dump = match UploadBody::from_request(request, &state, &limit).await? {
-        UploadBody::Raw(body) => read_limited(body.into_data_stream(), &mut limit).await?,
+    // The dump is spooled to disk and mapped: a request holds little memory of its own however
+    // large the dump.
+    let scratch = state.symbols.scratch_dir().map_err(scratch_failed)?;
+    let path = scratch.path().join("dump");
+    match UploadBody::from_request(request, &state, &limit).await? {
+        UploadBody::Raw(body) => spool(body.into_data_stream(), &path, &mut limit).await?,
         UploadBody::Multipart(mut multipart) => {
-            let mut dump = None;
+            let mut found = false;
             while let Some(field) = next_part(&mut multipart).await? {
                 let name = field.name().unwrap_or_default().to_owned();
-                if name == DUMP_FIELD {
-                    dump = Some(read_limited(field, &mut limit).await?);
+                if name == DUMP_FIELD && !found {
+                    spool(field, &path, &mut limit).await?;
+                    found = true;
                 } else if field.file_name().is_none() && !name.is_empty() {
                     // Text parts are annotations (product, version, user…).
-                    let value = read_limited(field, &mut limit).await?;
+                    let mut field_limit = BodyLimit::new(
+                        state.config.ingest.max_field_bytes,
+                        "ingest.max_field_bytes (FAULTLINE_INGEST_MAX_FIELD_BYTES)",
+                    );
+                    let value = read_limited(field, &mut field_limit).await?;
+                    limit.take(value.len())?;
                     annotations.insert(name, String::from_utf8_lossy(&value).into_owned());
                 }
             }
-            dump.ok_or_else(|| {
-                ApiError::new(
+            if !found {
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "no minidump in the multipart body: expected a part named {DUMP_FIELD}"
                     ),
-                )
-            })?
+                ));
+            }
         }
+    }
+    let file = std::fs::File::open(&path).map_err(scratch_failed)?;
+    let dump = if file.metadata().map_err(scratch_failed)?.len() == 0 {
+        bytes::Bytes::new()
+    } else {
+        // SAFETY: the file is private to this request's scratch folder and nothing writes it
+        // while it is mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(scratch_failed)?;
+        bytes::Bytes::from_owner(map)
     };
     let report = state.pipeline.run(dump, &annotations).await?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -65,7 +105,7 @@ pub async fn process(
         user_annotations: &state.config.group.user_annotations,
     };
     let (_, json) = recorder
-        .record(&id, received_at, &annotations, &report)
+        .record(&id, project.id, received_at, &annotations, &report)
         .await
         .map_err(|RecordError::Index(e)| ApiError::from(e))?;
     Ok((
@@ -78,11 +118,13 @@ pub async fn process(
 /// Largest symbolication request body.
 const MAX_SYMBOLICATE_BYTES: u64 = 16 << 20;
 
-/// Handles `POST /api/v1/symbolicate`.
+/// Handles `POST /api/v1/symbolicate` (needs `symbols:read`).
 pub async fn symbolicate(
     State(state): State<AppState>,
+    caller: Caller,
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::SymbolsRead)?;
     let mut limit = BodyLimit::new(
         MAX_SYMBOLICATE_BYTES,
         "nothing: split the frames over several requests",

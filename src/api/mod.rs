@@ -1,10 +1,14 @@
 //! The HTTP API (axum on tokio): routes, shared state, and the mapping of every failure to a
 //! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
 
+mod admin;
+pub mod auth;
 mod body;
 mod ingest;
 mod minidump;
+mod multipart;
 mod ops;
+mod serve;
 mod symbols;
 mod triage;
 pub mod wire;
@@ -13,14 +17,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{NewToken, Registry, Scope};
 use crate::config::Config;
 use crate::group::index::{CrashIndex, IndexError, PayloadBudget};
 use crate::ingest::queue::IngestQueue;
@@ -51,6 +57,10 @@ pub struct AppState {
     pub wake: Arc<tokio::sync::Notify>,
     /// Ingest throttle rules.
     pub throttle: Arc<Throttle>,
+    /// Projects, ingest keys and API tokens.
+    pub registry: Registry,
+    /// Crash bodies being read now (`ingest.max_concurrent_bodies` permits).
+    pub ingest_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -85,7 +95,13 @@ impl AppState {
         let throttle =
             Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
         let queue = Arc::new(IngestQueue::new(&index));
+        let registry = Registry::new(index.pool().clone());
+        let ingest_bodies = Arc::new(tokio::sync::Semaphore::new(
+            config.ingest.max_concurrent_bodies.max(1),
+        ));
         Ok(AppState {
+            registry,
+            ingest_bodies,
             config: Arc::new(config),
             symbols,
             pipeline,
@@ -100,6 +116,7 @@ impl AppState {
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
+    let body_timeout = std::time::Duration::from_secs(state.config.server.body_timeout_secs.max(1));
     Router::new()
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
@@ -126,6 +143,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{project}/unreal/{key}", post(ingest::unreal))
         .route("/post", post(ingest::backtrace))
         .route(
+            "/api/v1/projects",
+            get(admin::list_projects).post(admin::create_project),
+        )
+        .route(
+            "/api/v1/projects/{project}/keys",
+            get(admin::list_keys).post(admin::create_key),
+        )
+        .route(
+            "/api/v1/projects/{project}/keys/{id}",
+            delete(admin::revoke_key),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),
         )
@@ -136,6 +170,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         // Upload routes count bytes themselves against `limits.max_upload_bytes`.
         .layer(DefaultBodyLimit::disable())
+        // A body that stops sending is dropped (408), so slow clients cannot hold memory.
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .route_layer(axum::middleware::from_fn(ops::count_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -143,17 +179,74 @@ pub fn router(state: AppState) -> Router {
 
 /// A server bound to its address but not yet serving, so callers (tests) learn the port first.
 pub struct BoundServer {
-    listener: wire::CompatListener,
+    listener: TcpListener,
     app: Router,
+    limits: serve::ConnectionLimits,
+}
+
+/// The file the first start writes its admin token to.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// On a first start (no usable admin token), creates one with every scope and writes it to
+/// `{data_dir}/admin-token` (mode 0600); logs the path, never the token.
+async fn first_start_token(state: &AppState) -> anyhow::Result<()> {
+    if state.registry.has_admin_token().await? {
+        return Ok(());
+    }
+    let (secret, token) = state
+        .registry
+        .create_token(&NewToken {
+            name: "first-start admin".to_owned(),
+            scopes: Scope::ALL.to_vec(),
+            projects: Vec::new(),
+            expires_in_days: None,
+        })
+        .await?;
+    let path = state.config.storage.data_dir.join(ADMIN_TOKEN_FILE);
+    write_private(&path, format!("{secret}\n").as_bytes()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot write the first admin token to {}: {e} (check that storage.data_dir is writable)",
+            path.display()
+        )
+    })?;
+    tracing::warn!(path = %path.display(), token_id = %token.id, "created an admin token with every scope; it is in this file (readable by this user only)");
+    Ok(())
+}
+
+/// Writes `bytes` to a new file only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
 }
 
 impl BoundServer {
-    /// Opens the stores, starts the processing workers and binds `config.server.listen`
-    /// (port 0 picks a free port).
+    /// Opens the stores, creates the first admin token if there is none, starts the processing
+    /// workers and binds `config.server.listen` (port 0 picks a free port).
     pub async fn bind(config: Config) -> anyhow::Result<BoundServer> {
         ops::install_metrics();
         let listen = config.server.listen;
+        let limits = serve::ConnectionLimits {
+            max_connections: config.server.max_connections,
+            header_timeout: std::time::Duration::from_secs(config.server.header_timeout_secs.max(1)),
+        };
         let state = AppState::open(config).await?;
+        first_start_token(&state).await?;
         let workers = match state.config.ingest.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -174,26 +267,25 @@ impl BoundServer {
             anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
         })?;
         Ok(BoundServer {
-            listener: wire::CompatListener(listener),
+            listener,
             app: router(state),
+            limits,
         })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
-            .0
             .local_addr()
             .expect("a bound listener has an address")
     }
 
     /// Serves until the process is interrupted.
     pub async fn serve(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+        serve::serve(self.listener, self.app, self.limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
         Ok(())
     }
 }
@@ -204,6 +296,7 @@ pub struct ApiError {
     status: StatusCode,
     error: String,
     detail: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -213,7 +306,14 @@ impl ApiError {
             status,
             error: error.into(),
             detail: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header (`WWW-Authenticate`, `Retry-After`).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
     }
 
     /// Adds a longer explanation.
@@ -229,7 +329,9 @@ impl IntoResponse for ApiError {
         if let Some(detail) = self.detail {
             body["detail"] = detail.into();
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +11,9 @@ use axum::Json;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
-use super::ApiError;
+use super::auth::Caller;
+use super::{ApiError, AppState};
+use crate::auth::Scope;
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -29,8 +31,26 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// `GET /metrics`: counters in Prometheus text format.
-pub async fn metrics() -> Response {
+/// `GET /metrics`: counters in Prometheus text format. The ingest queue's gauges are read from
+/// the queue table at each scrape, so they are true during a backlog too.
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response {
+    if !state.config.auth.public_metrics {
+        if let Err(e) = caller.require(Scope::Admin) {
+            return e.into_response();
+        }
+    }
+    match state.queue.depth().await {
+        Ok(depth) => {
+            metrics::gauge!("faultline_ingest_queue", "state" => "queued").set(depth.queued as f64);
+            metrics::gauge!("faultline_ingest_queue", "state" => "processing")
+                .set(depth.processing as f64);
+            metrics::gauge!("faultline_ingest_queue", "state" => "failed").set(depth.failed as f64);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let age = depth.oldest_queued_at.map_or(0, |t| (now - t).max(0));
+            metrics::gauge!("faultline_ingest_queue_oldest_seconds").set(age as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the ingest queue depth"),
+    }
     let body = install_metrics().render();
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }

@@ -16,8 +16,10 @@ use serde_json::json;
 use symbolic::common::DebugId;
 use tokio_util::io::ReaderStream;
 
+use super::auth::Caller;
 use super::body::{next_part, spool, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
@@ -41,13 +43,24 @@ struct UploadResponse {
     files: Vec<FileReport>,
 }
 
+/// Symbol downloads are public unless `auth.public_symbol_reads` is off (debuggers and stack
+/// walkers cannot send a token); then they need `symbols:read`.
+fn require_symbol_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    if state.config.auth.public_symbol_reads {
+        return Ok(());
+    }
+    caller.require(Scope::SymbolsRead).map(|_| ())
+}
+
 /// `POST /api/v1/symbols`: one debug file as the raw body (`?name=` names it), or several as
 /// `multipart/form-data` parts; archives (zip, tar, tar.gz) are unpacked.
 pub async fn upload(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<UploadParams>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    caller.require(Scope::SymbolsWrite)?;
     let mut limit = BodyLimit::new(
         state.config.limits.max_upload_bytes,
         "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
@@ -184,8 +197,10 @@ fn bad_request(error: impl Into<String>) -> ApiError {
 /// `GET /api/v1/symbols`: the stored files for one debug ID, code ID or file name.
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::SymbolsRead)?;
     let query = match (params.debug_id, params.code_id, params.name) {
         (Some(id), None, None) => SymbolQuery::DebugId(parse_debug_id(&id).map_err(bad_request)?),
         (None, Some(id), None) => SymbolQuery::CodeId(parse_code_id(&id).map_err(bad_request)?),
@@ -254,8 +269,10 @@ async fn stream_original(
 /// `GET /api/v1/symbols/{debug_id}/{sha256}`: the original bytes of one stored file.
 pub async fn download(
     State(state): State<AppState>,
+    caller: Caller,
     axum::extract::Path((debug_id, sha256)): axum::extract::Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    require_symbol_read(&state, &caller)?;
     let meta = stored_file(&state, &debug_id, &sha256).await?;
     stream_original(&state, &meta, "application/octet-stream").await
 }
@@ -264,8 +281,10 @@ pub async fn download(
 /// missing or stale, and which stored file each came from.
 pub async fn caches(
     State(state): State<AppState>,
+    caller: Caller,
     axum::extract::Path(debug_id): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::SymbolsRead)?;
     let id = parse_debug_id(&debug_id).map_err(bad_request)?;
     state.symbols.refresh_caches(&id).await?;
     let mut caches = Vec::new();
@@ -304,12 +323,14 @@ fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
 /// layout Breakpad and rust-minidump symbol clients request.
 pub async fn breakpad(
     State(state): State<AppState>,
+    caller: Caller,
     axum::extract::Path((debug_file, debug_id, file_name)): axum::extract::Path<(
         String,
         String,
         String,
     )>,
 ) -> Result<Response, ApiError> {
+    require_symbol_read(&state, &caller)?;
     if !file_name.ends_with(".sym") {
         return Err(
             ApiError::new(StatusCode::NOT_FOUND, "only .sym files are served here")

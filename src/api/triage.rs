@@ -9,7 +9,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth::{project_param, Caller};
 use super::{ApiError, AppState};
+use crate::auth::Scope;
 use crate::group::index::{GroupPatch, GroupQuery, GroupSort};
 use crate::store::{self, ObjectKey};
 
@@ -43,7 +45,8 @@ fn annotation_filter(
     Ok(first)
 }
 
-const GROUP_PARAMS: [&str; 9] = [
+const GROUP_PARAMS: [&str; 10] = [
+    "project",
     "state",
     "product",
     "release",
@@ -55,11 +58,15 @@ const GROUP_PARAMS: [&str; 9] = [
     "cursor",
 ];
 
-/// `GET /api/v1/groups?state=&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`.
+/// `GET /api/v1/groups?project=&state=&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`
+/// (needs `triage:read` on the project; the default project when `project` is absent).
 pub async fn list_groups(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let project = project_param(&state, params.get("project").map(String::as_str)).await?;
+    caller.require_in(Scope::TriageRead, &project)?;
     if let Some(unknown) = params
         .keys()
         .find(|k| !GROUP_PARAMS.contains(&k.as_str()) && !k.starts_with("annotation."))
@@ -87,6 +94,7 @@ pub async fn list_groups(
         }
     };
     let query = GroupQuery {
+        project_id: project.id,
         state: params.get("state").cloned(),
         product: params.get("product").cloned(),
         release: params.get("release").cloned(),
@@ -118,6 +126,29 @@ fn group_id(id: &str) -> Result<i64, ApiError> {
     parse_int("the group ID", id)
 }
 
+/// The group `id`, if the caller may act on its project with `scope`; a group of a project the
+/// token does not cover reads as not found.
+async fn visible_group(
+    state: &AppState,
+    caller: &Caller,
+    scope: Scope,
+    id: i64,
+) -> Result<i64, ApiError> {
+    caller.require(scope)?;
+    let project = match state.index.group(id).await? {
+        Some(group) => Some(group.project_id),
+        None => match state.index.merged_into(id).await? {
+            Some(target) => state.index.group(target).await?.map(|g| g.project_id),
+            None => None,
+        },
+    };
+    match project {
+        Some(project) if caller.may(scope, project) => Ok(id),
+        Some(_) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no group {id}"))),
+        None => Err(not_found(state, id).await),
+    }
+}
+
 async fn not_found(state: &AppState, id: i64) -> ApiError {
     match state.index.merged_into(id).await {
         Ok(Some(target)) => ApiError::new(
@@ -132,9 +163,10 @@ async fn not_found(state: &AppState, id: i64) -> ApiError {
 /// `GET /api/v1/groups/{id}`: the group, hourly counts, breakdowns and sample crashes.
 pub async fn get_group(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = group_id(&id)?;
+    let id = visible_group(&state, &caller, Scope::TriageRead, group_id(&id)?).await?;
     match state.index.group_detail(id).await? {
         Some(detail) => Ok(Json(
             serde_json::to_value(detail).expect("groups serialize"),
@@ -168,10 +200,11 @@ mod serde_with_null {
 /// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`.
 pub async fn update_group(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<GroupUpdate>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = group_id(&id)?;
+    let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(update) = body.map_err(|e| {
         bad_request(format!("invalid group update: {}", e.body_text()))
             .with_detail(r#"send {"state": "open|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null}"#)
@@ -197,16 +230,20 @@ pub struct MergeRequest {
 /// Handles the merge.
 pub async fn merge_groups(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = group_id(&id)?;
+    let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(request) = body.map_err(|e| {
         bad_request(format!("invalid merge request: {}", e.body_text()))
             .with_detail(r#"send {"groups": [2, 3]} to merge groups 2 and 3 into this one"#)
     })?;
     if request.groups.is_empty() {
         return Err(bad_request("nothing to merge: groups is empty"));
+    }
+    for &other in &request.groups {
+        visible_group(&state, &caller, Scope::TriageWrite, other).await?;
     }
     match state.index.merge(id, &request.groups).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
@@ -219,12 +256,18 @@ pub async fn merge_groups(
 /// classification), when the payload budget kept it.
 pub async fn get_crash(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::TriageRead)?;
     let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
     let crash = state.index.crash(&id).await?;
     let queued = state.queue.entry(&id).await?;
-    if crash.is_none() && queued.is_none() {
+    let project = crash
+        .as_ref()
+        .map(|c| c.attributes.project_id)
+        .or(queued.as_ref().map(|q| q.project_id));
+    if project.is_none_or(|p| !caller.may(Scope::TriageRead, p)) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no crash {id:?}"),
@@ -273,9 +316,15 @@ pub async fn get_crash(
 /// with symbols uploaded since), regrouping it.
 pub async fn reprocess_crash(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::TriageWrite)?;
     let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
+    let queued = state.queue.entry(&id).await?;
+    if queued.is_some_and(|q| !caller.may(Scope::TriageWrite, q.project_id)) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no stored crash {id:?}")));
+    }
     match state.queue.reprocess(&state.index, &id).await? {
         Some(entry) => {
             state.wake.notify_one();
@@ -286,11 +335,15 @@ pub async fn reprocess_crash(
     }
 }
 
-/// `GET /api/v1/crashes?annotation.<name>=<value>&limit=&cursor=`: e.g. every crash of one user.
+/// `GET /api/v1/crashes?project=&annotation.<name>=<value>&limit=&cursor=`: e.g. every crash of
+/// one user (needs `triage:read` on the project).
 pub async fn list_crashes(
     State(state): State<AppState>,
+    caller: Caller,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let project = project_param(&state, params.get("project").map(String::as_str)).await?;
+    caller.require_in(Scope::TriageRead, &project)?;
     let (name, value) = annotation_filter(&params)?.ok_or_else(|| {
         bad_request("give an annotation.<name>=<value> filter")
             .with_detail("e.g. /api/v1/crashes?annotation.guid=1234")
@@ -303,6 +356,7 @@ pub async fn list_crashes(
     let page = state
         .index
         .crashes_by_annotation(
+            project.id,
             &name,
             &value,
             limit,

@@ -5,40 +5,14 @@
 //! untouched, and the client, which closes after one request anyway, sees a normal response.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Longest request head inspected; longer heads pass through untouched (hyper judges them).
 const MAX_HEAD: usize = 64 * 1024;
-
-/// A TCP listener whose connections get the HTTP/1.0-chunked fix.
-pub struct CompatListener(pub TcpListener);
-
-impl axum::serve::Listener for CompatListener {
-    type Io = CompatStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (CompatStream, SocketAddr) {
-        loop {
-            match self.0.accept().await {
-                Ok((stream, addr)) => return (CompatStream::new(stream), addr),
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
 
 enum State {
     /// Buffering the first request head.
@@ -58,7 +32,8 @@ pub struct CompatStream {
 }
 
 impl CompatStream {
-    fn new(inner: TcpStream) -> CompatStream {
+    /// Wraps an accepted connection.
+    pub fn new(inner: TcpStream) -> CompatStream {
         CompatStream {
             inner,
             buf: Vec::new(),

@@ -30,14 +30,20 @@ pub struct RawCrash {
     pub received_at: i64,
     /// Which client protocol brought it: `breakpad`, `sentry`, `unreal`, `backtrace`.
     pub client: String,
-    /// The project named in the route, for Sentry- and Unreal-style routes.
-    pub project: Option<String>,
+    /// The project it was filed under (by its ingest key; the default project without one).
+    /// Raw crashes stored before projects existed read as the default project (1).
+    #[serde(default = "default_project_id")]
+    pub project_id: i64,
     /// Annotations from form fields, `extra.json`, the query string, or the client's metadata.
     pub annotations: BTreeMap<String, String>,
     /// Minidumps by field name (`upload_file_minidump`, `upload_file_minidump_browser`…) → key.
     pub dumps: BTreeMap<String, String>,
     /// Other files by name → key.
     pub attachments: BTreeMap<String, String>,
+}
+
+fn default_project_id() -> i64 {
+    1
 }
 
 /// The `yyyymmdd` folder of a receipt time.
@@ -72,14 +78,14 @@ pub struct RawCrashBuilder {
 }
 
 impl RawCrashBuilder {
-    /// A new crash received now from `client`.
-    pub fn new(client: &str, project: Option<String>) -> RawCrashBuilder {
+    /// A new crash received now from `client`, filed under `project_id`.
+    pub fn new(client: &str, project_id: i64) -> RawCrashBuilder {
         RawCrashBuilder {
             crash: RawCrash {
                 id: uuid::Uuid::new_v4().to_string(),
                 received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
                 client: client.to_owned(),
-                project,
+                project_id,
                 annotations: BTreeMap::new(),
                 dumps: BTreeMap::new(),
                 attachments: BTreeMap::new(),
@@ -223,6 +229,7 @@ impl Recorder<'_> {
     pub async fn record(
         &self,
         id: &str,
+        project_id: i64,
         received_at: i64,
         annotations: &BTreeMap<String, String>,
         report: &crate::pipeline::CrashReport,
@@ -231,6 +238,7 @@ impl Recorder<'_> {
         let crash = crate::group::index::NewCrash {
             attributes: crate::group::index::CrashAttributes {
                 id: id.to_owned(),
+                project_id,
                 received_at,
                 product: first_of(annotations, &["product", "ProductName", "prod"]),
                 release: first_of(annotations, &["release", "version", "Version", "ver"]),

@@ -13,6 +13,8 @@ use crate::group::index::{CrashIndex, IndexError};
 pub struct QueueEntry {
     /// The crash.
     pub crash_id: String,
+    /// The project it was filed under.
+    pub project_id: i64,
     /// Its `raw.json` key.
     pub raw_key: String,
     /// `queued`, `processing`, `processed` or `failed`.
@@ -34,6 +36,8 @@ pub struct QueueDepth {
     pub processing: i64,
     /// Given up on.
     pub failed: i64,
+    /// When the oldest crash still waiting was enqueued, Unix seconds.
+    pub oldest_queued_at: Option<i64>,
 }
 
 /// The queue.
@@ -55,13 +59,19 @@ impl IngestQueue {
 
     /// Adds a stored crash; once this returns, the crash will be processed even if the server
     /// is killed.
-    pub async fn enqueue(&self, crash_id: &str, raw_key: &str) -> Result<(), IndexError> {
+    pub async fn enqueue(
+        &self,
+        crash_id: &str,
+        project_id: i64,
+        raw_key: &str,
+    ) -> Result<(), IndexError> {
         let t = now();
         sqlx::query(
-            "INSERT INTO ingest_queue (crash_id, raw_key, state, enqueued_at, updated_at) \
-             VALUES ($1, $2, 'queued', $3, $4)",
+            "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, updated_at) \
+             VALUES ($1, $2, $3, 'queued', $4, $5)",
         )
         .bind(crash_id)
+        .bind(project_id)
         .bind(raw_key)
         .bind(t)
         .bind(t)
@@ -86,7 +96,7 @@ impl IngestQueue {
             "UPDATE ingest_queue SET state = 'processing', attempts = attempts + 1, updated_at = $1 \
              WHERE crash_id = (SELECT crash_id FROM ingest_queue WHERE state = 'queued' \
                                ORDER BY enqueued_at, crash_id LIMIT 1) \
-             RETURNING crash_id, raw_key, state, attempts, error, enqueued_at",
+             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at",
         )
         .bind(now())
         .fetch_optional(&self.pool)
@@ -147,7 +157,7 @@ impl IngestQueue {
     /// One crash's row.
     pub async fn entry(&self, crash_id: &str) -> Result<Option<QueueEntry>, IndexError> {
         let row = sqlx::query(
-            "SELECT crash_id, raw_key, state, attempts, error, enqueued_at FROM ingest_queue WHERE crash_id = $1",
+            "SELECT crash_id, project_id, raw_key, state, attempts, error, enqueued_at FROM ingest_queue WHERE crash_id = $1",
         )
         .bind(crash_id)
         .fetch_optional(&self.pool)
@@ -204,7 +214,15 @@ impl IngestQueue {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM ingest_queue GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
-        let mut depth = QueueDepth::default();
+        let mut depth = QueueDepth {
+            oldest_queued_at: sqlx::query(
+                "SELECT MIN(enqueued_at) AS oldest FROM ingest_queue WHERE state = 'queued'",
+            )
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("oldest")?,
+            ..QueueDepth::default()
+        };
         for row in rows {
             let state: String = row.try_get("state")?;
             let n: i64 = row.try_get("n")?;
@@ -222,6 +240,7 @@ impl IngestQueue {
 fn entry(row: &sqlx::any::AnyRow) -> Result<QueueEntry, IndexError> {
     Ok(QueueEntry {
         crash_id: row.try_get("crash_id")?,
+        project_id: row.try_get("project_id")?,
         raw_key: row.try_get("raw_key")?,
         state: row.try_get("state")?,
         attempts: row.try_get("attempts")?,

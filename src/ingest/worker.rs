@@ -58,7 +58,6 @@ async fn run(context: WorkerContext) {
         match context.queue.claim().await {
             Ok(Some(entry)) => process(&context, entry).await,
             Ok(None) => {
-                update_depth(&context.queue).await;
                 tokio::select! {
                     _ = context.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -69,15 +68,6 @@ async fn run(context: WorkerContext) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    }
-}
-
-async fn update_depth(queue: &IngestQueue) {
-    if let Ok(depth) = queue.depth().await {
-        metrics::gauge!("faultline_ingest_queue", "state" => "queued").set(depth.queued as f64);
-        metrics::gauge!("faultline_ingest_queue", "state" => "processing")
-            .set(depth.processing as f64);
-        metrics::gauge!("faultline_ingest_queue", "state" => "failed").set(depth.failed as f64);
     }
 }
 
@@ -154,7 +144,7 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
         user_annotations: &context.user_annotations,
     };
     if let Err(e) = recorder
-        .record(&id, raw.received_at, &raw.annotations, &report)
+        .record(&id, raw.project_id, raw.received_at, &raw.annotations, &report)
         .await
     {
         return transient(e.to_string()).await;

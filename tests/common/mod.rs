@@ -27,7 +27,13 @@ pub fn fixture_bytes(rel: &str) -> Vec<u8> {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub store_root: PathBuf,
+    pub data_dir: PathBuf,
+    /// Sends the first-start admin token (every scope) with each request.
     pub client: reqwest::Client,
+    /// The first-start admin token.
+    pub admin_token: String,
+    /// A client that sends no token.
+    pub anonymous: reqwest::Client,
     _dirs: tempfile::TempDir,
 }
 
@@ -46,13 +52,29 @@ impl TestServer {
         config.storage.data_dir = dirs.path().join("data");
         tweak(&mut config);
         let store_root = config.storage.root.clone();
+        let data_dir = config.storage.data_dir.clone();
         let server = BoundServer::bind(config).await.unwrap();
         let addr = server.local_addr();
         tokio::spawn(server.serve());
+        let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
+            .expect("the first start writes an admin token")
+            .trim()
+            .to_owned();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {admin_token}").parse().unwrap(),
+        );
         TestServer {
             addr,
             store_root,
-            client: reqwest::Client::new(),
+            data_dir,
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            admin_token,
+            anonymous: reqwest::Client::new(),
             _dirs: dirs,
         }
     }

@@ -45,6 +45,8 @@ pub struct PayloadBudget {
 pub struct CrashAttributes {
     /// Its ID.
     pub id: String,
+    /// The project it was filed under (its ingest key's, or the default project).
+    pub project_id: i64,
     /// When it was received, Unix seconds.
     pub received_at: i64,
     /// Product name, from annotations.
@@ -92,6 +94,8 @@ pub struct Recorded {
 pub struct Group {
     /// ID.
     pub id: i64,
+    /// The project its crashes belong to (groups never span projects).
+    pub project_id: i64,
     /// Signature (of its first crash).
     pub signature: String,
     /// Fault class.
@@ -165,6 +169,8 @@ impl GroupSort {
 /// Filters, sort and page for listing groups.
 #[derive(Debug, Clone)]
 pub struct GroupQuery {
+    /// The project whose groups to list.
+    pub project_id: i64,
     /// open / resolved / muted.
     pub state: Option<String>,
     /// Groups with a crash from this product.
@@ -244,21 +250,22 @@ pub struct CrashIndex {
     queue: record::RecordQueue,
 }
 
-const GROUP_COLUMNS: &str = "id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
+const GROUP_COLUMNS: &str = "id, project_id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
      first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped";
 
 /// [`GROUP_COLUMNS`] of a table aliased `g`.
-const GROUP_COLUMNS_OF_G: &str = "g.id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
+const GROUP_COLUMNS_OF_G: &str = "g.id, g.project_id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
      g.event_count, g.user_count, g.first_release, g.last_release, g.state, g.assignee, \
      g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped";
 
 const CRASH_COLUMNS: &str =
-    "id, received_at, product, release, platform, user_id, annotations, fingerprint, \
+    "id, project_id, received_at, product, release, platform, user_id, annotations, fingerprint, \
      signature, fault_class, group_id, state, payload_key";
 
 fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
     Ok(Group {
         id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
         signature: row.try_get("signature")?,
         fault_class: row.try_get("fault_class")?,
         first_seen: row.try_get("first_seen")?,
@@ -282,6 +289,7 @@ fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
     Ok(CrashRow {
         attributes: CrashAttributes {
             id: row.try_get("id")?,
+            project_id: row.try_get("project_id")?,
             received_at: row.try_get("received_at")?,
             product: row.try_get("product")?,
             release: row.try_get("release")?,
@@ -525,6 +533,7 @@ impl CrashIndex {
     pub async fn groups(&self, query: &GroupQuery) -> Result<Page<Group>, IndexError> {
         let mut filter = Filter::default();
         filter.clauses.push("merged_into IS NULL".to_owned());
+        filter.int(|p| format!("project_id = {p}"), query.project_id);
         if let Some(state) = &query.state {
             filter.text(|p| format!("state = {p}"), state.clone());
         }
@@ -744,6 +753,17 @@ impl CrashIndex {
                 ))
             })?;
             let source_group = group_from(&row)?;
+            let target_project: i64 =
+                sqlx::query("SELECT project_id FROM crash_groups WHERE id = $1")
+                    .bind(into)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("project_id")?;
+            if source_group.project_id != target_project {
+                return Err(IndexError::Invalid(format!(
+                    "group {source} belongs to another project: groups merge only within a project"
+                )));
+            }
             for sql in [
                 "UPDATE group_fingerprints SET group_id = $1 WHERE group_id = $2",
                 "UPDATE crashes SET group_id = $1 WHERE group_id = $2",
@@ -863,15 +883,17 @@ impl CrashIndex {
         Ok(row.as_ref().map(crash_from).transpose()?)
     }
 
-    /// Crashes carrying an annotation value, newest first.
+    /// Crashes of a project carrying an annotation value, newest first.
     pub async fn crashes_by_annotation(
         &self,
+        project_id: i64,
         name: &str,
         value: &str,
         limit: i64,
         cursor: Option<&str>,
     ) -> Result<Page<CrashRow>, IndexError> {
         let mut filter = Filter::default();
+        filter.int(|p| format!("c.project_id = {p}"), project_id);
         filter.text(|p| format!("a.name = {p}"), name.to_owned());
         filter.text(|p| format!("a.value = {p}"), value.to_owned());
         if let Some(cursor) = cursor {

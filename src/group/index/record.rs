@@ -146,19 +146,20 @@ async fn read_known(
 ) -> Result<Vec<Known>, IndexError> {
     let rows: Vec<String> = (0..crashes.len())
         .map(|i| {
-            let p = 5 * i;
+            let p = 6 * i;
             format!(
-                "(${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${})",
                 p + 1,
                 p + 2,
                 p + 3,
                 p + 4,
-                p + 5
+                p + 5,
+                p + 6
             )
         })
         .collect();
     let sql = format!(
-        "WITH batch (i, crash_id, fingerprint, hour, user_id) AS (VALUES {}) \
+        "WITH batch (i, crash_id, project_id, fingerprint, hour, user_id) AS (VALUES {}) \
          SELECT batch.i AS i, \
          (SELECT group_id FROM crashes WHERE id = batch.crash_id) AS recorded_group, \
          (SELECT CASE WHEN payload_key IS NULL THEN 0 ELSE 1 END FROM crashes WHERE id = batch.crash_id) AS recorded_kept, \
@@ -166,7 +167,7 @@ async fn read_known(
          (SELECT 1 FROM group_users WHERE group_id = g.id AND user_id = batch.user_id) AS user_seen, \
          {GROUP_COLUMNS_OF_G} \
          FROM batch \
-         LEFT JOIN group_fingerprints f ON f.fingerprint = batch.fingerprint \
+         LEFT JOIN group_fingerprints f ON f.project_id = batch.project_id AND f.fingerprint = batch.fingerprint \
          LEFT JOIN crash_groups g ON g.id = f.group_id",
         rows.join(", ")
     );
@@ -176,6 +177,7 @@ async fn read_known(
         query = query
             .bind(i as i64)
             .bind(a.id.as_str())
+            .bind(a.project_id)
             .bind(a.fingerprint.as_str())
             .bind(hour_of(a.received_at))
             .bind(a.user_id.as_deref());
@@ -236,7 +238,7 @@ struct BatchState {
     groups: HashMap<i64, TouchedGroup>,
     /// Group order of first touch, so updates are written in a stable order.
     group_order: Vec<i64>,
-    by_fingerprint: HashMap<String, i64>,
+    by_fingerprint: HashMap<(i64, String), i64>,
     hours: HashMap<(i64, i64), TouchedHour>,
     hour_order: Vec<(i64, i64)>,
     users: HashSet<(i64, String)>,
@@ -272,7 +274,7 @@ impl BatchState {
                 regressed: false,
             });
         }
-        let (group_id, new_group) = match self.by_fingerprint.get(&a.fingerprint) {
+        let (group_id, new_group) = match self.by_fingerprint.get(&(a.project_id, a.fingerprint.clone())) {
             Some(id) => (*id, false),
             None => {
                 let (group, new_group) = match &known.group {
@@ -280,7 +282,8 @@ impl BatchState {
                     None => (create_group(tx, crash).await?, true),
                 };
                 let id = group.id;
-                self.by_fingerprint.insert(a.fingerprint.clone(), id);
+                self.by_fingerprint
+                    .insert((a.project_id, a.fingerprint.clone()), id);
                 if !self.groups.contains_key(&id) {
                     self.group_order.push(id);
                     self.groups.insert(
@@ -387,16 +390,17 @@ impl BatchState {
     async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IndexError> {
         for chunk in self.inserts.chunks(32) {
             let sql = format!(
-                "INSERT INTO crashes (id, received_at, product, release, platform, user_id, \
-                 annotations, fingerprint, signature, fault_class, group_id, state, payload_key) \
-                 VALUES {}",
-                placeholders(chunk.len(), 13)
+                "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
+                 user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
+                 payload_key) VALUES {}",
+                placeholders(chunk.len(), 14)
             );
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
                 let a = &crash.attributes;
                 insert = insert
                     .bind(a.id.as_str())
+                    .bind(a.project_id)
                     .bind(a.received_at)
                     .bind(a.product.as_deref())
                     .bind(a.release.as_deref())
@@ -512,9 +516,10 @@ async fn create_group(
 ) -> Result<Group, IndexError> {
     let a = &crash.attributes;
     let row = sqlx::query(&format!(
-        "INSERT INTO crash_groups (signature, fault_class, first_seen, last_seen) \
-         VALUES ($1, $2, $3, $4) RETURNING {GROUP_COLUMNS}"
+        "INSERT INTO crash_groups (project_id, signature, fault_class, first_seen, last_seen) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {GROUP_COLUMNS}"
     ))
+    .bind(a.project_id)
     .bind(a.signature.as_str())
     .bind(a.fault_class.as_str())
     .bind(a.received_at)
@@ -522,8 +527,11 @@ async fn create_group(
     .fetch_one(&mut **tx)
     .await?;
     let group = group_from(&row)?;
-    sqlx::query("INSERT INTO group_fingerprints (fingerprint, group_id) VALUES ($1, $2)")
-        .bind(a.fingerprint.as_str())
+    sqlx::query(
+        "INSERT INTO group_fingerprints (project_id, fingerprint, group_id) VALUES ($1, $2, $3)",
+    )
+    .bind(a.project_id)
+    .bind(a.fingerprint.as_str())
         .bind(group.id)
         .execute(&mut **tx)
         .await?;
