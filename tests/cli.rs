@@ -11,6 +11,8 @@ fn faultline() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
     command
         .env_remove("FAULTLINE_URL")
+        .env_remove("FAULTLINE_TOKEN")
+        .env_remove("FAULTLINE_CONFIG")
         .env("FAULTLINE_LOG", "error");
     command
 }
@@ -31,6 +33,7 @@ async fn upload_sends_folders_files_and_archives_and_prints_a_table() {
     let server = TestServer::start().await;
     let mut command = faultline();
     command
+        .env("FAULTLINE_TOKEN", &server.admin_token)
         .arg("upload")
         .arg("--server")
         .arg(server.url(""))
@@ -80,6 +83,8 @@ async fn upload_sends_folders_files_and_archives_and_prints_a_table() {
     let mut again = faultline();
     again
         .arg("upload")
+        .arg("--token")
+        .arg(&server.admin_token)
         .arg("--server")
         .arg(server.url(""))
         .arg(fixture("symbols/breakpad"));
@@ -89,6 +94,132 @@ async fn upload_sends_folders_files_and_archives_and_prints_a_table() {
         stdout.contains("0 stored, 2 already present, 0 rejected, 0 skipped"),
         "{stdout}"
     );
+
+    // Without a token nothing is sent, and the message says what to pass.
+    let mut anonymous = faultline();
+    anonymous
+        .arg("upload")
+        .arg("--server")
+        .arg(server.url(""))
+        .arg(fixture("symbols/breakpad"));
+    let (code, stdout, stderr) = run(anonymous).await;
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("symbols:write"), "{stderr}");
+}
+
+/// `faultline token` and `faultline project` work on the data folder directly: the token they
+/// print is accepted by a server started on the same folder afterwards, and revoking it there
+/// takes effect at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn token_and_project_commands_manage_the_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cli = |args: &[&str]| {
+        let mut command = faultline();
+        command.env("FAULTLINE_STORAGE_DATA_DIR", &data).args(args);
+        command
+    };
+    let (code, slug, stderr) = run(cli(&["project", "create", "Space Game"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(slug.trim(), "space-game");
+    let (code, _, stderr) = run(cli(&["project", "create", "Space Game"])).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let (code, list, _) = run(cli(&["project", "list"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        list.contains("default") && list.contains("space-game"),
+        "{list}"
+    );
+
+    let (code, key, stderr) = run(cli(&["project", "key", "space-game"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    let key = key.trim().to_owned();
+    assert_eq!(key.len(), 40, "{key}");
+    let (_, keys, _) = run(cli(&["project", "key", "space-game", "--list"])).await;
+    let key_id = keys
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(key_id.starts_with("key_"), "{keys}");
+
+    let (code, token, stderr) = run(cli(&[
+        "token",
+        "create",
+        "--scope",
+        "triage:read",
+        "--project",
+        "space-game",
+        "--name",
+        "ci",
+        "--expires",
+        "30",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let token = token.trim().to_owned();
+    assert!(token.starts_with("flt_") && !token.contains(char::is_whitespace));
+    let (code, _, stderr) = run(cli(&["token", "create", "--scope", "triage"])).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("triage:read"), "{stderr}");
+    let (code, _, stderr) = run(cli(&[
+        "token",
+        "create",
+        "--scope",
+        "admin",
+        "--project",
+        "nope",
+    ]))
+    .await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no project \"nope\""), "{stderr}");
+    let (_, tokens, _) = run(cli(&["token", "list"])).await;
+    assert!(!tokens.contains(&token), "the list never shows a token");
+    let row = tokens
+        .lines()
+        .find(|l| l.contains(" ci "))
+        .expect("the ci token is listed");
+    assert!(
+        row.contains("triage:read") && row.contains("space-game") && row.contains("active"),
+        "{row}"
+    );
+    let token_id = row.split_whitespace().next().unwrap().to_owned();
+
+    // A server on the same folder accepts the token for its project only.
+    let server = TestServer::start_with(|c| c.storage.data_dir = data.clone()).await;
+    let get = |path: String| {
+        server
+            .anonymous
+            .get(server.url(&path))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(
+        get("/api/v1/groups?project=space-game".into())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(get("/api/v1/groups".into()).await.unwrap().status(), 403);
+
+    let (code, _, _) = run(cli(&["token", "revoke", &token_id])).await;
+    assert_eq!(code, 0);
+    let revoked = get("/api/v1/groups?project=space-game".into())
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 401);
+    assert!(revoked.headers().contains_key("www-authenticate"));
+    let (code, _, stderr) = run(cli(&["token", "revoke", &token_id])).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no active token"), "{stderr}");
+    let (code, _, _) = run(cli(&["project", "key", "space-game", "--revoke", &key_id])).await;
+    assert_eq!(code, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

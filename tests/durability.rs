@@ -128,8 +128,19 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
         acknowledged.len()
     );
 
-    // Restart and let the queue drain.
+    // Restart and let the queue drain; reading crashes needs the first start's admin token.
     let (_server, url) = start(dir.path()).await;
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", token.trim()).parse().unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap();
     for id in &acknowledged {
         let mut state = String::new();
         for _ in 0..400 {

@@ -157,7 +157,7 @@ async fn post(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, String) {
-    let mut request = server.client.post(server.url(path)).body(body);
+    let mut request = server.anonymous.post(server.url(path)).body(body);
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
     }
@@ -210,7 +210,7 @@ async fn every_client_family_is_accepted_and_answered_its_way() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         gzip(&body).chunks(1000).map(|c| Ok(c.to_vec())).collect();
     let response = server
-        .client
+        .anonymous
         .post(server.url("/submit?guid=user-2"))
         .header("content-type", ct)
         .header("content-encoding", "gzip")

@@ -29,13 +29,27 @@ fn invalid_body(e: axum::extract::rejection::JsonRejection, example: &str) -> Ap
     .with_detail(format!("send {example}"))
 }
 
+/// `GET /api/v1/token`: the calling token (any scope): its ID, scopes, projects and dates, so a
+/// client can check what it may do before it sends anything large.
+pub async fn whoami(caller: Caller) -> Result<Json<Value>, ApiError> {
+    match caller.0 {
+        Some(token) => Ok(Json(json!(token))),
+        None => Err(caller
+            .require(Scope::Ingest)
+            .err()
+            .expect("no token is refused")),
+    }
+}
+
 /// `GET /api/v1/projects`.
 pub async fn list_projects(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Admin)?;
-    Ok(Json(json!({ "projects": state.registry.projects().await? })))
+    Ok(Json(
+        json!({ "projects": state.registry.projects().await? }),
+    ))
 }
 
 /// The body of `POST /api/v1/projects`.

@@ -83,8 +83,8 @@ impl UploadBody {
         if !content_type.starts_with("multipart/") {
             return Ok(UploadBody::Raw(request.into_body()));
         }
-        let boundary = multer::parse_boundary(content_type)
-            .map_err(|e| malformed_multipart(e.to_string()))?;
+        let boundary =
+            multer::parse_boundary(content_type).map_err(|e| malformed_multipart(e.to_string()))?;
         let mut guard =
             FramingGuard::new(&boundary).map_err(|e| malformed_multipart(e.to_string()))?;
         let request = request.map(|body| {
@@ -134,7 +134,9 @@ fn unreadable(e: impl std::error::Error + 'static) -> ApiError {
             StatusCode::REQUEST_TIMEOUT,
             "the request body stopped arriving",
         )
-        .with_detail("the client sent nothing for server.body_timeout_secs; send the body without pauses");
+        .with_detail(
+            "the client sent nothing for server.body_timeout_secs; send the body without pauses",
+        );
     }
     ApiError::new(
         StatusCode::BAD_REQUEST,

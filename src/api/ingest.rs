@@ -445,7 +445,12 @@ async fn resolve_project(
 ) -> Result<i64, Refusal> {
     let route_project = credentials.route_project.as_deref();
     if let Some(secret) = super::auth::presented_token(headers) {
-        let token = match state.registry.authenticate(secret).await.map_err(unavailable)? {
+        let token = match state
+            .registry
+            .authenticate(secret)
+            .await
+            .map_err(unavailable)?
+        {
             Ok(token) if token.allows(Scope::Ingest) => token,
             _ => return Err(Refusal::Forbidden("invalid_token")),
         };
@@ -466,7 +471,11 @@ async fn resolve_project(
         return Ok(project.id);
     }
     let keyed = match &credentials.key {
-        Some(key) => state.registry.project_of_key(key).await.map_err(unavailable)?,
+        Some(key) => state
+            .registry
+            .project_of_key(key)
+            .await
+            .map_err(unavailable)?,
         None => None,
     };
     match keyed {
@@ -476,13 +485,13 @@ async fn resolve_project(
             }
             Ok(project.id)
         }
-        None if state.config.ingest.require_key => Err(Refusal::Forbidden(
-            if credentials.key.is_some() {
+        None if state.config.ingest.require_key => {
+            Err(Refusal::Forbidden(if credentials.key.is_some() {
                 "unknown_key"
             } else {
                 "missing_key"
-            },
-        )),
+            }))
+        }
         None => Ok(1),
     }
 }

@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{project}/unreal/{key}/", post(ingest::unreal))
         .route("/api/{project}/unreal/{key}", post(ingest::unreal))
         .route("/post", post(ingest::backtrace))
+        .route("/api/v1/token", get(admin::whoami))
         .route(
             "/api/v1/projects",
             get(admin::list_projects).post(admin::create_project),
@@ -243,7 +244,9 @@ impl BoundServer {
         let listen = config.server.listen;
         let limits = serve::ConnectionLimits {
             max_connections: config.server.max_connections,
-            header_timeout: std::time::Duration::from_secs(config.server.header_timeout_secs.max(1)),
+            header_timeout: std::time::Duration::from_secs(
+                config.server.header_timeout_secs.max(1),
+            ),
         };
         let state = AppState::open(config).await?;
         first_start_token(&state).await?;

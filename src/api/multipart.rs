@@ -84,14 +84,18 @@ impl FramingGuard {
             match self.framing {
                 Framing::Epilogue => break,
                 Framing::Preamble => match memmem::find(window, &self.delimiter) {
-                    Some(at) => self.enter(Framing::PartHead, base, from + at + self.delimiter.len()),
+                    Some(at) => {
+                        self.enter(Framing::PartHead, base, from + at + self.delimiter.len())
+                    }
                     None if self.seen - self.state_start > MAX_FRAMING_BYTES => {
                         return Err(FramingError::NoBoundary)
                     }
                     None => break,
                 },
                 Framing::PartBody => match memmem::find(window, &self.part_end) {
-                    Some(at) => self.enter(Framing::PartHead, base, from + at + self.part_end.len()),
+                    Some(at) => {
+                        self.enter(Framing::PartHead, base, from + at + self.part_end.len())
+                    }
                     None => break,
                 },
                 Framing::PartHead => {
@@ -133,7 +137,9 @@ mod tests {
     fn well_formed_bodies_pass_in_any_chunking() {
         let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n".to_vec();
         body.extend(std::iter::repeat_n(b'x', 100_000));
-        body.extend_from_slice(b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nv\r\n--XyZ--\r\n");
+        body.extend_from_slice(
+            b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\nv\r\n--XyZ--\r\n",
+        );
         body.extend(std::iter::repeat_n(b'e', 100_000));
         for chunk in [1, 2, 3, 7, 64, 4096, body.len()] {
             let mut guard = FramingGuard::new("XyZ").unwrap();

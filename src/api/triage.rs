@@ -144,7 +144,10 @@ async fn visible_group(
     };
     match project {
         Some(project) if caller.may(scope, project) => Ok(id),
-        Some(_) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no group {id}"))),
+        Some(_) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no group {id}"),
+        )),
         None => Err(not_found(state, id).await),
     }
 }
@@ -323,7 +326,10 @@ pub async fn reprocess_crash(
     let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
     let queued = state.queue.entry(&id).await?;
     if queued.is_some_and(|q| !caller.may(Scope::TriageWrite, q.project_id)) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no stored crash {id:?}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no stored crash {id:?}"),
+        ));
     }
     match state.queue.reprocess(&state.index, &id).await? {
         Some(entry) => {

@@ -366,12 +366,10 @@ impl Registry {
         };
         let secret = new_secret("flt_");
         let scope_text: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
-        let project_text = token.projects.as_ref().map(|ids| {
-            ids.iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
+        let project_text = token
+            .projects
+            .as_ref()
+            .map(|ids| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(" "));
         sqlx::query(
             "INSERT INTO api_tokens (id, name, token_digest, scopes, projects, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -413,15 +411,18 @@ impl Registry {
     /// Whether some usable token has the `admin` scope.
     pub async fn has_admin_token(&self) -> Result<bool, IndexError> {
         let t = now();
-        Ok(self
-            .tokens()
-            .await?
-            .iter()
-            .any(|tok| tok.allows(Scope::Admin) && tok.revoked_at.is_none() && tok.expires_at.is_none_or(|e| e > t)))
+        Ok(self.tokens().await?.iter().any(|tok| {
+            tok.allows(Scope::Admin)
+                && tok.revoked_at.is_none()
+                && tok.expires_at.is_none_or(|e| e > t)
+        }))
     }
 
     /// The token with this secret, if it is usable; records its use.
-    pub async fn authenticate(&self, secret: &str) -> Result<Result<Token, AuthFailure>, IndexError> {
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+    ) -> Result<Result<Token, AuthFailure>, IndexError> {
         let wanted = digest(secret);
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_digest = $1"

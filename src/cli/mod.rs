@@ -1,6 +1,8 @@
-//! The `faultline` command line: `serve` runs the server, `upload` sends debug files to one.
+//! The `faultline` command line: `serve` runs the server, `upload` sends debug files to one,
+//! `process` processes a dump offline, `token` and `project` manage access.
 //! Failures print `error: …` with what to do next and exit non-zero.
 
+mod admin;
 mod process;
 mod upload;
 
@@ -43,6 +45,12 @@ enum Command {
     Upload(upload::UploadArgs),
     /// Process one minidump offline and print its symbolicated threads.
     Process(process::ProcessArgs),
+    /// Manage API tokens (in the configured data directory; no server needed).
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Manage projects and their ingest keys (in the configured data directory).
+    #[command(subcommand)]
+    Project(admin::ProjectCommand),
 }
 
 /// Flag overrides, shaped like [`Config`] with only the flags given.
@@ -102,6 +110,14 @@ pub fn main() -> ExitCode {
             Command::Process(args) => {
                 let config = Config::load(cli.config.as_deref(), Overrides::default())?;
                 process::run(args, config).await
+            }
+            Command::Token(command) => {
+                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
+                admin::token(command, config).await
+            }
+            Command::Project(command) => {
+                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
+                admin::project(command, config).await
             }
         }
     });

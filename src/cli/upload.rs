@@ -22,6 +22,9 @@ pub struct UploadArgs {
     /// The faultline server.
     #[arg(long, env = "FAULTLINE_URL", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// An API token with the symbols:write scope (`faultline token create --scope symbols:write`).
+    #[arg(long, env = "FAULTLINE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// One file's outcome as the server reports it.
@@ -98,6 +101,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
             .expect("valid template"),
     );
     let client = reqwest::Client::new();
+    check_token(&client, &args).await?;
     let endpoint = format!("{}/api/v1/symbols", args.server.trim_end_matches('/'));
     let mut outcomes = Vec::new();
     for (path, name) in &files {
@@ -111,10 +115,11 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
                 bar.inc(chunk.len() as u64);
             }
         }));
-        let response = client
-            .post(&endpoint)
-            .query(&[("name", name)])
-            .body(body)
+        let mut request = client.post(&endpoint).query(&[("name", name)]).body(body);
+        if let Some(token) = &args.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| {
@@ -152,6 +157,35 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Asks the server whether the token may upload before sending anything (a refused upload would
+/// otherwise be cut off mid-body).
+async fn check_token(client: &reqwest::Client, args: &UploadArgs) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/token", args.server.trim_end_matches('/'));
+    let mut request = client.get(&url);
+    if let Some(token) = &args.token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| {
+        format!("cannot reach the faultline server at {} (is `faultline serve` running? set --server or FAULTLINE_URL)", args.server)
+    })?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "the server refused the token (HTTP {status}: {}); pass a token with the symbols:write scope as --token or FAULTLINE_TOKEN (`faultline token create --scope symbols:write`)",
+            answer["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let scopes = answer["scopes"].as_array().cloned().unwrap_or_default();
+    if !scopes.iter().any(|s| s == "symbols:write") {
+        anyhow::bail!(
+            "this token lacks the symbols:write scope (it has {}); create one with `faultline token create --scope symbols:write`",
+            serde_json::Value::Array(scopes)
+        );
+    }
+    Ok(())
 }
 
 fn print_table(outcomes: &[FileOutcome]) {

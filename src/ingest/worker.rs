@@ -144,7 +144,13 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
         user_annotations: &context.user_annotations,
     };
     if let Err(e) = recorder
-        .record(&id, raw.project_id, raw.received_at, &raw.annotations, &report)
+        .record(
+            &id,
+            raw.project_id,
+            raw.received_at,
+            &raw.annotations,
+            &report,
+        )
         .await
     {
         return transient(e.to_string()).await;

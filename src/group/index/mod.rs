@@ -254,7 +254,8 @@ const GROUP_COLUMNS: &str = "id, project_id, signature, fault_class, first_seen,
      first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped";
 
 /// [`GROUP_COLUMNS`] of a table aliased `g`.
-const GROUP_COLUMNS_OF_G: &str = "g.id, g.project_id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
+const GROUP_COLUMNS_OF_G: &str =
+    "g.id, g.project_id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
      g.event_count, g.user_count, g.first_release, g.last_release, g.state, g.assignee, \
      g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped";
 

@@ -274,7 +274,10 @@ impl BatchState {
                 regressed: false,
             });
         }
-        let (group_id, new_group) = match self.by_fingerprint.get(&(a.project_id, a.fingerprint.clone())) {
+        let (group_id, new_group) = match self
+            .by_fingerprint
+            .get(&(a.project_id, a.fingerprint.clone()))
+        {
             Some(id) => (*id, false),
             None => {
                 let (group, new_group) = match &known.group {
@@ -532,9 +535,9 @@ async fn create_group(
     )
     .bind(a.project_id)
     .bind(a.fingerprint.as_str())
-        .bind(group.id)
-        .execute(&mut **tx)
-        .await?;
+    .bind(group.id)
+    .execute(&mut **tx)
+    .await?;
     Ok(group)
 }
 
