@@ -3,11 +3,14 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use faultline::api::BoundServer;
 use faultline::config::Config;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A path under `../shared/fixtures`.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -206,4 +209,105 @@ pub async fn symbol_store(
         );
     }
     (std::sync::Arc::new(store), dir)
+}
+
+/// Sends raw bytes over a TCP connection and returns (status, body) of the response.
+pub async fn replay(server: &TestServer, request: &[u8]) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 8192];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("response in time")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        // Stop once headers and a Content-Length body are complete (keep-alive connections).
+        let text = String::from_utf8_lossy(&response);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if length.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A `multipart/form-data` body: (field name, file name, bytes) per part.
+pub fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, data) in parts {
+        write!(
+            body,
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""
+        )
+        .unwrap();
+        if let Some(file) = file {
+            write!(
+                body,
+                "; filename=\"{file}\"\r\nContent-Type: application/octet-stream"
+            )
+            .unwrap();
+        }
+        body.extend_from_slice(b"\r\n\r\n");
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{boundary}--\r\n").unwrap();
+    body
+}
+
+/// Gzip-compresses `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Polls `GET /api/v1/crashes/{id}` until the crash leaves the queue.
+pub async fn settled(server: &TestServer, id: &str) -> serde_json::Value {
+    for _ in 0..300 {
+        let (status, body) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        if body["state"] == "processed" || body["state"] == "failed" {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("crash {id} was not processed in time");
+}
+
+/// POSTs `body` without a token (as crash reporters do); returns status and body text.
+pub async fn post(
+    server: &TestServer,
+    path: &str,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, String) {
+    let mut request = server.anonymous.post(server.url(path)).body(body);
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }

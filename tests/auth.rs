@@ -1,0 +1,785 @@
+//! Access control over real HTTP: every route against no token, the wrong scope, the right
+//! scope, a revoked token, an expired token and a token of another project; secrets never
+//! stored; the first start's admin token; Tecken's `Auth-Token` header; ingest keys for every
+//! client family, with `ingest.require_key` off and on.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{fixture_bytes, multipart, post, replay, settled, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn generated(name: &str) -> Vec<u8> {
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/minidumps")
+            .join(name),
+    )
+    .unwrap()
+}
+
+const SCOPES: [&str; 6] = [
+    "ingest",
+    "symbols:read",
+    "symbols:write",
+    "triage:read",
+    "triage:write",
+    "admin",
+];
+
+/// Creates a token through the admin API; returns the secret and its ID.
+async fn token(server: &TestServer, body: Value) -> (String, String) {
+    let response = server
+        .client
+        .post(server.url("/api/v1/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    (
+        answer["token"].as_str().unwrap().to_owned(),
+        answer["info"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn create_project(server: &TestServer, name: &str) -> Value {
+    let response = server
+        .client
+        .post(server.url("/api/v1/projects"))
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn ingest_key(server: &TestServer, project: &str) -> (String, String) {
+    let response = server
+        .client
+        .post(server.url(&format!("/api/v1/projects/{project}/keys")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let answer: Value = response.json().await.unwrap();
+    (
+        answer["key"].as_str().unwrap().to_owned(),
+        answer["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// One route: method, path, body, the scope it needs (`None`: any valid token), and whether it
+/// acts inside a project (`Some(true)` lists a project, `Some(false)` finds an object by ID).
+struct Route {
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+    scope: Option<&'static str>,
+    project: Option<bool>,
+}
+
+fn route(
+    method: Method,
+    path: impl Into<String>,
+    body: Option<&[u8]>,
+    scope: Option<&'static str>,
+    project: Option<bool>,
+) -> Route {
+    Route {
+        method,
+        path: path.into(),
+        body: body.map(<[u8]>::to_vec),
+        scope,
+        project,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_checks_its_scope_and_project() {
+    let server = TestServer::start_with(|c| c.auth.public_symbol_reads = false).await;
+    create_project(&server, "Other").await;
+    // A crash (and so a group) in the default project, for the routes that find one by ID.
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .body(generated("null-write.dmp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let crash: Value = response.json().await.unwrap();
+    let crash_id = crash["crash_id"].as_str().unwrap().to_owned();
+    let group = crash["group_id"].as_i64().unwrap();
+    let debug_id = "5a9832e5-2872-41c1-838e-d98914e9b7ff-1";
+    let sha = "0".repeat(64);
+
+    use Method as M;
+    let routes = [
+        route(
+            M::GET,
+            "/api/v1/symbols?name=x",
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/symbols/{debug_id}/caches"),
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/symbols/{debug_id}/{sha}"),
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::GET,
+            format!("/symbols/a.pdb/{debug_id}/a.sym"),
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/v1/symbols?name=a.sym",
+            Some(b"junk"),
+            Some("symbols:write"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/v1/symbolicate",
+            Some(b"{}"),
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/v1/minidump",
+            Some(b"not a dump"),
+            Some("ingest"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            "/api/v1/groups",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/groups/{group}"),
+            None,
+            Some("triage:read"),
+            Some(false),
+        ),
+        route(
+            M::PATCH,
+            format!("/api/v1/groups/{group}"),
+            Some(br#"{"assignee":"ana"}"#),
+            Some("triage:write"),
+            Some(false),
+        ),
+        route(
+            M::POST,
+            format!("/api/v1/groups/{group}/merge"),
+            Some(br#"{"groups":[999]}"#),
+            Some("triage:write"),
+            Some(false),
+        ),
+        route(
+            M::GET,
+            "/api/v1/crashes?annotation.a=b",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/crashes/{crash_id}"),
+            None,
+            Some("triage:read"),
+            Some(false),
+        ),
+        route(
+            M::POST,
+            "/api/v1/crashes/nope/reprocess",
+            None,
+            Some("triage:write"),
+            None,
+        ),
+        route(M::GET, "/api/v1/projects", None, Some("admin"), None),
+        route(
+            M::POST,
+            "/api/v1/projects",
+            Some(b"{}"),
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::GET,
+            "/api/v1/projects/default/keys",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/v1/projects/nope/keys",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/projects/default/keys/nope",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(M::GET, "/api/v1/tokens", None, Some("admin"), None),
+        route(M::POST, "/api/v1/tokens", Some(b"{}"), Some("admin"), None),
+        route(M::DELETE, "/api/v1/tokens/nope", None, Some("admin"), None),
+        route(M::GET, "/api/v1/token", None, None, None),
+    ];
+
+    let mut checked = 0;
+    for r in &routes {
+        let send = |token: Option<String>| {
+            let mut request = server
+                .anonymous
+                .request(r.method.clone(), server.url(&r.path));
+            if let Some(body) = &r.body {
+                request = request.body(body.clone());
+                if body.starts_with(b"{") {
+                    request = request.header("content-type", "application/json");
+                }
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let what = format!("{} {}", r.method, r.path);
+
+        // No token: 401 with a challenge.
+        let response = send(None).await.unwrap();
+        assert_eq!(response.status(), 401, "{what} without a token");
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"faultline\"",
+            "{what}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{what}: {body}");
+
+        // A token that is not a token.
+        let response = send(Some("flt_0000000000000000000000000000000000000000".into()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{what} with an unknown token");
+
+        let Some(scope) = r.scope else {
+            let (right, _) = token(&server, json!({"scopes": ["ingest"]})).await;
+            assert_eq!(send(Some(right)).await.unwrap().status(), 200, "{what}");
+            continue;
+        };
+        // Every other scope, but not this one: 403 naming it.
+        let others: Vec<&str> = SCOPES.iter().copied().filter(|s| *s != scope).collect();
+        let (wrong, _) = token(&server, json!({ "scopes": others })).await;
+        let response = send(Some(wrong)).await.unwrap();
+        assert_eq!(response.status(), 403, "{what} with the wrong scope");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(scope),
+            "{what}: {body}"
+        );
+
+        // Only this scope: through the door (whatever the route then says of the request).
+        let (right, right_id) = token(&server, json!({ "scopes": [scope] })).await;
+        let status = send(Some(right.clone())).await.unwrap().status().as_u16();
+        assert!(
+            status != 401 && status != 403 && status < 500,
+            "{what} with the right scope: {status}"
+        );
+
+        // Revoked: 401 at once.
+        let revoke = server
+            .client
+            .delete(server.url(&format!("/api/v1/tokens/{right_id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(revoke.status(), 204);
+        let response = send(Some(right)).await.unwrap();
+        assert_eq!(response.status(), 401, "{what} with a revoked token");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "this token was revoked", "{what}");
+
+        // Expired (0 days: expired on creation).
+        let (expired, _) = token(&server, json!({ "scopes": [scope], "expires_in_days": 0 })).await;
+        let response = send(Some(expired)).await.unwrap();
+        assert_eq!(response.status(), 401, "{what} with an expired token");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "this token has expired", "{what}");
+
+        // Limited to another project.
+        if let Some(listing) = r.project {
+            let (elsewhere, _) =
+                token(&server, json!({ "scopes": [scope], "projects": ["other"] })).await;
+            let status = send(Some(elsewhere)).await.unwrap().status();
+            let expected = if listing { 403 } else { 404 };
+            assert_eq!(status, expected, "{what} with another project's token");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, routes.len() - 1);
+
+    // Public symbol reads on by default: downloads need no token, uploads still do.
+    let open = TestServer::start().await;
+    let (status, _) = post(
+        &open,
+        "/api/v1/symbols?name=a.sym",
+        None,
+        &[],
+        b"junk".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let response = open
+        .anonymous
+        .get(open.url(&format!("/symbols/a.pdb/{debug_id}/a.sym")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "public, and simply not there");
+    // /metrics is public by default, admin-only when configured so.
+    assert_eq!(
+        open.anonymous
+            .get(open.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let closed = TestServer::start_with(|c| c.auth.public_metrics = false).await;
+    assert_eq!(
+        closed
+            .anonymous
+            .get(closed.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        closed
+            .client
+            .get(closed.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Every file under `dir`, as bytes.
+fn all_files(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    common::files_under(dir)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_stored_only_as_hashes() {
+    let server = TestServer::start().await;
+    let (secret, _) = token(
+        &server,
+        json!({"scopes": ["triage:read"], "name": "reader"}),
+    )
+    .await;
+    let (key, _) = ingest_key(&server, "default").await;
+    // Use both, so last-used times and crash rows are written too.
+    assert_eq!(
+        server
+            .anonymous
+            .get(server.url("/api/v1/groups"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let body = multipart(
+        "B",
+        &[(
+            "upload_file_minidump",
+            Some("a.dmp"),
+            &generated("null-write.dmp"),
+        )],
+    );
+    let ct = "multipart/form-data; boundary=B";
+    let (status, reply) = post(&server, &format!("/submit?key={key}"), Some(ct), &[], body).await;
+    assert_eq!(status, 200, "{reply}");
+    let crash = settled(&server, reply.trim().trim_start_matches("CrashID=bp-")).await;
+    assert!(
+        !crash["crash"]["annotations"].to_string().contains(&key),
+        "the key is not an annotation"
+    );
+    // Neither secret appears in any file the server wrote (database, WAL, stored crashes), except
+    // the admin token in its own file.
+    let admin = server.admin_token.clone();
+    for (path, bytes) in all_files(&server.data_dir)
+        .into_iter()
+        .chain(all_files(&server.store_root))
+    {
+        let text = String::from_utf8_lossy(&bytes);
+        for s in [&secret, &key, &admin] {
+            if s == &admin && path.ends_with("admin-token") {
+                continue;
+            }
+            assert!(
+                !text.contains(s.as_str()),
+                "{} holds a secret",
+                path.display()
+            );
+        }
+    }
+    // The listing shows what a token is, never the token.
+    let (_, tokens) = server.get_json("/api/v1/tokens").await;
+    assert!(!tokens.to_string().contains(&secret));
+    let reader = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "reader")
+        .unwrap();
+    assert_eq!(reader["scopes"], json!(["triage:read"]));
+    assert!(
+        reader["last_used_at"].is_i64(),
+        "last use is kept: {reader}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || async {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+            .arg(dir.path().join("store"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("FAULTLINE_LOG", "faultline=info")
+            .env_remove("FAULTLINE_CONFIG")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        let url = loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the server logs its address");
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(addr) = line.split("addr=").nth(1) {
+                break format!("http://{}", addr.split_whitespace().next().unwrap());
+            }
+        };
+        (child, url, log)
+    };
+    let (mut child, url, log) = start().await;
+    let path = dir.path().join("data/admin-token");
+    let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(log.contains("admin-token"), "the path is logged: {log}");
+    assert!(!log.contains(&token), "the token is not logged");
+    let client = reqwest::Client::new();
+    let me: Value = client
+        .get(format!("{url}/api/v1/token"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"].as_array().unwrap().len(), 6, "{me}");
+    assert!(me["scopes"].as_array().unwrap().contains(&json!("admin")));
+    child.kill().await.unwrap();
+
+    // A restart keeps the token it made.
+    let (mut child, url, log) = start().await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
+    assert!(!log.contains("created an admin token"), "{log}");
+    let status = client
+        .get(format!("{url}/api/v1/tokens"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symbol_uploads_take_teckens_auth_token_header() {
+    let server = TestServer::start().await;
+    let (writer, _) = token(&server, json!({"scopes": ["symbols:write"]})).await;
+    let sym = fixture_bytes(
+        "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
+    );
+    let upload = |header: &'static str, value: String| {
+        server
+            .anonymous
+            .post(server.url("/api/v1/symbols?name=test_app.sym"))
+            .header(header, value)
+            .body(sym.clone())
+            .send()
+    };
+    let response = upload("auth-token", writer.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["stored"], 1, "{answer}");
+    let response = upload("auth-token", "flt_nope".into()).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let (reader, _) = token(&server, json!({"scopes": ["symbols:read"]})).await;
+    let response = upload("auth-token", reader).await.unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
+    let server = TestServer::start().await;
+    let game = create_project(&server, "Game").await;
+    let game_id = game["id"].as_i64().unwrap();
+    let (key, key_id) = ingest_key(&server, "game").await;
+    let dump = generated("null-write.dmp");
+    let ct = "multipart/form-data; boundary=B";
+    let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
+    let sentry_auth = format!("Sentry sentry_key={key}, sentry_version=7");
+    let unreal = fixture_bytes("unreal/unreal_crash");
+
+    let id_of = |reply: &str| {
+        let reply = reply.trim();
+        if let Some(id) = reply.strip_prefix("CrashID=bp-") {
+            return id.to_owned();
+        }
+        if reply.starts_with('{') {
+            let v: Value = serde_json::from_str(reply).unwrap();
+            return v["_rxid"].as_str().unwrap().to_owned();
+        }
+        reply.to_owned()
+    };
+    let cases: Vec<(String, Option<&str>, Vec<(&str, &str)>, Vec<u8>)> = vec![
+        (format!("/submit?key={key}"), Some(ct), vec![], form()),
+        (
+            format!("/api/{game_id}/minidump/?sentry_key={key}"),
+            Some(ct),
+            vec![],
+            form(),
+        ),
+        (
+            "/api/game/minidump/".to_owned(),
+            Some(ct),
+            vec![("x-sentry-auth", sentry_auth.as_str())],
+            form(),
+        ),
+        (
+            format!("/api/game/unreal/{key}/"),
+            None,
+            vec![],
+            unreal.clone(),
+        ),
+        (
+            format!("/post?format=minidump&token={key}"),
+            None,
+            vec![],
+            dump.clone(),
+        ),
+    ];
+    for (path, content_type, headers, body) in &cases {
+        let (status, reply) = post(&server, path, *content_type, headers, body.clone()).await;
+        assert_eq!(status, 200, "{path}: {reply}");
+        let crash = settled(&server, &id_of(&reply)).await;
+        assert_eq!(crash["crash"]["project_id"], game_id, "{path}: {crash}");
+    }
+    let (_, groups) = server.get_json("/api/v1/groups?project=game").await;
+    let events: i64 = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["event_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(events, cases.len() as i64, "{groups}");
+    let (_, default) = server.get_json("/api/v1/groups").await;
+    assert!(
+        default["groups"].as_array().unwrap().is_empty(),
+        "nothing landed in default"
+    );
+
+    // A key names its project: using it under another project's route is refused.
+    let (status, reply) = post(
+        &server,
+        &format!("/api/default/minidump/?sentry_key={key}"),
+        Some(ct),
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(
+        (status, reply.trim()),
+        (403, "Discarded=key_not_for_project")
+    );
+
+    // Keyless and unknown-key crashes land in the default project while keys are optional.
+    let (status, reply) = post(&server, "/submit?key=nope", Some(ct), &[], form()).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
+        1
+    );
+
+    // A bearer token with `ingest` can send crashes too; other scopes cannot.
+    let (ingest, _) = token(&server, json!({"scopes": ["ingest"], "projects": ["game"]})).await;
+    let bearer = format!("Bearer {ingest}");
+    let (status, reply) = post(
+        &server,
+        "/submit?project=game",
+        Some(ct),
+        &[("authorization", &bearer)],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
+        game_id
+    );
+    let (status, reply) = post(
+        &server,
+        "/submit",
+        Some(ct),
+        &[("authorization", &bearer)],
+        form(),
+    )
+    .await;
+    assert_eq!(
+        (status, reply.trim()),
+        (403, "Discarded=token_not_for_project")
+    );
+    let (reader, _) = token(&server, json!({"scopes": ["triage:read"]})).await;
+    let (status, reply) = post(
+        &server,
+        "/submit",
+        Some(ct),
+        &[("authorization", &format!("Bearer {reader}"))],
+        form(),
+    )
+    .await;
+    assert_eq!((status, reply.trim()), (403, "Discarded=invalid_token"));
+
+    // A revoked key no longer files anything under its project.
+    let response = server
+        .client
+        .delete(server.url(&format!("/api/v1/projects/game/keys/{key_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (status, reply) = post(
+        &server,
+        &format!("/submit?key={key}"),
+        Some(ct),
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn required_keys_refuse_crashes_without_one() {
+    let server = TestServer::start_with(|c| c.ingest.require_key = true).await;
+    create_project(&server, "Game").await;
+    let (key, _) = ingest_key(&server, "game").await;
+    let dump = generated("null-write.dmp");
+    let ct = "multipart/form-data; boundary=B";
+    let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
+    for (path, reason) in [
+        ("/submit".to_owned(), "missing_key"),
+        ("/submit?key=0123".to_owned(), "unknown_key"),
+        ("/api/game/minidump/".to_owned(), "missing_key"),
+        ("/api/game/unreal/wrong/".to_owned(), "unknown_key"),
+        ("/post?format=minidump".to_owned(), "missing_key"),
+    ] {
+        let (status, reply) = post(&server, &path, Some(ct), &[], form()).await;
+        assert_eq!(
+            (status, reply.trim()),
+            (403, format!("Discarded={reason}").as_str()),
+            "{path}"
+        );
+    }
+    let (status, reply) = post(
+        &server,
+        &format!("/submit?key={key}"),
+        Some(ct),
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    // The recorded clients carry no key of ours: refused, in the text they expect.
+    for capture in [
+        "breakpad-minidump_upload-linux.http",
+        "crashpad-sentry-native-0.4.9-linux.http",
+        "firefox-esr-153-crashreporter.http",
+    ] {
+        let (status, reply) = replay(
+            &server,
+            &fixture_bytes(&format!("ingest-captures/{capture}")),
+        )
+        .await;
+        assert_eq!(status, 403, "{capture}: {reply}");
+        assert!(reply.starts_with("Discarded="), "{capture}: {reply}");
+    }
+    let (_, metrics) = (0, server.metrics().await);
+    assert!(
+        metrics
+            .contains(r#"faultline_ingest_received_total{client="breakpad",result="forbidden"}"#),
+        "refusals are counted"
+    );
+}
