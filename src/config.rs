@@ -68,6 +68,9 @@ pub struct IngestConfig {
     pub max_decompressed_bytes: u64,
     /// Processing workers; 0 means one per core.
     pub workers: usize,
+    /// Process queued crashes on this node; false makes a receive-only node (crashes are stored
+    /// and queued, and other nodes sharing the queue process them).
+    pub process_crashes: bool,
     /// Reprocess crashes that lacked symbols when matching symbols are uploaded.
     pub reprocess_on_upload: bool,
     /// Ordered throttle rules; the first match wins, no match accepts.
@@ -86,6 +89,7 @@ impl Default for IngestConfig {
             max_body_bytes: 256 << 20,
             max_decompressed_bytes: 1 << 30,
             workers: 0,
+            process_crashes: true,
             reprocess_on_upload: true,
             throttle: Vec::new(),
             require_key: false,

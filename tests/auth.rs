@@ -483,36 +483,8 @@ async fn secrets_are_stored_only_as_hashes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
     use std::os::unix::fs::PermissionsExt;
-    use tokio::io::AsyncBufReadExt;
     let dir = tempfile::tempdir().unwrap();
-    let start = || async {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(dir.path().join("store"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .env("FAULTLINE_LOG", "faultline=info")
-            .env_remove("FAULTLINE_CONFIG")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut log = String::new();
-        let url = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("the server logs its address");
-            log.push_str(&line);
-            log.push('\n');
-            if let Some(addr) = line.split("addr=").nth(1) {
-                break format!("http://{}", addr.split_whitespace().next().unwrap());
-            }
-        };
-        (child, url, log)
-    };
+    let start = || common::serve_process(dir.path(), &[]);
     let (mut child, url, log) = start().await;
     let path = dir.path().join("data/admin-token");
     let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();

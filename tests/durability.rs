@@ -5,39 +5,15 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+mod common;
+
+use tokio::process::Child;
 
 /// Starts `faultline serve` on a free port with the given folders; returns it and its URL.
 async fn start(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(dir.join("store"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("FAULTLINE_LOG", "faultline=info")
-        .env_remove("FAULTLINE_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the server starts in time")
-            .unwrap()
-            .expect("the server prints its address");
-        if let Some(addr) = line.split("addr=").nth(1) {
-            break format!("http://{}", addr.split_whitespace().next().unwrap());
-        }
-    };
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, url, _) = common::serve_process(dir, &[]).await;
     (child, url)
 }
 

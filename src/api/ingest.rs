@@ -186,7 +186,9 @@ async fn spool_body(
                     "the body is larger than ingest.max_body_bytes ({max_body})"
                 )))
             }
-            Err(e) if is_body_timeout(&e) => return Err(Refusal::TimedOut),
+            Err(e) if is_body_timeout(&e) || e.get_ref().is_some_and(|e| is_body_timeout(e)) => {
+                return Err(Refusal::TimedOut)
+            }
             Err(_) if gzip => return Err(Refusal::Malformed("bad_gzip")),
             Err(e) => return Err(Refusal::Unavailable(format!("reading the body: {e}"))),
         };

@@ -254,18 +254,20 @@ impl BoundServer {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        crate::ingest::worker::start(
-            WorkerContext {
-                pipeline: Arc::clone(&state.pipeline),
-                index: Arc::clone(&state.index),
-                queue: Arc::clone(&state.queue),
-                objects: Arc::clone(&state.objects),
-                user_annotations: Arc::new(state.config.group.user_annotations.clone()),
-                wake: Arc::clone(&state.wake),
-            },
-            workers,
-        )
-        .await;
+        if state.config.ingest.process_crashes {
+            crate::ingest::worker::start(
+                WorkerContext {
+                    pipeline: Arc::clone(&state.pipeline),
+                    index: Arc::clone(&state.index),
+                    queue: Arc::clone(&state.queue),
+                    objects: Arc::clone(&state.objects),
+                    user_annotations: Arc::new(state.config.group.user_annotations.clone()),
+                    wake: Arc::clone(&state.wake),
+                },
+                workers,
+            )
+            .await;
+        }
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
         })?;

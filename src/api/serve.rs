@@ -91,7 +91,10 @@ pub async fn serve(
                 .map_request(|request: Request<Incoming>| request.map(Body::new)),
         );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(CompatStream::new(stream)), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(CompatStream::new(stream, limits.header_timeout)),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         metrics::gauge!("faultline_connections_open").increment(1.0);

@@ -4,6 +4,7 @@
 //! one case, presents it to hyper as `HTTP/1.1` with `Connection: close` — the body bytes are
 //! untouched, and the client, which closes after one request anyway, sees a normal response.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -23,22 +24,26 @@ enum State {
     Through,
 }
 
-/// A connection whose first request head may be rewritten; see the module comment.
+/// A connection whose first request head may be rewritten; see the module comment. The first
+/// head must arrive within the header deadline (hyper sees no byte of it until it is complete,
+/// so its own header timer cannot start).
 pub struct CompatStream {
     inner: TcpStream,
     buf: Vec<u8>,
     pos: usize,
     state: State,
+    head_deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl CompatStream {
-    /// Wraps an accepted connection.
-    pub fn new(inner: TcpStream) -> CompatStream {
+    /// Wraps an accepted connection whose first request head must arrive within `head_timeout`.
+    pub fn new(inner: TcpStream, head_timeout: std::time::Duration) -> CompatStream {
         CompatStream {
             inner,
             buf: Vec::new(),
             pos: 0,
             state: State::Head,
+            head_deadline: Box::pin(tokio::time::sleep(head_timeout)),
         }
     }
 }
@@ -101,7 +106,16 @@ impl AsyncRead for CompatStream {
                 State::Head => {
                     let mut chunk = [0u8; 4096];
                     let mut read = ReadBuf::new(&mut chunk);
-                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+                    if Pin::new(&mut this.inner)
+                        .poll_read(cx, &mut read)?
+                        .is_pending()
+                    {
+                        ready!(this.head_deadline.as_mut().poll(cx));
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the request head did not arrive in time",
+                        )));
+                    }
                     let filled = read.filled();
                     if filled.is_empty() {
                         // EOF before a full head: hand over what there is.

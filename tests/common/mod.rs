@@ -311,3 +311,44 @@ pub async fn post(
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
+
+/// `faultline serve` (the real binary) on a free port with its folders under `dir` and extra
+/// environment; returns the process, its URL and what it logged up to listening. Its later log
+/// lines are drained so it never blocks on a full pipe.
+pub async fn serve_process(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(dir.join("store"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("FAULTLINE_LOG", "faultline=info")
+        .env_remove("FAULTLINE_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the server starts in time")
+            .unwrap()
+            .expect("the server prints its address");
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(addr) = line.split("addr=").nth(1) {
+            break format!("http://{}", addr.split_whitespace().next().unwrap());
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url, log)
+}
