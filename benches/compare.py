@@ -86,14 +86,20 @@ def start_server(work):
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            with open(os.path.join(work, "data", "admin-token")) as f:
+                TOKEN[0] = f.read().strip()
             return proc, port
         except OSError:
             time.sleep(0.05)
     raise SystemExit("server did not start")
 
 
+# The first-start admin token of the server under test (every scope).
+TOKEN = [""]
+
+
 def post(conn, path, body, headers=None):
-    conn.request("POST", path, body=body, headers=headers or {})
+    conn.request("POST", path, body=body, headers={"authorization": f"Bearer {TOKEN[0]}", **(headers or {})})
     response = conn.getresponse()
     data = response.read()
     if response.status != 200:
@@ -157,7 +163,7 @@ def main():
             cpu_before = cpu_seconds(server.pid)
             load = subprocess.run(
                 ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
-                 "--seconds", str(duration), "--connections", str(CONNECTIONS), *paths],
+                 "--seconds", str(duration), "--connections", str(CONNECTIONS), "--token", TOKEN[0], *paths],
                 cwd=ROOT, check=True, capture_output=True, text=True,
             )
             result = json.loads(load.stdout.strip().splitlines()[-1])

@@ -31,13 +31,14 @@ p2=$(port)
 FAULTLINE_LOG=error FAULTLINE_CACHES_BUILD_ON_UPLOAD=false target/release/faultline serve \
   --listen "127.0.0.1:$p2" --store "$work/s2" --data-dir "$work/d2" & server_pid=$!
 wait_port "$p2"
-curl -sf --data-binary @"$big" "http://127.0.0.1:$p2/api/v1/symbols?name=faultline" >/dev/null
-ms() { curl -sf -o /dev/null -w '%{time_total}' --data-binary @"$work/big.dmp" "http://127.0.0.1:$p2/api/v1/minidump" | awk '{printf "%.1f", $1 * 1000}'; }
+auth="Authorization: Bearer $(cat "$work/d2/admin-token")"
+curl -sf -H "$auth" --data-binary @"$big" "http://127.0.0.1:$p2/api/v1/symbols?name=faultline" >/dev/null
+ms() { curl -sf -H "$auth" -o /dev/null -w '%{time_total}' --data-binary @"$work/big.dmp" "http://127.0.0.1:$p2/api/v1/minidump" | awk '{printf "%.1f", $1 * 1000}'; }
 cold=$(ms)
 warm=()
 for _ in $(seq 15); do warm+=("$(ms)"); done
 median=$(printf '%s\n' "${warm[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-read -r total symbolicated < <(curl -sf --data-binary @"$work/big.dmp" "http://127.0.0.1:$p2/api/v1/minidump" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(len(t["frames"]) for t in d["threads"]), sum(1 for t in d["threads"] for f in t["frames"] if f.get("function")))')
+read -r total symbolicated < <(curl -sf -H "$auth" --data-binary @"$work/big.dmp" "http://127.0.0.1:$p2/api/v1/minidump" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(sum(len(t["frames"]) for t in d["threads"]), sum(1 for t in d["threads"] for f in t["frames"] if f.get("function")))')
 echo "| main module DWARF | threads | dump | frames (symbolicated) | cold: first crash after upload | warm (median of 15) |"
 echo "| --- | --- | --- | --- | --- | --- |"
 echo "| $((dwarf / 1048576)) MiB | $threads | $(($(stat -c %s "$work/big.dmp") / 1024)) KiB | ${total} (${symbolicated}) | ${cold} ms | ${median} ms |"

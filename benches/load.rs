@@ -4,7 +4,7 @@
 //! one JSON line: requests, seconds, requests per second, and the generator's own CPU per request.
 //!
 //! Usage: cargo bench --bench load -- --url http://127.0.0.1:PORT/api/v1/minidump \
-//!            [--seconds 10] [--connections 2] DUMP...
+//!            [--seconds 10] [--connections 2] [--token TOKEN] DUMP...
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ struct Args {
     url: String,
     seconds: f64,
     connections: usize,
+    token: Option<String>,
     files: Vec<String>,
 }
 
@@ -20,6 +21,7 @@ fn parse_args() -> Result<Args, String> {
         url: String::new(),
         seconds: 10.0,
         connections: 2,
+        token: None,
         files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -27,6 +29,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--url" => args.url = value("--url")?,
+            "--token" => args.token = Some(value("--token")?),
             "--seconds" => {
                 args.seconds = value("--seconds")?
                     .parse()
@@ -89,7 +92,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &args.token {
+        let value = format!("Bearer {token}").parse().unwrap_or_else(|e| {
+            eprintln!("load: --token: {e}");
+            std::process::exit(2);
+        });
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(args.connections)
         .build()
         .expect("an HTTP client");

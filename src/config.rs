@@ -320,10 +320,12 @@ impl Config {
                         SECTIONS.iter().any(|s| key.starts_with(s))
                     })
                     .map(|key| {
-                        key.as_str()
-                            .to_ascii_lowercase()
-                            .replacen('_', ".", 1)
-                            .into()
+                        let key = key.as_str().to_ascii_lowercase().replacen('_', ".", 1);
+                        // The one nested section: FAULTLINE_STORAGE_S3_BUCKET → storage.s3.bucket.
+                        match key.strip_prefix("storage.s3_") {
+                            Some(rest) => format!("storage.s3.{rest}").into(),
+                            None => key.into(),
+                        }
                     }),
             )
             .merge(Serialized::defaults(overrides));
@@ -358,12 +360,18 @@ mod tests {
             jail.set_env("FAULTLINE_LIMITS_MAX_UPLOAD_BYTES", "77");
             jail.set_env("FAULTLINE_SERVER_LISTEN", "127.0.0.1:2222");
             jail.set_env("FAULTLINE_CONFIG", "ignored.toml");
+            jail.set_env("FAULTLINE_STORAGE_S3_BUCKET", "crashes");
+            jail.set_env("FAULTLINE_INGEST_REQUIRE_KEY", "true");
+            jail.set_env("FAULTLINE_AUTH_PUBLIC_SYMBOL_READS", "false");
             let flags = serde_json::json!({ "server": { "listen": "127.0.0.1:3333" } });
             let config = Config::load(Some(Path::new("faultline.toml")), flags).unwrap();
             assert_eq!(config.server.listen.port(), 3333);
             assert_eq!(config.storage.root, PathBuf::from("/from/env"));
             assert_eq!(config.storage.data_dir, PathBuf::from("/file/data"));
             assert_eq!(config.limits.max_upload_bytes, 77);
+            assert_eq!(config.storage.s3.bucket, "crashes");
+            assert!(config.ingest.require_key);
+            assert!(!config.auth.public_symbol_reads);
             Ok(())
         });
     }
