@@ -438,6 +438,7 @@ async fn throttle_rules_answer_200_discarded_and_count() {
                 matches: "^beta$".into(),
                 action: "reject".into(),
                 percent: None,
+                project: None,
             },
             faultline::ingest::throttle::ThrottleRule {
                 name: "none-of-dev".into(),
@@ -445,6 +446,7 @@ async fn throttle_rules_answer_200_discarded_and_count() {
                 matches: "^dev$".into(),
                 action: "sample".into(),
                 percent: Some(0),
+                project: Some("default".into()),
             },
         ];
     })

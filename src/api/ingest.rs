@@ -29,7 +29,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::body::is_body_timeout;
 use super::multipart::FramingGuard;
 use super::AppState;
-use crate::auth::Scope;
+use crate::auth::{Project, Scope};
 use crate::ingest::throttle::Verdict;
 use crate::ingest::{raw_key, RawCrashBuilder, MAIN_DUMP};
 
@@ -444,7 +444,7 @@ async fn resolve_project(
     credentials: &Credentials,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<i64, Refusal> {
+) -> Result<Project, Refusal> {
     let route_project = credentials.route_project.as_deref();
     if let Some(secret) = super::auth::presented_token(headers) {
         let token = match state
@@ -470,7 +470,7 @@ async fn resolve_project(
         if !token.covers(project.id) {
             return Err(Refusal::Forbidden("token_not_for_project"));
         }
-        return Ok(project.id);
+        return Ok(project);
     }
     let keyed = match &credentials.key {
         Some(key) => state
@@ -485,7 +485,7 @@ async fn resolve_project(
             if route_project.is_some_and(|r| r != project.slug && r != project.id.to_string()) {
                 return Err(Refusal::Forbidden("key_not_for_project"));
             }
-            Ok(project.id)
+            Ok(project)
         }
         None if state.config.ingest.require_key => {
             Err(Refusal::Forbidden(if credentials.key.is_some() {
@@ -494,7 +494,12 @@ async fn resolve_project(
                 "missing_key"
             }))
         }
-        None => Ok(1),
+        None => state
+            .registry
+            .project(crate::auth::DEFAULT_PROJECT)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Refusal::Unavailable("the default project is missing".to_owned())),
     }
 }
 
@@ -524,7 +529,7 @@ async fn receive_inner(
     request: Request,
 ) -> Result<Response, Refusal> {
     let headers: HeaderMap = request.headers().clone();
-    let project_id = resolve_project(state, &credentials, &query, &headers).await?;
+    let project = resolve_project(state, &credentials, &query, &headers).await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -578,7 +583,7 @@ async fn receive_inner(
     let body_path = scratch.path().join("body");
     spool_body(state, request.into_body(), gzip, guard, &body_path).await?;
 
-    let mut builder = RawCrashBuilder::new(client.name(), project_id);
+    let mut builder = RawCrashBuilder::new(client.name(), project.id);
     for (key, value) in &query {
         // Credentials and protocol switches are not annotations.
         if ![
@@ -625,10 +630,11 @@ async fn receive_inner(
         return Err(Refusal::Malformed("no_dump"));
     }
 
-    if let Verdict::Reject(reason) = state
-        .throttle
-        .judge(&builder.crash().annotations, &builder.crash().id)
-    {
+    if let Verdict::Reject(reason) = state.throttle.judge(
+        &builder.crash().annotations,
+        &builder.crash().id,
+        &project.slug,
+    ) {
         return Ok(client.discarded(&reason));
     }
 

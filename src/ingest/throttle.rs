@@ -2,9 +2,12 @@
 //! for a percentage of crashes. The first rule that matches wins; no match accepts. Each
 //! rule's decisions are counted in `/metrics` (`faultline_throttle_total{rule, verdict}`).
 //!
+//! A rule may name a project (its slug): it then judges only that project's crashes.
+//!
 //! ```toml
 //! [[ingest.throttle]]
 //! name = "nightly-sample"
+//! project = "my-game"    # optional; every project when absent
 //! annotation = "ReleaseChannel"
 //! matches = "^nightly$"
 //! action = "sample"      # accept | reject | sample
@@ -32,6 +35,9 @@ pub struct ThrottleRule {
     /// For `sample`: the percentage kept.
     #[serde(default)]
     pub percent: Option<u32>,
+    /// The project (slug) whose crashes the rule judges; every project when absent.
+    #[serde(default)]
+    pub project: Option<String>,
 }
 
 /// What a rule decided.
@@ -49,9 +55,18 @@ enum Action {
     Sample(u32),
 }
 
+/// One compiled rule.
+struct CompiledRule {
+    name: String,
+    project: Option<String>,
+    annotation: String,
+    regex: Regex,
+    action: Action,
+}
+
 /// The compiled rules.
 pub struct Throttle {
-    rules: Vec<(String, String, Regex, Action)>,
+    rules: Vec<CompiledRule>,
 }
 
 impl Throttle {
@@ -68,15 +83,36 @@ impl Throttle {
                 ("sample", _) => return Err(format!("ingest.throttle rule {:?}: sample needs percent = 0..100", rule.name)),
                 (other, _) => return Err(format!("ingest.throttle rule {:?}: action must be accept, reject or sample, not {other:?}", rule.name)),
             };
-            compiled.push((rule.name.clone(), rule.annotation.clone(), regex, action));
+            compiled.push(CompiledRule {
+                name: rule.name.clone(),
+                project: rule.project.clone(),
+                annotation: rule.annotation.clone(),
+                regex,
+                action,
+            });
         }
         Ok(Throttle { rules: compiled })
     }
 
-    /// Judges a crash. Sampling is decided by a hash of the crash ID, so it is spread evenly
-    /// and the same crash always gets the same answer.
-    pub fn judge(&self, annotations: &BTreeMap<String, String>, crash_id: &str) -> Verdict {
-        for (name, annotation, regex, action) in &self.rules {
+    /// Judges a crash of the project `project` (its slug). Sampling is decided by a hash of the
+    /// crash ID, so it is spread evenly and the same crash always gets the same answer.
+    pub fn judge(
+        &self,
+        annotations: &BTreeMap<String, String>,
+        crash_id: &str,
+        project: &str,
+    ) -> Verdict {
+        for rule in &self.rules {
+            let CompiledRule {
+                name,
+                annotation,
+                regex,
+                action,
+                ..
+            } = rule;
+            if rule.project.as_deref().is_some_and(|p| p != project) {
+                continue;
+            }
             let Some(value) = annotations.get(annotation) else {
                 continue;
             };
@@ -125,6 +161,7 @@ mod tests {
             matches: matches.into(),
             action: action.into(),
             percent,
+            project: None,
         }
     }
 
@@ -145,30 +182,51 @@ mod tests {
         assert_eq!(
             throttle.judge(
                 &a(&[("ReleaseChannel", "esr"), ("ProductName", "TestApp")]),
-                "x"
+                "x",
+                "default"
             ),
             Verdict::Accept(Some("keep-esr".into()))
         );
         assert_eq!(
-            throttle.judge(&a(&[("ProductName", "TestApp")]), "x"),
+            throttle.judge(&a(&[("ProductName", "TestApp")]), "x", "default"),
             Verdict::Reject("rule_no-test".into())
         );
-        assert_eq!(throttle.judge(&a(&[]), "x"), Verdict::Accept(None));
+        assert_eq!(
+            throttle.judge(&a(&[]), "x", "default"),
+            Verdict::Accept(None)
+        );
         // About half of many crash IDs are sampled in, and the same ID always gets the same answer.
         let kept = (0..1000)
             .filter(|i| {
                 matches!(
-                    throttle.judge(&a(&[("ProductName", "Game")]), &format!("id-{i}")),
+                    throttle.judge(
+                        &a(&[("ProductName", "Game")]),
+                        &format!("id-{i}"),
+                        "default"
+                    ),
                     Verdict::Accept(_)
                 )
             })
             .count();
         assert!((400..600).contains(&kept), "{kept}");
-        let once = throttle.judge(&a(&[("ProductName", "Game")]), "stable");
+        let once = throttle.judge(&a(&[("ProductName", "Game")]), "stable", "default");
         assert_eq!(
-            throttle.judge(&a(&[("ProductName", "Game")]), "stable"),
+            throttle.judge(&a(&[("ProductName", "Game")]), "stable", "default"),
             once
         );
+    }
+
+    #[test]
+    fn project_rules_judge_only_their_project() {
+        let mut only_game = rule("no-game-beta", "channel", "^beta$", "reject", None);
+        only_game.project = Some("game".into());
+        let throttle = Throttle::new(&[only_game]).unwrap();
+        let beta: BTreeMap<String, String> = [("channel".to_owned(), "beta".to_owned())].into();
+        assert_eq!(
+            throttle.judge(&beta, "x", "game"),
+            Verdict::Reject("rule_no-game-beta".into())
+        );
+        assert_eq!(throttle.judge(&beta, "x", "default"), Verdict::Accept(None));
     }
 
     #[test]
