@@ -549,6 +549,9 @@ async fn symbol_uploads_take_teckens_auth_token_header() {
     assert_eq!(response.status(), 403);
 }
 
+/// A crash upload: path, content type, headers, body.
+type Case<'a> = (String, Option<&'a str>, Vec<(&'a str, &'a str)>, Vec<u8>);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     let server = TestServer::start().await;
@@ -572,7 +575,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
         }
         reply.to_owned()
     };
-    let cases: Vec<(String, Option<&str>, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    let cases: Vec<Case> = vec![
         (format!("/submit?key={key}"), Some(ct), vec![], form()),
         (
             format!("/api/{game_id}/minidump/?sentry_key={key}"),

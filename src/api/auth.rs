@@ -58,6 +58,13 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The token, whatever its scopes; 401 without one.
+    pub fn authenticated(&self) -> Result<&Token, ApiError> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| unauthorized("this route needs a token"))
+    }
+
     /// The token, if it grants `scope`; 401 without a token, 403 naming the scope.
     pub fn require(&self, scope: Scope) -> Result<&Token, ApiError> {
         let Some(token) = &self.0 else {
