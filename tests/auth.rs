@@ -486,6 +486,7 @@ async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let start = || common::serve_process(dir.path(), &[]);
     let (mut child, url, log) = start().await;
+    let log = log.lock().unwrap().clone();
     let path = dir.path().join("data/admin-token");
     let token = std::fs::read_to_string(&path).unwrap().trim().to_owned();
     assert_eq!(
@@ -510,6 +511,7 @@ async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
 
     // A restart keeps the token it made.
     let (mut child, url, log) = start().await;
+    let log = log.lock().unwrap().clone();
     assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), token);
     assert!(!log.contains("created an admin token"), "{log}");
     let status = client
@@ -757,4 +759,59 @@ async fn required_keys_refuse_crashes_without_one() {
             .contains(r#"faultline_ingest_received_total{client="breakpad",result="forbidden"}"#),
         "refusals are counted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_logs_a_token_or_key_even_at_debug_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url, log) =
+        common::serve_process(dir.path(), &[("FAULTLINE_LOG", "debug")]).await;
+    let admin = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let admin = admin.trim();
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{url}/api/v1/projects/default/keys"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let body = multipart(
+        "B",
+        &[(
+            "upload_file_minidump",
+            Some("a.dmp"),
+            &generated("null-write.dmp"),
+        )],
+    );
+    for path in [
+        format!("/submit?key={key}"),
+        format!("/post?format=minidump&token={key}"),
+    ] {
+        let response = client
+            .post(format!("{url}{path}"))
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let wrong = client
+        .get(format!("{url}/api/v1/groups"))
+        .bearer_auth("flt_wrongwrongwrongwrongwrongwrongwrongwrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    child.kill().await.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("/submit"), "debug logging is on: {log:.2000}");
+    for secret in [admin, key.as_str(), "flt_wrongwrong"] {
+        assert!(!log.contains(secret), "the log holds {secret}");
+    }
 }

@@ -174,7 +174,17 @@ pub fn router(state: AppState) -> Router {
         // A body that stops sending is dropped (408), so slow clients cannot hold memory.
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .route_layer(axum::middleware::from_fn(ops::count_requests))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path only: query strings carry ingest keys (`?key=`, `token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    version = ?request.version()
+                )
+            },
+        ))
         .with_state(state)
 }
 

@@ -312,13 +312,16 @@ pub async fn post(
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// What a server process has logged so far (collected as it goes, so it never blocks on a
+/// full pipe).
+pub type ServerLog = std::sync::Arc<std::sync::Mutex<String>>;
+
 /// `faultline serve` (the real binary) on a free port with its folders under `dir` and extra
-/// environment; returns the process, its URL and what it logged up to listening. Its later log
-/// lines are drained so it never blocks on a full pipe.
+/// environment; returns the process, its URL and its log.
 pub async fn serve_process(
     dir: &std::path::Path,
     env: &[(&str, &str)],
-) -> (tokio::process::Child, String, String) {
+) -> (tokio::process::Child, String, ServerLog) {
     use tokio::io::AsyncBufReadExt;
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
     command
@@ -349,6 +352,14 @@ pub async fn serve_process(
             break format!("http://{}", addr.split_whitespace().next().unwrap());
         }
     };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let log: ServerLog = std::sync::Arc::new(std::sync::Mutex::new(log));
+    let collected = std::sync::Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = collected.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     (child, url, log)
 }
