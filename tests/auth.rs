@@ -7,18 +7,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{fixture_bytes, multipart, post, replay, settled, TestServer};
+use common::{fixture_bytes, generated_bytes, multipart, post, replay, settled, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn generated(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/minidumps")
-            .join(name),
-    )
-    .unwrap()
-}
 
 const SCOPES: [&str; 6] = [
     "ingest",
@@ -107,7 +98,7 @@ async fn every_route_checks_its_scope_and_project() {
     let response = server
         .client
         .post(server.url("/api/v1/minidump"))
-        .body(generated("null-write.dmp"))
+        .body(generated_bytes("null-write.dmp"))
         .send()
         .await
         .unwrap();
@@ -434,7 +425,7 @@ async fn secrets_are_stored_only_as_hashes() {
         &[(
             "upload_file_minidump",
             Some("a.dmp"),
-            &generated("null-write.dmp"),
+            &generated_bytes("null-write.dmp"),
         )],
     );
     let ct = "multipart/form-data; boundary=B";
@@ -560,7 +551,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     let game = create_project(&server, "Game").await;
     let game_id = game["id"].as_i64().unwrap();
     let (key, key_id) = ingest_key(&server, "game").await;
-    let dump = generated("null-write.dmp");
+    let dump = generated_bytes("null-write.dmp");
     let ct = "multipart/form-data; boundary=B";
     let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
     let sentry_auth = format!("Sentry sentry_key={key}, sentry_version=7");
@@ -624,66 +615,51 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
         "nothing landed in default"
     );
 
-    // A key names its project: using it under another project's route is refused.
-    let (status, reply) = post(
-        &server,
-        &format!("/api/default/minidump/?sentry_key={key}"),
-        Some(ct),
-        &[],
-        form(),
-    )
-    .await;
-    assert_eq!(
-        (status, reply.trim()),
-        (403, "Discarded=key_not_for_project")
-    );
+    // A multipart crash with the given path and Authorization header: where it was filed
+    // (the project's number) or the refusal.
+    let submit = |path: String, authorization: Option<String>| {
+        let server = &server;
+        let body = form();
+        async move {
+            let headers: Vec<(&str, &str)> = authorization
+                .as_deref()
+                .map(|a| ("authorization", a))
+                .into_iter()
+                .collect();
+            let (status, reply) = post(server, &path, Some(ct), &headers, body).await;
+            if status != 200 {
+                return Err((status, reply.trim().to_owned()));
+            }
+            let crash = settled(server, &id_of(&reply)).await;
+            Ok(crash["crash"]["project_id"].as_i64().unwrap())
+        }
+    };
+    let refused = |reason: &str| Err((403, format!("Discarded={reason}")));
 
-    // Keyless and unknown-key crashes land in the default project while keys are optional.
-    let (status, reply) = post(&server, "/submit?key=nope", Some(ct), &[], form()).await;
-    assert_eq!(status, 200, "{reply}");
+    // A key names its project: using it under another project's route is refused.
     assert_eq!(
-        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
-        1
+        submit(format!("/api/default/minidump/?sentry_key={key}"), None).await,
+        refused("key_not_for_project")
     );
+    // Keyless and unknown-key crashes land in the default project while keys are optional.
+    assert_eq!(submit("/submit?key=nope".into(), None).await, Ok(1));
 
     // A bearer token with `ingest` can send crashes too; other scopes cannot.
     let (ingest, _) = token(&server, json!({"scopes": ["ingest"], "projects": ["game"]})).await;
-    let bearer = format!("Bearer {ingest}");
-    let (status, reply) = post(
-        &server,
-        "/submit?project=game",
-        Some(ct),
-        &[("authorization", &bearer)],
-        form(),
-    )
-    .await;
-    assert_eq!(status, 200, "{reply}");
+    let bearer = Some(format!("Bearer {ingest}"));
     assert_eq!(
-        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
-        game_id
+        submit("/submit?project=game".into(), bearer.clone()).await,
+        Ok(game_id)
     );
-    let (status, reply) = post(
-        &server,
-        "/submit",
-        Some(ct),
-        &[("authorization", &bearer)],
-        form(),
-    )
-    .await;
     assert_eq!(
-        (status, reply.trim()),
-        (403, "Discarded=token_not_for_project")
+        submit("/submit".into(), bearer).await,
+        refused("token_not_for_project")
     );
     let (reader, _) = token(&server, json!({"scopes": ["triage:read"]})).await;
-    let (status, reply) = post(
-        &server,
-        "/submit",
-        Some(ct),
-        &[("authorization", &format!("Bearer {reader}"))],
-        form(),
-    )
-    .await;
-    assert_eq!((status, reply.trim()), (403, "Discarded=invalid_token"));
+    assert_eq!(
+        submit("/submit".into(), Some(format!("Bearer {reader}"))).await,
+        refused("invalid_token")
+    );
 
     // A revoked key no longer files anything under its project.
     let response = server
@@ -693,19 +669,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, reply) = post(
-        &server,
-        &format!("/submit?key={key}"),
-        Some(ct),
-        &[],
-        form(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        settled(&server, &id_of(&reply)).await["crash"]["project_id"],
-        1
-    );
+    assert_eq!(submit(format!("/submit?key={key}"), None).await, Ok(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -713,7 +677,7 @@ async fn required_keys_refuse_crashes_without_one() {
     let server = TestServer::start_with(|c| c.ingest.require_key = true).await;
     create_project(&server, "Game").await;
     let (key, _) = ingest_key(&server, "game").await;
-    let dump = generated("null-write.dmp");
+    let dump = generated_bytes("null-write.dmp");
     let ct = "multipart/form-data; boundary=B";
     let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
     for (path, reason) in [
@@ -784,7 +748,7 @@ async fn nothing_logs_a_token_or_key_even_at_debug_level() {
         &[(
             "upload_file_minidump",
             Some("a.dmp"),
-            &generated("null-write.dmp"),
+            &generated_bytes("null-write.dmp"),
         )],
     );
     for path in [

@@ -6,18 +6,12 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{fixture, symbol_store};
+use common::{fixture, generated, symbol_store};
 use faultline::config::{ClassifyConfig, Config};
 use faultline::pipeline::{CrashReport, Pipeline};
 use faultline::store::FsStore;
 use faultline::symbols::unpack::UnpackLimits;
 use faultline::symbols::SymbolStore;
-
-fn generated(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/minidumps")
-        .join(name)
-}
 
 /// A pipeline over a fresh store holding `symbols`, with `classify` for classification.
 async fn pipeline(symbols: &[PathBuf], classify: ClassifyConfig) -> (Pipeline, tempfile::TempDir) {

@@ -6,21 +6,11 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{gzip, multipart, post, settled, TestServer};
+use common::{generated_bytes, gzip, multipart, post, settled, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn generated(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/minidumps")
-            .join(name),
-    )
-    .unwrap()
-}
 
 /// A field of `/proc/{pid}/status`, in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
@@ -159,7 +149,7 @@ async fn a_half_closed_client_still_gets_its_answer() {
         &[(
             "upload_file_minidump",
             Some("a.dmp"),
-            &generated("null-write.dmp"),
+            &generated_bytes("null-write.dmp"),
         )],
     );
     let mut request = format!(
@@ -331,7 +321,7 @@ async fn queue_gauges_are_true_during_a_backlog() {
         &[(
             "upload_file_minidump",
             Some("a.dmp"),
-            &generated("null-write.dmp"),
+            &generated_bytes("null-write.dmp"),
         )],
     );
     for _ in 0..5 {
@@ -419,7 +409,7 @@ async fn thousands_of_mutated_dumps_and_bodies_get_no_5xx() {
         "heap-corruption.dmp",
     ]
     .iter()
-    .map(|n| generated(n))
+    .map(|n| generated_bytes(n))
     .collect();
     for name in [
         "rust-minidump/simple-crashpad.dmp",

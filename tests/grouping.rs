@@ -6,17 +6,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{fixture_bytes, TestServer};
+use common::{fixture_bytes, generated, TestServer};
 use faultline::group::index::{
     CrashAttributes, CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
 };
 use serde_json::Value;
-
-fn generated(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/minidumps")
-        .join(name)
-}
 
 async fn index(budget: PayloadBudget) -> (CrashIndex, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

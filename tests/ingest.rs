@@ -5,17 +5,12 @@
 mod common;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{fixture, fixture_bytes, gzip, multipart, post, replay, settled, TestServer};
+use common::{
+    fixture, fixture_bytes, generated, gzip, multipart, post, replay, settled, TestServer,
+};
 use serde_json::Value;
-
-fn generated(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/minidumps")
-        .join(name)
-}
 
 fn crash_id(body: &str) -> String {
     body.trim()

@@ -21,6 +21,18 @@ pub fn fixture(rel: &str) -> PathBuf {
     path
 }
 
+/// A dump the project generates (`fixtures/minidumps/`).
+pub fn generated(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/minidumps")
+        .join(name)
+}
+
+/// The bytes of a generated dump.
+pub fn generated_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(generated(name)).unwrap()
+}
+
 /// The bytes of a fixture.
 pub fn fixture_bytes(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap()
