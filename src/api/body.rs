@@ -183,3 +183,55 @@ where
     }
     file.flush().await.map_err(scratch_failed)
 }
+
+/// Bodies up to this size are read into memory; larger ones go to scratch disk and are mapped
+/// (creating a scratch file costs more than a small dump's whole processing).
+pub const IN_MEMORY_BYTES: usize = 4 << 20;
+
+/// Reads a stream of chunks within `limit`: into memory up to [`IN_MEMORY_BYTES`], past that
+/// into a file from `scratch` that is then memory-mapped, so a request holds at most a few
+/// megabytes of its own however large the body.
+pub async fn read_spilling<S, E>(
+    mut chunks: S,
+    limit: &mut BodyLimit,
+    scratch: impl FnOnce() -> std::io::Result<tempfile::TempDir>,
+) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + 'static,
+{
+    let scratch_failed = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot spool the upload to local disk",
+        )
+        .with_detail(e.to_string())
+    };
+    let mut memory = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(unreadable)?;
+        limit.take(chunk.len())?;
+        memory.extend_from_slice(&chunk);
+        if memory.len() > IN_MEMORY_BYTES {
+            let dir = scratch().map_err(scratch_failed)?;
+            let path = dir.path().join("body");
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(scratch_failed)?;
+            file.write_all(&memory).await.map_err(scratch_failed)?;
+            drop(memory);
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.map_err(unreadable)?;
+                limit.take(chunk.len())?;
+                file.write_all(&chunk).await.map_err(scratch_failed)?;
+            }
+            file.flush().await.map_err(scratch_failed)?;
+            let file = file.into_std().await;
+            // SAFETY: the file is private to this request's scratch folder and nothing writes
+            // it while it is mapped (the mapping outlives the unlinked file).
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(scratch_failed)?;
+            return Ok(Bytes::from_owner(map));
+        }
+    }
+    Ok(memory.freeze())
+}

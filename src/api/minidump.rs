@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::auth::{project_param, Caller};
-use super::body::{next_part, read_limited, spool, BodyLimit, UploadBody};
+use super::body::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::ingest::{RecordError, Recorder};
@@ -34,14 +34,6 @@ pub struct ProcessParams {
     project: Option<String>,
 }
 
-fn scratch_failed(e: std::io::Error) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "cannot spool the dump to local disk",
-    )
-    .with_detail(e.to_string())
-}
-
 /// Handles `POST /api/v1/minidump?project=` (needs `ingest` on the project).
 pub async fn process(
     State(state): State<AppState>,
@@ -53,19 +45,16 @@ pub async fn process(
     caller.require_in(Scope::Ingest, &project)?;
     let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
     let mut annotations = BTreeMap::new();
-    // The dump is spooled to disk and mapped: a request holds little memory of its own however
-    // large the dump.
-    let scratch = state.symbols.scratch_dir().map_err(scratch_failed)?;
-    let path = scratch.path().join("dump");
-    match UploadBody::from_request(request, &state, &limit).await? {
-        UploadBody::Raw(body) => spool(body.into_data_stream(), &path, &mut limit).await?,
+    // A large dump goes to scratch disk and is mapped: a request holds little memory of its own.
+    let scratch = || state.symbols.scratch_dir();
+    let dump = match UploadBody::from_request(request, &state, &limit).await? {
+        UploadBody::Raw(body) => read_spilling(body.into_data_stream(), &mut limit, scratch).await?,
         UploadBody::Multipart(mut multipart) => {
-            let mut found = false;
+            let mut dump = None;
             while let Some(field) = next_part(&mut multipart).await? {
                 let name = field.name().unwrap_or_default().to_owned();
-                if name == DUMP_FIELD && !found {
-                    spool(field, &path, &mut limit).await?;
-                    found = true;
+                if name == DUMP_FIELD && dump.is_none() {
+                    dump = Some(read_spilling(field, &mut limit, scratch).await?);
                 } else if field.file_name().is_none() && !name.is_empty() {
                     // Text parts are annotations (product, version, user…).
                     let mut field_limit = BodyLimit::new(
@@ -77,24 +66,15 @@ pub async fn process(
                     annotations.insert(name, String::from_utf8_lossy(&value).into_owned());
                 }
             }
-            if !found {
-                return Err(ApiError::new(
+            dump.ok_or_else(|| {
+                ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "no minidump in the multipart body: expected a part named {DUMP_FIELD}"
                     ),
-                ));
-            }
+                )
+            })?
         }
-    }
-    let file = std::fs::File::open(&path).map_err(scratch_failed)?;
-    let dump = if file.metadata().map_err(scratch_failed)?.len() == 0 {
-        bytes::Bytes::new()
-    } else {
-        // SAFETY: the file is private to this request's scratch folder and nothing writes it
-        // while it is mapped.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(scratch_failed)?;
-        bytes::Bytes::from_owner(map)
     };
     let report = state.pipeline.run(dump, &annotations).await?;
     let id = uuid::Uuid::new_v4().to_string();

@@ -13,6 +13,10 @@ pub const DEFAULT_PROJECT: &str = "default";
 /// How often a token's last-used time is written (at most once per this many seconds).
 const LAST_USED_RESOLUTION: i64 = 60;
 
+/// How long a checked token is trusted without asking the database again. Revoking through this
+/// server takes effect at once; revoking from another process (the CLI) or node, within this.
+pub const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -184,16 +188,37 @@ fn slug_of(name: &str) -> String {
     slug.trim_end_matches('-').chars().take(48).collect()
 }
 
+/// A small cache of recent answers, forgotten after [`TOKEN_RECHECK`].
+fn recent<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<String, V> {
+    moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(TOKEN_RECHECK)
+        .build()
+}
+
 /// Projects, ingest keys and tokens.
 #[derive(Clone)]
 pub struct Registry {
     pool: AnyPool,
+    /// Tokens checked in the last [`TOKEN_RECHECK`], by digest (every API request presents one;
+    /// asking the database each time would cost more than a small crash's processing).
+    checked: moka::future::Cache<String, Token>,
+    /// Projects found in the last [`TOKEN_RECHECK`], by slug or number (projects are never
+    /// renamed or deleted, so only the delay of a new one matters, and misses are not kept).
+    projects: moka::future::Cache<String, Project>,
+    /// Ingest keys checked in the last [`TOKEN_RECHECK`], by digest, with their project.
+    keys: moka::future::Cache<String, Project>,
 }
 
 impl Registry {
     /// The registry in the crash index's database (`CrashIndex::pool`).
     pub fn new(pool: AnyPool) -> Registry {
-        Registry { pool }
+        Registry {
+            pool,
+            checked: recent(),
+            projects: recent(),
+            keys: recent(),
+        }
     }
 
     /// Creates a project named `name`; its slug is derived from the name.
@@ -232,6 +257,9 @@ impl Registry {
 
     /// The project with this slug, or this number (Sentry DSNs name projects by number).
     pub async fn project(&self, slug_or_id: &str) -> Result<Option<Project>, IndexError> {
+        if let Some(project) = self.projects.get(slug_or_id).await {
+            return Ok(Some(project));
+        }
         let row = match slug_or_id.parse::<i64>() {
             Ok(id) => {
                 sqlx::query("SELECT id, slug, name, created_at FROM projects WHERE id = $1")
@@ -246,7 +274,13 @@ impl Registry {
                     .await?
             }
         };
-        Ok(row.as_ref().map(project_from).transpose()?)
+        let project = row.as_ref().map(project_from).transpose()?;
+        if let Some(project) = &project {
+            self.projects
+                .insert(slug_or_id.to_owned(), project.clone())
+                .await;
+        }
+        Ok(project)
     }
 
     /// The project with this number.
@@ -309,6 +343,7 @@ impl Registry {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.keys.invalidate_all();
         Ok(done.rows_affected() > 0)
     }
 
@@ -316,6 +351,9 @@ impl Registry {
     /// revoked key.
     pub async fn project_of_key(&self, secret: &str) -> Result<Option<Project>, IndexError> {
         let wanted = digest(secret);
+        if let Some(project) = self.keys.get(&wanted).await {
+            return Ok(Some(project));
+        }
         let row = sqlx::query(
             "SELECT k.key_digest AS key_digest, p.id AS id, p.slug AS slug, p.name AS name, \
              p.created_at AS created_at FROM ingest_keys k JOIN projects p ON p.id = k.project_id \
@@ -329,7 +367,9 @@ impl Registry {
         if !digests_match(&stored, &wanted) {
             return Ok(None);
         }
-        Ok(Some(project_from(&row)?))
+        let project = project_from(&row)?;
+        self.keys.insert(wanted, project.clone()).await;
+        Ok(Some(project))
     }
 
     /// Creates a token: returns the secret (shown once) and its listing.
@@ -405,6 +445,7 @@ impl Registry {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.checked.invalidate_all();
         Ok(done.rows_affected() > 0)
     }
 
@@ -456,6 +497,7 @@ impl Registry {
                 .await?;
             token.last_used_at = Some(t);
         }
+        self.checked.insert(wanted, token.clone()).await;
         Ok(Ok(token))
     }
 }
