@@ -116,11 +116,80 @@ pub async fn next_part(multipart: &mut Multipart) -> Result<Option<Field<'_>>, A
     })
 }
 
+/// A request body that fails with [`BodyStalled`] when it sends nothing for its timeout. The
+/// timer is armed only while the body is waiting for the client (a body already received never
+/// touches it) and reset, not recreated, so a fast request costs nothing.
+pub struct StallGuard {
+    inner: Body,
+    timeout: std::time::Duration,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+/// The client stopped sending its body (`server.body_timeout_secs`).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body stopped arriving")]
+pub struct BodyStalled;
+
+impl StallGuard {
+    /// Guards `inner` with `timeout`.
+    pub fn new(inner: Body, timeout: std::time::Duration) -> StallGuard {
+        StallGuard {
+            inner,
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+}
+
+impl http_body::Body for StallGuard {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::BoxError>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.armed = false;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !this.armed {
+                    timer.as_mut().reset(deadline);
+                    this.armed = true;
+                }
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyStalled.into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Whether a body read failed because the client stopped sending (`server.body_timeout_secs`).
 pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(e);
     while let Some(e) = cause {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<BodyStalled>() {
             return true;
         }
         cause = e.source();

@@ -23,7 +23,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{NewToken, Registry, Scope};
@@ -172,7 +171,11 @@ pub fn router(state: AppState) -> Router {
         // Upload routes count bytes themselves against `limits.max_upload_bytes`.
         .layer(DefaultBodyLimit::disable())
         // A body that stops sending is dropped (408), so slow clients cannot hold memory.
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(axum::middleware::map_request(
+            move |request: axum::extract::Request| async move {
+                request.map(|body| axum::body::Body::new(body::StallGuard::new(body, body_timeout)))
+            },
+        ))
         .route_layer(axum::middleware::from_fn(ops::count_requests))
         // Spans name the path only: query strings carry ingest keys (`?key=`, `token=`).
         .layer(TraceLayer::new_for_http().make_span_with(
