@@ -32,8 +32,11 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Refusals come before the body is read: the connection is closed after them, and saying so
+/// keeps clients from reusing it.
 fn unauthorized(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, message)
+        .with_header(header::CONNECTION, HeaderValue::from_static("close"))
         .with_detail(
             "send `Authorization: Bearer <token>`; create one with `faultline token create --scope …`",
         )
@@ -77,6 +80,7 @@ impl Caller {
                 StatusCode::FORBIDDEN,
                 format!("this token lacks the {scope} scope"),
             )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
             .with_detail(format!(
                 "create a token with `faultline token create --scope {scope}`"
             )));
@@ -91,7 +95,8 @@ impl Caller {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!("this token is not valid for project {:?}", project.slug),
-            ));
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close")));
         }
         Ok(token)
     }

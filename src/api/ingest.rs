@@ -513,12 +513,66 @@ async fn receive(
 ) -> Response {
     // Bodies are read a bounded number at a time; past it the client is told to come back.
     let Ok(_permit) = state.ingest_bodies.try_acquire() else {
-        return Refusal::Busy.into_response(client);
+        return closing(Refusal::Busy.into_response(client));
     };
-    match receive_inner(&state, client, credentials, query, request).await {
+    let (parts, body) = request.into_parts();
+    let mut body = Some(body);
+    match receive_inner(
+        &state,
+        client,
+        credentials,
+        query,
+        &parts.headers,
+        &mut body,
+    )
+    .await
+    {
         Ok(response) => response,
-        Err(refusal) => refusal.into_response(client),
+        Err(refusal) => {
+            let response = refusal.into_response(client);
+            // Refused before its body was read: a small rest is read and dropped so the
+            // connection stays usable; a large one closes it.
+            match body {
+                Some(body) => {
+                    if drain(body).await {
+                        response
+                    } else {
+                        closing(response)
+                    }
+                }
+                None => response,
+            }
+        }
     }
+}
+
+/// Most of a refused body read (and dropped) to keep its connection open, and how long for.
+const DRAIN_BYTES: usize = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and drops `body` if it ends within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(body: Body) -> bool {
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    let all = async {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) if read + chunk.len() <= DRAIN_BYTES => read += chunk.len(),
+                _ => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, all).await.unwrap_or(false)
+}
+
+/// Tells the client this connection ends with this response (it is not reused).
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 async fn receive_inner(
@@ -526,10 +580,10 @@ async fn receive_inner(
     client: Client,
     credentials: Credentials,
     query: HashMap<String, String>,
-    request: Request,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
 ) -> Result<Response, Refusal> {
-    let headers: HeaderMap = request.headers().clone();
-    let project = resolve_project(state, &credentials, &query, &headers).await?;
+    let project = resolve_project(state, &credentials, &query, headers).await?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -581,7 +635,8 @@ async fn receive_inner(
 
     let scratch = state.symbols.scratch_dir().map_err(unavailable)?;
     let body_path = scratch.path().join("body");
-    spool_body(state, request.into_body(), gzip, guard, &body_path).await?;
+    let body = body.take().expect("the body is read once");
+    spool_body(state, body, gzip, guard, &body_path).await?;
 
     let mut builder = RawCrashBuilder::new(client.name(), project.id);
     for (key, value) in &query {

@@ -48,7 +48,9 @@ pub async fn process(
     // A large dump goes to scratch disk and is mapped: a request holds little memory of its own.
     let scratch = || state.symbols.scratch_dir();
     let dump = match UploadBody::from_request(request, &state, &limit).await? {
-        UploadBody::Raw(body) => read_spilling(body.into_data_stream(), &mut limit, scratch).await?,
+        UploadBody::Raw(body) => {
+            read_spilling(body.into_data_stream(), &mut limit, scratch).await?
+        }
         UploadBody::Multipart(mut multipart) => {
             let mut dump = None;
             while let Some(field) = next_part(&mut multipart).await? {
