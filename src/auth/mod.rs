@@ -9,6 +9,7 @@ mod registry;
 
 pub use registry::{
     AuthFailure, IngestKey, NewToken, Project, ProjectError, Registry, Token, DEFAULT_PROJECT,
+    TOKEN_RECHECK,
 };
 
 use sha2::{Digest, Sha256};

@@ -31,7 +31,7 @@ pub enum TokenCommand {
     },
     /// List tokens (IDs, labels, scopes, projects, dates; never the tokens).
     List,
-    /// Revoke a token by ID (it stops working at once).
+    /// Revoke a token by ID (running servers refuse it within 2 seconds).
     Revoke {
         /// The token's ID (`tok_…`, from `faultline token list`).
         id: String,
