@@ -20,17 +20,23 @@ const SCOPES: [&str; 6] = [
     "admin",
 ];
 
-/// Creates a token through the admin API; returns the secret and its ID.
-async fn token(server: &TestServer, body: Value) -> (String, String) {
+/// POSTs JSON to an admin route with the admin token; returns the status and the answer.
+async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
     let response = server
         .client
-        .post(server.url("/api/v1/tokens"))
+        .post(server.url(path))
         .json(&body)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 201);
-    let answer: Value = response.json().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Creates a token through the admin API; returns the secret and its ID.
+async fn token(server: &TestServer, body: Value) -> (String, String) {
+    let (status, answer) = admin_post(server, "/api/v1/tokens", body).await;
+    assert_eq!(status, 201, "{answer}");
     (
         answer["token"].as_str().unwrap().to_owned(),
         answer["info"]["id"].as_str().unwrap().to_owned(),
@@ -38,30 +44,86 @@ async fn token(server: &TestServer, body: Value) -> (String, String) {
 }
 
 async fn create_project(server: &TestServer, name: &str) -> Value {
-    let response = server
-        .client
-        .post(server.url("/api/v1/projects"))
-        .json(&json!({ "name": name }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let (status, answer) = admin_post(server, "/api/v1/projects", json!({ "name": name })).await;
+    assert_eq!(status, 201, "{answer}");
+    answer
 }
 
 async fn ingest_key(server: &TestServer, project: &str) -> (String, String) {
-    let response = server
-        .client
-        .post(server.url(&format!("/api/v1/projects/{project}/keys")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let answer: Value = response.json().await.unwrap();
+    let path = format!("/api/v1/projects/{project}/keys");
+    let (status, answer) = admin_post(server, &path, json!({})).await;
+    assert_eq!(status, 201, "{answer}");
     (
         answer["key"].as_str().unwrap().to_owned(),
         answer["id"].as_str().unwrap().to_owned(),
     )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_admin_requests_get_specific_errors() {
+    let server = TestServer::start().await;
+    create_project(&server, "Game").await;
+    for (path, body, expected, says) in [
+        (
+            "/api/v1/tokens",
+            json!({"scopes": ["triage"]}),
+            400,
+            "triage:read",
+        ),
+        (
+            "/api/v1/tokens",
+            json!({"scopes": []}),
+            400,
+            "at least one scope",
+        ),
+        (
+            "/api/v1/tokens",
+            json!({"scopes": ["admin"], "projects": ["nope"]}),
+            400,
+            "no project \"nope\"",
+        ),
+        (
+            "/api/v1/tokens",
+            json!({"scope": ["admin"]}),
+            400,
+            "invalid request",
+        ),
+        (
+            "/api/v1/projects",
+            json!({"name": "Game"}),
+            400,
+            "already exists",
+        ),
+        (
+            "/api/v1/projects",
+            json!({"name": "日本"}),
+            400,
+            "cannot make a project slug",
+        ),
+        (
+            "/api/v1/projects/nope/keys",
+            json!({}),
+            404,
+            "no project \"nope\"",
+        ),
+    ] {
+        let (status, answer) = admin_post(&server, path, body.clone()).await;
+        assert_eq!(status, expected, "{path} {body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{path} {body}: {answer}"
+        );
+    }
+    let (status, answer) = server.get_json("/api/v1/groups?project=nope").await;
+    assert_eq!(status, 404);
+    assert_eq!(answer["error"], "no project \"nope\"");
+    let revoke = server
+        .client
+        .delete(server.url("/api/v1/tokens/tok_nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 404);
 }
 
 /// One route: method, path, body, the scope it needs (`None`: any valid token), and whether it

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine or this one: installs and starts what the tests need,
-# then runs `cargo test`. A missing service is a failure here, never a silent skip.
+# The whole test suite, on a fresh machine or this one: checks formatting and lints, installs and
+# starts what the tests need, then runs `cargo test`. A missing service is a failure here, never
+# a silent skip. `.ci/run` runs exactly this.
 #
 # Services: s3s-fs (a real S3 server, for tests/store.rs), started on a free loopback port.
-# Extra arguments go to `cargo test` (e.g. `bash tests/run.sh --test auth`).
+# Extra arguments go to `cargo test` and skip the format and lint checks (e.g.
+# `bash tests/run.sh --test auth` while working on one file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,11 @@ fi
 if [ ! -d ../shared/fixtures ]; then
   echo "../shared/fixtures is missing: clone the project with shared/ beside it" >&2
   exit 1
+fi
+
+if [ "$#" -eq 0 ]; then
+  cargo fmt --check
+  cargo clippy --all-targets --locked -- -D warnings
 fi
 
 # A real S3 server: s3s-fs, checking request signatures.

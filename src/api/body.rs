@@ -229,19 +229,21 @@ where
     Ok(out.freeze())
 }
 
+/// 503: the scratch disk failed (full, or not writable).
+fn scratch_failed(e: std::io::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cannot spool the upload to local disk",
+    )
+    .with_detail(e.to_string())
+}
+
 /// Writes a stream of chunks to a new file at `path` within `limit`.
 pub async fn spool<S, E>(mut chunks: S, path: &Path, limit: &mut BodyLimit) -> Result<(), ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,
 {
-    let scratch_failed = |e: std::io::Error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot spool the upload to local disk",
-        )
-        .with_detail(e.to_string())
-    };
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(scratch_failed)?;
@@ -269,13 +271,6 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,
 {
-    let scratch_failed = |e: std::io::Error| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot spool the upload to local disk",
-        )
-        .with_detail(e.to_string())
-    };
     let mut memory = bytes::BytesMut::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(unreadable)?;
