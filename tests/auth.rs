@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{fixture_bytes, generated_bytes, multipart, post, replay, settled, TestServer};
+use common::{crash_form, fixture_bytes, generated_bytes, post, replay, settled, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -117,13 +117,7 @@ async fn bad_admin_requests_get_specific_errors() {
     let (status, answer) = server.get_json("/api/v1/groups?project=nope").await;
     assert_eq!(status, 404);
     assert_eq!(answer["error"], "no project \"nope\"");
-    let revoke = server
-        .client
-        .delete(server.url("/api/v1/tokens/tok_nope"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), 404);
+    assert_eq!(server.delete("/api/v1/tokens/tok_nope").await, 404);
 }
 
 /// One route: method, path, body, the scope it needs (`None`: any valid token), and whether it
@@ -367,13 +361,10 @@ async fn every_route_checks_its_scope_and_project() {
         );
 
         // Revoked: 401 at once.
-        let revoke = server
-            .client
-            .delete(server.url(&format!("/api/v1/tokens/{right_id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(revoke.status(), 204);
+        assert_eq!(
+            server.delete(&format!("/api/v1/tokens/{right_id}")).await,
+            204
+        );
         let response = send(Some(right)).await.unwrap();
         assert_eq!(response.status(), 401, "{what} with a revoked token");
         let body: Value = response.json().await.unwrap();
@@ -482,14 +473,7 @@ async fn secrets_are_stored_only_as_hashes() {
             .status(),
         200
     );
-    let body = multipart(
-        "B",
-        &[(
-            "upload_file_minidump",
-            Some("a.dmp"),
-            &generated_bytes("null-write.dmp"),
-        )],
-    );
+    let body = crash_form(&generated_bytes("null-write.dmp"));
     let ct = "multipart/form-data; boundary=B";
     let (status, reply) = post(&server, &format!("/submit?key={key}"), Some(ct), &[], body).await;
     assert_eq!(status, 200, "{reply}");
@@ -615,7 +599,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     let (key, key_id) = ingest_key(&server, "game").await;
     let dump = generated_bytes("null-write.dmp");
     let ct = "multipart/form-data; boundary=B";
-    let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
+    let form = || crash_form(&dump);
     let sentry_auth = format!("Sentry sentry_key={key}, sentry_version=7");
     let unreal = fixture_bytes("unreal/unreal_crash");
 
@@ -724,13 +708,12 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     );
 
     // A revoked key no longer files anything under its project.
-    let response = server
-        .client
-        .delete(server.url(&format!("/api/v1/projects/game/keys/{key_id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(
+        server
+            .delete(&format!("/api/v1/projects/game/keys/{key_id}"))
+            .await,
+        204
+    );
     assert_eq!(submit(format!("/submit?key={key}"), None).await, Ok(1));
 }
 
@@ -741,7 +724,7 @@ async fn required_keys_refuse_crashes_without_one() {
     let (key, _) = ingest_key(&server, "game").await;
     let dump = generated_bytes("null-write.dmp");
     let ct = "multipart/form-data; boundary=B";
-    let form = || multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]);
+    let form = || crash_form(&dump);
     for (path, reason) in [
         ("/submit".to_owned(), "missing_key"),
         ("/submit?key=0123".to_owned(), "unknown_key"),
@@ -805,14 +788,7 @@ async fn nothing_logs_a_token_or_key_even_at_debug_level() {
         .await
         .unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
-    let body = multipart(
-        "B",
-        &[(
-            "upload_file_minidump",
-            Some("a.dmp"),
-            &generated_bytes("null-write.dmp"),
-        )],
-    );
+    let body = crash_form(&generated_bytes("null-write.dmp"));
     for path in [
         format!("/submit?key={key}"),
         format!("/post?format=minidump&token={key}"),

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{generated_bytes, gzip, multipart, post, settled, TestServer};
+use common::{crash_form, generated_bytes, gzip, multipart, post, settled, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -50,10 +50,7 @@ async fn hostile_bodies_keep_memory_bounded() {
     // 300 MB of zeros without a boundary, gzip-compressed to ~300 KB.
     let no_boundary = gzip_zeros(300 << 20);
     // A Sentry dump part that expands to 300 MB.
-    let bomb_part = multipart(
-        "B",
-        &[("upload_file_minidump", Some("a.dmp"), &no_boundary)],
-    );
+    let bomb_part = crash_form(&no_boundary);
     // Raw multipart bodies without a boundary for the routes that do not decode gzip.
     let raw_no_boundary = vec![b'a'; 48 << 20];
     let mut requests = Vec::new();
@@ -146,14 +143,7 @@ async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_half_closed_client_still_gets_its_answer() {
     let server = TestServer::start().await;
-    let body = multipart(
-        "B",
-        &[(
-            "upload_file_minidump",
-            Some("a.dmp"),
-            &generated_bytes("null-write.dmp"),
-        )],
-    );
+    let body = crash_form(&generated_bytes("null-write.dmp"));
     let mut request = format!(
         "POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -163,8 +153,7 @@ async fn a_half_closed_client_still_gets_its_answer() {
     for version in ["HTTP/1.1", "HTTP/1.0"] {
         let mut request = request.clone();
         request[b"POST /submit ".len()..][..8].copy_from_slice(version.as_bytes());
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(&request).await.unwrap();
+        let mut stream = server.send_raw(&request).await;
         stream.shutdown().await.unwrap(); // shutdown(SHUT_WR): nothing more will be sent
         let response = read_to_close(&mut stream, Duration::from_secs(30)).await;
         assert!(
@@ -179,11 +168,9 @@ async fn a_half_closed_client_still_gets_its_answer() {
             .to_owned();
         assert_eq!(settled(&server, &id).await["state"], "processed");
     }
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = server
+        .send_raw(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     stream.shutdown().await.unwrap();
     let response = read_to_close(&mut stream, Duration::from_secs(10)).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response:?}");
@@ -197,11 +184,9 @@ async fn slow_clients_are_timed_out() {
     })
     .await;
     // A head that never ends (slowloris): the connection is closed.
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"POST /submit HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await
-        .unwrap();
+    let mut stream = server
+        .send_raw(b"POST /submit HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await;
     let started = std::time::Instant::now();
     let response = read_to_close(&mut stream, Duration::from_secs(20)).await;
     assert!(
@@ -239,11 +224,9 @@ async fn connections_and_crash_bodies_past_their_caps_are_told_to_retry() {
     // Four idle connections hold every slot; the fifth is answered 503 and closed.
     let mut idle = Vec::new();
     for _ in 0..4 {
-        let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut stream = server
+            .send_raw(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
         let mut buf = [0u8; 512];
         let n = stream.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -299,7 +282,7 @@ async fn connections_and_crash_bodies_past_their_caps_are_told_to_retry() {
             "/submit",
             Some("multipart/form-data; boundary=B"),
             &[],
-            multipart("B", &[("upload_file_minidump", Some("a.dmp"), b"MDMP")]),
+            crash_form(b"MDMP"),
         )
         .await;
         if status == 503 {
@@ -318,14 +301,7 @@ async fn connections_and_crash_bodies_past_their_caps_are_told_to_retry() {
 async fn queue_gauges_are_true_during_a_backlog() {
     // A receive-only node: crashes are queued and nothing processes them.
     let server = TestServer::start_with(|c| c.ingest.process_crashes = false).await;
-    let body = multipart(
-        "B",
-        &[(
-            "upload_file_minidump",
-            Some("a.dmp"),
-            &generated_bytes("null-write.dmp"),
-        )],
-    );
+    let body = crash_form(&generated_bytes("null-write.dmp"));
     for _ in 0..5 {
         let (status, _) = post(
             &server,
@@ -429,11 +405,7 @@ async fn thousands_of_mutated_dumps_and_bodies_get_no_5xx() {
             // Synchronous processing of the mutated dump.
             0 | 1 => ("/api/v1/minidump", None, dump),
             // A well-formed crash upload carrying it (processed by the workers).
-            2 => (
-                "/submit",
-                Some(ct),
-                multipart("B", &[("upload_file_minidump", Some("a.dmp"), &dump)]),
-            ),
+            2 => ("/submit", Some(ct), crash_form(&dump)),
             // A mutated multipart body (framing, headers and all), sometimes gzip'ed.
             _ => {
                 let body = multipart(

@@ -106,6 +106,19 @@ impl TestServer {
         (status, response.json().await.unwrap())
     }
 
+    /// DELETE `path` with the admin token, returning the status.
+    pub async fn delete(&self, path: &str) -> u16 {
+        let response = self.client.delete(self.url(path)).send().await.unwrap();
+        response.status().as_u16()
+    }
+
+    /// A new connection that has sent `bytes`.
+    pub async fn send_raw(&self, bytes: &[u8]) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        stream.write_all(bytes).await.unwrap();
+        stream
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
@@ -283,6 +296,11 @@ pub fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u
     }
     write!(body, "--{boundary}--\r\n").unwrap();
     body
+}
+
+/// A Breakpad-style crash upload (`multipart/form-data; boundary=B`) carrying `dump`.
+pub fn crash_form(dump: &[u8]) -> Vec<u8> {
+    multipart("B", &[("upload_file_minidump", Some("a.dmp"), dump)])
 }
 
 /// Gzip-compresses `data`.
