@@ -817,3 +817,33 @@ async fn nothing_logs_a_token_or_key_even_at_debug_level() {
         assert!(!log.contains(secret), "the log holds {secret}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_admin_token_file_fails_the_start_and_leaves_no_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = faultline::config::Config::default();
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.root = dir.path().join("store");
+    config.storage.data_dir = dir.path().join("data");
+    // A folder where the token file should go: the write fails.
+    std::fs::create_dir_all(dir.path().join("data/admin-token")).unwrap();
+    let err = match faultline::api::BoundServer::bind(config.clone()).await {
+        Ok(_) => panic!("the start fails when the admin token cannot be written"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cannot write the first admin token"), "{err}");
+    // Once the way is clear, the next start makes a token that works.
+    std::fs::remove_dir(dir.path().join("data/admin-token")).unwrap();
+    let server = faultline::api::BoundServer::bind(config).await.unwrap();
+    let url = format!("http://{}", server.local_addr());
+    tokio::spawn(server.serve());
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let status = reqwest::Client::new()
+        .get(format!("{url}/api/v1/tokens"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}

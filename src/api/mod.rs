@@ -217,12 +217,14 @@ async fn first_start_token(state: &AppState) -> anyhow::Result<()> {
         })
         .await?;
     let path = state.config.storage.data_dir.join(ADMIN_TOKEN_FILE);
-    write_private(&path, format!("{secret}\n").as_bytes()).map_err(|e| {
-        anyhow::anyhow!(
+    if let Err(e) = write_private(&path, format!("{secret}\n").as_bytes()) {
+        // Nobody could ever read this token: revoke it, so the next start makes another.
+        state.registry.revoke_token(&token.id).await?;
+        anyhow::bail!(
             "cannot write the first admin token to {}: {e} (check that storage.data_dir is writable)",
             path.display()
-        )
-    })?;
+        );
+    }
     tracing::warn!(path = %path.display(), token_id = %token.id, "created an admin token with every scope; it is in this file (readable by this user only)");
     Ok(())
 }
