@@ -6,19 +6,17 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{fixture_bytes, generated, TestServer};
+use common::{fixture_bytes, generated, Db, TestServer};
 use faultline::group::index::{
     CrashAttributes, CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
 };
 use serde_json::Value;
 
-async fn index(budget: PayloadBudget) -> (CrashIndex, tempfile::TempDir) {
+/// A fresh index on `db` (`None` when Postgres is not configured outside tests/run.sh).
+async fn index(db: Db, budget: PayloadBudget) -> Option<(CrashIndex, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("index.sqlite").display()
-    );
-    (CrashIndex::open(&url, budget).await.unwrap(), dir)
+    let url = common::database_url(db, dir.path()).await?;
+    Some((CrashIndex::open(&url, budget).await.unwrap(), dir))
 }
 
 const GENEROUS: PayloadBudget = PayloadBudget {
@@ -74,9 +72,11 @@ fn group_query(sort: GroupSort, limit: i64, cursor: Option<String>) -> GroupQuer
 
 const HOUR: i64 = 1_795_240_800; // an hour boundary (2026-11-21 03:00 UTC)
 
-#[tokio::test]
-async fn one_group_counts_events_users_and_releases_in_version_order() {
-    let (index, _dir) = index(GENEROUS).await;
+on_both_databases! {
+async fn one_group_counts_events_users_and_releases_in_version_order(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
     let releases = [
         Some("1.9.0"),
         Some("1.10.0"),
@@ -104,14 +104,17 @@ async fn one_group_counts_events_users_and_releases_in_version_order() {
     assert_eq!((g.first_seen, g.last_seen), (HOUR, HOUR + 4));
     assert_eq!(g.fingerprints, ["aaa"]);
 }
+}
 
-#[tokio::test]
-async fn payload_budget_keeps_new_groups_whole_then_caps_per_hour_with_exact_counts() {
-    let (index, _dir) = index(PayloadBudget {
+on_both_databases! {
+async fn payload_budget_keeps_new_groups_whole_then_caps_per_hour_with_exact_counts(db: Db) {
+    let Some((index, _dir)) = index(db, PayloadBudget {
         per_new_group: 3,
         per_group_hour: 2,
     })
-    .await;
+    .await else {
+        return;
+    };
     let mut kept = Vec::new();
     for n in 0..10 {
         kept.push(
@@ -162,10 +165,13 @@ async fn payload_budget_keeps_new_groups_whole_then_caps_per_hour_with_exact_cou
         .payload_key
         .is_some());
 }
+}
 
-#[tokio::test]
-async fn a_crash_from_a_newer_release_reopens_a_resolved_group() {
-    let (index, _dir) = index(GENEROUS).await;
+on_both_databases! {
+async fn a_crash_from_a_newer_release_reopens_a_resolved_group(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
     let g = index
         .record(&crash(0, "ccc", HOUR, Some("1.9.0"), None))
         .await
@@ -211,10 +217,13 @@ async fn a_crash_from_a_newer_release_reopens_a_resolved_group() {
         .to_string()
         .contains("open, resolved or muted"));
 }
+}
 
-#[tokio::test]
-async fn merging_moves_fingerprints_crashes_and_users() {
-    let (index, _dir) = index(GENEROUS).await;
+on_both_databases! {
+async fn merging_moves_fingerprints_crashes_and_users(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
     let a = index
         .record(&crash(0, "ddd", HOUR, Some("1.0"), Some("u1")))
         .await
@@ -261,10 +270,13 @@ async fn merging_moves_fingerprints_crashes_and_users() {
     );
     assert!(index.merge(a, &[a]).await.is_err());
 }
+}
 
-#[tokio::test]
-async fn listing_filters_sorts_and_pages() {
-    let (index, _dir) = index(GENEROUS).await;
+on_both_databases! {
+async fn listing_filters_sorts_and_pages(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
     // Group sizes 1..=5, one crash of group 5 with another product and a user annotation.
     for (g, fp) in ["g1", "g2", "g3", "g4", "g5"].iter().enumerate() {
         for n in 0..=g {
@@ -360,6 +372,7 @@ async fn listing_filters_sorts_and_pages() {
         .unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].attributes.product.as_deref(), Some("Editor"));
+}
 }
 
 /// Posts a generated dump with annotations; returns the response JSON.
@@ -481,13 +494,16 @@ async fn the_same_bug_groups_across_processes_and_releases_and_different_bugs_do
     assert_eq!(by_user["crashes"][0]["id"], again["crash_id"]);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn triage_api_resolves_detects_regressions_merges_and_validates() {
-    let server = TestServer::start_with(|c| {
+on_both_databases! {
+async fn triage_api_resolves_detects_regressions_merges_and_validates(db: Db) {
+    let Some(server) = TestServer::start_on(db, |c| {
         c.group.payloads_per_new_group = 1;
         c.group.payloads_per_group_hour = 1;
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     server
         .upload(
             "crasher.debug",
@@ -588,6 +604,7 @@ async fn triage_api_resolves_detects_regressions_merges_and_validates() {
     assert_eq!(server.get_json("/api/v1/crashes/nope").await.0, 404);
     let _ = fixture_bytes("minidumps/rust-minidump/test.dmp");
 }
+}
 
 /// Per fingerprint: the group as triage sees it, minus what depends on arrival order (its ID,
 /// which crashes are the samples).
@@ -607,11 +624,11 @@ async fn groups_by_fingerprint(
     out
 }
 
+on_both_databases! {
 /// Many crashes recorded at once are written in batches (group commit); the index must end up
 /// exactly as if they had been recorded one at a time: counts, distinct users, releases,
 /// hourly counts and payload budget, with a crash sent twice counted once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_recording_counts_exactly_as_one_at_a_time() {
+async fn concurrent_recording_counts_exactly_as_one_at_a_time(db: Db) {
     // Budgets whose outcome does not depend on arrival order: per hour only over 3 hours, and
     // per new group within one hour.
     for (budget, hours) in [
@@ -653,12 +670,16 @@ async fn concurrent_recording_counts_exactly_as_one_at_a_time() {
         let again: Vec<NewCrash> = crashes.iter().step_by(11).cloned().collect();
         crashes.extend(again);
 
-        let (one_by_one, _a) = index(budget).await;
+        let Some((one_by_one, _a)) = index(db, budget).await else {
+        return;
+    };
         let mut sequential_groups = std::collections::BTreeSet::new();
         for c in &crashes {
             sequential_groups.insert(one_by_one.record(c).await.unwrap().group_id);
         }
-        let (at_once, _b) = index(budget).await;
+        let Some((at_once, _b)) = index(db, budget).await else {
+        return;
+    };
         let at_once = std::sync::Arc::new(at_once);
         let tasks: Vec<_> = crashes
             .iter()
@@ -694,13 +715,16 @@ async fn concurrent_recording_counts_exactly_as_one_at_a_time() {
         assert_eq!(expected["fp1"]["event_count"], 40);
     }
 }
+}
 
+on_both_databases! {
 /// A caller that goes away while its crash is queued or being written (a client hanging up)
 /// must not lose or half-write anyone else's crash: every caller still waiting gets its answer,
 /// and the counts match the crash rows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn callers_going_away_mid_batch_lose_nothing_for_the_others() {
-    let (index, _dir) = index(GENEROUS).await;
+async fn callers_going_away_mid_batch_lose_nothing_for_the_others(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
     let index = std::sync::Arc::new(index);
     let tasks: Vec<_> = (0..300)
         .map(|n| {
@@ -760,4 +784,5 @@ async fn callers_going_away_mid_batch_lose_nothing_for_the_others() {
     }
     let counted: i64 = rows.values().sum();
     assert!(counted >= 240, "only {counted} crashes recorded");
+}
 }

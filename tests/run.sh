@@ -3,7 +3,10 @@
 # starts what the tests need, then runs `cargo test`. A missing service is a failure here, never
 # a silent skip. `.ci/run` runs exactly this.
 #
-# Services: s3s-fs (a real S3 server, for tests/store.rs), started on a free loopback port.
+# Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server) and
+# a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
+# refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
+# skipping.
 # Extra arguments go to `cargo test` and skip the format and lint checks (e.g.
 # `bash tests/run.sh --test auth` while working on one file).
 set -euo pipefail
@@ -35,7 +38,16 @@ mkdir -p "$s3_root/faultline"
 s3_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 "$S3S_FS" --host 127.0.0.1 --port "$s3_port" --access-key ci-access-key --secret-key ci-secret-key "$s3_root" >/dev/null 2>&1 &
 s3_pid=$!
-trap 'kill "$s3_pid" 2>/dev/null || true; rm -rf "$s3_root"' EXIT
+pg_root=""
+cleanup() {
+  kill "$s3_pid" 2>/dev/null || true
+  rm -rf "$s3_root"
+  if [ -n "$pg_root" ]; then
+    as_pg pg_ctl -D "$pg_root/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$pg_root"
+  fi
+}
+trap cleanup EXIT
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
   sleep 0.1
@@ -48,5 +60,39 @@ export FAULTLINE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export FAULTLINE_TEST_S3_BUCKET=faultline
 export FAULTLINE_TEST_S3_ACCESS_KEY=ci-access-key
 export FAULTLINE_TEST_S3_SECRET_KEY=ci-secret-key
+
+# A real Postgres: a throwaway cluster with trust authentication on loopback.
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+if [ -z "$PG_BIN" ] && ! command -v initdb >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q postgresql >/dev/null
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  else
+    echo "PostgreSQL (initdb, pg_ctl) is required: install Debian's postgresql package" >&2
+    exit 1
+  fi
+fi
+export PATH="${PG_BIN:+$PG_BIN:}$PATH"
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- env PATH="$PATH" "$@"
+  else
+    "$@"
+  fi
+}
+if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --no-create-home postgres
+fi
+pg_root="$(mktemp -d)"
+chmod 755 "$pg_root"
+[ "$(id -u)" = 0 ] && chown postgres "$pg_root"
+pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+as_pg initdb -D "$pg_root/data" -U postgres -A trust -E UTF8 --no-sync >"$pg_root/initdb.log" 2>&1 ||
+  { cat "$pg_root/initdb.log" >&2; exit 1; }
+as_pg pg_ctl -D "$pg_root/data" -l "$pg_root/server.log" -w -o \
+  "-p $pg_port -k $pg_root -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  start >/dev/null || { cat "$pg_root/server.log" >&2; exit 1; }
+export FAULTLINE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+export FAULTLINE_TEST_REQUIRE_SERVICES=1
 
 cargo test --locked "$@"

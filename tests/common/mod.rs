@@ -38,6 +38,84 @@ pub fn fixture_bytes(rel: &str) -> Vec<u8> {
     std::fs::read(fixture(rel)).unwrap()
 }
 
+/// Which database a suite runs on (every index, queue and grouping suite runs on both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// The embedded default: a file in the test's temp folder.
+    Sqlite,
+    /// A fresh database on the Postgres cluster `tests/run.sh` starts
+    /// (`FAULTLINE_TEST_POSTGRES_URL`).
+    Postgres,
+}
+
+/// Runs a test once on SQLite and once on Postgres: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(#[doc = $doc:expr])* async fn $name:ident($db:ident: Db) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                run(common::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                run(common::Db::Postgres).await
+            }
+            async fn run($db: common::Db) $body
+        }
+    };
+}
+
+/// Whether `tests/run.sh` (and so CI) runs the suite: then a missing service fails the test.
+pub fn services_required() -> bool {
+    std::env::var("FAULTLINE_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A fresh, empty database of kind `db`: a SQLite file in `dir`, or a new database on the test
+/// Postgres cluster. `None` (after saying so) when no Postgres is configured and the suite is
+/// not run by `tests/run.sh`.
+pub async fn database_url(db: Db, dir: &std::path::Path) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join(format!("index-{}.sqlite", uuid::Uuid::new_v4().simple()))
+                .display()
+        )),
+        Db::Postgres => {
+            let Ok(admin) = std::env::var("FAULTLINE_TEST_POSTGRES_URL") else {
+                assert!(
+                    !services_required(),
+                    "FAULTLINE_TEST_POSTGRES_URL is not set: tests/run.sh starts a Postgres cluster"
+                );
+                eprintln!("skipped on Postgres: FAULTLINE_TEST_POSTGRES_URL is not set (bash tests/run.sh starts a cluster)");
+                return None;
+            };
+            Some(create_database(&admin).await)
+        }
+    }
+}
+
+/// A new database on the cluster at `admin_url`; its URL.
+pub async fn create_database(admin_url: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test Postgres cluster");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let _ = admin.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
 /// A running server and the folders it owns (deleted when dropped).
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -60,11 +138,22 @@ impl TestServer {
 
     /// Starts a server after `tweak` adjusts its configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_on(Db::Sqlite, tweak)
+            .await
+            .expect("SQLite is always there")
+    }
+
+    /// Starts a server whose crash index is on `db` (`None`: Postgres is not configured and
+    /// the suite may skip it; see [`database_url`]).
+    pub async fn start_on(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
         let dirs = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         config.storage.root = dirs.path().join("store");
         config.storage.data_dir = dirs.path().join("data");
+        if db == Db::Postgres {
+            config.index.url = database_url(db, dirs.path()).await?;
+        }
         tweak(&mut config);
         let store_root = config.storage.root.clone();
         let data_dir = config.storage.data_dir.clone();
@@ -80,7 +169,7 @@ impl TestServer {
             reqwest::header::AUTHORIZATION,
             format!("Bearer {admin_token}").parse().unwrap(),
         );
-        TestServer {
+        Some(TestServer {
             addr,
             store_root,
             data_dir,
@@ -91,7 +180,7 @@ impl TestServer {
             admin_token,
             anonymous: reqwest::Client::new(),
             _dirs: dirs,
-        }
+        })
     }
 
     /// `http://127.0.0.1:PORT` + `path`.

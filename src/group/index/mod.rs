@@ -240,9 +240,34 @@ pub struct GroupPatch {
     pub resolved_in: Option<Option<String>>,
 }
 
+/// The database under the crash index (and the ingest queue, projects and tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: one node, one writer (the embedded default).
+    Sqlite,
+    /// Postgres: any number of nodes.
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect of a database URL, or why it is not one faultline can use.
+    pub fn of(url: &str) -> Result<Dialect, IndexError> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(IndexError::Invalid(format!(
+                "unsupported crash index URL {url:?}: use sqlite://PATH?mode=rwc or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            )))
+        }
+    }
+}
+
 /// The crash index.
 pub struct CrashIndex {
     pool: AnyPool,
+    dialect: Dialect,
     budget: PayloadBudget,
     /// SQLite has one writer; writes are serialized so group creation never races.
     write: tokio::sync::Mutex<()>,
@@ -360,37 +385,45 @@ impl Filter {
 }
 
 impl CrashIndex {
-    /// Opens (creating and migrating) the index at `url` (`sqlite://path?mode=rwc`).
+    /// Opens (creating and migrating) the index at `url`: `sqlite://PATH?mode=rwc` (the embedded
+    /// default) or `postgres://USER:PASSWORD@HOST/DB` (several nodes sharing one index). Nodes
+    /// that start at once migrate once: the Postgres migrator holds an advisory lock.
     pub async fn open(url: &str, budget: PayloadBudget) -> Result<CrashIndex, IndexError> {
         sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
+        let dialect = Dialect::of(url)?;
+        let sqlite = dialect == Dialect::Sqlite;
         let pool = AnyPoolOptions::new()
             // One connection for SQLite: its single writer and an in-memory database both need it.
-            .max_connections(if sqlite { 1 } else { 8 })
+            .max_connections(if sqlite { 1 } else { 16 })
             // SQLite runs in this process: checking the connection before each use would only
             // add a round trip to every transaction.
             .test_before_acquire(!sqlite)
             .connect(url)
             .await?;
-        if sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&pool)
-                .await?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        } else {
-            return Err(IndexError::Invalid(format!(
-                "unsupported crash index URL {url:?}: use sqlite://PATH (Postgres comes with the scale-out milestone)"
-            )));
+        match dialect {
+            Dialect::Sqlite => {
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await?;
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&pool)
+                    .await?;
+                sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+            }
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
         Ok(CrashIndex {
             pool,
+            dialect,
             budget,
             write: tokio::sync::Mutex::new(()),
             queue: record::RecordQueue::default(),
         })
+    }
+
+    /// Which database this is (for the few statements the dialects spell differently).
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The database pool (the ingest queue lives in the same database, so queue changes and
