@@ -36,6 +36,33 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Who may read what without a token.
     pub auth: AuthConfig,
+    /// Several nodes sharing one Postgres index and one S3 bucket.
+    pub cluster: ClusterConfig,
+}
+
+/// Several nodes on one index (see docs/SCALING.md). The defaults suit one node too.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's name in queue leases and cluster events; empty means the host name plus a
+    /// short hash of `storage.data_dir` (stable across restarts, distinct per node).
+    pub node_id: String,
+    /// Seconds a claimed crash stays leased to this node; the node renews its leases every
+    /// third of it while it works, and another node takes over a lease that ran out.
+    pub lease_secs: u64,
+    /// Seconds between looks at what other nodes changed (uploads, revocations), besides
+    /// Postgres notifications and the look before each claim.
+    pub event_poll_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: String::new(),
+            lease_secs: 30,
+            event_poll_secs: 5,
+        }
+    }
 }
 
 /// Access control (see docs/CONFIGURATION.md and README's "Access" section).
@@ -145,6 +172,24 @@ pub struct IndexConfig {
 }
 
 impl Config {
+    /// This node's name (see [`ClusterConfig::node_id`]).
+    pub fn node_id(&self) -> String {
+        if !self.cluster.node_id.is_empty() {
+            return self.cluster.node_id.clone();
+        }
+        use sha2::Digest;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "faultline".to_owned());
+        let dir = std::fs::canonicalize(&self.storage.data_dir)
+            .unwrap_or_else(|_| self.storage.data_dir.clone());
+        let digest = sha2::Sha256::digest(dir.to_string_lossy().as_bytes());
+        format!("{host}-{}", &hex::encode(digest)[..8])
+    }
+
     /// The crash index URL, defaulting to SQLite in the data folder.
     pub fn index_url(&self) -> String {
         if self.index.url.is_empty() {
@@ -281,8 +326,9 @@ impl Default for CachesConfig {
 
 /// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
 /// (such as `FAULTLINE_CONFIG`) are not configuration keys.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server_",
+    "cluster_",
     "storage_",
     "limits_",
     "caches_",

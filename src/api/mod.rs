@@ -93,7 +93,11 @@ impl AppState {
         })?;
         let throttle =
             Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let queue = Arc::new(IngestQueue::new(&index));
+        let queue = Arc::new(IngestQueue::new(
+            &index,
+            config.node_id(),
+            std::time::Duration::from_secs(config.cluster.lease_secs),
+        ));
         let registry = Registry::new(index.pool().clone());
         let ingest_bodies = Arc::new(tokio::sync::Semaphore::new(
             config.ingest.max_concurrent_bodies.max(1),

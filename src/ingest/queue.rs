@@ -1,12 +1,19 @@
 //! The persistent ingest queue, a table in the crash index database: `queued` → `processing` →
-//! `processed` or `failed` (with the reason). Rows left in `processing` by a killed server are
-//! requeued at start-up; since recording in the crash index is keyed by crash ID, a crash
-//! processed twice is still indexed once.
+//! `processed` or `failed` (with the reason).
+//!
+//! Several nodes can share it. A claim leases rows to one node (`claimed_by`, `lease_until`):
+//! on Postgres the claim skips rows another claim has locked (`FOR UPDATE SKIP LOCKED`), so two
+//! workers never get the same crash; SQLite's single writer gives the same guarantee. A node
+//! renews its leases while it works; rows whose lease ran out (their node died) go back to
+//! `queued`, and a restarted node requeues what its previous life held. Since recording in the
+//! crash index is keyed by crash ID, a crash processed twice is still indexed once.
+
+use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
-use crate::group::index::{CrashIndex, IndexError};
+use crate::group::index::{CrashIndex, Dialect, IndexError};
 
 /// A queue row.
 #[derive(Debug, Clone, Serialize)]
@@ -40,9 +47,20 @@ pub struct QueueDepth {
     pub oldest_queued_at: Option<i64>,
 }
 
-/// The queue.
+/// The queue, as one node sees it.
 pub struct IngestQueue {
     pool: AnyPool,
+    dialect: Dialect,
+    node: String,
+    lease: Duration,
+}
+
+/// What a finished crash leaves behind: the debug IDs of modules it lacked symbols for.
+pub struct Finished {
+    /// The crash.
+    pub crash_id: String,
+    /// Modules without symbols (an upload of one of them reprocesses the crash).
+    pub missing_debug_ids: Vec<String>,
 }
 
 fn now() -> i64 {
@@ -50,11 +68,28 @@ fn now() -> i64 {
 }
 
 impl IngestQueue {
-    /// The queue in the crash index's database.
-    pub fn new(index: &CrashIndex) -> IngestQueue {
+    /// The queue in the crash index's database, claimed from as `node` with leases of `lease`.
+    pub fn new(index: &CrashIndex, node: impl Into<String>, lease: Duration) -> IngestQueue {
         IngestQueue {
             pool: index.pool().clone(),
+            dialect: index.dialect(),
+            node: node.into(),
+            lease: lease.max(Duration::from_secs(1)),
         }
+    }
+
+    /// This node's name in leases.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How long a claim is leased for.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    fn lease_until(&self) -> i64 {
+        now() + self.lease.as_secs() as i64
     }
 
     /// Adds a stored crash; once this returns, the crash will be processed even if the server
@@ -80,28 +115,75 @@ impl IngestQueue {
         Ok(())
     }
 
-    /// Puts rows a previous run left in `processing` back in the queue; returns how many.
+    /// At start-up: puts back in the queue the rows this node held before it stopped (it is
+    /// not working on them any more), then any whose lease ran out. Returns how many.
     pub async fn recover(&self) -> Result<u64, IndexError> {
-        Ok(
-            sqlx::query("UPDATE ingest_queue SET state = 'queued' WHERE state = 'processing'")
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        let mine = sqlx::query(
+            "UPDATE ingest_queue SET state = 'queued', claimed_by = NULL, lease_until = NULL \
+             WHERE state = 'processing' AND claimed_by = $1",
         )
+        .bind(self.node.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(mine + self.requeue_expired().await?)
+    }
+
+    /// Puts back in the queue the rows whose lease ran out (their node died or hangs), and
+    /// rows left `processing` without a lease by a version before leases. Returns how many.
+    pub async fn requeue_expired(&self) -> Result<u64, IndexError> {
+        Ok(sqlx::query(
+            "UPDATE ingest_queue SET state = 'queued', claimed_by = NULL, lease_until = NULL \
+             WHERE state = 'processing' AND (lease_until IS NULL OR lease_until < $1)",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Extends the lease of every crash this node is processing; returns how many.
+    pub async fn renew(&self) -> Result<u64, IndexError> {
+        Ok(sqlx::query(
+            "UPDATE ingest_queue SET lease_until = $1 WHERE state = 'processing' AND claimed_by = $2",
+        )
+        .bind(self.lease_until())
+        .bind(self.node.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Claims the oldest queued crash, if any.
     pub async fn claim(&self) -> Result<Option<QueueEntry>, IndexError> {
-        let row = sqlx::query(
-            "UPDATE ingest_queue SET state = 'processing', attempts = attempts + 1, updated_at = $1 \
-             WHERE crash_id = (SELECT crash_id FROM ingest_queue WHERE state = 'queued' \
-                               ORDER BY enqueued_at, crash_id LIMIT 1) \
-             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at",
-        )
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| entry(&r)).transpose()
+        Ok(self.claim_many(1).await?.into_iter().next())
+    }
+
+    /// Claims up to `n` of the oldest queued crashes, leased to this node, oldest first. On
+    /// Postgres, rows another claim is taking are skipped rather than waited for (or, without
+    /// `SKIP LOCKED`, handed out twice).
+    pub async fn claim_many(&self, n: usize) -> Result<Vec<QueueEntry>, IndexError> {
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE ingest_queue SET state = 'processing', attempts = attempts + 1, \
+             claimed_by = $1, lease_until = $2, updated_at = $3 \
+             WHERE crash_id IN (SELECT crash_id FROM ingest_queue WHERE state = 'queued' \
+                                ORDER BY enqueued_at, crash_id LIMIT $4{lock}) \
+             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.node.as_str())
+            .bind(self.lease_until())
+            .bind(now())
+            .bind(n.max(1) as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by(|a, b| (a.enqueued_at, &a.crash_id).cmp(&(b.enqueued_at, &b.crash_id)));
+        Ok(entries)
     }
 
     /// Marks a crash processed, remembering which modules lacked symbols.
@@ -110,24 +192,61 @@ impl IngestQueue {
         crash_id: &str,
         missing_debug_ids: &[String],
     ) -> Result<(), IndexError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM crash_missing_symbols WHERE crash_id = $1")
-            .bind(crash_id)
-            .execute(&mut *tx)
-            .await?;
-        for debug_id in missing_debug_ids {
-            sqlx::query("INSERT INTO crash_missing_symbols (crash_id, debug_id) VALUES ($1, $2)")
-                .bind(crash_id)
-                .bind(debug_id.as_str())
-                .execute(&mut *tx)
-                .await?;
+        self.finish_all(&[Finished {
+            crash_id: crash_id.to_owned(),
+            missing_debug_ids: missing_debug_ids.to_vec(),
+        }])
+        .await
+    }
+
+    /// Marks crashes processed in one transaction (a fixed number of statements, whatever
+    /// their number), remembering which modules each lacked symbols for.
+    pub async fn finish_all(&self, finished: &[Finished]) -> Result<(), IndexError> {
+        for chunk in finished.chunks(200) {
+            let mut tx = match self.dialect {
+                Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                Dialect::Postgres => self.pool.begin().await?,
+            };
+            let ids = placeholders(chunk.len(), 1, 1);
+            let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
+            let mut query = sqlx::query(&sql);
+            for f in chunk {
+                query = query.bind(f.crash_id.as_str());
+            }
+            query.execute(&mut *tx).await?;
+            let missing: Vec<(&str, &str)> = chunk
+                .iter()
+                .flat_map(|f| {
+                    f.missing_debug_ids
+                        .iter()
+                        .map(move |d| (f.crash_id.as_str(), d.as_str()))
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for rows in missing.chunks(200) {
+                let sql = format!(
+                    "INSERT INTO crash_missing_symbols (crash_id, debug_id) VALUES {}",
+                    placeholders(rows.len(), 2, 1)
+                );
+                let mut query = sqlx::query(&sql);
+                for (crash, debug_id) in rows {
+                    query = query.bind(*crash).bind(*debug_id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            let sql = format!(
+                "UPDATE ingest_queue SET state = 'processed', error = NULL, claimed_by = NULL, \
+                 lease_until = NULL, updated_at = $1 WHERE crash_id IN ({})",
+                placeholders(chunk.len(), 1, 2)
+            );
+            let mut query = sqlx::query(&sql).bind(now());
+            for f in chunk {
+                query = query.bind(f.crash_id.as_str());
+            }
+            query.execute(&mut *tx).await?;
+            tx.commit().await?;
         }
-        sqlx::query("UPDATE ingest_queue SET state = 'processed', error = NULL, updated_at = $1 WHERE crash_id = $2")
-            .bind(now())
-            .bind(crash_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -143,7 +262,8 @@ impl IngestQueue {
 
     async fn set_state(&self, crash_id: &str, state: &str, error: &str) -> Result<(), IndexError> {
         sqlx::query(
-            "UPDATE ingest_queue SET state = $1, error = $2, updated_at = $3 WHERE crash_id = $4",
+            "UPDATE ingest_queue SET state = $1, error = $2, claimed_by = NULL, lease_until = NULL, \
+             updated_at = $3 WHERE crash_id = $4",
         )
         .bind(state)
         .bind(error)
@@ -172,7 +292,7 @@ impl IngestQueue {
         index: &CrashIndex,
         crash_id: &str,
     ) -> Result<Option<QueueEntry>, IndexError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = index.begin_write().await?;
         let exists = sqlx::query("SELECT state FROM ingest_queue WHERE crash_id = $1")
             .bind(crash_id)
             .fetch_optional(&mut *tx)
@@ -247,4 +367,22 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<QueueEntry, IndexError> {
         error: row.try_get("error")?,
         enqueued_at: row.try_get("enqueued_at")?,
     })
+}
+
+/// `rows` comma-separated placeholder lists of `columns` each, numbered from `first`: with one
+/// column, `$1, $2, …`; with more, `($1, $2), ($3, $4), …`.
+fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..columns)
+                .map(|c| format!("${}", first + r * columns + c))
+                .collect();
+            if columns == 1 {
+                cells.concat()
+            } else {
+                format!("({})", cells.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,6 +1,8 @@
-//! Processing workers: claim queued crashes, run them through the pipeline, record them, and
-//! mark them done — or failed, with the reason, when the dump cannot be processed. A crash whose
-//! files cannot be read right now (storage unreachable) goes back in the queue.
+//! Processing workers: claim queued crashes a batch at a time, run them through the pipeline
+//! side by side, record them (the index writes concurrent crashes in one transaction) and mark
+//! the batch done in one transaction — or a crash failed, with the reason, when its dump cannot
+//! be processed. A crash whose files cannot be read right now (storage unreachable) goes back in
+//! the queue. A lease keeper renews this node's claims and requeues claims whose node died.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use minidump::Module;
 use tokio::sync::Notify;
 
-use super::queue::{IngestQueue, QueueEntry};
+use super::queue::{Finished, IngestQueue, QueueEntry};
 use super::{load_raw, Recorder, MAIN_DUMP};
 use crate::group::index::CrashIndex;
 use crate::pipeline::Pipeline;
@@ -19,6 +21,9 @@ use crate::store::{self, ObjectKey, ObjectStore};
 const MAX_DUMP: u64 = 2 << 30;
 /// Attempts before a crash whose files cannot be read is marked failed.
 const MAX_ATTEMPTS: i64 = 5;
+/// Crashes one worker claims and processes at once: enough to keep the processing pool and
+/// the index's group commit fed, few enough that a batch finishes well within its lease.
+const CLAIM_BATCH: usize = 8;
 
 /// What the workers need.
 #[derive(Clone)]
@@ -37,27 +42,64 @@ pub struct WorkerContext {
     pub wake: Arc<Notify>,
 }
 
-/// Starts `count` workers (after requeueing what a previous run left half-done).
+/// Starts `count` workers (after requeueing what this node held before it stopped) and the
+/// lease keeper.
 pub async fn start(context: WorkerContext, count: usize) {
     match context.queue.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             crashes = n,
-            "requeued crashes left in processing by the previous run"
+            "requeued crashes this node (or a node whose lease ran out) left in processing"
         ),
         Err(e) => tracing::error!(error = %e, "could not requeue interrupted crashes"),
     }
+    tokio::spawn(keep_leases(Arc::clone(&context.queue), Arc::clone(&context.wake)));
     for _ in 0..count.max(1) {
         let context = context.clone();
         tokio::spawn(async move { run(context).await });
     }
 }
 
+/// Renews this node's leases every third of the lease, and requeues other nodes' expired ones
+/// (waking the workers when there are some).
+async fn keep_leases(queue: Arc<IngestQueue>, wake: Arc<Notify>) {
+    let period = queue.lease() / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(e) = queue.renew().await {
+            tracing::warn!(error = %e, "could not renew this node's queue leases");
+        }
+        match queue.requeue_expired().await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(crashes = n, "requeued crashes whose node stopped renewing its lease");
+                wake.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = %e, "could not requeue expired leases"),
+        }
+    }
+}
+
 async fn run(context: WorkerContext) {
     loop {
-        match context.queue.claim().await {
-            Ok(Some(entry)) => process(&context, entry).await,
-            Ok(None) => {
+        match context.queue.claim_many(CLAIM_BATCH).await {
+            Ok(entries) if !entries.is_empty() => {
+                let done: Vec<Finished> =
+                    futures::future::join_all(entries.into_iter().map(|e| process(&context, e)))
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                if done.is_empty() {
+                    continue;
+                }
+                match context.queue.finish_all(&done).await {
+                    Ok(()) => metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
+                        .increment(done.len() as u64),
+                    Err(e) => tracing::error!(crashes = done.len(), error = %e, "could not mark processed; they will be reprocessed and deduplicated"),
+                }
+            }
+            Ok(_) => {
                 tokio::select! {
                     _ = context.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -75,7 +117,9 @@ fn outcome(outcome: &'static str) {
     metrics::counter!("faultline_ingest_processed_total", "outcome" => outcome).increment(1);
 }
 
-async fn process(context: &WorkerContext, entry: QueueEntry) {
+/// Processes and records one claimed crash; what to mark processed when that worked (failures
+/// and retries are marked here).
+async fn process(context: &WorkerContext, entry: QueueEntry) -> Option<Finished> {
     let id = entry.crash_id.clone();
     let transient = |error: String| async move {
         if entry.attempts >= MAX_ATTEMPTS {
@@ -101,9 +145,12 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
                 .queue
                 .fail(&id, "the stored crash is missing its raw.json")
                 .await;
-            return;
+            return None;
         }
-        Err(e) => return transient(e).await,
+        Err(e) => {
+            transient(e).await;
+            return None;
+        }
     };
     let Some(dump_key) = raw
         .dumps
@@ -112,7 +159,7 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
     else {
         outcome("failed");
         let _ = context.queue.fail(&id, "the crash has no minidump").await;
-        return;
+        return None;
     };
     let dump = match ObjectKey::new(dump_key.clone()) {
         Ok(key) => store::get_bytes(&*context.objects, &key, MAX_DUMP).await,
@@ -126,16 +173,19 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
                 .queue
                 .fail(&id, "the stored minidump is missing")
                 .await;
-            return;
+            return None;
         }
-        Err(e) => return transient(e.to_string()).await,
+        Err(e) => {
+            transient(e.to_string()).await;
+            return None;
+        }
     };
     let report = match context.pipeline.run(dump, &raw.annotations).await {
         Ok(report) => report,
         Err(e) => {
             outcome("failed");
             let _ = context.queue.fail(&id, &e.to_string()).await;
-            return;
+            return None;
         }
     };
     let recorder = Recorder {
@@ -153,7 +203,8 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
         )
         .await
     {
-        return transient(e.to_string()).await;
+        transient(e.to_string()).await;
+        return None;
     }
     let missing: Vec<String> = report
         .processed
@@ -164,10 +215,8 @@ async fn process(context: &WorkerContext, entry: QueueEntry) {
         .filter(|(_, r)| r.status == SymbolStatus::Missing)
         .filter_map(|(m, _)| m.debug_identifier().map(|id| id.to_string()))
         .collect();
-    match context.queue.finish(&id, &missing).await {
-        Ok(()) => outcome("processed"),
-        Err(e) => {
-            tracing::error!(crash_id = %id, error = %e, "could not mark processed; it will be reprocessed and deduplicated")
-        }
-    }
+    Some(Finished {
+        crash_id: id,
+        missing_debug_ids: missing,
+    })
 }

@@ -31,6 +31,18 @@ pub enum IndexError {
     Invalid(String),
 }
 
+/// Whether `error` means another writer got in the way (a deadlock, a serialization failure,
+/// the same row inserted at the same time), so the transaction is worth trying again.
+pub(crate) fn lost_a_race(error: &IndexError) -> bool {
+    match error {
+        IndexError::Database(sqlx::Error::Database(e)) => {
+            e.is_unique_violation()
+                || matches!(e.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
+    }
+}
+
 /// How many processed payloads to keep; the crash rows and counts are always kept.
 #[derive(Debug, Clone, Copy)]
 pub struct PayloadBudget {
@@ -269,7 +281,8 @@ pub struct CrashIndex {
     pool: AnyPool,
     dialect: Dialect,
     budget: PayloadBudget,
-    /// SQLite has one writer; writes are serialized so group creation never races.
+    /// One writer per node: while it writes, the next batch forms (group commit). Across
+    /// nodes (Postgres), fingerprint inserts and group row locks order the writers.
     write: tokio::sync::Mutex<()>,
     /// Crashes waiting to be recorded by whoever holds `write` (group commit, see `record.rs`).
     queue: record::RecordQueue,
@@ -418,6 +431,15 @@ impl CrashIndex {
             budget,
             write: tokio::sync::Mutex::new(()),
             queue: record::RecordQueue::default(),
+        })
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a transaction never reads, then finds another connection wrote first.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, IndexError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
         })
     }
 
@@ -765,7 +787,13 @@ impl CrashIndex {
             ));
         }
         let _writer = self.write.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
+        if self.dialect == Dialect::Postgres {
+            let mut ids: Vec<i64> = from.iter().copied().chain([into]).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            record::lock_groups(&mut tx, &ids).await?;
+        }
         let exists =
             sqlx::query("SELECT id FROM crash_groups WHERE id = $1 AND merged_into IS NULL")
                 .bind(into)

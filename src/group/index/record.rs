@@ -19,8 +19,7 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, version, CrashIndex, Group, IndexError, NewCrash, Recorded, GROUP_COLUMNS,
-    GROUP_COLUMNS_OF_G,
+    group_from, version, CrashIndex, Group, IndexError, NewCrash, Recorded, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -107,20 +106,101 @@ impl CrashIndex {
         }
     }
 
-    /// Records `crashes` in order, in one transaction.
+    /// Records `crashes` in order, in one transaction; when another writer (another node)
+    /// got in the way (a deadlock, the same crash recorded at the same time), tries again: the
+    /// next attempt sees what that writer committed.
     async fn record_all(&self, crashes: &[&NewCrash]) -> Result<Vec<Recorded>, IndexError> {
-        let mut tx = self.pool.begin().await?;
-        let known = read_known(&mut tx, crashes).await?;
-        let mut state = BatchState::default();
+        let mut attempt = 0;
+        loop {
+            match self.record_all_once(crashes).await {
+                Err(e) if attempt < 4 && super::lost_a_race(&e) => {
+                    attempt += 1;
+                    metrics::counter!("faultline_index_write_retries_total").increment(1);
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn record_all_once(&self, crashes: &[&NewCrash]) -> Result<Vec<Recorded>, IndexError> {
+        let mut tx = self.begin_write().await?;
+        let mut known = read_known(&mut tx, crashes).await?;
+        // Groups for new fingerprints, created in one fixed order (so writers on other nodes
+        // cannot deadlock on them); a writer that loses the race joins the winner's group.
+        let mut new_fingerprints: Vec<&NewCrash> = crashes
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.group.is_none() && k.recorded.is_none())
+            .map(|(c, _)| *c)
+            .collect();
+        new_fingerprints.sort_by(|a, b| {
+            (a.attributes.project_id, &a.attributes.fingerprint)
+                .cmp(&(b.attributes.project_id, &b.attributes.fingerprint))
+        });
+        new_fingerprints.dedup_by(|a, b| {
+            (a.attributes.project_id, &a.attributes.fingerprint)
+                == (b.attributes.project_id, &b.attributes.fingerprint)
+        });
+        let mut created = HashSet::new();
+        for crash in &new_fingerprints {
+            let (id, new) = create_group(&mut tx, crash).await?;
+            if new {
+                created.insert(id);
+            }
+        }
+        if self.dialect == super::Dialect::Postgres {
+            // Other nodes write these groups too: lock them (in ID order), then read the batch
+            // again, so its decisions start from what is committed now.
+            let mut ids: Vec<i64> = known
+                .iter()
+                .filter_map(|k| k.group.as_ref().map(|g| g.id))
+                .chain(created.iter().copied())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if !ids.is_empty() {
+                lock_groups(&mut tx, &ids).await?;
+            }
+            if !ids.is_empty() || !new_fingerprints.is_empty() {
+                known = read_known(&mut tx, crashes).await?;
+            }
+        } else if !new_fingerprints.is_empty() {
+            known = read_known(&mut tx, crashes).await?;
+        }
+        let mut state = BatchState {
+            created,
+            ..BatchState::default()
+        };
         let mut results = Vec::with_capacity(crashes.len());
         for (crash, known) in crashes.iter().zip(&known) {
-            let recorded = state.decide(&mut tx, crash, known, self.budget).await?;
+            let recorded = state.decide(crash, known, self.budget)?;
             results.push(recorded);
         }
         state.write(&mut tx).await?;
         tx.commit().await?;
         Ok(results)
     }
+}
+
+/// Locks groups' rows until the transaction ends (`ids` sorted, so lockers never deadlock).
+pub(super) async fn lock_groups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ids: &[i64],
+) -> Result<(), IndexError> {
+    let sql = format!(
+        "SELECT id FROM crash_groups WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(&mut **tx).await?;
+    Ok(())
 }
 
 /// What the database said about one crash of the batch before the batch.
@@ -244,15 +324,16 @@ struct BatchState {
     users: HashSet<(i64, String)>,
     new_users: Vec<(i64, String)>,
     recorded: HashMap<String, Recorded>,
+    /// Groups this batch created, until their first crash is decided.
+    created: HashSet<i64>,
     /// Crashes to insert, with the payload key if kept.
     inserts: Vec<(NewCrash, i64, Option<String>)>,
 }
 
 impl BatchState {
     /// Decides what recording `crash` does, given what the batch did before it.
-    async fn decide(
+    fn decide(
         &mut self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         crash: &NewCrash,
         known: &Known,
         budget: super::PayloadBudget,
@@ -280,10 +361,13 @@ impl BatchState {
         {
             Some(id) => (*id, false),
             None => {
-                let (group, new_group) = match &known.group {
-                    Some(group) => (group.clone(), false),
-                    None => (create_group(tx, crash).await?, true),
-                };
+                let group = known.group.clone().ok_or_else(|| {
+                    IndexError::Invalid(format!(
+                        "no group for fingerprint {} after creating it",
+                        a.fingerprint
+                    ))
+                })?;
+                let new_group = self.created.remove(&group.id);
                 let id = group.id;
                 self.by_fingerprint
                     .insert((a.project_id, a.fingerprint.clone()), id);
@@ -512,33 +596,52 @@ impl BatchState {
     }
 }
 
-/// A new group for `crash`'s fingerprint.
+/// The group for `crash`'s fingerprint, creating it: `(group ID, whether this call created
+/// it)`. When another writer inserted the same fingerprint first (on Postgres, this insert waits
+/// for that writer's commit), the group made here is dropped and the crash joins the other.
 async fn create_group(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     crash: &NewCrash,
-) -> Result<Group, IndexError> {
+) -> Result<(i64, bool), IndexError> {
     let a = &crash.attributes;
-    let row = sqlx::query(&format!(
+    let id: i64 = sqlx::query(
         "INSERT INTO crash_groups (project_id, signature, fault_class, first_seen, last_seen) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {GROUP_COLUMNS}"
-    ))
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
     .bind(a.project_id)
     .bind(a.signature.as_str())
     .bind(a.fault_class.as_str())
     .bind(a.received_at)
     .bind(a.received_at)
     .fetch_one(&mut **tx)
-    .await?;
-    let group = group_from(&row)?;
-    sqlx::query(
-        "INSERT INTO group_fingerprints (project_id, fingerprint, group_id) VALUES ($1, $2, $3)",
+    .await?
+    .try_get("id")?;
+    let inserted = sqlx::query(
+        "INSERT INTO group_fingerprints (project_id, fingerprint, group_id) VALUES ($1, $2, $3) \
+         ON CONFLICT (project_id, fingerprint) DO NOTHING RETURNING group_id",
     )
     .bind(a.project_id)
     .bind(a.fingerprint.as_str())
-    .bind(group.id)
-    .execute(&mut **tx)
+    .bind(id)
+    .fetch_optional(&mut **tx)
     .await?;
-    Ok(group)
+    if inserted.is_some() {
+        return Ok((id, true));
+    }
+    metrics::counter!("faultline_index_group_races_total").increment(1);
+    sqlx::query("DELETE FROM crash_groups WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let winner: i64 = sqlx::query(
+        "SELECT group_id FROM group_fingerprints WHERE project_id = $1 AND fingerprint = $2",
+    )
+    .bind(a.project_id)
+    .bind(a.fingerprint.as_str())
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("group_id")?;
+    Ok((winner, false))
 }
 
 /// `($1, $2, …), (…)`: `rows` tuples of `columns` numbered placeholders.
