@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod classify;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod cpu;
 pub mod group;

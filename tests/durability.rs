@@ -9,11 +9,17 @@ use std::time::Duration;
 
 mod common;
 
+use common::Db;
+
 use tokio::process::Child;
 
 /// Starts `faultline serve` on a free port with the given folders; returns it and its URL.
-async fn start(dir: &Path) -> (Child, String) {
-    let (child, url, _) = common::serve_process(dir, &[]).await;
+async fn start(dir: &Path, index_url: &Option<String>) -> (Child, String) {
+    let env: Vec<(&str, &str)> = index_url
+        .iter()
+        .map(|url| ("FAULTLINE_INDEX_URL", url.as_str()))
+        .collect();
+    let (child, url, _) = common::serve_process(dir, &env).await;
     (child, url)
 }
 
@@ -35,9 +41,17 @@ fn body(dump: &[u8], seq: usize) -> Vec<u8> {
     body
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
+on_both_databases! {
+async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    // SQLite: the default file in the data folder; Postgres: a fresh database.
+    let index_url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => match common::database_url(db, dir.path()).await {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
     let dump = std::fs::read(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minidumps/null-write.dmp"),
     )
@@ -52,7 +66,7 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
     // Kill after these many submissions (varied, so kills land mid-request, mid-processing and
     // idle), then once more at the end.
     for (round, burst) in [7usize, 13, 3, 11, 5].into_iter().enumerate() {
-        let (server, url) = start(dir.path()).await;
+        let (server, url) = start(dir.path(), &index_url).await;
         let server = std::sync::Arc::new(tokio::sync::Mutex::new(server));
         // SIGKILL part-way through the burst, at a moment that differs per round: mid-request,
         // mid-processing or idle.
@@ -105,7 +119,7 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
     );
 
     // Restart and let the queue drain; reading crashes needs the first start's admin token.
-    let (_server, url) = start(dir.path()).await;
+    let (_server, url) = start(dir.path(), &index_url).await;
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
@@ -185,4 +199,5 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once() {
         indexed.len(),
         "group counts match the crashes, none twice"
     );
+}
 }

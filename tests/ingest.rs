@@ -474,9 +474,11 @@ async fn throttle_rules_answer_200_discarded_and_count() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn uploading_missing_symbols_reprocesses_stored_crashes() {
-    let server = TestServer::start().await;
+on_both_databases! {
+async fn uploading_missing_symbols_reprocesses_stored_crashes(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
     let dump = std::fs::read(generated("wild-read.dmp")).unwrap();
     let ct = "multipart/form-data; boundary=XyZ";
     let (status, reply) = post(
@@ -548,10 +550,13 @@ async fn uploading_missing_symbols_reprocesses_stored_crashes() {
     }
     panic!("the crash was not reprocessed after the upload");
 }
+}
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_dump_that_cannot_be_processed_is_kept_as_failed_with_its_reason() {
-    let server = TestServer::start().await;
+on_both_databases! {
+async fn a_dump_that_cannot_be_processed_is_kept_as_failed_with_its_reason(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
     let ct = "multipart/form-data; boundary=XyZ";
     // A minidump header with nothing behind it: accepted (it is a minidump), fails processing.
     let truncated = fixture_bytes("minidumps/rust-minidump/invalid-range.dmp");
@@ -574,6 +579,7 @@ async fn a_dump_that_cannot_be_processed_is_kept_as_failed_with_its_reason() {
         "{crash}"
     );
     let _ = fixture("minidumps/rust-minidump/invalid-range.dmp");
+}
 }
 
 #[tokio::test(flavor = "multi_thread")]

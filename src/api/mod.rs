@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{NewToken, Registry, Scope};
+use crate::cluster::{Change, ChangeListener, ClusterEvents};
 use crate::config::Config;
 use crate::group::index::{CrashIndex, IndexError, PayloadBudget};
 use crate::ingest::queue::IngestQueue;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Projects, ingest keys and API tokens.
     pub registry: Registry,
+    /// What this node tells other nodes, and hears from them.
+    pub cluster: Arc<ClusterEvents>,
     /// Crash bodies being read now (`ingest.max_concurrent_bodies` permits).
     pub ingest_bodies: Arc<tokio::sync::Semaphore>,
 }
@@ -98,11 +101,18 @@ impl AppState {
             config.node_id(),
             std::time::Duration::from_secs(config.cluster.lease_secs),
         ));
-        let registry = Registry::new(index.pool().clone());
+        let cluster = Arc::new(ClusterEvents::new(&index, config.node_id()));
+        let registry = Registry::new(index.pool().clone(), Arc::clone(&cluster));
+        cluster.listen(Arc::new(registry.clone()));
+        cluster.listen(Arc::new(SymbolChanges {
+            modules: pipeline.processor.modules().clone(),
+            symbols: Arc::clone(&symbols),
+        }));
         let ingest_bodies = Arc::new(tokio::sync::Semaphore::new(
             config.ingest.max_concurrent_bodies.max(1),
         ));
         Ok(AppState {
+            cluster,
             registry,
             ingest_bodies,
             config: Arc::new(config),
@@ -114,6 +124,26 @@ impl AppState {
             wake: Arc::new(tokio::sync::Notify::new()),
             throttle: Arc::new(throttle),
         })
+    }
+}
+
+/// Drops this node's copies of a module's symbols when another node stored files for it.
+struct SymbolChanges {
+    modules: crate::process::modules::ModuleCache,
+    symbols: Arc<SymbolStore>,
+}
+
+#[async_trait::async_trait]
+impl ChangeListener for SymbolChanges {
+    async fn changed(&self, change: &Change) {
+        let Change::Symbols(id) = change else { return };
+        let Ok(id) = id.parse::<symbolic::common::DebugId>() else {
+            return;
+        };
+        if let Err(e) = self.symbols.forget_local_caches(&id).await {
+            tracing::warn!(debug_id = %id, error = %e, "could not drop local cache copies");
+        }
+        self.modules.invalidate(&id).await;
     }
 }
 
@@ -269,6 +299,12 @@ impl BoundServer {
         };
         let state = AppState::open(config).await?;
         first_start_token(&state).await?;
+        // This node starts with empty caches: only changes from now on concern it.
+        state.cluster.skip_past().await?;
+        tokio::spawn(Arc::clone(&state.cluster).follow(
+            state.config.index_url(),
+            std::time::Duration::from_secs(state.config.cluster.event_poll_secs.max(1)),
+        ));
         let workers = match state.config.ingest.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
@@ -282,6 +318,7 @@ impl BoundServer {
                     objects: Arc::clone(&state.objects),
                     user_annotations: Arc::new(state.config.group.user_annotations.clone()),
                     wake: Arc::clone(&state.wake),
+                    cluster: Arc::clone(&state.cluster),
                 },
                 workers,
             )

@@ -20,6 +20,7 @@ use super::auth::Caller;
 use super::body::{next_part, spool, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
+use crate::cluster::Change;
 use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
@@ -128,8 +129,16 @@ pub async fn upload(
         .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
         .collect();
     for id in fresh {
-        // Dumps processed from now on see the new file, whether or not caches are prebuilt.
+        // Dumps processed from now on see the new file, whether or not caches are prebuilt,
+        // here and on every other node.
         state.pipeline.processor.modules().invalidate(&id).await;
+        if let Err(e) = state
+            .cluster
+            .publish(&Change::Symbols(id.to_string()))
+            .await
+        {
+            tracing::warn!(debug_id = %id, error = %e, "could not announce the upload to other nodes");
+        }
         if state.config.ingest.reprocess_on_upload {
             reprocess_missing(&state, &id).await;
         }
@@ -287,9 +296,10 @@ pub async fn caches(
     caller.require(Scope::SymbolsRead)?;
     let id = parse_debug_id(&debug_id).map_err(bad_request)?;
     state.symbols.refresh_caches(&id).await?;
+    let files = state.symbols.files_for(&id).await?;
     let mut caches = Vec::new();
     for kind in CacheKind::ALL {
-        let cache = state.symbols.cache(&id, kind).await?;
+        let cache = state.symbols.cache(&id, kind, &files).await?;
         caches.push(json!({
             "kind": kind,
             "version": cache.header.version,

@@ -1,10 +1,14 @@
 //! The project registry and the token table, in the crash index's database: projects and their
 //! ingest keys, API tokens with scopes, expiry, revocation and last use.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{digest, digests_match, new_id, new_secret, Scope};
+use crate::cluster::{Change, ChangeListener, ClusterEvents};
 use crate::group::index::IndexError;
 
 /// The project crashes land in when nothing names another (a keyless `/submit`).
@@ -208,16 +212,35 @@ pub struct Registry {
     projects: moka::future::Cache<String, Project>,
     /// Ingest keys checked in the last [`TOKEN_RECHECK`], by digest, with their project.
     keys: moka::future::Cache<String, Project>,
+    /// Where revocations are announced, so other nodes drop their cached answers at once.
+    events: Arc<ClusterEvents>,
 }
 
 impl Registry {
-    /// The registry in the crash index's database (`CrashIndex::pool`).
-    pub fn new(pool: AnyPool) -> Registry {
+    /// The registry in the crash index's database (`CrashIndex::pool`), announcing
+    /// revocations on `events`.
+    pub fn new(pool: AnyPool, events: Arc<ClusterEvents>) -> Registry {
         Registry {
             pool,
             checked: recent(),
             projects: recent(),
             keys: recent(),
+            events,
+        }
+    }
+
+    /// Forgets every cached answer (another node revoked something).
+    pub fn forget_cached(&self) {
+        self.checked.invalidate_all();
+        self.projects.invalidate_all();
+        self.keys.invalidate_all();
+    }
+
+    /// Tells other nodes that credentials changed (a failure is logged: their caches still
+    /// expire within [`TOKEN_RECHECK`]).
+    async fn announce(&self) {
+        if let Err(e) = self.events.publish(&Change::Access).await {
+            tracing::warn!(error = %e, "could not announce a revocation to other nodes");
         }
     }
 
@@ -344,6 +367,7 @@ impl Registry {
         .execute(&self.pool)
         .await?;
         self.keys.invalidate_all();
+        self.announce().await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -446,6 +470,7 @@ impl Registry {
         .execute(&self.pool)
         .await?;
         self.checked.invalidate_all();
+        self.announce().await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -499,6 +524,15 @@ impl Registry {
         }
         self.checked.insert(wanted, token.clone()).await;
         Ok(Ok(token))
+    }
+}
+
+#[async_trait]
+impl ChangeListener for Registry {
+    async fn changed(&self, change: &Change) {
+        if *change == Change::Access {
+            self.forget_cached();
+        }
     }
 }
 

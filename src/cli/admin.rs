@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::auth::{NewToken, Registry, Scope};
+use crate::cluster::ClusterEvents;
 use crate::config::Config;
 use crate::group::index::{CrashIndex, PayloadBudget};
 
@@ -84,7 +85,8 @@ async fn open(config: &Config) -> anyhow::Result<Registry> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the crash index at {url}: {e}"))?;
-    Ok(Registry::new(index.pool().clone()))
+    let events = std::sync::Arc::new(ClusterEvents::new(&index, "cli"));
+    Ok(Registry::new(index.pool().clone(), events))
 }
 
 fn date(unix: Option<i64>) -> String {

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::queue::{Finished, IngestQueue, QueueEntry};
 use super::{load_raw, Recorder, MAIN_DUMP};
+use crate::cluster::ClusterEvents;
 use crate::group::index::CrashIndex;
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
@@ -40,6 +41,9 @@ pub struct WorkerContext {
     pub user_annotations: Arc<Vec<String>>,
     /// Woken when a crash is enqueued.
     pub wake: Arc<Notify>,
+    /// Other nodes' changes, applied before each claim (so a symbol file uploaded through
+    /// another node is used by this node's very next crash).
+    pub cluster: Arc<ClusterEvents>,
 }
 
 /// Starts `count` workers (after requeueing what this node held before it stopped) and the
@@ -53,7 +57,10 @@ pub async fn start(context: WorkerContext, count: usize) {
         ),
         Err(e) => tracing::error!(error = %e, "could not requeue interrupted crashes"),
     }
-    tokio::spawn(keep_leases(Arc::clone(&context.queue), Arc::clone(&context.wake)));
+    tokio::spawn(keep_leases(
+        Arc::clone(&context.queue),
+        Arc::clone(&context.wake),
+    ));
     for _ in 0..count.max(1) {
         let context = context.clone();
         tokio::spawn(async move { run(context).await });
@@ -72,7 +79,10 @@ async fn keep_leases(queue: Arc<IngestQueue>, wake: Arc<Notify>) {
         match queue.requeue_expired().await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(crashes = n, "requeued crashes whose node stopped renewing its lease");
+                tracing::warn!(
+                    crashes = n,
+                    "requeued crashes whose node stopped renewing its lease"
+                );
                 wake.notify_waiters();
             }
             Err(e) => tracing::warn!(error = %e, "could not requeue expired leases"),
@@ -82,6 +92,9 @@ async fn keep_leases(queue: Arc<IngestQueue>, wake: Arc<Notify>) {
 
 async fn run(context: WorkerContext) {
     loop {
+        if let Err(e) = context.cluster.catch_up().await {
+            tracing::warn!(error = %e, "cannot read other nodes' changes");
+        }
         match context.queue.claim_many(CLAIM_BATCH).await {
             Ok(entries) if !entries.is_empty() => {
                 let done: Vec<Finished> =

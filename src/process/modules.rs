@@ -298,11 +298,12 @@ impl ModuleCache {
 }
 
 async fn load(symbols: &SymbolStore, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
-    if symbols.files_for(debug_id).await?.is_empty() {
+    let files = symbols.files_for(debug_id).await?;
+    if files.is_empty() {
         return Ok(ModuleSymbols::missing());
     }
-    let symcache = symbols.cache(debug_id, CacheKind::SymCache).await?;
-    let cfi = symbols.cache(debug_id, CacheKind::Cfi).await?;
+    let symcache = symbols.cache(debug_id, CacheKind::SymCache, &files).await?;
+    let cfi = symbols.cache(debug_id, CacheKind::Cfi, &files).await?;
     let parsed = cpu::run(move || (parse_symcache(symcache), parse_cfi(cfi))).await?;
     let (symcache, cfi, error) = match parsed {
         (Ok(symcache), Ok(cfi)) => (symcache, cfi, None),

@@ -110,6 +110,13 @@ impl ObjectStore for LocalCopies {
         self.remote.list(prefix).await
     }
 
+    async fn forget_local_copy(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        if self.copied(key) {
+            self.local.delete(key).await?;
+        }
+        Ok(())
+    }
+
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
         self.remote.delete(key).await?;
         if self.copied(key) {

@@ -182,6 +182,11 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
         self.put(key, body).await
     }
+    /// Drops this node's local copy of the object, if the backend keeps one (another node
+    /// changed it, so the next read fetches it again); the object itself stays.
+    async fn forget_local_copy(&self, _key: &ObjectKey) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Reads a whole object into memory, refusing objects over `limit` bytes.

@@ -489,20 +489,37 @@ impl SymbolStore {
             })
     }
 
-    /// The cache of `kind` for a module, building it first if it is missing.
+    /// The cache of `kind` for a module built from the best of `files` (its stored files, from
+    /// [`files_for`](Self::files_for)), building it first if it is missing or was built from
+    /// another file (a better one arrived, perhaps through another node).
     pub async fn cache(
         &self,
         debug_id: &DebugId,
         kind: CacheKind,
+        files: &[DebugFileMeta],
     ) -> Result<DerivedCache, SymbolError> {
+        let best = best_source(kind, files).map(|b| &b.sha256);
         if let Some(cache) = self.stored_cache(debug_id, kind).await? {
-            return Ok(cache);
+            if cache.header.source.as_ref().map(|s| &s.sha256) == best {
+                return Ok(cache);
+            }
         }
         self.refresh_caches(debug_id).await?;
         Ok(self
             .stored_cache(debug_id, kind)
             .await?
             .expect("refresh_caches stores every kind"))
+    }
+
+    /// Forgets this node's local copies of a module's derived caches (another node rebuilt
+    /// them), so the next read fetches the shared ones.
+    pub async fn forget_local_caches(&self, debug_id: &DebugId) -> Result<(), SymbolError> {
+        for kind in CacheKind::ALL {
+            self.objects
+                .forget_local_copy(&cache_key(debug_id, kind))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Brings both caches of a module up to date: builds each one that is missing, or whose

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;

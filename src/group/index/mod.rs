@@ -36,8 +36,7 @@ pub enum IndexError {
 pub(crate) fn lost_a_race(error: &IndexError) -> bool {
     match error {
         IndexError::Database(sqlx::Error::Database(e)) => {
-            e.is_unique_violation()
-                || matches!(e.code().as_deref(), Some("40P01" | "40001"))
+            e.is_unique_violation() || matches!(e.code().as_deref(), Some("40P01" | "40001"))
         }
         _ => false,
     }

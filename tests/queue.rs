@@ -1,0 +1,273 @@
+//! The ingest queue and the crash index shared by several nodes, on SQLite and on Postgres:
+//! each "node" here is its own connection pool on one database, as separate servers would be.
+//! The hazards: a crash claimed by two workers, a restart requeueing crashes another node is
+//! working on, and two nodes creating the same group at once.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Db;
+use faultline::cluster::{Change, ChangeListener, ClusterEvents};
+use faultline::group::index::{
+    CrashAttributes, CrashIndex, GroupQuery, GroupSort, NewCrash, PayloadBudget,
+};
+use faultline::ingest::queue::IngestQueue;
+
+const BUDGET: PayloadBudget = PayloadBudget {
+    per_new_group: 1000,
+    per_group_hour: 1000,
+};
+
+/// A database of kind `db` and a way to open nodes on it.
+struct Cluster {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new(db: Db) -> Option<Cluster> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = common::database_url(db, dir.path()).await?;
+        Some(Cluster { url, _dir: dir })
+    }
+
+    async fn index(&self) -> Arc<CrashIndex> {
+        Arc::new(CrashIndex::open(&self.url, BUDGET).await.unwrap())
+    }
+
+    async fn node(&self, name: &str, lease_secs: u64) -> (Arc<CrashIndex>, Arc<IngestQueue>) {
+        let index = self.index().await;
+        let queue = IngestQueue::new(&index, name, Duration::from_secs(lease_secs));
+        (index, Arc::new(queue))
+    }
+}
+
+fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
+    NewCrash {
+        attributes: CrashAttributes {
+            id: id.to_owned(),
+            project_id: 1,
+            received_at: at,
+            product: Some("Game".into()),
+            release: Some("1.0.0".into()),
+            platform: Some("Linux".into()),
+            user_id: Some(format!("user-{}", id.len() % 3)),
+            annotations: BTreeMap::new(),
+            fingerprint: fingerprint.to_owned(),
+            signature: format!("sig {fingerprint}"),
+            fault_class: "null-read".into(),
+        },
+        payload_key: format!("crashes/x/{id}/processed.json"),
+    }
+}
+
+on_both_databases! {
+/// Eight workers on two nodes drain one queue: every crash is claimed exactly once. (Before
+/// `FOR UPDATE SKIP LOCKED`, two Postgres sessions running the claim at once both got the same
+/// oldest row.)
+async fn two_nodes_claiming_at_once_never_get_the_same_crash(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let (_a_index, a) = cluster.node("node-a", 30).await;
+    let (_b_index, b) = cluster.node("node-b", 30).await;
+    for n in 0..300 {
+        a.enqueue(&format!("crash-{n:03}"), 1, &format!("raw/{n}"))
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let queue = if w % 2 == 0 { a.clone() } else { b.clone() };
+        workers.push(tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            loop {
+                let batch = queue.claim_many(3).await.unwrap();
+                if batch.is_empty() {
+                    break claimed;
+                }
+                for entry in batch {
+                    assert_eq!(entry.state, "processing");
+                    claimed.push(entry.crash_id);
+                }
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    let distinct: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(
+        all.len(),
+        distinct.len(),
+        "some crashes were claimed twice"
+    );
+    assert_eq!(distinct.len(), 300);
+    let depth = a.depth().await.unwrap();
+    assert_eq!((depth.queued, depth.processing), (0, 300));
+}
+}
+
+on_both_databases! {
+/// A node that restarts takes back only what it held itself; another node's claims stay
+/// with it while that node renews its lease, and go back to the queue once it stops renewing.
+async fn a_restart_requeues_its_own_claims_and_only_expired_leases(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let (_ai, a) = cluster.node("node-a", 30).await;
+    let (_bi, b) = cluster.node("node-b", 4).await;
+    let (_ci, c) = cluster.node("node-c", 4).await;
+    for n in 0..4 {
+        a.enqueue(&format!("crash-{n}"), 1, "raw").await.unwrap();
+    }
+    let held_by_a = a.claim_many(2).await.unwrap();
+    let held_by_b = b.claim().await.unwrap().unwrap();
+    let held_by_c = c.claim().await.unwrap().unwrap();
+
+    // Node a restarts: its two crashes are queued again, b's and c's are not touched.
+    let (_ai2, a_again) = cluster.node("node-a", 30).await;
+    assert_eq!(a_again.recover().await.unwrap(), 2);
+    for entry in &held_by_a {
+        assert_eq!(a.entry(&entry.crash_id).await.unwrap().unwrap().state, "queued");
+    }
+    for id in [&held_by_b.crash_id, &held_by_c.crash_id] {
+        assert_eq!(a.entry(id).await.unwrap().unwrap().state, "processing");
+    }
+
+    // b keeps renewing; c has died. After c's lease (4 s) has run out, only c's crash is
+    // requeued.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(b.renew().await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(a_again.requeue_expired().await.unwrap(), 1);
+    assert_eq!(
+        a.entry(&held_by_c.crash_id).await.unwrap().unwrap().state,
+        "queued"
+    );
+    assert_eq!(
+        a.entry(&held_by_b.crash_id).await.unwrap().unwrap().state,
+        "processing"
+    );
+    // The requeued crash is claimable again, and counts a second attempt.
+    let again: Vec<_> = a_again.claim_many(10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    let retried = again
+        .iter()
+        .find(|e| e.crash_id == held_by_c.crash_id)
+        .unwrap();
+    assert_eq!(retried.attempts, 2);
+}
+}
+
+on_both_databases! {
+/// Two nodes record crashes with the same new fingerprints at the same moment (some crashes
+/// delivered to both): one group per fingerprint, and every group counts exactly its crashes.
+/// (Before, the slower node's insert of the fingerprint failed on the unique key and its whole
+/// batch was lost.)
+async fn two_nodes_creating_the_same_groups_at_once_make_one_each(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let nodes = [cluster.index().await, cluster.index().await];
+    let at = 1_795_240_800;
+    let mut tasks = Vec::new();
+    for round in 0..5 {
+        for (n, node) in nodes.iter().enumerate() {
+            for i in 0..40 {
+                // Ten fingerprints new in each round; every 10th crash goes to both nodes.
+                let id = if i % 10 == 0 {
+                    format!("r{round}-shared-{i}")
+                } else {
+                    format!("r{round}-n{n}-{i}")
+                };
+                let fingerprint = format!("r{round}-fp{}", i % 10);
+                let node = node.clone();
+                tasks.push(tokio::spawn(async move {
+                    node.record(&crash(&id, &fingerprint, at + i)).await.unwrap()
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let groups = nodes[0]
+        .groups(&GroupQuery {
+            project_id: 1,
+            state: None,
+            product: None,
+            release: None,
+            fault_class: None,
+            since: None,
+            until: None,
+            annotation: None,
+            sort: GroupSort::Events,
+            limit: 500,
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(groups.items.len(), 50, "one group per fingerprint");
+    let total: i64 = groups.items.iter().map(|g| g.event_count).sum();
+    // 5 rounds × (2 nodes × 36 own crashes + 4 shared ones).
+    assert_eq!(total, 5 * (2 * 36 + 4));
+    for group in &groups.items {
+        assert_eq!(group.fingerprints.len(), 1);
+        let expected = if group.fingerprints[0].ends_with("fp0") { 4 } else { 8 };
+        assert_eq!(group.event_count, expected, "{:?}", group.fingerprints);
+        assert_eq!(group.payloads_kept, expected);
+    }
+}
+}
+
+/// Records the changes it hears about.
+#[derive(Default)]
+struct Heard(std::sync::Mutex<Vec<Change>>);
+
+#[async_trait::async_trait]
+impl ChangeListener for Heard {
+    async fn changed(&self, change: &Change) {
+        self.0.lock().unwrap().push(change.clone());
+    }
+}
+
+on_both_databases! {
+/// What one node announces, the others apply once, by reading the log (the path that works
+/// even when a Postgres notification was lost); a node does not re-apply its own changes.
+async fn other_nodes_apply_each_change_once_by_reading_the_log(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let (a_index, b_index) = (cluster.index().await, cluster.index().await);
+    let a = ClusterEvents::new(&a_index, "node-a");
+    let b = ClusterEvents::new(&b_index, "node-b");
+    let (heard_a, heard_b) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
+    a.listen(heard_a.clone());
+    b.listen(heard_b.clone());
+    a.publish(&Change::Symbols("0123456789abcdef0123456789abcdef1".into()))
+        .await
+        .unwrap();
+    a.publish(&Change::Access).await.unwrap();
+    assert_eq!(b.catch_up().await.unwrap(), 2);
+    assert_eq!(b.catch_up().await.unwrap(), 0, "applied once");
+    assert_eq!(a.catch_up().await.unwrap(), 0, "not its own");
+    assert_eq!(
+        *heard_b.0.lock().unwrap(),
+        [
+            Change::Symbols("0123456789abcdef0123456789abcdef1".into()),
+            Change::Access
+        ]
+    );
+    assert!(heard_a.0.lock().unwrap().is_empty());
+    // A node that starts now has nothing to apply from before it started.
+    let c_index = cluster.index().await;
+    let c = ClusterEvents::new(&c_index, "node-c");
+    c.skip_past().await.unwrap();
+    assert_eq!(c.catch_up().await.unwrap(), 0);
+}
+}
