@@ -3,8 +3,12 @@
 //! `--seconds`, from one thread so it takes as little of the machine's CPU as it can, and prints
 //! one JSON line: requests, seconds, requests per second, and the generator's own CPU per request.
 //!
+//! With `--form`, each dump is sent as a crash reporter sends it (Breakpad multipart, field
+//! `upload_file_minidump`, for `/submit`); with `--rate R`, requests start on a fixed schedule of
+//! R per second (an open loop, as crash reporters are) instead of as fast as answers come back.
+//!
 //! Usage: cargo bench --bench load -- --url http://127.0.0.1:PORT/api/v1/minidump \
-//!            [--seconds 10] [--connections 2] [--token TOKEN] DUMP...
+//!            [--seconds 10] [--connections 2] [--token TOKEN] [--form] [--rate R] DUMP...
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +17,8 @@ struct Args {
     seconds: f64,
     connections: usize,
     token: Option<String>,
+    form: bool,
+    rate: Option<f64>,
     files: Vec<String>,
 }
 
@@ -22,6 +28,8 @@ fn parse_args() -> Result<Args, String> {
         seconds: 10.0,
         connections: 2,
         token: None,
+        form: false,
+        rate: None,
         files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -30,6 +38,14 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--url" => args.url = value("--url")?,
             "--token" => args.token = Some(value("--token")?),
+            "--form" => args.form = true,
+            "--rate" => {
+                args.rate = Some(
+                    value("--rate")?
+                        .parse()
+                        .map_err(|e| format!("--rate: {e}"))?,
+                )
+            }
             "--seconds" => {
                 args.seconds = value("--seconds")?
                     .parse()
@@ -69,6 +85,22 @@ fn own_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The multipart boundary of `--form` bodies.
+const BOUNDARY: &str = "faultline-load-boundary";
+
+/// `dump` as a Breakpad crash upload.
+fn form(dump: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"ProductName\"\r\n\r\nLoadTest\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"upload_file_minidump\"; filename=\"crash.dmp\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(dump);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
@@ -81,6 +113,7 @@ fn main() {
         .files
         .iter()
         .map(|f| match std::fs::read(f) {
+            Ok(data) if args.form => form(&data).into(),
             Ok(data) => data.into(),
             Err(e) => {
                 eprintln!("load: cannot read {f}: {e}");
@@ -93,6 +126,14 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     let mut headers = reqwest::header::HeaderMap::new();
+    if args.form {
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}")
+                .parse()
+                .expect("a valid content type"),
+        );
+    }
     if let Some(token) = &args.token {
         let value = format!("Bearer {token}").parse().unwrap_or_else(|e| {
             eprintln!("load: --token: {e}");
@@ -108,13 +149,24 @@ fn main() {
     let cpu_before = own_cpu_seconds();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.seconds);
+    let scheduled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counts = runtime.block_on(async {
         let tasks = (0..args.connections).map(|worker| {
             let (client, bodies, url) = (client.clone(), bodies.clone(), args.url.clone());
+            let (scheduled, rate) = (scheduled.clone(), args.rate);
             async move {
                 let mut done = 0usize;
                 let mut next = worker;
                 while Instant::now() < deadline {
+                    if let Some(rate) = rate {
+                        // The next slot of the schedule, whichever connection is free.
+                        let slot = scheduled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let at = started + Duration::from_secs_f64(slot as f64 / rate);
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                    }
                     let body = bodies[next % bodies.len()].clone();
                     next += 1;
                     let response = client.post(&url).body(body).send().await;

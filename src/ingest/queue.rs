@@ -32,6 +32,9 @@ pub struct QueueEntry {
     pub error: Option<String>,
     /// When it was enqueued, Unix seconds.
     pub enqueued_at: i64,
+    /// When it was enqueued (acknowledged), Unix milliseconds; absent for rows queued by a
+    /// version before it was kept.
+    pub enqueued_ms: Option<i64>,
 }
 
 /// How many rows are in each state (for `/metrics`).
@@ -61,10 +64,17 @@ pub struct Finished {
     pub crash_id: String,
     /// Modules without symbols (an upload of one of them reprocesses the crash).
     pub missing_debug_ids: Vec<String>,
+    /// When it was acknowledged, Unix milliseconds (see [`QueueEntry::enqueued_ms`]).
+    pub enqueued_ms: Option<i64>,
 }
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl IngestQueue {
@@ -102,14 +112,15 @@ impl IngestQueue {
     ) -> Result<(), IndexError> {
         let t = now();
         sqlx::query(
-            "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, updated_at) \
-             VALUES ($1, $2, $3, 'queued', $4, $5)",
+            "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, updated_at, enqueued_ms) \
+             VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
         )
         .bind(crash_id)
         .bind(project_id)
         .bind(raw_key)
         .bind(t)
         .bind(t)
+        .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -171,8 +182,8 @@ impl IngestQueue {
             "UPDATE ingest_queue SET state = 'processing', attempts = attempts + 1, \
              claimed_by = $1, lease_until = $2, updated_at = $3 \
              WHERE crash_id IN (SELECT crash_id FROM ingest_queue WHERE state = 'queued' \
-                                ORDER BY enqueued_at, crash_id LIMIT $4{lock}) \
-             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at"
+                                ORDER BY enqueued_at, enqueued_ms, crash_id LIMIT $4{lock}) \
+             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms"
         );
         let rows = sqlx::query(&sql)
             .bind(self.node.as_str())
@@ -182,7 +193,13 @@ impl IngestQueue {
             .fetch_all(&self.pool)
             .await?;
         let mut entries = rows.iter().map(entry).collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by(|a, b| (a.enqueued_at, &a.crash_id).cmp(&(b.enqueued_at, &b.crash_id)));
+        entries.sort_by(|a, b| {
+            (a.enqueued_at, a.enqueued_ms, &a.crash_id).cmp(&(
+                b.enqueued_at,
+                b.enqueued_ms,
+                &b.crash_id,
+            ))
+        });
         Ok(entries)
     }
 
@@ -195,6 +212,7 @@ impl IngestQueue {
         self.finish_all(&[Finished {
             crash_id: crash_id.to_owned(),
             missing_debug_ids: missing_debug_ids.to_vec(),
+            enqueued_ms: None,
         }])
         .await
     }
@@ -277,7 +295,7 @@ impl IngestQueue {
     /// One crash's row.
     pub async fn entry(&self, crash_id: &str) -> Result<Option<QueueEntry>, IndexError> {
         let row = sqlx::query(
-            "SELECT crash_id, project_id, raw_key, state, attempts, error, enqueued_at FROM ingest_queue WHERE crash_id = $1",
+            "SELECT crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms FROM ingest_queue WHERE crash_id = $1",
         )
         .bind(crash_id)
         .fetch_optional(&self.pool)
@@ -366,6 +384,7 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<QueueEntry, IndexError> {
         attempts: row.try_get("attempts")?,
         error: row.try_get("error")?,
         enqueued_at: row.try_get("enqueued_at")?,
+        enqueued_ms: row.try_get("enqueued_ms")?,
     })
 }
 

@@ -107,9 +107,18 @@ async fn run(context: WorkerContext) {
                     continue;
                 }
                 match context.queue.finish_all(&done).await {
-                    Ok(()) => metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
-                        .increment(done.len() as u64),
-                    Err(e) => tracing::error!(crashes = done.len(), error = %e, "could not mark processed; they will be reprocessed and deduplicated"),
+                    Ok(()) => {
+                        metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
+                            .increment(done.len() as u64);
+                        let now = super::queue::now_ms();
+                        for at in done.iter().filter_map(|f| f.enqueued_ms) {
+                            metrics::histogram!("faultline_ingest_end_to_end_seconds")
+                                .record((now - at).max(0) as f64 / 1000.0);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(crashes = done.len(), error = %e, "could not mark processed; they will be reprocessed and deduplicated")
+                    }
                 }
             }
             Ok(_) => {
@@ -231,5 +240,6 @@ async fn process(context: &WorkerContext, entry: QueueEntry) -> Option<Finished>
     Some(Finished {
         crash_id: id,
         missing_debug_ids: missing,
+        enqueued_ms: entry.enqueued_ms,
     })
 }

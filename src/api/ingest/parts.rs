@@ -203,6 +203,33 @@ fn insert_path(root: &mut Value, path: &[&str], value: String) {
     }
 }
 
+/// Most bytes before a multipart body's first part (the framing guard allows a preamble of
+/// 16 KiB), read before the body is handed to multer.
+const FIRST_CHUNK: usize = 64 * 1024;
+
+/// The body in `reader` as a stream whose first item holds its first [`FIRST_CHUNK`] bytes.
+///
+/// multer looks for the first boundary, polls the stream once more when it is not there yet,
+/// and if that poll reaches the end of the stream it fails with "incomplete multipart stream"
+/// without looking again, though the boundary may have arrived with that very poll. A file
+/// read in tokio's blocking pool hits that (about one body in 4,000 under load); a first
+/// chunk that already holds the boundary never does.
+async fn with_first_boundary<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut reader: R,
+) -> std::io::Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send> {
+    let mut head = vec![0u8; FIRST_CHUNK];
+    let mut filled = 0;
+    while filled < head.len() {
+        match reader.read(&mut head[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    head.truncate(filled);
+    let first = futures::stream::once(async move { Ok(bytes::Bytes::from(head)) });
+    Ok(first.chain(ReaderStream::new(reader)))
+}
+
 /// Reads a multipart body from `body_path` into `builder`, spooling files into `scratch`.
 /// Returns the parts holding minidumps and other files.
 pub(super) async fn read_multipart(
@@ -216,7 +243,8 @@ pub(super) async fn read_multipart(
     let file = tokio::fs::File::open(body_path)
         .await
         .map_err(unavailable)?;
-    let mut multipart = multer::Multipart::new(ReaderStream::new(file), boundary);
+    let stream = with_first_boundary(file).await.map_err(unavailable)?;
+    let mut multipart = multer::Multipart::new(stream, boundary);
     let mut dumps = Vec::new();
     let mut files = Vec::new();
     let mut sentry_fields = json!({});
@@ -381,5 +409,66 @@ mod tests {
             json!({"release": "1.2.3", "user": {"id": "42"}, "tags": {"level": "boss"}})
         );
         assert!(sentry_path("release").is_none());
+    }
+}
+
+#[cfg(test)]
+mod late_body_tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A reader that is not ready at first, then gives everything at once: the order of events
+    /// that made multer give up on a complete body.
+    struct LateReader {
+        body: Vec<u8>,
+        polled: bool,
+    }
+
+    impl tokio::io::AsyncRead for LateReader {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if !self.polled {
+                self.polled = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.remaining().min(self.body.len());
+            let rest = self.body.split_off(n);
+            buf.put_slice(&self.body);
+            self.body = rest;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    async fn fields(
+        stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+    ) -> Result<usize, multer::Error> {
+        let mut multipart = multer::Multipart::new(stream, "B");
+        let mut n = 0;
+        while let Some(field) = multipart.next_field().await? {
+            field.bytes().await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[tokio::test]
+    async fn a_body_that_arrives_late_and_all_at_once_is_read_whole() {
+        let body =
+            b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\none\r\n--B--\r\n".to_vec();
+        let late = || LateReader {
+            body: body.clone(),
+            polled: false,
+        };
+        // What multer alone does with it (the reason for `with_first_boundary`).
+        let plain = fields(ReaderStream::with_capacity(late(), 1 << 16)).await;
+        assert!(plain.is_err(), "{plain:?}");
+        let stream = with_first_boundary(late()).await.unwrap();
+        assert_eq!(fields(stream).await.unwrap(), 1);
     }
 }
