@@ -7,7 +7,7 @@ ALTER TABLE ingest_queue ADD COLUMN claimed_by TEXT;
 ALTER TABLE ingest_queue ADD COLUMN lease_until BIGINT;
 -- When the crash was acknowledged, in milliseconds (for the end-to-end latency metric).
 ALTER TABLE ingest_queue ADD COLUMN enqueued_ms BIGINT;
-CREATE INDEX ingest_queue_lease ON ingest_queue (state, lease_until);
+-- (Expired leases are found through the claim index: few rows are `processing` at a time.)
 -- Claims take the oldest queued rows in exactly this order, straight from the index.
 DROP INDEX ingest_queue_state;
 CREATE INDEX ingest_queue_claim ON ingest_queue (state, enqueued_at, enqueued_ms, crash_id);

@@ -1,14 +1,14 @@
-//! Processing workers: claim queued crashes a batch at a time, run them through the pipeline
-//! side by side, record them (the index writes concurrent crashes in one transaction) and mark
-//! the batch done in one transaction — or a crash failed, with the reason, when its dump cannot
-//! be processed. A crash whose files cannot be read right now (storage unreachable) goes back in
+//! Processing workers: a claimer keeps a fixed number of queued crashes in flight, each on its
+//! own task: run through the pipeline, recorded (the index writes concurrent crashes in one
+//! transaction), then marked done by a finisher that marks everything finished meanwhile in one
+//! transaction — or marked failed, with the reason, when its dump cannot be processed. A crash whose files cannot be read right now (storage unreachable) goes back in
 //! the queue. A lease keeper renews this node's claims and requeues claims whose node died.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use minidump::Module;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::queue::{Finished, IngestQueue, QueueEntry};
 use super::{load_raw, Recorder, MAIN_DUMP};
@@ -22,9 +22,11 @@ use crate::store::{self, ObjectKey, ObjectStore};
 const MAX_DUMP: u64 = 2 << 30;
 /// Attempts before a crash whose files cannot be read is marked failed.
 const MAX_ATTEMPTS: i64 = 5;
-/// Crashes one worker claims and processes at once: enough to keep the processing pool and
-/// the index's group commit fed, few enough that a batch finishes well within its lease.
-const CLAIM_BATCH: usize = 8;
+/// Crashes each worker keeps in flight: enough to keep the processing pool and the index's
+/// group commit fed while others wait for storage or the database.
+const SLOTS_PER_WORKER: usize = 32;
+/// Most crashes claimed in one statement.
+const CLAIM_BATCH: usize = 16;
 
 /// What the workers need.
 #[derive(Clone)]
@@ -46,8 +48,8 @@ pub struct WorkerContext {
     pub cluster: Arc<ClusterEvents>,
 }
 
-/// Starts `count` workers (after requeueing what this node held before it stopped) and the
-/// lease keeper.
+/// Starts processing with `count` workers (after requeueing what this node held before it
+/// stopped), and the lease keeper.
 pub async fn start(context: WorkerContext, count: usize) {
     match context.queue.recover().await {
         Ok(0) => {}
@@ -61,10 +63,9 @@ pub async fn start(context: WorkerContext, count: usize) {
         Arc::clone(&context.queue),
         Arc::clone(&context.wake),
     ));
-    for _ in 0..count.max(1) {
-        let context = context.clone();
-        tokio::spawn(async move { run(context).await });
-    }
+    let (done, finished) = mpsc::unbounded_channel();
+    tokio::spawn(finish(Arc::clone(&context.queue), finished));
+    tokio::spawn(claim(context, count.max(1) * SLOTS_PER_WORKER, done));
 }
 
 /// Renews this node's leases every third of the lease, and requeues other nodes' expired ones
@@ -90,47 +91,74 @@ async fn keep_leases(queue: Arc<IngestQueue>, wake: Arc<Notify>) {
     }
 }
 
-async fn run(context: WorkerContext) {
+/// Keeps up to `slots` crashes in flight, each on its own task, so processing never waits for
+/// a batch's slowest crash: whenever [`CLAIM_BATCH`] slots are free, claims that many in one
+/// statement (claiming one at a time would queue a claim behind every database write).
+async fn claim(context: WorkerContext, slots: usize, done: mpsc::UnboundedSender<Finished>) {
+    let batch = CLAIM_BATCH.min(slots);
+    let slots = Arc::new(Semaphore::new(slots));
     loop {
+        let Ok(mut permits) = Arc::clone(&slots).acquire_many_owned(batch as u32).await else {
+            return;
+        };
         if let Err(e) = context.cluster.catch_up().await {
             tracing::warn!(error = %e, "cannot read other nodes' changes");
         }
-        match context.queue.claim_many(CLAIM_BATCH).await {
+        match context.queue.claim_many(batch).await {
             Ok(entries) if !entries.is_empty() => {
-                let done: Vec<Finished> =
-                    futures::future::join_all(entries.into_iter().map(|e| process(&context, e)))
-                        .await
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                if done.is_empty() {
-                    continue;
-                }
-                match context.queue.finish_all(&done).await {
-                    Ok(()) => {
-                        metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
-                            .increment(done.len() as u64);
-                        let now = super::queue::now_ms();
-                        for at in done.iter().filter_map(|f| f.enqueued_ms) {
-                            metrics::histogram!("faultline_ingest_end_to_end_seconds")
-                                .record((now - at).max(0) as f64 / 1000.0);
+                for entry in entries {
+                    let permit = permits.split(1).expect("one permit per claimed crash");
+                    let (context, done) = (context.clone(), done.clone());
+                    tokio::spawn(async move {
+                        if let Some(finished) = process(&context, entry).await {
+                            let _ = done.send(finished);
                         }
-                    }
-                    Err(e) => {
-                        tracing::error!(crashes = done.len(), error = %e, "could not mark processed; they will be reprocessed and deduplicated")
-                    }
+                        drop(permit);
+                    });
                 }
             }
             Ok(_) => {
+                drop(permits);
                 tokio::select! {
                     _ = context.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
             Err(e) => {
+                drop(permits);
                 tracing::error!(error = %e, "could not claim from the ingest queue");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+        }
+    }
+}
+
+/// Marks processed crashes done, everything that finished since the last time in one
+/// transaction.
+async fn finish(queue: Arc<IngestQueue>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    while let Some(first) = finished.recv().await {
+        let mut done = vec![first];
+        while done.len() < 500 {
+            match finished.try_recv() {
+                Ok(more) => done.push(more),
+                Err(_) => break,
+            }
+        }
+        match queue.finish_all(&done).await {
+            Ok(()) => {
+                metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
+                    .increment(done.len() as u64);
+                let now = super::queue::now_ms();
+                for at in done.iter().filter_map(|f| f.enqueued_ms) {
+                    metrics::histogram!("faultline_ingest_end_to_end_seconds")
+                        .record((now - at).max(0) as f64 / 1000.0);
+                }
+            }
+            Err(e) => tracing::error!(
+                crashes = done.len(),
+                error = %e,
+                "could not mark processed; they will be reprocessed and deduplicated"
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use super::{ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
 
@@ -115,6 +116,41 @@ impl ObjectStore for FsStore {
         let result =
             tokio::task::spawn_blocking(move || put_blocking(&root, &target, body, false)).await;
         joined(result).map_err(backend("put", key))
+    }
+
+    async fn read_all(&self, key: &ObjectKey, limit: u64) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path(key);
+        let read =
+            tokio::task::spawn_blocking(move || -> io::Result<Option<Result<Vec<u8>, u64>>> {
+                use std::io::Read;
+                let file = match std::fs::File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let size = file.metadata()?.len();
+                if size > limit {
+                    return Ok(Some(Err(size)));
+                }
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.take(limit + 1).read_to_end(&mut bytes)?;
+                Ok(Some(Ok(bytes)))
+            })
+            .await;
+        match joined(read).map_err(backend("get", key))? {
+            None => Ok(None),
+            Some(Ok(bytes)) if bytes.len() as u64 <= limit => Ok(Some(bytes.into())),
+            Some(Ok(bytes)) => Err(StoreError::TooLarge {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                limit,
+            }),
+            Some(Err(size)) => Err(StoreError::TooLarge {
+                key: key.clone(),
+                size,
+                limit,
+            }),
+        }
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<ObjectReader>, StoreError> {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
 use super::{FsStore, ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
@@ -108,6 +109,18 @@ impl ObjectStore for LocalCopies {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         self.remote.list(prefix).await
+    }
+
+    async fn read_all(&self, key: &ObjectKey, limit: u64) -> Result<Option<Bytes>, StoreError> {
+        if !self.copied(key) {
+            return self.remote.read_all(key, limit).await;
+        }
+        if let Some(bytes) = self.local.read_all(key, limit).await? {
+            metrics::counter!("faultline_local_copy_total", "result" => "hit").increment(1);
+            return Ok(Some(bytes));
+        }
+        // Fetches the remote object and keeps a local copy on the way.
+        super::read_streamed(self, key, limit).await
     }
 
     async fn forget_local_copy(&self, key: &ObjectKey) -> Result<(), StoreError> {

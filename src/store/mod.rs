@@ -182,6 +182,12 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
         self.put(key, body).await
     }
+    /// Reads a whole object into memory (a raw crash, a dump, a derived cache), refusing one
+    /// over `limit` bytes; `None` if there is no such key. Backends that can read a file in one
+    /// go do so (one blocking call instead of a stream of small ones).
+    async fn read_all(&self, key: &ObjectKey, limit: u64) -> Result<Option<Bytes>, StoreError> {
+        read_streamed(self, key, limit).await
+    }
     /// Drops this node's local copy of the object, if the backend keeps one (another node
     /// changed it, so the next read fetches it again); the object itself stays.
     async fn forget_local_copy(&self, _key: &ObjectKey) -> Result<(), StoreError> {
@@ -192,6 +198,15 @@ pub trait ObjectStore: Send + Sync + 'static {
 /// Reads a whole object into memory, refusing objects over `limit` bytes.
 pub async fn get_bytes(
     store: &dyn ObjectStore,
+    key: &ObjectKey,
+    limit: u64,
+) -> Result<Option<Bytes>, StoreError> {
+    store.read_all(key, limit).await
+}
+
+/// [`ObjectStore::read_all`] through [`ObjectStore::get`]'s stream.
+pub async fn read_streamed<S: ObjectStore + ?Sized>(
+    store: &S,
     key: &ObjectKey,
     limit: u64,
 ) -> Result<Option<Bytes>, StoreError> {

@@ -410,18 +410,27 @@ impl CrashIndex {
             // SQLite runs in this process: checking the connection before each use would only
             // add a round trip to every transaction.
             .test_before_acquire(!sqlite)
+            // Per-connection settings, on every connection the pool ever opens (WAL is kept in
+            // the file; synchronous and temp_store are not).
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = NORMAL",
+                            "PRAGMA temp_store = MEMORY",
+                            "PRAGMA cache_size = -65536",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *connection).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await?;
         match dialect {
-            Dialect::Sqlite => {
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&pool)
-                    .await?;
-                sqlx::query("PRAGMA synchronous = NORMAL")
-                    .execute(&pool)
-                    .await?;
-                sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            }
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
         Ok(CrashIndex {
