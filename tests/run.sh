@@ -3,6 +3,8 @@
 # starts what the tests need, then runs `cargo test`. A missing service is a failure here, never
 # a silent skip. `.ci/run` runs exactly this.
 #
+# Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
+# (PyPI), for tests/deploy.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server) and
 # a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -24,6 +26,22 @@ fi
 if [ "$#" -eq 0 ]; then
   cargo fmt --check
   cargo clippy --all-targets --locked -- -D warnings
+fi
+
+# Deployment validators: installed when missing (as root, from Debian's packages and PyPI).
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "missing $*: install it (Debian packages) and run again" >&2
+    exit 1
+  fi
+  apt-get install -y -q "$@" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
+}
+command -v docker-compose >/dev/null || apt_install docker-compose
+command -v systemd-analyze >/dev/null || apt_install systemd
+command -v kubectl >/dev/null || apt_install kubectl || apt_install kubernetes-client
+if ! command -v kubernetes-validate >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+  command -v pyenv >/dev/null && pyenv rehash
 fi
 
 # A real S3 server: s3s-fs, checking request signatures.

@@ -51,6 +51,9 @@ enum Command {
     /// Manage projects and their ingest keys (in the configured data directory).
     #[command(subcommand)]
     Project(admin::ProjectCommand),
+    /// Bring the crash index's schema up to date and exit (a deployment's migration step;
+    /// `serve` does it too, and nodes that start at once migrate once).
+    Migrate,
 }
 
 /// Flag overrides, shaped like [`Config`] with only the flags given.
@@ -119,6 +122,10 @@ pub fn main() -> ExitCode {
                 let config = Config::load(cli.config.as_deref(), Overrides::default())?;
                 admin::project(command, config).await
             }
+            Command::Migrate => {
+                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
+                migrate(config).await
+            }
         }
     });
     match result {
@@ -128,6 +135,22 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
+    let url = config.index_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.storage.data_dir)?;
+    }
+    let budget = crate::group::index::PayloadBudget {
+        per_new_group: 0,
+        per_group_hour: 0,
+    };
+    crate::group::index::CrashIndex::open(&url, budget)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot migrate the crash index at {url}: {e}"))?;
+    eprintln!("the crash index is up to date");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
