@@ -137,7 +137,8 @@ def prepare(work, env):
 def as_postgres(*args, **kw):
     if os.geteuid() == 0:
         args = ("runuser", "-u", "postgres", "--", "env", f"PATH={os.environ['PATH']}") + args
-    return subprocess.run(args, check=True, **kw)
+    kw.setdefault("check", True)
+    return subprocess.run(args, **kw)
 
 
 def start_postgres(root):
@@ -234,7 +235,10 @@ def main():
     pg_root = tempfile.mkdtemp() if "postgres" in databases else None
     pg_port = start_postgres(pg_root) if pg_root else None
     try:
-        results = {db: run(db, pg_port) for db in databases}
+        results = {}
+        for db in databases:
+            results[db] = run(db, pg_port)
+            print(f"{db}: {results[db]}", file=sys.stderr, flush=True)
     finally:
         if pg_root:
             stop_postgres(pg_root)

@@ -103,7 +103,9 @@ impl IngestQueue {
     }
 
     /// Adds a stored crash; once this returns, the crash will be processed even if the server
-    /// is killed.
+    /// is killed or the machine loses power: on SQLite this one commit is made with
+    /// `synchronous = FULL` (the WAL is fsync'd), where the index's own writes use `NORMAL`
+    /// (they can be redone from the stored crash); on Postgres every commit is durable.
     pub async fn enqueue(
         &self,
         crash_id: &str,
@@ -111,7 +113,7 @@ impl IngestQueue {
         raw_key: &str,
     ) -> Result<(), IndexError> {
         let t = now();
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, updated_at, enqueued_ms) \
              VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
         )
@@ -120,9 +122,24 @@ impl IngestQueue {
         .bind(raw_key)
         .bind(t)
         .bind(t)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        .bind(now_ms());
+        match self.dialect {
+            Dialect::Postgres => {
+                insert.execute(&self.pool).await?;
+            }
+            Dialect::Sqlite => {
+                // The pool's one connection, held so no other statement runs at FULL meanwhile.
+                let mut connection = self.pool.acquire().await?;
+                sqlx::query("PRAGMA synchronous = FULL")
+                    .execute(&mut *connection)
+                    .await?;
+                let inserted = insert.execute(&mut *connection).await;
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *connection)
+                    .await?;
+                inserted?;
+            }
+        }
         Ok(())
     }
 
