@@ -6,9 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{fixture_bytes, generated, Db, TestServer};
+use common::{fixture_bytes, generated, group_query, Db, TestServer};
 use faultline::group::index::{
-    CrashAttributes, CrashIndex, GroupPatch, GroupQuery, GroupSort, NewCrash, PayloadBudget,
+    CrashAttributes, CrashIndex, GroupPatch, GroupSort, NewCrash, PayloadBudget,
 };
 use serde_json::Value;
 
@@ -50,23 +50,6 @@ fn crash(
             fault_class: "null-read".into(),
         },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
-    }
-}
-
-/// Every group, sorted and paged as given.
-fn group_query(sort: GroupSort, limit: i64, cursor: Option<String>) -> GroupQuery {
-    GroupQuery {
-        project_id: 1,
-        state: None,
-        product: None,
-        release: None,
-        fault_class: None,
-        since: None,
-        until: None,
-        annotation: None,
-        sort,
-        limit,
-        cursor,
     }
 }
 

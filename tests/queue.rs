@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use common::Db;
 use faultline::cluster::{Change, ChangeListener, ClusterEvents};
-use faultline::group::index::{
-    CrashAttributes, CrashIndex, GroupQuery, GroupSort, NewCrash, PayloadBudget,
-};
+use faultline::group::index::{CrashAttributes, CrashIndex, GroupSort, NewCrash, PayloadBudget};
 use faultline::ingest::queue::IngestQueue;
 
 const BUDGET: PayloadBudget = PayloadBudget {
@@ -197,19 +195,7 @@ async fn two_nodes_creating_the_same_groups_at_once_make_one_each(db: Db) {
         task.await.unwrap();
     }
     let groups = nodes[0]
-        .groups(&GroupQuery {
-            project_id: 1,
-            state: None,
-            product: None,
-            release: None,
-            fault_class: None,
-            since: None,
-            until: None,
-            annotation: None,
-            sort: GroupSort::Events,
-            limit: 500,
-            cursor: None,
-        })
+        .groups(&common::group_query(GroupSort::Events, 500, None))
         .await
         .unwrap();
     assert_eq!(groups.items.len(), 50, "one group per fingerprint");

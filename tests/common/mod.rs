@@ -118,6 +118,27 @@ pub async fn create_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// Every group of the default project, sorted and paged as given.
+pub fn group_query(
+    sort: faultline::group::index::GroupSort,
+    limit: i64,
+    cursor: Option<String>,
+) -> faultline::group::index::GroupQuery {
+    faultline::group::index::GroupQuery {
+        project_id: 1,
+        state: None,
+        product: None,
+        release: None,
+        fault_class: None,
+        since: None,
+        until: None,
+        annotation: None,
+        sort,
+        limit,
+        cursor,
+    }
+}
+
 /// A running server and the folders it owns (deleted when dropped).
 pub struct TestServer {
     pub addr: SocketAddr,

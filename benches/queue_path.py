@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The queue path against the synchronous path, on SQLite and on Postgres. Prints one table.
 
-Usage: python3 benches/queue.py [sqlite] [postgres]   (default: both; builds the release binary;
+Usage: python3 benches/queue_path.py [sqlite] [postgres]   (default: both; builds the release binary;
 about two minutes per database; Postgres is a throwaway cluster started here with initdb +
 pg_ctl, as the `postgres` user when run as root, with its default durability settings)
 
@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 
+from compare import free_port
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
 FL = os.path.join(ROOT, "target", "release", "faultline")
@@ -38,14 +40,6 @@ DUMPS = [
     os.path.join(FIX, "minidumps", "rust-minidump", "pipeline-inlines-macos-segv.dmp"),
     os.path.join(FIX, "minidumps", "rust-minidump", "linux-mini.dmp"),
 ]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:
@@ -229,7 +223,7 @@ def run(database, pg_port):
 def main():
     databases = sys.argv[1:] or ["sqlite", "postgres"]
     if set(databases) - {"sqlite", "postgres"}:
-        raise SystemExit("usage: python3 benches/queue.py [sqlite] [postgres]")
+        raise SystemExit("usage: python3 benches/queue_path.py [sqlite] [postgres]")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     subprocess.run(["cargo", "bench", "--no-run", "--quiet", "--bench", "load"], cwd=ROOT, check=True)
     pg_root = tempfile.mkdtemp() if "postgres" in databases else None
