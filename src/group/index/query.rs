@@ -1,0 +1,269 @@
+//! Reading the index: groups (filtered, sorted, paged), a group's history and breakdowns,
+//! crashes by ID or by annotation.
+
+use sqlx::Row;
+
+use super::{
+    crash_from, group_from, Bind, Breakdown, CrashIndex, CrashRow, Filter, Group, GroupDetail,
+    GroupQuery, GroupSort, IndexError, Page, CRASH_COLUMNS, GROUP_COLUMNS,
+};
+
+impl CrashIndex {
+    async fn fingerprints(&self, group_id: i64) -> Result<Vec<String>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT fingerprint FROM group_fingerprints WHERE group_id = $1 ORDER BY fingerprint",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("fingerprint"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// One group (not merged away), with its fingerprints.
+    pub async fn group(&self, id: i64) -> Result<Option<Group>, IndexError> {
+        let row = sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1 AND merged_into IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut group = group_from(&row)?;
+        group.fingerprints = self.fingerprints(id).await?;
+        Ok(Some(group))
+    }
+
+    /// Which group a merged group went into.
+    pub async fn merged_into(&self, id: i64) -> Result<Option<i64>, IndexError> {
+        let row = sqlx::query("SELECT merged_into FROM crash_groups WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|r| r.try_get::<Option<i64>, _>("merged_into").ok().flatten()))
+    }
+
+    /// Lists groups.
+    pub async fn groups(&self, query: &GroupQuery) -> Result<Page<Group>, IndexError> {
+        let mut filter = Filter::default();
+        filter.clauses.push("merged_into IS NULL".to_owned());
+        filter.int(|p| format!("project_id = {p}"), query.project_id);
+        if let Some(state) = &query.state {
+            filter.text(|p| format!("state = {p}"), state.clone());
+        }
+        if let Some(class) = &query.fault_class {
+            filter.text(|p| format!("fault_class = {p}"), class.clone());
+        }
+        if let Some(product) = &query.product {
+            filter.text(
+                |p| format!("id IN (SELECT group_id FROM crashes WHERE product = {p})"),
+                product.clone(),
+            );
+        }
+        if let Some(release) = &query.release {
+            filter.text(
+                |p| format!("id IN (SELECT group_id FROM crashes WHERE release = {p})"),
+                release.clone(),
+            );
+        }
+        if let Some(since) = query.since {
+            filter.int(
+                |p| format!("id IN (SELECT group_id FROM crashes WHERE received_at >= {p})"),
+                since,
+            );
+        }
+        if let Some(until) = query.until {
+            filter.int(
+                |p| format!("id IN (SELECT group_id FROM crashes WHERE received_at <= {p})"),
+                until,
+            );
+        }
+        if let Some((name, value)) = &query.annotation {
+            let (pn, pv) = (filter.next(), format!("${}", filter.binds.len() + 2));
+            filter.clauses.push(format!(
+                "id IN (SELECT c.group_id FROM crashes c JOIN crash_annotations a ON a.crash_id = c.id \
+                 WHERE a.name = {pn} AND a.value = {pv})"
+            ));
+            filter.binds.push(Bind::Text(name.clone()));
+            filter.binds.push(Bind::Text(value.clone()));
+        }
+        let column = query.sort.column();
+        if let Some(cursor) = &query.cursor {
+            let (value, id) = cursor
+                .split_once('_')
+                .and_then(|(v, i)| Some((v.parse::<i64>().ok()?, i.parse::<i64>().ok()?)))
+                .ok_or_else(|| {
+                    IndexError::Invalid(format!(
+                        "invalid cursor {cursor:?}: pass back next_cursor unchanged"
+                    ))
+                })?;
+            let (a, b, c) = (
+                filter.next(),
+                format!("${}", filter.binds.len() + 2),
+                format!("${}", filter.binds.len() + 3),
+            );
+            filter
+                .clauses
+                .push(format!("({column} < {a} OR ({column} = {b} AND id < {c}))"));
+            filter
+                .binds
+                .extend([Bind::Int(value), Bind::Int(value), Bind::Int(id)]);
+        }
+        let limit = query.limit.clamp(1, 500);
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM crash_groups{} ORDER BY {column} DESC, id DESC LIMIT {}",
+            filter.sql(),
+            limit + 1
+        );
+        let rows = filter
+            .apply(sqlx::query(&sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows.iter().map(group_from).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|g| {
+                let value = match query.sort {
+                    GroupSort::Events => g.event_count,
+                    GroupSort::Users => g.user_count,
+                    GroupSort::LastSeen => g.last_seen,
+                    GroupSort::FirstSeen => g.first_seen,
+                };
+                format!("{value}_{}", g.id)
+            })
+        } else {
+            None
+        };
+        for group in &mut items {
+            group.fingerprints = self.fingerprints(group.id).await?;
+        }
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn breakdown(&self, id: i64, column: &str) -> Result<Vec<Breakdown>, IndexError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {column} AS value, COUNT(*) AS count FROM crashes WHERE group_id = $1 \
+             GROUP BY {column} ORDER BY count DESC, value"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(Breakdown {
+                    value: r.try_get("value")?,
+                    count: r.try_get("count")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// A group with its history: hourly counts, breakdowns, sample crashes.
+    pub async fn group_detail(&self, id: i64) -> Result<Option<GroupDetail>, IndexError> {
+        let Some(group) = self.group(id).await? else {
+            return Ok(None);
+        };
+        let hourly =
+            sqlx::query("SELECT hour, events FROM group_hours WHERE group_id = $1 ORDER BY hour")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("hour")?, r.try_get("events")?)))
+                .collect::<Result<_, sqlx::Error>>()?;
+        let samples = sqlx::query(&format!(
+            "SELECT {CRASH_COLUMNS} FROM crashes WHERE group_id = $1 AND payload_key IS NOT NULL \
+             ORDER BY received_at DESC, id DESC LIMIT 10"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(crash_from)
+        .collect::<Result<_, _>>()?;
+        Ok(Some(GroupDetail {
+            by_release: self.breakdown(id, "release").await?,
+            by_platform: self.breakdown(id, "platform").await?,
+            by_product: self.breakdown(id, "product").await?,
+            group,
+            hourly,
+            samples,
+        }))
+    }
+
+    /// One crash.
+    pub async fn crash(&self, id: &str) -> Result<Option<CrashRow>, IndexError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CRASH_COLUMNS} FROM crashes WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(crash_from).transpose()?)
+    }
+
+    /// Crashes of a project carrying an annotation value, newest first.
+    pub async fn crashes_by_annotation(
+        &self,
+        project_id: i64,
+        name: &str,
+        value: &str,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> Result<Page<CrashRow>, IndexError> {
+        let mut filter = Filter::default();
+        filter.int(|p| format!("c.project_id = {p}"), project_id);
+        filter.text(|p| format!("a.name = {p}"), name.to_owned());
+        filter.text(|p| format!("a.value = {p}"), value.to_owned());
+        if let Some(cursor) = cursor {
+            let (at, id) = cursor
+                .split_once('_')
+                .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i.to_owned())))
+                .ok_or_else(|| {
+                    IndexError::Invalid(format!(
+                        "invalid cursor {cursor:?}: pass back next_cursor unchanged"
+                    ))
+                })?;
+            let (a, b, c) = (
+                filter.next(),
+                format!("${}", filter.binds.len() + 2),
+                format!("${}", filter.binds.len() + 3),
+            );
+            filter.clauses.push(format!(
+                "(c.received_at < {a} OR (c.received_at = {b} AND c.id < {c}))"
+            ));
+            filter
+                .binds
+                .extend([Bind::Int(at), Bind::Int(at), Bind::Text(id)]);
+        }
+        let limit = limit.clamp(1, 500);
+        let columns = CRASH_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM crashes c JOIN crash_annotations a ON a.crash_id = c.id{} \
+             ORDER BY c.received_at DESC, c.id DESC LIMIT {}",
+            filter.sql(),
+            limit + 1
+        );
+        let rows = filter
+            .apply(sqlx::query(&sql))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut items = rows.iter().map(crash_from).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items
+                .last()
+                .map(|c| format!("{}_{}", c.attributes.received_at, c.attributes.id))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+}

@@ -1,0 +1,305 @@
+//! Changes triage makes to the index: a crash forgotten before it is reprocessed, a payload
+//! that could not be stored, a group's state, assignee and fix release, and merges.
+
+use sqlx::Row;
+
+use super::{
+    group_from, record, version, CrashIndex, Dialect, Group, GroupPatch, IndexError, GROUP_COLUMNS,
+};
+
+impl CrashIndex {
+    /// Removes a crash from the index inside `tx` (for reprocessing): its row and annotations go,
+    /// its group's counts go down (distinct users are recounted), and a group left empty is
+    /// deleted with its fingerprints. First/last seen and releases are left as they were.
+    pub async fn forget(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        crash_id: &str,
+    ) -> Result<(), IndexError> {
+        let row =
+            sqlx::query("SELECT group_id, received_at, payload_key FROM crashes WHERE id = $1")
+                .bind(crash_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(row) = row else { return Ok(()) };
+        let group_id: i64 = row.try_get("group_id")?;
+        let received_at: i64 = row.try_get("received_at")?;
+        let kept = i64::from(row.try_get::<Option<String>, _>("payload_key")?.is_some());
+        let hour = received_at - received_at.rem_euclid(3600);
+        for sql in [
+            "DELETE FROM crash_annotations WHERE crash_id = $1",
+            "DELETE FROM crashes WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(crash_id).execute(&mut **tx).await?;
+        }
+        sqlx::query(
+            "UPDATE crash_groups SET event_count = event_count - 1, payloads_kept = payloads_kept - $1,              payloads_dropped = payloads_dropped - $2 WHERE id = $3",
+        )
+        .bind(kept)
+        .bind(1 - kept)
+        .bind(group_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE group_hours SET events = events - 1, payloads = payloads - $1 WHERE group_id = $2 AND hour = $3")
+            .bind(kept)
+            .bind(group_id)
+            .bind(hour)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM group_hours WHERE group_id = $1 AND events <= 0")
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM group_users WHERE group_id = $1")
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO group_users (group_id, user_id) SELECT DISTINCT group_id, user_id FROM crashes              WHERE group_id = $1 AND user_id IS NOT NULL",
+        )
+        .bind(group_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE crash_groups SET user_count = (SELECT COUNT(*) FROM group_users WHERE group_id = $1) WHERE id = $2")
+            .bind(group_id)
+            .bind(group_id)
+            .execute(&mut **tx)
+            .await?;
+        let left: i64 = sqlx::query("SELECT event_count FROM crash_groups WHERE id = $1")
+            .bind(group_id)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("event_count")?;
+        if left <= 0 {
+            for sql in [
+                "DELETE FROM group_fingerprints WHERE group_id = $1",
+                "DELETE FROM crash_groups WHERE id = $1",
+            ] {
+                sqlx::query(sql).bind(group_id).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a payload whose storage failed after recording.
+    pub async fn drop_payload(&self, crash_id: &str) -> Result<(), IndexError> {
+        let _writer = self.write.lock().await;
+        let row =
+            sqlx::query("SELECT group_id FROM crashes WHERE id = $1 AND payload_key IS NOT NULL")
+                .bind(crash_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(row) = row {
+            let group_id: i64 = row.try_get("group_id")?;
+            sqlx::query("UPDATE crashes SET payload_key = NULL WHERE id = $1")
+                .bind(crash_id)
+                .execute(&self.pool)
+                .await?;
+            sqlx::query("UPDATE crash_groups SET payloads_kept = payloads_kept - 1, payloads_dropped = payloads_dropped + 1 WHERE id = $1")
+                .bind(group_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a triage update; `None` when there is no such group.
+    pub async fn update_group(
+        &self,
+        id: i64,
+        patch: &GroupPatch,
+    ) -> Result<Option<Group>, IndexError> {
+        if let Some(state) = &patch.state {
+            if !["open", "resolved", "muted"].contains(&state.as_str()) {
+                return Err(IndexError::Invalid(format!(
+                    "state must be open, resolved or muted, not {state:?}"
+                )));
+            }
+        }
+        {
+            let _writer = self.write.lock().await;
+            if self.group(id).await?.is_none() {
+                return Ok(None);
+            }
+            if let Some(state) = &patch.state {
+                // Reopening or resolving clears the regression flag.
+                sqlx::query("UPDATE crash_groups SET state = $1, regressed = 0 WHERE id = $2")
+                    .bind(state.as_str())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            if let Some(assignee) = &patch.assignee {
+                sqlx::query("UPDATE crash_groups SET assignee = $1 WHERE id = $2")
+                    .bind(assignee.clone())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            if let Some(resolved_in) = &patch.resolved_in {
+                sqlx::query("UPDATE crash_groups SET resolved_in = $1 WHERE id = $2")
+                    .bind(resolved_in.clone())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        self.group(id).await
+    }
+
+    /// Merges `from` groups into `into`: their fingerprints, crashes, users and counts move;
+    /// they are left as redirects (`merged_into`).
+    pub async fn merge(&self, into: i64, from: &[i64]) -> Result<Option<Group>, IndexError> {
+        if from.contains(&into) {
+            return Err(IndexError::Invalid(
+                "a group cannot be merged into itself".to_owned(),
+            ));
+        }
+        let _writer = self.write.lock().await;
+        let mut tx = self.begin_write().await?;
+        if self.dialect == Dialect::Postgres {
+            let mut ids: Vec<i64> = from.iter().copied().chain([into]).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            record::lock_groups(&mut tx, &ids).await?;
+        }
+        let exists =
+            sqlx::query("SELECT id FROM crash_groups WHERE id = $1 AND merged_into IS NULL")
+                .bind(into)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        for &source in from {
+            let row = sqlx::query(&format!(
+                "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1 AND merged_into IS NULL"
+            ))
+            .bind(source)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                IndexError::Invalid(format!(
+                    "group {source} does not exist or was already merged"
+                ))
+            })?;
+            let source_group = group_from(&row)?;
+            let target_project: i64 =
+                sqlx::query("SELECT project_id FROM crash_groups WHERE id = $1")
+                    .bind(into)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("project_id")?;
+            if source_group.project_id != target_project {
+                return Err(IndexError::Invalid(format!(
+                    "group {source} belongs to another project: groups merge only within a project"
+                )));
+            }
+            for sql in [
+                "UPDATE group_fingerprints SET group_id = $1 WHERE group_id = $2",
+                "UPDATE crashes SET group_id = $1 WHERE group_id = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(into)
+                    .bind(source)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO group_users (group_id, user_id) SELECT $1, user_id FROM group_users u \
+                 WHERE u.group_id = $2 AND NOT EXISTS \
+                 (SELECT 1 FROM group_users v WHERE v.group_id = $3 AND v.user_id = u.user_id)",
+            )
+            .bind(into)
+            .bind(source)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM group_users WHERE group_id = $1")
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            let hours =
+                sqlx::query("SELECT hour, events, payloads FROM group_hours WHERE group_id = $1")
+                    .bind(source)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for hour in hours {
+                let (h, e, p): (i64, i64, i64) = (
+                    hour.try_get("hour")?,
+                    hour.try_get("events")?,
+                    hour.try_get("payloads")?,
+                );
+                let updated = sqlx::query("UPDATE group_hours SET events = events + $1, payloads = payloads + $2 WHERE group_id = $3 AND hour = $4")
+                    .bind(e)
+                    .bind(p)
+                    .bind(into)
+                    .bind(h)
+                    .execute(&mut *tx)
+                    .await?;
+                if updated.rows_affected() == 0 {
+                    sqlx::query("INSERT INTO group_hours (group_id, hour, events, payloads) VALUES ($1, $2, $3, $4)")
+                        .bind(into)
+                        .bind(h)
+                        .bind(e)
+                        .bind(p)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            sqlx::query("DELETE FROM group_hours WHERE group_id = $1")
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+            let target = group_from(
+                &sqlx::query(&format!(
+                    "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1"
+                ))
+                .bind(into)
+                .fetch_one(&mut *tx)
+                .await?,
+            )?;
+            let earliest = |a: &Option<String>, b: &Option<String>| match (a, b) {
+                (Some(x), Some(y)) if version::compare(y, x) == Some(std::cmp::Ordering::Less) => {
+                    Some(y.clone())
+                }
+                (None, y) => y.clone(),
+                (x, _) => x.clone(),
+            };
+            let latest = |a: &Option<String>, b: &Option<String>| match (a, b) {
+                (Some(x), Some(y)) if version::is_newer(y, x) => Some(y.clone()),
+                (None, y) => y.clone(),
+                (x, _) => x.clone(),
+            };
+            let users: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM group_users WHERE group_id = $1")
+                    .bind(into)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+            sqlx::query(
+                "UPDATE crash_groups SET event_count = $1, user_count = $2, first_seen = $3, last_seen = $4, \
+                 first_release = $5, last_release = $6, payloads_kept = $7, payloads_dropped = $8 WHERE id = $9",
+            )
+            .bind(target.event_count + source_group.event_count)
+            .bind(users)
+            .bind(target.first_seen.min(source_group.first_seen))
+            .bind(target.last_seen.max(source_group.last_seen))
+            .bind(earliest(&target.first_release, &source_group.first_release))
+            .bind(latest(&target.last_release, &source_group.last_release))
+            .bind(target.payloads_kept + source_group.payloads_kept)
+            .bind(target.payloads_dropped + source_group.payloads_dropped)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE crash_groups SET merged_into = $1, state = 'merged' WHERE id = $2")
+                .bind(into)
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        drop(_writer);
+        self.group(into).await
+    }
+}
