@@ -423,6 +423,47 @@ async fn size_limits_and_gzip_bombs() {
     assert!(reply.contains("max_decompressed_bytes"));
 }
 
+/// Text fields are read into memory (no scratch file each), never past
+/// `ingest.max_field_bytes`; a crash with many of them keeps every one as an annotation.
+#[tokio::test(flavor = "multi_thread")]
+async fn text_fields_are_annotations_within_their_cap() {
+    let server = TestServer::start_with(|c| c.ingest.max_field_bytes = 1024).await;
+    let ct = "multipart/form-data; boundary=XyZ";
+    let dump = std::fs::read(generated("abort.dmp")).unwrap();
+    let values: Vec<String> = (0..40).map(|i| format!("value {i}")).collect();
+    let names: Vec<String> = (0..40).map(|i| format!("annotation_{i}")).collect();
+    let mut parts: Vec<(&str, Option<&str>, &[u8])> = names
+        .iter()
+        .zip(&values)
+        .map(|(n, v)| (n.as_str(), None, v.as_bytes()))
+        .collect();
+    parts.push(("upload_file_minidump", Some("a.dmp"), &dump));
+    let (status, reply) = post(&server, "/submit", Some(ct), &[], multipart("XyZ", &parts)).await;
+    assert_eq!(status, 200, "{reply}");
+    let crash = settled(&server, &crash_id(&reply)).await;
+    let annotations = &crash["crash"]["annotations"];
+    assert_eq!(annotations["annotation_0"], "value 0");
+    assert_eq!(annotations["annotation_39"], "value 39");
+
+    let long = vec![b'x'; 1025];
+    let (status, reply) = post(
+        &server,
+        "/submit",
+        Some(ct),
+        &[],
+        multipart(
+            "XyZ",
+            &[
+                ("comment", None, &long),
+                ("upload_file_minidump", Some("a.dmp"), &dump),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, 413, "{reply}");
+    assert!(reply.contains("max_field_bytes"), "{reply}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn throttle_rules_answer_200_discarded_and_count() {
     let server = TestServer::start_with(|c| {

@@ -261,19 +261,41 @@ pub(super) async fn read_multipart(
         let is_json = field
             .content_type()
             .is_some_and(|m| m.essence_str() == "application/json");
+        // Files (dumps, attachments, Sentry's event) go to scratch files; text fields (a
+        // Crashpad upload has dozens) stay in memory, within ingest.max_field_bytes.
+        let keep_as_file = name.starts_with(MAIN_DUMP)
+            || file_name.is_some()
+            || (client == Client::Sentry && name == "sentry");
         let path = scratch.join(format!("part-{n}"));
-        let mut out = std::fs::File::create(&path).map_err(unavailable)?;
+        let mut text_bytes = Vec::new();
+        let mut out = if keep_as_file {
+            Some(std::fs::File::create(&path).map_err(unavailable)?)
+        } else {
+            None
+        };
         let mut field = field;
         loop {
             match field.chunk().await {
-                Ok(Some(chunk)) => out.write_all(&chunk).map_err(unavailable)?,
+                Ok(Some(chunk)) => match &mut out {
+                    Some(out) => out.write_all(&chunk).map_err(unavailable)?,
+                    None if (text_bytes.len() + chunk.len()) as u64 > max_field => {
+                        return Err(Refusal::TooLarge(format!(
+                            "the text part {name:?} is larger than ingest.max_field_bytes ({max_field})"
+                        )))
+                    }
+                    None => text_bytes.extend_from_slice(&chunk),
+                },
                 Ok(None) => break,
                 Err(_) => return Err(Refusal::Malformed("invalid_payload_structure")),
             }
         }
-        out.flush().map_err(unavailable)?;
-        drop(out);
+        if let Some(mut out) = out {
+            out.flush().map_err(unavailable)?;
+        }
         let small_text = || -> Result<String, Refusal> {
+            if !keep_as_file {
+                return Ok(String::from_utf8_lossy(&text_bytes).into_owned());
+            }
             let len = std::fs::metadata(&path).map_err(unavailable)?.len();
             if len > max_field {
                 return Err(Refusal::TooLarge(format!(
