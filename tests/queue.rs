@@ -124,8 +124,8 @@ async fn a_restart_requeues_its_own_claims_and_only_expired_leases(db: Db) {
         a.enqueue(&format!("crash-{n}"), 1, "raw").await.unwrap();
     }
     let held_by_a = a.claim_many(2).await.unwrap();
-    let held_by_b = b.claim().await.unwrap().unwrap();
-    let held_by_c = c.claim().await.unwrap().unwrap();
+    let held_by_b = b.claim_many(1).await.unwrap().remove(0);
+    let held_by_c = c.claim_many(1).await.unwrap().remove(0);
 
     // Node a restarts: its two crashes are queued again, b's and c's are not touched.
     let (_ai2, a_again) = cluster.node("node-a", 30).await;

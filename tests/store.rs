@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use common::TestServer;
-use faultline::store::{get_bytes, FsStore, ObjectKey, ObjectStore, PutBody, S3Config, S3Store};
+use faultline::store::{FsStore, ObjectKey, ObjectStore, PutBody, S3Config, S3Store};
 use tokio::io::AsyncReadExt;
 
 fn key(k: &str) -> ObjectKey {
@@ -57,7 +57,8 @@ async fn contract(store: Arc<dyn ObjectStore>) {
         .await
         .unwrap();
     assert_eq!(
-        get_bytes(&*store, &key("symbols/abc/1.meta.json"), 100)
+        store
+            .read_all(&key("symbols/abc/1.meta.json"), 100)
             .await
             .unwrap()
             .unwrap(),
@@ -81,14 +82,16 @@ async fn contract(store: Arc<dyn ObjectStore>) {
         .await
         .unwrap();
     assert_eq!(
-        get_bytes(&*store, &key("symbols/abc/1.meta.json"), 100)
+        store
+            .read_all(&key("symbols/abc/1.meta.json"), 100)
             .await
             .unwrap()
             .unwrap(),
         "uno!"
     );
     // Reading more than allowed is refused.
-    assert!(get_bytes(&*store, &key("symbols/abc/2.meta.json"), 3)
+    assert!(store
+        .read_all(&key("symbols/abc/2.meta.json"), 3)
         .await
         .is_err());
 

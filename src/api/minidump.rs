@@ -79,9 +79,7 @@ pub async fn process(
         }
     };
     // Symbols uploaded through another node count for this very dump.
-    if let Err(e) = state.cluster.catch_up().await {
-        tracing::warn!(error = %e, "cannot read other nodes' changes");
-    }
+    state.cluster.catch_up_before_work().await;
     let report = state.pipeline.run(dump, &annotations).await?;
     let id = uuid::Uuid::new_v4().to_string();
     let received_at = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -96,12 +96,13 @@ impl AppState {
         })?;
         let throttle =
             Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let node = config.node_id();
         let queue = Arc::new(IngestQueue::new(
             &index,
-            config.node_id(),
+            node.clone(),
             std::time::Duration::from_secs(config.cluster.lease_secs),
         ));
-        let cluster = Arc::new(ClusterEvents::new(&index, config.node_id()));
+        let cluster = Arc::new(ClusterEvents::new(&index, node.clone()));
         let registry = Registry::new(index.pool().clone(), Arc::clone(&cluster));
         cluster.listen(Arc::new(registry.clone()));
         cluster.listen(Arc::new(SymbolChanges {

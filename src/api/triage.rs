@@ -13,7 +13,7 @@ use super::auth::{project_param, Caller};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::group::index::{GroupPatch, GroupQuery, GroupSort};
-use crate::store::{self, ObjectKey};
+use crate::store::ObjectKey;
 
 /// Largest processed payload read back for `GET /api/v1/crashes/{id}`.
 const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
@@ -280,7 +280,9 @@ pub async fn get_crash(
         Some(key) => {
             let key = ObjectKey::new(key.clone())
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            let bytes = store::get_bytes(&*state.objects, &key, MAX_PAYLOAD_BYTES)
+            let bytes = state
+                .objects
+                .read_all(&key, MAX_PAYLOAD_BYTES)
                 .await
                 .map_err(|e| {
                     ApiError::new(

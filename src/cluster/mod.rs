@@ -3,8 +3,9 @@
 //! B's very next crash; a token revoked on A must stop working on B.
 //!
 //! Each change is a row in `cluster_events` (the index database every node shares). Nodes read
-//! the rows other nodes wrote: before every queue claim, every `cluster.event_poll_secs`, and —
-//! on Postgres — at once when a `NOTIFY faultline_events` arrives. Notifications are only a
+//! the rows other nodes wrote every `cluster.event_poll_secs`, and on Postgres (several servers)
+//! also before every queue claim and synchronous dump and at once when a `NOTIFY
+//! faultline_events` arrives. Notifications are only a
 //! wake-up: one lost while a listener reconnects is still read by the next poll. Reading is
 //! idempotent (dropping a cache entry twice is harmless), so each read looks back over a window
 //! rather than trusting ID order (Postgres IDs can commit out of order). Rows older than a day
@@ -179,6 +180,19 @@ impl ClusterEvents {
                 .increment(count as u64);
         }
         Ok(count)
+    }
+
+    /// Before work that must see every other node's changes (a queue claim, a synchronous
+    /// dump): catches up, when other servers can share this index (Postgres). A SQLite index
+    /// has one server; its other writer (the CLI, revoking credentials) is heard by the poll,
+    /// and a query per request on its one connection would only slow it down.
+    pub async fn catch_up_before_work(&self) {
+        if self.dialect != Dialect::Postgres {
+            return;
+        }
+        if let Err(e) = self.catch_up().await {
+            tracing::warn!(error = %e, "cannot read other nodes' changes");
+        }
     }
 
     /// Marks every event so far as applied (at start-up: this node's caches are empty anyway).

@@ -164,7 +164,8 @@ pub async fn load_raw(
     raw_key: &str,
 ) -> Result<Option<RawCrash>, String> {
     let object = ObjectKey::new(raw_key.to_owned()).map_err(|e| e.to_string())?;
-    let Some(bytes) = crate::store::get_bytes(objects, &object, 64 << 20)
+    let Some(bytes) = objects
+        .read_all(&object, 64 << 20)
         .await
         .map_err(|e| e.to_string())?
     else {

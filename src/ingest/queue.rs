@@ -88,11 +88,6 @@ impl IngestQueue {
         }
     }
 
-    /// This node's name in leases.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// How long a claim is leased for.
     pub fn lease(&self) -> Duration {
         self.lease
@@ -182,11 +177,6 @@ impl IngestQueue {
         .rows_affected())
     }
 
-    /// Claims the oldest queued crash, if any.
-    pub async fn claim(&self) -> Result<Option<QueueEntry>, IndexError> {
-        Ok(self.claim_many(1).await?.into_iter().next())
-    }
-
     /// Claims up to `n` of the oldest queued crashes, leased to this node, oldest first. On
     /// Postgres, rows another claim is taking are skipped rather than waited for (or, without
     /// `SKIP LOCKED`, handed out twice).
@@ -218,20 +208,6 @@ impl IngestQueue {
             ))
         });
         Ok(entries)
-    }
-
-    /// Marks a crash processed, remembering which modules lacked symbols.
-    pub async fn finish(
-        &self,
-        crash_id: &str,
-        missing_debug_ids: &[String],
-    ) -> Result<(), IndexError> {
-        self.finish_all(&[Finished {
-            crash_id: crash_id.to_owned(),
-            missing_debug_ids: missing_debug_ids.to_vec(),
-            enqueued_ms: None,
-        }])
-        .await
     }
 
     /// Marks crashes processed in one transaction (a fixed number of statements, whatever

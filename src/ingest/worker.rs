@@ -16,7 +16,7 @@ use crate::cluster::ClusterEvents;
 use crate::group::index::CrashIndex;
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
-use crate::store::{self, ObjectKey, ObjectStore};
+use crate::store::{ObjectKey, ObjectStore};
 
 /// Largest dump a worker reads back.
 const MAX_DUMP: u64 = 2 << 30;
@@ -101,9 +101,7 @@ async fn claim(context: WorkerContext, slots: usize, done: mpsc::UnboundedSender
         let Ok(mut permits) = Arc::clone(&slots).acquire_many_owned(batch as u32).await else {
             return;
         };
-        if let Err(e) = context.cluster.catch_up().await {
-            tracing::warn!(error = %e, "cannot read other nodes' changes");
-        }
+        context.cluster.catch_up_before_work().await;
         match context.queue.claim_many(batch).await {
             Ok(entries) if !entries.is_empty() => {
                 for entry in entries {
@@ -212,7 +210,7 @@ async fn process(context: &WorkerContext, entry: QueueEntry) -> Option<Finished>
         return None;
     };
     let dump = match ObjectKey::new(dump_key.clone()) {
-        Ok(key) => store::get_bytes(&*context.objects, &key, MAX_DUMP).await,
+        Ok(key) => context.objects.read_all(&key, MAX_DUMP).await,
         Err(e) => Err(e),
     };
     let dump = match dump {

@@ -195,15 +195,6 @@ pub trait ObjectStore: Send + Sync + 'static {
     }
 }
 
-/// Reads a whole object into memory, refusing objects over `limit` bytes.
-pub async fn get_bytes(
-    store: &dyn ObjectStore,
-    key: &ObjectKey,
-    limit: u64,
-) -> Result<Option<Bytes>, StoreError> {
-    store.read_all(key, limit).await
-}
-
 /// [`ObjectStore::read_all`] through [`ObjectStore::get`]'s stream.
 pub async fn read_streamed<S: ObjectStore + ?Sized>(
     store: &S,

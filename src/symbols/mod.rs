@@ -29,7 +29,7 @@ use symbolic::debuginfo::Object;
 use tokio::io::AsyncReadExt;
 
 use crate::cpu::{self, JobPanicked};
-use crate::store::{self, key_segment, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
+use crate::store::{key_segment, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
 use derive::{best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use identify::{base_name, identify, DebugFileMeta, IdentifiedObject};
 use unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
@@ -350,7 +350,7 @@ impl SymbolStore {
     }
 
     async fn read_meta(&self, record: &ObjectKey) -> Result<Option<DebugFileMeta>, SymbolError> {
-        let Some(bytes) = store::get_bytes(&*self.objects, record, MAX_META_BYTES).await? else {
+        let Some(bytes) = self.objects.read_all(record, MAX_META_BYTES).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -478,7 +478,7 @@ impl SymbolStore {
         kind: CacheKind,
     ) -> Result<Option<DerivedCache>, SymbolError> {
         let key = cache_key(debug_id, kind);
-        let Some(bytes) = store::get_bytes(&*self.objects, &key, MAX_CACHE_BYTES).await? else {
+        let Some(bytes) = self.objects.read_all(&key, MAX_CACHE_BYTES).await? else {
             return Ok(None);
         };
         DerivedCache::decode(bytes)

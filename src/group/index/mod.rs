@@ -376,6 +376,19 @@ impl Filter {
         self.binds.push(Bind::Int(value));
     }
 
+    /// Rows after `(value, id)` in descending `(sort_column, id_column)` order (keyset paging).
+    fn after(&mut self, sort_column: &str, id_column: &str, value: i64, id: Bind) {
+        let (a, b, c) = (
+            self.next(),
+            format!("${}", self.binds.len() + 2),
+            format!("${}", self.binds.len() + 3),
+        );
+        self.clauses.push(format!(
+            "({sort_column} < {a} OR ({sort_column} = {b} AND {id_column} < {c}))"
+        ));
+        self.binds.extend([Bind::Int(value), Bind::Int(value), id]);
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() {
             String::new()

@@ -91,25 +91,9 @@ impl CrashIndex {
         }
         let column = query.sort.column();
         if let Some(cursor) = &query.cursor {
-            let (value, id) = cursor
-                .split_once('_')
-                .and_then(|(v, i)| Some((v.parse::<i64>().ok()?, i.parse::<i64>().ok()?)))
-                .ok_or_else(|| {
-                    IndexError::Invalid(format!(
-                        "invalid cursor {cursor:?}: pass back next_cursor unchanged"
-                    ))
-                })?;
-            let (a, b, c) = (
-                filter.next(),
-                format!("${}", filter.binds.len() + 2),
-                format!("${}", filter.binds.len() + 3),
-            );
-            filter
-                .clauses
-                .push(format!("({column} < {a} OR ({column} = {b} AND id < {c}))"));
-            filter
-                .binds
-                .extend([Bind::Int(value), Bind::Int(value), Bind::Int(id)]);
+            let (value, id) = parse_cursor(cursor)?;
+            let id = id.parse::<i64>().map_err(|_| invalid_cursor(cursor))?;
+            filter.after(column, "id", value, Bind::Int(id));
         }
         let limit = query.limit.clamp(1, 500);
         let sql = format!(
@@ -219,25 +203,8 @@ impl CrashIndex {
         filter.text(|p| format!("a.name = {p}"), name.to_owned());
         filter.text(|p| format!("a.value = {p}"), value.to_owned());
         if let Some(cursor) = cursor {
-            let (at, id) = cursor
-                .split_once('_')
-                .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i.to_owned())))
-                .ok_or_else(|| {
-                    IndexError::Invalid(format!(
-                        "invalid cursor {cursor:?}: pass back next_cursor unchanged"
-                    ))
-                })?;
-            let (a, b, c) = (
-                filter.next(),
-                format!("${}", filter.binds.len() + 2),
-                format!("${}", filter.binds.len() + 3),
-            );
-            filter.clauses.push(format!(
-                "(c.received_at < {a} OR (c.received_at = {b} AND c.id < {c}))"
-            ));
-            filter
-                .binds
-                .extend([Bind::Int(at), Bind::Int(at), Bind::Text(id)]);
+            let (at, id) = parse_cursor(cursor)?;
+            filter.after("c.received_at", "c.id", at, Bind::Text(id.to_owned()));
         }
         let limit = limit.clamp(1, 500);
         let columns = CRASH_COLUMNS
@@ -266,4 +233,18 @@ impl CrashIndex {
         };
         Ok(Page { items, next_cursor })
     }
+}
+
+/// A page cursor, `{sort value}_{id}`, as `next_cursor` gave it.
+fn parse_cursor(cursor: &str) -> Result<(i64, &str), IndexError> {
+    cursor
+        .split_once('_')
+        .and_then(|(value, id)| Some((value.parse::<i64>().ok()?, id)))
+        .ok_or_else(|| invalid_cursor(cursor))
+}
+
+fn invalid_cursor(cursor: &str) -> IndexError {
+    IndexError::Invalid(format!(
+        "invalid cursor {cursor:?}: pass back next_cursor unchanged"
+    ))
 }
