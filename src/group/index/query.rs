@@ -105,25 +105,20 @@ impl CrashIndex {
             .apply(sqlx::query(&sql))
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows.iter().map(group_from).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|g| {
-                let value = match query.sort {
-                    GroupSort::Events => g.event_count,
-                    GroupSort::Users => g.user_count,
-                    GroupSort::LastSeen => g.last_seen,
-                    GroupSort::FirstSeen => g.first_seen,
-                };
-                format!("{value}_{}", g.id)
-            })
-        } else {
-            None
-        };
-        for group in &mut items {
+        let items = rows.iter().map(group_from).collect::<Result<Vec<_>, _>>()?;
+        let mut page = page_of(items, limit, |g| {
+            let value = match query.sort {
+                GroupSort::Events => g.event_count,
+                GroupSort::Users => g.user_count,
+                GroupSort::LastSeen => g.last_seen,
+                GroupSort::FirstSeen => g.first_seen,
+            };
+            format!("{value}_{}", g.id)
+        });
+        for group in &mut page.items {
             group.fingerprints = self.fingerprints(group.id).await?;
         }
-        Ok(Page { items, next_cursor })
+        Ok(page)
     }
 
     async fn breakdown(&self, id: i64, column: &str) -> Result<Vec<Breakdown>, IndexError> {
@@ -222,16 +217,10 @@ impl CrashIndex {
             .apply(sqlx::query(&sql))
             .fetch_all(&self.pool)
             .await?;
-        let mut items = rows.iter().map(crash_from).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() as i64 > limit {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|c| format!("{}_{}", c.attributes.received_at, c.attributes.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.iter().map(crash_from).collect::<Result<Vec<_>, _>>()?;
+        Ok(page_of(items, limit, |c| {
+            format!("{}_{}", c.attributes.received_at, c.attributes.id)
+        }))
     }
 }
 
@@ -247,4 +236,16 @@ fn invalid_cursor(cursor: &str) -> IndexError {
     IndexError::Invalid(format!(
         "invalid cursor {cursor:?}: pass back next_cursor unchanged"
     ))
+}
+
+/// One page from `items`, read with `LIMIT limit + 1`: the extra row, if any, only says there
+/// is a next page, whose cursor `cursor_of` makes from the page's last item.
+fn page_of<T>(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
 }
