@@ -423,6 +423,51 @@ async fn size_limits_and_gzip_bombs() {
     assert!(reply.contains("max_decompressed_bytes"));
 }
 
+/// Bodies and parts past the 4 MiB held in memory spill to unnamed scratch files: a large dump,
+/// a large attachment and a compressed dump part that expands past 4 MiB are stored byte for
+/// byte, processed, and leave nothing in the scratch folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_parts_spill_and_are_stored_whole() {
+    let server = TestServer::start().await;
+    let ct = "multipart/form-data; boundary=XyZ";
+    // A minidump with trailing bytes is still the same minidump.
+    let mut dump = std::fs::read(generated("abort.dmp")).unwrap();
+    dump.resize(6 << 20, 0xab);
+    let log: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let body = multipart(
+        "XyZ",
+        &[
+            ("upload_file_minidump", Some("a.dmp"), &dump),
+            ("log", Some("game.log"), &log),
+        ],
+    );
+    let (status, reply) = post(&server, "/submit", Some(ct), &[], body).await;
+    assert_eq!(status, 200, "{reply}");
+    let breakpad = crash_id(&reply);
+    assert_eq!(settled(&server, &breakpad).await["state"], "processed");
+
+    let packed = zstd::encode_all(&dump[..], 3).unwrap();
+    assert!(packed.len() < 1 << 20);
+    let body = multipart("XyZ", &[("upload_file_minidump", Some("a.dmp"), &packed)]);
+    let (status, sentry) = post(&server, "/api/7/minidump/", Some(ct), &[], body).await;
+    assert_eq!(status, 200, "{sentry}");
+    assert_eq!(settled(&server, &sentry).await["state"], "processed");
+
+    let stored = |id: &str, suffix: &str| -> Vec<u8> {
+        let file = server
+            .stored_files()
+            .into_iter()
+            .find(|f| f.contains(id) && f.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix} stored for {id}"));
+        std::fs::read(server.store_root.join(file)).unwrap()
+    };
+    assert!(stored(&breakpad, "dump-upload_file_minidump") == dump);
+    assert!(stored(&breakpad, "attachment-1") == log);
+    assert!(stored(&sentry, "dump-upload_file_minidump") == dump);
+    let left: Vec<_> = common::files_under(&server.data_dir.join("tmp"));
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
+
 /// Text fields are read into memory (no scratch file each), never past
 /// `ingest.max_field_bytes`; a crash with many of them keeps every one as an annotation.
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,7 @@
 //! setting that raises it), multipart or raw, held in memory (dumps, JSON) or spooled to a
 //! local file (debug files, which can be gigabytes).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::extract::multipart::Field;
@@ -255,47 +255,84 @@ where
     file.flush().await.map_err(scratch_failed)
 }
 
-/// Bodies up to this size are read into memory; larger ones go to scratch disk and are mapped
-/// (creating a scratch file costs more than a small dump's whole processing).
+/// Bodies (and parts) up to this size are held in memory; larger ones go to an unnamed scratch
+/// file that is then memory-mapped (creating a file costs more than a small dump's whole
+/// processing, so a typical crash never touches the scratch disk).
 pub const IN_MEMORY_BYTES: usize = 4 << 20;
 
-/// Reads a stream of chunks within `limit`: into memory up to [`IN_MEMORY_BYTES`], past that
-/// into a file from `scratch` that is then memory-mapped, so a request holds at most a few
-/// megabytes of its own however large the body.
+/// Bytes being received: in memory up to [`IN_MEMORY_BYTES`], past that in an unnamed file
+/// under the scratch folder (created only then, gone when its last mapping is), so a request
+/// holds at most a few megabytes of its own however large the body.
+pub struct Spill {
+    memory: bytes::BytesMut,
+    file: Option<tokio::fs::File>,
+    len: u64,
+    scratch: PathBuf,
+}
+
+impl Spill {
+    /// Nothing received yet; `scratch` is where a large body spills.
+    pub fn new(scratch: &Path) -> Spill {
+        Spill {
+            memory: bytes::BytesMut::new(),
+            file: None,
+            len: 0,
+            scratch: scratch.to_owned(),
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends `chunk`, spilling to disk when memory would pass [`IN_MEMORY_BYTES`].
+    pub async fn push(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.len += chunk.len() as u64;
+        if self.file.is_none() && self.memory.len() + chunk.len() <= IN_MEMORY_BYTES {
+            self.memory.extend_from_slice(chunk);
+            return Ok(());
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let mut file = tokio::fs::File::from_std(tempfile::tempfile_in(&self.scratch)?);
+                file.write_all(&self.memory).await?;
+                self.memory = bytes::BytesMut::new();
+                self.file.insert(file)
+            }
+        };
+        file.write_all(chunk).await
+    }
+
+    /// Everything received, as one buffer (a mapping of the scratch file when it spilled).
+    pub async fn finish(self) -> std::io::Result<Bytes> {
+        let Some(mut file) = self.file else {
+            return Ok(self.memory.freeze());
+        };
+        file.flush().await?;
+        let file = file.into_std().await;
+        // SAFETY: the file has no name (nothing else can open it) and is not written again.
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        Ok(Bytes::from_owner(map))
+    }
+}
+
+/// Reads a stream of chunks within `limit` into a [`Spill`] under `scratch`.
 pub async fn read_spilling<S, E>(
     mut chunks: S,
     limit: &mut BodyLimit,
-    scratch: impl FnOnce() -> std::io::Result<tempfile::TempDir>,
+    scratch: &Path,
 ) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,
 {
-    let mut memory = bytes::BytesMut::new();
+    let mut spill = Spill::new(scratch);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(unreadable)?;
         limit.take(chunk.len())?;
-        memory.extend_from_slice(&chunk);
-        if memory.len() > IN_MEMORY_BYTES {
-            let dir = scratch().map_err(scratch_failed)?;
-            let path = dir.path().join("body");
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(scratch_failed)?;
-            file.write_all(&memory).await.map_err(scratch_failed)?;
-            drop(memory);
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(unreadable)?;
-                limit.take(chunk.len())?;
-                file.write_all(&chunk).await.map_err(scratch_failed)?;
-            }
-            file.flush().await.map_err(scratch_failed)?;
-            let file = file.into_std().await;
-            // SAFETY: the file is private to this request's scratch folder and nothing writes
-            // it while it is mapped (the mapping outlives the unlinked file).
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(scratch_failed)?;
-            return Ok(Bytes::from_owner(map));
-        }
+        spill.push(&chunk).await.map_err(scratch_failed)?;
     }
-    Ok(memory.freeze())
+    spill.finish().await.map_err(scratch_failed)
 }

@@ -46,7 +46,7 @@ pub async fn process(
     let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
     let mut annotations = BTreeMap::new();
     // A large dump goes to scratch disk and is mapped: a request holds little memory of its own.
-    let scratch = || state.symbols.scratch_dir();
+    let scratch = state.symbols.scratch_root();
     let dump = match UploadBody::from_request(request, &state, &limit).await? {
         UploadBody::Raw(body) => {
             read_spilling(body.into_data_stream(), &mut limit, scratch).await?

@@ -12,7 +12,7 @@ pub mod throttle;
 pub mod worker;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use bytes::Bytes;
 
 use serde::{Deserialize, Serialize};
 
@@ -103,31 +103,31 @@ impl RawCrashBuilder {
         self.crash.annotations.insert(name.into(), value.into());
     }
 
-    /// Stores the file at `path` as the dump named `field` (durably, before returning).
+    /// Stores `dump` as the dump named `field` (durably, before returning).
     pub async fn add_dump(
         &mut self,
         objects: &dyn ObjectStore,
         field: &str,
-        path: &Path,
+        dump: Bytes,
     ) -> Result<(), StoreError> {
         let object = key(format!(
             "{}/dump-{}",
             crash_folder(self.crash.received_at, &self.crash.id),
             key_segment(field)
         ));
-        objects.put(&object, PutBody::File(path.to_owned())).await?;
+        objects.put(&object, PutBody::Bytes(dump)).await?;
         self.crash
             .dumps
             .insert(field.to_owned(), object.to_string());
         Ok(())
     }
 
-    /// Stores the file at `path` as the attachment `name`.
+    /// Stores `file` as the attachment `name`.
     pub async fn add_attachment(
         &mut self,
         objects: &dyn ObjectStore,
         name: &str,
-        path: &Path,
+        file: Bytes,
     ) -> Result<(), StoreError> {
         let mut unique = name.to_owned();
         let mut n = 1;
@@ -140,7 +140,7 @@ impl RawCrashBuilder {
             crash_folder(self.crash.received_at, &self.crash.id),
             self.crash.attachments.len() + 1
         ));
-        objects.put(&object, PutBody::File(path.to_owned())).await?;
+        objects.put(&object, PutBody::Bytes(file)).await?;
         self.crash.attachments.insert(unique, object.to_string());
         Ok(())
     }

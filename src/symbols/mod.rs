@@ -174,6 +174,11 @@ impl SymbolStore {
         })
     }
 
+    /// Where uploads spool: large crash bodies spill here as unnamed files.
+    pub fn scratch_root(&self) -> &Path {
+        &self.scratch
+    }
+
     /// A fresh scratch folder for one upload, removed when dropped.
     pub fn scratch_dir(&self) -> io::Result<tempfile::TempDir> {
         tempfile::Builder::new()

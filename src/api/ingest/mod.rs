@@ -11,7 +11,8 @@
 //! crash gets 200 with `Discarded=<reason>`. Malformed requests get 400 with Antenna's reasons
 //! (`Discarded=malformed_no_content_type`, …), oversized ones 413, and a storage failure 503 —
 //! nothing is acknowledged that is not stored. The body (gzip `Content-Encoding` decoded,
-//! within `ingest.max_decompressed_bytes`) is spooled to disk, never held whole in memory.
+//! within `ingest.max_decompressed_bytes`) and its parts are held in memory up to 4 MiB each and
+//! spill to unnamed scratch files past that, so a request never holds a large body in memory.
 //!
 //! `credentials.rs` finds the project a crash is filed under; `parts.rs` reads what a body holds.
 
@@ -19,7 +20,7 @@ mod credentials;
 mod parts;
 
 use credentials::{resolve_project, sentry_auth_key, Credentials};
-use parts::{decompress_part, is_minidump, read_multipart, read_unreal, spool_body};
+use parts::{decompress_part, read_body, read_multipart, read_unreal};
 
 use std::collections::HashMap;
 
@@ -271,10 +272,9 @@ async fn receive_inner(
         _ => None,
     };
 
-    let scratch = state.symbols.scratch_dir().map_err(unavailable)?;
-    let body_path = scratch.path().join("body");
     let body = body.take().expect("the body is read once");
-    spool_body(state, body, gzip, guard, &body_path).await?;
+    let body = read_body(state, body, gzip, guard).await?;
+    let scratch = state.symbols.scratch_root();
 
     let mut builder = RawCrashBuilder::new(client.name(), project.id);
     for (key, value) in &query {
@@ -295,27 +295,28 @@ async fn receive_inner(
     }
     let max_dump = state.config.ingest.max_decompressed_bytes;
     let (dumps, files) = match (client, boundary) {
-        (Client::Unreal, _) => read_unreal(&body_path, scratch.path(), &mut builder)?,
+        (Client::Unreal, _) => read_unreal(&body, &mut builder)?,
         (_, Some(boundary)) => {
             let max_field = state.config.ingest.max_field_bytes;
             read_multipart(
                 client,
                 max_field,
                 boundary,
-                &body_path,
-                scratch.path(),
+                body,
+                scratch,
                 &mut builder,
             )
             .await?
         }
         // Sentry and Backtrace clients may send the dump as the raw body.
-        (_, None) => (vec![(MAIN_DUMP.to_owned(), body_path.clone())], Vec::new()),
+        (_, None) => (vec![(MAIN_DUMP.to_owned(), body)], Vec::new()),
     };
-    for (_, path) in &dumps {
+    let mut dumps = dumps;
+    for (_, dump) in &mut dumps {
         if client == Client::Sentry {
-            decompress_part(path, max_dump).await?;
+            *dump = decompress_part(dump.clone(), max_dump, scratch).await?;
         }
-        if !is_minidump(path).await? {
+        if !dump.starts_with(b"MDMP") {
             return Err(Refusal::Malformed("not_a_minidump"));
         }
     }
@@ -331,15 +332,15 @@ async fn receive_inner(
         return Ok(client.discarded(&reason));
     }
 
-    for (field, path) in &dumps {
+    for (field, dump) in dumps {
         builder
-            .add_dump(&*state.objects, field, path)
+            .add_dump(&*state.objects, &field, dump)
             .await
             .map_err(unavailable)?;
     }
-    for (name, path) in &files {
+    for (name, file) in files {
         builder
-            .add_attachment(&*state.objects, name, path)
+            .add_attachment(&*state.objects, &name, file)
             .await
             .map_err(unavailable)?;
     }

@@ -1,35 +1,36 @@
-//! What a crash body holds: the body spooled to disk (gzip decoded, multipart framing checked),
-//! multipart parts (dumps, attachments, annotations, Sentry's event fields), compressed dump
-//! parts, and Unreal crash containers.
+//! What a crash body holds: the body itself (gzip decoded, multipart framing checked), multipart
+//! parts (dumps, attachments, annotations, Sentry's event fields), compressed dump parts, and
+//! Unreal crash containers. Bodies and parts stay in memory up to a few megabytes and spill to
+//! unnamed scratch files past that ([`Spill`]): a typical crash creates no file until it is
+//! stored.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::Body;
+use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio::io::AsyncReadExt;
+use tokio_util::io::StreamReader;
 
 use super::{unavailable, Client, Refusal};
-use crate::api::body::is_body_timeout;
+use crate::api::body::{is_body_timeout, Spill};
 use crate::api::multipart::FramingGuard;
 use crate::api::AppState;
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 
-/// Files received with a crash, spooled locally: (dump field, path) and (attachment name, path).
-type ReceivedFiles = (Vec<(String, PathBuf)>, Vec<(String, PathBuf)>);
+/// Files received with a crash: (dump field, bytes) and (attachment name, bytes).
+type ReceivedFiles = (Vec<(String, Bytes)>, Vec<(String, Bytes)>);
 
-/// Writes `body` (gzip-decoded if `gzip`) to `path` within the byte caps; a multipart body's
-/// framing is checked on the way (`guard`), so a body without its boundary fails within the
-/// first few kilobytes instead of being stored whole.
-pub(super) async fn spool_body(
+/// Reads `body` (gzip-decoded if `gzip`) within the byte caps; a multipart body's framing is
+/// checked on the way (`guard`), so a body without its boundary fails within the first few
+/// kilobytes instead of being read whole.
+pub(super) async fn read_body(
     state: &AppState,
     body: Body,
     gzip: bool,
     mut guard: Option<FramingGuard>,
-    path: &Path,
-) -> Result<(), Refusal> {
+) -> Result<Bytes, Refusal> {
     let limits = &state.config.ingest;
     let mut raw_bytes = 0u64;
     let max_body = limits.max_body_bytes;
@@ -52,7 +53,7 @@ pub(super) async fn spool_body(
     } else {
         Box::pin(reader)
     };
-    let mut file = tokio::fs::File::create(path).await.map_err(unavailable)?;
+    let mut spill = Spill::new(state.symbols.scratch_root());
     let mut buf = vec![0u8; 64 * 1024];
     let mut written = 0u64;
     loop {
@@ -82,57 +83,50 @@ pub(super) async fn spool_body(
                 limits.max_decompressed_bytes
             )));
         }
-        file.write_all(&buf[..n]).await.map_err(unavailable)?;
+        spill.push(&buf[..n]).await.map_err(unavailable)?;
     }
-    file.flush().await.map_err(unavailable)
+    spill.finish().await.map_err(unavailable)
 }
 
-/// If `path` holds a gzip, zstd, bzip2 or xz stream (a Sentry SDK may compress the dump part),
-/// decompresses it in place within `limit` bytes.
-pub(super) async fn decompress_part(path: &Path, limit: u64) -> Result<(), Refusal> {
-    let mut magic = [0u8; 6];
-    let n = {
-        let mut f = tokio::fs::File::open(path).await.map_err(unavailable)?;
-        f.read(&mut magic).await.map_err(unavailable)?
-    };
-    let magic = &magic[..n];
-    let file = tokio::io::BufReader::new(tokio::fs::File::open(path).await.map_err(unavailable)?);
+/// If `part` holds a gzip, zstd, bzip2 or xz stream (a Sentry SDK may compress the dump part),
+/// its decompressed bytes within `limit`; otherwise `part` itself.
+pub(super) async fn decompress_part(
+    part: Bytes,
+    limit: u64,
+    scratch: &Path,
+) -> Result<Bytes, Refusal> {
     use async_compression::tokio::bufread as dec;
-    let mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> =
-        if magic.starts_with(&[0x1f, 0x8b]) {
-            Box::pin(dec::GzipDecoder::new(file))
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Box::pin(dec::ZstdDecoder::new(file))
-        } else if magic.starts_with(b"BZh") {
-            Box::pin(dec::BzDecoder::new(file))
-        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Box::pin(dec::XzDecoder::new(file))
+    let input: &[u8] = &part;
+    let mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send + '_>> =
+        if input.starts_with(&[0x1f, 0x8b]) {
+            Box::pin(dec::GzipDecoder::new(input))
+        } else if input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Box::pin(dec::ZstdDecoder::new(input))
+        } else if input.starts_with(b"BZh") {
+            Box::pin(dec::BzDecoder::new(input))
+        } else if input.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Box::pin(dec::XzDecoder::new(input))
         } else {
-            return Ok(());
+            return Ok(part.clone());
         };
-    let out_path = path.with_extension("decompressed");
-    let mut out = tokio::fs::File::create(&out_path)
-        .await
-        .map_err(unavailable)?;
-    let copied = tokio::io::copy(&mut (&mut reader).take(limit + 1), &mut out)
-        .await
-        .map_err(|_| Refusal::Malformed("bad_compression"))?;
-    if copied > limit {
-        return Err(Refusal::TooLarge(format!(
-            "the dump expands past ingest.max_decompressed_bytes ({limit})"
-        )));
+    let mut out = Spill::new(scratch);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|_| Refusal::Malformed("bad_compression"))?;
+        if n == 0 {
+            break;
+        }
+        if out.received() + n as u64 > limit {
+            return Err(Refusal::TooLarge(format!(
+                "the dump expands past ingest.max_decompressed_bytes ({limit})"
+            )));
+        }
+        out.push(&buf[..n]).await.map_err(unavailable)?;
     }
-    out.flush().await.map_err(unavailable)?;
-    tokio::fs::rename(&out_path, path)
-        .await
-        .map_err(unavailable)
-}
-
-pub(super) async fn is_minidump(path: &Path) -> Result<bool, Refusal> {
-    let mut magic = [0u8; 4];
-    let mut f = tokio::fs::File::open(path).await.map_err(unavailable)?;
-    let n = f.read(&mut magic).await.map_err(unavailable)?;
-    Ok(n == 4 && &magic == b"MDMP")
+    out.finish().await.map_err(unavailable)
 }
 
 /// Sets annotations from a JSON object: strings as they are, other values as JSON text.
@@ -203,81 +197,57 @@ fn insert_path(root: &mut Value, path: &[&str], value: String) {
     }
 }
 
-/// Most bytes before a multipart body's first part (the framing guard allows a preamble of
-/// 16 KiB), read before the body is handed to multer.
-const FIRST_CHUNK: usize = 64 * 1024;
+/// How a received body is handed to multer: 64 KiB at a time, every piece ready at once. The
+/// first piece holds the first boundary (the framing guard allows a preamble of 16 KiB): multer
+/// fails a body whose stream ends in the same poll that brings its first boundary.
+const PIECE: usize = 64 * 1024;
 
-/// The body in `reader` as a stream whose first item holds its first [`FIRST_CHUNK`] bytes.
-///
-/// multer looks for the first boundary, polls the stream once more when it is not there yet,
-/// and if that poll reaches the end of the stream it fails with "incomplete multipart stream"
-/// without looking again, though the boundary may have arrived with that very poll. A file
-/// read in tokio's blocking pool hits that (about one body in 4,000 under load); a first
-/// chunk that already holds the boundary never does.
-async fn with_first_boundary<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
-    mut reader: R,
-) -> std::io::Result<impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send> {
-    let mut head = vec![0u8; FIRST_CHUNK];
-    let mut filled = 0;
-    while filled < head.len() {
-        match reader.read(&mut head[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    head.truncate(filled);
-    let first = futures::stream::once(async move { Ok(bytes::Bytes::from(head)) });
-    Ok(first.chain(ReaderStream::new(reader)))
+fn pieces(body: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    let len = body.len();
+    futures::stream::iter(
+        (0..len)
+            .step_by(PIECE)
+            .map(move |at| Ok(body.slice(at..(at + PIECE).min(len)))),
+    )
 }
 
-/// Reads a multipart body from `body_path` into `builder`, spooling files into `scratch`.
-/// Returns the parts holding minidumps and other files.
+/// Reads a multipart body into `builder` (large parts spill into `scratch`). Returns the parts
+/// holding minidumps and other files.
 pub(super) async fn read_multipart(
     client: Client,
     max_field: u64,
     boundary: String,
-    body_path: &Path,
+    body: Bytes,
     scratch: &Path,
     builder: &mut RawCrashBuilder,
 ) -> Result<ReceivedFiles, Refusal> {
-    let file = tokio::fs::File::open(body_path)
-        .await
-        .map_err(unavailable)?;
-    let stream = with_first_boundary(file).await.map_err(unavailable)?;
-    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut multipart = multer::Multipart::new(pieces(body), boundary);
     let mut dumps = Vec::new();
     let mut files = Vec::new();
     let mut sentry_fields = json!({});
-    let mut n = 0;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(_) => return Err(Refusal::Malformed("invalid_payload_structure")),
         };
-        n += 1;
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
         let is_json = field
             .content_type()
             .is_some_and(|m| m.essence_str() == "application/json");
-        // Files (dumps, attachments, Sentry's event) go to scratch files; text fields (a
-        // Crashpad upload has dozens) stay in memory, within ingest.max_field_bytes.
+        // Files (dumps, attachments, Sentry's event) may be large and spill to scratch; text
+        // fields (a Crashpad upload has dozens) stay within ingest.max_field_bytes.
         let keep_as_file = name.starts_with(MAIN_DUMP)
             || file_name.is_some()
             || (client == Client::Sentry && name == "sentry");
-        let path = scratch.join(format!("part-{n}"));
         let mut text_bytes = Vec::new();
-        let mut out = if keep_as_file {
-            Some(std::fs::File::create(&path).map_err(unavailable)?)
-        } else {
-            None
-        };
+        let mut out = keep_as_file.then(|| Spill::new(scratch));
         let mut field = field;
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => match &mut out {
-                    Some(out) => out.write_all(&chunk).map_err(unavailable)?,
+                    Some(out) => out.push(&chunk).await.map_err(unavailable)?,
                     None if (text_bytes.len() + chunk.len()) as u64 > max_field => {
                         return Err(Refusal::TooLarge(format!(
                             "the text part {name:?} is larger than ingest.max_field_bytes ({max_field})"
@@ -289,24 +259,20 @@ pub(super) async fn read_multipart(
                 Err(_) => return Err(Refusal::Malformed("invalid_payload_structure")),
             }
         }
-        if let Some(mut out) = out {
-            out.flush().map_err(unavailable)?;
-        }
+        let data = match out {
+            Some(out) => out.finish().await.map_err(unavailable)?,
+            None => Bytes::from(text_bytes),
+        };
         let small_text = || -> Result<String, Refusal> {
-            if !keep_as_file {
-                return Ok(String::from_utf8_lossy(&text_bytes).into_owned());
-            }
-            let len = std::fs::metadata(&path).map_err(unavailable)?.len();
-            if len > max_field {
+            if data.len() as u64 > max_field {
                 return Err(Refusal::TooLarge(format!(
                     "the text part {name:?} is larger than ingest.max_field_bytes ({max_field})"
                 )));
             }
-            let bytes = std::fs::read(&path).map_err(unavailable)?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            Ok(String::from_utf8_lossy(&data).into_owned())
         };
         if name.starts_with(MAIN_DUMP) {
-            dumps.push((name, path));
+            dumps.push((name, data));
         } else if name == "extra"
             || file_name.as_deref() == Some("extra.json")
             || (is_json && name == "extra.json")
@@ -327,11 +293,11 @@ pub(super) async fn read_multipart(
                 return Err(Refusal::Malformed("invalid_json_value"));
             }
             annotate_sentry(builder, &value);
-            files.push(("sentry.json".to_owned(), path));
+            files.push(("sentry.json".to_owned(), data));
         } else if let (Client::Sentry, Some(keys)) = (client, sentry_path(&name)) {
             insert_path(&mut sentry_fields, &keys, small_text()?);
         } else if file_name.is_some() {
-            files.push((file_name.filter(|f| !f.is_empty()).unwrap_or(name), path));
+            files.push((file_name.filter(|f| !f.is_empty()).unwrap_or(name), data));
         } else {
             let text = small_text()?;
             builder.annotate(name, text);
@@ -346,20 +312,15 @@ pub(super) async fn read_multipart(
 /// An Unreal Engine crash container: its minidump, its context XML (as annotations) and the
 /// other files (logs, config) as attachments.
 pub(super) fn read_unreal(
-    body_path: &Path,
-    scratch: &Path,
+    body: &Bytes,
     builder: &mut RawCrashBuilder,
 ) -> Result<ReceivedFiles, Refusal> {
     use symbolic::unreal::{Unreal4Crash, Unreal4FileType};
-    let file = std::fs::File::open(body_path).map_err(unavailable)?;
-    if file.metadata().map_err(unavailable)?.len() == 0 {
+    if body.is_empty() {
         return Err(Refusal::Malformed("invalid_unreal_crash"));
     }
-    // Mapped, not read: the container can be as large as ingest.max_decompressed_bytes.
-    // SAFETY: the spooled body is private to this request and not written while mapped.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(unavailable)?;
     let crash =
-        Unreal4Crash::parse(&bytes).map_err(|_| Refusal::Malformed("invalid_unreal_crash"))?;
+        Unreal4Crash::parse(body).map_err(|_| Refusal::Malformed("invalid_unreal_crash"))?;
     if let Ok(Some(context)) = crash.context() {
         if let Some(p) = context.runtime_properties {
             let fields = [
@@ -392,13 +353,12 @@ pub(super) fn read_unreal(
     }
     let mut dumps = Vec::new();
     let mut files = Vec::new();
-    for (i, file) in crash.files().enumerate() {
-        let path = scratch.join(format!("unreal-{i}"));
-        std::fs::write(&path, file.data()).map_err(unavailable)?;
+    for file in crash.files() {
+        let data = Bytes::copy_from_slice(file.data());
         if file.ty() == Unreal4FileType::Minidump && dumps.is_empty() {
-            dumps.push((MAIN_DUMP.to_owned(), path));
+            dumps.push((MAIN_DUMP.to_owned(), data));
         } else {
-            files.push((file.name().to_owned(), path));
+            files.push((file.name().to_owned(), data));
         }
     }
     Ok((dumps, files))
@@ -431,66 +391,5 @@ mod tests {
             json!({"release": "1.2.3", "user": {"id": "42"}, "tags": {"level": "boss"}})
         );
         assert!(sentry_path("release").is_none());
-    }
-}
-
-#[cfg(test)]
-mod late_body_tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use super::*;
-
-    /// A reader that is not ready at first, then gives everything at once: the order of events
-    /// that made multer give up on a complete body.
-    struct LateReader {
-        body: Vec<u8>,
-        polled: bool,
-    }
-
-    impl tokio::io::AsyncRead for LateReader {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut tokio::io::ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            if !self.polled {
-                self.polled = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let n = buf.remaining().min(self.body.len());
-            let rest = self.body.split_off(n);
-            buf.put_slice(&self.body);
-            self.body = rest;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    async fn fields(
-        stream: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
-    ) -> Result<usize, multer::Error> {
-        let mut multipart = multer::Multipart::new(stream, "B");
-        let mut n = 0;
-        while let Some(field) = multipart.next_field().await? {
-            field.bytes().await?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    #[tokio::test]
-    async fn a_body_that_arrives_late_and_all_at_once_is_read_whole() {
-        let body =
-            b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\none\r\n--B--\r\n".to_vec();
-        let late = || LateReader {
-            body: body.clone(),
-            polled: false,
-        };
-        // What multer alone does with it (the reason for `with_first_boundary`).
-        let plain = fields(ReaderStream::with_capacity(late(), 1 << 16)).await;
-        assert!(plain.is_err(), "{plain:?}");
-        let stream = with_first_boundary(late()).await.unwrap();
-        assert_eq!(fields(stream).await.unwrap(), 1);
     }
 }
