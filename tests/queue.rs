@@ -257,3 +257,50 @@ async fn other_nodes_apply_each_change_once_by_reading_the_log(db: Db) {
     assert_eq!(c.catch_up().await.unwrap(), 0);
 }
 }
+
+on_both_databases! {
+/// Crashes enqueued at the same time (sharing commits) are each queued exactly once, with its
+/// own raw key, also when the callers of some of them give up while their commit is running
+/// (a client hanging up must not cancel a commit other crashes wait for).
+async fn concurrent_enqueues_each_land_once_even_when_callers_give_up(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let (_index, queue) = cluster.node("node-a", 30).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..600 {
+        let queue = Arc::clone(&queue);
+        tasks.spawn(async move {
+            let (id, raw) = (format!("crash-{n:03}"), format!("raw/{n}"));
+            let enqueue = queue.enqueue(&id, 1, &raw);
+            if n % 10 == 0 {
+                // Given up on almost at once: the crash is queued anyway or not at all.
+                let _ = tokio::time::timeout(Duration::from_micros(50), enqueue).await;
+                None
+            } else {
+                enqueue.await.unwrap();
+                Some(n)
+            }
+        });
+    }
+    let mut acknowledged = BTreeSet::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Some(n) = done.unwrap() {
+            acknowledged.insert(n);
+        }
+    }
+    assert_eq!(acknowledged.len(), 540);
+    // Whatever was waiting is written by the next enqueue at the latest.
+    queue.enqueue("crash-last", 1, "raw/last").await.unwrap();
+    let claimed = queue.claim_many(1000).await.unwrap();
+    let ids: BTreeSet<String> = claimed.iter().map(|e| e.crash_id.clone()).collect();
+    assert_eq!(ids.len(), claimed.len(), "a crash was queued twice");
+    for n in &acknowledged {
+        let entry = claimed
+            .iter()
+            .find(|e| e.crash_id == format!("crash-{n:03}"))
+            .unwrap_or_else(|| panic!("acknowledged crash {n} is not queued"));
+        assert_eq!(entry.raw_key, format!("raw/{n}"));
+    }
+}
+}

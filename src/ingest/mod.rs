@@ -11,8 +11,8 @@ pub mod queue;
 pub mod throttle;
 pub mod worker;
 
-use std::collections::BTreeMap;
 use bytes::Bytes;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
-use crate::group::index::{CrashIndex, Dialect, IndexError};
+use crate::group::index::{placeholders, CrashIndex, Dialect, IndexError};
 
 /// A queue row.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +56,69 @@ pub struct IngestQueue {
     dialect: Dialect,
     node: String,
     lease: Duration,
+    /// Crashes waiting for the next enqueue commit.
+    waiting: std::sync::Mutex<Vec<Waiting>>,
+    /// Held while an enqueue commit runs.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A stored crash waiting for its enqueue commit, and who to tell how it went.
+struct Waiting {
+    crash_id: String,
+    project_id: i64,
+    raw_key: String,
+    enqueued_ms: i64,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Rows per enqueue `INSERT` (7 parameters each, well under SQLite's limit of 32,766).
+const ENQUEUE_ROWS: usize = 500;
+
+/// Commits `batch` to the queue in one transaction; on SQLite that one commit is fsync'd.
+async fn insert_queued(
+    pool: &AnyPool,
+    dialect: Dialect,
+    batch: &[Waiting],
+) -> Result<(), IndexError> {
+    let mut connection = pool.acquire().await?;
+    if dialect == Dialect::Sqlite {
+        // Held, so no other statement runs at FULL meanwhile.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *connection)
+            .await?;
+    }
+    let written = async {
+        let t = now();
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        for rows in batch.chunks(ENQUEUE_ROWS) {
+            let sql = format!(
+                "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, \
+                 updated_at, enqueued_ms) VALUES {}",
+                placeholders(rows.len(), 7, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in rows {
+                query = query
+                    .bind(row.crash_id.as_str())
+                    .bind(row.project_id)
+                    .bind(row.raw_key.as_str())
+                    .bind("queued")
+                    .bind(t)
+                    .bind(t)
+                    .bind(row.enqueued_ms);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, IndexError>(())
+    }
+    .await;
+    if dialect == Dialect::Sqlite {
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *connection)
+            .await?;
+    }
+    written
 }
 
 /// What a finished crash leaves behind: the debug IDs of modules it lacked symbols for.
@@ -85,6 +148,8 @@ impl IngestQueue {
             dialect: index.dialect(),
             node: node.into(),
             lease: lease.max(Duration::from_secs(1)),
+            waiting: std::sync::Mutex::new(Vec::new()),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -98,44 +163,61 @@ impl IngestQueue {
     }
 
     /// Adds a stored crash; once this returns, the crash will be processed even if the server
-    /// is killed or the machine loses power: on SQLite this one commit is made with
+    /// is killed or the machine loses power: on SQLite the queue's commit is made with
     /// `synchronous = FULL` (the WAL is fsync'd), where the index's own writes use `NORMAL`
     /// (they can be redone from the stored crash); on Postgres every commit is durable.
+    ///
+    /// Crashes enqueued at the same time share one commit (one fsync): whoever gets the writer
+    /// first writes everything waiting, in a task of its own so that a client hanging up
+    /// cannot cancel a commit other crashes wait for.
     pub async fn enqueue(
         &self,
         crash_id: &str,
         project_id: i64,
         raw_key: &str,
     ) -> Result<(), IndexError> {
-        let t = now();
-        let insert = sqlx::query(
-            "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, updated_at, enqueued_ms) \
-             VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
-        )
-        .bind(crash_id)
-        .bind(project_id)
-        .bind(raw_key)
-        .bind(t)
-        .bind(t)
-        .bind(now_ms());
-        match self.dialect {
-            Dialect::Postgres => {
-                insert.execute(&self.pool).await?;
-            }
-            Dialect::Sqlite => {
-                // The pool's one connection, held so no other statement runs at FULL meanwhile.
-                let mut connection = self.pool.acquire().await?;
-                sqlx::query("PRAGMA synchronous = FULL")
-                    .execute(&mut *connection)
-                    .await?;
-                let inserted = insert.execute(&mut *connection).await;
-                sqlx::query("PRAGMA synchronous = NORMAL")
-                    .execute(&mut *connection)
-                    .await?;
-                inserted?;
-            }
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .expect("the enqueue list is never poisoned")
+            .push(Waiting {
+                crash_id: crash_id.to_owned(),
+                project_id,
+                raw_key: raw_key.to_owned(),
+                enqueued_ms: now_ms(),
+                done,
+            });
+        let writer = std::sync::Arc::clone(&self.writer).lock_owned().await;
+        let batch = std::mem::take(
+            &mut *self
+                .waiting
+                .lock()
+                .expect("the enqueue list is never poisoned"),
+        );
+        if batch.is_empty() {
+            // An earlier writer took this crash along.
+            drop(writer);
+        } else {
+            let (pool, dialect) = (self.pool.clone(), self.dialect);
+            tokio::spawn(async move {
+                let written = insert_queued(&pool, dialect, &batch)
+                    .await
+                    .map_err(|e| e.to_string());
+                metrics::histogram!("faultline_ingest_enqueue_batch_crashes")
+                    .record(batch.len() as f64);
+                for waiting in batch {
+                    let _ = waiting.done.send(written.clone());
+                }
+                drop(writer);
+            });
         }
-        Ok(())
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(IndexError::Invalid(format!("could not enqueue: {e}"))),
+            Err(_) => Err(IndexError::Invalid(
+                "the enqueue commit was interrupted".into(),
+            )),
+        }
     }
 
     /// At start-up: puts back in the queue the rows this node held before it stopped (it is
@@ -379,22 +461,4 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<QueueEntry, IndexError> {
         enqueued_at: row.try_get("enqueued_at")?,
         enqueued_ms: row.try_get("enqueued_ms")?,
     })
-}
-
-/// `rows` comma-separated placeholder lists of `columns` each, numbered from `first`: with one
-/// column, `$1, $2, …`; with more, `($1, $2), ($3, $4), …`.
-fn placeholders(rows: usize, columns: usize, first: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (0..columns)
-                .map(|c| format!("${}", first + r * columns + c))
-                .collect();
-            if columns == 1 {
-                cells.concat()
-            } else {
-                format!("({})", cells.join(", "))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

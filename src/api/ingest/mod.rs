@@ -298,15 +298,7 @@ async fn receive_inner(
         (Client::Unreal, _) => read_unreal(&body, &mut builder)?,
         (_, Some(boundary)) => {
             let max_field = state.config.ingest.max_field_bytes;
-            read_multipart(
-                client,
-                max_field,
-                boundary,
-                body,
-                scratch,
-                &mut builder,
-            )
-            .await?
+            read_multipart(client, max_field, boundary, body, scratch, &mut builder).await?
         }
         // Sentry and Backtrace clients may send the dump as the raw body.
         (_, None) => (vec![(MAIN_DUMP.to_owned(), body)], Vec::new()),

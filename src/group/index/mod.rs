@@ -477,3 +477,21 @@ impl CrashIndex {
         &self.pool
     }
 }
+
+/// `rows` comma-separated placeholder lists of `columns` each, numbered from `first`: with one
+/// column, `$1, $2, …`; with more, `($1, $2), ($3, $4), …`.
+pub(crate) fn placeholders(rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..columns)
+                .map(|c| format!("${}", first + r * columns + c))
+                .collect();
+            if columns == 1 {
+                cells.concat()
+            } else {
+                format!("({})", cells.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

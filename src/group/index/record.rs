@@ -19,7 +19,8 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, version, CrashIndex, Group, IndexError, NewCrash, Recorded, GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashIndex, Group, IndexError, NewCrash, Recorded,
+    GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -480,7 +481,7 @@ impl BatchState {
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
                  user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
                  payload_key) VALUES {}",
-                placeholders(chunk.len(), 14)
+                placeholders(chunk.len(), 14, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
@@ -518,7 +519,7 @@ impl BatchState {
         for chunk in annotations.chunks(100) {
             let sql = format!(
                 "INSERT INTO crash_annotations (crash_id, name, value) VALUES {}",
-                placeholders(chunk.len(), 3)
+                placeholders(chunk.len(), 3, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (id, name, value) in chunk {
@@ -529,7 +530,7 @@ impl BatchState {
         for chunk in self.new_users.chunks(100) {
             let sql = format!(
                 "INSERT INTO group_users (group_id, user_id) VALUES {}",
-                placeholders(chunk.len(), 2)
+                placeholders(chunk.len(), 2, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (group_id, user) in chunk {
@@ -554,7 +555,7 @@ impl BatchState {
                  payloads_kept = payloads_kept + touched.kept, \
                  payloads_dropped = payloads_dropped + touched.dropped \
                  FROM touched WHERE crash_groups.id = touched.id",
-                placeholders(chunk.len(), 10)
+                placeholders(chunk.len(), 10, 1)
             );
             let mut update = sqlx::query(&sql);
             for id in chunk {
@@ -579,7 +580,7 @@ impl BatchState {
                  ON CONFLICT (group_id, hour) DO UPDATE SET \
                  events = group_hours.events + excluded.events, \
                  payloads = group_hours.payloads + excluded.payloads",
-                placeholders(chunk.len(), 4)
+                placeholders(chunk.len(), 4, 1)
             );
             let mut upsert = sqlx::query(&sql);
             for key in chunk {
@@ -642,17 +643,4 @@ async fn create_group(
     .await?
     .try_get("group_id")?;
     Ok((winner, false))
-}
-
-/// `($1, $2, …), (…)`: `rows` tuples of `columns` numbered placeholders.
-fn placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
