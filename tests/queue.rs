@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::Db;
 use faultline::cluster::{Change, ChangeListener, ClusterEvents};
-use faultline::group::index::{CrashAttributes, CrashIndex, GroupSort, NewCrash, PayloadBudget};
+use faultline::group::index::{
+    CrashAttributes, CrashIndex, FinishedCrash, GroupSort, NewCrash, PayloadBudget,
+};
 use faultline::ingest::queue::IngestQueue;
 
 const BUDGET: PayloadBudget = PayloadBudget {
@@ -302,5 +304,62 @@ async fn concurrent_enqueues_each_land_once_even_when_callers_give_up(db: Db) {
             .unwrap_or_else(|| panic!("acknowledged crash {n} is not queued"));
         assert_eq!(entry.raw_key, format!("raw/{n}"));
     }
+}
+}
+
+on_both_databases! {
+/// Workers record crashes and mark them processed concurrently, the finishes riding in the
+/// index's record batches or committed alone: every row ends processed with the modules its
+/// crash lacked, and a crash processed again replaces that list instead of adding to it.
+async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
+    let Some(cluster) = Cluster::new(db).await else {
+        return;
+    };
+    let (index, queue) = cluster.node("node-a", 30).await;
+    for n in 0..200 {
+        queue
+            .enqueue(&format!("crash-{n:03}"), 1, &format!("raw/{n}"))
+            .await
+            .unwrap();
+    }
+    let claimed = queue.claim_many(200).await.unwrap();
+    assert_eq!(claimed.len(), 200);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, entry) in claimed.into_iter().enumerate() {
+        let index = Arc::clone(&index);
+        tasks.spawn(async move {
+            let id = entry.crash_id;
+            index
+                .record(&crash(&id, &format!("fp-{}", n % 7), 1_700_000_000))
+                .await
+                .unwrap();
+            index
+                .finish(vec![FinishedCrash {
+                    crash_id: id,
+                    missing_debug_ids: vec![format!("DEBUG{}", n % 3), "ALL".into()],
+                }])
+                .await
+                .unwrap();
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.queued, depth.processing), (0, 0), "{depth:?}");
+    assert_eq!(queue.missing("ALL", 1000).await.unwrap().len(), 200);
+    assert_eq!(queue.missing("DEBUG0", 1000).await.unwrap().len(), 67);
+
+    // Processed again with its symbols found: its list is replaced.
+    index
+        .finish(vec![FinishedCrash {
+            crash_id: "crash-000".into(),
+            missing_debug_ids: Vec::new(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(queue.missing("ALL", 1000).await.unwrap().len(), 199);
+    let entry = queue.entry("crash-000").await.unwrap().unwrap();
+    assert_eq!(entry.state, "processed");
 }
 }

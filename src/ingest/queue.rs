@@ -121,16 +121,6 @@ async fn insert_queued(
     written
 }
 
-/// What a finished crash leaves behind: the debug IDs of modules it lacked symbols for.
-pub struct Finished {
-    /// The crash.
-    pub crash_id: String,
-    /// Modules without symbols (an upload of one of them reprocesses the crash).
-    pub missing_debug_ids: Vec<String>,
-    /// When it was acknowledged, Unix milliseconds (see [`QueueEntry::enqueued_ms`]).
-    pub enqueued_ms: Option<i64>,
-}
-
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -290,57 +280,6 @@ impl IngestQueue {
             ))
         });
         Ok(entries)
-    }
-
-    /// Marks crashes processed in one transaction (a fixed number of statements, whatever
-    /// their number), remembering which modules each lacked symbols for.
-    pub async fn finish_all(&self, finished: &[Finished]) -> Result<(), IndexError> {
-        for chunk in finished.chunks(200) {
-            let mut tx = match self.dialect {
-                Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                Dialect::Postgres => self.pool.begin().await?,
-            };
-            let ids = placeholders(chunk.len(), 1, 1);
-            let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
-            let mut query = sqlx::query(&sql);
-            for f in chunk {
-                query = query.bind(f.crash_id.as_str());
-            }
-            query.execute(&mut *tx).await?;
-            let missing: Vec<(&str, &str)> = chunk
-                .iter()
-                .flat_map(|f| {
-                    f.missing_debug_ids
-                        .iter()
-                        .map(move |d| (f.crash_id.as_str(), d.as_str()))
-                })
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            for rows in missing.chunks(200) {
-                let sql = format!(
-                    "INSERT INTO crash_missing_symbols (crash_id, debug_id) VALUES {}",
-                    placeholders(rows.len(), 2, 1)
-                );
-                let mut query = sqlx::query(&sql);
-                for (crash, debug_id) in rows {
-                    query = query.bind(*crash).bind(*debug_id);
-                }
-                query.execute(&mut *tx).await?;
-            }
-            let sql = format!(
-                "UPDATE ingest_queue SET state = 'processed', error = NULL, claimed_by = NULL, \
-                 lease_until = NULL, updated_at = $1 WHERE crash_id IN ({})",
-                placeholders(chunk.len(), 1, 2)
-            );
-            let mut query = sqlx::query(&sql).bind(now());
-            for f in chunk {
-                query = query.bind(f.crash_id.as_str());
-            }
-            query.execute(&mut *tx).await?;
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     /// Marks a crash failed with its reason (it stays stored; reprocess retries it).

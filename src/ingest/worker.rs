@@ -10,10 +10,10 @@ use std::time::Duration;
 use minidump::Module;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use super::queue::{Finished, IngestQueue, QueueEntry};
+use super::queue::{IngestQueue, QueueEntry};
 use super::{load_raw, Recorder, MAIN_DUMP};
 use crate::cluster::ClusterEvents;
-use crate::group::index::CrashIndex;
+use crate::group::index::{CrashIndex, FinishedCrash};
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
 use crate::store::{ObjectKey, ObjectStore};
@@ -24,9 +24,11 @@ const MAX_DUMP: u64 = 2 << 30;
 const MAX_ATTEMPTS: i64 = 5;
 /// Crashes each worker keeps in flight: enough to keep the processing pool and the index's
 /// group commit fed while others wait for storage or the database.
-const SLOTS_PER_WORKER: usize = 32;
-/// Most crashes claimed in one statement.
+const SLOTS_PER_WORKER: usize = 256;
+/// Fewest crashes claimed in one statement (unless fewer slots exist).
 const CLAIM_BATCH: usize = 16;
+/// Most crashes claimed in one statement.
+const MAX_CLAIM: usize = 512;
 
 /// What the workers need.
 #[derive(Clone)]
@@ -64,7 +66,7 @@ pub async fn start(context: WorkerContext, count: usize) {
         Arc::clone(&context.wake),
     ));
     let (done, finished) = mpsc::unbounded_channel();
-    tokio::spawn(finish(Arc::clone(&context.queue), finished));
+    tokio::spawn(finish(Arc::clone(&context.index), finished));
     tokio::spawn(claim(context, count.max(1) * SLOTS_PER_WORKER, done));
 }
 
@@ -101,8 +103,14 @@ async fn claim(context: WorkerContext, slots: usize, done: mpsc::UnboundedSender
         let Ok(mut permits) = Arc::clone(&slots).acquire_many_owned(batch as u32).await else {
             return;
         };
+        // Every slot free by now is filled by the same claim: under load a claim waits for
+        // the database behind other writes, and a claim per few crashes would bound the rate.
+        let more = slots.available_permits().min(MAX_CLAIM - batch) as u32;
+        if let Ok(extra) = Arc::clone(&slots).try_acquire_many_owned(more) {
+            permits.merge(extra);
+        }
         context.cluster.catch_up_before_work().await;
-        match context.queue.claim_many(batch).await {
+        match context.queue.claim_many(permits.num_permits()).await {
             Ok(entries) if !entries.is_empty() => {
                 for entry in entries {
                     let permit = permits.split(1).expect("one permit per claimed crash");
@@ -131,9 +139,13 @@ async fn claim(context: WorkerContext, slots: usize, done: mpsc::UnboundedSender
     }
 }
 
-/// Marks processed crashes done, everything that finished since the last time in one
-/// transaction.
-async fn finish(queue: Arc<IngestQueue>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+/// A recorded crash, and when it was acknowledged (Unix milliseconds, for the end-to-end
+/// latency).
+type Finished = (FinishedCrash, Option<i64>);
+
+/// Marks recorded crashes processed, everything that finished since the last time at once
+/// (with the index's next batch, or alone when the index is idle).
+async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Finished>) {
     while let Some(first) = finished.recv().await {
         let mut done = vec![first];
         while done.len() < 500 {
@@ -142,18 +154,20 @@ async fn finish(queue: Arc<IngestQueue>, mut finished: mpsc::UnboundedReceiver<F
                 Err(_) => break,
             }
         }
-        match queue.finish_all(&done).await {
+        let (rows, acknowledged): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+        let count = rows.len();
+        match index.finish(rows).await {
             Ok(()) => {
                 metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
-                    .increment(done.len() as u64);
+                    .increment(count as u64);
                 let now = super::queue::now_ms();
-                for at in done.iter().filter_map(|f| f.enqueued_ms) {
+                for at in acknowledged.into_iter().flatten() {
                     metrics::histogram!("faultline_ingest_end_to_end_seconds")
                         .record((now - at).max(0) as f64 / 1000.0);
                 }
             }
             Err(e) => tracing::error!(
-                crashes = done.len(),
+                crashes = count,
                 error = %e,
                 "could not mark processed; they will be reprocessed and deduplicated"
             ),
@@ -263,9 +277,11 @@ async fn process(context: &WorkerContext, entry: QueueEntry) -> Option<Finished>
         .filter(|(_, r)| r.status == SymbolStatus::Missing)
         .filter_map(|(m, _)| m.debug_identifier().map(|id| id.to_string()))
         .collect();
-    Some(Finished {
-        crash_id: id,
-        missing_debug_ids: missing,
-        enqueued_ms: entry.enqueued_ms,
-    })
+    Some((
+        FinishedCrash {
+            crash_id: id,
+            missing_debug_ids: missing,
+        },
+        entry.enqueued_ms,
+    ))
 }

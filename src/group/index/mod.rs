@@ -89,6 +89,16 @@ pub struct NewCrash {
     pub payload_key: String,
 }
 
+/// A crash the ingest queue handed out, now recorded: its queue row is marked processed.
+#[derive(Debug, Clone)]
+pub struct FinishedCrash {
+    /// The crash.
+    pub crash_id: String,
+    /// Debug IDs of the modules it lacked symbols for (an upload of one of them reprocesses
+    /// it).
+    pub missing_debug_ids: Vec<String>,
+}
+
 /// What recording a crash did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recorded {

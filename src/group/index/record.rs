@@ -9,6 +9,10 @@
 //! per touched group and hour. Decisions are made in memory, crash by crash in queue order, so
 //! a batch gives exactly what recording its crashes one after another would.
 //!
+//! The ingest queue's finished rows ride along: a worker marks its recorded crashes processed
+//! through the same queue of work ([`CrashIndex::finish`]), so under load they cost no commit
+//! of their own, and when the index is idle the finisher writes them itself.
+//!
 //! If a batch fails, its crashes are recorded one by one so that each caller gets its own
 //! crash's error, not a neighbour's.
 
@@ -19,16 +23,31 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashIndex, Group, IndexError, NewCrash, Recorded,
-    GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, NewCrash,
+    Recorded, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
 /// connection caches).
 const MAX_BATCH: usize = 64;
 
-/// A queued crash and where its caller waits for the outcome.
-type Waiting = (NewCrash, oneshot::Sender<Result<Recorded, IndexError>>);
+/// Work waiting for the writer, and where its caller waits for the outcome.
+enum Waiting {
+    /// A crash to record.
+    Record(Box<NewCrash>, oneshot::Sender<Result<Recorded, IndexError>>),
+    /// Queue rows to mark processed.
+    Finish(Vec<FinishedCrash>, oneshot::Sender<Result<(), IndexError>>),
+}
+
+impl Waiting {
+    /// Crashes this counts for against [`MAX_BATCH`].
+    fn weight(&self) -> usize {
+        match self {
+            Waiting::Record(..) => 1,
+            Waiting::Finish(..) => 0,
+        }
+    }
+}
 
 /// Crashes waiting for the writer.
 #[derive(Default)]
@@ -42,66 +61,126 @@ impl CrashIndex {
     /// (after a restart) is indexed once.
     pub async fn record(&self, crash: &NewCrash) -> Result<Recorded, IndexError> {
         loop {
-            let (done, mut result) = oneshot::channel();
-            self.queue
-                .waiting
-                .lock()
-                .expect("the record queue is never poisoned")
-                .push((crash.clone(), done));
-            // Either the current writer records this crash with its batch, or this caller
-            // becomes the writer and records everything queued so far.
-            let outcome = tokio::select! {
-                biased;
-                outcome = &mut result => outcome.ok(),
-                _writer = self.write.lock() => {
-                    // Write batches until this caller's crash is written (the queue is in
-                    // arrival order, so that is bounded), then let the next waiter write.
-                    loop {
-                        match result.try_recv() {
-                            Ok(outcome) => break Some(outcome),
-                            Err(oneshot::error::TryRecvError::Closed) => break None,
-                            Err(oneshot::error::TryRecvError::Empty) => {}
-                        }
-                        let batch: Vec<_> = {
-                            let mut waiting = self.queue.waiting.lock().expect("never poisoned");
-                            let take = waiting.len().min(MAX_BATCH);
-                            waiting.drain(..take).collect()
-                        };
-                        if batch.is_empty() {
-                            // Not queued and not answered: only a cancelled writer can have
-                            // dropped it, and then the answer is `Closed`.
-                            break result.await.ok();
-                        }
-                        self.write_batch(batch).await;
+            let (done, result) = oneshot::channel();
+            if let Some(recorded) = self
+                .join_batch(Waiting::Record(Box::new(crash.clone()), done), result)
+                .await
+            {
+                return recorded;
+            }
+        }
+    }
+
+    /// Marks queue rows processed, remembering which modules each crash lacked symbols for:
+    /// in the next batch's transaction, or in one of its own when nothing else is waiting.
+    pub async fn finish(&self, finished: Vec<FinishedCrash>) -> Result<(), IndexError> {
+        loop {
+            let (done, result) = oneshot::channel();
+            if let Some(outcome) = self
+                .join_batch(Waiting::Finish(finished.clone(), done), result)
+                .await
+            {
+                return outcome;
+            }
+        }
+    }
+
+    /// Queues `work`; either the current writer writes it with its batch, or this caller
+    /// becomes the writer and writes everything queued so far. `None` when the writer that
+    /// took it was cancelled mid-batch (its transaction rolled back): queue it again.
+    async fn join_batch<T>(&self, work: Waiting, mut result: oneshot::Receiver<T>) -> Option<T> {
+        self.queue
+            .waiting
+            .lock()
+            .expect("the record queue is never poisoned")
+            .push(work);
+        tokio::select! {
+            biased;
+            outcome = &mut result => outcome.ok(),
+            _writer = self.write.lock() => {
+                // Write batches until this caller's work is written (the queue is in arrival
+                // order, so that is bounded), then let the next waiter write.
+                loop {
+                    match result.try_recv() {
+                        Ok(outcome) => break Some(outcome),
+                        Err(oneshot::error::TryRecvError::Closed) => break None,
+                        Err(oneshot::error::TryRecvError::Empty) => {}
                     }
+                    let batch: Vec<_> = {
+                        let mut waiting = self.queue.waiting.lock().expect("never poisoned");
+                        let mut crashes = 0;
+                        let take = waiting
+                            .iter()
+                            .take_while(|w| {
+                                crashes += w.weight();
+                                crashes <= MAX_BATCH
+                            })
+                            .count()
+                            .max(1);
+                        let take = take.min(waiting.len());
+                        waiting.drain(..take).collect()
+                    };
+                    if batch.is_empty() {
+                        // Not queued and not answered: only a cancelled writer can have
+                        // dropped it, and then the answer is `Closed`.
+                        break result.await.ok();
+                    }
+                    self.write_batch(batch).await;
                 }
-            };
-            match outcome {
-                Some(recorded) => return recorded,
-                // The writer that took this crash was cancelled mid-batch (its transaction
-                // rolled back): queue it again.
-                None => continue,
             }
         }
     }
 
     async fn write_batch(&self, batch: Vec<Waiting>) {
-        let crashes: Vec<&NewCrash> = batch.iter().map(|(crash, _)| crash).collect();
-        metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
-        match self.record_all(&crashes).await {
+        let mut crashes = Vec::new();
+        let mut finished = Vec::new();
+        for work in &batch {
+            match work {
+                Waiting::Record(crash, _) => crashes.push(crash.as_ref()),
+                Waiting::Finish(rows, _) => finished.extend(rows.iter()),
+            }
+        }
+        if !crashes.is_empty() {
+            metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
+        }
+        match self.record_all(&crashes, &finished).await {
             Ok(results) => {
-                for ((_, done), result) in batch.into_iter().zip(results) {
-                    let _ = done.send(Ok(result));
+                let mut results = results.into_iter();
+                for work in batch {
+                    match work {
+                        Waiting::Record(_, done) => {
+                            let _ = done.send(Ok(results.next().expect("one result per crash")));
+                        }
+                        Waiting::Finish(_, done) => {
+                            let _ = done.send(Ok(()));
+                        }
+                    }
                 }
             }
-            Err(e) if batch.len() == 1 => {
-                let (_, done) = batch.into_iter().next().expect("one crash");
-                let _ = done.send(Err(e));
-            }
+            Err(e) if batch.len() == 1 => match batch.into_iter().next().expect("one") {
+                Waiting::Record(_, done) => {
+                    let _ = done.send(Err(e));
+                }
+                Waiting::Finish(_, done) => {
+                    let _ = done.send(Err(e));
+                }
+            },
+            // Each written alone, so each caller gets its own error, not a neighbour's.
             Err(_) => {
-                for (crash, done) in batch {
-                    let result = self.record_all(&[&crash]).await.map(|mut r| r.remove(0));
-                    let _ = done.send(result);
+                for work in batch {
+                    match work {
+                        Waiting::Record(crash, done) => {
+                            let result = self
+                                .record_all(&[crash.as_ref()], &[])
+                                .await
+                                .map(|mut r| r.remove(0));
+                            let _ = done.send(result);
+                        }
+                        Waiting::Finish(rows, done) => {
+                            let rows: Vec<&FinishedCrash> = rows.iter().collect();
+                            let _ = done.send(self.record_all(&[], &rows).await.map(|_| ()));
+                        }
+                    }
                 }
             }
         }
@@ -110,10 +189,14 @@ impl CrashIndex {
     /// Records `crashes` in order, in one transaction; when another writer (another node)
     /// got in the way (a deadlock, the same crash recorded at the same time), tries again: the
     /// next attempt sees what that writer committed.
-    async fn record_all(&self, crashes: &[&NewCrash]) -> Result<Vec<Recorded>, IndexError> {
+    async fn record_all(
+        &self,
+        crashes: &[&NewCrash],
+        finished: &[&FinishedCrash],
+    ) -> Result<Vec<Recorded>, IndexError> {
         let mut attempt = 0;
         loop {
-            match self.record_all_once(crashes).await {
+            match self.record_all_once(crashes, finished).await {
                 Err(e) if attempt < 4 && super::lost_a_race(&e) => {
                     attempt += 1;
                     metrics::counter!("faultline_index_write_retries_total").increment(1);
@@ -124,8 +207,17 @@ impl CrashIndex {
         }
     }
 
-    async fn record_all_once(&self, crashes: &[&NewCrash]) -> Result<Vec<Recorded>, IndexError> {
+    async fn record_all_once(
+        &self,
+        crashes: &[&NewCrash],
+        finished: &[&FinishedCrash],
+    ) -> Result<Vec<Recorded>, IndexError> {
         let mut tx = self.begin_write().await?;
+        if crashes.is_empty() {
+            write_finished(&mut tx, finished).await?;
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
         let mut known = read_known(&mut tx, crashes).await?;
         // Groups for new fingerprints, created in one fixed order (so writers on other nodes
         // cannot deadlock on them); a writer that loses the race joins the winner's group.
@@ -179,9 +271,60 @@ impl CrashIndex {
             results.push(recorded);
         }
         state.write(&mut tx).await?;
+        write_finished(&mut tx, finished).await?;
         tx.commit().await?;
         Ok(results)
     }
+}
+
+/// Marks queue rows processed and replaces the modules each crash lacked symbols for (a fixed
+/// number of statements, whatever their number).
+async fn write_finished(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    finished: &[&FinishedCrash],
+) -> Result<(), IndexError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for chunk in finished.chunks(200) {
+        let ids = placeholders(chunk.len(), 1, 1);
+        let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
+        let mut query = sqlx::query(&sql);
+        for f in chunk {
+            query = query.bind(f.crash_id.as_str());
+        }
+        query.execute(&mut **tx).await?;
+        let missing: Vec<(&str, &str)> = chunk
+            .iter()
+            .flat_map(|f| {
+                f.missing_debug_ids
+                    .iter()
+                    .map(move |d| (f.crash_id.as_str(), d.as_str()))
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for rows in missing.chunks(200) {
+            let sql = format!(
+                "INSERT INTO crash_missing_symbols (crash_id, debug_id) VALUES {}",
+                placeholders(rows.len(), 2, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for (crash, debug_id) in rows {
+                query = query.bind(*crash).bind(*debug_id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let sql = format!(
+            "UPDATE ingest_queue SET state = 'processed', error = NULL, claimed_by = NULL, \
+             lease_until = NULL, updated_at = $1 WHERE crash_id IN ({})",
+            placeholders(chunk.len(), 1, 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for f in chunk {
+            query = query.bind(f.crash_id.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Locks groups' rows until the transaction ends (`ids` sorted, so lockers never deadlock).
