@@ -19,7 +19,7 @@ use super::auth::{project_param, Caller};
 use super::body::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
-use crate::ingest::{RecordError, Recorder};
+use crate::ingest::{processed_json, RecordError, Recorder};
 use crate::process::symbolicate::SymbolicateRequest;
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
@@ -81,17 +81,18 @@ pub async fn process(
     // Symbols uploaded through another node count for this very dump.
     state.cluster.catch_up_before_work().await;
     let report = state.pipeline.run(dump, &annotations).await?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::ingest::new_crash_id();
     let received_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let recorder = Recorder {
         index: &state.index,
         objects: &*state.objects,
         user_annotations: &state.config.group.user_annotations,
     };
-    let (_, json) = recorder
+    let (recorded, stored) = recorder
         .record(&id, project.id, received_at, &annotations, &report)
         .await
         .map_err(|RecordError::Index(e)| ApiError::from(e))?;
+    let json = stored.unwrap_or_else(|| processed_json(&report, &id, &recorded));
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         json,

@@ -46,6 +46,12 @@ fn default_project_id() -> i64 {
     1
 }
 
+/// A new crash ID: a UUIDv7, so IDs sort by receipt time and the crash index's B-trees take
+/// new crashes at their right edge (a random UUIDv4 dirties a page per crash all over them).
+pub fn new_crash_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// The `yyyymmdd` folder of a receipt time.
 pub fn day_of(unix: i64) -> String {
     let t =
@@ -82,7 +88,7 @@ impl RawCrashBuilder {
     pub fn new(client: &str, project_id: i64) -> RawCrashBuilder {
         RawCrashBuilder {
             crash: RawCrash {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: new_crash_id(),
                 received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
                 client: client.to_owned(),
                 project_id,
@@ -222,11 +228,29 @@ pub struct Recorder<'a> {
     pub user_annotations: &'a [String],
 }
 
+/// A recorded crash's processed JSON: the report with `crash_id`, `group_id` and
+/// `payload_kept` added.
+pub fn processed_json(
+    report: &crate::pipeline::CrashReport,
+    crash_id: &str,
+    recorded: &crate::group::index::Recorded,
+) -> bytes::Bytes {
+    let json = RecordedCrash {
+        report,
+        crash_id,
+        group_id: recorded.group_id,
+        payload_kept: recorded.keep_payload,
+    };
+    let mut out = Vec::with_capacity(report.processed.json_size_hint());
+    serde_json::to_writer(&mut out, &json).expect("crash reports serialize");
+    bytes::Bytes::from(out)
+}
+
 impl Recorder<'_> {
     /// Records a processed crash in the index and, when the payload budget keeps it, stores its
-    /// processed JSON (with `crash_id`, `group_id` and `payload_kept` added) at
-    /// [`processed_key`]. Returns the index's decision and that JSON, serialized once for both
-    /// the store and the caller.
+    /// [`processed_json`] at [`processed_key`]. Returns the index's decision and the JSON it
+    /// stored, if it did (most crashes of a busy group are only counted, and serializing
+    /// their JSON would cost more than processing them).
     pub async fn record(
         &self,
         id: &str,
@@ -234,7 +258,7 @@ impl Recorder<'_> {
         received_at: i64,
         annotations: &BTreeMap<String, String>,
         report: &crate::pipeline::CrashReport,
-    ) -> Result<(crate::group::index::Recorded, bytes::Bytes), RecordError> {
+    ) -> Result<(crate::group::index::Recorded, Option<bytes::Bytes>), RecordError> {
         let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
         let crash = crate::group::index::NewCrash {
             attributes: crate::group::index::CrashAttributes {
@@ -261,33 +285,23 @@ impl Recorder<'_> {
             payload_key: processed_key(received_at, id),
         };
         let mut recorded = self.index.record(&crash).await?;
-        let payload = |payload_kept| {
-            let json = RecordedCrash {
-                report,
-                crash_id: id,
-                group_id: recorded.group_id,
-                payload_kept,
-            };
-            let mut out = Vec::with_capacity(report.processed.json_size_hint());
-            serde_json::to_writer(&mut out, &json).expect("crash reports serialize");
-            bytes::Bytes::from(out)
-        };
-        let mut bytes = payload(recorded.keep_payload);
-        if recorded.keep_payload {
-            let put = self
-                .objects
-                .put_regenerable(
-                    &key(crash.payload_key.clone()),
-                    PutBody::Bytes(bytes.clone()),
-                )
-                .await;
-            if let Err(e) = put {
-                tracing::error!(crash_id = %id, error = %e, "could not store the crash payload");
-                self.index.drop_payload(id).await?;
-                recorded.keep_payload = false;
-                bytes = payload(false);
-            }
+        if !recorded.keep_payload {
+            return Ok((recorded, None));
         }
-        Ok((recorded, bytes))
+        let json = processed_json(report, id, &recorded);
+        let put = self
+            .objects
+            .put_regenerable(
+                &key(crash.payload_key.clone()),
+                PutBody::Bytes(json.clone()),
+            )
+            .await;
+        if let Err(e) = put {
+            tracing::error!(crash_id = %id, error = %e, "could not store the crash payload");
+            self.index.drop_payload(id).await?;
+            recorded.keep_payload = false;
+            return Ok((recorded, None));
+        }
+        Ok((recorded, Some(json)))
     }
 }
