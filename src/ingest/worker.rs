@@ -1,8 +1,10 @@
 //! Processing workers: a claimer keeps a fixed number of queued crashes in flight, each on its
-//! own task: run through the pipeline, recorded (the index writes concurrent crashes in one
-//! transaction), then marked done by a finisher that marks everything finished meanwhile in one
-//! transaction — or marked failed, with the reason, when its dump cannot be processed. A crash whose files cannot be read right now (storage unreachable) goes back in
-//! the queue. A lease keeper renews this node's claims and requeues claims whose node died.
+//! own task, within a memory budget for their dumps: run through the pipeline, recorded (the
+//! index writes concurrent crashes in one transaction), then marked done by a finisher that
+//! hands everything finished meanwhile to the index's group commit — or marked failed, with
+//! the reason, when its dump cannot be processed. A crash whose files cannot be read right now
+//! (storage unreachable) goes back in the queue. A lease keeper renews this node's claims and
+//! requeues claims whose node died.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,8 +119,9 @@ async fn keep_leases(queue: Arc<IngestQueue>, wake: Arc<Notify>) {
 }
 
 /// Keeps up to `slots` crashes in flight, each on its own task, so processing never waits for
-/// a batch's slowest crash: whenever [`CLAIM_BATCH`] slots are free, claims that many in one
-/// statement (claiming one at a time would queue a claim behind every database write).
+/// a batch's slowest crash: whenever at least [`CLAIM_BATCH`] slots are free, claims for all
+/// free slots (up to [`MAX_CLAIM`]) in one statement (claiming a few at a time would queue a
+/// claim behind every database write).
 async fn claim(
     context: WorkerContext,
     slots: usize,
