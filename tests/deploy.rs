@@ -230,7 +230,7 @@ async fn migrate_prepares_the_index(db: Db) {
     .await
     .unwrap();
     let queue = faultline::ingest::queue::IngestQueue::new(
-        &index,
+        std::sync::Arc::new(index),
         "test",
         std::time::Duration::from_secs(30),
     );
