@@ -230,7 +230,7 @@ async fn migrate_prepares_the_index(db: Db) {
     .await
     .unwrap();
     let queue = faultline::ingest::queue::IngestQueue::new(
-        std::sync::Arc::new(index),
+        &index,
         "test",
         std::time::Duration::from_secs(30),
     );

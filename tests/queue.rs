@@ -40,7 +40,7 @@ impl Cluster {
 
     async fn node(&self, name: &str, lease_secs: u64) -> (Arc<CrashIndex>, Arc<IngestQueue>) {
         let index = self.index().await;
-        let queue = IngestQueue::new(Arc::clone(&index), name, Duration::from_secs(lease_secs));
+        let queue = IngestQueue::new(&index, name, Duration::from_secs(lease_secs));
         (index, Arc::new(queue))
     }
 }

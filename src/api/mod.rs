@@ -89,16 +89,16 @@ impl AppState {
             per_group_hour: config.group.payloads_per_group_hour,
         };
         let url = config.index_url();
-        let index = Arc::new(CrashIndex::open(&url, budget).await.map_err(|e| {
+        let index = CrashIndex::open(&url, budget).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the crash index at {url}: {e} (set index.url or FAULTLINE_INDEX_URL)"
             )
-        })?);
+        })?;
         let throttle =
             Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
         let node = config.node_id();
         let queue = Arc::new(IngestQueue::new(
-            Arc::clone(&index),
+            &index,
             node.clone(),
             std::time::Duration::from_secs(config.cluster.lease_secs),
         ));
@@ -119,7 +119,7 @@ impl AppState {
             config: Arc::new(config),
             symbols,
             pipeline,
-            index,
+            index: Arc::new(index),
             objects,
             queue,
             wake: Arc::new(tokio::sync::Notify::new()),

@@ -8,13 +8,12 @@
 //! `queued`, and a restarted node requeues what its previous life held. Since recording in the
 //! crash index is keyed by crash ID, a crash processed twice is still indexed once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
-use crate::group::index::{insert_queued, CrashIndex, Dialect, IndexError, QueuedCrash};
+use crate::group::index::{placeholders, CrashIndex, Dialect, IndexError};
 
 /// A queue row.
 #[derive(Debug, Clone, Serialize)]
@@ -53,30 +52,73 @@ pub struct QueueDepth {
 
 /// The queue, as one node sees it.
 pub struct IngestQueue {
-    index: Arc<CrashIndex>,
     pool: AnyPool,
     dialect: Dialect,
     node: String,
     lease: Duration,
-    /// Crashes waiting for the next enqueue commit (Postgres).
+    /// Crashes waiting for the next enqueue commit.
     waiting: std::sync::Mutex<Vec<Waiting>>,
-    /// Held while an enqueue commit runs (Postgres).
-    writer: Arc<tokio::sync::Mutex<()>>,
+    /// Held while an enqueue commit runs.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A stored crash waiting for its enqueue commit, and who to tell how it went.
 struct Waiting {
-    crash: QueuedCrash,
+    crash_id: String,
+    project_id: i64,
+    raw_key: String,
+    enqueued_ms: i64,
     done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
-/// Commits `batch` to the queue in one transaction.
-async fn commit_queued(pool: &AnyPool, batch: &[Waiting]) -> Result<(), IndexError> {
-    let rows: Vec<&QueuedCrash> = batch.iter().map(|w| &w.crash).collect();
-    let mut tx = pool.begin().await?;
-    insert_queued(&mut tx, &rows).await?;
-    tx.commit().await?;
-    Ok(())
+/// Rows per enqueue `INSERT` (7 parameters each, well under SQLite's limit of 32,766).
+const ENQUEUE_ROWS: usize = 500;
+
+/// Commits `batch` to the queue in one transaction; on SQLite that one commit is fsync'd.
+async fn insert_queued(
+    pool: &AnyPool,
+    dialect: Dialect,
+    batch: &[Waiting],
+) -> Result<(), IndexError> {
+    let mut connection = pool.acquire().await?;
+    if dialect == Dialect::Sqlite {
+        // Held, so no other statement runs at FULL meanwhile.
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *connection)
+            .await?;
+    }
+    let written = async {
+        let t = now();
+        let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+        for rows in batch.chunks(ENQUEUE_ROWS) {
+            let sql = format!(
+                "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, \
+                 updated_at, enqueued_ms) VALUES {}",
+                placeholders(rows.len(), 7, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in rows {
+                query = query
+                    .bind(row.crash_id.as_str())
+                    .bind(row.project_id)
+                    .bind(row.raw_key.as_str())
+                    .bind("queued")
+                    .bind(t)
+                    .bind(t)
+                    .bind(row.enqueued_ms);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, IndexError>(())
+    }
+    .await;
+    if dialect == Dialect::Sqlite {
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *connection)
+            .await?;
+    }
+    written
 }
 
 fn now() -> i64 {
@@ -90,15 +132,14 @@ pub fn now_ms() -> i64 {
 
 impl IngestQueue {
     /// The queue in the crash index's database, claimed from as `node` with leases of `lease`.
-    pub fn new(index: Arc<CrashIndex>, node: impl Into<String>, lease: Duration) -> IngestQueue {
+    pub fn new(index: &CrashIndex, node: impl Into<String>, lease: Duration) -> IngestQueue {
         IngestQueue {
-            index: Arc::clone(&index),
             pool: index.pool().clone(),
             dialect: index.dialect(),
             node: node.into(),
             lease: lease.max(Duration::from_secs(1)),
             waiting: std::sync::Mutex::new(Vec::new()),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -112,36 +153,31 @@ impl IngestQueue {
     }
 
     /// Adds a stored crash; once this returns, the crash will be processed even if the server
-    /// is killed or the machine loses power.
+    /// is killed or the machine loses power: on SQLite the queue's commit is made with
+    /// `synchronous = FULL` (the WAL is fsync'd), where the index's own writes use `NORMAL`
+    /// (they can be redone from the stored crash); on Postgres every commit is durable.
     ///
-    /// Crashes enqueued at the same time share one commit. On SQLite, whose one connection
-    /// would otherwise alternate between receiving and processing, they join the crash index's
-    /// group commit, whose transaction is then committed with `synchronous = FULL` (the WAL is
-    /// fsync'd; the index's own writes use `NORMAL`: they can be redone from the stored crash).
-    /// On Postgres, where every commit is durable and connections commit side by side, whoever
-    /// gets the queue's writer first commits everything waiting, in a task of its own so that a
-    /// client hanging up cannot cancel a commit other crashes wait for.
+    /// Crashes enqueued at the same time share one commit (one fsync): whoever gets the writer
+    /// first writes everything waiting, in a task of its own so that a client hanging up
+    /// cannot cancel a commit other crashes wait for.
     pub async fn enqueue(
         &self,
         crash_id: &str,
         project_id: i64,
         raw_key: &str,
     ) -> Result<(), IndexError> {
-        let crash = QueuedCrash {
-            crash_id: crash_id.to_owned(),
-            project_id,
-            raw_key: raw_key.to_owned(),
-            enqueued_ms: now_ms(),
-        };
-        if self.dialect == Dialect::Sqlite {
-            return self.index.enqueue(vec![crash]).await;
-        }
         let (done, result) = tokio::sync::oneshot::channel();
         self.waiting
             .lock()
             .expect("the enqueue list is never poisoned")
-            .push(Waiting { crash, done });
-        let writer = Arc::clone(&self.writer).lock_owned().await;
+            .push(Waiting {
+                crash_id: crash_id.to_owned(),
+                project_id,
+                raw_key: raw_key.to_owned(),
+                enqueued_ms: now_ms(),
+                done,
+            });
+        let writer = std::sync::Arc::clone(&self.writer).lock_owned().await;
         let batch = std::mem::take(
             &mut *self
                 .waiting
@@ -152,9 +188,9 @@ impl IngestQueue {
             // An earlier writer took this crash along.
             drop(writer);
         } else {
-            let pool = self.pool.clone();
+            let (pool, dialect) = (self.pool.clone(), self.dialect);
             tokio::spawn(async move {
-                let written = commit_queued(&pool, &batch)
+                let written = insert_queued(&pool, dialect, &batch)
                     .await
                     .map_err(|e| e.to_string());
                 metrics::histogram!("faultline_ingest_enqueue_batch_crashes")

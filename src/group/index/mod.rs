@@ -19,8 +19,6 @@ mod query;
 mod record;
 mod triage;
 
-pub(crate) use record::insert_queued;
-
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -99,19 +97,6 @@ pub struct FinishedCrash {
     /// Debug IDs of the modules it lacked symbols for (an upload of one of them reprocesses
     /// it).
     pub missing_debug_ids: Vec<String>,
-}
-
-/// A stored crash entering the ingest queue (the row its acknowledgement waits for).
-#[derive(Debug, Clone)]
-pub struct QueuedCrash {
-    /// The crash.
-    pub crash_id: String,
-    /// The project it was filed under.
-    pub project_id: i64,
-    /// Its `raw.json` key.
-    pub raw_key: String,
-    /// When it was acknowledged, Unix milliseconds.
-    pub enqueued_ms: i64,
 }
 
 /// What recording a crash did.

@@ -9,11 +9,9 @@
 //! per touched group and hour. Decisions are made in memory, crash by crash in queue order, so
 //! a batch gives exactly what recording its crashes one after another would.
 //!
-//! The ingest queue's rows ride along: a worker marks its recorded crashes processed through
-//! the same queue of work ([`CrashIndex::finish`]), and on SQLite newly received crashes are
-//! queued through it too ([`CrashIndex::enqueue`]; that batch's commit is then fsync'd), so
-//! SQLite's one connection sees one transaction for everything waiting instead of taking turns
-//! between receiving and processing.
+//! The ingest queue's finished rows ride along: a worker marks its recorded crashes processed
+//! through the same queue of work ([`CrashIndex::finish`]), so under load they cost no commit
+//! of their own, and when the index is idle the finisher writes them itself.
 //!
 //! If a batch fails, its crashes are recorded one by one so that each caller gets its own
 //! crash's error, not a neighbour's.
@@ -25,8 +23,8 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashIndex, Dialect, FinishedCrash, Group, IndexError,
-    NewCrash, QueuedCrash, Recorded, GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, NewCrash,
+    Recorded, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -39,8 +37,6 @@ enum Waiting {
     Record(Box<NewCrash>, oneshot::Sender<Result<Recorded, IndexError>>),
     /// Queue rows to mark processed.
     Finish(Vec<FinishedCrash>, oneshot::Sender<Result<(), IndexError>>),
-    /// Queue rows to add (durably).
-    Enqueue(Vec<QueuedCrash>, oneshot::Sender<Result<(), IndexError>>),
 }
 
 impl Waiting {
@@ -48,7 +44,7 @@ impl Waiting {
     fn weight(&self) -> usize {
         match self {
             Waiting::Record(..) => 1,
-            Waiting::Finish(..) | Waiting::Enqueue(..) => 0,
+            Waiting::Finish(..) => 0,
         }
     }
 }
@@ -82,20 +78,6 @@ impl CrashIndex {
             let (done, result) = oneshot::channel();
             if let Some(outcome) = self
                 .join_batch(Waiting::Finish(finished.clone(), done), result)
-                .await
-            {
-                return outcome;
-            }
-        }
-    }
-
-    /// Adds stored crashes to the ingest queue in the next batch's transaction, which is then
-    /// committed durably (on SQLite with `synchronous = FULL`: the WAL is fsync'd).
-    pub async fn enqueue(&self, queued: Vec<QueuedCrash>) -> Result<(), IndexError> {
-        loop {
-            let (done, result) = oneshot::channel();
-            if let Some(outcome) = self
-                .join_batch(Waiting::Enqueue(queued.clone(), done), result)
                 .await
             {
                 return outcome;
@@ -152,23 +134,16 @@ impl CrashIndex {
     async fn write_batch(&self, batch: Vec<Waiting>) {
         let mut crashes = Vec::new();
         let mut finished = Vec::new();
-        let mut queued = Vec::new();
         for work in &batch {
             match work {
                 Waiting::Record(crash, _) => crashes.push(crash.as_ref()),
                 Waiting::Finish(rows, _) => finished.extend(rows.iter()),
-                Waiting::Enqueue(rows, _) => queued.extend(rows.iter()),
             }
         }
         if !crashes.is_empty() {
             metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
         }
-        let work = Work {
-            crashes: &crashes,
-            finished: &finished,
-            queued: &queued,
-        };
-        match self.record_all(&work).await {
+        match self.record_all(&crashes, &finished).await {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for work in batch {
@@ -176,7 +151,7 @@ impl CrashIndex {
                         Waiting::Record(_, done) => {
                             let _ = done.send(Ok(results.next().expect("one result per crash")));
                         }
-                        Waiting::Finish(_, done) | Waiting::Enqueue(_, done) => {
+                        Waiting::Finish(_, done) => {
                             let _ = done.send(Ok(()));
                         }
                     }
@@ -186,7 +161,7 @@ impl CrashIndex {
                 Waiting::Record(_, done) => {
                     let _ = done.send(Err(e));
                 }
-                Waiting::Finish(_, done) | Waiting::Enqueue(_, done) => {
+                Waiting::Finish(_, done) => {
                     let _ = done.send(Err(e));
                 }
             },
@@ -195,28 +170,15 @@ impl CrashIndex {
                 for work in batch {
                     match work {
                         Waiting::Record(crash, done) => {
-                            let work = Work {
-                                crashes: &[crash.as_ref()],
-                                ..Work::default()
-                            };
-                            let result = self.record_all(&work).await.map(|mut r| r.remove(0));
+                            let result = self
+                                .record_all(&[crash.as_ref()], &[])
+                                .await
+                                .map(|mut r| r.remove(0));
                             let _ = done.send(result);
                         }
                         Waiting::Finish(rows, done) => {
                             let rows: Vec<&FinishedCrash> = rows.iter().collect();
-                            let work = Work {
-                                finished: &rows,
-                                ..Work::default()
-                            };
-                            let _ = done.send(self.record_all(&work).await.map(|_| ()));
-                        }
-                        Waiting::Enqueue(rows, done) => {
-                            let rows: Vec<&QueuedCrash> = rows.iter().collect();
-                            let work = Work {
-                                queued: &rows,
-                                ..Work::default()
-                            };
-                            let _ = done.send(self.record_all(&work).await.map(|_| ()));
+                            let _ = done.send(self.record_all(&[], &rows).await.map(|_| ()));
                         }
                     }
                 }
@@ -227,10 +189,14 @@ impl CrashIndex {
     /// Records `crashes` in order, in one transaction; when another writer (another node)
     /// got in the way (a deadlock, the same crash recorded at the same time), tries again: the
     /// next attempt sees what that writer committed.
-    async fn record_all(&self, work: &Work<'_>) -> Result<Vec<Recorded>, IndexError> {
+    async fn record_all(
+        &self,
+        crashes: &[&NewCrash],
+        finished: &[&FinishedCrash],
+    ) -> Result<Vec<Recorded>, IndexError> {
         let mut attempt = 0;
         loop {
-            match self.record_all_once(work).await {
+            match self.record_all_once(crashes, finished).await {
                 Err(e) if attempt < 4 && super::lost_a_race(&e) => {
                     attempt += 1;
                     metrics::counter!("faultline_index_write_retries_total").increment(1);
@@ -241,48 +207,18 @@ impl CrashIndex {
         }
     }
 
-    /// One transaction for `work`; on SQLite, committed with `synchronous = FULL` when it
-    /// queues crashes (their acknowledgement promises they survive a power cut).
-    async fn record_all_once(&self, work: &Work<'_>) -> Result<Vec<Recorded>, IndexError> {
-        let durable = self.dialect == Dialect::Sqlite && !work.queued.is_empty();
-        let mut connection = self.pool.acquire().await?;
-        if durable {
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *connection)
-                .await?;
-        }
-        let written = async {
-            let mut tx = match self.dialect {
-                Dialect::Sqlite => {
-                    sqlx::Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE").await?
-                }
-                Dialect::Postgres => sqlx::Connection::begin(&mut *connection).await?,
-            };
-            insert_queued(&mut tx, work.queued).await?;
-            let results = self.record_in(&mut tx, work.crashes).await?;
-            write_finished(&mut tx, work.finished).await?;
-            tx.commit().await?;
-            Ok(results)
-        }
-        .await;
-        if durable {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *connection)
-                .await?;
-        }
-        written
-    }
-
-    /// Records `crashes` in order inside `tx`.
-    async fn record_in(
+    async fn record_all_once(
         &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         crashes: &[&NewCrash],
+        finished: &[&FinishedCrash],
     ) -> Result<Vec<Recorded>, IndexError> {
+        let mut tx = self.begin_write().await?;
         if crashes.is_empty() {
+            write_finished(&mut tx, finished).await?;
+            tx.commit().await?;
             return Ok(Vec::new());
         }
-        let mut known = read_known(tx, crashes).await?;
+        let mut known = read_known(&mut tx, crashes).await?;
         // Groups for new fingerprints, created in one fixed order (so writers on other nodes
         // cannot deadlock on them); a writer that loses the race joins the winner's group.
         let mut new_fingerprints: Vec<&NewCrash> = crashes
@@ -301,7 +237,7 @@ impl CrashIndex {
         });
         let mut created = HashSet::new();
         for crash in &new_fingerprints {
-            let (id, new) = create_group(tx, crash).await?;
+            let (id, new) = create_group(&mut tx, crash).await?;
             if new {
                 created.insert(id);
             }
@@ -317,13 +253,13 @@ impl CrashIndex {
             ids.sort_unstable();
             ids.dedup();
             if !ids.is_empty() {
-                lock_groups(tx, &ids).await?;
+                lock_groups(&mut tx, &ids).await?;
             }
             if !ids.is_empty() || !new_fingerprints.is_empty() {
-                known = read_known(tx, crashes).await?;
+                known = read_known(&mut tx, crashes).await?;
             }
         } else if !new_fingerprints.is_empty() {
-            known = read_known(tx, crashes).await?;
+            known = read_known(&mut tx, crashes).await?;
         }
         let mut state = BatchState {
             created,
@@ -334,48 +270,11 @@ impl CrashIndex {
             let recorded = state.decide(crash, known, self.budget)?;
             results.push(recorded);
         }
-        state.write(tx).await?;
+        state.write(&mut tx).await?;
+        write_finished(&mut tx, finished).await?;
+        tx.commit().await?;
         Ok(results)
     }
-}
-
-/// What one batch transaction writes.
-#[derive(Default)]
-struct Work<'a> {
-    crashes: &'a [&'a NewCrash],
-    finished: &'a [&'a FinishedCrash],
-    queued: &'a [&'a QueuedCrash],
-}
-
-/// Rows per enqueue `INSERT` (7 parameters each, well under SQLite's limit of 32,766).
-const ENQUEUE_ROWS: usize = 500;
-
-/// Adds crashes to the ingest queue inside `tx`.
-pub(crate) async fn insert_queued(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    queued: &[&QueuedCrash],
-) -> Result<(), IndexError> {
-    let t = time::OffsetDateTime::now_utc().unix_timestamp();
-    for rows in queued.chunks(ENQUEUE_ROWS) {
-        let sql = format!(
-            "INSERT INTO ingest_queue (crash_id, project_id, raw_key, state, enqueued_at, \
-             updated_at, enqueued_ms) VALUES {}",
-            placeholders(rows.len(), 7, 1)
-        );
-        let mut query = sqlx::query(&sql);
-        for row in rows {
-            query = query
-                .bind(row.crash_id.as_str())
-                .bind(row.project_id)
-                .bind(row.raw_key.as_str())
-                .bind("queued")
-                .bind(t)
-                .bind(t)
-                .bind(row.enqueued_ms);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Marks queue rows processed and replaces the modules each crash lacked symbols for (a fixed
