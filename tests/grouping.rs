@@ -189,6 +189,19 @@ async fn a_crash_from_a_newer_release_reopens_a_resolved_group(db: Db) {
     let g2 = index.group(g).await.unwrap().unwrap();
     assert_eq!((g2.state.as_str(), g2.regressed), ("open", true));
 
+    // A patch changes only what it names; `Some(None)` clears; no such group is `None`.
+    let unassign = GroupPatch {
+        assignee: Some(None),
+        ..GroupPatch::default()
+    };
+    let g3 = index.update_group(g, &unassign).await.unwrap().unwrap();
+    assert_eq!(
+        (g3.state.as_str(), g3.regressed, g3.assignee.as_deref()),
+        ("open", true, None)
+    );
+    assert_eq!(g3.resolved_in.as_deref(), Some("2.0.0"));
+    assert!(index.update_group(g + 1000, &unassign).await.unwrap().is_none());
+
     let bad = GroupPatch {
         state: Some("done".into()),
         ..GroupPatch::default()

@@ -119,30 +119,28 @@ impl CrashIndex {
         }
         {
             let _writer = self.write.lock().await;
-            if self.group(id).await?.is_none() {
+            // One statement, so a patch applies whole or not at all; a flag per field says
+            // whether the patch sets it (an assignee or release can be cleared to NULL).
+            // Reopening or resolving clears the regression flag.
+            let changed = sqlx::query(
+                "UPDATE crash_groups SET \
+                 state = CASE WHEN $1 = 1 THEN $2 ELSE state END, \
+                 regressed = CASE WHEN $1 = 1 THEN 0 ELSE regressed END, \
+                 assignee = CASE WHEN $3 = 1 THEN $4 ELSE assignee END, \
+                 resolved_in = CASE WHEN $5 = 1 THEN $6 ELSE resolved_in END \
+                 WHERE id = $7",
+            )
+            .bind(i64::from(patch.state.is_some()))
+            .bind(patch.state.clone())
+            .bind(i64::from(patch.assignee.is_some()))
+            .bind(patch.assignee.clone().flatten())
+            .bind(i64::from(patch.resolved_in.is_some()))
+            .bind(patch.resolved_in.clone().flatten())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+            if changed.rows_affected() == 0 {
                 return Ok(None);
-            }
-            if let Some(state) = &patch.state {
-                // Reopening or resolving clears the regression flag.
-                sqlx::query("UPDATE crash_groups SET state = $1, regressed = 0 WHERE id = $2")
-                    .bind(state.as_str())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            if let Some(assignee) = &patch.assignee {
-                sqlx::query("UPDATE crash_groups SET assignee = $1 WHERE id = $2")
-                    .bind(assignee.clone())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-            }
-            if let Some(resolved_in) = &patch.resolved_in {
-                sqlx::query("UPDATE crash_groups SET resolved_in = $1 WHERE id = $2")
-                    .bind(resolved_in.clone())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
             }
         }
         self.group(id).await
