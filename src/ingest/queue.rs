@@ -56,10 +56,16 @@ pub struct IngestQueue {
     dialect: Dialect,
     node: String,
     lease: Duration,
-    /// Crashes waiting for the next enqueue commit.
-    waiting: std::sync::Mutex<Vec<Waiting>>,
-    /// Held while an enqueue commit runs.
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Crashes waiting for the next enqueue commit, and whether a committer is running.
+    pending: std::sync::Arc<std::sync::Mutex<Pending>>,
+}
+
+/// The enqueue group commit's state: crashes that arrived since the running commit began
+/// (the committer takes them all when it finishes), or none and no committer.
+#[derive(Default)]
+struct Pending {
+    crashes: Vec<Waiting>,
+    committing: bool,
 }
 
 /// A stored crash waiting for its enqueue commit, and who to tell how it went.
@@ -75,6 +81,34 @@ struct Waiting {
 const ENQUEUE_ROWS: usize = 500;
 
 /// Commits `batch` to the queue in one transaction; on SQLite that one commit is fsync'd.
+/// The enqueue committer: commits everything pending, then everything that arrived meanwhile,
+/// until nothing is pending. Crashes arriving during a commit wait for the next one only, not
+/// for a turn each (a lock per caller made commits of one crash, each waiting its turn for the
+/// database behind the index's writes).
+async fn commit_enqueues(
+    pool: AnyPool,
+    dialect: Dialect,
+    pending: std::sync::Arc<std::sync::Mutex<Pending>>,
+) {
+    loop {
+        let batch = {
+            let mut pending = pending.lock().expect("never poisoned");
+            if pending.crashes.is_empty() {
+                pending.committing = false;
+                return;
+            }
+            std::mem::take(&mut pending.crashes)
+        };
+        let written = insert_queued(&pool, dialect, &batch)
+            .await
+            .map_err(|e| e.to_string());
+        metrics::histogram!("faultline_ingest_enqueue_batch_crashes").record(batch.len() as f64);
+        for waiting in batch {
+            let _ = waiting.done.send(written.clone());
+        }
+    }
+}
+
 async fn insert_queued(
     pool: &AnyPool,
     dialect: Dialect,
@@ -138,8 +172,7 @@ impl IngestQueue {
             dialect: index.dialect(),
             node: node.into(),
             lease: lease.max(Duration::from_secs(1)),
-            waiting: std::sync::Mutex::new(Vec::new()),
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            pending: Default::default(),
         }
     }
 
@@ -157,8 +190,8 @@ impl IngestQueue {
     /// `synchronous = FULL` (the WAL is fsync'd), where the index's own writes use `NORMAL`
     /// (they can be redone from the stored crash); on Postgres every commit is durable.
     ///
-    /// Crashes enqueued at the same time share one commit (one fsync): whoever gets the writer
-    /// first writes everything waiting, in a task of its own so that a client hanging up
+    /// Crashes enqueued at the same time share one commit (one fsync): a committer task writes
+    /// everything waiting, then everything that arrived meanwhile, so a client hanging up
     /// cannot cancel a commit other crashes wait for.
     pub async fn enqueue(
         &self,
@@ -166,42 +199,31 @@ impl IngestQueue {
         project_id: i64,
         raw_key: &str,
     ) -> Result<(), IndexError> {
+        let started = std::time::Instant::now();
         let (done, result) = tokio::sync::oneshot::channel();
-        self.waiting
-            .lock()
-            .expect("the enqueue list is never poisoned")
-            .push(Waiting {
+        let start_committer = {
+            let mut pending = self.pending.lock().expect("never poisoned");
+            pending.crashes.push(Waiting {
                 crash_id: crash_id.to_owned(),
                 project_id,
                 raw_key: raw_key.to_owned(),
                 enqueued_ms: now_ms(),
                 done,
             });
-        let writer = std::sync::Arc::clone(&self.writer).lock_owned().await;
-        let batch = std::mem::take(
-            &mut *self
-                .waiting
-                .lock()
-                .expect("the enqueue list is never poisoned"),
-        );
-        if batch.is_empty() {
-            // An earlier writer took this crash along.
-            drop(writer);
-        } else {
+            !std::mem::replace(&mut pending.committing, true)
+        };
+        if start_committer {
             let (pool, dialect) = (self.pool.clone(), self.dialect);
-            tokio::spawn(async move {
-                let written = insert_queued(&pool, dialect, &batch)
-                    .await
-                    .map_err(|e| e.to_string());
-                metrics::histogram!("faultline_ingest_enqueue_batch_crashes")
-                    .record(batch.len() as f64);
-                for waiting in batch {
-                    let _ = waiting.done.send(written.clone());
-                }
-                drop(writer);
-            });
+            tokio::spawn(commit_enqueues(
+                pool,
+                dialect,
+                std::sync::Arc::clone(&self.pending),
+            ));
         }
-        match result.await {
+        let outcome = result.await;
+        metrics::histogram!("faultline_ingest_enqueue_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(IndexError::Invalid(format!("could not enqueue: {e}"))),
             Err(_) => Err(IndexError::Invalid(

@@ -141,7 +141,11 @@ async fn claim(
             permits.merge(extra);
         }
         context.cluster.catch_up_before_work().await;
-        match context.queue.claim_many(permits.num_permits()).await {
+        let claiming = std::time::Instant::now();
+        let claimed = context.queue.claim_many(permits.num_permits()).await;
+        metrics::histogram!("faultline_ingest_claim_seconds")
+            .record(claiming.elapsed().as_secs_f64());
+        match claimed {
             Ok(entries) if !entries.is_empty() => {
                 for entry in entries {
                     let permit = permits.split(1).expect("one permit per claimed crash");

@@ -143,7 +143,11 @@ impl CrashIndex {
         if !crashes.is_empty() {
             metrics::histogram!("faultline_index_batch_crashes").record(crashes.len() as f64);
         }
-        match self.record_all(&crashes, &finished).await {
+        let started = std::time::Instant::now();
+        let recorded = self.record_all(&crashes, &finished).await;
+        metrics::histogram!("faultline_index_batch_seconds")
+            .record(started.elapsed().as_secs_f64());
+        match recorded {
             Ok(results) => {
                 let mut results = results.into_iter();
                 for work in batch {
