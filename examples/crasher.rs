@@ -35,7 +35,8 @@ mod linux {
     use std::path::PathBuf;
     use std::ptr;
 
-    /// Every class the generator can produce, as `faultline` names them.
+    /// Every class the generator can produce, as `faultline` names them, then variants whose
+    /// exploitability rating differs from their class's.
     pub const CLASSES: &[&str] = &[
         "null-read",
         "null-write",
@@ -60,6 +61,9 @@ mod linux {
         "bus-error",
         "breakpoint",
         "dump-requested",
+        // Not classes of their own: crashes whose rating depends on more than the class.
+        "ascii-read",
+        "null-read-wx-heap",
     ];
 
     /// An address in the canonical lower half that nothing maps.
@@ -99,6 +103,28 @@ mod linux {
     #[inline(never)]
     fn wild_read() -> u64 {
         unsafe { ptr::read_volatile(black_box(WILD) as *const u64) }
+    }
+
+    /// A read through a pointer overwritten by text ("AAAA"): the address spells ASCII.
+    #[inline(never)]
+    fn ascii_read() -> u64 {
+        unsafe { ptr::read_volatile(black_box(0x4141_4141usize) as *const u64) }
+    }
+
+    /// Makes a page of the heap (`[heap]`, the brk area) writable and executable, as a
+    /// process with an executable heap has, then dereferences null.
+    #[inline(never)]
+    fn null_read_wx_heap() -> u64 {
+        unsafe {
+            let block = libc::malloc(64) as usize;
+            let page = block & !4095;
+            let protection = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+            assert_eq!(
+                libc::mprotect(page as *mut libc::c_void, 4096, protection),
+                0
+            );
+        }
+        null_read()
     }
 
     #[inline(never)]
@@ -293,6 +319,8 @@ mod linux {
             "breakpoint" => breakpoint(),
             // No signal: a dump of the running process, as for a hang report.
             "dump-requested" => drop(handler.simulate_signal(0)),
+            "ascii-read" => drop(ascii_read()),
+            "null-read-wx-heap" => drop(null_read_wx_heap()),
             _ => {}
         }
     }

@@ -58,6 +58,24 @@ pub enum FaultClass {
 }
 
 impl FaultClass {
+    /// Whether the crash is a bad memory access (read, write or execute at an address it
+    /// should not touch), as opposed to a fault the program raised or a benign signal.
+    pub fn is_memory_fault(self) -> bool {
+        matches!(
+            self,
+            FaultClass::WildRead
+                | FaultClass::WildWrite
+                | FaultClass::WildExec
+                | FaultClass::NullRead
+                | FaultClass::NullWrite
+                | FaultClass::NullExec
+                | FaultClass::WriteToReadonly
+                | FaultClass::NonCanonicalAddress
+                | FaultClass::ExecOnHeap
+                | FaultClass::ExecOnStack
+        )
+    }
+
     /// Every class, in catalogue order.
     pub const ALL: [FaultClass; 24] = [
         FaultClass::NullRead,

@@ -203,6 +203,21 @@ mod tests {
     }
 
     #[test]
+    fn a_smashed_stack_blames_the_function_whose_canary_broke() {
+        let skip = SkipList::new(&[]).unwrap();
+        let frames = [
+            frame(0, Some("uw_frame_state_for"), "libc.so.6"),
+            frame(1, Some("_Unwind_Backtrace"), "libc.so.6"),
+            frame(2, Some("__GI___backtrace"), "libc.so.6"),
+            frame(3, Some("__libc_message"), "libc.so.6"),
+            frame(4, Some("__fortify_fail"), "libc.so.6"),
+            frame(5, Some("__stack_chk_fail"), "libc.so.6"),
+            frame(6, Some("parse_header(char const*)"), "app"),
+        ];
+        assert_eq!(fault_frame(&frames, &skip).unwrap().index, 6);
+    }
+
+    #[test]
     fn configured_patterns_extend_the_defaults() {
         let skip =
             SkipList::new(&["^my_log_fatal$".into(), "module:^libmycrash\\.so$".into()]).unwrap();

@@ -168,7 +168,7 @@ impl Classifier {
             sp,
             frames: &frames,
         });
-        let address = info.map(|i| i.address.0);
+        let address = rules::touched_address(facts.exception.as_ref(), info);
         let poison = poison_values(&registers, address);
         let exploitability = exploitability::assess(
             &decision,

@@ -410,6 +410,34 @@ fn access_fault(
     )
 }
 
+/// `si_code` of a signal the kernel raised itself: for SIGSEGV on x86-64, a general-protection
+/// fault (a non-canonical address, among others), for which the kernel reports address 0.
+const SI_KERNEL: u32 = 0x80;
+
+/// The address the fault touched: the one the OS reported, except for a general-protection
+/// fault (SIGSEGV with `si_code` SI_KERNEL), where the kernel reports 0 and the faulting
+/// instruction, as minidump-processor decoded it, says where the access really went.
+pub fn touched_address(
+    exception: Option<&ExceptionRecord>,
+    info: Option<&ExceptionInfo>,
+) -> Option<u64> {
+    let reported = info.map(|i| i.address.0).or(exception.map(|e| e.address));
+    let general_protection = exception.is_some_and(|e| e.code == 11 && e.flags == SI_KERNEL);
+    if !general_protection {
+        return reported;
+    }
+    let decoded = info.and_then(|i| match &i.adjusted_address {
+        Some(AdjustedAddress::NonCanonical(address)) => Some(address.0),
+        _ => i
+            .memory_access_list
+            .as_ref()?
+            .iter()
+            .map(|a| a.address_info.address)
+            .find(|a| *a != 0),
+    });
+    decoded.or(reported)
+}
+
 /// Picks the class.
 pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let Some(exception) = inputs.exception else {
@@ -418,21 +446,50 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             "no exception in the dump: it was requested, not caused by a crash",
         );
     };
-    let address = inputs.info.map_or(exception.address, |i| i.address.0);
-    match inputs.os {
+    let address = touched_address(Some(exception), inputs.info).unwrap_or(exception.address);
+    let decision = match inputs.os {
         Os::Windows => windows(exception, address, inputs),
         Os::MacOs | Os::Ios => mac(exception, address, inputs),
         _ => linux(exception, address, inputs),
+    };
+    smashed_stack(decision, inputs)
+}
+
+/// A memory fault inside the stack protector's failure path (`__stack_chk_fail` or
+/// `__fortify_fail` crashing while they report, or while an unwinder walks the smashed
+/// stack) is a stack buffer overrun: the fault is the reporter tripping over the damage.
+fn smashed_stack(decision: Decision, inputs: &Inputs<'_>) -> Decision {
+    if !decision.class.is_memory_fault() {
+        return decision;
+    }
+    match sentinel(inputs.frames) {
+        Some((FaultClass::StackBufferOverrun, frames)) => Decision {
+            class: FaultClass::StackBufferOverrun,
+            rule: format!(
+                "{}, inside the stack protector's failure path: a stack buffer overrun",
+                decision.rule
+            ),
+            deciding_frames: frames,
+            ..decision
+        },
+        _ => decision,
     }
 }
 
 fn linux(exception: &ExceptionRecord, address: u64, inputs: &Inputs<'_>) -> Decision {
-    const SI_KERNEL: u32 = 0x80;
     // Crashpad's simulated exception (DumpWithoutCrashing) and Breakpad's "dump requested".
     if exception.code == 0 || exception.code == 0x0517_a7ed || exception.code == 0xffff_ffff {
         return raised(FaultClass::DumpRequested, "no signal recorded", inputs);
     }
     match exception.code {
+        // The instruction's real address decides (non-canonical, or wild when the fault had
+        // another cause); without a decoded instruction, a GP fault is a non-canonical access.
+        11 if exception.flags == SI_KERNEL && address != 0 => access_fault(
+            address,
+            None,
+            "SIGSEGV (si_code SI_KERNEL: general-protection fault)",
+            inputs,
+        ),
         11 if exception.flags == SI_KERNEL => simple(
             FaultClass::NonCanonicalAddress,
             "SIGSEGV with si_code SI_KERNEL: a general-protection fault (non-canonical address)",
@@ -619,6 +676,95 @@ mod tests {
         assert!(is_function("__assert_fail", "__assert_fail"));
         assert!(!is_function("__assert_failure_logger", "__assert_fail"));
         assert!(!is_function("my_abort", "abort"));
+    }
+
+    fn frame(function: &str) -> FrameRef {
+        FrameRef {
+            index: 0,
+            frame: 0,
+            inlined: false,
+            function: Some(function.to_owned()),
+            module: None,
+            file: None,
+            line: None,
+        }
+    }
+
+    fn linux_inputs<'a>(
+        exception: &'a ExceptionRecord,
+        info: Option<&'a ExceptionInfo>,
+        facts: &'a CrashFacts,
+        frames: &'a [FrameRef],
+    ) -> Inputs<'a> {
+        Inputs {
+            os: Os::Linux,
+            exception: Some(exception),
+            info,
+            facts,
+            ip: Some(0x40_1000),
+            sp: Some(0x7ffc_0000_0000),
+            frames,
+            messages: &[],
+        }
+    }
+
+    #[test]
+    fn a_general_protection_fault_is_decided_by_the_address_the_instruction_touched() {
+        // The kernel reports address 0 for a GP fault; the decoded instruction knows better.
+        let exception = ExceptionRecord {
+            code: 11,
+            flags: SI_KERNEL,
+            address: 0,
+            parameters: Vec::new(),
+        };
+        let info = ExceptionInfo {
+            // The classifier reads the raw record above, not minidump's reading of it.
+            reason: minidump::CrashReason::Unknown(11, SI_KERNEL),
+            address: minidump_processor::Address(0),
+            adjusted_address: Some(AdjustedAddress::NonCanonical(minidump_processor::Address(
+                0x4141_4141_4141_4141,
+            ))),
+            instruction_str: None,
+            instruction_properties: None,
+            memory_access_list: None,
+            instruction_pointer_update: None,
+            possible_bit_flips: Vec::new(),
+            inconsistencies: Vec::new(),
+        };
+        let facts = CrashFacts::default();
+        let d = decide(&linux_inputs(&exception, Some(&info), &facts, &[]));
+        assert_eq!(d.class, FaultClass::NonCanonicalAddress, "{}", d.rule);
+        assert!(!d.near_null, "not a null read: {}", d.rule);
+        assert!(d.rule.contains("0x4141414141414141"), "{}", d.rule);
+        assert_eq!(
+            touched_address(Some(&exception), Some(&info)),
+            Some(0x4141_4141_4141_4141)
+        );
+        // Without a decoded instruction, the reported address stays.
+        assert_eq!(touched_address(Some(&exception), None), Some(0));
+    }
+
+    #[test]
+    fn a_memory_fault_inside_the_stack_protector_is_a_stack_buffer_overrun() {
+        let exception = ExceptionRecord {
+            code: 11,
+            flags: 1,
+            address: 0x1234_5678_0000,
+            parameters: Vec::new(),
+        };
+        let facts = CrashFacts::default();
+        let frames = [
+            frame("backtrace"),
+            frame("__fortify_fail"),
+            frame("__stack_chk_fail"),
+            frame("parse_header"),
+        ];
+        let d = decide(&linux_inputs(&exception, None, &facts, &frames));
+        assert_eq!(d.class, FaultClass::StackBufferOverrun, "{}", d.rule);
+        assert_eq!(d.deciding_frames.len(), 2);
+        // The same fault elsewhere stays what it is.
+        let d = decide(&linux_inputs(&exception, None, &facts, &frames[3..]));
+        assert_eq!(d.class, FaultClass::WildRead, "{}", d.rule);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct CrashFacts {
     pub sp_region: Option<Region>,
     /// Captured stack ranges of every thread.
     pub thread_stacks: Vec<Range<u64>>,
+    /// Stack and heap regions that are writable and executable at once (W+X): data an
+    /// attacker can write there can run, whatever the fault was.
+    pub writable_executable: Vec<Region>,
 }
 
 fn region(info: UnifiedMemoryInfo<'_>, thread_stacks: &[Range<u64>]) -> Option<Region> {
@@ -160,7 +163,25 @@ pub fn read(
         let memory = memory.as_ref()?;
         region(memory.memory_info_at_address(address?)?, &thread_stacks)
     };
+    let writable_executable = memory
+        .as_ref()
+        .map(|memory| {
+            memory
+                .iter()
+                .filter(|info| info.is_writable() && info.is_executable())
+                .filter_map(|info| {
+                    // The heap as Linux names it (`[heap]`); private memory on Windows is
+                    // also where JIT compilers keep their code, so W+X there says nothing.
+                    let named_heap = matches!(&info, UnifiedMemoryInfo::Map(m)
+                        if matches!(m.map.pathname, MMapPath::Heap));
+                    let region = region(info, &thread_stacks)?;
+                    (region.kind == RegionKind::Stack || named_heap).then_some(region)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     CrashFacts {
+        writable_executable,
         has_memory_map: memory.is_some(),
         address_region: lookup(crash_address),
         ip_region: lookup(ip),
