@@ -59,33 +59,6 @@ impl CrashReport {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("crash reports serialize")
     }
-
-    /// The readable report, headed by the classification.
-    pub fn to_text(&self) -> String {
-        let c = &self.classification;
-        let mut out = format!(
-            "Signature:      {}\nFault class:    {} ({})\nExploitability: {}\n",
-            self.signature.text,
-            c.fault_class.as_str(),
-            c.evidence.rule,
-            c.exploitability.rating.as_str(),
-        );
-        if let Some(frame) = &c.fault_frame {
-            out.push_str(&format!(
-                "Fault frame:    {} {}{}\n",
-                frame.index,
-                frame.module.as_deref().unwrap_or("???"),
-                frame
-                    .function
-                    .as_deref()
-                    .map(|f| format!("!{f}"))
-                    .unwrap_or_default(),
-            ));
-        }
-        out.push('\n');
-        out.push_str(&self.processed.to_text());
-        out
-    }
 }
 
 /// The `grouping` block of the processed-crash JSON.

@@ -306,9 +306,82 @@ async fn process_prints_json_or_text_from_native_symbols() {
         .arg(fixture("debug-files/linux"));
     let (code, stdout, stderr) = run(command).await;
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("Thread 0  (crashed)"), "{stdout}");
-    assert!(stdout.contains("crash!crash [main.cpp : 23]"), "{stdout}");
-    assert!(stdout.contains("Found by: inlining"), "{stdout}");
+    // The verdict first, then the crashing thread with inlined calls as their own rows.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("Crash:          null-write: SIGSEGV"),
+        "{stdout}"
+    );
+    assert_eq!(lines[1], "Exploitability: none", "{stdout}");
+    assert!(
+        stdout.contains("Fault frame:    #0 crash in crash at /work/linux/main.cpp:23"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("▶   0  crash           ↳ crash  /work/linux/main.cpp:23  [inlined]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("main  /work/linux/main.cpp:35  [context]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("libc-2.23.so  451A38B5067979D2073822A5CEB24C4B0"),
+        "missing symbols say what to upload: {stdout}"
+    );
+    assert!(!stdout.contains('\x1b'), "no color when not a terminal");
+
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(&dump)
+        .arg("--symbols")
+        .arg(fixture("debug-files/linux"))
+        .args(["--color", "always"]);
+    let (_, colored, _) = run(command).await;
+    assert!(colored.contains("\x1b["), "{colored}");
+
+    let mut command = faultline();
+    command
+        .arg("process")
+        .arg(&dump)
+        .arg("--symbols")
+        .arg(fixture("debug-files/linux"))
+        .arg("--markdown");
+    let (code, markdown, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        markdown.starts_with("### null-write: exploitability none\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(
+            "| **0** | crash | **↳ `crash` (inlined)** | /work/linux/main.cpp:23 | inlined |"
+        ),
+        "{markdown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_shows_other_threads_when_asked() {
+    let dump = fixture("minidumps/rust-minidump/test.dmp");
+    let mut command = faultline();
+    command.arg("process").arg(&dump);
+    let (code, crashing, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        crashing.contains("Crashing thread 0 (tid 3060)"),
+        "{crashing}"
+    );
+    assert!(!crashing.contains("Thread 1 "), "{crashing}");
+
+    let mut command = faultline();
+    command.arg("process").arg(&dump).args(["--threads", "all"]);
+    let (code, all, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    let crashing_at = all.find("Crashing thread 0").expect("crashing thread");
+    let other_at = all.find("Thread 1 (tid 4544)").expect("the other thread");
+    assert!(crashing_at < other_at, "the crashing thread comes first");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -33,9 +33,16 @@ pub struct FrameRef {
 
 /// The crashing thread's frames, inlined ones first within each real frame.
 pub fn crashing_frames(state: &ProcessState) -> Vec<FrameRef> {
-    let Some(thread) = state.requesting_thread.and_then(|i| state.threads.get(i)) else {
-        return Vec::new();
-    };
+    state
+        .requesting_thread
+        .and_then(|i| state.threads.get(i))
+        .map(thread_frames)
+        .unwrap_or_default()
+}
+
+/// A thread's frames as a reader sees them: each real frame preceded by the calls inlined into
+/// it, innermost first.
+pub fn thread_frames(thread: &minidump_unwind::CallStack) -> Vec<FrameRef> {
     let mut out = Vec::new();
     for (frame_index, frame) in thread.frames.iter().enumerate() {
         let module = frame.module.as_ref().map(|m| {

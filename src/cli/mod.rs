@@ -4,6 +4,7 @@
 
 mod admin;
 mod process;
+mod report;
 mod upload;
 
 use std::net::SocketAddr;

@@ -1,8 +1,10 @@
-//! `faultline process DUMP [--symbols DIR]... [--json|--text]`: processes one minidump offline.
+//! `faultline process DUMP [--symbols DIR]... [--json|--text|--markdown] [--threads all]`:
+//! processes one minidump offline.
 //! Each DIR (a Breakpad tree, a dSYM, a build folder of native debug files) is walked and its
 //! files identified exactly as uploads are, into a throw-away store; without DIR the configured
 //! store is used. Exit 1 with a message for anything that is not a processable minidump.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use super::report::{self, Format, ReportStyle, Threads};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
 use crate::store::FsStore;
@@ -26,11 +29,28 @@ pub struct ProcessArgs {
     #[arg(long = "symbols", value_name = "DIR")]
     symbols: Vec<PathBuf>,
     /// Print minidump-stackwalk-compatible JSON (with faultline's additions).
-    #[arg(long, conflicts_with = "text")]
+    #[arg(long, conflicts_with_all = ["text", "markdown"])]
     json: bool,
-    /// Print a readable report (the default).
-    #[arg(long)]
+    /// Print a readable report: the verdict first, then the crashing thread (the default).
+    #[arg(long, conflicts_with = "markdown")]
     text: bool,
+    /// Print the report as Markdown, for pasting into a ticket.
+    #[arg(long)]
+    markdown: bool,
+    /// Which threads the report shows.
+    #[arg(long, value_enum, default_value = "crashing")]
+    threads: Threads,
+    /// Color the text report: `auto` when stdout is a terminal and NO_COLOR is unset.
+    #[arg(long, value_enum, default_value = "auto")]
+    color: Color,
+}
+
+/// When to color the text report.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
 }
 
 fn walk(path: &Path, name: &str, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
@@ -90,7 +110,23 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&crash.to_json())?);
     } else {
-        print!("{}", crash.to_text());
+        let color = match args.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        let style = ReportStyle {
+            format: if args.markdown {
+                Format::Markdown
+            } else {
+                Format::Text
+            },
+            threads: args.threads,
+            color: color && !args.markdown,
+        };
+        print!("{}", report::render(&crash, style));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -112,13 +112,4 @@ impl ProcessedCrash {
         let frames: usize = self.state.threads.iter().map(|t| t.frames.len()).sum();
         16 * 1024 + 400 * self.modules.len() + 500 * frames
     }
-
-    /// minidump-stackwalk's human-readable report.
-    pub fn to_text(&self) -> String {
-        let mut out = Vec::new();
-        self.state
-            .print(&mut out)
-            .expect("writing text to memory cannot fail");
-        String::from_utf8_lossy(&out).into_owned()
-    }
 }
