@@ -363,6 +363,54 @@ async fn process_prints_json_or_text_from_native_symbols() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn process_reads_only_the_symbols_the_dump_needs() {
+    // A Breakpad tree for this dump and another, plus a native file for a third module.
+    let tree = tempfile::tempdir().unwrap();
+    for (module, id, file) in [
+        (
+            "test_app.pdb",
+            "5A9832E5287241C1838ED98914E9B7FF1",
+            "test_app.sym",
+        ),
+        (
+            "crash-client",
+            "509C0610949836F7B70BD88BCF03E5400",
+            "crash-client.sym",
+        ),
+    ] {
+        let dir = tree.path().join(module).join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(
+            fixture(&format!("symbols/breakpad/{module}/{id}/{file}")),
+            dir.join(file),
+        )
+        .unwrap();
+    }
+    let mut command = faultline();
+    command
+        .env("FAULTLINE_LOG", "faultline::cli=debug")
+        .arg("process")
+        .arg(fixture("minidumps/rust-minidump/test.dmp"))
+        .arg("--symbols")
+        .arg(tree.path())
+        .arg("--symbols")
+        .arg(fixture("debug-files/linux/crash.debug"))
+        .arg("--json");
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let frame = &json["crashing_thread"]["frames"][0];
+    assert_eq!(frame["function"], "`anonymous namespace'::CrashFunction");
+    assert!(stderr.contains("test_app.sym status=Stored"), "{stderr}");
+    // The other dump's tree entry is never opened; the native file is identified, not kept.
+    assert!(!stderr.contains("crash-client.sym"), "{stderr}");
+    assert!(
+        stderr.contains("crash.debug status=Skipped reason=Some(\"c0bcc3f1-9827-fe65-3058-404b2831d9e6 is not wanted\")"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn process_shows_other_threads_when_asked() {
     let dump = fixture("minidumps/rust-minidump/test.dmp");
     let mut command = faultline();

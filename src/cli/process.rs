@@ -4,6 +4,7 @@
 //! files identified exactly as uploads are, into a throw-away store; without DIR the configured
 //! store is used. Exit 1 with a message for anything that is not a processable minidump.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use minidump::Module;
+use symbolic::common::DebugId;
 
 use super::report::{self, Format, ReportStyle, Threads};
 use crate::config::Config;
@@ -69,6 +72,33 @@ fn walk(path: &Path, name: &str, out: &mut Vec<(PathBuf, String)>) -> anyhow::Re
     Ok(())
 }
 
+/// The debug IDs of the dump's modules (`DebugId`'s string form); `None` when the module list
+/// cannot be read (then every file is kept, and processing reports what is wrong).
+fn wanted_debug_ids(dump: &[u8]) -> Option<HashSet<String>> {
+    let dump = minidump::Minidump::read(dump).ok()?;
+    let modules = dump.get_stream::<minidump::MinidumpModuleList>().ok()?;
+    Some(
+        modules
+            .iter()
+            .filter_map(|m| m.debug_identifier())
+            .map(|id| id.to_string())
+            .collect(),
+    )
+}
+
+/// The debug ID a Breakpad symbol tree's path names (`NAME/DEBUGID/NAME.sym`), if it is one.
+fn layout_debug_id(name: &str) -> Option<DebugId> {
+    let mut parts = name.rsplit('/');
+    let file = parts.next()?;
+    let id = parts.next()?;
+    let folder = parts.next()?;
+    let stem = folder.strip_suffix(".pdb").unwrap_or(folder);
+    if !file.ends_with(".sym") || !file.starts_with(stem.trim_end_matches(".exe")) {
+        return None;
+    }
+    DebugId::from_breakpad(id).ok()
+}
+
 /// Runs `faultline process`.
 pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> {
     let dump = std::fs::read(&args.dump)
@@ -94,9 +124,18 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
             );
             walk(dir, &name, &mut files)?;
         }
+        // Only what the dump's modules need: files in a Breakpad tree
+        // (`NAME/DEBUGID/NAME.sym`) for other modules are not even opened, and every other
+        // file is identified but stored (hashed, cached) only when a module wants it.
+        let wanted = wanted_debug_ids(&dump);
+        let wants = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
+        files.retain(|(_, name)| layout_debug_id(name).is_none_or(|id| wants(&id.to_string())));
         for (path, name) in files {
             let unpacked = tempfile::tempdir_in(scratch.path())?;
-            for report in store.ingest(&path, &name, unpacked.path()).await {
+            for report in store
+                .ingest_wanted(&path, &name, unpacked.path(), &wants)
+                .await
+            {
                 tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
             }
         }

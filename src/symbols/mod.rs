@@ -189,6 +189,19 @@ impl SymbolStore {
     /// Stores every debug file in the received file at `path` (a single debug file, or a zip,
     /// tar or tar.gz archive of them) and reports on each. `scratch` holds unpacked entries.
     pub async fn ingest(&self, path: &Path, name: &str, scratch: &Path) -> Vec<FileReport> {
+        self.ingest_wanted(path, name, scratch, &|_| true).await
+    }
+
+    /// [`SymbolStore::ingest`], storing only the debug files whose debug ID (`DebugId`'s
+    /// string form) `wanted` accepts (the offline CLI keeps what one dump's modules need); the
+    /// others are identified, not hashed or stored, and reported as skipped.
+    pub async fn ingest_wanted(
+        &self,
+        path: &Path,
+        name: &str,
+        scratch: &Path,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<FileReport> {
         let kind = match sniff(path) {
             Ok(kind) => kind,
             Err(e) => {
@@ -199,7 +212,7 @@ impl SymbolStore {
             }
         };
         if kind == UploadKind::Single {
-            return self.ingest_file(path, name).await;
+            return self.ingest_file(path, name, wanted).await;
         }
         let archive = path.to_owned();
         let into = scratch.to_owned();
@@ -213,7 +226,7 @@ impl SymbolStore {
         for entry in entries {
             match entry {
                 UnpackedEntry::File { name, path } => {
-                    reports.extend(self.ingest_file(&path, &name).await);
+                    reports.extend(self.ingest_file(&path, &name, wanted).await);
                     let _ = std::fs::remove_file(&path);
                 }
                 UnpackedEntry::Rejected { name, reason } => {
@@ -225,7 +238,12 @@ impl SymbolStore {
     }
 
     /// Identifies and stores one candidate debug file (several objects if it is universal).
-    async fn ingest_file(&self, path: &Path, name: &str) -> Vec<FileReport> {
+    async fn ingest_file(
+        &self,
+        path: &Path,
+        name: &str,
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Vec<FileReport> {
         if is_bundle_clutter(name) {
             return vec![FileReport {
                 name: name.to_owned(),
@@ -238,16 +256,7 @@ impl SymbolStore {
         let uploaded = name.to_owned();
         let identified = cpu::run(move || -> io::Result<_> {
             let view = Arc::new(ByteView::open(&file)?);
-            let found = identify(&view, &uploaded).map(|objects| {
-                objects
-                    .into_iter()
-                    .map(|mut object| {
-                        object.meta.sha256 =
-                            hex::encode(Sha256::digest(&view[object.range.clone()]));
-                        object
-                    })
-                    .collect::<Vec<_>>()
-            });
+            let found = identify(&view, &uploaded);
             Ok((view, found))
         })
         .await;
@@ -267,7 +276,26 @@ impl SymbolStore {
             Err(e) => return vec![FileReport::rejected(name, e.to_string())],
         };
         let mut reports = Vec::with_capacity(objects.len());
-        for object in objects {
+        for mut object in objects {
+            if !wanted(&object.meta.debug_id) {
+                reports.push(FileReport {
+                    name: name.to_owned(),
+                    status: FileStatus::Skipped,
+                    reason: Some(format!("{} is not wanted", object.meta.debug_id)),
+                    file: None,
+                });
+                continue;
+            }
+            let hashed = Arc::clone(&view);
+            let range = object.range.clone();
+            object.meta.sha256 =
+                match cpu::run(move || hex::encode(Sha256::digest(&hashed[range]))).await {
+                    Ok(sha256) => sha256,
+                    Err(e) => {
+                        reports.push(FileReport::rejected(name, e.to_string()));
+                        continue;
+                    }
+                };
             let report = match self.store_object(&view, object).await {
                 Ok(report) => report,
                 Err(e) => FileReport::rejected(name, format!("could not store: {e}")),
