@@ -282,29 +282,37 @@ async fn serve_refuses_bad_configuration_with_a_message() {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn process_prints_json_or_text_from_native_symbols() {
-    let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
+/// `faultline process DUMP --symbols SYMBOLS ARGS…`, run.
+async fn process(
+    dump: &std::path::Path,
+    symbols: &std::path::Path,
+    args: &[&str],
+) -> (i32, String, String) {
     let mut command = faultline();
     command
         .arg("process")
-        .arg(&dump)
+        .arg(dump)
         .arg("--symbols")
-        .arg(fixture("debug-files/linux/crash.debug"))
-        .arg("--json");
-    let (code, stdout, stderr) = run(command).await;
+        .arg(symbols)
+        .args(args);
+    run(command).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_prints_json_or_text_from_native_symbols() {
+    let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
+    let (code, stdout, stderr) = process(
+        &dump,
+        &fixture("debug-files/linux/crash.debug"),
+        &["--json"],
+    )
+    .await;
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["threads"][0]["frames"][0]["function"], "main");
     assert_eq!(json["threads"][0]["frames"][0]["line"], 35);
 
-    let mut command = faultline();
-    command
-        .arg("process")
-        .arg(&dump)
-        .arg("--symbols")
-        .arg(fixture("debug-files/linux"));
-    let (code, stdout, stderr) = run(command).await;
+    let (code, stdout, stderr) = process(&dump, &fixture("debug-files/linux"), &[]).await;
     assert_eq!(code, 0, "{stderr}");
     // The verdict first, then the crashing thread with inlined calls as their own rows.
     let lines: Vec<&str> = stdout.lines().collect();
@@ -331,24 +339,12 @@ async fn process_prints_json_or_text_from_native_symbols() {
     );
     assert!(!stdout.contains('\x1b'), "no color when not a terminal");
 
-    let mut command = faultline();
-    command
-        .arg("process")
-        .arg(&dump)
-        .arg("--symbols")
-        .arg(fixture("debug-files/linux"))
-        .args(["--color", "always"]);
-    let (_, colored, _) = run(command).await;
+    let (_, colored, _) =
+        process(&dump, &fixture("debug-files/linux"), &["--color", "always"]).await;
     assert!(colored.contains("\x1b["), "{colored}");
 
-    let mut command = faultline();
-    command
-        .arg("process")
-        .arg(&dump)
-        .arg("--symbols")
-        .arg(fixture("debug-files/linux"))
-        .arg("--markdown");
-    let (code, markdown, stderr) = run(command).await;
+    let (code, markdown, stderr) =
+        process(&dump, &fixture("debug-files/linux"), &["--markdown"]).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         markdown.starts_with("### null-write: exploitability none\n"),
