@@ -28,26 +28,28 @@ impl PatternSet {
     pub fn new<'a>(
         patterns: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<PatternSet, PatternError> {
-        let mut all = Vec::new();
-        let mut last = ("", "");
-        for (pattern, list) in patterns {
-            Regex::new(pattern).map_err(|source| PatternError {
+        let (all, lists): (Vec<&str>, Vec<&str>) = patterns.into_iter().unzip();
+        // One set, compiled once; patterns are compiled alone only to name the one at fault
+        // (compiling each alone every time cost most of a CLI run's start-up: the regex crate
+        // builds a full DFA for each small pattern).
+        RegexSet::new(&all).map(PatternSet).map_err(|set_error| {
+            let invalid = all.iter().zip(&lists).find_map(|(pattern, list)| {
+                Regex::new(pattern)
+                    .err()
+                    .map(|source| (*pattern, *list, source))
+            });
+            // Every pattern valid alone: the set's size limit was crossed, by the last one.
+            let (pattern, list, source) = invalid.unwrap_or((
+                all.last().copied().unwrap_or_default(),
+                lists.last().copied().unwrap_or_default(),
+                set_error,
+            ));
+            PatternError {
                 list: list.to_owned(),
                 pattern: pattern.to_owned(),
                 source,
-            })?;
-            all.push(pattern);
-            last = (pattern, list);
-        }
-        // Each pattern is valid; only the set's size limit can fail here, and the last pattern
-        // is the one that crossed it.
-        RegexSet::new(&all)
-            .map(PatternSet)
-            .map_err(|source| PatternError {
-                list: last.1.to_owned(),
-                pattern: last.0.to_owned(),
-                source,
-            })
+            }
+        })
     }
 
     /// Whether any pattern matches `text`.
@@ -124,7 +126,7 @@ mod tests {
         let error = FramePatterns::new(
             "^ok$",
             "the defaults",
-            &["(".to_owned()],
+            &["(".to_owned(), "^fine$".to_owned()],
             "classify.skip_frames",
         )
         .unwrap_err();
