@@ -86,14 +86,13 @@ fn wanted_debug_ids(dump: &[u8]) -> Option<HashSet<String>> {
     )
 }
 
-/// The debug ID a Breakpad symbol tree's path names (`NAME/DEBUGID/NAME.sym`), if it is one.
+/// The debug ID a Breakpad symbol tree's path names, if it is one: `NAME/DEBUGID/NAME.sym`,
+/// where a `.pdb` NAME drops its extension in the file name (`app.pdb/…/app.sym`).
 fn layout_debug_id(name: &str) -> Option<DebugId> {
     let mut parts = name.rsplit('/');
-    let file = parts.next()?;
-    let id = parts.next()?;
-    let folder = parts.next()?;
-    let stem = folder.strip_suffix(".pdb").unwrap_or(folder);
-    if !file.ends_with(".sym") || !file.starts_with(stem.trim_end_matches(".exe")) {
+    let (file, id, folder) = (parts.next()?, parts.next()?, parts.next()?);
+    let module = folder.strip_suffix(".pdb").unwrap_or(folder);
+    if file != format!("{module}.sym") {
         return None;
     }
     DebugId::from_breakpad(id).ok()
@@ -127,13 +126,15 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         // Only what the dump's modules need: files in a Breakpad tree
         // (`NAME/DEBUGID/NAME.sym`) for other modules are not even opened, and every other
         // file is identified but stored (hashed, cached) only when a module wants it.
-        let wanted = wanted_debug_ids(&dump);
-        let wants = |id: &str| wanted.as_ref().is_none_or(|w| w.contains(id));
-        files.retain(|(_, name)| layout_debug_id(name).is_none_or(|id| wants(&id.to_string())));
+        let wanted = wanted_debug_ids(&dump).map(Arc::new);
+        files.retain(|(_, name)| match (layout_debug_id(name), &wanted) {
+            (Some(id), Some(wanted)) => wanted.contains(&id.to_string()),
+            _ => true,
+        });
         for (path, name) in files {
             let unpacked = tempfile::tempdir_in(scratch.path())?;
             for report in store
-                .ingest_wanted(&path, &name, unpacked.path(), &wants)
+                .ingest_wanted(&path, &name, unpacked.path(), wanted.clone())
                 .await
             {
                 tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");

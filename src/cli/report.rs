@@ -167,9 +167,15 @@ pub fn render(report: &CrashReport, style: ReportStyle) -> String {
         } else {
             None
         };
+        let view = ThreadView {
+            heading,
+            thread,
+            frames,
+            fault,
+        };
         match style.format {
-            Format::Text => text_thread(&mut w, &heading, thread, &frames, fault),
-            Format::Markdown => markdown_thread(&mut w, &heading, thread, &frames, fault),
+            Format::Text => text_thread(&mut w, &view),
+            Format::Markdown => markdown_thread(&mut w, &view),
         }
     }
     missing_symbols(&mut w, report);
@@ -270,6 +276,15 @@ fn verdict(w: &mut Writer, report: &CrashReport) {
     }
 }
 
+/// One thread as the report shows it: its heading, its frames (inlined ones expanded) and the
+/// index of the fault frame, when it is the crashing thread.
+struct ThreadView<'a> {
+    heading: String,
+    thread: &'a minidump_unwind::CallStack,
+    frames: Vec<FrameRef>,
+    fault: Option<usize>,
+}
+
 fn trust(thread: &minidump_unwind::CallStack, frame: &FrameRef) -> String {
     if frame.inlined {
         return "inlined".to_owned();
@@ -281,13 +296,14 @@ fn trust(thread: &minidump_unwind::CallStack, frame: &FrameRef) -> String {
         .unwrap_or_default()
 }
 
-fn text_thread(
-    w: &mut Writer,
-    heading: &str,
-    thread: &minidump_unwind::CallStack,
-    frames: &[FrameRef],
-    fault: Option<usize>,
-) {
+fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
+    let ThreadView {
+        heading,
+        thread,
+        frames,
+        fault,
+    } = view;
+    let fault = *fault;
     w.line("");
     let heading = w.paint(Style::new().bold().underline(), heading);
     w.line(&heading);
@@ -338,13 +354,14 @@ fn text_thread(
     }
 }
 
-fn markdown_thread(
-    w: &mut Writer,
-    heading: &str,
-    thread: &minidump_unwind::CallStack,
-    frames: &[FrameRef],
-    fault: Option<usize>,
-) {
+fn markdown_thread(w: &mut Writer, view: &ThreadView<'_>) {
+    let ThreadView {
+        heading,
+        thread,
+        frames,
+        fault,
+    } = view;
+    let fault = *fault;
     w.line("");
     w.line(&format!("#### {}", markdown(heading)));
     w.line("");

@@ -80,7 +80,6 @@ struct Waiting {
 /// Rows per enqueue `INSERT` (7 parameters each, well under SQLite's limit of 32,766).
 const ENQUEUE_ROWS: usize = 500;
 
-/// Commits `batch` to the queue in one transaction; on SQLite that one commit is fsync'd.
 /// The enqueue committer: commits everything pending, then everything that arrived meanwhile,
 /// until nothing is pending. Crashes arriving during a commit wait for the next one only, not
 /// for a turn each (a lock per caller made commits of one crash, each waiting its turn for the
@@ -109,6 +108,7 @@ async fn commit_enqueues(
     }
 }
 
+/// Commits `batch` to the queue in one transaction; on SQLite that one commit is fsync'd.
 async fn insert_queued(
     pool: &AnyPool,
     dialect: Dialect,

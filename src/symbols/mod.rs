@@ -15,7 +15,7 @@ pub mod identify;
 pub mod ids;
 pub mod unpack;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -189,18 +189,19 @@ impl SymbolStore {
     /// Stores every debug file in the received file at `path` (a single debug file, or a zip,
     /// tar or tar.gz archive of them) and reports on each. `scratch` holds unpacked entries.
     pub async fn ingest(&self, path: &Path, name: &str, scratch: &Path) -> Vec<FileReport> {
-        self.ingest_wanted(path, name, scratch, &|_| true).await
+        self.ingest_wanted(path, name, scratch, None).await
     }
 
     /// [`SymbolStore::ingest`], storing only the debug files whose debug ID (`DebugId`'s
-    /// string form) `wanted` accepts (the offline CLI keeps what one dump's modules need); the
-    /// others are identified, not hashed or stored, and reported as skipped.
+    /// string form) is in `wanted` (`None`: every file), as the offline CLI does with the
+    /// debug IDs of one dump's modules; the others are identified, not hashed or stored, and
+    /// reported as skipped.
     pub async fn ingest_wanted(
         &self,
         path: &Path,
         name: &str,
         scratch: &Path,
-        wanted: &(dyn Fn(&str) -> bool + Sync),
+        wanted: Option<Arc<HashSet<String>>>,
     ) -> Vec<FileReport> {
         let kind = match sniff(path) {
             Ok(kind) => kind,
@@ -226,7 +227,7 @@ impl SymbolStore {
         for entry in entries {
             match entry {
                 UnpackedEntry::File { name, path } => {
-                    reports.extend(self.ingest_file(&path, &name, wanted).await);
+                    reports.extend(self.ingest_file(&path, &name, wanted.clone()).await);
                     let _ = std::fs::remove_file(&path);
                 }
                 UnpackedEntry::Rejected { name, reason } => {
@@ -242,7 +243,7 @@ impl SymbolStore {
         &self,
         path: &Path,
         name: &str,
-        wanted: &(dyn Fn(&str) -> bool + Sync),
+        wanted: Option<Arc<HashSet<String>>>,
     ) -> Vec<FileReport> {
         if is_bundle_clutter(name) {
             return vec![FileReport {
@@ -256,12 +257,27 @@ impl SymbolStore {
         let uploaded = name.to_owned();
         let identified = cpu::run(move || -> io::Result<_> {
             let view = Arc::new(ByteView::open(&file)?);
-            let found = identify(&view, &uploaded);
+            let found = identify(&view, &uploaded).map(|objects| {
+                let (kept, unwanted): (Vec<_>, Vec<_>) = objects.into_iter().partition(|object| {
+                    wanted
+                        .as_ref()
+                        .is_none_or(|w| w.contains(&object.meta.debug_id))
+                });
+                let kept: Vec<_> = kept
+                    .into_iter()
+                    .map(|mut object| {
+                        object.meta.sha256 =
+                            hex::encode(Sha256::digest(&view[object.range.clone()]));
+                        object
+                    })
+                    .collect();
+                (kept, unwanted)
+            });
             Ok((view, found))
         })
         .await;
-        let (view, objects) = match identified {
-            Ok(Ok((view, Ok(objects)))) => (view, objects),
+        let (view, (objects, unwanted)) = match identified {
+            Ok(Ok((view, Ok(found)))) => (view, found),
             Ok(Ok((_, Err(rejection)))) => {
                 metrics::counter!("faultline_symbol_files_total", "status" => "rejected")
                     .increment(1);
@@ -275,27 +291,16 @@ impl SymbolStore {
             }
             Err(e) => return vec![FileReport::rejected(name, e.to_string())],
         };
-        let mut reports = Vec::with_capacity(objects.len());
-        for mut object in objects {
-            if !wanted(&object.meta.debug_id) {
-                reports.push(FileReport {
-                    name: name.to_owned(),
-                    status: FileStatus::Skipped,
-                    reason: Some(format!("{} is not wanted", object.meta.debug_id)),
-                    file: None,
-                });
-                continue;
-            }
-            let hashed = Arc::clone(&view);
-            let range = object.range.clone();
-            object.meta.sha256 =
-                match cpu::run(move || hex::encode(Sha256::digest(&hashed[range]))).await {
-                    Ok(sha256) => sha256,
-                    Err(e) => {
-                        reports.push(FileReport::rejected(name, e.to_string()));
-                        continue;
-                    }
-                };
+        let mut reports: Vec<FileReport> = unwanted
+            .into_iter()
+            .map(|object| FileReport {
+                name: name.to_owned(),
+                status: FileStatus::Skipped,
+                reason: Some(format!("{} is not wanted", object.meta.debug_id)),
+                file: None,
+            })
+            .collect();
+        for object in objects {
             let report = match self.store_object(&view, object).await {
                 Ok(report) => report,
                 Err(e) => FileReport::rejected(name, format!("could not store: {e}")),
