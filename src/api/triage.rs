@@ -264,8 +264,11 @@ pub async fn get_crash(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::TriageRead)?;
     let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
-    let crash = state.index.crash(&id).await?;
+    // The queue first: a row is marked processed only after its index record committed, so
+    // reading in this order never shows `processed` without the record (the other order could,
+    // when the worker finished between the two reads).
     let queued = state.queue.entry(&id).await?;
+    let crash = state.index.crash(&id).await?;
     let project = crash
         .as_ref()
         .map(|c| c.attributes.project_id)
