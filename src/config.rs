@@ -74,6 +74,9 @@ pub struct AuthConfig {
     pub public_symbol_reads: bool,
     /// `/metrics` needs no token (Prometheus scrapers); false requires `admin`.
     pub public_metrics: bool,
+    /// The web UI's session cookie is marked `Secure` (browsers then send it over HTTPS only):
+    /// turn on when people reach faultline through HTTPS, directly or through a proxy.
+    pub secure_cookies: bool,
 }
 
 impl Default for AuthConfig {
@@ -81,6 +84,7 @@ impl Default for AuthConfig {
         AuthConfig {
             public_symbol_reads: true,
             public_metrics: true,
+            secure_cookies: false,
         }
     }
 }

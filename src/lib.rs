@@ -26,3 +26,4 @@ pub mod pipeline;
 pub mod process;
 pub mod store;
 pub mod symbols;
+pub mod ui;

@@ -202,6 +202,7 @@ pub fn router(state: AppState) -> Router {
             "/symbols/{debug_file}/{debug_id}/{file_name}",
             get(symbols::breakpad),
         )
+        .merge(crate::ui::routes())
         .fallback(ops::not_found)
         // Upload routes count bytes themselves against `limits.max_upload_bytes`.
         .layer(DefaultBodyLimit::disable())
@@ -382,6 +383,11 @@ impl ApiError {
     pub fn with_detail(mut self, detail: impl Into<String>) -> ApiError {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// Its status, message and explanation (the web UI shows them on a page).
+    pub(crate) fn parts(&self) -> (StatusCode, &str, Option<&str>) {
+        (self.status, &self.error, self.detail.as_deref())
     }
 }
 

@@ -45,8 +45,10 @@ fn annotation_filter(
     Ok(first)
 }
 
-const GROUP_PARAMS: [&str; 10] = [
+const GROUP_PARAMS: [&str; 12] = [
     "project",
+    "assignee",
+    "q",
     "state",
     "product",
     "release",
@@ -58,7 +60,7 @@ const GROUP_PARAMS: [&str; 10] = [
     "cursor",
 ];
 
-/// `GET /api/v1/groups?project=&state=&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`
+/// `GET /api/v1/groups?project=&state=&assignee=&q=<signature text>&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`
 /// (needs `triage:read` on the project; the default project when `project` is absent).
 pub async fn list_groups(
     State(state): State<AppState>,
@@ -108,6 +110,8 @@ pub async fn list_groups(
             .map(|v| parse_int("until", v))
             .transpose()?,
         annotation: annotation_filter(&params)?,
+        assignee: params.get("assignee").cloned(),
+        signature_contains: params.get("q").cloned().filter(|q| !q.trim().is_empty()),
         sort,
         limit: params
             .get("limit")

@@ -6,11 +6,13 @@
 //! independent (`admin` does not imply `triage:read`); a token may be limited to projects.
 
 mod registry;
+mod sessions;
 
 pub use registry::{
     AuthFailure, IngestKey, NewToken, Project, ProjectError, Registry, Token, DEFAULT_PROJECT,
     TOKEN_RECHECK,
 };
+pub use sessions::{csrf_token, SignedIn, SESSION_LIFETIME};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

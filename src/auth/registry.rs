@@ -21,7 +21,7 @@ const LAST_USED_RESOLUTION: i64 = 60;
 /// server takes effect at once; revoking from another process (the CLI) or node, within this.
 pub const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -152,7 +152,7 @@ fn project_from(row: &AnyRow) -> Result<Project, sqlx::Error> {
     })
 }
 
-fn token_from(row: &AnyRow) -> Result<Token, sqlx::Error> {
+pub(super) fn token_from(row: &AnyRow) -> Result<Token, sqlx::Error> {
     let scopes: String = row.try_get("scopes")?;
     let projects: Option<String> = row.try_get("projects")?;
     Ok(Token {
@@ -176,7 +176,7 @@ fn token_from(row: &AnyRow) -> Result<Token, sqlx::Error> {
     })
 }
 
-const TOKEN_COLUMNS: &str =
+pub(super) const TOKEN_COLUMNS: &str =
     "id, name, token_digest, scopes, projects, created_at, expires_at, last_used_at, revoked_at";
 
 /// A slug from a display name: lowercase ASCII letters and digits, other runs become `-`.
@@ -203,7 +203,7 @@ fn recent<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<String, V> 
 /// Projects, ingest keys and tokens.
 #[derive(Clone)]
 pub struct Registry {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     /// Tokens checked in the last [`TOKEN_RECHECK`], by digest (every API request presents one;
     /// asking the database each time would cost more than a small crash's processing).
     checked: moka::future::Cache<String, Token>,

@@ -137,6 +137,11 @@ impl Classifier {
         })
     }
 
+    /// The configured in-app rules (which frames are the application's own code).
+    pub fn in_app(&self) -> &InAppRules {
+        &self.in_app
+    }
+
     /// Classifies one crash.
     pub fn classify(&self, crash: &ProcessedCrash) -> Classification {
         let state = &crash.state;

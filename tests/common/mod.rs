@@ -133,6 +133,8 @@ pub fn group_query(
         since: None,
         until: None,
         annotation: None,
+        assignee: None,
+        signature_contains: None,
         sort,
         limit,
         cursor,

@@ -208,6 +208,10 @@ pub struct GroupQuery {
     pub until: Option<i64>,
     /// Groups with a crash carrying this annotation value.
     pub annotation: Option<(String, String)>,
+    /// Groups assigned to this person.
+    pub assignee: Option<String>,
+    /// Groups whose signature contains this text (any case).
+    pub signature_contains: Option<String>,
     /// Sort order.
     pub sort: GroupSort,
     /// Page size.

@@ -1,6 +1,8 @@
 //! Reading the index: groups (filtered, sorted, paged), a group's history and breakdowns,
 //! crashes by ID or by annotation.
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 
 use super::{
@@ -89,6 +91,15 @@ impl CrashIndex {
             filter.binds.push(Bind::Text(name.clone()));
             filter.binds.push(Bind::Text(value.clone()));
         }
+        if let Some(assignee) = &query.assignee {
+            filter.text(|p| format!("assignee = {p}"), assignee.clone());
+        }
+        if let Some(text) = &query.signature_contains {
+            filter.text(
+                |p| format!("LOWER(signature) LIKE {p} ESCAPE '\\'"),
+                format!("%{}%", like_escaped(&text.to_lowercase())),
+            );
+        }
         let column = query.sort.column();
         if let Some(cursor) = &query.cursor {
             let (value, id) = parse_cursor(cursor)?;
@@ -173,6 +184,101 @@ impl CrashIndex {
         }))
     }
 
+    /// Crashes per hour since `since` (Unix seconds) for each of `groups`, oldest hour first
+    /// (hours without crashes are absent): the groups page's sparklines, in one query.
+    pub async fn hourly_counts(
+        &self,
+        groups: &[i64],
+        since: i64,
+    ) -> Result<HashMap<i64, Vec<(i64, i64)>>, IndexError> {
+        let mut out: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        // IDs are integers from the index, never text from a request.
+        let ids = groups
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT group_id, hour, events FROM group_hours \
+             WHERE group_id IN ({ids}) AND hour >= $1 ORDER BY group_id, hour"
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in rows {
+            out.entry(row.try_get("group_id")?)
+                .or_default()
+                .push((row.try_get("hour")?, row.try_get("events")?));
+        }
+        Ok(out)
+    }
+
+    /// A group's crashes counted by one annotation's value (crashes without it are not
+    /// counted), most common first, at most `limit` values.
+    pub async fn annotation_breakdown(
+        &self,
+        group_id: i64,
+        name: &str,
+        limit: i64,
+    ) -> Result<Vec<Breakdown>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT a.value AS value, COUNT(*) AS count FROM crashes c \
+             JOIN crash_annotations a ON a.crash_id = c.id \
+             WHERE c.group_id = $1 AND a.name = $2 \
+             GROUP BY a.value ORDER BY count DESC, value LIMIT $3",
+        )
+        .bind(group_id)
+        .bind(name)
+        .bind(limit.clamp(1, 100))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(Breakdown {
+                    value: r.try_get("value")?,
+                    count: r.try_get("count")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The annotation names a group's latest crashes carry (what its breakdowns can be by).
+    pub async fn annotation_names(&self, group_id: i64) -> Result<Vec<String>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT a.name AS name FROM crash_annotations a WHERE a.crash_id IN \
+             (SELECT id FROM crashes WHERE group_id = $1 ORDER BY received_at DESC LIMIT 200) \
+             ORDER BY name LIMIT 200",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A group's latest crashes, kept payload or not.
+    pub async fn group_crashes(
+        &self,
+        group_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CrashRow>, IndexError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CRASH_COLUMNS} FROM crashes WHERE group_id = $1 \
+             ORDER BY received_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(group_id)
+        .bind(limit.clamp(1, 500))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(crash_from).collect::<Result<_, _>>()?)
+    }
+
     /// One crash.
     pub async fn crash(&self, id: &str) -> Result<Option<CrashRow>, IndexError> {
         let row = sqlx::query(&format!(
@@ -222,6 +328,18 @@ impl CrashIndex {
             format!("{}_{}", c.attributes.received_at, c.attributes.id)
         }))
     }
+}
+
+/// `text` matched literally by `LIKE … ESCAPE '\'` (its `%`, `_` and `\` are not wildcards).
+fn like_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A page cursor, `{sort value}_{id}`, as `next_cursor` gave it.

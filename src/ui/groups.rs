@@ -1,0 +1,536 @@
+//! The groups page (the UI's home: what is crashing, filtered and sorted) and a group's page
+//! (its history, breakdowns, latest crashes and triage actions).
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::charts;
+use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
+use super::session::Viewer;
+use crate::api::AppState;
+use crate::auth::{Project, Scope};
+use crate::classify::FaultClass;
+use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort};
+
+/// Groups per page.
+const PAGE_SIZE: i64 = 50;
+/// Hours in a sparkline.
+const SPARK_HOURS: usize = 48;
+/// Hours in a group's chart (two weeks).
+const CHART_HOURS: usize = 14 * 24;
+/// A group first seen this recently is marked new.
+const NEW_SECS: i64 = 24 * 3600;
+
+/// The projects a viewer may read, in the registry's order.
+async fn readable_projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, UiError> {
+    Ok(state
+        .registry
+        .projects()
+        .await?
+        .into_iter()
+        .filter(|p| viewer.may(Scope::TriageRead, p.id))
+        .collect())
+}
+
+/// A value in a select, and whether it is the chosen one.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn choices<'a>(options: impl IntoIterator<Item = (&'a str, &'a str)>, chosen: &str) -> Vec<Choice> {
+    options
+        .into_iter()
+        .map(|(value, label)| Choice {
+            value: value.to_owned(),
+            label: label.to_owned(),
+            selected: value == chosen,
+        })
+        .collect()
+}
+
+/// One group as a row of the groups table.
+pub struct GroupRow {
+    pub id: i64,
+    pub signature: String,
+    pub fault_class: String,
+    pub events: i64,
+    pub users: i64,
+    pub first_seen: String,
+    pub first_seen_ago: String,
+    pub last_seen: String,
+    pub last_seen_ago: String,
+    pub first_release: String,
+    pub last_release: String,
+    pub state: String,
+    pub assignee: String,
+    pub is_new: bool,
+    pub regressed: bool,
+    /// Inline SVG (numbers only).
+    pub sparkline: String,
+}
+
+/// A sortable column header: its label, link, and whether the table is sorted by it.
+pub struct SortLink {
+    pub label: &'static str,
+    pub href: String,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "groups.html")]
+struct GroupsPage {
+    chrome: Chrome,
+    projects: Vec<Choice>,
+    states: Vec<Choice>,
+    classes: Vec<Choice>,
+    sorts: Vec<Choice>,
+    assignee: String,
+    release: String,
+    q: String,
+    sort_links: Vec<SortLink>,
+    rows: Vec<GroupRow>,
+    next_page: Option<String>,
+    filtered: bool,
+}
+
+/// The groups page's query string: filters, sort, page.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupsParams {
+    project: Option<String>,
+    state: Option<String>,
+    assignee: Option<String>,
+    release: Option<String>,
+    fault_class: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+}
+
+fn given(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+const SORTS: [(&str, &str); 4] = [
+    ("last_seen", "Last seen"),
+    ("first_seen", "First seen"),
+    ("events", "Events"),
+    ("users", "Users"),
+];
+
+/// `GET /ui/?project=&state=&assignee=&release=&fault_class=&q=&sort=&cursor=`.
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Result<Query<GroupsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
+    let projects = readable_projects(&state, &viewer).await?;
+    let Some(first) = projects.first() else {
+        return Err(UiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "this token cannot read any project's crashes",
+        )
+        .with_detail("sign in with a token that has the triage:read scope"));
+    };
+    let project = match given(&params.project) {
+        Some(slug) => projects
+            .iter()
+            .find(|p| p.slug == slug)
+            .ok_or_else(|| UiError::not_found(format!("no project {slug:?}")))?,
+        None => first,
+    };
+    let sort_name = given(&params.sort).unwrap_or_else(|| "last_seen".to_owned());
+    let sort = match sort_name.as_str() {
+        "events" => GroupSort::Events,
+        "users" => GroupSort::Users,
+        "first_seen" => GroupSort::FirstSeen,
+        "last_seen" => GroupSort::LastSeen,
+        other => {
+            return Err(UiError::bad_request(format!(
+                "sort by events, users, last_seen or first_seen, not {other:?}"
+            )))
+        }
+    };
+    let state_filter = given(&params.state);
+    let class_filter = given(&params.fault_class);
+    let query = GroupQuery {
+        project_id: project.id,
+        state: state_filter.clone(),
+        product: None,
+        release: given(&params.release),
+        fault_class: class_filter.clone(),
+        since: None,
+        until: None,
+        annotation: None,
+        assignee: given(&params.assignee),
+        signature_contains: given(&params.q),
+        sort,
+        limit: PAGE_SIZE,
+        cursor: given(&params.cursor),
+    };
+    let page = state.index.groups(&query).await?;
+    let t = now();
+    let start = charts::window_start(t, SPARK_HOURS);
+    let ids: Vec<i64> = page.items.iter().map(|g| g.id).collect();
+    let hourly = state.index.hourly_counts(&ids, start).await?;
+    let rows = page
+        .items
+        .iter()
+        .map(|g| group_row(g, hourly.get(&g.id).map_or(&[][..], Vec::as_slice), start, t))
+        .collect();
+
+    let project_slug = project.slug.as_str();
+    let filters = |sort: &str, cursor: &str| {
+        query_string(&[
+            ("project", project_slug),
+            ("state", state_filter.as_deref().unwrap_or("")),
+            ("assignee", query.assignee.as_deref().unwrap_or("")),
+            ("release", query.release.as_deref().unwrap_or("")),
+            ("fault_class", class_filter.as_deref().unwrap_or("")),
+            ("q", query.signature_contains.as_deref().unwrap_or("")),
+            ("sort", sort),
+            ("cursor", cursor),
+        ])
+    };
+    let sort_links = SORTS
+        .iter()
+        .map(|(value, label)| SortLink {
+            label,
+            href: format!("/ui/{}", filters(value, "")),
+            active: *value == sort_name,
+        })
+        .collect();
+    let next_page = page
+        .next_cursor
+        .as_deref()
+        .map(|cursor| format!("/ui/{}", filters(&sort_name, cursor)));
+    let class_options: Vec<(&str, &str)> = std::iter::once(("", "any class"))
+        .chain(FaultClass::ALL.iter().map(|c| (c.as_str(), c.as_str())))
+        .collect();
+    let page = GroupsPage {
+        chrome: viewer.chrome(),
+        projects: projects
+            .iter()
+            .map(|p| Choice {
+                value: p.slug.clone(),
+                label: p.name.clone(),
+                selected: p.id == project.id,
+            })
+            .collect(),
+        states: choices(
+            [
+                ("", "any state"),
+                ("open", "open"),
+                ("resolved", "resolved"),
+                ("muted", "muted"),
+            ],
+            state_filter.as_deref().unwrap_or(""),
+        ),
+        classes: choices(class_options, class_filter.as_deref().unwrap_or("")),
+        sorts: choices(SORTS, &sort_name),
+        assignee: query.assignee.clone().unwrap_or_default(),
+        release: query.release.clone().unwrap_or_default(),
+        q: query.signature_contains.clone().unwrap_or_default(),
+        filtered: state_filter.is_some()
+            || class_filter.is_some()
+            || query.assignee.is_some()
+            || query.release.is_some()
+            || query.signature_contains.is_some(),
+        sort_links,
+        rows,
+        next_page,
+    };
+    Ok(render(&page))
+}
+
+fn group_row(g: &Group, hourly: &[(i64, i64)], start: i64, t: i64) -> GroupRow {
+    GroupRow {
+        id: g.id,
+        signature: g.signature.clone(),
+        fault_class: g.fault_class.clone(),
+        events: g.event_count,
+        users: g.user_count,
+        first_seen: when(g.first_seen),
+        first_seen_ago: ago(g.first_seen, t),
+        last_seen: when(g.last_seen),
+        last_seen_ago: ago(g.last_seen, t),
+        first_release: g.first_release.clone().unwrap_or_default(),
+        last_release: g.last_release.clone().unwrap_or_default(),
+        state: g.state.clone(),
+        assignee: g.assignee.clone().unwrap_or_default(),
+        is_new: t - g.first_seen < NEW_SECS,
+        regressed: g.regressed,
+        sparkline: charts::sparkline(&charts::per_hour(hourly, start, SPARK_HOURS)),
+    }
+}
+
+/// A breakdown's row: value, count and share of the group's crashes.
+pub struct Share {
+    pub value: String,
+    pub count: i64,
+    pub percent: String,
+}
+
+/// A titled breakdown table.
+pub struct BreakdownTable {
+    pub title: String,
+    pub rows: Vec<Share>,
+}
+
+fn shares(title: &str, rows: &[Breakdown], total: i64) -> BreakdownTable {
+    BreakdownTable {
+        title: title.to_owned(),
+        rows: rows
+            .iter()
+            .take(20)
+            .map(|b| Share {
+                value: b.value.clone().unwrap_or_else(|| "(not given)".to_owned()),
+                count: b.count,
+                percent: format!("{:.1} %", 100.0 * b.count as f64 / total.max(1) as f64),
+            })
+            .collect(),
+    }
+}
+
+/// One of a group's crashes, as a row.
+pub struct CrashLine {
+    pub id: String,
+    pub href: String,
+    pub received: String,
+    pub received_ago: String,
+    pub release: String,
+    pub platform: String,
+    pub kept: bool,
+}
+
+#[derive(Template)]
+#[template(path = "group.html")]
+struct GroupPage {
+    chrome: Chrome,
+    group: GroupRow,
+    project: String,
+    resolved_in: String,
+    evidence: Option<String>,
+    chart: String,
+    chart_hours: usize,
+    breakdowns: Vec<BreakdownTable>,
+    by_names: Vec<Choice>,
+    crashes: Vec<CrashLine>,
+    can_write: bool,
+    states: Vec<Choice>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupParams {
+    by: Option<String>,
+}
+
+/// The group `id` if the viewer may act on it with `scope` (another project's reads as not
+/// found); a merged group redirects to the group it went into.
+async fn visible(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    scope: Scope,
+) -> Result<Result<Group, Response>, UiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| UiError::bad_request(format!("{id:?} is not a group number")))?;
+    match state.index.group(id).await? {
+        Some(group) if viewer.may(scope, group.project_id) => Ok(Ok(group)),
+        Some(_) => Err(UiError::not_found(format!("no group {id}"))),
+        None => match state.index.merged_into(id).await? {
+            Some(target) => Ok(Err(
+                Redirect::to(&format!("/ui/groups/{target}")).into_response()
+            )),
+            None => Err(UiError::not_found(format!("no group {id}"))),
+        },
+    }
+}
+
+/// `GET /ui/groups/{id}?by=<annotation>`.
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    params: Result<Query<GroupParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
+    let group = match visible(&state, &viewer, &id, Scope::TriageRead).await? {
+        Ok(group) => group,
+        Err(redirect) => return Ok(redirect),
+    };
+    let detail = state
+        .index
+        .group_detail(group.id)
+        .await?
+        .ok_or_else(|| UiError::not_found(format!("no group {}", group.id)))?;
+    let t = now();
+    let start = charts::window_start(t, CHART_HOURS);
+    let total = group.event_count;
+    let mut breakdowns = vec![
+        shares("Release", &detail.by_release, total),
+        shares("Operating system", &detail.by_platform, total),
+        shares("Product", &detail.by_product, total),
+    ];
+    let names = state.index.annotation_names(group.id).await?;
+    let by = given(&params.by);
+    if let Some(name) = &by {
+        let rows = state.index.annotation_breakdown(group.id, name, 20).await?;
+        breakdowns.push(shares(name, &rows, total));
+    }
+    let by_names = std::iter::once(Choice {
+        value: String::new(),
+        label: "another annotation…".to_owned(),
+        selected: by.is_none(),
+    })
+    .chain(names.iter().map(|n| Choice {
+        value: n.clone(),
+        label: n.clone(),
+        selected: by.as_deref() == Some(n),
+    }))
+    .collect();
+    let crashes = state
+        .index
+        .group_crashes(group.id, 20)
+        .await?
+        .into_iter()
+        .map(|c| CrashLine {
+            href: format!("/ui/crashes/{}", segment(&c.attributes.id)),
+            received: when(c.attributes.received_at),
+            received_ago: ago(c.attributes.received_at, t),
+            release: c.attributes.release.clone().unwrap_or_default(),
+            platform: c.attributes.platform.clone().unwrap_or_default(),
+            kept: c.payload_key.is_some(),
+            id: c.attributes.id,
+        })
+        .collect();
+    let evidence = match detail.samples.first().and_then(|c| c.payload_key.clone()) {
+        Some(key) => super::crash::latest_evidence(&state, &key).await,
+        None => None,
+    };
+    let project = state
+        .registry
+        .project_by_id(group.project_id)
+        .await?
+        .map_or_else(|| group.project_id.to_string(), |p| p.name);
+    let page = GroupPage {
+        chrome: viewer.chrome(),
+        project,
+        resolved_in: group.resolved_in.clone().unwrap_or_default(),
+        evidence,
+        chart: charts::bars(&charts::per_hour(&detail.hourly, start, CHART_HOURS)),
+        chart_hours: CHART_HOURS,
+        breakdowns,
+        by_names,
+        crashes,
+        can_write: viewer.may(Scope::TriageWrite, group.project_id),
+        states: choices(
+            [
+                ("open", "open"),
+                ("resolved", "resolved"),
+                ("muted", "muted"),
+            ],
+            &group.state,
+        ),
+        group: group_row(&group, &[], start, t),
+    };
+    Ok(render(&page))
+}
+
+/// The triage form: state, the release it was fixed in, the assignee.
+#[derive(Deserialize)]
+pub struct TriageForm {
+    csrf: String,
+    state: String,
+    #[serde(default)]
+    resolved_in: String,
+    #[serde(default)]
+    assignee: String,
+}
+
+/// Longest assignee or release accepted from a form.
+const MAX_FIELD: usize = 200;
+
+/// `POST /ui/groups/{id}/triage`: applies the form and shows the group again.
+pub async fn triage(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    form: Result<Form<TriageForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
+    viewer.check_csrf(&form.csrf)?;
+    let group = match visible(&state, &viewer, &id, Scope::TriageWrite).await? {
+        Ok(group) => group,
+        Err(redirect) => return Ok(redirect),
+    };
+    let text = |value: &str, name: &str| -> Result<Option<String>, UiError> {
+        let value = value.trim();
+        if value.len() > MAX_FIELD {
+            return Err(UiError::bad_request(format!(
+                "the {name} is longer than {MAX_FIELD} bytes"
+            )));
+        }
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    };
+    let resolved_in = text(&form.resolved_in, "release")?;
+    let patch = GroupPatch {
+        state: Some(form.state.clone()),
+        assignee: Some(text(&form.assignee, "assignee")?),
+        resolved_in: Some(if form.state == "resolved" {
+            resolved_in
+        } else {
+            None
+        }),
+    };
+    state.index.update_group(group.id, &patch).await?;
+    Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())
+}
+
+/// The merge form: another group's number.
+#[derive(Deserialize)]
+pub struct MergeForm {
+    csrf: String,
+    other: String,
+}
+
+/// `POST /ui/groups/{id}/merge`: moves another group of the same project into this one.
+pub async fn merge(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    form: Result<Form<MergeForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
+    viewer.check_csrf(&form.csrf)?;
+    let group = match visible(&state, &viewer, &id, Scope::TriageWrite).await? {
+        Ok(group) => group,
+        Err(redirect) => return Ok(redirect),
+    };
+    let other = match visible(&state, &viewer, form.other.trim(), Scope::TriageWrite).await? {
+        Ok(other) if other.project_id == group.project_id => other,
+        Ok(_) => {
+            return Err(UiError::bad_request(
+                "groups of different projects cannot be merged",
+            ))
+        }
+        Err(_) => {
+            return Err(UiError::bad_request(format!(
+                "group {} was already merged",
+                form.other.trim()
+            )))
+        }
+    };
+    state.index.merge(group.id, &[other.id]).await?;
+    Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())
+}
