@@ -20,38 +20,9 @@ const SCOPES: [&str; 6] = [
     "admin",
 ];
 
-/// POSTs JSON to an admin route with the admin token; returns the status and the answer.
-async fn admin_post(server: &TestServer, path: &str, body: Value) -> (u16, Value) {
-    let response = server
-        .client
-        .post(server.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-/// Creates a token through the admin API; returns the secret and its ID.
-async fn token(server: &TestServer, body: Value) -> (String, String) {
-    let (status, answer) = admin_post(server, "/api/v1/tokens", body).await;
-    assert_eq!(status, 201, "{answer}");
-    (
-        answer["token"].as_str().unwrap().to_owned(),
-        answer["info"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn create_project(server: &TestServer, name: &str) -> Value {
-    let (status, answer) = admin_post(server, "/api/v1/projects", json!({ "name": name })).await;
-    assert_eq!(status, 201, "{answer}");
-    answer
-}
-
 async fn ingest_key(server: &TestServer, project: &str) -> (String, String) {
     let path = format!("/api/v1/projects/{project}/keys");
-    let (status, answer) = admin_post(server, &path, json!({})).await;
+    let (status, answer) = server.admin_post(&path, json!({})).await;
     assert_eq!(status, 201, "{answer}");
     (
         answer["key"].as_str().unwrap().to_owned(),
@@ -62,7 +33,7 @@ async fn ingest_key(server: &TestServer, project: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_admin_requests_get_specific_errors() {
     let server = TestServer::start().await;
-    create_project(&server, "Game").await;
+    server.create_project("Game").await;
     for (path, body, expected, says) in [
         (
             "/api/v1/tokens",
@@ -107,7 +78,7 @@ async fn bad_admin_requests_get_specific_errors() {
             "no project \"nope\"",
         ),
     ] {
-        let (status, answer) = admin_post(&server, path, body.clone()).await;
+        let (status, answer) = server.admin_post(path, body.clone()).await;
         assert_eq!(status, expected, "{path} {body}: {answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(says),
@@ -149,7 +120,7 @@ fn route(
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_checks_its_scope_and_project() {
     let server = TestServer::start_with(|c| c.auth.public_symbol_reads = false).await;
-    create_project(&server, "Other").await;
+    server.create_project("Other").await;
     // A crash (and so a group) in the default project, for the routes that find one by ID.
     let response = server
         .client
@@ -337,13 +308,13 @@ async fn every_route_checks_its_scope_and_project() {
         assert_eq!(response.status(), 401, "{what} with an unknown token");
 
         let Some(scope) = r.scope else {
-            let (right, _) = token(&server, json!({"scopes": ["ingest"]})).await;
+            let (right, _) = server.create_token(json!({"scopes": ["ingest"]})).await;
             assert_eq!(send(Some(right)).await.unwrap().status(), 200, "{what}");
             continue;
         };
         // Every other scope, but not this one: 403 naming it.
         let others: Vec<&str> = SCOPES.iter().copied().filter(|s| *s != scope).collect();
-        let (wrong, _) = token(&server, json!({ "scopes": others })).await;
+        let (wrong, _) = server.create_token(json!({ "scopes": others })).await;
         let response = send(Some(wrong)).await.unwrap();
         assert_eq!(response.status(), 403, "{what} with the wrong scope");
         let body: Value = response.json().await.unwrap();
@@ -353,7 +324,7 @@ async fn every_route_checks_its_scope_and_project() {
         );
 
         // Only this scope: through the door (whatever the route then says of the request).
-        let (right, right_id) = token(&server, json!({ "scopes": [scope] })).await;
+        let (right, right_id) = server.create_token(json!({ "scopes": [scope] })).await;
         let status = send(Some(right.clone())).await.unwrap().status().as_u16();
         assert!(
             status != 401 && status != 403 && status < 500,
@@ -371,7 +342,9 @@ async fn every_route_checks_its_scope_and_project() {
         assert_eq!(body["error"], "this token was revoked", "{what}");
 
         // Expired (0 days: expired on creation).
-        let (expired, _) = token(&server, json!({ "scopes": [scope], "expires_in_days": 0 })).await;
+        let (expired, _) = server
+            .create_token(json!({ "scopes": [scope], "expires_in_days": 0 }))
+            .await;
         let response = send(Some(expired)).await.unwrap();
         assert_eq!(response.status(), 401, "{what} with an expired token");
         let body: Value = response.json().await.unwrap();
@@ -379,8 +352,9 @@ async fn every_route_checks_its_scope_and_project() {
 
         // Limited to another project.
         if let Some(listing) = r.project {
-            let (elsewhere, _) =
-                token(&server, json!({ "scopes": [scope], "projects": ["other"] })).await;
+            let (elsewhere, _) = server
+                .create_token(json!({ "scopes": [scope], "projects": ["other"] }))
+                .await;
             let status = send(Some(elsewhere)).await.unwrap().status();
             let expected = if listing { 403 } else { 404 };
             assert_eq!(status, expected, "{what} with another project's token");
@@ -565,7 +539,9 @@ async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
 #[tokio::test(flavor = "multi_thread")]
 async fn symbol_uploads_take_teckens_auth_token_header() {
     let server = TestServer::start().await;
-    let (writer, _) = token(&server, json!({"scopes": ["symbols:write"]})).await;
+    let (writer, _) = server
+        .create_token(json!({"scopes": ["symbols:write"]}))
+        .await;
     let sym = fixture_bytes(
         "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
     );
@@ -583,7 +559,9 @@ async fn symbol_uploads_take_teckens_auth_token_header() {
     assert_eq!(answer["stored"], 1, "{answer}");
     let response = upload("auth-token", "flt_nope".into()).await.unwrap();
     assert_eq!(response.status(), 401);
-    let (reader, _) = token(&server, json!({"scopes": ["symbols:read"]})).await;
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["symbols:read"]}))
+        .await;
     let response = upload("auth-token", reader).await.unwrap();
     assert_eq!(response.status(), 403);
 }
@@ -594,7 +572,7 @@ type Case<'a> = (String, Option<&'a str>, Vec<(&'a str, &'a str)>, Vec<u8>);
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     let server = TestServer::start().await;
-    let game = create_project(&server, "Game").await;
+    let game = server.create_project("Game").await;
     let game_id = game["id"].as_i64().unwrap();
     let (key, key_id) = ingest_key(&server, "game").await;
     let dump = generated_bytes("null-write.dmp");
@@ -691,7 +669,9 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
     assert_eq!(submit("/submit?key=nope".into(), None).await, Ok(1));
 
     // A bearer token with `ingest` can send crashes too; other scopes cannot.
-    let (ingest, _) = token(&server, json!({"scopes": ["ingest"], "projects": ["game"]})).await;
+    let (ingest, _) = server
+        .create_token(json!({"scopes": ["ingest"], "projects": ["game"]}))
+        .await;
     let bearer = Some(format!("Bearer {ingest}"));
     assert_eq!(
         submit("/submit?project=game".into(), bearer.clone()).await,
@@ -701,7 +681,9 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
         submit("/submit".into(), bearer).await,
         refused("token_not_for_project")
     );
-    let (reader, _) = token(&server, json!({"scopes": ["triage:read"]})).await;
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["triage:read"]}))
+        .await;
     assert_eq!(
         submit("/submit".into(), Some(format!("Bearer {reader}"))).await,
         refused("invalid_token")
@@ -720,7 +702,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn required_keys_refuse_crashes_without_one() {
     let server = TestServer::start_with(|c| c.ingest.require_key = true).await;
-    create_project(&server, "Game").await;
+    server.create_project("Game").await;
     let (key, _) = ingest_key(&server, "game").await;
     let dump = generated_bytes("null-write.dmp");
     let ct = "multipart/form-data; boundary=B";

@@ -40,7 +40,9 @@ impl Registry {
             .execute(&self.pool)
             .await?;
         let lifetime = SESSION_LIFETIME.as_secs() as i64;
-        let expires_at = token.expires_at.map_or(t + lifetime, |e| e.min(t + lifetime));
+        let expires_at = token
+            .expires_at
+            .map_or(t + lifetime, |e| e.min(t + lifetime));
         let secret = new_secret("fls_");
         sqlx::query(
             "INSERT INTO ui_sessions (session_digest, token_id, created_at, expires_at) \

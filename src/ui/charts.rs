@@ -82,13 +82,20 @@ mod tests {
         let start = window_start(10 * 3600 + 59, 4);
         assert_eq!(start, 7 * 3600);
         let values = per_hour(&[(6 * 3600, 9), (7 * 3600, 1), (10 * 3600, 5)], start, 4);
-        assert_eq!(values, vec![1, 0, 0, 5], "the hour before the window is left out");
+        assert_eq!(
+            values,
+            vec![1, 0, 0, 5],
+            "the hour before the window is left out"
+        );
     }
 
     #[test]
     fn charts_are_numbers_only() {
         let line = sparkline(&[0, 2, 1]);
-        assert!(line.contains("points=\"0.0,23.0 60.0,1.0 120.0,12.0\""), "{line}");
+        assert!(
+            line.contains("points=\"0.0,23.0 60.0,1.0 120.0,12.0\""),
+            "{line}"
+        );
         assert!(line.contains("3 crashes"));
         let bars = bars(&[0, 4, 2]);
         assert_eq!(bars.matches("<rect").count(), 2, "empty hours draw nothing");

@@ -67,6 +67,7 @@ async fn visible(
     id: &str,
     scope: Scope,
 ) -> Result<(String, Option<CrashRow>, Option<QueueEntry>), UiError> {
+    viewer.caller.require(scope)?;
     let id = id.strip_prefix("bp-").unwrap_or(id).to_owned();
     if id.len() > 100 {
         return Err(UiError::not_found("no such crash"));
@@ -87,6 +88,8 @@ async fn visible(
 /// One row of a thread's table: a real frame or a call inlined into it.
 pub struct FrameRow {
     pub index: usize,
+    /// The real frame it belongs to (an inlined call shares its caller's).
+    pub frame: usize,
     pub module: String,
     pub function: String,
     pub location: String,
@@ -167,12 +170,18 @@ pub struct CrashParams {
 /// counts them (so the fault frame's index points at the right row).
 fn frame_rows(thread: &Value, fault_index: Option<usize>) -> Vec<FrameRow> {
     let mut rows = Vec::new();
-    for frame in thread["frames"].as_array().into_iter().flatten() {
+    for (frame_index, frame) in thread["frames"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let module = text(&frame["module"]);
         let missing = frame["missing_symbols"].as_bool().unwrap_or(false);
         for inline in frame["inlines"].as_array().into_iter().flatten() {
             rows.push(FrameRow {
                 index: rows.len(),
+                frame: frame_index,
                 module: module.clone(),
                 function: text(&inline["function"]),
                 location: location(&inline["file"], &inline["line"]),
@@ -190,6 +199,7 @@ fn frame_rows(thread: &Value, fault_index: Option<usize>) -> Vec<FrameRow> {
         };
         rows.push(FrameRow {
             index: rows.len(),
+            frame: frame_index,
             module,
             function,
             location: location(&frame["file"], &frame["line"]),
@@ -214,14 +224,18 @@ fn location(file: &Value, line: &Value) -> String {
     }
 }
 
-/// Which rows "most relevant" keeps: with in-app rules configured, the application's frames
-/// and the fault frame; without them, the fault frame and the symbolicated frames below it
-/// (frames above it are the crash machinery the skip list passed over).
+/// Which rows "most relevant" keeps: the fault frame (with the calls inlined into it), then
+/// with in-app rules configured the application's frames, and without them the symbolicated
+/// frames below the fault frame (frames above it are the crash machinery the skip list passed
+/// over).
 fn relevant(rows: &[FrameRow], in_app: &crate::classify::frames::InAppRules) -> Vec<bool> {
-    let fault = rows.iter().position(|r| r.fault).unwrap_or(0);
+    let fault = rows
+        .iter()
+        .find(|r| r.fault)
+        .map_or((0, 0), |r| (r.index, r.frame));
     rows.iter()
         .map(|row| {
-            if row.fault {
+            if row.frame == fault.1 {
                 return true;
             }
             if in_app.is_configured() {
@@ -236,7 +250,7 @@ fn relevant(rows: &[FrameRow], in_app: &crate::classify::frames::InAppRules) -> 
                     line: None,
                 });
             }
-            row.index > fault && !row.missing && !row.location.is_empty()
+            row.index > fault.0 && !row.missing && !row.location.is_empty()
         })
         .collect()
 }
@@ -281,7 +295,11 @@ pub async fn show(
     let crashing = p["crash_info"]["crashing_thread"]
         .as_u64()
         .map(|i| i as usize)
-        .or_else(|| p["crashing_thread"]["threads_index"].as_u64().map(|i| i as usize));
+        .or_else(|| {
+            p["crashing_thread"]["threads_index"]
+                .as_u64()
+                .map(|i| i as usize)
+        });
     let threads = p["threads"].as_array().cloned().unwrap_or_default();
     let selected = params.thread.or(crashing).unwrap_or(0);
     let full = params.frames.as_deref() == Some("full");
@@ -486,7 +504,11 @@ fn signal_lines(signals: &Value) -> Vec<String> {
     for poison in signals["poison"].as_array().into_iter().flatten() {
         out.push(format!("poison value: {}", text(poison)));
     }
-    for flip in signals["possible_bit_flips"].as_array().into_iter().flatten() {
+    for flip in signals["possible_bit_flips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         out.push(format!("possible bit flip: {}", text(flip)));
     }
     for issue in signals["crash_inconsistencies"]
@@ -553,7 +575,12 @@ pub async fn file(
         .objects
         .get(&key)
         .await
-        .map_err(|_| UiError::new(StatusCode::SERVICE_UNAVAILABLE, "the file could not be read"))?
+        .map_err(|_| {
+            UiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the file could not be read",
+            )
+        })?
         .ok_or_else(|| UiError::not_found("the file is gone"))?;
     let download: String = name
         .chars()

@@ -185,7 +185,14 @@ pub async fn list(
     let rows = page
         .items
         .iter()
-        .map(|g| group_row(g, hourly.get(&g.id).map_or(&[][..], Vec::as_slice), start, t))
+        .map(|g| {
+            group_row(
+                g,
+                hourly.get(&g.id).map_or(&[][..], Vec::as_slice),
+                start,
+                t,
+            )
+        })
         .collect();
 
     let project_slug = project.slug.as_str();
@@ -342,6 +349,7 @@ async fn visible(
     id: &str,
     scope: Scope,
 ) -> Result<Result<Group, Response>, UiError> {
+    viewer.caller.require(scope)?;
     let id: i64 = id
         .parse()
         .map_err(|_| UiError::bad_request(format!("{id:?} is not a group number")))?;

@@ -25,7 +25,8 @@ use crate::api::AppState;
 const STYLESHEET: &str = include_str!("assets/faultline.css");
 
 /// What pages may load: only this server's stylesheet, no scripts, no framing.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The UI's routes (merged into the API router, which adds state, limits and tracing).
@@ -39,7 +40,10 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/groups/{id}/triage", post(groups::triage))
         .route("/ui/groups/{id}/merge", post(groups::merge))
         .route("/ui/crashes/{id}", get(crash::show))
-        .route("/ui/crashes/{id}/processed.json", get(crash::processed_json))
+        .route(
+            "/ui/crashes/{id}/processed.json",
+            get(crash::processed_json),
+        )
         .route("/ui/crashes/{id}/files/{name}", get(crash::file))
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
         .route("/ui/assets/faultline.css", get(stylesheet))

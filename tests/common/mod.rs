@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod ui;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -224,6 +225,42 @@ impl TestServer {
     pub async fn delete(&self, path: &str) -> u16 {
         let response = self.client.delete(self.url(path)).send().await.unwrap();
         response.status().as_u16()
+    }
+
+    /// POSTs JSON to an admin route with the admin token; returns the status and the answer.
+    pub async fn admin_post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Creates a token through the admin API; returns the secret and its ID.
+    pub async fn create_token(&self, body: serde_json::Value) -> (String, String) {
+        let (status, answer) = self.admin_post("/api/v1/tokens", body).await;
+        assert_eq!(status, 201, "{answer}");
+        (
+            answer["token"].as_str().unwrap().to_owned(),
+            answer["info"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates a project through the admin API; returns its listing.
+    pub async fn create_project(&self, name: &str) -> serde_json::Value {
+        let (status, answer) = self
+            .admin_post("/api/v1/projects", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(status, 201, "{answer}");
+        answer
     }
 
     /// A new connection that has sent `bytes`.

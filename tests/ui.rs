@@ -1,0 +1,374 @@
+//! The web UI at the HTML level over real HTTP: sign-in sessions (on both databases), what the
+//! pages show for real processed crashes, escaping of hostile crash text, anti-forgery tokens,
+//! and scope and project filtering.
+
+mod common;
+
+use common::ui::{no_redirects, post_sign_in, UiSession};
+use common::{generated_bytes, multipart, post, settled, TestServer};
+use serde_json::json;
+
+/// Submits `dump` with annotations through `/submit`; waits until it is processed; its ID.
+async fn submit(server: &TestServer, dump: &str, annotations: &[(&str, &str)]) -> String {
+    let bytes = generated_bytes(dump);
+    let mut parts: Vec<(&str, Option<&str>, &[u8])> = annotations
+        .iter()
+        .map(|(k, v)| (*k, None, v.as_bytes()))
+        .collect();
+    parts.push(("upload_file_minidump", Some("a.dmp"), &bytes));
+    let (status, reply) = post(
+        server,
+        "/submit",
+        Some("multipart/form-data; boundary=XyZ"),
+        &[],
+        multipart("XyZ", &parts),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
+    let done = settled(server, &id).await;
+    assert_eq!(done["state"], "processed", "{done}");
+    id
+}
+
+async fn with_symbols(server: &TestServer) {
+    let (status, answer) = server
+        .upload("crasher.debug", generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+on_both_databases! {
+async fn a_token_signs_in_and_its_session_ends_with_it(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    // No session: pages send the browser to sign in and back.
+    let client = no_redirects();
+    let page = client.get(server.url("/ui/groups/7?x=1")).send().await.unwrap();
+    assert_eq!(page.status(), 303);
+    assert_eq!(
+        page.headers()["location"],
+        "/ui/sign-in?next=%2Fui%2Fgroups%2F7%3Fx%3D1"
+    );
+    let form = client.get(server.url("/ui/sign-in?next=%2Fui%2Fgroups%2F7")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await.unwrap().contains("value=\"/ui/groups/7\""));
+
+    // A wrong token is refused on the form; a right one gets a cookie and goes back.
+    let refused = post_sign_in(&server, "flt_0000", "/ui/").await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("unknown token"), "{}", refused.body);
+    assert!(!refused.headers.contains_key("set-cookie"));
+    let (secret, token_id) = server
+        .create_token(json!({"name": "ana", "scopes": ["triage:read", "triage:write"]}))
+        .await;
+    let accepted = post_sign_in(&server, &secret, "https://evil.example/").await;
+    assert_eq!(accepted.status, 303);
+    assert_eq!(accepted.location.as_deref(), Some("/ui/"), "never another site");
+    let cookie = accepted.headers["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/ui", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains(&secret), "the cookie is not the token");
+
+    let session = UiSession::sign_in(&server, &secret).await;
+    let home = session.get("/ui/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains(">ana</span>"), "who is signed in");
+    assert!(!session.csrf.is_empty());
+    for header in ["content-security-policy", "x-frame-options", "x-content-type-options"] {
+        assert!(home.headers.contains_key(header), "{header}");
+    }
+    assert!(home.headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+
+    // Sign-out needs the form's token, then ends the session for good.
+    let forged = session.post("/ui/sign-out", &[("csrf", "0")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(session.get("/ui/").await.status, 200, "still signed in");
+    let out = session.post("/ui/sign-out", &[("csrf", &session.csrf)]).await;
+    assert_eq!(out.status, 303);
+    assert!(out.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(session.get("/ui/").await.status, 303, "the old cookie is dead");
+
+    // Revoking the token ends its sessions at once.
+    let second = UiSession::sign_in(&server, &secret).await;
+    assert_eq!(second.get("/ui/").await.status, 200);
+    assert_eq!(server.delete(&format!("/api/v1/tokens/{token_id}")).await, 204);
+    assert_eq!(second.get("/ui/").await.status, 303);
+    let refused = post_sign_in(&server, &secret, "/ui/").await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("revoked"));
+}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_show_the_crash_and_escape_what_it_carries() {
+    let server = TestServer::start().await;
+    with_symbols(&server).await;
+    let id = submit(
+        &server,
+        "wild-read.dmp",
+        &[
+            ("ProductName", HOSTILE),
+            ("Version", "1.2.0"),
+            ("note\"><b>", "<img src=x onerror=alert(2)>"),
+        ],
+    )
+    .await;
+    submit(&server, "null-write.dmp", &[("Version", "1.3.0")]).await;
+    let session = UiSession::sign_in(&server, &server.admin_token).await;
+
+    // Groups: both signatures, newest first, counts and a sparkline; nothing hostile raw.
+    let groups = session.get("/ui/").await;
+    assert_eq!(groups.status, 200);
+    let wild = groups
+        .body
+        .find("core::ptr::read_volatile | crasher::linux::wild_read")
+        .expect("the wild read's group");
+    let null = groups
+        .body
+        .find("crasher::linux::null_write")
+        .expect("the null write's group");
+    assert!(null < wild, "sorted by last seen");
+    assert!(groups.body.contains("wild-read") && groups.body.contains("null-write"));
+    assert_eq!(groups.body.matches("<svg class=\"spark\"").count(), 2);
+    assert_eq!(
+        groups.body.matches("badge new").count(),
+        2,
+        "both groups are new"
+    );
+
+    // Filtering by text and by class; a hostile filter value is escaped where it is shown.
+    let filtered = session.get("/ui/?q=WILD_READ").await;
+    assert!(filtered.body.contains("crasher::linux::wild_read"));
+    assert!(!filtered.body.contains("null_write"), "any-case text match");
+    let filtered = session.get("/ui/?fault_class=null-write").await;
+    assert!(filtered.body.contains("null_write") && !filtered.body.contains("wild_read"));
+    let reflected = session
+        .get("/ui/?q=%22%3E%3Cscript%3Ealert(3)%3C%2Fscript%3E")
+        .await;
+    assert_eq!(reflected.status, 200);
+    assert!(!reflected.body.contains("<script>alert(3)"));
+    assert!(reflected
+        .body
+        .contains("value=\"&#34;&#62;&#60;script&#62;alert(3)&#60;/script&#62;\""));
+    let bad = session.get("/ui/?sort=drop").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("sort by events"));
+
+    // The crash: verdict, the fault frame marked, the inlined call as its own row.
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert!(body.contains("SIGSEGV / SEGV_MAPERR"), "the evidence");
+    assert!(body.contains("exploitability: low"));
+    let fault_row = body
+        .find("<tr id=\"fault\" class=\"fault\">")
+        .expect("the fault frame");
+    let fault_fn = &body[fault_row..fault_row + 400];
+    assert!(fault_fn.contains("crasher::linux::wild_read"), "{fault_fn}");
+    assert!(fault_fn.contains("crasher.rs:105"), "{fault_fn}");
+    let inlined = body.find("class=\"inlined\"").expect("an inlined row");
+    assert!(body[inlined..].contains("core::ptr::read_volatile"));
+    assert!(inlined < fault_row, "the inlined call sits above its frame");
+    assert!(body.contains("<dt>rip</dt>"), "registers");
+    assert!(
+        body.contains(">found<") || body.contains("found"),
+        "module symbol status"
+    );
+    // Hostile annotations are text.
+    assert!(!body.contains(HOSTILE));
+    assert!(!body.contains("<img src=x"));
+    assert!(!body.contains("note\"><b>"));
+    assert!(body.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    // Full stack shows more rows than most relevant.
+    let relevant_rows = body.matches("<td class=\"num\">").count();
+    let full = session.get(&format!("/ui/crashes/{id}?frames=full")).await;
+    assert!(full.body.matches("<td class=\"num\">").count() > relevant_rows);
+    assert!(full.body.contains("Showing every frame"));
+    // Files: the minidump downloads as received.
+    let dump = session
+        .get(&format!("/ui/crashes/{id}/files/upload_file_minidump"))
+        .await;
+    assert_eq!(dump.status, 200);
+    assert!(dump.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(dump.bytes, generated_bytes("wild-read.dmp"));
+    let missing = session
+        .get(&format!("/ui/crashes/{id}/files/..%2Fraw.json"))
+        .await;
+    assert_eq!(missing.status, 404, "names only select stored entries");
+    let json = session
+        .get(&format!("/ui/crashes/{id}/processed.json"))
+        .await;
+    let processed: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(processed["classification"]["fault_class"], "wild-read");
+
+    // The group: facts, chart, breakdowns by release and by any annotation, its crash.
+    let group = session.get("/ui/groups/1").await;
+    let group = if group.body.contains("wild_read") {
+        group
+    } else {
+        session.get("/ui/groups/2").await
+    };
+    assert!(group.body.contains("<svg class=\"bars\""));
+    assert!(group.body.contains("1.2.0"));
+    assert!(group.body.contains("100.0 %"));
+    assert!(group.body.contains(&format!("/ui/crashes/{id}")));
+    assert!(
+        group.body.contains("SIGSEGV / SEGV_MAPERR"),
+        "the latest evidence"
+    );
+    let by = session.get("/ui/groups/1?by=ProductName").await;
+    let by = if by.body.contains("wild_read") {
+        by
+    } else {
+        session.get("/ui/groups/2?by=ProductName").await
+    };
+    assert!(by.body.contains("<caption>ProductName</caption>"));
+    assert!(by.body.contains("&#60;script&#62;"));
+    assert!(!by.body.contains(HOSTILE));
+
+    assert_eq!(session.get("/ui/crashes/nope").await.status, 404);
+    assert_eq!(session.get("/ui/groups/999").await.status, 404);
+    assert_eq!(session.get("/ui/groups/x").await.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_need_the_sessions_form_token_and_the_write_scope() {
+    let server = TestServer::start().await;
+    let id = submit(&server, "abort.dmp", &[("Version", "2.0.0")]).await;
+    let crash = settled(&server, &id).await;
+    let group = crash["crash"]["group_id"].as_i64().unwrap();
+    let path = format!("/ui/groups/{group}/triage");
+    let session = UiSession::sign_in(&server, &server.admin_token).await;
+    let change = [
+        ("state", "resolved"),
+        ("resolved_in", "2.0.1"),
+        ("assignee", "ana"),
+    ];
+
+    // No token, a wrong token, no session: nothing changes.
+    for csrf in [None, Some("0".repeat(64))] {
+        let mut form = change.to_vec();
+        if let Some(csrf) = &csrf {
+            form.push(("csrf", csrf));
+        }
+        let answer = session.post(&path, &form).await;
+        assert!([400, 403].contains(&answer.status), "{}", answer.status);
+    }
+    let anonymous = no_redirects()
+        .post(server.url(&path))
+        .form(&[("csrf", session.csrf.as_str()), ("state", "resolved")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let (_, listed) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    assert_eq!(listed["state"], "open", "{listed}");
+
+    // With it: resolved in 2.0.1, assigned.
+    let mut form = change.to_vec();
+    form.push(("csrf", &session.csrf));
+    let answer = session.post(&path, &form).await;
+    assert_eq!(answer.status, 303);
+    let (_, listed) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    assert_eq!(listed["state"], "resolved");
+    assert_eq!(listed["resolved_in"], "2.0.1");
+    assert_eq!(listed["assignee"], "ana");
+    let page = session.get(&format!("/ui/groups/{group}")).await;
+    assert!(page.body.contains("resolved in 2.0.1"));
+    assert!(session
+        .get("/ui/?assignee=ana")
+        .await
+        .body
+        .contains(&format!("/ui/groups/{group}\"")));
+    assert!(!session
+        .get("/ui/?assignee=bob")
+        .await
+        .body
+        .contains(&format!("/ui/groups/{group}\"")));
+
+    // A read-only token sees no forms and cannot post them.
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["triage:read"]}))
+        .await;
+    let reader = UiSession::sign_in(&server, &reader).await;
+    let page = reader.get(&format!("/ui/groups/{group}")).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("/triage\""), "no triage form");
+    assert!(!reader
+        .get(&format!("/ui/crashes/{id}"))
+        .await
+        .body
+        .contains("Reprocess"));
+    let mut form = change.to_vec();
+    form[0] = ("state", "muted");
+    form.push(("csrf", &reader.csrf));
+    let answer = reader.post(&path, &form).await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.body.contains("triage:write"));
+
+    // Reprocessing from the crash page requeues it.
+    let answer = session
+        .post(
+            &format!("/ui/crashes/{id}/reprocess"),
+            &[("csrf", &session.csrf)],
+        )
+        .await;
+    assert_eq!(answer.status, 303);
+    assert_eq!(
+        answer.location.as_deref(),
+        Some(format!("/ui/crashes/{id}").as_str())
+    );
+    let again = settled(&server, &id).await;
+    assert_eq!(again["state"], "processed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_sees_only_its_projects() {
+    let server = TestServer::start().await;
+    let id = submit(&server, "null-read.dmp", &[]).await;
+    let crash = settled(&server, &id).await;
+    let group = crash["crash"]["group_id"].as_i64().unwrap();
+    server.create_project("Other").await;
+    let (other, _) = server
+        .create_token(json!({"scopes": ["triage:read", "triage:write"], "projects": ["other"]}))
+        .await;
+    let session = UiSession::sign_in(&server, &other).await;
+    let home = session.get("/ui/").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.body.contains("No crashes yet"),
+        "the other project is empty"
+    );
+    assert!(
+        !home.body.contains("value=\"default\""),
+        "the default project is not offered"
+    );
+    assert_eq!(session.get("/ui/?project=default").await.status, 404);
+    assert_eq!(
+        session.get(&format!("/ui/groups/{group}")).await.status,
+        404
+    );
+    assert_eq!(session.get(&format!("/ui/crashes/{id}")).await.status, 404);
+    let post = session
+        .post(
+            &format!("/ui/groups/{group}/triage"),
+            &[("csrf", &session.csrf), ("state", "muted")],
+        )
+        .await;
+    assert_eq!(post.status, 404);
+    let (symbols_only, _) = server
+        .create_token(json!({"scopes": ["symbols:write"]}))
+        .await;
+    let session = UiSession::sign_in(&server, &symbols_only).await;
+    let home = session.get("/ui/").await;
+    assert_eq!(home.status, 403);
+    assert!(home.body.contains("triage:read"));
+}
