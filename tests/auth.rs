@@ -429,11 +429,9 @@ fn all_files(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_stored_only_as_hashes() {
     let server = TestServer::start().await;
-    let (secret, _) = token(
-        &server,
-        json!({"scopes": ["triage:read"], "name": "reader"}),
-    )
-    .await;
+    let (secret, _) = server
+        .create_token(json!({"scopes": ["triage:read"], "name": "reader"}))
+        .await;
     let (key, _) = ingest_key(&server, "default").await;
     // Use both, so last-used times and crash rows are written too.
     assert_eq!(
@@ -456,7 +454,11 @@ async fn secrets_are_stored_only_as_hashes() {
         !crash["crash"]["annotations"].to_string().contains(&key),
         "the key is not an annotation"
     );
-    // Neither secret appears in any file the server wrote (database, WAL, stored crashes), except
+    // A web UI session's cookie is a secret too.
+    let session = common::ui::UiSession::sign_in(&server, &secret).await;
+    assert_eq!(session.get("/ui/").await.status, 200);
+    let cookie = session.cookie.clone();
+    // No secret appears in any file the server wrote (database, WAL, stored crashes), except
     // the admin token in its own file.
     let admin = server.admin_token.clone();
     for (path, bytes) in all_files(&server.data_dir)
@@ -464,7 +466,7 @@ async fn secrets_are_stored_only_as_hashes() {
         .chain(all_files(&server.store_root))
     {
         let text = String::from_utf8_lossy(&bytes);
-        for s in [&secret, &key, &admin] {
+        for s in [&secret, &key, &admin, &cookie] {
             if s == &admin && path.ends_with("admin-token") {
                 continue;
             }

@@ -4,9 +4,9 @@
 # a silent skip. `.ci/run` runs exactly this.
 #
 # Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
-# (PyPI), for tests/deploy.rs.
-# Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server) and
-# a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
+# (PyPI), for tests/deploy.rs; Debian's chromium and chromium-driver for tests/browser.rs.
+# Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
+# chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
 # skipping.
 # Extra arguments go to `cargo test` and skip the format and lint checks (e.g.
@@ -39,6 +39,8 @@ apt_install() {
 command -v docker-compose >/dev/null || apt_install docker-compose
 command -v systemd-analyze >/dev/null || apt_install systemd
 command -v kubectl >/dev/null || apt_install kubectl || apt_install kubernetes-client
+command -v chromium >/dev/null || apt_install chromium
+command -v chromedriver >/dev/null || apt_install chromium-driver
 if ! command -v kubernetes-validate >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check kubernetes-validate
   command -v pyenv >/dev/null && pyenv rehash
@@ -57,8 +59,10 @@ s3_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 
 "$S3S_FS" --host 127.0.0.1 --port "$s3_port" --access-key ci-access-key --secret-key ci-secret-key "$s3_root" >/dev/null 2>&1 &
 s3_pid=$!
 pg_root=""
+wd_pid=""
 cleanup() {
   kill "$s3_pid" 2>/dev/null || true
+  [ -n "$wd_pid" ] && kill "$wd_pid" 2>/dev/null || true
   rm -rf "$s3_root"
   if [ -n "$pg_root" ]; then
     as_pg pg_ctl -D "$pg_root/data" -m immediate stop >/dev/null 2>&1 || true
@@ -78,6 +82,22 @@ export FAULTLINE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export FAULTLINE_TEST_S3_BUCKET=faultline
 export FAULTLINE_TEST_S3_ACCESS_KEY=ci-access-key
 export FAULTLINE_TEST_S3_SECRET_KEY=ci-secret-key
+
+# A real browser: chromedriver drives Debian's Chromium (tests/browser.rs starts it headless).
+wd_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+wd_log="$(mktemp)"
+chromedriver --port="$wd_port" --allowed-ips=127.0.0.1 >"$wd_log" 2>&1 &
+wd_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$wd_port") 2>/dev/null && break
+  sleep 0.1
+done
+if ! (exec 3<>"/dev/tcp/127.0.0.1/$wd_port") 2>/dev/null; then
+  echo "chromedriver did not start on port $wd_port:" >&2
+  cat "$wd_log" >&2
+  exit 1
+fi
+export FAULTLINE_TEST_WEBDRIVER="http://127.0.0.1:$wd_port"
 
 # A real Postgres: a throwaway cluster with trust authentication on loopback.
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"

@@ -413,7 +413,16 @@ pub async fn show(
         .await?
         .into_iter()
         .map(|c| CrashLine {
-            href: format!("/ui/crashes/{}", segment(&c.attributes.id)),
+            // Arriving at the fault frame: the browser scrolls it into view, no script needed.
+            href: format!(
+                "/ui/crashes/{}{}",
+                segment(&c.attributes.id),
+                if c.payload_key.is_some() {
+                    "#fault"
+                } else {
+                    ""
+                }
+            ),
             received: when(c.attributes.received_at),
             received_ago: ago(c.attributes.received_at, t),
             release: c.attributes.release.clone().unwrap_or_default(),
