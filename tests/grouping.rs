@@ -553,6 +553,14 @@ async fn triage_api_resolves_detects_regressions_merges_and_validates(db: Db) {
         .get_json("/api/v1/groups?state=open&fault_class=abort")
         .await;
     assert_eq!(regressions["groups"][0]["id"], id);
+    // Text in the signature, in any case; LIKE's wildcards are plain characters.
+    let (_, found) = server.get_json("/api/v1/groups?q=ABORT").await;
+    assert_eq!(found["groups"][0]["id"], id);
+    for wildcard in ["%25", "_", "%5C"] {
+        let (status, found) = server.get_json(&format!("/api/v1/groups?q={wildcard}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(found["groups"].as_array().unwrap().len(), 0, "{wildcard}");
+    }
 
     // Merge another group into this one.
     let other = post_dump(&server, &generated("assertion.dmp"), &[]).await;

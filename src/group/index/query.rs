@@ -132,23 +132,31 @@ impl CrashIndex {
         Ok(page)
     }
 
-    async fn breakdown(&self, id: i64, column: &str) -> Result<Vec<Breakdown>, IndexError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {column} AS value, COUNT(*) AS count FROM crashes WHERE group_id = $1 \
-             GROUP BY {column} ORDER BY count DESC, value"
-        ))
+    /// A group's crashes counted by release, by operating system and by product, in one scan
+    /// (of an index that covers it), most common first.
+    async fn breakdowns(&self, id: i64) -> Result<[Vec<Breakdown>; 3], IndexError> {
+        let rows = sqlx::query(
+            "SELECT release, platform, product, COUNT(*) AS count FROM crashes \
+             WHERE group_id = $1 GROUP BY release, platform, product",
+        )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(Breakdown {
-                    value: r.try_get("value")?,
-                    count: r.try_get("count")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        let mut counts: [HashMap<Option<String>, i64>; 3] = Default::default();
+        for row in &rows {
+            let count: i64 = row.try_get("count")?;
+            for (slot, column) in ["release", "platform", "product"].iter().enumerate() {
+                *counts[slot].entry(row.try_get(*column)?).or_default() += count;
+            }
+        }
+        Ok(counts.map(|by_value| {
+            let mut list: Vec<Breakdown> = by_value
+                .into_iter()
+                .map(|(value, count)| Breakdown { value, count })
+                .collect();
+            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+            list
+        }))
     }
 
     /// A group with its history: hourly counts, breakdowns, sample crashes.
@@ -174,10 +182,11 @@ impl CrashIndex {
         .iter()
         .map(crash_from)
         .collect::<Result<_, _>>()?;
+        let [by_release, by_platform, by_product] = self.breakdowns(id).await?;
         Ok(Some(GroupDetail {
-            by_release: self.breakdown(id, "release").await?,
-            by_platform: self.breakdown(id, "platform").await?,
-            by_product: self.breakdown(id, "product").await?,
+            by_release,
+            by_platform,
+            by_product,
             group,
             hourly,
             samples,
