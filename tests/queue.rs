@@ -336,7 +336,7 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
             index
                 .finish(vec![FinishedCrash {
                     crash_id: id,
-                    missing_debug_ids: vec![format!("DEBUG{}", n % 3), "ALL".into()],
+                    missing_modules: vec![missing(&format!("DEBUG{}", n % 3)), missing("ALL")],
                 }])
                 .await
                 .unwrap();
@@ -354,7 +354,7 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
     index
         .finish(vec![FinishedCrash {
             crash_id: "crash-000".into(),
-            missing_debug_ids: Vec::new(),
+            missing_modules: Vec::new(),
         }])
         .await
         .unwrap();
@@ -362,4 +362,13 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
     let entry = queue.entry("crash-000").await.unwrap().unwrap();
     assert_eq!(entry.state, "processed");
 }
+}
+
+/// A module missing symbols, by debug ID alone.
+fn missing(debug_id: &str) -> faultline::group::index::MissingModule {
+    faultline::group::index::MissingModule {
+        debug_id: debug_id.to_owned(),
+        debug_file: Some(format!("{debug_id}.pdb")),
+        code_file: None,
+    }
 }

@@ -372,3 +372,46 @@ async fn a_token_sees_only_its_projects() {
     assert_eq!(home.status, 403);
     assert!(home.body.contains("triage:read"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
+    let server = TestServer::start().await;
+    let first = submit(&server, "wild-read.dmp", &[]).await;
+    submit(&server, "null-write.dmp", &[]).await;
+    let session = UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get("/ui/symbols/missing").await;
+    assert_eq!(page.status, 200);
+    let row = page
+        .body
+        .split("<tr>")
+        .find(|row| row.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00"))
+        .unwrap_or_else(|| panic!("the crasher is not listed: {}", page.body));
+    assert!(row.contains("<strong>crasher</strong>"), "{row}");
+    assert!(
+        row.contains("<td class=\"num\">2</td>"),
+        "two crashes lacked it: {row}"
+    );
+    let host = server.addr.to_string();
+    assert!(
+        row.contains(&format!(
+            "faultline upload --server http://{host} --token $FAULTLINE_TOKEN crasher"
+        )),
+        "{row}"
+    );
+    // The crash page flags the module with the same command.
+    let crash = session.get(&format!("/ui/crashes/{first}")).await;
+    assert!(crash
+        .body
+        .contains("with debug ID <code>0342EBC94FF326C9AC7BC7E2EF1C11C00</code>"));
+
+    // Uploading it reprocesses both crashes; the row goes away.
+    with_symbols(&server).await;
+    for _ in 0..300 {
+        let page = session.get("/ui/symbols/missing").await;
+        if !page.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the uploaded module is still listed as missing");
+}

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use super::queue::{IngestQueue, QueueEntry};
 use super::{load_raw, Recorder, MAIN_DUMP};
 use crate::cluster::ClusterEvents;
-use crate::group::index::{CrashIndex, FinishedCrash};
+use crate::group::index::{CrashIndex, FinishedCrash, MissingModule};
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
 use crate::store::{ObjectKey, ObjectStore};
@@ -316,19 +316,26 @@ async fn process(
         transient(e.to_string()).await;
         return None;
     }
-    let missing: Vec<String> = report
+    let missing_modules = report
         .processed
         .state
         .modules
         .iter()
         .zip(&report.processed.modules)
         .filter(|(_, r)| r.status == SymbolStatus::Missing)
-        .filter_map(|(m, _)| m.debug_identifier().map(|id| id.to_string()))
+        .filter_map(|(m, _)| {
+            let base = |name: &str| crate::symbols::identify::base_name(name).to_owned();
+            Some(MissingModule {
+                debug_id: m.debug_identifier()?.to_string(),
+                debug_file: m.debug_file().map(|f| base(&f)).filter(|f| !f.is_empty()),
+                code_file: Some(base(&m.code_file())).filter(|f| !f.is_empty()),
+            })
+        })
         .collect();
     Some((
         FinishedCrash {
             crash_id: id,
-            missing_debug_ids: missing,
+            missing_modules,
         },
         entry.enqueued_ms,
     ))

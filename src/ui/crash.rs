@@ -255,9 +255,8 @@ fn relevant(rows: &[FrameRow], in_app: &crate::classify::frames::InAppRules) -> 
         .collect()
 }
 
-/// The shell command that uploads a module's debug file.
-fn upload_command(state: &AppState, debug_file: &str) -> String {
-    let server = format!("http://{}", state.config.server.listen);
+/// The shell command that uploads a module's debug file to `server`.
+fn upload_command(server: &str, debug_file: &str) -> String {
     let file = if debug_file.is_empty() {
         "<debug file>"
     } else {
@@ -270,11 +269,13 @@ fn upload_command(state: &AppState, debug_file: &str) -> String {
 pub async fn show(
     State(state): State<AppState>,
     viewer: Viewer,
+    headers: axum::http::HeaderMap,
     Path(id): Path<String>,
     params: Result<Query<CrashParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, UiError> {
     let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
     let (id, crash, queued) = visible(&state, &viewer, &id, Scope::TriageRead).await?;
+    let origin = super::page::server_origin(&headers, &state);
     let processed = match crash.as_ref().and_then(|c| c.payload_key.as_deref()) {
         Some(key) => payload(&state, key).await,
         None => None,
@@ -388,7 +389,7 @@ pub async fn show(
                 status,
                 missing,
                 upload: if missing {
-                    upload_command(&state, &debug_file)
+                    upload_command(&origin, &debug_file)
                 } else {
                     String::new()
                 },

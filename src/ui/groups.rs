@@ -25,7 +25,7 @@ const CHART_HOURS: usize = 14 * 24;
 const NEW_SECS: i64 = 24 * 3600;
 
 /// The projects a viewer may read, in the registry's order.
-async fn readable_projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, UiError> {
+pub async fn readable_projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, UiError> {
     Ok(state
         .registry
         .projects()
@@ -33,6 +33,40 @@ async fn readable_projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Proj
         .into_iter()
         .filter(|p| viewer.may(Scope::TriageRead, p.id))
         .collect())
+}
+
+/// The project a page is about: the one named by `?project=` (404 when the viewer cannot read
+/// it), else the first the viewer can read (403 when there is none).
+pub fn chosen_project<'a>(
+    projects: &'a [Project],
+    slug: Option<&str>,
+) -> Result<&'a Project, UiError> {
+    let Some(first) = projects.first() else {
+        return Err(UiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "this token cannot read any project's crashes",
+        )
+        .with_detail("sign in with a token that has the triage:read scope"));
+    };
+    match slug.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(slug) => projects
+            .iter()
+            .find(|p| p.slug == slug)
+            .ok_or_else(|| UiError::not_found(format!("no project {slug:?}"))),
+        None => Ok(first),
+    }
+}
+
+/// The project select's options.
+pub fn project_choices(projects: &[Project], chosen: i64) -> Vec<Choice> {
+    projects
+        .iter()
+        .map(|p| Choice {
+            value: p.slug.clone(),
+            label: p.name.clone(),
+            selected: p.id == chosen,
+        })
+        .collect()
 }
 
 /// A value in a select, and whether it is the chosen one.
@@ -134,20 +168,7 @@ pub async fn list(
 ) -> Result<Response, UiError> {
     let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
     let projects = readable_projects(&state, &viewer).await?;
-    let Some(first) = projects.first() else {
-        return Err(UiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "this token cannot read any project's crashes",
-        )
-        .with_detail("sign in with a token that has the triage:read scope"));
-    };
-    let project = match given(&params.project) {
-        Some(slug) => projects
-            .iter()
-            .find(|p| p.slug == slug)
-            .ok_or_else(|| UiError::not_found(format!("no project {slug:?}")))?,
-        None => first,
-    };
+    let project = chosen_project(&projects, params.project.as_deref())?;
     let sort_name = given(&params.sort).unwrap_or_else(|| "last_seen".to_owned());
     let sort = match sort_name.as_str() {
         "events" => GroupSort::Events,
@@ -225,14 +246,7 @@ pub async fn list(
         .collect();
     let page = GroupsPage {
         chrome: viewer.chrome(),
-        projects: projects
-            .iter()
-            .map(|p| Choice {
-                value: p.slug.clone(),
-                label: p.name.clone(),
-                selected: p.id == project.id,
-            })
-            .collect(),
+        projects: project_choices(&projects, project.id),
         states: choices(
             [
                 ("", "any state"),

@@ -116,6 +116,27 @@ pub fn render(page: &impl Template) -> Response {
     }
 }
 
+/// This server as the browser reached it (`http://host:port`), for commands shown on pages:
+/// the request's `Host` (shown back to the same user, escaped), else the listen address.
+pub fn server_origin(headers: &axum::http::HeaderMap, state: &crate::api::AppState) -> String {
+    let scheme = if state.config.auth.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.config.server.listen.to_string());
+    format!("{scheme}://{host}")
+}
+
 /// Now, Unix seconds.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -94,9 +94,31 @@ pub struct NewCrash {
 pub struct FinishedCrash {
     /// The crash.
     pub crash_id: String,
-    /// Debug IDs of the modules it lacked symbols for (an upload of one of them reprocesses
-    /// it).
-    pub missing_debug_ids: Vec<String>,
+    /// The modules it lacked symbols for (an upload for one of them reprocesses it).
+    pub missing_modules: Vec<MissingModule>,
+}
+
+/// A module a crash had no symbols for: what someone has to upload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MissingModule {
+    /// Its debug ID, as the stack walker spells it (`debug_identifier`).
+    pub debug_id: String,
+    /// The debug file's base name (`app.pdb`, `libfoo.so`), when the dump names it.
+    pub debug_file: Option<String>,
+    /// The code file's base name (`app.exe`).
+    pub code_file: Option<String>,
+}
+
+/// A debug file whose absence hurt crashes of a project: how many, and when last.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingSymbols {
+    /// The module.
+    #[serde(flatten)]
+    pub module: MissingModule,
+    /// Crashes that lacked it (and were not reprocessed with it since).
+    pub crashes: i64,
+    /// The latest of them, Unix seconds.
+    pub last_seen: i64,
 }
 
 /// What recording a crash did.

@@ -7,7 +7,8 @@ use sqlx::Row;
 
 use super::{
     crash_from, group_from, Bind, Breakdown, CrashIndex, CrashRow, Filter, Group, GroupDetail,
-    GroupQuery, GroupSort, IndexError, Page, CRASH_COLUMNS, GROUP_COLUMNS,
+    GroupQuery, GroupSort, IndexError, MissingModule, MissingSymbols, Page, CRASH_COLUMNS,
+    GROUP_COLUMNS,
 };
 
 impl CrashIndex {
@@ -308,6 +309,40 @@ impl CrashIndex {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(crash_from).collect::<Result<_, _>>()?)
+    }
+
+    /// The debug files whose absence hurt the most crashes of a project (each counted once per
+    /// crash; a crash reprocessed with the file leaves the count), most crashes first.
+    pub async fn missing_symbols(
+        &self,
+        project_id: i64,
+        limit: i64,
+    ) -> Result<Vec<MissingSymbols>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT m.debug_id AS debug_id, MAX(m.debug_file) AS debug_file, \
+             MAX(m.code_file) AS code_file, COUNT(*) AS crashes, MAX(c.received_at) AS last_seen \
+             FROM crash_missing_symbols m JOIN crashes c ON c.id = m.crash_id \
+             WHERE c.project_id = $1 GROUP BY m.debug_id \
+             ORDER BY crashes DESC, last_seen DESC, debug_id LIMIT $2",
+        )
+        .bind(project_id)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(MissingSymbols {
+                    module: MissingModule {
+                        debug_id: r.try_get("debug_id")?,
+                        debug_file: r.try_get("debug_file")?,
+                        code_file: r.try_get("code_file")?,
+                    },
+                    crashes: r.try_get("crashes")?,
+                    last_seen: r.try_get("last_seen")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
     }
 
     /// One crash.

@@ -23,8 +23,8 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, NewCrash,
-    Recorded, GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, MissingModule,
+    NewCrash, Recorded, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -296,24 +296,31 @@ async fn write_finished(
             query = query.bind(f.crash_id.as_str());
         }
         query.execute(&mut **tx).await?;
-        let missing: Vec<(&str, &str)> = chunk
+        // One row per crash and debug ID (the table's key), whatever the list repeats.
+        let missing: Vec<(&str, &MissingModule)> = chunk
             .iter()
             .flat_map(|f| {
-                f.missing_debug_ids
+                f.missing_modules
                     .iter()
-                    .map(move |d| (f.crash_id.as_str(), d.as_str()))
+                    .map(move |m| ((f.crash_id.as_str(), m.debug_id.as_str()), m))
             })
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<std::collections::BTreeMap<_, _>>()
             .into_iter()
+            .map(|((crash, _), module)| (crash, module))
             .collect();
         for rows in missing.chunks(200) {
             let sql = format!(
-                "INSERT INTO crash_missing_symbols (crash_id, debug_id) VALUES {}",
-                placeholders(rows.len(), 2, 1)
+                "INSERT INTO crash_missing_symbols (crash_id, debug_id, debug_file, code_file) \
+                 VALUES {}",
+                placeholders(rows.len(), 4, 1)
             );
             let mut query = sqlx::query(&sql);
-            for (crash, debug_id) in rows {
-                query = query.bind(*crash).bind(*debug_id);
+            for (crash, module) in rows {
+                query = query
+                    .bind(*crash)
+                    .bind(module.debug_id.as_str())
+                    .bind(module.debug_file.as_deref())
+                    .bind(module.code_file.as_deref());
             }
             query.execute(&mut **tx).await?;
         }
