@@ -409,9 +409,64 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
     for _ in 0..300 {
         let page = session.get("/ui/symbols/missing").await;
         if !page.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00") {
-            return;
+            return symbols_page_finds_the_file_and_its_caches(&server, &session).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the uploaded module is still listed as missing");
+}
+
+/// The symbols page after the crasher's debug file was uploaded and used: found by debug ID,
+/// code ID and name, with the caches built from it.
+async fn symbols_page_finds_the_file_and_its_caches(server: &TestServer, session: &UiSession) {
+    for q in [
+        "0342EBC94FF326C9AC7BC7E2EF1C11C00",
+        "c9eb4203f34fc926ac7bc7e2ef1c11c0ca61cc23",
+        "crasher",
+    ] {
+        let page = session.get(&format!("/ui/symbols?q={q}")).await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("<td>crasher.debug</td>"),
+            "{q}: {}",
+            page.body
+        );
+        assert!(page.body.contains("<td>elf</td>"), "{q}");
+    }
+    // The upload builds its caches in the background: they show up built from the file.
+    let mut symcache = String::new();
+    for _ in 0..300 {
+        let page = session
+            .get("/ui/symbols?q=0342EBC94FF326C9AC7BC7E2EF1C11C00")
+            .await;
+        symcache = page
+            .body
+            .split("<tr>")
+            .find(|row| row.contains("<td>symcache</td>"))
+            .expect("a symcache row")
+            .to_owned();
+        if symcache.contains("crasher.debug (elf, sha256 ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        symcache.contains("crasher.debug (elf, sha256 "),
+        "{symcache}"
+    );
+    let nothing = session.get("/ui/symbols?q=%3Cb%3Enone.pdb").await;
+    assert!(
+        nothing
+            .body
+            .contains("Nothing stored answers to the name &#60;b&#62;none.pdb"),
+        "{}",
+        nothing.body
+    );
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["triage:read"]}))
+        .await;
+    let reader = UiSession::sign_in(server, &reader).await;
+    let refused = reader.get("/ui/symbols?q=crasher").await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("symbols:read"));
 }

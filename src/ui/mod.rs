@@ -47,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/crashes/{id}/files/{name}", get(crash::file))
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
+        .route("/ui/symbols", get(symbols::find))
         .route("/ui/symbols/missing", get(symbols::missing))
         .route("/ui/assets/faultline.css", get(stylesheet))
         .layer(axum::middleware::map_response(protect))

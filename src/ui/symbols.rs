@@ -1,5 +1,6 @@
-//! The missing-symbols page: the debug files whose absence hurt the most crashes, each with the
-//! exact command that uploads it (an upload reprocesses the crashes that lacked it).
+//! The symbol pages: missing symbols (the debug files whose absence hurt the most crashes, each
+//! with the exact command that uploads it; an upload reprocesses the crashes that lacked it),
+//! and a debug file's lookup by debug ID, code ID or name with the caches built from it.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -12,6 +13,9 @@ use super::page::{ago, now, render, server_origin, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::api::AppState;
 use crate::auth::Scope;
+use crate::symbols::derive::CacheKind;
+use crate::symbols::ids::{parse_code_id, parse_debug_id};
+use crate::symbols::SymbolQuery;
 
 /// Rows on the page.
 const ROWS: i64 = 200;
@@ -96,4 +100,172 @@ pub async fn missing(
         can_upload: viewer.caller.may(Scope::SymbolsWrite, project.id),
     };
     Ok(render(&page))
+}
+
+/// A stored debug file as a row.
+pub struct StoredRow {
+    pub debug_id: String,
+    pub uploaded_name: String,
+    pub format: String,
+    pub role: String,
+    pub arch: String,
+    pub debug_file: String,
+    pub code_file: String,
+    pub code_id: String,
+    pub features: String,
+    pub size: String,
+    pub uploaded: String,
+    pub sha256: String,
+}
+
+/// A derived cache of a module: which file it was built from.
+pub struct CacheRow {
+    pub debug_id: String,
+    pub kind: &'static str,
+    pub version: String,
+    pub source: String,
+    pub built: String,
+    pub size: String,
+}
+
+#[derive(Template)]
+#[template(path = "symbols.html")]
+struct SymbolsPage {
+    chrome: Chrome,
+    q: String,
+    searched_by: &'static str,
+    files: Vec<StoredRow>,
+    caches: Vec<CacheRow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SymbolsParams {
+    q: Option<String>,
+}
+
+/// Longest lookup text.
+const MAX_QUERY: usize = 256;
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// `GET /ui/symbols?q=<debug ID | code ID | file name>`: what is stored, and the caches built
+/// from it (needs `symbols:read`).
+pub async fn find(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Result<Query<SymbolsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
+    viewer.caller.require(Scope::SymbolsRead)?;
+    let q = params.q.unwrap_or_default().trim().to_owned();
+    if q.len() > MAX_QUERY {
+        return Err(UiError::bad_request(format!(
+            "search for at most {MAX_QUERY} characters"
+        )));
+    }
+    // The text as a debug ID, then as a code ID, then as a name: the first that finds files
+    // wins (hex text can be either ID: an ELF build ID also reads as a debug ID).
+    let mut candidates = Vec::new();
+    if !q.is_empty() {
+        if let Ok(id) = parse_debug_id(&q) {
+            candidates.push((SymbolQuery::DebugId(id), "debug ID"));
+        }
+        if let Ok(id) = parse_code_id(&q) {
+            candidates.push((SymbolQuery::CodeId(id), "code ID"));
+        }
+        candidates.push((SymbolQuery::Name(q.clone()), "name"));
+    }
+    let mut found = Vec::new();
+    let mut searched_by = "";
+    for (query, by) in &candidates {
+        searched_by = by;
+        found = state.symbols.find(query).await.map_err(|e| {
+            UiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("the symbol store failed: {e}"),
+            )
+        })?;
+        if !found.is_empty() {
+            break;
+        }
+    }
+    if found.is_empty() && candidates.len() > 1 {
+        searched_by = "debug ID, code ID or name";
+    }
+    let mut caches = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for meta in &found {
+        if !seen.insert(meta.debug_id.clone()) {
+            continue;
+        }
+        let Ok(id) = parse_debug_id(&meta.debug_id) else {
+            continue;
+        };
+        for kind in CacheKind::ALL {
+            let debug_id = id.breakpad().to_string();
+            caches.push(match state.symbols.stored_cache(&id, kind).await {
+                Ok(Some(cache)) => CacheRow {
+                    debug_id,
+                    kind: kind.name(),
+                    version: format!("v{}", cache.header.version),
+                    source: cache.header.source.as_ref().map_or_else(
+                        || "no file: built empty".to_owned(),
+                        |s| {
+                            let short = &s.sha256[..12.min(s.sha256.len())];
+                            format!("{} ({}, sha256 {short}…)", s.uploaded_name, s.format)
+                        },
+                    ),
+                    built: when(cache.header.built_at as i64),
+                    size: size(cache.payload.len() as u64),
+                },
+                Ok(None) => CacheRow {
+                    debug_id,
+                    kind: kind.name(),
+                    version: format!("v{}", kind.version()),
+                    source: "not built yet (built on first use)".to_owned(),
+                    built: String::new(),
+                    size: String::new(),
+                },
+                Err(e) => CacheRow {
+                    debug_id,
+                    kind: kind.name(),
+                    version: format!("v{}", kind.version()),
+                    source: format!("unreadable ({e}); it is rebuilt on next use"),
+                    built: String::new(),
+                    size: String::new(),
+                },
+            });
+        }
+    }
+    let files = found
+        .into_iter()
+        .map(|m| StoredRow {
+            debug_id: parse_debug_id(&m.debug_id)
+                .map_or(m.debug_id.clone(), |id| id.breakpad().to_string()),
+            uploaded_name: m.uploaded_name,
+            format: m.format,
+            role: m.role,
+            arch: m.arch,
+            debug_file: m.debug_file.unwrap_or_default(),
+            code_file: m.code_file.unwrap_or_default(),
+            code_id: m.code_id.unwrap_or_default(),
+            features: m.features.names().join(", "),
+            size: size(m.size),
+            uploaded: when(m.uploaded_at as i64),
+            sha256: m.sha256,
+        })
+        .collect();
+    Ok(render(&SymbolsPage {
+        chrome: viewer.chrome(),
+        q,
+        searched_by,
+        files,
+        caches,
+    }))
 }
