@@ -151,6 +151,62 @@ async fn payload_budget_keeps_new_groups_whole_then_caps_per_hour_with_exact_cou
 }
 
 on_both_databases! {
+async fn a_mute_ends_at_its_date_or_after_its_count(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
+    let by_count = index.record(&crash(0, "mute-n", HOUR, None, None)).await.unwrap().group_id;
+    let by_date = index.record(&crash(1, "mute-d", HOUR, None, None)).await.unwrap().group_id;
+    let forever = index.record(&crash(2, "mute-f", HOUR, None, None)).await.unwrap().group_id;
+    let mute = |until: Option<i64>, events: Option<i64>| GroupPatch {
+        state: Some("muted".into()),
+        muted_until: Some(until),
+        mute_for_events: Some(events),
+        ..GroupPatch::default()
+    };
+    let g = index.update_group(by_count, &mute(None, Some(3))).await.unwrap().unwrap();
+    assert_eq!((g.state.as_str(), g.mute_until_events), ("muted", Some(4)), "1 + 3 more");
+    index.update_group(by_date, &mute(Some(HOUR + 100), None)).await.unwrap();
+    index.update_group(forever, &mute(None, None)).await.unwrap();
+    assert!(index.update_group(forever, &mute(None, Some(0))).await.is_err());
+
+    // Two more crashes: still muted; the third wakes it, and says so once.
+    for n in 1..=2 {
+        let r = index.record(&crash(10 + n, "mute-n", HOUR + n as i64, None, None)).await.unwrap();
+        assert!(!r.woke);
+    }
+    assert_eq!(index.group(by_count).await.unwrap().unwrap().state, "muted");
+    let r = index.record(&crash(13, "mute-n", HOUR + 3, None, None)).await.unwrap();
+    assert!(r.woke && !r.regressed);
+    let g = index.group(by_count).await.unwrap().unwrap();
+    assert_eq!((g.state.as_str(), g.mute_until_events), ("open", None));
+    let r = index.record(&crash(14, "mute-n", HOUR + 4, None, None)).await.unwrap();
+    assert!(!r.woke, "already awake");
+
+    // Before its date: muted; at it: awake.
+    let r = index.record(&crash(20, "mute-d", HOUR + 99, None, None)).await.unwrap();
+    assert!(!r.woke);
+    let r = index.record(&crash(21, "mute-d", HOUR + 100, None, None)).await.unwrap();
+    assert!(r.woke);
+    let g = index.group(by_date).await.unwrap().unwrap();
+    assert_eq!((g.state.as_str(), g.muted_until), ("open", None));
+
+    // A mute without an end stays; leaving the mute by hand clears its end.
+    for n in 0..5 {
+        index.record(&crash(30 + n, "mute-f", HOUR + 10 * 3600, None, None)).await.unwrap();
+    }
+    assert_eq!(index.group(forever).await.unwrap().unwrap().state, "muted");
+    index.update_group(forever, &mute(Some(HOUR), Some(5))).await.unwrap();
+    let progress = GroupPatch {
+        state: Some("in_progress".into()),
+        ..GroupPatch::default()
+    };
+    let g = index.update_group(forever, &progress).await.unwrap().unwrap();
+    assert_eq!((g.state.as_str(), g.muted_until, g.mute_until_events), ("in_progress", None, None));
+}
+}
+
+on_both_databases! {
 async fn a_crash_from_a_newer_release_reopens_a_resolved_group(db: Db) {
     let Some((index, _dir)) = index(db, GENEROUS).await else {
         return;
@@ -164,6 +220,7 @@ async fn a_crash_from_a_newer_release_reopens_a_resolved_group(db: Db) {
         state: Some("resolved".into()),
         resolved_in: Some(Some("2.0.0".into())),
         assignee: Some(Some("ana".into())),
+        ..GroupPatch::default()
     };
     let resolved = index.update_group(g, &patch).await.unwrap().unwrap();
     assert_eq!(
@@ -211,7 +268,7 @@ async fn a_crash_from_a_newer_release_reopens_a_resolved_group(db: Db) {
         .await
         .unwrap_err()
         .to_string()
-        .contains("open, resolved or muted"));
+        .contains("open, in_progress, resolved, muted"));
 }
 }
 

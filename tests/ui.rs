@@ -294,6 +294,40 @@ async fn changes_need_the_sessions_form_token_and_the_write_scope() {
         .body
         .contains(&format!("/ui/groups/{group}\"")));
 
+    // Muted for two more crashes, or until a date; a date that is not one is refused.
+    let mute = [
+        ("state", "muted"),
+        ("mute_for_events", "2"),
+        ("csrf", session.csrf.as_str()),
+    ];
+    assert_eq!(session.post(&path, &mute).await.status, 303);
+    let page = session.get(&format!("/ui/groups/{group}")).await;
+    assert!(
+        page.body.contains("muted for 2 more crashes"),
+        "{}",
+        page.body
+    );
+    let bad = [
+        ("state", "muted"),
+        ("muted_until", "soon"),
+        ("csrf", session.csrf.as_str()),
+    ];
+    let refused = session.post(&path, &bad).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("YYYY-MM-DD"));
+    let dated = [
+        ("state", "muted"),
+        ("muted_until", "2031-02-03"),
+        ("csrf", session.csrf.as_str()),
+    ];
+    assert_eq!(session.post(&path, &dated).await.status, 303);
+    let (_, listed) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    assert_eq!(listed["muted_until"], 1_927_843_200, "2031-02-03 00:00 UTC");
+    assert!(
+        listed["mute_until_events"].is_null(),
+        "a new mute replaces the old one"
+    );
+
     // A read-only token sees no forms and cannot post them.
     let (reader, _) = server
         .create_token(json!({"scopes": ["triage:read"]}))

@@ -182,7 +182,8 @@ pub async fn get_group(
     }
 }
 
-/// A triage update: absent fields stay, `null` clears `assignee` / `resolved_in`.
+/// A triage update: absent fields stay, `null` clears `assignee`, `resolved_in`, `muted_until`
+/// or `mute_for_events`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupUpdate {
@@ -191,20 +192,25 @@ pub struct GroupUpdate {
     assignee: Option<Option<String>>,
     #[serde(default, with = "serde_with_null")]
     resolved_in: Option<Option<String>>,
+    #[serde(default, with = "serde_with_null")]
+    muted_until: Option<Option<i64>>,
+    #[serde(default, with = "serde_with_null")]
+    mute_for_events: Option<Option<i64>>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
 mod serde_with_null {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
         d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
-        Option::<String>::deserialize(d).map(Some)
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
     }
 }
 
-/// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`.
+/// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`
+/// or `{"state": "muted", "muted_until": 1767225600, "mute_for_events": 100}`.
 pub async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -214,12 +220,14 @@ pub async fn update_group(
     let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(update) = body.map_err(|e| {
         bad_request(format!("invalid group update: {}", e.body_text()))
-            .with_detail(r#"send {"state": "open|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null}"#)
+            .with_detail(r#"send {"state": "open|in_progress|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null, "muted_until": unix seconds|null, "mute_for_events": N|null}"#)
     })?;
     let patch = GroupPatch {
         state: update.state,
         assignee: update.assignee,
         resolved_in: update.resolved_in,
+        muted_until: update.muted_until,
+        mute_for_events: update.mute_for_events,
     };
     match state.index.update_group(id, &patch).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),

@@ -153,6 +153,33 @@ fn given(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The state filter's options (the first is "any"); a group's form offers the rest.
+const STATE_CHOICES: [(&str, &str); 5] = [
+    ("", "any state"),
+    ("open", "open"),
+    ("in_progress", "in progress"),
+    ("resolved", "resolved"),
+    ("muted", "muted"),
+];
+
+/// How a muted group's mute ends, in words (empty when it is not muted or never ends).
+fn mute_text(group: &Group) -> String {
+    if group.state != "muted" {
+        return String::new();
+    }
+    let mut ends = Vec::new();
+    if let Some(until) = group.muted_until {
+        ends.push(format!("until {}", when(until)));
+    }
+    if let Some(at) = group.mute_until_events {
+        ends.push(format!(
+            "for {} more crashes",
+            (at - group.event_count).max(0)
+        ));
+    }
+    ends.join(" or ")
+}
+
 const SORTS: [(&str, &str); 4] = [
     ("last_seen", "Last seen"),
     ("first_seen", "First seen"),
@@ -247,15 +274,7 @@ pub async fn list(
     let page = GroupsPage {
         chrome: viewer.chrome(),
         projects: project_choices(&projects, project.id),
-        states: choices(
-            [
-                ("", "any state"),
-                ("open", "open"),
-                ("resolved", "resolved"),
-                ("muted", "muted"),
-            ],
-            state_filter.as_deref().unwrap_or(""),
-        ),
+        states: choices(STATE_CHOICES, state_filter.as_deref().unwrap_or("")),
         classes: choices(class_options, class_filter.as_deref().unwrap_or("")),
         sorts: choices(SORTS, &sort_name),
         assignee: query.assignee.clone().unwrap_or_default(),
@@ -348,6 +367,8 @@ struct GroupPage {
     crashes: Vec<CrashLine>,
     can_write: bool,
     states: Vec<Choice>,
+    /// How the mute ends, in words.
+    mute: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -465,20 +486,14 @@ pub async fn show(
         by_names,
         crashes,
         can_write: viewer.may(Scope::TriageWrite, group.project_id),
-        states: choices(
-            [
-                ("open", "open"),
-                ("resolved", "resolved"),
-                ("muted", "muted"),
-            ],
-            &group.state,
-        ),
+        states: choices(STATE_CHOICES[1..].iter().copied(), &group.state),
+        mute: mute_text(&group),
         group: group_row(&group, &[], start, t),
     };
     Ok(render(&page))
 }
 
-/// The triage form: state, the release it was fixed in, the assignee.
+/// The triage form: state, the release it was fixed in, the assignee, when a mute ends.
 #[derive(Deserialize)]
 pub struct TriageForm {
     csrf: String,
@@ -487,6 +502,23 @@ pub struct TriageForm {
     resolved_in: String,
     #[serde(default)]
     assignee: String,
+    /// `YYYY-MM-DD` (a date input): the mute ends at that day's start, UTC.
+    #[serde(default)]
+    muted_until: String,
+    /// The mute ends after this many more crashes.
+    #[serde(default)]
+    mute_for_events: String,
+}
+
+/// The start of a `YYYY-MM-DD` day, UTC, Unix seconds.
+fn day_start(text: &str) -> Option<i64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let year: i32 = parts.next()?.parse().ok()?;
+    let month: u8 = parts.next()?.parse().ok()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
 }
 
 /// Longest assignee or release accepted from a form.
@@ -515,6 +547,19 @@ pub async fn triage(
         Ok((!value.is_empty()).then(|| value.to_owned()))
     };
     let resolved_in = text(&form.resolved_in, "release")?;
+    let muted = form.state == "muted";
+    let muted_until = match text(&form.muted_until, "date")? {
+        Some(day) if muted => Some(day_start(&day).ok_or_else(|| {
+            UiError::bad_request(format!("{day:?} is not a date: use YYYY-MM-DD"))
+        })?),
+        _ => None,
+    };
+    let mute_for_events = match text(&form.mute_for_events, "count")? {
+        Some(n) if muted => Some(n.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            UiError::bad_request(format!("{n:?} is not a number of crashes (1 or more)"))
+        })?),
+        _ => None,
+    };
     let patch = GroupPatch {
         state: Some(form.state.clone()),
         assignee: Some(text(&form.assignee, "assignee")?),
@@ -523,6 +568,8 @@ pub async fn triage(
         } else {
             None
         }),
+        muted_until: Some(muted_until),
+        mute_for_events: Some(mute_for_events),
     };
     state.index.update_group(group.id, &patch).await?;
     Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())

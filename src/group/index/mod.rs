@@ -132,6 +132,8 @@ pub struct Recorded {
     pub keep_payload: bool,
     /// Whether it reopened a resolved group.
     pub regressed: bool,
+    /// Whether it woke a muted group (its mute's date passed or its event count was reached).
+    pub woke: bool,
 }
 
 /// A group as triage sees it.
@@ -157,7 +159,7 @@ pub struct Group {
     pub first_release: Option<String>,
     /// Newest release seen.
     pub last_release: Option<String>,
-    /// open, resolved or muted.
+    /// One of [`GROUP_STATES`].
     pub state: String,
     /// Who is on it.
     pub assignee: Option<String>,
@@ -165,6 +167,10 @@ pub struct Group {
     pub resolved_in: Option<String>,
     /// Reopened by a crash from a newer release than `resolved_in`.
     pub regressed: bool,
+    /// A muted group wakes with its first crash at or after this time (Unix seconds).
+    pub muted_until: Option<i64>,
+    /// A muted group wakes when its event count reaches this.
+    pub mute_until_events: Option<i64>,
     /// Payloads kept, and crashes whose payload the budget dropped (counted, not stored).
     pub payloads_kept: i64,
     /// See `payloads_kept`.
@@ -216,7 +222,7 @@ impl GroupSort {
 pub struct GroupQuery {
     /// The project whose groups to list.
     pub project_id: i64,
-    /// open / resolved / muted.
+    /// One of [`GROUP_STATES`].
     pub state: Option<String>,
     /// Groups with a crash from this product.
     pub product: Option<String>,
@@ -278,15 +284,24 @@ pub struct GroupDetail {
     pub samples: Vec<CrashRow>,
 }
 
+/// The states triage gives a group: `open` (needs someone), `in_progress` (someone is on it),
+/// `resolved` (fixed, in `resolved_in` when given: a crash from a newer release reopens it),
+/// `muted` (ignored, until `muted_until` or `mute_until_events` when given).
+pub const GROUP_STATES: [&str; 4] = ["open", "in_progress", "resolved", "muted"];
+
 /// What a triage update changes (absent fields stay).
 #[derive(Debug, Clone, Default)]
 pub struct GroupPatch {
-    /// open, resolved or muted.
+    /// One of [`GROUP_STATES`].
     pub state: Option<String>,
     /// `Some(None)` unassigns.
     pub assignee: Option<Option<String>>,
     /// `Some(None)` clears it.
     pub resolved_in: Option<Option<String>>,
+    /// When a mute ends (Unix seconds); `Some(None)` clears it.
+    pub muted_until: Option<Option<i64>>,
+    /// A mute ends after this many more crashes; `Some(None)` clears it.
+    pub mute_for_events: Option<Option<i64>>,
 }
 
 /// The database under the crash index (and the ingest queue, projects and tokens).
@@ -326,13 +341,15 @@ pub struct CrashIndex {
 }
 
 const GROUP_COLUMNS: &str = "id, project_id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
-     first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped";
+     first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped, \
+     muted_until, mute_until_events";
 
 /// [`GROUP_COLUMNS`] of a table aliased `g`.
 const GROUP_COLUMNS_OF_G: &str =
     "g.id, g.project_id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
      g.event_count, g.user_count, g.first_release, g.last_release, g.state, g.assignee, \
-     g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped";
+     g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped, g.muted_until, \
+     g.mute_until_events";
 
 const CRASH_COLUMNS: &str =
     "id, project_id, received_at, product, release, platform, user_id, annotations, fingerprint, \
@@ -354,6 +371,8 @@ fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
         assignee: row.try_get("assignee")?,
         resolved_in: row.try_get("resolved_in")?,
         regressed: row.try_get::<i64, _>("regressed")? != 0,
+        muted_until: row.try_get("muted_until")?,
+        mute_until_events: row.try_get("mute_until_events")?,
         payloads_kept: row.try_get("payloads_kept")?,
         payloads_dropped: row.try_get("payloads_dropped")?,
         fingerprints: Vec::new(),

@@ -457,6 +457,8 @@ struct TouchedGroup {
     kept: i64,
     dropped: i64,
     reopened: bool,
+    /// A crash of this batch ended its mute.
+    woke: bool,
 }
 
 /// One group's hour as the batch has changed it so far.
@@ -499,6 +501,7 @@ impl BatchState {
             return Ok(Recorded {
                 new_group: false,
                 regressed: false,
+                woke: false,
                 ..previous.clone()
             });
         }
@@ -508,6 +511,7 @@ impl BatchState {
                 new_group: false,
                 keep_payload,
                 regressed: false,
+                woke: false,
             });
         }
         let (group_id, new_group) = match self
@@ -537,6 +541,7 @@ impl BatchState {
                             kept: 0,
                             dropped: 0,
                             reopened: false,
+                            woke: false,
                         },
                     );
                 }
@@ -587,6 +592,20 @@ impl BatchState {
             group.regressed = true;
             touched.reopened = true;
         }
+        // A mute that ends by itself: its date passed, or this crash reaches its count.
+        let woke = group.state == "muted"
+            && (group
+                .muted_until
+                .is_some_and(|until| a.received_at >= until)
+                || group
+                    .mute_until_events
+                    .is_some_and(|n| group.event_count + touched.events + 1 >= n));
+        if woke {
+            group.state = "open".to_owned();
+            group.muted_until = None;
+            group.mute_until_events = None;
+            touched.woke = true;
+        }
 
         let new_user = match &a.user_id {
             Some(user) => {
@@ -618,6 +637,7 @@ impl BatchState {
             new_group,
             keep_payload,
             regressed,
+            woke,
         };
         self.recorded.insert(a.id.clone(), recorded.clone());
         self.inserts.push((
@@ -696,7 +716,7 @@ impl BatchState {
         for chunk in self.group_order.chunks(50) {
             let sql = format!(
                 "WITH touched (id, events, new_users, first_seen, last_seen, first_release, \
-                 last_release, reopened, kept, dropped) AS (VALUES {}) \
+                 last_release, reopened, kept, dropped, woke) AS (VALUES {}) \
                  UPDATE crash_groups SET event_count = event_count + touched.events, \
                  user_count = user_count + touched.new_users, \
                  first_seen = CASE WHEN touched.first_seen < crash_groups.first_seen \
@@ -704,12 +724,16 @@ impl BatchState {
                  last_seen = CASE WHEN touched.last_seen > crash_groups.last_seen \
                    THEN touched.last_seen ELSE crash_groups.last_seen END, \
                  first_release = touched.first_release, last_release = touched.last_release, \
-                 state = CASE WHEN touched.reopened = 1 THEN 'open' ELSE state END, \
+                 state = CASE WHEN touched.reopened = 1 OR touched.woke = 1 THEN 'open' \
+                   ELSE state END, \
                  regressed = CASE WHEN touched.reopened = 1 THEN 1 ELSE regressed END, \
+                 muted_until = CASE WHEN touched.woke = 1 THEN NULL ELSE muted_until END, \
+                 mute_until_events = CASE WHEN touched.woke = 1 THEN NULL \
+                   ELSE mute_until_events END, \
                  payloads_kept = payloads_kept + touched.kept, \
                  payloads_dropped = payloads_dropped + touched.dropped \
                  FROM touched WHERE crash_groups.id = touched.id",
-                placeholders(chunk.len(), 10, 1)
+                placeholders(chunk.len(), 11, 1)
             );
             let mut update = sqlx::query(&sql);
             for id in chunk {
@@ -724,7 +748,8 @@ impl BatchState {
                     .bind(t.group.last_release.as_deref())
                     .bind(i64::from(t.reopened))
                     .bind(t.kept)
-                    .bind(t.dropped);
+                    .bind(t.dropped)
+                    .bind(i64::from(t.woke));
             }
             update.execute(&mut **tx).await?;
         }

@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::{
     group_from, record, version, CrashIndex, Dialect, Group, GroupPatch, IndexError, GROUP_COLUMNS,
+    GROUP_STATES,
 };
 
 impl CrashIndex {
@@ -111,24 +112,46 @@ impl CrashIndex {
         patch: &GroupPatch,
     ) -> Result<Option<Group>, IndexError> {
         if let Some(state) = &patch.state {
-            if !["open", "resolved", "muted"].contains(&state.as_str()) {
+            if !GROUP_STATES.contains(&state.as_str()) {
                 return Err(IndexError::Invalid(format!(
-                    "state must be open, resolved or muted, not {state:?}"
+                    "state must be one of {}, not {state:?}",
+                    GROUP_STATES.join(", ")
                 )));
             }
         }
+        if patch.mute_for_events.flatten().is_some_and(|n| n < 1) {
+            return Err(IndexError::Invalid(
+                "mute_for_events must be at least 1".to_owned(),
+            ));
+        }
+        // A mute's end belongs to the mute: another state clears it.
+        let leaving_mute = patch.state.as_deref().is_some_and(|s| s != "muted");
+        let muted_until = if leaving_mute {
+            Some(None)
+        } else {
+            patch.muted_until
+        };
+        let mute_for_events = if leaving_mute {
+            Some(None)
+        } else {
+            patch.mute_for_events
+        };
         {
             let _writer = self.write.lock().await;
             // One statement, so a patch applies whole or not at all; a flag per field says
             // whether the patch sets it (an assignee or release can be cleared to NULL).
-            // Reopening or resolving clears the regression flag.
+            // Reopening or resolving clears the regression flag. "N more events" is stored as
+            // the event count at which the group wakes.
             let changed = sqlx::query(
                 "UPDATE crash_groups SET \
                  state = CASE WHEN $1 = 1 THEN $2 ELSE state END, \
                  regressed = CASE WHEN $1 = 1 THEN 0 ELSE regressed END, \
                  assignee = CASE WHEN $3 = 1 THEN $4 ELSE assignee END, \
-                 resolved_in = CASE WHEN $5 = 1 THEN $6 ELSE resolved_in END \
-                 WHERE id = $7",
+                 resolved_in = CASE WHEN $5 = 1 THEN $6 ELSE resolved_in END, \
+                 muted_until = CASE WHEN $7 = 1 THEN $8 ELSE muted_until END, \
+                 mute_until_events = CASE WHEN $9 = 1 THEN event_count + $10 \
+                   ELSE mute_until_events END \
+                 WHERE id = $11",
             )
             .bind(i64::from(patch.state.is_some()))
             .bind(patch.state.clone())
@@ -136,6 +159,10 @@ impl CrashIndex {
             .bind(patch.assignee.clone().flatten())
             .bind(i64::from(patch.resolved_in.is_some()))
             .bind(patch.resolved_in.clone().flatten())
+            .bind(i64::from(muted_until.is_some()))
+            .bind(muted_until.flatten())
+            .bind(i64::from(mute_for_events.is_some()))
+            .bind(mute_for_events.flatten())
             .bind(id)
             .execute(&self.pool)
             .await?;
