@@ -161,19 +161,11 @@ fn bench(c: &mut Criterion) {
         let big = state
             .index
             .groups(&faultline::group::index::GroupQuery {
-                project_id: 1,
-                state: None,
-                product: None,
-                release: None,
-                fault_class: None,
-                since: None,
-                until: None,
-                annotation: None,
-                assignee: None,
-                signature_contains: None,
-                sort: faultline::group::index::GroupSort::Events,
                 limit: 1,
-                cursor: None,
+                ..faultline::group::index::GroupQuery::new(
+                    1,
+                    faultline::group::index::GroupSort::Events,
+                )
             })
             .await
             .unwrap()

@@ -63,6 +63,7 @@ wd_pid=""
 cleanup() {
   kill "$s3_pid" 2>/dev/null || true
   [ -n "$wd_pid" ] && kill "$wd_pid" 2>/dev/null || true
+  rm -f "${wd_log:-}"
   rm -rf "$s3_root"
   if [ -n "$pg_root" ]; then
     as_pg pg_ctl -D "$pg_root/data" -m immediate stop >/dev/null 2>&1 || true
@@ -70,14 +71,18 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
-  sleep 0.1
-done
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null; then
-  echo "s3s-fs did not start on port $s3_port" >&2
+# Waits up to 10 s for a server to listen on loopback port $1; fails naming $2 (and showing the
+# log $3, if given) otherwise.
+wait_for_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "$2 did not start on port $1" >&2
+  [ -n "${3:-}" ] && cat "$3" >&2
   exit 1
-fi
+}
+wait_for_port "$s3_port" s3s-fs
 export FAULTLINE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 export FAULTLINE_TEST_S3_BUCKET=faultline
 export FAULTLINE_TEST_S3_ACCESS_KEY=ci-access-key
@@ -88,15 +93,7 @@ wd_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 
 wd_log="$(mktemp)"
 chromedriver --port="$wd_port" --allowed-ips=127.0.0.1 >"$wd_log" 2>&1 &
 wd_pid=$!
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$wd_port") 2>/dev/null && break
-  sleep 0.1
-done
-if ! (exec 3<>"/dev/tcp/127.0.0.1/$wd_port") 2>/dev/null; then
-  echo "chromedriver did not start on port $wd_port:" >&2
-  cat "$wd_log" >&2
-  exit 1
-fi
+wait_for_port "$wd_port" chromedriver "$wd_log"
 export FAULTLINE_TEST_WEBDRIVER="http://127.0.0.1:$wd_port"
 
 # A real Postgres: a throwaway cluster with trust authentication on loopback.

@@ -13,10 +13,6 @@ use super::auth::{project_param, Caller};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::group::index::{GroupPatch, GroupQuery, GroupSort};
-use crate::store::ObjectKey;
-
-/// Largest processed payload read back for `GET /api/v1/crashes/{id}`.
-const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -291,23 +287,17 @@ pub async fn get_crash(
             format!("no crash {id:?}"),
         ));
     }
-    let processed = match crash.as_ref().and_then(|c| c.payload_key.as_ref()) {
-        Some(key) => {
-            let key = ObjectKey::new(key.clone())
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            let bytes = state
-                .objects
-                .read_all(&key, MAX_PAYLOAD_BYTES)
-                .await
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the crash payload could not be read",
-                    )
-                    .with_detail(e.to_string())
-                })?;
-            bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        }
+    let processed = match crash.as_ref().and_then(|c| c.payload_key.as_deref()) {
+        Some(key) => crate::ingest::read_processed(&*state.objects, key)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the crash payload could not be read",
+                )
+                .with_detail(e)
+            })?
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
         None => None,
     };
     let state_name = match (&queued, &crash) {

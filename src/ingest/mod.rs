@@ -182,6 +182,21 @@ pub async fn load_raw(
         .map_err(|e| format!("{raw_key} is unreadable: {e}"))
 }
 
+/// Largest processed crash read back (the JSON of a dump with thousands of threads).
+const MAX_PROCESSED_BYTES: u64 = 256 << 20;
+
+/// Reads a kept processed crash (`processed.json`) back; `None` when it is gone.
+pub async fn read_processed(
+    objects: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<bytes::Bytes>, String> {
+    let key = ObjectKey::new(key.to_owned()).map_err(|e| e.to_string())?;
+    objects
+        .read_all(&key, MAX_PROCESSED_BYTES)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Why recording a processed crash failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

@@ -22,16 +22,12 @@ use crate::group::index::CrashRow;
 use crate::ingest::queue::QueueEntry;
 use crate::store::ObjectKey;
 
-/// Largest processed payload the page reads.
-const MAX_PAYLOAD_BYTES: u64 = 256 << 20;
-
 /// Reads a kept processed payload; `None` when it is gone or unreadable (logged).
 async fn payload(state: &AppState, key: &str) -> Option<Value> {
-    let key = ObjectKey::new(key.to_owned()).ok()?;
-    match state.objects.read_all(&key, MAX_PAYLOAD_BYTES).await {
+    match crate::ingest::read_processed(&*state.objects, key).await {
         Ok(bytes) => serde_json::from_slice(&bytes?).ok(),
         Err(e) => {
-            tracing::warn!(key = %key, error = %e, "could not read a processed crash");
+            tracing::warn!(key, error = %e, "could not read a processed crash");
             None
         }
     }
@@ -532,10 +528,7 @@ pub async fn processed_json(
     let key = crash
         .and_then(|c| c.payload_key)
         .ok_or_else(|| UiError::not_found(format!("crash {id} has no kept processed payload")))?;
-    let key = ObjectKey::new(key).map_err(|e| UiError::not_found(e.to_string()))?;
-    let bytes = state
-        .objects
-        .read_all(&key, MAX_PAYLOAD_BYTES)
+    let bytes = crate::ingest::read_processed(&*state.objects, &key)
         .await
         .map_err(|_| {
             UiError::new(

@@ -521,6 +521,18 @@ fn day_start(text: &str) -> Option<i64> {
     Some(date.midnight().assume_utc().unix_timestamp())
 }
 
+/// The group a form changes: the form must carry this session's anti-forgery token, and the
+/// viewer needs `triage:write` on the group's project.
+async fn changing(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &str,
+    csrf: &str,
+) -> Result<Result<Group, Response>, UiError> {
+    viewer.check_csrf(csrf)?;
+    visible(state, viewer, id, Scope::TriageWrite).await
+}
+
 /// Longest assignee or release accepted from a form.
 const MAX_FIELD: usize = 200;
 
@@ -532,8 +544,7 @@ pub async fn triage(
     form: Result<Form<TriageForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
-    viewer.check_csrf(&form.csrf)?;
-    let group = match visible(&state, &viewer, &id, Scope::TriageWrite).await? {
+    let group = match changing(&state, &viewer, &id, &form.csrf).await? {
         Ok(group) => group,
         Err(redirect) => return Ok(redirect),
     };
@@ -590,8 +601,7 @@ pub async fn merge(
     form: Result<Form<MergeForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, UiError> {
     let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
-    viewer.check_csrf(&form.csrf)?;
-    let group = match visible(&state, &viewer, &id, Scope::TriageWrite).await? {
+    let group = match changing(&state, &viewer, &id, &form.csrf).await? {
         Ok(group) => group,
         Err(redirect) => return Ok(redirect),
     };

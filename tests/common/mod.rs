@@ -126,19 +126,9 @@ pub fn group_query(
     cursor: Option<String>,
 ) -> faultline::group::index::GroupQuery {
     faultline::group::index::GroupQuery {
-        project_id: 1,
-        state: None,
-        product: None,
-        release: None,
-        fault_class: None,
-        since: None,
-        until: None,
-        annotation: None,
-        assignee: None,
-        signature_contains: None,
-        sort,
         limit,
         cursor,
+        ..faultline::group::index::GroupQuery::new(1, sort)
     }
 }
 

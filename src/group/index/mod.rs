@@ -248,6 +248,28 @@ pub struct GroupQuery {
     pub cursor: Option<String>,
 }
 
+impl GroupQuery {
+    /// Every group of a project, sorted by `sort`, the first page of 25: narrow it by setting
+    /// fields.
+    pub fn new(project_id: i64, sort: GroupSort) -> GroupQuery {
+        GroupQuery {
+            project_id,
+            state: None,
+            product: None,
+            release: None,
+            fault_class: None,
+            since: None,
+            until: None,
+            annotation: None,
+            assignee: None,
+            signature_contains: None,
+            sort,
+            limit: 25,
+            cursor: None,
+        }
+    }
+}
+
 /// One page of results.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
