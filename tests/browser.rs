@@ -250,6 +250,34 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
             "not the crashing thread"
         );
 
+        // The symbol pages: what is missing (with its upload command), and what is stored.
+        client.goto(&server.url("/ui/symbols/missing")).await?;
+        let rows = client
+            .find_all(Locator::Css("table.missing tbody tr"))
+            .await?;
+        assert!(
+            !rows.is_empty(),
+            "the Windows dump's system modules have no symbols here"
+        );
+        let command = client
+            .find(Locator::Css("td.cmd code"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            command.starts_with("faultline upload --server http://"),
+            "{command}"
+        );
+        screenshot(&client, "missing-symbols").await;
+        client
+            .goto(&server.url("/ui/symbols?q=test_app.pdb"))
+            .await?;
+        let stored = client
+            .find_all(Locator::Css("table.stored tbody tr"))
+            .await?;
+        assert_eq!(stored.len(), 1);
+        screenshot(&client, "symbols").await;
+
         // A narrow screen: the page still fits without sideways scrolling of the page itself.
         client.set_window_size(390, 844).await?;
         client.goto(&server.url("/ui/")).await?;
