@@ -179,17 +179,24 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
         let release = client.find(Locator::Css("input[name=resolved_in]")).await?;
         release.clear().await?;
         release.send_keys("1.4.4").await?;
+        // The script saves in place: the page is not reloaded (a marker set on it survives).
+        client
+            .execute("window.stay = 42; return true;", vec![])
+            .await?;
         client
             .find(Locator::XPath("//button[text()='Save']"))
             .await?
             .click()
             .await?;
         let state = client
-            .find(Locator::Css("p.tags .state"))
+            .wait()
+            .for_element(Locator::Css("p.tags .state.resolved"))
             .await?
             .text()
             .await?;
         assert_eq!(state, "resolved in 1.4.4");
+        let stayed = client.execute("return window.stay === 42;", vec![]).await?;
+        assert_eq!(stayed, serde_json::json!(true), "updated in place");
 
         // One of its crashes: the fault frame is highlighted and in view on arrival.
         let links = client.find_all(Locator::Css("table.crashes a")).await?;
@@ -218,6 +225,10 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
             .await?
             .click()
             .await?;
+        client
+            .wait()
+            .for_element(Locator::Css("table.frames[data-mode=full]"))
+            .await?;
         let full = client
             .find_all(Locator::Css("table.frames tbody tr"))
             .await?
@@ -227,6 +238,10 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
             .find(Locator::LinkText("Most relevant"))
             .await?
             .click()
+            .await?;
+        client
+            .wait()
+            .for_element(Locator::Css("table.frames[data-mode=relevant]"))
             .await?;
         assert_eq!(
             client
@@ -243,6 +258,10 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
         let threads = client.find_all(Locator::Css("ul.threads li a")).await?;
         assert_eq!(threads.len(), 2);
         threads[1].click().await?;
+        client
+            .wait()
+            .for_element(Locator::Css("ul.threads li.selected a[href*='thread=1']"))
+            .await?;
         let title = client.find(Locator::Id("thread")).await?.text().await?;
         assert!(title.starts_with("Thread 1"), "{title}");
         assert!(

@@ -438,8 +438,47 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
         .body
         .contains("with debug ID <code>0342EBC94FF326C9AC7BC7E2EF1C11C00</code>"));
 
-    // Uploading it reprocesses both crashes; the row goes away.
-    with_symbols(&server).await;
+    // The page's upload form (files chosen or dropped on it): refused without the form's
+    // token; with it, stored, and both crashes are reprocessed: the row goes away.
+    assert!(page.body.contains("enctype=\"multipart/form-data\""));
+    let file = [("crasher.debug", generated_bytes("crasher.debug"))];
+    let forged = session.post_files("/ui/symbols/upload?csrf=0", &file).await;
+    assert_eq!(forged.status, 403);
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["triage:read"]}))
+        .await;
+    let reader = UiSession::sign_in(&server, &reader).await;
+    assert!(!reader
+        .get("/ui/symbols/missing")
+        .await
+        .body
+        .contains("multipart/form-data"));
+    let refused = reader
+        .post_files(&format!("/ui/symbols/upload?csrf={}", reader.csrf), &file)
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let uploaded = session
+        .post_files(&format!("/ui/symbols/upload?csrf={}", session.csrf), &file)
+        .await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    assert!(uploaded.body.contains("1 stored"), "{}", uploaded.body);
+    assert!(uploaded.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00"));
+    let junk = session
+        .post_files(
+            &format!("/ui/symbols/upload?csrf={}", session.csrf),
+            &[("notes.txt", b"<b>not a debug file</b>".to_vec())],
+        )
+        .await;
+    assert_eq!(junk.status, 200, "the answer is a page");
+    assert!(
+        junk.body.contains("1 rejected") || junk.body.contains("1 skipped"),
+        "{}",
+        junk.body
+    );
+    assert!(
+        !junk.body.contains("<b>not"),
+        "nothing of the upload is markup"
+    );
     for _ in 0..300 {
         let page = session.get("/ui/symbols/missing").await;
         if !page.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00") {

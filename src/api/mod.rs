@@ -9,7 +9,7 @@ mod minidump;
 mod multipart;
 mod ops;
 mod serve;
-mod symbols;
+pub(crate) mod symbols;
 mod triage;
 pub mod wire;
 

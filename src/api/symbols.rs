@@ -27,9 +27,10 @@ use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::{FileReport, FileStatus, SymbolQuery};
 
 /// `?name=` on a raw-body upload: the file's name (its path within a bundle, if any).
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct UploadParams {
-    name: Option<String>,
+    /// The file name of a raw-body upload.
+    pub(crate) name: Option<String>,
 }
 
 /// The answer to an upload: one report per file, and the totals.

@@ -1,8 +1,9 @@
 //! The triage web UI at `/ui/`: server-rendered pages over the same index, queue and scopes as
-//! the JSON API. Templates (askama) and the stylesheet are compiled into the binary; every page
-//! works without JavaScript (filters are query strings, actions are forms, the fault frame is an
-//! anchor). Everything a crash report carries is attacker-controlled text: templates escape it,
-//! URLs are built with percent-encoding, and pages forbid scripts and framing.
+//! the JSON API. Templates (askama), the stylesheet and one small script are compiled into the
+//! binary; every page works without JavaScript (filters are query strings, actions are forms, the
+//! fault frame is an anchor), and the script only makes marked forms and links update the page
+//! in place. Everything a crash report carries is attacker-controlled text: templates escape it,
+//! URLs are built with percent-encoding, and pages allow no inline script and no framing.
 //!
 //! Sign-in (`session.rs`) turns an API token into a session cookie; a page acts with that
 //! token's scopes and projects, and every form that changes something carries the session's
@@ -25,10 +26,14 @@ use crate::api::AppState;
 /// The stylesheet, compiled in.
 const STYLESHEET: &str = include_str!("assets/faultline.css");
 
-/// What pages may load: only this server's stylesheet, no scripts, no framing.
+/// The one script (in-place updates; every page works without it), compiled in.
+const SCRIPT: &str = include_str!("assets/faultline.js");
+
+/// What pages may load: only this server's stylesheet and script (no inline script, so text
+/// that slipped past escaping still could not run), requests to this server, no framing.
 const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The UI's routes (merged into the API router, which adds state, limits and tracing).
 pub fn routes() -> Router<AppState> {
@@ -49,7 +54,9 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
         .route("/ui/symbols", get(symbols::find))
         .route("/ui/symbols/missing", get(symbols::missing))
+        .route("/ui/symbols/upload", post(symbols::upload))
         .route("/ui/assets/faultline.css", get(stylesheet))
+        .route("/ui/assets/faultline.js", get(script))
         .layer(axum::middleware::map_response(protect))
 }
 
@@ -60,6 +67,17 @@ async fn stylesheet() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        SCRIPT,
     )
         .into_response()
 }

@@ -3,6 +3,7 @@
 //! and a debug file's lookup by debug ID, code ID or name with the caches built from it.
 
 use askama::Template;
+use axum::extract::Request;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -267,5 +268,81 @@ pub async fn find(
         searched_by,
         files,
         caches,
+    }))
+}
+
+/// One uploaded file's outcome.
+pub struct UploadedRow {
+    pub name: String,
+    pub status: String,
+    pub debug_id: String,
+    pub detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "upload_result.html")]
+struct UploadPage {
+    chrome: Chrome,
+    error: String,
+    stored: u64,
+    already_present: u64,
+    rejected: u64,
+    skipped: u64,
+    files: Vec<UploadedRow>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct UploadQuery {
+    /// The anti-forgery token (in the action's query: the body is the files).
+    csrf: Option<String>,
+}
+
+/// `POST /ui/symbols/upload?csrf=`: the missing-symbols page's upload form (files chosen or
+/// dropped on it), taken by the API's own upload route (same limits, unpacking, reprocessing of
+/// the crashes that lacked them), its answer shown as a page.
+pub async fn upload(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Result<Response, UiError> {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    viewer.check_csrf(query.csrf.as_deref().unwrap_or_default())?;
+    viewer.caller.require(Scope::SymbolsWrite)?;
+    let caller = crate::api::auth::Caller(viewer.caller.0.clone());
+    let response = crate::api::symbols::upload(
+        State(state),
+        caller,
+        Query(crate::api::symbols::UploadParams::default()),
+        request,
+    )
+    .await?;
+    let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .map_err(|e| UiError::bad_request(e.to_string()))?;
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let files = answer["files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| UploadedRow {
+            name: text(&f["name"]),
+            status: text(&f["status"]).replace('_', " "),
+            debug_id: parse_debug_id(f["file"]["debug_id"].as_str().unwrap_or_default())
+                .map(|id| id.breakpad().to_string())
+                .unwrap_or_default(),
+            detail: text(&f["reason"]),
+        })
+        .collect();
+    let count = |name: &str| answer[name].as_u64().unwrap_or(0);
+    Ok(render(&UploadPage {
+        chrome: viewer.chrome(),
+        error: text(&answer["error"]),
+        stored: count("stored"),
+        already_present: count("already_present"),
+        rejected: count("rejected"),
+        skipped: count("skipped"),
+        files,
     }))
 }

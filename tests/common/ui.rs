@@ -102,6 +102,26 @@ impl UiSession {
         fetched(response).await
     }
 
+    /// POSTs files as `multipart/form-data` (as the upload form does) with the session cookie.
+    pub async fn post_files(&self, path: &str, files: &[(&str, Vec<u8>)]) -> Fetched {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
+        }
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", format!("faultline_session={}", self.cookie))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        fetched(response).await
+    }
+
     /// POSTs a form with the session cookie (the caller adds `csrf` when it should).
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Fetched {
         let response = self
