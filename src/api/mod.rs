@@ -10,7 +10,7 @@ mod multipart;
 mod ops;
 mod serve;
 pub(crate) mod symbols;
-mod triage;
+pub(crate) mod triage;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 use super::auth::{project_param, Caller};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
-use crate::group::index::{GroupPatch, GroupQuery, GroupSort};
+use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort, IndexError};
+use crate::ingest::queue::QueueEntry;
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -262,6 +263,34 @@ pub async fn merge_groups(
     }
 }
 
+/// A crash found by ID (`bp-` prefix or not): its queue row and its index record, either of
+/// which may be absent, and the project it belongs to (from either).
+pub(crate) struct StoredCrash {
+    pub id: String,
+    pub crash: Option<CrashRow>,
+    pub queued: Option<QueueEntry>,
+    pub project: Option<i64>,
+}
+
+/// Finds a crash in the queue and the index. The queue first: a row is marked processed only
+/// after its index record committed, so reading in this order never shows `processed` without
+/// the record (the other order could, when the worker finished between the two reads).
+pub(crate) async fn stored_crash(state: &AppState, id: &str) -> Result<StoredCrash, IndexError> {
+    let id = id.strip_prefix("bp-").unwrap_or(id).to_owned();
+    let queued = state.queue.entry(&id).await?;
+    let crash = state.index.crash(&id).await?;
+    let project = crash
+        .as_ref()
+        .map(|c| c.attributes.project_id)
+        .or(queued.as_ref().map(|q| q.project_id));
+    Ok(StoredCrash {
+        id,
+        crash,
+        queued,
+        project,
+    })
+}
+
 /// `GET /api/v1/crashes/{id}`: where the crash is (`queued`, `processing`, `processed`,
 /// `failed` with the reason), its index record and its processed result (symbolicated threads,
 /// classification), when the payload budget kept it.
@@ -271,16 +300,12 @@ pub async fn get_crash(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::TriageRead)?;
-    let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
-    // The queue first: a row is marked processed only after its index record committed, so
-    // reading in this order never shows `processed` without the record (the other order could,
-    // when the worker finished between the two reads).
-    let queued = state.queue.entry(&id).await?;
-    let crash = state.index.crash(&id).await?;
-    let project = crash
-        .as_ref()
-        .map(|c| c.attributes.project_id)
-        .or(queued.as_ref().map(|q| q.project_id));
+    let StoredCrash {
+        id,
+        crash,
+        queued,
+        project,
+    } = stored_crash(&state, &id).await?;
     if project.is_none_or(|p| !caller.may(Scope::TriageRead, p)) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -64,17 +64,15 @@ async fn visible(
     scope: Scope,
 ) -> Result<(String, Option<CrashRow>, Option<QueueEntry>), UiError> {
     viewer.caller.require(scope)?;
-    let id = id.strip_prefix("bp-").unwrap_or(id).to_owned();
     if id.len() > 100 {
         return Err(UiError::not_found("no such crash"));
     }
-    // The queue first: a row is marked processed only after its index record committed.
-    let queued = state.queue.entry(&id).await?;
-    let crash = state.index.crash(&id).await?;
-    let project = crash
-        .as_ref()
-        .map(|c| c.attributes.project_id)
-        .or(queued.as_ref().map(|q| q.project_id));
+    let crate::api::triage::StoredCrash {
+        id,
+        crash,
+        queued,
+        project,
+    } = crate::api::triage::stored_crash(state, id).await?;
     match project {
         Some(p) if viewer.may(scope, p) => Ok((id, crash, queued)),
         _ => Err(UiError::not_found(format!("no crash {id:?}"))),
