@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
                             product: Some("Game".into()),
                             release: Some(release),
                             platform: Some(platform),
+                            cpu: Some(["amd64", "arm64"][i % 2].into()),
                             user_id: Some(format!("user-{}", i % 5_000)),
                             annotations,
                             fingerprint: format!("{g:032x}"),

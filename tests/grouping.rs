@@ -43,6 +43,7 @@ fn crash(
             product: Some("Game".into()),
             release: release.map(str::to_owned),
             platform: Some("Linux".into()),
+            cpu: Some("amd64".into()),
             user_id: user.map(str::to_owned),
             annotations,
             fingerprint: fingerprint.to_owned(),
@@ -526,6 +527,8 @@ async fn the_same_bug_groups_across_processes_and_releases_and_different_bugs_do
     assert_eq!(detail["fault_class"], "null-read");
     assert_eq!(detail["by_release"].as_array().unwrap().len(), 2);
     assert_eq!(detail["by_platform"][0]["value"], "Linux");
+    assert_eq!(detail["by_cpu"][0]["value"], "amd64", "the dump's CPU");
+    assert_eq!(detail["by_cpu"][0]["count"], 2);
     assert_eq!(detail["samples"].as_array().unwrap().len(), 2);
 
     // The crash and its processed result.

@@ -54,6 +54,7 @@ fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
             product: Some("Game".into()),
             release: Some("1.0.0".into()),
             platform: Some("Linux".into()),
+            cpu: Some("amd64".into()),
             user_id: Some(format!("user-{}", id.len() % 3)),
             annotations: BTreeMap::new(),
             fingerprint: fingerprint.to_owned(),

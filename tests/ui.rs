@@ -219,6 +219,8 @@ async fn pages_show_the_crash_and_escape_what_it_carries() {
     assert!(group.body.contains("<svg class=\"bars\""));
     assert!(group.body.contains("1.2.0"));
     assert!(group.body.contains("100.0 %"));
+    assert!(group.body.contains("<caption>CPU</caption>"));
+    assert!(group.body.contains("<td>amd64</td>"), "the dump's CPU");
     assert!(group.body.contains(&format!("/ui/crashes/{id}")));
     assert!(
         group.body.contains("SIGSEGV / SEGV_MAPERR"),

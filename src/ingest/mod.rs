@@ -291,6 +291,8 @@ impl Recorder<'_> {
                         .long_name()
                         .into_owned(),
                 ),
+                cpu: Some(report.processed.state.system_info.cpu.to_string())
+                    .filter(|cpu| !cpu.is_empty() && cpu != "unknown"),
                 user_id: first_of(annotations, &user_keys),
                 annotations: annotations.clone(),
                 fingerprint: report.fingerprint.clone(),

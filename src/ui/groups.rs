@@ -424,6 +424,7 @@ pub async fn show(
         shares("Release", &detail.by_release, total),
         shares("Operating system", &detail.by_platform, total),
         shares("Product", &detail.by_product, total),
+        shares("CPU", &detail.by_cpu, total),
     ];
     let names = state.index.annotation_names(group.id).await?;
     let by = given(&params.by);

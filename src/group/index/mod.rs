@@ -68,6 +68,8 @@ pub struct CrashAttributes {
     pub release: Option<String>,
     /// Operating system.
     pub platform: Option<String>,
+    /// CPU architecture (`amd64`, `arm64`, `x86`…), from the dump.
+    pub cpu: Option<String>,
     /// The user it happened to (from the configured annotation), for distinct-user counts.
     pub user_id: Option<String>,
     /// Every annotation.
@@ -302,6 +304,8 @@ pub struct GroupDetail {
     pub by_platform: Vec<Breakdown>,
     /// Crashes per product.
     pub by_product: Vec<Breakdown>,
+    /// Crashes per CPU architecture.
+    pub by_cpu: Vec<Breakdown>,
     /// The latest crashes with a kept payload.
     pub samples: Vec<CrashRow>,
 }
@@ -374,8 +378,8 @@ const GROUP_COLUMNS_OF_G: &str =
      g.mute_until_events";
 
 const CRASH_COLUMNS: &str =
-    "id, project_id, received_at, product, release, platform, user_id, annotations, fingerprint, \
-     signature, fault_class, group_id, state, payload_key";
+    "id, project_id, received_at, product, release, platform, cpu, user_id, annotations, \
+     fingerprint, signature, fault_class, group_id, state, payload_key";
 
 fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
     Ok(Group {
@@ -411,6 +415,7 @@ fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
             product: row.try_get("product")?,
             release: row.try_get("release")?,
             platform: row.try_get("platform")?,
+            cpu: row.try_get("cpu")?,
             user_id: row.try_get("user_id")?,
             annotations: serde_json::from_str(&annotations).unwrap_or_default(),
             fingerprint: row.try_get("fingerprint")?,

@@ -155,20 +155,20 @@ impl CrashIndex {
         Ok(page)
     }
 
-    /// A group's crashes counted by release, by operating system and by product, in one scan
-    /// (of an index that covers it), most common first.
-    async fn breakdowns(&self, id: i64) -> Result<[Vec<Breakdown>; 3], IndexError> {
+    /// A group's crashes counted by release, by operating system, by product and by CPU, in
+    /// one scan (of an index that covers it), most common first.
+    async fn breakdowns(&self, id: i64) -> Result<[Vec<Breakdown>; 4], IndexError> {
         let rows = sqlx::query(
-            "SELECT release, platform, product, COUNT(*) AS count FROM crashes \
-             WHERE group_id = $1 GROUP BY release, platform, product",
+            "SELECT release, platform, product, cpu, COUNT(*) AS count FROM crashes \
+             WHERE group_id = $1 GROUP BY release, platform, product, cpu",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let mut counts: [HashMap<Option<String>, i64>; 3] = Default::default();
+        let mut counts: [HashMap<Option<String>, i64>; 4] = Default::default();
         for row in &rows {
             let count: i64 = row.try_get("count")?;
-            for (slot, column) in ["release", "platform", "product"].iter().enumerate() {
+            for (slot, column) in ["release", "platform", "product", "cpu"].iter().enumerate() {
                 *counts[slot].entry(row.try_get(*column)?).or_default() += count;
             }
         }
@@ -205,11 +205,12 @@ impl CrashIndex {
         .iter()
         .map(crash_from)
         .collect::<Result<_, _>>()?;
-        let [by_release, by_platform, by_product] = self.breakdowns(id).await?;
+        let [by_release, by_platform, by_product, by_cpu] = self.breakdowns(id).await?;
         Ok(Some(GroupDetail {
             by_release,
             by_platform,
             by_product,
+            by_cpu,
             group,
             hourly,
             samples,

@@ -653,9 +653,9 @@ impl BatchState {
         for chunk in self.inserts.chunks(32) {
             let sql = format!(
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
-                 user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
+                 cpu, user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
                  payload_key) VALUES {}",
-                placeholders(chunk.len(), 14, 1)
+                placeholders(chunk.len(), 15, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
@@ -667,6 +667,7 @@ impl BatchState {
                     .bind(a.product.as_deref())
                     .bind(a.release.as_deref())
                     .bind(a.platform.as_deref())
+                    .bind(a.cpu.as_deref())
                     .bind(a.user_id.as_deref())
                     .bind(serde_json::to_string(&a.annotations).expect("annotations serialize"))
                     .bind(a.fingerprint.as_str())
