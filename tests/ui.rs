@@ -545,3 +545,82 @@ async fn symbols_page_finds_the_file_and_its_caches(server: &TestServer, session
     assert_eq!(refused.status, 403);
     assert!(refused.body.contains("symbols:read"));
 }
+
+/// Every UI route refuses a request without a session (pages send the browser to sign in,
+/// changes are 401) and a session whose token lacks the route's scope (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_route_wants_a_session_and_its_scope() {
+    let server = TestServer::start().await;
+    let id = submit(&server, "abort.dmp", &[]).await;
+    let group = settled(&server, &id).await["crash"]["group_id"]
+        .as_i64()
+        .unwrap();
+    let pages = [
+        "/ui/".to_owned(),
+        format!("/ui/groups/{group}"),
+        format!("/ui/crashes/{id}"),
+        format!("/ui/crashes/{id}/processed.json"),
+        format!("/ui/crashes/{id}/files/upload_file_minidump"),
+        "/ui/symbols/missing".to_owned(),
+        "/ui/symbols?q=x".to_owned(),
+    ];
+    let changes = [
+        format!("/ui/groups/{group}/triage"),
+        format!("/ui/groups/{group}/merge"),
+        format!("/ui/crashes/{id}/reprocess"),
+        "/ui/symbols/upload".to_owned(),
+        "/ui/sign-out".to_owned(),
+    ];
+    let client = no_redirects();
+    for path in &pages {
+        let answer = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), 303, "{path}");
+        let to = answer.headers()["location"].to_str().unwrap().to_owned();
+        assert!(to.starts_with("/ui/sign-in?next="), "{path}: {to}");
+    }
+    for path in &changes {
+        let answer = client
+            .post(server.url(path))
+            .form(&[("csrf", "x"), ("state", "open"), ("other", "1")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{path}");
+    }
+
+    // A token with neither triage scope nor symbols:read: 403 naming what is missing.
+    let (ingest_only, _) = server.create_token(json!({"scopes": ["ingest"]})).await;
+    let session = UiSession::sign_in(&server, &ingest_only).await;
+    for path in &pages {
+        let answer = session.get(path).await;
+        assert_eq!(answer.status, 403, "{path}");
+        assert!(
+            answer.body.contains("triage:read") || answer.body.contains("symbols:read"),
+            "{path}: {}",
+            answer.body
+        );
+    }
+    // Changes need the write scopes even with a valid form token.
+    let (reader, _) = server
+        .create_token(json!({"scopes": ["triage:read"]}))
+        .await;
+    let reader = UiSession::sign_in(&server, &reader).await;
+    for path in &changes[..3] {
+        let answer = reader
+            .post(
+                path,
+                &[("csrf", &reader.csrf), ("state", "open"), ("other", "1")],
+            )
+            .await;
+        assert_eq!(answer.status, 403, "{path}: {}", answer.body);
+        assert!(answer.body.contains("triage:write"), "{path}");
+    }
+    let upload = reader
+        .post_files(
+            &format!("/ui/symbols/upload?csrf={}", reader.csrf),
+            &[("a.sym", b"MODULE".to_vec())],
+        )
+        .await;
+    assert_eq!(upload.status, 403);
+    assert!(upload.body.contains("symbols:write"));
+}

@@ -297,17 +297,12 @@ fn trust(thread: &minidump_unwind::CallStack, frame: &FrameRef) -> String {
 }
 
 fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
-    let ThreadView {
-        heading,
-        thread,
-        frames,
-        fault,
-    } = view;
-    let fault = *fault;
+    let (thread, fault) = (view.thread, view.fault);
     w.line("");
-    let heading = w.paint(Style::new().bold().underline(), heading);
+    let heading = w.paint(Style::new().bold().underline(), &view.heading);
     w.line(&heading);
-    let module_width = frames
+    let module_width = view
+        .frames
         .iter()
         .map(|f| {
             f.module
@@ -317,7 +312,7 @@ fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
         .max()
         .unwrap_or(3)
         .min(32);
-    for frame in frames {
+    for frame in &view.frames {
         let marker = if Some(frame.index) == fault {
             "▶"
         } else {
@@ -355,19 +350,13 @@ fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
 }
 
 fn markdown_thread(w: &mut Writer, view: &ThreadView<'_>) {
-    let ThreadView {
-        heading,
-        thread,
-        frames,
-        fault,
-    } = view;
-    let fault = *fault;
+    let (thread, fault) = (view.thread, view.fault);
     w.line("");
-    w.line(&format!("#### {}", markdown(heading)));
+    w.line(&format!("#### {}", markdown(&view.heading)));
     w.line("");
     w.line("| # | module | function | source | trust |");
     w.line("| ---: | --- | --- | --- | --- |");
-    for frame in frames {
+    for frame in &view.frames {
         let bold = |text: String| {
             if Some(frame.index) == fault {
                 format!("**{text}**")
