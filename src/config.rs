@@ -38,6 +38,38 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Several nodes sharing one Postgres index and one S3 bucket.
     pub cluster: ClusterConfig,
+    /// Alert delivery: attempts, backoff, timeouts.
+    pub alerts: AlertsConfig,
+}
+
+/// Alert delivery (see docs/ALERTS.md). Rules and channels themselves are data, managed through
+/// `/api/v1/alert-rules` and `/api/v1/channels`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// This node sends deliveries (off: it only writes them, for other nodes to send).
+    pub deliver: bool,
+    /// Attempts before a delivery is `dead`.
+    pub max_attempts: u32,
+    /// The first retry waits this long (milliseconds); each next one twice as long, with
+    /// ±20 % jitter, up to `retry_max_secs`. A `Retry-After` answer is honoured instead.
+    pub retry_base_ms: u64,
+    /// The longest wait between two attempts, seconds.
+    pub retry_max_secs: u64,
+    /// Seconds one attempt may take (connect, send, answer).
+    pub timeout_secs: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            deliver: true,
+            max_attempts: 8,
+            retry_base_ms: 30_000,
+            retry_max_secs: 3600,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// Several nodes on one index (see docs/SCALING.md). The defaults suit one node too.
@@ -233,6 +265,9 @@ pub struct ServerConfig {
     pub header_timeout_secs: u64,
     /// Seconds a request body may go without sending a byte before it is dropped (408).
     pub body_timeout_secs: u64,
+    /// The address people reach this server at (`https://crashes.example.com`), for links in
+    /// alerts; empty means `http://{listen}`.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -242,6 +277,7 @@ impl Default for ServerConfig {
             max_connections: 4096,
             header_timeout_secs: 30,
             body_timeout_secs: 60,
+            public_url: String::new(),
         }
     }
 }
@@ -330,8 +366,9 @@ impl Default for CachesConfig {
 
 /// Section prefixes that `FAULTLINE_*` variables may address; other variables with that prefix
 /// (such as `FAULTLINE_CONFIG`) are not configuration keys.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server_",
+    "alerts_",
     "cluster_",
     "storage_",
     "limits_",

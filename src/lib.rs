@@ -13,6 +13,7 @@
 //!
 //! [`pipeline`] runs a crash through the stages; shared plumbing: [`config`] (TOML + env + flags) and [`cpu`] (the rayon bridge).
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod classify;

@@ -2,6 +2,7 @@
 //! status code plus a JSON body `{"error": "...", "detail": "..."}` that says what to do next.
 
 mod admin;
+mod alerts;
 pub mod auth;
 mod body;
 mod ingest;
@@ -25,6 +26,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::alerts::Alerts;
 use crate::auth::{NewToken, Registry, Scope};
 use crate::cluster::{Change, ChangeListener, ClusterEvents};
 use crate::config::Config;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub cluster: Arc<ClusterEvents>,
     /// Crash bodies being read now (`ingest.max_concurrent_bodies` permits).
     pub ingest_bodies: Arc<tokio::sync::Semaphore>,
+    /// Alert rules, channels and the delivery outbox.
+    pub alerts: Arc<Alerts>,
 }
 
 impl AppState {
@@ -109,10 +113,17 @@ impl AppState {
             modules: pipeline.processor.modules().clone(),
             symbols: Arc::clone(&symbols),
         }));
+        let public_url = match config.server.public_url.trim() {
+            "" => format!("http://{}", config.server.listen),
+            url => url.to_owned(),
+        };
+        let alerts = Alerts::new(&index, node.clone(), config.alerts.clone(), public_url);
+        index.observe(Arc::clone(&alerts) as Arc<dyn crate::group::index::RecordObserver>);
         let ingest_bodies = Arc::new(tokio::sync::Semaphore::new(
             config.ingest.max_concurrent_bodies.max(1),
         ));
         Ok(AppState {
+            alerts,
             cluster,
             registry,
             ingest_bodies,
@@ -194,6 +205,27 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_tokens).post(admin::create_token),
         )
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .route(
+            "/api/v1/alert-rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/api/v1/alert-rules/{id}",
+            get(alerts::get_rule)
+                .put(alerts::update_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route(
+            "/api/v1/channels",
+            get(alerts::list_channels).post(alerts::create_channel),
+        )
+        .route(
+            "/api/v1/channels/{id}",
+            get(alerts::get_channel).delete(alerts::delete_channel),
+        )
+        .route("/api/v1/channels/{id}/test", post(alerts::test_channel))
+        .route("/api/v1/alert-fires", get(alerts::list_fires))
+        .route("/api/v1/deliveries", get(alerts::list_deliveries))
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),
@@ -307,6 +339,9 @@ impl BoundServer {
             state.config.index_url(),
             std::time::Duration::from_secs(state.config.cluster.event_poll_secs.max(1)),
         ));
+        if state.config.alerts.deliver {
+            tokio::spawn(Arc::clone(&state.alerts).dispatch());
+        }
         let workers = match state.config.ingest.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

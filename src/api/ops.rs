@@ -51,6 +51,13 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response 
         }
         Err(e) => tracing::warn!(error = %e, "could not read the ingest queue depth"),
     }
+    match state.alerts.outbox_counts().await {
+        Ok((pending, dead)) => {
+            metrics::gauge!("faultline_alert_deliveries", "state" => "pending").set(pending as f64);
+            metrics::gauge!("faultline_alert_deliveries", "state" => "dead").set(dead as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the alert outbox"),
+    }
     let body = install_metrics().render();
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }

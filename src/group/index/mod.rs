@@ -364,6 +364,37 @@ pub struct CrashIndex {
     write: tokio::sync::Mutex<()>,
     /// Crashes waiting to be recorded by whoever holds `write` (group commit, see `record.rs`).
     queue: record::RecordQueue,
+    /// What else happens in the transaction that records crashes (the alerts' firings).
+    observer: std::sync::OnceLock<std::sync::Arc<dyn RecordObserver>>,
+}
+
+/// A crash a batch recorded, with its group as the batch left it (state after a regression
+/// or a wake-up, counts including the batch): what alert rules look at.
+pub struct RecordedCrash<'a> {
+    /// The crash.
+    pub crash: &'a CrashAttributes,
+    /// What recording it did (new group, regression, wake-up).
+    pub recorded: &'a Recorded,
+    /// Its group after the batch.
+    pub group: &'a Group,
+}
+
+/// Something that must be written in the same transaction as the crashes that caused it, so
+/// that it is never lost nor written twice: alert firings (`crate::alerts`). Called once per
+/// batch with the crashes recorded for the first time (a crash recorded again is left out).
+#[async_trait::async_trait]
+pub trait RecordObserver: Send + Sync {
+    /// Writes what `crashes` cause, inside `tx`; returns whether it wrote anything that
+    /// someone should act on once the transaction commits.
+    async fn recorded(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        dialect: Dialect,
+        crashes: &[RecordedCrash<'_>],
+    ) -> Result<bool, IndexError>;
+
+    /// The transaction in which `recorded` wrote something committed.
+    fn committed(&self);
 }
 
 const GROUP_COLUMNS: &str = "id, project_id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
@@ -536,7 +567,15 @@ impl CrashIndex {
             budget,
             write: tokio::sync::Mutex::new(()),
             queue: record::RecordQueue::default(),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes `observer` part of every transaction that records crashes (set once, at start).
+    pub fn observe(&self, observer: std::sync::Arc<dyn RecordObserver>) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("the crash index already has an observer; the second one is ignored");
+        }
     }
 
     /// A transaction that will write: on SQLite it takes the write lock at once (`BEGIN

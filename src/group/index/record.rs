@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::{
     group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, MissingModule,
-    NewCrash, Recorded, GROUP_COLUMNS_OF_G,
+    NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -275,8 +275,28 @@ impl CrashIndex {
             results.push(recorded);
         }
         state.write(&mut tx).await?;
+        let observed = match self.observer.get() {
+            Some(observer) => {
+                let groups = state.groups_after();
+                let recorded: Vec<RecordedCrash<'_>> = state
+                    .inserts
+                    .iter()
+                    .map(|(crash, group_id, _)| RecordedCrash {
+                        crash: &crash.attributes,
+                        recorded: &state.recorded[&crash.attributes.id],
+                        group: &groups[group_id],
+                    })
+                    .collect();
+                let wrote = observer.recorded(&mut tx, self.dialect, &recorded).await?;
+                wrote.then_some(observer)
+            }
+            None => None,
+        };
         write_finished(&mut tx, finished).await?;
         tx.commit().await?;
+        if let Some(observer) = observed {
+            observer.committed();
+        }
         Ok(results)
     }
 }
@@ -648,8 +668,21 @@ impl BatchState {
         Ok(recorded)
     }
 
+    /// Every touched group as the batch leaves it (counts included).
+    fn groups_after(&self) -> HashMap<i64, Group> {
+        self.groups
+            .iter()
+            .map(|(id, t)| {
+                let mut group = t.group.clone();
+                group.event_count += t.events;
+                group.user_count += t.new_users;
+                (*id, group)
+            })
+            .collect()
+    }
+
     /// Writes the batch: crashes, annotations, new users, then each touched group and hour.
-    async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IndexError> {
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IndexError> {
         for chunk in self.inserts.chunks(32) {
             let sql = format!(
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \

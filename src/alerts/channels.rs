@@ -1,0 +1,426 @@
+//! Channels: where an alert goes (a signed webhook, a Slack or Mattermost incoming webhook,
+//! PagerDuty's Events API v2, email over SMTP), their settings, and what one attempt to send
+//! there answered. Rendering per kind lives in `render.rs`; retries in `deliver.rs`.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::message::AlertMessage;
+use super::render;
+
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Longest URL, address list or secret a channel may hold.
+const MAX_SETTING: usize = 2048;
+/// Most of the other side's answer kept with a delivery.
+const MAX_RESPONSE: usize = 2048;
+
+/// A channel's settings, as sent to `/api/v1/channels` (`"config": {"kind": "webhook", …}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChannelConfig {
+    /// A JSON POST signed with HMAC-SHA256 (`Faultline-Signature: t=…,sha256=…` over
+    /// `{t}.{body}`, and `X-Hub-Signature-256: sha256=…` over the body).
+    Webhook {
+        /// Where to POST.
+        url: String,
+        /// The shared signing secret.
+        secret: String,
+    },
+    /// A Slack (or Mattermost) incoming webhook: `text` plus blocks.
+    Slack {
+        /// The incoming webhook's URL (a secret in itself).
+        url: String,
+    },
+    /// PagerDuty Events API v2: one incident per group (`dedup_key`), resolved with the group.
+    Pagerduty {
+        /// The service integration's routing key.
+        routing_key: String,
+        /// The Events API endpoint (PagerDuty's unless set; EU accounts use their own).
+        #[serde(default = "pagerduty_url")]
+        url: String,
+        /// `critical`, `error` (the default), `warning` or `info`.
+        #[serde(default = "default_severity")]
+        severity: String,
+    },
+    /// Email over SMTP; alerts of the same channel within `digest_secs` go in one message.
+    Email {
+        /// The SMTP server.
+        smtp_host: String,
+        /// Its port (587 for STARTTLS, 465 for TLS, 25 for neither).
+        smtp_port: u16,
+        /// `starttls` (the default), `tls`, or `none` (loopback and trusted networks only).
+        #[serde(default)]
+        security: SmtpSecurity,
+        /// SMTP AUTH user, if the server wants one.
+        #[serde(default)]
+        username: Option<String>,
+        /// SMTP AUTH password.
+        #[serde(default)]
+        password: Option<String>,
+        /// The sender address.
+        from: String,
+        /// The recipients.
+        to: Vec<String>,
+        /// Alerts within this many seconds of the first go in one digest (0: one each).
+        #[serde(default = "default_digest")]
+        digest_secs: i64,
+    },
+}
+
+fn pagerduty_url() -> String {
+    PAGERDUTY_EVENTS_URL.to_owned()
+}
+
+fn default_severity() -> String {
+    "error".to_owned()
+}
+
+fn default_digest() -> i64 {
+    60
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No encryption.
+    None,
+}
+
+impl ChannelConfig {
+    /// The kind's name (`webhook`, `slack`, `pagerduty`, `email`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChannelConfig::Webhook { .. } => "webhook",
+            ChannelConfig::Slack { .. } => "slack",
+            ChannelConfig::Pagerduty { .. } => "pagerduty",
+            ChannelConfig::Email { .. } => "email",
+        }
+    }
+
+    /// Seconds an alert waits for others to share its message (email digests), else 0.
+    pub fn digest_secs(&self) -> i64 {
+        match self {
+            ChannelConfig::Email { digest_secs, .. } => *digest_secs,
+            _ => 0,
+        }
+    }
+
+    /// Checks the settings; the error says which one to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        let url_ok = |name: &str, url: &str| -> Result<(), String> {
+            let parsed = reqwest::Url::parse(url).map_err(|e| format!("{name}: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!("{name} must be an http:// or https:// URL"));
+            }
+            if url.len() > MAX_SETTING {
+                return Err(format!("{name} is longer than {MAX_SETTING} bytes"));
+            }
+            Ok(())
+        };
+        let nonempty = |name: &str, value: &str| -> Result<(), String> {
+            if value.trim().is_empty() || value.len() > MAX_SETTING {
+                return Err(format!("{name} must be 1 to {MAX_SETTING} bytes"));
+            }
+            Ok(())
+        };
+        match self {
+            ChannelConfig::Webhook { url, secret } => {
+                url_ok("url", url)?;
+                if secret.len() < 16 || secret.len() > MAX_SETTING {
+                    return Err(
+                        "secret must be 16 to 2048 bytes (receivers check the signature with it)"
+                            .into(),
+                    );
+                }
+            }
+            ChannelConfig::Slack { url } => url_ok("url", url)?,
+            ChannelConfig::Pagerduty {
+                routing_key,
+                url,
+                severity,
+            } => {
+                nonempty("routing_key", routing_key)?;
+                url_ok("url", url)?;
+                if !["critical", "error", "warning", "info"].contains(&severity.as_str()) {
+                    return Err("severity must be critical, error, warning or info".into());
+                }
+            }
+            ChannelConfig::Email {
+                smtp_host,
+                from,
+                to,
+                digest_secs,
+                username,
+                password,
+                ..
+            } => {
+                nonempty("smtp_host", smtp_host)?;
+                from.parse::<lettre::message::Mailbox>()
+                    .map_err(|e| format!("from: {e}"))?;
+                if to.is_empty() || to.len() > 100 {
+                    return Err("to must list 1 to 100 addresses".into());
+                }
+                for address in to {
+                    address
+                        .parse::<lettre::message::Mailbox>()
+                        .map_err(|e| format!("to {address:?}: {e}"))?;
+                }
+                if !(0..=3600).contains(digest_secs) {
+                    return Err("digest_secs must be 0 to 3600".into());
+                }
+                if username.is_some() != password.is_some() {
+                    return Err("give both username and password, or neither".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings with every secret replaced (what the API shows).
+    pub fn redacted(&self) -> Value {
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        let hidden = json!("(hidden)");
+        match self {
+            ChannelConfig::Webhook { .. } => value["secret"] = hidden,
+            ChannelConfig::Slack { url } => {
+                // The URL is the credential: show where it goes, not the path.
+                value["url"] = json!(reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u
+                        .host_str()
+                        .map(|h| format!("{}://{h}/(hidden)", u.scheme())))
+                    .unwrap_or_else(|| "(hidden)".into()));
+            }
+            ChannelConfig::Pagerduty { .. } => value["routing_key"] = hidden,
+            ChannelConfig::Email { password, .. } => {
+                if password.is_some() {
+                    value["password"] = hidden;
+                }
+            }
+        }
+        value
+    }
+}
+
+/// What one attempt to send answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// The other side took it.
+    Delivered {
+        /// HTTP status (250 for SMTP).
+        status: u16,
+        /// The start of its answer.
+        response: String,
+    },
+    /// Worth trying again (a timeout, a 5xx, a 429…), after `retry_after` when it said so.
+    Retry {
+        /// HTTP status, when there was an answer.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// The other side's `Retry-After`, seconds.
+        retry_after: Option<u64>,
+    },
+    /// Trying again cannot help (refused as bad, or the channel's settings are wrong).
+    Failed {
+        /// HTTP status, when there was an answer.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Sends messages out: one HTTP client (connection reuse) and the timeout of an attempt.
+#[derive(Clone)]
+pub struct Sender {
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Sender {
+    /// A sender whose every attempt ends within `timeout`.
+    pub fn new(timeout: Duration) -> Sender {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("faultline/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client builds");
+        Sender { http, timeout }
+    }
+
+    /// Sends `messages` (one, or an email digest) as delivery `delivery_id` through `channel`.
+    pub async fn send(
+        &self,
+        channel: &ChannelConfig,
+        delivery_id: &str,
+        messages: &[AlertMessage],
+    ) -> Attempt {
+        let Some(first) = messages.first() else {
+            return Attempt::Failed {
+                status: None,
+                error: "nothing to send".into(),
+            };
+        };
+        match channel {
+            ChannelConfig::Webhook { url, secret } => {
+                let body = serde_json::to_vec(&render::webhook(delivery_id, first))
+                    .expect("JSON serializes");
+                let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+                let (stamped, plain) = sign(secret.as_bytes(), timestamp, &body);
+                let request = self
+                    .http
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("faultline-delivery", delivery_id)
+                    .header("faultline-event", first.event.as_str())
+                    .header("faultline-signature", stamped)
+                    .header("x-hub-signature-256", plain)
+                    .body(body);
+                self.http_attempt(request).await
+            }
+            ChannelConfig::Slack { url } => {
+                let request = self.http.post(url).json(&render::slack(first));
+                self.http_attempt(request).await
+            }
+            ChannelConfig::Pagerduty {
+                routing_key,
+                url,
+                severity,
+            } => {
+                let request =
+                    self.http
+                        .post(url)
+                        .json(&render::pagerduty(routing_key, severity, first));
+                self.http_attempt(request).await
+            }
+            ChannelConfig::Email { .. } => {
+                super::email::send(channel, messages, self.timeout).await
+            }
+        }
+    }
+
+    async fn http_attempt(&self, request: reqwest::RequestBuilder) -> Attempt {
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                return Attempt::Retry {
+                    status: None,
+                    error: describe(&e),
+                    retry_after: None,
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let text = match response.bytes().await {
+            Ok(bytes) => {
+                String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RESPONSE)]).into_owned()
+            }
+            Err(e) => format!("(answer not read: {})", describe(&e)),
+        };
+        match status {
+            200..=299 => Attempt::Delivered {
+                status,
+                response: text,
+            },
+            408 | 425 | 429 | 500..=599 => Attempt::Retry {
+                status: Some(status),
+                error: format!("the receiver answered {status}: {}", one_line(&text)),
+                retry_after,
+            },
+            _ => Attempt::Failed {
+                status: Some(status),
+                error: format!(
+                    "the receiver refused it with {status}: {} (check the channel's settings)",
+                    one_line(&text)
+                ),
+            },
+        }
+    }
+}
+
+/// The two signatures of a webhook body: `t={timestamp},sha256={hmac over "{t}.{body}"}`
+/// (replay-safe) and `sha256={hmac over body}` (GitHub's `X-Hub-Signature-256`).
+pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> (String, String) {
+    let mut stamped = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    stamped.update(format!("{timestamp}.").as_bytes());
+    stamped.update(body);
+    let mut plain = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
+    plain.update(body);
+    (
+        format!(
+            "t={timestamp},sha256={}",
+            hex::encode(stamped.finalize().into_bytes())
+        ),
+        format!("sha256={}", hex::encode(plain.finalize().into_bytes())),
+    )
+}
+
+/// A reqwest error with its causes (the top level alone says only "error sending request").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_match_a_known_hmac() {
+        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog") from RFC 4231's
+        // commonly cited example.
+        let (_, plain) = sign(b"key", 0, b"The quick brown fox jumps over the lazy dog");
+        assert_eq!(
+            plain,
+            "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+        let (stamped, _) = sign(b"key", 17, b"body");
+        assert!(stamped.starts_with("t=17,sha256="));
+    }
+
+    #[test]
+    fn secrets_are_hidden() {
+        let c = ChannelConfig::Slack {
+            url: "https://hooks.slack.com/services/T0/B0/XYZ".into(),
+        };
+        assert_eq!(c.redacted()["url"], "https://hooks.slack.com/(hidden)");
+        let w = ChannelConfig::Webhook {
+            url: "http://x/".into(),
+            secret: "0123456789abcdef".into(),
+        };
+        assert!(!w.redacted().to_string().contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,398 @@
+//! Firing rules inside the transaction that records crashes: for each crash recorded for the
+//! first time and each enabled rule of its project, the conditions and group filters decide
+//! whether it counts; the triggers whether something happened; the action interval, claimed
+//! with one upsert, whether the rule may fire for that group now. A firing and its deliveries
+//! are written in the same transaction, so they commit with the crash or not at all.
+//!
+//! Counting triggers (events, users, spike) read the crash table in that transaction, so they
+//! include the batch's crashes, and only for groups that passed everything cheaper first.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::message::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
+use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
+use super::{now, Alerts};
+use crate::group::index::{Dialect, IndexError, RecordObserver, RecordedCrash};
+
+/// Crashes and distinct users of a group in a time range.
+#[derive(Clone, Copy)]
+struct Counts {
+    events: i64,
+    users: i64,
+}
+
+/// Counts read so far in this batch, by (group, from, to).
+type CountCache = HashMap<(i64, i64, i64), Counts>;
+
+async fn count(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    cache: &mut CountCache,
+    group_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Counts, IndexError> {
+    if let Some(counts) = cache.get(&(group_id, from, to)) {
+        return Ok(*counts);
+    }
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS events, COUNT(DISTINCT user_id) AS users FROM crashes \
+         WHERE group_id = $1 AND received_at > $2 AND received_at <= $3",
+    )
+    .bind(group_id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut **tx)
+    .await?;
+    let counts = Counts {
+        events: row.try_get("events")?,
+        users: row.try_get("users")?,
+    };
+    cache.insert((group_id, from, to), counts);
+    Ok(counts)
+}
+
+/// Whether `trigger` holds for this crash, and if so, why (as JSON).
+async fn holds(
+    trigger: &Trigger,
+    crash: &RecordedCrash<'_>,
+    now: i64,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    cache: &mut CountCache,
+) -> Result<Option<Value>, IndexError> {
+    let group = crash.group.id;
+    Ok(match trigger {
+        Trigger::NewGroup => crash.recorded.new_group.then(|| json!({})),
+        Trigger::Regression => crash
+            .recorded
+            .regressed
+            .then(|| json!({ "release": crash.crash.release })),
+        Trigger::Woke => crash.recorded.woke.then(|| json!({})),
+        Trigger::EveryCrash => Some(json!({})),
+        Trigger::Events {
+            count: n,
+            window_secs,
+        } => {
+            let c = count(tx, cache, group, now - window_secs, now).await?;
+            (c.events > *n)
+                .then(|| json!({ "events": c.events, "more_than": n, "window_secs": window_secs }))
+        }
+        Trigger::Users {
+            count: n,
+            window_secs,
+        } => {
+            let c = count(tx, cache, group, now - window_secs, now).await?;
+            (c.users > *n)
+                .then(|| json!({ "users": c.users, "more_than": n, "window_secs": window_secs }))
+        }
+        Trigger::Spike {
+            factor,
+            window_secs,
+            min_events,
+        } => {
+            let current = count(tx, cache, group, now - window_secs, now)
+                .await?
+                .events;
+            if current < *min_events {
+                None
+            } else {
+                let week = 7 * 24 * 3600;
+                let before = count(tx, cache, group, now - week - window_secs, now - week)
+                    .await?
+                    .events;
+                (current as f64 > factor * before as f64).then(|| {
+                    json!({
+                        "events": current,
+                        "week_before": before,
+                        "factor": factor,
+                        "window_secs": window_secs,
+                    })
+                })
+            }
+        }
+    })
+}
+
+/// Whether the rule may fire for the group now, claiming the interval if so: one upsert that
+/// only succeeds when the last firing is older than the interval. On Postgres a second writer
+/// waits for the first one's row and then sees its time, so only one of them fires.
+async fn claim_interval(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rule: &AlertRule,
+    group_id: i64,
+    now: i64,
+) -> Result<bool, IndexError> {
+    let claimed = sqlx::query(
+        "INSERT INTO alert_cooldowns (rule_id, group_id, fired_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (rule_id, group_id) DO UPDATE SET fired_at = excluded.fired_at \
+         WHERE alert_cooldowns.fired_at <= $4 RETURNING rule_id",
+    )
+    .bind(rule.id)
+    .bind(group_id)
+    .bind(now)
+    .bind(now - rule.definition.interval_secs)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Whether the rule's interval for the group is running (a read, to skip counting).
+async fn in_interval(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rule: &AlertRule,
+    group_id: i64,
+    now: i64,
+) -> Result<bool, IndexError> {
+    if rule.definition.interval_secs == 0 {
+        return Ok(false);
+    }
+    let row =
+        sqlx::query("SELECT fired_at FROM alert_cooldowns WHERE rule_id = $1 AND group_id = $2")
+            .bind(rule.id)
+            .bind(group_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<i64, _>("fired_at")? > now - rule.definition.interval_secs,
+        None => false,
+    })
+}
+
+fn counting(trigger: &Trigger) -> bool {
+    matches!(
+        trigger,
+        Trigger::Events { .. } | Trigger::Users { .. } | Trigger::Spike { .. }
+    )
+}
+
+#[async_trait::async_trait]
+impl RecordObserver for Alerts {
+    async fn recorded(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        _dialect: Dialect,
+        crashes: &[RecordedCrash<'_>],
+    ) -> Result<bool, IndexError> {
+        let set = self.rule_set(tx).await.map_err(|e| match e {
+            super::AlertError::Database(e) => IndexError::Database(e),
+            other => IndexError::Invalid(other.to_string()),
+        })?;
+        if set.by_project.is_empty() {
+            return Ok(false);
+        }
+        let now = now();
+        let mut cache = CountCache::new();
+        let mut wrote = false;
+        for crash in crashes {
+            let Some(rules) = set.by_project.get(&crash.crash.project_id) else {
+                continue;
+            };
+            for rule in rules {
+                let Verdict::Submitted { by: submitted_by } = rule.submits(crash.crash) else {
+                    continue;
+                };
+                if !rule.accepts(crash.group, crash.crash, now) {
+                    continue;
+                }
+                let d = &rule.definition;
+                // Cheap triggers first; counting ones only when they can still matter.
+                let mut held = Vec::new();
+                let mut missed = false;
+                for trigger in d.triggers.iter().filter(|t| !counting(t)) {
+                    match holds(trigger, crash, now, tx, &mut cache).await? {
+                        Some(why) => held.push((trigger.name(), why)),
+                        None => missed = true,
+                    }
+                }
+                let decided_without_counts = match d.trigger_match {
+                    TriggerMatch::Any => !held.is_empty(),
+                    TriggerMatch::All => missed,
+                };
+                let has_counting = d.triggers.iter().any(counting);
+                if !decided_without_counts && has_counting {
+                    if in_interval(tx, rule, crash.group.id, now).await? {
+                        continue;
+                    }
+                    for trigger in d.triggers.iter().filter(|t| counting(t)) {
+                        match holds(trigger, crash, now, tx, &mut cache).await? {
+                            Some(why) => held.push((trigger.name(), why)),
+                            None => missed = true,
+                        }
+                        if d.trigger_match == TriggerMatch::All && missed {
+                            break;
+                        }
+                    }
+                }
+                let fires = match d.trigger_match {
+                    TriggerMatch::Any => !held.is_empty(),
+                    TriggerMatch::All => !missed,
+                };
+                if !fires || !claim_interval(tx, rule, crash.group.id, now).await? {
+                    continue;
+                }
+                self.write_fire(tx, rule, crash, &held, submitted_by, &set.channels, now)
+                    .await?;
+                wrote = true;
+            }
+        }
+        Ok(wrote)
+    }
+
+    fn committed(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Alerts {
+    /// Writes a firing and one delivery per action.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_fire(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        rule: &AlertRule,
+        crash: &RecordedCrash<'_>,
+        held: &[(&'static str, Value)],
+        submitted_by: Option<usize>,
+        channels: &HashMap<i64, super::ChannelConfig>,
+        now: i64,
+    ) -> Result<(), IndexError> {
+        let trigger = held.first().map_or("every_crash", |(name, _)| name);
+        let reason = json!({
+            "triggers": held.iter().map(|(name, why)| json!({"trigger": name, "why": why})).collect::<Vec<_>>(),
+            "condition": submitted_by,
+            "rule": rule.name,
+        });
+        let fire_id: i64 = sqlx::query(
+            "INSERT INTO alert_fires (rule_id, project_id, group_id, crash_id, trigger, reason, \
+             fired_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(rule.id)
+        .bind(rule.project_id)
+        .bind(crash.group.id)
+        .bind(crash.crash.id.as_str())
+        .bind(trigger)
+        .bind(reason.to_string())
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("id")?;
+        metrics::counter!("faultline_alert_fires_total", "trigger" => trigger).increment(1);
+        let message = AlertMessage {
+            event: MessageEvent::Alert,
+            rule: Some(RuleRef {
+                id: rule.id,
+                name: rule.name.clone(),
+            }),
+            trigger: trigger.to_owned(),
+            reason,
+            project_id: rule.project_id,
+            group: Some(GroupSummary::of(crash.group)),
+            crash: Some(CrashSummary::of(crash.crash)),
+            links: Links::to(&self.public_url, crash.group.id, Some(&crash.crash.id)),
+            at: now,
+        };
+        let message = serde_json::to_string(&message).expect("messages serialize");
+        for action in &rule.definition.actions {
+            let digest = channels.get(&action.channel).map_or(0, |c| c.digest_secs());
+            let due = if digest > 0 {
+                // Join the digest already waiting for this channel, or open one.
+                let open: Option<i64> = sqlx::query(
+                    "SELECT MIN(next_attempt_at) AS due FROM alert_deliveries \
+                     WHERE channel_id = $1 AND state = 'pending' AND attempts = 0",
+                )
+                .bind(action.channel)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("due")?;
+                open.unwrap_or(now + digest)
+            } else {
+                now
+            };
+            self.insert_delivery(
+                tx,
+                Some(fire_id),
+                action.channel,
+                rule.project_id,
+                &message,
+                due,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A group was resolved: every PagerDuty channel that was paged about it gets a `resolve`
+    /// (same `dedup_key`), so the incident closes with the group.
+    pub async fn group_resolved(
+        &self,
+        group: &crate::group::index::Group,
+    ) -> Result<(), super::AlertError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT d.channel_id AS channel_id FROM alert_deliveries d \
+             JOIN alert_fires f ON f.id = d.fire_id \
+             JOIN alert_channels c ON c.id = d.channel_id \
+             WHERE f.group_id = $1 AND c.kind = 'pagerduty'",
+        )
+        .bind(group.id)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let now = now();
+        let message = AlertMessage {
+            event: MessageEvent::Resolved,
+            rule: None,
+            trigger: "resolved".into(),
+            reason: json!({"state": group.state, "resolved_in": group.resolved_in}),
+            project_id: group.project_id,
+            group: Some(GroupSummary::of(group)),
+            crash: None,
+            links: Links::to(&self.public_url, group.id, None),
+            at: now,
+        };
+        let message = serde_json::to_string(&message).expect("messages serialize");
+        let mut tx = self.pool.begin().await?;
+        for row in rows {
+            let channel: i64 = row.try_get("channel_id")?;
+            self.insert_delivery(&mut tx, None, channel, group.project_id, &message, now, now)
+                .await
+                .map_err(super::AlertError::from)?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Writes one pending delivery.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn insert_delivery(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        fire_id: Option<i64>,
+        channel_id: i64,
+        project_id: i64,
+        message: &str,
+        due: i64,
+        now: i64,
+    ) -> Result<(), IndexError> {
+        sqlx::query(
+            "INSERT INTO alert_deliveries (id, fire_id, channel_id, project_id, message, state, \
+             attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(fire_id)
+        .bind(channel_id)
+        .bind(project_id)
+        .bind(message)
+        .bind(due)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
