@@ -135,6 +135,27 @@ async fn every_route_checks_its_scope_and_project() {
     let group = crash["group_id"].as_i64().unwrap();
     let debug_id = "5a9832e5-2872-41c1-838e-d98914e9b7ff-1";
     let sha = "0".repeat(64);
+    // A channel and a rule of the default project, for the alert routes.
+    let receiver = common::receiver::Receiver::start().await;
+    let (status, channel) = server
+        .admin_post(
+            "/api/v1/channels",
+            json!({"name": "hook", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let channel = channel["id"].as_i64().unwrap();
+    let rule_body = format!(
+        r#"{{"name":"r","triggers":[{{"kind":"new_group"}}],"actions":[{{"channel":{channel}}}]}}"#
+    );
+    let (status, rule) = server
+        .admin_post(
+            "/api/v1/alert-rules",
+            serde_json::from_str(&rule_body).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule = rule["id"].as_i64().unwrap();
 
     use Method as M;
     let routes = [
@@ -268,6 +289,84 @@ async fn every_route_checks_its_scope_and_project() {
         route(M::GET, "/api/v1/tokens", None, Some("admin"), None),
         route(M::POST, "/api/v1/tokens", Some(b"{}"), Some("admin"), None),
         route(M::DELETE, "/api/v1/tokens/nope", None, Some("admin"), None),
+        route(
+            M::GET,
+            "/api/v1/alert-rules",
+            None,
+            Some("admin"),
+            Some(true),
+        ),
+        route(
+            M::POST,
+            "/api/v1/alert-rules",
+            Some(rule_body.as_bytes()),
+            Some("admin"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/alert-rules/{rule}"),
+            None,
+            Some("admin"),
+            Some(false),
+        ),
+        route(
+            M::PUT,
+            format!("/api/v1/alert-rules/{rule}"),
+            Some(rule_body.as_bytes()),
+            Some("admin"),
+            Some(false),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/alert-rules/nope",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(M::GET, "/api/v1/channels", None, Some("admin"), Some(true)),
+        route(
+            M::POST,
+            "/api/v1/channels",
+            Some(b"{}"),
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/channels/{channel}"),
+            None,
+            Some("admin"),
+            Some(false),
+        ),
+        route(
+            M::POST,
+            format!("/api/v1/channels/{channel}/test"),
+            None,
+            Some("admin"),
+            Some(false),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/channels/nope",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::GET,
+            "/api/v1/alert-fires",
+            None,
+            Some("admin"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            "/api/v1/deliveries",
+            None,
+            Some("admin"),
+            Some(true),
+        ),
         route(M::GET, "/api/v1/token", None, None, None),
     ];
 

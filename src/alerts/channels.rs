@@ -70,6 +70,10 @@ pub enum ChannelConfig {
         /// Alerts within this many seconds of the first go in one digest (0: one each).
         #[serde(default = "default_digest")]
         digest_secs: i64,
+        /// A PEM certificate authority to trust for this server's TLS certificate besides the
+        /// system's (an internal relay with its own CA).
+        #[serde(default)]
+        tls_ca_pem: Option<String>,
     },
 }
 
@@ -164,6 +168,7 @@ impl ChannelConfig {
                 digest_secs,
                 username,
                 password,
+                tls_ca_pem,
                 ..
             } => {
                 nonempty("smtp_host", smtp_host)?;
@@ -182,6 +187,10 @@ impl ChannelConfig {
                 }
                 if username.is_some() != password.is_some() {
                     return Err("give both username and password, or neither".into());
+                }
+                if let Some(pem) = tls_ca_pem {
+                    lettre::transport::smtp::client::Certificate::from_pem(pem.as_bytes())
+                        .map_err(|e| format!("tls_ca_pem is not a PEM certificate: {e}"))?;
                 }
             }
         }

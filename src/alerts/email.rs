@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::channels::{Attempt, ChannelConfig, SmtpSecurity};
@@ -25,6 +26,7 @@ pub async fn send(
         password,
         from,
         to,
+        tls_ca_pem,
         ..
     } = channel
     else {
@@ -53,16 +55,29 @@ pub async fn send(
         Ok(email) => email,
         Err(e) => return failed(format!("the message could not be built: {e}")),
     };
-    let transport = match security {
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(smtp_host),
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(smtp_host),
-        SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            smtp_host,
-        )),
+    let tls = match security {
+        SmtpSecurity::None => None,
+        SmtpSecurity::Starttls | SmtpSecurity::Tls => {
+            let mut parameters = TlsParameters::builder(smtp_host.clone());
+            if let Some(pem) = tls_ca_pem {
+                match Certificate::from_pem(pem.as_bytes()) {
+                    Ok(ca) => parameters = parameters.add_root_certificate(ca),
+                    Err(e) => return failed(format!("tls_ca_pem: {e}")),
+                }
+            }
+            match parameters.build() {
+                Ok(parameters) => Some(parameters),
+                Err(e) => return failed(format!("TLS settings for {smtp_host:?}: {e}")),
+            }
+        }
     };
-    let mut transport = match transport {
-        Ok(t) => t.port(*smtp_port).timeout(Some(timeout)),
-        Err(e) => return failed(format!("smtp_host {smtp_host:?}: {e}")),
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp_host)
+        .port(*smtp_port)
+        .timeout(Some(timeout));
+    transport = match (security, tls) {
+        (SmtpSecurity::Starttls, Some(tls)) => transport.tls(Tls::Required(tls)),
+        (SmtpSecurity::Tls, Some(tls)) => transport.tls(Tls::Wrapper(tls)),
+        _ => transport.tls(Tls::None),
     };
     if let (Some(user), Some(password)) = (username, password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod s3;
+pub mod smtp;
 pub mod ui;
 
 use std::io::Write;
