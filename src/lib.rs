@@ -27,4 +27,5 @@ pub mod pipeline;
 pub mod process;
 pub mod store;
 pub mod symbols;
+pub mod tickets;
 pub mod ui;

@@ -79,6 +79,7 @@ fn crash_with(
             fault_class: class.into(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),
+        top_frames: Vec::new(),
     }
 }
 

@@ -51,6 +51,7 @@ fn crash(
             fault_class: "null-read".into(),
         },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
+        top_frames: Vec::new(),
     }
 }
 

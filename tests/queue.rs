@@ -62,6 +62,7 @@ fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
             fault_class: "null-read".into(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),
+        top_frames: Vec::new(),
     }
 }
 

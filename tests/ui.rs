@@ -5,31 +5,8 @@
 mod common;
 
 use common::ui::{no_redirects, post_sign_in, UiSession};
-use common::{generated_bytes, multipart, post, settled, TestServer};
+use common::{generated_bytes, settled, submit, TestServer};
 use serde_json::json;
-
-/// Submits `dump` with annotations through `/submit`; waits until it is processed; its ID.
-async fn submit(server: &TestServer, dump: &str, annotations: &[(&str, &str)]) -> String {
-    let bytes = generated_bytes(dump);
-    let mut parts: Vec<(&str, Option<&str>, &[u8])> = annotations
-        .iter()
-        .map(|(k, v)| (*k, None, v.as_bytes()))
-        .collect();
-    parts.push(("upload_file_minidump", Some("a.dmp"), &bytes));
-    let (status, reply) = post(
-        server,
-        "/submit",
-        Some("multipart/form-data; boundary=XyZ"),
-        &[],
-        multipart("XyZ", &parts),
-    )
-    .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
-    let done = settled(server, &id).await;
-    assert_eq!(done["state"], "processed", "{done}");
-    id
-}
 
 async fn with_symbols(server: &TestServer) {
     let (status, answer) = server

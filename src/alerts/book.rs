@@ -368,6 +368,30 @@ impl Alerts {
         channel_config(&row)
     }
 
+    /// One channel's settings, secrets included (webhook signature checks).
+    pub async fn channel_settings_of(&self, id: i64) -> Result<ChannelConfig, AlertError> {
+        self.channel_settings(id).await
+    }
+
+    /// Records a tracker webhook delivery; false when it was seen before.
+    pub async fn first_sight_of_webhook(
+        &self,
+        channel_id: i64,
+        delivery_id: &str,
+    ) -> Result<bool, AlertError> {
+        let inserted = sqlx::query(
+            "INSERT INTO tracker_webhooks_seen (channel_id, delivery_id, received_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (channel_id, delivery_id) DO NOTHING \
+             RETURNING channel_id",
+        )
+        .bind(channel_id)
+        .bind(delivery_id)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(inserted.is_some())
+    }
+
     async fn channel_row(&self, id: i64) -> Result<AnyRow, AlertError> {
         sqlx::query(&format!(
             "SELECT {CHANNEL_COLUMNS} FROM alert_channels WHERE id = $1"

@@ -75,6 +75,11 @@ pub enum ChannelConfig {
         #[serde(default)]
         tls_ca_pem: Option<String>,
     },
+    /// A Jira project (Cloud: REST v3; Data Center: v2): one issue per group, kept in step
+    /// with the group both ways.
+    Jira(crate::tickets::JiraSettings),
+    /// A GitHub repository's issues: one per group, closed and reopened with it.
+    Github(crate::tickets::GithubSettings),
 }
 
 fn pagerduty_url() -> String {
@@ -110,6 +115,8 @@ impl ChannelConfig {
             ChannelConfig::Slack { .. } => "slack",
             ChannelConfig::Pagerduty { .. } => "pagerduty",
             ChannelConfig::Email { .. } => "email",
+            ChannelConfig::Jira(_) => "jira",
+            ChannelConfig::Github(_) => "github",
         }
     }
 
@@ -193,6 +200,14 @@ impl ChannelConfig {
                         .map_err(|e| format!("tls_ca_pem is not a PEM certificate: {e}"))?;
                 }
             }
+            ChannelConfig::Jira(jira) => {
+                url_ok("base_url", &jira.base_url)?;
+                jira.validate()?;
+            }
+            ChannelConfig::Github(github) => {
+                url_ok("api_url", &github.api_url)?;
+                github.validate()?;
+            }
         }
         Ok(())
     }
@@ -216,6 +231,18 @@ impl ChannelConfig {
             ChannelConfig::Email { password, .. } => {
                 if password.is_some() {
                     value["password"] = hidden;
+                }
+            }
+            ChannelConfig::Jira(jira) => {
+                value["api_token"] = hidden.clone();
+                if jira.webhook_secret.is_some() {
+                    value["webhook_secret"] = hidden;
+                }
+            }
+            ChannelConfig::Github(github) => {
+                value["token"] = hidden.clone();
+                if github.webhook_secret.is_some() {
+                    value["webhook_secret"] = hidden;
                 }
             }
         }
@@ -254,7 +281,8 @@ pub enum Attempt {
 /// Sends messages out: one HTTP client (connection reuse) and the timeout of an attempt.
 #[derive(Clone)]
 pub struct Sender {
-    http: reqwest::Client,
+    /// The HTTP client every channel (and tracker) uses.
+    pub http: reqwest::Client,
     timeout: Duration,
 }
 
@@ -318,6 +346,11 @@ impl Sender {
             ChannelConfig::Email { .. } => {
                 super::email::send(channel, messages, self.timeout).await
             }
+            // Trackers keep state per group: the dispatcher hands them to `crate::tickets`.
+            ChannelConfig::Jira(_) | ChannelConfig::Github(_) => Attempt::Failed {
+                status: None,
+                error: "tracker channels are delivered by the ticket desk".into(),
+            },
         }
     }
 
@@ -383,7 +416,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> (String, String) {
 }
 
 /// A reqwest error with its causes (the top level alone says only "error sending request").
-fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else {
@@ -398,7 +431,8 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-fn one_line(text: &str) -> String {
+/// `text` on one line, at most 300 characters (for error messages).
+pub fn one_line(text: &str) -> String {
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     line.chars().take(300).collect()
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::book::{delivery_from, Delivery, DELIVERY_COLUMNS};
-use super::channels::Attempt;
+use super::channels::{Attempt, ChannelConfig};
 use super::message::AlertMessage;
 use super::{now, AlertError, Alerts};
 
@@ -74,6 +74,10 @@ impl Alerts {
             let sender = self.sender.clone();
             async move {
                 let attempt = match &config {
+                    Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
+                        let d = &deliveries[0];
+                        self.desk.deliver(d.channel_id, config, &d.message).await
+                    }
                     Some(config) => {
                         let messages: Vec<AlertMessage> =
                             deliveries.iter().map(|d| d.message.clone()).collect();
@@ -118,6 +122,9 @@ impl Alerts {
             links: super::message::Links::default(),
             at: now(),
         };
+        if matches!(config, ChannelConfig::Jira(_) | ChannelConfig::Github(_)) {
+            return Ok(self.desk.deliver(id, &config, &message).await);
+        }
         let id = uuid::Uuid::new_v4().to_string();
         Ok(self.sender.send(&config, &id, &[message]).await)
     }

@@ -15,7 +15,7 @@ use sqlx::Row;
 use super::message::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
-use crate::group::index::{Dialect, IndexError, RecordObserver, RecordedCrash};
+use crate::group::index::{Dialect, Group, IndexError, RecordObserver, RecordedCrash};
 
 /// Crashes and distinct users of a group in a time range.
 #[derive(Clone, Copy)]
@@ -179,12 +179,18 @@ impl RecordObserver for Alerts {
             super::AlertError::Database(e) => IndexError::Database(e),
             other => IndexError::Invalid(other.to_string()),
         })?;
-        if set.by_project.is_empty() {
-            return Ok(false);
-        }
         let now = now();
-        let mut cache = CountCache::new();
         let mut wrote = false;
+        for crash in crashes {
+            if crash.recorded.regressed || crash.recorded.woke {
+                let cause = if crash.recorded.regressed { "regression" } else { "woke" };
+                wrote |= self.sync_tickets(tx, crash, cause, now).await?;
+            }
+        }
+        if set.by_project.is_empty() {
+            return Ok(wrote);
+        }
+        let mut cache = CountCache::new();
         for crash in crashes {
             let Some(rules) = set.by_project.get(&crash.crash.project_id) else {
                 continue;
@@ -289,7 +295,7 @@ impl Alerts {
             reason,
             project_id: rule.project_id,
             group: Some(GroupSummary::of(crash.group)),
-            crash: Some(CrashSummary::of(crash.crash)),
+            crash: Some(CrashSummary::of(crash.crash, crash.top_frames)),
             links: Links::to(&self.public_url, crash.group.id, Some(&crash.crash.id)),
             at: now,
         };
@@ -324,47 +330,100 @@ impl Alerts {
         Ok(())
     }
 
-    /// A group was resolved: every PagerDuty channel that was paged about it gets a `resolve`
-    /// (same `dedup_key`), so the incident closes with the group.
-    pub async fn group_resolved(
+    /// A triage change (API, web UI, or a tracker's webhook: `origin` is that tracker's
+    /// channel, which is not told back). A group resolved closes the PagerDuty incidents it
+    /// opened; a state or assignee change moves the group's tickets.
+    pub async fn group_changed(
         &self,
-        group: &crate::group::index::Group,
+        before: &Group,
+        after: &Group,
+        origin: Option<i64>,
     ) -> Result<(), super::AlertError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT d.channel_id AS channel_id FROM alert_deliveries d \
-             JOIN alert_fires f ON f.id = d.fire_id \
-             JOIN alert_channels c ON c.id = d.channel_id \
-             WHERE f.group_id = $1 AND c.kind = 'pagerduty'",
-        )
-        .bind(group.id)
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
+        let resolved = after.state == "resolved" && before.state != "resolved";
+        let moved = after.state != before.state || after.assignee != before.assignee;
+        if !resolved && !moved {
+            return Ok(());
+        }
+        let mut targets: Vec<(i64, MessageEvent)> = Vec::new();
+        if resolved {
+            let rows = sqlx::query(
+                "SELECT DISTINCT d.channel_id AS channel_id FROM alert_deliveries d \
+                 JOIN alert_fires f ON f.id = d.fire_id \
+                 JOIN alert_channels c ON c.id = d.channel_id \
+                 WHERE f.group_id = $1 AND c.kind = 'pagerduty'",
+            )
+            .bind(after.id)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in rows {
+                targets.push((row.try_get("channel_id")?, MessageEvent::Resolved));
+            }
+        }
+        if moved {
+            for link in self.desk.links_of_group(after.id).await? {
+                if Some(link.channel_id) != origin {
+                    targets.push((link.channel_id, MessageEvent::Sync));
+                }
+            }
+        }
+        if targets.is_empty() {
             return Ok(());
         }
         let now = now();
-        let message = AlertMessage {
-            event: MessageEvent::Resolved,
-            rule: None,
-            trigger: "resolved".into(),
-            reason: json!({"state": group.state, "resolved_in": group.resolved_in}),
-            project_id: group.project_id,
-            group: Some(GroupSummary::of(group)),
-            crash: None,
-            links: Links::to(&self.public_url, group.id, None),
-            at: now,
-        };
-        let message = serde_json::to_string(&message).expect("messages serialize");
         let mut tx = self.pool.begin().await?;
-        for row in rows {
-            let channel: i64 = row.try_get("channel_id")?;
-            self.insert_delivery(&mut tx, None, channel, group.project_id, &message, now, now)
+        for (channel, event) in targets {
+            let message = AlertMessage {
+                event,
+                rule: None,
+                trigger: "triage".into(),
+                reason: json!({"state": after.state, "was": before.state, "resolved_in": after.resolved_in, "assignee": after.assignee}),
+                project_id: after.project_id,
+                group: Some(GroupSummary::of(after)),
+                crash: None,
+                links: Links::to(&self.public_url, after.id, None),
+                at: now,
+            };
+            let message = serde_json::to_string(&message).expect("messages serialize");
+            self.insert_delivery(&mut tx, None, channel, after.project_id, &message, now, now)
                 .await
                 .map_err(super::AlertError::from)?;
         }
         tx.commit().await?;
         self.wake.notify_one();
         Ok(())
+    }
+
+    /// A crash reopened its group (a regression, a mute ending): the group's tickets follow,
+    /// in the transaction that records the crash.
+    async fn sync_tickets(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        crash: &RecordedCrash<'_>,
+        cause: &str,
+        now: i64,
+    ) -> Result<bool, IndexError> {
+        let rows = sqlx::query("SELECT channel_id FROM group_tickets WHERE group_id = $1")
+            .bind(crash.group.id)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &rows {
+            let message = AlertMessage {
+                event: MessageEvent::Sync,
+                rule: None,
+                trigger: cause.to_owned(),
+                reason: json!({"release": crash.crash.release}),
+                project_id: crash.group.project_id,
+                group: Some(GroupSummary::of(crash.group)),
+                crash: Some(CrashSummary::of(crash.crash, crash.top_frames)),
+                links: Links::to(&self.public_url, crash.group.id, Some(&crash.crash.id)),
+                at: now,
+            };
+            let message = serde_json::to_string(&message).expect("messages serialize");
+            let channel: i64 = row.try_get("channel_id")?;
+            self.insert_delivery(tx, None, channel, crash.group.project_id, &message, now, now)
+                .await?;
+        }
+        Ok(!rows.is_empty())
     }
 
     /// Writes one pending delivery.

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::group::index::{CrashAttributes, Group};
 
 /// What happened, in a message: `alert` (a rule fired), `resolved` (a paged group was
-/// resolved), `test` (`POST /api/v1/channels/{id}/test`).
+/// resolved), `sync` (a group with a ticket changed state or assignee: move the ticket),
+/// `test` (`POST /api/v1/channels/{id}/test`).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageEvent {
@@ -15,6 +16,8 @@ pub enum MessageEvent {
     Alert,
     /// A group an alert was about was resolved.
     Resolved,
+    /// A group with a ticket changed (state, assignee, a regression): the ticket follows.
+    Sync,
     /// A test message.
     Test,
 }
@@ -25,6 +28,7 @@ impl MessageEvent {
         match self {
             MessageEvent::Alert => "alert",
             MessageEvent::Resolved => "resolved",
+            MessageEvent::Sync => "sync",
             MessageEvent::Test => "test",
         }
     }
@@ -100,6 +104,9 @@ pub struct CrashSummary {
     pub os: Option<String>,
     /// Product.
     pub product: Option<String>,
+    /// The first frames of its signature.
+    #[serde(default)]
+    pub top_frames: Vec<String>,
 }
 
 /// Links into the web UI (absolute when `server.public_url` is set).
@@ -131,13 +138,14 @@ impl GroupSummary {
 
 impl CrashSummary {
     /// The summary of `crash`.
-    pub fn of(crash: &CrashAttributes) -> CrashSummary {
+    pub fn of(crash: &CrashAttributes, top_frames: &[String]) -> CrashSummary {
         CrashSummary {
             id: crash.id.clone(),
             received_at: crash.received_at,
             release: crash.release.clone(),
             os: crash.platform.clone(),
             product: crash.product.clone(),
+            top_frames: top_frames.to_vec(),
         }
     }
 }
@@ -159,6 +167,7 @@ impl AlertMessage {
         let what = match self.event {
             MessageEvent::Test => return "[faultline] test message".to_owned(),
             MessageEvent::Resolved => "resolved".to_owned(),
+            MessageEvent::Sync => "group changed".to_owned(),
             MessageEvent::Alert => self.trigger.replace('_', " "),
         };
         match &self.group {

@@ -84,6 +84,8 @@ pub struct Alerts {
     rules: Mutex<Option<(Instant, Arc<RuleSet>)>>,
     /// Wakes the dispatcher when a firing committed.
     wake: tokio::sync::Notify,
+    /// Tracker tickets (Jira, GitHub) the tracker channels keep per group.
+    desk: crate::tickets::TicketDesk,
 }
 
 impl Alerts {
@@ -95,7 +97,9 @@ impl Alerts {
         public_url: String,
     ) -> Arc<Alerts> {
         let sender = Sender::new(Duration::from_secs(config.timeout_secs.max(1)));
+        let desk = crate::tickets::TicketDesk::new(index.pool().clone(), sender.http.clone());
         Arc::new(Alerts {
+            desk,
             pool: index.pool().clone(),
             dialect: index.dialect(),
             node,
@@ -105,6 +109,11 @@ impl Alerts {
             rules: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The tracker tickets of groups.
+    pub fn desk(&self) -> &crate::tickets::TicketDesk {
+        &self.desk
     }
 
     /// Makes the next batch read the rules again (after a change through this node).

@@ -3,6 +3,7 @@
 
 mod admin;
 mod alerts;
+mod integrations;
 pub mod auth;
 mod body;
 mod ingest;
@@ -226,6 +227,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/channels/{id}/test", post(alerts::test_channel))
         .route("/api/v1/alert-fires", get(alerts::list_fires))
         .route("/api/v1/deliveries", get(alerts::list_deliveries))
+        .route(
+            "/api/v1/integrations/{tracker}/webhook",
+            post(integrations::webhook),
+        )
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
             get(symbols::download),

@@ -226,28 +226,31 @@ pub async fn update_group(
         muted_until: update.muted_until,
         mute_for_events: update.mute_for_events,
     };
-    match change_group(&state, id, &patch).await? {
+    match change_group(&state, id, &patch, None).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
         None => Err(not_found(&state, id).await),
     }
 }
 
-/// Applies a triage change (API and web UI alike), then tells alerting what follows from it:
-/// a group resolved closes the incidents it paged.
+/// Applies a triage change (API, web UI, a tracker's webhook from channel `origin`), then
+/// tells alerting what follows from it: resolved groups close their PagerDuty incidents, and
+/// tickets follow the group's state and assignee.
 pub(crate) async fn change_group(
     state: &AppState,
     id: i64,
     patch: &GroupPatch,
+    origin: Option<i64>,
 ) -> Result<Option<crate::group::index::Group>, ApiError> {
-    let group = state.index.update_group(id, patch).await?;
-    if let Some(group) = &group {
-        if group.state == "resolved" && patch.state.as_deref() == Some("resolved") {
-            if let Err(e) = state.alerts.group_resolved(group).await {
-                tracing::warn!(group = group.id, error = %e, "could not queue the resolve messages");
-            }
+    let Some(before) = state.index.group(id).await? else {
+        return Ok(None);
+    };
+    let after = state.index.update_group(id, patch).await?;
+    if let Some(after) = &after {
+        if let Err(e) = state.alerts.group_changed(&before, after, origin).await {
+            tracing::warn!(group = after.id, error = %e, "could not queue the messages a triage change causes");
         }
     }
-    Ok(group)
+    Ok(after)
 }
 
 /// `POST /api/v1/groups/{id}/merge` with `{"groups": [other IDs]}`: merges them into `{id}`.

@@ -300,6 +300,7 @@ impl Recorder<'_> {
                 fault_class: report.classification.fault_class.as_str().to_owned(),
             },
             payload_key: processed_key(received_at, id),
+            top_frames: report.signature.frames.iter().take(5).cloned().collect(),
         };
         let mut recorded = self.index.record(&crash).await?;
         if !recorded.keep_payload {

@@ -583,7 +583,7 @@ pub async fn triage(
         muted_until: Some(muted_until),
         mute_for_events: Some(mute_for_events),
     };
-    crate::api::triage::change_group(&state, group.id, &patch).await?;
+    crate::api::triage::change_group(&state, group.id, &patch, None).await?;
     Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())
 }
 

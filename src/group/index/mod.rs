@@ -89,6 +89,8 @@ pub struct NewCrash {
     pub attributes: CrashAttributes,
     /// Where its processed payload goes if the budget keeps it.
     pub payload_key: String,
+    /// The first frames of its signature (function names), for alerts and tickets; not stored.
+    pub top_frames: Vec<String>,
 }
 
 /// A crash the ingest queue handed out, now recorded: its queue row is marked processed.
@@ -377,6 +379,8 @@ pub struct RecordedCrash<'a> {
     pub recorded: &'a Recorded,
     /// Its group after the batch.
     pub group: &'a Group,
+    /// The first frames of its signature.
+    pub top_frames: &'a [String],
 }
 
 /// Something that must be written in the same transaction as the crashes that caused it, so

@@ -285,6 +285,7 @@ impl CrashIndex {
                         crash: &crash.attributes,
                         recorded: &state.recorded[&crash.attributes.id],
                         group: &groups[group_id],
+                        top_frames: &crash.top_frames,
                     })
                     .collect();
                 let wrote = observer.recorded(&mut tx, self.dialect, &recorded).await?;

@@ -1,0 +1,119 @@
+//! Tracker webhooks coming in (`POST /api/v1/integrations/{jira,github}/webhook?channel=ID`):
+//! no token (trackers cannot send one); each request must carry an HMAC-SHA256 signature made
+//! with the channel's `webhook_secret`. A delivery ID seen before changes nothing; a ticket
+//! faultline did not create is ignored; otherwise the ticket's status and assignee map onto
+//! its group (see `crate::tickets::inbound::decide`).
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState};
+use crate::alerts::ChannelConfig;
+use crate::tickets::inbound::{self, InboundError};
+
+/// The largest webhook body read.
+const MAX_BODY: usize = 1 << 20;
+
+/// `?channel=`.
+#[derive(Deserialize)]
+pub struct ChannelQuery {
+    channel: Option<i64>,
+}
+
+/// `POST /api/v1/integrations/{tracker}/webhook?channel=ID`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    Path(tracker): Path<String>,
+    Query(q): Query<ChannelQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let channel_id = q.channel.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL")
+            .with_detail("point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID")
+    })?;
+    let not_here = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {tracker} channel {channel_id} that takes webhooks"),
+        )
+        .with_detail("set webhook_secret on the channel")
+    };
+    let config = match state.alerts.channel_settings_of(channel_id).await {
+        Ok(config) => config,
+        Err(crate::alerts::AlertError::NotFound(_)) => return Err(not_here()),
+        Err(e) => return Err(e.into()),
+    };
+    let secret = match (&*tracker, &config) {
+        ("jira", ChannelConfig::Jira(s)) => s.webhook_secret.clone(),
+        ("github", ChannelConfig::Github(s)) => s.webhook_secret.clone(),
+        _ => None,
+    }
+    .ok_or_else(not_here)?;
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a webhook body is at most {MAX_BODY} bytes"),
+        )
+    })?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let refused = |e: InboundError| match e {
+        InboundError::Signature(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
+        InboundError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+    };
+    let event = if tracker == "jira" {
+        inbound::verify(&secret, header("x-hub-signature"), &body).map_err(refused)?;
+        inbound::jira_event(header("x-atlassian-webhook-identifier"), &body).map_err(refused)?
+    } else {
+        inbound::verify(&secret, header("x-hub-signature-256"), &body).map_err(refused)?;
+        inbound::github_event(header("x-github-delivery"), &body).map_err(refused)?
+    };
+    let Some(event) = event else {
+        return Ok(Json(
+            json!({"applied": false, "why": "nothing about status or assignee"}),
+        ));
+    };
+    if !state
+        .alerts
+        .first_sight_of_webhook(channel_id, &event.delivery_id)
+        .await?
+    {
+        return Ok(Json(
+            json!({"applied": false, "why": "this delivery was applied before"}),
+        ));
+    }
+    let desk = state.alerts.desk();
+    let Some(link) = desk
+        .link_of_ticket(channel_id, &event.ticket_key)
+        .await
+        .map_err(|e| ApiError::from(crate::group::index::IndexError::Database(e)))?
+    else {
+        return Ok(Json(
+            json!({"applied": false, "why": "not a ticket faultline keeps"}),
+        ));
+    };
+    let Some(group) = state.index.group(link.group_id).await? else {
+        return Ok(Json(json!({"applied": false, "why": "its group is gone"})));
+    };
+    let (patch, did) = inbound::decide(&group, &link, &event);
+    // What the tracker says now is what the next sync compares against.
+    desk.set_synced(
+        channel_id,
+        link.group_id,
+        event.done.map(|done| if done { "done" } else { "open" }),
+        event.assignee.as_ref().map(|a| a.as_deref()),
+    )
+    .await
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message))?;
+    let changed = patch.state.is_some() || patch.assignee.is_some();
+    if changed {
+        super::triage::change_group(&state, group.id, &patch, Some(channel_id)).await?;
+    }
+    Ok(Json(
+        json!({"applied": changed, "group": group.id, "ticket": link.ticket_key, "did": did}),
+    ))
+}
