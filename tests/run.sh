@@ -5,7 +5,8 @@
 #
 # Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
 # (PyPI), for tests/deploy.rs; Debian's chromium and chromium-driver for tests/browser.rs;
-# aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts.
+# aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts; jira820 (PyPI),
+# the Jira-compatible server tests/tickets.rs starts.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -45,6 +46,9 @@ command -v chromedriver >/dev/null || apt_install chromium-driver
 # A real SMTP server for the alert tests (tests/smtp_server.py), and openssl for its certificate.
 python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check aiosmtpd
 python3 -c "import aiosmtpd" || { echo "aiosmtpd could not be installed" >&2; exit 1; }
+# A Jira-compatible server for tests/tickets.rs (jira820 imitates Jira Data Center's REST v2).
+python3 -c "import jira820" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check jira820
+python3 -c "import jira820" || { echo "jira820 could not be installed" >&2; exit 1; }
 command -v openssl >/dev/null || apt_install openssl
 if ! command -v kubernetes-validate >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check kubernetes-validate

@@ -56,53 +56,68 @@ impl Alerts {
                 .or_default()
                 .push(delivery);
         }
-        let mut sends = Vec::new();
+        // A send is one attempt for one or more deliveries (an email digest), or several in
+        // order (a tracker's deliveries: a ticket must exist before it is commented or moved).
+        let mut sends: Vec<(Option<ChannelConfig>, Vec<Vec<Delivery>>)> = Vec::new();
         for (channel_id, deliveries) in by_channel {
-            let config = self.channel_settings(channel_id).await;
-            match config {
-                Ok(config) if config.digest_secs() > 0 => sends.push((Some(config), deliveries)),
+            match self.channel_settings(channel_id).await {
+                Ok(config) if config.digest_secs() > 0 => {
+                    sends.push((Some(config), vec![deliveries]));
+                }
+                Ok(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
+                    sends.push((
+                        Some(config),
+                        deliveries.into_iter().map(|d| vec![d]).collect(),
+                    ));
+                }
                 Ok(config) => {
                     for delivery in deliveries {
-                        sends.push((Some(config.clone()), vec![delivery]));
+                        sends.push((Some(config.clone()), vec![vec![delivery]]));
                     }
                 }
-                Err(AlertError::NotFound(_)) => sends.push((None, deliveries)),
+                Err(AlertError::NotFound(_)) => sends.push((None, vec![deliveries])),
                 Err(e) => return Err(e),
             }
         }
-        let results = futures::future::join_all(sends.into_iter().map(|(config, deliveries)| {
+        let results = futures::future::join_all(sends.into_iter().map(|(config, steps)| {
             let sender = self.sender.clone();
             async move {
-                let attempt = match &config {
-                    Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
-                        let d = &deliveries[0];
-                        self.desk.deliver(d.channel_id, config, &d.message).await
-                    }
-                    Some(config) => {
-                        let messages: Vec<AlertMessage> =
-                            deliveries.iter().map(|d| d.message.clone()).collect();
-                        sender.send(config, &deliveries[0].id, &messages).await
-                    }
-                    None => Attempt::Failed {
-                        status: None,
-                        error: "its channel was deleted".into(),
-                    },
-                };
-                (config.map(|c| c.kind()), deliveries, attempt)
+                let mut done = Vec::new();
+                for deliveries in steps {
+                    let attempt = match &config {
+                        Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
+                            let d = &deliveries[0];
+                            self.desk.deliver(d.channel_id, config, &d.message).await
+                        }
+                        Some(config) => {
+                            let messages: Vec<AlertMessage> =
+                                deliveries.iter().map(|d| d.message.clone()).collect();
+                            sender.send(config, &deliveries[0].id, &messages).await
+                        }
+                        None => Attempt::Failed {
+                            status: None,
+                            error: "its channel was deleted".into(),
+                        },
+                    };
+                    done.push((deliveries, attempt));
+                }
+                (config.map(|c| c.kind()), done)
             }
         }))
         .await;
-        for (kind, deliveries, attempt) in results {
-            for delivery in &deliveries {
-                self.record_attempt(delivery, &attempt).await?;
+        for (kind, done) in results {
+            for (deliveries, attempt) in done {
+                for delivery in &deliveries {
+                    self.record_attempt(delivery, &attempt).await?;
+                }
+                let result = match &attempt {
+                    Attempt::Delivered { .. } => "delivered",
+                    Attempt::Retry { .. } => "retry",
+                    Attempt::Failed { .. } => "failed",
+                };
+                metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
+                    .increment(deliveries.len() as u64);
             }
-            let result = match &attempt {
-                Attempt::Delivered { .. } => "delivered",
-                Attempt::Retry { .. } => "retry",
-                Attempt::Failed { .. } => "failed",
-            };
-            metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
-                .increment(deliveries.len() as u64);
         }
         Ok(count)
     }
@@ -148,8 +163,9 @@ impl Alerts {
             crate::group::index::Dialect::Sqlite => "",
         };
         let now = now();
-        // A lease outlives every attempt of the batch (they run at once, each bounded).
-        let lease = now + self.config.timeout_secs.max(1) as i64 * 3 + 30;
+        // A lease outlives every attempt of the batch (a tracker channel's run one after
+        // another, each bounded by the timeout).
+        let lease = now + self.config.timeout_secs.max(1) as i64 * CLAIM + 30;
         let rows = sqlx::query(&format!(
             "UPDATE alert_deliveries SET claimed_by = $1, lease_until = $2 \
              WHERE id IN (SELECT id FROM alert_deliveries WHERE state = 'pending' \

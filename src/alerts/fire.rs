@@ -183,7 +183,11 @@ impl RecordObserver for Alerts {
         let mut wrote = false;
         for crash in crashes {
             if crash.recorded.regressed || crash.recorded.woke {
-                let cause = if crash.recorded.regressed { "regression" } else { "woke" };
+                let cause = if crash.recorded.regressed {
+                    "regression"
+                } else {
+                    "woke"
+                };
                 wrote |= self.sync_tickets(tx, crash, cause, now).await?;
             }
         }
@@ -420,8 +424,16 @@ impl Alerts {
             };
             let message = serde_json::to_string(&message).expect("messages serialize");
             let channel: i64 = row.try_get("channel_id")?;
-            self.insert_delivery(tx, None, channel, crash.group.project_id, &message, now, now)
-                .await?;
+            self.insert_delivery(
+                tx,
+                None,
+                channel,
+                crash.group.project_id,
+                &message,
+                now,
+                now,
+            )
+            .await?;
         }
         Ok(!rows.is_empty())
     }

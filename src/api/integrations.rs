@@ -33,8 +33,9 @@ pub async fn webhook(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let channel_id = q.channel.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL")
-            .with_detail("point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID")
+        ApiError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL").with_detail(
+            "point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID",
+        )
     })?;
     let not_here = || {
         ApiError::new(

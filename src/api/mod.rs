@@ -3,10 +3,10 @@
 
 mod admin;
 mod alerts;
-mod integrations;
 pub mod auth;
 mod body;
 mod ingest;
+mod integrations;
 mod minidump;
 mod multipart;
 mod ops;

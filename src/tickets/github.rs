@@ -207,7 +207,11 @@ impl Tracker for Github<'_> {
         Ok(format!(
             "repository {} (issues {})",
             repo["full_name"].as_str().unwrap_or("?"),
-            if repo["has_issues"] == false { "off" } else { "on" }
+            if repo["has_issues"] == false {
+                "off"
+            } else {
+                "on"
+            }
         ))
     }
 

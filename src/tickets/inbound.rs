@@ -36,17 +36,21 @@ pub enum InboundError {
 /// Checks `sha256=<hex>` against HMAC-SHA256(`secret`, `body`) in constant time.
 pub fn verify(secret: &str, signature: Option<&str>, body: &[u8]) -> Result<(), InboundError> {
     let signature = signature.ok_or_else(|| {
-        InboundError::Signature("the webhook is not signed: set the same secret on both sides".into())
+        InboundError::Signature(
+            "the webhook is not signed: set the same secret on both sides".into(),
+        )
     })?;
-    let hex_digest = signature.trim().strip_prefix("sha256=").ok_or_else(|| {
-        InboundError::Signature("the signature is not sha256=<hex>".into())
-    })?;
+    let hex_digest = signature
+        .trim()
+        .strip_prefix("sha256=")
+        .ok_or_else(|| InboundError::Signature("the signature is not sha256=<hex>".into()))?;
     let expected = hex::decode(hex_digest)
         .map_err(|_| InboundError::Signature("the signature is not hex".into()))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| InboundError::Signature("the signature does not match the channel's webhook_secret".into()))
+    mac.verify_slice(&expected).map_err(|_| {
+        InboundError::Signature("the signature does not match the channel's webhook_secret".into())
+    })
 }
 
 fn delivery_id(id: Option<&str>, body: &[u8]) -> String {
@@ -73,7 +77,8 @@ pub fn jira_event(id: Option<&str>, body: &[u8]) -> Result<Option<TicketEvent>, 
         .as_array()
         .map(|items| items.iter().filter_map(|i| i["field"].as_str()).collect())
         .unwrap_or_default();
-    let names = |field: &str| changed.is_empty() || changed.iter().any(|c| c.eq_ignore_ascii_case(field));
+    let names =
+        |field: &str| changed.is_empty() || changed.iter().any(|c| c.eq_ignore_ascii_case(field));
     let done = fields["status"]["statusCategory"]["key"]
         .as_str()
         .filter(|_| names("status"))

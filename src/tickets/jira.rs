@@ -182,7 +182,11 @@ impl Tracker for Jira<'_> {
         let found = answer(
             "looking for the group's issue",
             self.request(reqwest::Method::GET, path)
-                .query(&[("jql", jql.as_str()), ("fields", "status,assignee"), ("maxResults", "1")])
+                .query(&[
+                    ("jql", jql.as_str()),
+                    ("fields", "status,assignee"),
+                    ("maxResults", "1"),
+                ])
                 .send()
                 .await,
         )
@@ -247,7 +251,10 @@ impl Tracker for Jira<'_> {
             self.request(reqwest::Method::GET, &path).send().await,
         )
         .await?;
-        let transitions = offered["transitions"].as_array().cloned().unwrap_or_default();
+        let transitions = offered["transitions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let wanted_name = if done {
             &self.settings.done_status
         } else {
@@ -255,10 +262,17 @@ impl Tracker for Jira<'_> {
         };
         let category = if done { "done" } else { "new" };
         let chosen = transitions.iter().find(|t| match wanted_name {
-            Some(name) => t["to"]["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)),
+            Some(name) => t["to"]["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name)),
             None => t["to"]["statusCategory"]["key"] == category,
         });
-        let Some(id) = chosen.and_then(|t| t["id"].as_str().map(str::to_owned).or(t["id"].as_i64().map(|i| i.to_string()))) else {
+        let Some(id) = chosen.and_then(|t| {
+            t["id"]
+                .as_str()
+                .map(str::to_owned)
+                .or(t["id"].as_i64().map(|i| i.to_string()))
+        }) else {
             let names: Vec<&str> = transitions
                 .iter()
                 .filter_map(|t| t["to"]["name"].as_str())
@@ -267,7 +281,11 @@ impl Tracker for Jira<'_> {
                 status: None,
                 message: format!(
                     "{key} has no transition to {} (offered: {}); set {} on the channel",
-                    wanted_name.as_deref().unwrap_or(if done { "a done status" } else { "a to-do status" }),
+                    wanted_name.as_deref().unwrap_or(if done {
+                        "a done status"
+                    } else {
+                        "a to-do status"
+                    }),
                     names.join(", "),
                     if done { "done_status" } else { "reopen_status" }
                 ),
@@ -355,7 +373,10 @@ impl Tracker for Jira<'_> {
         .await?;
         Ok(format!(
             "signed in as {}; project {} ({})",
-            me["displayName"].as_str().or(me["name"].as_str()).unwrap_or("?"),
+            me["displayName"]
+                .as_str()
+                .or(me["name"].as_str())
+                .unwrap_or("?"),
             project["key"].as_str().unwrap_or("?"),
             project["name"].as_str().unwrap_or("?")
         ))

@@ -138,11 +138,18 @@ async fn answer(
 fn tracker_message(body: &Value) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     if let Some(messages) = body["errorMessages"].as_array() {
-        parts.extend(messages.iter().filter_map(|m| m.as_str().map(str::to_owned)));
+        parts.extend(
+            messages
+                .iter()
+                .filter_map(|m| m.as_str().map(str::to_owned)),
+        );
     }
     if let Some(errors) = body["errors"].as_object() {
         parts.extend(errors.iter().map(|(field, why)| {
-            format!("{field}: {}", why.as_str().map_or(why.to_string(), str::to_owned))
+            format!(
+                "{field}: {}",
+                why.as_str().map_or(why.to_string(), str::to_owned)
+            )
         }));
     }
     if let Some(message) = body["message"].as_str() {
@@ -228,7 +235,10 @@ impl TicketDesk {
         TicketDesk { pool, http }
     }
 
-    fn tracker<'a>(&'a self, config: &'a crate::alerts::ChannelConfig) -> Option<Box<dyn Tracker + 'a>> {
+    fn tracker<'a>(
+        &'a self,
+        config: &'a crate::alerts::ChannelConfig,
+    ) -> Option<Box<dyn Tracker + 'a>> {
         match config {
             crate::alerts::ChannelConfig::Jira(s) => Some(Box::new(jira::Jira::new(s, &self.http))),
             crate::alerts::ChannelConfig::Github(s) => {
@@ -254,7 +264,10 @@ impl TicketDesk {
         };
         let outcome = match message.event {
             MessageEvent::Test => tracker.check().await,
-            MessageEvent::Alert => self.open_ticket(channel_id, tracker.as_ref(), message).await,
+            MessageEvent::Alert => {
+                self.open_ticket(channel_id, tracker.as_ref(), message)
+                    .await
+            }
             MessageEvent::Sync => self.sync(channel_id, tracker.as_ref(), message).await,
             MessageEvent::Resolved => Ok("nothing to do for a tracker".into()),
         };
@@ -289,7 +302,10 @@ impl TicketDesk {
         // Look before creating: an earlier attempt may have created it and then timed out.
         if let Some(ticket) = tracker.find(&label).await? {
             self.save_link(channel_id, group.id, &ticket).await?;
-            return Ok(format!("found {} (created by an earlier attempt)", ticket.key));
+            return Ok(format!(
+                "found {} (created by an earlier attempt)",
+                ticket.key
+            ));
         }
         let annotations = self
             .top_annotations(group.id, &tracker.annotation_names())
@@ -335,7 +351,8 @@ impl TicketDesk {
         }
         if let Some(wanted) = wanted.filter(|w| *w != link.synced_state) {
             tracker.set_done(&link.ticket_key, wanted == "done").await?;
-            self.set_synced(channel_id, group.id, Some(wanted), None).await?;
+            self.set_synced(channel_id, group.id, Some(wanted), None)
+                .await?;
             did.push(format!("moved {} to {wanted}", link.ticket_key));
         }
         if group.assignee != link.synced_assignee {
@@ -383,7 +400,11 @@ impl TicketDesk {
     }
 
     /// The group's ticket on this channel.
-    pub async fn link(&self, channel_id: i64, group_id: i64) -> Result<Option<TicketLink>, TrackerError> {
+    pub async fn link(
+        &self,
+        channel_id: i64,
+        group_id: i64,
+    ) -> Result<Option<TicketLink>, TrackerError> {
         let row = sqlx::query(&format!(
             "SELECT {LINK_COLUMNS} FROM group_tickets WHERE channel_id = $1 AND group_id = $2"
         ))
@@ -422,7 +443,12 @@ impl TicketDesk {
         rows.iter().map(link_from).collect()
     }
 
-    async fn save_link(&self, channel_id: i64, group_id: i64, ticket: &Ticket) -> Result<(), TrackerError> {
+    async fn save_link(
+        &self,
+        channel_id: i64,
+        group_id: i64,
+        ticket: &Ticket,
+    ) -> Result<(), TrackerError> {
         let now = now();
         sqlx::query(
             "INSERT INTO group_tickets (channel_id, group_id, ticket_key, ticket_url, \

@@ -221,7 +221,9 @@ mod tests {
             "wild-write in crash_here: 12/3 since 1.2 on Win64  {unknown} https://f.example/ui/groups/7 costs $5"
         );
         assert_eq!(annotation_names("$a and $b.c, $a"), vec!["a", "b.c"]);
-        assert!(check("{signature} {sig}", "summary").unwrap_err().contains("{sig}"));
+        assert!(check("{signature} {sig}", "summary")
+            .unwrap_err()
+            .contains("{sig}"));
         assert!(check("{signature} {} { x }", "summary").is_ok());
     }
 }
