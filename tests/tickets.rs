@@ -734,6 +734,19 @@ async fn github_issues_close_reopen_and_a_done_one_is_replaced_on_regression() {
     let (_, g) = server.get_json(&format!("/api/v1/groups/{group}")).await;
     assert_eq!(g["state"], "open");
     assert_eq!(g["assignee"], "hubot");
+    assert_eq!(
+        g["tickets"][0]["ticket_url"],
+        "https://github.com/game/client/issues/1"
+    );
+    let ui = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = ui.get(&format!("/ui/groups/{group}")).await;
+    assert!(
+        page.body.contains(
+            r#"<a href="https://github.com/game/client/issues/1" rel="noreferrer">1</a> (open)"#
+        ),
+        "{}",
+        page.body
+    );
     // Closed on GitHub: resolved in 3.0. A crash from 3.1 regresses it: with
     // on_regression = new_ticket the closed issue stays closed and a new one opens.
     let body = event("closed", "closed", Some("hubot"));

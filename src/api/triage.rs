@@ -172,9 +172,18 @@ pub async fn get_group(
 ) -> Result<Json<Value>, ApiError> {
     let id = visible_group(&state, &caller, Scope::TriageRead, group_id(&id)?).await?;
     match state.index.group_detail(id).await? {
-        Some(detail) => Ok(Json(
-            serde_json::to_value(detail).expect("groups serialize"),
-        )),
+        Some(detail) => {
+            let mut body = serde_json::to_value(detail).expect("groups serialize");
+            // The tickets trackers keep for it (Jira, GitHub).
+            let tickets = state
+                .alerts
+                .desk()
+                .links_of_group(id)
+                .await
+                .map_err(|e| ApiError::from(crate::group::index::IndexError::Database(e)))?;
+            body["tickets"] = serde_json::to_value(tickets).expect("tickets serialize");
+            Ok(Json(body))
+        }
         None => Err(not_found(&state, id).await),
     }
 }

@@ -369,6 +369,15 @@ struct GroupPage {
     states: Vec<Choice>,
     /// How the mute ends, in words.
     mute: String,
+    /// The tickets trackers keep for it.
+    tickets: Vec<TicketView>,
+}
+
+/// A tracker's ticket for the group: its key, and a link when its address is a web address.
+struct TicketView {
+    key: String,
+    url: Option<String>,
+    state: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -476,7 +485,23 @@ pub async fn show(
         .project_by_id(group.project_id)
         .await?
         .map_or_else(|| group.project_id.to_string(), |p| p.name);
+    let tickets = state
+        .alerts
+        .desk()
+        .links_of_group(group.id)
+        .await
+        .map_err(|e| UiError::from(crate::group::index::IndexError::Database(e)))?
+        .into_iter()
+        .map(|link| TicketView {
+            url: (link.ticket_url.starts_with("https://")
+                || link.ticket_url.starts_with("http://"))
+            .then_some(link.ticket_url),
+            key: link.ticket_key,
+            state: link.synced_state,
+        })
+        .collect();
     let page = GroupPage {
+        tickets,
         chrome: viewer.chrome(),
         project,
         resolved_in: group.resolved_in.clone().unwrap_or_default(),

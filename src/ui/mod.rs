@@ -9,6 +9,7 @@
 //! token's scopes and projects, and every form that changes something carries the session's
 //! anti-forgery token.
 
+mod alerts;
 mod charts;
 mod crash;
 mod groups;
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/crashes/{id}/files/{name}", get(crash::file))
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
+        .route("/ui/alerts", get(alerts::show))
         .route("/ui/symbols", get(symbols::find))
         .route("/ui/symbols/missing", get(symbols::missing))
         .route("/ui/symbols/upload", post(symbols::upload))
