@@ -453,7 +453,12 @@ async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
     ]);
     let refusing = Receiver::start().await;
     refusing.script([Answer::Status(400, None, "unknown payload")]);
-    let mut channels = Vec::new();
+    // Nothing listens on port 9; the URL's path is Slack's credential.
+    let mut channels = vec![
+        json!({"channel": create(&server, "/api/v1/channels", json!({
+        "name": "unreachable", "config": {"kind": "slack", "url": "http://127.0.0.1:9/services/T0/B0/SECRETPATH"}
+    })).await}),
+    ];
     for (name, r) in [("flaky", &flaky), ("down", &down), ("refusing", &refusing)] {
         channels.push(
             json!({"channel": create(&server, "/api/v1/channels", json!({
@@ -488,7 +493,11 @@ async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
     assert_eq!(delivered[0]["attempts"], 3);
     assert_eq!(delivered[0]["id"], ids[0].as_str());
     let failed = deliveries(&server, "failed").await;
-    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    assert!(
+        !format!("{failed:?}").contains("SECRETPATH"),
+        "a URL is not an error message: {failed:?}"
+    );
     let reason = |attempts: i64| {
         failed
             .iter()
@@ -496,7 +505,11 @@ async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
             .unwrap_or_else(|| panic!("a dead delivery after {attempts} attempts: {failed:?}"))
             .clone()
     };
-    let gave_up = reason(3);
+    let gave_up = failed
+        .iter()
+        .find(|d| d["attempts"] == 3 && d["last_status"] == 500)
+        .unwrap()
+        .clone();
     assert_eq!(gave_up["state"], "dead");
     assert!(
         gave_up["last_error"]
@@ -532,7 +545,7 @@ async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
     );
     let metrics = server.metrics().await;
     assert!(
-        metrics.contains("faultline_alert_deliveries{state=\"dead\"} 2"),
+        metrics.contains("faultline_alert_deliveries{state=\"dead\"} 3"),
         "{metrics}"
     );
     assert!(

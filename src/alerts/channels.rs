@@ -415,7 +415,9 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> (String, String) {
     )
 }
 
-/// A reqwest error with its causes (the top level alone says only "error sending request").
+/// A reqwest error with its causes (the top level alone says only "error sending request"),
+/// without the URL: a Slack or webhook URL can be a credential, and this text is stored, shown
+/// and logged.
 pub fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
@@ -428,7 +430,10 @@ pub fn describe(error: &reqwest::Error) -> String {
         text.push_str(&cause.to_string());
         source = cause.source();
     }
-    text
+    match error.url() {
+        Some(url) => text.replace(url.as_str(), "(the channel's URL)"),
+        None => text,
+    }
 }
 
 /// `text` on one line, at most 300 characters (for error messages).
