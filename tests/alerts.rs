@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::alerting::{create, deliveries, drained, hmac_hex, server};
 use common::receiver::{Answer, Receiver};
 use common::{generated_bytes, Db, TestServer};
 use faultline::alerts::{Alerts, NewChannel, RuleDefinition};
@@ -16,7 +17,6 @@ use faultline::config::AlertsConfig;
 use faultline::group::index::{
     CrashAttributes, CrashIndex, GroupPatch, NewCrash, PayloadBudget, RecordObserver,
 };
-use hmac::Mac;
 use serde_json::{json, Value};
 
 const GENEROUS: PayloadBudget = PayloadBudget {
@@ -307,22 +307,6 @@ async fn the_last_matching_condition_decides() {
     );
 }
 
-/// A server whose deliveries retry fast.
-async fn server() -> TestServer {
-    TestServer::start_with(|c| {
-        c.alerts.retry_base_ms = 100;
-        c.alerts.max_attempts = 3;
-        c.server.public_url = "https://crashes.example.com".into();
-    })
-    .await
-}
-
-async fn create(server: &TestServer, path: &str, body: Value) -> i64 {
-    let (status, answer) = server.admin_post(path, body).await;
-    assert_eq!(status, 201, "{path}: {answer}");
-    answer["id"].as_i64().unwrap()
-}
-
 /// POSTs a dump to the synchronous route; its group.
 async fn crash_into(server: &TestServer, dump: &str) -> i64 {
     let response = server
@@ -337,39 +321,9 @@ async fn crash_into(server: &TestServer, dump: &str) -> i64 {
     body["group_id"].as_i64().unwrap()
 }
 
-fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    for part in parts {
-        mac.update(part);
-    }
-    hex::encode(mac.finalize().into_bytes())
-}
-
-async fn deliveries(server: &TestServer, state: &str) -> Vec<Value> {
-    let (status, body) = server
-        .get_json(&format!("/api/v1/deliveries?state={state}"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["deliveries"].as_array().unwrap().clone()
-}
-
-/// Waits until no delivery is pending.
-async fn drained(server: &TestServer) {
-    for _ in 0..200 {
-        if deliveries(server, "pending").await.is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "deliveries still pending: {:?}",
-        deliveries(server, "pending").await
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_is_signed_and_carries_the_group() {
-    let server = server().await;
+    let server = server(3, 10).await;
     let receiver = Receiver::start().await;
     let secret = "a-long-shared-secret-for-hmac";
     let channel = create(&server, "/api/v1/channels", json!({
@@ -439,7 +393,7 @@ async fn a_webhook_is_signed_and_carries_the_group() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
-    let server = server().await;
+    let server = server(3, 10).await;
     let flaky = Receiver::start().await;
     flaky.script([
         Answer::Status(429, Some(1), "slow down"),
@@ -556,7 +510,7 @@ async fn deliveries_retry_honour_retry_after_and_end_dead_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_and_pagerduty_get_their_formats_and_resolving_closes_the_incident() {
-    let server = server().await;
+    let server = server(3, 10).await;
     let receiver = Receiver::start().await;
     let slack = create(&server, "/api/v1/channels", json!({
         "name": "#crashes", "config": {"kind": "slack", "url": format!("{}/services/T0/B0/XYZ", receiver.url)}
@@ -636,7 +590,7 @@ async fn email_goes_through_starttls_and_auth_as_one_digest() {
     let Some(smtp) = common::smtp::SmtpServer::start().await else {
         return;
     };
-    let server = server().await;
+    let server = server(3, 10).await;
     let settings = |password: &str| {
         json!({
             "kind": "email", "smtp_host": "localhost", "smtp_port": smtp.port,
@@ -705,7 +659,7 @@ async fn email_goes_through_starttls_and_auth_as_one_digest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_test_route_says_what_the_receiver_answered() {
-    let server = server().await;
+    let server = server(3, 10).await;
     let receiver = Receiver::start().await;
     receiver.script([
         Answer::Status(200, None, "thanks"),
@@ -732,7 +686,7 @@ async fn the_test_route_says_what_the_receiver_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_rules_and_channels_are_refused_with_a_reason() {
-    let server = server().await;
+    let server = server(3, 10).await;
     server.create_project("Other").await;
     let receiver = Receiver::start().await;
     let hook = |project: &str| json!({"project": project, "name": "h", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}});

@@ -15,49 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Json;
+use common::alerting::{create, deliveries, drained, hmac_hex, server};
 use common::{settled, submit, TestServer};
-use hmac::Mac;
 use serde_json::{json, Value};
-
-async fn server() -> TestServer {
-    TestServer::start_with(|c| {
-        c.alerts.retry_base_ms = 100;
-        c.alerts.max_attempts = 4;
-        c.alerts.timeout_secs = 1;
-        c.server.public_url = "https://crashes.example.com".into();
-    })
-    .await
-}
-
-async fn create(server: &TestServer, path: &str, body: Value) -> i64 {
-    let (status, answer) = server.admin_post(path, body).await;
-    assert_eq!(status, 201, "{path}: {answer}");
-    answer["id"].as_i64().unwrap()
-}
 
 async fn group_of(server: &TestServer, crash: &str) -> i64 {
     settled(server, crash).await["crash"]["group_id"]
         .as_i64()
         .unwrap()
-}
-
-async fn deliveries(server: &TestServer, state: &str) -> Vec<Value> {
-    let (status, body) = server
-        .get_json(&format!("/api/v1/deliveries?state={state}&limit=500"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["deliveries"].as_array().unwrap().clone()
-}
-
-/// Waits until no delivery is pending; every delivery so far.
-async fn drained(server: &TestServer) -> Vec<Value> {
-    for _ in 0..300 {
-        if deliveries(server, "pending").await.is_empty() {
-            return deliveries(server, "").await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("still pending: {:?}", deliveries(server, "pending").await);
 }
 
 async fn patch_group(server: &TestServer, group: i64, body: Value) -> Value {
@@ -73,9 +38,7 @@ async fn patch_group(server: &TestServer, group: i64, body: Value) -> Value {
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("sha256={}", hmac_hex(secret.as_bytes(), &[body]))
 }
 
 /// POSTs a tracker webhook; its status and answer.
@@ -197,7 +160,7 @@ async fn jira_tickets_follow_their_groups_both_ways() {
     let Some(jira) = Jira820::start().await else {
         return;
     };
-    let server = server().await;
+    let server = server(4, 1).await;
     let secret = "jira-webhook-secret-0123456789";
     let channel = create(
         &server,
@@ -485,7 +448,7 @@ mod base64_engine {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jira_cloud_gets_documents_and_required_fields_and_one_issue_despite_a_timeout() {
-    let server = server().await;
+    let server = server(4, 1).await;
     let shared = Shared::default();
     let url = jira_cloud(Arc::clone(&shared)).await;
     let settings = |project: &str, custom: Value| {
@@ -646,7 +609,7 @@ async fn github(shared: Shared) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_issues_close_reopen_and_a_done_one_is_replaced_on_regression() {
-    let server = server().await;
+    let server = server(4, 1).await;
     let shared = Shared::default();
     let url = github(Arc::clone(&shared)).await;
     let secret = "github-webhook-secret-0123456789";

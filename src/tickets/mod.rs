@@ -479,32 +479,21 @@ impl TicketDesk {
         state: Option<&str>,
         assignee: Option<Option<&str>>,
     ) -> Result<(), TrackerError> {
-        if let Some(state) = state {
-            sqlx::query(
-                "UPDATE group_tickets SET synced_state = $1, updated_at = $2 \
-                 WHERE channel_id = $3 AND group_id = $4",
-            )
-            .bind(state)
-            .bind(now())
-            .bind(channel_id)
-            .bind(group_id)
-            .execute(&self.pool)
-            .await
-            .map_err(database)?;
-        }
-        if let Some(assignee) = assignee {
-            sqlx::query(
-                "UPDATE group_tickets SET synced_assignee = $1, updated_at = $2 \
-                 WHERE channel_id = $3 AND group_id = $4",
-            )
-            .bind(assignee)
-            .bind(now())
-            .bind(channel_id)
-            .bind(group_id)
-            .execute(&self.pool)
-            .await
-            .map_err(database)?;
-        }
+        // `synced_state` stays when no state is given; the assignee only changes when given.
+        sqlx::query(
+            "UPDATE group_tickets SET synced_state = COALESCE($1, synced_state), \
+             synced_assignee = CASE WHEN $2 = 1 THEN $3 ELSE synced_assignee END, \
+             updated_at = $4 WHERE channel_id = $5 AND group_id = $6",
+        )
+        .bind(state)
+        .bind(i64::from(assignee.is_some()))
+        .bind(assignee.flatten())
+        .bind(now())
+        .bind(channel_id)
+        .bind(group_id)
+        .execute(&self.pool)
+        .await
+        .map_err(database)?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod alerting;
 pub mod receiver;
 pub mod s3;
 pub mod smtp;
