@@ -199,6 +199,21 @@ async fn every_trigger_fires_when_its_event_happens(db: Db) {
     assert_eq!(spike_fire.reason["triggers"][0]["why"]["events"], 5);
     assert_eq!(spike_fire.reason["triggers"][0]["why"]["week_before"], 2);
 
+    // A mute for one more user: a crash without a user leaves it muted; a new user wakes it.
+    let mute_users = GroupPatch {
+        state: Some("muted".into()),
+        mute_for_users: Some(Some(1)),
+        ..GroupPatch::default()
+    };
+    index.update_group(c, &mute_users).await.unwrap();
+    let quiet = index.record(&crash("c-anon", "fc", t, "1.0", None)).await.unwrap();
+    assert!(!quiet.woke);
+    assert_eq!(fired(&alerts, woke, c).await, 0);
+    let loud = index.record(&crash("c-user", "fc", t, "1.0", Some("new-user"))).await.unwrap();
+    assert!(loud.woke);
+    assert_eq!(fired(&alerts, woke, c).await, 1);
+    assert_eq!(index.group(c).await.unwrap().unwrap().state, "open");
+
     // Each firing left one pending delivery per action, with the message it will send.
     let deliveries = alerts
         .deliveries(1, faultline::alerts::DeliveryFilter::Pending, 500)

@@ -189,7 +189,7 @@ pub async fn get_group(
 }
 
 /// A triage update: absent fields stay, `null` clears `assignee`, `resolved_in`, `muted_until`
-/// or `mute_for_events`.
+/// `mute_for_events` or `mute_for_users`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupUpdate {
@@ -202,6 +202,8 @@ pub struct GroupUpdate {
     muted_until: Option<Option<i64>>,
     #[serde(default, with = "serde_with_null")]
     mute_for_events: Option<Option<i64>>,
+    #[serde(default, with = "serde_with_null")]
+    mute_for_users: Option<Option<i64>>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
@@ -216,7 +218,7 @@ mod serde_with_null {
 }
 
 /// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`
-/// or `{"state": "muted", "muted_until": 1767225600, "mute_for_events": 100}`.
+/// or `{"state": "muted", "muted_until": 1767225600, "mute_for_events": 100, "mute_for_users": 10}`.
 pub async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -226,7 +228,7 @@ pub async fn update_group(
     let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(update) = body.map_err(|e| {
         bad_request(format!("invalid group update: {}", e.body_text()))
-            .with_detail(r#"send {"state": "open|in_progress|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null, "muted_until": unix seconds|null, "mute_for_events": N|null}"#)
+            .with_detail(r#"send {"state": "open|in_progress|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null, "muted_until": unix seconds|null, "mute_for_events": N|null, "mute_for_users": N|null}"#)
     })?;
     let patch = GroupPatch {
         state: update.state,
@@ -234,6 +236,7 @@ pub async fn update_group(
         resolved_in: update.resolved_in,
         muted_until: update.muted_until,
         mute_for_events: update.mute_for_events,
+        mute_for_users: update.mute_for_users,
     };
     match change_group(&state, id, &patch, None).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),

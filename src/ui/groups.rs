@@ -177,6 +177,9 @@ fn mute_text(group: &Group) -> String {
             (at - group.event_count).max(0)
         ));
     }
+    if let Some(at) = group.mute_until_users {
+        ends.push(format!("for {} more users", (at - group.user_count).max(0)));
+    }
     ends.join(" or ")
 }
 
@@ -534,6 +537,8 @@ pub struct TriageForm {
     /// The mute ends after this many more crashes.
     #[serde(default)]
     mute_for_events: String,
+    #[serde(default)]
+    mute_for_users: String,
 }
 
 /// The start of a `YYYY-MM-DD` day, UTC, Unix seconds.
@@ -597,7 +602,14 @@ pub async fn triage(
         })?),
         _ => None,
     };
+    let mute_for_users = match text(&form.mute_for_users, "count")? {
+        Some(n) if muted => Some(n.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            UiError::bad_request(format!("{n:?} is not a number of users (1 or more)"))
+        })?),
+        _ => None,
+    };
     let patch = GroupPatch {
+        mute_for_users: Some(mute_for_users),
         state: Some(form.state.clone()),
         assignee: Some(text(&form.assignee, "assignee")?),
         resolved_in: Some(if form.state == "resolved" {

@@ -175,6 +175,8 @@ pub struct Group {
     pub muted_until: Option<i64>,
     /// A muted group wakes when its event count reaches this.
     pub mute_until_events: Option<i64>,
+    /// A muted group wakes when its distinct-user count reaches this.
+    pub mute_until_users: Option<i64>,
     /// Payloads kept, and crashes whose payload the budget dropped (counted, not stored).
     pub payloads_kept: i64,
     /// See `payloads_kept`.
@@ -314,7 +316,7 @@ pub struct GroupDetail {
 
 /// The states triage gives a group: `open` (needs someone), `in_progress` (someone is on it),
 /// `resolved` (fixed, in `resolved_in` when given: a crash from a newer release reopens it),
-/// `muted` (ignored, until `muted_until` or `mute_until_events` when given).
+/// `muted` (ignored, until `muted_until`, `mute_until_events` or `mute_until_users` when given).
 pub const GROUP_STATES: [&str; 4] = ["open", "in_progress", "resolved", "muted"];
 
 /// What a triage update changes (absent fields stay).
@@ -330,6 +332,8 @@ pub struct GroupPatch {
     pub muted_until: Option<Option<i64>>,
     /// A mute ends after this many more crashes; `Some(None)` clears it.
     pub mute_for_events: Option<Option<i64>>,
+    /// A mute ends after this many more distinct users; `Some(None)` clears it.
+    pub mute_for_users: Option<Option<i64>>,
 }
 
 /// The database under the crash index (and the ingest queue, projects and tokens).
@@ -403,14 +407,14 @@ pub trait RecordObserver: Send + Sync {
 
 const GROUP_COLUMNS: &str = "id, project_id, signature, fault_class, first_seen, last_seen, event_count, user_count, \
      first_release, last_release, state, assignee, resolved_in, regressed, payloads_kept, payloads_dropped, \
-     muted_until, mute_until_events";
+     muted_until, mute_until_events, mute_until_users";
 
 /// [`GROUP_COLUMNS`] of a table aliased `g`.
 const GROUP_COLUMNS_OF_G: &str =
     "g.id, g.project_id, g.signature, g.fault_class, g.first_seen, g.last_seen, \
      g.event_count, g.user_count, g.first_release, g.last_release, g.state, g.assignee, \
      g.resolved_in, g.regressed, g.payloads_kept, g.payloads_dropped, g.muted_until, \
-     g.mute_until_events";
+     g.mute_until_events, g.mute_until_users";
 
 const CRASH_COLUMNS: &str =
     "id, project_id, received_at, product, release, platform, cpu, user_id, annotations, \
@@ -434,6 +438,7 @@ fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
         regressed: row.try_get::<i64, _>("regressed")? != 0,
         muted_until: row.try_get("muted_until")?,
         mute_until_events: row.try_get("mute_until_events")?,
+        mute_until_users: row.try_get("mute_until_users")?,
         payloads_kept: row.try_get("payloads_kept")?,
         payloads_dropped: row.try_get("payloads_dropped")?,
         fingerprints: Vec::new(),

@@ -613,21 +613,6 @@ impl BatchState {
             group.regressed = true;
             touched.reopened = true;
         }
-        // A mute that ends by itself: its date passed, or this crash reaches its count.
-        let woke = group.state == "muted"
-            && (group
-                .muted_until
-                .is_some_and(|until| a.received_at >= until)
-                || group
-                    .mute_until_events
-                    .is_some_and(|n| group.event_count + touched.events + 1 >= n));
-        if woke {
-            group.state = "open".to_owned();
-            group.muted_until = None;
-            group.mute_until_events = None;
-            touched.woke = true;
-        }
-
         let new_user = match &a.user_id {
             Some(user) => {
                 let key = (group_id, user.clone());
@@ -640,6 +625,25 @@ impl BatchState {
             }
             None => false,
         };
+
+        // A mute that ends by itself: its date passed, or this crash reaches its crash or user count.
+        let woke = group.state == "muted"
+            && (group
+                .muted_until
+                .is_some_and(|until| a.received_at >= until)
+                || group
+                    .mute_until_events
+                    .is_some_and(|n| group.event_count + touched.events + 1 >= n)
+                || group.mute_until_users.is_some_and(|n| {
+                    group.user_count + touched.new_users + i64::from(new_user) >= n
+                }));
+        if woke {
+            group.state = "open".to_owned();
+            group.muted_until = None;
+            group.mute_until_events = None;
+            group.mute_until_users = None;
+            touched.woke = true;
+        }
 
         touched.events += 1;
         touched.new_users += i64::from(new_user);
@@ -765,6 +769,8 @@ impl BatchState {
                  muted_until = CASE WHEN touched.woke = 1 THEN NULL ELSE muted_until END, \
                  mute_until_events = CASE WHEN touched.woke = 1 THEN NULL \
                    ELSE mute_until_events END, \
+                 mute_until_users = CASE WHEN touched.woke = 1 THEN NULL \
+                   ELSE mute_until_users END, \
                  payloads_kept = payloads_kept + touched.kept, \
                  payloads_dropped = payloads_dropped + touched.dropped \
                  FROM touched WHERE crash_groups.id = touched.id",

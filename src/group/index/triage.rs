@@ -124,6 +124,11 @@ impl CrashIndex {
                 "mute_for_events must be at least 1".to_owned(),
             ));
         }
+        if patch.mute_for_users.flatten().is_some_and(|n| n < 1) {
+            return Err(IndexError::Invalid(
+                "mute_for_users must be at least 1".to_owned(),
+            ));
+        }
         // A mute's end belongs to the mute: another state clears it.
         let leaving_mute = patch.state.as_deref().is_some_and(|s| s != "muted");
         let muted_until = if leaving_mute {
@@ -136,12 +141,17 @@ impl CrashIndex {
         } else {
             patch.mute_for_events
         };
+        let mute_for_users = if leaving_mute {
+            Some(None)
+        } else {
+            patch.mute_for_users
+        };
         {
             let _writer = self.write.lock().await;
             // One statement, so a patch applies whole or not at all; a flag per field says
             // whether the patch sets it (an assignee or release can be cleared to NULL).
             // Reopening or resolving clears the regression flag. "N more events" is stored as
-            // the event count at which the group wakes.
+            // the event count at which the group wakes; "N more users" likewise.
             let changed = sqlx::query(
                 "UPDATE crash_groups SET \
                  state = CASE WHEN $1 = 1 THEN $2 ELSE state END, \
@@ -150,7 +160,9 @@ impl CrashIndex {
                  resolved_in = CASE WHEN $5 = 1 THEN $6 ELSE resolved_in END, \
                  muted_until = CASE WHEN $7 = 1 THEN $8 ELSE muted_until END, \
                  mute_until_events = CASE WHEN $9 = 1 THEN event_count + $10 \
-                   ELSE mute_until_events END \
+                   ELSE mute_until_events END, \
+                 mute_until_users = CASE WHEN $12 = 1 THEN user_count + $13 \
+                   ELSE mute_until_users END \
                  WHERE id = $11",
             )
             .bind(i64::from(patch.state.is_some()))
@@ -164,6 +176,8 @@ impl CrashIndex {
             .bind(i64::from(mute_for_events.is_some()))
             .bind(mute_for_events.flatten())
             .bind(id)
+            .bind(i64::from(mute_for_users.is_some()))
+            .bind(mute_for_users.flatten())
             .execute(&self.pool)
             .await?;
             if changed.rows_affected() == 0 {
