@@ -105,19 +105,27 @@ impl Alerts {
             }
         }))
         .await;
+        // Every outcome in one transaction: the database's writer is shared with crash
+        // recording, and one commit per delivery would queue behind it for each.
+        let mut tx = self.pool.begin().await?;
+        let mut counted = Vec::new();
         for (kind, done) in results {
             for (deliveries, attempt) in done {
                 for delivery in &deliveries {
-                    self.record_attempt(delivery, &attempt).await?;
+                    self.record_attempt(&mut tx, delivery, &attempt).await?;
                 }
-                let result = match &attempt {
-                    Attempt::Delivered { .. } => "delivered",
-                    Attempt::Retry { .. } => "retry",
-                    Attempt::Failed { .. } => "failed",
-                };
-                metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
-                    .increment(deliveries.len() as u64);
+                counted.push((kind, deliveries.len(), attempt));
             }
+        }
+        tx.commit().await?;
+        for (kind, deliveries, attempt) in counted {
+            let result = match &attempt {
+                Attempt::Delivered { .. } => "delivered",
+                Attempt::Retry { .. } => "retry",
+                Attempt::Failed { .. } => "failed",
+            };
+            metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
+                .increment(deliveries as u64);
         }
         Ok(count)
     }
@@ -185,6 +193,7 @@ impl Alerts {
     /// Writes what an attempt gave.
     async fn record_attempt(
         &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         delivery: &Delivery,
         attempt: &Attempt,
     ) -> Result<(), AlertError> {
@@ -249,7 +258,7 @@ impl Alerts {
         .bind(response)
         .bind(now)
         .bind(delivery.id.as_str())
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }

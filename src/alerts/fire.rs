@@ -5,7 +5,8 @@
 //! are written in the same transaction, so they commit with the crash or not at all.
 //!
 //! Counting triggers (events, users, spike) read the crash table in that transaction, so they
-//! include the batch's crashes, and only for groups that passed everything cheaper first.
+//! include the batch's crashes, and only for groups that passed everything cheaper first (the
+//! group's totals, the rule's interval); each count stops at the number that decides it.
 
 use std::collections::HashMap;
 
@@ -17,102 +18,160 @@ use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
 use crate::group::index::{Dialect, Group, IndexError, RecordObserver, RecordedCrash};
 
-/// Crashes and distinct users of a group in a time range.
-#[derive(Clone, Copy)]
-struct Counts {
-    events: i64,
-    users: i64,
+/// What a count counts.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Counted {
+    /// Crashes.
+    Events,
+    /// Distinct users.
+    Users,
 }
 
-/// Counts read so far in this batch, by (group, from, to).
-type CountCache = HashMap<(i64, i64, i64), Counts>;
+/// Counts read so far in this batch, by (what, group, from, to, cap).
+type CountCache = HashMap<(Counted, i64, i64, i64, i64), i64>;
 
+/// The most crashes a week-old window is counted up to (a spike over a busier window than
+/// this compares against this many).
+const HISTORY_CAP: i64 = 1_000_000;
+
+/// Crashes (or distinct users) of a group in `(from, to]`, counted up to `cap`: a threshold
+/// only needs to know whether the count passed it, so no evaluation reads more than `cap`
+/// index entries however busy the group is.
 async fn count(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     cache: &mut CountCache,
+    what: Counted,
     group_id: i64,
-    from: i64,
-    to: i64,
-) -> Result<Counts, IndexError> {
-    if let Some(counts) = cache.get(&(group_id, from, to)) {
-        return Ok(*counts);
+    (from, to): (i64, i64),
+    cap: i64,
+) -> Result<i64, IndexError> {
+    let key = (what, group_id, from, to, cap);
+    if let Some(n) = cache.get(&key) {
+        return Ok(*n);
     }
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS events, COUNT(DISTINCT user_id) AS users FROM crashes \
-         WHERE group_id = $1 AND received_at > $2 AND received_at <= $3",
-    )
-    .bind(group_id)
-    .bind(from)
-    .bind(to)
-    .fetch_one(&mut **tx)
-    .await?;
-    let counts = Counts {
-        events: row.try_get("events")?,
-        users: row.try_get("users")?,
+    let sql = match what {
+        Counted::Events => {
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM crashes WHERE group_id = $1 \
+             AND received_at > $2 AND received_at <= $3 LIMIT $4) capped"
+        }
+        Counted::Users => {
+            "SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id FROM crashes WHERE group_id = $1 \
+             AND received_at > $2 AND received_at <= $3 AND user_id IS NOT NULL LIMIT $4) capped"
+        }
     };
-    cache.insert((group_id, from, to), counts);
-    Ok(counts)
+    let n: i64 = sqlx::query(sql)
+        .bind(group_id)
+        .bind(from)
+        .bind(to)
+        .bind(cap.max(1))
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    cache.insert(key, n);
+    Ok(n)
 }
 
-/// Whether `trigger` holds for this crash, and if so, why (as JSON).
-async fn holds(
-    trigger: &Trigger,
-    crash: &RecordedCrash<'_>,
-    now: i64,
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    cache: &mut CountCache,
-) -> Result<Option<Value>, IndexError> {
-    let group = crash.group.id;
-    Ok(match trigger {
-        Trigger::NewGroup => crash.recorded.new_group.then(|| json!({})),
-        Trigger::Regression => crash
-            .recorded
-            .regressed
-            .then(|| json!({ "release": crash.crash.release })),
-        Trigger::Woke => crash.recorded.woke.then(|| json!({})),
-        Trigger::EveryCrash => Some(json!({})),
-        Trigger::Events {
-            count: n,
-            window_secs,
-        } => {
-            let c = count(tx, cache, group, now - window_secs, now).await?;
-            (c.events > *n)
-                .then(|| json!({ "events": c.events, "more_than": n, "window_secs": window_secs }))
+impl Alerts {
+    /// A group's crashes in the same window a week ago. That window is in the past and does not
+    /// change, so it is counted once a minute per group and window length (the window's ends
+    /// are taken to the minute) and kept in memory.
+    async fn week_before(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        group_id: i64,
+        window_secs: i64,
+        now: i64,
+    ) -> Result<i64, IndexError> {
+        let minute = now - now.rem_euclid(60);
+        let key = (group_id, window_secs, minute);
+        if let Some(n) = self.history.lock().expect("never poisoned").get(&key) {
+            return Ok(*n);
         }
-        Trigger::Users {
-            count: n,
-            window_secs,
-        } => {
-            let c = count(tx, cache, group, now - window_secs, now).await?;
-            (c.users > *n)
-                .then(|| json!({ "users": c.users, "more_than": n, "window_secs": window_secs }))
+        let week = 7 * 24 * 3600;
+        let mut scratch = CountCache::new();
+        let n = count(
+            tx,
+            &mut scratch,
+            Counted::Events,
+            group_id,
+            (minute - week - window_secs, minute - week),
+            HISTORY_CAP,
+        )
+        .await?;
+        let mut history = self.history.lock().expect("never poisoned");
+        if history.len() > 100_000 {
+            history.clear();
         }
-        Trigger::Spike {
-            factor,
-            window_secs,
-            min_events,
-        } => {
-            let current = count(tx, cache, group, now - window_secs, now)
-                .await?
-                .events;
-            if current < *min_events {
-                None
-            } else {
-                let week = 7 * 24 * 3600;
-                let before = count(tx, cache, group, now - week - window_secs, now - week)
-                    .await?
-                    .events;
-                (current as f64 > factor * before as f64).then(|| {
+        history.insert(key, n);
+        Ok(n)
+    }
+
+    /// Whether `trigger` holds for this crash, and if so, why (as JSON). The group's totals
+    /// (which include the batch) rule out most counting before any query.
+    async fn holds(
+        &self,
+        trigger: &Trigger,
+        crash: &RecordedCrash<'_>,
+        now: i64,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        cache: &mut CountCache,
+    ) -> Result<Option<Value>, IndexError> {
+        let group = crash.group;
+        Ok(match trigger {
+            Trigger::NewGroup => crash.recorded.new_group.then(|| json!({})),
+            Trigger::Regression => crash
+                .recorded
+                .regressed
+                .then(|| json!({ "release": crash.crash.release })),
+            Trigger::Woke => crash.recorded.woke.then(|| json!({})),
+            Trigger::EveryCrash => Some(json!({})),
+            Trigger::Events {
+                count: n,
+                window_secs,
+            } => {
+                if group.event_count <= *n {
+                    return Ok(None);
+                }
+                let window = (now - window_secs, now);
+                let c = count(tx, cache, Counted::Events, group.id, window, n + 1).await?;
+                (c > *n).then(|| json!({ "events": c, "more_than": n, "window_secs": window_secs, "counted_up_to": n + 1 }))
+            }
+            Trigger::Users {
+                count: n,
+                window_secs,
+            } => {
+                if group.user_count <= *n {
+                    return Ok(None);
+                }
+                let window = (now - window_secs, now);
+                let c = count(tx, cache, Counted::Users, group.id, window, n + 1).await?;
+                (c > *n).then(|| json!({ "users": c, "more_than": n, "window_secs": window_secs, "counted_up_to": n + 1 }))
+            }
+            Trigger::Spike {
+                factor,
+                window_secs,
+                min_events,
+            } => {
+                if group.event_count < *min_events {
+                    return Ok(None);
+                }
+                let before = self.week_before(tx, group.id, *window_secs, now).await?;
+                // Enough to tell whether the window passed both bars.
+                let needed = ((factor * before as f64).floor() as i64 + 1).max(*min_events);
+                let window = (now - window_secs, now);
+                let current = count(tx, cache, Counted::Events, group.id, window, needed).await?;
+                (current >= *min_events && current as f64 > factor * before as f64).then(|| {
                     json!({
                         "events": current,
                         "week_before": before,
                         "factor": factor,
                         "window_secs": window_secs,
+                        "counted_up_to": needed,
                     })
                 })
             }
-        }
-    })
+        })
+    }
 }
 
 /// Whether the rule may fire for the group now, claiming the interval if so: one upsert that
@@ -211,7 +270,7 @@ impl RecordObserver for Alerts {
                 let mut held = Vec::new();
                 let mut missed = false;
                 for trigger in d.triggers.iter().filter(|t| !counting(t)) {
-                    match holds(trigger, crash, now, tx, &mut cache).await? {
+                    match self.holds(trigger, crash, now, tx, &mut cache).await? {
                         Some(why) => held.push((trigger.name(), why)),
                         None => missed = true,
                     }
@@ -226,7 +285,7 @@ impl RecordObserver for Alerts {
                         continue;
                     }
                     for trigger in d.triggers.iter().filter(|t| counting(t)) {
-                        match holds(trigger, crash, now, tx, &mut cache).await? {
+                        match self.holds(trigger, crash, now, tx, &mut cache).await? {
                             Some(why) => held.push((trigger.name(), why)),
                             None => missed = true,
                         }

@@ -86,6 +86,8 @@ pub struct Alerts {
     wake: tokio::sync::Notify,
     /// Tracker tickets (Jira, GitHub) the tracker channels keep per group.
     desk: crate::tickets::TicketDesk,
+    /// Last week's crash counts for spike triggers, by (group, window, minute).
+    history: Mutex<std::collections::HashMap<(i64, i64, i64), i64>>,
 }
 
 impl Alerts {
@@ -100,6 +102,7 @@ impl Alerts {
         let desk = crate::tickets::TicketDesk::new(index.pool().clone(), sender.http.clone());
         Arc::new(Alerts {
             desk,
+            history: Mutex::new(std::collections::HashMap::new()),
             pool: index.pool().clone(),
             dialect: index.dialect(),
             node,
