@@ -16,39 +16,88 @@ use super::channels::{Attempt, ChannelConfig};
 use super::message::AlertMessage;
 use super::{now, AlertError, Alerts};
 
-/// Deliveries one claim takes at most.
+/// Deliveries in flight on one node at most (and the most one claim takes).
 const CLAIM: i64 = 64;
 /// Longest wait between two looks at the outbox when nothing woke the dispatcher.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// One send: a delivery, an email digest of several (one attempt for all), or a tracker
+/// channel's deliveries in order (a ticket must exist before it is commented on or moved).
+struct Send {
+    config: Option<ChannelConfig>,
+    steps: Vec<Vec<Delivery>>,
+}
+
+/// What a send gave, for the outcome writer.
+type Outcome = (Option<&'static str>, Vec<Delivery>, Attempt);
+
 impl Alerts {
-    /// Sends deliveries until the process ends (spawn it once per node).
+    /// Sends deliveries until the process ends (spawn it once per node). A claimer keeps up to
+    /// [`CLAIM`] deliveries in flight, each send its own task, so a slow receiver holds up only
+    /// its own deliveries; an outcome writer records what finished, in one transaction per
+    /// batch (the database's writer is shared with crash recording).
     pub async fn dispatch(self: Arc<Alerts>) {
         if let Err(e) = self.take_back_own_leases().await {
             tracing::warn!(error = %e, "could not take back this node's delivery leases");
         }
+        let permits = Arc::new(tokio::sync::Semaphore::new(CLAIM as usize));
+        let (done, outcomes) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
+        tokio::spawn(Arc::clone(&self).write_outcomes(outcomes));
         loop {
-            match self.dispatch_once().await {
-                Ok(0) => {
-                    let _ = tokio::time::timeout(IDLE, self.wake.notified()).await;
-                }
-                Ok(_) => {}
+            // Wait for room, then claim as much as there is room for.
+            let Ok(first) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let room = permits.available_permits() + 1;
+            let claimed = match self.claim(room as i64).await {
+                Ok(claimed) => claimed,
                 Err(e) => {
+                    drop(first);
                     tracing::warn!(error = %e, "alert delivery failed; trying again shortly");
                     tokio::time::sleep(IDLE).await;
+                    continue;
                 }
+            };
+            if claimed.is_empty() {
+                drop(first);
+                let _ = tokio::time::timeout(IDLE, self.wake.notified()).await;
+                continue;
+            }
+            let sends = match self.group_sends(claimed).await {
+                Ok(sends) => sends,
+                Err(e) => {
+                    drop(first);
+                    tracing::warn!(error = %e, "alert delivery failed; trying again shortly");
+                    tokio::time::sleep(IDLE).await;
+                    continue;
+                }
+            };
+            let mut first = Some(first);
+            for send in sends {
+                let count: usize = send.steps.iter().map(Vec::len).sum();
+                let mut held = Vec::with_capacity(count);
+                if let Some(p) = first.take() {
+                    held.push(p);
+                }
+                while held.len() < count {
+                    match Arc::clone(&permits).try_acquire_owned() {
+                        Ok(p) => held.push(p),
+                        Err(_) => break, // claimed no more than there was room for
+                    }
+                }
+                let alerts = Arc::clone(&self);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    alerts.run_send(send, &done).await;
+                    drop(held);
+                });
             }
         }
     }
 
-    /// Claims what is due and sends it; returns how many deliveries it claimed.
-    pub async fn dispatch_once(&self) -> Result<usize, AlertError> {
-        let claimed = self.claim().await?;
-        if claimed.is_empty() {
-            return Ok(0);
-        }
-        let count = claimed.len();
-        // One send per channel for digests (email); one per delivery otherwise.
+    /// Groups claimed deliveries into sends: one per channel for digests (email) and trackers
+    /// (in order), one per delivery otherwise.
+    async fn group_sends(&self, claimed: Vec<Delivery>) -> Result<Vec<Send>, AlertError> {
         let mut by_channel: BTreeMap<i64, Vec<Delivery>> = BTreeMap::new();
         for delivery in claimed {
             by_channel
@@ -56,78 +105,120 @@ impl Alerts {
                 .or_default()
                 .push(delivery);
         }
-        // A send is one attempt for one or more deliveries (an email digest), or several in
-        // order (a tracker's deliveries: a ticket must exist before it is commented or moved).
-        let mut sends: Vec<(Option<ChannelConfig>, Vec<Vec<Delivery>>)> = Vec::new();
+        let mut sends = Vec::new();
         for (channel_id, deliveries) in by_channel {
             match self.channel_settings(channel_id).await {
-                Ok(config) if config.digest_secs() > 0 => {
-                    sends.push((Some(config), vec![deliveries]));
-                }
+                Ok(config) if config.digest_secs() > 0 => sends.push(Send {
+                    config: Some(config),
+                    steps: vec![deliveries],
+                }),
                 Ok(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
-                    sends.push((
-                        Some(config),
-                        deliveries.into_iter().map(|d| vec![d]).collect(),
-                    ));
+                    sends.push(Send {
+                        config: Some(config),
+                        steps: deliveries.into_iter().map(|d| vec![d]).collect(),
+                    })
                 }
                 Ok(config) => {
                     for delivery in deliveries {
-                        sends.push((Some(config.clone()), vec![vec![delivery]]));
+                        sends.push(Send {
+                            config: Some(config.clone()),
+                            steps: vec![vec![delivery]],
+                        });
                     }
                 }
-                Err(AlertError::NotFound(_)) => sends.push((None, vec![deliveries])),
+                Err(AlertError::NotFound(_)) => sends.push(Send {
+                    config: None,
+                    steps: vec![deliveries],
+                }),
                 Err(e) => return Err(e),
             }
         }
-        let results = futures::future::join_all(sends.into_iter().map(|(config, steps)| {
-            let sender = self.sender.clone();
-            async move {
-                let mut done = Vec::new();
-                for deliveries in steps {
-                    let attempt = match &config {
-                        Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
-                            let d = &deliveries[0];
-                            self.desk.deliver(d.channel_id, config, &d.message).await
-                        }
-                        Some(config) => {
-                            let messages: Vec<AlertMessage> =
-                                deliveries.iter().map(|d| d.message.clone()).collect();
-                            sender.send(config, &deliveries[0].id, &messages).await
-                        }
-                        None => Attempt::Failed {
-                            status: None,
-                            error: "its channel was deleted".into(),
-                        },
-                    };
-                    done.push((deliveries, attempt));
-                }
-                (config.map(|c| c.kind()), done)
+        Ok(sends)
+    }
+
+    /// Sends one send's steps, handing each outcome to the writer. A tracker channel's sends
+    /// run one at a time on this node (two could otherwise both create a group's ticket).
+    async fn run_send(&self, send: Send, done: &tokio::sync::mpsc::UnboundedSender<Outcome>) {
+        let tracker_lock = match &send.config {
+            Some(ChannelConfig::Jira(_) | ChannelConfig::Github(_)) => {
+                let channel = send.steps[0][0].channel_id;
+                let lock = Arc::clone(
+                    self.tracker_locks
+                        .lock()
+                        .expect("never poisoned")
+                        .entry(channel)
+                        .or_default(),
+                );
+                Some(lock)
             }
-        }))
-        .await;
-        // Every outcome in one transaction: the database's writer is shared with crash
-        // recording, and one commit per delivery would queue behind it for each.
-        let mut tx = self.pool.begin().await?;
-        let mut counted = Vec::new();
-        for (kind, done) in results {
-            for (deliveries, attempt) in done {
-                for delivery in &deliveries {
-                    self.record_attempt(&mut tx, delivery, &attempt).await?;
+            _ => None,
+        };
+        let _serial = match &tracker_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let kind = send.config.as_ref().map(ChannelConfig::kind);
+        for deliveries in send.steps {
+            let attempt = match &send.config {
+                Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
+                    let d = &deliveries[0];
+                    self.desk.deliver(d.channel_id, config, &d.message).await
                 }
-                counted.push((kind, deliveries.len(), attempt));
+                Some(config) => {
+                    let messages: Vec<AlertMessage> =
+                        deliveries.iter().map(|d| d.message.clone()).collect();
+                    self.sender.send(config, &deliveries[0].id, &messages).await
+                }
+                None => Attempt::Failed {
+                    status: None,
+                    error: "its channel was deleted".into(),
+                },
+            };
+            let _ = done.send((kind, deliveries, attempt));
+        }
+    }
+
+    /// Records outcomes as they come: everything waiting, in one transaction.
+    async fn write_outcomes(
+        self: Arc<Alerts>,
+        mut outcomes: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+    ) {
+        while let Some(first) = outcomes.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 512 {
+                match outcomes.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            // Written until it sticks: an outcome lost here would send the delivery again.
+            let mut pause = Duration::from_millis(100);
+            while let Err(e) = self.write_batch(&batch).await {
+                tracing::warn!(error = %e, "could not record alert deliveries; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(IDLE * 10);
+            }
+            for (kind, deliveries, attempt) in &batch {
+                let result = match attempt {
+                    Attempt::Delivered { .. } => "delivered",
+                    Attempt::Retry { .. } => "retry",
+                    Attempt::Failed { .. } => "failed",
+                };
+                metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
+                    .increment(deliveries.len() as u64);
+            }
+        }
+    }
+
+    async fn write_batch(&self, batch: &[Outcome]) -> Result<(), AlertError> {
+        let mut tx = self.pool.begin().await?;
+        for (_, deliveries, attempt) in batch {
+            for delivery in deliveries {
+                self.record_attempt(&mut tx, delivery, attempt).await?;
             }
         }
         tx.commit().await?;
-        for (kind, deliveries, attempt) in counted {
-            let result = match &attempt {
-                Attempt::Delivered { .. } => "delivered",
-                Attempt::Retry { .. } => "retry",
-                Attempt::Failed { .. } => "failed",
-            };
-            metrics::counter!("faultline_alert_deliveries_total", "channel" => kind.unwrap_or("deleted"), "result" => result)
-                .increment(deliveries as u64);
-        }
-        Ok(count)
+        Ok(())
     }
 
     /// Sends a test message through channel `id` now (not through the outbox) and says what
@@ -165,7 +256,7 @@ impl Alerts {
         Ok(())
     }
 
-    async fn claim(&self) -> Result<Vec<Delivery>, AlertError> {
+    async fn claim(&self, room: i64) -> Result<Vec<Delivery>, AlertError> {
         let lock = match self.dialect {
             crate::group::index::Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             crate::group::index::Dialect::Sqlite => "",
@@ -184,7 +275,7 @@ impl Alerts {
         .bind(self.node.as_str())
         .bind(lease)
         .bind(now)
-        .bind(CLAIM)
+        .bind(room.clamp(1, CLAIM))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(delivery_from).collect()

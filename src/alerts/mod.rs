@@ -86,6 +86,8 @@ pub struct Alerts {
     wake: tokio::sync::Notify,
     /// Tracker tickets (Jira, GitHub) the tracker channels keep per group.
     desk: crate::tickets::TicketDesk,
+    /// One lock per tracker channel: its sends run one at a time on this node.
+    tracker_locks: Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Last week's crash counts for spike triggers, by (group, window, minute).
     history: Mutex<std::collections::HashMap<(i64, i64, i64), i64>>,
 }
@@ -103,6 +105,7 @@ impl Alerts {
         Arc::new(Alerts {
             desk,
             history: Mutex::new(std::collections::HashMap::new()),
+            tracker_locks: Mutex::new(std::collections::HashMap::new()),
             pool: index.pool().clone(),
             dialect: index.dialect(),
             node,
