@@ -318,7 +318,11 @@ impl Alerts {
                     };
                     (
                         "pending",
-                        now + wait.as_secs_f64().ceil() as i64,
+                        // Rounded up from the exact time, so an attempt never comes early
+                        // (times are whole seconds; a `Retry-After` is a promise to keep).
+                        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
+                            + wait.as_secs_f64())
+                        .ceil() as i64,
                         status.map(i64::from),
                         Some(error.clone()),
                         None,
