@@ -129,6 +129,18 @@ fn numeric_id(id: &str, what: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no {what} {id:?}")))
 }
 
+/// 404 for an object of a project the caller does not administer (as if it did not exist).
+fn administered(caller: &Caller, project_id: i64, what: &str, id: i64) -> Result<(), ApiError> {
+    if caller.may(Scope::Admin, project_id) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {what} {id}"),
+        ))
+    }
+}
+
 /// A rule the caller may administer, else 404 (another project's rule is not revealed).
 async fn visible_rule(
     state: &AppState,
@@ -138,12 +150,7 @@ async fn visible_rule(
     caller.require(Scope::Admin)?;
     let id = numeric_id(id, "alert rule")?;
     let rule = state.alerts.rule(id).await?;
-    if !caller.may(Scope::Admin, rule.project_id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no alert rule {id}"),
-        ));
-    }
+    administered(caller, rule.project_id, "alert rule", id)?;
     Ok(rule)
 }
 
@@ -240,12 +247,7 @@ async fn visible_channel(
     caller.require(Scope::Admin)?;
     let id = numeric_id(id, "channel")?;
     let channel = state.alerts.channel(id).await?;
-    if !caller.may(Scope::Admin, channel.project_id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no channel {id}"),
-        ));
-    }
+    administered(caller, channel.project_id, "channel", id)?;
     Ok(channel)
 }
 

@@ -307,12 +307,27 @@ impl TicketDesk {
                 ticket.key
             ));
         }
-        let annotations = self
-            .top_annotations(group.id, &tracker.annotation_names())
+        let ticket = self
+            .create_ticket(channel_id, group.id, tracker, message)
             .await?;
-        let ticket = tracker.create(&label, message, &annotations).await?;
-        self.save_link(channel_id, group.id, &ticket).await?;
         Ok(format!("created {}", ticket.key))
+    }
+
+    /// Creates the group's ticket (labelled `faultline-group-{id}`) and links it.
+    async fn create_ticket(
+        &self,
+        channel_id: i64,
+        group_id: i64,
+        tracker: &dyn Tracker,
+        message: &AlertMessage,
+    ) -> Result<Ticket, TrackerError> {
+        let annotations = self
+            .top_annotations(group_id, &tracker.annotation_names())
+            .await?;
+        let label = format!("faultline-group-{group_id}");
+        let ticket = tracker.create(&label, message, &annotations).await?;
+        self.save_link(channel_id, group_id, &ticket).await?;
+        Ok(ticket)
     }
 
     async fn sync(
@@ -338,12 +353,9 @@ impl TicketDesk {
             && message.trigger == "regression"
             && tracker.on_regression() == OnRegression::NewTicket
         {
-            let annotations = self
-                .top_annotations(group.id, &tracker.annotation_names())
+            let ticket = self
+                .create_ticket(channel_id, group.id, tracker, message)
                 .await?;
-            let label = format!("faultline-group-{}", group.id);
-            let ticket = tracker.create(&label, message, &annotations).await?;
-            self.save_link(channel_id, group.id, &ticket).await?;
             return Ok(format!(
                 "{} is done for good: created {}",
                 link.ticket_key, ticket.key
