@@ -3,7 +3,6 @@
 //! index is the caller's step (the offline CLI does not record).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::ser::SerializeMap;
@@ -16,8 +15,8 @@ use crate::config::Config;
 use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
+use crate::process::modules::SymbolSource;
 use crate::process::{ProcessError, ProcessedCrash, Processor};
-use crate::symbols::SymbolStore;
 
 /// A crash through every stage so far.
 pub struct CrashReport {
@@ -81,7 +80,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The pipeline the configuration describes, reading symbols from `symbols`.
-    pub fn from_config(config: &Config, symbols: Arc<SymbolStore>) -> anyhow::Result<Pipeline> {
+    pub fn from_config(
+        config: &Config,
+        symbols: impl Into<SymbolSource>,
+    ) -> anyhow::Result<Pipeline> {
         Ok(Pipeline {
             processor: Processor::from_config(config, symbols),
             classifier: Classifier::new(&config.classify)

@@ -1,8 +1,8 @@
 //! `faultline process DUMP [--symbols DIR]... [--json|--text|--markdown] [--threads all]`:
 //! processes one minidump offline.
 //! Each DIR (a Breakpad tree, a dSYM, a build folder of native debug files) is walked and its
-//! files identified exactly as uploads are, into a throw-away store; without DIR the configured
-//! store is used. Exit 1 with a message for anything that is not a processable minidump.
+//! files identified exactly as uploads are, then read in place (nothing is stored); without DIR
+//! the configured store is used. Exit 1 with a message for anything that is not a processable minidump.
 
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -18,7 +18,7 @@ use symbolic::common::DebugId;
 use super::report::{self, Format, ReportStyle, Threads};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
-use crate::store::FsStore;
+use crate::symbols::local::LocalSymbols;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;
 
@@ -107,14 +107,13 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         max_entries: config.limits.max_archive_entries,
         max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
     };
-    let symbols = if args.symbols.is_empty() {
+    let pipeline = if args.symbols.is_empty() {
         let objects = crate::store::open(&config.storage)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
-        SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?
+        let store = SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?;
+        Pipeline::from_config(&config, Arc::new(store))?
     } else {
-        let objects = FsStore::open(scratch.path().join("store"))?;
-        let store = SymbolStore::new(Arc::new(objects), scratch.path().join("tmp"), limits)?;
         let mut files = Vec::new();
         for dir in &args.symbols {
             let name = dir.file_name().map_or_else(
@@ -125,24 +124,21 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         }
         // Only what the dump's modules need: files in a Breakpad tree
         // (`NAME/DEBUGID/NAME.sym`) for other modules are not even opened, and every other
-        // file is identified but stored (hashed, cached) only when a module wants it.
-        let wanted = wanted_debug_ids(&dump).map(Arc::new);
+        // file is identified in place and kept only when a module wants it.
+        let wanted = wanted_debug_ids(&dump);
         files.retain(|(_, name)| match (layout_debug_id(name), &wanted) {
             (Some(id), Some(wanted)) => wanted.contains(&id.to_string()),
             _ => true,
         });
+        let mut local = LocalSymbols::default();
         for (path, name) in files {
-            let unpacked = tempfile::tempdir_in(scratch.path())?;
-            for report in store
-                .ingest_wanted(&path, &name, unpacked.path(), wanted.clone())
-                .await
-            {
+            let unpacked = tempfile::tempdir_in(scratch.path())?.keep();
+            for report in local.add(&path, &name, &unpacked, wanted.as_ref(), limits) {
                 tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
             }
         }
-        store
+        Pipeline::from_config(&config, local)?
     };
-    let pipeline = Pipeline::from_config(&config, Arc::new(symbols))?;
     let crash = pipeline
         .run(dump.into(), &Default::default())
         .await

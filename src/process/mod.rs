@@ -25,8 +25,7 @@ use symbolic::common::DebugId;
 use crate::config::Config;
 use crate::cpu;
 use crate::symbols::identify::base_name;
-use crate::symbols::SymbolStore;
-use modules::{ModuleCache, ModuleSymbols, SymbolStatus};
+use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
 
 pub use output::{ModuleReport, ProcessedCrash, Timings};
@@ -79,9 +78,9 @@ impl Processor {
     }
 
     /// A processor over `symbols` with the configured budgets and cache sizes.
-    pub fn from_config(config: &Config, symbols: Arc<SymbolStore>) -> Processor {
+    pub fn from_config(config: &Config, symbols: impl Into<SymbolSource>) -> Processor {
         let modules = ModuleCache::new(
-            symbols,
+            symbols.into(),
             config.caches.memory_bytes,
             Duration::from_secs(config.caches.missing_ttl_secs),
         );

@@ -14,6 +14,7 @@ use symbolic::symcache::SymCache;
 
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
+use crate::symbols::local::LocalSymbols;
 use crate::symbols::{SymbolError, SymbolStore};
 
 /// A parsed SymCache that owns its bytes.
@@ -232,18 +233,40 @@ fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
     }))
 }
 
+/// Where the stack walker's module symbols come from.
+#[derive(Clone)]
+pub enum SymbolSource {
+    /// The symbol store: each cache is built once, stored, and shared by every node.
+    Store(Arc<SymbolStore>),
+    /// Debug files on this machine (`faultline process --symbols`): caches are built in
+    /// memory for this run.
+    Local(Arc<LocalSymbols>),
+}
+
+impl From<Arc<SymbolStore>> for SymbolSource {
+    fn from(store: Arc<SymbolStore>) -> SymbolSource {
+        SymbolSource::Store(store)
+    }
+}
+
+impl From<LocalSymbols> for SymbolSource {
+    fn from(local: LocalSymbols) -> SymbolSource {
+        SymbolSource::Local(Arc::new(local))
+    }
+}
+
 /// Loads and keeps parsed module symbols, shared by all dumps (cheap to clone: clones share
 /// the cache).
 #[derive(Clone)]
 pub struct ModuleCache {
-    symbols: Arc<SymbolStore>,
+    symbols: SymbolSource,
     cache: moka::future::Cache<DebugId, Arc<ModuleSymbols>>,
 }
 
 impl ModuleCache {
     /// A cache over `symbols` holding at most `max_bytes` of parsed symbols; entries for
     /// modules without symbols expire after `missing_ttl` so a late upload is noticed.
-    pub fn new(symbols: Arc<SymbolStore>, max_bytes: u64, missing_ttl: Duration) -> ModuleCache {
+    pub fn new(symbols: SymbolSource, max_bytes: u64, missing_ttl: Duration) -> ModuleCache {
         struct Expiry(Duration);
         impl moka::Expiry<DebugId, Arc<ModuleSymbols>> for Expiry {
             fn expire_after_create(
@@ -266,7 +289,7 @@ impl ModuleCache {
     /// The symbols of one module, loading them (and building caches if needed) on first use.
     /// Concurrent requests for the same module share one load.
     pub async fn get(&self, debug_id: DebugId) -> Arc<ModuleSymbols> {
-        let symbols = Arc::clone(&self.symbols);
+        let symbols = self.symbols.clone();
         self.cache
             .get_with(debug_id, async move {
                 Arc::new(
@@ -297,13 +320,35 @@ impl ModuleCache {
     }
 }
 
-async fn load(symbols: &SymbolStore, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
-    let files = symbols.files_for(debug_id).await?;
-    if files.is_empty() {
-        return Ok(ModuleSymbols::missing());
-    }
-    let symcache = symbols.cache(debug_id, CacheKind::SymCache, &files).await?;
-    let cfi = symbols.cache(debug_id, CacheKind::Cfi, &files).await?;
+async fn load(symbols: &SymbolSource, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+    let (symcache, cfi) = match symbols {
+        SymbolSource::Store(store) => {
+            let files = store.files_for(debug_id).await?;
+            if files.is_empty() {
+                return Ok(ModuleSymbols::missing());
+            }
+            let symcache = store.cache(debug_id, CacheKind::SymCache, &files).await?;
+            (
+                symcache,
+                store.cache(debug_id, CacheKind::Cfi, &files).await?,
+            )
+        }
+        SymbolSource::Local(local) => {
+            if !local.has(debug_id) {
+                return Ok(ModuleSymbols::missing());
+            }
+            // Both caches at once, on two of the pool's threads.
+            let (local, id) = (Arc::clone(local), *debug_id);
+            let (symcache, cfi) = cpu::run(move || {
+                rayon::join(
+                    || local.build(&id, CacheKind::SymCache),
+                    || local.build(&id, CacheKind::Cfi),
+                )
+            })
+            .await?;
+            (symcache?, cfi?)
+        }
+    };
     let parsed = cpu::run(move || (parse_symcache(symcache), parse_cfi(cfi))).await?;
     let (symcache, cfi, error) = match parsed {
         (Ok(symcache), Ok(cfi)) => (symcache, cfi, None),

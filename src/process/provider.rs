@@ -55,9 +55,11 @@ impl StoreProvider {
                 let stats = SymbolStats {
                     loaded_symbols: status == Some(SymbolStatus::Found),
                     corrupt_symbols: status == Some(SymbolStatus::Malformed),
+                    // Stored files have a URL; local ones (`process --symbols`) do not.
                     symbol_url: m.symbols.as_ref().and_then(|s| {
                         let source = &s.symcache.as_ref()?.source;
-                        Some(format!("/api/v1/symbols/{}/{}", m.debug_id?, source.sha256))
+                        let debug_id = m.debug_id.filter(|_| !source.sha256.is_empty())?;
+                        Some(format!("/api/v1/symbols/{debug_id}/{}", source.sha256))
                     }),
                     ..SymbolStats::default()
                 };

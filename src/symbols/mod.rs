@@ -13,9 +13,10 @@
 pub mod derive;
 pub mod identify;
 pub mod ids;
+pub mod local;
 pub mod unpack;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -189,20 +190,6 @@ impl SymbolStore {
     /// Stores every debug file in the received file at `path` (a single debug file, or a zip,
     /// tar or tar.gz archive of them) and reports on each. `scratch` holds unpacked entries.
     pub async fn ingest(&self, path: &Path, name: &str, scratch: &Path) -> Vec<FileReport> {
-        self.ingest_wanted(path, name, scratch, None).await
-    }
-
-    /// [`SymbolStore::ingest`], storing only the debug files whose debug ID (`DebugId`'s
-    /// string form) is in `wanted` (`None`: every file), as the offline CLI does with the
-    /// debug IDs of one dump's modules; the others are identified, not hashed or stored, and
-    /// reported as skipped.
-    pub async fn ingest_wanted(
-        &self,
-        path: &Path,
-        name: &str,
-        scratch: &Path,
-        wanted: Option<Arc<HashSet<String>>>,
-    ) -> Vec<FileReport> {
         let kind = match sniff(path) {
             Ok(kind) => kind,
             Err(e) => {
@@ -213,7 +200,7 @@ impl SymbolStore {
             }
         };
         if kind == UploadKind::Single {
-            return self.ingest_file(path, name, wanted).await;
+            return self.ingest_file(path, name).await;
         }
         let archive = path.to_owned();
         let into = scratch.to_owned();
@@ -227,7 +214,7 @@ impl SymbolStore {
         for entry in entries {
             match entry {
                 UnpackedEntry::File { name, path } => {
-                    reports.extend(self.ingest_file(&path, &name, wanted.clone()).await);
+                    reports.extend(self.ingest_file(&path, &name).await);
                     let _ = std::fs::remove_file(&path);
                 }
                 UnpackedEntry::Rejected { name, reason } => {
@@ -239,12 +226,7 @@ impl SymbolStore {
     }
 
     /// Identifies and stores one candidate debug file (several objects if it is universal).
-    async fn ingest_file(
-        &self,
-        path: &Path,
-        name: &str,
-        wanted: Option<Arc<HashSet<String>>>,
-    ) -> Vec<FileReport> {
+    async fn ingest_file(&self, path: &Path, name: &str) -> Vec<FileReport> {
         if is_bundle_clutter(name) {
             return vec![FileReport {
                 name: name.to_owned(),
@@ -258,25 +240,19 @@ impl SymbolStore {
         let identified = cpu::run(move || -> io::Result<_> {
             let view = Arc::new(ByteView::open(&file)?);
             let found = identify(&view, &uploaded).map(|objects| {
-                let (kept, unwanted): (Vec<_>, Vec<_>) = objects.into_iter().partition(|object| {
-                    wanted
-                        .as_ref()
-                        .is_none_or(|w| w.contains(&object.meta.debug_id))
-                });
-                let kept: Vec<_> = kept
+                objects
                     .into_iter()
                     .map(|mut object| {
                         object.meta.sha256 =
                             hex::encode(Sha256::digest(&view[object.range.clone()]));
                         object
                     })
-                    .collect();
-                (kept, unwanted)
+                    .collect::<Vec<_>>()
             });
             Ok((view, found))
         })
         .await;
-        let (view, (objects, unwanted)) = match identified {
+        let (view, objects) = match identified {
             Ok(Ok((view, Ok(found)))) => (view, found),
             Ok(Ok((_, Err(rejection)))) => {
                 metrics::counter!("faultline_symbol_files_total", "status" => "rejected")
@@ -291,15 +267,7 @@ impl SymbolStore {
             }
             Err(e) => return vec![FileReport::rejected(name, e.to_string())],
         };
-        let mut reports: Vec<FileReport> = unwanted
-            .into_iter()
-            .map(|object| FileReport {
-                name: name.to_owned(),
-                status: FileStatus::Skipped,
-                reason: Some(format!("{} is not wanted", object.meta.debug_id)),
-                file: None,
-            })
-            .collect();
+        let mut reports = Vec::new();
         for object in objects {
             let report = match self.store_object(&view, object).await {
                 Ok(report) => report,

@@ -1,0 +1,186 @@
+//! Debug files read where they lie, for `faultline process --symbols DIR`: the files a dump's
+//! modules need are identified in place and their caches built in memory, from the same
+//! derivation code the store uses. Nothing is hashed, compressed or written, so a developer
+//! pays only for the modules of the dump at hand.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use symbolic::common::{ByteView, DebugId};
+use symbolic::debuginfo::Object;
+
+use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
+use super::identify::{identify, DebugFileMeta};
+use super::unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
+use super::{is_bundle_clutter, now, FileReport, FileStatus, SymbolError};
+
+/// One debug file on local disk, for one module.
+struct LocalFile {
+    /// Where its bytes are (an unpacked archive entry lives in the caller's scratch folder).
+    path: PathBuf,
+    /// The object's bytes within the file (the whole file unless it is a universal Mach-O).
+    range: Range<usize>,
+    /// What it was identified as; `sha256` stays empty (nothing is hashed).
+    meta: DebugFileMeta,
+}
+
+/// The local debug files of the modules one dump wants, by debug ID.
+#[derive(Default)]
+pub struct LocalSymbols {
+    files: HashMap<DebugId, Vec<LocalFile>>,
+}
+
+impl LocalSymbols {
+    /// Identifies the file at `path` (a debug file, or a zip/tar archive of them, unpacked
+    /// under `scratch`, which must outlive these symbols) and keeps the objects whose debug ID
+    /// (`DebugId`'s string form) is in `wanted` (`None`: every one). Reports on each file as
+    /// an upload would, with `Stored` meaning kept for this run.
+    pub fn add(
+        &mut self,
+        path: &Path,
+        name: &str,
+        scratch: &Path,
+        wanted: Option<&HashSet<String>>,
+        limits: UnpackLimits,
+    ) -> Vec<FileReport> {
+        let kind = match sniff(path) {
+            Ok(kind) => kind,
+            Err(e) => return vec![FileReport::rejected(name, format!("could not read: {e}"))],
+        };
+        if kind == UploadKind::Single {
+            return self.add_file(path.to_owned(), name, wanted);
+        }
+        let entries = match unpack(path, kind, scratch, limits) {
+            Ok(entries) => entries,
+            Err(e) => return vec![FileReport::rejected(name, e.to_string())],
+        };
+        let mut reports = Vec::new();
+        for entry in entries {
+            match entry {
+                UnpackedEntry::File { name, path } => {
+                    let before = self.len();
+                    reports.extend(self.add_file(path.clone(), &name, wanted));
+                    if self.len() == before {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                UnpackedEntry::Rejected { name, reason } => {
+                    reports.push(FileReport::rejected(name, reason))
+                }
+            }
+        }
+        reports
+    }
+
+    fn len(&self) -> usize {
+        self.files.values().map(Vec::len).sum()
+    }
+
+    fn add_file(
+        &mut self,
+        path: PathBuf,
+        name: &str,
+        wanted: Option<&HashSet<String>>,
+    ) -> Vec<FileReport> {
+        if is_bundle_clutter(name) {
+            return vec![FileReport {
+                name: name.to_owned(),
+                status: FileStatus::Skipped,
+                reason: Some("bundle metadata, not a debug file".to_owned()),
+                file: None,
+            }];
+        }
+        let view = match ByteView::open(&path) {
+            Ok(view) => view,
+            Err(e) => return vec![FileReport::rejected(name, format!("could not read: {e}"))],
+        };
+        let objects = match identify(&view, name) {
+            Ok(objects) => objects,
+            Err(rejection) => return vec![FileReport::rejected(name, rejection.to_string())],
+        };
+        let mut reports = Vec::new();
+        for object in objects {
+            let mut meta = object.meta;
+            let id = meta.debug_id.parse::<DebugId>();
+            let kept = wanted.is_none_or(|w| w.contains(&meta.debug_id));
+            let (status, reason) = match (&id, kept) {
+                (Ok(_), true) => (FileStatus::Stored, None),
+                (Ok(_), false) => (
+                    FileStatus::Skipped,
+                    Some(format!("{} is not wanted", meta.debug_id)),
+                ),
+                (Err(_), _) => (
+                    FileStatus::Rejected,
+                    Some(format!("unreadable debug ID {}", meta.debug_id)),
+                ),
+            };
+            meta.size = object.range.len() as u64;
+            meta.uploaded_at = now();
+            if let (Ok(id), true) = (id, kept) {
+                self.files.entry(id).or_default().push(LocalFile {
+                    path: path.clone(),
+                    range: object.range,
+                    meta: meta.clone(),
+                });
+            }
+            reports.push(FileReport {
+                name: name.to_owned(),
+                status,
+                reason,
+                file: Some(meta),
+            });
+        }
+        reports
+    }
+
+    /// Whether any file was kept for the module.
+    pub fn has(&self, debug_id: &DebugId) -> bool {
+        self.files.contains_key(debug_id)
+    }
+
+    /// Builds the module's cache of `kind` from its best local file (CPU-bound: call it on
+    /// the worker pool). A module with no usable file gets an empty cache, as in the store.
+    pub fn build(&self, debug_id: &DebugId, kind: CacheKind) -> Result<DerivedCache, SymbolError> {
+        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
+        let metas: Vec<DebugFileMeta> = files.iter().map(|f| f.meta.clone()).collect();
+        let mut header = CacheHeader {
+            kind,
+            version: kind.version(),
+            debug_id: debug_id.to_string(),
+            source: None,
+            built_at: now(),
+        };
+        let Some(best) = best_source(kind, &metas) else {
+            return Ok(DerivedCache {
+                header,
+                payload: Bytes::new(),
+            });
+        };
+        let at = metas
+            .iter()
+            .position(|m| std::ptr::eq(m, best))
+            .expect("the best source is one of the module's files");
+        let file = &files[at];
+        let unreadable = |detail: String| SymbolError::Unreadable {
+            key: file.path.display().to_string(),
+            detail,
+        };
+        let view = ByteView::open(&file.path)?;
+        let bytes = view
+            .get(file.range.clone())
+            .ok_or_else(|| unreadable("the file changed since it was identified".into()))?;
+        let object = Object::parse(bytes).map_err(|e| unreadable(e.to_string()))?;
+        let payload = derive::build_payload(kind, &object).map_err(unreadable)?;
+        header.source = Some(CacheSource {
+            sha256: String::new(),
+            format: best.format.clone(),
+            uploaded_name: best.uploaded_name.clone(),
+        });
+        Ok(DerivedCache {
+            header,
+            payload: payload.into(),
+        })
+    }
+}
