@@ -407,6 +407,42 @@ async fn process_reads_only_the_symbols_the_dump_needs() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn process_reads_debug_files_inside_an_archive_in_place() {
+    // A zip of the dump's debug file: unpacked into the run's scratch folder and read there.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("symbols.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&archive).unwrap());
+    zip.start_file(
+        "linux/crash.debug",
+        zip::write::SimpleFileOptions::default(),
+    )
+    .unwrap();
+    std::io::Write::write_all(
+        &mut zip,
+        &std::fs::read(fixture("debug-files/linux/crash.debug")).unwrap(),
+    )
+    .unwrap();
+    zip.finish().unwrap();
+    let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
+    let (code, stdout, stderr) = process(&dump, &archive, &["--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["threads"][0]["frames"][0]["function"], "main");
+    assert_eq!(json["threads"][0]["frames"][0]["line"], 35);
+    let module = json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["debug_file"] == "crash")
+        .expect("the crash module");
+    assert_eq!(module["loaded_symbols"], true, "{module}");
+    // Read in place: no stored copy, so no symbol URL and no hash.
+    assert_eq!(module["symbol_url"], serde_json::Value::Null, "{module}");
+    assert_eq!(module["symbols_file"]["uploaded_name"], "linux/crash.debug");
+    assert!(module["symbols_file"].get("sha256").is_none(), "{module}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn process_shows_other_threads_when_asked() {
     let dump = fixture("minidumps/rust-minidump/test.dmp");
     let mut command = faultline();

@@ -101,7 +101,9 @@ pub fn best_source(kind: CacheKind, candidates: &[DebugFileMeta]) -> Option<&Deb
 /// Which stored file a cache was built from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CacheSource {
-    /// SHA-256 of the source file (its key under `symbols/<debug_id>/`).
+    /// SHA-256 of the source file (its key under `symbols/<debug_id>/`); empty, and left out
+    /// of the JSON, for a local file read in place (`faultline process --symbols`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
     /// Its format.
     pub format: String,
