@@ -7,10 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{fixture, fixture_bytes, symbol_store, TestServer};
+use common::{files_under, fixture, fixture_bytes, symbol_store, TestServer};
 use faultline::config::Config;
 use faultline::process::{ProcessError, Processor};
 use faultline::store::FsStore;
+use faultline::symbols::local::LocalSymbols;
 use faultline::symbols::unpack::UnpackLimits;
 use faultline::symbols::SymbolStore;
 use serde_json::Value;
@@ -811,5 +812,66 @@ fn first_difference(ours: &Value, reference: &Value, path: String) -> Option<Str
             .find_map(|(i, (x, y))| first_difference(x, y, format!("{path}[{i}]"))),
         _ if ours == reference => None,
         _ => Some(format!("{path}: {ours} / {reference}")),
+    }
+}
+
+/// `faultline process --symbols` reads a Breakpad file in place, parsed whole, where the store
+/// builds a SymCache from it: every thread of every dump must come out the same both ways
+/// (functions, files, lines, inlines, trust, and the unwinding that CFI decides).
+#[tokio::test(flavor = "multi_thread")]
+async fn breakpad_files_read_in_place_give_the_stored_frames() {
+    let limits = UnpackLimits {
+        max_entries: 1000,
+        max_unpacked_bytes: 1 << 30,
+    };
+    for (symbols, dump) in [
+        ("symbols/breakpad", "minidumps/rust-minidump/test.dmp"),
+        (
+            "symbols/breakpad",
+            "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp",
+        ),
+        (
+            "debug-files/linux/crash.sym",
+            "minidumps/rust-minidump/linux-mini.dmp",
+        ),
+    ] {
+        let stored = process(&[symbols], dump).await;
+        let scratch = tempfile::tempdir().unwrap();
+        let mut local = LocalSymbols::default();
+        for path in files_under(&fixture(symbols)) {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            local.add(&path, &name, scratch.path(), None, limits);
+        }
+        // Every module with symbols has its .sym read whole, not turned into a SymCache.
+        let with_symbols: Vec<_> = stored["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["loaded_symbols"] == true)
+            .map(|m| m["debug_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(!with_symbols.is_empty(), "{dump}");
+        for id in with_symbols {
+            let id = symbolic::common::DebugId::from_breakpad(&id).unwrap();
+            assert!(local.breakpad(&id).unwrap().is_some(), "{dump}: {id}");
+        }
+        let read = Processor::from_config(&Config::default(), local)
+            .process(fixture_bytes(dump).into())
+            .await
+            .unwrap()
+            .to_json();
+        let frames = |json: &Value| json["threads"][0]["frames"].as_array().map(Vec::len);
+        assert!(frames(&stored).unwrap_or(0) > 1, "{dump}: {stored}");
+        assert_eq!(read["threads"], stored["threads"], "{dump}");
+        assert_eq!(read["crashing_thread"], stored["crashing_thread"], "{dump}");
+        let loaded = |json: &Value| {
+            json["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["filename"].clone(), m["loaded_symbols"].clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(loaded(&read), loaded(&stored), "{dump}");
     }
 }

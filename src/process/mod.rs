@@ -6,6 +6,7 @@
 //! minidump-processor and our [`StoreProvider`]. Output is a superset of minidump-stackwalk's
 //! JSON (see `docs/OUTPUT.md`).
 
+mod breakpad;
 pub mod facts;
 mod json;
 pub mod modules;
@@ -366,7 +367,7 @@ fn module_reports(
                     None => SymbolStatus::NoDebugId,
                     Some(s) => s.status,
                 },
-                symbols: symbols.and_then(|s| s.symcache.as_ref().map(|c| c.source.clone())),
+                symbols: symbols.and_then(|s| s.functions.as_ref().map(|c| c.source.clone())),
                 cfi: symbols.and_then(|s| s.cfi.as_ref().map(|c| c.source.clone())),
                 error: symbols.and_then(|s| s.error.clone()),
             }

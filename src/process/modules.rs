@@ -12,19 +12,29 @@ use symbolic::common::{ByteView, DebugId, Name, SelfCell};
 use symbolic::demangle::{Demangle, DemangleOptions};
 use symbolic::symcache::SymCache;
 
+use super::breakpad;
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::{SymbolError, SymbolStore};
 
-/// A parsed SymCache that owns its bytes.
-pub struct SymCacheEntry {
-    cell: SelfCell<ByteView<'static>, SymCache<'static>>,
-    /// The stored file it was built from.
+/// A module's functions, lines and inlines, ready for lookups.
+pub struct FunctionsEntry {
+    table: FunctionTable,
+    /// The file it was built from.
     pub source: CacheSource,
     /// Lookups already answered, by offset: the crashes of a spike repeat the same addresses,
     /// and demangling and joining paths cost more than the table lookup itself.
     memo: Mutex<LookupMemo>,
+}
+
+/// Where a module's function, line and inline records are read from.
+enum FunctionTable {
+    /// A parsed SymCache that owns its bytes (stored, or built from a local native file).
+    SymCache(SelfCell<ByteView<'static>, SymCache<'static>>),
+    /// A Breakpad text file parsed whole, shared with the module's unwind rules
+    /// (`faultline process --symbols` with a `.sym`, see `symbols::local`).
+    Breakpad(Arc<SymbolFile>, usize),
 }
 
 /// Memoized lookups of one module, at most [`MEMO_BYTES`] (then it starts over).
@@ -85,7 +95,7 @@ pub fn demangled(name: Name<'_>) -> String {
     name.try_demangle(DemangleOptions::complete()).into_owned()
 }
 
-impl SymCacheEntry {
+impl FunctionsEntry {
     /// The source location of `offset` (an address minus the module's load address), or
     /// `None` when no function covers it.
     pub fn lookup(&self, offset: u64) -> Option<Arc<SourceLocation>> {
@@ -110,7 +120,11 @@ impl SymCacheEntry {
     }
 
     fn resolve(&self, offset: u64) -> Option<SourceLocation> {
-        let locations: Vec<_> = self.cell.get().lookup(offset).collect();
+        let cell = match &self.table {
+            FunctionTable::SymCache(cell) => cell,
+            FunctionTable::Breakpad(file, _) => return breakpad::resolve(file, offset),
+        };
+        let locations: Vec<_> = cell.get().lookup(offset).collect();
         // The lookup yields the innermost inlined location first; the last one is the real
         // function, whose line is the call site of the first inlined call.
         let outer = locations.last()?;
@@ -136,8 +150,9 @@ impl SymCacheEntry {
 
 /// Parsed unwind rules (Breakpad `STACK CFI` / `STACK WIN` records).
 pub struct CfiEntry {
-    /// The rules, as minidump-unwind evaluates them.
-    pub rules: SymbolFile,
+    /// The rules, as minidump-unwind evaluates them (shared with the functions when both
+    /// come from one Breakpad file read in place).
+    pub rules: Arc<SymbolFile>,
     /// The stored file they came from.
     pub source: CacheSource,
     /// Size of the rules as text; parsed rules take a few times that in memory.
@@ -175,7 +190,7 @@ pub struct ModuleSymbols {
     /// Found, missing or malformed.
     pub status: SymbolStatus,
     /// Functions, lines and inlines.
-    pub symcache: Option<SymCacheEntry>,
+    pub functions: Option<FunctionsEntry>,
     /// Unwind rules.
     pub cfi: Option<CfiEntry>,
     /// Why the status is `malformed`.
@@ -186,7 +201,7 @@ impl ModuleSymbols {
     fn missing() -> ModuleSymbols {
         ModuleSymbols {
             status: SymbolStatus::Missing,
-            symcache: None,
+            functions: None,
             cfi: None,
             error: None,
         }
@@ -194,24 +209,27 @@ impl ModuleSymbols {
 
     /// Approximate memory held, for the cache's byte bound.
     fn weight(&self) -> u32 {
-        let symcache = self
-            .symcache
-            .as_ref()
-            .map_or(0, |s| s.cell.owner().len() + MEMO_BYTES);
+        let functions = self.functions.as_ref().map_or(0, |f| {
+            MEMO_BYTES
+                + match &f.table {
+                    FunctionTable::SymCache(cell) => cell.owner().len(),
+                    FunctionTable::Breakpad(_, text_bytes) => text_bytes * 3,
+                }
+        });
         let cfi = self.cfi.as_ref().map_or(0, |c| c.text_bytes * 3);
-        (1024 + symcache + cfi).min(u32::MAX as usize) as u32
+        (1024 + functions + cfi).min(u32::MAX as usize) as u32
     }
 }
 
-fn parse_symcache(cache: DerivedCache) -> Result<Option<SymCacheEntry>, String> {
+fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String> {
     let Some(source) = cache.header.source else {
         return Ok(None);
     };
     let view = ByteView::from_vec(cache.payload.to_vec());
     let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
         .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
-    Ok(Some(SymCacheEntry {
-        cell,
+    Ok(Some(FunctionsEntry {
+        table: FunctionTable::SymCache(cell),
         source,
         memo: Mutex::default(),
     }))
@@ -227,7 +245,7 @@ fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
     let rules = SymbolFile::from_bytes(&cache.payload)
         .map_err(|e| format!("stored CFI is unreadable: {e}"))?;
     Ok(Some(CfiEntry {
-        rules,
+        rules: Arc::new(rules),
         source,
         text_bytes: cache.payload.len(),
     }))
@@ -297,7 +315,7 @@ impl ModuleCache {
                         .await
                         .unwrap_or_else(|e| ModuleSymbols {
                             status: SymbolStatus::Malformed,
-                            symcache: None,
+                            functions: None,
                             cfi: None,
                             error: Some(e.to_string()),
                         }),
@@ -321,51 +339,74 @@ impl ModuleCache {
 }
 
 async fn load(symbols: &SymbolSource, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
-    let (symcache, cfi) = match symbols {
+    match symbols {
         SymbolSource::Store(store) => {
             let files = store.files_for(debug_id).await?;
             if files.is_empty() {
                 return Ok(ModuleSymbols::missing());
             }
             let symcache = store.cache(debug_id, CacheKind::SymCache, &files).await?;
-            (
-                symcache,
-                store.cache(debug_id, CacheKind::Cfi, &files).await?,
-            )
+            let cfi = store.cache(debug_id, CacheKind::Cfi, &files).await?;
+            Ok(cpu::run(move || from_caches(symcache, cfi)).await?)
         }
         SymbolSource::Local(local) => {
             if !local.has(debug_id) {
                 return Ok(ModuleSymbols::missing());
             }
-            // Both caches at once, on two of the pool's threads.
             let (local, id) = (Arc::clone(local), *debug_id);
-            let (symcache, cfi) = cpu::run(move || {
-                rayon::join(
-                    || local.build(&id, CacheKind::SymCache),
-                    || local.build(&id, CacheKind::Cfi),
-                )
-            })
-            .await?;
-            (symcache?, cfi?)
+            cpu::run(move || load_local(&local, &id)).await?
         }
-    };
-    let parsed = cpu::run(move || (parse_symcache(symcache), parse_cfi(cfi))).await?;
-    let (symcache, cfi, error) = match parsed {
-        (Ok(symcache), Ok(cfi)) => (symcache, cfi, None),
-        (Ok(symcache), Err(e)) => (symcache, None, Some(e)),
+    }
+}
+
+/// A module's symbols from local files: a Breakpad file parsed once for both functions and
+/// unwind rules, or else both caches built at once, on two of the pool's threads.
+fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+    if let Some((file, source, text_bytes)) = local.breakpad(id)? {
+        let has_cfi = !(file.cfi_stack_info.is_empty()
+            && file.win_stack_framedata_info.is_empty()
+            && file.win_stack_fpo_info.is_empty());
+        let file = Arc::new(file);
+        return Ok(ModuleSymbols {
+            status: SymbolStatus::Found,
+            functions: Some(FunctionsEntry {
+                table: FunctionTable::Breakpad(Arc::clone(&file), text_bytes),
+                source: source.clone(),
+                memo: Mutex::default(),
+            }),
+            cfi: has_cfi.then_some(CfiEntry {
+                rules: file,
+                source,
+                text_bytes,
+            }),
+            error: None,
+        });
+    }
+    let (symcache, cfi) = rayon::join(
+        || local.build(id, CacheKind::SymCache),
+        || local.build(id, CacheKind::Cfi),
+    );
+    Ok(from_caches(symcache?, cfi?))
+}
+
+/// A module's symbols from its two derived caches (CPU-bound).
+fn from_caches(symcache: DerivedCache, cfi: DerivedCache) -> ModuleSymbols {
+    let (functions, cfi, error) = match (parse_symcache(symcache), parse_cfi(cfi)) {
+        (Ok(functions), Ok(cfi)) => (functions, cfi, None),
+        (Ok(functions), Err(e)) => (functions, None, Some(e)),
         (Err(e), Ok(cfi)) => (None, cfi, Some(e)),
         (Err(a), Err(b)) => (None, None, Some(format!("{a}; {b}"))),
     };
-    let status = match (&symcache, &error) {
+    let status = match (&functions, &error) {
         (Some(_), _) => SymbolStatus::Found,
         (None, Some(_)) => SymbolStatus::Malformed,
         (None, None) if cfi.is_some() => SymbolStatus::Found,
         (None, None) => SymbolStatus::Missing,
     };
-    Ok(ModuleSymbols {
+    ModuleSymbols {
         status,
-        symcache,
+        functions,
         cfi,
         error,
-    })
+    }
 }

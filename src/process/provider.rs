@@ -57,7 +57,7 @@ impl StoreProvider {
                     corrupt_symbols: status == Some(SymbolStatus::Malformed),
                     // Stored files have a URL; local ones (`process --symbols`) do not.
                     symbol_url: m.symbols.as_ref().and_then(|s| {
-                        let source = &s.symcache.as_ref()?.source;
+                        let source = &s.functions.as_ref()?.source;
                         let debug_id = m.debug_id.filter(|_| !source.sha256.is_empty())?;
                         Some(format!("/api/v1/symbols/{debug_id}/{}", source.sha256))
                     }),
@@ -106,7 +106,7 @@ impl SymbolProvider for StoreProvider {
         // candidate return addresses there); Ok without a name means "not in a function".
         let symcache = self
             .symbols_for(module)
-            .and_then(|m| m.symcache.as_ref())
+            .and_then(|m| m.functions.as_ref())
             .ok_or(FillSymbolError {})?;
         let base = module.base_address();
         let Some(location) = frame

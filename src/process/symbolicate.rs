@@ -298,7 +298,7 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
                     let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
                     let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
                     let location: Option<std::sync::Arc<SourceLocation>> = module_symbols
-                        .symcache
+                        .functions
                         .as_ref()
                         .and_then(|s| s.lookup(lookup_addr - module.image_addr.0));
                     let Some(location) = location else {

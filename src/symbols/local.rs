@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use minidump_unwind::symbols::SymbolFile;
 use symbolic::common::{ByteView, DebugId};
 use symbolic::debuginfo::Object;
 
@@ -140,11 +141,50 @@ impl LocalSymbols {
         self.files.contains_key(debug_id)
     }
 
+    /// The best local file for a cache of `kind` of the module, and its bytes.
+    fn best(
+        &self,
+        debug_id: &DebugId,
+        kind: CacheKind,
+    ) -> Result<Option<(&LocalFile, ByteView<'static>)>, SymbolError> {
+        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
+        let metas: Vec<DebugFileMeta> = files.iter().map(|f| f.meta.clone()).collect();
+        let Some(best) = best_source(kind, &metas) else {
+            return Ok(None);
+        };
+        let at = metas
+            .iter()
+            .position(|m| std::ptr::eq(m, best))
+            .expect("the best source is one of the module's files");
+        Ok(Some((&files[at], ByteView::open(&files[at].path)?)))
+    }
+
+    /// When a Breakpad text file is the module's best source of both functions and unwind
+    /// rules, that file parsed whole, as minidump-stackwalk reads it (building a SymCache from
+    /// a large `.sym` costs several times the parse), with its source and size in bytes.
+    /// CPU-bound: call it on the worker pool.
+    pub fn breakpad(
+        &self,
+        debug_id: &DebugId,
+    ) -> Result<Option<(SymbolFile, CacheSource, usize)>, SymbolError> {
+        let Some((file, view)) = self.best(debug_id, CacheKind::SymCache)? else {
+            return Ok(None);
+        };
+        let cfi_source = self.best(debug_id, CacheKind::Cfi)?.map(|(f, _)| &f.path);
+        if file.meta.format != "breakpad" || cfi_source.is_some_and(|p| p != &file.path) {
+            return Ok(None);
+        }
+        let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
+        let parsed = SymbolFile::from_bytes(bytes).map_err(|e| SymbolError::Unreadable {
+            key: file.path.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some((parsed, source_of(file), bytes.len())))
+    }
+
     /// Builds the module's cache of `kind` from its best local file (CPU-bound: call it on
     /// the worker pool). A module with no usable file gets an empty cache, as in the store.
     pub fn build(&self, debug_id: &DebugId, kind: CacheKind) -> Result<DerivedCache, SymbolError> {
-        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
-        let metas: Vec<DebugFileMeta> = files.iter().map(|f| f.meta.clone()).collect();
         let mut header = CacheHeader {
             kind,
             version: kind.version(),
@@ -152,35 +192,39 @@ impl LocalSymbols {
             source: None,
             built_at: now(),
         };
-        let Some(best) = best_source(kind, &metas) else {
+        let Some((file, view)) = self.best(debug_id, kind)? else {
             return Ok(DerivedCache {
                 header,
                 payload: Bytes::new(),
             });
         };
-        let at = metas
-            .iter()
-            .position(|m| std::ptr::eq(m, best))
-            .expect("the best source is one of the module's files");
-        let file = &files[at];
         let unreadable = |detail: String| SymbolError::Unreadable {
             key: file.path.display().to_string(),
             detail,
         };
-        let view = ByteView::open(&file.path)?;
-        let bytes = view
-            .get(file.range.clone())
-            .ok_or_else(|| unreadable("the file changed since it was identified".into()))?;
+        let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
         let object = Object::parse(bytes).map_err(|e| unreadable(e.to_string()))?;
         let payload = derive::build_payload(kind, &object).map_err(unreadable)?;
-        header.source = Some(CacheSource {
-            sha256: String::new(),
-            format: best.format.clone(),
-            uploaded_name: best.uploaded_name.clone(),
-        });
+        header.source = Some(source_of(file));
         Ok(DerivedCache {
             header,
             payload: payload.into(),
         })
+    }
+}
+
+/// A local file as a cache source: no hash, since nothing was stored.
+fn source_of(file: &LocalFile) -> CacheSource {
+    CacheSource {
+        sha256: String::new(),
+        format: file.meta.format.clone(),
+        uploaded_name: file.meta.uploaded_name.clone(),
+    }
+}
+
+fn changed(file: &LocalFile) -> SymbolError {
+    SymbolError::Unreadable {
+        key: file.path.display().to_string(),
+        detail: "the file changed since it was identified".into(),
     }
 }
