@@ -64,6 +64,7 @@ mod linux {
         // Not classes of their own: crashes whose rating depends on more than the class.
         "ascii-read",
         "null-read-wx-heap",
+        "wild-read-call",
     ];
 
     /// An address in the canonical lower half that nothing maps.
@@ -103,6 +104,21 @@ mod linux {
     #[inline(never)]
     fn wild_read() -> u64 {
         unsafe { ptr::read_volatile(black_box(WILD) as *const u64) }
+    }
+
+    /// A call through a function pointer read from a wild address (a corrupted object's
+    /// vtable slot): the read faults, and the value it was loading was about to be called.
+    #[inline(never)]
+    fn wild_read_call() {
+        unsafe {
+            std::arch::asm!(
+                "mov rax, qword ptr [{slot}]",
+                "call rax",
+                slot = in(reg) black_box(WILD),
+                out("rax") _,
+                clobber_abi("C"),
+            )
+        }
     }
 
     /// A read through a pointer overwritten by text ("AAAA"): the address spells ASCII.
@@ -298,6 +314,7 @@ mod linux {
             "null-write" => null_write(),
             "null-exec" => null_exec(),
             "wild-read" => drop(wild_read()),
+            "wild-read-call" => wild_read_call(),
             "wild-write" => wild_write(),
             "wild-exec" => wild_exec(),
             "exec-on-stack" => exec_on_stack(),

@@ -167,6 +167,12 @@ const GENERATED: &[(&str, &str, &str, &str)] = &[
         "crasher::linux::null_read",
         "high",
     ),
+    (
+        "wild-read-call",
+        "wild-read",
+        "crasher::linux::wild_read_call",
+        "high",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]

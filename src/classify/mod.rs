@@ -5,6 +5,7 @@
 //! `docs/CLASSIFIERS.md` documents every rule and where it comes from.
 
 pub mod catalogue;
+pub mod dataflow;
 pub mod exploitability;
 pub mod frames;
 pub mod patterns;

@@ -5,9 +5,10 @@
 
 use std::ops::Range;
 
+use minidump::system_info::Cpu;
 use minidump::{
-    Minidump, MinidumpException, MinidumpLinuxMaps, MinidumpMemoryInfoList, MinidumpThreadList,
-    UnifiedMemoryInfo, UnifiedMemoryInfoList,
+    Minidump, MinidumpException, MinidumpLinuxMaps, MinidumpMemoryInfoList, MinidumpSystemInfo,
+    MinidumpThreadList, UnifiedMemoryInfo, UnifiedMemoryInfoList,
 };
 use procfs_core::process::MMapPath;
 use serde::Serialize;
@@ -81,6 +82,35 @@ pub struct CrashFacts {
     /// Stack and heap regions that are writable and executable at once (W+X): data an
     /// attacker can write there can run, whatever the fault was.
     pub writable_executable: Vec<Region>,
+    /// x86-64 dumps: up to [`CODE_BYTES`] bytes of machine code from the crashing
+    /// instruction on, when the dump captured them (for the classifier's data-flow pass).
+    #[serde(skip)]
+    pub code: Vec<u8>,
+}
+
+/// How much code after the crashing instruction is kept: enough for a long basic block.
+pub const CODE_BYTES: usize = 256;
+
+/// The machine code at `ip`, from the dump's memory list, when the dump is an x86-64 one.
+fn code_at(dump: &Minidump<'_, bytes::Bytes>, ip: Option<u64>) -> Vec<u8> {
+    let amd64 = dump
+        .get_stream::<MinidumpSystemInfo>()
+        .is_ok_and(|info| info.cpu == Cpu::X86_64);
+    let (Some(ip), true) = (ip, amd64) else {
+        return Vec::new();
+    };
+    let Some(memory) = dump.get_memory() else {
+        return Vec::new();
+    };
+    let Some(region) = memory.memory_at_address(ip) else {
+        return Vec::new();
+    };
+    let bytes = region.bytes();
+    let start = usize::try_from(ip - region.base_address()).unwrap_or(usize::MAX);
+    bytes
+        .get(start..)
+        .map(|code| code[..code.len().min(CODE_BYTES)].to_vec())
+        .unwrap_or_default()
 }
 
 fn region(info: UnifiedMemoryInfo<'_>, thread_stacks: &[Range<u64>]) -> Option<Region> {
@@ -181,6 +211,7 @@ pub fn read(
         })
         .unwrap_or_default();
     CrashFacts {
+        code: code_at(dump, ip),
         writable_executable,
         has_memory_map: memory.is_some(),
         address_region: lookup(crash_address),
