@@ -6,7 +6,23 @@ mod common;
 
 use common::ui::{no_redirects, post_sign_in, UiSession};
 use common::{generated_bytes, settled, submit, TestServer};
+use minidump::Module;
 use serde_json::json;
+
+/// The crash generator's debug ID (Breakpad form) and code ID as its dumps name them; they
+/// change whenever fixtures/minidumps is regenerated.
+fn crasher_ids() -> (String, String) {
+    let dump = minidump::Minidump::read(generated_bytes("wild-read.dmp")).unwrap();
+    let modules = dump.get_stream::<minidump::MinidumpModuleList>().unwrap();
+    let crasher = modules
+        .iter()
+        .find(|m| m.code_file().ends_with("/crasher"))
+        .expect("the crasher module");
+    (
+        crasher.debug_identifier().unwrap().breakpad().to_string(),
+        crasher.code_identifier().unwrap().as_str().to_owned(),
+    )
+}
 
 async fn with_symbols(server: &TestServer) {
     let (status, answer) = server
@@ -147,7 +163,7 @@ async fn pages_show_the_crash_and_escape_what_it_carries() {
         .expect("the fault frame");
     let fault_fn = &body[fault_row..fault_row + 400];
     assert!(fault_fn.contains("crasher::linux::wild_read"), "{fault_fn}");
-    assert!(fault_fn.contains("crasher.rs:105"), "{fault_fn}");
+    assert!(fault_fn.contains("crasher.rs:106"), "{fault_fn}");
     let inlined = body.find("class=\"inlined\"").expect("an inlined row");
     assert!(body[inlined..].contains("core::ptr::read_volatile"));
     assert!(inlined < fault_row, "the inlined call sits above its frame");
@@ -391,13 +407,14 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
     let server = TestServer::start().await;
     let first = submit(&server, "wild-read.dmp", &[]).await;
     submit(&server, "null-write.dmp", &[]).await;
+    let (debug_id, _) = crasher_ids();
     let session = UiSession::sign_in(&server, &server.admin_token).await;
     let page = session.get("/ui/symbols/missing").await;
     assert_eq!(page.status, 200);
     let row = page
         .body
         .split("<tr>")
-        .find(|row| row.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00"))
+        .find(|row| row.contains(&debug_id))
         .unwrap_or_else(|| panic!("the crasher is not listed: {}", page.body));
     assert!(row.contains("<strong>crasher</strong>"), "{row}");
     assert!(
@@ -415,7 +432,7 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
     let crash = session.get(&format!("/ui/crashes/{first}")).await;
     assert!(crash
         .body
-        .contains("with debug ID <code>0342EBC94FF326C9AC7BC7E2EF1C11C00</code>"));
+        .contains(&format!("with debug ID <code>{debug_id}</code>")));
 
     // The page's upload form (files chosen or dropped on it): refused without the form's
     // token; with it, stored, and both crashes are reprocessed: the row goes away.
@@ -441,7 +458,7 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
         .await;
     assert_eq!(uploaded.status, 200, "{}", uploaded.body);
     assert!(uploaded.body.contains("1 stored"), "{}", uploaded.body);
-    assert!(uploaded.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00"));
+    assert!(uploaded.body.contains(&debug_id));
     let junk = session
         .post_files(
             &format!("/ui/symbols/upload?csrf={}", session.csrf),
@@ -460,7 +477,7 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
     );
     for _ in 0..300 {
         let page = session.get("/ui/symbols/missing").await;
-        if !page.body.contains("0342EBC94FF326C9AC7BC7E2EF1C11C00") {
+        if !page.body.contains(&debug_id) {
             return symbols_page_finds_the_file_and_its_caches(&server, &session).await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -471,11 +488,8 @@ async fn missing_symbols_are_listed_with_their_upload_command_until_uploaded() {
 /// The symbols page after the crasher's debug file was uploaded and used: found by debug ID,
 /// code ID and name, with the caches built from it.
 async fn symbols_page_finds_the_file_and_its_caches(server: &TestServer, session: &UiSession) {
-    for q in [
-        "0342EBC94FF326C9AC7BC7E2EF1C11C00",
-        "c9eb4203f34fc926ac7bc7e2ef1c11c0ca61cc23",
-        "crasher",
-    ] {
+    let (debug_id, code_id) = crasher_ids();
+    for q in [debug_id.as_str(), code_id.as_str(), "crasher"] {
         let page = session.get(&format!("/ui/symbols?q={q}")).await;
         assert_eq!(page.status, 200);
         assert!(
@@ -488,9 +502,7 @@ async fn symbols_page_finds_the_file_and_its_caches(server: &TestServer, session
     // The upload builds its caches in the background: they show up built from the file.
     let mut symcache = String::new();
     for _ in 0..300 {
-        let page = session
-            .get("/ui/symbols?q=0342EBC94FF326C9AC7BC7E2EF1C11C00")
-            .await;
+        let page = session.get(&format!("/ui/symbols?q={debug_id}")).await;
         symcache = page
             .body
             .split("<tr>")

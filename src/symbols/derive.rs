@@ -127,6 +127,19 @@ pub struct CacheHeader {
     pub built_at: u64,
 }
 
+impl CacheHeader {
+    /// The header of a cache of `kind` for a module, built now, from no source yet.
+    pub fn new(kind: CacheKind, debug_id: &symbolic::common::DebugId) -> CacheHeader {
+        CacheHeader {
+            kind,
+            version: kind.version(),
+            debug_id: debug_id.to_string(),
+            source: None,
+            built_at: super::now(),
+        }
+    }
+}
+
 /// A cache as stored: header plus payload (SymCache bytes, or Breakpad STACK text for CFI).
 #[derive(Debug, Clone)]
 pub struct DerivedCache {

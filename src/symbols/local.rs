@@ -15,7 +15,7 @@ use symbolic::debuginfo::Object;
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use super::identify::{identify, DebugFileMeta};
 use super::unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
-use super::{is_bundle_clutter, now, FileReport, FileStatus, SymbolError};
+use super::{clutter, now, FileReport, FileStatus, SymbolError};
 
 /// One debug file on local disk, for one module.
 struct LocalFile {
@@ -85,13 +85,8 @@ impl LocalSymbols {
         name: &str,
         wanted: Option<&HashSet<String>>,
     ) -> Vec<FileReport> {
-        if is_bundle_clutter(name) {
-            return vec![FileReport {
-                name: name.to_owned(),
-                status: FileStatus::Skipped,
-                reason: Some("bundle metadata, not a debug file".to_owned()),
-                file: None,
-            }];
+        if let Some(skipped) = clutter(name) {
+            return vec![skipped];
         }
         let view = match ByteView::open(&path) {
             Ok(view) => view,
@@ -185,13 +180,7 @@ impl LocalSymbols {
     /// Builds the module's cache of `kind` from its best local file (CPU-bound: call it on
     /// the worker pool). A module with no usable file gets an empty cache, as in the store.
     pub fn build(&self, debug_id: &DebugId, kind: CacheKind) -> Result<DerivedCache, SymbolError> {
-        let mut header = CacheHeader {
-            kind,
-            version: kind.version(),
-            debug_id: debug_id.to_string(),
-            source: None,
-            built_at: now(),
-        };
+        let mut header = CacheHeader::new(kind, debug_id);
         let Some((file, view)) = self.best(debug_id, kind)? else {
             return Ok(DerivedCache {
                 header,

@@ -159,6 +159,16 @@ fn is_bundle_clutter(name: &str) -> bool {
         || (base == "Info.plist" && name.contains(".dSYM/"))
 }
 
+/// The report for upload clutter ([`is_bundle_clutter`]), or `None` for a candidate debug file.
+fn clutter(name: &str) -> Option<FileReport> {
+    is_bundle_clutter(name).then(|| FileReport {
+        name: name.to_owned(),
+        status: FileStatus::Skipped,
+        reason: Some("bundle metadata, not a debug file".to_owned()),
+        file: None,
+    })
+}
+
 impl SymbolStore {
     /// A store over `objects`, spooling uploads under `scratch`.
     pub fn new(
@@ -227,13 +237,8 @@ impl SymbolStore {
 
     /// Identifies and stores one candidate debug file (several objects if it is universal).
     async fn ingest_file(&self, path: &Path, name: &str) -> Vec<FileReport> {
-        if is_bundle_clutter(name) {
-            return vec![FileReport {
-                name: name.to_owned(),
-                status: FileStatus::Skipped,
-                reason: Some("bundle metadata, not a debug file".to_owned()),
-                file: None,
-            }];
+        if let Some(skipped) = clutter(name) {
+            return vec![skipped];
         }
         let file = path.to_owned();
         let uploaded = name.to_owned();
@@ -572,13 +577,7 @@ impl SymbolStore {
         kind: CacheKind,
         source: Option<&DebugFileMeta>,
     ) -> Result<DerivedCache, SymbolError> {
-        let mut header = CacheHeader {
-            kind,
-            version: kind.version(),
-            debug_id: debug_id.to_string(),
-            source: None,
-            built_at: now(),
-        };
+        let mut header = CacheHeader::new(kind, debug_id);
         let Some(source) = source else {
             return Ok(DerivedCache {
                 header,
