@@ -63,21 +63,25 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once(db: Db) {
     let mut acknowledged = BTreeSet::new();
     let mut refused = 0;
     let mut seq = 0;
-    // Kill after these many submissions (varied, so kills land mid-request, mid-processing and
-    // idle), then once more at the end.
-    for (round, burst) in [7usize, 13, 3, 11, 5].into_iter().enumerate() {
+    // Each round kills the server after its k-th acknowledged crash plus a delay that differs
+    // per round, while later submissions are in flight: kills land mid-request,
+    // mid-processing and idle. Counting acknowledgements (not time) keeps the test's floor
+    // the same on a slow machine.
+    for (round, (burst, k, delay_ms)) in [(7usize, 3usize, 0u64), (13, 5, 7), (3, 1, 2), (11, 4, 15), (5, 2, 4)]
+        .into_iter()
+        .enumerate()
+    {
         let (server, url) = start(dir.path(), &index_url).await;
         let server = std::sync::Arc::new(tokio::sync::Mutex::new(server));
-        // SIGKILL part-way through the burst, at a moment that differs per round: mid-request,
-        // mid-processing or idle.
-        let killer = {
+        let kill = |delay: Duration| {
             let server = std::sync::Arc::clone(&server);
-            let delay = Duration::from_millis(30 + 41 * round as u64);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 server.lock().await.start_kill().unwrap();
             })
         };
+        let mut killer = None;
+        let mut acknowledged_now = 0;
         for _ in 0..burst {
             seq += 1;
             let sent = client
@@ -95,6 +99,10 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once(db: Db) {
                             .expect("a crash ID")
                             .to_owned();
                         acknowledged.insert(id);
+                        acknowledged_now += 1;
+                        if acknowledged_now == k {
+                            killer = Some(kill(Duration::from_millis(delay_ms)));
+                        }
                     }
                     Err(_) => refused += 1,
                 },
@@ -105,8 +113,10 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once(db: Db) {
                 }
             }
         }
+        let killer = killer.unwrap_or_else(|| kill(Duration::ZERO));
         killer.await.unwrap();
         server.lock().await.wait().await.unwrap();
+        assert!(acknowledged_now >= k, "round {round}: the server stopped early");
     }
     eprintln!(
         "{} acknowledged, {refused} cut off by kills",
