@@ -18,19 +18,14 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import free_port  # noqa: E402  (one helper for both benchmarks)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FL = os.path.join(ROOT, "target", "release", "faultline")
 DUMPS = [os.path.join(ROOT, "fixtures", "minidumps", n) for n in ("null-read.dmp", "wild-write.dmp", "abort.dmp")]
 SECONDS = 10.0
 CONNECTIONS = 32
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
