@@ -188,6 +188,13 @@ async fn every_route_checks_its_scope_and_project() {
             None,
         ),
         route(
+            M::GET,
+            "/buildid/f1c3bcc0279865fe3058404b2831d9e64135386c/debuginfo",
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
             M::POST,
             "/api/v1/symbols?name=a.sym",
             Some(b"junk"),

@@ -43,6 +43,9 @@ command -v systemd-analyze >/dev/null || apt_install systemd
 command -v kubectl >/dev/null || apt_install kubectl || apt_install kubernetes-client
 command -v chromium >/dev/null || apt_install chromium
 command -v chromedriver >/dev/null || apt_install chromium-driver
+# Real debuginfod clients for tests/symbol_servers.rs.
+command -v debuginfod-find >/dev/null || apt_install debuginfod
+command -v gdb >/dev/null || apt_install gdb
 # A real SMTP server for the alert tests (tests/smtp_server.py), and openssl for its certificate.
 python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check aiosmtpd
 python3 -c "import aiosmtpd" || { echo "aiosmtpd could not be installed" >&2; exit 1; }

@@ -11,6 +11,7 @@ mod minidump;
 mod multipart;
 mod ops;
 mod serve;
+mod symbol_server;
 pub(crate) mod symbols;
 pub(crate) mod triage;
 pub mod wire;
@@ -237,7 +238,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/symbols/{debug_file}/{debug_id}/{file_name}",
-            get(symbols::breakpad),
+            get(symbol_server::symbols),
+        )
+        .route(
+            "/buildid/{build_id}/{*artifact}",
+            get(symbol_server::debuginfod),
         )
         .merge(crate::ui::routes())
         .fallback(ops::not_found)

@@ -1,7 +1,6 @@
 //! Symbol routes: upload (`POST /api/v1/symbols`), lookup (`GET /api/v1/symbols?…`), download
-//! of an original, cache status, and the Breakpad symbol-server layout
-//! (`GET /symbols/{debug_file}/{DEBUG_ID}/{file}.sym`) that `minidump-stackwalk --symbols-url`
-//! reads.
+//! of an original, cache status, and the Breakpad `.sym` answer of the symbol-server layout
+//! (`src/api/symbol_server.rs` routes the rest of that layout).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -47,7 +46,7 @@ struct UploadResponse {
 
 /// Symbol downloads are public unless `auth.public_symbol_reads` is off (debuggers and stack
 /// walkers cannot send a token); then they need `symbols:read`.
-fn require_symbol_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn require_symbol_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
     if state.config.auth.public_symbol_reads {
         return Ok(());
     }
@@ -250,7 +249,7 @@ async fn stored_file(
         })
 }
 
-async fn stream_original(
+pub(super) async fn stream_original(
     state: &AppState,
     meta: &DebugFileMeta,
     content_type: &str,
@@ -316,7 +315,7 @@ pub async fn caches(
 
 /// Whether a stored file answers to the name a Breakpad client asked for: the same debug or
 /// code file name, compared without case and without extension (`crash.debug` ~ `crash`).
-fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
+pub(super) fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
     fn stem(name: &str) -> String {
         let base = base_name(name);
         base.rsplit_once('.')
@@ -331,31 +330,21 @@ fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
 }
 
 /// `GET /symbols/{debug_file}/{DEBUG_ID}/{file}.sym`: a stored Breakpad symbol file, in the
-/// layout Breakpad and rust-minidump symbol clients request.
-pub async fn breakpad(
-    State(state): State<AppState>,
-    caller: Caller,
-    axum::extract::Path((debug_file, debug_id, file_name)): axum::extract::Path<(
-        String,
-        String,
-        String,
-    )>,
+/// layout Breakpad and rust-minidump symbol clients request (the caller is checked by
+/// [`super::symbol_server::symbols`]).
+pub(super) async fn breakpad(
+    state: &AppState,
+    debug_file: &str,
+    debug_id: &str,
 ) -> Result<Response, ApiError> {
-    require_symbol_read(&state, &caller)?;
-    if !file_name.ends_with(".sym") {
-        return Err(
-            ApiError::new(StatusCode::NOT_FOUND, "only .sym files are served here")
-                .with_detail("request /symbols/{debug_file}/{DEBUG_ID}/{name}.sym"),
-        );
-    }
-    let id = parse_debug_id(&debug_id).map_err(bad_request)?;
+    let id = parse_debug_id(debug_id).map_err(bad_request)?;
     let files = state.symbols.files_for(&id).await?;
     let sym = files
         .iter()
-        .filter(|meta| meta.format == "breakpad" && answers_to(meta, &debug_file))
+        .filter(|meta| meta.format == "breakpad" && answers_to(meta, debug_file))
         .max_by_key(|meta| meta.size);
     match sym {
-        Some(meta) => stream_original(&state, meta, "text/plain; charset=utf-8").await,
+        Some(meta) => stream_original(state, meta, "text/plain; charset=utf-8").await,
         None if files.is_empty() => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no debug files stored for {debug_file} {}", id.breakpad()),

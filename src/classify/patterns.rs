@@ -21,43 +21,73 @@ pub struct PatternError {
     pub source: regex::Error,
 }
 
-/// Regexes matched together. Most lines of the shipped lists are plain names (`^abort$`) or
-/// name prefixes (`^__pthread_kill`): those are matched as strings (a hash set, and one
-/// anchored Aho-Corasick automaton), and only real regexes are compiled, as one `RegexSet`.
-/// Compiling all 250 shipped lines as regexes took 6–10 ms, most of a warm CLI run's start-up.
+/// Regexes matched together. Most lines of the shipped lists are anchored names
+/// (`^abort$`), name prefixes (`^__pthread_kill`) or small finite alternations of them
+/// (`^_?_?str(len|cpy)(_chk)?$`): those are expanded into the strings they match and matched
+/// as strings (a hash set, and one anchored Aho-Corasick automaton), and only real regexes
+/// (repetitions, classes, case folding) are compiled, as one `RegexSet`. Compiling all 250
+/// shipped lines as regexes took 6–10 ms, most of a warm CLI run's start-up.
 #[derive(Debug, Clone)]
 pub struct PatternSet {
-    /// `^name$` lines.
+    /// Whole names (`^…$` lines with a finite language).
     exact: HashSet<String>,
-    /// `^prefix` lines.
+    /// Name prefixes (`^…` lines with a finite language).
     prefixes: Option<AhoCorasick>,
     /// Everything else.
     regexes: RegexSet,
 }
 
 /// What one pattern line asks for.
-enum Pattern<'a> {
-    Exact(&'a str),
-    Prefix(&'a str),
-    Regex(&'a str),
+enum Pattern {
+    /// The name is one of these strings (`exact`), or starts with one of them.
+    Strings { strings: Vec<String>, exact: bool },
+    /// A regex proper.
+    Regex,
 }
 
-/// Sorts a line into plain name, prefix or regex: a line is plain when, without its leading
-/// `^` and trailing `$`, it holds no regex syntax at all.
-fn sort(pattern: &str) -> Pattern<'_> {
-    let Some(body) = pattern.strip_prefix('^') else {
-        return Pattern::Regex(pattern);
+/// The most strings one line may expand into before it is compiled as a regex instead.
+const MAX_EXPANSION: usize = 256;
+
+/// Sorts a line: a line anchored at the start (`^`) whose body, up to an optional `$`, matches
+/// a finite set of strings (literals, `?`, alternations; no repetition, class or case folding
+/// that would multiply it past [`MAX_EXPANSION`]) becomes those strings; anything else, and
+/// any line the parser refuses (compiled later to report the error), stays a regex.
+fn sort(pattern: &str) -> Pattern {
+    use regex_syntax::hir::{literal, HirKind, Look};
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return Pattern::Regex;
     };
-    let (body, exact) = match body.strip_suffix('$') {
-        Some(body) => (body, true),
-        None => (body, false),
+    let HirKind::Concat(parts) = hir.kind() else {
+        return Pattern::Regex;
     };
-    let plain = !body.is_empty() && !body.chars().any(regex_syntax::is_meta_character);
-    match (plain, exact) {
-        (true, true) => Pattern::Exact(body),
-        (true, false) => Pattern::Prefix(body),
-        (false, _) => Pattern::Regex(pattern),
+    let [first, rest @ ..] = parts.as_slice() else {
+        return Pattern::Regex;
+    };
+    if first.kind() != &HirKind::Look(Look::Start) {
+        return Pattern::Regex;
     }
+    let (body, exact) = match rest {
+        [body @ .., last] if last.kind() == &HirKind::Look(Look::End) => (body, true),
+        body => (body, false),
+    };
+    let body = regex_syntax::hir::Hir::concat(body.to_vec());
+    let mut extractor = literal::Extractor::new();
+    extractor.limit_total(MAX_EXPANSION);
+    let seq = extractor.extract(&body);
+    let (Some(literals), true) = (seq.literals(), seq.is_exact()) else {
+        return Pattern::Regex;
+    };
+    // A look-around inside the body (`\b`, a second `^`) would be dropped by the expansion.
+    if body.properties().look_set().is_empty() {
+        let strings: Option<Vec<String>> = literals
+            .iter()
+            .map(|l| String::from_utf8(l.as_bytes().to_vec()).ok())
+            .collect();
+        if let Some(strings) = strings {
+            return Pattern::Strings { strings, exact };
+        }
+    }
+    Pattern::Regex
 }
 
 impl PatternSet {
@@ -71,12 +101,13 @@ impl PatternSet {
         let (mut all, mut lists) = (Vec::new(), Vec::new());
         for (pattern, list) in patterns {
             match sort(pattern) {
-                Pattern::Exact(name) => {
-                    exact.insert(name.to_owned());
-                }
-                Pattern::Prefix(prefix) => prefixes.push(prefix),
-                Pattern::Regex(regex) => {
-                    all.push(regex);
+                Pattern::Strings {
+                    strings,
+                    exact: true,
+                } => exact.extend(strings),
+                Pattern::Strings { strings, .. } => prefixes.extend(strings),
+                Pattern::Regex => {
+                    all.push(pattern);
                     lists.push(list);
                 }
             }
@@ -86,7 +117,7 @@ impl PatternSet {
                 .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .start_kind(StartKind::Anchored)
                 .build(&prefixes)
-                .expect("a few hundred plain prefixes fit an automaton")
+                .expect("a few thousand short prefixes fit an automaton")
         });
         // Regexes are compiled alone only to name the one at fault.
         let regexes = RegexSet::new(&all).map_err(|set_error| {
@@ -184,7 +215,9 @@ mod tests {
                 "^__pthread_kill",
                 "^operator new",
                 "^_?_?libc_message",
+                "^_?_?str(len|cpy)(_chk)?$",
                 "^(?i)kernel32\\.dll$",
+                "^a\\b",
                 "raise",
             ]
             .map(|p| (p, "test")),
@@ -198,6 +231,13 @@ mod tests {
             ("__pthread_kil", false),
             ("operator new[]", true),
             ("__libc_message", true),
+            ("_strcpy_chk", true),
+            ("__strlen", true),
+            ("strlen_chk", true),
+            ("strlenx", false),
+            ("___strlen", false),
+            ("a b", true),
+            ("ab", false),
             ("KERNEL32.dll", true),
             ("kernel32xdll", false),
             ("my_raise_fn", true),
@@ -207,6 +247,61 @@ mod tests {
         }
         assert!(PatternSet::new([]).unwrap().is_empty());
         assert!(!PatternSet::new([("^a", "test")]).unwrap().is_empty());
+    }
+
+    /// Every shipped line matches exactly what its regex matches, expanded or not, on names
+    /// built from the expansions themselves (each, one character longer, one shorter).
+    #[test]
+    fn expanded_shipped_lines_match_as_their_regexes_would() {
+        let shipped = [
+            crate::classify::frames::DEFAULT_SKIP_LIST,
+            crate::group::signature::DEFAULT_SENTINELS,
+            crate::group::signature::DEFAULT_PREFIXES,
+            crate::group::signature::DEFAULT_IRRELEVANT,
+        ];
+        let lines: Vec<&str> = shipped
+            .iter()
+            .flat_map(|list| list.lines())
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.strip_prefix("module:").map_or(l, str::trim))
+            .collect();
+        let mut names = vec![
+            String::new(),
+            "x".to_owned(),
+            "KERNEL32.DLL".to_owned(),
+            "libc-2.31.so".to_owned(),
+            "__memcpy_avx_unaligned_erms".to_owned(),
+        ];
+        let mut regexes = 0;
+        for line in &lines {
+            match sort(line) {
+                Pattern::Strings { strings, .. } => {
+                    for s in strings {
+                        names.push(format!("{s}x"));
+                        names.push(s.chars().skip(1).collect());
+                        let mut shorter = s.clone();
+                        shorter.pop();
+                        names.push(shorter);
+                        names.push(s);
+                    }
+                }
+                Pattern::Regex => regexes += 1,
+            }
+        }
+        for line in &lines {
+            let set = PatternSet::new([(*line, "test")]).unwrap();
+            let regex = Regex::new(line).unwrap();
+            for name in &names {
+                assert_eq!(
+                    set.is_match(name),
+                    regex.is_match(name),
+                    "{line} on {name:?}"
+                );
+            }
+        }
+        // Only lines with repetitions, classes or case folding are left to compile.
+        assert!(regexes <= 11, "{regexes} of {} lines compiled", lines.len());
     }
 
     #[test]

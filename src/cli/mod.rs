@@ -69,9 +69,7 @@ struct Overrides {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve { .. }) {
-        without_huge_pages();
-    }
+    let serving = matches!(cli.command, Command::Serve { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FAULTLINE_LOG")
@@ -80,7 +78,18 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The server runs on every core. A one-shot command needs no worker threads of its own,
+    // and two threads for file reads: `process` reads a dozen small cache files at once, and
+    // starting a thread for each cost more than the reads.
+    let runtime = if serving {
+        tokio::runtime::Runtime::new()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(2)
+            .build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -132,24 +141,20 @@ pub fn main() -> ExitCode {
             }
         }
     });
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    if serving {
+        return code;
     }
-}
-
-/// Turns transparent huge pages off for this process. mimalloc asks for them on its heap,
-/// which suits a long-running server, but a one-dump CLI run would then have the kernel clear
-/// 2 MiB for the first byte each thread allocates: about 3 ms of a 10 ms run.
-fn without_huge_pages() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
+    // A one-shot command is done: exit without shutting the runtime down piece by piece (its
+    // blocking-pool threads, the symbol caches), which took 1–2 ms of a 15 ms `process` run.
+    // Nothing is left unwritten: files are closed by now and stdout is flushed on exit.
+    std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 })
 }
 
 async fn migrate(config: Config) -> anyhow::Result<ExitCode> {

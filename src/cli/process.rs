@@ -102,11 +102,13 @@ fn layout_debug_id(name: &str) -> Option<DebugId> {
 pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> {
     let dump = std::fs::read(&args.dump)
         .with_context(|| format!("cannot read the minidump {}", args.dump.display()))?;
-    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     let limits = UnpackLimits {
         max_entries: config.limits.max_archive_entries,
         max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
     };
+    // Archives among the --symbols files are unpacked here and read from here while the dump is
+    // processed; the folder is removed when the command ends.
+    let mut scratch = None;
     let pipeline = if args.symbols.is_empty() {
         let objects = crate::store::open(&config.storage)
             .await
@@ -114,6 +116,8 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         let store = SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?;
         Pipeline::from_config(&config, Arc::new(store))?
     } else {
+        let scratch =
+            scratch.insert(tempfile::tempdir().context("cannot create a temporary folder")?);
         let mut files = Vec::new();
         for dir in &args.symbols {
             let name = dir.file_name().map_or_else(

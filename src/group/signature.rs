@@ -26,9 +26,9 @@ pub const GROUPING_VERSION: u32 = 1;
 /// Longest signature kept, as in Socorro.
 const MAX_SIGNATURE: usize = 255;
 
-const DEFAULT_SENTINELS: &str = include_str!("signature_sentinels.txt");
-const DEFAULT_PREFIXES: &str = include_str!("signature_prefixes.txt");
-const DEFAULT_IRRELEVANT: &str = include_str!("signature_irrelevant.txt");
+pub(crate) const DEFAULT_SENTINELS: &str = include_str!("signature_sentinels.txt");
+pub(crate) const DEFAULT_PREFIXES: &str = include_str!("signature_prefixes.txt");
+pub(crate) const DEFAULT_IRRELEVANT: &str = include_str!("signature_irrelevant.txt");
 
 /// Annotations that carry an abort message.
 const ABORT_MESSAGE_KEYS: [&str; 4] = [

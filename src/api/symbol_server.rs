@@ -1,0 +1,189 @@
+//! The store as the team's symbol server, in the layouts debuggers and stack walkers already
+//! request, so they fetch the files crash processing keeps:
+//! - `GET /symbols/{file}/{key}/{file}`: Breakpad `.sym` files (`minidump-stackwalk
+//!   --symbols-url`), and Microsoft's symbol-server layout and its SSQP keys (WinDbg, Visual
+//!   Studio, `symchk`): a PDB by GUID+age, a PE by timestamp+size,
+//!   `elf-buildid-…`, `elf-buildid-sym-…`, `mach-uuid-…`, `mach-uuid-sym-…`. Keys and names are
+//!   compared without case, as the protocol requires; compressed `.pd_` names are not found, so
+//!   clients fall back to the plain name.
+//! - `GET /buildid/{BUILD_ID}/debuginfo` and `/executable`: elfutils' debuginfod (gdb,
+//!   `debuginfod-find`, perf, systemd-coredump), with its `X-DEBUGINFOD-*` headers.
+//!
+//! Readable without a token while `auth.public_symbol_reads` is on, else with `symbols:read`.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+
+use super::auth::Caller;
+use super::symbols::{answers_to, breakpad, require_symbol_read, stream_original};
+use super::{ApiError, AppState};
+use crate::symbols::identify::DebugFileMeta;
+use crate::symbols::ids::{parse_code_id, parse_debug_id};
+use crate::symbols::SymbolQuery;
+
+/// Which of a module's files a client wants.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Want {
+    /// The file with debug info: a separate debug file first, else a binary that kept it.
+    DebugInfo,
+    /// The binary itself (stripped or not); never a debug-only companion.
+    Executable,
+}
+
+/// The best stored file of `format` for `want` (a debug companion over a binary for debug
+/// info; then the largest, then the newest).
+fn best<'a>(files: &'a [DebugFileMeta], format: &str, want: Want) -> Option<&'a DebugFileMeta> {
+    files
+        .iter()
+        .filter(|meta| meta.format == format)
+        .filter_map(|meta| {
+            let companion = meta.role == "dbg";
+            let rank = match want {
+                Want::DebugInfo if meta.features.debug => u8::from(companion) + 1,
+                Want::DebugInfo => return None,
+                Want::Executable if companion => return None,
+                Want::Executable => 1,
+            };
+            Some((rank, meta))
+        })
+        .max_by_key(|(rank, meta)| (*rank, meta.size, meta.uploaded_at))
+        .map(|(_, meta)| meta)
+}
+
+fn not_found(what: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, what)
+        .with_detail("upload it with `faultline upload` or POST /api/v1/symbols")
+}
+
+/// `GET /symbols/{file}/{key}/{name}`: a Breakpad `.sym`, or a file in Microsoft's
+/// symbol-server layout.
+pub async fn symbols(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((file, key, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    require_symbol_read(&state, &caller)?;
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".sym") {
+        return breakpad(&state, &file, &key).await;
+    }
+    // Cabinet-compressed names (`app.pd_`), and `file.ptr` redirections: clients ask for these
+    // first and fall back to the plain file when told there is none.
+    if lower.ends_with('_') || lower == "file.ptr" {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{name} is not served (files are served uncompressed)"),
+        )
+        .with_detail(format!("request /symbols/{file}/{key}/{file}")));
+    }
+    let key = key.to_ascii_lowercase();
+    let (files, format, want, what) = if let Some(id) = key.strip_prefix("elf-buildid-sym-") {
+        (
+            by_code_id(&state, id).await?,
+            "elf",
+            Want::DebugInfo,
+            "ELF debug file",
+        )
+    } else if let Some(id) = key.strip_prefix("elf-buildid-") {
+        (
+            by_code_id(&state, id).await?,
+            "elf",
+            Want::Executable,
+            "ELF binary",
+        )
+    } else if let Some(uuid) = key.strip_prefix("mach-uuid-sym-") {
+        (
+            by_debug_id(&state, uuid).await?,
+            "macho",
+            Want::DebugInfo,
+            "dSYM",
+        )
+    } else if let Some(uuid) = key.strip_prefix("mach-uuid-") {
+        (
+            by_debug_id(&state, uuid).await?,
+            "macho",
+            Want::Executable,
+            "Mach-O binary",
+        )
+    } else if lower.ends_with(".pdb") {
+        // The PDB's GUID and age: its debug ID in Breakpad's spelling.
+        (
+            by_debug_id(&state, &key).await?,
+            "pdb",
+            Want::DebugInfo,
+            "PDB",
+        )
+    } else {
+        // A PE image: its timestamp (8 hex digits) and size of image.
+        (
+            by_code_id(&state, &key).await?,
+            "pe",
+            Want::Executable,
+            "PE image",
+        )
+    };
+    let named: Vec<DebugFileMeta> = files
+        .into_iter()
+        .filter(|meta| {
+            // SSQP's `_.debug` / `_.dwarf` stand for any name.
+            file.starts_with("_.") || answers_to(meta, &file)
+        })
+        .collect();
+    let meta = best(&named, format, want)
+        .ok_or_else(|| not_found(format!("no {what} stored for {file} {key}")))?;
+    stream_original(&state, meta, "application/octet-stream").await
+}
+
+async fn by_code_id(state: &AppState, id: &str) -> Result<Vec<DebugFileMeta>, ApiError> {
+    let code_id = parse_code_id(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(state.symbols.find(&SymbolQuery::CodeId(code_id)).await?)
+}
+
+async fn by_debug_id(state: &AppState, id: &str) -> Result<Vec<DebugFileMeta>, ApiError> {
+    let id = parse_debug_id(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(state.symbols.find(&SymbolQuery::DebugId(id)).await?)
+}
+
+/// `GET /buildid/{build_id}/{artifact}`: `debuginfo` or `executable`; `source/…` and
+/// `section/…` are answered as not found (no sources are indexed by build ID).
+pub async fn debuginfod(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((build_id, artifact)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_symbol_read(&state, &caller)?;
+    let (want, what) = match artifact.as_str() {
+        "debuginfo" => (Want::DebugInfo, "ELF debug file"),
+        "executable" => (Want::Executable, "ELF executable"),
+        other => {
+            let kind = other.split('/').next().unwrap_or_default();
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("debuginfod {kind:?} requests are not served"),
+            )
+            .with_detail("faultline serves /buildid/{BUILD_ID}/debuginfo and /executable"));
+        }
+    };
+    let code_id = parse_code_id(&build_id).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, e)
+            .with_detail("a GNU build ID is hex, as `readelf -n` or `file` prints it")
+    })?;
+    let files = state.symbols.find(&SymbolQuery::CodeId(code_id)).await?;
+    let meta = best(&files, "elf", want)
+        .ok_or_else(|| not_found(format!("no {what} stored for build ID {build_id}")))?;
+    let mut response = stream_original(&state, meta, "application/octet-stream").await?;
+    let headers = response.headers_mut();
+    headers.insert("x-debuginfod-size", HeaderValue::from(meta.size));
+    // The name the file was uploaded under, as a header value can carry it.
+    let file: String = meta
+        .uploaded_name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&format!("/{}", file.trim_start_matches('/'))) {
+        headers.insert("x-debuginfod-file", value);
+    }
+    headers.remove(header::CONTENT_DISPOSITION);
+    Ok(response)
+}

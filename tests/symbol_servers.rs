@@ -1,0 +1,304 @@
+//! The symbol store as the team's symbol server, spoken to by the real clients that run here:
+//! elfutils' `debuginfod-find` and gdb fetch uploaded ELF debug files by build ID.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{fixture, fixture_bytes, services_required, TestServer};
+
+/// The GNU build ID of ../shared's `debug-files/linux/crash` and `crash.debug`.
+const BUILD_ID: &str = "f1c3bcc0279865fe3058404b2831d9e64135386c";
+
+/// Whether `tool` runs here; under `tests/run.sh` (which installs it) its absence fails.
+fn tool_present(tool: &str) -> bool {
+    let present = Command::new(tool).arg("--version").output().is_ok();
+    assert!(
+        present || !services_required(),
+        "{tool} is required (tests/run.sh installs it)"
+    );
+    if !present {
+        eprintln!("skipping: {tool} is not installed");
+    }
+    present
+}
+
+/// `debuginfod-find ARGS` against `server`, with its own empty cache; stdout and stderr on
+/// success (the fetched file's path is stdout), the error text otherwise.
+fn debuginfod_find(
+    server: &TestServer,
+    cache: &Path,
+    headers: Option<&Path>,
+    args: &[&str],
+) -> Result<String, String> {
+    let mut command = Command::new("debuginfod-find");
+    command
+        .args(args)
+        .env("DEBUGINFOD_URLS", server.url(""))
+        .env("DEBUGINFOD_CACHE_PATH", cache)
+        .env("DEBUGINFOD_TIMEOUT", "20")
+        .env_remove("DEBUGINFOD_HEADERS_FILE");
+    if let Some(headers) = headers {
+        command.env("DEBUGINFOD_HEADERS_FILE", headers);
+    }
+    let output = command.output().expect("debuginfod-find runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    if output.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{stdout} {stderr}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debuginfod_find_fetches_uploaded_elf_files_by_build_id() {
+    if !tool_present("debuginfod-find") {
+        return;
+    }
+    let server = TestServer::start().await;
+    server.upload_fixture("debug-files/linux/crash").await;
+    server.upload_fixture("debug-files/linux/crash.debug").await;
+    let cache = tempfile::tempdir().unwrap();
+
+    // The separate debug file answers `debuginfo`, the stripped binary `executable`.
+    let path = debuginfod_find(&server, cache.path(), None, &["debuginfo", BUILD_ID]).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        fixture_bytes("debug-files/linux/crash.debug")
+    );
+    let path = debuginfod_find(&server, cache.path(), None, &["executable", BUILD_ID]).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        fixture_bytes("debug-files/linux/crash")
+    );
+    // The client can also name the binary instead of its build ID.
+    let binary = fixture("debug-files/linux/crash");
+    let fresh = tempfile::tempdir().unwrap();
+    let path = debuginfod_find(
+        &server,
+        fresh.path(),
+        None,
+        &["debuginfo", binary.to_str().unwrap()],
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        fixture_bytes("debug-files/linux/crash.debug")
+    );
+
+    // What the protocol's headers say, and build IDs in capitals.
+    let response = server
+        .anonymous
+        .get(server.url(&format!("/buildid/{}/debuginfo", BUILD_ID.to_uppercase())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let size = fixture_bytes("debug-files/linux/crash.debug")
+        .len()
+        .to_string();
+    assert_eq!(response.headers()["x-debuginfod-size"], size.as_str());
+    assert_eq!(response.headers()["x-debuginfod-file"], "/crash.debug");
+
+    // Unknown, malformed and unserved requests.
+    let unknown = "00112233445566778899aabbccddeeff00112233";
+    let error = debuginfod_find(&server, cache.path(), None, &["debuginfo", unknown]).unwrap_err();
+    assert!(
+        error.contains("No such file") || error.contains("404"),
+        "{error}"
+    );
+    for (path, status, words) in [
+        (
+            format!("/buildid/{unknown}/executable"),
+            404,
+            "no ELF executable",
+        ),
+        (
+            "/buildid/not-hex/debuginfo".to_owned(),
+            400,
+            "not a code ID",
+        ),
+        (
+            format!("/buildid/{BUILD_ID}/source/usr/src/crash.c"),
+            404,
+            "\"source\" requests are not served",
+        ),
+    ] {
+        let (got, body) = server.get_json(&path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(words), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debuginfod_needs_a_token_when_symbol_reads_are_private() {
+    if !tool_present("debuginfod-find") {
+        return;
+    }
+    let server = TestServer::start_with(|config| config.auth.public_symbol_reads = false).await;
+    server.upload_fixture("debug-files/linux/crash.debug").await;
+    let cache = tempfile::tempdir().unwrap();
+    // Without a token the client is refused (elfutils reports any refusal as "No such file").
+    let refused = debuginfod_find(&server, cache.path(), None, &["debuginfo", BUILD_ID]);
+    assert!(refused.is_err(), "{refused:?}");
+    let response = server
+        .anonymous
+        .get(server.url(&format!("/buildid/{BUILD_ID}/debuginfo")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // A token with symbols:read, sent the way elfutils sends extra headers.
+    let (token, _) = server
+        .create_token(serde_json::json!({"name": "gdb", "scopes": ["symbols:read"]}))
+        .await;
+    // (A fresh cache: elfutils remembers a miss for ten minutes.)
+    let fresh = tempfile::tempdir().unwrap();
+    let headers = fresh.path().join("headers");
+    std::fs::write(&headers, format!("Authorization: Bearer {token}\n")).unwrap();
+    let path = debuginfod_find(
+        &server,
+        &fresh.path().join("cache"),
+        Some(&headers),
+        &["debuginfo", BUILD_ID],
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        fixture_bytes("debug-files/linux/crash.debug")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gdb_finds_source_lines_of_a_stripped_binary_through_faultline() {
+    if !tool_present("gdb") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let cache = tempfile::tempdir().unwrap();
+    // The binary alone in a folder: next to its `crash.debug` in ../shared, gdb would find
+    // the debug file through the binary's debug link without asking anyone.
+    let alone = tempfile::tempdir().unwrap();
+    let binary = alone.path().join("crash");
+    std::fs::copy(fixture("debug-files/linux/crash"), &binary).unwrap();
+    let ask = |server: &TestServer| {
+        let output = Command::new("gdb")
+            .args(["-nx", "-batch", "-iex", "set debuginfod enabled on"])
+            .args([
+                "-ex",
+                "info line google_breakpad::ThreadInfo::GetInstructionPointer",
+            ])
+            .arg(&binary)
+            .env("DEBUGINFOD_URLS", server.url(""))
+            .env("DEBUGINFOD_CACHE_PATH", cache.path())
+            .env("HOME", cache.path())
+            .output()
+            .expect("gdb runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    // Before the upload gdb has only the stripped binary: no line for the function.
+    let before = ask(&server);
+    assert!(!before.contains("thread_info.cc"), "{before}");
+    server.upload_fixture("debug-files/linux/crash.debug").await;
+    // gdb remembers a miss for a while; a fresh cache makes it ask again.
+    std::fs::remove_dir_all(cache.path()).unwrap();
+    std::fs::create_dir_all(cache.path()).unwrap();
+    let after = ask(&server);
+    assert!(
+        after.contains("Line 12") && after.contains("thread_info.cc\" starts at address"),
+        "{after}"
+    );
+}
+
+/// Microsoft's symbol-server layout and its SSQP keys, as WinDbg, Visual Studio and `symchk`
+/// request them (`srv*cache*http://faultline/symbols`), compared without case.
+#[tokio::test(flavor = "multi_thread")]
+async fn symbol_server_keys_find_pdbs_pes_elves_and_mach_os() {
+    let server = TestServer::start().await;
+    let dwarf = "debug-files/macos/crash.dSYM/Contents/Resources/DWARF/crash";
+    for rel in [
+        "debug-files/windows/crash.pdb",
+        "debug-files/windows/crash.exe",
+        "debug-files/linux/crash",
+        "debug-files/linux/crash.debug",
+        "debug-files/macos/crash",
+        dwarf,
+    ] {
+        let (status, body) = server.upload_fixture(rel).await;
+        assert_eq!(status, 200, "{rel}: {body}");
+    }
+    let get = |path: String| {
+        let server = &server;
+        async move {
+            let response = server
+                .anonymous
+                .get(server.url(&path))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().to_vec())
+        }
+    };
+    for (path, rel) in [
+        (
+            "/symbols/crash.pdb/3249D99D0C4049318610F4E4FB0B69361/crash.pdb",
+            "debug-files/windows/crash.pdb",
+        ),
+        (
+            "/symbols/CRASH.PDB/3249d99d0c4049318610f4e4fb0b69361/Crash.Pdb",
+            "debug-files/windows/crash.pdb",
+        ),
+        (
+            "/symbols/crash.exe/5AB380779000/crash.exe",
+            "debug-files/windows/crash.exe",
+        ),
+        (
+            "/symbols/crash/elf-buildid-f1c3bcc0279865fe3058404b2831d9e64135386c/crash",
+            "debug-files/linux/crash",
+        ),
+        (
+            "/symbols/_.debug/elf-buildid-sym-F1C3BCC0279865FE3058404B2831D9E64135386C/_.debug",
+            "debug-files/linux/crash.debug",
+        ),
+        (
+            "/symbols/crash/mach-uuid-67e9247c814e392ba027dbde6748fcbf/crash",
+            "debug-files/macos/crash",
+        ),
+        (
+            "/symbols/_.dwarf/mach-uuid-sym-67e9247c814e392ba027dbde6748fcbf/_.dwarf",
+            dwarf,
+        ),
+    ] {
+        let (status, body) = get(path.to_owned()).await;
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        assert!(body == fixture_bytes(rel), "{path} is not {rel}");
+    }
+    // Compressed names are not found (clients then ask for the plain one); a key for another
+    // file name, or for nothing stored, is not found either; a malformed key is a 400.
+    for (path, status) in [
+        (
+            "/symbols/crash.pdb/3249D99D0C4049318610F4E4FB0B69361/crash.pd_",
+            404,
+        ),
+        ("/symbols/crash.exe/5AB380779000/file.ptr", 404),
+        (
+            "/symbols/other.pdb/3249D99D0C4049318610F4E4FB0B69361/other.pdb",
+            404,
+        ),
+        ("/symbols/crash.exe/0000000012345/crash.exe", 404),
+        ("/symbols/crash.pdb/not-an-id/crash.pdb", 400),
+    ] {
+        let (got, body) = get(path.to_owned()).await;
+        assert_eq!(got, status, "{path}");
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+}
