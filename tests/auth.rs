@@ -224,6 +224,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::GET,
+            "/api/v1/symbols/missing",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::GET,
             format!("/api/v1/groups/{group}"),
             None,
             Some("triage:read"),

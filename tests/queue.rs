@@ -369,6 +369,7 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
 /// A module missing symbols, by debug ID alone.
 fn missing(debug_id: &str) -> faultline::group::index::MissingModule {
     faultline::group::index::MissingModule {
+        code_id: None,
         debug_id: debug_id.to_owned(),
         debug_file: Some(format!("{debug_id}.pdb")),
         code_file: None,

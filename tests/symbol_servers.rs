@@ -1,12 +1,13 @@
-//! The symbol store as the team's symbol server, spoken to by the real clients that run here:
-//! elfutils' `debuginfod-find` and gdb fetch uploaded ELF debug files by build ID.
+//! The symbol store as the team's symbol server, spoken to by the real clients that run here
+//! (elfutils' `debuginfod-find` and gdb fetch uploaded ELF debug files by build ID), in
+//! Microsoft's symbol-server layout, and the missing-symbols report that says what to upload.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{fixture, fixture_bytes, services_required, TestServer};
+use common::{crasher_ids, fixture, fixture_bytes, services_required, submit, TestServer};
 
 /// The GNU build ID of ../shared's `debug-files/linux/crash` and `crash.debug`.
 const BUILD_ID: &str = "f1c3bcc0279865fe3058404b2831d9e64135386c";
@@ -300,5 +301,69 @@ async fn symbol_server_keys_find_pdbs_pes_elves_and_mach_os() {
         assert_eq!(got, status, "{path}");
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(body["error"].is_string(), "{body}");
+    }
+}
+
+on_both_databases! {
+    /// The missing-symbols report: every debug file the project's crashes lacked, with what a
+    /// build engineer needs to find and upload it, as JSON and CSV.
+    async fn missing_symbols_report_names_what_to_upload(db: Db) {
+        let Some(server) = TestServer::start_on(db, |_| {}).await else {
+            return;
+        };
+        submit(&server, "wild-read.dmp", &[]).await;
+        submit(&server, "null-write.dmp", &[]).await;
+        let (debug_id, code_id) = crasher_ids();
+        let (status, report) = server.get_json("/api/v1/symbols/missing").await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["project"], "default");
+        let row = report["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["debug_id"] == debug_id.as_str())
+            .unwrap_or_else(|| panic!("the crasher is not listed: {report}"))
+            .clone();
+        assert_eq!(row["code_id"], code_id.to_lowercase().as_str(), "{row}");
+        assert_eq!(row["code_file"], "crasher", "{row}");
+        assert_eq!(row["crashes"], 2, "{row}");
+        assert!(row["last_seen"].as_i64().unwrap() > 1_700_000_000, "{row}");
+
+        let response = server
+            .client
+            .get(server.url("/api/v1/symbols/missing?format=csv&limit=50"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv"));
+        let csv = response.text().await.unwrap();
+        let mut lines = csv.lines();
+        assert_eq!(
+            lines.next(),
+            Some("debug_file,debug_id,code_file,code_id,crashes,last_seen")
+        );
+        let line = lines
+            .find(|l| l.contains(&debug_id))
+            .unwrap_or_else(|| panic!("{csv}"));
+        assert!(
+            line.contains(&format!(",crasher,{},2,", code_id.to_lowercase())),
+            "{line}"
+        );
+
+        for path in [
+            "/api/v1/symbols/missing?format=xml",
+            "/api/v1/symbols/missing?limit=0",
+            "/api/v1/symbols/missing?colour=red",
+        ] {
+            let (status, body) = server.get_json(path).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(body["error"].is_string(), "{body}");
+        }
+        let (status, _) = server.get_json("/api/v1/symbols/missing?project=nope").await;
+        assert_eq!(status, 404);
     }
 }

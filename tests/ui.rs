@@ -5,24 +5,8 @@
 mod common;
 
 use common::ui::{no_redirects, post_sign_in, UiSession};
-use common::{generated_bytes, settled, submit, TestServer};
-use minidump::Module;
+use common::{crasher_ids, generated_bytes, settled, submit, TestServer};
 use serde_json::json;
-
-/// The crash generator's debug ID (Breakpad form) and code ID as its dumps name them; they
-/// change whenever fixtures/minidumps is regenerated.
-fn crasher_ids() -> (String, String) {
-    let dump = minidump::Minidump::read(generated_bytes("wild-read.dmp")).unwrap();
-    let modules = dump.get_stream::<minidump::MinidumpModuleList>().unwrap();
-    let crasher = modules
-        .iter()
-        .find(|m| m.code_file().ends_with("/crasher"))
-        .expect("the crasher module");
-    (
-        crasher.debug_identifier().unwrap().breakpad().to_string(),
-        crasher.code_identifier().unwrap().as_str().to_owned(),
-    )
-}
 
 async fn with_symbols(server: &TestServer) {
     let (status, answer) = server

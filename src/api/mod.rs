@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
+        .route("/api/v1/symbols/missing", get(symbols::missing))
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))

@@ -364,3 +364,106 @@ pub(super) async fn breakpad(
         ))),
     }
 }
+
+/// `?project=&format=json|csv&limit=` of the missing-symbols report.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissingParams {
+    project: Option<String>,
+    format: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/symbols/missing`: the debug files a project's crashes lacked, most crashes
+/// first — debug file, debug ID, code file, code ID, crashes affected, last seen — as JSON or
+/// CSV (`format=csv`): the list a build engineer works through to fix symbol uploads.
+/// Needs `triage:read` on the project (it describes crashes).
+pub async fn missing(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<MissingParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| {
+        bad_request(e.body_text()).with_detail("use project, format (json or csv) and limit")
+    })?;
+    let project = super::auth::project_param(&state, params.project.as_deref()).await?;
+    caller.require_in(Scope::TriageRead, &project)?;
+    let csv = match params.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(bad_request(format!(
+                "unknown format {other:?}: use json or csv"
+            )))
+        }
+    };
+    let limit = params.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(bad_request(format!(
+            "limit {limit} is not within 1..=10000"
+        )));
+    }
+    let rows = state.index.missing_symbols(project.id, limit).await?;
+    // As symbol tools and Breakpad paths spell a debug ID (`3249D99D…1`).
+    let breakpad_id = |id: &str| {
+        id.parse::<DebugId>()
+            .map_or_else(|_| id.to_owned(), |id| id.breakpad().to_string())
+    };
+    if !csv {
+        let modules: Vec<_> = rows
+            .iter()
+            .map(|m| {
+                json!({
+                    "debug_file": m.module.debug_file,
+                    "debug_id": breakpad_id(&m.module.debug_id),
+                    "code_file": m.module.code_file,
+                    "code_id": m.module.code_id,
+                    "crashes": m.crashes,
+                    "last_seen": m.last_seen,
+                })
+            })
+            .collect();
+        return Ok(Json(json!({ "project": project.slug, "modules": modules })).into_response());
+    }
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "debug_file",
+        "debug_id",
+        "code_file",
+        "code_id",
+        "crashes",
+        "last_seen",
+    ];
+    let written = out.write_record(header).and_then(|_| {
+        rows.iter().try_for_each(|m| {
+            out.write_record([
+                m.module.debug_file.clone().unwrap_or_default(),
+                breakpad_id(&m.module.debug_id),
+                m.module.code_file.clone().unwrap_or_default(),
+                m.module.code_id.clone().unwrap_or_default(),
+                m.crashes.to_string(),
+                m.last_seen.to_string(),
+            ])
+        })
+    });
+    let body = written
+        .map_err(|e| e.to_string())
+        .and_then(|_| out.into_inner().map_err(|e| e.to_string()))
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
+        })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"missing-symbols-{}.csv\"",
+                    project.slug
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

@@ -329,6 +329,10 @@ async fn process(
                 debug_id: m.debug_identifier()?.to_string(),
                 debug_file: m.debug_file().map(|f| base(&f)).filter(|f| !f.is_empty()),
                 code_file: Some(base(&m.code_file())).filter(|f| !f.is_empty()),
+                code_id: m
+                    .code_identifier()
+                    .map(|id| id.as_str().to_ascii_lowercase())
+                    .filter(|id| !id.is_empty()),
             })
         })
         .collect();

@@ -560,3 +560,19 @@ pub async fn submit(server: &TestServer, dump: &str, annotations: &[(&str, &str)
     assert_eq!(done["state"], "processed", "{done}");
     id
 }
+
+/// The crash generator's debug ID (Breakpad form) and code ID as its dumps name them; they
+/// change whenever fixtures/minidumps is regenerated.
+pub fn crasher_ids() -> (String, String) {
+    use minidump::Module as _;
+    let dump = minidump::Minidump::read(generated_bytes("wild-read.dmp")).unwrap();
+    let modules = dump.get_stream::<minidump::MinidumpModuleList>().unwrap();
+    let crasher = modules
+        .iter()
+        .find(|m| m.code_file().ends_with("/crasher"))
+        .expect("the crasher module");
+    (
+        crasher.debug_identifier().unwrap().breakpad().to_string(),
+        crasher.code_identifier().unwrap().as_str().to_owned(),
+    )
+}

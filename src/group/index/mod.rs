@@ -111,6 +111,9 @@ pub struct MissingModule {
     pub debug_file: Option<String>,
     /// The code file's base name (`app.exe`).
     pub code_file: Option<String>,
+    /// Its code ID (PE timestamp+size, ELF build ID, Mach-O UUID), lowercase hex, when the
+    /// dump records one.
+    pub code_id: Option<String>,
 }
 
 /// A debug file whose absence hurt crashes of a project: how many, and when last.

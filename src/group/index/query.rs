@@ -321,7 +321,8 @@ impl CrashIndex {
     ) -> Result<Vec<MissingSymbols>, IndexError> {
         let rows = sqlx::query(
             "SELECT m.debug_id AS debug_id, MAX(m.debug_file) AS debug_file, \
-             MAX(m.code_file) AS code_file, COUNT(*) AS crashes, MAX(c.received_at) AS last_seen \
+             MAX(m.code_file) AS code_file, MAX(m.code_id) AS code_id, COUNT(*) AS crashes, \
+             MAX(c.received_at) AS last_seen \
              FROM crash_missing_symbols m JOIN crashes c ON c.id = m.crash_id \
              WHERE c.project_id = $1 GROUP BY m.debug_id \
              ORDER BY crashes DESC, last_seen DESC, debug_id LIMIT $2",
@@ -338,6 +339,7 @@ impl CrashIndex {
                         debug_id: r.try_get("debug_id")?,
                         debug_file: r.try_get("debug_file")?,
                         code_file: r.try_get("code_file")?,
+                        code_id: r.try_get("code_id")?,
                     },
                     crashes: r.try_get("crashes")?,
                     last_seen: r.try_get("last_seen")?,

@@ -331,9 +331,9 @@ async fn write_finished(
             .collect();
         for rows in missing.chunks(200) {
             let sql = format!(
-                "INSERT INTO crash_missing_symbols (crash_id, debug_id, debug_file, code_file) \
-                 VALUES {}",
-                placeholders(rows.len(), 4, 1)
+                "INSERT INTO crash_missing_symbols \
+                 (crash_id, debug_id, debug_file, code_file, code_id) VALUES {}",
+                placeholders(rows.len(), 5, 1)
             );
             let mut query = sqlx::query(&sql);
             for (crash, module) in rows {
@@ -341,7 +341,8 @@ async fn write_finished(
                     .bind(*crash)
                     .bind(module.debug_id.as_str())
                     .bind(module.debug_file.as_deref())
-                    .bind(module.code_file.as_deref());
+                    .bind(module.code_file.as_deref())
+                    .bind(module.code_id.as_deref());
             }
             query.execute(&mut **tx).await?;
         }
