@@ -181,6 +181,20 @@ async fn every_route_checks_its_scope_and_project() {
             None,
         ),
         route(
+            M::DELETE,
+            format!("/api/v1/symbols/{debug_id}/{sha}"),
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::DELETE,
+            format!("/api/v1/symbols/{debug_id}"),
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
             M::GET,
             format!("/symbols/a.pdb/{debug_id}/a.sym"),
             None,

@@ -624,3 +624,86 @@ async fn metrics_count_uploads_and_requests() {
     ));
     let _ = fixture("debug-files/windows/crash.sym");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_files_rebuilds_caches_from_the_rest_and_leaves_nothing_behind() {
+    let server = TestServer::start().await;
+    let id = "c0bcc3f1-9827-fe65-3058-404b2831d9e6";
+    let sha = |answer: &Value| {
+        answer["files"][0]["file"]["sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, exe) = server.upload_fixture("debug-files/linux/crash").await;
+    let (_, dbg) = server.upload_fixture("debug-files/linux/crash.debug").await;
+    let (exe_sha, dbg_sha) = (sha(&exe), sha(&dbg));
+    let (_, caches) = server
+        .get_json(&format!("/api/v1/symbols/{id}/caches"))
+        .await;
+    assert_eq!(caches["caches"][0]["source"]["sha256"], dbg_sha.as_str());
+
+    // The debug file goes: the SymCache is rebuilt from the stripped binary that remains.
+    let response = server
+        .client
+        .delete(server.url(&format!("/api/v1/symbols/{id}/{}", dbg_sha.to_uppercase())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["deleted"].as_array().unwrap().len(), 1, "{answer}");
+    assert_eq!(answer["deleted"][0]["sha256"], dbg_sha.as_str());
+    let (_, listed) = server
+        .get_json(&format!("/api/v1/symbols?debug_id={id}"))
+        .await;
+    let listed: Vec<&str> = listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["sha256"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [exe_sha.as_str()]);
+    let stored = server.stored_files();
+    assert!(stored.iter().all(|k| !k.contains(&dbg_sha)), "{stored:?}");
+    let cache = server
+        .client
+        .get(server.url(&format!("/api/v1/symbols/{id}/caches")))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(cache["caches"][0]["source"]["sha256"], exe_sha.as_str());
+    // Symbol servers no longer hand out the debug file.
+    let (status, _) = server
+        .get_json("/buildid/f1c3bcc0279865fe3058404b2831d9e64135386c/debuginfo")
+        .await;
+    assert_eq!(status, 404);
+
+    // The whole module goes: no record, bytes, index entry or cache is left.
+    assert_eq!(server.delete(&format!("/api/v1/symbols/{id}")).await, 200);
+    let left: Vec<String> = server
+        .stored_files()
+        .into_iter()
+        .filter(|k| k.contains(id) || k.starts_with("names/") || k.starts_with("code-ids/"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let (_, found) = server.get_json("/api/v1/symbols?name=crash").await;
+    assert_eq!(found["files"].as_array().unwrap().len(), 0, "{found}");
+
+    // Nothing left to delete; malformed IDs and hashes are refused.
+    assert_eq!(server.delete(&format!("/api/v1/symbols/{id}")).await, 404);
+    assert_eq!(
+        server
+            .delete(&format!("/api/v1/symbols/{id}/{exe_sha}"))
+            .await,
+        404
+    );
+    assert_eq!(server.delete("/api/v1/symbols/not-an-id").await, 400);
+    assert_eq!(
+        server.delete(&format!("/api/v1/symbols/{id}/abc")).await,
+        400
+    );
+}

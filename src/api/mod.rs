@@ -235,8 +235,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/symbols/{debug_id}/{sha256}",
-            get(symbols::download),
+            get(symbols::download).delete(symbols::delete_file),
         )
+        .route("/api/v1/symbols/{debug_id}", delete(symbols::delete_module))
         .route(
             "/symbols/{debug_file}/{debug_id}/{file_name}",
             get(symbol_server::symbols),

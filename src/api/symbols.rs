@@ -286,6 +286,63 @@ pub async fn download(
     stream_original(&state, &meta, "application/octet-stream").await
 }
 
+/// `DELETE /api/v1/symbols/{debug_id}` (`admin`): every stored file of a module, with its
+/// caches. Crashes already processed keep their frames; new ones will miss these symbols.
+pub async fn delete_module(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(debug_id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    delete_symbols(&state, &caller, &debug_id, None).await
+}
+
+/// `DELETE /api/v1/symbols/{debug_id}/{sha256}` (`admin`): one stored file; the module's
+/// caches are rebuilt from the files that remain.
+pub async fn delete_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((debug_id, sha256)): axum::extract::Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    delete_symbols(&state, &caller, &debug_id, Some(&sha256)).await
+}
+
+async fn delete_symbols(
+    state: &AppState,
+    caller: &Caller,
+    debug_id: &str,
+    sha256: Option<&str>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let id = parse_debug_id(debug_id).map_err(bad_request)?;
+    let sha256 = match sha256 {
+        Some(sha) if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            return Err(bad_request(format!(
+                "{sha:?} is not a SHA-256 (64 hex digits)"
+            )))
+        }
+        Some(sha) => Some(sha.to_ascii_lowercase()),
+        None => None,
+    };
+    let deleted = state.symbols.delete(&id, sha256.as_deref()).await?;
+    if deleted.is_empty() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such stored file")
+            .with_detail("list the module's files with GET /api/v1/symbols?debug_id=…"));
+    }
+    // Dumps processed from now on, here and on every other node, no longer see the files.
+    state.pipeline.processor.modules().invalidate(&id).await;
+    if let Err(e) = state
+        .cluster
+        .publish(&Change::Symbols(id.to_string()))
+        .await
+    {
+        tracing::warn!(debug_id = %id, error = %e, "could not announce the deletion to other nodes");
+    }
+    tracing::info!(debug_id = %id, files = deleted.len(), "deleted debug files");
+    Ok(Json(
+        json!({ "debug_id": id.to_string(), "deleted": deleted }),
+    ))
+}
+
 /// `GET /api/v1/symbols/{debug_id}/caches`: the module's SymCache and CFI, built now if
 /// missing or stale, and which stored file each came from.
 pub async fn caches(

@@ -372,6 +372,48 @@ impl SymbolStore {
             })
     }
 
+    /// Deletes a module's stored files: the one with SHA-256 `sha256`, or all of them. Each
+    /// file's record goes first (so no reader finds a record without bytes), then its bytes;
+    /// the name and code-ID index entries go once no remaining file of the module needs them,
+    /// and the derived caches are rebuilt from what remains (or deleted with the last file).
+    /// Returns what was deleted (empty: nothing matched).
+    pub async fn delete(
+        &self,
+        debug_id: &DebugId,
+        sha256: Option<&str>,
+    ) -> Result<Vec<DebugFileMeta>, SymbolError> {
+        let files = self.files_for(debug_id).await?;
+        let (deleted, kept): (Vec<_>, Vec<_>) = files
+            .into_iter()
+            .partition(|meta| sha256.is_none_or(|sha| meta.sha256 == sha));
+        for meta in &deleted {
+            self.objects
+                .delete(&meta_key(&meta.debug_id, &meta.sha256))
+                .await?;
+            self.objects.delete(&blob_key(meta)).await?;
+        }
+        let needed: BTreeSet<ObjectKey> =
+            kept.iter().flat_map(|meta| self.index_keys(meta)).collect();
+        let unneeded: BTreeSet<ObjectKey> = deleted
+            .iter()
+            .flat_map(|meta| self.index_keys(meta))
+            .filter(|key| !needed.contains(key))
+            .collect();
+        for key in unneeded {
+            self.objects.delete(&key).await?;
+        }
+        if !deleted.is_empty() {
+            if kept.is_empty() {
+                for kind in CacheKind::ALL {
+                    self.objects.delete(&cache_key(debug_id, kind)).await?;
+                }
+            } else {
+                self.refresh_caches(debug_id).await?;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Every stored file of one module.
     pub async fn files_for(&self, debug_id: &DebugId) -> Result<Vec<DebugFileMeta>, SymbolError> {
         let mut files = Vec::new();
