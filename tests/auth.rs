@@ -217,6 +217,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::POST,
+            "/upload/",
+            Some(b"junk"),
+            Some("symbols:write"),
+            None,
+        ),
+        route(
+            M::POST,
             "/api/v1/symbolicate",
             Some(b"{}"),
             Some("symbols:read"),

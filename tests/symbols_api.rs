@@ -707,3 +707,65 @@ async fn deleting_files_rebuilds_caches_from_the_rest_and_leaves_nothing_behind(
         400
     );
 }
+
+/// Mozilla's upload scripts (`upload_symbols.py`): a multipart POST to `/upload/` whose one
+/// file part, named after the zip, is the zip; `Auth-Token` header; success is a 201.
+#[tokio::test(flavor = "multi_thread")]
+async fn tecken_upload_route_answers_as_tecken_does() {
+    let server = TestServer::start().await;
+    let (token, _) = server
+        .create_token(serde_json::json!({"name": "taskcluster", "scopes": ["symbols:write"]}))
+        .await;
+    let send = |token: Option<&str>| {
+        let form = reqwest::multipart::Form::new().part(
+            "target.crashreporter-symbols.zip",
+            reqwest::multipart::Part::bytes(fixture_bytes("upload-archives/tecken/sample.zip"))
+                .file_name("target.crashreporter-symbols.zip"),
+        );
+        let mut request = server
+            .anonymous
+            .post(server.url("/upload/"))
+            .multipart(form);
+        if let Some(token) = token {
+            request = request.header("Auth-Token", token);
+        }
+        request.send()
+    };
+    let response = send(Some(&token)).await.unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["upload"]["filename"],
+        "target.crashreporter-symbols.zip"
+    );
+    assert_eq!(body["upload"]["user"], "taskcluster");
+    assert_eq!(body["upload"]["skipped_keys"], serde_json::json!([]));
+    assert!(body["upload"]["completed_at"].is_string(), "{body}");
+    // The same zip again: its symbol file is already there, as Tecken's skipped_keys says.
+    let body: Value = send(Some(&token)).await.unwrap().json().await.unwrap();
+    let sym = "xpcshell.dbg/A7D6F1BB18CD4CB48/xpcshell.sym";
+    assert_eq!(body["upload"]["skipped_keys"], serde_json::json!([sym]));
+    // Stored where symbol clients look (the content's MODULE line names the debug ID).
+    let response = server
+        .anonymous
+        .get(server.url("/symbols/xpcshell.dbg/BBACA09FD1C13F6C84254BFD8732AF400/xpcshell.sym"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    let response = server
+        .client
+        .post(server.url("/upload/"))
+        .form(&[("url", "https://example.com/symbols.zip")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("multipart"),
+        "{body}"
+    );
+}

@@ -169,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
         .route("/api/v1/symbols/missing", get(symbols::missing))
+        .route("/upload/", post(symbols::tecken_upload))
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))

@@ -42,6 +42,9 @@ struct UploadResponse {
     rejected: usize,
     skipped: usize,
     files: Vec<FileReport>,
+    /// The names the upload's files were sent under (a Tecken answer names the archive).
+    #[serde(skip)]
+    received: Vec<String>,
 }
 
 /// Symbol downloads are public unless `auth.public_symbol_reads` is off (debuggers and stack
@@ -62,11 +65,87 @@ pub async fn upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::SymbolsWrite)?;
+    let (status, response) = receive(&state, params, request).await?;
+    Ok((status, Json(response)).into_response())
+}
+
+/// `POST /upload/` (Tecken, Mozilla's symbol server): a multipart body whose file is a zip
+/// of a Breakpad tree, with `Auth-Token`; answered `201` with Tecken's `upload` object, so
+/// Mozilla's upload scripts work unchanged. Files go through the same identification, dedupe
+/// and cache building as every upload; files already stored are Tecken's `skipped_keys`, and
+/// the per-file reports are added as `files`. Tecken's upload-by-URL (`url=`) is refused: the
+/// server does not fetch from addresses a client names.
+pub async fn tecken_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::SymbolsWrite)?;
+    let size = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Must be multipart form data with at least one file",
+        )
+        .with_detail("upload by URL is not supported: send the archive itself"));
+    }
+    let (status, response) = receive(&state, UploadParams::default(), request).await?;
+    if status != StatusCode::OK {
+        return Ok((status, Json(response)).into_response());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let skipped: Vec<&str> = response
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::AlreadyPresent)
+        .map(|f| f.name.as_str())
+        .collect();
+    let upload = json!({
+        "id": now.unix_timestamp_nanos() / 1_000_000,
+        "size": size,
+        "filename": response.received.first(),
+        "bucket": "faultline",
+        "region": null,
+        "download_url": null,
+        "try_symbols": false,
+        "redirect_urls": [],
+        "completed_at": stamp,
+        "created_at": stamp,
+        "user": caller.0.as_ref().map(|t| t.name.clone()),
+        "skipped_keys": skipped,
+    });
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "upload": upload, "files": response.files })),
+    )
+        .into_response())
+}
+
+/// Reads an upload (raw or multipart), ingests every file, and announces what was stored:
+/// this node's and every other node's module caches forget the debug IDs, crashes that lacked
+/// them are queued again, and caches are built when configured. `200` when anything was stored
+/// or already there, else `400` with the reason.
+async fn receive(
+    state: &AppState,
+    params: UploadParams,
+    request: Request,
+) -> Result<(StatusCode, UploadResponse), ApiError> {
     let mut limit = BodyLimit::new(
         state.config.limits.max_upload_bytes,
         "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
     );
-    let body = UploadBody::from_request(request, &state, &limit).await?;
+    let body = UploadBody::from_request(request, state, &limit).await?;
     let scratch = state.symbols.scratch_dir().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +200,7 @@ pub async fn upload(
         rejected: count(FileStatus::Rejected),
         skipped: count(FileStatus::Skipped),
         files,
+        received: received.into_iter().map(|(name, _)| name).collect(),
     };
     let fresh: BTreeSet<DebugId> = response
         .files
@@ -140,7 +220,7 @@ pub async fn upload(
             tracing::warn!(debug_id = %id, error = %e, "could not announce the upload to other nodes");
         }
         if state.config.ingest.reprocess_on_upload {
-            reprocess_missing(&state, &id).await;
+            reprocess_missing(state, &id).await;
         }
         if state.config.caches.build_on_upload {
             let state = state.clone();
@@ -166,7 +246,7 @@ pub async fn upload(
         });
         StatusCode::BAD_REQUEST
     };
-    Ok((status, Json(response)).into_response())
+    Ok((status, response))
 }
 
 /// Queues again the stored crashes that lacked symbols for `debug_id` (at most 1000, newest
