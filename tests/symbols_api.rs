@@ -769,3 +769,40 @@ async fn tecken_upload_route_answers_as_tecken_does() {
         "{body}"
     );
 }
+
+/// Backtrace's symbol upload: `POST /post?format=symbols&token=…` with the file as the body.
+#[tokio::test(flavor = "multi_thread")]
+async fn backtrace_symbol_uploads_take_the_token_from_the_query() {
+    let server = TestServer::start().await;
+    let (writer, _) = server
+        .create_token(serde_json::json!({"name": "ci", "scopes": ["symbols:write"]}))
+        .await;
+    let (reader, _) = server
+        .create_token(serde_json::json!({"name": "ro", "scopes": ["symbols:read"]}))
+        .await;
+    let rel = "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym";
+    let post = |token: &str| {
+        server
+            .anonymous
+            .post(server.url(&format!(
+                "/post?format=symbols&token={token}&name=test_app.sym"
+            )))
+            .body(fixture_bytes(rel))
+            .send()
+    };
+    let response = post(&writer).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["response"], "ok", "{body}");
+    assert_eq!(body["stored"], 1, "{body}");
+    let served = server
+        .anonymous
+        .get(server.url("/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(post(&reader).await.unwrap().status(), 403);
+    assert_eq!(post("not-a-token").await.unwrap().status(), 401);
+    assert_eq!(post("").await.unwrap().status(), 401);
+}

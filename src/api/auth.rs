@@ -50,7 +50,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let Some(secret) = presented_token(&parts.headers) else {
+        Caller::from_secret(state, presented_token(&parts.headers)).await
+    }
+}
+
+impl Caller {
+    /// The caller a presented secret names (from the headers, or from `?token=` where a
+    /// protocol puts it there); no secret is an anonymous caller, a bad one a 401.
+    pub async fn from_secret(state: &AppState, secret: Option<&str>) -> Result<Caller, ApiError> {
+        let Some(secret) = secret.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(Caller(None));
         };
         match state.registry.authenticate(secret).await? {
@@ -58,9 +66,7 @@ impl FromRequestParts<AppState> for Caller {
             Err(failure) => Err(unauthorized(failure.message())),
         }
     }
-}
 
-impl Caller {
     /// The token, whatever its scopes; 401 without one.
     pub fn authenticated(&self) -> Result<&Token, ApiError> {
         self.0

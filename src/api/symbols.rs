@@ -132,6 +132,27 @@ pub async fn tecken_upload(
         .into_response())
 }
 
+/// `POST /post?format=symbols&token=…` (Backtrace's symbol upload): the body is one debug
+/// file or an archive of them, `token` an API token with `symbols:write` (`name=` may name
+/// the file). Answered like `POST /api/v1/symbols`, with `"response": "ok"` on success.
+pub(super) async fn backtrace_upload(
+    state: AppState,
+    query: std::collections::HashMap<String, String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let caller = Caller::from_secret(&state, query.get("token").map(String::as_str)).await?;
+    caller.require(Scope::SymbolsWrite)?;
+    let params = UploadParams {
+        name: query.get("name").cloned(),
+    };
+    let (status, response) = receive(&state, params, request).await?;
+    let mut body = serde_json::to_value(&response).unwrap_or_default();
+    if status == StatusCode::OK {
+        body["response"] = "ok".into();
+    }
+    Ok((status, Json(body)).into_response())
+}
+
 /// Reads an upload (raw or multipart), ingests every file, and announces what was stored:
 /// this node's and every other node's module caches forget the debug IDs, crashes that lacked
 /// them are queued again, and caches are built when configured. `200` when anything was stored

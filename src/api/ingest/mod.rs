@@ -395,12 +395,17 @@ pub async fn unreal(
     receive(state, Client::Unreal, credentials, query, request).await
 }
 
-/// `POST /post?format=minidump&token=…`.
+/// `POST /post?format=minidump&token=…`; `format=symbols` is Backtrace's symbol upload.
 pub async fn backtrace(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
+    if query.get("format").is_some_and(|f| f == "symbols") {
+        return super::symbols::backtrace_upload(state, query, request)
+            .await
+            .into_response();
+    }
     if query.get("format").is_some_and(|f| f != "minidump") {
         return Refusal::Malformed("unsupported_format").into_response(Client::Backtrace);
     }
