@@ -806,3 +806,49 @@ async fn backtrace_symbol_uploads_take_the_token_from_the_query() {
     assert_eq!(post("not-a-token").await.unwrap().status(), 401);
     assert_eq!(post("").await.unwrap().status(), 401);
 }
+
+/// Breakpad's `symupload` (protocol v1): one multipart POST with the `.sym` as `symbol_file`
+/// and its identity as form fields; success is a 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn symupload_v1_posts_are_accepted_with_their_form_fields() {
+    let server = TestServer::start().await;
+    let rel = "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym";
+    let mut form = reqwest::multipart::Form::new();
+    for (name, value) in [
+        ("code_file", "test_app.exe"),
+        ("debug_file", "test_app.pdb"),
+        ("debug_identifier", "5A9832E5287241C1838ED98914E9B7FF1"),
+        ("os", "windows"),
+        ("cpu", "x86"),
+    ] {
+        form = form.text(name, value);
+    }
+    let form = form.part(
+        "symbol_file",
+        reqwest::multipart::Part::bytes(fixture_bytes(rel)).file_name("test_app.sym"),
+    );
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbols"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (body["stored"].as_u64(), body["skipped"].as_u64()),
+        (Some(1), Some(5)),
+        "{body}"
+    );
+    assert_eq!(body["rejected"], 0, "{body}");
+    // Form fields alone are not an upload.
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbols"))
+        .multipart(reqwest::multipart::Form::new().text("os", "windows"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}

@@ -175,13 +175,22 @@ async fn receive(
         .with_detail(e.to_string())
     })?;
     let mut received: Vec<(String, PathBuf)> = Vec::new();
+    // Parts without a file name are form fields, not files (Breakpad's symupload sends
+    // `code_file`, `debug_file`, `debug_identifier`, `os` and `cpu` beside `symbol_file`;
+    // the file's own MODULE line says the same, and is what counts).
+    let mut fields = Vec::new();
     match body {
         UploadBody::Multipart(mut multipart) => {
             while let Some(field) = next_part(&mut multipart).await? {
-                let name = field
-                    .file_name()
-                    .or(field.name())
-                    .map_or_else(|| format!("part-{}", received.len()), str::to_owned);
+                let Some(name) = field.file_name().map(str::to_owned) else {
+                    fields.push(FileReport {
+                        name: field.name().unwrap_or_default().to_owned(),
+                        status: FileStatus::Skipped,
+                        reason: Some("a form field, not a file (no filename)".to_owned()),
+                        file: None,
+                    });
+                    continue;
+                };
                 let path = scratch.path().join(format!("part-{}", received.len()));
                 spool(field, &path, &mut limit).await?;
                 received.push((name, path));
@@ -195,12 +204,13 @@ async fn receive(
         }
     }
     if received.is_empty() {
-        return Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "the multipart body has no parts")
-                .with_detail("send each debug file as a part with a filename"),
-        );
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the multipart body has no file parts",
+        )
+        .with_detail("send each debug file as a part with a filename"));
     }
-    let mut files = Vec::new();
+    let mut files = fields;
     for (name, path) in &received {
         let unpacked = tempfile::tempdir_in(scratch.path()).map_err(|e| {
             ApiError::new(
