@@ -282,6 +282,24 @@ async fn symbol_server_keys_find_pdbs_pes_elves_and_mach_os() {
         assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
         assert!(body == fixture_bytes(rel), "{path} is not {rel}");
     }
+    // Tecken's code-ID fallback: a Windows module's code file and code ID redirect to the
+    // debug-ID path of its stored .sym.
+    server.upload_fixture("debug-files/windows/crash.sym").await;
+    let response = server
+        .anonymous
+        .get(server.url("/symbols/crash.exe/5AB380779000/crash.sym"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.url().path(),
+        "/symbols/crash.pdb/3249D99D0C4049318610F4E4FB0B69361/crash.sym"
+    );
+    assert!(response.bytes().await.unwrap() == fixture_bytes("debug-files/windows/crash.sym"));
+    let (status, _) = get("/symbols/other.exe/5AB380779000/other.sym".to_owned()).await;
+    assert_eq!(status, 404);
+
     // Compressed names are not found (clients then ask for the plain one); a key for another
     // file name, or for nothing stored, is not found either; a malformed key is a 400.
     for (path, status) in [

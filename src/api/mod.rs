@@ -411,6 +411,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// A client error (4xx) or server error (5xx) with its message.
     pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
         ApiError {

@@ -13,14 +13,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::Caller;
 use super::symbols::{answers_to, breakpad, require_symbol_read, stream_original};
 use super::{ApiError, AppState};
-use crate::symbols::identify::DebugFileMeta;
+use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::SymbolQuery;
+use crate::ui::page::segment;
 
 /// Which of a module's files a client wants.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,7 +67,13 @@ pub async fn symbols(
     require_symbol_read(&state, &caller)?;
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".sym") {
-        return breakpad(&state, &file, &key).await;
+        let found = breakpad(&state, &file, &key).await;
+        return match found {
+            Err(e) if e.status() == StatusCode::NOT_FOUND => Ok(by_code_file(&state, &file, &key)
+                .await?
+                .unwrap_or(e.into_response())),
+            other => other,
+        };
     }
     // Cabinet-compressed names (`app.pd_`), and `file.ptr` redirections: clients ask for these
     // first and fall back to the plain file when told there is none.
@@ -133,6 +140,46 @@ pub async fn symbols(
     let meta = best(&named, format, want)
         .ok_or_else(|| not_found(format!("no {what} stored for {file} {key}")))?;
     stream_original(&state, meta, "application/octet-stream").await
+}
+
+/// Tecken's code-ID fallback: `/{code_file}/{code_id}/{name}.sym` (what a client knows of a
+/// Windows module whose PDB it never saw) redirects to the debug-ID path of the module's
+/// stored `.sym`, when one answers to that code file and code ID.
+async fn by_code_file(
+    state: &AppState,
+    code_file: &str,
+    code_id: &str,
+) -> Result<Option<Response>, ApiError> {
+    let Ok(id) = parse_code_id(code_id) else {
+        return Ok(None);
+    };
+    let files = state.symbols.find(&SymbolQuery::CodeId(id)).await?;
+    let Some(sym) = files.iter().find(|meta| {
+        meta.format == "breakpad"
+            && meta
+                .code_file
+                .as_deref()
+                .is_some_and(|c| base_name(c).eq_ignore_ascii_case(base_name(code_file)))
+    }) else {
+        return Ok(None);
+    };
+    let Some(debug_file) = sym.debug_file.as_deref().map(base_name) else {
+        return Ok(None);
+    };
+    let Ok(debug_id) = parse_debug_id(&sym.debug_id) else {
+        return Ok(None);
+    };
+    let stem = debug_file
+        .strip_suffix(".pdb")
+        .or_else(|| debug_file.strip_suffix(".PDB"))
+        .unwrap_or(debug_file);
+    let location = format!(
+        "/symbols/{}/{}/{}.sym",
+        segment(debug_file),
+        debug_id.breakpad(),
+        segment(stem)
+    );
+    Ok(Some(Redirect::to(&location).into_response()))
 }
 
 async fn by_code_id(state: &AppState, id: &str) -> Result<Vec<DebugFileMeta>, ApiError> {

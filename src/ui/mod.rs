@@ -13,7 +13,7 @@ mod alerts;
 mod charts;
 mod crash;
 mod groups;
-mod page;
+pub(crate) mod page;
 mod session;
 mod symbols;
 
