@@ -383,5 +383,19 @@ on_both_databases! {
         }
         let (status, _) = server.get_json("/api/v1/symbols/missing?project=nope").await;
         assert_eq!(status, 404);
+        // A project with nothing missing: no rows, and the CSV still names its columns.
+        server.create_project("Quiet").await;
+        let (_, quiet) = server.get_json("/api/v1/symbols/missing?project=quiet").await;
+        assert_eq!(quiet["modules"], serde_json::json!([]), "{quiet}");
+        let csv = server
+            .client
+            .get(server.url("/api/v1/symbols/missing?project=quiet&format=csv"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(csv, "debug_file,debug_id,code_file,code_id,crashes,last_seen\n");
     }
 }

@@ -52,6 +52,15 @@ fn best<'a>(files: &'a [DebugFileMeta], format: &str, want: Want) -> Option<&'a 
         .map(|(_, meta)| meta)
 }
 
+/// SSQP key prefixes: what follows each (an ELF build ID, a Mach-O UUID), which files answer,
+/// and what they are called in a not-found answer.
+const SSQP_KEYS: [(&str, &str, Want, &str); 4] = [
+    ("elf-buildid-sym-", "elf", Want::DebugInfo, "ELF debug file"),
+    ("elf-buildid-", "elf", Want::Executable, "ELF binary"),
+    ("mach-uuid-sym-", "macho", Want::DebugInfo, "dSYM"),
+    ("mach-uuid-", "macho", Want::Executable, "Mach-O binary"),
+];
+
 fn not_found(what: String) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, what)
         .with_detail("upload it with `faultline upload` or POST /api/v1/symbols")
@@ -85,50 +94,26 @@ pub async fn symbols(
         .with_detail(format!("request /symbols/{file}/{key}/{file}")));
     }
     let key = key.to_ascii_lowercase();
-    let (files, format, want, what) = if let Some(id) = key.strip_prefix("elf-buildid-sym-") {
-        (
-            by_code_id(&state, id).await?,
-            "elf",
-            Want::DebugInfo,
-            "ELF debug file",
-        )
-    } else if let Some(id) = key.strip_prefix("elf-buildid-") {
-        (
-            by_code_id(&state, id).await?,
-            "elf",
-            Want::Executable,
-            "ELF binary",
-        )
-    } else if let Some(uuid) = key.strip_prefix("mach-uuid-sym-") {
-        (
-            by_debug_id(&state, uuid).await?,
-            "macho",
-            Want::DebugInfo,
-            "dSYM",
-        )
-    } else if let Some(uuid) = key.strip_prefix("mach-uuid-") {
-        (
-            by_debug_id(&state, uuid).await?,
-            "macho",
-            Want::Executable,
-            "Mach-O binary",
-        )
-    } else if lower.ends_with(".pdb") {
-        // The PDB's GUID and age: its debug ID in Breakpad's spelling.
-        (
-            by_debug_id(&state, &key).await?,
-            "pdb",
-            Want::DebugInfo,
-            "PDB",
-        )
-    } else {
-        // A PE image: its timestamp (8 hex digits) and size of image.
-        (
-            by_code_id(&state, &key).await?,
-            "pe",
-            Want::Executable,
-            "PE image",
-        )
+    // SSQP's prefixed keys; otherwise a PDB's GUID and age (its debug ID in Breakpad's
+    // spelling), or a PE image's timestamp (8 hex digits) and size of image.
+    let (prefix, format, want, what) = SSQP_KEYS
+        .into_iter()
+        .find(|(prefix, ..)| key.starts_with(prefix))
+        .unwrap_or(if lower.ends_with(".pdb") {
+            ("", "pdb", Want::DebugInfo, "PDB")
+        } else {
+            ("", "pe", Want::Executable, "PE image")
+        });
+    let id = &key[prefix.len()..];
+    let files = match format {
+        "elf" | "pe" => {
+            let code_id = parse_code_id(id).map_err(bad_key)?;
+            state.symbols.find(&SymbolQuery::CodeId(code_id)).await?
+        }
+        _ => {
+            let debug_id = parse_debug_id(id).map_err(bad_key)?;
+            state.symbols.find(&SymbolQuery::DebugId(debug_id)).await?
+        }
     };
     let named: Vec<DebugFileMeta> = files
         .into_iter()
@@ -169,10 +154,11 @@ async fn by_code_file(
     let Ok(debug_id) = parse_debug_id(&sym.debug_id) else {
         return Ok(None);
     };
-    let stem = debug_file
-        .strip_suffix(".pdb")
-        .or_else(|| debug_file.strip_suffix(".PDB"))
-        .unwrap_or(debug_file);
+    // Breakpad names a PDB's symbol file without `.pdb` (`xul.pdb/…/xul.sym`).
+    let stem = match debug_file.len().checked_sub(4) {
+        Some(cut) if debug_file.to_ascii_lowercase().ends_with(".pdb") => &debug_file[..cut],
+        _ => debug_file,
+    };
     let location = format!(
         "/symbols/{}/{}/{}.sym",
         segment(debug_file),
@@ -182,14 +168,8 @@ async fn by_code_file(
     Ok(Some(Redirect::to(&location).into_response()))
 }
 
-async fn by_code_id(state: &AppState, id: &str) -> Result<Vec<DebugFileMeta>, ApiError> {
-    let code_id = parse_code_id(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    Ok(state.symbols.find(&SymbolQuery::CodeId(code_id)).await?)
-}
-
-async fn by_debug_id(state: &AppState, id: &str) -> Result<Vec<DebugFileMeta>, ApiError> {
-    let id = parse_debug_id(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-    Ok(state.symbols.find(&SymbolQuery::DebugId(id)).await?)
+fn bad_key(reason: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, reason)
 }
 
 /// `GET /buildid/{build_id}/{artifact}`: `debuginfo` or `executable`; `source/…` and

@@ -566,35 +566,72 @@ pub async fn missing(
         }
     };
     let limit = params.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(bad_request(format!(
-            "limit {limit} is not within 1..=10000"
-        )));
+    if !(1..=1000).contains(&limit) {
+        return Err(bad_request(format!("limit {limit} is not within 1..=1000")));
     }
-    let rows = state.index.missing_symbols(project.id, limit).await?;
-    // As symbol tools and Breakpad paths spell a debug ID (`3249D99D…1`).
-    let breakpad_id = |id: &str| {
-        id.parse::<DebugId>()
-            .map_or_else(|_| id.to_owned(), |id| id.breakpad().to_string())
-    };
+    let rows: Vec<MissingRow> = state
+        .index
+        .missing_symbols(project.id, limit)
+        .await?
+        .into_iter()
+        .map(|m| MissingRow {
+            // As symbol tools and Breakpad paths spell a debug ID (`3249D99D…1`).
+            debug_id: m
+                .module
+                .debug_id
+                .parse::<DebugId>()
+                .map_or(m.module.debug_id.clone(), |id| id.breakpad().to_string()),
+            debug_file: m.module.debug_file,
+            code_file: m.module.code_file,
+            code_id: m.module.code_id,
+            crashes: m.crashes,
+            last_seen: m.last_seen,
+        })
+        .collect();
     if !csv {
-        let modules: Vec<_> = rows
-            .iter()
-            .map(|m| {
-                json!({
-                    "debug_file": m.module.debug_file,
-                    "debug_id": breakpad_id(&m.module.debug_id),
-                    "code_file": m.module.code_file,
-                    "code_id": m.module.code_id,
-                    "crashes": m.crashes,
-                    "last_seen": m.last_seen,
-                })
-            })
-            .collect();
-        return Ok(Json(json!({ "project": project.slug, "modules": modules })).into_response());
+        return Ok(Json(json!({ "project": project.slug, "modules": rows })).into_response());
     }
     let mut out = csv::Writer::from_writer(Vec::new());
-    let header = [
+    // The header comes with the first row; an empty report still names its columns.
+    let written = if rows.is_empty() {
+        out.write_record(MissingRow::COLUMNS)
+    } else {
+        rows.iter().try_for_each(|row| out.serialize(row))
+    };
+    let body = written
+        .map_err(|e| e.to_string())
+        .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
+        })?;
+    let file = format!(
+        "attachment; filename=\"missing-symbols-{}.csv\"",
+        project.slug
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One row of the missing-symbols report (a JSON object, or a CSV line under these names).
+#[derive(Serialize)]
+struct MissingRow {
+    debug_file: Option<String>,
+    debug_id: String,
+    code_file: Option<String>,
+    code_id: Option<String>,
+    crashes: i64,
+    last_seen: i64,
+}
+
+impl MissingRow {
+    /// The CSV header: the field names above, in order.
+    const COLUMNS: [&str; 6] = [
         "debug_file",
         "debug_id",
         "code_file",
@@ -602,36 +639,4 @@ pub async fn missing(
         "crashes",
         "last_seen",
     ];
-    let written = out.write_record(header).and_then(|_| {
-        rows.iter().try_for_each(|m| {
-            out.write_record([
-                m.module.debug_file.clone().unwrap_or_default(),
-                breakpad_id(&m.module.debug_id),
-                m.module.code_file.clone().unwrap_or_default(),
-                m.module.code_id.clone().unwrap_or_default(),
-                m.crashes.to_string(),
-                m.last_seen.to_string(),
-            ])
-        })
-    });
-    let body = written
-        .map_err(|e| e.to_string())
-        .and_then(|_| out.into_inner().map_err(|e| e.to_string()))
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
-        })?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "attachment; filename=\"missing-symbols-{}.csv\"",
-                    project.slug
-                ),
-            ),
-        ],
-        body,
-    )
-        .into_response())
 }
