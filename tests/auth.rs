@@ -223,6 +223,27 @@ async fn every_route_checks_its_scope_and_project() {
             None,
         ),
         route(
+            M::GET,
+            "/api/0/organizations/acme/chunk-upload/",
+            None,
+            Some("symbols:write"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/0/organizations/acme/chunk-upload/",
+            Some(b"junk"),
+            Some("symbols:write"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/0/projects/acme/default/files/difs/assemble/",
+            Some(b"{}"),
+            Some("symbols:write"),
+            Some(true),
+        ),
+        route(
             M::POST,
             "/api/v1/symbolicate",
             Some(b"{}"),

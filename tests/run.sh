@@ -6,7 +6,8 @@
 # Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
 # (PyPI), for tests/deploy.rs; Debian's chromium and chromium-driver for tests/browser.rs;
 # aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts; jira820 (PyPI),
-# the Jira-compatible server tests/tickets.rs starts.
+# the Jira-compatible server tests/tickets.rs starts; debuginfod-find and gdb (Debian) and
+# sentry-cli (PyPI), the real symbol clients of tests/symbol_servers.rs and tests/sentry_cli.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -46,6 +47,12 @@ command -v chromedriver >/dev/null || apt_install chromium-driver
 # Real debuginfod clients for tests/symbol_servers.rs.
 command -v debuginfod-find >/dev/null || apt_install debuginfod
 command -v gdb >/dev/null || apt_install gdb
+# The real sentry-cli (PyPI) for tests/sentry_cli.rs.
+if ! command -v sentry-cli >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check sentry-cli
+  command -v pyenv >/dev/null && pyenv rehash
+fi
+command -v sentry-cli >/dev/null || { echo "sentry-cli could not be installed" >&2; exit 1; }
 # A real SMTP server for the alert tests (tests/smtp_server.py), and openssl for its certificate.
 python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check aiosmtpd
 python3 -c "import aiosmtpd" || { echo "aiosmtpd could not be installed" >&2; exit 1; }

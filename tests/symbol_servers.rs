@@ -7,23 +7,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{crasher_ids, fixture, fixture_bytes, services_required, submit, TestServer};
+use common::{crasher_ids, fixture, fixture_bytes, submit, tool_present, TestServer};
 
 /// The GNU build ID of ../shared's `debug-files/linux/crash` and `crash.debug`.
 const BUILD_ID: &str = "f1c3bcc0279865fe3058404b2831d9e64135386c";
-
-/// Whether `tool` runs here; under `tests/run.sh` (which installs it) its absence fails.
-fn tool_present(tool: &str) -> bool {
-    let present = Command::new(tool).arg("--version").output().is_ok();
-    assert!(
-        present || !services_required(),
-        "{tool} is required (tests/run.sh installs it)"
-    );
-    if !present {
-        eprintln!("skipping: {tool} is not installed");
-    }
-    present
-}
 
 /// `debuginfod-find ARGS` against `server`, with its own empty cache; stdout and stderr on
 /// success (the fetched file's path is stdout), the error text otherwise.

@@ -10,6 +10,7 @@ mod integrations;
 mod minidump;
 mod multipart;
 mod ops;
+mod sentry_cli;
 mod serve;
 mod symbol_server;
 pub(crate) mod symbols;
@@ -170,6 +171,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
         .route("/api/v1/symbols/missing", get(symbols::missing))
         .route("/upload/", post(symbols::tecken_upload))
+        .route(
+            "/api/0/organizations/{org}/chunk-upload/",
+            get(sentry_cli::options).post(sentry_cli::upload_chunks),
+        )
+        .route(
+            "/api/0/projects/{org}/{project}/files/difs/assemble/",
+            post(sentry_cli::assemble),
+        )
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))

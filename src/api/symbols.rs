@@ -233,8 +233,29 @@ async fn receive(
         files,
         received: received.into_iter().map(|(name, _)| name).collect(),
     };
-    let fresh: BTreeSet<DebugId> = response
-        .files
+    announce_stored(state, &response.files).await;
+    let status = if stored + already_present > 0 {
+        StatusCode::OK
+    } else {
+        response.error = Some(match response.files.as_slice() {
+            [only] => only
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no debug file in the upload".into()),
+            _ => {
+                "no debug file in the upload: every file was rejected or skipped (see files)".into()
+            }
+        });
+        StatusCode::BAD_REQUEST
+    };
+    Ok((status, response))
+}
+
+/// After an upload: this node's and every other node's module caches forget the debug IDs of
+/// the files just stored, crashes that lacked them are queued again, and caches are built when
+/// configured.
+pub(super) async fn announce_stored(state: &AppState, files: &[FileReport]) {
+    let fresh: BTreeSet<DebugId> = files
         .iter()
         .filter(|f| f.status == FileStatus::Stored)
         .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
@@ -263,21 +284,6 @@ async fn receive(
             });
         }
     }
-    let status = if stored + already_present > 0 {
-        StatusCode::OK
-    } else {
-        response.error = Some(match response.files.as_slice() {
-            [only] => only
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no debug file in the upload".into()),
-            _ => {
-                "no debug file in the upload: every file was rejected or skipped (see files)".into()
-            }
-        });
-        StatusCode::BAD_REQUEST
-    };
-    Ok((status, response))
 }
 
 /// Queues again the stored crashes that lacked symbols for `debug_id` (at most 1000, newest

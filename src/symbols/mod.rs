@@ -10,6 +10,7 @@
 //! caches/{debug_id}/{symcache|cfi}.v{N}      DerivedCache
 //! ```
 
+pub mod chunks;
 pub mod derive;
 pub mod identify;
 pub mod ids;

@@ -576,3 +576,19 @@ pub fn crasher_ids() -> (String, String) {
         crasher.code_identifier().unwrap().as_str().to_owned(),
     )
 }
+
+/// Whether `tool` runs here; under `tests/run.sh` (which installs it) its absence fails.
+pub fn tool_present(tool: &str) -> bool {
+    let present = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        present || !services_required(),
+        "{tool} is required (tests/run.sh installs it)"
+    );
+    if !present {
+        eprintln!("skipping: {tool} is not installed");
+    }
+    present
+}

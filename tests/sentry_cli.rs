@@ -1,0 +1,269 @@
+//! sentry-cli's chunked debug-file upload: the real `sentry-cli debug-files upload` (PyPI's
+//! package, installed by tests/run.sh) pointed at faultline, and the protocol's edges (bad
+//! chunks, missing chunks, a wrong checksum, a file that is not a debug file) spoken directly.
+
+mod common;
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use sha2::Sha256;
+
+use common::{fixture_bytes, gzip, multipart, tool_present, TestServer};
+
+/// The debug ID of ../shared's `debug-files/linux/crash.debug`.
+const ELF_ID: &str = "c0bcc3f1-9827-fe65-3058-404b2831d9e6";
+/// The debug ID of ../shared's `debug-files/windows/crash.pdb`.
+const PDB_ID: &str = "3249d99d-0c40-4931-8610-f4e4fb0b6936-1";
+
+/// `sentry-cli --url SERVER --auth-token TOKEN debug-files upload … DIR`; success and output.
+async fn sentry_cli_upload(
+    server: &TestServer,
+    token: &str,
+    dir: &std::path::Path,
+) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new("sentry-cli")
+        .args(["--url", &server.url("/"), "--auth-token", token])
+        .args([
+            "debug-files",
+            "upload",
+            "--org",
+            "acme",
+            "--project",
+            "default",
+        ])
+        .arg(dir)
+        .env("HOME", home.path())
+        .env("SENTRY_DISABLE_UPDATE_CHECK", "true")
+        .env_remove("SENTRY_AUTH_TOKEN")
+        .env_remove("SENTRY_URL")
+        .env_remove("SENTRY_ORG")
+        .env_remove("SENTRY_PROJECT")
+        .output()
+        .await
+        .expect("sentry-cli runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// The SHA-256s of the files stored for `debug_id`.
+async fn stored_sha256s(server: &TestServer, debug_id: &str) -> Vec<String> {
+    let (status, body) = server
+        .get_json(&format!("/api/v1/symbols?debug_id={debug_id}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["sha256"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_sentry_cli_uploads_debug_files_in_chunks() {
+    if !tool_present("sentry-cli") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let elf = fixture_bytes("debug-files/linux/crash.debug");
+    let pdb = fixture_bytes("debug-files/windows/crash.pdb");
+    std::fs::write(dir.path().join("crash.debug"), &elf).unwrap();
+    std::fs::write(dir.path().join("crash.pdb"), &pdb).unwrap();
+    // Past one 8 MiB chunk: the same ELF with padding after it (ELF readers ignore it), so the
+    // file travels as two chunks and is put back together in order.
+    let mut padded = elf.clone();
+    padded.extend((0..9u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    std::fs::write(dir.path().join("padded.debug"), &padded).unwrap();
+
+    let (ok, out) = sentry_cli_upload(&server, &server.admin_token, dir.path()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("OK {ELF_ID}")), "{out}");
+    assert!(out.contains(&format!("OK {PDB_ID}")), "{out}");
+    let mut elf_files = stored_sha256s(&server, ELF_ID).await;
+    elf_files.sort();
+    let mut expected = vec![sha256(&elf), sha256(&padded)];
+    expected.sort();
+    assert_eq!(elf_files, expected, "both ELF files, byte for byte");
+    assert_eq!(stored_sha256s(&server, PDB_ID).await, vec![sha256(&pdb)]);
+    let stored = server.stored_files();
+    assert!(
+        !stored.iter().any(|f| f.starts_with("chunks/")),
+        "chunks are dropped once assembled: {stored:?}"
+    );
+    // Again: the server knows every file by its checksum, nothing is sent.
+    let (ok, out) = sentry_cli_upload(&server, &server.admin_token, dir.path()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("Nothing to upload"), "{out}");
+
+    // A deleted file is no longer known: the next run sends it again.
+    assert_eq!(
+        server.delete(&format!("/api/v1/symbols/{PDB_ID}")).await,
+        200
+    );
+    let (ok, out) = sentry_cli_upload(&server, &server.admin_token, dir.path()).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("Uploaded 1 missing"), "{out}");
+    assert_eq!(stored_sha256s(&server, PDB_ID).await, vec![sha256(&pdb)]);
+
+    // A token that may only read symbols cannot upload.
+    let (reader, _) = server
+        .create_token(json!({ "scopes": ["symbols:read"] }))
+        .await;
+    let (ok, out) = sentry_cli_upload(&server, &reader, dir.path()).await;
+    assert!(!ok, "{out}");
+}
+
+/// POSTs chunk parts (field name, file name, bytes); returns status and JSON answer.
+async fn send_chunks(server: &TestServer, parts: &[(&str, Option<&str>, &[u8])]) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url("/api/0/organizations/acme/chunk-upload/"))
+        .header("content-type", "multipart/form-data; boundary=B")
+        .body(multipart("B", parts))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// POSTs an assemble request for project `project`; returns status and JSON answer.
+async fn assemble(server: &TestServer, project: &str, body: &Value) -> (u16, Value) {
+    let response = server
+        .client
+        .post(server.url(&format!(
+            "/api/0/projects/acme/{project}/files/difs/assemble/"
+        )))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn sha1(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunk_protocol_checks_every_chunk_and_every_file() {
+    let server = TestServer::start().await;
+    let (status, options) = server
+        .get_json("/api/0/organizations/acme/chunk-upload/")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(options["hashAlgorithm"], "sha1");
+    assert_eq!(options["url"], "organizations/acme/chunk-upload/");
+    let chunk_size = options["chunkSize"].as_u64().unwrap() as usize;
+    assert_eq!(chunk_size, 8 << 20);
+
+    let file = fixture_bytes("debug-files/linux/crash.sym");
+    let (first, second) = file.split_at(file.len() / 2);
+    let (c1, c2, whole) = (sha1(first), sha1(second), sha1(&file));
+    let request = json!({ whole.clone(): { "name": "crash.sym", "chunks": [c1, c2] } });
+
+    // Nothing sent yet: both chunks are missing, in order.
+    let (status, answer) = assemble(&server, "default", &request).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[&whole]["state"], "not_found");
+    assert_eq!(answer[&whole]["missingChunks"], json!([c1, c2]));
+
+    // A chunk whose bytes do not match its name is refused, and not kept.
+    let (status, answer) = send_chunks(&server, &[("file", Some(&c1), second)]).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("SHA-1"),
+        "{answer}"
+    );
+    // Not gzip in a gzip part; a part of another name; a name that is no SHA-1.
+    let (status, answer) = send_chunks(&server, &[("file_gzip", Some(&c1), first)]).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("gzip"),
+        "{answer}"
+    );
+    let (status, _) = send_chunks(&server, &[("chunk", Some(&c1), first)]).await;
+    assert_eq!(status, 400);
+    let (status, answer) = send_chunks(&server, &[("file", Some("../../x"), first)]).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"].as_str().unwrap().contains("not a SHA-1"),
+        "{answer}"
+    );
+    let response = server
+        .client
+        .post(server.url("/api/0/organizations/acme/chunk-upload/"))
+        .body(first.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // The first chunk, gzip-compressed as sentry-cli sends it: only the second is missing.
+    let (status, answer) = send_chunks(&server, &[("file_gzip", Some(&c1), &gzip(first))]).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = assemble(&server, "default", &request).await;
+    assert_eq!(answer[&whole]["missingChunks"], json!([c2]));
+
+    // All here, but in the wrong order: the result does not hash to the file's SHA-1.
+    let (status, _) = send_chunks(&server, &[("file", Some(&c2), second)]).await;
+    assert_eq!(status, 200);
+    let swapped = json!({ whole.clone(): { "name": "crash.sym", "chunks": [c2, c1] } });
+    let (_, answer) = assemble(&server, "default", &swapped).await;
+    assert_eq!(answer[&whole]["state"], "error");
+    assert!(
+        answer[&whole]["detail"].as_str().unwrap().contains("SHA-1"),
+        "{answer}"
+    );
+
+    // In order: stored, and described as Sentry describes a debug file.
+    let (_, answer) = assemble(&server, "default", &request).await;
+    assert_eq!(answer[&whole]["state"], "ok", "{answer}");
+    let dif = &answer[&whole]["dif"];
+    assert_eq!(dif["sha1"], whole);
+    assert_eq!(dif["objectName"], "crash");
+    assert_eq!(dif["cpuName"], "x86_64");
+    assert_eq!(dif["debugId"], ELF_ID);
+    assert_eq!(stored_sha256s(&server, ELF_ID).await, vec![sha256(&file)]);
+
+    // A file that is no debug file: an error with the reason, nothing stored.
+    let junk = b"this is not a debug file at all".to_vec();
+    let junk_sha = sha1(&junk);
+    send_chunks(&server, &[("file", Some(&junk_sha), &junk)]).await;
+    let (_, answer) = assemble(
+        &server,
+        "default",
+        &json!({ junk_sha.clone(): { "name": "notes.txt", "chunks": [junk_sha] } }),
+    )
+    .await;
+    assert_eq!(answer[&junk_sha]["state"], "error");
+    assert!(
+        answer[&junk_sha]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("notes.txt: "),
+        "{answer}"
+    );
+
+    // Malformed requests and unknown projects.
+    let (status, answer) = assemble(&server, "default", &json!({ "x": 1 })).await;
+    assert_eq!(status, 400, "{answer}");
+    let (_, answer) = assemble(
+        &server,
+        "default",
+        &json!({ whole.clone(): { "name": "crash.sym", "chunks": [] } }),
+    )
+    .await;
+    assert_eq!(answer[&whole]["state"], "error");
+    let (status, answer) = assemble(&server, "nope", &request).await;
+    assert_eq!(status, 404, "{answer}");
+}
