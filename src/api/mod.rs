@@ -14,6 +14,7 @@ mod sentry_cli;
 mod serve;
 mod symbol_server;
 pub(crate) mod symbols;
+mod symupload;
 pub(crate) mod triage;
 pub mod wire;
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -174,6 +175,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/0/organizations/{org}/chunk-upload/",
             get(sentry_cli::options).post(sentry_cli::upload_chunks),
+        )
+        .route(
+            "/v1/symbols/{debug_file}/{id_action}",
+            get(symupload::check_status),
+        )
+        .route("/v1/uploads:create", post(symupload::create))
+        .route(
+            "/v1/uploads/{key}",
+            put(symupload::put_file).post(symupload::complete),
         )
         .route(
             "/api/0/projects/{org}/{project}/files/difs/assemble/",

@@ -15,6 +15,7 @@ pub mod derive;
 pub mod identify;
 pub mod ids;
 pub mod local;
+pub mod pending;
 pub mod unpack;
 
 use std::collections::{BTreeSet, HashMap};

@@ -190,7 +190,7 @@ const DRAIN_BYTES: usize = 1 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and drops `body` if it ends within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
-async fn drain(body: Body) -> bool {
+pub(in crate::api) async fn drain(body: Body) -> bool {
     let mut stream = body.into_data_stream();
     let mut read = 0usize;
     let all = async {
@@ -206,7 +206,7 @@ async fn drain(body: Body) -> bool {
 }
 
 /// Tells the client this connection ends with this response (it is not reused).
-fn closing(mut response: Response) -> Response {
+pub(in crate::api) fn closing(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
