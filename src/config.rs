@@ -40,6 +40,33 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Alert delivery: attempts, backoff, timeouts.
     pub alerts: AlertsConfig,
+    /// What is deleted for age, and how often the server looks.
+    pub retention: RetentionConfig,
+}
+
+/// Retention (see docs/CONFIGURATION.md): both policies are off by default; leftovers of
+/// uploads that never finished are always cleared.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Delete debug files no crash has used for this many days (counted from their upload when
+    /// none ever did); 0 keeps them forever.
+    pub symbols_unused_days: u64,
+    /// Delete crash payloads (dumps, attachments, processed results) received more than this
+    /// many days ago; the crash's row, counts and group stay. 0 keeps them forever.
+    pub payload_days: u64,
+    /// Seconds between two retention runs of the server (`faultline retention` runs one now).
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            symbols_unused_days: 0,
+            payload_days: 0,
+            interval_secs: 3600,
+        }
+    }
 }
 
 /// Alert delivery (see docs/ALERTS.md). Rules and channels themselves are data, managed through

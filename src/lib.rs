@@ -25,6 +25,7 @@ pub mod group;
 pub mod ingest;
 pub mod pipeline;
 pub mod process;
+pub mod retention;
 pub mod store;
 pub mod symbols;
 pub mod tickets;

@@ -492,3 +492,44 @@ async fn process_refuses_what_is_not_a_minidump() {
         "{stderr}"
     );
 }
+
+/// `faultline retention` runs once on the configured stores: a dry run names what would go
+/// (here: a file uploaded just now is not past any period) and `--json` is the same report.
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_command_reports_and_respects_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let mut command = faultline();
+        command
+            .env("FAULTLINE_STORAGE_DATA_DIR", dir.path().join("data"))
+            .env("FAULTLINE_STORAGE_ROOT", dir.path().join("store"))
+            .args(args);
+        command
+    };
+    let (code, out, stderr) = run(cli(&["retention", "--dry-run"])).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.contains("dry run: nothing was deleted"), "{out}");
+    assert!(
+        out.contains("debug files: kept (retention.symbols_unused_days is 0)"),
+        "{out}"
+    );
+    let (code, out, stderr) = run(cli(&[
+        "retention",
+        "--dry-run",
+        "--json",
+        "--symbols-unused-days",
+        "30",
+        "--payload-days",
+        "90",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["symbols_unused_days"], 30);
+    assert_eq!(report["payload_days"], 90);
+    assert_eq!(report["symbol_file_count"], 0);
+    let (code, _, stderr) = run(cli(&["retention", "--payload-days", "soon"])).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--payload-days"), "{stderr}");
+}

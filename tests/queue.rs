@@ -339,6 +339,8 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
                 .finish(vec![FinishedCrash {
                     crash_id: id,
                     missing_modules: vec![missing(&format!("DEBUG{}", n % 3)), missing("ALL")],
+                    // Many batches at once record the same modules' use (one upsert each).
+                    used_modules: vec![format!("used-{}", n % 4), "used-by-all".into()],
                 }])
                 .await
                 .unwrap();
@@ -351,12 +353,16 @@ async fn recording_and_finishing_at_once_leave_every_row_processed(db: Db) {
     assert_eq!((depth.queued, depth.processing), (0, 0), "{depth:?}");
     assert_eq!(queue.missing("ALL", 1000).await.unwrap().len(), 200);
     assert_eq!(queue.missing("DEBUG0", 1000).await.unwrap().len(), 67);
+    let used = index.symbol_last_used().await.unwrap();
+    assert_eq!(used.len(), 5, "{used:?}");
+    assert!(used.values().all(|&at| at > 1_700_000_000), "{used:?}");
 
     // Processed again with its symbols found: its list is replaced.
     index
         .finish(vec![FinishedCrash {
             crash_id: "crash-000".into(),
             missing_modules: Vec::new(),
+            used_modules: Vec::new(),
         }])
         .await
         .unwrap();

@@ -351,6 +351,46 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// Runs retention every `retention.interval_secs` (the configured policies, and always the
+/// leftovers of unfinished uploads); this node's module caches forget deleted debug files,
+/// other nodes hear of them through the cluster's change log.
+async fn retention_job(state: AppState) {
+    let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
+    let policy = crate::retention::RetentionPolicy::from_config(&state.config.retention);
+    loop {
+        tokio::time::sleep(every).await;
+        let stores = crate::retention::RetentionStores {
+            symbols: &state.symbols,
+            objects: &*state.objects,
+            index: &state.index,
+            cluster: &state.cluster,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        match crate::retention::run(&stores, policy, now, false).await {
+            Ok(report) => {
+                for module in report.modules() {
+                    if let Ok(id) = module.parse() {
+                        state.pipeline.processor.modules().invalidate(&id).await;
+                    }
+                }
+                crate::retention::record_metrics(&report);
+                if report.bytes > 0 {
+                    tracing::info!(
+                        symbol_files = report.symbol_file_count,
+                        payloads = report.payload_count,
+                        leftovers = report.leftover_count,
+                        bytes = report.bytes,
+                        "retention deleted what was past its age"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention run failed; trying again next interval")
+            }
+        }
+    }
+}
+
 impl BoundServer {
     /// Opens the stores, creates the first admin token if there is none, starts the processing
     /// workers and binds `config.server.listen` (port 0 picks a free port).
@@ -374,6 +414,7 @@ impl BoundServer {
         if state.config.alerts.deliver {
             tokio::spawn(Arc::clone(&state.alerts).dispatch());
         }
+        tokio::spawn(retention_job(state.clone()));
         let workers = match state.config.ingest.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

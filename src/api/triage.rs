@@ -363,12 +363,7 @@ pub async fn get_crash(
         (None, Some(_)) => "processed".to_owned(),
         (None, None) => unreachable!("checked above"),
     };
-    let note = match &crash {
-        Some(c) if c.payload_key.is_none() => {
-            Some("not kept: the group's payload budget was spent; the crash is counted")
-        }
-        _ => None,
-    };
+    let note = crash.as_ref().and_then(CrashRow::payload_note);
     Ok(Json(json!({
         "id": id,
         "state": state_name,

@@ -5,6 +5,7 @@
 mod admin;
 mod process;
 mod report;
+mod retention;
 mod upload;
 
 use std::net::SocketAddr;
@@ -52,6 +53,9 @@ enum Command {
     /// Manage projects and their ingest keys (in the configured data directory).
     #[command(subcommand)]
     Project(admin::ProjectCommand),
+    /// Delete what is past its age now: unused debug files, old crash payloads, leftovers of
+    /// unfinished uploads (`--dry-run` only reports).
+    Retention(retention::RetentionArgs),
     /// Bring the crash index's schema up to date and exit (a deployment's migration step;
     /// `serve` does it too, and nodes that start at once migrate once).
     Migrate,
@@ -134,6 +138,10 @@ pub fn main() -> ExitCode {
             Command::Project(command) => {
                 let config = Config::load(cli.config.as_deref(), Overrides::default())?;
                 admin::project(command, config).await
+            }
+            Command::Retention(args) => {
+                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
+                retention::run(args, config).await
             }
             Command::Migrate => {
                 let config = Config::load(cli.config.as_deref(), Overrides::default())?;

@@ -336,10 +336,20 @@ async fn process(
             })
         })
         .collect();
+    let used_modules = report
+        .processed
+        .state
+        .modules
+        .iter()
+        .zip(&report.processed.modules)
+        .filter(|(_, r)| r.status == SymbolStatus::Found)
+        .filter_map(|(m, _)| Some(m.debug_identifier()?.to_string()))
+        .collect();
     Some((
         FinishedCrash {
             crash_id: id,
             missing_modules,
+            used_modules,
         },
         entry.enqueued_ms,
     ))

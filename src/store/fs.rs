@@ -64,6 +64,17 @@ fn put_blocking(root: &Path, target: &Path, body: PutBody, durable: bool) -> io:
 
 /// Every file under `root` whose key starts with `prefix`, walking only the folder the prefix
 /// names (`symbols/abc/` walks `symbols/abc`, `names/cr` walks `names`).
+/// A file's modification time, seconds since the Unix epoch.
+fn unix_secs(meta: &std::fs::Metadata) -> Option<u64> {
+    let modified = meta.modified().ok()?;
+    Some(
+        modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs(),
+    )
+}
+
 fn list_blocking(root: &Path, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
     fn walk(dir: &Path, key_base: &str, prefix: &str, out: &mut Vec<ObjectInfo>) -> io::Result<()> {
         let entries = match std::fs::read_dir(dir) {
@@ -86,8 +97,12 @@ fn list_blocking(root: &Path, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
                 }
             } else if file_type.is_file() && key.starts_with(prefix) {
                 if let Ok(key) = ObjectKey::new(key) {
-                    let size = entry.metadata()?.len();
-                    out.push(ObjectInfo { key, size });
+                    let meta = entry.metadata()?;
+                    out.push(ObjectInfo {
+                        key,
+                        size: meta.len(),
+                        modified: unix_secs(&meta),
+                    });
                 }
             }
         }
@@ -171,6 +186,7 @@ impl ObjectStore for FsStore {
             Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
                 key: key.clone(),
                 size: meta.len(),
+                modified: unix_secs(&meta),
             })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

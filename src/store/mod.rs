@@ -114,6 +114,8 @@ pub struct ObjectInfo {
     pub key: ObjectKey,
     /// Its size in bytes.
     pub size: u64,
+    /// When it was last written, seconds since the Unix epoch (when the backend tells).
+    pub modified: Option<u64>,
 }
 
 /// The bytes to store.

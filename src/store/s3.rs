@@ -308,6 +308,9 @@ impl ObjectStore for S3Store {
             Ok(output) => Ok(Some(ObjectInfo {
                 key: key.clone(),
                 size: output.content_length().unwrap_or(0).max(0) as u64,
+                modified: output
+                    .last_modified()
+                    .and_then(|t| u64::try_from(t.secs()).ok()),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
@@ -337,6 +340,9 @@ impl ObjectStore for S3Store {
                     out.push(ObjectInfo {
                         key,
                         size: object.size().unwrap_or(0).max(0) as u64,
+                        modified: object
+                            .last_modified()
+                            .and_then(|t| u64::try_from(t.secs()).ok()),
                     });
                 }
             }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::identify::DebugFileMeta;
 use super::ids::parse_debug_id;
 use super::{SymbolError, SymbolStore};
-use crate::store::{ObjectKey, PutBody};
+use crate::store::{ObjectInfo, ObjectKey, PutBody};
 
 /// The size of every chunk but a file's last, as the chunk-upload options announce it.
 pub const CHUNK_SIZE: u64 = 8 << 20;
@@ -181,6 +181,16 @@ impl SymbolStore {
         };
         let files = self.files_for(&debug_id).await?;
         Ok(files.into_iter().find(|f| f.sha256 == record.sha256))
+    }
+
+    /// Chunks kept since before `cutoff` (seconds since the Unix epoch) that no assemble
+    /// request used: uploads that were abandoned. Returns their keys and sizes.
+    pub async fn abandoned_chunks(&self, cutoff: u64) -> Result<Vec<ObjectInfo>, SymbolError> {
+        let chunks = self.objects.list("chunks/").await?;
+        Ok(chunks
+            .into_iter()
+            .filter(|c| c.modified.is_some_and(|m| m < cutoff))
+            .collect())
     }
 
     /// Forgets chunks once the file they made is stored (or refused for good).

@@ -416,6 +416,19 @@ impl SymbolStore {
         Ok(deleted)
     }
 
+    /// Every stored file of every module (for retention: one listing of the whole store).
+    pub async fn all_files(&self) -> Result<Vec<DebugFileMeta>, SymbolError> {
+        let mut files = Vec::new();
+        for object in self.objects.list("symbols/").await? {
+            if object.key.as_str().ends_with(".meta.json") {
+                if let Some(meta) = self.read_meta(&object.key).await? {
+                    files.push(meta);
+                }
+            }
+        }
+        Ok(files)
+    }
+
     /// Every stored file of one module.
     pub async fn files_for(&self, debug_id: &DebugId) -> Result<Vec<DebugFileMeta>, SymbolError> {
         let mut files = Vec::new();

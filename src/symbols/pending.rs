@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::{SymbolError, SymbolStore};
-use crate::store::{ObjectKey, PutBody};
+use crate::store::{ObjectInfo, ObjectKey, PutBody};
 
 /// How long an opened upload waits for its file and its completion.
 pub const PENDING_UPLOAD_SECS: u64 = 3600;
@@ -126,6 +126,39 @@ impl SymbolStore {
         tokio::io::copy(&mut body, &mut file).await?;
         file.flush().await?;
         Ok(true)
+    }
+
+    /// Uploads opened before `cutoff` (seconds since the Unix epoch) and never completed: the
+    /// keys of their records and files, and their sizes.
+    pub async fn abandoned_uploads(&self, cutoff: u64) -> Result<Vec<ObjectInfo>, SymbolError> {
+        let mut abandoned = Vec::new();
+        let objects = self.objects.list("uploads/").await?;
+        for object in objects {
+            let Some(digest) = object
+                .key
+                .as_str()
+                .strip_prefix("uploads/")
+                .and_then(|k| k.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let Some(id) = PendingUploadId::from_digest(digest) else {
+                continue;
+            };
+            let opened = self
+                .objects
+                .read_all(&id.record_key(), 4096)
+                .await?
+                .and_then(|b| serde_json::from_slice::<PendingRecord>(&b).ok())
+                .map(|r| r.opened_at);
+            if opened.is_none_or(|at| at < cutoff) {
+                abandoned.push(object);
+                if let Some(body) = self.objects.head(&id.body_key()).await? {
+                    abandoned.push(body);
+                }
+            }
+        }
+        Ok(abandoned)
     }
 
     /// Forgets the upload `id`: its record first (so it can no longer be sent to), then its

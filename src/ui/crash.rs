@@ -452,7 +452,12 @@ pub async fn show(
         has_payload: processed.is_some(),
         payload_note: match &crash {
             Some(c) if c.payload_key.is_none() => {
-                "Not kept: the group's payload budget was spent; the crash is counted.".to_owned()
+                let note = c.payload_note().unwrap_or_default();
+                let mut chars = note.chars();
+                match chars.next() {
+                    Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                    None => note,
+                }
             }
             Some(_) if processed.is_none() => "The processed crash could not be read.".to_owned(),
             _ => String::new(),

@@ -146,6 +146,8 @@ pub struct TestServer {
     pub admin_token: String,
     /// A client that sends no token.
     pub anonymous: reqwest::Client,
+    /// The configuration it runs with (for opening its stores beside it).
+    pub config: Config,
     _dirs: tempfile::TempDir,
 }
 
@@ -176,7 +178,7 @@ impl TestServer {
         tweak(&mut config);
         let store_root = config.storage.root.clone();
         let data_dir = config.storage.data_dir.clone();
-        let server = BoundServer::bind(config).await.unwrap();
+        let server = BoundServer::bind(config.clone()).await.unwrap();
         let addr = server.local_addr();
         tokio::spawn(server.serve());
         let admin_token = std::fs::read_to_string(data_dir.join("admin-token"))
@@ -198,6 +200,7 @@ impl TestServer {
                 .unwrap(),
             admin_token,
             anonymous: reqwest::Client::new(),
+            config,
             _dirs: dirs,
         })
     }

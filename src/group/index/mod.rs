@@ -17,6 +17,9 @@ use super::version;
 
 mod query;
 mod record;
+mod retention;
+
+pub use retention::AgedPayload;
 mod triage;
 
 /// Why the index failed.
@@ -100,6 +103,8 @@ pub struct FinishedCrash {
     pub crash_id: String,
     /// The modules it lacked symbols for (an upload for one of them reprocesses it).
     pub missing_modules: Vec<MissingModule>,
+    /// The debug IDs (store spelling) whose files symbolicated it: retention keeps files in use.
+    pub used_modules: Vec<String>,
 }
 
 /// A module a crash had no symbols for: what someone has to upload.
@@ -200,6 +205,29 @@ pub struct CrashRow {
     pub state: String,
     /// Where the processed payload is, if kept.
     pub payload_key: Option<String>,
+    /// When retention deleted its payload (dumps, attachments, processed result), seconds since
+    /// the Unix epoch.
+    pub payload_expired_at: Option<i64>,
+}
+
+impl CrashRow {
+    /// Why no processed payload can be shown, for a person reading the crash.
+    pub fn payload_note(&self) -> Option<String> {
+        if self.payload_key.is_some() {
+            return None;
+        }
+        Some(match self.payload_expired_at {
+            Some(at) => {
+                let day = time::OffsetDateTime::from_unix_timestamp(at)
+                    .map(|t| t.date().to_string())
+                    .unwrap_or_default();
+                format!("deleted for age on {day} (retention.payload_days); the crash is counted")
+            }
+            None => {
+                "not kept: the group's payload budget was spent; the crash is counted".to_owned()
+            }
+        })
+    }
 }
 
 /// How to sort groups (always descending, ties by ID).
@@ -421,7 +449,7 @@ const GROUP_COLUMNS_OF_G: &str =
 
 const CRASH_COLUMNS: &str =
     "id, project_id, received_at, product, release, platform, cpu, user_id, annotations, \
-     fingerprint, signature, fault_class, group_id, state, payload_key";
+     fingerprint, signature, fault_class, group_id, state, payload_key, payload_expired_at";
 
 fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
     Ok(Group {
@@ -468,6 +496,7 @@ fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
         group_id: row.try_get("group_id")?,
         state: row.try_get("state")?,
         payload_key: row.try_get("payload_key")?,
+        payload_expired_at: row.try_get("payload_expired_at")?,
     })
 }
 

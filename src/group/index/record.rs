@@ -16,7 +16,7 @@
 //! If a batch fails, its crashes are recorded one by one so that each caller gets its own
 //! crash's error, not a neighbour's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use sqlx::Row;
@@ -343,6 +343,25 @@ async fn write_finished(
                     .bind(module.debug_file.as_deref())
                     .bind(module.code_file.as_deref())
                     .bind(module.code_id.as_deref());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        // When each module's files were last used (at most one write an hour per module).
+        let used: BTreeSet<&str> = chunk
+            .iter()
+            .flat_map(|f| f.used_modules.iter().map(String::as_str))
+            .collect();
+        let used: Vec<&str> = used.into_iter().collect();
+        for ids in used.chunks(200) {
+            let sql = format!(
+                "INSERT INTO symbol_usage (debug_id, last_used_at) VALUES {} \
+                 ON CONFLICT (debug_id) DO UPDATE SET last_used_at = excluded.last_used_at \
+                 WHERE symbol_usage.last_used_at < excluded.last_used_at - 3600",
+                placeholders(ids.len(), 2, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for id in ids {
+                query = query.bind(*id).bind(now);
             }
             query.execute(&mut **tx).await?;
         }

@@ -1,0 +1,157 @@
+//! Retention with a fake clock, on both databases: debug files no crash used within the period
+//! go and the ones a crash used stay; old crash payloads go while the crash, its counts and its
+//! group stay; leftovers of unfinished uploads go; a dry run reports all of it and deletes
+//! nothing. The store and index are opened beside the running server, as `faultline
+//! retention` opens them.
+
+mod common;
+
+use common::{crasher_ids, fixture_bytes, generated_bytes, multipart, submit, TestServer};
+use faultline::api::AppState;
+use faultline::retention::{
+    run as run_retention, RetentionPolicy, RetentionReport, RetentionStores,
+};
+
+const DAY: u64 = 86_400;
+
+/// One retention run at `now` against the server's stores.
+async fn retention(
+    state: &AppState,
+    symbols_days: Option<u64>,
+    payload_days: Option<u64>,
+    now: u64,
+    dry_run: bool,
+) -> RetentionReport {
+    let stores = RetentionStores {
+        symbols: &state.symbols,
+        objects: &*state.objects,
+        index: &state.index,
+        cluster: &state.cluster,
+    };
+    let policy = RetentionPolicy {
+        symbols_unused_days: symbols_days,
+        payload_days,
+    };
+    run_retention(&stores, policy, now, dry_run).await.unwrap()
+}
+
+on_both_databases! {
+    async fn retention_deletes_what_is_past_its_age_and_nothing_else(db: Db) {
+        let Some(server) = TestServer::start_on(db, |_| {}).await else {
+            return;
+        };
+        let state = AppState::open(server.config.clone()).await.unwrap();
+        // Never used by a crash: ../shared's ELF debug file.
+        let (status, _) = server.upload_fixture("debug-files/linux/crash.debug").await;
+        assert_eq!(status, 200);
+        let (status, _) = server.upload("crasher.debug", generated_bytes("crasher.debug")).await;
+        assert_eq!(status, 200);
+        // The crasher's symbols are used a moment after both uploads.
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let crash = submit(&server, "null-write.dmp", &[]).await;
+        let (crasher_breakpad, _) = crasher_ids();
+        let crasher = faultline::symbols::ids::parse_debug_id(&crasher_breakpad)
+            .unwrap()
+            .to_string();
+        let last_used = state.index.symbol_last_used().await.unwrap();
+        let used_at = *last_used
+            .get(&crasher)
+            .unwrap_or_else(|| panic!("the crasher's use is recorded: {last_used:?}"))
+            as u64;
+        assert_eq!(last_used.len(), 1, "only the module that symbolicated: {last_used:?}");
+
+        // Leftovers: a chunk no assemble request used, a symupload upload never completed.
+        let chunk = b"a chunk nobody assembles";
+        let chunk_sha = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(chunk));
+        let response = server
+            .client
+            .post(server.url("/api/0/organizations/acme/chunk-upload/"))
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(multipart("B", &[("file", Some(&chunk_sha), chunk)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let response = server
+            .anonymous
+            .post(server.url(&format!("/v1/uploads:create?key={}", server.admin_token)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+
+        let before = server.stored_files();
+        let count = |prefix: &str| before.iter().filter(|f| f.starts_with(prefix)).count();
+        assert_eq!((count("chunks/"), count("uploads/")), (1, 1), "{before:?}");
+        assert!(count("crashes/") >= 2, "{before:?}");
+
+        // Ten days on, policies of 30 days: only the leftovers are old enough.
+        let report = retention(&state, Some(30), Some(30), used_at + 10 * DAY, true).await;
+        assert_eq!(
+            (report.symbol_file_count, report.payload_count, report.leftover_count),
+            (0, 0, 2),
+            "{report:?}"
+        );
+
+        // The moment the files' period ends for the unused one but not for the used one.
+        let now = used_at + 30 * DAY;
+        let dry = retention(&state, Some(30), Some(60), now, true).await;
+        let aged: Vec<&str> = dry.symbol_files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(aged, ["crash.debug"], "{dry:?}");
+        assert_eq!(dry.symbol_files[0].last_used_at, None);
+        assert_eq!(dry.symbol_files[0].debug_id, "c0bcc3f1-9827-fe65-3058-404b2831d9e6");
+        let expected_bytes =
+            fixture_bytes("debug-files/linux/crash.debug").len() as u64 + chunk.len() as u64;
+        assert!(dry.bytes >= expected_bytes, "{dry:?}");
+        assert_eq!(server.stored_files(), before, "a dry run deletes nothing");
+
+        let done = retention(&state, Some(30), Some(60), now, false).await;
+        assert_eq!(done.symbol_file_count, 1);
+        assert_eq!(done.leftover_count, 2);
+        let (_, listed) = server
+            .get_json("/api/v1/symbols?debug_id=c0bcc3f1-9827-fe65-3058-404b2831d9e6")
+            .await;
+        assert_eq!(listed["files"], serde_json::json!([]), "{listed}");
+        let (_, listed) = server.get_json(&format!("/api/v1/symbols?debug_id={crasher}")).await;
+        assert_eq!(listed["files"].as_array().unwrap().len(), 1, "{listed}");
+        let after = server.stored_files();
+        assert!(
+            !after.iter().any(|f| f.starts_with("chunks/") || f.starts_with("uploads/")),
+            "{after:?}"
+        );
+
+        // Payloads: a dry run names the crash and its files, then the real run deletes them.
+        let (_, group_before) = server.get_json(&format!("/api/v1/crashes/{crash}")).await;
+        let group = group_before["crash"]["group_id"].as_i64().unwrap();
+        let later = used_at + 61 * DAY;
+        let dry = retention(&state, None, Some(60), later, true).await;
+        assert_eq!(dry.payload_count, 1, "{dry:?}");
+        assert_eq!(dry.payloads[0].crash_id, crash);
+        assert!(dry.payloads[0].files >= 2 && dry.payloads[0].bytes > 0, "{dry:?}");
+        assert!(server.stored_files().iter().any(|f| f.starts_with("crashes/")));
+        let done = retention(&state, None, Some(60), later, false).await;
+        assert_eq!(done.payload_count, 1);
+        let after = server.stored_files();
+        assert!(!after.iter().any(|f| f.starts_with("crashes/")), "{after:?}");
+        // The crash, its group and the group's count stay; the payload is no longer kept.
+        let (status, crash_after) = server.get_json(&format!("/api/v1/crashes/{crash}")).await;
+        assert_eq!(status, 200, "{crash_after}");
+        assert_eq!(crash_after["crash"]["group_id"], group);
+        assert_eq!(crash_after["processed"], serde_json::Value::Null);
+        assert!(
+            crash_after["payload_note"].as_str().unwrap().contains("retention.payload_days"),
+            "{crash_after}"
+        );
+        let (status, group_after) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+        assert_eq!(status, 200, "{group_after}");
+        assert_eq!(group_after["event_count"], 1, "{group_after}");
+        // A second run finds nothing more.
+        let again = retention(&state, None, Some(60), later, false).await;
+        assert_eq!((again.payload_count, again.leftover_count), (0, 0), "{again:?}");
+        // Past its own 30 days since the crash used it, the crasher's file is due too.
+        let dry = retention(&state, Some(30), None, later, true).await;
+        assert_eq!(dry.symbol_file_count, 1, "{dry:?}");
+        assert_eq!(dry.symbol_files[0].last_used_at, Some(used_at));
+        assert_eq!(dry.symbol_files[0].name, "crasher.debug");
+    }
+}
