@@ -517,26 +517,44 @@ pub(super) async fn breakpad(
         .iter()
         .filter(|meta| meta.format == "breakpad" && answers_to(meta, debug_file))
         .max_by_key(|meta| meta.size);
-    match sym {
-        Some(meta) => stream_original(state, meta, "text/plain; charset=utf-8").await,
-        None if files.is_empty() => Err(ApiError::new(
+    if let Some(meta) = sym {
+        return stream_original(state, meta, "text/plain; charset=utf-8").await;
+    }
+    // No uploaded `.sym`: one generated from the module's native files.
+    if files.iter().any(|meta| answers_to(meta, debug_file)) {
+        if let Some(reader) = state.symbols.generated_sym(&id).await? {
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                    (header::CONTENT_LENGTH, reader.size.to_string()),
+                ],
+                Body::from_stream(ReaderStream::new(reader.body)),
+            )
+                .into_response());
+        }
+    }
+    if files.is_empty() {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no debug files stored for {debug_file} {}", id.breakpad()),
         )
-        .with_detail("upload them with POST /api/v1/symbols or `faultline upload`")),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no Breakpad .sym stored for {debug_file} {}", id.breakpad()),
-        )
-        .with_detail(format!(
-            "stored for this debug ID: {}",
-            files
-                .iter()
-                .map(|f| format!("{} ({})", f.uploaded_name, f.format))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        .with_detail("upload them with POST /api/v1/symbols or `faultline upload`"));
     }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no Breakpad .sym stored or generated for {debug_file} {}",
+            id.breakpad()
+        ),
+    )
+    .with_detail(format!(
+        "stored for this debug ID: {}",
+        files
+            .iter()
+            .map(|f| format!("{} ({})", f.uploaded_name, f.format))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// `?project=&format=json|csv&limit=` of the missing-symbols report.

@@ -8,8 +8,10 @@
 //! code-ids/{code_id}/{debug_id}              code ID → debug ID index (empty object)
 //! names/{file name}/{debug_id}               debug/code file name → debug ID index
 //! caches/{debug_id}/{symcache|cfi}.v{N}      DerivedCache
+//! caches/{debug_id}/sym.v{N}                 Breakpad .sym generated from the native files
 //! ```
 
+pub mod breakpad_sym;
 pub mod chunks;
 pub mod derive;
 pub mod identify;
@@ -334,6 +336,10 @@ impl SymbolStore {
                 .put(&index, PutBody::Bytes(Bytes::new()))
                 .await?;
         }
+        // A `.sym` generated before this file came may lack what it adds.
+        if let Ok(id) = meta.debug_id.parse::<DebugId>() {
+            self.objects.delete(&breakpad_sym::sym_key(&id)).await?;
+        }
         Ok(FileReport {
             name,
             status: FileStatus::Stored,
@@ -405,6 +411,9 @@ impl SymbolStore {
             self.objects.delete(&key).await?;
         }
         if !deleted.is_empty() {
+            self.objects
+                .delete(&breakpad_sym::sym_key(debug_id))
+                .await?;
             if kept.is_empty() {
                 for kind in CacheKind::ALL {
                     self.objects.delete(&cache_key(debug_id, kind)).await?;
@@ -587,6 +596,9 @@ impl SymbolStore {
                 .forget_local_copy(&cache_key(debug_id, kind))
                 .await?;
         }
+        self.objects
+            .forget_local_copy(&breakpad_sym::sym_key(debug_id))
+            .await?;
         Ok(())
     }
 
