@@ -386,3 +386,75 @@ on_both_databases! {
         assert_eq!(csv, "debug_file,debug_id,code_file,code_id,crashes,last_seen\n");
     }
 }
+
+/// A source bundle for the generated crasher holding `examples/crasher.rs` under the absolute
+/// path its DWARF names (the checkout the fixtures were generated in); returns the bundle and
+/// that path.
+fn crasher_source_bundle(debug_id: &str) -> (Vec<u8>, String) {
+    use symbolic::debuginfo::sourcebundle::{SourceBundleWriter, SourceFileInfo, SourceFileType};
+    use symbolic::debuginfo::Object;
+    let debug = common::generated_bytes("crasher.debug");
+    let object = Object::parse(&debug).unwrap();
+    let session = object.debug_session().unwrap();
+    let path = session
+        .files()
+        .filter_map(Result::ok)
+        .map(|f| f.abs_path_str())
+        .find(|p| p.ends_with("examples/crasher.rs"))
+        .expect("the crasher's DWARF names its source file");
+    let source =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/crasher.rs")).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = SourceBundleWriter::start(&mut out).unwrap();
+    writer.set_attribute("debug_id", debug_id);
+    writer.set_attribute("object_name", "crasher");
+    let mut info = SourceFileInfo::new();
+    info.set_ty(SourceFileType::Source);
+    info.set_path(path.clone());
+    writer
+        .add_file(format!("files{path}"), &source[..], info)
+        .unwrap();
+    writer.finish().unwrap();
+    (out.into_inner(), path)
+}
+
+/// debuginfod's `source` requests: `debuginfod-find source BUILD_ID /abs/path` fetches a file
+/// from the source bundle stored for the module.
+#[tokio::test(flavor = "multi_thread")]
+async fn debuginfod_find_fetches_sources_from_a_stored_source_bundle() {
+    if !tool_present("debuginfod-find") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let (breakpad_id, build_id) = crasher_ids();
+    let debug_id = faultline::symbols::ids::parse_debug_id(&breakpad_id)
+        .unwrap()
+        .to_string();
+    let (status, _) = server
+        .upload("crasher.debug", common::generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200);
+    let cache = tempfile::tempdir().unwrap();
+    let (bundle, path) = crasher_source_bundle(&debug_id);
+    let before = debuginfod_find(&server, cache.path(), None, &["source", &build_id, &path]);
+    assert!(before.is_err(), "no sources before the bundle: {before:?}");
+
+    let (status, body) = server.upload("crasher.src.zip", bundle).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["files"][0]["file"]["format"], "sourcebundle", "{body}");
+    let fresh = tempfile::tempdir().unwrap();
+    let fetched = debuginfod_find(&server, fresh.path(), None, &["source", &build_id, &path])
+        .unwrap_or_else(|e| panic!("debuginfod-find source: {e}"));
+    assert_eq!(
+        std::fs::read(fetched).unwrap(),
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/crasher.rs")).unwrap()
+    );
+    // A path the bundle does not hold.
+    let response = server
+        .anonymous
+        .get(server.url(&format!("/buildid/{build_id}/source/etc/passwd")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}

@@ -183,13 +183,18 @@ pub async fn debuginfod(
     let (want, what) = match artifact.as_str() {
         "debuginfo" => (Want::DebugInfo, "ELF debug file"),
         "executable" => (Want::Executable, "ELF executable"),
+        other if other.starts_with("source/") => {
+            return debuginfod_source(&state, &build_id, &other["source".len()..]).await
+        }
         other => {
             let kind = other.split('/').next().unwrap_or_default();
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("debuginfod {kind:?} requests are not served"),
             )
-            .with_detail("faultline serves /buildid/{BUILD_ID}/debuginfo and /executable"));
+            .with_detail(
+                "faultline serves /buildid/{BUILD_ID}/debuginfo, /executable and /source/{PATH}",
+            ));
         }
     };
     let code_id = parse_code_id(&build_id).map_err(|e| {
@@ -213,4 +218,44 @@ pub async fn debuginfod(
     }
     headers.remove(header::CONTENT_DISPOSITION);
     Ok(response)
+}
+
+/// `GET /buildid/{BUILD_ID}/source/{PATH}`: a source file of the module with that build ID, from
+/// a source bundle (or embedded sources) stored for it; `PATH` is absolute, as the debug
+/// information names the file (debuginfod clients send it percent-encoded, `/` kept).
+async fn debuginfod_source(
+    state: &AppState,
+    build_id: &str,
+    path: &str,
+) -> Result<Response, ApiError> {
+    let code_id = parse_code_id(build_id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    let modules: std::collections::BTreeSet<String> = state
+        .symbols
+        .find(&SymbolQuery::CodeId(code_id))
+        .await?
+        .into_iter()
+        .map(|f| f.debug_id)
+        .collect();
+    for module in modules {
+        let Ok(debug_id) = module.parse() else {
+            continue;
+        };
+        if let Some(text) = state.symbols.source_file(&debug_id, path).await? {
+            let mut response = (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text.clone(),
+            )
+                .into_response();
+            let headers = response.headers_mut();
+            headers.insert("x-debuginfod-size", HeaderValue::from(text.len()));
+            if let Ok(value) = HeaderValue::from_str(path) {
+                headers.insert("x-debuginfod-file", value);
+            }
+            return Ok(response);
+        }
+    }
+    Err(not_found(format!(
+        "no stored sources of build ID {build_id} hold {path}"
+    ))
+    .with_detail("upload a source bundle (sentry-cli debug-files bundle-sources) for the module"))
 }

@@ -18,6 +18,7 @@ pub mod identify;
 pub mod ids;
 pub mod local;
 pub mod pending;
+pub mod sources;
 pub mod unpack;
 
 use std::collections::{BTreeSet, HashMap};
