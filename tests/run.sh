@@ -6,8 +6,9 @@
 # Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
 # (PyPI), for tests/deploy.rs; Debian's chromium and chromium-driver for tests/browser.rs;
 # aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts; jira820 (PyPI),
-# the Jira-compatible server tests/tickets.rs starts; debuginfod-find and gdb (Debian) and
-# sentry-cli (PyPI), the real symbol clients of tests/symbol_servers.rs and tests/sentry_cli.rs.
+# the Jira-compatible server tests/tickets.rs starts; debuginfod-find and gdb (Debian),
+# sentry-cli (PyPI) and minidump-stackwalk (crates.io), the real symbol clients of
+# tests/symbol_servers.rs, tests/sentry_cli.rs and tests/generated_sym.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -47,6 +48,15 @@ command -v chromedriver >/dev/null || apt_install chromium-driver
 # Real debuginfod clients for tests/symbol_servers.rs.
 command -v debuginfod-find >/dev/null || apt_install debuginfod
 command -v gdb >/dev/null || apt_install gdb
+# rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/generated_sym.rs:
+# a debug build (about 3 minutes on 2 cores, against 10 for release; the tests walk small dumps).
+MINIDUMP_STACKWALK="$(command -v minidump-stackwalk || echo "$PWD/target/tools/bin/minidump-stackwalk")"
+if [ ! -x "$MINIDUMP_STACKWALK" ]; then
+  CARGO_TARGET_DIR="$PWD/target/tools-build" cargo install -q --debug --locked minidump-stackwalk@0.27.0 --root "$PWD/target/tools" ||
+    { echo "minidump-stackwalk could not be installed" >&2; exit 1; }
+  MINIDUMP_STACKWALK="$PWD/target/tools/bin/minidump-stackwalk"
+fi
+export MINIDUMP_STACKWALK
 # The real sentry-cli (PyPI) for tests/sentry_cli.rs.
 if ! command -v sentry-cli >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check sentry-cli
