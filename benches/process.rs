@@ -40,7 +40,14 @@ fn bench(c: &mut Criterion) {
             "debug-files/windows/CrashWithException.pdb",
         ] {
             let scratch = tempfile::tempdir_in(dir.path()).unwrap();
-            store.ingest(&fixture(rel), rel, scratch.path()).await;
+            store
+                .ingest(
+                    &fixture(rel),
+                    rel,
+                    scratch.path(),
+                    &faultline::sourcemaps::ReleaseContext::default(),
+                )
+                .await;
         }
         Processor::from_config(&Config::default(), Arc::new(store))
     });

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod pipeline;
 pub mod process;
 pub mod retention;
+pub mod sourcemaps;
 pub mod store;
 pub mod symbols;
 pub mod tickets;

@@ -252,6 +252,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::POST,
+            "/api/v1/symbolicate-js",
+            Some(b"{\"stacktraces\": []}"),
+            Some("symbols:read"),
+            Some(true),
+        ),
+        route(
+            M::POST,
             "/api/v1/minidump",
             Some(b"not a dump"),
             Some("ingest"),

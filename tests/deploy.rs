@@ -105,7 +105,7 @@ fn the_kubernetes_manifests_validate_strictly() {
     ) else {
         return;
     };
-    let report = text(&validated.stdout) + &text(&validated.stderr);
+    let report = text(&validated.stdout) + text(&validated.stderr).as_str();
     assert!(validated.status.success(), "{report}");
     assert!(!report.contains("ERROR"), "{report}");
     let manifests = text(&rendered.stdout);

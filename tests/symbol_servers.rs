@@ -111,7 +111,12 @@ async fn debuginfod_find_fetches_uploaded_elf_files_by_build_id() {
         (
             format!("/buildid/{BUILD_ID}/source/usr/src/crash.c"),
             404,
-            "\"source\" requests are not served",
+            "no stored sources",
+        ),
+        (
+            format!("/buildid/{BUILD_ID}/section/.debug_info"),
+            404,
+            "\"section\" requests are not served",
         ),
     ] {
         let (got, body) = server.get_json(&path).await;

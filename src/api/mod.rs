@@ -12,6 +12,7 @@ mod multipart;
 mod ops;
 mod sentry_cli;
 mod serve;
+mod sourcemaps;
 mod symbol_server;
 pub(crate) mod symbols;
 mod symupload;
@@ -192,6 +193,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/symbols/{debug_id}/caches", get(symbols::caches))
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))
+        .route("/api/v1/symbolicate-js", post(sourcemaps::symbolicate_js))
         .route("/api/v1/groups", get(triage::list_groups))
         .route(
             "/api/v1/groups/{id}",

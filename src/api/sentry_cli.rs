@@ -22,6 +22,7 @@ use super::body::{next_part, read_limited, BodyLimit, UploadBody};
 use super::symbols::announce_stored;
 use super::{ApiError, AppState};
 use crate::auth::Scope;
+use crate::sourcemaps::ReleaseContext;
 use crate::symbols::chunks::{ChunkDigest, CHUNK_SIZE};
 use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::{FileReport, FileStatus};
@@ -268,7 +269,10 @@ async fn assemble_one(
     })?;
     let name = file.name.trim();
     let name = if name.is_empty() { "upload" } else { name };
-    let reports = state.symbols.ingest(&path, name, &unpacked).await;
+    let reports = state
+        .symbols
+        .ingest(&path, name, &unpacked, &ReleaseContext::default())
+        .await;
     announce_stored(state, &reports).await;
     let kept = reports.iter().find(|r| {
         matches!(r.status, FileStatus::Stored | FileStatus::AlreadyPresent) && r.file.is_some()

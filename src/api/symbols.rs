@@ -20,6 +20,7 @@ use super::body::{next_part, spool, BodyLimit, UploadBody};
 use super::{ApiError, AppState};
 use crate::auth::Scope;
 use crate::cluster::Change;
+use crate::sourcemaps::ReleaseContext;
 use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
@@ -30,6 +31,16 @@ use crate::symbols::{FileReport, FileStatus, SymbolQuery};
 pub struct UploadParams {
     /// The file name of a raw-body upload.
     pub(crate) name: Option<String>,
+    /// For JavaScript files without a debug ID: the project they belong to (default project
+    /// when absent), the release and dist, and the URL prefix their names are joined to
+    /// (`~/static/js`, as sentry-cli's `--url-prefix`).
+    pub(crate) project: Option<String>,
+    /// Release of JavaScript files without a debug ID.
+    pub(crate) release: Option<String>,
+    /// Distribution of those files.
+    pub(crate) dist: Option<String>,
+    /// URL prefix of those files.
+    pub(crate) url_prefix: Option<String>,
 }
 
 /// The answer to an upload: one report per file, and the totals.
@@ -65,7 +76,20 @@ pub async fn upload(
     request: Request,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::SymbolsWrite)?;
-    let (status, response) = receive(&state, params, request).await?;
+    let release = match &params.release {
+        Some(release) if !release.trim().is_empty() => {
+            let project = super::auth::project_param(&state, params.project.as_deref()).await?;
+            caller.require_in(Scope::SymbolsWrite, &project)?;
+            ReleaseContext {
+                project: Some(project.id),
+                release: Some(release.trim().to_owned()),
+                dist: params.dist.clone().filter(|d| !d.trim().is_empty()),
+                url_prefix: params.url_prefix.clone(),
+            }
+        }
+        _ => ReleaseContext::default(),
+    };
+    let (status, response) = receive(&state, params, &release, request).await?;
     Ok((status, Json(response)).into_response())
 }
 
@@ -97,7 +121,13 @@ pub async fn tecken_upload(
         )
         .with_detail("upload by URL is not supported: send the archive itself"));
     }
-    let (status, response) = receive(&state, UploadParams::default(), request).await?;
+    let (status, response) = receive(
+        &state,
+        UploadParams::default(),
+        &ReleaseContext::default(),
+        request,
+    )
+    .await?;
     if status != StatusCode::OK {
         return Ok((status, Json(response)).into_response());
     }
@@ -144,8 +174,9 @@ pub(super) async fn backtrace_upload(
     caller.require(Scope::SymbolsWrite)?;
     let params = UploadParams {
         name: query.get("name").cloned(),
+        ..UploadParams::default()
     };
-    let (status, response) = receive(&state, params, request).await?;
+    let (status, response) = receive(&state, params, &ReleaseContext::default(), request).await?;
     let mut body = serde_json::to_value(&response).unwrap_or_default();
     if status == StatusCode::OK {
         body["response"] = "ok".into();
@@ -160,6 +191,7 @@ pub(super) async fn backtrace_upload(
 async fn receive(
     state: &AppState,
     params: UploadParams,
+    release: &ReleaseContext,
     request: Request,
 ) -> Result<(StatusCode, UploadResponse), ApiError> {
     let mut limit = BodyLimit::new(
@@ -188,6 +220,7 @@ async fn receive(
                         status: FileStatus::Skipped,
                         reason: Some("a form field, not a file (no filename)".to_owned()),
                         file: None,
+                        artifact: None,
                     });
                     continue;
                 };
@@ -219,7 +252,12 @@ async fn receive(
             )
             .with_detail(e.to_string())
         })?;
-        files.extend(state.symbols.ingest(path, name, unpacked.path()).await);
+        files.extend(
+            state
+                .symbols
+                .ingest(path, name, unpacked.path(), release)
+                .await,
+        );
     }
     let count = |status| files.iter().filter(|f| f.status == status).count();
     let stored = count(FileStatus::Stored);

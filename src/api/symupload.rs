@@ -27,6 +27,7 @@ use super::ingest::{closing, drain};
 use super::symbols::announce_stored;
 use super::{ApiError, AppState};
 use crate::auth::{digest, new_secret, Scope};
+use crate::sourcemaps::ReleaseContext;
 use crate::symbols::ids::parse_debug_id;
 use crate::symbols::pending::{PendingState, PendingUploadId};
 use crate::symbols::FileStatus;
@@ -232,7 +233,10 @@ pub async fn complete(
     }
     let unpacked = scratch.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(scratch_failed)?;
-    let reports = state.symbols.ingest(&path, name.trim(), &unpacked).await;
+    let reports = state
+        .symbols
+        .ingest(&path, name.trim(), &unpacked, &ReleaseContext::default())
+        .await;
     announce_stored(&state, &reports).await;
     state.symbols.close_pending(&id).await?;
     let has = |status| reports.iter().any(|r| r.status == status);

@@ -126,6 +126,7 @@ impl LocalSymbols {
                 status,
                 reason,
                 file: Some(meta),
+                artifact: None,
             });
         }
         reports

@@ -35,6 +35,7 @@ use symbolic::debuginfo::Object;
 use tokio::io::AsyncReadExt;
 
 use crate::cpu::{self, JobPanicked};
+use crate::sourcemaps::{ArtifactMeta, ArtifactOutcome, ReleaseContext, SourceMapStore};
 use crate::store::{key_segment, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
 use derive::{best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use identify::{base_name, identify, DebugFileMeta, IdentifiedObject};
@@ -71,6 +72,9 @@ pub struct FileReport {
     /// What the file was identified as, when it was a debug file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<DebugFileMeta>,
+    /// What it was identified as, when it was a JavaScript minified file or source map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactMeta>,
 }
 
 impl FileReport {
@@ -80,6 +84,7 @@ impl FileReport {
             status: FileStatus::Rejected,
             reason: Some(reason.into()),
             file: None,
+            artifact: None,
         }
     }
 }
@@ -120,6 +125,8 @@ pub enum SymbolError {
 /// Debug files by debug ID, over any [`ObjectStore`].
 pub struct SymbolStore {
     objects: Arc<dyn ObjectStore>,
+    /// JavaScript minified files and source maps, which arrive through the same uploads.
+    sourcemaps: SourceMapStore,
     scratch: PathBuf,
     limits: UnpackLimits,
     /// One cache refresh per debug ID at a time.
@@ -171,6 +178,7 @@ fn clutter(name: &str) -> Option<FileReport> {
         status: FileStatus::Skipped,
         reason: Some("bundle metadata, not a debug file".to_owned()),
         file: None,
+        artifact: None,
     })
 }
 
@@ -183,11 +191,17 @@ impl SymbolStore {
     ) -> io::Result<SymbolStore> {
         std::fs::create_dir_all(&scratch)?;
         Ok(SymbolStore {
+            sourcemaps: SourceMapStore::new(Arc::clone(&objects)),
             objects,
             scratch,
             limits,
             refreshing: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The JavaScript artifacts kept beside the debug files.
+    pub fn sourcemaps(&self) -> &SourceMapStore {
+        &self.sourcemaps
     }
 
     /// Where uploads spool: large crash bodies spill here as unnamed files.
@@ -204,7 +218,15 @@ impl SymbolStore {
 
     /// Stores every debug file in the received file at `path` (a single debug file, or a zip,
     /// tar or tar.gz archive of them) and reports on each. `scratch` holds unpacked entries.
-    pub async fn ingest(&self, path: &Path, name: &str, scratch: &Path) -> Vec<FileReport> {
+    /// JavaScript minified files and source maps go to the source map store; `release` says
+    /// where those without a debug ID belong.
+    pub async fn ingest(
+        &self,
+        path: &Path,
+        name: &str,
+        scratch: &Path,
+        release: &ReleaseContext,
+    ) -> Vec<FileReport> {
         let kind = match sniff(path) {
             Ok(kind) => kind,
             Err(e) => {
@@ -215,7 +237,7 @@ impl SymbolStore {
             }
         };
         if kind == UploadKind::Single {
-            return self.ingest_file(path, name).await;
+            return self.ingest_file(path, name, release).await;
         }
         let archive = path.to_owned();
         let into = scratch.to_owned();
@@ -229,7 +251,7 @@ impl SymbolStore {
         for entry in entries {
             match entry {
                 UnpackedEntry::File { name, path } => {
-                    reports.extend(self.ingest_file(&path, &name).await);
+                    reports.extend(self.ingest_file(&path, &name, release).await);
                     let _ = std::fs::remove_file(&path);
                 }
                 UnpackedEntry::Rejected { name, reason } => {
@@ -240,10 +262,21 @@ impl SymbolStore {
         reports
     }
 
-    /// Identifies and stores one candidate debug file (several objects if it is universal).
-    async fn ingest_file(&self, path: &Path, name: &str) -> Vec<FileReport> {
+    /// Identifies and stores one candidate debug file (several objects if it is universal), or
+    /// hands a JavaScript artifact to the source map store.
+    async fn ingest_file(
+        &self,
+        path: &Path,
+        name: &str,
+        release: &ReleaseContext,
+    ) -> Vec<FileReport> {
         if let Some(skipped) = clutter(name) {
             return vec![skipped];
+        }
+        match self.javascript(path, name, release).await {
+            Ok(Some(report)) => return vec![report],
+            Ok(None) => {}
+            Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
         }
         let file = path.to_owned();
         let uploaded = name.to_owned();
@@ -311,6 +344,7 @@ impl SymbolStore {
                 status: FileStatus::AlreadyPresent,
                 reason: None,
                 file: Some(existing),
+                artifact: None,
             });
         }
         meta.uploaded_at = now();
@@ -346,7 +380,36 @@ impl SymbolStore {
             status: FileStatus::Stored,
             reason: None,
             file: Some(meta),
+            artifact: None,
         })
+    }
+
+    /// A JavaScript minified file or source map, stored and reported; `None` for anything else.
+    async fn javascript(
+        &self,
+        path: &Path,
+        name: &str,
+        release: &ReleaseContext,
+    ) -> Result<Option<FileReport>, crate::sourcemaps::SourceMapError> {
+        let mut head = [0u8; 512];
+        let mut file = tokio::fs::File::open(path).await?;
+        let read = file.read(&mut head).await?;
+        if !crate::sourcemaps::identify::is_candidate(name, &head[..read]) {
+            return Ok(None);
+        }
+        let bytes = Bytes::from(tokio::fs::read(path).await?);
+        let (status, reason, artifact) = match self.sourcemaps.ingest(bytes, name, release).await? {
+            ArtifactOutcome::Stored(meta) => (FileStatus::Stored, None, Some(meta)),
+            ArtifactOutcome::AlreadyPresent(meta) => (FileStatus::AlreadyPresent, None, Some(meta)),
+            ArtifactOutcome::Rejected(reason) => (FileStatus::Rejected, Some(reason), None),
+        };
+        Ok(Some(FileReport {
+            name: name.to_owned(),
+            status,
+            reason,
+            file: None,
+            artifact,
+        }))
     }
 
     fn index_keys(&self, meta: &DebugFileMeta) -> Vec<ObjectKey> {

@@ -373,7 +373,14 @@ pub async fn symbol_store(
     for path in paths.iter().flat_map(|p| files_under(p)) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let unpacked = tempfile::tempdir_in(dir.path()).unwrap();
-        let reports = store.ingest(&path, &name, unpacked.path()).await;
+        let reports = store
+            .ingest(
+                &path,
+                &name,
+                unpacked.path(),
+                &faultline::sourcemaps::ReleaseContext::default(),
+            )
+            .await;
         let expected_junk = name.ends_with(".plist") || name == "invalid";
         assert!(
             reports.iter().all(|r| r.file.is_some() || expected_junk),

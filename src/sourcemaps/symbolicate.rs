@@ -1,0 +1,712 @@
+//! JavaScript frames to original source, in symbolicator's `/symbolicate-js` request and answer
+//! shapes. Each frame's module is found by the debug ID the request gives for its file, then by
+//! the `//# debugId` of the minified file stored for its URL, then by release + dist + URL (the
+//! minified file's `sourceMappingURL` naming the map). Positions are 1-based on the wire and
+//! 0-based in the cache. The function comes from the enclosing scope, with the caller's token
+//! name for anonymous functions; webpack paths are cleaned up; five lines of context come from
+//! the map's `sourcesContent`. A frame that cannot be resolved stays as it was and the reason is
+//! listed in `errors`, in symbolicator's terms.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use symbolic::common::DebugId;
+use symbolic_sourcemapcache::{ScopeLookupResult, SourceMapCache, SourcePosition};
+
+use super::{ArtifactKey, ArtifactKind, CacheProblem, SourceMapError, SourceMapStore};
+
+/// Lines of context on each side of a frame's line.
+const CONTEXT_LINES: usize = 5;
+/// Longest context line kept (longer ones are cut around the column, as minified code is).
+const MAX_LINE_CHARS: usize = 150;
+/// Names that say nothing; the caller's name for the function is used instead.
+const USELESS_NAMES: [&str; 3] = ["<anonymous>", "__webpack_require__", "__webpack_modules__"];
+
+/// A `/symbolicate-js` request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SymbolicateJsRequest {
+    /// Stack traces, each oldest frame first (as Sentry events order them).
+    pub stacktraces: Vec<JsStacktrace>,
+    /// The modules the event's `debug_meta` names: minified file → debug ID.
+    #[serde(default)]
+    pub modules: Vec<JsModule>,
+    /// The release files without debug ID were uploaded for.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// The release's distribution.
+    #[serde(default)]
+    pub dist: Option<String>,
+}
+
+/// One JavaScript module of an event: a minified file and the debug ID of its map.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsModule {
+    /// Always `sourcemap`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The minified file's URL, as frames name it in `abs_path`.
+    pub code_file: String,
+    /// The debug ID.
+    pub debug_id: String,
+}
+
+/// A stack trace.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct JsStacktrace {
+    /// Frames, oldest first.
+    pub frames: Vec<JsFrame>,
+}
+
+/// One JavaScript frame, minified on the way in, original on the way out.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct JsFrame {
+    /// Function name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The original file's name as the map gives it (webpack prefixes cleaned up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// A module name made from the path, for webpack and URL sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// The file's URL or path.
+    pub abs_path: String,
+    /// 1-based line.
+    pub lineno: u32,
+    /// 1-based column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colno: Option<u32>,
+    /// Lines before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    /// The line itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_line: Option<String>,
+    /// Lines after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    /// Whether the frame is the application's own code (not under `node_modules/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<bool>,
+    /// How the frame was resolved.
+    #[serde(default)]
+    pub data: JsFrameData,
+}
+
+/// How a frame was resolved.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct JsFrameData {
+    /// The map used (its URL or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sourcemap: Option<String>,
+    /// `debug-id` or `release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_with: Option<String>,
+    /// The position was found in the map.
+    #[serde(default)]
+    pub symbolicated: bool,
+}
+
+/// Why a frame stayed minified (symbolicator's `JsModuleErrorKind`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum JsErrorKind {
+    /// Line 0, or a position the map does not cover.
+    InvalidLocation {
+        /// The frame's line.
+        line: u32,
+        /// Its column.
+        col: Option<u32>,
+    },
+    /// No minified file is stored for the frame's file.
+    MissingSource,
+    /// No source map is stored for it.
+    MissingSourcemap,
+    /// The map could not be read.
+    MalformedSourcemap {
+        /// Which map.
+        url: String,
+    },
+    /// The map has no `sourcesContent` for the original file.
+    MissingSourceContent {
+        /// The original file.
+        source: String,
+        /// The map.
+        sourcemap: String,
+    },
+}
+
+/// A frame's error.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JsError {
+    /// The frame's file.
+    pub abs_path: String,
+    /// What went wrong.
+    #[serde(flatten)]
+    pub kind: JsErrorKind,
+}
+
+/// The answer: frames resolved, the frames as received, and what could not be resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct SymbolicateJsResponse {
+    /// Original frames (unresolvable ones as received).
+    pub stacktraces: Vec<JsStacktrace>,
+    /// The frames as received.
+    pub raw_stacktraces: Vec<JsStacktrace>,
+    /// Why frames stayed minified.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<JsError>,
+}
+
+/// Where a file's lookup cache comes from.
+struct Resolved {
+    cache: Result<bytes::Bytes, CacheProblem>,
+    resolved_with: &'static str,
+    sourcemap: String,
+}
+
+/// The URLs a release file may be stored under: as given, without query, and as `~/path`
+/// (any host), with and without query (fragments never count).
+fn candidate_urls(abs_path: &str) -> Vec<String> {
+    let url = abs_path.split('#').next().unwrap_or(abs_path);
+    let relative = match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url.strip_prefix('~').unwrap_or(url),
+    };
+    let mut out = vec![url.to_owned()];
+    if let Some((bare, _)) = url.split_once('?') {
+        out.push(bare.to_owned());
+    }
+    out.push(format!("~{relative}"));
+    if let Some((bare, _)) = relative.split_once('?') {
+        out.push(format!("~{bare}"));
+    }
+    out.dedup();
+    out
+}
+
+/// `reference` (a `sourceMappingURL`, or a map's source path) relative to the file at `base`;
+/// `..` never climbs above the host (or above `~/`).
+fn join_reference(base: &str, reference: &str) -> String {
+    if reference.contains("://") || reference.starts_with('~') || reference.starts_with("webpack:")
+    {
+        return reference.to_owned();
+    }
+    // The origin (`https://host`, `app://`, `~`) and the path under it.
+    let (origin, path) = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let slash = rest.find('/').unwrap_or(rest.len());
+            (format!("{scheme}://{}", &rest[..slash]), &rest[slash..])
+        }
+        None => match base.strip_prefix('~') {
+            Some(path) => ("~".to_owned(), path),
+            None => (String::new(), base),
+        },
+    };
+    let mut parts: Vec<&str> = if reference.starts_with('/') {
+        Vec::new()
+    } else {
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        dir.split('/').filter(|s| !s.is_empty()).collect()
+    };
+    for segment in reference.split('/') {
+        match segment {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("{origin}/{}", parts.join("/"))
+}
+
+/// Folds repeated property names: `a.a.a.b` → `{a#3}.b` (the last part always stays).
+fn fold_function_name(name: &str) -> String {
+    let mut parts: Vec<&str> = name.split('.').collect();
+    let Some(tail) = parts.pop() else {
+        return name.to_owned();
+    };
+    if parts.is_empty() {
+        return name.to_owned();
+    }
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for part in parts {
+        match groups.last_mut() {
+            Some((last, count)) if *last == part => *count += 1,
+            _ => groups.push((part, 1)),
+        }
+    }
+    let mut out: Vec<String> = groups
+        .into_iter()
+        .map(|(part, count)| {
+            if count == 1 {
+                part.to_owned()
+            } else {
+                format!("{{{part}#{count}}}")
+            }
+        })
+        .collect();
+    out.push(tail.to_owned());
+    out.join(".")
+}
+
+/// `webpack:///./src/app.js` → `./src/app.js`; `webpack://ns/./x` → `./x`;
+/// `webpack:///~/lib/x.js` → `~/lib/x.js`.
+fn clean_webpack_path(path: &str) -> String {
+    if let Some((_, rest)) = path.split_once("/~/") {
+        return format!("~/{rest}");
+    }
+    if let Some(rest) = path.strip_prefix("webpack://") {
+        // A namespace, then `/./`.
+        if let Some((namespace, tail)) = rest.split_once("/./") {
+            if !namespace.contains('/') {
+                return format!("./{tail}");
+            }
+        }
+        if let Some(rest) = rest.strip_prefix('/') {
+            return rest.to_owned();
+        }
+    }
+    path.to_owned()
+}
+
+/// A module name from a path: no host, query, extension or `.min`; leading folders such as
+/// `static/`, `js/`, `node_modules/` and version or hash segments dropped.
+fn module_name(path: &str) -> String {
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => path.strip_prefix('~').unwrap_or(path),
+    };
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let path = match path.rfind('.') {
+        Some(dot) if !path[dot..].contains('/') => &path[..dot],
+        _ => path,
+    };
+    let path = path.strip_suffix(".min").unwrap_or(path);
+    let noise = |s: &str| {
+        let lower = s.to_ascii_lowercase();
+        s.is_empty()
+            || s == "."
+            || [
+                "js",
+                "javascript",
+                "javascripts",
+                "script",
+                "scripts",
+                "build",
+                "static",
+                "node_modules",
+                "bower_components",
+            ]
+            .contains(&lower.as_str())
+            || s.starts_with(['_', '.', '~'])
+            || s.trim_start_matches('v')
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            || ((s.len() == 7 || s.len() == 8 || s.len() == 32 || s.len() == 40)
+                && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    let (last, folders) = segments.split_last().expect("split yields one part");
+    let mut kept: Vec<&str> = folders.iter().copied().skip_while(|s| noise(s)).collect();
+    kept.push(last);
+    kept.join("/")
+}
+
+/// Whether an original file is the application's own code.
+fn in_app(abs_path: &str, filename: &str) -> Option<bool> {
+    if abs_path.starts_with("webpack:") {
+        Some(filename.starts_with("./") && !filename.contains("/node_modules/"))
+    } else if abs_path.contains("node_modules/") || filename.contains("node_modules/") {
+        Some(false)
+    } else if abs_path.starts_with("app:") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// A line for display: whole, or cut to [`MAX_LINE_CHARS`] around `column` (1-based).
+fn display_line(line: &str, column: usize) -> String {
+    let chars: Vec<char> = line.trim_end_matches(['\r', '\n']).chars().collect();
+    if chars.len() <= MAX_LINE_CHARS {
+        return chars.into_iter().collect();
+    }
+    let center = column.saturating_sub(1).min(chars.len());
+    let start = center.saturating_sub(MAX_LINE_CHARS / 2);
+    let end = (start + MAX_LINE_CHARS).min(chars.len());
+    let start = end.saturating_sub(MAX_LINE_CHARS);
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Sets the frame's context from `source` around its (1-based) line.
+fn apply_context(frame: &mut JsFrame, source: &str) -> bool {
+    let lines: Vec<&str> = source.lines().collect();
+    let index = frame.lineno as usize;
+    if index == 0 || index > lines.len() {
+        return false;
+    }
+    let column = frame.colno.unwrap_or(0) as usize;
+    let at = index - 1;
+    frame.pre_context = lines[at.saturating_sub(CONTEXT_LINES)..at]
+        .iter()
+        .map(|l| display_line(l, column))
+        .collect();
+    frame.context_line = Some(display_line(lines[at], column));
+    frame.post_context = lines[at + 1..(at + 1 + CONTEXT_LINES).min(lines.len())]
+        .iter()
+        .map(|l| display_line(l, column))
+        .collect();
+    true
+}
+
+/// Symbolicates `request` against `store`; `project` is the project release files were
+/// uploaded for; no file larger than `limit` is read.
+pub async fn symbolicate(
+    store: &SourceMapStore,
+    request: SymbolicateJsRequest,
+    project: i64,
+    limit: u64,
+) -> Result<SymbolicateJsResponse, SourceMapError> {
+    let modules: HashMap<&str, DebugId> = request
+        .modules
+        .iter()
+        .filter(|m| m.kind == "sourcemap")
+        .filter_map(|m| Some((m.code_file.as_str(), m.debug_id.parse().ok()?)))
+        .collect();
+    let mut resolved: HashMap<String, Resolved> = HashMap::new();
+    let mut errors = BTreeSet::new();
+    let mut stacktraces = Vec::with_capacity(request.stacktraces.len());
+    for raw in &request.stacktraces {
+        let mut frames = Vec::with_capacity(raw.frames.len());
+        // The token name at the previous (calling) frame names the function called there.
+        let mut caller_token: Option<String> = None;
+        for raw_frame in &raw.frames {
+            let token = caller_token.take();
+            match frame(
+                store,
+                &modules,
+                &request,
+                project,
+                limit,
+                &mut resolved,
+                raw_frame,
+                token.as_deref(),
+                &mut errors,
+            )
+            .await?
+            {
+                Ok((frame, token)) => {
+                    caller_token = token;
+                    frames.push(frame);
+                }
+                Err(kind) => {
+                    errors.insert(JsError {
+                        abs_path: raw_frame.abs_path.clone(),
+                        kind,
+                    });
+                    frames.push(raw_frame.clone());
+                }
+            }
+        }
+        stacktraces.push(JsStacktrace { frames });
+    }
+    Ok(SymbolicateJsResponse {
+        stacktraces,
+        raw_stacktraces: request.stacktraces,
+        errors: errors.into_iter().collect(),
+    })
+}
+
+/// Finds the lookup cache for the file at `abs_path` (see the module comment for the order).
+async fn resolve(
+    store: &SourceMapStore,
+    modules: &HashMap<&str, DebugId>,
+    request: &SymbolicateJsRequest,
+    project: i64,
+    limit: u64,
+    abs_path: &str,
+) -> Result<Resolved, SourceMapError> {
+    if let Some(id) = modules.get(abs_path) {
+        let key = ArtifactKey::DebugId(*id);
+        let label = store
+            .meta(&key, ArtifactKind::SourceMap)
+            .await?
+            .map_or_else(|| abs_path.to_owned(), |m| m.name);
+        return Ok(Resolved {
+            cache: store.lookup_cache(&key, &key, limit).await?,
+            resolved_with: "debug-id",
+            sourcemap: label,
+        });
+    }
+    let Some(release) = &request.release else {
+        return Ok(Resolved {
+            cache: Err(CacheProblem::MissingSource),
+            resolved_with: "release",
+            sourcemap: abs_path.to_owned(),
+        });
+    };
+    let url_key = |url: &str| ArtifactKey::Url {
+        project,
+        release: release.clone(),
+        dist: request.dist.clone().unwrap_or_default(),
+        url: url.to_owned(),
+    };
+    for candidate in candidate_urls(abs_path) {
+        let source_key = url_key(&candidate);
+        let Some(source) = store
+            .meta(&source_key, ArtifactKind::MinifiedSource)
+            .await?
+        else {
+            continue;
+        };
+        // The stored minified file names its debug ID: its map is under it.
+        if let Some(id) = source.debug_id.as_deref().and_then(|id| id.parse().ok()) {
+            let key = ArtifactKey::DebugId(id);
+            return Ok(Resolved {
+                cache: store.lookup_cache(&key, &key, limit).await?,
+                resolved_with: "debug-id",
+                sourcemap: source.sourcemap_url.unwrap_or_else(|| abs_path.to_owned()),
+            });
+        }
+        let reference = source
+            .sourcemap_url
+            .clone()
+            .unwrap_or_else(|| format!("{}.map", candidate));
+        let map_url = join_reference(&candidate, &reference);
+        for map_candidate in candidate_urls(&map_url) {
+            let map_key = url_key(&map_candidate);
+            if store
+                .meta(&map_key, ArtifactKind::SourceMap)
+                .await?
+                .is_some()
+            {
+                return Ok(Resolved {
+                    cache: store.lookup_cache(&source_key, &map_key, limit).await?,
+                    resolved_with: "release",
+                    sourcemap: map_url,
+                });
+            }
+        }
+        return Ok(Resolved {
+            cache: Err(CacheProblem::MissingSourcemap),
+            resolved_with: "release",
+            sourcemap: map_url,
+        });
+    }
+    Ok(Resolved {
+        cache: Err(CacheProblem::MissingSource),
+        resolved_with: "release",
+        sourcemap: abs_path.to_owned(),
+    })
+}
+
+/// One frame: the original frame and its token name, or why it stays as it is.
+#[allow(clippy::too_many_arguments)]
+async fn frame(
+    store: &SourceMapStore,
+    modules: &HashMap<&str, DebugId>,
+    request: &SymbolicateJsRequest,
+    project: i64,
+    limit: u64,
+    resolved: &mut HashMap<String, Resolved>,
+    raw: &JsFrame,
+    caller_token: Option<&str>,
+    errors: &mut BTreeSet<JsError>,
+) -> Result<Result<(JsFrame, Option<String>), JsErrorKind>, SourceMapError> {
+    let invalid = || JsErrorKind::InvalidLocation {
+        line: raw.lineno,
+        col: raw.colno,
+    };
+    if raw.lineno == 0 {
+        return Ok(Err(invalid()));
+    }
+    if !resolved.contains_key(&raw.abs_path) {
+        let found = resolve(store, modules, request, project, limit, &raw.abs_path).await?;
+        resolved.insert(raw.abs_path.clone(), found);
+    }
+    let found = &resolved[&raw.abs_path];
+    let bytes = match &found.cache {
+        Ok(bytes) => bytes,
+        Err(CacheProblem::MissingSource) => return Ok(Err(JsErrorKind::MissingSource)),
+        Err(CacheProblem::MissingSourcemap) => return Ok(Err(JsErrorKind::MissingSourcemap)),
+        Err(CacheProblem::Malformed(_)) => {
+            return Ok(Err(JsErrorKind::MalformedSourcemap {
+                url: found.sourcemap.clone(),
+            }))
+        }
+    };
+    let Ok(cache) = SourceMapCache::parse(bytes) else {
+        return Ok(Err(JsErrorKind::MalformedSourcemap {
+            url: found.sourcemap.clone(),
+        }));
+    };
+    let column = raw.colno.unwrap_or(1).max(1);
+    let Some(token) = cache.lookup(SourcePosition::new(raw.lineno - 1, column - 1)) else {
+        return Ok(Err(invalid()));
+    };
+    let mut frame = raw.clone();
+    frame.data = JsFrameData {
+        sourcemap: Some(found.sourcemap.clone()),
+        resolved_with: Some(found.resolved_with.to_owned()),
+        symbolicated: true,
+    };
+    let scope_name = match token.scope() {
+        ScopeLookupResult::NamedScope(name) => name.to_owned(),
+        ScopeLookupResult::AnonymousScope => "<anonymous>".to_owned(),
+        ScopeLookupResult::Unknown => raw.function.clone().unwrap_or_else(|| "<unknown>".into()),
+    };
+    let function = if !USELESS_NAMES.contains(&scope_name.as_str()) {
+        scope_name
+    } else if let Some(caller) = caller_token.filter(|n| !n.is_empty()) {
+        caller.to_owned()
+    } else if let Some(minified) = &raw.function {
+        minified.clone()
+    } else {
+        scope_name
+    };
+    frame.function = Some(fold_function_name(&function));
+    if let Some(name) = token.file_name().filter(|name| !name.is_empty()) {
+        let filename = if name.starts_with("webpack:") {
+            let clean = clean_webpack_path(name);
+            frame.module = Some(module_name(&clean));
+            clean
+        } else {
+            name.to_owned()
+        };
+        frame.abs_path = if name.contains("://") || name.starts_with('/') {
+            name.to_owned()
+        } else {
+            join_reference(&raw.abs_path, name)
+        };
+        if frame.module.is_none()
+            && ["http:", "https:", "app:"]
+                .iter()
+                .any(|scheme| frame.abs_path.starts_with(scheme))
+        {
+            frame.module = Some(module_name(&frame.abs_path));
+        }
+        frame.in_app = in_app(&frame.abs_path, &filename);
+        frame.filename = Some(filename);
+    }
+    frame.lineno = token.line().saturating_add(1);
+    frame.colno = Some(token.column().saturating_add(1));
+    frame.pre_context.clear();
+    frame.context_line = None;
+    frame.post_context.clear();
+    match token.file().and_then(|file| file.source()) {
+        Some(source) => {
+            apply_context(&mut frame, source);
+        }
+        None => {
+            errors.insert(JsError {
+                abs_path: raw.abs_path.clone(),
+                kind: JsErrorKind::MissingSourceContent {
+                    source: token.file_name().unwrap_or_default().to_owned(),
+                    sourcemap: found.sourcemap.clone(),
+                },
+            });
+        }
+    }
+    Ok(Ok((frame, token.name().map(str::to_owned))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_file_urls_are_tried_with_and_without_host_and_query() {
+        assert_eq!(
+            candidate_urls("https://example.com/assets/app.min.js?v=1#x"),
+            [
+                "https://example.com/assets/app.min.js?v=1",
+                "https://example.com/assets/app.min.js",
+                "~/assets/app.min.js?v=1",
+                "~/assets/app.min.js"
+            ]
+        );
+        assert_eq!(
+            candidate_urls("app:///main.js"),
+            ["app:///main.js", "~/main.js"]
+        );
+    }
+
+    #[test]
+    fn map_references_resolve_against_the_minified_file() {
+        let base = "https://example.com/static/js/app.js";
+        assert_eq!(
+            join_reference(base, "app.js.map"),
+            "https://example.com/static/js/app.js.map"
+        );
+        assert_eq!(
+            join_reference(base, "../maps/app.map"),
+            "https://example.com/static/maps/app.map"
+        );
+        assert_eq!(
+            join_reference(base, "/maps/app.map"),
+            "https://example.com/maps/app.map"
+        );
+        assert_eq!(
+            join_reference("~/js/app.js", "app.js.map"),
+            "~/js/app.js.map"
+        );
+        assert_eq!(
+            join_reference(base, "https://cdn.example.com/a.map"),
+            "https://cdn.example.com/a.map"
+        );
+    }
+
+    #[test]
+    fn names_and_paths_are_cleaned_as_symbolicator_does() {
+        assert_eq!(fold_function_name("foo"), "foo");
+        assert_eq!(fold_function_name("foo.foo.foo"), "{foo#2}.foo");
+        assert_eq!(
+            fold_function_name("bar.bar.bar.foo.foo.onError"),
+            "{bar#3}.{foo#2}.onError"
+        );
+        assert_eq!(
+            clean_webpack_path("webpack:///./src/app.js"),
+            "./src/app.js"
+        );
+        assert_eq!(
+            clean_webpack_path("webpack://my-app/./src/app.js"),
+            "./src/app.js"
+        );
+        assert_eq!(
+            clean_webpack_path("webpack:///~/lodash/index.js"),
+            "~/lodash/index.js"
+        );
+        assert_eq!(
+            module_name("http://google.com/js/v1.0/foo/bar/baz.js"),
+            "foo/bar/baz"
+        );
+        assert_eq!(
+            module_name("./src/components/App.jsx"),
+            "src/components/App"
+        );
+        assert_eq!(in_app("webpack:///./src/a.js", "./src/a.js"), Some(true));
+        assert_eq!(
+            in_app("webpack:///./node_modules/x/a.js", "./node_modules/x/a.js"),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn long_minified_lines_are_cut_around_the_column() {
+        let line = "x".repeat(1000);
+        let shown = display_line(&line, 500);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(shown.chars().count(), MAX_LINE_CHARS + 2);
+        assert_eq!(display_line("short", 3), "short");
+    }
+}
