@@ -238,6 +238,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::POST,
+            "/api/0/organizations/acme/artifactbundle/assemble/",
+            Some(b"{}"),
+            Some("symbols:write"),
+            None,
+        ),
+        route(
+            M::POST,
             "/api/0/projects/acme/default/files/difs/assemble/",
             Some(b"{}"),
             Some("symbols:write"),

@@ -21,18 +21,30 @@ async fn sentry_cli_upload(
     token: &str,
     dir: &std::path::Path,
 ) -> (bool, String) {
-    let home = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new("sentry-cli")
-        .args(["--url", &server.url("/"), "--auth-token", token])
-        .args([
+    let dir = dir.to_string_lossy();
+    sentry_cli(
+        server,
+        token,
+        &[
             "debug-files",
             "upload",
             "--org",
             "acme",
             "--project",
             "default",
-        ])
-        .arg(dir)
+            &dir,
+        ],
+    )
+    .await
+}
+
+/// `sentry-cli --url SERVER --auth-token TOKEN ARGS`, with no configuration of its own;
+/// success and output.
+async fn sentry_cli(server: &TestServer, token: &str, args: &[&str]) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new("sentry-cli")
+        .args(["--url", &server.url("/"), "--auth-token", token])
+        .args(args)
         .env("HOME", home.path())
         .env("SENTRY_DISABLE_UPDATE_CHECK", "true")
         .env_remove("SENTRY_AUTH_TOKEN")
@@ -266,4 +278,122 @@ async fn chunk_protocol_checks_every_chunk_and_every_file() {
     assert_eq!(answer[&whole]["state"], "error");
     let (status, answer) = assemble(&server, "nope", &request).await;
     assert_eq!(status, 404, "{answer}");
+}
+
+/// `sentry-cli sourcemaps inject` then `sourcemaps upload` (an artifact bundle through the
+/// chunk upload): frames of the injected bundle resolve by debug ID; files uploaded without
+/// debug IDs under `--release` and `--url-prefix` resolve by release and URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
+    if !tool_present("sentry-cli") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let dist = tempfile::tempdir().unwrap();
+    for name in ["bundle.js", "bundle.js.map"] {
+        std::fs::write(
+            dist.path().join(name),
+            fixture_bytes(&format!("sourcemaps/symbolic/webpack/{name}")),
+        )
+        .unwrap();
+    }
+    let dir = dist.path().to_string_lossy().into_owned();
+    let (ok, out) = sentry_cli(
+        &server,
+        &server.admin_token,
+        &["sourcemaps", "inject", &dir],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let injected = std::fs::read_to_string(dist.path().join("bundle.js")).unwrap();
+    let debug_id = injected
+        .lines()
+        .find_map(|l| l.strip_prefix("//# debugId="))
+        .expect("sentry-cli injected a debug ID")
+        .trim()
+        .to_owned();
+    let (ok, out) = sentry_cli(
+        &server,
+        &server.admin_token,
+        &[
+            "sourcemaps",
+            "upload",
+            "--org",
+            "acme",
+            "--project",
+            "default",
+            &dir,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(out.contains("artifact bundle"), "{out}");
+
+    // `inject` puts a snippet before the code: find the throw where it now is.
+    let (throw_line, throw_column) = injected
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| Some((i + 1, l.find("throw new Error")? + 1)))
+        .unwrap();
+    let url = "https://example.com/static/bundle.js";
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbolicate-js"))
+        .json(&json!({
+            "stacktraces": [{"frames": [{"abs_path": url, "lineno": throw_line, "colno": throw_column}]}],
+            "modules": [{"type": "sourcemap", "code_file": url, "debug_id": debug_id}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let frame = &answer["stacktraces"][0]["frames"][0];
+    assert_eq!(frame["filename"], "./foo.js", "{answer}");
+    assert_eq!(frame["lineno"], 2);
+    assert_eq!(frame["data"]["resolved_with"], "debug-id");
+
+    // Without debug IDs, under a release.
+    let plain = tempfile::tempdir().unwrap();
+    for name in ["minified.js", "minified.js.map"] {
+        std::fs::write(
+            plain.path().join(name),
+            fixture_bytes(&format!("sourcemaps/symbolic/simple/{name}")),
+        )
+        .unwrap();
+    }
+    let plain_dir = plain.path().to_string_lossy().into_owned();
+    let (ok, out) = sentry_cli(
+        &server,
+        &server.admin_token,
+        &[
+            "sourcemaps",
+            "upload",
+            "--org",
+            "acme",
+            "--project",
+            "default",
+            "--release",
+            "app@1.0",
+            "--url-prefix",
+            "~/static/js",
+            &plain_dir,
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbolicate-js"))
+        .json(&json!({
+            "stacktraces": [{"frames": [{"abs_path": "https://example.com/static/js/minified.js", "lineno": 1, "colno": 10}]}],
+            "release": "app@1.0",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let frame = &answer["stacktraces"][0]["frames"][0];
+    assert_eq!(frame["function"], "abcd", "{answer}");
+    assert_eq!(frame["data"]["resolved_with"], "release");
 }

@@ -361,3 +361,67 @@ async fn hermes_maps_need_no_minified_file_and_maps_without_sources_report_it() 
     );
     assert_eq!(server.stored_files(), before);
 }
+
+/// A Sentry artifact bundle built here (a zip whose `manifest.json` types each file, the
+/// debug ID only in the minified file's headers): every file is stored under it, the map
+/// through the minified file's `sourcemap` header.
+#[tokio::test(flavor = "multi_thread")]
+async fn artifact_bundles_store_their_files_under_their_headers_debug_id() {
+    use std::io::Write;
+    let server = TestServer::start().await;
+    let id = "8e9fa0b1-4567-4def-b012-3456789abcde";
+    let manifest = json!({
+        "files": {
+            "files/_/_/bundle.js": {
+                "type": "minified_source",
+                "url": "~/bundle.js",
+                "headers": {"debug-id": id, "sourcemap": "bundle.js.map"},
+            },
+            "files/_/_/bundle.js.map": {"type": "source_map", "url": "~/bundle.js.map"},
+            "files/_/_/README.md": {"type": "source", "url": "~/README.md"},
+        },
+        "org": "acme",
+    });
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for (path, bytes) in [
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+        (
+            "files/_/_/bundle.js",
+            fixture_bytes(&format!("{DIR}/webpack/bundle.js")),
+        ),
+        (
+            "files/_/_/bundle.js.map",
+            fixture_bytes(&format!("{DIR}/webpack/bundle.js.map")),
+        ),
+        ("files/_/_/README.md", b"# not JavaScript".to_vec()),
+    ] {
+        zip.start_file(path, options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    let bundle = zip.finish().unwrap().into_inner();
+    let (status, answer) = upload(&server, "", &[("artifact-bundle.zip", bundle)]).await;
+    assert_eq!(status, 200, "{answer}");
+    let names: Vec<&str> = answer["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["~/bundle.js", "~/bundle.js.map"], "{answer}");
+    assert_eq!(answer["files"][1]["artifact"]["debug_id"], id, "{answer}");
+
+    let url = "https://example.com/bundle.js";
+    let answer = symbolicate(
+        &server,
+        json!({
+            "stacktraces": [{"frames": [{"abs_path": url, "lineno": 1, "colno": column_of("webpack/bundle.js", "throw new Error")}]}],
+            "modules": [{"type": "sourcemap", "code_file": url, "debug_id": id}],
+        }),
+    )
+    .await;
+    assert_eq!(
+        answer["stacktraces"][0]["frames"][0]["filename"], "./foo.js",
+        "{answer}"
+    );
+}

@@ -187,6 +187,10 @@ pub fn router(state: AppState) -> Router {
             put(symupload::put_file).post(symupload::complete),
         )
         .route(
+            "/api/0/organizations/{org}/artifactbundle/assemble/",
+            post(sentry_cli::assemble_bundle),
+        )
+        .route(
             "/api/0/projects/{org}/{project}/files/difs/assemble/",
             post(sentry_cli::assemble),
         )

@@ -54,7 +54,7 @@ pub async fn options(
         "concurrency": 4,
         "hashAlgorithm": "sha1",
         "compression": ["gzip"],
-        "accept": ["debug_files", "pdbs", "portablepdbs", "sources"],
+        "accept": ["debug_files", "pdbs", "portablepdbs", "sources", "artifact_bundles", "artifact_bundles_v2"],
     })))
 }
 
@@ -191,7 +191,7 @@ pub async fn assemble(
     }
     let mut answer = BTreeMap::new();
     for (checksum, file) in files {
-        let state_of = assemble_one(&state, &checksum, &file).await?;
+        let state_of = assemble_one(&state, &checksum, &file, &ReleaseContext::default()).await?;
         answer.insert(checksum, state_of);
     }
     Ok(Json(answer))
@@ -202,6 +202,7 @@ async fn assemble_one(
     state: &AppState,
     checksum: &str,
     file: &AssembleFile,
+    release: &ReleaseContext,
 ) -> Result<AssembleState, ApiError> {
     let Some(checksum) = ChunkDigest::parse(checksum) else {
         return Ok(AssembleState::error(format!(
@@ -269,10 +270,7 @@ async fn assemble_one(
     })?;
     let name = file.name.trim();
     let name = if name.is_empty() { "upload" } else { name };
-    let reports = state
-        .symbols
-        .ingest(&path, name, &unpacked, &ReleaseContext::default())
-        .await;
+    let reports = state.symbols.ingest(&path, name, &unpacked, release).await;
     announce_stored(state, &reports).await;
     let kept = reports.iter().find(|r| {
         matches!(r.status, FileStatus::Stored | FileStatus::AlreadyPresent) && r.file.is_some()
@@ -281,6 +279,18 @@ async fn assemble_one(
         Some(meta) => {
             state.symbols.remember_assembled(&checksum, meta).await?;
             ok(meta, &checksum)
+        }
+        // JavaScript files (an artifact bundle) are stored, but are no debug file to describe.
+        None if reports
+            .iter()
+            .any(|r| matches!(r.status, FileStatus::Stored | FileStatus::AlreadyPresent)) =>
+        {
+            AssembleState {
+                state: "ok",
+                missing_chunks: Vec::new(),
+                detail: None,
+                dif: None,
+            }
         }
         None => refused(&reports),
     };
@@ -332,4 +342,65 @@ fn ok(meta: &DebugFileMeta, checksum: &ChunkDigest) -> AssembleState {
 
 fn bad_request(error: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, error)
+}
+
+/// An artifact bundle assemble request (`sentry-cli sourcemaps upload`).
+#[derive(Deserialize)]
+struct AssembleBundle {
+    checksum: String,
+    chunks: Vec<String>,
+    #[serde(default)]
+    projects: Vec<String>,
+    /// The release, for files without a debug ID.
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    dist: Option<String>,
+}
+
+/// `POST /api/0/organizations/{org}/artifactbundle/assemble/`: an artifact bundle (minified
+/// files and source maps, with a manifest) from its chunks: `not_found` with the chunks still to
+/// send, else `ok` once its files are stored (`error` with the reasons when none could be).
+/// Files without a debug ID go under the request's `version` (release), `dist` and first
+/// project.
+pub async fn assemble_bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::SymbolsWrite)?;
+    let mut limit = BodyLimit::new(MAX_ASSEMBLE_BODY, "nothing: send fewer chunks per request");
+    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
+    let bundle: AssembleBundle = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(format!("invalid assemble request: {e}")).with_detail(
+            r#"send {"checksum": "<sha1>", "chunks": ["<sha1>", …], "projects": ["…"]}"#,
+        )
+    })?;
+    let mut project_id = None;
+    for slug in &bundle.projects {
+        let project = state.registry.project(slug).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no project {slug:?}")).with_detail(
+                "create it with `faultline project create`, or pass the right --project",
+            )
+        })?;
+        caller.require_in(Scope::SymbolsWrite, &project)?;
+        project_id.get_or_insert(project.id);
+    }
+    let file = AssembleFile {
+        name: "artifact-bundle.zip".to_owned(),
+        debug_id: None,
+        chunks: bundle.chunks,
+    };
+    let release = ReleaseContext {
+        project: project_id,
+        release: bundle.version.filter(|v| !v.trim().is_empty()),
+        dist: bundle.dist.filter(|d| !d.trim().is_empty()),
+        url_prefix: None,
+    };
+    let answer = assemble_one(&state, &bundle.checksum, &file, &release).await?;
+    Ok(Json(json!({
+        "state": answer.state,
+        "missingChunks": answer.missing_chunks,
+        "detail": answer.detail,
+    })))
 }

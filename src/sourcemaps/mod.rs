@@ -15,6 +15,7 @@
 //! `{id}` is the debug ID (lowercase, hyphenated), or `url-` and 40 hex digits of the SHA-256
 //! of (project, release, dist, URL).
 
+pub mod bundle;
 pub mod identify;
 pub mod symbolicate;
 
@@ -118,6 +119,15 @@ pub struct ArtifactMeta {
     pub uploaded_at: u64,
 }
 
+/// What an upload says about a file besides its contents (an artifact bundle's headers).
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactHints {
+    /// `debug-id` header.
+    pub debug_id: Option<DebugId>,
+    /// `sourcemap` header of a minified file.
+    pub sourcemap_url: Option<String>,
+}
+
 /// Where a file without debug ID goes: what the upload said about it.
 #[derive(Debug, Clone, Default)]
 pub struct ReleaseContext {
@@ -168,8 +178,12 @@ fn now() -> u64 {
         .unwrap_or_default()
 }
 
-/// `prefix` and `name` as one URL (`~/static/js` + `app.js` → `~/static/js/app.js`).
+/// `prefix` and `name` as one URL (`~/static/js` + `app.js` → `~/static/js/app.js`); a name
+/// that is already a URL (`~/…`, `https://…`) stays as it is.
 pub fn join_url(prefix: &str, name: &str) -> String {
+    if name.starts_with("~/") || name.contains("://") {
+        return name.to_owned();
+    }
     let name = name.trim_start_matches("./");
     if prefix.is_empty() {
         return name.to_owned();
@@ -189,19 +203,26 @@ impl SourceMapStore {
 
     /// Identifies and stores one uploaded artifact. A file with a debug ID is kept under it; one
     /// without under the upload's release, dist and URL prefix (refused when there is none).
+    /// `hints` are what is said about the file from outside (an artifact bundle's `debug-id`
+    /// and `sourcemap` headers); what the file itself says wins when both exist.
     pub async fn ingest(
         &self,
         bytes: Bytes,
         name: &str,
         context: &ReleaseContext,
+        hints: &ArtifactHints,
     ) -> Result<ArtifactOutcome, SourceMapError> {
         let owned = bytes.clone();
         let uploaded = name.to_owned();
         let found = cpu::run(move || identify(&uploaded, &owned)).await?;
-        let artifact = match found {
+        let mut artifact = match found {
             Ok(artifact) => artifact,
             Err(e) => return Ok(ArtifactOutcome::Rejected(e.to_string())),
         };
+        artifact.debug_id = artifact.debug_id.or(hints.debug_id);
+        if artifact.kind == ArtifactKind::MinifiedSource && artifact.sourcemap_url.is_none() {
+            artifact.sourcemap_url = hints.sourcemap_url.clone();
+        }
         let (key, url) =
             match (artifact.debug_id, context) {
                 (Some(id), _) => (ArtifactKey::DebugId(id), None),
@@ -265,6 +286,35 @@ impl SourceMapStore {
             .put(&key.meta_key(meta.kind), PutBody::Bytes(json.into()))
             .await?;
         Ok(ArtifactOutcome::Stored(meta))
+    }
+
+    /// Stores every minified file and map of an artifact bundle (see [`bundle`]); files
+    /// without a debug ID go under `context`'s release. Returns each file's URL and outcome.
+    pub async fn ingest_bundle(
+        &self,
+        bytes: Bytes,
+        context: &ReleaseContext,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Result<Result<Vec<(String, ArtifactOutcome)>, String>, SourceMapError> {
+        let files =
+            cpu::run(move || bundle::read_artifact_bundle(&bytes, max_entries, max_bytes)).await?;
+        let files = match files {
+            Ok(files) => files,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mut outcomes = Vec::with_capacity(files.len());
+        for file in files {
+            let hints = ArtifactHints {
+                debug_id: file.debug_id,
+                sourcemap_url: file.sourcemap,
+            };
+            let outcome = self
+                .ingest(file.contents.into(), &file.url, context, &hints)
+                .await?;
+            outcomes.push((file.url, outcome));
+        }
+        Ok(Ok(outcomes))
     }
 
     /// What is stored of `kind` under `key`.

@@ -171,6 +171,22 @@ fn is_bundle_clutter(name: &str) -> bool {
         || (base == "Info.plist" && name.contains(".dSYM/"))
 }
 
+/// The report for one JavaScript artifact.
+fn artifact_report(name: &str, outcome: ArtifactOutcome) -> FileReport {
+    let (status, reason, artifact) = match outcome {
+        ArtifactOutcome::Stored(meta) => (FileStatus::Stored, None, Some(meta)),
+        ArtifactOutcome::AlreadyPresent(meta) => (FileStatus::AlreadyPresent, None, Some(meta)),
+        ArtifactOutcome::Rejected(reason) => (FileStatus::Rejected, Some(reason), None),
+    };
+    FileReport {
+        name: name.to_owned(),
+        status,
+        reason,
+        file: None,
+        artifact,
+    }
+}
+
 /// The report for upload clutter ([`is_bundle_clutter`]), or `None` for a candidate debug file.
 fn clutter(name: &str) -> Option<FileReport> {
     is_bundle_clutter(name).then(|| FileReport {
@@ -239,6 +255,15 @@ impl SymbolStore {
         if kind == UploadKind::Single {
             return self.ingest_file(path, name, release).await;
         }
+        if kind == UploadKind::Zip {
+            // A Sentry artifact bundle is one upload of JavaScript files, not an archive of
+            // debug files: its manifest says what each file is.
+            match self.artifact_bundle(path, name, release).await {
+                Ok(Some(reports)) => return reports,
+                Ok(None) => {}
+                Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
+            }
+        }
         let archive = path.to_owned();
         let into = scratch.to_owned();
         let limits = self.limits;
@@ -272,6 +297,21 @@ impl SymbolStore {
     ) -> Vec<FileReport> {
         if let Some(skipped) = clutter(name) {
             return vec![skipped];
+        }
+        // An artifact bundle behind symbolic's `SYSB` header is a single file, not a zip.
+        let mut magic = [0u8; 4];
+        let sysb = match std::fs::File::open(path) {
+            Ok(mut file) => {
+                std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"SYSB"
+            }
+            Err(_) => false,
+        };
+        if sysb {
+            match self.artifact_bundle(path, name, release).await {
+                Ok(Some(reports)) => return reports,
+                Ok(None) => {}
+                Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
+            }
         }
         match self.javascript(path, name, release).await {
             Ok(Some(report)) => return vec![report],
@@ -398,17 +438,42 @@ impl SymbolStore {
             return Ok(None);
         }
         let bytes = Bytes::from(tokio::fs::read(path).await?);
-        let (status, reason, artifact) = match self.sourcemaps.ingest(bytes, name, release).await? {
-            ArtifactOutcome::Stored(meta) => (FileStatus::Stored, None, Some(meta)),
-            ArtifactOutcome::AlreadyPresent(meta) => (FileStatus::AlreadyPresent, None, Some(meta)),
-            ArtifactOutcome::Rejected(reason) => (FileStatus::Rejected, Some(reason), None),
-        };
-        Ok(Some(FileReport {
-            name: name.to_owned(),
-            status,
-            reason,
-            file: None,
-            artifact,
+        let outcome = self
+            .sourcemaps
+            .ingest(bytes, name, release, &Default::default())
+            .await?;
+        Ok(Some(artifact_report(name, outcome)))
+    }
+
+    /// A Sentry artifact bundle at `path`: every JavaScript file it lists, stored and reported;
+    /// `None` when the file is no artifact bundle (a native source bundle, a plain zip).
+    async fn artifact_bundle(
+        &self,
+        path: &Path,
+        name: &str,
+        release: &ReleaseContext,
+    ) -> Result<Option<Vec<FileReport>>, crate::sourcemaps::SourceMapError> {
+        let bytes = Bytes::from(tokio::fs::read(path).await?);
+        let probe = bytes.clone();
+        if !cpu::run(move || crate::sourcemaps::bundle::is_artifact_bundle(&probe)).await? {
+            return Ok(None);
+        }
+        let limits = self.limits;
+        let outcomes = self
+            .sourcemaps
+            .ingest_bundle(
+                bytes,
+                release,
+                usize::try_from(limits.max_entries).unwrap_or(usize::MAX),
+                limits.max_unpacked_bytes,
+            )
+            .await?;
+        Ok(Some(match outcomes {
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|(url, outcome)| artifact_report(&url, outcome))
+                .collect(),
+            Err(reason) => vec![FileReport::rejected(name, reason)],
         }))
     }
 
