@@ -8,6 +8,7 @@ mod body;
 mod ingest;
 mod integrations;
 mod minidump;
+mod missing;
 mod multipart;
 mod ops;
 mod sentry_cli;
@@ -171,7 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
-        .route("/api/v1/symbols/missing", get(symbols::missing))
+        .route("/api/v1/symbols/missing", get(missing::missing))
         .route("/upload/", post(symbols::tecken_upload))
         .route(
             "/api/0/organizations/{org}/chunk-upload/",

@@ -17,6 +17,7 @@
 
 pub mod bundle;
 pub mod identify;
+mod paths;
 pub mod symbolicate;
 
 use std::io::Write;

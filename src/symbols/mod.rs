@@ -12,10 +12,12 @@
 //! ```
 
 pub mod breakpad_sym;
+pub mod caches;
 pub mod chunks;
 pub mod derive;
 pub mod identify;
 pub mod ids;
+mod javascript;
 pub mod local;
 pub mod pending;
 pub mod sources;
@@ -31,13 +33,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use symbolic::common::{ByteView, CodeId, DebugId};
-use symbolic::debuginfo::Object;
 use tokio::io::AsyncReadExt;
 
 use crate::cpu::{self, JobPanicked};
-use crate::sourcemaps::{ArtifactMeta, ArtifactOutcome, ReleaseContext, SourceMapStore};
+use crate::sourcemaps::{ArtifactMeta, ReleaseContext, SourceMapStore};
 use crate::store::{key_segment, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
-use derive::{best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
+use derive::CacheKind;
 use identify::{base_name, identify, DebugFileMeta, IdentifiedObject};
 use unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
 
@@ -169,22 +170,6 @@ fn is_bundle_clutter(name: &str) -> bool {
     base.starts_with('.')
         || name.starts_with("__MACOSX/")
         || (base == "Info.plist" && name.contains(".dSYM/"))
-}
-
-/// The report for one JavaScript artifact.
-fn artifact_report(name: &str, outcome: ArtifactOutcome) -> FileReport {
-    let (status, reason, artifact) = match outcome {
-        ArtifactOutcome::Stored(meta) => (FileStatus::Stored, None, Some(meta)),
-        ArtifactOutcome::AlreadyPresent(meta) => (FileStatus::AlreadyPresent, None, Some(meta)),
-        ArtifactOutcome::Rejected(reason) => (FileStatus::Rejected, Some(reason), None),
-    };
-    FileReport {
-        name: name.to_owned(),
-        status,
-        reason,
-        file: None,
-        artifact,
-    }
 }
 
 /// The report for upload clutter ([`is_bundle_clutter`]), or `None` for a candidate debug file.
@@ -424,59 +409,6 @@ impl SymbolStore {
         })
     }
 
-    /// A JavaScript minified file or source map, stored and reported; `None` for anything else.
-    async fn javascript(
-        &self,
-        path: &Path,
-        name: &str,
-        release: &ReleaseContext,
-    ) -> Result<Option<FileReport>, crate::sourcemaps::SourceMapError> {
-        let mut head = [0u8; 512];
-        let mut file = tokio::fs::File::open(path).await?;
-        let read = file.read(&mut head).await?;
-        if !crate::sourcemaps::identify::is_candidate(name, &head[..read]) {
-            return Ok(None);
-        }
-        let bytes = Bytes::from(tokio::fs::read(path).await?);
-        let outcome = self
-            .sourcemaps
-            .ingest(bytes, name, release, &Default::default())
-            .await?;
-        Ok(Some(artifact_report(name, outcome)))
-    }
-
-    /// A Sentry artifact bundle at `path`: every JavaScript file it lists, stored and reported;
-    /// `None` when the file is no artifact bundle (a native source bundle, a plain zip).
-    async fn artifact_bundle(
-        &self,
-        path: &Path,
-        name: &str,
-        release: &ReleaseContext,
-    ) -> Result<Option<Vec<FileReport>>, crate::sourcemaps::SourceMapError> {
-        let bytes = Bytes::from(tokio::fs::read(path).await?);
-        let probe = bytes.clone();
-        if !cpu::run(move || crate::sourcemaps::bundle::is_artifact_bundle(&probe)).await? {
-            return Ok(None);
-        }
-        let limits = self.limits;
-        let outcomes = self
-            .sourcemaps
-            .ingest_bundle(
-                bytes,
-                release,
-                usize::try_from(limits.max_entries).unwrap_or(usize::MAX),
-                limits.max_unpacked_bytes,
-            )
-            .await?;
-        Ok(Some(match outcomes {
-            Ok(outcomes) => outcomes
-                .into_iter()
-                .map(|(url, outcome)| artifact_report(&url, outcome))
-                .collect(),
-            Err(reason) => vec![FileReport::rejected(name, reason)],
-        }))
-    }
-
     fn index_keys(&self, meta: &DebugFileMeta) -> Vec<ObjectKey> {
         let mut keys = Vec::new();
         if let Some(code_id) = &meta.code_id {
@@ -675,133 +607,5 @@ impl SymbolStore {
             )));
         }
         Ok(local)
-    }
-
-    /// The stored cache of `kind` for a module, if one was built.
-    pub async fn stored_cache(
-        &self,
-        debug_id: &DebugId,
-        kind: CacheKind,
-    ) -> Result<Option<DerivedCache>, SymbolError> {
-        let key = cache_key(debug_id, kind);
-        let Some(bytes) = self.objects.read_all(&key, MAX_CACHE_BYTES).await? else {
-            return Ok(None);
-        };
-        DerivedCache::decode(bytes)
-            .map(Some)
-            .map_err(|detail| SymbolError::Unreadable {
-                key: key.to_string(),
-                detail,
-            })
-    }
-
-    /// The cache of `kind` for a module built from the best of `files` (its stored files, from
-    /// [`files_for`](Self::files_for)), building it first if it is missing or was built from
-    /// another file (a better one arrived, perhaps through another node).
-    pub async fn cache(
-        &self,
-        debug_id: &DebugId,
-        kind: CacheKind,
-        files: &[DebugFileMeta],
-    ) -> Result<DerivedCache, SymbolError> {
-        let best = best_source(kind, files).map(|b| &b.sha256);
-        if let Some(cache) = self.stored_cache(debug_id, kind).await? {
-            if cache.header.source.as_ref().map(|s| &s.sha256) == best {
-                return Ok(cache);
-            }
-        }
-        self.refresh_caches(debug_id).await?;
-        Ok(self
-            .stored_cache(debug_id, kind)
-            .await?
-            .expect("refresh_caches stores every kind"))
-    }
-
-    /// Forgets this node's local copies of a module's derived caches (another node rebuilt
-    /// them), so the next read fetches the shared ones.
-    pub async fn forget_local_caches(&self, debug_id: &DebugId) -> Result<(), SymbolError> {
-        for kind in CacheKind::ALL {
-            self.objects
-                .forget_local_copy(&cache_key(debug_id, kind))
-                .await?;
-        }
-        self.objects
-            .forget_local_copy(&breakpad_sym::sym_key(debug_id))
-            .await?;
-        Ok(())
-    }
-
-    /// Brings both caches of a module up to date: builds each one that is missing, or whose
-    /// best source file is no longer the one it was built from (a better file arrived).
-    pub async fn refresh_caches(
-        &self,
-        debug_id: &DebugId,
-    ) -> Result<Vec<CacheHeader>, SymbolError> {
-        let lock = {
-            let mut map = self.refreshing.lock().expect("refresh map lock");
-            Arc::clone(map.entry(*debug_id).or_default())
-        };
-        let _guard = lock.lock().await;
-        let files = self.files_for(debug_id).await?;
-        let mut headers = Vec::new();
-        for kind in CacheKind::ALL {
-            let best = best_source(kind, &files);
-            if let Some(current) = self.stored_cache(debug_id, kind).await? {
-                let same =
-                    current.header.source.as_ref().map(|s| &s.sha256) == best.map(|b| &b.sha256);
-                if same {
-                    headers.push(current.header);
-                    continue;
-                }
-            }
-            let cache = self.build_cache(debug_id, kind, best).await?;
-            self.objects
-                .put_regenerable(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
-                .await?;
-            metrics::counter!("faultline_cache_builds_total", "kind" => kind.name()).increment(1);
-            headers.push(cache.header);
-        }
-        drop(_guard);
-        let mut map = self.refreshing.lock().expect("refresh map lock");
-        if map.get(debug_id).is_some_and(|l| Arc::strong_count(l) <= 2) {
-            map.remove(debug_id);
-        }
-        Ok(headers)
-    }
-
-    async fn build_cache(
-        &self,
-        debug_id: &DebugId,
-        kind: CacheKind,
-        source: Option<&DebugFileMeta>,
-    ) -> Result<DerivedCache, SymbolError> {
-        let mut header = CacheHeader::new(kind, debug_id);
-        let Some(source) = source else {
-            return Ok(DerivedCache {
-                header,
-                payload: Bytes::new(),
-            });
-        };
-        let local = self.materialize(source).await?;
-        let path = local.path().to_owned();
-        let payload = cpu::run(move || -> Result<Vec<u8>, String> {
-            let view = ByteView::open(&path).map_err(|e| e.to_string())?;
-            let object = Object::parse(&view).map_err(|e| e.to_string())?;
-            derive::build_payload(kind, &object)
-        })
-        .await?
-        .map_err(|detail| SymbolError::Unreadable {
-            key: blob_key(source).to_string(),
-            detail,
-        })?;
-        header.source = Some(CacheSource {
-            sha256: source.sha256.clone(),
-            format: source.format.clone(),
-            uploaded_name: source.uploaded_name.clone(),
-        });
-        Ok(DerivedCache {
-            header,
-            payload: payload.into(),
-        })
     }
 }
