@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-use common::{fixture_bytes, gzip, multipart, tool_present, TestServer};
+use common::{
+    fixture_bytes, fixture_dir, gzip, multipart, symbolicate_js, tool_present, TestServer,
+};
 
 /// The debug ID of ../shared's `debug-files/linux/crash.debug`.
 const ELF_ID: &str = "c0bcc3f1-9827-fe65-3058-404b2831d9e6";
@@ -289,14 +291,10 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
         return;
     }
     let server = TestServer::start().await;
-    let dist = tempfile::tempdir().unwrap();
-    for name in ["bundle.js", "bundle.js.map"] {
-        std::fs::write(
-            dist.path().join(name),
-            fixture_bytes(&format!("sourcemaps/symbolic/webpack/{name}")),
-        )
-        .unwrap();
-    }
+    let dist = fixture_dir(
+        "sourcemaps/symbolic/webpack",
+        &["bundle.js", "bundle.js.map"],
+    );
     let dir = dist.path().to_string_lossy().into_owned();
     let (ok, out) = sentry_cli(
         &server,
@@ -336,32 +334,24 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
         .find_map(|(i, l)| Some((i + 1, l.find("throw new Error")? + 1)))
         .unwrap();
     let url = "https://example.com/static/bundle.js";
-    let response = server
-        .client
-        .post(server.url("/api/v1/symbolicate-js"))
-        .json(&json!({
+    let answer = symbolicate_js(
+        &server,
+        json!({
             "stacktraces": [{"frames": [{"abs_path": url, "lineno": throw_line, "colno": throw_column}]}],
             "modules": [{"type": "sourcemap", "code_file": url, "debug_id": debug_id}],
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let answer: serde_json::Value = response.json().await.unwrap();
+        }),
+    )
+    .await;
     let frame = &answer["stacktraces"][0]["frames"][0];
     assert_eq!(frame["filename"], "./foo.js", "{answer}");
     assert_eq!(frame["lineno"], 2);
     assert_eq!(frame["data"]["resolved_with"], "debug-id");
 
     // Without debug IDs, under a release.
-    let plain = tempfile::tempdir().unwrap();
-    for name in ["minified.js", "minified.js.map"] {
-        std::fs::write(
-            plain.path().join(name),
-            fixture_bytes(&format!("sourcemaps/symbolic/simple/{name}")),
-        )
-        .unwrap();
-    }
+    let plain = fixture_dir(
+        "sourcemaps/symbolic/simple",
+        &["minified.js", "minified.js.map"],
+    );
     let plain_dir = plain.path().to_string_lossy().into_owned();
     let (ok, out) = sentry_cli(
         &server,
@@ -382,17 +372,14 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
     )
     .await;
     assert!(ok, "{out}");
-    let response = server
-        .client
-        .post(server.url("/api/v1/symbolicate-js"))
-        .json(&json!({
+    let answer = symbolicate_js(
+        &server,
+        json!({
             "stacktraces": [{"frames": [{"abs_path": "https://example.com/static/js/minified.js", "lineno": 1, "colno": 10}]}],
             "release": "app@1.0",
-        }))
-        .send()
-        .await
-        .unwrap();
-    let answer: serde_json::Value = response.json().await.unwrap();
+        }),
+    )
+    .await;
     let frame = &answer["stacktraces"][0]["frames"][0];
     assert_eq!(frame["function"], "abcd", "{answer}");
     assert_eq!(frame["data"]["resolved_with"], "release");

@@ -7,7 +7,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{fixture_bytes, TestServer};
+use common::{fixture_bytes, symbolicate_js, TestServer};
 
 const DIR: &str = "sourcemaps/symbolic";
 
@@ -42,18 +42,6 @@ async fn upload(server: &TestServer, query: &str, files: &[(&str, Vec<u8>)]) -> 
     (status, response.json().await.unwrap())
 }
 
-async fn symbolicate(server: &TestServer, request: Value) -> Value {
-    let response = server
-        .client
-        .post(server.url("/api/v1/symbolicate-js"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
-}
-
 /// The 1-based column of `needle` in line 1 of the fixture `rel`.
 fn column_of(rel: &str, needle: &str) -> u32 {
     let text = String::from_utf8(fixture_bytes(&format!("{DIR}/{rel}"))).unwrap();
@@ -79,7 +67,7 @@ async fn webpack_frames_resolve_by_debug_id_with_names_lines_and_context() {
     let url = "http://example.com/static/bundle.js";
     let call = column_of("webpack/bundle.js", "r()}");
     let throw = column_of("webpack/bundle.js", "throw new Error");
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [
@@ -141,7 +129,7 @@ async fn inlined_and_anonymous_functions_take_their_scope_or_callers_name() {
         {"abs_path": url, "lineno": 1, "colno": column_of("inlining/module.js", "(n)}const")},
         {"abs_path": url, "lineno": 1, "colno": column_of("inlining/module.js", "throw new Error(n)")},
     ]);
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({"stacktraces": [{"frames": frames}], "modules": [{"type": "sourcemap", "code_file": url, "debug_id": id}]}),
     )
@@ -202,7 +190,7 @@ async fn release_files_resolve_by_url_and_errors_name_what_is_missing() {
 
     let url = "https://cdn.example.com/static/js/minified.js?v=3";
     let frame = json!({"abs_path": url, "lineno": 1, "colno": 10, "function": "t"});
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({"stacktraces": [{"frames": [frame]}], "release": "app@1.0"}),
     )
@@ -215,7 +203,7 @@ async fn release_files_resolve_by_url_and_errors_name_what_is_missing() {
     assert_eq!(resolved["context_line"], "function abcd() {}");
 
     // Another release has nothing: the frame stays, the error says why.
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({"stacktraces": [{"frames": [frame]}], "release": "app@2.0"}),
     )
@@ -227,7 +215,7 @@ async fn release_files_resolve_by_url_and_errors_name_what_is_missing() {
     assert_eq!(answer["errors"][0]["type"], "missing_source", "{answer}");
     assert_eq!(answer["errors"][0]["abs_path"], url);
     // Line 0 is no location; an unknown debug ID has no map.
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [
@@ -269,7 +257,7 @@ async fn hermes_maps_need_no_minified_file_and_maps_without_sources_report_it() 
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["files"][0]["artifact"]["hermes"], true);
     let url = "app:///index.android.bundle";
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [{"abs_path": url, "lineno": 1, "colno": 11940}]}],
@@ -292,7 +280,7 @@ async fn hermes_maps_need_no_minified_file_and_maps_without_sources_report_it() 
     let (status, _) = upload(&server, "", &[("nofiles.js", js), ("nofiles.js.map", map)]).await;
     assert_eq!(status, 200);
     let url = "app:///nofiles.js";
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [{"abs_path": url, "lineno": 1, "colno": 39}]}],
@@ -329,7 +317,7 @@ async fn hermes_maps_need_no_minified_file_and_maps_without_sources_report_it() 
     .await;
     assert_eq!(status, 200);
     let url = "app:///minified.js";
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [{"abs_path": url, "lineno": 1, "colno": 10}]}],
@@ -412,7 +400,7 @@ async fn artifact_bundles_store_their_files_under_their_headers_debug_id() {
     assert_eq!(answer["files"][1]["artifact"]["debug_id"], id, "{answer}");
 
     let url = "https://example.com/bundle.js";
-    let answer = symbolicate(
+    let answer = symbolicate_js(
         &server,
         json!({
             "stacktraces": [{"frames": [{"abs_path": url, "lineno": 1, "colno": column_of("webpack/bundle.js", "throw new Error")}]}],

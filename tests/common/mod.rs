@@ -602,3 +602,29 @@ pub fn tool_present(tool: &str) -> bool {
     }
     present
 }
+
+/// `POST /api/v1/symbolicate-js` with the admin token; asserts 200 and returns the answer.
+pub async fn symbolicate_js(server: &TestServer, request: serde_json::Value) -> serde_json::Value {
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbolicate-js"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// A temporary folder holding copies of the ../shared fixtures `dir/name` for each name.
+pub fn fixture_dir(dir: &str, names: &[&str]) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    for name in names {
+        std::fs::write(
+            out.path().join(name),
+            fixture_bytes(&format!("{dir}/{name}")),
+        )
+        .unwrap();
+    }
+    out
+}
