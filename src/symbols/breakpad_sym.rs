@@ -56,8 +56,9 @@ fn inputs(files: &[DebugFileMeta]) -> Vec<&DebugFileMeta> {
         .collect()
 }
 
-/// Runs dump_syms over local copies of `inputs` (same order), writing the `.sym` to `out`.
-fn generate(inputs: &[(DebugFileMeta, &Path)], out: &Path) -> Result<(), String> {
+/// Runs dump_syms over local copies of `inputs` (a PDB then its PE, or ELF / Mach-O files of
+/// one module), writing the `.sym` to `out`.
+pub fn generate(inputs: &[(DebugFileMeta, &Path)], out: &Path) -> Result<(), String> {
     let views = inputs
         .iter()
         .map(|(_, path)| ByteView::open(path).map_err(|e| e.to_string()))
