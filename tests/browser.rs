@@ -95,6 +95,22 @@ async fn in_view(client: &Client, css: &str) -> bool {
     answer.as_bool().unwrap()
 }
 
+/// The page's address once `arrived` says the click's navigation happened (a driver does not
+/// always wait for one on a loaded machine); the address seen last after 10 s.
+async fn address_when(
+    client: &Client,
+    arrived: impl Fn(&str, Option<&str>, Option<&str>) -> bool,
+) -> Result<String, fantoccini::error::CmdError> {
+    for _ in 0..100 {
+        let url = client.current_url().await?;
+        if arrived(url.path(), url.query(), url.fragment()) {
+            return Ok(url.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(client.current_url().await?.to_string())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_engineer_triages_a_crash_in_a_browser() {
     let profile = tempfile::tempdir().unwrap();
@@ -134,7 +150,8 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
             .await?
             .click()
             .await?;
-        assert_eq!(client.current_url().await?.path(), "/ui/");
+        let url = address_when(&client, |path, _, _| path == "/ui/").await?;
+        assert!(url.ends_with("/ui/"), "{url}");
         let rows = client
             .find_all(Locator::Css("table.groups tbody tr"))
             .await?;
@@ -151,11 +168,11 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
             .await?
             .click()
             .await?;
-        let url = client.current_url().await?;
-        assert!(
-            url.query().unwrap_or("").contains("fault_class=wild-read"),
-            "{url}"
-        );
+        let url = address_when(&client, |_, query, _| {
+            query.unwrap_or("").contains("fault_class=wild-read")
+        })
+        .await?;
+        assert!(url.contains("fault_class=wild-read"), "{url}");
         let rows = client
             .find_all(Locator::Css("table.groups tbody tr"))
             .await?;
@@ -165,11 +182,8 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
 
         // The group: resolve it in a release.
         client.find(Locator::Css("td.sig a")).await?.click().await?;
-        assert!(client
-            .current_url()
-            .await?
-            .path()
-            .starts_with("/ui/groups/"));
+        let url = address_when(&client, |path, _, _| path.starts_with("/ui/groups/")).await?;
+        assert!(url.contains("/ui/groups/"), "{url}");
         screenshot(&client, "group").await;
         client
             .find(Locator::Css("select[name=state]"))
@@ -207,8 +221,8 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
         }
         assert!(hrefs.iter().any(|h| h.contains(&wild)), "{hrefs:?}");
         links[0].click().await?;
-        let url = client.current_url().await?;
-        assert_eq!(url.fragment(), Some("fault"), "{url}");
+        let url = address_when(&client, |_, _, fragment| fragment == Some("fault")).await?;
+        assert!(url.ends_with("#fault"), "{url}");
         let fault = client.find(Locator::Css("tr#fault.fault")).await?;
         assert!(fault.text().await?.contains("crasher::linux::wild_read"));
         assert!(in_view(&client, "tr#fault").await, "scrolled into view");
