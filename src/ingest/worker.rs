@@ -316,14 +316,19 @@ async fn process(
         transient(e.to_string()).await;
         return None;
     }
-    let missing_modules = report
-        .processed
-        .state
-        .modules
-        .iter()
-        .zip(&report.processed.modules)
-        .filter(|(_, r)| r.status == SymbolStatus::Missing)
-        .filter_map(|(m, _)| {
+    // The dump's modules whose symbols had `status`.
+    let modules_with = |status: SymbolStatus| {
+        report
+            .processed
+            .state
+            .modules
+            .iter()
+            .zip(&report.processed.modules)
+            .filter(move |(_, r)| r.status == status)
+            .map(|(m, _)| m)
+    };
+    let missing_modules = modules_with(SymbolStatus::Missing)
+        .filter_map(|m| {
             let base = |name: &str| crate::symbols::identify::base_name(name).to_owned();
             Some(MissingModule {
                 debug_id: m.debug_identifier()?.to_string(),
@@ -336,14 +341,8 @@ async fn process(
             })
         })
         .collect();
-    let used_modules = report
-        .processed
-        .state
-        .modules
-        .iter()
-        .zip(&report.processed.modules)
-        .filter(|(_, r)| r.status == SymbolStatus::Found)
-        .filter_map(|(m, _)| Some(m.debug_identifier()?.to_string()))
+    let used_modules = modules_with(SymbolStatus::Found)
+        .filter_map(|m| Some(m.debug_identifier()?.to_string()))
         .collect();
     Some((
         FinishedCrash {
