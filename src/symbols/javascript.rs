@@ -27,16 +27,21 @@ fn artifact_report(name: &str, outcome: ArtifactOutcome) -> FileReport {
 }
 
 impl SymbolStore {
-    /// A JavaScript minified file or source map, stored and reported; `None` for anything else.
+    /// A JavaScript minified file, source map or `SYSB` artifact bundle, stored and reported;
+    /// `None` for anything else (a native source bundle falls through to the debug files).
     pub(super) async fn javascript(
         &self,
         path: &Path,
         name: &str,
         release: &ReleaseContext,
-    ) -> Result<Option<FileReport>, SourceMapError> {
+    ) -> Result<Option<Vec<FileReport>>, SourceMapError> {
         let mut head = [0u8; 512];
         let mut file = tokio::fs::File::open(path).await?;
         let read = file.read(&mut head).await?;
+        // An artifact bundle behind symbolic's `SYSB` header is one file, not a zip.
+        if head[..read].starts_with(b"SYSB") {
+            return self.artifact_bundle(path, name, release).await;
+        }
         if !crate::sourcemaps::identify::is_candidate(name, &head[..read]) {
             return Ok(None);
         }
@@ -45,11 +50,9 @@ impl SymbolStore {
             .sourcemaps
             .ingest(bytes, name, release, &Default::default())
             .await?;
-        Ok(Some(artifact_report(name, outcome)))
+        Ok(Some(vec![artifact_report(name, outcome)]))
     }
 
-    /// A Sentry artifact bundle at `path`: every JavaScript file it lists, stored and reported;
-    /// `None` when the file is no artifact bundle (a native source bundle, a plain zip).
     pub(super) async fn artifact_bundle(
         &self,
         path: &Path,

@@ -283,23 +283,8 @@ impl SymbolStore {
         if let Some(skipped) = clutter(name) {
             return vec![skipped];
         }
-        // An artifact bundle behind symbolic's `SYSB` header is a single file, not a zip.
-        let mut magic = [0u8; 4];
-        let sysb = match std::fs::File::open(path) {
-            Ok(mut file) => {
-                std::io::Read::read_exact(&mut file, &mut magic).is_ok() && &magic == b"SYSB"
-            }
-            Err(_) => false,
-        };
-        if sysb {
-            match self.artifact_bundle(path, name, release).await {
-                Ok(Some(reports)) => return reports,
-                Ok(None) => {}
-                Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
-            }
-        }
         match self.javascript(path, name, release).await {
-            Ok(Some(report)) => return vec![report],
+            Ok(Some(reports)) => return reports,
             Ok(None) => {}
             Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
         }
