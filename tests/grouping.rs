@@ -851,3 +851,34 @@ async fn callers_going_away_mid_batch_lose_nothing_for_the_others(db: Db) {
     assert!(counted >= 240, "only {counted} crashes recorded");
 }
 }
+
+on_both_databases! {
+/// A writer cancelled at any point while it opens its transaction leaves no connection behind
+/// inside a transaction: every later writer can still begin, write and commit.
+async fn writers_cancelled_while_beginning_leave_no_transaction_open(db: Db) {
+    let Some((index, _dir)) = index(db, GENEROUS).await else {
+        return;
+    };
+    let index = std::sync::Arc::new(index);
+    for yields in 0..400 {
+        let task = {
+            let index = index.clone();
+            tokio::spawn(async move {
+                let tx = index.begin_write().await.unwrap();
+                drop(tx);
+            })
+        };
+        for _ in 0..yields % 40 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        let crash = crash(yields, "fp", HOUR, Some("1.0"), None);
+        let recorded = tokio::time::timeout(std::time::Duration::from_secs(30), index.record(&crash))
+            .await
+            .expect("a writer after a cancelled one never got the write lock")
+            .unwrap_or_else(|e| panic!("writer after cancellation {yields}: {e}"));
+        assert!(recorded.group_id > 0);
+    }
+}
+}

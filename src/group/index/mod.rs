@@ -621,9 +621,21 @@ impl CrashIndex {
 
     /// A transaction that will write: on SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so a transaction never reads, then finds another connection wrote first.
+    ///
+    /// On SQLite the `BEGIN` runs in a task of its own: sqlx (0.8) checks a custom `BEGIN`
+    /// with one more await after it ran, and a caller cancelled there would leave the
+    /// connection inside a transaction no `Transaction` owns. It goes back to the pool holding
+    /// the write lock, and the next `BEGIN IMMEDIATE` on it fails. The task always finishes;
+    /// a transaction nobody waits for any more is dropped there and rolls back.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, IndexError> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Sqlite => {
+                let pool = self.pool.clone();
+                tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+                    .await
+                    // Only a panic inside sqlx ends the task early.
+                    .map_err(|_| sqlx::Error::WorkerCrashed)??
+            }
             Dialect::Postgres => self.pool.begin().await?,
         })
     }
