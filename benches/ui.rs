@@ -98,6 +98,7 @@ fn bench(c: &mut Criterion) {
                             fault_class: ["null-read", "wild-write", "abort", "stack-overflow"]
                                 [g % 4]
                                 .into(),
+                            kind: Default::default(),
                             id,
                         },
                     };

@@ -21,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod cpu;
+pub mod events;
 pub mod group;
 pub mod ingest;
 pub mod pipeline;

@@ -77,6 +77,7 @@ fn crash_with(
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
             fault_class: class.into(),
+            kind: Default::default(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),
         top_frames: Vec::new(),

@@ -49,6 +49,7 @@ fn crash(
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
             fault_class: "null-read".into(),
+            kind: Default::default(),
         },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
         top_frames: Vec::new(),

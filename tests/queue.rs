@@ -60,6 +60,7 @@ fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
             fault_class: "null-read".into(),
+            kind: Default::default(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),
         top_frames: Vec::new(),

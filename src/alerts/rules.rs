@@ -406,6 +406,7 @@ mod tests {
             fingerprint: "f".into(),
             signature: "crash_here".into(),
             fault_class: class.into(),
+            kind: Default::default(),
         }
     }
 

@@ -214,6 +214,10 @@ pub fn router(state: AppState) -> Router {
         .route("/submit", post(ingest::submit))
         .route("/api/{project}/minidump/", post(ingest::sentry))
         .route("/api/{project}/minidump", post(ingest::sentry))
+        .route("/api/{project}/envelope/", post(ingest::envelope))
+        .route("/api/{project}/envelope", post(ingest::envelope))
+        .route("/api/{project}/store/", post(ingest::store))
+        .route("/api/{project}/store", post(ingest::store))
         .route("/api/{project}/unreal/{key}/", post(ingest::unreal))
         .route("/api/{project}/unreal/{key}", post(ingest::unreal))
         .route("/post", post(ingest::backtrace))
@@ -436,6 +440,8 @@ impl BoundServer {
                     user_annotations: Arc::new(state.config.group.user_annotations.clone()),
                     wake: Arc::clone(&state.wake),
                     cluster: Arc::clone(&state.cluster),
+                    symbols: Arc::clone(&state.symbols),
+                    max_file_bytes: state.config.limits.max_upload_bytes,
                 },
                 workers,
             )

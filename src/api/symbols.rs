@@ -298,6 +298,18 @@ pub(super) async fn announce_stored(state: &AppState, files: &[FileReport]) {
         .filter(|f| f.status == FileStatus::Stored)
         .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
         .collect();
+    // Events whose JavaScript frames lacked one of these files are processed again.
+    let artifacts: BTreeSet<&str> = files
+        .iter()
+        .filter(|f| f.status == FileStatus::Stored)
+        .filter_map(|f| Some(f.artifact.as_ref()?.store_id.as_str()))
+        .filter(|id| !id.is_empty())
+        .collect();
+    if state.config.ingest.reprocess_on_upload {
+        for id in artifacts {
+            reprocess_missing(state, id).await;
+        }
+    }
     for id in fresh {
         // Dumps processed from now on see the new file, whether or not caches are prebuilt,
         // here and on every other node.
@@ -310,7 +322,7 @@ pub(super) async fn announce_stored(state: &AppState, files: &[FileReport]) {
             tracing::warn!(debug_id = %id, error = %e, "could not announce the upload to other nodes");
         }
         if state.config.ingest.reprocess_on_upload {
-            reprocess_missing(state, &id).await;
+            reprocess_missing(state, &id.to_string()).await;
         }
         if state.config.caches.build_on_upload {
             let state = state.clone();
@@ -325,9 +337,9 @@ pub(super) async fn announce_stored(state: &AppState, files: &[FileReport]) {
 }
 
 /// Queues again the stored crashes that lacked symbols for `debug_id` (at most 1000, newest
-/// first), now that a file for it was uploaded.
-async fn reprocess_missing(state: &AppState, debug_id: &DebugId) {
-    let crashes = match state.queue.missing(&debug_id.to_string(), 1000).await {
+/// first; a JavaScript artifact's store ID for events), now that a file for it was uploaded.
+async fn reprocess_missing(state: &AppState, debug_id: &str) {
+    let crashes = match state.queue.missing(debug_id, 1000).await {
         Ok(crashes) => crashes,
         Err(e) => {
             return tracing::warn!(%debug_id, error = %e, "could not find crashes to reprocess")

@@ -40,6 +40,10 @@ pub struct RawCrash {
     pub dumps: BTreeMap<String, String>,
     /// Other files by name → key.
     pub attachments: BTreeMap<String, String>,
+    /// The key of the Sentry event JSON of an event received without a minidump (it is
+    /// processed as an event); `None` for minidump crashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 fn default_project_id() -> i64 {
@@ -95,6 +99,7 @@ impl RawCrashBuilder {
                 annotations: BTreeMap::new(),
                 dumps: BTreeMap::new(),
                 attachments: BTreeMap::new(),
+                event: None,
             },
         }
     }
@@ -148,6 +153,21 @@ impl RawCrashBuilder {
         ));
         objects.put(&object, PutBody::Bytes(file)).await?;
         self.crash.attachments.insert(unique, object.to_string());
+        Ok(())
+    }
+
+    /// Stores `json` as the crash's event (an error event without a minidump).
+    pub async fn set_event(
+        &mut self,
+        objects: &dyn ObjectStore,
+        json: Bytes,
+    ) -> Result<(), StoreError> {
+        let object = key(format!(
+            "{}/event.json",
+            crash_folder(self.crash.received_at, &self.crash.id)
+        ));
+        objects.put(&object, PutBody::Bytes(json)).await?;
+        self.crash.event = Some(object.to_string());
         Ok(())
     }
 
@@ -213,15 +233,71 @@ pub fn first_of(annotations: &BTreeMap<String, String>, keys: &[&str]) -> Option
         .filter(|v| !v.is_empty())
 }
 
+/// What the crash index needs of a processed crash, whether a minidump went through the
+/// [`crate::pipeline::Pipeline`] or an SDK's event through [`crate::events::process`].
+pub trait ProcessedReport: Sync {
+    /// Minidump or event.
+    fn kind(&self) -> crate::group::index::CrashKind;
+    /// Operating system, when known.
+    fn platform(&self) -> Option<String>;
+    /// CPU architecture, when known.
+    fn cpu(&self) -> Option<String>;
+    /// The grouping hash.
+    fn fingerprint(&self) -> &str;
+    /// The signature people read.
+    fn signature(&self) -> &str;
+    /// The signature's frames (the first few go to alerts and tickets).
+    fn signature_frames(&self) -> &[String];
+    /// The fault class.
+    fn fault_class(&self) -> &str;
+    /// Writes the processed JSON's fields (docs/OUTPUT.md) into `map`.
+    fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
+    /// About how many bytes its JSON takes.
+    fn json_size_hint(&self) -> usize {
+        16 << 10
+    }
+}
+
+impl ProcessedReport for crate::pipeline::CrashReport {
+    fn kind(&self) -> crate::group::index::CrashKind {
+        crate::group::index::CrashKind::Minidump
+    }
+    fn platform(&self) -> Option<String> {
+        Some(self.processed.state.system_info.os.long_name().into_owned())
+    }
+    fn cpu(&self) -> Option<String> {
+        Some(self.processed.state.system_info.cpu.to_string())
+            .filter(|cpu| !cpu.is_empty() && cpu != "unknown")
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    fn signature(&self) -> &str {
+        &self.signature.text
+    }
+    fn signature_frames(&self) -> &[String] {
+        &self.signature.frames
+    }
+    fn fault_class(&self) -> &str {
+        self.classification.fault_class.as_str()
+    }
+    fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        crate::pipeline::CrashReport::serialize_fields(self, map)
+    }
+    fn json_size_hint(&self) -> usize {
+        self.processed.json_size_hint()
+    }
+}
+
 /// The stored and returned processed-crash JSON: the crash report plus what the index decided.
-struct RecordedCrash<'a> {
-    report: &'a crate::pipeline::CrashReport,
+struct RecordedCrash<'a, R> {
+    report: &'a R,
     crash_id: &'a str,
     group_id: i64,
     payload_kept: bool,
 }
 
-impl serde::Serialize for RecordedCrash<'_> {
+impl<R: ProcessedReport> serde::Serialize for RecordedCrash<'_, R> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
@@ -245,8 +321,8 @@ pub struct Recorder<'a> {
 
 /// A recorded crash's processed JSON: the report with `crash_id`, `group_id` and
 /// `payload_kept` added.
-pub fn processed_json(
-    report: &crate::pipeline::CrashReport,
+pub fn processed_json<R: ProcessedReport>(
+    report: &R,
     crash_id: &str,
     recorded: &crate::group::index::Recorded,
 ) -> bytes::Bytes {
@@ -256,7 +332,7 @@ pub fn processed_json(
         group_id: recorded.group_id,
         payload_kept: recorded.keep_payload,
     };
-    let mut out = Vec::with_capacity(report.processed.json_size_hint());
+    let mut out = Vec::with_capacity(report.json_size_hint());
     serde_json::to_writer(&mut out, &json).expect("crash reports serialize");
     bytes::Bytes::from(out)
 }
@@ -266,13 +342,13 @@ impl Recorder<'_> {
     /// [`processed_json`] at [`processed_key`]. Returns the index's decision and the JSON it
     /// stored, if it did (most crashes of a busy group are only counted, and serializing
     /// their JSON would cost more than processing them).
-    pub async fn record(
+    pub async fn record<R: ProcessedReport>(
         &self,
         id: &str,
         project_id: i64,
         received_at: i64,
         annotations: &BTreeMap<String, String>,
-        report: &crate::pipeline::CrashReport,
+        report: &R,
     ) -> Result<(crate::group::index::Recorded, Option<bytes::Bytes>), RecordError> {
         let user_keys: Vec<&str> = self.user_annotations.iter().map(String::as_str).collect();
         let crash = crate::group::index::NewCrash {
@@ -282,25 +358,17 @@ impl Recorder<'_> {
                 received_at,
                 product: first_of(annotations, &["product", "ProductName", "prod"]),
                 release: first_of(annotations, &["release", "version", "Version", "ver"]),
-                platform: Some(
-                    report
-                        .processed
-                        .state
-                        .system_info
-                        .os
-                        .long_name()
-                        .into_owned(),
-                ),
-                cpu: Some(report.processed.state.system_info.cpu.to_string())
-                    .filter(|cpu| !cpu.is_empty() && cpu != "unknown"),
+                platform: report.platform(),
+                cpu: report.cpu(),
                 user_id: first_of(annotations, &user_keys),
                 annotations: annotations.clone(),
-                fingerprint: report.fingerprint.clone(),
-                signature: report.signature.text.clone(),
-                fault_class: report.classification.fault_class.as_str().to_owned(),
+                fingerprint: report.fingerprint().to_owned(),
+                signature: report.signature().to_owned(),
+                fault_class: report.fault_class().to_owned(),
+                kind: report.kind(),
             },
             payload_key: processed_key(received_at, id),
-            top_frames: report.signature.frames.iter().take(5).cloned().collect(),
+            top_frames: report.signature_frames().iter().take(5).cloned().collect(),
         };
         let mut recorded = self.index.record(&crash).await?;
         if !recorded.keep_payload {

@@ -19,6 +19,7 @@ use crate::group::index::{CrashIndex, FinishedCrash, MissingModule};
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
 use crate::store::{ObjectKey, ObjectStore};
+use crate::symbols::SymbolStore;
 
 /// Largest dump a worker reads back.
 const MAX_DUMP: u64 = 2 << 30;
@@ -64,6 +65,10 @@ pub struct WorkerContext {
     /// Other nodes' changes, applied before each claim (so a symbol file uploaded through
     /// another node is used by this node's very next crash).
     pub cluster: Arc<ClusterEvents>,
+    /// Source maps and minified files, for events' JavaScript frames.
+    pub symbols: Arc<SymbolStore>,
+    /// Largest stored file (source map, minified file) an event's frames read.
+    pub max_file_bytes: u64,
 }
 
 /// Starts processing with `count` workers (after requeueing what this node held before it
@@ -223,6 +228,7 @@ async fn process(
     entry: QueueEntry,
 ) -> Option<Finished> {
     let id = entry.crash_id.clone();
+    let entry = &entry;
     let transient = |error: String| async move {
         if entry.attempts >= MAX_ATTEMPTS {
             outcome("failed");
@@ -255,6 +261,10 @@ async fn process(
             return None;
         }
     };
+    if let (Some(event_key), true) = (&raw.event, raw.dumps.is_empty()) {
+        drop(reading);
+        return process_event(context, entry.clone(), &raw, event_key).await;
+    }
     let Some(dump_key) = raw
         .dumps
         .get(MAIN_DUMP)
@@ -349,6 +359,88 @@ async fn process(
             crash_id: id,
             missing_modules,
             used_modules,
+        },
+        entry.enqueued_ms,
+    ))
+}
+
+/// Largest stored event read back.
+const MAX_EVENT: u64 = 64 << 20;
+
+/// Processes and records one claimed error event (no minidump); like [`process`] otherwise.
+async fn process_event(
+    context: &WorkerContext,
+    entry: QueueEntry,
+    raw: &super::RawCrash,
+    event_key: &str,
+) -> Option<Finished> {
+    let entry = &entry;
+    let id = &entry.crash_id;
+    let fail = |reason: String| async move {
+        outcome("failed");
+        let _ = context.queue.fail(id, &reason).await;
+    };
+    let retry = |error: String| async move {
+        if entry.attempts >= MAX_ATTEMPTS {
+            fail(format!("gave up after {} attempts: {error}", entry.attempts)).await;
+        } else {
+            tracing::warn!(crash_id = %id, %error, "will retry");
+            let _ = context.queue.retry_later(id, &error).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let json = match ObjectKey::new(event_key.to_owned()) {
+        Ok(key) => context.objects.read_all(&key, MAX_EVENT).await,
+        Err(e) => Err(e),
+    };
+    let json = match json {
+        Ok(Some(json)) => json,
+        Ok(None) => {
+            fail("the stored event is missing".to_owned()).await;
+            return None;
+        }
+        Err(e) => {
+            retry(e.to_string()).await;
+            return None;
+        }
+    };
+    let event = match crate::events::Event::from_slice(&json) {
+        Ok(event) => event,
+        Err(e) => {
+            fail(e.to_string()).await;
+            return None;
+        }
+    };
+    let processor = crate::events::process::EventProcessor {
+        modules: context.pipeline.processor.modules(),
+        sourcemaps: context.symbols.sourcemaps(),
+        rules: &context.pipeline.signatures,
+        max_file_bytes: context.max_file_bytes,
+    };
+    let report = match processor.process(event, raw.project_id).await {
+        Ok(report) => report,
+        Err(e) => {
+            retry(e.to_string()).await;
+            return None;
+        }
+    };
+    let recorder = Recorder {
+        index: &context.index,
+        objects: &*context.objects,
+        user_annotations: &context.user_annotations,
+    };
+    if let Err(e) = recorder
+        .record(id, raw.project_id, raw.received_at, &raw.annotations, &report)
+        .await
+    {
+        retry(e.to_string()).await;
+        return None;
+    }
+    Some((
+        FinishedCrash {
+            crash_id: id.clone(),
+            missing_modules: report.missing_modules,
+            used_modules: report.used_modules,
         },
         entry.enqueued_ms,
     ))

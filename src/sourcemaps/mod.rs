@@ -58,8 +58,9 @@ pub enum ArtifactKey {
 }
 
 impl ArtifactKey {
-    /// The folder segment of this key.
-    fn id(&self) -> String {
+    /// The folder segment of this key: its debug ID, or `url-` and 40 hex digits of the
+    /// SHA-256 of project, release, dist and URL.
+    pub fn id(&self) -> String {
         match self {
             ArtifactKey::DebugId(id) => id.to_string(),
             ArtifactKey::Url {
@@ -118,6 +119,10 @@ pub struct ArtifactMeta {
     pub size: u64,
     /// Upload time, seconds since the Unix epoch.
     pub uploaded_at: u64,
+    /// The ID of the key it is stored under ([`ArtifactKey::id`]): what events that lacked it
+    /// recorded as missing.
+    #[serde(default)]
+    pub store_id: String,
 }
 
 /// What an upload says about a file besides its contents (an artifact bundle's headers).
@@ -272,6 +277,7 @@ impl SourceMapStore {
             sha256,
             size: bytes.len() as u64,
             uploaded_at: now(),
+            store_id: key.id(),
         };
         let compressed = cpu::run(move || -> std::io::Result<Vec<u8>> {
             let mut encoder = zstd::Encoder::new(Vec::new(), 3)?;

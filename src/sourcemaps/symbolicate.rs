@@ -158,6 +158,22 @@ pub struct SymbolicateJsResponse {
     /// Why frames stayed minified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<JsError>,
+    /// The artifacts that were looked for and not found: an upload of one of them can resolve
+    /// these frames (events are reprocessed when it arrives). Not part of the wire answer.
+    #[serde(skip)]
+    pub missing: Vec<MissingArtifact>,
+}
+
+/// A minified file or source map a frame needed and the store lacks.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MissingArtifact {
+    /// The store's ID of the wanted key (a debug ID, or `url-` and a digest of project,
+    /// release, dist and URL): what an upload announces.
+    pub id: String,
+    /// The file's URL (or the debug ID's minified file as the frames name it).
+    pub url: String,
+    /// Whether the map (rather than the minified file) is what is missing.
+    pub sourcemap: bool,
 }
 
 /// Where a file's lookup cache comes from.
@@ -165,6 +181,28 @@ struct Resolved {
     cache: Result<bytes::Bytes, CacheProblem>,
     resolved_with: &'static str,
     sourcemap: String,
+    /// When the cache is missing: the keys an upload would have to fill.
+    wanted: Vec<MissingArtifact>,
+}
+
+impl Resolved {
+    /// `wanted` for a missing cache (kept only when the cache is in fact missing).
+    fn wanting(mut self, keys: impl IntoIterator<Item = (ArtifactKey, String)>) -> Resolved {
+        let sourcemap = match &self.cache {
+            Err(CacheProblem::MissingSource) => false,
+            Err(CacheProblem::MissingSourcemap) => true,
+            _ => return self,
+        };
+        self.wanted = keys
+            .into_iter()
+            .map(|(key, url)| MissingArtifact {
+                id: key.id(),
+                url,
+                sourcemap,
+            })
+            .collect();
+        self
+    }
 }
 
 /// Sets the frame's context from `source` around its (1-based) line.
@@ -239,10 +277,15 @@ pub async fn symbolicate(
         }
         stacktraces.push(JsStacktrace { frames });
     }
+    let missing: BTreeSet<MissingArtifact> = resolved
+        .into_values()
+        .flat_map(|r| r.wanted)
+        .collect();
     Ok(SymbolicateJsResponse {
         stacktraces,
         raw_stacktraces: request.stacktraces,
         errors: errors.into_iter().collect(),
+        missing: missing.into_iter().collect(),
     })
 }
 
@@ -265,13 +308,16 @@ async fn resolve(
             cache: store.lookup_cache(&key, &key, limit).await?,
             resolved_with: "debug-id",
             sourcemap: label,
-        });
+            wanted: Vec::new(),
+        }
+        .wanting([(key, abs_path.to_owned())]));
     }
     let Some(release) = &request.release else {
         return Ok(Resolved {
             cache: Err(CacheProblem::MissingSource),
             resolved_with: "release",
             sourcemap: abs_path.to_owned(),
+            wanted: Vec::new(),
         });
     };
     let url_key = |url: &str| ArtifactKey::Url {
@@ -295,7 +341,9 @@ async fn resolve(
                 cache: store.lookup_cache(&key, &key, limit).await?,
                 resolved_with: "debug-id",
                 sourcemap: source.sourcemap_url.unwrap_or_else(|| abs_path.to_owned()),
-            });
+                wanted: Vec::new(),
+            }
+            .wanting([(key, candidate.clone())]));
         }
         let reference = source
             .sourcemap_url
@@ -313,20 +361,33 @@ async fn resolve(
                     cache: store.lookup_cache(&source_key, &map_key, limit).await?,
                     resolved_with: "release",
                     sourcemap: map_url,
+                    wanted: Vec::new(),
                 });
             }
         }
+        let wanted: Vec<_> = candidate_urls(&map_url)
+            .into_iter()
+            .map(|url| (url_key(&url), url))
+            .collect();
         return Ok(Resolved {
             cache: Err(CacheProblem::MissingSourcemap),
             resolved_with: "release",
             sourcemap: map_url,
-        });
+            wanted: Vec::new(),
+        }
+        .wanting(wanted));
     }
+    let wanted: Vec<_> = candidate_urls(abs_path)
+        .into_iter()
+        .map(|url| (url_key(&url), url))
+        .collect();
     Ok(Resolved {
         cache: Err(CacheProblem::MissingSource),
         resolved_with: "release",
         sourcemap: abs_path.to_owned(),
-    })
+        wanted: Vec::new(),
+    }
+    .wanting(wanted))
 }
 
 /// One frame: the original frame and its token name, or why it stays as it is.

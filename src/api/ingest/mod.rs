@@ -17,7 +17,10 @@
 //! `credentials.rs` finds the project a crash is filed under; `parts.rs` reads what a body holds.
 
 mod credentials;
+mod events;
 mod parts;
+
+pub use events::{envelope, store};
 
 use credentials::{resolve_project, sentry_auth_key, Credentials};
 use parts::{decompress_part, read_body, read_multipart, read_unreal};
@@ -43,6 +46,10 @@ pub(super) enum Client {
     Sentry,
     Unreal,
     Backtrace,
+    /// Sentry SDKs' `/envelope/` route (events, attachments, a minidump).
+    SentryEnvelope,
+    /// Sentry SDKs' older `/store/` route (one event).
+    SentryStore,
 }
 
 impl Client {
@@ -52,7 +59,14 @@ impl Client {
             Client::Sentry => "sentry",
             Client::Unreal => "unreal",
             Client::Backtrace => "backtrace",
+            Client::SentryEnvelope => "sentry-envelope",
+            Client::SentryStore => "sentry-store",
         }
+    }
+
+    /// Whether errors go back as JSON (`{"error": …}`), as Sentry's event routes answer.
+    fn speaks_json(self) -> bool {
+        matches!(self, Client::SentryEnvelope | Client::SentryStore)
     }
 
     fn accepted(self, id: &str) -> Response {
@@ -65,11 +79,17 @@ impl Client {
                 axum::Json(json!({"response": "ok", "_rxid": id})),
             )
                 .into_response(),
+            Client::SentryEnvelope | Client::SentryStore => {
+                (StatusCode::OK, axum::Json(json!({"id": id}))).into_response()
+            }
         }
     }
 
     fn discarded(self, reason: &str) -> Response {
         metrics::counter!("faultline_ingest_received_total", "client" => self.name(), "result" => "throttled").increment(1);
+        if self.speaks_json() {
+            return (StatusCode::OK, axum::Json(json!({"discarded": reason}))).into_response();
+        }
         (StatusCode::OK, format!("Discarded={reason}\n")).into_response()
     }
 }
@@ -88,6 +108,8 @@ pub(super) enum Refusal {
     Busy,
     /// 408: the body stopped arriving.
     TimedOut,
+    /// 400 with a specific reason (event routes): what was wrong and what to send instead.
+    Invalid(String),
 }
 
 impl Refusal {
@@ -99,8 +121,12 @@ impl Refusal {
             Refusal::Forbidden(_) => "forbidden",
             Refusal::Busy => "busy",
             Refusal::TimedOut => "timed_out",
+            Refusal::Invalid(_) => "malformed",
         };
         metrics::counter!("faultline_ingest_received_total", "client" => client.name(), "result" => result).increment(1);
+        if client.speaks_json() {
+            return self.into_json_response();
+        }
         match self {
             Refusal::Malformed(reason) => (
                 StatusCode::BAD_REQUEST,
@@ -134,7 +160,45 @@ impl Refusal {
                 "Discarded=timed_out\nthe body stopped arriving\n",
             )
                 .into_response(),
+            Refusal::Invalid(reason) => {
+                (StatusCode::BAD_REQUEST, format!("Discarded=malformed\n{reason}\n")).into_response()
+            }
         }
+    }
+}
+
+impl Refusal {
+    /// The refusal as Sentry's event routes answer: a status and `{"error": …}`.
+    fn into_json_response(self) -> Response {
+        let (status, error) = match self {
+            Refusal::Malformed(reason) => (StatusCode::BAD_REQUEST, format!("malformed_{reason}")),
+            Refusal::Invalid(reason) => (StatusCode::BAD_REQUEST, reason),
+            Refusal::TooLarge(what) => (StatusCode::PAYLOAD_TOO_LARGE, what),
+            Refusal::Unavailable(why) => {
+                tracing::error!(error = %why, "event not stored");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable; retry later".to_owned(),
+                )
+            }
+            Refusal::Forbidden(reason) => (StatusCode::FORBIDDEN, reason.to_owned()),
+            Refusal::Busy => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"error": "too many requests arriving at once; retry later"})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+                return response;
+            }
+            Refusal::TimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the body stopped arriving".to_owned(),
+            ),
+        };
+        (status, axum::Json(json!({"error": error}))).into_response()
     }
 }
 
@@ -293,6 +357,9 @@ async fn receive_inner(
             builder.annotate(key.clone(), value.clone());
         }
     }
+    if client.speaks_json() {
+        return events::receive_event(state, client, &project, body, builder).await;
+    }
     let max_dump = state.config.ingest.max_decompressed_bytes;
     let (dumps, files) = match (client, boundary) {
         (Client::Unreal, _) => read_unreal(&body, &mut builder)?,
@@ -316,6 +383,20 @@ async fn receive_inner(
         return Err(Refusal::Malformed("no_dump"));
     }
 
+    store_and_queue(state, client, &project, builder, dumps, files, None).await
+}
+
+/// Throttles, then stores the crash's files and `raw.json` and queues it: the client's 200
+/// comes only after all of that.
+async fn store_and_queue(
+    state: &AppState,
+    client: Client,
+    project: &crate::auth::Project,
+    mut builder: RawCrashBuilder,
+    dumps: Vec<(String, bytes::Bytes)>,
+    files: Vec<(String, bytes::Bytes)>,
+    event: Option<bytes::Bytes>,
+) -> Result<Response, Refusal> {
     if let Verdict::Reject(reason) = state.throttle.judge(
         &builder.crash().annotations,
         &builder.crash().id,
@@ -333,6 +414,12 @@ async fn receive_inner(
     for (name, file) in files {
         builder
             .add_attachment(&*state.objects, &name, file)
+            .await
+            .map_err(unavailable)?;
+    }
+    if let Some(event) = event {
+        builder
+            .set_event(&*state.objects, event)
             .await
             .map_err(unavailable)?;
     }

@@ -83,6 +83,36 @@ pub struct CrashAttributes {
     pub signature: String,
     /// The fault class.
     pub fault_class: String,
+    /// A minidump or an SDK's error event.
+    pub kind: CrashKind,
+}
+
+/// What a crash was received as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashKind {
+    /// A minidump (a Sentry event sent with it only adds annotations).
+    #[default]
+    Minidump,
+    /// An error event from a Sentry SDK: stack traces in JSON, no dump.
+    Event,
+}
+
+impl CrashKind {
+    /// The kind as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashKind::Minidump => "minidump",
+            CrashKind::Event => "event",
+        }
+    }
+
+    fn from_stored(text: &str) -> CrashKind {
+        match text {
+            "event" => CrashKind::Event,
+            _ => CrashKind::Minidump,
+        }
+    }
 }
 
 /// A crash to record.
@@ -449,7 +479,7 @@ const GROUP_COLUMNS_OF_G: &str =
 
 const CRASH_COLUMNS: &str =
     "id, project_id, received_at, product, release, platform, cpu, user_id, annotations, \
-     fingerprint, signature, fault_class, group_id, state, payload_key, payload_expired_at";
+     fingerprint, signature, fault_class, group_id, state, payload_key, payload_expired_at, kind";
 
 fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
     Ok(Group {
@@ -492,6 +522,7 @@ fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
             fingerprint: row.try_get("fingerprint")?,
             signature: row.try_get("signature")?,
             fault_class: row.try_get("fault_class")?,
+            kind: CrashKind::from_stored(&row.try_get::<String, _>("kind")?),
         },
         group_id: row.try_get("group_id")?,
         state: row.try_get("state")?,

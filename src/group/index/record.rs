@@ -712,8 +712,8 @@ impl BatchState {
             let sql = format!(
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
                  cpu, user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
-                 payload_key) VALUES {}",
-                placeholders(chunk.len(), 15, 1)
+                 payload_key, kind) VALUES {}",
+                placeholders(chunk.len(), 16, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
@@ -733,7 +733,8 @@ impl BatchState {
                     .bind(a.fault_class.as_str())
                     .bind(*group_id)
                     .bind("processed")
-                    .bind(payload_key.as_deref());
+                    .bind(payload_key.as_deref())
+                    .bind(a.kind.as_str());
             }
             insert.execute(&mut **tx).await?;
         }

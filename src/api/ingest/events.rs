@@ -1,0 +1,165 @@
+//! Sentry SDKs' error events: `POST /api/{project}/envelope/` (an `event` item, attachments,
+//! perhaps a minidump) and the older `POST /api/{project}/store/` (the event JSON alone).
+//! Authenticated like the minidump route (`sentry_key` in the query or `X-Sentry-Auth`), read
+//! within the same body limits, stored and queued before the answer. An envelope whose
+//! attachment is a minidump (`attachment_type: event.minidump`) becomes a minidump crash with
+//! the event as its `sentry.json`; an event alone is processed as an event. Items that are not
+//! errors (sessions, transactions, client reports…) are accepted and dropped.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::json;
+
+use super::credentials::{sentry_auth_key, Credentials};
+use super::{receive, store_and_queue, Client, Refusal};
+use crate::api::AppState;
+use crate::events::envelope::parse;
+use crate::events::Event;
+use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
+
+/// Largest event JSON (Sentry's own limit is 1 MiB).
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// `POST /api/{project}/envelope/`.
+pub async fn envelope(
+    State(state): State<AppState>,
+    UrlPath(project): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let credentials = sentry_credentials(project, &query, &request);
+    receive(state, Client::SentryEnvelope, credentials, query, request).await
+}
+
+/// `POST /api/{project}/store/`.
+pub async fn store(
+    State(state): State<AppState>,
+    UrlPath(project): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let credentials = sentry_credentials(project, &query, &request);
+    receive(state, Client::SentryStore, credentials, query, request).await
+}
+
+fn sentry_credentials(
+    project: String,
+    query: &HashMap<String, String>,
+    request: &Request,
+) -> Credentials {
+    Credentials {
+        route_project: Some(project),
+        key: query
+            .get("sentry_key")
+            .cloned()
+            .or_else(|| sentry_auth_key(request.headers())),
+    }
+}
+
+/// Checks an event's JSON and its size.
+fn checked_event(json: Bytes) -> Result<(Bytes, Event), Refusal> {
+    if json.len() > MAX_EVENT_BYTES {
+        return Err(Refusal::TooLarge(format!(
+            "the event is {} bytes; at most {MAX_EVENT_BYTES}",
+            json.len()
+        )));
+    }
+    if json.first().is_some_and(|b| !b.is_ascii_whitespace() && *b != b'{') {
+        return Err(Refusal::Invalid(
+            "the event is not JSON (base64/zlib bodies of very old SDKs are not accepted; send the JSON, gzip-encoded if you like)".to_owned(),
+        ));
+    }
+    let event = Event::from_slice(&json).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    Ok((json, event))
+}
+
+/// Everything after the body is read: the event (and files) stored and queued.
+pub(super) async fn receive_event(
+    state: &AppState,
+    client: Client,
+    project: &crate::auth::Project,
+    body: Bytes,
+    mut builder: RawCrashBuilder,
+) -> Result<Response, Refusal> {
+    let (event_json, dump, files) = match client {
+        Client::SentryStore => (Some(body), None, Vec::new()),
+        _ => {
+            let envelope = parse(&body).map_err(|e| Refusal::Invalid(format!("envelope: {e}")))?;
+            let mut event = None;
+            let mut dump = None;
+            let mut files = Vec::new();
+            for item in envelope.items {
+                match item.kind.as_str() {
+                    "event" if event.is_none() => event = Some(item.payload),
+                    "event" => return Err(Refusal::Invalid("envelope: more than one event".into())),
+                    "attachment" if item.header_str("attachment_type") == Some("event.minidump") => {
+                        if dump.is_some() {
+                            return Err(Refusal::Invalid("envelope: more than one minidump".into()));
+                        }
+                        dump = Some(item.payload);
+                    }
+                    "attachment" => {
+                        let name = item.header_str("filename").unwrap_or("attachment").to_owned();
+                        files.push((name, item.payload));
+                    }
+                    other => {
+                        metrics::counter!("faultline_ingest_items_dropped_total", "type" => item_label(other)).increment(1);
+                    }
+                }
+            }
+            (event, dump, files)
+        }
+    };
+    let event = event_json.map(checked_event).transpose()?;
+    if let Some(dump) = dump {
+        if !dump.starts_with(b"MDMP") {
+            return Err(Refusal::Malformed("not_a_minidump"));
+        }
+        let mut files = files;
+        if let Some((json, event)) = event {
+            for (name, value) in event.annotations() {
+                builder.annotate(name, value);
+            }
+            files.push(("sentry.json".to_owned(), json));
+        }
+        return store_and_queue(
+            state,
+            client,
+            project,
+            builder,
+            vec![(MAIN_DUMP.to_owned(), dump)],
+            files,
+            None,
+        )
+        .await;
+    }
+    let Some((json, event)) = event else {
+        if client == Client::SentryStore {
+            return Err(Refusal::Invalid("the body is empty: send the event JSON".into()));
+        }
+        // Sessions, transactions, client reports: nothing to keep.
+        return Ok((axum::http::StatusCode::OK, axum::Json(json!({}))).into_response());
+    };
+    for (name, value) in event.annotations() {
+        builder.annotate(name, value);
+    }
+    store_and_queue(state, client, project, builder, Vec::new(), files, Some(json)).await
+}
+
+/// A bounded label for an item type in metrics (SDKs may invent types).
+fn item_label(kind: &str) -> &'static str {
+    match kind {
+        "session" => "session",
+        "sessions" => "sessions",
+        "transaction" => "transaction",
+        "client_report" => "client_report",
+        "check_in" => "check_in",
+        "profile" => "profile",
+        "span" => "span",
+        "log" => "log",
+        _ => "other",
+    }
+}

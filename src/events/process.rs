@@ -1,0 +1,600 @@
+//! An event's frames symbolicated: native frames (an `instruction_addr` inside a `debug_meta`
+//! image) through the same module symbols as minidumps, JavaScript frames through the source
+//! map store (`/symbolicate-js`'s resolution), other frames kept as sent. The frames as
+//! received stay beside the symbolicated ones. The result, grouped by `grouping.rs`, is what
+//! the worker records.
+
+use std::collections::BTreeSet;
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::event::{Event, EventFrame};
+use super::grouping::{group, EventGrouping};
+use crate::group::index::MissingModule;
+use crate::group::signature::SignatureRules;
+use crate::process::modules::ModuleCache;
+use crate::process::symbolicate::{
+    symbolicate, FrameStatus, InlineFrame, RawFrame, RawModule, RawStacktrace, SymbolicateRequest,
+};
+use crate::sourcemaps::symbolicate::{
+    symbolicate as symbolicate_js, JsFrame, JsModule, JsStacktrace, SymbolicateJsRequest,
+};
+use crate::sourcemaps::{SourceMapError, SourceMapStore};
+use crate::symbols::identify::base_name;
+
+/// Which kind of code an event's failing stack is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventPlatform {
+    /// Native frames (instruction addresses).
+    Native,
+    /// JavaScript frames (URLs, lines, columns).
+    JavaScript,
+    /// Anything else (Python, Java…): frames as sent.
+    Other,
+}
+
+/// One frame after symbolication.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProcessedFrame {
+    /// The frame (function, file, line… now original).
+    #[serde(flatten)]
+    pub frame: EventFrame,
+    /// Source lines before (JavaScript, from the map's sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    /// Source lines after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    /// Native: functions inlined at this address, innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlines: Vec<InlineOut>,
+    /// `symbolicated`, `missing_symbol`, `unknown_image`, `malformed` (native), `resolved`,
+    /// `missing_sourcemap`, `missing_source`, `invalid_location`… (JavaScript), `as_sent`.
+    pub status: String,
+    /// JavaScript: the map used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sourcemap: Option<String>,
+}
+
+/// An inlined call (native).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InlineOut {
+    /// Function.
+    pub function: String,
+    /// Source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// Line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u32>,
+}
+
+impl From<&InlineFrame> for InlineOut {
+    fn from(inline: &InlineFrame) -> InlineOut {
+        InlineOut {
+            function: inline.function.clone(),
+            abs_path: inline.abs_path.clone(),
+            lineno: inline.lineno,
+        }
+    }
+}
+
+/// One stack of the event (an exception's or a thread's), oldest frame first as in events.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessedStack {
+    /// `exception` or `thread`.
+    pub source: &'static str,
+    /// What a reader calls it: `TypeError: x is undefined`, `thread 3 (main)`.
+    pub label: String,
+    /// Whether it is the stack that failed.
+    pub crashed: bool,
+    /// Frames after symbolication.
+    pub frames: Vec<ProcessedFrame>,
+    /// Frames as received.
+    pub raw_frames: Vec<EventFrame>,
+}
+
+/// A processed event: the event, its stacks symbolicated, what was missing, and its group.
+#[derive(Debug, Clone)]
+pub struct EventReport {
+    /// The event as received.
+    pub event: Event,
+    /// Exceptions' stacks, then threads' (a thread whose stack an exception already has is
+    /// not repeated).
+    pub stacks: Vec<ProcessedStack>,
+    /// The failing stack's kind of code.
+    pub platform: EventPlatform,
+    /// Native images with their symbol status.
+    pub images: Vec<Value>,
+    /// Frame-level problems (`missing_sourcemap`, …, and native `missing_symbol`).
+    pub errors: Vec<Value>,
+    /// Native modules without symbols, and source maps / minified files not found (their
+    /// store IDs): an upload of one reprocesses the event.
+    pub missing_modules: Vec<MissingModule>,
+    /// Debug IDs whose files symbolicated it.
+    pub used_modules: Vec<String>,
+    /// Signature, fingerprint and how they were chosen.
+    pub grouping: EventGrouping,
+}
+
+/// Symbolicates and groups events.
+pub struct EventProcessor<'a> {
+    /// Native module symbols (shared with minidump processing).
+    pub modules: &'a ModuleCache,
+    /// Source maps and minified files.
+    pub sourcemaps: &'a SourceMapStore,
+    /// Signature lists (native events sign like minidumps).
+    pub rules: &'a SignatureRules,
+    /// Largest stored file read.
+    pub max_file_bytes: u64,
+}
+
+/// A stack being built: where it came from and its frames as sent.
+struct StackSource<'e> {
+    source: &'static str,
+    label: String,
+    crashed: bool,
+    frames: &'e [EventFrame],
+}
+
+impl EventProcessor<'_> {
+    /// Processes `event`, filed under project `project` (release files are looked up there).
+    pub async fn process(&self, event: Event, project: i64) -> Result<EventReport, SourceMapError> {
+        let stacks = stack_sources(&event);
+        let mut processed: Vec<Vec<ProcessedFrame>> = stacks
+            .iter()
+            .map(|s| s.frames.iter().map(as_sent).collect())
+            .collect();
+        let mut errors = Vec::new();
+        let mut missing = BTreeSet::new();
+        let mut used = BTreeSet::new();
+        let images = self
+            .native(&event, &stacks, &mut processed, &mut errors, &mut missing, &mut used)
+            .await;
+        self.javascript(&event, &stacks, &mut processed, project, &mut errors, &mut missing)
+            .await?;
+        let stacks: Vec<ProcessedStack> = stacks
+            .into_iter()
+            .zip(processed)
+            .map(|(s, frames)| ProcessedStack {
+                source: s.source,
+                label: s.label,
+                crashed: s.crashed,
+                frames,
+                raw_frames: s.frames.to_vec(),
+            })
+            .collect();
+        let failing = stacks.iter().find(|s| s.crashed).or(stacks.first());
+        let platform = match failing {
+            Some(s) if s.frames.iter().any(|f| f.frame.is_native()) => EventPlatform::Native,
+            Some(s)
+                if s.raw_frames
+                    .iter()
+                    .any(|f| f.is_javascript(event.platform.as_deref())) =>
+            {
+                EventPlatform::JavaScript
+            }
+            _ => EventPlatform::Other,
+        };
+        let grouping = group(self.rules, &event, failing, platform);
+        Ok(EventReport {
+            event,
+            stacks,
+            platform,
+            images,
+            errors,
+            missing_modules: missing.into_iter().collect(),
+            used_modules: used.into_iter().collect(),
+            grouping,
+        })
+    }
+
+    /// Native frames through the module symbols; returns the images with their status.
+    async fn native(
+        &self,
+        event: &Event,
+        stacks: &[StackSource<'_>],
+        processed: &mut [Vec<ProcessedFrame>],
+        errors: &mut Vec<Value>,
+        missing: &mut BTreeSet<MissingModule>,
+        used: &mut BTreeSet<String>,
+    ) -> Vec<Value> {
+        let images: Vec<RawModule> = event
+            .images
+            .iter()
+            .filter(|i| i.kind != "sourcemap")
+            .filter_map(|i| {
+                Some(RawModule {
+                    kind: Some(i.kind.clone()),
+                    debug_id: i.debug_id.clone(),
+                    code_id: i.code_id.clone(),
+                    debug_file: i.debug_file.clone(),
+                    code_file: i.code_file.clone(),
+                    image_addr: i.image_addr?,
+                    image_size: i.image_size,
+                })
+            })
+            .collect();
+        // Which (stack, frame) each request frame is; request stacks are innermost first.
+        let mut positions = Vec::new();
+        let mut request = SymbolicateRequest {
+            stacktraces: Vec::new(),
+            modules: images,
+        };
+        for (s, stack) in stacks.iter().enumerate() {
+            let native: Vec<usize> = (0..stack.frames.len())
+                .rev()
+                .filter(|&f| stack.frames[f].is_native())
+                .collect();
+            if native.is_empty() {
+                continue;
+            }
+            request.stacktraces.push(RawStacktrace {
+                frames: native
+                    .iter()
+                    .map(|&f| RawFrame {
+                        instruction_addr: stack.frames[f].instruction_addr.expect("native"),
+                        adjust_instruction_addr: None,
+                    })
+                    .collect(),
+            });
+            positions.push((s, native));
+        }
+        if request.stacktraces.is_empty() {
+            return Vec::new();
+        }
+        let answer = symbolicate(self.modules, request).await;
+        for ((s, native), stack) in positions.iter().zip(&answer.stacktraces) {
+            for (&f, out) in native.iter().zip(&stack.frames) {
+                let frame = &mut processed[*s][f];
+                frame.status = out.status.as_str().to_owned();
+                if let Some(package) = &out.package {
+                    frame.frame.package = Some(package.clone());
+                }
+                if out.status == FrameStatus::Symbolicated {
+                    frame.frame.function = out.function.clone();
+                    frame.frame.abs_path = out.abs_path.clone();
+                    frame.frame.filename = out.abs_path.as_deref().map(|p| base_name(p).to_owned());
+                    frame.frame.lineno = out.lineno;
+                    frame.inlines = out.inlines.iter().map(InlineOut::from).collect();
+                } else if let Some(module) = out.module_index {
+                    errors.push(json!({
+                        "type": out.status.as_str(),
+                        "instruction_addr": out.instruction_addr,
+                        "image": answer.modules[module].module.code_file,
+                    }));
+                }
+            }
+        }
+        for module in &answer.modules {
+            let Some(debug_id) = &module.module.debug_id else {
+                continue;
+            };
+            match module.debug_status {
+                "missing" => {
+                    let base = |name: &Option<String>| {
+                        name.as_deref()
+                            .map(|n| base_name(n).to_owned())
+                            .filter(|n| !n.is_empty())
+                    };
+                    if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
+                        missing.insert(MissingModule {
+                            debug_id: id.to_string(),
+                            debug_file: base(&module.module.debug_file),
+                            code_file: base(&module.module.code_file),
+                            code_id: module.module.code_id.clone(),
+                        });
+                    }
+                }
+                "found" => {
+                    if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
+                        used.insert(id.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        answer
+            .modules
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap_or_default())
+            .collect()
+    }
+
+    /// JavaScript frames through the source map store.
+    async fn javascript(
+        &self,
+        event: &Event,
+        stacks: &[StackSource<'_>],
+        processed: &mut [Vec<ProcessedFrame>],
+        project: i64,
+        errors: &mut Vec<Value>,
+        missing: &mut BTreeSet<MissingModule>,
+    ) -> Result<(), SourceMapError> {
+        let platform = event.platform.as_deref();
+        let mut positions = Vec::new();
+        let mut request = SymbolicateJsRequest {
+            stacktraces: Vec::new(),
+            modules: event
+                .images
+                .iter()
+                .filter(|i| i.kind == "sourcemap")
+                .filter_map(|i| {
+                    Some(JsModule {
+                        kind: "sourcemap".to_owned(),
+                        code_file: i.code_file.clone()?,
+                        debug_id: i.debug_id.clone()?,
+                    })
+                })
+                .collect(),
+            release: event.release.clone(),
+            dist: event.dist.clone(),
+        };
+        for (s, stack) in stacks.iter().enumerate() {
+            let js: Vec<usize> = (0..stack.frames.len())
+                .filter(|&f| stack.frames[f].is_javascript(platform))
+                .collect();
+            if js.is_empty() {
+                continue;
+            }
+            request.stacktraces.push(JsStacktrace {
+                frames: js
+                    .iter()
+                    .map(|&f| {
+                        let frame = &stack.frames[f];
+                        JsFrame {
+                            function: frame.function.clone(),
+                            abs_path: frame.abs_path.clone().expect("javascript"),
+                            lineno: frame.lineno.expect("javascript"),
+                            colno: frame.colno,
+                            ..JsFrame::default()
+                        }
+                    })
+                    .collect(),
+            });
+            positions.push((s, js));
+        }
+        if request.stacktraces.is_empty() {
+            return Ok(());
+        }
+        let answer = symbolicate_js(self.sourcemaps, request, project, self.max_file_bytes).await?;
+        for ((s, js), stack) in positions.iter().zip(&answer.stacktraces) {
+            for (&f, out) in js.iter().zip(&stack.frames) {
+                let frame = &mut processed[*s][f];
+                if !out.data.symbolicated {
+                    let reason = answer
+                        .errors
+                        .iter()
+                        .find(|e| e.abs_path == out.abs_path)
+                        .and_then(|e| serde_json::to_value(&e.kind).ok())
+                        .and_then(|k| k["type"].as_str().map(str::to_owned));
+                    frame.status = reason.unwrap_or_else(|| "invalid_location".to_owned());
+                    continue;
+                }
+                frame.status = "resolved".to_owned();
+                frame.sourcemap = out.data.sourcemap.clone();
+                let f = &mut frame.frame;
+                f.function = out.function.clone();
+                f.filename = out.filename.clone();
+                f.module = out.module.clone();
+                f.abs_path = Some(out.abs_path.clone());
+                f.lineno = Some(out.lineno);
+                f.colno = out.colno;
+                f.context_line = out.context_line.clone();
+                f.in_app = out.in_app;
+                frame.pre_context = out.pre_context.clone();
+                frame.post_context = out.post_context.clone();
+            }
+        }
+        errors.extend(
+            answer
+                .errors
+                .iter()
+                .filter_map(|e| serde_json::to_value(e).ok()),
+        );
+        for wanted in &answer.missing {
+            let name = base_name(&wanted.url).to_owned();
+            missing.insert(MissingModule {
+                debug_id: wanted.id.clone(),
+                debug_file: Some(if wanted.sourcemap {
+                    name.clone()
+                } else {
+                    format!("{name}.map")
+                }),
+                code_file: Some(wanted.url.clone()),
+                code_id: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A frame as sent, before symbolication.
+fn as_sent(frame: &EventFrame) -> ProcessedFrame {
+    ProcessedFrame {
+        frame: frame.clone(),
+        pre_context: Vec::new(),
+        post_context: Vec::new(),
+        inlines: Vec::new(),
+        status: "as_sent".to_owned(),
+        sourcemap: None,
+    }
+}
+
+/// The event's stacks: each exception with frames, then each thread with frames whose stack
+/// no exception carries.
+fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
+    let mut out = Vec::new();
+    let failing = event.crashing_frames().as_ptr();
+    for e in event.exceptions.iter().filter(|e| !e.frames.is_empty()) {
+        let label = match (&e.kind, &e.value) {
+            (Some(k), Some(v)) => format!("{k}: {v}"),
+            (Some(k), None) => k.clone(),
+            (None, Some(v)) => v.clone(),
+            (None, None) => "exception".to_owned(),
+        };
+        out.push(StackSource {
+            source: "exception",
+            label,
+            crashed: e.frames.as_ptr() == failing,
+            frames: &e.frames,
+        });
+    }
+    let exception_threads: BTreeSet<&str> = event
+        .exceptions
+        .iter()
+        .filter(|e| !e.frames.is_empty())
+        .filter_map(|e| e.thread_id.as_deref())
+        .collect();
+    for t in event.threads.iter().filter(|t| !t.frames.is_empty()) {
+        if t.id.as_deref().is_some_and(|id| exception_threads.contains(id)) {
+            continue;
+        }
+        let label = match (&t.id, &t.name) {
+            (Some(id), Some(name)) => format!("thread {id} ({name})"),
+            (Some(id), None) => format!("thread {id}"),
+            (None, Some(name)) => format!("thread ({name})"),
+            (None, None) => "thread".to_owned(),
+        };
+        out.push(StackSource {
+            source: "thread",
+            label,
+            crashed: t.frames.as_ptr() == failing,
+            frames: &t.frames,
+        });
+    }
+    out
+}
+
+impl EventReport {
+    /// Writes the processed event's JSON (docs/OUTPUT.md, "Events") into `map`: the event's
+    /// fields, its stacks (symbolicated and raw), and, so that a crash's page and tools that
+    /// read processed minidumps find what they expect, `threads` (innermost frame first),
+    /// `crash_info`, `modules`, `classification` and `grouping`.
+    pub fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        let e = &self.event;
+        map.serialize_entry("kind", "event")?;
+        map.serialize_entry("event_id", &e.event_id)?;
+        map.serialize_entry("platform", &e.platform)?;
+        map.serialize_entry("event_platform", &self.platform)?;
+        map.serialize_entry("level", &e.level)?;
+        map.serialize_entry("message", &e.message)?;
+        map.serialize_entry("release", &e.release)?;
+        map.serialize_entry("dist", &e.dist)?;
+        map.serialize_entry("environment", &e.environment)?;
+        map.serialize_entry("user", &e.user)?;
+        map.serialize_entry("tags", &e.tags)?;
+        map.serialize_entry("contexts", &e.contexts)?;
+        map.serialize_entry("sdk", &e.sdk)?;
+        let mut exception_stacks = self.stacks.iter().filter(|s| s.source == "exception");
+        let mut exceptions = Vec::with_capacity(e.exceptions.len());
+        for x in &e.exceptions {
+            let stack = if x.frames.is_empty() {
+                None
+            } else {
+                exception_stacks.next()
+            };
+            exceptions.push(json!({
+                "type": x.kind,
+                "value": x.value,
+                "module": x.module,
+                "mechanism": x.mechanism,
+                "stacktrace": {"frames": stack.map(|s| &s.frames)},
+                "raw_stacktrace": {"frames": &x.frames},
+            }));
+        }
+        map.serialize_entry("exceptions", &exceptions)?;
+        map.serialize_entry("stacks", &self.stacks)?;
+        let crashing = self.stacks.iter().position(|s| s.crashed).unwrap_or(0);
+        let threads: Vec<Value> = self.stacks.iter().map(thread_view).collect();
+        map.serialize_entry("threads", &threads)?;
+        let main = e.main_exception();
+        map.serialize_entry(
+            "crash_info",
+            &json!({
+                "type": main.and_then(|x| x.kind.clone()).or_else(|| e.message.clone()),
+                "crashing_thread": (!self.stacks.is_empty()).then_some(crashing),
+            }),
+        )?;
+        map.serialize_entry("modules", &self.images)?;
+        map.serialize_entry("errors", &self.errors)?;
+        map.serialize_entry(
+            "classification",
+            &json!({
+                "fault_class": self.grouping.fault_class,
+                "evidence": {
+                    "crash_reason": main.and_then(|x| x.kind.clone()),
+                    "rule": main.and_then(|x| x.value.clone()).or_else(|| e.message.clone()),
+                },
+            }),
+        )?;
+        map.serialize_entry("grouping", &self.grouping)
+    }
+}
+
+/// A stack as a processed minidump's thread (innermost frame first).
+fn thread_view(stack: &ProcessedStack) -> Value {
+    let frames: Vec<Value> = stack
+        .frames
+        .iter()
+        .rev()
+        .map(|f| {
+            let fr = &f.frame;
+            json!({
+                "function": fr.function,
+                "module": fr.package.as_deref().map(base_name).or(fr.module.as_deref()),
+                "file": fr.abs_path.as_deref().or(fr.filename.as_deref()),
+                "line": fr.lineno,
+                "column": fr.colno,
+                "offset": fr.instruction_addr,
+                "trust": f.status,
+                "missing_symbols": matches!(f.status.as_str(), "missing_symbol" | "missing_sourcemap" | "missing_source"),
+                "inlines": f.inlines.iter().map(|i| json!({"function": i.function, "file": i.abs_path, "line": i.lineno})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "thread_name": stack.label,
+        "frame_count": frames.len(),
+        "frames": frames,
+    })
+}
+
+impl crate::ingest::ProcessedReport for EventReport {
+    fn kind(&self) -> crate::group::index::CrashKind {
+        crate::group::index::CrashKind::Event
+    }
+    fn platform(&self) -> Option<String> {
+        let os = &self.event.contexts["os"];
+        os["name"]
+            .as_str()
+            .map(|name| match os["version"].as_str() {
+                Some(version) => format!("{name} {version}"),
+                None => name.to_owned(),
+            })
+            .or_else(|| self.event.platform.clone())
+    }
+    fn cpu(&self) -> Option<String> {
+        self.event.contexts["device"]["arch"]
+            .as_str()
+            .map(str::to_owned)
+    }
+    fn fingerprint(&self) -> &str {
+        &self.grouping.fingerprint
+    }
+    fn signature(&self) -> &str {
+        &self.grouping.signature
+    }
+    fn signature_frames(&self) -> &[String] {
+        &self.grouping.frames
+    }
+    fn fault_class(&self) -> &str {
+        &self.grouping.fault_class
+    }
+    fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        EventReport::serialize_fields(self, map)
+    }
+}
