@@ -7,50 +7,11 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{fixture_bytes, symbolicate_js, TestServer};
+use common::{
+    column_of, fixture_bytes, injected, symbolicate_js, upload_files as upload, TestServer,
+};
 
 const DIR: &str = "sourcemaps/symbolic";
-
-/// A minified file and its map with `id` injected as `sentry-cli sourcemaps inject` does: a
-/// `//# debugId=` comment in the file, `debug_id` (or `debugId`) in the map.
-fn injected(rel_js: &str, rel_map: &str, id: &str, map_field: &str) -> (Vec<u8>, Vec<u8>) {
-    let mut js = fixture_bytes(&format!("{DIR}/{rel_js}"));
-    js.extend_from_slice(format!("\n//# debugId={id}\n").as_bytes());
-    let mut map: Value =
-        serde_json::from_slice(&fixture_bytes(&format!("{DIR}/{rel_map}"))).unwrap();
-    map[map_field] = json!(id);
-    (js, serde_json::to_vec(&map).unwrap())
-}
-
-/// Uploads files as multipart parts (name, bytes) with `query`; returns status and answer.
-async fn upload(server: &TestServer, query: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
-    let mut form = reqwest::multipart::Form::new();
-    for (name, bytes) in files {
-        form = form.part(
-            name.to_string(),
-            reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
-        );
-    }
-    let response = server
-        .client
-        .post(server.url(&format!("/api/v1/symbols{query}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
-/// The 1-based column of `needle` in line 1 of the fixture `rel`.
-fn column_of(rel: &str, needle: &str) -> u32 {
-    let text = String::from_utf8(fixture_bytes(&format!("{DIR}/{rel}"))).unwrap();
-    let first = text.lines().next().unwrap();
-    first
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle} in {rel}")) as u32
-        + 1
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn webpack_frames_resolve_by_debug_id_with_names_lines_and_context() {

@@ -156,7 +156,10 @@ mod tests {
         );
         assert_eq!(envelope.items.len(), 2);
         assert_eq!(envelope.items[0].kind, "attachment");
-        assert_eq!(&envelope.items[0].payload[..], "\u{feff}Hello\r\n".as_bytes());
+        assert_eq!(
+            &envelope.items[0].payload[..],
+            "\u{feff}Hello\r\n".as_bytes()
+        );
         assert_eq!(envelope.items[0].header_str("filename"), Some("a.txt"));
         assert_eq!(envelope.items[1].kind, "event");
         assert_eq!(&envelope.items[1].payload[..], b"{\"message\":\"hi\"}");
@@ -164,9 +167,10 @@ mod tests {
 
     #[test]
     fn a_payload_without_trailing_newline_and_an_empty_one() {
-        let envelope =
-            parse_str("{}\n{\"type\":\"attachment\",\"length\":0}\n\n{\"type\":\"event\",\"length\":2}\n{}")
-                .unwrap();
+        let envelope = parse_str(
+            "{}\n{\"type\":\"attachment\",\"length\":0}\n\n{\"type\":\"event\",\"length\":2}\n{}",
+        )
+        .unwrap();
         assert_eq!(envelope.items.len(), 2);
         assert!(envelope.items[0].payload.is_empty());
         assert_eq!(&envelope.items[1].payload[..], b"{}");
@@ -174,7 +178,10 @@ mod tests {
 
     #[test]
     fn malformed_envelopes_say_where() {
-        assert_eq!(parse_str("not json\n").unwrap_err(), EnvelopeError::BadHeader);
+        assert_eq!(
+            parse_str("not json\n").unwrap_err(),
+            EnvelopeError::BadHeader
+        );
         assert_eq!(
             parse_str("{}\n{\"length\":2}\n{}").unwrap_err(),
             EnvelopeError::BadItemHeader(0)

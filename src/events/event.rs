@@ -210,7 +210,10 @@ fn values(value: &Value) -> &[Value] {
 }
 
 fn frames(stacktrace: &Value) -> Vec<EventFrame> {
-    let all = stacktrace["frames"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let all = stacktrace["frames"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     // The newest frames matter most: a stack cut to size keeps its end.
     let start = all.len().saturating_sub(MAX_FRAMES);
     all[start..].iter().map(frame).collect()
@@ -355,7 +358,11 @@ impl Event {
         put("sentry_platform", &self.platform);
         put("level", &self.level);
         put("event_id", &self.event_id);
-        for (field, name) in [("id", "user_id"), ("username", "username"), ("email", "user_email")] {
+        for (field, name) in [
+            ("id", "user_id"),
+            ("username", "username"),
+            ("email", "user_email"),
+        ] {
             if let Some(v) = text(&self.user[field]) {
                 out.insert(name.to_owned(), v);
             }

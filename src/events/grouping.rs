@@ -139,7 +139,12 @@ pub fn group(
         signature,
         frames: Vec::new(),
         method: "message",
-        fault_class: if main.is_some() { "exception" } else { "message" }.to_owned(),
+        fault_class: if main.is_some() {
+            "exception"
+        } else {
+            "message"
+        }
+        .to_owned(),
         components: vec![message],
     }
 }
@@ -228,8 +233,14 @@ fn patterns() -> &'static [(Regex, &'static str)] {
                 "<uuid>",
             ),
             (r"\b0[xX][0-9a-fA-F]+\b", "<hex>"),
-            (r"\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b", "<hex>"),
-            (r"\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b", "<hex>"),
+            (
+                r"\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b",
+                "<hex>",
+            ),
+            (
+                r"\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b",
+                "<hex>",
+            ),
             (r"\d+(?:\.\d+)?", "<n>"),
         ]
         .into_iter()
@@ -267,7 +278,10 @@ mod tests {
         // Words stay words (hex-looking letters alone are not numbers).
         assert_eq!(normalize_message("bad face cafe"), "bad face cafe");
         assert_eq!(normalize_message("hash deadbeef01"), "hash <hex>");
-        assert_ne!(normalize_message("user not found"), normalize_message("user not allowed"));
+        assert_ne!(
+            normalize_message("user not found"),
+            normalize_message("user not allowed")
+        );
     }
 
     #[test]
@@ -289,7 +303,10 @@ mod tests {
             FaultClass::DivideByZero
         );
         assert_eq!(
-            native_fault_class(Some(&exception("EXCEPTION_ACCESS_VIOLATION_READ", serde_json::Value::Null))),
+            native_fault_class(Some(&exception(
+                "EXCEPTION_ACCESS_VIOLATION_READ",
+                serde_json::Value::Null
+            ))),
             FaultClass::Unknown
         );
     }

@@ -152,10 +152,24 @@ impl EventProcessor<'_> {
         let mut missing = BTreeSet::new();
         let mut used = BTreeSet::new();
         let images = self
-            .native(&event, &stacks, &mut processed, &mut errors, &mut missing, &mut used)
+            .native(
+                &event,
+                &stacks,
+                &mut processed,
+                &mut errors,
+                &mut missing,
+                &mut used,
+            )
             .await;
-        self.javascript(&event, &stacks, &mut processed, project, &mut errors, &mut missing)
-            .await?;
+        self.javascript(
+            &event,
+            &stacks,
+            &mut processed,
+            project,
+            &mut errors,
+            &mut missing,
+        )
+        .await?;
         let stacks: Vec<ProcessedStack> = stacks
             .into_iter()
             .zip(processed)
@@ -450,7 +464,10 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
         .filter_map(|e| e.thread_id.as_deref())
         .collect();
     for t in event.threads.iter().filter(|t| !t.frames.is_empty()) {
-        if t.id.as_deref().is_some_and(|id| exception_threads.contains(id)) {
+        if t.id
+            .as_deref()
+            .is_some_and(|id| exception_threads.contains(id))
+        {
             continue;
         }
         let label = match (&t.id, &t.name) {

@@ -382,7 +382,11 @@ async fn process_event(
     };
     let retry = |error: String| async move {
         if entry.attempts >= MAX_ATTEMPTS {
-            fail(format!("gave up after {} attempts: {error}", entry.attempts)).await;
+            fail(format!(
+                "gave up after {} attempts: {error}",
+                entry.attempts
+            ))
+            .await;
         } else {
             tracing::warn!(crash_id = %id, %error, "will retry");
             let _ = context.queue.retry_later(id, &error).await;
@@ -430,7 +434,13 @@ async fn process_event(
         user_annotations: &context.user_annotations,
     };
     if let Err(e) = recorder
-        .record(id, raw.project_id, raw.received_at, &raw.annotations, &report)
+        .record(
+            id,
+            raw.project_id,
+            raw.received_at,
+            &raw.annotations,
+            &report,
+        )
         .await
     {
         retry(e.to_string()).await;

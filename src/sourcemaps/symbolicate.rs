@@ -277,10 +277,8 @@ pub async fn symbolicate(
         }
         stacktraces.push(JsStacktrace { frames });
     }
-    let missing: BTreeSet<MissingArtifact> = resolved
-        .into_values()
-        .flat_map(|r| r.wanted)
-        .collect();
+    let missing: BTreeSet<MissingArtifact> =
+        resolved.into_values().flat_map(|r| r.wanted).collect();
     Ok(SymbolicateJsResponse {
         stacktraces,
         raw_stacktraces: request.stacktraces,

@@ -628,3 +628,49 @@ pub fn fixture_dir(dir: &str, names: &[&str]) -> tempfile::TempDir {
     }
     out
 }
+
+/// A minified file and its map from the symbolic source-map fixtures (`sourcemaps/symbolic/…`)
+/// with `id` injected as `sentry-cli sourcemaps inject` does: a `//# debugId=` comment in the
+/// file, `debug_id` (or `debugId`) in the map.
+pub fn injected(rel_js: &str, rel_map: &str, id: &str, map_field: &str) -> (Vec<u8>, Vec<u8>) {
+    let mut js = fixture_bytes(&format!("sourcemaps/symbolic/{rel_js}"));
+    js.extend_from_slice(format!("\n//# debugId={id}\n").as_bytes());
+    let mut map: serde_json::Value =
+        serde_json::from_slice(&fixture_bytes(&format!("sourcemaps/symbolic/{rel_map}"))).unwrap();
+    map[map_field] = serde_json::json!(id);
+    (js, serde_json::to_vec(&map).unwrap())
+}
+
+/// The 1-based column of `needle` in line 1 of the symbolic source-map fixture `rel`.
+pub fn column_of(rel: &str, needle: &str) -> u32 {
+    let text = String::from_utf8(fixture_bytes(&format!("sourcemaps/symbolic/{rel}"))).unwrap();
+    let first = text.lines().next().unwrap();
+    first
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {rel}")) as u32
+        + 1
+}
+
+/// Uploads files to `POST /api/v1/symbols{query}` as multipart parts (name, bytes); returns status and answer.
+pub async fn upload_files(
+    server: &TestServer,
+    query: &str,
+    files: &[(&str, Vec<u8>)],
+) -> (u16, serde_json::Value) {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, bytes) in files {
+        form = form.part(
+            name.to_string(),
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+        );
+    }
+    let response = server
+        .client
+        .post(server.url(&format!("/api/v1/symbols{query}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}

@@ -67,7 +67,10 @@ fn checked_event(json: Bytes) -> Result<(Bytes, Event), Refusal> {
             json.len()
         )));
     }
-    if json.first().is_some_and(|b| !b.is_ascii_whitespace() && *b != b'{') {
+    if json
+        .first()
+        .is_some_and(|b| !b.is_ascii_whitespace() && *b != b'{')
+    {
         return Err(Refusal::Invalid(
             "the event is not JSON (base64/zlib bodies of very old SDKs are not accepted; send the JSON, gzip-encoded if you like)".to_owned(),
         ));
@@ -94,15 +97,24 @@ pub(super) async fn receive_event(
             for item in envelope.items {
                 match item.kind.as_str() {
                     "event" if event.is_none() => event = Some(item.payload),
-                    "event" => return Err(Refusal::Invalid("envelope: more than one event".into())),
-                    "attachment" if item.header_str("attachment_type") == Some("event.minidump") => {
+                    "event" => {
+                        return Err(Refusal::Invalid("envelope: more than one event".into()))
+                    }
+                    "attachment"
+                        if item.header_str("attachment_type") == Some("event.minidump") =>
+                    {
                         if dump.is_some() {
-                            return Err(Refusal::Invalid("envelope: more than one minidump".into()));
+                            return Err(Refusal::Invalid(
+                                "envelope: more than one minidump".into(),
+                            ));
                         }
                         dump = Some(item.payload);
                     }
                     "attachment" => {
-                        let name = item.header_str("filename").unwrap_or("attachment").to_owned();
+                        let name = item
+                            .header_str("filename")
+                            .unwrap_or("attachment")
+                            .to_owned();
                         files.push((name, item.payload));
                     }
                     other => {
@@ -138,7 +150,9 @@ pub(super) async fn receive_event(
     }
     let Some((json, event)) = event else {
         if client == Client::SentryStore {
-            return Err(Refusal::Invalid("the body is empty: send the event JSON".into()));
+            return Err(Refusal::Invalid(
+                "the body is empty: send the event JSON".into(),
+            ));
         }
         // Sessions, transactions, client reports: nothing to keep.
         return Ok((axum::http::StatusCode::OK, axum::Json(json!({}))).into_response());
@@ -146,7 +160,16 @@ pub(super) async fn receive_event(
     for (name, value) in event.annotations() {
         builder.annotate(name, value);
     }
-    store_and_queue(state, client, project, builder, Vec::new(), files, Some(json)).await
+    store_and_queue(
+        state,
+        client,
+        project,
+        builder,
+        Vec::new(),
+        files,
+        Some(json),
+    )
+    .await
 }
 
 /// A bounded label for an item type in metrics (SDKs may invent types).

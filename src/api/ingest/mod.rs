@@ -160,9 +160,11 @@ impl Refusal {
                 "Discarded=timed_out\nthe body stopped arriving\n",
             )
                 .into_response(),
-            Refusal::Invalid(reason) => {
-                (StatusCode::BAD_REQUEST, format!("Discarded=malformed\n{reason}\n")).into_response()
-            }
+            Refusal::Invalid(reason) => (
+                StatusCode::BAD_REQUEST,
+                format!("Discarded=malformed\n{reason}\n"),
+            )
+                .into_response(),
         }
     }
 }
@@ -188,9 +190,10 @@ impl Refusal {
                     axum::Json(json!({"error": "too many requests arriving at once; retry later"})),
                 )
                     .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
                 return response;
             }
             Refusal::TimedOut => (
