@@ -563,3 +563,60 @@ async fn bad_envelopes_and_events_get_specific_json_errors() {
     let (crash, _) = processed(&server, id["id"].as_str().unwrap()).await;
     assert_eq!(crash["project_id"], project["id"]);
 }
+
+/// The real Python SDK (sentry-sdk from PyPI, installed by tests/run.sh): its envelope
+/// (gzip, `X-Sentry-Auth`) lands as an event, grouped by its in-app frames.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_python_sdk_sends_an_event_through_the_envelope_route() {
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import sentry_sdk"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(
+            !common::services_required(),
+            "sentry-sdk (PyPI) is required (tests/run.sh installs it)"
+        );
+        return eprintln!("skipping: sentry-sdk is not installed");
+    }
+    let server = TestServer::start().await;
+    let script = "import sys, sentry_sdk\n\
+sentry_sdk.init(dsn=sys.argv[1], release='py-tool@3.1', environment='ci', default_integrations=False)\n\
+sentry_sdk.set_user({'id': 'builder-9'})\n\
+def ratio(done, total):\n    return done / total\n\
+def report(total):\n    return ratio(5, total)\n\
+try:\n    report(0)\n\
+except Exception:\n    sentry_sdk.capture_exception()\n\
+sentry_sdk.flush(10)\n";
+    let dsn = format!("http://public@{}/1", server.addr);
+    let output = tokio::process::Command::new("python3")
+        .args(["-c", script, &dsn])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let mut found = None;
+    for _ in 0..200 {
+        let (_, list) = server
+            .get_json("/api/v1/crashes?annotation.release=py-tool@3.1")
+            .await;
+        if let Some(id) = list["crashes"][0]["id"].as_str() {
+            found = Some(id.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = found.expect("the SDK's event arrived");
+    let (crash, p) = processed(&server, &id).await;
+    assert_eq!(crash["kind"], "event");
+    assert_eq!(crash["user_id"], "builder-9");
+    assert_eq!(crash["annotations"]["environment"], "ci");
+    assert_eq!(p["platform"], "python");
+    assert_eq!(p["exceptions"][0]["type"], "ZeroDivisionError");
+    assert_eq!(p["grouping"]["method"], "in_app_frames");
+    assert_eq!(crash["signature"], "ZeroDivisionError | ratio | report | <module>");
+    // Frames as sent, context lines included (the SDK reads its sources).
+    let frames = p["exceptions"][0]["stacktrace"]["frames"].as_array().unwrap();
+    assert_eq!(frames.last().unwrap()["function"], "ratio");
+    assert_eq!(frames.last().unwrap()["status"], "as_sent");
+}

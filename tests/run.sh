@@ -8,7 +8,9 @@
 # aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts; jira820 (PyPI),
 # the Jira-compatible server tests/tickets.rs starts; debuginfod-find and gdb (Debian),
 # sentry-cli (PyPI) and minidump-stackwalk (crates.io), the real symbol clients of
-# tests/symbol_servers.rs, tests/sentry_cli.rs and tests/generated_sym.rs.
+# tests/symbol_servers.rs, tests/sentry_cli.rs and tests/generated_sym.rs; sentry-sdk (PyPI) and
+# @sentry/node (npm, with Debian's nodejs), the real event senders of tests/events.rs and
+# tests/sentry_cli.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -63,6 +65,19 @@ if ! command -v sentry-cli >/dev/null; then
   command -v pyenv >/dev/null && pyenv rehash
 fi
 command -v sentry-cli >/dev/null || { echo "sentry-cli could not be installed" >&2; exit 1; }
+# Real Sentry SDKs sending events (tests/events.rs, tests/sentry_cli.rs): sentry-sdk for Python
+# (PyPI) and @sentry/node for Node.js (npm, kept under target/tools/node).
+python3 -c "import sentry_sdk" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "sentry-sdk==2.75.0"
+python3 -c "import sentry_sdk" || { echo "sentry-sdk could not be installed" >&2; exit 1; }
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
+SENTRY_NODE_ROOT="$PWD/target/tools/node"
+if [ ! -f "$SENTRY_NODE_ROOT/node_modules/@sentry/node/package.json" ]; then
+  mkdir -p "$SENTRY_NODE_ROOT"
+  npm install -q --no-audit --no-fund --prefix "$SENTRY_NODE_ROOT" "@sentry/node@9.47.2" >/dev/null ||
+    { echo "@sentry/node could not be installed (npm)" >&2; exit 1; }
+fi
+export FAULTLINE_TEST_SENTRY_NODE="$SENTRY_NODE_ROOT/node_modules/@sentry/node"
 # A real SMTP server for the alert tests (tests/smtp_server.py), and openssl for its certificate.
 python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check aiosmtpd
 python3 -c "import aiosmtpd" || { echo "aiosmtpd could not be installed" >&2; exit 1; }

@@ -384,3 +384,103 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
     assert_eq!(frame["function"], "abcd", "{answer}");
     assert_eq!(frame["data"]["resolved_with"], "release");
 }
+
+/// Where tests/run.sh installed the Sentry SDK for Node (`@sentry/node`), if it did.
+fn sentry_node_module() -> Option<std::path::PathBuf> {
+    let module = std::path::PathBuf::from(std::env::var_os("FAULTLINE_TEST_SENTRY_NODE")?);
+    module.join("package.json").exists().then_some(module)
+}
+
+/// The real JavaScript SDK end to end: the webpack fixture's bundle, injected and uploaded with
+/// sentry-cli, run by Node with `@sentry/node`; the SDK's event (its `debug_meta` naming the
+/// bundle's debug ID) comes in through the envelope route and its frames come out original.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
+    if !tool_present("sentry-cli") || !tool_present("node") {
+        return;
+    }
+    let Some(sdk) = sentry_node_module() else {
+        assert!(
+            !common::services_required(),
+            "@sentry/node is required (tests/run.sh installs it; FAULTLINE_TEST_SENTRY_NODE)"
+        );
+        return eprintln!("skipping: @sentry/node is not installed");
+    };
+    let server = TestServer::start().await;
+    let dist = fixture_dir(
+        "sourcemaps/symbolic/webpack",
+        &["bundle.js", "bundle.js.map"],
+    );
+    let dir = dist.path().to_string_lossy().into_owned();
+    for args in [
+        vec!["sourcemaps", "inject", &dir],
+        vec![
+            "sourcemaps", "upload", "--org", "acme", "--project", "default", &dir,
+        ],
+    ] {
+        let (ok, out) = sentry_cli(&server, &server.admin_token, &args).await;
+        assert!(ok, "{out}");
+    }
+    // The app: loads the bundle (which throws) and reports what it threw.
+    let runner = dist.path().join("run.js");
+    std::fs::write(
+        &runner,
+        "const Sentry = require(process.env.SENTRY_NODE);\n\
+         Sentry.init({ dsn: process.argv[2], release: 'node-app@1.0', environment: 'test' });\n\
+         try { require(process.argv[3]); } catch (e) { Sentry.captureException(e); }\n\
+         Sentry.flush(10000).then((ok) => process.exit(ok ? 0 : 3));\n",
+    )
+    .unwrap();
+    let dsn = format!("http://public@{}/1", server.addr);
+    let output = tokio::process::Command::new("node")
+        .arg(&runner)
+        .arg(&dsn)
+        .arg(dist.path().join("bundle.js"))
+        .env("SENTRY_NODE", &sdk)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let id = loop_for_crash(&server, "release=node-app@1.0").await;
+    let done = common::settled(&server, &id).await;
+    let p = &done["processed"];
+    assert_eq!(done["crash"]["kind"], "event", "{done}");
+    assert_eq!(p["platform"], "node");
+    assert_eq!(p["sdk"]["name"], "sentry.javascript.node");
+    let frames = p["exceptions"][0]["stacktrace"]["frames"].as_array().unwrap();
+    let resolved: Vec<&Value> = frames.iter().filter(|f| f["status"] == "resolved").collect();
+    assert!(resolved.len() >= 2, "{frames:?}");
+    let throw = resolved.last().unwrap();
+    assert_eq!(throw["filename"], "./foo.js", "{throw}");
+    assert_eq!(throw["lineno"], 2);
+    assert_eq!(throw["context_line"], "  throw new Error(\"wat\");");
+    assert!(resolved.iter().any(|f| f["filename"] == "./bar.js"));
+    // Grouped by in-app frames; the signature starts with what was thrown.
+    assert_eq!(p["grouping"]["method"], "in_app_frames");
+    assert!(
+        done["crash"]["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error | module.exports"),
+        "{}",
+        done["crash"]
+    );
+}
+
+/// The ID of the one crash with annotation `filter` (`name=value`), once it is listed.
+async fn loop_for_crash(server: &TestServer, filter: &str) -> String {
+    for _ in 0..200 {
+        let (_, list) = server
+            .get_json(&format!("/api/v1/crashes?annotation.{filter}"))
+            .await;
+        if let Some(id) = list["crashes"][0]["id"].as_str() {
+            return id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no crash with {filter} arrived");
+}
