@@ -759,7 +759,7 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
         }
         if reply.starts_with('{') {
             let v: Value = serde_json::from_str(reply).unwrap();
-            return v["_rxid"].as_str().unwrap().to_owned();
+            return v["_rxid"].as_str().or(v["id"].as_str()).unwrap().to_owned();
         }
         reply.to_owned()
     };
@@ -788,6 +788,18 @@ async fn ingest_keys_file_crashes_under_their_project_for_every_client() {
             None,
             vec![],
             dump.clone(),
+        ),
+        (
+            format!("/api/{game_id}/envelope/?sentry_key={key}"),
+            None,
+            vec![],
+            b"{}\n{\"type\":\"event\"}\n{\"message\":\"from the envelope route\"}\n".to_vec(),
+        ),
+        (
+            "/api/game/store/".to_owned(),
+            Some("application/json"),
+            vec![("x-sentry-auth", sentry_auth.as_str())],
+            b"{\"message\":\"from the store route\"}".to_vec(),
         ),
     ];
     for (path, content_type, headers, body) in &cases {

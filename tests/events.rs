@@ -117,9 +117,10 @@ fn assert_webpack_resolved(p: &Value, resolved_with: &str) {
         json!(["module.exports = function bar(f) {"])
     );
     assert_eq!(bar["status"], "resolved");
-    let foo = &frames[1];
-    assert_eq!(foo["filename"], "./foo.js");
-    assert_eq!(foo["context_line"], "  throw new Error(\"wat\");");
+    let thrower = &frames[1];
+    assert_eq!(thrower["filename"], "./foo.js");
+    assert_eq!(thrower["context_line"], "  throw new Error(\"wat\");");
+    assert_eq!(thrower["resolved_with"], resolved_with);
     // The frames as received are kept beside.
     let raw = &exception["raw_stacktrace"]["frames"];
     assert_eq!(raw[1]["abs_path"], BUNDLE_URL);
@@ -134,7 +135,6 @@ fn assert_webpack_resolved(p: &Value, resolved_with: &str) {
         "{}",
         p["errors"]
     );
-    let _ = resolved_with;
     // The crash page's view: innermost frame first.
     assert_eq!(p["threads"][0]["frames"][0]["function"], "module.exports");
     assert_eq!(p["threads"][0]["frames"][0]["file"], "webpack:///./foo.js");
@@ -455,7 +455,7 @@ async fn a_minidump_in_an_envelope_goes_down_the_minidump_path() {
     assert_eq!(crash["release"], "game@1.4");
     assert_eq!(crash["user_id"], "u1");
     assert_eq!(crash["fault_class"], "abort");
-    assert!(p["threads"].as_array().unwrap().len() > 0);
+    assert!(!p["threads"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -594,7 +594,11 @@ sentry_sdk.flush(10)\n";
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut found = None;
     for _ in 0..200 {
         let (_, list) = server
@@ -614,9 +618,14 @@ sentry_sdk.flush(10)\n";
     assert_eq!(p["platform"], "python");
     assert_eq!(p["exceptions"][0]["type"], "ZeroDivisionError");
     assert_eq!(p["grouping"]["method"], "in_app_frames");
-    assert_eq!(crash["signature"], "ZeroDivisionError | ratio | report | <module>");
+    assert_eq!(
+        crash["signature"],
+        "ZeroDivisionError | ratio | report | <module>"
+    );
     // Frames as sent, context lines included (the SDK reads its sources).
-    let frames = p["exceptions"][0]["stacktrace"]["frames"].as_array().unwrap();
+    let frames = p["exceptions"][0]["stacktrace"]["frames"]
+        .as_array()
+        .unwrap();
     assert_eq!(frames.last().unwrap()["function"], "ratio");
     assert_eq!(frames.last().unwrap()["status"], "as_sent");
 }

@@ -415,7 +415,13 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
     for args in [
         vec!["sourcemaps", "inject", &dir],
         vec![
-            "sourcemaps", "upload", "--org", "acme", "--project", "default", &dir,
+            "sourcemaps",
+            "upload",
+            "--org",
+            "acme",
+            "--project",
+            "default",
+            &dir,
         ],
     ] {
         let (ok, out) = sentry_cli(&server, &server.admin_token, &args).await;
@@ -451,8 +457,13 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
     assert_eq!(done["crash"]["kind"], "event", "{done}");
     assert_eq!(p["platform"], "node");
     assert_eq!(p["sdk"]["name"], "sentry.javascript.node");
-    let frames = p["exceptions"][0]["stacktrace"]["frames"].as_array().unwrap();
-    let resolved: Vec<&Value> = frames.iter().filter(|f| f["status"] == "resolved").collect();
+    let frames = p["exceptions"][0]["stacktrace"]["frames"]
+        .as_array()
+        .unwrap();
+    let resolved: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["status"] == "resolved")
+        .collect();
     assert!(resolved.len() >= 2, "{frames:?}");
     let throw = resolved.last().unwrap();
     assert_eq!(throw["filename"], "./foo.js", "{throw}");

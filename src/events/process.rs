@@ -57,6 +57,9 @@ pub struct ProcessedFrame {
     /// JavaScript: the map used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sourcemap: Option<String>,
+    /// JavaScript: how the map was found (`debug-id` or `release`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_with: Option<String>,
 }
 
 /// An inlined call (native).
@@ -390,6 +393,7 @@ impl EventProcessor<'_> {
                 }
                 frame.status = "resolved".to_owned();
                 frame.sourcemap = out.data.sourcemap.clone();
+                frame.resolved_with = out.data.resolved_with.clone();
                 let f = &mut frame.frame;
                 f.function = out.function.clone();
                 f.filename = out.filename.clone();
@@ -435,6 +439,7 @@ fn as_sent(frame: &EventFrame) -> ProcessedFrame {
         inlines: Vec::new(),
         status: "as_sent".to_owned(),
         sourcemap: None,
+        resolved_with: None,
     }
 }
 
