@@ -605,3 +605,61 @@ async fn every_route_wants_a_session_and_its_scope() {
     assert_eq!(upload.status, 403);
     assert!(upload.body.contains("symbols:write"));
 }
+
+/// An SDK's error event shows as a crash: marked as an event, its exception as the evidence
+/// and the stack's title, its frames (innermost first), its JSON downloadable; everything it
+/// carries escaped.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_error_event_shows_as_a_crash_with_its_frames_escaped() {
+    let server = TestServer::start().await;
+    let event = json!({
+        "platform": "node",
+        "release": "web@1.0",
+        "exception": {"values": [{
+            "type": "TypeError",
+            "value": HOSTILE,
+            "stacktrace": {"frames": [
+                {"function": "outer<img src=x onerror=alert(4)>", "filename": "app/outer.js", "abs_path": "app/outer.js", "lineno": 3, "colno": 1, "context_line": "outer();"},
+                {"function": "inner", "filename": "app/inner.js", "abs_path": "app/inner.js", "lineno": 7, "colno": 5, "context_line": "x.y.z"},
+            ]},
+        }]},
+    });
+    let (status, reply) = common::post(
+        &server,
+        "/api/1/store/",
+        Some("application/json"),
+        &[],
+        serde_json::to_vec(&event).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = serde_json::from_str::<serde_json::Value>(&reply).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(settled(&server, &id).await["state"], "processed");
+    let session = UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    assert!(body.contains("error event"), "marked as an event");
+    assert!(body.contains("TypeError"), "the exception");
+    let full = session.get(&format!("/ui/crashes/{id}?frames=full")).await;
+    let table = &full.body[full
+        .body
+        .find("<table class=\"frames\"")
+        .expect("the frames")..];
+    let inner = table.find(">inner<").expect("the innermost frame");
+    let outer = table
+        .find("outer&#60;img")
+        .expect("the calling frame, escaped");
+    assert!(inner < outer, "innermost first");
+    assert!(body.contains("app/inner.js:7"), "{body}");
+    assert!(!body.contains(HOSTILE) && !body.contains("<img src=x"));
+    let file = session
+        .get(&format!("/ui/crashes/{id}/files/event.json"))
+        .await;
+    assert_eq!(file.status, 200);
+    let sent: serde_json::Value = serde_json::from_slice(&file.bytes).unwrap();
+    assert_eq!(sent["exception"]["values"][0]["value"], HOSTILE);
+}

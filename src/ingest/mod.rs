@@ -46,6 +46,26 @@ pub struct RawCrash {
     pub event: Option<String>,
 }
 
+impl RawCrash {
+    /// Every received file: (name, what it is, object key) — the dumps (`minidump`), the
+    /// event (`event.json`, `event`) and the attachments (`attachment`), in that order.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &'static str, &str)> {
+        let dumps = self
+            .dumps
+            .iter()
+            .map(|(name, key)| (name.as_str(), "minidump", key.as_str()));
+        let event = self
+            .event
+            .iter()
+            .map(|key| ("event.json", "event", key.as_str()));
+        let attachments = self
+            .attachments
+            .iter()
+            .map(|(name, key)| (name.as_str(), "attachment", key.as_str()));
+        dumps.chain(event).chain(attachments)
+    }
+}
+
 fn default_project_id() -> i64 {
     1
 }

@@ -133,6 +133,8 @@ struct CrashPage {
     group_href: String,
     group_id: i64,
     signature: String,
+    /// The crash is an SDK's error event (no minidump).
+    is_event: bool,
     fault_class: String,
     evidence: String,
     exploitability: String,
@@ -404,11 +406,8 @@ pub async fn show(
     let files = match &queued {
         Some(q) => match crate::ingest::load_raw(&*state.objects, &q.raw_key).await {
             Ok(Some(raw)) => raw
-                .dumps
-                .keys()
-                .map(|name| (name, "minidump"))
-                .chain(raw.attachments.keys().map(|name| (name, "attachment")))
-                .map(|(name, kind)| FileLink {
+                .files()
+                .map(|(name, kind, _)| FileLink {
                     label: format!("{name} ({kind})"),
                     href: format!("/ui/crashes/{}/files/{}", segment(&id), segment(name)),
                 })
@@ -439,6 +438,9 @@ pub async fn show(
         group_href: format!("/ui/groups/{group_id}"),
         group_id,
         signature,
+        is_event: crash
+            .as_ref()
+            .is_some_and(|c| c.attributes.kind == crate::group::index::CrashKind::Event),
         fault_class,
         evidence: evidence_line(p).unwrap_or_default(),
         exploitability: text(&exploitability["rating"]),
@@ -562,12 +564,12 @@ pub async fn file(
         .map_err(|e| UiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?
         .ok_or_else(|| UiError::not_found("the stored crash is gone"))?;
     // The name only selects an entry of raw.json; it never becomes part of a key.
-    let key = raw
-        .dumps
-        .get(&name)
-        .or_else(|| raw.attachments.get(&name))
+    let (_, kind, key) = raw
+        .files()
+        .find(|(n, _, _)| *n == name)
         .ok_or_else(|| UiError::not_found(format!("crash {id} has no file {name:?}")))?;
-    let key = ObjectKey::new(key.clone()).map_err(|e| UiError::not_found(e.to_string()))?;
+    let extension = if kind == "minidump" { ".dmp" } else { "" };
+    let key = ObjectKey::new(key.to_owned()).map_err(|e| UiError::not_found(e.to_string()))?;
     let reader = state
         .objects
         .get(&key)
@@ -590,11 +592,6 @@ pub async fn file(
         })
         .take(100)
         .collect();
-    let extension = if raw.dumps.contains_key(&name) {
-        ".dmp"
-    } else {
-        ""
-    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
