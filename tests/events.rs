@@ -629,3 +629,40 @@ sentry_sdk.flush(10)\n";
     assert_eq!(frames.last().unwrap()["function"], "ratio");
     assert_eq!(frames.last().unwrap()["status"], "as_sent");
 }
+
+/// Browser SDKs send from the page's origin: the preflight is answered and the answer carries
+/// `Access-Control-Allow-Origin`.
+#[tokio::test(flavor = "multi_thread")]
+async fn browsers_may_send_events_from_any_origin() {
+    let server = TestServer::start().await;
+    let preflight = server
+        .anonymous
+        .request(reqwest::Method::OPTIONS, server.url("/api/1/envelope/"))
+        .header("origin", "https://game.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, x-sentry-auth",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 200);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    let allowed = preflight.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-sentry-auth"), "{allowed}");
+    let sent = server
+        .anonymous
+        .post(server.url("/api/1/envelope/?sentry_key=public"))
+        .header("origin", "https://game.example")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(envelope(&message_event("Error", "from a page"), &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    assert_eq!(sent.headers()["access-control-allow-origin"], "*");
+}

@@ -214,10 +214,22 @@ pub fn router(state: AppState) -> Router {
         .route("/submit", post(ingest::submit))
         .route("/api/{project}/minidump/", post(ingest::sentry))
         .route("/api/{project}/minidump", post(ingest::sentry))
-        .route("/api/{project}/envelope/", post(ingest::envelope))
-        .route("/api/{project}/envelope", post(ingest::envelope))
-        .route("/api/{project}/store/", post(ingest::store))
-        .route("/api/{project}/store", post(ingest::store))
+        .route(
+            "/api/{project}/envelope/",
+            post(ingest::envelope).layer(ingest::browser_cors()),
+        )
+        .route(
+            "/api/{project}/envelope",
+            post(ingest::envelope).layer(ingest::browser_cors()),
+        )
+        .route(
+            "/api/{project}/store/",
+            post(ingest::store).layer(ingest::browser_cors()),
+        )
+        .route(
+            "/api/{project}/store",
+            post(ingest::store).layer(ingest::browser_cors()),
+        )
         .route("/api/{project}/unreal/{key}/", post(ingest::unreal))
         .route("/api/{project}/unreal/{key}", post(ingest::unreal))
         .route("/post", post(ingest::backtrace))

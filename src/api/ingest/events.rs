@@ -20,6 +20,22 @@ use crate::events::envelope::parse;
 use crate::events::Event;
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 
+/// Cross-origin access for the event routes: browser SDKs send from the application's own
+/// origin, with a preflight for their `Content-Type` and `X-Sentry-Auth` headers. The routes
+/// need an ingest key, not a cookie, so any origin may send (as Sentry allows).
+pub fn browser_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{header, HeaderName, Method};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("x-sentry-auth"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
+}
+
 /// Largest event JSON (Sentry's own limit is 1 MiB).
 const MAX_EVENT_BYTES: usize = 1 << 20;
 

@@ -20,7 +20,7 @@ mod credentials;
 mod events;
 mod parts;
 
-pub use events::{envelope, store};
+pub use events::{browser_cors, envelope, store};
 
 use credentials::{resolve_project, sentry_auth_key, Credentials};
 use parts::{decompress_part, read_body, read_multipart, read_unreal};
