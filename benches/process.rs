@@ -1,11 +1,16 @@
 //! Warm-cache processing costs: a whole minidump through `Processor::process` (symbols already
-//! parsed and cached in memory, as on a busy server), its JSON rendering, and a 100-frame
-//! raw symbolication request. Run: `cargo bench --bench process` (needs ../shared/fixtures).
+//! parsed and cached in memory, as on a busy server), its JSON rendering, a 100-frame raw
+//! symbolication request, and Sentry events (read, symbolicated and grouped by
+//! `EventProcessor`: a JavaScript event against a source map, a native one against a PDB).
+//! Run: `cargo bench --bench process` (needs ../shared/fixtures).
 
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use faultline::config::Config;
+use faultline::events::process::EventProcessor;
+use faultline::events::Event;
+use faultline::group::signature::SignatureRules;
 use faultline::process::symbolicate::{symbolicate, SymbolicateRequest};
 use faultline::process::Processor;
 use faultline::store::FsStore;
@@ -22,7 +27,7 @@ fn fixture(rel: &str) -> std::path::PathBuf {
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let processor = rt.block_on(async {
+    let (processor, store) = rt.block_on(async {
         let store = SymbolStore::new(
             Arc::new(FsStore::open(dir.path().join("store")).unwrap()),
             dir.path().join("tmp"),
@@ -49,7 +54,33 @@ fn bench(c: &mut Criterion) {
                 )
                 .await;
         }
-        Processor::from_config(&Config::default(), Arc::new(store))
+        // The webpack fixture's bundle and map, with a debug ID as sentry-cli injects it.
+        let js_dir = tempfile::tempdir_in(dir.path()).unwrap();
+        let mut js = std::fs::read(fixture("sourcemaps/symbolic/webpack/bundle.js")).unwrap();
+        js.extend_from_slice(format!("\n//# debugId={WEBPACK_ID}\n").as_bytes());
+        let mut map: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixture("sourcemaps/symbolic/webpack/bundle.js.map")).unwrap(),
+        )
+        .unwrap();
+        map["debugId"] = serde_json::json!(WEBPACK_ID);
+        std::fs::write(js_dir.path().join("bundle.js"), js).unwrap();
+        std::fs::write(js_dir.path().join("bundle.js.map"), map.to_string()).unwrap();
+        for name in ["bundle.js", "bundle.js.map"] {
+            let scratch = tempfile::tempdir_in(dir.path()).unwrap();
+            store
+                .ingest(
+                    &js_dir.path().join(name),
+                    name,
+                    scratch.path(),
+                    &faultline::sourcemaps::ReleaseContext::default(),
+                )
+                .await;
+        }
+        let store = Arc::new(store);
+        (
+            Processor::from_config(&Config::default(), Arc::clone(&store)),
+            store,
+        )
     });
     let mut group = c.benchmark_group("process");
     for (label, rel) in [
@@ -83,7 +114,64 @@ fn bench(c: &mut Criterion) {
     group.bench_function("symbolicate/100-frames", |b| {
         b.iter(|| rt.block_on(symbolicate(processor.modules(), request.clone())))
     });
+    bench_events(&rt, &mut group, &processor, &store);
     group.finish();
+}
+
+const WEBPACK_ID: &str = "2f259f80-58b7-44cb-d7cd-ed1e3d26f28a";
+
+/// Events as SDKs send them, from JSON text to a grouped report (caches warm).
+fn bench_events(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    processor: &Processor,
+    store: &SymbolStore,
+) {
+    let rules = SignatureRules::new(&[], &[], &[]).unwrap();
+    let events = EventProcessor {
+        modules: processor.modules(),
+        sourcemaps: store.sourcemaps(),
+        rules: &rules,
+        max_file_bytes: 1 << 30,
+    };
+    let url = "http://example.com/static/bundle.js";
+    // 20 frames alternating between the bundle's two functions.
+    let js_frames: Vec<_> = (0..20)
+        .map(|i| serde_json::json!({"abs_path": url, "lineno": 1, "colno": if i % 2 == 0 { 44 } else { 79 }, "in_app": true}))
+        .collect();
+    let js = serde_json::to_vec(&serde_json::json!({
+        "platform": "javascript",
+        "exception": {"values": [{"type": "Error", "value": "wat", "stacktrace": {"frames": js_frames}}]},
+        "debug_meta": {"images": [{"type": "sourcemap", "code_file": url, "debug_id": WEBPACK_ID}]},
+    }))
+    .unwrap();
+    let native_frames: Vec<_> = (0..100)
+        .map(|i| serde_json::json!({"instruction_addr": format!("{:#x}", 0x140001000u64 + (i * 0x13) % 0x1c0)}))
+        .collect();
+    let native = serde_json::to_vec(&serde_json::json!({
+        "platform": "native",
+        "exception": {"values": [{"type": "SIGSEGV", "stacktrace": {"frames": native_frames}}]},
+        "debug_meta": {"images": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "code_file": "CrashWithException.exe", "image_addr": "0x140000000", "image_size": 36864}]},
+    }))
+    .unwrap();
+    for (label, json) in [
+        ("event/js-20-frames", &js),
+        ("event/native-100-frames", &native),
+    ] {
+        let run = || {
+            let event = Event::from_slice(json).unwrap();
+            rt.block_on(events.process(event, 1)).unwrap()
+        };
+        let report = run();
+        assert!(
+            report.stacks[0]
+                .frames
+                .iter()
+                .all(|f| f.status == "resolved" || f.status == "symbolicated"),
+            "{label}"
+        );
+        group.bench_function(label, |b| b.iter(run));
+    }
 }
 
 criterion_group!(benches, bench);

@@ -533,3 +533,73 @@ async fn retention_command_reports_and_respects_dry_run() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--payload-days"), "{stderr}");
 }
+
+/// `faultline upload` sends JavaScript too: a build folder's files under `--release` and
+/// `--url-prefix` (named from inside the folder, as sentry-cli does) resolve by release and
+/// URL; files with debug IDs need no release; the table says what each file became.
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_sends_javascript_files_and_maps_by_release_or_debug_id() {
+    let server = TestServer::start().await;
+    let build = tempfile::tempdir().unwrap();
+    let js_dir = build.path().join("dist/static/js");
+    std::fs::create_dir_all(&js_dir).unwrap();
+    for name in ["minified.js", "minified.js.map"] {
+        std::fs::copy(
+            fixture(&format!("sourcemaps/symbolic/simple/{name}")),
+            js_dir.join(name),
+        )
+        .unwrap();
+    }
+    let mut command = faultline();
+    command
+        .env("FAULTLINE_TOKEN", &server.admin_token)
+        .args([
+            "upload",
+            "--server",
+            &server.url(""),
+            "--release",
+            "app@2.0",
+        ])
+        .args(["--url-prefix", "~/"])
+        .arg(build.path().join("dist"));
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("static/js/minified.js.map "))
+        .unwrap_or_else(|| panic!("a row named from inside the folder: {stdout}"));
+    assert!(
+        row.contains("source map") && row.contains("~/static/js/minified.js.map"),
+        "{row}"
+    );
+    assert!(stdout.contains("2 stored"), "{stdout}");
+    let answer = common::symbolicate_js(
+        &server,
+        serde_json::json!({
+            "stacktraces": [{"frames": [{"abs_path": "https://example.com/static/js/minified.js", "lineno": 1, "colno": 10}]}],
+            "release": "app@2.0",
+        }),
+    )
+    .await;
+    let frame = &answer["stacktraces"][0]["frames"][0];
+    assert_eq!(frame["function"], "abcd", "{answer}");
+    assert_eq!(frame["data"]["resolved_with"], "release");
+
+    // With debug IDs, no release is needed.
+    let id = "5b65abfb-2338-4f0b-b3b9-64c8f734d43f";
+    let (js, map) = common::injected("webpack/bundle.js", "webpack/bundle.js.map", id, "debug_id");
+    let injected = tempfile::tempdir().unwrap();
+    std::fs::write(injected.path().join("bundle.js"), js).unwrap();
+    std::fs::write(injected.path().join("bundle.js.map"), map).unwrap();
+    let mut command = faultline();
+    command
+        .env("FAULTLINE_TOKEN", &server.admin_token)
+        .args(["upload", "--server", &server.url("")])
+        .arg(injected.path());
+    let (code, stdout, stderr) = run(command).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("minified source") && stdout.contains(id),
+        "{stdout}"
+    );
+}

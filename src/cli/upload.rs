@@ -1,7 +1,9 @@
-//! `faultline upload PATH...`: sends debug files to a faultline server. Files and archives go
-//! as they are; folders (dSYM bundles, Breakpad trees, build output) are walked and each file is
-//! sent with its path relative to the folder's parent. Shows a progress bar over bytes, then a
-//! table of what the server did with each file. Exits 1 if any file was rejected.
+//! `faultline upload PATH...`: sends debug files, JavaScript files and source maps to a faultline
+//! server. Files and archives go as they are; folders (dSYM bundles, Breakpad trees, build
+//! output) are walked and each file is sent with its path relative to the folder's parent — or,
+//! with `--release` (JavaScript files without debug IDs), relative to the folder itself, so that
+//! `--url-prefix` plus that path is the URL the file is served at. Shows a progress bar over
+//! bytes, then a table of what the server did with each file. Exits 1 if any file was rejected.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +27,18 @@ pub struct UploadArgs {
     /// An API token with the symbols:write scope (`faultline token create --scope symbols:write`).
     #[arg(long, env = "FAULTLINE_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// JavaScript: the release that files without a debug ID belong to.
+    #[arg(long)]
+    release: Option<String>,
+    /// JavaScript: the release's distribution.
+    #[arg(long, requires = "release")]
+    dist: Option<String>,
+    /// JavaScript: the URL a folder's files are served under (`~/static/js` for any host).
+    #[arg(long, requires = "release")]
+    url_prefix: Option<String>,
+    /// The project release files are kept for (slug; the default project without it).
+    #[arg(long)]
+    project: Option<String>,
 }
 
 /// One file's outcome as the server reports it.
@@ -34,6 +48,14 @@ struct FileOutcome {
     status: String,
     reason: Option<String>,
     file: Option<FileIdentity>,
+    artifact: Option<ArtifactIdentity>,
+}
+
+#[derive(Deserialize)]
+struct ArtifactIdentity {
+    kind: String,
+    debug_id: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,8 +73,9 @@ struct ServerAnswer {
     files: Vec<FileOutcome>,
 }
 
-/// Every regular file to send, with the name it is sent under.
-fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
+/// Every regular file to send, with the name it is sent under: its path from the folder's
+/// parent, or from the folder itself when `inside`.
+fn collect(paths: &[PathBuf], inside: bool) -> anyhow::Result<Vec<(PathBuf, String)>> {
     fn walk(dir: &Path, prefix: &str, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read folder {}", dir.display()))?
@@ -78,7 +101,13 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
             |n| n.to_string_lossy().into_owned(),
         );
         if meta.is_dir() {
+            let start = out.len();
             walk(path, &name, &mut out)?;
+            if inside {
+                for (_, sent) in &mut out[start..] {
+                    *sent = sent[name.len() + 1..].to_owned();
+                }
+            }
         } else {
             out.push((path.clone(), name));
         }
@@ -88,7 +117,18 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, String)>> {
 
 /// Sends every file and prints the table.
 pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
-    let files = collect(&args.paths)?;
+    let files = collect(&args.paths, args.release.is_some())?;
+    let mut release_query: Vec<(&str, &str)> = Vec::new();
+    for (key, value) in [
+        ("release", &args.release),
+        ("dist", &args.dist),
+        ("url_prefix", &args.url_prefix),
+        ("project", &args.project),
+    ] {
+        if let Some(value) = value {
+            release_query.push((key, value));
+        }
+    }
     if files.is_empty() {
         anyhow::bail!("no files found under the given paths");
     }
@@ -115,7 +155,11 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
                 bar.inc(chunk.len() as u64);
             }
         }));
-        let mut request = client.post(&endpoint).query(&[("name", name)]).body(body);
+        let mut request = client
+            .post(&endpoint)
+            .query(&[("name", name.as_str())])
+            .query(&release_query)
+            .body(body);
         if let Some(token) = &args.token {
             request = request.bearer_auth(token);
         }
@@ -143,6 +187,7 @@ pub async fn run(args: UploadArgs) -> anyhow::Result<ExitCode> {
                     answer.detail.map(|d| format!(" ({d})")).unwrap_or_default()
                 )),
                 file: None,
+                artifact: None,
             });
         } else {
             outcomes.extend(answer.files);
@@ -192,9 +237,17 @@ fn print_table(outcomes: &[FileOutcome]) {
     let rows: Vec<[String; 4]> = outcomes
         .iter()
         .map(|o| {
-            let (id, kind) = o.file.as_ref().map_or((String::new(), String::new()), |f| {
-                (f.debug_id.clone(), format!("{} {}", f.format, f.arch))
-            });
+            let (id, kind) = match (&o.file, &o.artifact) {
+                (Some(f), _) => (f.debug_id.clone(), format!("{} {}", f.format, f.arch)),
+                (None, Some(a)) => (
+                    a.debug_id
+                        .clone()
+                        .or_else(|| a.url.clone())
+                        .unwrap_or_default(),
+                    a.kind.replace('_', " "),
+                ),
+                (None, None) => (String::new(), String::new()),
+            };
             let status = match &o.reason {
                 Some(reason) => format!("{}: {reason}", o.status),
                 None => o.status.clone(),
