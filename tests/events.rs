@@ -564,8 +564,9 @@ async fn bad_envelopes_and_events_get_specific_json_errors() {
     assert_eq!(crash["project_id"], project["id"]);
 }
 
-/// The real Python SDK (sentry-sdk from PyPI, installed by tests/run.sh): its envelope
-/// (gzip, `X-Sentry-Auth`) lands as an event, grouped by its in-app frames.
+/// The real Python SDK (sentry-sdk from PyPI, installed by tests/run.sh with brotli, so it
+/// compresses with `br`): its envelope (`X-Sentry-Auth`) lands as an event, grouped by its
+/// in-app frames.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_real_python_sdk_sends_an_event_through_the_envelope_route() {
     let present = std::process::Command::new("python3")
@@ -665,4 +666,52 @@ async fn browsers_may_send_events_from_any_origin() {
         .unwrap();
     assert_eq!(sent.status(), 200);
     assert_eq!(sent.headers()["access-control-allow-origin"], "*");
+}
+
+/// Sentry SDKs compress envelopes with gzip, deflate, brotli (the Python SDK when brotli is
+/// installed) or zstd: each is decoded; an unknown encoding is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn envelopes_arrive_in_every_encoding_sdks_use() {
+    use async_compression::tokio::bufread::{BrotliEncoder, ZlibEncoder, ZstdEncoder};
+    use tokio::io::AsyncReadExt;
+    let server = TestServer::start().await;
+    let plain = envelope(&message_event("Error", "compressed"), &[]);
+    let mut bodies: Vec<(&str, Vec<u8>)> = Vec::new();
+    for encoding in ["br", "deflate", "zstd"] {
+        let mut out = Vec::new();
+        let input = &plain[..];
+        match encoding {
+            "br" => BrotliEncoder::new(input).read_to_end(&mut out).await,
+            "deflate" => ZlibEncoder::new(input).read_to_end(&mut out).await,
+            _ => ZstdEncoder::new(input).read_to_end(&mut out).await,
+        }
+        .unwrap();
+        bodies.push((encoding, out));
+    }
+    for (encoding, body) in bodies {
+        let (status, reply) = post(
+            &server,
+            "/api/1/envelope/",
+            None,
+            &[("content-encoding", encoding)],
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{encoding}: {reply}");
+        let id: Value = serde_json::from_str(&reply).unwrap();
+        let (crash, _) = processed(&server, id["id"].as_str().unwrap()).await;
+        assert_eq!(crash["signature"], "Error: compressed", "{encoding}");
+    }
+    let (status, reply) = post(
+        &server,
+        "/api/1/envelope/",
+        None,
+        &[("content-encoding", "lzma")],
+        plain,
+    )
+    .await;
+    assert_eq!(
+        (status, reply.as_str()),
+        (400, r#"{"error":"malformed_bad_content_encoding"}"#)
+    );
 }

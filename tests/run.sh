@@ -67,8 +67,9 @@ fi
 command -v sentry-cli >/dev/null || { echo "sentry-cli could not be installed" >&2; exit 1; }
 # Real Sentry SDKs sending events (tests/events.rs, tests/sentry_cli.rs): sentry-sdk for Python
 # (PyPI) and @sentry/node for Node.js (npm, kept under target/tools/node).
-python3 -c "import sentry_sdk" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "sentry-sdk==2.75.0"
-python3 -c "import sentry_sdk" || { echo "sentry-sdk could not be installed" >&2; exit 1; }
+# With brotli installed the Python SDK compresses its envelopes with `br`, as in production.
+python3 -c "import sentry_sdk, brotli" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "sentry-sdk==2.75.0" brotli
+python3 -c "import sentry_sdk, brotli" || { echo "sentry-sdk and brotli could not be installed" >&2; exit 1; }
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 SENTRY_NODE_ROOT="$PWD/target/tools/node"

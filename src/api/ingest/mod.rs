@@ -10,7 +10,7 @@
 //! Never 201/202/429 (Crashpad and Breakpad treat anything but 200 as failure): a throttled
 //! crash gets 200 with `Discarded=<reason>`. Malformed requests get 400 with Antenna's reasons
 //! (`Discarded=malformed_no_content_type`, …), oversized ones 413, and a storage failure 503 —
-//! nothing is acknowledged that is not stored. The body (gzip `Content-Encoding` decoded,
+//! nothing is acknowledged that is not stored. The body (`Content-Encoding` gzip, deflate, br or zstd decoded,
 //! within `ingest.max_decompressed_bytes`) and its parts are held in memory up to 4 MiB each and
 //! spill to unnamed scratch files past that, so a request never holds a large body in memory.
 //!
@@ -23,7 +23,7 @@ mod parts;
 pub use events::{browser_cors, envelope, store};
 
 use credentials::{resolve_project, sentry_auth_key, Credentials};
-use parts::{decompress_part, read_body, read_multipart, read_unreal};
+use parts::{decompress_part, read_body, read_multipart, read_unreal, BodyEncoding};
 
 use std::collections::HashMap;
 
@@ -299,15 +299,12 @@ async fn receive_inner(
             state.config.ingest.max_body_bytes
         )));
     }
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => false,
-        Some(e) if e.eq_ignore_ascii_case("identity") => false,
-        Some(e) if e.eq_ignore_ascii_case("gzip") || e.eq_ignore_ascii_case("x-gzip") => true,
-        Some(_) => return Err(Refusal::Malformed("bad_content_encoding")),
-    };
+    let encoding = BodyEncoding::from_header(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .ok_or(Refusal::Malformed("bad_content_encoding"))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -340,7 +337,7 @@ async fn receive_inner(
     };
 
     let body = body.take().expect("the body is read once");
-    let body = read_body(state, body, gzip, guard).await?;
+    let body = read_body(state, body, encoding, guard).await?;
     let scratch = state.symbols.scratch_root();
 
     let mut builder = RawCrashBuilder::new(client.name(), project.id);

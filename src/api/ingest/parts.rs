@@ -22,13 +22,45 @@ use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 /// Files received with a crash: (dump field, bytes) and (attachment name, bytes).
 type ReceivedFiles = (Vec<(String, Bytes)>, Vec<(String, Bytes)>);
 
-/// Reads `body` (gzip-decoded if `gzip`) within the byte caps; a multipart body's framing is
+/// How a body is compressed (`Content-Encoding`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyEncoding {
+    /// As it is.
+    Identity,
+    /// `gzip` / `x-gzip`.
+    Gzip,
+    /// `deflate` (zlib).
+    Deflate,
+    /// `br` (Sentry's Python SDK uses it when brotli is installed).
+    Brotli,
+    /// `zstd`.
+    Zstd,
+}
+
+impl BodyEncoding {
+    /// The encoding a `Content-Encoding` value names; `None` for one we cannot decode.
+    pub(super) fn from_header(value: Option<&str>) -> Option<BodyEncoding> {
+        let Some(value) = value.map(str::trim) else {
+            return Some(BodyEncoding::Identity);
+        };
+        Some(match value.to_ascii_lowercase().as_str() {
+            "" | "identity" => BodyEncoding::Identity,
+            "gzip" | "x-gzip" => BodyEncoding::Gzip,
+            "deflate" => BodyEncoding::Deflate,
+            "br" => BodyEncoding::Brotli,
+            "zstd" => BodyEncoding::Zstd,
+            _ => return None,
+        })
+    }
+}
+
+/// Reads `body` (decoded as `encoding` says) within the byte caps; a multipart body's framing is
 /// checked on the way (`guard`), so a body without its boundary fails within the first few
 /// kilobytes instead of being read whole.
 pub(super) async fn read_body(
     state: &AppState,
     body: Body,
-    gzip: bool,
+    encoding: BodyEncoding,
     mut guard: Option<FramingGuard>,
 ) -> Result<Bytes, Refusal> {
     let limits = &state.config.ingest;
@@ -46,13 +78,23 @@ pub(super) async fn read_body(
         Ok(chunk)
     });
     let reader = StreamReader::new(stream);
-    let mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = if gzip {
-        Box::pin(async_compression::tokio::bufread::GzipDecoder::new(
-            tokio::io::BufReader::new(reader),
-        ))
-    } else {
-        Box::pin(reader)
+    let buffered = tokio::io::BufReader::new(reader);
+    let mut reader: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match encoding {
+        BodyEncoding::Identity => Box::pin(buffered),
+        BodyEncoding::Gzip => Box::pin(async_compression::tokio::bufread::GzipDecoder::new(
+            buffered,
+        )),
+        BodyEncoding::Deflate => Box::pin(async_compression::tokio::bufread::ZlibDecoder::new(
+            buffered,
+        )),
+        BodyEncoding::Brotli => Box::pin(async_compression::tokio::bufread::BrotliDecoder::new(
+            buffered,
+        )),
+        BodyEncoding::Zstd => Box::pin(async_compression::tokio::bufread::ZstdDecoder::new(
+            buffered,
+        )),
     };
+    let compressed = encoding != BodyEncoding::Identity;
     let mut spill = Spill::new(state.symbols.scratch_root());
     let mut buf = vec![0u8; 64 * 1024];
     let mut written = 0u64;
@@ -68,7 +110,8 @@ pub(super) async fn read_body(
             Err(e) if is_body_timeout(&e) || e.get_ref().is_some_and(|e| is_body_timeout(e)) => {
                 return Err(Refusal::TimedOut)
             }
-            Err(_) if gzip => return Err(Refusal::Malformed("bad_gzip")),
+            Err(_) if encoding == BodyEncoding::Gzip => return Err(Refusal::Malformed("bad_gzip")),
+            Err(_) if compressed => return Err(Refusal::Malformed("bad_content_encoding")),
             Err(e) => return Err(Refusal::Unavailable(format!("reading the body: {e}"))),
         };
         written += n as u64;
