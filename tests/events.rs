@@ -600,18 +600,7 @@ sentry_sdk.flush(10)\n";
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut found = None;
-    for _ in 0..200 {
-        let (_, list) = server
-            .get_json("/api/v1/crashes?annotation.release=py-tool@3.1")
-            .await;
-        if let Some(id) = list["crashes"][0]["id"].as_str() {
-            found = Some(id.to_owned());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let id = found.expect("the SDK's event arrived");
+    let id = common::crash_with_annotation(&server, "release=py-tool@3.1").await;
     let (crash, p) = processed(&server, &id).await;
     assert_eq!(crash["kind"], "event");
     assert_eq!(crash["user_id"], "builder-9");

@@ -451,7 +451,7 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let id = loop_for_crash(&server, "release=node-app@1.0").await;
+    let id = common::crash_with_annotation(&server, "release=node-app@1.0").await;
     let done = common::settled(&server, &id).await;
     let p = &done["processed"];
     assert_eq!(done["crash"]["kind"], "event", "{done}");
@@ -480,18 +480,4 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
         "{}",
         done["crash"]
     );
-}
-
-/// The ID of the one crash with annotation `filter` (`name=value`), once it is listed.
-async fn loop_for_crash(server: &TestServer, filter: &str) -> String {
-    for _ in 0..200 {
-        let (_, list) = server
-            .get_json(&format!("/api/v1/crashes?annotation.{filter}"))
-            .await;
-        if let Some(id) = list["crashes"][0]["id"].as_str() {
-            return id.to_owned();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no crash with {filter} arrived");
 }

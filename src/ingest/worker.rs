@@ -216,6 +216,36 @@ async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Fi
     }
 }
 
+impl WorkerContext {
+    /// Where processed crashes are recorded.
+    fn recorder(&self) -> Recorder<'_> {
+        Recorder {
+            index: &self.index,
+            objects: &*self.objects,
+            user_annotations: &self.user_annotations,
+        }
+    }
+}
+
+/// A crash that could not be finished for a reason that may pass (storage or the database
+/// unreachable): queued again, or marked failed after [`MAX_ATTEMPTS`].
+async fn retry_later(context: &WorkerContext, entry: &QueueEntry, error: String) {
+    if entry.attempts >= MAX_ATTEMPTS {
+        outcome("failed");
+        let _ = context
+            .queue
+            .fail(
+                &entry.crash_id,
+                &format!("gave up after {} attempts: {error}", entry.attempts),
+            )
+            .await;
+    } else {
+        tracing::warn!(crash_id = %entry.crash_id, %error, "will retry");
+        let _ = context.queue.retry_later(&entry.crash_id, &error).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn outcome(outcome: &'static str) {
     metrics::counter!("faultline_ingest_processed_total", "outcome" => outcome).increment(1);
 }
@@ -229,22 +259,7 @@ async fn process(
 ) -> Option<Finished> {
     let id = entry.crash_id.clone();
     let entry = &entry;
-    let transient = |error: String| async move {
-        if entry.attempts >= MAX_ATTEMPTS {
-            outcome("failed");
-            let _ = context
-                .queue
-                .fail(
-                    &entry.crash_id,
-                    &format!("gave up after {} attempts: {error}", entry.attempts),
-                )
-                .await;
-        } else {
-            tracing::warn!(crash_id = %entry.crash_id, %error, "will retry");
-            let _ = context.queue.retry_later(&entry.crash_id, &error).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let transient = |error: String| retry_later(context, entry, error);
     let reading = budget.readers.acquire().await.expect("never closed");
     let raw = match load_raw(&*context.objects, &entry.raw_key).await {
         Ok(Some(raw)) => raw,
@@ -308,11 +323,7 @@ async fn process(
             return None;
         }
     };
-    let recorder = Recorder {
-        index: &context.index,
-        objects: &*context.objects,
-        user_annotations: &context.user_annotations,
-    };
+    let recorder = context.recorder();
     if let Err(e) = recorder
         .record(
             &id,
@@ -380,19 +391,7 @@ async fn process_event(
         outcome("failed");
         let _ = context.queue.fail(id, &reason).await;
     };
-    let retry = |error: String| async move {
-        if entry.attempts >= MAX_ATTEMPTS {
-            fail(format!(
-                "gave up after {} attempts: {error}",
-                entry.attempts
-            ))
-            .await;
-        } else {
-            tracing::warn!(crash_id = %id, %error, "will retry");
-            let _ = context.queue.retry_later(id, &error).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let retry = |error: String| retry_later(context, entry, error);
     let json = match ObjectKey::new(event_key.to_owned()) {
         Ok(key) => context.objects.read_all(&key, MAX_EVENT).await,
         Err(e) => Err(e),
@@ -428,11 +427,7 @@ async fn process_event(
             return None;
         }
     };
-    let recorder = Recorder {
-        index: &context.index,
-        objects: &*context.objects,
-        user_annotations: &context.user_annotations,
-    };
+    let recorder = context.recorder();
     if let Err(e) = recorder
         .record(
             id,

@@ -674,3 +674,17 @@ pub async fn upload_files(
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
+
+/// The ID of the one crash with annotation `filter` (`name=value`), once it is listed.
+pub async fn crash_with_annotation(server: &TestServer, filter: &str) -> String {
+    for _ in 0..200 {
+        let (_, list) = server
+            .get_json(&format!("/api/v1/crashes?annotation.{filter}"))
+            .await;
+        if let Some(id) = list["crashes"][0]["id"].as_str() {
+            return id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no crash with {filter} arrived");
+}

@@ -41,24 +41,33 @@ const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// `POST /api/{project}/envelope/`.
 pub async fn envelope(
-    State(state): State<AppState>,
-    UrlPath(project): UrlPath<String>,
-    Query(query): Query<HashMap<String, String>>,
+    state: State<AppState>,
+    project: UrlPath<String>,
+    query: Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let credentials = sentry_credentials(project, &query, &request);
-    receive(state, Client::SentryEnvelope, credentials, query, request).await
+    receive_sentry(Client::SentryEnvelope, state, project, query, request).await
 }
 
 /// `POST /api/{project}/store/`.
 pub async fn store(
+    state: State<AppState>,
+    project: UrlPath<String>,
+    query: Query<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    receive_sentry(Client::SentryStore, state, project, query, request).await
+}
+
+async fn receive_sentry(
+    client: Client,
     State(state): State<AppState>,
     UrlPath(project): UrlPath<String>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
     let credentials = sentry_credentials(project, &query, &request);
-    receive(state, Client::SentryStore, credentials, query, request).await
+    receive(state, client, credentials, query, request).await
 }
 
 fn sentry_credentials(
