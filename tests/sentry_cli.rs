@@ -282,6 +282,34 @@ async fn chunk_protocol_checks_every_chunk_and_every_file() {
     assert_eq!(status, 404, "{answer}");
 }
 
+/// The webpack fixture in a temporary folder, given a debug ID by `sentry-cli sourcemaps inject`
+/// and uploaded by `sentry-cli sourcemaps upload` (an artifact bundle).
+async fn injected_webpack_uploaded(server: &TestServer) -> tempfile::TempDir {
+    let dist = fixture_dir(
+        "sourcemaps/symbolic/webpack",
+        &["bundle.js", "bundle.js.map"],
+    );
+    let dir = dist.path().to_string_lossy().into_owned();
+    let upload = [
+        "sourcemaps",
+        "upload",
+        "--org",
+        "acme",
+        "--project",
+        "default",
+        &dir,
+    ];
+    for args in [&["sourcemaps", "inject", &dir][..], &upload[..]] {
+        let (ok, out) = sentry_cli(server, &server.admin_token, args).await;
+        assert!(ok, "{out}");
+        assert!(
+            args[1] != "upload" || out.contains("artifact bundle"),
+            "{out}"
+        );
+    }
+    dist
+}
+
 /// `sentry-cli sourcemaps inject` then `sourcemaps upload` (an artifact bundle through the
 /// chunk upload): frames of the injected bundle resolve by debug ID; files uploaded without
 /// debug IDs under `--release` and `--url-prefix` resolve by release and URL.
@@ -291,18 +319,7 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
         return;
     }
     let server = TestServer::start().await;
-    let dist = fixture_dir(
-        "sourcemaps/symbolic/webpack",
-        &["bundle.js", "bundle.js.map"],
-    );
-    let dir = dist.path().to_string_lossy().into_owned();
-    let (ok, out) = sentry_cli(
-        &server,
-        &server.admin_token,
-        &["sourcemaps", "inject", &dir],
-    )
-    .await;
-    assert!(ok, "{out}");
+    let dist = injected_webpack_uploaded(&server).await;
     let injected = std::fs::read_to_string(dist.path().join("bundle.js")).unwrap();
     let debug_id = injected
         .lines()
@@ -310,22 +327,6 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
         .expect("sentry-cli injected a debug ID")
         .trim()
         .to_owned();
-    let (ok, out) = sentry_cli(
-        &server,
-        &server.admin_token,
-        &[
-            "sourcemaps",
-            "upload",
-            "--org",
-            "acme",
-            "--project",
-            "default",
-            &dir,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
-    assert!(out.contains("artifact bundle"), "{out}");
 
     // `inject` puts a snippet before the code: find the throw where it now is.
     let (throw_line, throw_column) = injected
@@ -407,26 +408,7 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
         return eprintln!("skipping: @sentry/node is not installed");
     };
     let server = TestServer::start().await;
-    let dist = fixture_dir(
-        "sourcemaps/symbolic/webpack",
-        &["bundle.js", "bundle.js.map"],
-    );
-    let dir = dist.path().to_string_lossy().into_owned();
-    for args in [
-        vec!["sourcemaps", "inject", &dir],
-        vec![
-            "sourcemaps",
-            "upload",
-            "--org",
-            "acme",
-            "--project",
-            "default",
-            &dir,
-        ],
-    ] {
-        let (ok, out) = sentry_cli(&server, &server.admin_token, &args).await;
-        assert!(ok, "{out}");
-    }
+    let dist = injected_webpack_uploaded(&server).await;
     // The app: loads the bundle (which throws) and reports what it threw.
     let runner = dist.path().join("run.js");
     std::fs::write(
