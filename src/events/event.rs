@@ -14,6 +14,10 @@ const MAX_IMAGES: usize = 2048;
 const MAX_FRAMES: usize = 512;
 /// Longest text kept from one field (messages, function names, paths).
 const MAX_TEXT: usize = 4096;
+/// Most tags kept (each becomes an annotation of the crash).
+const MAX_TAGS: usize = 100;
+/// Longest tag name or value kept (Sentry's own limits are 32 and 200 characters).
+const MAX_TAG_TEXT: usize = 200;
 
 /// One error event.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -295,14 +299,20 @@ impl Event {
                 })
             })
             .collect();
+        let tag = |k: Option<String>, v: Option<String>| {
+            let (k, v) = (k?, v?);
+            (k.len() <= MAX_TAG_TEXT && v.len() <= MAX_TAG_TEXT).then_some((k, v))
+        };
         let tags = match &value["tags"] {
             Value::Object(map) => map
                 .iter()
-                .filter_map(|(k, v)| Some((cut(k.clone()), text(v)?)))
+                .filter_map(|(k, v)| tag(Some(k.clone()), text(v)))
+                .take(MAX_TAGS)
                 .collect(),
             Value::Array(pairs) => pairs
                 .iter()
-                .filter_map(|pair| Some((text(&pair[0])?, text(&pair[1])?)))
+                .filter_map(|pair| tag(text(&pair[0]), text(&pair[1])))
+                .take(MAX_TAGS)
                 .collect(),
             _ => Vec::new(),
         };
@@ -406,6 +416,13 @@ mod tests {
         assert_eq!(event.threads[0].id.as_deref(), Some("1"));
         assert_eq!(event.images.len(), 1);
         assert_eq!(event.tags, vec![("browser".into(), "Firefox".into())]);
+        let many: serde_json::Map<String, Value> = (0..500)
+            .map(|i| (format!("t{i}"), json!(i)))
+            .chain([("long".to_owned(), json!("x".repeat(300)))])
+            .collect();
+        let tagged = Event::from_value(&json!({ "tags": many }));
+        assert_eq!(tagged.tags.len(), MAX_TAGS);
+        assert!(tagged.tags.iter().all(|(k, _)| k != "long"));
         assert_eq!(event.release, None);
         let annotations = event.annotations();
         assert_eq!(annotations["user_id"], "7");
