@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::event::{Event, EventException};
-use super::process::{EventPlatform, ProcessedStack};
+use super::report::{EventPlatform, ProcessedStack};
 use crate::classify::frames::FrameRef;
 use crate::classify::FaultClass;
 use crate::group::signature::{fingerprint, signature, Signature, SignatureRules};
@@ -65,7 +65,7 @@ pub fn group(
             components: Vec::new(),
         };
     }
-    let in_app: Vec<&super::process::ProcessedFrame> = failing
+    let in_app: Vec<&super::report::ProcessedFrame> = failing
         .map(|s| {
             s.frames
                 .iter()

@@ -1,13 +1,14 @@
 //! Error events from Sentry SDKs (`/api/{project}/envelope/` and `/store/`): what an event says
 //! (`event.rs`), read leniently so that a field in an unexpected shape costs that field, not the
 //! event; the envelope framing (`envelope.rs`); symbolication of its native and JavaScript
-//! frames (`process.rs`), and how events group (`grouping.rs`). The worker runs a stored event
-//! through [`process::EventProcessor`] and records the [`process::EventReport`] in the crash
-//! index like a processed minidump.
+//! frames (`process.rs`) into a report (`report.rs`), and how events group (`grouping.rs`). The
+//! worker runs a stored event through [`process::EventProcessor`] and records the
+//! [`report::EventReport`] in the crash index like a processed minidump.
 
 pub mod envelope;
 pub mod event;
 pub mod grouping;
 pub mod process;
+pub mod report;
 
 pub use event::{Event, EventException, EventFrame, EventImage};

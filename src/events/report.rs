@@ -1,0 +1,243 @@
+//! What processing an event produces: its stacks with each frame's status, beside the frames
+//! as received; the native images and what was missing; its grouping. Serialized as the
+//! processed JSON (docs/OUTPUT.md, "Events"), and recorded like a processed minidump through
+//! [`crate::ingest::ProcessedReport`].
+
+use serde::ser::SerializeMap;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::event::{Event, EventFrame};
+use super::grouping::EventGrouping;
+use crate::group::index::MissingModule;
+use crate::process::symbolicate::InlineFrame;
+use crate::symbols::identify::base_name;
+
+/// Which kind of code an event's failing stack is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventPlatform {
+    /// Native frames (instruction addresses).
+    Native,
+    /// JavaScript frames (URLs, lines, columns).
+    JavaScript,
+    /// Anything else (Python, Java…): frames as sent.
+    Other,
+}
+
+/// One frame after symbolication.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProcessedFrame {
+    /// The frame (function, file, line… now original).
+    #[serde(flatten)]
+    pub frame: EventFrame,
+    /// Source lines before (JavaScript, from the map's sources).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pre_context: Vec<String>,
+    /// Source lines after.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_context: Vec<String>,
+    /// Native: functions inlined at this address, innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlines: Vec<InlineOut>,
+    /// `symbolicated`, `missing_symbol`, `unknown_image`, `malformed` (native), `resolved`,
+    /// `missing_sourcemap`, `missing_source`, `invalid_location`… (JavaScript), `as_sent`.
+    pub status: String,
+    /// JavaScript: the map used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sourcemap: Option<String>,
+    /// JavaScript: how the map was found (`debug-id` or `release`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_with: Option<String>,
+}
+
+/// An inlined call (native).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InlineOut {
+    /// Function.
+    pub function: String,
+    /// Source file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abs_path: Option<String>,
+    /// Line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lineno: Option<u32>,
+}
+
+impl From<&InlineFrame> for InlineOut {
+    fn from(inline: &InlineFrame) -> InlineOut {
+        InlineOut {
+            function: inline.function.clone(),
+            abs_path: inline.abs_path.clone(),
+            lineno: inline.lineno,
+        }
+    }
+}
+
+/// One stack of the event (an exception's or a thread's), oldest frame first as in events.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessedStack {
+    /// `exception` or `thread`.
+    pub source: &'static str,
+    /// What a reader calls it: `TypeError: x is undefined`, `thread 3 (main)`.
+    pub label: String,
+    /// Whether it is the stack that failed.
+    pub crashed: bool,
+    /// Frames after symbolication.
+    pub frames: Vec<ProcessedFrame>,
+    /// Frames as received.
+    pub raw_frames: Vec<EventFrame>,
+}
+
+/// A processed event: the event, its stacks symbolicated, what was missing, and its group.
+#[derive(Debug, Clone)]
+pub struct EventReport {
+    /// The event as received.
+    pub event: Event,
+    /// Exceptions' stacks, then threads' (a thread whose stack an exception already has is
+    /// not repeated).
+    pub stacks: Vec<ProcessedStack>,
+    /// The failing stack's kind of code.
+    pub platform: EventPlatform,
+    /// Native images with their symbol status.
+    pub images: Vec<Value>,
+    /// Frame-level problems (`missing_sourcemap`, …, and native `missing_symbol`).
+    pub errors: Vec<Value>,
+    /// Native modules without symbols, and source maps / minified files not found (their
+    /// store IDs): an upload of one reprocesses the event.
+    pub missing_modules: Vec<MissingModule>,
+    /// Debug IDs whose files symbolicated it.
+    pub used_modules: Vec<String>,
+    /// Signature, fingerprint and how they were chosen.
+    pub grouping: EventGrouping,
+}
+
+impl EventReport {
+    /// Writes the processed event's JSON (docs/OUTPUT.md, "Events") into `map`: the event's
+    /// fields, its stacks (symbolicated and raw), and, so that a crash's page and tools that
+    /// read processed minidumps find what they expect, `threads` (innermost frame first),
+    /// `crash_info`, `modules`, `classification` and `grouping`.
+    pub fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        let e = &self.event;
+        map.serialize_entry("kind", "event")?;
+        map.serialize_entry("event_id", &e.event_id)?;
+        map.serialize_entry("platform", &e.platform)?;
+        map.serialize_entry("event_platform", &self.platform)?;
+        map.serialize_entry("level", &e.level)?;
+        map.serialize_entry("message", &e.message)?;
+        map.serialize_entry("release", &e.release)?;
+        map.serialize_entry("dist", &e.dist)?;
+        map.serialize_entry("environment", &e.environment)?;
+        map.serialize_entry("user", &e.user)?;
+        map.serialize_entry("tags", &e.tags)?;
+        map.serialize_entry("contexts", &e.contexts)?;
+        map.serialize_entry("sdk", &e.sdk)?;
+        let mut exception_stacks = self.stacks.iter().filter(|s| s.source == "exception");
+        let mut exceptions = Vec::with_capacity(e.exceptions.len());
+        for x in &e.exceptions {
+            let stack = if x.frames.is_empty() {
+                None
+            } else {
+                exception_stacks.next()
+            };
+            exceptions.push(json!({
+                "type": x.kind,
+                "value": x.value,
+                "module": x.module,
+                "mechanism": x.mechanism,
+                "stacktrace": {"frames": stack.map(|s| &s.frames)},
+                "raw_stacktrace": {"frames": &x.frames},
+            }));
+        }
+        map.serialize_entry("exceptions", &exceptions)?;
+        map.serialize_entry("stacks", &self.stacks)?;
+        let crashing = self.stacks.iter().position(|s| s.crashed).unwrap_or(0);
+        let threads: Vec<Value> = self.stacks.iter().map(thread_view).collect();
+        map.serialize_entry("threads", &threads)?;
+        let main = e.main_exception();
+        map.serialize_entry(
+            "crash_info",
+            &json!({
+                "type": main.and_then(|x| x.kind.clone()).or_else(|| e.message.clone()),
+                "crashing_thread": (!self.stacks.is_empty()).then_some(crashing),
+            }),
+        )?;
+        map.serialize_entry("modules", &self.images)?;
+        map.serialize_entry("errors", &self.errors)?;
+        map.serialize_entry(
+            "classification",
+            &json!({
+                "fault_class": self.grouping.fault_class,
+                "evidence": {
+                    "crash_reason": main.and_then(|x| x.kind.clone()),
+                    "rule": main.and_then(|x| x.value.clone()).or_else(|| e.message.clone()),
+                },
+            }),
+        )?;
+        map.serialize_entry("grouping", &self.grouping)
+    }
+}
+
+/// A stack as a processed minidump's thread (innermost frame first).
+fn thread_view(stack: &ProcessedStack) -> Value {
+    let frames: Vec<Value> = stack
+        .frames
+        .iter()
+        .rev()
+        .map(|f| {
+            let fr = &f.frame;
+            json!({
+                "function": fr.function,
+                "module": fr.package.as_deref().map(base_name).or(fr.module.as_deref()),
+                "file": fr.abs_path.as_deref().or(fr.filename.as_deref()),
+                "line": fr.lineno,
+                "column": fr.colno,
+                "offset": fr.instruction_addr,
+                "trust": f.status,
+                "missing_symbols": matches!(f.status.as_str(), "missing_symbol" | "missing_sourcemap" | "missing_source"),
+                "inlines": f.inlines.iter().map(|i| json!({"function": i.function, "file": i.abs_path, "line": i.lineno})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "thread_name": stack.label,
+        "frame_count": frames.len(),
+        "frames": frames,
+    })
+}
+
+impl crate::ingest::ProcessedReport for EventReport {
+    fn kind(&self) -> crate::group::index::CrashKind {
+        crate::group::index::CrashKind::Event
+    }
+    fn platform(&self) -> Option<String> {
+        let os = &self.event.contexts["os"];
+        os["name"]
+            .as_str()
+            .map(|name| match os["version"].as_str() {
+                Some(version) => format!("{name} {version}"),
+                None => name.to_owned(),
+            })
+            .or_else(|| self.event.platform.clone())
+    }
+    fn cpu(&self) -> Option<String> {
+        self.event.contexts["device"]["arch"]
+            .as_str()
+            .map(str::to_owned)
+    }
+    fn fingerprint(&self) -> &str {
+        &self.grouping.fingerprint
+    }
+    fn signature(&self) -> &str {
+        &self.grouping.signature
+    }
+    fn signature_frames(&self) -> &[String] {
+        &self.grouping.frames
+    }
+    fn fault_class(&self) -> &str {
+        &self.grouping.fault_class
+    }
+    fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        EventReport::serialize_fields(self, map)
+    }
+}
