@@ -154,6 +154,22 @@ fn bench_events(
         "debug_meta": {"images": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "code_file": "CrashWithException.exe", "image_addr": "0x140000000", "image_size": 36864}]},
     }))
     .unwrap();
+    let raw: SymbolicateRequest = serde_json::from_value(serde_json::json!({
+        "stacktraces": [{"frames": native_frames.iter().rev().collect::<Vec<_>>()}],
+        "modules": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "image_addr": "0x140000000", "image_size": 36864}]
+    }))
+    .unwrap();
+    let native_found = rt
+        .block_on(symbolicate(processor.modules(), raw))
+        .stacktraces[0]
+        .frames
+        .iter()
+        .filter(|f| f.status.as_str() == "symbolicated")
+        .count();
+    let expected = std::collections::HashMap::from([
+        ("event/js-20-frames", 20),
+        ("event/native-100-frames", native_found),
+    ]);
     for (label, json) in [
         ("event/js-20-frames", &js),
         ("event/native-100-frames", &native),
@@ -163,13 +179,14 @@ fn bench_events(
             rt.block_on(events.process(event, 1)).unwrap()
         };
         let report = run();
-        assert!(
-            report.stacks[0]
-                .frames
-                .iter()
-                .all(|f| f.status == "resolved" || f.status == "symbolicated"),
-            "{label}"
-        );
+        let found = report.stacks[0]
+            .frames
+            .iter()
+            .filter(|f| f.status == "resolved" || f.status == "symbolicated")
+            .count();
+        // Every JavaScript frame resolves; the native frames as many as `/symbolicate` finds
+        // for the same addresses (some of the spread addresses fall between functions).
+        assert_eq!(found, expected[label], "{label}");
         group.bench_function(label, |b| b.iter(run));
     }
 }

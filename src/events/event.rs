@@ -2,7 +2,7 @@
 //! stack traces, threads, `debug_meta` images (native modules and source maps), release,
 //! environment, user, tags and contexts. Frames are oldest first, as in the event.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::process::symbolicate::Addr;
@@ -204,7 +204,10 @@ fn number(value: &Value) -> Option<u32> {
 }
 
 fn addr(value: &Value) -> Option<Addr> {
-    serde_json::from_value(value.clone()).ok()
+    match value {
+        Value::Number(_) | Value::String(_) => Addr::deserialize(value).ok(),
+        _ => None,
+    }
 }
 
 /// A list sent either as `{"values": [...]}` or as the bare array.
