@@ -1,18 +1,22 @@
-//! Retention with a fake clock, on both databases: debug files no crash used within the period
-//! go and the ones a crash used stay; old crash payloads go while the crash, its counts and its
+//! Retention with a fake clock, on both databases: debug files (and JavaScript files and maps) no
+//! crash used within the period go and the ones a crash (or an event) used stay; old crash payloads go while the crash, its counts and its
 //! group stay; leftovers of unfinished uploads go; a dry run reports all of it and deletes
 //! nothing. The store and index are opened beside the running server, as `faultline
 //! retention` opens them.
 
 mod common;
 
-use common::{crasher_ids, fixture_bytes, generated_bytes, multipart, submit, TestServer};
+use common::{
+    crasher_ids, fixture_bytes, generated_bytes, injected, multipart, post, settled, submit,
+    upload_files, TestServer,
+};
 use faultline::api::AppState;
 use faultline::retention::{
     run as run_retention, RetentionPolicy, RetentionReport, RetentionStores,
 };
 
 const DAY: u64 = 86_400;
+const WEBPACK_ID: &str = "2f259f80-58b7-44cb-d7cd-ed1e3d26f28a";
 
 /// One retention run at `now` against the server's stores.
 async fn retention(
@@ -46,6 +50,19 @@ on_both_databases! {
         assert_eq!(status, 200);
         let (status, _) = server.upload("crasher.debug", generated_bytes("crasher.debug")).await;
         assert_eq!(status, 200);
+        // JavaScript: a bundle and map by debug ID that an event will use, and a pair kept by
+        // release and URL that nothing uses.
+        let (js, map) = injected("webpack/bundle.js", "webpack/bundle.js.map", WEBPACK_ID, "debugId");
+        let (status, _) = upload_files(&server, "", &[("bundle.js", js), ("bundle.js.map", map)]).await;
+        assert_eq!(status, 200);
+        let simple = |name: &str| fixture_bytes(&format!("sourcemaps/symbolic/simple/{name}"));
+        let (status, _) = upload_files(
+            &server,
+            "?release=old@1&url_prefix=~/js",
+            &[("minified.js", simple("minified.js")), ("minified.js.map", simple("minified.js.map"))],
+        )
+        .await;
+        assert_eq!(status, 200);
         // The crasher's symbols are used a moment after both uploads.
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let crash = submit(&server, "null-write.dmp", &[]).await;
@@ -59,6 +76,22 @@ on_both_databases! {
             .unwrap_or_else(|| panic!("the crasher's use is recorded: {last_used:?}"))
             as u64;
         assert_eq!(last_used.len(), 1, "only the module that symbolicated: {last_used:?}");
+        // An event whose frames the bundle's map resolves: its use is recorded too.
+        let event = serde_json::json!({
+            "platform": "javascript",
+            "exception": {"values": [{"type": "Error", "value": "wat", "stacktrace": {"frames": [
+                {"abs_path": "http://x/bundle.js", "lineno": 1, "colno": 79}
+            ]}}]},
+            "debug_meta": {"images": [{"type": "sourcemap", "code_file": "http://x/bundle.js", "debug_id": WEBPACK_ID}]},
+        });
+        let (status, reply) = post(&server, "/api/1/store/", None, &[], event.to_string().into_bytes()).await;
+        assert_eq!(status, 200, "{reply}");
+        let event_id: serde_json::Value = serde_json::from_str(&reply).unwrap();
+        let event_id = event_id["id"].as_str().unwrap().to_owned();
+        let done = settled(&server, &event_id).await;
+        assert_eq!(done["processed"]["stacks"][0]["frames"][0]["status"], "resolved", "{done}");
+        let last_used = state.index.symbol_last_used().await.unwrap();
+        assert!(last_used.contains_key(WEBPACK_ID), "{last_used:?}");
 
         // Leftovers: a chunk no assemble request used, a symupload upload never completed.
         let chunk = b"a chunk nobody assembles";
@@ -96,17 +129,26 @@ on_both_databases! {
         // The moment the files' period ends for the unused one but not for the used one.
         let now = used_at + 30 * DAY;
         let dry = retention(&state, Some(30), Some(60), now, true).await;
-        let aged: Vec<&str> = dry.symbol_files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(aged, ["crash.debug"], "{dry:?}");
+        let mut aged: Vec<&str> = dry.symbol_files.iter().map(|f| f.name.as_str()).collect();
+        aged.sort_unstable();
+        assert_eq!(aged, ["crash.debug", "minified.js", "minified.js.map"], "{dry:?}");
         assert_eq!(dry.symbol_files[0].last_used_at, None);
         assert_eq!(dry.symbol_files[0].debug_id, "c0bcc3f1-9827-fe65-3058-404b2831d9e6");
-        let expected_bytes =
-            fixture_bytes("debug-files/linux/crash.debug").len() as u64 + chunk.len() as u64;
+        assert!(dry.symbol_files[1].debug_id.starts_with("url-"), "{dry:?}");
+        let expected_bytes = fixture_bytes("debug-files/linux/crash.debug").len() as u64
+            + chunk.len() as u64
+            + simple("minified.js").len() as u64;
         assert!(dry.bytes >= expected_bytes, "{dry:?}");
         assert_eq!(server.stored_files(), before, "a dry run deletes nothing");
 
         let done = retention(&state, Some(30), Some(60), now, false).await;
-        assert_eq!(done.symbol_file_count, 1);
+        assert_eq!(done.symbol_file_count, 3);
+        let stored = server.stored_files();
+        let js: Vec<&String> = stored.iter().filter(|f| f.starts_with("sourcemaps/")).collect();
+        assert!(
+            js.len() == 4 && js.iter().all(|f| f.starts_with(&format!("sourcemaps/{WEBPACK_ID}/"))),
+            "only the used bundle and map stay: {js:?}"
+        );
         assert_eq!(done.leftover_count, 2);
         let (_, listed) = server
             .get_json("/api/v1/symbols?debug_id=c0bcc3f1-9827-fe65-3058-404b2831d9e6")
@@ -120,17 +162,21 @@ on_both_databases! {
             "{after:?}"
         );
 
-        // Payloads: a dry run names the crash and its files, then the real run deletes them.
+        // Payloads: a dry run names the crash and the event with their files, then the real
+        // run deletes them.
         let (_, group_before) = server.get_json(&format!("/api/v1/crashes/{crash}")).await;
         let group = group_before["crash"]["group_id"].as_i64().unwrap();
         let later = used_at + 61 * DAY;
         let dry = retention(&state, None, Some(60), later, true).await;
-        assert_eq!(dry.payload_count, 1, "{dry:?}");
-        assert_eq!(dry.payloads[0].crash_id, crash);
-        assert!(dry.payloads[0].files >= 2 && dry.payloads[0].bytes > 0, "{dry:?}");
+        let mut named: Vec<&str> = dry.payloads.iter().map(|p| p.crash_id.as_str()).collect();
+        named.sort_unstable();
+        let mut expected = [crash.as_str(), event_id.as_str()];
+        expected.sort_unstable();
+        assert_eq!(named, expected, "{dry:?}");
+        assert!(dry.payloads.iter().all(|p| p.files >= 2 && p.bytes > 0), "{dry:?}");
         assert!(server.stored_files().iter().any(|f| f.starts_with("crashes/")));
         let done = retention(&state, None, Some(60), later, false).await;
-        assert_eq!(done.payload_count, 1);
+        assert_eq!(done.payload_count, 2);
         let after = server.stored_files();
         assert!(!after.iter().any(|f| f.starts_with("crashes/")), "{after:?}");
         // The crash, its group and the group's count stay; the payload is no longer kept.
@@ -150,7 +196,9 @@ on_both_databases! {
         assert_eq!((again.payload_count, again.leftover_count), (0, 0), "{again:?}");
         // Past its own 30 days since the crash used it, the crasher's file is due too.
         let dry = retention(&state, Some(30), None, later, true).await;
-        assert_eq!(dry.symbol_file_count, 1, "{dry:?}");
+        let mut aged: Vec<&str> = dry.symbol_files.iter().map(|f| f.name.as_str()).collect();
+        aged.sort_unstable();
+        assert_eq!(aged, ["bundle.js", "bundle.js.map", "crasher.debug"], "{dry:?}");
         assert_eq!(dry.symbol_files[0].last_used_at, Some(used_at));
         assert_eq!(dry.symbol_files[0].name, "crasher.debug");
     }

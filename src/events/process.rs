@@ -35,6 +35,17 @@ pub struct EventProcessor<'a> {
     pub max_file_bytes: u64,
 }
 
+/// What symbolication found besides frames.
+#[derive(Default)]
+struct Findings {
+    /// Frame-level problems.
+    errors: Vec<Value>,
+    /// Native modules and JavaScript artifacts that were needed and not stored.
+    missing: BTreeSet<MissingModule>,
+    /// Debug IDs and artifact store IDs whose files resolved frames.
+    used: BTreeSet<String>,
+}
+
 /// A stack being built: where it came from and its frames as sent.
 struct StackSource<'e> {
     source: &'static str,
@@ -51,28 +62,12 @@ impl EventProcessor<'_> {
             .iter()
             .map(|s| s.frames.iter().map(as_sent).collect())
             .collect();
-        let mut errors = Vec::new();
-        let mut missing = BTreeSet::new();
-        let mut used = BTreeSet::new();
+        let mut found = Findings::default();
         let images = self
-            .native(
-                &event,
-                &stacks,
-                &mut processed,
-                &mut errors,
-                &mut missing,
-                &mut used,
-            )
+            .native(&event, &stacks, &mut processed, &mut found)
             .await;
-        self.javascript(
-            &event,
-            &stacks,
-            &mut processed,
-            project,
-            &mut errors,
-            &mut missing,
-        )
-        .await?;
+        self.javascript(&event, &stacks, &mut processed, project, &mut found)
+            .await?;
         let stacks: Vec<ProcessedStack> = stacks
             .into_iter()
             .zip(processed)
@@ -102,9 +97,9 @@ impl EventProcessor<'_> {
             stacks,
             platform,
             images,
-            errors,
-            missing_modules: missing.into_iter().collect(),
-            used_modules: used.into_iter().collect(),
+            errors: found.errors,
+            missing_modules: found.missing.into_iter().collect(),
+            used_modules: found.used.into_iter().collect(),
             grouping,
         })
     }
@@ -115,9 +110,7 @@ impl EventProcessor<'_> {
         event: &Event,
         stacks: &[StackSource<'_>],
         processed: &mut [Vec<ProcessedFrame>],
-        errors: &mut Vec<Value>,
-        missing: &mut BTreeSet<MissingModule>,
-        used: &mut BTreeSet<String>,
+        found: &mut Findings,
     ) -> Vec<Value> {
         let images: Vec<RawModule> = event
             .images
@@ -178,7 +171,7 @@ impl EventProcessor<'_> {
                     frame.frame.lineno = out.lineno;
                     frame.inlines = out.inlines.iter().map(InlineOut::from).collect();
                 } else if let Some(module) = out.module_index {
-                    errors.push(json!({
+                    found.errors.push(json!({
                         "type": out.status.as_str(),
                         "instruction_addr": out.instruction_addr,
                         "image": answer.modules[module].module.code_file,
@@ -198,7 +191,7 @@ impl EventProcessor<'_> {
                             .filter(|n| !n.is_empty())
                     };
                     if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
-                        missing.insert(MissingModule {
+                        found.missing.insert(MissingModule {
                             debug_id: id.to_string(),
                             debug_file: base(&module.module.debug_file),
                             code_file: base(&module.module.code_file),
@@ -208,7 +201,7 @@ impl EventProcessor<'_> {
                 }
                 "found" => {
                     if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
-                        used.insert(id.to_string());
+                        found.used.insert(id.to_string());
                     }
                 }
                 _ => {}
@@ -228,8 +221,7 @@ impl EventProcessor<'_> {
         stacks: &[StackSource<'_>],
         processed: &mut [Vec<ProcessedFrame>],
         project: i64,
-        errors: &mut Vec<Value>,
-        missing: &mut BTreeSet<MissingModule>,
+        found: &mut Findings,
     ) -> Result<(), SourceMapError> {
         let platform = event.platform.as_deref();
         let mut positions = Vec::new();
@@ -307,15 +299,16 @@ impl EventProcessor<'_> {
                 frame.post_context = out.post_context.clone();
             }
         }
-        errors.extend(
+        found.errors.extend(
             answer
                 .errors
                 .iter()
                 .filter_map(|e| serde_json::to_value(e).ok()),
         );
+        found.used.extend(answer.used.iter().cloned());
         for wanted in &answer.missing {
             let name = base_name(&wanted.url).to_owned();
-            missing.insert(MissingModule {
+            found.missing.insert(MissingModule {
                 debug_id: wanted.id.clone(),
                 debug_file: Some(if wanted.sourcemap {
                     name.clone()

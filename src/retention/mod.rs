@@ -1,5 +1,6 @@
-//! Retention: what may be deleted for age, and deleting it. Debug files no crash has used for
-//! `retention.symbols_unused_days` (counted from their upload when none ever did), crash
+//! Retention: what may be deleted for age, and deleting it. Debug files — and JavaScript
+//! minified files and source maps — no crash has used for `retention.symbols_unused_days`
+//! (counted from their upload when none ever did), crash
 //! payloads received more than `retention.payload_days` ago (the crash's row, counts and group
 //! stay), and, always, what uploads that never finished left behind (sentry-cli chunks unused
 //! for a day, symupload uploads past their hour). `faultline retention` and the server's
@@ -43,10 +44,11 @@ impl RetentionPolicy {
     }
 }
 
-/// A debug file past its retention.
+/// A debug file (or a JavaScript minified file or source map) past its retention.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgedSymbolFile {
-    /// Its module.
+    /// Its module (for a JavaScript file, the ID it is stored under: its debug ID, or `url-…`
+    /// for a file kept by release and URL).
     pub debug_id: String,
     /// Which of the module's files.
     pub sha256: String,
@@ -121,6 +123,9 @@ pub enum RetentionError {
     /// The symbol store failed.
     #[error(transparent)]
     Symbols(#[from] SymbolError),
+    /// The source map store failed.
+    #[error(transparent)]
+    SourceMaps(#[from] crate::sourcemaps::SourceMapError),
     /// The object store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -216,6 +221,29 @@ async fn symbol_files(
         };
         stores.symbols.delete(&id, Some(&meta.sha256)).await?;
         report.modules.insert(meta.debug_id);
+    }
+    // JavaScript files, by the ID events record when their frames are resolved with them.
+    let sourcemaps = stores.symbols.sourcemaps();
+    for (id, meta) in sourcemaps.all_artifacts().await? {
+        let used = last_used.get(&id).and_then(|&t| u64::try_from(t).ok());
+        if meta.uploaded_at.max(used.unwrap_or(0)) >= cutoff {
+            continue;
+        }
+        report.bytes += meta.size;
+        report.symbol_file_count += 1;
+        if report.symbol_files.len() < LISTED {
+            report.symbol_files.push(AgedSymbolFile {
+                debug_id: id.clone(),
+                sha256: meta.sha256.clone(),
+                name: meta.name.clone(),
+                size: meta.size,
+                uploaded_at: meta.uploaded_at,
+                last_used_at: used,
+            });
+        }
+        if !dry_run {
+            sourcemaps.delete(&id, meta.kind).await?;
+        }
     }
     for module in &report.modules {
         if let Err(e) = stores

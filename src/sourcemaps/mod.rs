@@ -75,23 +75,22 @@ impl ArtifactKey {
         }
     }
 
-    fn object(&self, file: &str) -> ObjectKey {
-        ObjectKey::new(format!("sourcemaps/{}/{file}", self.id())).expect("a valid key")
-    }
-
     fn data_key(&self, kind: ArtifactKind) -> ObjectKey {
-        self.object(match kind {
-            ArtifactKind::MinifiedSource => "source.zst",
-            ArtifactKind::SourceMap => "map.zst",
-        })
+        artifact_object(&self.id(), kind, "zst")
     }
 
     fn meta_key(&self, kind: ArtifactKind) -> ObjectKey {
-        self.object(match kind {
-            ArtifactKind::MinifiedSource => "source.json",
-            ArtifactKind::SourceMap => "map.json",
-        })
+        artifact_object(&self.id(), kind, "json")
     }
+}
+
+/// `sourcemaps/{id}/{source|map}.{extension}`.
+fn artifact_object(id: &str, kind: ArtifactKind, extension: &str) -> ObjectKey {
+    let file = match kind {
+        ArtifactKind::MinifiedSource => "source",
+        ArtifactKind::SourceMap => "map",
+    };
+    ObjectKey::new(format!("sourcemaps/{id}/{file}.{extension}")).expect("a valid key")
 }
 
 /// What is kept about a stored artifact.
@@ -322,6 +321,43 @@ impl SourceMapStore {
             outcomes.push((file.url, outcome));
         }
         Ok(Ok(outcomes))
+    }
+
+    /// Every stored artifact, with the store ID it is kept under ([`ArtifactKey::id`]).
+    pub async fn all_artifacts(&self) -> Result<Vec<(String, ArtifactMeta)>, SourceMapError> {
+        let mut out = Vec::new();
+        for object in self.objects.list("sourcemaps/").await? {
+            let Some((id, file)) = object
+                .key
+                .as_str()
+                .strip_prefix("sourcemaps/")
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            if !file.ends_with(".json") {
+                continue;
+            }
+            let Some(bytes) = self.objects.read_all(&object.key, 1 << 20).await? else {
+                continue;
+            };
+            if let Ok(meta) = serde_json::from_slice::<ArtifactMeta>(&bytes) {
+                out.push((id.to_owned(), meta));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the artifact of `kind` kept under the store ID `id`: its metadata first (the
+    /// commit point), then its bytes.
+    pub async fn delete(&self, id: &str, kind: ArtifactKind) -> Result<(), SourceMapError> {
+        self.objects
+            .delete(&artifact_object(id, kind, "json"))
+            .await?;
+        self.objects
+            .delete(&artifact_object(id, kind, "zst"))
+            .await?;
+        Ok(())
     }
 
     /// What is stored of `kind` under `key`.

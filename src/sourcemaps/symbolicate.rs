@@ -162,6 +162,10 @@ pub struct SymbolicateJsResponse {
     /// these frames (events are reprocessed when it arrives). Not part of the wire answer.
     #[serde(skip)]
     pub missing: Vec<MissingArtifact>,
+    /// The store IDs of the artifacts that resolved frames (retention keeps them). Not part of
+    /// the wire answer.
+    #[serde(skip)]
+    pub used: Vec<String>,
 }
 
 /// A minified file or source map a frame needed and the store lacks.
@@ -183,6 +187,8 @@ struct Resolved {
     sourcemap: String,
     /// When the cache is missing: the keys an upload would have to fill.
     wanted: Vec<MissingArtifact>,
+    /// The store IDs of the files the cache is built from.
+    from: Vec<String>,
 }
 
 impl Resolved {
@@ -277,6 +283,11 @@ pub async fn symbolicate(
         }
         stacktraces.push(JsStacktrace { frames });
     }
+    let used: BTreeSet<String> = resolved
+        .values()
+        .filter(|r| r.cache.is_ok())
+        .flat_map(|r| r.from.iter().cloned())
+        .collect();
     let missing: BTreeSet<MissingArtifact> =
         resolved.into_values().flat_map(|r| r.wanted).collect();
     Ok(SymbolicateJsResponse {
@@ -284,6 +295,7 @@ pub async fn symbolicate(
         raw_stacktraces: request.stacktraces,
         errors: errors.into_iter().collect(),
         missing: missing.into_iter().collect(),
+        used: used.into_iter().collect(),
     })
 }
 
@@ -307,6 +319,7 @@ async fn resolve(
             resolved_with: "debug-id",
             sourcemap: label,
             wanted: Vec::new(),
+            from: vec![key.id()],
         }
         .wanting([(key, abs_path.to_owned())]));
     }
@@ -316,6 +329,7 @@ async fn resolve(
             resolved_with: "release",
             sourcemap: abs_path.to_owned(),
             wanted: Vec::new(),
+            from: Vec::new(),
         });
     };
     let url_key = |url: &str| ArtifactKey::Url {
@@ -340,6 +354,7 @@ async fn resolve(
                 resolved_with: "debug-id",
                 sourcemap: source.sourcemap_url.unwrap_or_else(|| abs_path.to_owned()),
                 wanted: Vec::new(),
+                from: vec![source_key.id(), key.id()],
             }
             .wanting([(key, candidate.clone())]));
         }
@@ -360,6 +375,7 @@ async fn resolve(
                     resolved_with: "release",
                     sourcemap: map_url,
                     wanted: Vec::new(),
+                    from: vec![source_key.id(), map_key.id()],
                 });
             }
         }
@@ -372,6 +388,7 @@ async fn resolve(
             resolved_with: "release",
             sourcemap: map_url,
             wanted: Vec::new(),
+            from: Vec::new(),
         }
         .wanting(wanted));
     }
@@ -384,6 +401,7 @@ async fn resolve(
         resolved_with: "release",
         sourcemap: abs_path.to_owned(),
         wanted: Vec::new(),
+        from: Vec::new(),
     }
     .wanting(wanted))
 }
