@@ -47,6 +47,30 @@ pub struct MissingParams {
     project: Option<String>,
 }
 
+/// What `faultline upload` needs after its server and token: the debug file; for a JavaScript
+/// file, the minified file and its map — and, for files kept by release and URL, the release
+/// and the URL's folder.
+fn upload_arguments(module: &crate::group::index::MissingModule, file: &str) -> String {
+    let Some(map) = file
+        .strip_suffix(".map")
+        .filter(|_| file.ends_with(".js.map"))
+    else {
+        return file.to_owned();
+    };
+    let pair = format!("{map} {file}");
+    if !module.debug_id.starts_with("url-") {
+        return pair;
+    }
+    let url = module.code_file.as_deref().unwrap_or_default();
+    let path = url
+        .split_once("://")
+        .map_or(url.trim_start_matches('~'), |(_, rest)| {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        });
+    let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+    format!("--release <release> --url-prefix '~{folder}' {pair}")
+}
+
 /// `GET /ui/symbols/missing?project=`.
 pub async fn missing(
     State(state): State<AppState>,
@@ -74,7 +98,8 @@ pub async fn missing(
             MissingRow {
                 module: m.module.code_file.clone().unwrap_or_default(),
                 upload: format!(
-                    "faultline upload --server {origin} --token $FAULTLINE_TOKEN {file}"
+                    "faultline upload --server {origin} --token $FAULTLINE_TOKEN {}",
+                    upload_arguments(&m.module, &file)
                 ),
                 curl: format!(
                     "curl -H \"Authorization: Bearer $FAULTLINE_TOKEN\" --data-binary @{file} \
@@ -345,4 +370,51 @@ pub async fn upload(
         skipped: count("skipped"),
         files,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_arguments;
+    use crate::group::index::MissingModule;
+
+    fn module(debug_id: &str, code_file: &str) -> MissingModule {
+        MissingModule {
+            debug_id: debug_id.to_owned(),
+            debug_file: None,
+            code_file: Some(code_file.to_owned()),
+            code_id: None,
+        }
+    }
+
+    #[test]
+    fn javascript_files_are_uploaded_as_pairs_with_their_release_folder() {
+        assert_eq!(
+            upload_arguments(
+                &module("3249d99d-0c40-4931-8610-f4e4fb0b6936-1", "crash.exe"),
+                "crash.pdb"
+            ),
+            "crash.pdb"
+        );
+        assert_eq!(
+            upload_arguments(
+                &module(
+                    "2f259f80-58b7-44cb-d7cd-ed1e3d26f28a",
+                    "http://x/static/bundle.js"
+                ),
+                "bundle.js.map"
+            ),
+            "bundle.js bundle.js.map"
+        );
+        assert_eq!(
+            upload_arguments(
+                &module("url-0123", "https://game.example/static/js/app.js"),
+                "app.js.map"
+            ),
+            "--release <release> --url-prefix '~/static/js' app.js app.js.map"
+        );
+        assert_eq!(
+            upload_arguments(&module("url-0123", "~/app.js.map"), "app.js.map"),
+            "--release <release> --url-prefix '~' app.js app.js.map"
+        );
+    }
 }
