@@ -183,7 +183,16 @@ pub async fn run(
     Ok(report)
 }
 
-/// Debug files whose module no crash used since `cutoff` (nor was uploaded since).
+/// A stored file retention may delete, and how it is named to delete it.
+enum StoredFile {
+    /// A debug file: its module (when its ID reads) and content.
+    Debug(Option<DebugId>, String),
+    /// A JavaScript minified file or map: its store ID and which.
+    JavaScript(String, crate::sourcemaps::ArtifactKind),
+}
+
+/// Debug files whose module no crash used since `cutoff` (nor was uploaded since), and
+/// JavaScript files no event used since then.
 async fn symbol_files(
     stores: &RetentionStores<'_>,
     cutoff: u64,
@@ -191,58 +200,52 @@ async fn symbol_files(
     report: &mut RetentionReport,
 ) -> Result<(), RetentionError> {
     let last_used = stores.index.symbol_last_used().await?;
+    let used = |id: &str| last_used.get(id).and_then(|&t| u64::try_from(t).ok());
+    let mut files: Vec<(AgedSymbolFile, StoredFile)> = Vec::new();
     for meta in stores.symbols.all_files().await? {
-        let used = last_used
-            .get(&meta.debug_id)
-            .and_then(|&t| u64::try_from(t).ok());
-        if meta.uploaded_at.max(used.unwrap_or(0)) >= cutoff {
-            continue;
-        }
-        report.bytes += meta.size;
-        report.symbol_file_count += 1;
-        if report.symbol_files.len() < LISTED {
-            report.symbol_files.push(AgedSymbolFile {
-                name: meta
-                    .debug_file
-                    .clone()
-                    .unwrap_or_else(|| meta.uploaded_name.clone()),
-                debug_id: meta.debug_id.clone(),
-                sha256: meta.sha256.clone(),
-                size: meta.size,
-                uploaded_at: meta.uploaded_at,
-                last_used_at: used,
-            });
-        }
-        if dry_run {
-            continue;
-        }
-        let Ok(id) = meta.debug_id.parse::<DebugId>() else {
-            continue;
+        let file = StoredFile::Debug(meta.debug_id.parse().ok(), meta.sha256.clone());
+        let aged = AgedSymbolFile {
+            name: meta.debug_file.unwrap_or(meta.uploaded_name),
+            last_used_at: used(&meta.debug_id),
+            debug_id: meta.debug_id,
+            sha256: meta.sha256,
+            size: meta.size,
+            uploaded_at: meta.uploaded_at,
         };
-        stores.symbols.delete(&id, Some(&meta.sha256)).await?;
-        report.modules.insert(meta.debug_id);
+        files.push((aged, file));
     }
     // JavaScript files, by the ID events record when their frames are resolved with them.
     let sourcemaps = stores.symbols.sourcemaps();
     for (id, meta) in sourcemaps.all_artifacts().await? {
-        let used = last_used.get(&id).and_then(|&t| u64::try_from(t).ok());
-        if meta.uploaded_at.max(used.unwrap_or(0)) >= cutoff {
+        let aged = AgedSymbolFile {
+            last_used_at: used(&id),
+            debug_id: id.clone(),
+            sha256: meta.sha256,
+            name: meta.name,
+            size: meta.size,
+            uploaded_at: meta.uploaded_at,
+        };
+        files.push((aged, StoredFile::JavaScript(id, meta.kind)));
+    }
+    for (aged, file) in files {
+        if aged.uploaded_at.max(aged.last_used_at.unwrap_or(0)) >= cutoff {
             continue;
         }
-        report.bytes += meta.size;
+        report.bytes += aged.size;
         report.symbol_file_count += 1;
         if report.symbol_files.len() < LISTED {
-            report.symbol_files.push(AgedSymbolFile {
-                debug_id: id.clone(),
-                sha256: meta.sha256.clone(),
-                name: meta.name.clone(),
-                size: meta.size,
-                uploaded_at: meta.uploaded_at,
-                last_used_at: used,
-            });
+            report.symbol_files.push(aged.clone());
         }
-        if !dry_run {
-            sourcemaps.delete(&id, meta.kind).await?;
+        if dry_run {
+            continue;
+        }
+        match file {
+            StoredFile::Debug(Some(id), sha256) => {
+                stores.symbols.delete(&id, Some(&sha256)).await?;
+                report.modules.insert(aged.debug_id);
+            }
+            StoredFile::Debug(None, _) => {}
+            StoredFile::JavaScript(id, kind) => sourcemaps.delete(&id, kind).await?,
         }
     }
     for module in &report.modules {
