@@ -128,8 +128,8 @@ fn assert_webpack_resolved(p: &Value, resolved_with: &str) {
         raw[1]["colno"],
         column_of("webpack/bundle.js", "throw new Error")
     );
-    // Resolution path recorded per stack.
-    assert_eq!(p["stacks"][0]["frames"][0]["status"], "resolved");
+    // Exceptions' stacks are not repeated among the threads' stacks.
+    assert_eq!(p["thread_stacks"], json!([]));
     assert!(
         p["errors"].as_array().unwrap().is_empty(),
         "{}",
@@ -314,6 +314,10 @@ async fn native_event_frames_symbolicate_against_pdbs_with_inlines() {
                 {"instruction_addr": "0x401011"},
             ]},
         }]},
+        "threads": {"values": [
+            {"id": 1, "name": "main", "crashed": true},
+            {"id": 2, "name": "worker", "stacktrace": {"frames": [{"instruction_addr": "0x401011"}]}},
+        ]},
         "debug_meta": {"images": [
             {"type": "pe", "debug_id": "3249d99d-0c40-4931-8610-f4e4fb0b6936-1", "code_file": "C:\\app\\crash.exe", "image_addr": "0x400000", "image_size": 0x27000},
             {"type": "pe", "debug_id": "f535c5fb-2ae8-4bb8-aa20-6c30be566c5a-1", "code_file": "C:\\app\\CrashWithException.exe", "image_addr": "0x140000000", "image_size": 0x9000},
@@ -339,6 +343,21 @@ async fn native_event_frames_symbolicate_against_pdbs_with_inlines() {
     assert_eq!(
         top["inlines"][0]["function"],
         "google_breakpad::CrashGenerationClient::IsRegistered() const"
+    );
+    // Another thread's stack is symbolicated too, its raw frames beside.
+    let worker = &p["thread_stacks"][0];
+    assert_eq!(
+        worker["label"], "thread 2 (worker)",
+        "{}",
+        p["thread_stacks"]
+    );
+    assert_eq!(worker["crashed"], false);
+    assert_eq!(worker["frames"][0]["lineno"], 324);
+    assert_eq!(worker["raw_frames"][0]["instruction_addr"], "0x401011");
+    assert_eq!(
+        p["threads"].as_array().unwrap().len(),
+        2,
+        "both stacks on the crash page"
     );
     // A return address is looked up at the call: line 954.
     assert_eq!(frames[1]["lineno"], 954, "{}", frames[1]);
@@ -498,6 +517,30 @@ async fn bad_envelopes_and_events_get_specific_json_errors() {
     )
     .await;
     assert_eq!(status, 403);
+    // A bearer token instead of a key: it needs the ingest scope, for this project.
+    for (scopes, expected) in [
+        (
+            json!(["triage:read", "symbols:write"]),
+            r#"{"error":"invalid_token"}"#,
+        ),
+        (json!(["ingest"]), ""),
+    ] {
+        let (token, _) = server.create_token(json!({ "scopes": scopes })).await;
+        let bearer = format!("Bearer {token}");
+        let (status, reply) = post(
+            &server,
+            "/api/web/envelope/",
+            None,
+            &[("authorization", bearer.as_str())],
+            envelope(&message_event("Error", "sent with a token"), &[]),
+        )
+        .await;
+        if expected.is_empty() {
+            assert_eq!(status, 200, "{reply}");
+        } else {
+            assert_eq!((status, reply.as_str()), (403, expected));
+        }
+    }
     // Malformed envelopes say where.
     let (status, reply) = send(path.clone(), b"not json\n".to_vec()).await;
     assert_eq!(status, 400);
@@ -533,18 +576,21 @@ async fn bad_envelopes_and_events_get_specific_json_errors() {
         (400, r#"{"error":"malformed_not_a_minidump"}"#)
     );
     // Sessions only: accepted, nothing stored.
+    let raw_files = || {
+        server
+            .stored_files()
+            .into_iter()
+            .filter(|f| f.ends_with("/raw.json"))
+            .count()
+    };
+    let before = raw_files();
     let (status, reply) = send(
         path.clone(),
         b"{}\n{\"type\":\"session\"}\n{\"sid\":\"a\"}\n".to_vec(),
     )
     .await;
     assert_eq!((status, reply.as_str()), (200, "{}"));
-    let (_, groups) = server.get_json("/api/v1/groups?project=web").await;
-    assert_eq!(
-        groups["groups"].as_array().map(Vec::len),
-        Some(0),
-        "{groups}"
-    );
+    assert_eq!(raw_files(), before, "nothing stored");
     // The store route refuses bodies that are not JSON, saying what to send.
     let (status, reply) = post(
         &server,

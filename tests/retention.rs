@@ -89,7 +89,7 @@ on_both_databases! {
         let event_id: serde_json::Value = serde_json::from_str(&reply).unwrap();
         let event_id = event_id["id"].as_str().unwrap().to_owned();
         let done = settled(&server, &event_id).await;
-        assert_eq!(done["processed"]["stacks"][0]["frames"][0]["status"], "resolved", "{done}");
+        assert_eq!(done["processed"]["exceptions"][0]["stacktrace"]["frames"][0]["status"], "resolved", "{done}");
         let last_used = state.index.symbol_last_used().await.unwrap();
         assert!(last_used.contains_key(WEBPACK_ID), "{last_used:?}");
 

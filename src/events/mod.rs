@@ -12,3 +12,6 @@ pub mod process;
 pub mod report;
 
 pub use event::{Event, EventException, EventFrame, EventImage};
+
+/// Largest event JSON accepted (Sentry's own limit is 1 MiB); the worker reads no more back.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;

@@ -150,7 +150,13 @@ impl EventReport {
             }));
         }
         map.serialize_entry("exceptions", &exceptions)?;
-        map.serialize_entry("stacks", &self.stacks)?;
+        // Threads' stacks (an exception's stack is under the exception, not repeated here).
+        let thread_stacks: Vec<&ProcessedStack> = self
+            .stacks
+            .iter()
+            .filter(|s| s.source == "thread")
+            .collect();
+        map.serialize_entry("thread_stacks", &thread_stacks)?;
         let crashing = self.stacks.iter().position(|s| s.crashed).unwrap_or(0);
         let threads: Vec<Value> = self.stacks.iter().map(thread_view).collect();
         map.serialize_entry("threads", &threads)?;

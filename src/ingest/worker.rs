@@ -278,7 +278,7 @@ async fn process(
     };
     if let (Some(event_key), true) = (&raw.event, raw.dumps.is_empty()) {
         drop(reading);
-        return process_event(context, entry.clone(), &raw, event_key).await;
+        return process_event(context, entry, &raw, event_key).await;
     }
     let Some(dump_key) = raw
         .dumps
@@ -375,17 +375,13 @@ async fn process(
     ))
 }
 
-/// Largest stored event read back.
-const MAX_EVENT: u64 = 64 << 20;
-
 /// Processes and records one claimed error event (no minidump); like [`process`] otherwise.
 async fn process_event(
     context: &WorkerContext,
-    entry: QueueEntry,
+    entry: &QueueEntry,
     raw: &super::RawCrash,
     event_key: &str,
 ) -> Option<Finished> {
-    let entry = &entry;
     let id = &entry.crash_id;
     let fail = |reason: String| async move {
         outcome("failed");
@@ -393,7 +389,10 @@ async fn process_event(
     };
     let retry = |error: String| retry_later(context, entry, error);
     let json = match ObjectKey::new(event_key.to_owned()) {
-        Ok(key) => context.objects.read_all(&key, MAX_EVENT).await,
+        Ok(key) => {
+            let limit = crate::events::MAX_EVENT_BYTES as u64;
+            context.objects.read_all(&key, limit).await
+        }
         Err(e) => Err(e),
     };
     let json = match json {

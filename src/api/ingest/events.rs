@@ -17,7 +17,7 @@ use super::credentials::{sentry_auth_key, Credentials};
 use super::{receive, store_and_queue, Client, Refusal};
 use crate::api::AppState;
 use crate::events::envelope::parse;
-use crate::events::Event;
+use crate::events::{Event, MAX_EVENT_BYTES};
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 
 /// Cross-origin access for the event routes: browser SDKs send from the application's own
@@ -35,9 +35,6 @@ pub fn browser_cors() -> tower_http::cors::CorsLayer {
         ])
         .max_age(std::time::Duration::from_secs(3600))
 }
-
-/// Largest event JSON (Sentry's own limit is 1 MiB).
-const MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// `POST /api/{project}/envelope/`.
 pub async fn envelope(
@@ -151,15 +148,15 @@ pub(super) async fn receive_event(
         }
     };
     let event = event_json.map(checked_event).transpose()?;
+    for (name, value) in event.iter().flat_map(|(_, event)| event.annotations()) {
+        builder.annotate(name, value);
+    }
     if let Some(dump) = dump {
         if !dump.starts_with(b"MDMP") {
             return Err(Refusal::Malformed("not_a_minidump"));
         }
         let mut files = files;
-        if let Some((json, event)) = event {
-            for (name, value) in event.annotations() {
-                builder.annotate(name, value);
-            }
+        if let Some((json, _)) = event {
             files.push(("sentry.json".to_owned(), json));
         }
         return store_and_queue(
@@ -173,7 +170,7 @@ pub(super) async fn receive_event(
         )
         .await;
     }
-    let Some((json, event)) = event else {
+    let Some((json, _)) = event else {
         if client == Client::SentryStore {
             return Err(Refusal::Invalid(
                 "the body is empty: send the event JSON".into(),
@@ -182,9 +179,6 @@ pub(super) async fn receive_event(
         // Sessions, transactions, client reports: nothing to keep.
         return Ok((axum::http::StatusCode::OK, axum::Json(json!({}))).into_response());
     };
-    for (name, value) in event.annotations() {
-        builder.annotate(name, value);
-    }
     store_and_queue(
         state,
         client,

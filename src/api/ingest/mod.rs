@@ -167,9 +167,7 @@ impl Refusal {
                 .into_response(),
         }
     }
-}
 
-impl Refusal {
     /// The refusal as Sentry's event routes answer: a status and `{"error": …}`.
     fn into_json_response(self) -> Response {
         let (status, error) = match self {
