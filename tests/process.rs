@@ -840,7 +840,7 @@ async fn breakpad_files_read_in_place_give_the_stored_frames() {
         let mut local = LocalSymbols::default();
         for path in files_under(&fixture(symbols)) {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            local.add(&path, &name, scratch.path(), None, limits);
+            local.add(&path, &name, || Ok(scratch.path().to_owned()), None, limits);
         }
         // Every module with symbols has its .sym read whole, not turned into a SymCache.
         let with_symbols: Vec<_> = stored["modules"]

@@ -1,12 +1,9 @@
 //! The crashing thread's frames as a person reads them (inlined functions first, each as its
 //! own frame), the skip list that decides which frame to blame, and in-app rules.
 
-use super::patterns::{FramePatterns, PatternError, PatternSet};
+use super::patterns::{shipped, FramePatterns, PatternError, PatternSet};
 use minidump_processor::ProcessState;
 use serde::Serialize;
-
-/// The default skip list, shipped with faultline; users append to it in configuration.
-pub const DEFAULT_SKIP_LIST: &str = include_str!("fault_frame_skip.txt");
 
 /// One frame of the crashing thread, inlined frames included.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -82,7 +79,7 @@ impl SkipList {
     /// The shipped defaults plus `extra` lines in the same syntax.
     pub fn new(extra: &[String]) -> Result<SkipList, PatternError> {
         FramePatterns::new(
-            DEFAULT_SKIP_LIST,
+            shipped::FAULT_FRAME_SKIP,
             "the default skip list",
             extra,
             "classify.skip_frames",

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod dataflow;
 pub mod exploitability;
 pub mod frames;
+mod pattern_lines;
 pub mod patterns;
 pub mod rules;
 pub mod signals;

@@ -106,9 +106,10 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         max_entries: config.limits.max_archive_entries,
         max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
     };
-    // Archives among the --symbols files are unpacked here and read from here while the dump is
-    // processed; the folder is removed when the command ends.
-    let mut scratch = None;
+    // Archives among the --symbols files are unpacked into a temporary folder, made for the
+    // first one, and read from there while the dump is processed; it is removed when the
+    // command ends.
+    let mut scratch: Option<tempfile::TempDir> = None;
     let pipeline = if args.symbols.is_empty() {
         let objects = crate::store::open(&config.storage)
             .await
@@ -116,8 +117,6 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         let store = SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?;
         Pipeline::from_config(&config, Arc::new(store))?
     } else {
-        let scratch =
-            scratch.insert(tempfile::tempdir().context("cannot create a temporary folder")?);
         let mut files = Vec::new();
         for dir in &args.symbols {
             let name = dir.file_name().map_or_else(
@@ -136,8 +135,14 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         });
         let mut local = LocalSymbols::default();
         for (path, name) in files {
-            let unpacked = tempfile::tempdir_in(scratch.path())?.keep();
-            for report in local.add(&path, &name, &unpacked, wanted.as_ref(), limits) {
+            let unpack_into = || {
+                let parent = match &mut scratch {
+                    Some(scratch) => scratch,
+                    None => scratch.insert(tempfile::tempdir()?),
+                };
+                Ok(tempfile::tempdir_in(parent.path())?.keep())
+            };
+            for report in local.add(&path, &name, unpack_into, wanted.as_ref(), limits) {
                 tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
             }
         }

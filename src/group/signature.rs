@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::normalize::normalize;
 use crate::classify::frames::FrameRef;
-use crate::classify::patterns::{FramePatterns, PatternError};
+use crate::classify::patterns::{shipped, FramePatterns, PatternError, ShippedLine};
 use crate::classify::FaultClass;
 
 /// The grouping rules' version: part of every fingerprint, so a rule change makes new hashes
@@ -25,10 +25,6 @@ pub const GROUPING_VERSION: u32 = 1;
 
 /// Longest signature kept, as in Socorro.
 const MAX_SIGNATURE: usize = 255;
-
-pub(crate) const DEFAULT_SENTINELS: &str = include_str!("signature_sentinels.txt");
-pub(crate) const DEFAULT_PREFIXES: &str = include_str!("signature_prefixes.txt");
-pub(crate) const DEFAULT_IRRELEVANT: &str = include_str!("signature_irrelevant.txt");
 
 /// Annotations that carry an abort message.
 const ABORT_MESSAGE_KEYS: [&str; 4] = [
@@ -43,7 +39,11 @@ const ABORT_MESSAGE_KEYS: [&str; 4] = [
 struct PatternList(FramePatterns);
 
 impl PatternList {
-    fn new(defaults: &str, extra: &[String], setting: &str) -> Result<PatternList, PatternError> {
+    fn new(
+        defaults: &'static [ShippedLine],
+        extra: &[String],
+        setting: &str,
+    ) -> Result<PatternList, PatternError> {
         FramePatterns::new(defaults, "the default list", extra, setting).map(PatternList)
     }
 
@@ -72,10 +72,18 @@ impl SignatureRules {
         irrelevant: &[String],
     ) -> Result<SignatureRules, PatternError> {
         Ok(SignatureRules {
-            sentinels: PatternList::new(DEFAULT_SENTINELS, sentinels, "group.signature_sentinels")?,
-            prefixes: PatternList::new(DEFAULT_PREFIXES, prefixes, "group.signature_prefixes")?,
+            sentinels: PatternList::new(
+                shipped::SIGNATURE_SENTINELS,
+                sentinels,
+                "group.signature_sentinels",
+            )?,
+            prefixes: PatternList::new(
+                shipped::SIGNATURE_PREFIXES,
+                prefixes,
+                "group.signature_prefixes",
+            )?,
             irrelevant: PatternList::new(
-                DEFAULT_IRRELEVANT,
+                shipped::SIGNATURE_IRRELEVANT,
                 irrelevant,
                 "group.signature_irrelevant",
             )?,

@@ -35,14 +35,15 @@ pub struct LocalSymbols {
 
 impl LocalSymbols {
     /// Identifies the file at `path` (a debug file, or a zip/tar archive of them, unpacked
-    /// under `scratch`, which must outlive these symbols) and keeps the objects whose debug ID
-    /// (`DebugId`'s string form) is in `wanted` (`None`: every one). Reports on each file as
-    /// an upload would, with `Stored` meaning kept for this run.
+    /// into the folder `scratch` makes, which must outlive these symbols; it is asked for only
+    /// when `path` is an archive) and keeps the objects whose debug ID (`DebugId`'s string
+    /// form) is in `wanted` (`None`: every one). Reports on each file as an upload would, with
+    /// `Stored` meaning kept for this run.
     pub fn add(
         &mut self,
         path: &Path,
         name: &str,
-        scratch: &Path,
+        scratch: impl FnOnce() -> std::io::Result<PathBuf>,
         wanted: Option<&HashSet<String>>,
         limits: UnpackLimits,
     ) -> Vec<FileReport> {
@@ -53,7 +54,16 @@ impl LocalSymbols {
         if kind == UploadKind::Single {
             return self.add_file(path.to_owned(), name, wanted);
         }
-        let entries = match unpack(path, kind, scratch, limits) {
+        let scratch = match scratch() {
+            Ok(scratch) => scratch,
+            Err(e) => {
+                return vec![FileReport::rejected(
+                    name,
+                    format!("could not make a folder to unpack it in: {e}"),
+                )]
+            }
+        };
+        let entries = match unpack(path, kind, &scratch, limits) {
             Ok(entries) => entries,
             Err(e) => return vec![FileReport::rejected(name, e.to_string())],
         };
