@@ -175,6 +175,16 @@ fn the_dockerfile_copies_what_exists_and_runs_unprivileged_with_a_health_check()
         }
     }
     assert!(copies >= 4);
+    // The build script and cargo's settings (how the C++ runtime is linked) are copied in.
+    for needed in ["build.rs", ".cargo"] {
+        if root().join(needed).exists() {
+            assert!(
+                dockerfile.contains(&format!(" {needed} "))
+                    || dockerfile.contains(&format!(" {needed}\n")),
+                "the Dockerfile does not copy {needed}"
+            );
+        }
+    }
     // Every Cargo target the build needs is copied in.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     for folder in ["benches/", "examples/", "src/"] {
