@@ -236,6 +236,64 @@ fn breakpad_files_carry_their_module_line() {
     }
 }
 
+/// A `.sym` file's features (found by a byte search) are what symbolic's record readers say,
+/// on every Breakpad fixture and on files missing each kind of record.
+#[test]
+fn breakpad_features_match_symbolics_records() {
+    let mut files: Vec<(String, Vec<u8>)> = [
+        "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
+        "symbols/breakpad/crash-client/509C0610949836F7B70BD88BCF03E5400/crash-client.sym",
+        "debug-files/breakpad/xul.sym",
+        "debug-files/breakpad/large_symbol.sym",
+        "debug-files/linux/crash.sym",
+        "debug-files/windows/crash.sym",
+        "debug-files/windows/CrashWithException.pdb.sym",
+        "debug-files/macos/crash.inlines.sym",
+    ]
+    .iter()
+    .map(|rel| (rel.to_string(), fixture_bytes(rel)))
+    .collect();
+    let module = "MODULE Linux x86_64 C0BCC3F19827FE653058404B2831D9E60 crash\n";
+    for (name, body) in [
+        ("only-public", "PUBLIC 1000 0 main\n"),
+        (
+            "only-func",
+            "FILE 0 a.c\nFUNC 1000 10 0 main\n1000 10 3 0\n",
+        ),
+        (
+            "only-cfi",
+            "STACK CFI INIT 1000 10 .cfa: $rsp 8 + .ra: .cfa -8 + ^\n",
+        ),
+        (
+            "only-win",
+            "STACK WIN 4 1000 10 0 0 0 0 0 0 1 $eip 4 + ^ = $esp $ebp 8 + =\n",
+        ),
+        ("nothing", "INFO CODE_ID 1234 crash\n"),
+    ] {
+        files.push((name.to_owned(), format!("{module}{body}").into_bytes()));
+    }
+    for (name, data) in &files {
+        let found = identify(data, "x.sym").unwrap_or_else(|e| panic!("{name}: {e}"));
+        let features = found[0].meta.features;
+        let object = symbolic::debuginfo::Object::parse(data).unwrap();
+        assert_eq!(
+            (
+                features.symtab,
+                features.debug,
+                features.unwind,
+                features.sources
+            ),
+            (
+                object.has_symbols(),
+                object.has_debug_info(),
+                object.has_unwind_info(),
+                object.has_sources()
+            ),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn wasm_portable_pdb_and_arm64_pe_are_identified() {
     let wasm = identify_one("debug-files/wasm/simple.wasm");

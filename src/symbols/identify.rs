@@ -136,6 +136,22 @@ pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Reject
     Ok(found)
 }
 
+/// What a Breakpad `.sym` file holds, from its record keywords: `PUBLIC` (symbol table),
+/// `FUNC` (debug info), `STACK` (unwind info). symbolic answers the same questions by reading
+/// records line by line up to the first of each kind, which crosses nearly the whole file for
+/// `PUBLIC` and `STACK` (they come last): 5 ms of a 4 MiB file, on every `faultline process
+/// --symbols`. A byte search finds the same lines (a record starts a line; the first line is
+/// `MODULE`).
+fn breakpad_features(data: &[u8]) -> DebugFeatures {
+    let has = |record: &[u8]| memchr::memmem::find(data, record).is_some();
+    DebugFeatures {
+        symtab: has(b"\nPUBLIC "),
+        debug: has(b"\nFUNC "),
+        unwind: has(b"\nSTACK "),
+        sources: false,
+    }
+}
+
 fn identify_object(
     object: &Object<'_>,
     whole: &[u8],
@@ -194,11 +210,14 @@ fn identify_object(
             arch: object.arch().name().to_owned(),
             debug_file: debug_file.filter(|n| !n.is_empty()),
             code_file: code_file.filter(|n| !n.is_empty()),
-            features: DebugFeatures {
-                symtab: object.has_symbols(),
-                debug: object.has_debug_info(),
-                unwind: object.has_unwind_info(),
-                sources: object.has_sources(),
+            features: match object {
+                Object::Breakpad(_) => breakpad_features(data),
+                _ => DebugFeatures {
+                    symtab: object.has_symbols(),
+                    debug: object.has_debug_info(),
+                    unwind: object.has_unwind_info(),
+                    sources: object.has_sources(),
+                },
             },
             sha256: String::new(),
             size: data.len() as u64,
