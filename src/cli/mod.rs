@@ -195,8 +195,3 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
     server.serve().await?;
     Ok(ExitCode::SUCCESS)
 }
-
-thread_local! { pub static T0: std::time::Instant = std::time::Instant::now(); }
-    if std::env::var_os("FL_MARK").is_some() {
-    }
-}
