@@ -26,8 +26,8 @@ pub enum LineKind {
     },
 }
 
-/// The line as written in a list, for the build script's tables: `module:` lines are matched
-/// against module names of frames without a function name.
+/// Splits a list line into whether it is a `module:` line (matched against the module names
+/// of frames without a function name) and its pattern.
 pub fn split_module(line: &str) -> (bool, &str) {
     match line.strip_prefix("module:") {
         Some(module) => (true, module.trim()),
