@@ -3,8 +3,8 @@
 .sym symbols, plus server throughput and raw-symbolication latency. Prints one table per part.
 
 Usage: python3 benches/compare.py [offline] [throughput] [latency]   (default: all three; builds
-the release binary; installs minidump-stackwalk 0.27 into target/mdsw on first use; takes a few
-minutes)
+the release binary, about 25 minutes from clean on 2 cores with fat LTO; installs
+minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes)
 
 1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
    cold (`--symbols DIR`: identify the files the dump needs and build their caches in memory,

@@ -147,22 +147,28 @@ impl LocalSymbols {
         self.files.contains_key(debug_id)
     }
 
+    /// The best local file for a cache of `kind` of the module.
+    fn best_file(&self, debug_id: &DebugId, kind: CacheKind) -> Option<&LocalFile> {
+        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
+        let metas: Vec<DebugFileMeta> = files.iter().map(|f| f.meta.clone()).collect();
+        let best = best_source(kind, &metas)?;
+        let at = metas
+            .iter()
+            .position(|m| std::ptr::eq(m, best))
+            .expect("the best source is one of the module's files");
+        Some(&files[at])
+    }
+
     /// The best local file for a cache of `kind` of the module, and its bytes.
     fn best(
         &self,
         debug_id: &DebugId,
         kind: CacheKind,
     ) -> Result<Option<(&LocalFile, ByteView<'static>)>, SymbolError> {
-        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
-        let metas: Vec<DebugFileMeta> = files.iter().map(|f| f.meta.clone()).collect();
-        let Some(best) = best_source(kind, &metas) else {
+        let Some(file) = self.best_file(debug_id, kind) else {
             return Ok(None);
         };
-        let at = metas
-            .iter()
-            .position(|m| std::ptr::eq(m, best))
-            .expect("the best source is one of the module's files");
-        Ok(Some((&files[at], ByteView::open(&files[at].path)?)))
+        Ok(Some((file, ByteView::open(&file.path)?)))
     }
 
     /// When a Breakpad text file is the module's best source of both functions and unwind
@@ -176,7 +182,7 @@ impl LocalSymbols {
         let Some((file, view)) = self.best(debug_id, CacheKind::SymCache)? else {
             return Ok(None);
         };
-        let cfi_source = self.best(debug_id, CacheKind::Cfi)?.map(|(f, _)| &f.path);
+        let cfi_source = self.best_file(debug_id, CacheKind::Cfi).map(|f| &f.path);
         if file.meta.format != "breakpad" || cfi_source.is_some_and(|p| p != &file.path) {
             return Ok(None);
         }
