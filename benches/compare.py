@@ -3,7 +3,7 @@
 .sym symbols, plus server throughput and raw-symbolication latency. Prints one table per part.
 
 Usage: python3 benches/compare.py [offline] [throughput] [latency]   (default: all three; builds
-the release binary, about 25 minutes from clean on 2 cores with fat LTO; installs
+the release binary, about 22 minutes from clean on 2 cores (fat LTO, one codegen unit); installs
 minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes)
 
 1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
