@@ -416,7 +416,9 @@ impl Config {
     /// Loads defaults, then `file` (if given), then `FAULTLINE_*` variables, then `overrides`
     /// (flags, as a partial TOML-shaped value).
     pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Every section is `#[serde(default)]`: what no layer sets takes its built-in value
+        // when the layers are extracted, so the defaults need no layer of their own.
+        let mut figment = Figment::new();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError(Box::new(figment::Error::from(format!(

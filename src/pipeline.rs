@@ -54,7 +54,7 @@ impl CrashReport {
         )
     }
 
-    /// The processed-crash JSON as a tree (for the CLI and tests; servers serialize directly).
+    /// The processed-crash JSON as a tree (for tests; the server and the CLI serialize directly).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("crash reports serialize")
     }

@@ -5,15 +5,16 @@
 //!
 //! Most lines are anchored names (`^abort$`), name prefixes (`^__pthread_kill`) or small finite
 //! alternations of them (`^_?_?str(len|cpy)(_chk)?$`): those are matched as strings. Only real
-//! regexes (repetitions, classes, case folding) are compiled, as one `RegexSet` per list, and
-//! only when a name starts with a prefix one of them could match (`core::ptr::`, `__mem`…).
-//! The shipped lists are sorted so at build time (`build.rs`); compiling all 250 lines took
-//! 6–10 ms of every CLI run, and parsing them 2 ms.
+//! regexes (repetitions, classes, case folding) are compiled, each on its own and only when a
+//! name starts with a prefix it could match (`core::ptr::`, `__mem`…). The shipped lists are
+//! sorted so at build time (`build.rs`); compiling all 250 lines took 6–10 ms of every CLI run,
+//! parsing them 2 ms, and compiling a list's few regexes together when one of them was needed
+//! still about 1 ms (a `_` name opened the gate of `^(__GI_)?_*backtrace$`, and with it
+//! `alloc::vec::Vec<[^>]*>`'s Unicode class).
 
-use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 use super::pattern_lines::{analyze, split_module, LineKind};
 
@@ -110,25 +111,25 @@ impl PrefixSet {
     }
 }
 
-/// The regexes proper of a set, compiled together on first need.
+/// A regex proper of a set, compiled on first need.
 #[derive(Debug, Clone)]
-struct Regexes {
-    patterns: Vec<String>,
-    /// Prefixes every name they match starts with (`None`: any name may match).
+struct LazyRegex {
+    pattern: String,
+    /// Prefixes every name it matches starts with (`None`: any name may match).
     gate: Option<PrefixSet>,
-    compiled: OnceLock<RegexSet>,
+    compiled: OnceLock<Regex>,
 }
 
-impl Regexes {
+impl LazyRegex {
     fn is_match(&self, text: &str) -> bool {
         if self.gate.as_ref().is_some_and(|g| !g.any_prefix_of(text)) {
             return false;
         }
         self.compiled
             .get_or_init(|| {
-                // Shipped patterns compile (build.rs parses them, a test compiles every list);
+                // Shipped patterns compile (build.rs parses them, a test compiles every line);
                 // configured ones were compiled when the set was made.
-                RegexSet::new(&self.patterns).expect("patterns checked when the set was made")
+                Regex::new(&self.pattern).expect("patterns checked when the set was made")
             })
             .is_match(text)
     }
@@ -143,13 +144,14 @@ struct Line<'a> {
     configured: bool,
 }
 
-/// The lines of one list matched together: whole names in a hash set, prefixes in a
-/// [`PrefixSet`], and the rest as [`Regexes`].
+/// The lines of one list matched together: whole names in a sorted list (searched by
+/// bisection: building it is a sort, where a hash set spent ~0.2 ms of a CLI run hashing the
+/// shipped names), prefixes in a [`PrefixSet`], and the rest as [`LazyRegex`]es.
 #[derive(Debug, Clone)]
 pub struct PatternSet {
-    names: HashSet<String>,
+    names: Vec<String>,
     prefixes: PrefixSet,
-    regexes: Option<Regexes>,
+    regexes: Vec<LazyRegex>,
 }
 
 impl PatternSet {
@@ -167,51 +169,33 @@ impl PatternSet {
     }
 
     fn build<'a>(lines: impl IntoIterator<Item = Line<'a>>) -> Result<PatternSet, PatternError> {
-        let mut names = HashSet::new();
+        let mut names = Vec::new();
         let mut prefixes = Vec::new();
-        let (mut regexes, mut gate, mut configured) = (Vec::new(), Some(Vec::new()), Vec::new());
+        let mut regexes = Vec::new();
         for line in lines {
             match line.kind {
                 LineKind::Names(strings) => names.extend(strings),
                 LineKind::Prefixes(strings) => prefixes.extend(strings),
-                LineKind::Regex { gate: line_gate } => {
-                    regexes.push(line.pattern.to_owned());
-                    gate = gate.zip(line_gate).map(|(mut all, line)| {
-                        all.extend(line);
-                        all
-                    });
+                LineKind::Regex { gate } => {
+                    let regex = LazyRegex {
+                        pattern: line.pattern.to_owned(),
+                        gate: gate.map(PrefixSet::new),
+                        compiled: OnceLock::new(),
+                    };
                     if line.configured {
-                        configured.push((line.pattern, line.list));
+                        let compiled = Regex::new(line.pattern).map_err(|source| PatternError {
+                            list: line.list.to_owned(),
+                            pattern: line.pattern.to_owned(),
+                            source,
+                        })?;
+                        let _ = regex.compiled.set(compiled);
                     }
+                    regexes.push(regex);
                 }
             }
         }
-        let regexes = (!regexes.is_empty()).then(|| Regexes {
-            patterns: regexes,
-            gate: gate.map(PrefixSet::new),
-            compiled: OnceLock::new(),
-        });
-        if let (Some(set), false) = (&regexes, configured.is_empty()) {
-            let compiled = RegexSet::new(&set.patterns).map_err(|set_error| {
-                // Compiled alone only to name the one at fault.
-                let invalid = configured.iter().find_map(|(pattern, list)| {
-                    Regex::new(pattern)
-                        .err()
-                        .map(|source| (*pattern, *list, source))
-                });
-                // Every pattern valid alone: the set's size limit was crossed, by the last one.
-                let (pattern, list, source) = invalid.unwrap_or_else(|| {
-                    let (pattern, list) = configured[configured.len() - 1];
-                    (pattern, list, set_error)
-                });
-                PatternError {
-                    list: list.to_owned(),
-                    pattern: pattern.to_owned(),
-                    source,
-                }
-            })?;
-            let _ = set.compiled.set(compiled);
-        }
+        names.sort_unstable();
+        names.dedup();
         Ok(PatternSet {
             names,
             prefixes: PrefixSet::new(prefixes),
@@ -221,14 +205,16 @@ impl PatternSet {
 
     /// Whether any pattern matches `text`.
     pub fn is_match(&self, text: &str) -> bool {
-        self.names.contains(text)
+        self.names
+            .binary_search_by(|name| name.as_str().cmp(text))
+            .is_ok()
             || self.prefixes.any_prefix_of(text)
-            || self.regexes.as_ref().is_some_and(|r| r.is_match(text))
+            || self.regexes.iter().any(|r| r.is_match(text))
     }
 
     /// Whether the set has no pattern.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.prefixes.is_empty() && self.regexes.is_none()
+        self.names.is_empty() && self.prefixes.is_empty() && self.regexes.is_empty()
     }
 }
 
@@ -409,7 +395,7 @@ mod tests {
 
     /// Every shipped line matches exactly what its regex matches, sorted or not, on names
     /// built from the sorted strings themselves (each, one character longer, one shorter, the
-    /// first dropped), and every list's regexes compile together.
+    /// first dropped), and every regex compiles.
     #[test]
     fn shipped_lines_match_as_their_regexes_would() {
         let lines: Vec<&ShippedLine> = SHIPPED_TEXT.iter().flat_map(|(_, t)| *t).collect();
@@ -455,15 +441,15 @@ mod tests {
         }
         // Only lines with repetitions, classes or case folding are left to compile.
         assert!(
-            compiled <= 11,
+            compiled <= 10,
             "{compiled} of {} lines compiled",
             lines.len()
         );
         for (_, table) in SHIPPED_TEXT {
             let list = FramePatterns::new(table, "shipped", &[], "test").unwrap();
             for set in [&list.functions, &list.modules] {
-                if let Some(regexes) = &set.regexes {
-                    RegexSet::new(&regexes.patterns).unwrap();
+                for regex in &set.regexes {
+                    Regex::new(&regex.pattern).unwrap();
                 }
             }
         }
@@ -472,13 +458,30 @@ mod tests {
     #[test]
     fn shipped_regexes_compile_only_for_names_they_could_match() {
         let list = FramePatterns::new(shipped::FAULT_FRAME_SKIP, "shipped", &[], "test").unwrap();
-        let regexes = list.functions.regexes.as_ref().unwrap();
-        assert!(regexes.gate.is_some());
+        let compiled = |set: &PatternSet| -> Vec<String> {
+            set.regexes
+                .iter()
+                .filter(|r| r.compiled.get().is_some())
+                .map(|r| r.pattern.clone())
+                .collect()
+        };
+        assert!(list.functions.regexes.iter().all(|r| r.gate.is_some()));
         assert!(!list.functions.is_match("crash::main"));
         assert!(list.functions.is_match("abort"));
-        assert!(regexes.compiled.get().is_none());
+        assert_eq!(compiled(&list.functions), Vec::<String>::new());
+        // A name starting with `_` opens only the gate of the line that allows any number of
+        // underscores, not its list's other regexes.
+        assert!(!list.functions.is_match("_main"));
+        assert_eq!(compiled(&list.functions), ["^(__GI_)?_*backtrace$"]);
         assert!(list.functions.is_match("core::ptr::write_volatile::<u32>"));
-        assert!(regexes.compiled.get().is_some());
+        assert!(list.functions.is_match("std::sys::unix::abort_internal"));
+        assert_eq!(
+            compiled(&list.functions),
+            [
+                "^(__GI_)?_*backtrace$",
+                "^std::sys::[0-9A-Za-z_]+::abort_internal"
+            ]
+        );
         // A configured regex is compiled at once, so a bad one is reported at start.
         let list = FramePatterns::new(
             shipped::FAULT_FRAME_SKIP,
@@ -487,14 +490,7 @@ mod tests {
             "test",
         )
         .unwrap();
-        assert!(list
-            .functions
-            .regexes
-            .as_ref()
-            .unwrap()
-            .compiled
-            .get()
-            .is_some());
+        assert_eq!(compiled(&list.functions), ["^my_.*_panic$"]);
         assert!(list.functions.is_match("my_great_panic"));
     }
 

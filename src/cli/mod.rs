@@ -82,12 +82,14 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // The server runs on every core. A one-shot command needs no worker threads of its own,
-    // and two threads for file reads: `process` reads a dozen small cache files at once, and
-    // starting a thread for each cost more than the reads.
+    // The server runs on every core. A one-shot command needs no worker threads of its own:
+    // its thread also runs the CPU jobs and file reads it asks for (`process` asks for a dozen,
+    // and each hand-off to a pool thread and back cost more than the job), and at most two
+    // blocking threads serve what goes through tokio's own file API.
     let runtime = if serving {
         tokio::runtime::Runtime::new()
     } else {
+        crate::cpu::run_jobs_on_this_thread();
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .max_blocking_threads(2)

@@ -5,7 +5,7 @@
 //! the configured store is used. Exit 1 with a message for anything that is not a processable minidump.
 
 use std::collections::HashSet;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -56,17 +56,34 @@ enum Color {
     Never,
 }
 
+/// Lists the files under `path` (itself when it is a file) with their names relative to its
+/// parent, in name order. Entries are typed from the directory listing; only symbolic links
+/// are followed with a `stat` of their own.
 fn walk(path: &Path, name: &str, out: &mut Vec<(PathBuf, String)>) -> anyhow::Result<()> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(path)?.collect::<Result<_, _>>()?;
+    walk_typed(path, meta.file_type(), name, out)
+}
+
+fn walk_typed(
+    path: &Path,
+    kind: std::fs::FileType,
+    name: &str,
+    out: &mut Vec<(PathBuf, String)>,
+) -> anyhow::Result<()> {
+    if kind.is_symlink() {
+        return walk(path, name, out);
+    }
+    if kind.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .collect::<Result<_, _>>()?;
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let child = format!("{name}/{}", entry.file_name().to_string_lossy());
-            walk(&entry.path(), &child, out)?;
+            walk_typed(&entry.path(), entry.file_type()?, &child, out)?;
         }
-    } else if meta.is_file() {
+    } else if kind.is_file() {
         out.push((path.to_owned(), name.to_owned()));
     }
     Ok(())
@@ -153,7 +170,10 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         .await
         .with_context(|| format!("cannot process {}", args.dump.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&crash.to_json())?);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &crash)?;
+        writeln!(out)?;
+        out.flush()?;
     } else {
         let color = match args.color {
             Color::Always => true,
@@ -173,5 +193,8 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         };
         print!("{}", report::render(&crash, style));
     }
+    // The command ends here and the process with it: freeing the symbol caches and the
+    // processed crash first would only delay the exit.
+    std::mem::forget((pipeline, crash));
     Ok(ExitCode::SUCCESS)
 }

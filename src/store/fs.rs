@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::cpu::blocking_io;
+
 use super::{ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
 
 /// Objects as plain files under `root` (the default `./symbol-store`).
@@ -32,11 +34,6 @@ impl FsStore {
 fn backend(op: &'static str, key: impl ToString) -> impl FnOnce(io::Error) -> StoreError {
     let key = key.to_string();
     move |source| StoreError::Backend { op, key, source }
-}
-
-/// Flattens a `spawn_blocking` join error into an I/O error (only a panic can cause one).
-fn joined<T>(result: Result<io::Result<T>, tokio::task::JoinError>) -> io::Result<T> {
-    result.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 /// Writes `body` to a scratch file and renames it over `target` (atomic); with `durable`, the
@@ -120,39 +117,38 @@ impl ObjectStore for FsStore {
     async fn put(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
         let root = self.root.clone();
         let target = self.path(key);
-        let result =
-            tokio::task::spawn_blocking(move || put_blocking(&root, &target, body, true)).await;
-        joined(result).map_err(backend("put", key))
+        blocking_io(move || put_blocking(&root, &target, body, true))
+            .await
+            .map_err(backend("put", key))
     }
 
     async fn put_regenerable(&self, key: &ObjectKey, body: PutBody) -> Result<(), StoreError> {
         let root = self.root.clone();
         let target = self.path(key);
-        let result =
-            tokio::task::spawn_blocking(move || put_blocking(&root, &target, body, false)).await;
-        joined(result).map_err(backend("put", key))
+        blocking_io(move || put_blocking(&root, &target, body, false))
+            .await
+            .map_err(backend("put", key))
     }
 
     async fn read_all(&self, key: &ObjectKey, limit: u64) -> Result<Option<Bytes>, StoreError> {
         let path = self.path(key);
-        let read =
-            tokio::task::spawn_blocking(move || -> io::Result<Option<Result<Vec<u8>, u64>>> {
-                use std::io::Read;
-                let file = match std::fs::File::open(&path) {
-                    Ok(file) => file,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(e),
-                };
-                let size = file.metadata()?.len();
-                if size > limit {
-                    return Ok(Some(Err(size)));
-                }
-                let mut bytes = Vec::with_capacity(size as usize);
-                file.take(limit + 1).read_to_end(&mut bytes)?;
-                Ok(Some(Ok(bytes)))
-            })
-            .await;
-        match joined(read).map_err(backend("get", key))? {
+        let read = blocking_io(move || -> io::Result<Option<Result<Vec<u8>, u64>>> {
+            use std::io::Read;
+            let file = match std::fs::File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let size = file.metadata()?.len();
+            if size > limit {
+                return Ok(Some(Err(size)));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.take(limit + 1).read_to_end(&mut bytes)?;
+            Ok(Some(Ok(bytes)))
+        })
+        .await;
+        match read.map_err(backend("get", key))? {
             None => Ok(None),
             Some(Ok(bytes)) if bytes.len() as u64 <= limit => Ok(Some(bytes.into())),
             Some(Ok(bytes)) => Err(StoreError::TooLarge {
@@ -182,7 +178,8 @@ impl ObjectStore for FsStore {
     }
 
     async fn head(&self, key: &ObjectKey) -> Result<Option<ObjectInfo>, StoreError> {
-        match tokio::fs::metadata(self.path(key)).await {
+        let path = self.path(key);
+        match blocking_io(move || std::fs::metadata(path)).await {
             Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
                 key: key.clone(),
                 size: meta.len(),
@@ -197,12 +194,14 @@ impl ObjectStore for FsStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError> {
         let root = self.root.clone();
         let owned = prefix.to_owned();
-        let result = tokio::task::spawn_blocking(move || list_blocking(&root, &owned)).await;
-        joined(result).map_err(backend("list", prefix))
+        blocking_io(move || list_blocking(&root, &owned))
+            .await
+            .map_err(backend("list", prefix))
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), StoreError> {
-        match tokio::fs::remove_file(self.path(key)).await {
+        let path = self.path(key);
+        match blocking_io(move || std::fs::remove_file(path)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(backend("delete", key)(e)),
