@@ -152,6 +152,9 @@ pub struct PatternSet {
     names: Vec<String>,
     prefixes: PrefixSet,
     regexes: Vec<LazyRegex>,
+    /// Every regex's gate together (`None`: one of them has none): most names fail this one
+    /// search and skip the regexes' own gates.
+    regex_gate: Option<PrefixSet>,
 }
 
 impl PatternSet {
@@ -196,10 +199,16 @@ impl PatternSet {
         }
         names.sort_unstable();
         names.dedup();
+        let regex_gate = regexes
+            .iter()
+            .map(|r| r.gate.as_ref().map(|g| g.0.iter().cloned()))
+            .collect::<Option<Vec<_>>>()
+            .map(|gates| PrefixSet::new(gates.into_iter().flatten().collect()));
         Ok(PatternSet {
             names,
             prefixes: PrefixSet::new(prefixes),
             regexes,
+            regex_gate,
         })
     }
 
@@ -209,7 +218,11 @@ impl PatternSet {
             .binary_search_by(|name| name.as_str().cmp(text))
             .is_ok()
             || self.prefixes.any_prefix_of(text)
-            || self.regexes.iter().any(|r| r.is_match(text))
+            || (self
+                .regex_gate
+                .as_ref()
+                .is_none_or(|g| g.any_prefix_of(text))
+                && self.regexes.iter().any(|r| r.is_match(text)))
     }
 
     /// Whether the set has no pattern.
@@ -466,6 +479,7 @@ mod tests {
                 .collect()
         };
         assert!(list.functions.regexes.iter().all(|r| r.gate.is_some()));
+        assert!(list.functions.regex_gate.is_some());
         assert!(!list.functions.is_match("crash::main"));
         assert!(list.functions.is_match("abort"));
         assert_eq!(compiled(&list.functions), Vec::<String>::new());
@@ -492,6 +506,11 @@ mod tests {
         .unwrap();
         assert_eq!(compiled(&list.functions), ["^my_.*_panic$"]);
         assert!(list.functions.is_match("my_great_panic"));
+        // An ungated line (no `^`) opens the shared gate to every name.
+        let list = FramePatterns::new(&[], "shipped", &["_panic$".to_owned()], "test").unwrap();
+        assert!(list.functions.regex_gate.is_none());
+        assert!(list.functions.is_match("my_panic"));
+        assert!(!list.functions.is_match("my_panics"));
     }
 
     #[test]
