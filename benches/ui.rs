@@ -13,10 +13,11 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::{header, Request};
 use criterion::{criterion_group, criterion_main, Criterion};
-use faultline::api::{router, AppState};
+use faultline::app::App;
 use faultline::auth::{NewToken, Scope};
 use faultline::config::Config;
 use faultline::group::index::{CrashAttributes, NewCrash};
+use faultline::server::router;
 use futures::StreamExt;
 use tower::ServiceExt;
 
@@ -37,7 +38,7 @@ fn bench(c: &mut Criterion) {
         config.storage.root = dir.path().join("store");
         config.storage.data_dir = dir.path().join("data");
         config.ingest.process_crashes = false;
-        let state = AppState::open(config).await.unwrap();
+        let state = App::open(config).await.unwrap();
         let (_, token) = state
             .registry
             .create_token(&NewToken {

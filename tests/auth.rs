@@ -992,14 +992,14 @@ async fn an_unwritable_admin_token_file_fails_the_start_and_leaves_no_orphan() {
     config.storage.data_dir = dir.path().join("data");
     // A folder where the token file should go: the write fails.
     std::fs::create_dir_all(dir.path().join("data/admin-token")).unwrap();
-    let err = match faultline::api::BoundServer::bind(config.clone()).await {
+    let err = match faultline::server::BoundServer::bind(config.clone()).await {
         Ok(_) => panic!("the start fails when the admin token cannot be written"),
         Err(e) => e.to_string(),
     };
     assert!(err.contains("cannot write the first admin token"), "{err}");
     // Once the way is clear, the next start makes a token that works.
     std::fs::remove_dir(dir.path().join("data/admin-token")).unwrap();
-    let server = faultline::api::BoundServer::bind(config).await.unwrap();
+    let server = faultline::server::BoundServer::bind(config).await.unwrap();
     let url = format!("http://{}", server.local_addr());
     tokio::spawn(server.serve());
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();

@@ -385,7 +385,7 @@ async fn budgets_name_what_was_exceeded() {
         matches!(
             err,
             ProcessError::Budget {
-                budget: "threads",
+                budget: faultline::process::BudgetKind::Threads,
                 ..
             }
         ),
@@ -400,7 +400,13 @@ async fn budgets_name_what_was_exceeded() {
     let dump = fixture_bytes("minidumps/rust-minidump/test.dmp");
     let err = processor.process(dump.clone().into()).await.err().unwrap();
     assert!(
-        matches!(err, ProcessError::Budget { budget: "time", .. }),
+        matches!(
+            err,
+            ProcessError::Budget {
+                budget: faultline::process::BudgetKind::Time,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("limits.process_time_ms"), "{err}");
@@ -413,7 +419,7 @@ async fn budgets_name_what_was_exceeded() {
         matches!(
             err,
             ProcessError::Budget {
-                budget: "modules",
+                budget: faultline::process::BudgetKind::Modules,
                 ..
             }
         ),

@@ -10,7 +10,7 @@ use common::{
     crasher_ids, fixture_bytes, generated_bytes, injected, multipart, post, settled, submit,
     upload_files, TestServer,
 };
-use faultline::api::AppState;
+use faultline::app::App;
 use faultline::retention::{
     run as run_retention, RetentionPolicy, RetentionReport, RetentionStores,
 };
@@ -20,7 +20,7 @@ const WEBPACK_ID: &str = "2f259f80-58b7-44cb-d7cd-ed1e3d26f28a";
 
 /// One retention run at `now` against the server's stores.
 async fn retention(
-    state: &AppState,
+    state: &App,
     symbols_days: Option<u64>,
     payload_days: Option<u64>,
     now: u64,
@@ -44,7 +44,7 @@ on_both_databases! {
         let Some(server) = TestServer::start_on(db, |_| {}).await else {
             return;
         };
-        let state = AppState::open(server.config.clone()).await.unwrap();
+        let state = App::open(server.config.clone()).await.unwrap();
         // Never used by a crash: ../shared's ELF debug file.
         let (status, _) = server.upload_fixture("debug-files/linux/crash.debug").await;
         assert_eq!(status, 200);

@@ -236,7 +236,7 @@ impl RecordObserver for Alerts {
     ) -> Result<bool, IndexError> {
         let set = self.rule_set(tx).await.map_err(|e| match e {
             super::AlertError::Database(e) => IndexError::Database(e),
-            other => IndexError::Invalid(other.to_string()),
+            other => IndexError::Broken(other.to_string()),
         })?;
         let now = now();
         let mut wrote = false;

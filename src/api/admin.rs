@@ -8,21 +8,22 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{project_param, Caller};
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::{NewToken, ProjectError, Scope};
+use crate::http::HttpError;
+use crate::http::{project_param, Caller};
 
-impl From<ProjectError> for ApiError {
-    fn from(e: ProjectError) -> ApiError {
+impl From<ProjectError> for HttpError {
+    fn from(e: ProjectError) -> HttpError {
         match e {
             ProjectError::Index(e) => e.into(),
-            ProjectError::Invalid(message) => ApiError::new(StatusCode::BAD_REQUEST, message),
+            ProjectError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
         }
     }
 }
 
-fn invalid_body(e: axum::extract::rejection::JsonRejection, example: &str) -> ApiError {
-    ApiError::new(
+fn invalid_body(e: axum::extract::rejection::JsonRejection, example: &str) -> HttpError {
+    HttpError::new(
         StatusCode::BAD_REQUEST,
         format!("invalid request: {}", e.body_text()),
     )
@@ -31,15 +32,15 @@ fn invalid_body(e: axum::extract::rejection::JsonRejection, example: &str) -> Ap
 
 /// `GET /api/v1/token`: the calling token (any scope): its ID, scopes, projects and dates, so a
 /// client can check what it may do before it sends anything large.
-pub async fn whoami(caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn whoami(caller: Caller) -> Result<Json<Value>, HttpError> {
     Ok(Json(json!(caller.authenticated()?)))
 }
 
 /// `GET /api/v1/projects`.
 pub async fn list_projects(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::Admin)?;
     Ok(Json(
         json!({ "projects": state.registry.projects().await? }),
@@ -55,10 +56,10 @@ pub struct CreateProject {
 
 /// `POST /api/v1/projects` with `{"name": "My Game"}`.
 pub async fn create_project(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     body: Result<Json<CreateProject>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
     let Json(body) = body.map_err(|e| invalid_body(e, r#"{"name": "My Game"}"#))?;
     let project = state.registry.create_project(&body.name).await?;
@@ -67,10 +68,10 @@ pub async fn create_project(
 
 /// `GET /api/v1/projects/{project}/keys`: the keys' IDs and dates (never the keys).
 pub async fn list_keys(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(project): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::Admin)?;
     let project = project_param(&state, Some(&project)).await?;
     Ok(Json(
@@ -80,10 +81,10 @@ pub async fn list_keys(
 
 /// `POST /api/v1/projects/{project}/keys`: a new ingest key, shown once.
 pub async fn create_key(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(project): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
     let project = project_param(&state, Some(&project)).await?;
     let (secret, key) = state.registry.create_ingest_key(&project).await?;
@@ -95,10 +96,10 @@ pub async fn create_key(
 
 /// `DELETE /api/v1/projects/{project}/keys/{id}`.
 pub async fn revoke_key(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path((project, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     caller.require(Scope::Admin)?;
     let project = project_param(&state, Some(&project)).await?;
     let owned = state
@@ -108,7 +109,7 @@ pub async fn revoke_key(
         .iter()
         .any(|k| k.id == id && k.revoked_at.is_none());
     if !owned || !state.registry.revoke_ingest_key(&id).await? {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no active key {id:?} in project {:?}", project.slug),
         ));
@@ -118,9 +119,9 @@ pub async fn revoke_key(
 
 /// `GET /api/v1/tokens`: every token's ID, label, scopes, projects and dates.
 pub async fn list_tokens(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::Admin)?;
     Ok(Json(json!({ "tokens": state.registry.tokens().await? })))
 }
@@ -141,10 +142,10 @@ pub struct CreateToken {
 /// `POST /api/v1/tokens` with `{"scopes": ["triage:read"], "projects": ["game"], "name": "…",
 /// "expires_in_days": 30}`: the token, shown once.
 pub async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     body: Result<Json<CreateToken>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
     let Json(body) = body.map_err(|e| invalid_body(e, r#"{"scopes": ["triage:read"]}"#))?;
     let scopes = body
@@ -152,7 +153,7 @@ pub async fn create_token(
         .iter()
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e))?;
     let (secret, token) = state
         .registry
         .create_token(&NewToken {
@@ -170,13 +171,13 @@ pub async fn create_token(
 
 /// `DELETE /api/v1/tokens/{id}`.
 pub async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     caller.require(Scope::Admin)?;
     if !state.registry.revoke_token(&id).await? {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no active token {id:?}"),
         ));

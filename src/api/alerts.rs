@@ -9,18 +9,19 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{project_param, Caller};
-use super::{ApiError, AppState};
 use crate::alerts::{
     AlertError, Attempt, ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition,
 };
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::HttpError;
+use crate::http::{project_param, Caller};
 
-impl From<AlertError> for ApiError {
-    fn from(e: AlertError) -> ApiError {
+impl From<AlertError> for HttpError {
+    fn from(e: AlertError) -> HttpError {
         match e {
-            AlertError::Invalid(message) => ApiError::new(StatusCode::BAD_REQUEST, message),
-            AlertError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, message),
+            AlertError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
+            AlertError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
             AlertError::Database(e) => crate::group::index::IndexError::Database(e).into(),
         }
     }
@@ -32,14 +33,14 @@ const CHANNEL_EXAMPLE: &str = r#"send {"project": "default", "name": "ops", "con
 fn json_body(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
     example: &str,
-) -> Result<serde_json::Map<String, Value>, ApiError> {
+) -> Result<serde_json::Map<String, Value>, HttpError> {
     match body {
         Ok(Json(Value::Object(map))) => Ok(map),
         Ok(_) => Err(
-            ApiError::new(StatusCode::BAD_REQUEST, "expected a JSON object")
+            HttpError::new(StatusCode::BAD_REQUEST, "expected a JSON object")
                 .with_detail(example.to_owned()),
         ),
-        Err(e) => Err(ApiError::new(
+        Err(e) => Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             format!("invalid request: {}", e.body_text()),
         )
@@ -51,12 +52,12 @@ fn take_string(
     map: &mut serde_json::Map<String, Value>,
     key: &str,
     example: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, HttpError> {
     match map.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(
-            ApiError::new(StatusCode::BAD_REQUEST, format!("{key} must be a string"))
+            HttpError::new(StatusCode::BAD_REQUEST, format!("{key} must be a string"))
                 .with_detail(example.to_owned()),
         ),
     }
@@ -65,24 +66,24 @@ fn take_string(
 /// The rule body: `project`, `name`, `enabled` and the definition's fields side by side.
 fn rule_body(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<(Option<String>, String, bool, RuleDefinition), ApiError> {
+) -> Result<(Option<String>, String, bool, RuleDefinition), HttpError> {
     let mut map = json_body(body, RULE_EXAMPLE)?;
     let project = take_string(&mut map, "project", RULE_EXAMPLE)?;
     let name = take_string(&mut map, "name", RULE_EXAMPLE)?.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "a rule needs a name").with_detail(RULE_EXAMPLE)
+        HttpError::new(StatusCode::BAD_REQUEST, "a rule needs a name").with_detail(RULE_EXAMPLE)
     })?;
     let enabled = match map.remove("enabled") {
         None => true,
         Some(Value::Bool(b)) => b,
         Some(_) => {
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::BAD_REQUEST,
                 "enabled must be true or false",
             ))
         }
     };
     let definition: RuleDefinition = serde_json::from_value(Value::Object(map)).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid rule: {e}"))
+        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid rule: {e}"))
             .with_detail(RULE_EXAMPLE)
     })?;
     Ok((project, name, enabled, definition))
@@ -96,10 +97,10 @@ pub struct ProjectQuery {
 
 /// `GET /api/v1/alert-rules?project=`.
 pub async fn list_rules(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(q): Query<ProjectQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, q.project.as_deref()).await?;
     caller.require_in(Scope::Admin, &project)?;
     Ok(Json(
@@ -109,10 +110,10 @@ pub async fn list_rules(
 
 /// `POST /api/v1/alert-rules`.
 pub async fn create_rule(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
     let (project, name, enabled, definition) = rule_body(body)?;
     let project = project_param(&state, project.as_deref()).await?;
@@ -124,17 +125,17 @@ pub async fn create_rule(
     Ok((StatusCode::CREATED, Json(json!(rule))))
 }
 
-fn numeric_id(id: &str, what: &str) -> Result<i64, ApiError> {
+fn numeric_id(id: &str, what: &str) -> Result<i64, HttpError> {
     id.parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no {what} {id:?}")))
+        .map_err(|_| HttpError::new(StatusCode::NOT_FOUND, format!("no {what} {id:?}")))
 }
 
 /// 404 for an object of a project the caller does not administer (as if it did not exist).
-fn administered(caller: &Caller, project_id: i64, what: &str, id: i64) -> Result<(), ApiError> {
+fn administered(caller: &Caller, project_id: i64, what: &str, id: i64) -> Result<(), HttpError> {
     if caller.may(Scope::Admin, project_id) {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no {what} {id}"),
         ))
@@ -143,10 +144,10 @@ fn administered(caller: &Caller, project_id: i64, what: &str, id: i64) -> Result
 
 /// A rule the caller may administer, else 404 (another project's rule is not revealed).
 async fn visible_rule(
-    state: &AppState,
+    state: &App,
     caller: &Caller,
     id: &str,
-) -> Result<crate::alerts::RuleView, ApiError> {
+) -> Result<crate::alerts::RuleView, HttpError> {
     caller.require(Scope::Admin)?;
     let id = numeric_id(id, "alert rule")?;
     let rule = state.alerts.rule(id).await?;
@@ -156,20 +157,20 @@ async fn visible_rule(
 
 /// `GET /api/v1/alert-rules/{id}`.
 pub async fn get_rule(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     Ok(Json(json!(visible_rule(&state, &caller, &id).await?)))
 }
 
 /// `PUT /api/v1/alert-rules/{id}`: the whole rule again (its project cannot change).
 pub async fn update_rule(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let rule = visible_rule(&state, &caller, &id).await?;
     let (_, name, enabled, definition) = rule_body(body)?;
     let rule = state
@@ -181,10 +182,10 @@ pub async fn update_rule(
 
 /// `DELETE /api/v1/alert-rules/{id}`.
 pub async fn delete_rule(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     let rule = visible_rule(&state, &caller, &id).await?;
     state.alerts.delete_rule(rule.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -192,10 +193,10 @@ pub async fn delete_rule(
 
 /// `GET /api/v1/channels?project=` (secrets hidden).
 pub async fn list_channels(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(q): Query<ProjectQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, q.project.as_deref()).await?;
     caller.require_in(Scope::Admin, &project)?;
     Ok(Json(
@@ -214,13 +215,13 @@ pub struct CreateChannel {
 
 /// `POST /api/v1/channels`.
 pub async fn create_channel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     body: Result<Json<CreateChannel>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
     let Json(body) = body.map_err(|e| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::BAD_REQUEST,
             format!("invalid channel: {}", e.body_text()),
         )
@@ -240,10 +241,10 @@ pub async fn create_channel(
 }
 
 async fn visible_channel(
-    state: &AppState,
+    state: &App,
     caller: &Caller,
     id: &str,
-) -> Result<crate::alerts::ChannelView, ApiError> {
+) -> Result<crate::alerts::ChannelView, HttpError> {
     caller.require(Scope::Admin)?;
     let id = numeric_id(id, "channel")?;
     let channel = state.alerts.channel(id).await?;
@@ -253,19 +254,19 @@ async fn visible_channel(
 
 /// `GET /api/v1/channels/{id}`.
 pub async fn get_channel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     Ok(Json(json!(visible_channel(&state, &caller, &id).await?)))
 }
 
 /// `DELETE /api/v1/channels/{id}` (refused while a rule uses it).
 pub async fn delete_channel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, HttpError> {
     let channel = visible_channel(&state, &caller, &id).await?;
     state.alerts.delete_channel(channel.id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -274,10 +275,10 @@ pub async fn delete_channel(
 /// `POST /api/v1/channels/{id}/test`: sends a test message now and returns what the other side
 /// answered (`200` either way; `delivered` says whether it took it).
 pub async fn test_channel(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let channel = visible_channel(&state, &caller, &id).await?;
     let attempt = state
         .alerts
@@ -311,10 +312,10 @@ pub struct FiresQuery {
 
 /// `GET /api/v1/alert-fires`: what fired, newest first, with why.
 pub async fn list_fires(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(q): Query<FiresQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, q.project.as_deref()).await?;
     caller.require_in(Scope::Admin, &project)?;
     let fires = state
@@ -335,10 +336,10 @@ pub struct DeliveriesQuery {
 /// `GET /api/v1/deliveries`: messages and their fate (`state=failed`: dead ones and those
 /// retrying after a failure, with the reason).
 pub async fn list_deliveries(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(q): Query<DeliveriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, q.project.as_deref()).await?;
     caller.require_in(Scope::Admin, &project)?;
     let filter = DeliveryFilter::parse(q.state.as_deref())?;

@@ -11,8 +11,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState};
 use crate::alerts::ChannelConfig;
+use crate::app::App;
+use crate::http::HttpError;
 use crate::tickets::inbound::{self, InboundError};
 
 /// The largest webhook body read.
@@ -26,19 +27,19 @@ pub struct ChannelQuery {
 
 /// `POST /api/v1/integrations/{tracker}/webhook?channel=ID`.
 pub async fn webhook(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(tracker): Path<String>,
     Query(q): Query<ChannelQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let channel_id = q.channel.ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL").with_detail(
+        HttpError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL").with_detail(
             "point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID",
         )
     })?;
     let not_here = || {
-        ApiError::new(
+        HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no {tracker} channel {channel_id} that takes webhooks"),
         )
@@ -56,15 +57,15 @@ pub async fn webhook(
     }
     .ok_or_else(not_here)?;
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a webhook body is at most {MAX_BODY} bytes"),
         )
     })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let refused = |e: InboundError| match e {
-        InboundError::Signature(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
-        InboundError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, m),
+        InboundError::Signature(m) => HttpError::new(StatusCode::UNAUTHORIZED, m),
+        InboundError::Malformed(m) => HttpError::new(StatusCode::BAD_REQUEST, m),
     };
     let event = if tracker == "jira" {
         inbound::verify(&secret, header("x-hub-signature"), &body).map_err(refused)?;
@@ -91,7 +92,7 @@ pub async fn webhook(
     let Some(link) = desk
         .link_of_ticket(channel_id, &event.ticket_key)
         .await
-        .map_err(|e| ApiError::from(crate::group::index::IndexError::Database(e)))?
+        .map_err(|e| HttpError::from(crate::group::index::IndexError::Database(e)))?
     else {
         return Ok(Json(
             json!({"applied": false, "why": "not a ticket faultline keeps"}),
@@ -109,10 +110,13 @@ pub async fn webhook(
         event.assignee.as_ref().map(|a| a.as_deref()),
     )
     .await
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.message))?;
+    .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, e.message))?;
     let changed = patch.state.is_some() || patch.assignee.is_some();
     if changed {
-        super::triage::change_group(&state, group.id, &patch, Some(channel_id)).await?;
+        state
+            .triage
+            .change_group(group.id, &patch, Some(channel_id))
+            .await?;
     }
     Ok(Json(
         json!({"applied": changed, "group": group.id, "ticket": link.ticket_key, "did": did}),

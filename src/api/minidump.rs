@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use std::collections::BTreeMap;
 
-use super::auth::{project_param, Caller};
-use super::body::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::HttpError;
+use crate::http::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
+use crate::http::{project_param, Caller};
 use crate::ingest::{processed_json, RecordError, Recorder};
 use crate::process::symbolicate::SymbolicateRequest;
 
@@ -36,11 +37,11 @@ pub struct ProcessParams {
 
 /// Handles `POST /api/v1/minidump?project=` (needs `ingest` on the project).
 pub async fn process(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(params): Query<ProcessParams>,
     request: Request,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<axum::response::Response, HttpError> {
     let project = project_param(&state, params.project.as_deref()).await?;
     caller.require_in(Scope::Ingest, &project)?;
     let mut limit = BodyLimit::new(state.config.limits.max_dump_bytes, SETTING);
@@ -69,7 +70,7 @@ pub async fn process(
                 }
             }
             dump.ok_or_else(|| {
-                ApiError::new(
+                HttpError::new(
                     StatusCode::BAD_REQUEST,
                     format!(
                         "no minidump in the multipart body: expected a part named {DUMP_FIELD}"
@@ -91,7 +92,7 @@ pub async fn process(
     let (recorded, stored) = recorder
         .record(&id, project.id, received_at, &annotations, &report)
         .await
-        .map_err(|RecordError::Index(e)| ApiError::from(e))?;
+        .map_err(|RecordError::Index(e)| HttpError::from(e))?;
     let json = stored.unwrap_or_else(|| processed_json(&report, &id, &recorded));
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
@@ -105,10 +106,10 @@ const MAX_SYMBOLICATE_BYTES: u64 = 16 << 20;
 
 /// Handles `POST /api/v1/symbolicate` (needs `symbols:read`).
 pub async fn symbolicate(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let mut limit = BodyLimit::new(
         MAX_SYMBOLICATE_BYTES,
@@ -116,7 +117,7 @@ pub async fn symbolicate(
     );
     let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
     let request: SymbolicateRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid symbolication request: {e}")).with_detail(
+        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid symbolication request: {e}")).with_detail(
             "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
         )
     })?;

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use symbolic::common::DebugId;
 
-use super::auth::Caller;
 use super::symbols::bad_request;
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::Caller;
+use crate::http::HttpError;
 
 /// `?project=&format=json|csv&limit=` of the missing-symbols report.
 #[derive(Deserialize)]
@@ -28,14 +29,14 @@ pub struct MissingParams {
 /// CSV (`format=csv`): the list a build engineer works through to fix symbol uploads.
 /// Needs `triage:read` on the project (it describes crashes).
 pub async fn missing(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     params: Result<Query<MissingParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let Query(params) = params.map_err(|e| {
         bad_request(e.body_text()).with_detail("use project, format (json or csv) and limit")
     })?;
-    let project = super::auth::project_param(&state, params.project.as_deref()).await?;
+    let project = crate::http::project_param(&state, params.project.as_deref()).await?;
     caller.require_in(Scope::TriageRead, &project)?;
     let csv = match params.format.as_deref() {
         None | Some("json") => false,
@@ -83,7 +84,7 @@ pub async fn missing(
         .map_err(|e| e.to_string())
         .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
         .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
+            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
         })?;
     let file = format!(
         "attachment; filename=\"missing-symbols-{}.csv\"",

@@ -11,9 +11,10 @@ use axum::Json;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
-use super::auth::Caller;
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::Caller;
+use crate::http::HttpError;
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -33,7 +34,7 @@ pub async fn health() -> Json<serde_json::Value> {
 
 /// `GET /metrics`: counters in Prometheus text format. The ingest queue's gauges are read from
 /// the queue table at each scrape, so they are true during a backlog too.
-pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response {
+pub async fn metrics(State(state): State<App>, caller: Caller) -> Response {
     if !state.config.auth.public_metrics {
         if let Err(e) = caller.require(Scope::Admin) {
             return e.into_response();
@@ -63,8 +64,8 @@ pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response 
 }
 
 /// Any unknown route.
-pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route").with_detail(
+pub async fn not_found() -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, "no such route").with_detail(
         "see README.md for the API: /health, /metrics, /api/v1/symbols, /symbols/{debug_file}/{debug_id}/{file}",
     )
 }

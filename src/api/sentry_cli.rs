@@ -17,11 +17,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::auth::Caller;
-use super::body::{next_part, read_limited, BodyLimit, UploadBody};
-use super::symbols::announce_stored;
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::Caller;
+use crate::http::HttpError;
+use crate::http::{next_part, read_limited, BodyLimit, UploadBody};
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::chunks::{ChunkDigest, CHUNK_SIZE};
 use crate::symbols::identify::DebugFileMeta;
@@ -40,13 +40,13 @@ const MAX_ASSEMBLE_FILES: usize = 1000;
 /// which sentry-cli (since 1.70.1) resolves against the `--url` it was given, so the answer
 /// holds behind any proxy.
 pub async fn options(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(org): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     Ok(Json(json!({
-        "url": format!("organizations/{}/chunk-upload/", crate::ui::page::segment(&org)),
+        "url": format!("organizations/{}/chunk-upload/", crate::http::segment(&org)),
         "chunkSize": CHUNK_SIZE,
         "chunksPerRequest": CHUNKS_PER_REQUEST,
         "maxFileSize": state.config.limits.max_upload_bytes,
@@ -62,10 +62,10 @@ pub async fn options(
 /// `file_gzip`, each with its SHA-1 as the file name; every chunk is checked against its name
 /// before it is kept.
 pub async fn upload_chunks(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     let mut limit = BodyLimit::new(
         MAX_REQUEST_BYTES,
@@ -121,7 +121,7 @@ pub async fn upload_chunks(
 }
 
 /// A gzip part, inflated to at most one chunk and a byte (more is refused by the caller).
-fn gunzip(sent: &[u8]) -> Result<bytes::Bytes, ApiError> {
+fn gunzip(sent: &[u8]) -> Result<bytes::Bytes, HttpError> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(sent)
         .take(CHUNK_SIZE + 1)
@@ -167,14 +167,14 @@ impl AssembleState {
 /// SHA-1), `not_found` with the chunks still to send, or, once all are here, `ok` with the
 /// stored file or `error` with the reason it was refused.
 pub async fn assemble(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path((_org, project)): Path<(String, String)>,
     request: Request,
-) -> Result<Json<BTreeMap<String, AssembleState>>, ApiError> {
+) -> Result<Json<BTreeMap<String, AssembleState>>, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     let project = state.registry.project(&project).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no project {project:?}"))
+        HttpError::new(StatusCode::NOT_FOUND, format!("no project {project:?}"))
             .with_detail("create it with `faultline project create`, or pass the right --project")
     })?;
     caller.require_in(Scope::SymbolsWrite, &project)?;
@@ -199,11 +199,11 @@ pub async fn assemble(
 
 /// One file of an assemble request (see [`assemble`]).
 async fn assemble_one(
-    state: &AppState,
+    state: &App,
     checksum: &str,
     file: &AssembleFile,
     release: &ReleaseContext,
-) -> Result<AssembleState, ApiError> {
+) -> Result<AssembleState, HttpError> {
     let Some(checksum) = ChunkDigest::parse(checksum) else {
         return Ok(AssembleState::error(format!(
             "{checksum:?} is not a SHA-1 (40 hex digits)"
@@ -245,7 +245,7 @@ async fn assemble_one(
         });
     }
     let scratch = state.symbols.scratch_dir().map_err(|e| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot create scratch space",
         )
@@ -262,7 +262,7 @@ async fn assemble_one(
     }
     let unpacked = scratch.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(|e| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot create scratch space",
         )
@@ -270,8 +270,10 @@ async fn assemble_one(
     })?;
     let name = file.name.trim();
     let name = if name.is_empty() { "upload" } else { name };
-    let reports = state.symbols.ingest(&path, name, &unpacked, release).await;
-    announce_stored(state, &reports).await;
+    let reports = state
+        .uploads
+        .store_file(&path, name, &unpacked, release)
+        .await;
     let kept = reports.iter().find(|r| {
         matches!(r.status, FileStatus::Stored | FileStatus::AlreadyPresent) && r.file.is_some()
     });
@@ -340,8 +342,8 @@ fn ok(meta: &DebugFileMeta, checksum: &ChunkDigest) -> AssembleState {
     }
 }
 
-fn bad_request(error: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, error)
+fn bad_request(error: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, error)
 }
 
 /// An artifact bundle assemble request (`sentry-cli sourcemaps upload`).
@@ -364,10 +366,10 @@ struct AssembleBundle {
 /// Files without a debug ID go under the request's `version` (release), `dist` and first
 /// project.
 pub async fn assemble_bundle(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     let mut limit = BodyLimit::new(MAX_ASSEMBLE_BODY, "nothing: send fewer chunks per request");
     let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
@@ -379,7 +381,7 @@ pub async fn assemble_bundle(
     let mut project_id = None;
     for slug in &bundle.projects {
         let project = state.registry.project(slug).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no project {slug:?}")).with_detail(
+            HttpError::new(StatusCode::NOT_FOUND, format!("no project {slug:?}")).with_detail(
                 "create it with `faultline project create`, or pass the right --project",
             )
         })?;

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::{project_param, Caller};
-use super::body::{read_limited, BodyLimit};
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::HttpError;
+use crate::http::{project_param, Caller};
+use crate::http::{read_limited, BodyLimit};
 use crate::sourcemaps::symbolicate::{symbolicate, SymbolicateJsRequest, SymbolicateJsResponse};
 
 /// The largest request body.
@@ -27,14 +28,14 @@ pub struct SymbolicateJsParams {
 
 /// `POST /api/v1/symbolicate-js`.
 pub async fn symbolicate_js(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     params: Result<Query<SymbolicateJsParams>, axum::extract::rejection::QueryRejection>,
     request: Request,
-) -> Result<Json<SymbolicateJsResponse>, ApiError> {
+) -> Result<Json<SymbolicateJsResponse>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let Query(params) = params.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e.body_text())
+        HttpError::new(StatusCode::BAD_REQUEST, e.body_text())
             .with_detail("the only parameter is project")
     })?;
     let project = project_param(&state, params.project.as_deref()).await?;
@@ -42,13 +43,13 @@ pub async fn symbolicate_js(
     let mut limit = BodyLimit::new(MAX_REQUEST_BYTES, "nothing: send fewer frames per request");
     let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
     let request: SymbolicateJsRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("invalid request: {e}")).with_detail(
+        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid request: {e}")).with_detail(
             r#"send {"stacktraces": [{"frames": [{"abs_path": …, "lineno": …, "colno": …}]}], "modules": [{"type": "sourcemap", "code_file": …, "debug_id": …}], "release": …}"#,
         )
     })?;
     let frames: usize = request.stacktraces.iter().map(|s| s.frames.len()).sum();
     if frames > MAX_FRAMES {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             format!("{frames} frames; at most {MAX_FRAMES} per request"),
         ));
@@ -62,7 +63,7 @@ pub async fn symbolicate_js(
     .await
     .map_err(|e| {
         tracing::error!(error = %e, "source map store failure");
-        ApiError::new(
+        HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the source map store failed; try again later",
         )

@@ -15,13 +15,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::auth::Caller;
 use super::symbols::{answers_to, breakpad, require_symbol_read, stream_original};
-use super::{ApiError, AppState};
+use crate::app::App;
+use crate::http::segment;
+use crate::http::Caller;
+use crate::http::HttpError;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::SymbolQuery;
-use crate::ui::page::segment;
 
 /// Which of a module's files a client wants.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,18 +62,18 @@ const SSQP_KEYS: [(&str, &str, Want, &str); 4] = [
     ("mach-uuid-", "macho", Want::Executable, "Mach-O binary"),
 ];
 
-fn not_found(what: String) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, what)
+fn not_found(what: String) -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, what)
         .with_detail("upload it with `faultline upload` or POST /api/v1/symbols")
 }
 
 /// `GET /symbols/{file}/{key}/{name}`: a Breakpad `.sym`, or a file in Microsoft's
 /// symbol-server layout.
 pub async fn symbols(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path((file, key, name)): Path<(String, String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     require_symbol_read(&state, &caller)?;
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".sym") {
@@ -87,7 +88,7 @@ pub async fn symbols(
     // Cabinet-compressed names (`app.pd_`), and `file.ptr` redirections: clients ask for these
     // first and fall back to the plain file when told there is none.
     if lower.ends_with('_') || lower == "file.ptr" {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("{name} is not served (files are served uncompressed)"),
         )
@@ -131,10 +132,10 @@ pub async fn symbols(
 /// Windows module whose PDB it never saw) redirects to the debug-ID path of the module's
 /// stored `.sym`, when one answers to that code file and code ID.
 async fn by_code_file(
-    state: &AppState,
+    state: &App,
     code_file: &str,
     code_id: &str,
-) -> Result<Option<Response>, ApiError> {
+) -> Result<Option<Response>, HttpError> {
     let Ok(id) = parse_code_id(code_id) else {
         return Ok(None);
     };
@@ -168,17 +169,17 @@ async fn by_code_file(
     Ok(Some(Redirect::to(&location).into_response()))
 }
 
-fn bad_key(reason: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, reason)
+fn bad_key(reason: String) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, reason)
 }
 
 /// `GET /buildid/{build_id}/{artifact}`: `debuginfo` or `executable`; `source/…` and
 /// `section/…` are answered as not found (no sources are indexed by build ID).
 pub async fn debuginfod(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path((build_id, artifact)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     require_symbol_read(&state, &caller)?;
     let (want, what) = match artifact.as_str() {
         "debuginfo" => (Want::DebugInfo, "ELF debug file"),
@@ -188,7 +189,7 @@ pub async fn debuginfod(
         }
         other => {
             let kind = other.split('/').next().unwrap_or_default();
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::NOT_FOUND,
                 format!("debuginfod {kind:?} requests are not served"),
             )
@@ -198,7 +199,7 @@ pub async fn debuginfod(
         }
     };
     let code_id = parse_code_id(&build_id).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, e)
+        HttpError::new(StatusCode::BAD_REQUEST, e)
             .with_detail("a GNU build ID is hex, as `readelf -n` or `file` prints it")
     })?;
     let files = state.symbols.find(&SymbolQuery::CodeId(code_id)).await?;
@@ -223,12 +224,9 @@ pub async fn debuginfod(
 /// `GET /buildid/{BUILD_ID}/source/{PATH}`: a source file of the module with that build ID, from
 /// a source bundle (or embedded sources) stored for it; `PATH` is absolute, as the debug
 /// information names the file (debuginfod clients send it percent-encoded, `/` kept).
-async fn debuginfod_source(
-    state: &AppState,
-    build_id: &str,
-    path: &str,
-) -> Result<Response, ApiError> {
-    let code_id = parse_code_id(build_id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+async fn debuginfod_source(state: &App, build_id: &str, path: &str) -> Result<Response, HttpError> {
+    let code_id =
+        parse_code_id(build_id).map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e))?;
     let modules: std::collections::BTreeSet<String> = state
         .symbols
         .find(&SymbolQuery::CodeId(code_id))

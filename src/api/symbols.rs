@@ -2,29 +2,26 @@
 //! of an original, cache status, and the Breakpad `.sym` answer of the symbol-server layout
 //! (`src/api/symbol_server.rs` routes the rest of that layout).
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use symbolic::common::DebugId;
 use tokio_util::io::ReaderStream;
 
-use super::auth::Caller;
-use super::body::{next_part, spool, BodyLimit, UploadBody};
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
-use crate::cluster::Change;
+use crate::http::read_upload;
+use crate::http::Caller;
+use crate::http::HttpError;
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
-use crate::symbols::{FileReport, FileStatus, SymbolQuery};
+use crate::symbols::{FileStatus, SymbolQuery};
+use crate::uploads::UploadOutcome;
 
 /// `?name=` on a raw-body upload: the file's name (its path within a bundle, if any).
 #[derive(Deserialize, Default)]
@@ -43,24 +40,9 @@ pub struct UploadParams {
     pub(crate) url_prefix: Option<String>,
 }
 
-/// The answer to an upload: one report per file, and the totals.
-#[derive(Serialize)]
-struct UploadResponse {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    stored: usize,
-    already_present: usize,
-    rejected: usize,
-    skipped: usize,
-    files: Vec<FileReport>,
-    /// The names the upload's files were sent under (a Tecken answer names the archive).
-    #[serde(skip)]
-    received: Vec<String>,
-}
-
 /// Symbol downloads are public unless `auth.public_symbol_reads` is off (debuggers and stack
 /// walkers cannot send a token); then they need `symbols:read`.
-pub(super) fn require_symbol_read(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn require_symbol_read(state: &App, caller: &Caller) -> Result<(), HttpError> {
     if state.config.auth.public_symbol_reads {
         return Ok(());
     }
@@ -70,15 +52,15 @@ pub(super) fn require_symbol_read(state: &AppState, caller: &Caller) -> Result<(
 /// `POST /api/v1/symbols`: one debug file as the raw body (`?name=` names it), or several as
 /// `multipart/form-data` parts; archives (zip, tar, tar.gz) are unpacked.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(params): Query<UploadParams>,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     let release = match &params.release {
         Some(release) if !release.trim().is_empty() => {
-            let project = super::auth::project_param(&state, params.project.as_deref()).await?;
+            let project = crate::http::project_param(&state, params.project.as_deref()).await?;
             caller.require_in(Scope::SymbolsWrite, &project)?;
             ReleaseContext {
                 project: Some(project.id),
@@ -100,10 +82,10 @@ pub async fn upload(
 /// the per-file reports are added as `files`. Tecken's upload-by-URL (`url=`) is refused: the
 /// server does not fetch from addresses a client names.
 pub async fn tecken_upload(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     caller.require(Scope::SymbolsWrite)?;
     let size = request
         .headers()
@@ -115,7 +97,7 @@ pub async fn tecken_upload(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_multipart {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "Must be multipart form data with at least one file",
         )
@@ -166,10 +148,10 @@ pub async fn tecken_upload(
 /// file or an archive of them, `token` an API token with `symbols:write` (`name=` may name
 /// the file). Answered like `POST /api/v1/symbols`, with `"response": "ok"` on success.
 pub(super) async fn backtrace_upload(
-    state: AppState,
+    state: App,
     query: std::collections::HashMap<String, String>,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let caller = Caller::from_secret(&state, query.get("token").map(String::as_str)).await?;
     caller.require(Scope::SymbolsWrite)?;
     let params = UploadParams {
@@ -184,178 +166,24 @@ pub(super) async fn backtrace_upload(
     Ok((status, Json(body)).into_response())
 }
 
-/// Reads an upload (raw or multipart), ingests every file, and announces what was stored:
-/// this node's and every other node's module caches forget the debug IDs, crashes that lacked
-/// them are queued again, and caches are built when configured. `200` when anything was stored
-/// or already there, else `400` with the reason.
+/// Reads an upload (raw or multipart) into scratch space and hands it to the upload service,
+/// which stores and announces every file. `200` when anything was stored or already there,
+/// else `400` with the reason.
 async fn receive(
-    state: &AppState,
+    state: &App,
     params: UploadParams,
     release: &ReleaseContext,
     request: Request,
-) -> Result<(StatusCode, UploadResponse), ApiError> {
-    let mut limit = BodyLimit::new(
-        state.config.limits.max_upload_bytes,
-        "limits.max_upload_bytes (FAULTLINE_LIMITS_MAX_UPLOAD_BYTES)",
-    );
-    let body = UploadBody::from_request(request, state, &limit).await?;
-    let scratch = state.symbols.scratch_dir().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot create scratch space for the upload",
-        )
-        .with_detail(e.to_string())
-    })?;
-    let mut received: Vec<(String, PathBuf)> = Vec::new();
-    // Parts without a file name are form fields, not files (Breakpad's symupload sends
-    // `code_file`, `debug_file`, `debug_identifier`, `os` and `cpu` beside `symbol_file`;
-    // the file's own MODULE line says the same, and is what counts).
-    let mut fields = Vec::new();
-    match body {
-        UploadBody::Multipart(mut multipart) => {
-            while let Some(field) = next_part(&mut multipart).await? {
-                let Some(name) = field.file_name().map(str::to_owned) else {
-                    fields.push(FileReport {
-                        name: field.name().unwrap_or_default().to_owned(),
-                        status: FileStatus::Skipped,
-                        reason: Some("a form field, not a file (no filename)".to_owned()),
-                        file: None,
-                        artifact: None,
-                    });
-                    continue;
-                };
-                let path = scratch.path().join(format!("part-{}", received.len()));
-                spool(field, &path, &mut limit).await?;
-                received.push((name, path));
-            }
-        }
-        UploadBody::Raw(body) => {
-            let name = params.name.unwrap_or_else(|| "upload".to_owned());
-            let path = scratch.path().join("body");
-            spool(body.into_data_stream(), &path, &mut limit).await?;
-            received.push((name, path));
-        }
-    }
-    if received.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "the multipart body has no file parts",
-        )
-        .with_detail("send each debug file as a part with a filename"));
-    }
-    let mut files = fields;
-    for (name, path) in &received {
-        let unpacked = tempfile::tempdir_in(scratch.path()).map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot create scratch space",
-            )
-            .with_detail(e.to_string())
-        })?;
-        files.extend(
-            state
-                .symbols
-                .ingest(path, name, unpacked.path(), release)
-                .await,
-        );
-    }
-    let count = |status| files.iter().filter(|f| f.status == status).count();
-    let stored = count(FileStatus::Stored);
-    let already_present = count(FileStatus::AlreadyPresent);
-    let mut response = UploadResponse {
-        error: None,
-        stored,
-        already_present,
-        rejected: count(FileStatus::Rejected),
-        skipped: count(FileStatus::Skipped),
-        files,
-        received: received.into_iter().map(|(name, _)| name).collect(),
-    };
-    announce_stored(state, &response.files).await;
-    let status = if stored + already_present > 0 {
+) -> Result<(StatusCode, UploadOutcome), HttpError> {
+    let raw_name = params.name.unwrap_or_else(|| "upload".to_owned());
+    let (scratch, upload) = read_upload(state, request, &raw_name).await?;
+    let outcome = state.uploads.store(upload, scratch.path(), release).await?;
+    let status = if outcome.kept_any() {
         StatusCode::OK
     } else {
-        response.error = Some(match response.files.as_slice() {
-            [only] => only
-                .reason
-                .clone()
-                .unwrap_or_else(|| "no debug file in the upload".into()),
-            _ => {
-                "no debug file in the upload: every file was rejected or skipped (see files)".into()
-            }
-        });
         StatusCode::BAD_REQUEST
     };
-    Ok((status, response))
-}
-
-/// After an upload: this node's and every other node's module caches forget the debug IDs of
-/// the files just stored, crashes that lacked them are queued again, and caches are built when
-/// configured.
-pub(super) async fn announce_stored(state: &AppState, files: &[FileReport]) {
-    let fresh: BTreeSet<DebugId> = files
-        .iter()
-        .filter(|f| f.status == FileStatus::Stored)
-        .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
-        .collect();
-    // Events whose JavaScript frames lacked one of these files are processed again.
-    let artifacts: BTreeSet<&str> = files
-        .iter()
-        .filter(|f| f.status == FileStatus::Stored)
-        .filter_map(|f| Some(f.artifact.as_ref()?.store_id.as_str()))
-        .filter(|id| !id.is_empty())
-        .collect();
-    if state.config.ingest.reprocess_on_upload {
-        for id in artifacts {
-            reprocess_missing(state, id).await;
-        }
-    }
-    for id in fresh {
-        // Dumps processed from now on see the new file, whether or not caches are prebuilt,
-        // here and on every other node.
-        state.pipeline.processor.modules().invalidate(&id).await;
-        if let Err(e) = state
-            .cluster
-            .publish(&Change::Symbols(id.to_string()))
-            .await
-        {
-            tracing::warn!(debug_id = %id, error = %e, "could not announce the upload to other nodes");
-        }
-        if state.config.ingest.reprocess_on_upload {
-            reprocess_missing(state, &id.to_string()).await;
-        }
-        if state.config.caches.build_on_upload {
-            let state = state.clone();
-            tokio::spawn(async move {
-                if let Err(e) = state.symbols.refresh_caches(&id).await {
-                    tracing::warn!(debug_id = %id, error = %e, "background cache build failed");
-                }
-                state.pipeline.processor.modules().invalidate(&id).await;
-            });
-        }
-    }
-}
-
-/// Queues again the stored crashes that lacked symbols for `debug_id` (at most 1000, newest
-/// first; a JavaScript artifact's store ID for events), now that a file for it was uploaded.
-async fn reprocess_missing(state: &AppState, debug_id: &str) {
-    let crashes = match state.queue.missing(debug_id, 1000).await {
-        Ok(crashes) => crashes,
-        Err(e) => {
-            return tracing::warn!(%debug_id, error = %e, "could not find crashes to reprocess")
-        }
-    };
-    for crash in &crashes {
-        if let Err(e) = state.queue.reprocess(&state.index, crash).await {
-            tracing::warn!(crash_id = %crash, error = %e, "could not requeue crash");
-        }
-    }
-    if !crashes.is_empty() {
-        tracing::info!(%debug_id, crashes = crashes.len(), "reprocessing crashes that lacked these symbols");
-        metrics::counter!("faultline_reprocessed_on_upload_total").increment(crashes.len() as u64);
-        state.wake.notify_waiters();
-        state.wake.notify_one();
-    }
+    Ok((status, outcome))
 }
 
 /// `?debug_id=` | `?code_id=` | `?name=`: exactly one.
@@ -366,16 +194,16 @@ pub struct ListParams {
     name: Option<String>,
 }
 
-pub(super) fn bad_request(error: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, error)
+pub(super) fn bad_request(error: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, error)
 }
 
 /// `GET /api/v1/symbols`: the stored files for one debug ID, code ID or file name.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(params): Query<ListParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let query = match (params.debug_id, params.code_id, params.name) {
         (Some(id), None, None) => SymbolQuery::DebugId(parse_debug_id(&id).map_err(bad_request)?),
@@ -393,10 +221,10 @@ pub async fn list(
 }
 
 async fn stored_file(
-    state: &AppState,
+    state: &App,
     debug_id: &str,
     sha256: &str,
-) -> Result<DebugFileMeta, ApiError> {
+) -> Result<DebugFileMeta, HttpError> {
     let id = parse_debug_id(debug_id).map_err(bad_request)?;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad_request(format!(
@@ -411,18 +239,18 @@ async fn stored_file(
         .into_iter()
         .find(|meta| meta.sha256 == sha256)
         .ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "no such stored file")
+            HttpError::new(StatusCode::NOT_FOUND, "no such stored file")
                 .with_detail("list the module's files with GET /api/v1/symbols?debug_id=…")
         })
 }
 
 pub(super) async fn stream_original(
-    state: &AppState,
+    state: &App,
     meta: &DebugFileMeta,
     content_type: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let reader = state.symbols.open_original(meta).await?.ok_or_else(|| {
-        ApiError::new(
+        HttpError::new(
             StatusCode::NOT_FOUND,
             "the file's metadata exists but its bytes are missing",
         )
@@ -444,10 +272,10 @@ pub(super) async fn stream_original(
 
 /// `GET /api/v1/symbols/{debug_id}/{sha256}`: the original bytes of one stored file.
 pub async fn download(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     axum::extract::Path((debug_id, sha256)): axum::extract::Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     require_symbol_read(&state, &caller)?;
     let meta = stored_file(&state, &debug_id, &sha256).await?;
     stream_original(&state, &meta, "application/octet-stream").await
@@ -456,29 +284,29 @@ pub async fn download(
 /// `DELETE /api/v1/symbols/{debug_id}` (`admin`): every stored file of a module, with its
 /// caches. Crashes already processed keep their frames; new ones will miss these symbols.
 pub async fn delete_module(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     axum::extract::Path(debug_id): axum::extract::Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, HttpError> {
     delete_symbols(&state, &caller, &debug_id, None).await
 }
 
 /// `DELETE /api/v1/symbols/{debug_id}/{sha256}` (`admin`): one stored file; the module's
 /// caches are rebuilt from the files that remain.
 pub async fn delete_file(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     axum::extract::Path((debug_id, sha256)): axum::extract::Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, HttpError> {
     delete_symbols(&state, &caller, &debug_id, Some(&sha256)).await
 }
 
 async fn delete_symbols(
-    state: &AppState,
+    state: &App,
     caller: &Caller,
     debug_id: &str,
     sha256: Option<&str>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, HttpError> {
     caller.require(Scope::Admin)?;
     let id = parse_debug_id(debug_id).map_err(bad_request)?;
     let sha256 = match sha256 {
@@ -490,21 +318,11 @@ async fn delete_symbols(
         Some(sha) => Some(sha.to_ascii_lowercase()),
         None => None,
     };
-    let deleted = state.symbols.delete(&id, sha256.as_deref()).await?;
+    let deleted = state.uploads.delete(&id, sha256.as_deref()).await?;
     if deleted.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such stored file")
+        return Err(HttpError::new(StatusCode::NOT_FOUND, "no such stored file")
             .with_detail("list the module's files with GET /api/v1/symbols?debug_id=…"));
     }
-    // Dumps processed from now on, here and on every other node, no longer see the files.
-    state.pipeline.processor.modules().invalidate(&id).await;
-    if let Err(e) = state
-        .cluster
-        .publish(&Change::Symbols(id.to_string()))
-        .await
-    {
-        tracing::warn!(debug_id = %id, error = %e, "could not announce the deletion to other nodes");
-    }
-    tracing::info!(debug_id = %id, files = deleted.len(), "deleted debug files");
     Ok(Json(
         json!({ "debug_id": id.to_string(), "deleted": deleted }),
     ))
@@ -513,10 +331,10 @@ async fn delete_symbols(
 /// `GET /api/v1/symbols/{debug_id}/caches`: the module's SymCache and CFI, built now if
 /// missing or stale, and which stored file each came from.
 pub async fn caches(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     axum::extract::Path(debug_id): axum::extract::Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<serde_json::Value>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let id = parse_debug_id(&debug_id).map_err(bad_request)?;
     state.symbols.refresh_caches(&id).await?;
@@ -557,10 +375,10 @@ pub(super) fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
 /// layout Breakpad and rust-minidump symbol clients request (the caller is checked by
 /// [`super::symbol_server::symbols`]).
 pub(super) async fn breakpad(
-    state: &AppState,
+    state: &App,
     debug_file: &str,
     debug_id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let id = parse_debug_id(debug_id).map_err(bad_request)?;
     let files = state.symbols.files_for(&id).await?;
     let sym = files
@@ -584,13 +402,13 @@ pub(super) async fn breakpad(
         }
     }
     if files.is_empty() {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no debug files stored for {debug_file} {}", id.breakpad()),
         )
         .with_detail("upload them with POST /api/v1/symbols or `faultline upload`"));
     }
-    Err(ApiError::new(
+    Err(HttpError::new(
         StatusCode::NOT_FOUND,
         format!(
             "no Breakpad .sym stored or generated for {debug_file} {}",

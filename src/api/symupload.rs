@@ -21,12 +21,12 @@ use axum::response::{IntoResponse, Response};
 use regex::Regex;
 use serde_json::{json, Value};
 
-use super::auth::Caller;
-use super::body::{read_limited, spool, BodyLimit};
 use super::ingest::{closing, drain};
-use super::symbols::announce_stored;
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::{digest, new_secret, Scope};
+use crate::http::Caller;
+use crate::http::HttpError;
+use crate::http::{read_limited, spool, BodyLimit};
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::ids::parse_debug_id;
 use crate::symbols::pending::{PendingState, PendingUploadId};
@@ -46,19 +46,19 @@ fn now() -> u64 {
 }
 
 /// The caller named by `?key=`, holding `symbols:write`.
-async fn writer(state: &AppState, query: &HashMap<String, String>) -> Result<(), ApiError> {
+async fn writer(state: &App, query: &HashMap<String, String>) -> Result<(), HttpError> {
     let caller = Caller::from_secret(state, query.get("key").map(String::as_str)).await?;
     caller.require(Scope::SymbolsWrite)?;
     Ok(())
 }
 
 /// The path segment `{value}:{action}`, or 404 for any other action.
-fn split_action<'a>(segment: &'a str, action: &str) -> Result<&'a str, ApiError> {
+fn split_action<'a>(segment: &'a str, action: &str) -> Result<&'a str, HttpError> {
     segment
         .strip_suffix(action)
         .and_then(|rest| rest.strip_suffix(':'))
         .ok_or_else(|| {
-            ApiError::new(
+            HttpError::new(
                 StatusCode::NOT_FOUND,
                 format!("unknown symupload action in {segment:?} (expected …:{action})"),
             )
@@ -69,14 +69,14 @@ fn split_action<'a>(segment: &'a str, action: &str) -> Result<&'a str, ApiError>
 /// module has debug information (a file that only has a symbol table does not stop an upload
 /// of better symbols), else `MISSING`.
 pub async fn check_status(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path((_debug_file, id_action)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     writer(&state, &query).await?;
     let id = split_action(&id_action, "checkStatus")?;
     let debug_id =
-        parse_debug_id(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        parse_debug_id(id).map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let files = state.symbols.files_for(&debug_id).await?;
     let found = files.iter().any(|f| f.features.debug);
     let status = if found { "FOUND" } else { "MISSING" };
@@ -84,7 +84,7 @@ pub async fn check_status(
 }
 
 /// The base URL clients reach this server at: `server.public_url`, else the request's `Host`.
-fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+fn base_url(state: &App, headers: &HeaderMap) -> Result<String, HttpError> {
     let configured = state.config.server.public_url.trim().trim_end_matches('/');
     if !configured.is_empty() {
         return Ok(configured.to_owned());
@@ -98,7 +98,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .ok_or_else(|| {
-            ApiError::new(
+            HttpError::new(
                 StatusCode::BAD_REQUEST,
                 "the request has no usable Host header",
             )
@@ -109,10 +109,10 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
 
 /// `POST /v1/uploads:create`: opens an upload; answers its key and the URL to `PUT` the file to.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     writer(&state, &query).await?;
     let base = base_url(&state, &headers)?;
     let key = new_secret("");
@@ -125,9 +125,9 @@ pub async fn create(
 }
 
 /// The pending upload an upload key names, if it is open; 404 otherwise (410 once expired).
-async fn pending(state: &AppState, key: &str) -> Result<(PendingUploadId, PendingState), ApiError> {
+async fn pending(state: &App, key: &str) -> Result<(PendingUploadId, PendingState), HttpError> {
     let not_found = || {
-        ApiError::new(StatusCode::NOT_FOUND, "no such upload")
+        HttpError::new(StatusCode::NOT_FOUND, "no such upload")
             .with_detail("open one with POST /v1/uploads:create")
     };
     if key.len() != 40 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -139,7 +139,7 @@ async fn pending(state: &AppState, key: &str) -> Result<(PendingUploadId, Pendin
         PendingState::Expired => {
             // Nothing more will come of it.
             state.symbols.close_pending(&id).await?;
-            Err(ApiError::new(StatusCode::GONE, "this upload expired")
+            Err(HttpError::new(StatusCode::GONE, "this upload expired")
                 .with_detail("an upload must be sent and completed within an hour of its creation"))
         }
         open => Ok((id, open)),
@@ -148,10 +148,10 @@ async fn pending(state: &AppState, key: &str) -> Result<(PendingUploadId, Pendin
 
 /// `PUT /v1/uploads/{key}`: the file of an open upload (at most `limits.max_upload_bytes`).
 pub async fn put_file(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(key): Path<String>,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     let id = match pending(&state, &key).await {
         Ok((id, _)) => id,
         Err(refused) => {
@@ -176,8 +176,8 @@ pub async fn put_file(
     Ok(StatusCode::OK.into_response())
 }
 
-fn scratch_failed(e: std::io::Error) -> ApiError {
-    ApiError::new(
+fn scratch_failed(e: std::io::Error) -> HttpError {
+    HttpError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "cannot create scratch space",
     )
@@ -199,17 +199,17 @@ fn lenient_field(body: &str, name: &str) -> Option<String> {
 /// stored, `DUPLICATE_DATA` when the same bytes were stored before; a file that is refused is a
 /// `400` with the reason.
 pub async fn complete(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Path(key_action): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Response, HttpError> {
     writer(&state, &query).await?;
     let key = split_action(&key_action, "complete")?;
     let (id, standing) = pending(&state, key).await?;
     if standing != PendingState::Received {
         return Err(
-            ApiError::new(StatusCode::CONFLICT, "the upload's file was not sent")
+            HttpError::new(StatusCode::CONFLICT, "the upload's file was not sent")
                 .with_detail("PUT the file to the uploadUrl first"),
         );
     }
@@ -227,17 +227,16 @@ pub async fn complete(
         .await?
     {
         return Err(
-            ApiError::new(StatusCode::CONFLICT, "the upload's file was not sent")
+            HttpError::new(StatusCode::CONFLICT, "the upload's file was not sent")
                 .with_detail("PUT the file to the uploadUrl first"),
         );
     }
     let unpacked = scratch.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(scratch_failed)?;
     let reports = state
-        .symbols
-        .ingest(&path, name.trim(), &unpacked, &ReleaseContext::default())
+        .uploads
+        .store_file(&path, name.trim(), &unpacked, &ReleaseContext::default())
         .await;
-    announce_stored(&state, &reports).await;
     state.symbols.close_pending(&id).await?;
     let has = |status| reports.iter().any(|r| r.status == status);
     if has(FileStatus::Stored) {
@@ -256,7 +255,7 @@ pub async fn complete(
         .iter()
         .find_map(|r| r.reason.clone())
         .unwrap_or_else(|| "no debug file in the upload".to_owned());
-    Err(ApiError::new(StatusCode::BAD_REQUEST, reason))
+    Err(HttpError::new(StatusCode::BAD_REQUEST, reason))
 }
 
 #[cfg(test)]

@@ -9,17 +9,18 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::auth::{project_param, Caller};
-use super::{ApiError, AppState};
+use crate::app::App;
 use crate::auth::Scope;
-use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort, IndexError};
-use crate::ingest::queue::QueueEntry;
+use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort};
+use crate::http::HttpError;
+use crate::http::{project_param, Caller};
+use crate::triage::StoredCrash;
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
+fn bad_request(message: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn parse_int(name: &str, value: &str) -> Result<i64, ApiError> {
+fn parse_int(name: &str, value: &str) -> Result<i64, HttpError> {
     value
         .trim()
         .parse()
@@ -29,7 +30,7 @@ fn parse_int(name: &str, value: &str) -> Result<i64, ApiError> {
 /// The single `annotation.<name>=<value>` filter of a query, if any.
 fn annotation_filter(
     params: &HashMap<String, String>,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String)>, HttpError> {
     let mut found = params
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("annotation.")?.to_owned(), v.clone())));
@@ -60,10 +61,10 @@ const GROUP_PARAMS: [&str; 12] = [
 /// `GET /api/v1/groups?project=&state=&assignee=&q=<signature text>&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`
 /// (needs `triage:read` on the project; the default project when `project` is absent).
 pub async fn list_groups(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, params.get("project").map(String::as_str)).await?;
     caller.require_in(Scope::TriageRead, &project)?;
     if let Some(unknown) = params
@@ -123,18 +124,18 @@ pub async fn list_groups(
     ))
 }
 
-fn group_id(id: &str) -> Result<i64, ApiError> {
+fn group_id(id: &str) -> Result<i64, HttpError> {
     parse_int("the group ID", id)
 }
 
 /// The group `id`, if the caller may act on its project with `scope`; a group of a project the
 /// token does not cover reads as not found.
 async fn visible_group(
-    state: &AppState,
+    state: &App,
     caller: &Caller,
     scope: Scope,
     id: i64,
-) -> Result<i64, ApiError> {
+) -> Result<i64, HttpError> {
     caller.require(scope)?;
     let project = match state.index.group(id).await? {
         Some(group) => Some(group.project_id),
@@ -145,7 +146,7 @@ async fn visible_group(
     };
     match project {
         Some(project) if caller.may(scope, project) => Ok(id),
-        Some(_) => Err(ApiError::new(
+        Some(_) => Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no group {id}"),
         )),
@@ -153,23 +154,23 @@ async fn visible_group(
     }
 }
 
-async fn not_found(state: &AppState, id: i64) -> ApiError {
+async fn not_found(state: &App, id: i64) -> HttpError {
     match state.index.merged_into(id).await {
-        Ok(Some(target)) => ApiError::new(
+        Ok(Some(target)) => HttpError::new(
             StatusCode::NOT_FOUND,
             format!("group {id} was merged into group {target}"),
         )
         .with_detail(format!("see /api/v1/groups/{target}")),
-        _ => ApiError::new(StatusCode::NOT_FOUND, format!("no group {id}")),
+        _ => HttpError::new(StatusCode::NOT_FOUND, format!("no group {id}")),
     }
 }
 
 /// `GET /api/v1/groups/{id}`: the group, hourly counts, breakdowns and sample crashes.
 pub async fn get_group(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let id = visible_group(&state, &caller, Scope::TriageRead, group_id(&id)?).await?;
     match state.index.group_detail(id).await? {
         Some(detail) => {
@@ -180,7 +181,7 @@ pub async fn get_group(
                 .desk()
                 .links_of_group(id)
                 .await
-                .map_err(|e| ApiError::from(crate::group::index::IndexError::Database(e)))?;
+                .map_err(|e| HttpError::from(crate::group::index::IndexError::Database(e)))?;
             body["tickets"] = serde_json::to_value(tickets).expect("tickets serialize");
             Ok(Json(body))
         }
@@ -220,11 +221,11 @@ mod serde_with_null {
 /// `PATCH /api/v1/groups/{id}` with `{"state": "resolved", "resolved_in": "2.4.1", "assignee": "ana"}`
 /// or `{"state": "muted", "muted_until": 1767225600, "mute_for_events": 100, "mute_for_users": 10}`.
 pub async fn update_group(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<GroupUpdate>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(update) = body.map_err(|e| {
         bad_request(format!("invalid group update: {}", e.body_text()))
@@ -238,31 +239,10 @@ pub async fn update_group(
         mute_for_events: update.mute_for_events,
         mute_for_users: update.mute_for_users,
     };
-    match change_group(&state, id, &patch, None).await? {
+    match state.triage.change_group(id, &patch, None).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
         None => Err(not_found(&state, id).await),
     }
-}
-
-/// Applies a triage change (API, web UI, a tracker's webhook from channel `origin`), then
-/// tells alerting what follows from it: resolved groups close their PagerDuty incidents, and
-/// tickets follow the group's state and assignee.
-pub(crate) async fn change_group(
-    state: &AppState,
-    id: i64,
-    patch: &GroupPatch,
-    origin: Option<i64>,
-) -> Result<Option<crate::group::index::Group>, ApiError> {
-    let Some(before) = state.index.group(id).await? else {
-        return Ok(None);
-    };
-    let after = state.index.update_group(id, patch).await?;
-    if let Some(after) = &after {
-        if let Err(e) = state.alerts.group_changed(&before, after, origin).await {
-            tracing::warn!(group = after.id, error = %e, "could not queue the messages a triage change causes");
-        }
-    }
-    Ok(after)
 }
 
 /// `POST /api/v1/groups/{id}/merge` with `{"groups": [other IDs]}`: merges them into `{id}`.
@@ -274,11 +254,11 @@ pub struct MergeRequest {
 
 /// Handles the merge.
 pub async fn merge_groups(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     body: Result<Json<MergeRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let id = visible_group(&state, &caller, Scope::TriageWrite, group_id(&id)?).await?;
     let Json(request) = body.map_err(|e| {
         bad_request(format!("invalid merge request: {}", e.body_text()))
@@ -290,57 +270,29 @@ pub async fn merge_groups(
     for &other in &request.groups {
         visible_group(&state, &caller, Scope::TriageWrite, other).await?;
     }
-    match state.index.merge(id, &request.groups).await? {
+    match state.triage.merge(id, &request.groups).await? {
         Some(group) => Ok(Json(serde_json::to_value(group).expect("groups serialize"))),
         None => Err(not_found(&state, id).await),
     }
-}
-
-/// A crash found by ID (`bp-` prefix or not): its queue row and its index record, either of
-/// which may be absent, and the project it belongs to (from either).
-pub(crate) struct StoredCrash {
-    pub id: String,
-    pub crash: Option<CrashRow>,
-    pub queued: Option<QueueEntry>,
-    pub project: Option<i64>,
-}
-
-/// Finds a crash in the queue and the index. The queue first: a row is marked processed only
-/// after its index record committed, so reading in this order never shows `processed` without
-/// the record (the other order could, when the worker finished between the two reads).
-pub(crate) async fn stored_crash(state: &AppState, id: &str) -> Result<StoredCrash, IndexError> {
-    let id = id.strip_prefix("bp-").unwrap_or(id).to_owned();
-    let queued = state.queue.entry(&id).await?;
-    let crash = state.index.crash(&id).await?;
-    let project = crash
-        .as_ref()
-        .map(|c| c.attributes.project_id)
-        .or(queued.as_ref().map(|q| q.project_id));
-    Ok(StoredCrash {
-        id,
-        crash,
-        queued,
-        project,
-    })
 }
 
 /// `GET /api/v1/crashes/{id}`: where the crash is (`queued`, `processing`, `processed`,
 /// `failed` with the reason), its index record and its processed result (symbolicated threads,
 /// classification), when the payload budget kept it.
 pub async fn get_crash(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::TriageRead)?;
     let StoredCrash {
         id,
         crash,
         queued,
         project,
-    } = stored_crash(&state, &id).await?;
+    } = state.triage.stored_crash(&id).await?;
     if project.is_none_or(|p| !caller.may(Scope::TriageRead, p)) {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no crash {id:?}"),
         ));
@@ -349,7 +301,7 @@ pub async fn get_crash(
         Some(key) => crate::ingest::read_processed(&*state.objects, key)
             .await
             .map_err(|e| {
-                ApiError::new(
+                HttpError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the crash payload could not be read",
                 )
@@ -378,15 +330,15 @@ pub async fn get_crash(
 /// `POST /api/v1/crashes/{id}/reprocess`: processes a stored crash again (after a failure, or
 /// with symbols uploaded since), regrouping it.
 pub async fn reprocess_crash(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::TriageWrite)?;
     let id = id.strip_prefix("bp-").unwrap_or(&id).to_owned();
     let queued = state.queue.entry(&id).await?;
     if queued.is_some_and(|q| !caller.may(Scope::TriageWrite, q.project_id)) {
-        return Err(ApiError::new(
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             format!("no stored crash {id:?}"),
         ));
@@ -396,7 +348,7 @@ pub async fn reprocess_crash(
             state.wake.notify_one();
             Ok(Json(json!({ "id": id, "state": entry.state })))
         }
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no stored crash {id:?}"))
+        None => Err(HttpError::new(StatusCode::NOT_FOUND, format!("no stored crash {id:?}"))
             .with_detail("only crashes received through the ingest routes (/submit, /api/{project}/minidump/, …) keep their dumps and can be reprocessed")),
     }
 }
@@ -404,10 +356,10 @@ pub async fn reprocess_crash(
 /// `GET /api/v1/crashes?project=&annotation.<name>=<value>&limit=&cursor=`: e.g. every crash of
 /// one user (needs `triage:read` on the project).
 pub async fn list_crashes(
-    State(state): State<AppState>,
+    State(state): State<App>,
     caller: Caller,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, params.get("project").map(String::as_str)).await?;
     caller.require_in(Scope::TriageRead, &project)?;
     let (name, value) = annotation_filter(&params)?.ok_or_else(|| {

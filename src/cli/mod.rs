@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
-use crate::api::BoundServer;
 use crate::config::Config;
+use crate::server::BoundServer;
 
 /// faultline: a native crash processing server.
 #[derive(Parser)]

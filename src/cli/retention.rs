@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::api::AppState;
+use crate::app::App;
 use crate::config::Config;
 use crate::retention::{run as run_retention, RetentionPolicy, RetentionReport, RetentionStores};
 
@@ -38,7 +38,7 @@ pub async fn run(args: RetentionArgs, mut config: Config) -> anyhow::Result<Exit
         config.retention.payload_days = days;
     }
     let policy = RetentionPolicy::from_config(&config.retention);
-    let state = AppState::open(config).await?;
+    let state = App::open(config).await?;
     let stores = RetentionStores {
         symbols: &state.symbols,
         objects: &*state.objects,

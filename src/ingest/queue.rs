@@ -225,8 +225,8 @@ impl IngestQueue {
             .record(started.elapsed().as_secs_f64());
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(IndexError::Invalid(format!("could not enqueue: {e}"))),
-            Err(_) => Err(IndexError::Invalid(
+            Ok(Err(e)) => Err(IndexError::Broken(format!("could not enqueue: {e}"))),
+            Err(_) => Err(IndexError::Broken(
                 "the enqueue commit was interrupted".into(),
             )),
         }

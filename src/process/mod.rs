@@ -56,14 +56,38 @@ pub enum ProcessError {
     /// A budget in [`ProcessLimits`] was exceeded.
     #[error("{budget} budget exceeded: {detail}")]
     Budget {
-        /// `size`, `threads`, `modules` or `time`.
-        budget: &'static str,
+        /// Which budget.
+        budget: BudgetKind,
         /// What was measured against what limit, and which setting raises it.
         detail: String,
     },
     /// A bug or a failure of this server.
     #[error("internal error while processing: {0}")]
     Internal(String),
+}
+
+/// The budgets of [`ProcessLimits`], named as error messages name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetKind {
+    /// The dump's size in bytes.
+    Size,
+    /// The number of threads it lists.
+    Threads,
+    /// The number of modules it lists.
+    Modules,
+    /// Wall-clock time for fetching symbols and walking stacks.
+    Time,
+}
+
+impl std::fmt::Display for BudgetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BudgetKind::Size => "size",
+            BudgetKind::Threads => "threads",
+            BudgetKind::Modules => "modules",
+            BudgetKind::Time => "time",
+        })
+    }
 }
 
 /// Turns minidumps into symbolicated stack traces; cheap to share between requests.
@@ -126,7 +150,7 @@ impl Processor {
         let deadline = started + self.limits.time_budget;
         if dump.len() as u64 > self.limits.max_dump_bytes {
             return Err(ProcessError::Budget {
-                budget: "size",
+                budget: BudgetKind::Size,
                 detail: format!(
                     "the dump is {} bytes, more than {} (limits.max_dump_bytes)",
                     dump.len(),
@@ -290,7 +314,7 @@ fn ms(d: Duration) -> f64 {
 
 fn time_budget(limits: ProcessLimits) -> ProcessError {
     ProcessError::Budget {
-        budget: "time",
+        budget: BudgetKind::Time,
         detail: format!(
             "processing took longer than {} ms (limits.process_time_ms)",
             limits.time_budget.as_millis()
@@ -319,7 +343,7 @@ fn read_dump(
         .map_err(|e| ProcessError::Corrupt(format!("thread list: {e}")))?;
     if threads.threads.len() > limits.max_threads {
         return Err(ProcessError::Budget {
-            budget: "threads",
+            budget: BudgetKind::Threads,
             detail: format!(
                 "the dump lists {} threads, more than {} (limits.max_threads)",
                 threads.threads.len(),
@@ -330,7 +354,7 @@ fn read_dump(
     let modules = dump.get_stream::<MinidumpModuleList>().unwrap_or_default();
     if modules.iter().count() > limits.max_modules {
         return Err(ProcessError::Budget {
-            budget: "modules",
+            budget: BudgetKind::Modules,
             detail: format!(
                 "the dump lists {} modules, more than {} (limits.max_modules)",
                 modules.iter().count(),

@@ -60,6 +60,18 @@ pub enum FileStatus {
     Skipped,
 }
 
+impl std::fmt::Display for FileStatus {
+    /// In words, as pages show it (`already present`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileStatus::Stored => "stored",
+            FileStatus::AlreadyPresent => "already present",
+            FileStatus::Rejected => "rejected",
+            FileStatus::Skipped => "skipped",
+        })
+    }
+}
+
 /// The outcome for one file (or one architecture of a universal Mach-O) of an upload.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::groups::{project_choices, readable_projects, Choice};
 use super::page::{ago, now, render, when, Chrome, UiError};
 use super::session::Viewer;
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::Scope;
 
 /// Rows per table.
@@ -65,12 +65,12 @@ pub struct AlertsParams {
 }
 
 fn map_err(e: crate::alerts::AlertError) -> UiError {
-    UiError::from(crate::api::ApiError::from(e))
+    UiError::from(crate::http::HttpError::from(e))
 }
 
 /// `GET /ui/alerts?project=`.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     params: Result<Query<AlertsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, UiError> {

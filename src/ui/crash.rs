@@ -15,7 +15,7 @@ use tokio_util::io::ReaderStream;
 
 use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::Scope;
 use crate::classify::frames::FrameRef;
 use crate::group::index::CrashRow;
@@ -23,7 +23,7 @@ use crate::ingest::queue::QueueEntry;
 use crate::store::ObjectKey;
 
 /// Reads a kept processed payload; `None` when it is gone or unreadable (logged).
-async fn payload(state: &AppState, key: &str) -> Option<Value> {
+async fn payload(state: &App, key: &str) -> Option<Value> {
     match crate::ingest::read_processed(&*state.objects, key).await {
         Ok(bytes) => serde_json::from_slice(&bytes?).ok(),
         Err(e) => {
@@ -52,13 +52,13 @@ fn evidence_line(processed: &Value) -> Option<String> {
 }
 
 /// The evidence line of a group's latest kept crash (its page header).
-pub async fn latest_evidence(state: &AppState, key: &str) -> Option<String> {
+pub async fn latest_evidence(state: &App, key: &str) -> Option<String> {
     evidence_line(&payload(state, key).await?)
 }
 
 /// A crash the viewer may read (or act on with `scope`): its index row and queue row.
 async fn visible(
-    state: &AppState,
+    state: &App,
     viewer: &Viewer,
     id: &str,
     scope: Scope,
@@ -67,12 +67,12 @@ async fn visible(
     if id.len() > 100 {
         return Err(UiError::not_found("no such crash"));
     }
-    let crate::api::triage::StoredCrash {
+    let crate::triage::StoredCrash {
         id,
         crash,
         queued,
         project,
-    } = crate::api::triage::stored_crash(state, id).await?;
+    } = state.triage.stored_crash(id).await?;
     match project {
         Some(p) if viewer.may(scope, p) => Ok((id, crash, queued)),
         _ => Err(UiError::not_found(format!("no crash {id:?}"))),
@@ -263,7 +263,7 @@ fn upload_command(server: &str, debug_file: &str) -> String {
 
 /// `GET /ui/crashes/{id}?thread=N&frames=full`.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     headers: axum::http::HeaderMap,
     Path(id): Path<String>,
@@ -271,7 +271,7 @@ pub async fn show(
 ) -> Result<Response, UiError> {
     let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
     let (id, crash, queued) = visible(&state, &viewer, &id, Scope::TriageRead).await?;
-    let origin = super::page::server_origin(&headers, &state);
+    let origin = crate::http::server_origin(&headers, &state);
     let processed = match crash.as_ref().and_then(|c| c.payload_key.as_deref()) {
         Some(key) => payload(&state, key).await,
         None => None,
@@ -525,7 +525,7 @@ fn signal_lines(signals: &Value) -> Vec<String> {
 
 /// `GET /ui/crashes/{id}/processed.json`: the processed crash as stored.
 pub async fn processed_json(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
@@ -551,7 +551,7 @@ pub async fn processed_json(
 
 /// `GET /ui/crashes/{id}/files/{name}`: a received minidump or attachment, as a download.
 pub async fn file(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, UiError> {
@@ -612,7 +612,7 @@ pub struct ReprocessForm {
 
 /// `POST /ui/crashes/{id}/reprocess`: queues the stored crash again and shows its page.
 pub async fn reprocess(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     form: Result<Form<ReprocessForm>, axum::extract::rejection::FormRejection>,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::charts;
 use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::{Project, Scope};
 use crate::classify::FaultClass;
 use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort};
@@ -25,7 +25,7 @@ const CHART_HOURS: usize = 14 * 24;
 const NEW_SECS: i64 = 24 * 3600;
 
 /// The projects a viewer may read, in the registry's order.
-pub async fn readable_projects(state: &AppState, viewer: &Viewer) -> Result<Vec<Project>, UiError> {
+pub async fn readable_projects(state: &App, viewer: &Viewer) -> Result<Vec<Project>, UiError> {
     Ok(state
         .registry
         .projects()
@@ -192,7 +192,7 @@ const SORTS: [(&str, &str); 4] = [
 
 /// `GET /ui/?project=&state=&assignee=&release=&fault_class=&q=&sort=&cursor=`.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     params: Result<Query<GroupsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, UiError> {
@@ -391,7 +391,7 @@ pub struct GroupParams {
 /// The group `id` if the viewer may act on it with `scope` (another project's reads as not
 /// found); a merged group redirects to the group it went into.
 async fn visible(
-    state: &AppState,
+    state: &App,
     viewer: &Viewer,
     id: &str,
     scope: Scope,
@@ -414,7 +414,7 @@ async fn visible(
 
 /// `GET /ui/groups/{id}?by=<annotation>`.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     params: Result<Query<GroupParams>, axum::extract::rejection::QueryRejection>,
@@ -555,7 +555,7 @@ fn day_start(text: &str) -> Option<i64> {
 /// The group a form changes: the form must carry this session's anti-forgery token, and the
 /// viewer needs `triage:write` on the group's project.
 async fn changing(
-    state: &AppState,
+    state: &App,
     viewer: &Viewer,
     id: &str,
     csrf: &str,
@@ -569,7 +569,7 @@ const MAX_FIELD: usize = 200;
 
 /// `POST /ui/groups/{id}/triage`: applies the form and shows the group again.
 pub async fn triage(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     form: Result<Form<TriageForm>, axum::extract::rejection::FormRejection>,
@@ -620,7 +620,7 @@ pub async fn triage(
         muted_until: Some(muted_until),
         mute_for_events: Some(mute_for_events),
     };
-    crate::api::triage::change_group(&state, group.id, &patch, None).await?;
+    state.triage.change_group(group.id, &patch, None).await?;
     Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())
 }
 
@@ -633,7 +633,7 @@ pub struct MergeForm {
 
 /// `POST /ui/groups/{id}/merge`: moves another group of the same project into this one.
 pub async fn merge(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     form: Result<Form<MergeForm>, axum::extract::rejection::FormRejection>,
@@ -657,6 +657,6 @@ pub async fn merge(
             )))
         }
     };
-    state.index.merge(group.id, &[other.id]).await?;
+    state.triage.merge(group.id, &[other.id]).await?;
     Ok(Redirect::to(&format!("/ui/groups/{}", group.id)).into_response())
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::AppState;
+use crate::app::App;
 
 /// The stylesheet, compiled in.
 const STYLESHEET: &str = include_str!("assets/faultline.css");
@@ -37,7 +37,7 @@ const CONTENT_SECURITY_POLICY: &str =
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The UI's routes (merged into the API router, which adds state, limits and tracing).
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<App> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(groups::list))

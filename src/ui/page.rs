@@ -5,8 +5,8 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::api::ApiError;
 use crate::group::index::IndexError;
+use crate::http::{HttpError, RequestId};
 
 /// The frame around a page: who is signed in, and the anti-forgery token its forms carry.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +23,7 @@ pub struct UiError {
     status: StatusCode,
     message: String,
     detail: Option<String>,
+    request_id: Option<RequestId>,
 }
 
 impl UiError {
@@ -32,6 +33,7 @@ impl UiError {
             status,
             message: message.into(),
             detail: None,
+            request_id: None,
         }
     }
 
@@ -60,6 +62,7 @@ struct ErrorPage<'a> {
     reason: &'a str,
     message: &'a str,
     detail: Option<&'a str>,
+    request_id: Option<&'a str>,
 }
 
 impl IntoResponse for UiError {
@@ -70,34 +73,27 @@ impl IntoResponse for UiError {
             reason: self.status.canonical_reason().unwrap_or("Error"),
             message: &self.message,
             detail: self.detail.as_deref(),
+            request_id: self.request_id.as_ref().map(RequestId::as_str),
         };
         (self.status, render(&page)).into_response()
     }
 }
 
-impl From<ApiError> for UiError {
-    fn from(e: ApiError) -> UiError {
-        let (status, message, detail) = e.parts();
+impl From<HttpError> for UiError {
+    fn from(e: HttpError) -> UiError {
+        let (status, message, detail, request_id) = e.parts();
         UiError {
             status,
             message: message.to_owned(),
             detail: detail.map(str::to_owned),
+            request_id: request_id.cloned(),
         }
     }
 }
 
 impl From<IndexError> for UiError {
     fn from(e: IndexError) -> UiError {
-        match e {
-            IndexError::Invalid(message) => UiError::bad_request(message),
-            other => {
-                tracing::error!(error = %other, "the crash index failed while rendering a page");
-                UiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the crash index is unavailable; try again shortly",
-                )
-            }
-        }
+        UiError::from(HttpError::from(e))
     }
 }
 
@@ -114,27 +110,6 @@ pub fn render(page: &impl Template) -> Response {
                 .into_response()
         }
     }
-}
-
-/// This server as the browser reached it (`http://host:port`), for commands shown on pages:
-/// the request's `Host` (shown back to the same user, escaped), else the listen address.
-pub fn server_origin(headers: &axum::http::HeaderMap, state: &crate::api::AppState) -> String {
-    let scheme = if state.config.auth.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.len() <= 255
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| state.config.server.listen.to_string());
-    format!("{scheme}://{host}")
 }
 
 /// Now, Unix seconds.
@@ -185,17 +160,7 @@ pub fn query_string(pairs: &[(&str, &str)]) -> String {
 }
 
 /// One path segment, percent-encoded (crash IDs and file names in links).
-pub fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::http::segment;
 
 #[cfg(test)]
 mod tests {

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::page::{query_string, render, Chrome, UiError};
-use crate::api::auth::Caller;
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::{csrf_token, Scope, Token};
+use crate::http::Caller;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "faultline_session";
@@ -82,10 +82,10 @@ fn session_secret(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= MAX_TOKEN_LEN)
 }
 
-impl FromRequestParts<AppState> for Viewer {
+impl FromRequestParts<App> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Viewer, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Viewer, Response> {
         let token = match session_secret(&parts.headers) {
             Some(secret) => match state.registry.session(&secret).await {
                 Ok(Some(token)) => Some((token, csrf_token(&secret))),
@@ -158,7 +158,7 @@ pub struct SignInForm {
 
 /// `POST /ui/sign-in`: checks the token, starts a session, and goes where the user was going.
 pub async fn sign_in(
-    State(state): State<AppState>,
+    State(state): State<App>,
     form: Result<Form<SignInForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, UiError> {
     let Ok(Form(form)) = form else {
@@ -206,7 +206,7 @@ pub struct CsrfForm {
 
 /// `POST /ui/sign-out`: ends the session and clears the cookie.
 pub async fn sign_out(
-    State(state): State<AppState>,
+    State(state): State<App>,
     headers: HeaderMap,
     viewer: Viewer,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,

@@ -10,10 +10,12 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::groups::{project_choices, readable_projects};
-use super::page::{ago, now, render, server_origin, when, Chrome, UiError};
+use super::page::{ago, now, render, when, Chrome, UiError};
 use super::session::Viewer;
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::Scope;
+use crate::http::server_origin;
+use crate::sourcemaps::ReleaseContext;
 use crate::symbols::derive::CacheKind;
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::SymbolQuery;
@@ -73,7 +75,7 @@ fn upload_arguments(module: &crate::group::index::MissingModule, file: &str) -> 
 
 /// `GET /ui/symbols/missing?project=`.
 pub async fn missing(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     headers: HeaderMap,
     params: Result<Query<MissingParams>, axum::extract::rejection::QueryRejection>,
@@ -183,7 +185,7 @@ fn size(bytes: u64) -> String {
 /// `GET /ui/symbols?q=<debug ID | code ID | file name>`: what is stored, and the caches built
 /// from it (needs `symbols:read`).
 pub async fn find(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     params: Result<Query<SymbolsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, UiError> {
@@ -309,10 +311,10 @@ pub struct UploadedRow {
 struct UploadPage {
     chrome: Chrome,
     error: String,
-    stored: u64,
-    already_present: u64,
-    rejected: u64,
-    skipped: u64,
+    stored: usize,
+    already_present: usize,
+    rejected: usize,
+    skipped: usize,
     files: Vec<UploadedRow>,
 }
 
@@ -323,10 +325,11 @@ pub struct UploadQuery {
 }
 
 /// `POST /ui/symbols/upload?csrf=`: the missing-symbols page's upload form (files chosen or
-/// dropped on it), taken by the API's own upload route (same limits, unpacking, reprocessing of
-/// the crashes that lacked them), its answer shown as a page.
+/// dropped on it), read as the API's upload routes read theirs and stored by the same upload
+/// service (same limits, unpacking, reprocessing of the crashes that lacked them), its outcome
+/// shown as a page.
 pub async fn upload(
-    State(state): State<AppState>,
+    State(state): State<App>,
     viewer: Viewer,
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     request: Request,
@@ -334,40 +337,34 @@ pub async fn upload(
     let query = query.map(|Query(q)| q).unwrap_or_default();
     viewer.check_csrf(query.csrf.as_deref().unwrap_or_default())?;
     viewer.caller.require(Scope::SymbolsWrite)?;
-    let caller = crate::api::auth::Caller(viewer.caller.0.clone());
-    let response = crate::api::symbols::upload(
-        State(state),
-        caller,
-        Query(crate::api::symbols::UploadParams::default()),
-        request,
-    )
-    .await?;
-    let body = axum::body::to_bytes(response.into_body(), 64 << 20)
+    let (scratch, upload) = crate::http::read_upload(&state, request, "upload").await?;
+    let outcome = state
+        .uploads
+        .store(upload, scratch.path(), &ReleaseContext::default())
         .await
-        .map_err(|e| UiError::bad_request(e.to_string()))?;
-    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    let files = answer["files"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .map_err(crate::http::HttpError::from)?;
+    let files = outcome
+        .files
+        .iter()
         .map(|f| UploadedRow {
-            name: text(&f["name"]),
-            status: text(&f["status"]).replace('_', " "),
-            debug_id: parse_debug_id(f["file"]["debug_id"].as_str().unwrap_or_default())
+            name: f.name.clone(),
+            status: f.status.to_string(),
+            debug_id: f
+                .file
+                .as_ref()
+                .and_then(|meta| parse_debug_id(&meta.debug_id).ok())
                 .map(|id| id.breakpad().to_string())
                 .unwrap_or_default(),
-            detail: text(&f["reason"]),
+            detail: f.reason.clone().unwrap_or_default(),
         })
         .collect();
-    let count = |name: &str| answer[name].as_u64().unwrap_or(0);
     Ok(render(&UploadPage {
         chrome: viewer.chrome(),
-        error: text(&answer["error"]),
-        stored: count("stored"),
-        already_present: count("already_present"),
-        rejected: count("rejected"),
-        skipped: count("skipped"),
+        error: outcome.error.clone().unwrap_or_default(),
+        stored: outcome.stored,
+        already_present: outcome.already_present,
+        rejected: outcome.rejected,
+        skipped: outcome.skipped,
         files,
     }))
 }

@@ -13,8 +13,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use faultline::api::BoundServer;
 use faultline::config::Config;
+use faultline::server::BoundServer;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

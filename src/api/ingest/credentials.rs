@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::http::HeaderMap;
 
 use super::{unavailable, Refusal};
-use crate::api::AppState;
+use crate::app::App;
 use crate::auth::{Project, Scope};
 
 /// How a request names its project: the route's project (Sentry, Unreal) and the ingest key its
@@ -35,13 +35,13 @@ pub(super) fn sentry_auth_key(headers: &HeaderMap) -> Option<String> {
 /// route's project, or the default), else the client's ingest key; without a valid key, the
 /// default project — or 403 when `ingest.require_key` is on.
 pub(super) async fn resolve_project(
-    state: &AppState,
+    state: &App,
     credentials: &Credentials,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Project, Refusal> {
     let route_project = credentials.route_project.as_deref();
-    if let Some(secret) = crate::api::auth::presented_token(headers) {
+    if let Some(secret) = crate::http::presented_token(headers) {
         let token = match state
             .registry
             .authenticate(secret)

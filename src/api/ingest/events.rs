@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::credentials::{sentry_auth_key, Credentials};
 use super::{receive, store_and_queue, Client, Refusal};
-use crate::api::AppState;
+use crate::app::App;
 use crate::events::envelope::parse;
 use crate::events::{Event, MAX_EVENT_BYTES};
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
@@ -38,7 +38,7 @@ pub fn browser_cors() -> tower_http::cors::CorsLayer {
 
 /// `POST /api/{project}/envelope/`.
 pub async fn envelope(
-    state: State<AppState>,
+    state: State<App>,
     project: UrlPath<String>,
     query: Query<HashMap<String, String>>,
     request: Request,
@@ -48,7 +48,7 @@ pub async fn envelope(
 
 /// `POST /api/{project}/store/`.
 pub async fn store(
-    state: State<AppState>,
+    state: State<App>,
     project: UrlPath<String>,
     query: Query<HashMap<String, String>>,
     request: Request,
@@ -58,7 +58,7 @@ pub async fn store(
 
 async fn receive_sentry(
     client: Client,
-    State(state): State<AppState>,
+    State(state): State<App>,
     UrlPath(project): UrlPath<String>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
@@ -103,7 +103,7 @@ fn checked_event(json: Bytes) -> Result<(Bytes, Event), Refusal> {
 
 /// Everything after the body is read: the event (and files) stored and queued.
 pub(super) async fn receive_event(
-    state: &AppState,
+    state: &App,
     client: Client,
     project: &crate::auth::Project,
     body: Bytes,

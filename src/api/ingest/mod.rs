@@ -34,8 +34,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::json;
 
-use super::multipart::FramingGuard;
-use super::AppState;
+use crate::app::App;
+use crate::http::FramingGuard;
 use crate::ingest::throttle::Verdict;
 use crate::ingest::{raw_key, RawCrashBuilder, MAIN_DUMP};
 
@@ -209,7 +209,7 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> Refusal {
 
 /// Everything a route does after knowing its client: read, validate, throttle, store, enqueue.
 async fn receive(
-    state: AppState,
+    state: App,
     client: Client,
     credentials: Credentials,
     query: HashMap<String, String>,
@@ -280,7 +280,7 @@ pub(in crate::api) fn closing(mut response: Response) -> Response {
 }
 
 async fn receive_inner(
-    state: &AppState,
+    state: &App,
     client: Client,
     credentials: Credentials,
     query: HashMap<String, String>,
@@ -387,7 +387,7 @@ async fn receive_inner(
 /// Throttles, then stores the crash's files and `raw.json` and queues it: the client's 200
 /// comes only after all of that.
 async fn store_and_queue(
-    state: &AppState,
+    state: &App,
     client: Client,
     project: &crate::auth::Project,
     mut builder: RawCrashBuilder,
@@ -438,7 +438,7 @@ async fn store_and_queue(
 
 /// `POST /submit`.
 pub async fn submit(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {
@@ -451,7 +451,7 @@ pub async fn submit(
 
 /// `POST /api/{project}/minidump/`.
 pub async fn sentry(
-    State(state): State<AppState>,
+    State(state): State<App>,
     UrlPath(project): UrlPath<String>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
@@ -468,7 +468,7 @@ pub async fn sentry(
 
 /// `POST /api/{project}/unreal/{key}/`.
 pub async fn unreal(
-    State(state): State<AppState>,
+    State(state): State<App>,
     UrlPath((project, key)): UrlPath<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
@@ -482,7 +482,7 @@ pub async fn unreal(
 
 /// `POST /post?format=minidump&token=…`; `format=symbols` is Backtrace's symbol upload.
 pub async fn backtrace(
-    State(state): State<AppState>,
+    State(state): State<App>,
     Query(query): Query<HashMap<String, String>>,
     request: Request,
 ) -> Response {

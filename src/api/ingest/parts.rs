@@ -14,9 +14,9 @@ use tokio::io::AsyncReadExt;
 use tokio_util::io::StreamReader;
 
 use super::{unavailable, Client, Refusal};
-use crate::api::body::{is_body_timeout, Spill};
-use crate::api::multipart::FramingGuard;
-use crate::api::AppState;
+use crate::app::App;
+use crate::http::FramingGuard;
+use crate::http::{is_body_timeout, Spill};
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 
 /// Files received with a crash: (dump field, bytes) and (attachment name, bytes).
@@ -58,7 +58,7 @@ impl BodyEncoding {
 /// checked on the way (`guard`), so a body without its boundary fails within the first few
 /// kilobytes instead of being read whole.
 pub(super) async fn read_body(
-    state: &AppState,
+    state: &App,
     body: Body,
     encoding: BodyEncoding,
     mut guard: Option<FramingGuard>,

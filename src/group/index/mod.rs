@@ -31,9 +31,14 @@ pub enum IndexError {
     /// The schema could not be brought up to date.
     #[error("crash index migration failed: {0} (is the database from a newer faultline?)")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    /// A request the index refuses (merging a group into itself, a bad cursor…).
+    /// The caller asked for something the index refuses (merging a group into itself, an
+    /// unknown state, a bad cursor, an unsupported URL): the caller's mistake, answered 4xx.
     #[error("{0}")]
-    Invalid(String),
+    Rejected(String),
+    /// What the index read or wrote broke one of its own invariants (a row a batch lost, a
+    /// commit interrupted): faultline's failure, answered 500 with nothing internal.
+    #[error("crash index invariant broken: {0}")]
+    Broken(String),
 }
 
 /// Whether `error` means another writer got in the way (a deadlock, a serialization failure,
@@ -414,7 +419,7 @@ impl Dialect {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Dialect::Postgres)
         } else {
-            Err(IndexError::Invalid(format!(
+            Err(IndexError::Rejected(format!(
                 "unsupported crash index URL {url:?}: use sqlite://PATH?mode=rwc or postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             )))
         }

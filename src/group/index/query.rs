@@ -420,7 +420,7 @@ fn parse_cursor(cursor: &str) -> Result<(i64, &str), IndexError> {
 }
 
 fn invalid_cursor(cursor: &str) -> IndexError {
-    IndexError::Invalid(format!(
+    IndexError::Rejected(format!(
         "invalid cursor {cursor:?}: pass back next_cursor unchanged"
     ))
 }

@@ -475,7 +475,7 @@ async fn read_known(
         };
         let slot = known
             .get_mut(i as usize)
-            .ok_or_else(|| IndexError::Invalid(format!("batch read returned row {i}")))?;
+            .ok_or_else(|| IndexError::Broken(format!("batch read returned row {i}")))?;
         *slot = Some(Known {
             recorded,
             group,
@@ -486,7 +486,7 @@ async fn read_known(
     known
         .into_iter()
         .enumerate()
-        .map(|(i, k)| k.ok_or_else(|| IndexError::Invalid(format!("batch read lost crash {i}"))))
+        .map(|(i, k)| k.ok_or_else(|| IndexError::Broken(format!("batch read lost crash {i}"))))
         .collect()
 }
 
@@ -562,7 +562,7 @@ impl BatchState {
             Some(id) => (*id, false),
             None => {
                 let group = known.group.clone().ok_or_else(|| {
-                    IndexError::Invalid(format!(
+                    IndexError::Broken(format!(
                         "no group for fingerprint {} after creating it",
                         a.fingerprint
                     ))

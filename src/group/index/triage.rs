@@ -113,19 +113,19 @@ impl CrashIndex {
     ) -> Result<Option<Group>, IndexError> {
         if let Some(state) = &patch.state {
             if !GROUP_STATES.contains(&state.as_str()) {
-                return Err(IndexError::Invalid(format!(
+                return Err(IndexError::Rejected(format!(
                     "state must be one of {}, not {state:?}",
                     GROUP_STATES.join(", ")
                 )));
             }
         }
         if patch.mute_for_events.flatten().is_some_and(|n| n < 1) {
-            return Err(IndexError::Invalid(
+            return Err(IndexError::Rejected(
                 "mute_for_events must be at least 1".to_owned(),
             ));
         }
         if patch.mute_for_users.flatten().is_some_and(|n| n < 1) {
-            return Err(IndexError::Invalid(
+            return Err(IndexError::Rejected(
                 "mute_for_users must be at least 1".to_owned(),
             ));
         }
@@ -191,7 +191,7 @@ impl CrashIndex {
     /// they are left as redirects (`merged_into`).
     pub async fn merge(&self, into: i64, from: &[i64]) -> Result<Option<Group>, IndexError> {
         if from.contains(&into) {
-            return Err(IndexError::Invalid(
+            return Err(IndexError::Rejected(
                 "a group cannot be merged into itself".to_owned(),
             ));
         }
@@ -219,7 +219,7 @@ impl CrashIndex {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| {
-                IndexError::Invalid(format!(
+                IndexError::Rejected(format!(
                     "group {source} does not exist or was already merged"
                 ))
             })?;
@@ -231,7 +231,7 @@ impl CrashIndex {
                     .await?
                     .try_get("project_id")?;
             if source_group.project_id != target_project {
-                return Err(IndexError::Invalid(format!(
+                return Err(IndexError::Rejected(format!(
                     "group {source} belongs to another project: groups merge only within a project"
                 )));
             }

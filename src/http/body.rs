@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
+use super::error::HttpError;
 use super::multipart::FramingGuard;
-use super::{ApiError, AppState};
+use crate::app::App;
 
 /// A byte budget for one request body, and the setting that raises it.
 #[derive(Clone, Copy)]
@@ -34,8 +35,8 @@ impl BodyLimit {
         }
     }
 
-    fn too_large(&self) -> ApiError {
-        ApiError::new(
+    fn too_large(&self) -> HttpError {
+        HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("upload is larger than the {}-byte limit", self.limit),
         )
@@ -43,7 +44,7 @@ impl BodyLimit {
     }
 
     /// Counts `n` more bytes against the budget (413 past it).
-    pub fn take(&mut self, n: usize) -> Result<(), ApiError> {
+    pub fn take(&mut self, n: usize) -> Result<(), HttpError> {
         if n as u64 > self.remaining {
             return Err(self.too_large());
         }
@@ -65,9 +66,9 @@ impl UploadBody {
     /// bodies from raw ones.
     pub async fn from_request(
         request: Request,
-        state: &AppState,
+        state: &App,
         limit: &BodyLimit,
-    ) -> Result<UploadBody, ApiError> {
+    ) -> Result<UploadBody, HttpError> {
         let headers = request.headers();
         let declared = headers
             .get(header::CONTENT_LENGTH)
@@ -101,12 +102,12 @@ impl UploadBody {
     }
 }
 
-fn malformed_multipart(detail: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "malformed multipart body").with_detail(detail)
+fn malformed_multipart(detail: String) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, "malformed multipart body").with_detail(detail)
 }
 
 /// The next part of a multipart body, or `None` after the last.
-pub async fn next_part(multipart: &mut Multipart) -> Result<Option<Field<'_>>, ApiError> {
+pub async fn next_part(multipart: &mut Multipart) -> Result<Option<Field<'_>>, HttpError> {
     multipart.next_field().await.map_err(|e| {
         if is_body_timeout(&e) {
             unreadable(e)
@@ -197,9 +198,9 @@ pub fn is_body_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn unreadable(e: impl std::error::Error + 'static) -> ApiError {
+fn unreadable(e: impl std::error::Error + 'static) -> HttpError {
     if is_body_timeout(&e) {
-        return ApiError::new(
+        return HttpError::new(
             StatusCode::REQUEST_TIMEOUT,
             "the request body stopped arriving",
         )
@@ -207,7 +208,7 @@ fn unreadable(e: impl std::error::Error + 'static) -> ApiError {
             "the client sent nothing for server.body_timeout_secs; send the body without pauses",
         );
     }
-    ApiError::new(
+    HttpError::new(
         StatusCode::BAD_REQUEST,
         "the request body could not be read",
     )
@@ -215,7 +216,7 @@ fn unreadable(e: impl std::error::Error + 'static) -> ApiError {
 }
 
 /// Reads a stream of chunks into memory within `limit`.
-pub async fn read_limited<S, E>(mut chunks: S, limit: &mut BodyLimit) -> Result<Bytes, ApiError>
+pub async fn read_limited<S, E>(mut chunks: S, limit: &mut BodyLimit) -> Result<Bytes, HttpError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,
@@ -230,8 +231,8 @@ where
 }
 
 /// 503: the scratch disk failed (full, or not writable).
-fn scratch_failed(e: std::io::Error) -> ApiError {
-    ApiError::new(
+fn scratch_failed(e: std::io::Error) -> HttpError {
+    HttpError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "cannot spool the upload to local disk",
     )
@@ -239,7 +240,7 @@ fn scratch_failed(e: std::io::Error) -> ApiError {
 }
 
 /// Writes a stream of chunks to a new file at `path` within `limit`.
-pub async fn spool<S, E>(mut chunks: S, path: &Path, limit: &mut BodyLimit) -> Result<(), ApiError>
+pub async fn spool<S, E>(mut chunks: S, path: &Path, limit: &mut BodyLimit) -> Result<(), HttpError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,
@@ -323,7 +324,7 @@ pub async fn read_spilling<S, E>(
     mut chunks: S,
     limit: &mut BodyLimit,
     scratch: &Path,
-) -> Result<Bytes, ApiError>
+) -> Result<Bytes, HttpError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::error::Error + 'static,

@@ -6,7 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use super::{ApiError, AppState};
+use super::error::HttpError;
+use crate::app::App;
 use crate::auth::{Project, Scope, Token};
 
 /// The token a request presented, if any (an unknown, revoked or expired one is refused while
@@ -34,8 +35,8 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Refusals come before the body is read: the connection is closed after them, and saying so
 /// keeps clients from reusing it.
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, message)
+fn unauthorized(message: &str) -> HttpError {
+    HttpError::new(StatusCode::UNAUTHORIZED, message)
         .with_header(header::CONNECTION, HeaderValue::from_static("close"))
         .with_detail(
             "send `Authorization: Bearer <token>`; create one with `faultline token create --scope …`",
@@ -46,10 +47,10 @@ fn unauthorized(message: &str) -> ApiError {
         )
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+impl FromRequestParts<App> for Caller {
+    type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &App) -> Result<Caller, HttpError> {
         Caller::from_secret(state, presented_token(&parts.headers)).await
     }
 }
@@ -57,7 +58,7 @@ impl FromRequestParts<AppState> for Caller {
 impl Caller {
     /// The caller a presented secret names (from the headers, or from `?token=` where a
     /// protocol puts it there); no secret is an anonymous caller, a bad one a 401.
-    pub async fn from_secret(state: &AppState, secret: Option<&str>) -> Result<Caller, ApiError> {
+    pub async fn from_secret(state: &App, secret: Option<&str>) -> Result<Caller, HttpError> {
         let Some(secret) = secret.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(Caller(None));
         };
@@ -68,21 +69,21 @@ impl Caller {
     }
 
     /// The token, whatever its scopes; 401 without one.
-    pub fn authenticated(&self) -> Result<&Token, ApiError> {
+    pub fn authenticated(&self) -> Result<&Token, HttpError> {
         self.0
             .as_ref()
             .ok_or_else(|| unauthorized("this route needs a token"))
     }
 
     /// The token, if it grants `scope`; 401 without a token, 403 naming the scope.
-    pub fn require(&self, scope: Scope) -> Result<&Token, ApiError> {
+    pub fn require(&self, scope: Scope) -> Result<&Token, HttpError> {
         let Some(token) = &self.0 else {
             return Err(unauthorized(&format!(
                 "this route needs a token with the {scope} scope"
             )));
         };
         if !token.allows(scope) {
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 format!("this token lacks the {scope} scope"),
             )
@@ -95,10 +96,10 @@ impl Caller {
     }
 
     /// The token, if it grants `scope` on `project`; 403 naming the project otherwise.
-    pub fn require_in(&self, scope: Scope, project: &Project) -> Result<&Token, ApiError> {
+    pub fn require_in(&self, scope: Scope, project: &Project) -> Result<&Token, HttpError> {
         let token = self.require(scope)?;
         if !token.covers(project.id) {
-            return Err(ApiError::new(
+            return Err(HttpError::new(
                 StatusCode::FORBIDDEN,
                 format!("this token is not valid for project {:?}", project.slug),
             )
@@ -118,10 +119,10 @@ impl Caller {
 
 /// The project a triage or ingest request names with `?project=` (the default project when
 /// absent); 404 naming it when there is none.
-pub async fn project_param(state: &AppState, slug: Option<&str>) -> Result<Project, ApiError> {
+pub async fn project_param(state: &App, slug: Option<&str>) -> Result<Project, HttpError> {
     let slug = slug.unwrap_or(crate::auth::DEFAULT_PROJECT);
     state.registry.project(slug).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no project {slug:?}"))
+        HttpError::new(StatusCode::NOT_FOUND, format!("no project {slug:?}"))
             .with_detail("see `faultline project list`")
     })
 }

@@ -1,0 +1,21 @@
+//! What the two front ends (`api/` and `ui/`) share about HTTP, and nothing about crashes: who
+//! is calling ([`Caller`], from a bearer token), the error a request ends with ([`HttpError`]), bounded reading of request bodies (size limits,
+//! spooling to scratch files, multipart framing, the stalled-body guard, an upload's files), paths with and
+//! without a trailing slash, and URL path segments. It imports no front end.
+
+mod body;
+mod caller;
+mod error;
+mod multipart;
+mod paths;
+mod upload;
+
+pub use body::{
+    is_body_timeout, next_part, read_limited, read_spilling, spool, BodyLimit, Spill, StallGuard,
+    UploadBody,
+};
+pub use caller::{presented_token, project_param, Caller};
+pub use error::{HttpError, RequestId};
+pub use multipart::{FramingError, FramingGuard, MAX_FRAMING_BYTES};
+pub use paths::{route_with_and_without_slash, segment, server_origin};
+pub use upload::read_upload;

@@ -1,0 +1,224 @@
+//! The server: binds the listening socket, opens the application, creates the first admin
+//! token, starts the processing workers and the background jobs (the cluster's change log,
+//! alert delivery, retention), composes the two front ends (`api/` and `ui/`) into one router
+//! with the layers every request passes (stalled-body guard, request counters, tracing), and
+//! serves connections until Ctrl-C, then drains them.
+
+mod connections;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::auth::{NewToken, Scope};
+use crate::config::Config;
+use crate::ingest::worker::WorkerContext;
+
+/// Every route and page, with the layers every request passes.
+pub fn router(app: App) -> Router {
+    let body_timeout = std::time::Duration::from_secs(app.config.server.body_timeout_secs.max(1));
+    crate::api::routes()
+        .merge(crate::ui::routes())
+        .fallback(crate::api::not_found)
+        // Upload routes count bytes themselves against `limits.max_upload_bytes`.
+        .layer(DefaultBodyLimit::disable())
+        // A body that stops sending is dropped (408), so slow clients cannot hold memory.
+        .layer(axum::middleware::map_request(
+            move |request: axum::extract::Request| async move {
+                request.map(|body| {
+                    axum::body::Body::new(crate::http::StallGuard::new(body, body_timeout))
+                })
+            },
+        ))
+        .route_layer(axum::middleware::from_fn(crate::api::count_requests))
+        // Spans name the path only: query strings carry ingest keys (`?key=`, `token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |request: &axum::http::Request<axum::body::Body>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    version = ?request.version()
+                )
+            },
+        ))
+        .with_state(app)
+}
+
+/// A server bound to its address but not yet serving, so callers (tests) learn the port first.
+pub struct BoundServer {
+    listener: TcpListener,
+    app: Router,
+    limits: connections::ConnectionLimits,
+}
+
+/// The file the first start writes its admin token to.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// On a first start (no usable admin token), creates one with every scope and writes it to
+/// `{data_dir}/admin-token` (mode 0600); logs the path, never the token.
+async fn first_start_token(state: &App) -> anyhow::Result<()> {
+    if state.registry.has_admin_token().await? {
+        return Ok(());
+    }
+    let (secret, token) = state
+        .registry
+        .create_token(&NewToken {
+            name: "first-start admin".to_owned(),
+            scopes: Scope::ALL.to_vec(),
+            projects: Vec::new(),
+            expires_in_days: None,
+        })
+        .await?;
+    let path = state.config.storage.data_dir.join(ADMIN_TOKEN_FILE);
+    if let Err(e) = write_private(&path, format!("{secret}\n").as_bytes()) {
+        // Nobody could ever read this token: revoke it, so the next start makes another.
+        state.registry.revoke_token(&token.id).await?;
+        anyhow::bail!(
+            "cannot write the first admin token to {}: {e} (check that storage.data_dir is writable)",
+            path.display()
+        );
+    }
+    tracing::warn!(path = %path.display(), token_id = %token.id, "created an admin token with every scope; it is in this file (readable by this user only)");
+    Ok(())
+}
+
+/// Writes `bytes` to a new file only its owner can read.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+}
+
+/// Runs retention every `retention.interval_secs` (the configured policies, and always the
+/// leftovers of unfinished uploads); this node's module caches forget deleted debug files,
+/// other nodes hear of them through the cluster's change log.
+async fn retention_job(state: App) {
+    let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
+    let policy = crate::retention::RetentionPolicy::from_config(&state.config.retention);
+    loop {
+        tokio::time::sleep(every).await;
+        let stores = crate::retention::RetentionStores {
+            symbols: &state.symbols,
+            objects: &*state.objects,
+            index: &state.index,
+            cluster: &state.cluster,
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        match crate::retention::run(&stores, policy, now, false).await {
+            Ok(report) => {
+                for module in report.modules() {
+                    if let Ok(id) = module.parse() {
+                        state.pipeline.processor.modules().invalidate(&id).await;
+                    }
+                }
+                crate::retention::record_metrics(&report);
+                if report.bytes > 0 {
+                    tracing::info!(
+                        symbol_files = report.symbol_file_count,
+                        payloads = report.payload_count,
+                        leftovers = report.leftover_count,
+                        bytes = report.bytes,
+                        "retention deleted what was past its age"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "retention run failed; trying again next interval")
+            }
+        }
+    }
+}
+
+impl BoundServer {
+    /// Opens the stores, creates the first admin token if there is none, starts the processing
+    /// workers and binds `config.server.listen` (port 0 picks a free port).
+    pub async fn bind(config: Config) -> anyhow::Result<BoundServer> {
+        crate::api::install_metrics();
+        let listen = config.server.listen;
+        let limits = connections::ConnectionLimits {
+            max_connections: config.server.max_connections,
+            header_timeout: std::time::Duration::from_secs(
+                config.server.header_timeout_secs.max(1),
+            ),
+        };
+        let state = App::open(config).await?;
+        first_start_token(&state).await?;
+        // This node starts with empty caches: only changes from now on concern it.
+        state.cluster.skip_past().await?;
+        tokio::spawn(Arc::clone(&state.cluster).follow(
+            state.config.index_url(),
+            std::time::Duration::from_secs(state.config.cluster.event_poll_secs.max(1)),
+        ));
+        if state.config.alerts.deliver {
+            tokio::spawn(Arc::clone(&state.alerts).dispatch());
+        }
+        tokio::spawn(retention_job(state.clone()));
+        let workers = match state.config.ingest.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        if state.config.ingest.process_crashes {
+            crate::ingest::worker::start(
+                WorkerContext {
+                    pipeline: Arc::clone(&state.pipeline),
+                    index: Arc::clone(&state.index),
+                    queue: Arc::clone(&state.queue),
+                    objects: Arc::clone(&state.objects),
+                    user_annotations: Arc::new(state.config.group.user_annotations.clone()),
+                    wake: Arc::clone(&state.wake),
+                    cluster: Arc::clone(&state.cluster),
+                    symbols: Arc::clone(&state.symbols),
+                    max_file_bytes: state.config.limits.max_upload_bytes,
+                },
+                workers,
+            )
+            .await;
+        }
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e} (choose another with --listen or FAULTLINE_SERVER_LISTEN)")
+        })?;
+        Ok(BoundServer {
+            listener,
+            app: router(state),
+            limits,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until the process is interrupted.
+    pub async fn serve(self) -> anyhow::Result<()> {
+        connections::serve(self.listener, self.app, self.limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! The triage service: what a person does to groups and crashes, whichever front end they use
+//! (the API, the web UI, a tracker's webhook). Changing a group tells alerting what follows
+//! (resolved groups close their PagerDuty incidents, tickets follow state and assignee);
+//! merging moves one group's crashes into another; reading a crash finds it in the queue and
+//! the index and reads its processed payload back as the typed crash view.
+
+use std::sync::Arc;
+
+use crate::alerts::Alerts;
+use crate::group::index::{CrashIndex, CrashRow, Group, GroupPatch, IndexError};
+use crate::ingest::queue::{IngestQueue, QueueEntry};
+
+/// Changes, merges and reads what triage works on.
+#[derive(Clone)]
+pub struct Triage {
+    index: Arc<CrashIndex>,
+    queue: Arc<IngestQueue>,
+    alerts: Arc<Alerts>,
+}
+
+/// A crash found by ID (`bp-` prefix or not): its queue row and its index record, either of
+/// which may be absent, and the project it belongs to (from either).
+pub struct StoredCrash {
+    /// The crash ID without the `bp-` prefix.
+    pub id: String,
+    /// Its index record, once processed.
+    pub crash: Option<CrashRow>,
+    /// Its queue row, when it came through the ingest routes.
+    pub queued: Option<QueueEntry>,
+    /// The project it belongs to.
+    pub project: Option<i64>,
+}
+
+impl Triage {
+    /// The service over the crash index, the ingest queue and alerting.
+    pub fn new(index: Arc<CrashIndex>, queue: Arc<IngestQueue>, alerts: Arc<Alerts>) -> Triage {
+        Triage {
+            index,
+            queue,
+            alerts,
+        }
+    }
+
+    /// Applies a triage change (from a front end, or a tracker's webhook from channel
+    /// `origin`), then tells alerting what follows from it. `None`: no such group.
+    pub async fn change_group(
+        &self,
+        id: i64,
+        patch: &GroupPatch,
+        origin: Option<i64>,
+    ) -> Result<Option<Group>, IndexError> {
+        let Some(before) = self.index.group(id).await? else {
+            return Ok(None);
+        };
+        let after = self.index.update_group(id, patch).await?;
+        if let Some(after) = &after {
+            if let Err(e) = self.alerts.group_changed(&before, after, origin).await {
+                tracing::warn!(group = after.id, error = %e, "could not queue the messages a triage change causes");
+            }
+        }
+        Ok(after)
+    }
+
+    /// Merges the groups `from` into `into` (same project; refused otherwise). `None`: `into`
+    /// does not exist or was itself merged.
+    pub async fn merge(&self, into: i64, from: &[i64]) -> Result<Option<Group>, IndexError> {
+        self.index.merge(into, from).await
+    }
+
+    /// Finds a crash in the queue and the index. The queue first: a row is marked processed
+    /// only after its index record committed, so reading in this order never shows
+    /// `processed` without the record (the other order could, when the worker finished
+    /// between the two reads).
+    pub async fn stored_crash(&self, id: &str) -> Result<StoredCrash, IndexError> {
+        let id = id.strip_prefix("bp-").unwrap_or(id).to_owned();
+        let queued = self.queue.entry(&id).await?;
+        let crash = self.index.crash(&id).await?;
+        let project = crash
+            .as_ref()
+            .map(|c| c.attributes.project_id)
+            .or(queued.as_ref().map(|q| q.project_id));
+        Ok(StoredCrash {
+            id,
+            crash,
+            queued,
+            project,
+        })
+    }
+}
