@@ -164,7 +164,7 @@ pub struct IngestConfig {
     /// Reprocess crashes that lacked symbols when matching symbols are uploaded.
     pub reprocess_on_upload: bool,
     /// Ordered throttle rules; the first match wins, no match accepts.
-    pub throttle: Vec<crate::ingest::throttle::ThrottleRule>,
+    pub throttle: Vec<ThrottleRule>,
     /// Refuse crashes without a valid ingest key (403); off, they land in the `default` project.
     pub require_key: bool,
     /// Crash bodies read at once; past it, 503 with `Retry-After` (clients retry later).
@@ -314,22 +314,76 @@ impl Default for ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `fs` (objects under `root`) or `s3` (objects in `[storage.s3]`).
-    pub backend: String,
+    pub backend: StorageBackend,
     /// Root of the filesystem object store: symbol files, derived caches, crash payloads.
     pub root: PathBuf,
     /// Server state: spooled uploads, the crash index, local copies of S3 caches.
     pub data_dir: PathBuf,
     /// The S3 bucket, when `backend = "s3"`.
-    pub s3: crate::store::S3Config,
+    pub s3: S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            backend: "fs".to_owned(),
+            backend: StorageBackend::Fs,
             root: PathBuf::from("./symbol-store"),
             data_dir: PathBuf::from("./data"),
-            s3: crate::store::S3Config::default(),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// Which object store keeps symbols, caches and crash payloads.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Files under `storage.root`.
+    Fs,
+    /// An S3 bucket (`[storage.s3]`).
+    S3,
+}
+
+/// S3 settings (`[storage.s3]`). Credentials and region fall back to the standard AWS
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, profiles…) when not set here.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// Prefix for every key (`faultline/` puts everything under that folder).
+    pub prefix: String,
+    /// Endpoint URL for self-hosted S3 (`http://127.0.0.1:9000`); empty means AWS.
+    pub endpoint: String,
+    /// Region; empty means the AWS environment's, or `us-east-1` with a custom endpoint.
+    pub region: String,
+    /// Access key; empty means the AWS environment's.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most self-hosted servers.
+    pub path_style: bool,
+    /// Files larger than this go up as multipart uploads, in parts of this size.
+    pub multipart_part_bytes: u64,
+    /// Attempts per request (the SDK backs off between them).
+    pub max_attempts: u32,
+    /// Per-request time limit, seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            prefix: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            path_style: true,
+            multipart_part_bytes: 16 << 20,
+            max_attempts: 3,
+            timeout_secs: 60,
         }
     }
 }
@@ -406,6 +460,27 @@ const SECTIONS: [&str; 11] = [
     "ingest_",
     "auth_",
 ];
+
+/// One ingest throttle rule, as configured (`[[ingest.throttle]]`; `ingest/throttle.rs` applies
+/// them).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleRule {
+    /// Name in metrics and in `Discarded=` replies.
+    pub name: String,
+    /// The annotation the rule looks at.
+    pub annotation: String,
+    /// Regex the annotation's value must match (a missing annotation never matches).
+    pub matches: String,
+    /// `accept`, `reject` or `sample`.
+    pub action: String,
+    /// For `sample`: the percentage kept.
+    #[serde(default)]
+    pub percent: Option<u32>,
+    /// The project (slug) whose crashes the rule judges; every project when absent.
+    #[serde(default)]
+    pub project: Option<String>,
+}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ pub mod events; // Sentry events and envelopes: processed, grouped, reported lik
 pub mod group; // signatures, fingerprints, and the crash index (crashes, groups, triage)
 pub mod http; // what the two front ends share about HTTP: errors, bounded bodies, paths
 pub mod ingest; // durable crash-reporter ingest: raw crashes, the persistent queue, workers
+pub mod outbound; // what alerts and tickets send out: the message, how a delivery attempt went
 pub mod pipeline; // one crash through process -> classify -> signature
 pub mod process; // minidumps and raw frames -> symbolicated, thread-complete stack traces
 pub mod retention; // deleting what is past its age

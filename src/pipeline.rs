@@ -124,3 +124,34 @@ impl Pipeline {
         })
     }
 }
+
+impl crate::group::ProcessedReport for CrashReport {
+    fn kind(&self) -> crate::group::index::CrashKind {
+        crate::group::index::CrashKind::Minidump
+    }
+    fn platform(&self) -> Option<String> {
+        Some(self.processed.state.system_info.os.long_name().into_owned())
+    }
+    fn cpu(&self) -> Option<String> {
+        Some(self.processed.state.system_info.cpu.to_string())
+            .filter(|cpu| !cpu.is_empty() && cpu != "unknown")
+    }
+    fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+    fn signature(&self) -> &str {
+        &self.signature.text
+    }
+    fn signature_frames(&self) -> &[String] {
+        &self.signature.frames
+    }
+    fn fault_class(&self) -> &str {
+        self.classification.fault_class.as_str()
+    }
+    fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        CrashReport::serialize_fields(self, map)
+    }
+    fn json_size_hint(&self) -> usize {
+        self.processed.json_size_hint()
+    }
+}

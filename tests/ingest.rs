@@ -513,7 +513,7 @@ async fn text_fields_are_annotations_within_their_cap() {
 async fn throttle_rules_answer_200_discarded_and_count() {
     let server = TestServer::start_with(|c| {
         c.ingest.throttle = vec![
-            faultline::ingest::throttle::ThrottleRule {
+            faultline::config::ThrottleRule {
                 name: "no-beta".into(),
                 annotation: "channel".into(),
                 matches: "^beta$".into(),
@@ -521,7 +521,7 @@ async fn throttle_rules_answer_200_discarded_and_count() {
                 percent: None,
                 project: None,
             },
-            faultline::ingest::throttle::ThrottleRule {
+            faultline::config::ThrottleRule {
                 name: "none-of-dev".into(),
                 annotation: "channel".into(),
                 matches: "^dev$".into(),

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
 use common::TestServer;
-use faultline::store::{FsStore, ObjectKey, ObjectStore, PutBody, S3Config, S3Store};
+use faultline::config::{S3Config, StorageBackend};
+use faultline::store::{FsStore, ObjectKey, ObjectStore, PutBody, S3Store};
 use tokio::io::AsyncReadExt;
 
 fn key(k: &str) -> ObjectKey {
@@ -184,7 +185,7 @@ async fn a_whole_server_runs_on_s3() {
     };
     let config = s3.config.clone();
     let server = TestServer::start_with(move |c| {
-        c.storage.backend = "s3".into();
+        c.storage.backend = StorageBackend::S3;
         c.storage.s3 = config;
     })
     .await;
@@ -246,7 +247,7 @@ async fn unreachable_s3_means_503_and_nothing_acknowledged() {
         .unwrap()
         .port();
     let server = TestServer::start_with(move |c| {
-        c.storage.backend = "s3".into();
+        c.storage.backend = StorageBackend::S3;
         c.storage.s3 = S3Config {
             bucket: "faultline".into(),
             endpoint: format!("http://127.0.0.1:{closed}"),

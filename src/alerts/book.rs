@@ -8,9 +8,9 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::message::AlertMessage;
 use super::rules::{AlertRule, RuleDefinition};
 use super::{now, AlertError, Alerts, ChannelConfig, RuleSet};
+use crate::outbound::AlertMessage;
 
 /// Most rows one list returns.
 const MAX_PAGE: i64 = 500;

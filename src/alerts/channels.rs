@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::message::AlertMessage;
+use super::email::EmailSettings;
 use super::render;
+use crate::outbound::{describe, one_line, AlertMessage, Attempt};
+use crate::tickets::{GithubSettings, JiraSettings, TrackerSettings};
 
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -49,37 +51,12 @@ pub enum ChannelConfig {
         severity: String,
     },
     /// Email over SMTP; alerts of the same channel within `digest_secs` go in one message.
-    Email {
-        /// The SMTP server.
-        smtp_host: String,
-        /// Its port (587 for STARTTLS, 465 for TLS, 25 for neither).
-        smtp_port: u16,
-        /// `starttls` (the default), `tls`, or `none` (loopback and trusted networks only).
-        #[serde(default)]
-        security: SmtpSecurity,
-        /// SMTP AUTH user, if the server wants one.
-        #[serde(default)]
-        username: Option<String>,
-        /// SMTP AUTH password.
-        #[serde(default)]
-        password: Option<String>,
-        /// The sender address.
-        from: String,
-        /// The recipients.
-        to: Vec<String>,
-        /// Alerts within this many seconds of the first go in one digest (0: one each).
-        #[serde(default = "default_digest")]
-        digest_secs: i64,
-        /// A PEM certificate authority to trust for this server's TLS certificate besides the
-        /// system's (an internal relay with its own CA).
-        #[serde(default)]
-        tls_ca_pem: Option<String>,
-    },
+    Email(EmailSettings),
     /// A Jira project (Cloud: REST v3; Data Center: v2): one issue per group, kept in step
     /// with the group both ways.
-    Jira(crate::tickets::JiraSettings),
+    Jira(JiraSettings),
     /// A GitHub repository's issues: one per group, closed and reopened with it.
-    Github(crate::tickets::GithubSettings),
+    Github(GithubSettings),
 }
 
 fn pagerduty_url() -> String {
@@ -90,23 +67,6 @@ fn default_severity() -> String {
     "error".to_owned()
 }
 
-fn default_digest() -> i64 {
-    60
-}
-
-/// How an SMTP connection is protected.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum SmtpSecurity {
-    /// Plain connection upgraded with STARTTLS (required).
-    #[default]
-    Starttls,
-    /// TLS from the first byte.
-    Tls,
-    /// No encryption.
-    None,
-}
-
 impl ChannelConfig {
     /// The kind's name (`webhook`, `slack`, `pagerduty`, `email`).
     pub fn kind(&self) -> &'static str {
@@ -114,16 +74,25 @@ impl ChannelConfig {
             ChannelConfig::Webhook { .. } => "webhook",
             ChannelConfig::Slack { .. } => "slack",
             ChannelConfig::Pagerduty { .. } => "pagerduty",
-            ChannelConfig::Email { .. } => "email",
+            ChannelConfig::Email(_) => "email",
             ChannelConfig::Jira(_) => "jira",
             ChannelConfig::Github(_) => "github",
+        }
+    }
+
+    /// The tracker a Jira or GitHub channel names (the ticket desk delivers to those).
+    pub fn tracker(&self) -> Option<TrackerSettings<'_>> {
+        match self {
+            ChannelConfig::Jira(jira) => Some(TrackerSettings::Jira(jira)),
+            ChannelConfig::Github(github) => Some(TrackerSettings::Github(github)),
+            _ => None,
         }
     }
 
     /// Seconds an alert waits for others to share its message (email digests), else 0.
     pub fn digest_secs(&self) -> i64 {
         match self {
-            ChannelConfig::Email { digest_secs, .. } => *digest_secs,
+            ChannelConfig::Email(email) => email.digest_secs,
             _ => 0,
         }
     }
@@ -168,7 +137,7 @@ impl ChannelConfig {
                     return Err("severity must be critical, error, warning or info".into());
                 }
             }
-            ChannelConfig::Email {
+            ChannelConfig::Email(EmailSettings {
                 smtp_host,
                 from,
                 to,
@@ -177,7 +146,7 @@ impl ChannelConfig {
                 password,
                 tls_ca_pem,
                 ..
-            } => {
+            }) => {
                 nonempty("smtp_host", smtp_host)?;
                 from.parse::<lettre::message::Mailbox>()
                     .map_err(|e| format!("from: {e}"))?;
@@ -228,7 +197,7 @@ impl ChannelConfig {
                     .unwrap_or_else(|| "(hidden)".into()));
             }
             ChannelConfig::Pagerduty { .. } => value["routing_key"] = hidden,
-            ChannelConfig::Email { password, .. } => {
+            ChannelConfig::Email(EmailSettings { password, .. }) => {
                 if password.is_some() {
                     value["password"] = hidden;
                 }
@@ -248,34 +217,6 @@ impl ChannelConfig {
         }
         value
     }
-}
-
-/// What one attempt to send answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Attempt {
-    /// The other side took it.
-    Delivered {
-        /// HTTP status (250 for SMTP).
-        status: u16,
-        /// The start of its answer.
-        response: String,
-    },
-    /// Worth trying again (a timeout, a 5xx, a 429…), after `retry_after` when it said so.
-    Retry {
-        /// HTTP status, when there was an answer.
-        status: Option<u16>,
-        /// What went wrong.
-        error: String,
-        /// The other side's `Retry-After`, seconds.
-        retry_after: Option<u64>,
-    },
-    /// Trying again cannot help (refused as bad, or the channel's settings are wrong).
-    Failed {
-        /// HTTP status, when there was an answer.
-        status: Option<u16>,
-        /// What went wrong.
-        error: String,
-    },
 }
 
 /// Sends messages out: one HTTP client (connection reuse) and the timeout of an attempt.
@@ -343,9 +284,7 @@ impl Sender {
                         .json(&render::pagerduty(routing_key, severity, first));
                 self.http_attempt(request).await
             }
-            ChannelConfig::Email { .. } => {
-                super::email::send(channel, messages, self.timeout).await
-            }
+            ChannelConfig::Email(email) => super::email::send(email, messages, self.timeout).await,
             // Trackers keep state per group: the dispatcher hands them to `crate::tickets`.
             ChannelConfig::Jira(_) | ChannelConfig::Github(_) => Attempt::Failed {
                 status: None,
@@ -413,33 +352,6 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> (String, String) {
         ),
         format!("sha256={}", hex::encode(plain.finalize().into_bytes())),
     )
-}
-
-/// A reqwest error with its causes (the top level alone says only "error sending request"),
-/// without the URL: a Slack or webhook URL can be a credential, and this text is stored, shown
-/// and logged.
-pub fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    match error.url() {
-        Some(url) => text.replace(url.as_str(), "(the channel's URL)"),
-        None => text,
-    }
-}
-
-/// `text` on one line, at most 300 characters (for error messages).
-pub fn one_line(text: &str) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    line.chars().take(300).collect()
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::book::{delivery_from, Delivery, DELIVERY_COLUMNS};
-use super::channels::{Attempt, ChannelConfig};
-use super::message::AlertMessage;
+use super::channels::ChannelConfig;
 use super::{now, AlertError, Alerts};
+use crate::outbound::AlertMessage;
+use crate::outbound::Attempt;
 
 /// Deliveries in flight on one node at most (and the most one claim takes).
 const CLAIM: i64 = 64;
@@ -159,17 +160,18 @@ impl Alerts {
         };
         let kind = send.config.as_ref().map(ChannelConfig::kind);
         for deliveries in send.steps {
-            let attempt = match &send.config {
-                Some(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
+            let tracker = send.config.as_ref().and_then(ChannelConfig::tracker);
+            let attempt = match (&send.config, tracker) {
+                (_, Some(tracker)) => {
                     let d = &deliveries[0];
-                    self.desk.deliver(d.channel_id, config, &d.message).await
+                    self.desk.deliver(d.channel_id, tracker, &d.message).await
                 }
-                Some(config) => {
+                (Some(config), None) => {
                     let messages: Vec<AlertMessage> =
                         deliveries.iter().map(|d| d.message.clone()).collect();
                     self.sender.send(config, &deliveries[0].id, &messages).await
                 }
-                None => Attempt::Failed {
+                (None, None) => Attempt::Failed {
                     status: None,
                     error: "its channel was deleted".into(),
                 },
@@ -226,18 +228,18 @@ impl Alerts {
     pub async fn test_channel(&self, id: i64, project_id: i64) -> Result<Attempt, AlertError> {
         let config = self.channel_settings(id).await?;
         let message = AlertMessage {
-            event: super::message::MessageEvent::Test,
+            event: crate::outbound::MessageEvent::Test,
             rule: None,
             trigger: "test".into(),
             reason: serde_json::json!({"test": true}),
             project_id,
             group: None,
             crash: None,
-            links: super::message::Links::default(),
+            links: crate::outbound::Links::default(),
             at: now(),
         };
-        if matches!(config, ChannelConfig::Jira(_) | ChannelConfig::Github(_)) {
-            return Ok(self.desk.deliver(id, &config, &message).await);
+        if let Some(tracker) = config.tracker() {
+            return Ok(self.desk.deliver(id, tracker, &message).await);
         }
         let id = uuid::Uuid::new_v4().to_string();
         Ok(self.sender.send(&config, &id, &[message]).await)

@@ -8,17 +8,65 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::channels::{Attempt, ChannelConfig, SmtpSecurity};
-use super::message::AlertMessage;
+use serde::{Deserialize, Serialize};
+
 use super::render;
+use crate::outbound::{AlertMessage, Attempt};
+
+/// An email channel's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// The SMTP server.
+    pub smtp_host: String,
+    /// Its port (587 for STARTTLS, 465 for TLS, 25 for neither).
+    pub smtp_port: u16,
+    /// `starttls` (the default), `tls`, or `none` (loopback and trusted networks only).
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    /// SMTP AUTH user, if the server wants one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP AUTH password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// Alerts within this many seconds of the first go in one digest (0: one each).
+    #[serde(default = "default_digest")]
+    pub digest_secs: i64,
+    /// A PEM certificate authority to trust for this server's TLS certificate besides the
+    /// system's (an internal relay with its own CA).
+    #[serde(default)]
+    pub tls_ca_pem: Option<String>,
+}
+
+fn default_digest() -> i64 {
+    60
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+    /// No encryption.
+    None,
+}
 
 /// Sends `messages` as one email through the SMTP server `channel` names.
 pub async fn send(
-    channel: &ChannelConfig,
+    settings: &EmailSettings,
     messages: &[AlertMessage],
     timeout: Duration,
 ) -> Attempt {
-    let ChannelConfig::Email {
+    let EmailSettings {
         smtp_host,
         smtp_port,
         security,
@@ -28,13 +76,7 @@ pub async fn send(
         to,
         tls_ca_pem,
         ..
-    } = channel
-    else {
-        return Attempt::Failed {
-            status: None,
-            error: "not an email channel".into(),
-        };
-    };
+    } = settings;
     let failed = |error: String| Attempt::Failed {
         status: None,
         error,

@@ -13,10 +13,10 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::message::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
 use crate::group::index::{Dialect, Group, IndexError, RecordObserver, RecordedCrash};
+use crate::outbound::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 
 /// What a count counts.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

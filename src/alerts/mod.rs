@@ -14,7 +14,6 @@ pub mod channels;
 mod deliver;
 mod email;
 mod fire;
-pub mod message;
 pub mod render;
 pub mod rules;
 
@@ -27,7 +26,8 @@ use crate::config::AlertsConfig;
 use crate::group::index::{CrashIndex, Dialect};
 
 pub use book::{AlertFire, ChannelView, Delivery, DeliveryFilter, NewChannel, RuleView};
-pub use channels::{Attempt, ChannelConfig, Sender};
+pub use channels::{ChannelConfig, Sender};
+pub use email::{EmailSettings, SmtpSecurity};
 pub use rules::{AlertRule, RuleDefinition, RuleError};
 
 /// How long a node trusts its copy of the rules before reading them again (rules changed

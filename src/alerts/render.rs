@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::message::{truncate, AlertMessage, MessageEvent};
+use crate::outbound::{truncate, AlertMessage, MessageEvent};
 
 /// A webhook's JSON body: the message, plus the delivery ID (the same on every retry).
 pub fn webhook(delivery_id: &str, message: &AlertMessage) -> Value {
@@ -148,7 +148,7 @@ pub fn email(messages: &[AlertMessage]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::message::{GroupSummary, Links};
+    use crate::outbound::{GroupSummary, Links};
 
     #[test]
     fn slack_text_cannot_carry_markup() {

@@ -9,13 +9,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::alerts::{
-    AlertError, Attempt, ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition,
-};
+use crate::alerts::{AlertError, ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition};
 use crate::app::App;
 use crate::auth::Scope;
 use crate::http::HttpError;
 use crate::http::{project_param, Caller};
+use crate::outbound::Attempt;
 
 impl From<AlertError> for HttpError {
     fn from(e: AlertError) -> HttpError {

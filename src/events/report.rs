@@ -1,7 +1,7 @@
 //! What processing an event produces: its stacks with each frame's status, beside the frames
 //! as received; the native images and what was missing; its grouping. Serialized as the
 //! processed JSON (docs/OUTPUT.md, "Events"), and recorded like a processed minidump through
-//! [`crate::ingest::ProcessedReport`].
+//! [`crate::group::ProcessedReport`].
 
 use serde::ser::SerializeMap;
 use serde::Serialize;
@@ -212,7 +212,7 @@ fn thread_view(stack: &ProcessedStack) -> Value {
     })
 }
 
-impl crate::ingest::ProcessedReport for EventReport {
+impl crate::group::ProcessedReport for EventReport {
     fn kind(&self) -> crate::group::index::CrashKind {
         crate::group::index::CrashKind::Event
     }

@@ -1,7 +1,10 @@
-//! Grouping: the signature a person reads, the fingerprint that groups duplicates, and (next)
-//! the crash index that keeps groups, their counts and their triage state.
+//! Grouping: the signature a person reads, the fingerprint that groups duplicates, and the
+//! crash index that keeps crashes, groups, their counts and their triage state.
 
 pub mod index;
 pub mod normalize;
+mod report;
 pub mod signature;
 pub mod version;
+
+pub use report::ProcessedReport;

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::group::ProcessedReport;
 use crate::store::{key_segment, ObjectKey, ObjectStore, PutBody, StoreError};
 
 /// The multipart field holding the main minidump (Breakpad, Crashpad, Electron, Sentry).
@@ -251,62 +252,6 @@ pub fn first_of(annotations: &BTreeMap<String, String>, keys: &[&str]) -> Option
         .find_map(|k| annotations.get(*k))
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-}
-
-/// What the crash index needs of a processed crash, whether a minidump went through the
-/// [`crate::pipeline::Pipeline`] or an SDK's event through [`crate::events::process`].
-pub trait ProcessedReport: Sync {
-    /// Minidump or event.
-    fn kind(&self) -> crate::group::index::CrashKind;
-    /// Operating system, when known.
-    fn platform(&self) -> Option<String>;
-    /// CPU architecture, when known.
-    fn cpu(&self) -> Option<String>;
-    /// The grouping hash.
-    fn fingerprint(&self) -> &str;
-    /// The signature people read.
-    fn signature(&self) -> &str;
-    /// The signature's frames (the first few go to alerts and tickets).
-    fn signature_frames(&self) -> &[String];
-    /// The fault class.
-    fn fault_class(&self) -> &str;
-    /// Writes the processed JSON's fields (docs/OUTPUT.md) into `map`.
-    fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
-    /// About how many bytes its JSON takes.
-    fn json_size_hint(&self) -> usize {
-        16 << 10
-    }
-}
-
-impl ProcessedReport for crate::pipeline::CrashReport {
-    fn kind(&self) -> crate::group::index::CrashKind {
-        crate::group::index::CrashKind::Minidump
-    }
-    fn platform(&self) -> Option<String> {
-        Some(self.processed.state.system_info.os.long_name().into_owned())
-    }
-    fn cpu(&self) -> Option<String> {
-        Some(self.processed.state.system_info.cpu.to_string())
-            .filter(|cpu| !cpu.is_empty() && cpu != "unknown")
-    }
-    fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-    fn signature(&self) -> &str {
-        &self.signature.text
-    }
-    fn signature_frames(&self) -> &[String] {
-        &self.signature.frames
-    }
-    fn fault_class(&self) -> &str {
-        self.classification.fault_class.as_str()
-    }
-    fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
-        crate::pipeline::CrashReport::serialize_fields(self, map)
-    }
-    fn json_size_hint(&self) -> usize {
-        self.processed.json_size_hint()
-    }
 }
 
 /// The stored and returned processed-crash JSON: the crash report plus what the index decided.

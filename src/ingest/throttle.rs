@@ -17,28 +17,9 @@
 use std::collections::BTreeMap;
 
 use regex::Regex;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// One rule, as configured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ThrottleRule {
-    /// Name in metrics and in `Discarded=` replies.
-    pub name: String,
-    /// The annotation the rule looks at.
-    pub annotation: String,
-    /// Regex the annotation's value must match (a missing annotation never matches).
-    pub matches: String,
-    /// `accept`, `reject` or `sample`.
-    pub action: String,
-    /// For `sample`: the percentage kept.
-    #[serde(default)]
-    pub percent: Option<u32>,
-    /// The project (slug) whose crashes the rule judges; every project when absent.
-    #[serde(default)]
-    pub project: Option<String>,
-}
+use crate::config::ThrottleRule;
 
 /// What a rule decided.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,9 +18,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::config::{StorageBackend, StorageConfig};
+
 pub use fs::FsStore;
 pub use local_copy::LocalCopies;
-pub use s3::{S3Config, S3Store};
+pub use s3::S3Store;
 
 /// A validated object key such as `symbols/<debug-id>/<sha256>.elf.zst`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,11 +231,9 @@ pub async fn read_streamed<S: ObjectStore + ?Sized>(
 
 /// Opens the object store the configuration names: the filesystem under `storage.root`, or S3
 /// with local copies of derived caches under `{data_dir}/local-copies`.
-pub async fn open(
-    config: &crate::config::StorageConfig,
-) -> Result<std::sync::Arc<dyn ObjectStore>, String> {
-    match config.backend.as_str() {
-        "fs" => FsStore::open(&config.root)
+pub async fn open(config: &StorageConfig) -> Result<std::sync::Arc<dyn ObjectStore>, String> {
+    match config.backend {
+        StorageBackend::Fs => FsStore::open(&config.root)
             .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn ObjectStore>)
             .map_err(|e| {
                 format!(
@@ -241,13 +241,12 @@ pub async fn open(
                     config.root.display()
                 )
             }),
-        "s3" => {
+        StorageBackend::S3 => {
             let remote = S3Store::connect(&config.s3).await?;
             let copies = LocalCopies::new(std::sync::Arc::new(remote), config.data_dir.join("local-copies"), &["caches/"])
                 .map_err(|e| format!("cannot create local copies under {}: {e}", config.data_dir.display()))?;
             Ok(std::sync::Arc::new(copies))
         }
-        other => Err(format!("storage.backend must be \"fs\" or \"s3\", not {other:?}")),
     }
 }
 

@@ -14,54 +14,11 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::config::S3Config;
+
 use super::{ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
-
-/// S3 settings (`[storage.s3]`). Credentials and region fall back to the standard AWS
-/// environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, profiles…) when not set here.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct S3Config {
-    /// The bucket.
-    pub bucket: String,
-    /// Prefix for every key (`faultline/` puts everything under that folder).
-    pub prefix: String,
-    /// Endpoint URL for self-hosted S3 (`http://127.0.0.1:9000`); empty means AWS.
-    pub endpoint: String,
-    /// Region; empty means the AWS environment's, or `us-east-1` with a custom endpoint.
-    pub region: String,
-    /// Access key; empty means the AWS environment's.
-    pub access_key: String,
-    /// Secret key.
-    pub secret_key: String,
-    /// Path-style addressing (`endpoint/bucket/key`), needed by most self-hosted servers.
-    pub path_style: bool,
-    /// Files larger than this go up as multipart uploads, in parts of this size.
-    pub multipart_part_bytes: u64,
-    /// Attempts per request (the SDK backs off between them).
-    pub max_attempts: u32,
-    /// Per-request time limit, seconds.
-    pub timeout_secs: u64,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            bucket: String::new(),
-            prefix: String::new(),
-            endpoint: String::new(),
-            region: String::new(),
-            access_key: String::new(),
-            secret_key: String::new(),
-            path_style: true,
-            multipart_part_bytes: 16 << 20,
-            max_attempts: 3,
-            timeout_secs: 60,
-        }
-    }
-}
 
 /// Objects in an S3 bucket.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::template;
 use super::{answer, OnRegression, Ticket, Tracker, TrackerError};
-use crate::alerts::message::AlertMessage;
+use crate::outbound::AlertMessage;
 
 /// A GitHub channel's settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

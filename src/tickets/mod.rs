@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
-use crate::alerts::message::{AlertMessage, MessageEvent};
-use crate::alerts::Attempt;
+use crate::outbound::Attempt;
+use crate::outbound::{AlertMessage, MessageEvent};
 
 pub use github::GithubSettings;
 pub use jira::JiraSettings;
@@ -91,7 +91,7 @@ async fn answer(
 ) -> Result<Value, TrackerError> {
     let response = sent.map_err(|e| TrackerError {
         status: None,
-        message: format!("{what}: {}", crate::alerts::channels::describe(&e)),
+        message: format!("{what}: {}", crate::outbound::describe(&e)),
         retryable: true,
         retry_after: None,
     })?;
@@ -107,7 +107,7 @@ async fn answer(
         .is_some_and(|v| v.as_bytes() == b"0");
     let bytes = response.bytes().await.map_err(|e| TrackerError {
         status: Some(status),
-        message: format!("{what}: {}", crate::alerts::channels::describe(&e)),
+        message: format!("{what}: {}", crate::outbound::describe(&e)),
         retryable: true,
         retry_after: None,
     })?;
@@ -119,7 +119,7 @@ async fn answer(
     }
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let detail = tracker_message(&body)
-        .unwrap_or_else(|| crate::alerts::channels::one_line(&String::from_utf8_lossy(&bytes)));
+        .unwrap_or_else(|| crate::outbound::one_line(&String::from_utf8_lossy(&bytes)));
     let retryable = matches!(status, 408 | 409 | 425 | 429 | 500..=599) || rate_limited;
     let hint = match status {
         401 | 403 if !retryable => " (check the channel's credentials and their permissions)",
@@ -229,22 +229,25 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The tracker a channel names, with its settings.
+#[derive(Debug, Clone, Copy)]
+pub enum TrackerSettings<'a> {
+    /// A Jira project.
+    Jira(&'a JiraSettings),
+    /// A GitHub repository.
+    Github(&'a GithubSettings),
+}
+
 impl TicketDesk {
     /// A desk over the index database, calling trackers with `http`.
     pub fn new(pool: AnyPool, http: reqwest::Client) -> TicketDesk {
         TicketDesk { pool, http }
     }
 
-    fn tracker<'a>(
-        &'a self,
-        config: &'a crate::alerts::ChannelConfig,
-    ) -> Option<Box<dyn Tracker + 'a>> {
-        match config {
-            crate::alerts::ChannelConfig::Jira(s) => Some(Box::new(jira::Jira::new(s, &self.http))),
-            crate::alerts::ChannelConfig::Github(s) => {
-                Some(Box::new(github::Github::new(s, &self.http)))
-            }
-            _ => None,
+    fn tracker<'a>(&'a self, settings: TrackerSettings<'a>) -> Box<dyn Tracker + 'a> {
+        match settings {
+            TrackerSettings::Jira(s) => Box::new(jira::Jira::new(s, &self.http)),
+            TrackerSettings::Github(s) => Box::new(github::Github::new(s, &self.http)),
         }
     }
 
@@ -253,15 +256,10 @@ impl TicketDesk {
     pub async fn deliver(
         &self,
         channel_id: i64,
-        config: &crate::alerts::ChannelConfig,
+        settings: TrackerSettings<'_>,
         message: &AlertMessage,
     ) -> Attempt {
-        let Some(tracker) = self.tracker(config) else {
-            return Attempt::Failed {
-                status: None,
-                error: "not a tracker channel".into(),
-            };
-        };
+        let tracker = self.tracker(settings);
         let outcome = match message.event {
             MessageEvent::Test => tracker.check().await,
             MessageEvent::Alert => {

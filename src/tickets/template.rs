@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::alerts::message::AlertMessage;
+use crate::outbound::AlertMessage;
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 11] = [
@@ -181,7 +181,7 @@ pub fn strings(value: &serde_json::Value) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerts::message::{GroupSummary, Links, MessageEvent};
+    use crate::outbound::{GroupSummary, Links, MessageEvent};
 
     fn message() -> AlertMessage {
         AlertMessage {

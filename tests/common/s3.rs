@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use faultline::store::S3Config;
+use faultline::config::S3Config;
 
 pub const ACCESS_KEY: &str = "faultline-test-access";
 pub const SECRET_KEY: &str = "faultline-test-secret-key";
