@@ -13,7 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::event::{Event, EventException};
-use super::report::{EventPlatform, ProcessedStack};
+use super::stacks::{EventPlatform, ProcessedFrame, ProcessedStack};
 use crate::classify::frames::FrameRef;
 use crate::classify::FaultClass;
 use crate::group::signature::{fingerprint, signature, Signature, SignatureRules};
@@ -65,7 +65,7 @@ pub fn group(
             components: Vec::new(),
         };
     }
-    let in_app: Vec<&super::report::ProcessedFrame> = failing
+    let in_app: Vec<&ProcessedFrame> = failing
         .map(|s| {
             s.frames
                 .iter()

@@ -10,6 +10,7 @@ pub mod event;
 pub mod grouping;
 pub mod process;
 pub mod report;
+pub mod stacks;
 
 pub use event::{Event, EventException, EventFrame, EventImage};
 

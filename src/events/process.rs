@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::event::{Event, EventFrame};
 use super::grouping::group;
-use super::report::{EventPlatform, EventReport, InlineOut, ProcessedFrame, ProcessedStack};
+use super::report::EventReport;
+use super::stacks::{EventPlatform, InlineOut, ProcessedFrame, ProcessedStack};
 use crate::group::index::MissingModule;
 use crate::group::signature::SignatureRules;
 use crate::process::modules::ModuleCache;

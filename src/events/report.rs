@@ -4,90 +4,13 @@
 //! [`crate::group::ProcessedReport`].
 
 use serde::ser::SerializeMap;
-use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::event::{Event, EventFrame};
+use super::event::Event;
 use super::grouping::EventGrouping;
+use super::stacks::{EventPlatform, ProcessedStack};
 use crate::group::index::MissingModule;
-use crate::process::symbolicate::InlineFrame;
 use crate::symbols::identify::base_name;
-
-/// Which kind of code an event's failing stack is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventPlatform {
-    /// Native frames (instruction addresses).
-    Native,
-    /// JavaScript frames (URLs, lines, columns).
-    JavaScript,
-    /// Anything else (Python, Java…): frames as sent.
-    Other,
-}
-
-/// One frame after symbolication.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ProcessedFrame {
-    /// The frame (function, file, line… now original).
-    #[serde(flatten)]
-    pub frame: EventFrame,
-    /// Source lines before (JavaScript, from the map's sources).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pre_context: Vec<String>,
-    /// Source lines after.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub post_context: Vec<String>,
-    /// Native: functions inlined at this address, innermost first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub inlines: Vec<InlineOut>,
-    /// `symbolicated`, `missing_symbol`, `unknown_image`, `malformed` (native), `resolved`,
-    /// `missing_sourcemap`, `missing_source`, `invalid_location`… (JavaScript), `as_sent`.
-    pub status: String,
-    /// JavaScript: the map used.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sourcemap: Option<String>,
-    /// JavaScript: how the map was found (`debug-id` or `release`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolved_with: Option<String>,
-}
-
-/// An inlined call (native).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct InlineOut {
-    /// Function.
-    pub function: String,
-    /// Source file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub abs_path: Option<String>,
-    /// Line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lineno: Option<u32>,
-}
-
-impl From<&InlineFrame> for InlineOut {
-    fn from(inline: &InlineFrame) -> InlineOut {
-        InlineOut {
-            function: inline.function.clone(),
-            abs_path: inline.abs_path.clone(),
-            lineno: inline.lineno,
-        }
-    }
-}
-
-/// One stack of the event (an exception's or a thread's), oldest frame first as in events.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProcessedStack {
-    /// `exception` or `thread`.
-    pub source: &'static str,
-    /// What a reader calls it: `TypeError: x is undefined`, `thread 3 (main)`.
-    pub label: String,
-    /// Whether it is the stack that failed.
-    pub crashed: bool,
-    /// Frames after symbolication.
-    pub frames: Vec<ProcessedFrame>,
-    /// Frames as received.
-    pub raw_frames: Vec<EventFrame>,
-}
 
 /// A processed event: the event, its stacks symbolicated, what was missing, and its group.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use minidump_unwind::symbols::SymbolFile;
 use symbolic::common::Name;
 
-use super::modules::{demangled, InlineLocation, SourceLocation};
+use super::location::{demangled, InlineLocation, SourceLocation};
 
 /// A name as the SymCache path gives it: demangled when a `.sym` kept it mangled.
 fn name(text: &str) -> String {

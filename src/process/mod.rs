@@ -9,6 +9,7 @@
 mod breakpad;
 pub mod facts;
 mod json;
+pub mod location;
 pub mod modules;
 mod output;
 pub mod provider;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::modules::{ModuleCache, SourceLocation, SymbolStatus};
+use super::location::SourceLocation;
+use super::modules::{ModuleCache, SymbolStatus};
 use crate::symbols::ids::parse_debug_id;
 
 /// An address as JSON carries it: a number or a `"0x…"` string.
