@@ -4,19 +4,19 @@
 # a silent skip. `.ci/run` runs exactly this.
 #
 # Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
-# (PyPI), for tests/deploy.rs; Debian's chromium and chromium-driver for tests/browser.rs;
-# aiosmtpd (PyPI) and openssl, for the real SMTP server tests/alerts.rs starts; jira820 (PyPI),
-# the Jira-compatible server tests/tickets.rs starts; debuginfod-find and gdb (Debian),
+# (PyPI), for tests/it/deploy.rs; Debian's chromium and chromium-driver for tests/it/browser.rs;
+# aiosmtpd (PyPI) and openssl, for the real SMTP server tests/it/alerts.rs starts; jira820 (PyPI),
+# the Jira-compatible server tests/it/tickets.rs starts; debuginfod-find and gdb (Debian),
 # sentry-cli (PyPI) and minidump-stackwalk (crates.io), the real symbol clients of
-# tests/symbol_servers.rs, tests/sentry_cli.rs and tests/generated_sym.rs; sentry-sdk (PyPI) and
-# @sentry/node (npm, with Debian's nodejs), the real event senders of tests/events.rs and
-# tests/sentry_cli.rs.
+# tests/it/symbol_servers.rs, tests/it/sentry_cli.rs and tests/it/generated_sym.rs; sentry-sdk (PyPI) and
+# @sentry/node (npm, with Debian's nodejs), the real event senders of tests/it/events.rs and
+# tests/it/sentry_cli.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
 # skipping.
 # Extra arguments go to `cargo test` and skip the format and lint checks (e.g.
-# `bash tests/run.sh --test auth` while working on one file).
+# `bash tests/run.sh --test it auth::` while working on one module of tests/it/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,10 +47,10 @@ command -v systemd-analyze >/dev/null || apt_install systemd
 command -v kubectl >/dev/null || apt_install kubectl || apt_install kubernetes-client
 command -v chromium >/dev/null || apt_install chromium
 command -v chromedriver >/dev/null || apt_install chromium-driver
-# Real debuginfod clients for tests/symbol_servers.rs.
+# Real debuginfod clients for tests/it/symbol_servers.rs.
 command -v debuginfod-find >/dev/null || apt_install debuginfod
 command -v gdb >/dev/null || apt_install gdb
-# rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/generated_sym.rs:
+# rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/it/generated_sym.rs:
 # a debug build (about 3 minutes on 2 cores, against 10 for release; the tests walk small dumps).
 MINIDUMP_STACKWALK="$(command -v minidump-stackwalk || echo "$PWD/target/tools/bin/minidump-stackwalk")"
 if [ ! -x "$MINIDUMP_STACKWALK" ]; then
@@ -59,13 +59,13 @@ if [ ! -x "$MINIDUMP_STACKWALK" ]; then
   MINIDUMP_STACKWALK="$PWD/target/tools/bin/minidump-stackwalk"
 fi
 export MINIDUMP_STACKWALK
-# The real sentry-cli (PyPI) for tests/sentry_cli.rs.
+# The real sentry-cli (PyPI) for tests/it/sentry_cli.rs.
 if ! command -v sentry-cli >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check sentry-cli
   command -v pyenv >/dev/null && pyenv rehash
 fi
 command -v sentry-cli >/dev/null || { echo "sentry-cli could not be installed" >&2; exit 1; }
-# Real Sentry SDKs sending events (tests/events.rs, tests/sentry_cli.rs): sentry-sdk for Python
+# Real Sentry SDKs sending events (tests/it/events.rs, tests/it/sentry_cli.rs): sentry-sdk for Python
 # (PyPI) and @sentry/node for Node.js (npm, kept under target/tools/node).
 # With brotli installed the Python SDK compresses its envelopes with `br`, as in production.
 python3 -c "import sentry_sdk, brotli" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "sentry-sdk==2.75.0" brotli
@@ -82,7 +82,7 @@ export FAULTLINE_TEST_SENTRY_NODE="$SENTRY_NODE_ROOT/node_modules/@sentry/node"
 # A real SMTP server for the alert tests (tests/smtp_server.py), and openssl for its certificate.
 python3 -c "import aiosmtpd" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check aiosmtpd
 python3 -c "import aiosmtpd" || { echo "aiosmtpd could not be installed" >&2; exit 1; }
-# A Jira-compatible server for tests/tickets.rs (jira820 imitates Jira Data Center's REST v2).
+# A Jira-compatible server for tests/it/tickets.rs (jira820 imitates Jira Data Center's REST v2).
 python3 -c "import jira820" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check jira820
 python3 -c "import jira820" || { echo "jira820 could not be installed" >&2; exit 1; }
 command -v openssl >/dev/null || apt_install openssl
@@ -133,7 +133,7 @@ export FAULTLINE_TEST_S3_BUCKET=faultline
 export FAULTLINE_TEST_S3_ACCESS_KEY=ci-access-key
 export FAULTLINE_TEST_S3_SECRET_KEY=ci-secret-key
 
-# A real browser: chromedriver drives Debian's Chromium (tests/browser.rs starts it headless).
+# A real browser: chromedriver drives Debian's Chromium (tests/it/browser.rs starts it headless).
 wd_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 wd_log="$(mktemp)"
 chromedriver --port="$wd_port" --allowed-ips=127.0.0.1 >"$wd_log" 2>&1 &

@@ -2,7 +2,7 @@
 //! `INFO CODE_ID` lines that dump_syms wrote for the same binaries, and the build ID / UUID read
 //! with the `object` crate.
 
-mod common;
+use crate::common;
 
 use common::{fixture_bytes, sym_identity};
 use faultline::symbols::identify::{identify, Rejection};

@@ -3,7 +3,7 @@
 //! loopback receivers that verify what the real services would, email through a real SMTP
 //! server (aiosmtpd, STARTTLS + AUTH), retries, dead letters and a kill -9 mid-delivery.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! nothing. The store and index are opened beside the running server, as `faultline
 //! retention` opens them.
 
-mod common;
+use crate::common;
 
 use common::{
     crasher_ids, fixture_bytes, generated_bytes, injected, multipart, post, settled, submit,

@@ -4,7 +4,7 @@
 //! documents, basic auth, 429, required custom fields, a create that times out) and GitHub
 //! would check.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

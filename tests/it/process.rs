@@ -3,7 +3,7 @@
 //! checked against minidump-stackwalk 0.27 run on the same dumps with the same .sym files, and
 //! against the crashing programs' sources (line numbers in main.cpp / crash_linux.cpp).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! test fixtures), and used by the real minidump-stackwalk (`--symbols-url` pointed at
 //! faultline) to walk dumps to the same frames faultline finds.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,7 @@
 //! (elfutils' `debuginfod-find` and gdb fetch uploaded ELF debug files by build ID), in
 //! Microsoft's symbol-server layout, and the missing-symbols report that says what to upload.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! after its event, a minidump inside an envelope, refusals, and a real SDK (sentry-sdk for
 //! Python) sending through the envelope route.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

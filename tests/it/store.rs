@@ -3,7 +3,7 @@
 //! uploads, derived caches, crash ingest and processing; and an unreachable S3 answering 503.
 //! The S3 server: see `common/s3.rs`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

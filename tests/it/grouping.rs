@@ -1,7 +1,7 @@
 //! Grouping: the crash index's counts, releases, users, payload budget, regressions and merges
 //! (against real SQLite), grouping stability on real dumps, and the triage API over HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! the connection and in-flight caps, the queue's gauges during a backlog, and thousands of
 //! mutated minidumps and multipart bodies.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

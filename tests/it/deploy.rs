@@ -4,7 +4,7 @@
 //! copies exists, it runs as a non-root user with a health check). `faultline migrate`, the
 //! deployments' migration step, on both databases.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

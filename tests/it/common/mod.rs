@@ -64,13 +64,13 @@ macro_rules! on_both_databases {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn sqlite() {
-                run(common::Db::Sqlite).await
+                run($crate::common::Db::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn postgres() {
-                run(common::Db::Postgres).await
+                run($crate::common::Db::Postgres).await
             }
-            async fn run($db: common::Db) $body
+            async fn run($db: $crate::common::Db) $body
         }
     };
 }

@@ -2,7 +2,7 @@
 //! pages show for real processed crashes, escaping of hostile crash text, anti-forgery tokens,
 //! and scope and project filtering.
 
-mod common;
+use crate::common;
 
 use common::ui::{no_redirects, post_sign_in, UiSession};
 use common::{crasher_ids, generated_bytes, settled, submit, TestServer};

@@ -1,7 +1,7 @@
 //! The symbol store over real HTTP on loopback: uploads of every fixture kind, archives,
 //! rejections, dedupe, lookups, downloads, the Breakpad layout and derived caches.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -3,7 +3,7 @@
 //! stored; the first start's admin token; Tecken's `Auth-Token` header; ingest keys for every
 //! client family, with `ingest.require_key` off and on.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! The `faultline` binary: `upload` against a real server on loopback, and `serve` start-up
 //! errors.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

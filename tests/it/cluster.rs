@@ -4,7 +4,7 @@
 //! processed exactly once, and the groups count exactly the acknowledged crashes; a triage
 //! change on one node is what the other shows.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! package, installed by tests/run.sh) pointed at faultline, and the protocol's edges (bad
 //! chunks, missing chunks, a wrong checksum, a file that is not a debug file) spoken directly.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};

@@ -4,7 +4,7 @@
 //! relevant toggle, another thread. Screenshots of each page go to `docs/screenshots/` when
 //! `FAULTLINE_SCREENSHOTS=1`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

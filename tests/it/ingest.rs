@@ -2,7 +2,7 @@
 //! the request shapes of each client family, malformed requests, size limits, throttling and
 //! reprocessing.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::time::Duration;

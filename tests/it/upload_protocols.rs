@@ -2,9 +2,9 @@
 //! shapes: none of these clients runs here): Mozilla's Tecken (`POST /upload/`), Backtrace
 //! (`POST /post?format=symbols`), and Breakpad's symupload, protocol v1 (one multipart POST)
 //! and v2 (check, create, PUT, complete). sentry-cli's chunked upload, whose real client does
-//! run here, is tests/sentry_cli.rs.
+//! run here, is tests/it/sentry_cli.rs.
 
-mod common;
+use crate::common;
 
 use common::{fixture_bytes, TestServer};
 use serde_json::Value;

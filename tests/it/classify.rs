@@ -1,7 +1,7 @@
 //! Classification of real dumps: every dump the crash generator wrote (fixtures/minidumps,
 //! one per class) and the ../shared fixture dumps whose crash reason makes the class clear.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::Arc;

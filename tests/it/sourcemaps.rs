@@ -3,7 +3,7 @@
 //! frames symbolicated through `POST /api/v1/symbolicate-js` to their original file, line,
 //! column, function and context; refusals of broken maps; each resolution path.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 

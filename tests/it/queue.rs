@@ -3,7 +3,7 @@
 //! The hazards: a crash claimed by two workers, a restart requeueing crashes another node is
 //! working on, and two nodes creating the same group at once.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -1,0 +1,34 @@
+//! The integration suite, one binary (as symbolicator's is): each module tests one part of
+//! faultline end to end over real services (HTTP on loopback, SQLite and Postgres, s3s-fs,
+//! Chromium, aiosmtpd, the real symbol clients) that `tests/run.sh` installs and starts.
+//! One binary links the crate once instead of once per file.
+
+#[macro_use]
+mod common;
+
+mod alerts;
+mod architecture;
+mod auth;
+mod browser;
+mod classify;
+mod cli;
+mod cluster;
+mod deploy;
+mod durability;
+mod events;
+mod front_door;
+mod generated_sym;
+mod grouping;
+mod identify;
+mod ingest;
+mod process;
+mod queue;
+mod retention;
+mod sentry_cli;
+mod sourcemaps;
+mod store;
+mod symbol_servers;
+mod symbols_api;
+mod tickets;
+mod ui;
+mod upload_protocols;
