@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
-use crate::group::index::{Dialect, Group, IndexError, RecordObserver, RecordedCrash};
+use crate::group::index::{Dialect, Group, GroupState, IndexError, RecordObserver, RecordedCrash};
 use crate::outbound::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 
 /// What a count counts.
@@ -402,7 +402,7 @@ impl Alerts {
         after: &Group,
         origin: Option<i64>,
     ) -> Result<(), super::AlertError> {
-        let resolved = after.state == "resolved" && before.state != "resolved";
+        let resolved = after.state == GroupState::Resolved && before.state != GroupState::Resolved;
         let moved = after.state != before.state || after.assignee != before.assignee;
         if !resolved && !moved {
             return Ok(());

@@ -162,7 +162,7 @@ mod tests {
                 id: 1,
                 signature: "<!channel> <http://evil|click> & co".into(),
                 fault_class: "wild-read".into(),
-                state: "open".into(),
+                state: crate::group::index::GroupState::Open,
                 events: 1,
                 users: 0,
                 first_seen: 0,

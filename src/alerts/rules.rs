@@ -7,7 +7,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::group::index::{CrashAttributes, Group, GROUP_STATES};
+use crate::group::index::{CrashAttributes, Group, GroupState};
 use crate::group::version;
 
 /// The default action interval: a rule fires at most once per group in 30 minutes.
@@ -259,10 +259,10 @@ impl AlertRule {
             }
         }
         if let Some(states) = &d.filters.states {
-            if let Some(bad) = states.iter().find(|s| !GROUP_STATES.contains(&s.as_str())) {
+            if let Some(bad) = states.iter().find(|s| GroupState::settable(s).is_err()) {
                 return Err(invalid(format!(
                     "unknown group state {bad:?} in filters.states (one of {})",
-                    GROUP_STATES.join(", ")
+                    GroupState::SETTABLE.map(GroupState::as_str).join(", ")
                 )));
             }
         }
@@ -359,7 +359,7 @@ impl AlertRule {
             return false;
         }
         if let Some(states) = &f.states {
-            if !states.contains(&group.state) {
+            if !states.iter().any(|s| s == group.state.as_str()) {
                 return false;
             }
         }

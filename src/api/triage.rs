@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::auth::Scope;
-use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort};
+use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort, GroupState};
 use crate::http::HttpError;
 use crate::http::{project_param, Caller};
 use crate::triage::StoredCrash;
@@ -95,7 +95,10 @@ pub async fn list_groups(
     };
     let query = GroupQuery {
         project_id: project.id,
-        state: params.get("state").cloned(),
+        state: params
+            .get("state")
+            .map(|s| GroupState::settable(s))
+            .transpose()?,
         product: params.get("product").cloned(),
         release: params.get("release").cloned(),
         fault_class: params.get("fault_class").cloned(),
@@ -232,7 +235,11 @@ pub async fn update_group(
             .with_detail(r#"send {"state": "open|in_progress|resolved|muted", "assignee": "…"|null, "resolved_in": "1.2.3"|null, "muted_until": unix seconds|null, "mute_for_events": N|null, "mute_for_users": N|null}"#)
     })?;
     let patch = GroupPatch {
-        state: update.state,
+        state: update
+            .state
+            .as_deref()
+            .map(GroupState::settable)
+            .transpose()?,
         assignee: update.assignee,
         resolved_in: update.resolved_in,
         muted_until: update.muted_until,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::group::index::{CrashAttributes, Group};
+use crate::group::index::{CrashAttributes, Group, GroupState};
 
 /// What happened, in a message: `alert` (a rule fired), `resolved` (a paged group was
 /// resolved), `sync` (a group with a ticket changed state or assignee: move the ticket),
@@ -76,7 +76,7 @@ pub struct GroupSummary {
     /// Fault class.
     pub fault_class: String,
     /// State after the crash (`open` after a regression or a wake-up).
-    pub state: String,
+    pub state: GroupState,
     /// Crashes.
     pub events: i64,
     /// Distinct users.
@@ -125,7 +125,7 @@ impl GroupSummary {
             id: group.id,
             signature: group.signature.clone(),
             fault_class: group.fault_class.clone(),
-            state: group.state.clone(),
+            state: group.state,
             events: group.event_count,
             users: group.user_count,
             first_seen: group.first_seen,

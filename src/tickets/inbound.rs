@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::TicketLink;
-use crate::group::index::{Group, GroupPatch};
+use crate::group::index::{Group, GroupPatch, GroupState};
 
 /// What a tracker says happened to one ticket.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,19 +136,19 @@ pub fn decide(group: &Group, link: &TicketLink, event: &TicketEvent) -> (GroupPa
     if let Some(done) = event.done {
         let heard = if done { "done" } else { "open" };
         let echo = heard == link.synced_state;
-        match (done, group.state.as_str()) {
+        match (done, group.state) {
             _ if echo => {}
-            (_, "muted") => did.push("left muted (a tracker never unmutes)".to_owned()),
-            (true, "open" | "in_progress") => {
-                patch.state = Some("resolved".into());
+            (_, GroupState::Muted) => did.push("left muted (a tracker never unmutes)".to_owned()),
+            (true, GroupState::Open | GroupState::InProgress) => {
+                patch.state = Some(GroupState::Resolved);
                 patch.resolved_in = Some(group.last_release.clone());
                 did.push(format!(
                     "resolved in {}",
                     group.last_release.as_deref().unwrap_or("no release")
                 ));
             }
-            (false, "resolved") => {
-                patch.state = Some("open".into());
+            (false, GroupState::Resolved) => {
+                patch.state = Some(GroupState::Open);
                 did.push("reopened".to_owned());
             }
             _ => {}

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
+use crate::group::index::GroupState;
 use crate::outbound::Attempt;
 use crate::outbound::{AlertMessage, MessageEvent};
 
@@ -341,10 +342,10 @@ impl TicketDesk {
             return Ok("the group has no ticket here".into());
         };
         let mut did = Vec::new();
-        let wanted = match group.state.as_str() {
-            "resolved" => Some("done"),
-            "open" | "in_progress" => Some("open"),
-            _ => None, // muted: the ticket stays as it is
+        let wanted = match group.state {
+            GroupState::Resolved => Some("done"),
+            GroupState::Open | GroupState::InProgress => Some("open"),
+            GroupState::Muted | GroupState::Merged => None, // the ticket stays as it is
         };
         if wanted == Some("open")
             && link.synced_state == "done"

@@ -194,7 +194,7 @@ mod tests {
                 id: 7,
                 signature: "crash_here".into(),
                 fault_class: "wild-write".into(),
-                state: "open".into(),
+                state: crate::group::index::GroupState::Open,
                 events: 12,
                 users: 3,
                 first_seen: 0,

@@ -13,7 +13,7 @@ use super::session::Viewer;
 use crate::app::App;
 use crate::auth::{Project, Scope};
 use crate::classify::FaultClass;
-use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort};
+use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort, GroupState};
 
 /// Groups per page.
 const PAGE_SIZE: i64 = 50;
@@ -76,12 +76,15 @@ pub struct Choice {
     pub selected: bool,
 }
 
-fn choices<'a>(options: impl IntoIterator<Item = (&'a str, &'a str)>, chosen: &str) -> Vec<Choice> {
+fn choices<'a>(
+    options: impl IntoIterator<Item = (&'a str, impl Into<String>)>,
+    chosen: &str,
+) -> Vec<Choice> {
     options
         .into_iter()
         .map(|(value, label)| Choice {
             value: value.to_owned(),
-            label: label.to_owned(),
+            label: label.into(),
             selected: value == chosen,
         })
         .collect()
@@ -153,18 +156,16 @@ fn given(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The state filter's options (the first is "any"); a group's form offers the rest.
-const STATE_CHOICES: [(&str, &str); 5] = [
-    ("", "any state"),
-    ("open", "open"),
-    ("in_progress", "in progress"),
-    ("resolved", "resolved"),
-    ("muted", "muted"),
-];
+/// The states a person may set, as form options (`in_progress` reads "in progress").
+fn state_options() -> impl Iterator<Item = (&'static str, String)> {
+    GroupState::SETTABLE
+        .into_iter()
+        .map(|s| (s.as_str(), s.as_str().replace('_', " ")))
+}
 
 /// How a muted group's mute ends, in words (empty when it is not muted or never ends).
 fn mute_text(group: &Group) -> String {
-    if group.state != "muted" {
+    if group.state != GroupState::Muted {
         return String::new();
     }
     let mut ends = Vec::new();
@@ -212,10 +213,14 @@ pub async fn list(
         }
     };
     let state_filter = given(&params.state);
+    let wanted_state = match state_filter.as_deref() {
+        Some(name) => Some(GroupState::settable(name)?),
+        None => None,
+    };
     let class_filter = given(&params.fault_class);
     let query = GroupQuery {
         project_id: project.id,
-        state: state_filter.clone(),
+        state: wanted_state,
         product: None,
         release: given(&params.release),
         fault_class: class_filter.clone(),
@@ -277,7 +282,12 @@ pub async fn list(
     let page = GroupsPage {
         chrome: viewer.chrome(),
         projects: project_choices(&projects, project.id),
-        states: choices(STATE_CHOICES, state_filter.as_deref().unwrap_or("")),
+        states: choices(
+            [("", "any state".to_owned())]
+                .into_iter()
+                .chain(state_options()),
+            state_filter.as_deref().unwrap_or(""),
+        ),
         classes: choices(class_options, class_filter.as_deref().unwrap_or("")),
         sorts: choices(SORTS, &sort_name),
         assignee: query.assignee.clone().unwrap_or_default(),
@@ -308,7 +318,7 @@ fn group_row(g: &Group, hourly: &[(i64, i64)], start: i64, t: i64) -> GroupRow {
         last_seen_ago: ago(g.last_seen, t),
         first_release: g.first_release.clone().unwrap_or_default(),
         last_release: g.last_release.clone().unwrap_or_default(),
-        state: g.state.clone(),
+        state: g.state.as_str().to_owned(),
         assignee: g.assignee.clone().unwrap_or_default(),
         is_new: t - g.first_seen < NEW_SECS,
         regressed: g.regressed,
@@ -515,7 +525,7 @@ pub async fn show(
         by_names,
         crashes,
         can_write: viewer.may(Scope::TriageWrite, group.project_id),
-        states: choices(STATE_CHOICES[1..].iter().copied(), &group.state),
+        states: choices(state_options(), group.state.as_str()),
         mute: mute_text(&group),
         group: group_row(&group, &[], start, t),
     };
@@ -589,7 +599,8 @@ pub async fn triage(
         Ok((!value.is_empty()).then(|| value.to_owned()))
     };
     let resolved_in = text(&form.resolved_in, "release")?;
-    let muted = form.state == "muted";
+    let new_state = GroupState::settable(&form.state)?;
+    let muted = new_state == GroupState::Muted;
     let muted_until = match text(&form.muted_until, "date")? {
         Some(day) if muted => Some(day_start(&day).ok_or_else(|| {
             UiError::bad_request(format!("{day:?} is not a date: use YYYY-MM-DD"))
@@ -610,9 +621,9 @@ pub async fn triage(
     };
     let patch = GroupPatch {
         mute_for_users: Some(mute_for_users),
-        state: Some(form.state.clone()),
+        state: Some(new_state),
         assignee: Some(text(&form.assignee, "assignee")?),
-        resolved_in: Some(if form.state == "resolved" {
+        resolved_in: Some(if new_state == GroupState::Resolved {
             resolved_in
         } else {
             None

@@ -15,7 +15,7 @@ use common::{generated_bytes, Db, TestServer};
 use faultline::alerts::{Alerts, NewChannel, RuleDefinition};
 use faultline::config::AlertsConfig;
 use faultline::group::index::{
-    CrashAttributes, CrashIndex, GroupPatch, NewCrash, PayloadBudget, RecordObserver,
+    CrashAttributes, CrashIndex, GroupPatch, GroupState, NewCrash, PayloadBudget, RecordObserver,
 };
 use serde_json::{json, Value};
 
@@ -154,7 +154,7 @@ async fn every_trigger_fires_when_its_event_happens(db: Db) {
 
     // Regression: resolved in 1.0, a crash from 1.1 reopens it.
     let resolve = GroupPatch {
-        state: Some("resolved".into()),
+        state: Some(GroupState::Resolved),
         resolved_in: Some(Some("1.0".into())),
         ..GroupPatch::default()
     };
@@ -165,7 +165,7 @@ async fn every_trigger_fires_when_its_event_happens(db: Db) {
     assert_eq!(fired(&alerts, regression, a).await, 1);
     // Woke: muted for one more crash.
     let mute = GroupPatch {
-        state: Some("muted".into()),
+        state: Some(GroupState::Muted),
         mute_for_events: Some(Some(1)),
         ..GroupPatch::default()
     };
@@ -202,7 +202,7 @@ async fn every_trigger_fires_when_its_event_happens(db: Db) {
 
     // A mute for one more user: a crash without a user leaves it muted; a new user wakes it.
     let mute_users = GroupPatch {
-        state: Some("muted".into()),
+        state: Some(GroupState::Muted),
         mute_for_users: Some(Some(1)),
         ..GroupPatch::default()
     };
@@ -213,7 +213,7 @@ async fn every_trigger_fires_when_its_event_happens(db: Db) {
     let loud = index.record(&crash("c-user", "fc", t, "1.0", Some("new-user"))).await.unwrap();
     assert!(loud.woke);
     assert_eq!(fired(&alerts, woke, c).await, 1);
-    assert_eq!(index.group(c).await.unwrap().unwrap().state, "open");
+    assert_eq!(index.group(c).await.unwrap().unwrap().state.as_str(), "open");
 
     // Each firing left one pending delivery per action, with the message it will send.
     let deliveries = alerts

@@ -206,8 +206,8 @@ pub struct Group {
     pub first_release: Option<String>,
     /// Newest release seen.
     pub last_release: Option<String>,
-    /// One of [`GROUP_STATES`].
-    pub state: String,
+    /// Where it is in triage.
+    pub state: GroupState,
     /// Who is on it.
     pub assignee: Option<String>,
     /// The release it was fixed in.
@@ -294,8 +294,8 @@ impl GroupSort {
 pub struct GroupQuery {
     /// The project whose groups to list.
     pub project_id: i64,
-    /// One of [`GROUP_STATES`].
-    pub state: Option<String>,
+    /// Only groups in this state.
+    pub state: Option<GroupState>,
     /// Groups with a crash from this product.
     pub product: Option<String>,
     /// Groups with a crash from this release.
@@ -380,16 +380,82 @@ pub struct GroupDetail {
     pub samples: Vec<CrashRow>,
 }
 
-/// The states triage gives a group: `open` (needs someone), `in_progress` (someone is on it),
-/// `resolved` (fixed, in `resolved_in` when given: a crash from a newer release reopens it),
-/// `muted` (ignored, until `muted_until`, `mute_until_events` or `mute_until_users` when given).
-pub const GROUP_STATES: [&str; 4] = ["open", "in_progress", "resolved", "muted"];
+/// Where a group is in triage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupState {
+    /// Needs someone (new groups, regressions, mutes that ended).
+    Open,
+    /// Someone is on it.
+    InProgress,
+    /// Fixed, in `resolved_in` when given: a crash from a newer release reopens it.
+    Resolved,
+    /// Ignored, until `muted_until`, `mute_until_events` or `mute_until_users` when given.
+    Muted,
+    /// Moved into another group (`merged_into`); kept as a redirect, never listed.
+    Merged,
+}
+
+impl GroupState {
+    /// The states a person may give a group (merging is its own action).
+    pub const SETTABLE: [GroupState; 4] = [
+        GroupState::Open,
+        GroupState::InProgress,
+        GroupState::Resolved,
+        GroupState::Muted,
+    ];
+
+    /// Its name in JSON, queries, forms and the database (`in_progress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Open => "open",
+            GroupState::InProgress => "in_progress",
+            GroupState::Resolved => "resolved",
+            GroupState::Muted => "muted",
+            GroupState::Merged => "merged",
+        }
+    }
+
+    /// The state named `name`, any of the five.
+    pub fn named(name: &str) -> Option<GroupState> {
+        Self::SETTABLE
+            .into_iter()
+            .chain([GroupState::Merged])
+            .find(|s| s.as_str() == name)
+    }
+
+    /// A state a person may set, or the error that lists them.
+    pub fn settable(name: &str) -> Result<GroupState, IndexError> {
+        Self::SETTABLE
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| {
+                IndexError::Rejected(format!(
+                    "state must be one of {}, not {name:?}",
+                    Self::SETTABLE.map(GroupState::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for GroupState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads a group's state column.
+fn state_column(row: &AnyRow, column: &str) -> Result<GroupState, sqlx::Error> {
+    let name: String = row.try_get(column)?;
+    GroupState::named(&name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown group state {name:?}").into()))
+}
 
 /// What a triage update changes (absent fields stay).
 #[derive(Debug, Clone, Default)]
 pub struct GroupPatch {
-    /// One of [`GROUP_STATES`].
-    pub state: Option<String>,
+    /// The new state (one of [`GroupState::SETTABLE`]).
+    pub state: Option<GroupState>,
     /// `Some(None)` unassigns.
     pub assignee: Option<Option<String>>,
     /// `Some(None)` clears it.
@@ -498,7 +564,7 @@ fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
         user_count: row.try_get("user_count")?,
         first_release: row.try_get("first_release")?,
         last_release: row.try_get("last_release")?,
-        state: row.try_get("state")?,
+        state: state_column(row, "state")?,
         assignee: row.try_get("assignee")?,
         resolved_in: row.try_get("resolved_in")?,
         regressed: row.try_get::<i64, _>("regressed")? != 0,

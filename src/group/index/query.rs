@@ -54,7 +54,7 @@ impl CrashIndex {
         filter.clauses.push("merged_into IS NULL".to_owned());
         filter.int(|p| format!("project_id = {p}"), query.project_id);
         if let Some(state) = &query.state {
-            filter.text(|p| format!("state = {p}"), state.clone());
+            filter.text(|p| format!("state = {p}"), state.as_str().to_owned());
         }
         if let Some(class) = &query.fault_class {
             filter.text(|p| format!("fault_class = {p}"), class.clone());

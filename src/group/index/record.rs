@@ -23,8 +23,8 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, IndexError, MissingModule,
-    NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, GroupState, IndexError,
+    MissingModule, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -606,7 +606,7 @@ impl BatchState {
 
         // Regression: resolved, and this crash is from a newer release than the fix.
         let group = &mut touched.group;
-        let regressed = group.state == "resolved"
+        let regressed = group.state == GroupState::Resolved
             && match (&group.resolved_in, &a.release) {
                 (Some(fixed), Some(release)) => version::is_newer(release, fixed),
                 (None, _) => true,
@@ -629,7 +629,7 @@ impl BatchState {
         group.first_seen = group.first_seen.min(a.received_at);
         group.last_seen = group.last_seen.max(a.received_at);
         if regressed {
-            group.state = "open".to_owned();
+            group.state = GroupState::Open;
             group.regressed = true;
             touched.reopened = true;
         }
@@ -647,7 +647,7 @@ impl BatchState {
         };
 
         // A mute that ends by itself: its date passed, or this crash reaches its crash or user count.
-        let woke = group.state == "muted"
+        let woke = group.state == GroupState::Muted
             && (group
                 .muted_until
                 .is_some_and(|until| a.received_at >= until)
@@ -658,7 +658,7 @@ impl BatchState {
                     group.user_count + touched.new_users + i64::from(new_user) >= n
                 }));
         if woke {
-            group.state = "open".to_owned();
+            group.state = GroupState::Open;
             group.muted_until = None;
             group.mute_until_events = None;
             group.mute_until_users = None;

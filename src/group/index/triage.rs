@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use super::{
-    group_from, record, version, CrashIndex, Dialect, Group, GroupPatch, IndexError, GROUP_COLUMNS,
-    GROUP_STATES,
+    group_from, record, version, CrashIndex, Dialect, Group, GroupPatch, GroupState, IndexError,
+    GROUP_COLUMNS,
 };
 
 impl CrashIndex {
@@ -111,14 +111,6 @@ impl CrashIndex {
         id: i64,
         patch: &GroupPatch,
     ) -> Result<Option<Group>, IndexError> {
-        if let Some(state) = &patch.state {
-            if !GROUP_STATES.contains(&state.as_str()) {
-                return Err(IndexError::Rejected(format!(
-                    "state must be one of {}, not {state:?}",
-                    GROUP_STATES.join(", ")
-                )));
-            }
-        }
         if patch.mute_for_events.flatten().is_some_and(|n| n < 1) {
             return Err(IndexError::Rejected(
                 "mute_for_events must be at least 1".to_owned(),
@@ -130,7 +122,7 @@ impl CrashIndex {
             ));
         }
         // A mute's end belongs to the mute: another state clears it.
-        let leaving_mute = patch.state.as_deref().is_some_and(|s| s != "muted");
+        let leaving_mute = patch.state.is_some_and(|s| s != GroupState::Muted);
         let muted_until = if leaving_mute {
             Some(None)
         } else {
@@ -166,7 +158,7 @@ impl CrashIndex {
                  WHERE id = $11",
             )
             .bind(i64::from(patch.state.is_some()))
-            .bind(patch.state.clone())
+            .bind(patch.state.map(GroupState::as_str))
             .bind(i64::from(patch.assignee.is_some()))
             .bind(patch.assignee.clone().flatten())
             .bind(i64::from(patch.resolved_in.is_some()))
