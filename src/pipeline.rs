@@ -1,5 +1,5 @@
-//! The one path every crash takes, whoever submits it (CLI, synchronous API, later the ingest
-//! queue): process the minidump, classify it, sign and fingerprint it. Recording it in the crash
+//! The one path every crash takes, whoever submits it (CLI, synchronous API, the ingest
+//! queue's workers): process the minidump, classify it, sign and fingerprint it. Recording it in the crash
 //! index is the caller's step (the offline CLI does not record).
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Minidump processing: a dump in, symbolicated thread-complete stack traces out.
 //!
-//! One function, [`Processor::process`], serves the CLI, the synchronous API and (later) the
-//! ingest queue. It reads the module list, fetches every module's symbols concurrently (once
+//! One function, [`Processor::process`], serves the CLI, the synchronous API and the
+//! ingest queue's workers. It reads the module list, fetches every module's symbols concurrently (once
 //! each, through the shared [`ModuleCache`]), then walks every thread on the rayon pool with
 //! minidump-processor and our [`StoreProvider`]. Output is a superset of minidump-stackwalk's
 //! JSON (see `docs/OUTPUT.md`).

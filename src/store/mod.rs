@@ -1,5 +1,5 @@
 //! Object storage: the one place faultline keeps bytes that must survive a restart — symbol
-//! files, derived caches and (later) crash payloads — behind the [`ObjectStore`] trait, so the
+//! files, derived caches, raw crashes and processed crash payloads — behind the [`ObjectStore`] trait, so the
 //! filesystem and S3 backends are interchangeable.
 //!
 //! Keys are `/`-separated paths of safe characters ([`ObjectKey`]). The layout never makes a key

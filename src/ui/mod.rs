@@ -36,7 +36,7 @@ const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; \
      img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The UI's routes (merged into the API router, which adds state, limits and tracing).
+/// The UI's routes (`server/` merges them with the API's and adds state, limits and tracing).
 pub fn routes() -> Router<App> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))

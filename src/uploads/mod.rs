@@ -134,11 +134,15 @@ impl Uploads {
             .collect();
         for received in &upload.files {
             let unpacked = tempfile::tempdir_in(scratch)?;
-            files.extend(
-                self.store_file(&received.path, &received.name, unpacked.path(), release)
-                    .await,
-            );
+            let reports = self
+                .symbols
+                .ingest(&received.path, &received.name, unpacked.path(), release)
+                .await;
+            files.extend(reports);
         }
+        // Announced once, after every file is stored: a crash that lacked a minified file
+        // and its map is reprocessed when it can find both.
+        self.announce_stored(&files).await;
         let received = upload.files.into_iter().map(|f| f.name).collect();
         Ok(totals(files, received))
     }

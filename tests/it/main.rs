@@ -21,6 +21,7 @@ mod generated_sym;
 mod grouping;
 mod identify;
 mod ingest;
+mod migrations;
 mod process;
 mod queue;
 mod retention;

@@ -1,0 +1,187 @@
+//! The migration twins: every table is born on both databases. Both migration sets are applied
+//! (SQLite and Postgres, through `CrashIndex::open` as the server does) and the resulting
+//! schemas compared: the same tables, the same columns with the same types (up to the
+//! dialect's spelling), the same indexes on the same columns. A table, column or index added to
+//! one folder of `migrations/` and not the other fails here.
+
+use std::collections::BTreeMap;
+
+use faultline::group::index::{CrashIndex, PayloadBudget};
+use sqlx::{AnyPool, Row};
+
+use crate::common::{self, Db};
+
+/// Table → column → type family.
+type Columns = BTreeMap<String, BTreeMap<String, &'static str>>;
+/// Index name → (table, columns in order, unique).
+type Indexes = BTreeMap<String, (String, Vec<String>, bool)>;
+
+/// The family a column type belongs to, whichever dialect spelled it.
+fn family(declared: &str) -> &'static str {
+    let t = declared.to_ascii_lowercase();
+    if t.contains("int") || t == "bool" || t == "boolean" {
+        "integer"
+    } else if t.contains("char") || t.contains("text") || t.contains("clob") {
+        "text"
+    } else if t.contains("blob") || t.contains("bytea") {
+        "bytes"
+    } else if t.contains("real")
+        || t.contains("double")
+        || t.contains("float")
+        || t.contains("numeric")
+    {
+        "real"
+    } else {
+        "unknown"
+    }
+}
+
+async fn open(db: Db, dir: &std::path::Path) -> Option<AnyPool> {
+    let url = common::database_url(db, dir).await?;
+    let budget = PayloadBudget {
+        per_new_group: 1,
+        per_group_hour: 1,
+    };
+    let index = CrashIndex::open(&url, budget).await.unwrap();
+    Some(index.pool().clone())
+}
+
+async fn sqlite_schema(pool: &AnyPool) -> (Columns, Indexes) {
+    let tables: Vec<String> = sqlx::query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>("name"))
+    .collect();
+    let (mut columns, mut indexes) = (Columns::new(), Indexes::new());
+    for table in tables {
+        let rows = sqlx::query(&format!(
+            "SELECT name, type FROM pragma_table_info('{table}')"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let cols = columns.entry(table.clone()).or_default();
+        for row in rows {
+            cols.insert(row.get("name"), family(&row.get::<String, _>("type")));
+        }
+        let list = sqlx::query(&format!(
+            "SELECT name, \"unique\" AS is_unique, origin FROM pragma_index_list('{table}')"
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for index in list {
+            // Only indexes a migration created by name (not those behind PRIMARY KEY/UNIQUE).
+            if index.get::<String, _>("origin") != "c" {
+                continue;
+            }
+            let name: String = index.get("name");
+            let cols: Vec<String> = sqlx::query(&format!(
+                "SELECT name FROM pragma_index_info('{name}') ORDER BY seqno"
+            ))
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("name"))
+            .collect();
+            let unique = index.get::<i64, _>("is_unique") != 0;
+            indexes.insert(name, (table.clone(), cols, unique));
+        }
+    }
+    (columns, indexes)
+}
+
+async fn postgres_schema(pool: &AnyPool) -> (Columns, Indexes) {
+    let rows = sqlx::query(
+        "SELECT table_name::text AS t, column_name::text AS c, data_type::text AS d \
+         FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name NOT LIKE '_sqlx%'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut columns = Columns::new();
+    for row in rows {
+        columns
+            .entry(row.get("t"))
+            .or_default()
+            .insert(row.get("c"), family(&row.get::<String, _>("d")));
+    }
+    // Indexes a migration created by name: not those behind primary keys or constraints.
+    let rows = sqlx::query(
+        "SELECT i.relname::text AS name, t.relname::text AS tbl, \
+                CASE WHEN x.indisunique THEN 1 ELSE 0 END AS is_unique, \
+                array_to_string(ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) \
+                    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum ORDER BY k.n), ',') AS cols \
+         FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = current_schema() AND t.relname NOT LIKE '_sqlx%' \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut indexes = Indexes::new();
+    for row in rows {
+        let cols: String = row.get("cols");
+        indexes.insert(
+            row.get("name"),
+            (
+                row.get("tbl"),
+                cols.split(',').map(str::to_owned).collect(),
+                row.get::<i32, _>("is_unique") != 0,
+            ),
+        );
+    }
+    (columns, indexes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_migration_sets_make_the_same_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = open(Db::Sqlite, dir.path()).await.unwrap();
+    let Some(postgres) = open(Db::Postgres, dir.path()).await else {
+        return;
+    };
+    let (lite_columns, lite_indexes) = sqlite_schema(&sqlite).await;
+    let (pg_columns, pg_indexes) = postgres_schema(&postgres).await;
+    // The comparison must have something to compare: the crash index's own tables.
+    for table in ["crashes", "crash_groups", "ingest_queue"] {
+        assert!(
+            lite_columns.contains_key(table),
+            "no {table} table on SQLite"
+        );
+    }
+    assert!(!lite_indexes.is_empty(), "no named indexes read on SQLite");
+    for (table, columns) in &lite_columns {
+        assert_eq!(
+            Some(columns),
+            pg_columns.get(table),
+            "table {table}: SQLite's columns (left) differ from Postgres' (right)"
+        );
+    }
+    let only_pg: Vec<&String> = pg_columns
+        .keys()
+        .filter(|t| !lite_columns.contains_key(*t))
+        .collect();
+    assert!(only_pg.is_empty(), "tables only on Postgres: {only_pg:?}");
+    assert_eq!(
+        lite_indexes, pg_indexes,
+        "indexes differ: SQLite's (left), Postgres' (right)"
+    );
+}
+
+#[test]
+fn type_families_join_the_dialects_spellings() {
+    assert_eq!(family("INTEGER"), family("bigint"));
+    assert_eq!(family("TEXT"), family("character varying"));
+    assert_eq!(family("BLOB"), family("bytea"));
+    assert_ne!(family("TEXT"), family("bigint"));
+}
