@@ -1,10 +1,10 @@
 //! The catalogue of fault classes: what kind of bug a crash is, in the words a person triaging
 //! it uses. `docs/CLASSIFIERS.md` gives the rule for each and where the rule comes from.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One class from the catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultClass {
     /// Read through a null (or near-null) pointer.

@@ -3,10 +3,10 @@
 
 use super::patterns::{shipped, FramePatterns, PatternError, PatternSet};
 use minidump_processor::ProcessState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One frame of the crashing thread, inlined frames included.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FrameRef {
     /// Position in the expanded list (inlined frames count), from the top of the stack.
     pub index: usize,

@@ -16,7 +16,7 @@ pub mod signals;
 use std::collections::BTreeMap;
 
 use minidump_processor::AdjustedAddress;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::ClassifyConfig;
@@ -30,7 +30,7 @@ use rules::{Access, AccessSource, Inputs};
 use signals::{poison_values, PoisonValue};
 
 /// What decided the fault class.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evidence {
     /// The rule that fired, in words.
     pub rule: String,
@@ -68,7 +68,7 @@ pub struct Evidence {
 }
 
 /// Other signals from the fault.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Signals {
     /// minidump-processor's correction of the address (null base + offset, non-canonical).
     pub adjusted_address: Option<Value>,
@@ -85,7 +85,7 @@ pub struct Signals {
 }
 
 /// The `classification` block of a processed crash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Classification {
     /// The class.
     pub fault_class: FaultClass,

@@ -5,7 +5,7 @@
 
 use minidump::system_info::Os;
 use minidump_processor::{AdjustedAddress, ExceptionInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalogue::FaultClass;
 use super::frames::FrameRef;
@@ -18,7 +18,7 @@ pub const NEAR_NULL: u64 = 4096;
 const STACK_OVERFLOW_REACH: u64 = 256 * 1024;
 
 /// What the faulting access was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     /// A load.
@@ -32,7 +32,7 @@ pub enum Access {
 }
 
 /// Where the access type came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessSource {
     /// The OS said so (Windows access-violation parameters).

@@ -1,7 +1,7 @@
 //! Hints in register values and addresses: allocator poison patterns (a freed or uninitialized
 //! object being used) and ASCII-looking addresses (a pointer overwritten with string data).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A fill pattern allocators and runtimes write into memory, and what finding it means.
 struct Pattern {
@@ -44,14 +44,14 @@ const PATTERNS: &[Pattern] = &[
 ];
 
 /// A register (or the crash address) holding a poison pattern.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PoisonValue {
     /// Register name, or `crash_address`.
     pub register: String,
     /// The value, hex.
     pub value: String,
     /// What the pattern means.
-    pub pattern: &'static str,
+    pub pattern: std::borrow::Cow<'static, str>,
     /// Whether the pattern marks freed memory (a likely use-after-free).
     pub freed: bool,
 }
@@ -80,7 +80,7 @@ pub fn poison_values(registers: &[(String, u64)], crash_address: Option<u64>) ->
             Some(PoisonValue {
                 register: name.to_owned(),
                 value: format!("{value:#x}"),
-                pattern: pattern.meaning,
+                pattern: pattern.meaning.into(),
                 freed: pattern.freed,
             })
         })

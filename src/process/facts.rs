@@ -11,7 +11,7 @@ use minidump::{
     MinidumpThreadList, UnifiedMemoryInfo, UnifiedMemoryInfoList,
 };
 use procfs_core::process::MMapPath;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The exception record as the dump stores it.
 #[derive(Debug, Clone, Serialize)]
@@ -28,7 +28,7 @@ pub struct ExceptionRecord {
 }
 
 /// What kind of memory a region is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionKind {
     /// A thread's stack.
@@ -44,7 +44,7 @@ pub enum RegionKind {
 }
 
 /// One memory region around the fault.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Region {
     /// First address.
     pub start: u64,

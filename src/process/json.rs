@@ -22,6 +22,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::output::{ModuleReport, ProcessedCrash};
+use super::view::{
+    FrameView, Hex, InlineView, ModuleSymbolsView, ModuleView, Registers, ThreadView,
+    UnloadedFrameView,
+};
 
 impl Serialize for ProcessedCrash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -58,7 +62,7 @@ impl ProcessedCrash {
         // The first module is always the main one.
         map.serialize_entry("main_module", &0)?;
         map.serialize_entry("modules_contains_cert_info", &!s.cert_info.is_empty())?;
-        map.serialize_entry("modules", &ModulesJson(self, w))?;
+        map.serialize_entry("modules", &module_views(self))?;
         map.serialize_entry("pid", &s.process_id)?;
         map.serialize_entry(
             "process_uptime",
@@ -66,20 +70,11 @@ impl ProcessedCrash {
                 .map(|t| s.time.duration_since(t).unwrap_or_default().as_secs()),
         )?;
         map.serialize_entry("thread_count", &s.threads.len())?;
-        map.serialize_entry("threads", &ThreadsJson(s, w))?;
+        map.serialize_entry("threads", &thread_views(s))?;
         map.serialize_entry("unloaded_modules", &UnloadedModulesJson(s, w))?;
         map.serialize_entry("handles", &s.handles.as_ref().map(HandlesJson))?;
-        // The crashing thread again, with its index and the first frame's registers (only when
-        // it has a frame, as minidump-stackwalk does).
-        if let Some(index) = s.requesting_thread {
-            if let Some(thread) = s.threads.get(index).filter(|t| !t.frames.is_empty()) {
-                let crashing = ThreadJson {
-                    thread,
-                    w,
-                    crashing_index: Some(index),
-                };
-                map.serialize_entry("crashing_thread", &crashing)?;
-            }
+        if let Some(crashing) = crashing_thread_view(s) {
+            map.serialize_entry("crashing_thread", &crashing)?;
         }
         map.serialize_entry("crashpad_annotations", &self.crashpad)?;
         map.serialize_entry("timings", &self.timings)
@@ -96,19 +91,9 @@ impl Width {
     }
 
     fn hex(self, value: u64) -> Hex {
-        Hex(value, self)
-    }
-}
-
-/// An address as a `0x`-prefixed, zero-padded hex string.
-struct Hex(u64, Width);
-
-impl Serialize for Hex {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if (self.1).0 {
-            serializer.collect_str(&format_args!("{:#010x}", self.0))
-        } else {
-            serializer.collect_str(&format_args!("{:#018x}", self.0))
+        Hex {
+            value,
+            narrow: self.0,
         }
     }
 }
@@ -338,232 +323,160 @@ impl Serialize for MacRecordJson<'_> {
     }
 }
 
-struct ModulesJson<'a>(&'a ProcessedCrash, Width);
-
-impl Serialize for ModulesJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let crash = self.0;
-        serializer.collect_seq(crash.state.modules.iter().enumerate().map(|(i, module)| {
-            ModuleJson {
-                state: &crash.state,
-                module,
-                report: crash.modules.get(i),
-                w: self.1,
-            }
-        }))
-    }
+/// The `modules[]` of a processed crash, as readers see them.
+pub fn module_views(crash: &ProcessedCrash) -> Vec<ModuleView<'_>> {
+    let w = Width::of(&crash.state);
+    crash
+        .state
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(i, module)| module_view(&crash.state, module, crash.modules.get(i), w))
+        .collect()
 }
 
-struct ModuleJson<'a> {
+fn module_view<'a>(
     state: &'a ProcessState,
     module: &'a MinidumpModule,
     report: Option<&'a ModuleReport>,
     w: Width,
-}
-
-impl Serialize for ModuleJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (module, w) = (self.module, self.w);
-        let full_name = module.code_file();
-        let name = basename(&full_name);
-        let stats = self.state.symbol_stats.get(name);
+) -> ModuleView<'a> {
+    let name = basename(&module.name);
+    let stats = state.symbol_stats.get(name);
+    let (debug_file, debug_id) = match stats.and_then(|s| s.extra_debug_info.as_ref()) {
+        Some(info) => (
+            Cow::Borrowed(basename(&info.debug_file)),
+            info.debug_identifier,
+        ),
+        None => (
+            match module.debug_file() {
+                Some(Cow::Borrowed(file)) => Cow::Borrowed(basename(file)),
+                Some(Cow::Owned(file)) => Cow::Owned(basename(&file).to_owned()),
+                None => Cow::Borrowed(""),
+            },
+            module.debug_identifier().unwrap_or_default(),
+        ),
+    };
+    let end = module.raw.base_of_image + u64::from(module.raw.size_of_image);
+    ModuleView {
+        base_addr: w.hex(module.raw.base_of_image),
+        debug_file,
+        debug_id: debug_id.breakpad().to_string(),
+        end_addr: w.hex(end),
+        filename: Cow::Borrowed(name),
+        code_id: module
+            .code_identifier()
+            .unwrap_or_default()
+            .as_str()
+            .to_owned(),
+        version: module.version(),
+        cert_subject: state.cert_info.get(name).map(|s| Cow::Borrowed(s.as_str())),
         // Symbols are "missing" only when the provider was asked for them and had none.
-        let missing_symbols = stats.is_some_and(|s| !s.loaded_symbols);
-        let module_debug_file = module.debug_file().unwrap_or(Cow::Borrowed(""));
-        let (debug_file, debug_id) = match stats.and_then(|s| s.extra_debug_info.as_ref()) {
-            Some(info) => (info.debug_file.as_str(), info.debug_identifier),
-            None => (
-                &*module_debug_file,
-                module.debug_identifier().unwrap_or_default(),
-            ),
-        };
-        let end = module.raw.base_of_image + u64::from(module.raw.size_of_image);
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("base_addr", &w.hex(module.raw.base_of_image))?;
-        map.serialize_entry("debug_file", basename(debug_file))?;
-        map.serialize_entry("debug_id", &debug_id.breakpad().to_string())?;
-        map.serialize_entry("end_addr", &w.hex(end))?;
-        map.serialize_entry("filename", name)?;
-        map.serialize_entry(
-            "code_id",
-            module.code_identifier().unwrap_or_default().as_str(),
-        )?;
-        map.serialize_entry("version", &module.version())?;
-        map.serialize_entry("cert_subject", &self.state.cert_info.get(name))?;
-        map.serialize_entry("missing_symbols", &missing_symbols)?;
-        map.serialize_entry("loaded_symbols", &stats.is_some_and(|s| s.loaded_symbols))?;
-        map.serialize_entry("corrupt_symbols", &stats.is_some_and(|s| s.corrupt_symbols))?;
-        map.serialize_entry("symbol_url", &stats.and_then(|s| s.symbol_url.as_ref()))?;
-        if let Some(report) = self.report {
-            map.serialize_entry("symbol_status", &report.status)?;
-            map.serialize_entry("symbols_file", &report.symbols)?;
-            map.serialize_entry("cfi_file", &report.cfi)?;
-            if let Some(error) = &report.error {
-                map.serialize_entry("symbols_error", error)?;
-            }
-        }
-        map.end()
+        missing_symbols: stats.is_some_and(|s| !s.loaded_symbols),
+        loaded_symbols: stats.is_some_and(|s| s.loaded_symbols),
+        corrupt_symbols: stats.is_some_and(|s| s.corrupt_symbols),
+        symbol_url: stats
+            .and_then(|s| s.symbol_url.as_deref())
+            .map(Cow::Borrowed),
+        symbols: report.map(|report| ModuleSymbolsView {
+            symbol_status: report.status,
+            symbols_file: report.symbols.as_ref().map(Cow::Borrowed),
+            cfi_file: report.cfi.as_ref().map(Cow::Borrowed),
+            symbols_error: report.error.as_deref().map(Cow::Borrowed),
+        }),
     }
 }
 
-struct ThreadsJson<'a>(&'a ProcessState, Width);
+/// The `threads[]` of a processed crash, as readers see them.
+pub fn thread_views(state: &ProcessState) -> Vec<ThreadView<'_>> {
+    let w = Width::of(state);
+    state
+        .threads
+        .iter()
+        .map(|thread| thread_view(thread, w, None))
+        .collect()
+}
 
-impl Serialize for ThreadsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.threads.iter().map(|thread| ThreadJson {
-            thread,
-            w: self.1,
-            crashing_index: None,
-        }))
-    }
+/// The top-level `crashing_thread`: the crashing thread again, with its index and the first
+/// frame's registers (only when it has a frame, as minidump-stackwalk does).
+pub fn crashing_thread_view(state: &ProcessState) -> Option<ThreadView<'_>> {
+    let index = state.requesting_thread?;
+    let thread = state.threads.get(index).filter(|t| !t.frames.is_empty())?;
+    Some(thread_view(thread, Width::of(state), Some(index)))
 }
 
 /// One thread; with `crashing_index`, the top-level `crashing_thread` copy (which adds
 /// `threads_index` and the first frame's `registers`).
-struct ThreadJson<'a> {
-    thread: &'a CallStack,
-    w: Width,
-    crashing_index: Option<usize>,
-}
-
-impl Serialize for ThreadJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let thread = self.thread;
-        let crashing = self.crashing_index.is_some();
-        let frames = FramesJson {
-            frames: &thread.frames,
-            w: self.w,
-            registers: crashing,
-        };
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("frame_count", &thread.frames.len())?;
-        map.serialize_entry(
-            "last_error_value",
-            &thread.last_error_value.map(|e| e.to_string()),
-        )?;
-        map.serialize_entry("thread_name", &thread.thread_name)?;
-        map.serialize_entry("thread_id", &thread.thread_id)?;
-        map.serialize_entry("frames", &frames)?;
-        if let Some(index) = self.crashing_index {
-            map.serialize_entry("threads_index", &index)?;
-        }
-        map.end()
+fn thread_view(thread: &CallStack, w: Width, crashing_index: Option<usize>) -> ThreadView<'_> {
+    let registers = crashing_index.is_some();
+    ThreadView {
+        frame_count: thread.frames.len(),
+        last_error_value: thread.last_error_value.map(|e| e.to_string()),
+        thread_name: thread.thread_name.as_deref().map(Cow::Borrowed),
+        thread_id: thread.thread_id,
+        frames: thread
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(index, frame)| frame_view(index, frame, w, registers && index == 0))
+            .collect(),
+        threads_index: crashing_index,
     }
 }
 
-struct FramesJson<'a> {
-    frames: &'a [StackFrame],
-    w: Width,
-    /// Add the registers to the first frame (crashing thread).
-    registers: bool,
-}
-
-impl Serialize for FramesJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.frames
+fn frame_view(index: usize, f: &StackFrame, w: Width, registers: bool) -> FrameView<'_> {
+    FrameView {
+        frame: index,
+        module: f.module.as_ref().map(|m| Cow::Borrowed(basename(&m.name))),
+        function: f.function_name.as_deref().map(Cow::Borrowed),
+        file: f.source_file_name.as_deref().map(Cow::Borrowed),
+        line: f.source_line,
+        offset: w.hex(f.instruction),
+        inlines: (!f.inlines.is_empty()).then(|| {
+            f.inlines
                 .iter()
-                .enumerate()
-                .map(|(index, frame)| FrameJson {
-                    index,
-                    frame,
-                    w: self.w,
-                    registers: self.registers && index == 0,
-                }),
-        )
-    }
-}
-
-struct FrameJson<'a> {
-    index: usize,
-    frame: &'a StackFrame,
-    w: Width,
-    registers: bool,
-}
-
-impl Serialize for FrameJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (f, w) = (self.frame, self.w);
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("frame", &self.index)?;
-        map.serialize_entry("module", &f.module.as_ref().map(|m| basename(&m.name)))?;
-        map.serialize_entry("function", &f.function_name)?;
-        map.serialize_entry("file", &f.source_file_name)?;
-        map.serialize_entry("line", &f.source_line)?;
-        map.serialize_entry("offset", &w.hex(f.instruction))?;
-        let inlines =
-            (!f.inlines.is_empty()).then(|| f.inlines.iter().map(InlineJson).collect::<Vec<_>>());
-        map.serialize_entry("inlines", &inlines)?;
-        map.serialize_entry(
-            "module_offset",
-            &f.module
-                .as_ref()
-                .map(|m| w.hex(f.instruction.wrapping_sub(m.raw.base_of_image))),
-        )?;
-        let unloaded = (!f.unloaded_modules.is_empty()).then(|| {
+                .map(|inline| InlineView {
+                    function: Cow::Borrowed(&inline.function_name),
+                    file: inline.source_file_name.as_deref().map(Cow::Borrowed),
+                    line: inline.source_line,
+                })
+                .collect()
+        }),
+        module_offset: f
+            .module
+            .as_ref()
+            .map(|m| w.hex(f.instruction.wrapping_sub(m.raw.base_of_image))),
+        unloaded_modules: (!f.unloaded_modules.is_empty()).then(|| {
             f.unloaded_modules
                 .iter()
-                .map(|(module, offsets)| UnloadedFrameJson(module, offsets, w))
-                .collect::<Vec<_>>()
-        });
-        map.serialize_entry("unloaded_modules", &unloaded)?;
-        map.serialize_entry(
-            "function_offset",
-            &f.function_base
-                .map(|base| w.hex(f.instruction.wrapping_sub(base))),
-        )?;
-        map.serialize_entry("missing_symbols", &f.function_name.is_none())?;
+                .map(|(module, offsets)| UnloadedFrameView {
+                    module: Cow::Borrowed(module),
+                    offsets: offsets.iter().map(|o| w.hex(*o)).collect(),
+                })
+                .collect()
+        }),
+        function_offset: f
+            .function_base
+            .map(|base| w.hex(f.instruction.wrapping_sub(base))),
+        missing_symbols: f.function_name.is_none(),
         // none | scan | cfi_scan | frame_pointer | cfi | context | prewalked
-        map.serialize_entry("trust", f.trust.as_str())?;
-        if self.registers {
-            map.serialize_entry("registers", &RegistersJson(&f.context))?;
-        }
-        map.end()
-    }
-}
-
-struct InlineJson<'a>(&'a minidump_unwind::InlineFrame);
-
-impl Serialize for InlineJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        object!(serializer, {
-            "function": self.0.function_name,
-            "file": self.0.source_file_name,
-            "line": self.0.source_line,
-        })
-    }
-}
-
-struct UnloadedFrameJson<'a>(&'a String, &'a std::collections::BTreeSet<u64>, Width);
-
-impl Serialize for UnloadedFrameJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let offsets: Vec<_> = self.1.iter().map(|o| self.2.hex(*o)).collect();
-        object!(serializer, {
-            "module": self.0,
-            "offsets": offsets,
-        })
+        trust: Cow::Borrowed(f.trust.as_str()),
+        registers: registers.then(|| registers_of(&f.context)),
     }
 }
 
 /// The general-purpose registers the dump says are valid, formatted as minidump-stackwalk does.
-struct RegistersJson<'a>(&'a MinidumpContext);
-
-impl Serialize for RegistersJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        for &register in ctx.general_purpose_registers() {
-            let valid = match &ctx.valid {
+fn registers_of(ctx: &MinidumpContext) -> Registers {
+    Registers(
+        ctx.general_purpose_registers()
+            .iter()
+            .filter(|register| match &ctx.valid {
                 MinidumpContextValidity::All => true,
-                MinidumpContextValidity::Some(which) => which.contains(register),
-            };
-            if valid {
-                map.serialize_entry(register, &ctx.format_register(register))?;
-            }
-        }
-        map.end()
-    }
+                MinidumpContextValidity::Some(which) => which.contains(**register),
+            })
+            .map(|&register| (Cow::Borrowed(register), ctx.format_register(register)))
+            .collect(),
+    )
 }
 
 struct UnloadedModulesJson<'a>(&'a ProcessState, Width);

@@ -14,6 +14,7 @@ pub mod modules;
 mod output;
 pub mod provider;
 pub mod symbolicate;
+pub mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::symbols::identify::base_name;
 use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
 
+pub use json::{crashing_thread_view, module_views, thread_views};
 pub use output::{ModuleReport, ProcessedCrash, Timings};
 
 /// Budgets that stop pathological dumps.

@@ -112,7 +112,7 @@ pub struct CfiEntry {
 }
 
 /// Whether symbols were found for a module, as reported per module in the output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymbolStatus {
     /// A SymCache was loaded (CFI may or may not exist).
