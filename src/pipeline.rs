@@ -2,11 +2,12 @@
 //! queue's workers): process the minidump, classify it, sign and fingerprint it. Recording it in the crash
 //! index is the caller's step (the offline CLI does not record).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use serde::ser::SerializeMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::classify::frames::crashing_frames;
@@ -16,7 +17,10 @@ use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
 use crate::process::modules::SymbolSource;
-use crate::process::{ProcessError, ProcessedCrash, Processor};
+use crate::process::view::{ModuleView, ThreadView};
+use crate::process::{
+    crashing_thread_view, module_views, thread_views, ProcessError, ProcessedCrash, Processor,
+};
 
 /// A crash through every stage so far.
 pub struct CrashReport {
@@ -47,8 +51,8 @@ impl CrashReport {
         map.serialize_entry(
             "grouping",
             &Grouping {
-                signature: &self.signature.text,
-                fingerprint: &self.fingerprint,
+                signature: Cow::Borrowed(&self.signature.text),
+                fingerprint: Cow::Borrowed(&self.fingerprint),
                 grouping_version: GROUPING_VERSION,
             },
         )
@@ -58,14 +62,155 @@ impl CrashReport {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("crash reports serialize")
     }
+
+    /// The crash as its readers see it, borrowing from the report (what the stored JSON reads
+    /// back as, without writing it).
+    pub fn view(&self) -> CrashView<'_> {
+        let state = &self.processed.state;
+        CrashView {
+            crash_info: CrashInfoView {
+                crashing_thread: state.requesting_thread,
+            },
+            threads: thread_views(state),
+            crashing_thread: crashing_thread_view(state),
+            modules: module_views(&self.processed),
+            classification: Some(Cow::Borrowed(&self.classification)),
+            grouping: Some(Grouping {
+                signature: Cow::Borrowed(&self.signature.text),
+                fingerprint: Cow::Borrowed(&self.fingerprint),
+                grouping_version: GROUPING_VERSION,
+            }),
+            event_evidence: None,
+        }
+    }
 }
 
 /// The `grouping` block of the processed-crash JSON.
-#[derive(Serialize)]
-struct Grouping<'a> {
-    signature: &'a str,
-    fingerprint: &'a str,
-    grouping_version: u32,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Grouping<'a> {
+    /// The signature people read.
+    pub signature: Cow<'a, str>,
+    /// The grouping hash.
+    pub fingerprint: Cow<'a, str>,
+    /// The version of the grouping rules that made them (events' grouping has its own).
+    #[serde(default)]
+    pub grouping_version: u32,
+}
+
+/// A processed crash as every reader sees it — the crash page, the CLI's report, its Markdown
+/// for tickets: read back from the stored JSON ([`CrashView::read`]) or borrowed from a report
+/// in hand ([`CrashReport::view`]). Every block is optional: an SDK event's processed JSON has
+/// none of a minidump's threads and modules.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CrashView<'a> {
+    /// Which thread crashed.
+    #[serde(default)]
+    pub crash_info: CrashInfoView,
+    /// Every thread.
+    #[serde(default)]
+    pub threads: Vec<ThreadView<'a>>,
+    /// The crashing thread again, with its first frame's registers.
+    #[serde(default)]
+    pub crashing_thread: Option<ThreadView<'a>>,
+    /// Every loaded module.
+    #[serde(default)]
+    pub modules: Vec<ModuleView<'a>>,
+    /// Fault class, evidence, exploitability, fault frame.
+    #[serde(default)]
+    pub classification: Option<Cow<'a, Classification>>,
+    /// Signature and fingerprint.
+    #[serde(default)]
+    pub grouping: Option<Grouping<'a>>,
+    /// An SDK event's verdict in words (its exception type and message), which has no
+    /// classification.
+    #[serde(skip)]
+    pub event_evidence: Option<String>,
+}
+
+/// What an SDK event's processed JSON holds for the readers of processed crashes: its stacks
+/// as threads, the failing one, its exception as evidence (docs/OUTPUT.md, "Events"). Its
+/// `modules` are the event's images, not a dump's modules, and are not read.
+#[derive(Deserialize)]
+struct EventParts<'a> {
+    #[serde(default)]
+    crash_info: CrashInfoView,
+    #[serde(default)]
+    threads: Vec<ThreadView<'a>>,
+    #[serde(default)]
+    classification: Option<EventClassification>,
+    #[serde(default)]
+    grouping: Option<Grouping<'a>>,
+}
+
+#[derive(Deserialize)]
+struct EventClassification {
+    evidence: EventEvidence,
+}
+
+#[derive(Deserialize)]
+struct EventEvidence {
+    crash_reason: Option<String>,
+    rule: Option<String>,
+}
+
+/// What a reader needs of `crash_info`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CrashInfoView {
+    /// The index of the crashing thread in `threads`.
+    pub crashing_thread: Option<usize>,
+}
+
+impl CrashView<'static> {
+    /// A stored processed crash (the JSON the worker or the API wrote): a minidump's, or an
+    /// SDK event's (`"kind": "event"`).
+    pub fn read(json: &[u8]) -> Result<CrashView<'static>, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            kind: Option<String>,
+        }
+        if serde_json::from_slice::<Kind>(json)?.kind.as_deref() != Some("event") {
+            return serde_json::from_slice(json);
+        }
+        let event: EventParts<'static> = serde_json::from_slice(json)?;
+        let evidence = event.classification.map(|c| c.evidence);
+        Ok(CrashView {
+            crash_info: event.crash_info,
+            threads: event.threads,
+            grouping: event.grouping,
+            event_evidence: evidence.map(|e| match (e.crash_reason, e.rule) {
+                (Some(reason), Some(rule)) => format!("{reason}: {rule}"),
+                (reason, rule) => reason.or(rule).unwrap_or_default(),
+            }),
+            ..CrashView::default()
+        })
+    }
+}
+
+impl CrashView<'_> {
+    /// The index of the thread that crashed, if one did.
+    pub fn crashing_index(&self) -> Option<usize> {
+        self.crash_info
+            .crashing_thread
+            .or_else(|| self.crashing_thread.as_ref().and_then(|t| t.threads_index))
+    }
+
+    /// The evidence in one line: the classifier's, or an SDK event's exception.
+    pub fn evidence(&self) -> Option<String> {
+        match &self.classification {
+            Some(c) => Some(c.evidence.summary()),
+            None => self.event_evidence.clone(),
+        }
+    }
+
+    /// The registers of the crashing thread's first frame.
+    pub fn registers(&self) -> &[(Cow<'static, str>, String)] {
+        self.crashing_thread
+            .as_ref()
+            .and_then(|t| t.frames.first())
+            .and_then(|f| f.registers.as_ref())
+            .map_or(&[], |r| r.0.as_slice())
+    }
 }
 
 /// Processing plus classification, shared by every entry point.

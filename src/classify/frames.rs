@@ -70,6 +70,37 @@ pub fn thread_frames(thread: &minidump_unwind::CallStack) -> Vec<FrameRef> {
     out
 }
 
+/// The same expansion over a thread as readers see it (a stored crash read back, or a report's
+/// view): the rows the crash page and the CLI's report show, in the order the classifier counts
+/// them, so a fault frame's index names the same row everywhere.
+pub fn view_frames(thread: &crate::process::view::ThreadView<'_>) -> Vec<FrameRef> {
+    let mut out = Vec::new();
+    for (frame_index, frame) in thread.frames.iter().enumerate() {
+        let module = frame.module.as_deref().map(str::to_owned);
+        for inline in frame.inlines.iter().flatten() {
+            out.push(FrameRef {
+                index: out.len(),
+                frame: frame_index,
+                inlined: true,
+                function: Some(inline.function.to_string()),
+                module: module.clone(),
+                file: inline.file.as_deref().map(str::to_owned),
+                line: inline.line,
+            });
+        }
+        out.push(FrameRef {
+            index: out.len(),
+            frame: frame_index,
+            inlined: false,
+            function: frame.function.as_deref().map(str::to_owned),
+            module,
+            file: frame.file.as_deref().map(str::to_owned),
+            line: frame.line,
+        });
+    }
+    out
+}
+
 /// Frames not to blame: function-name regexes, and `module:`-prefixed module-name regexes
 /// that apply to frames without a function name.
 #[derive(Debug, Clone)]

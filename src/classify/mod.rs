@@ -12,6 +12,7 @@ mod pattern_lines;
 pub mod patterns;
 pub mod rules;
 pub mod signals;
+mod verdict;
 
 use std::collections::BTreeMap;
 
@@ -41,7 +42,7 @@ pub struct Evidence {
     /// `si_code`, Mach subcode or Windows exception flags, hex.
     pub subcode: Option<String>,
     /// Exception parameters, hex.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<String>,
     /// The faulting access: read, write, exec or unknown.
     pub access: Access,
@@ -63,7 +64,7 @@ pub struct Evidence {
     /// The memory region of the stack pointer.
     pub stack_memory: Option<Region>,
     /// Frames that decided the class (sentinels such as `__assert_fail`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frames: Vec<FrameRef>,
 }
 

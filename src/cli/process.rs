@@ -191,7 +191,7 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
             threads: args.threads,
             color: color && !args.markdown,
         };
-        print!("{}", report::render(&crash, style));
+        print!("{}", report::render(&crash.view(), style));
     }
     // The command ends here and the process with it: freeing the symbol caches and the
     // processed crash first would only delay the exit.

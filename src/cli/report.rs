@@ -11,12 +11,12 @@
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
-use minidump::Module;
 
-use crate::classify::frames::{thread_frames, FrameRef};
-use crate::classify::Rating;
-use crate::pipeline::CrashReport;
+use crate::classify::frames::{view_frames, FrameRef};
+use crate::classify::{Classification, Rating};
+use crate::pipeline::{CrashView, Grouping};
 use crate::process::modules::SymbolStatus;
+use crate::process::view::{ModuleView, ThreadView};
 
 /// Plain text or Markdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,14 +114,6 @@ fn rating_style(rating: Rating) -> Style {
     Style::new().bold().fg_color(Some(color.into()))
 }
 
-fn frame_source(frame: &FrameRef) -> String {
-    match (&frame.file, frame.line) {
-        (Some(file), Some(line)) => format!("{}:{line}", printable(file)),
-        (Some(file), None) => printable(file),
-        _ => String::new(),
-    }
-}
-
 fn frame_function(frame: &FrameRef) -> String {
     frame
         .function
@@ -129,126 +121,92 @@ fn frame_function(frame: &FrameRef) -> String {
         .map_or_else(|| "??".to_owned(), printable)
 }
 
-/// Renders `report` for a person.
-pub fn render(report: &CrashReport, style: ReportStyle) -> String {
+/// Renders a processed crash for a person.
+pub fn render(crash: &CrashView<'_>, style: ReportStyle) -> String {
     let mut w = Writer {
         out: String::new(),
         style,
     };
-    verdict(&mut w, report);
-    let state = &report.processed.state;
-    let fault_index = report.classification.fault_frame.as_ref().map(|f| f.index);
-    let crashing = state.requesting_thread;
+    if let Some(classification) = &crash.classification {
+        verdict(&mut w, classification, crash.grouping.as_ref());
+    }
+    let fault_index = crash
+        .classification
+        .as_ref()
+        .and_then(|c| c.fault_frame.as_ref())
+        .map(|f| f.index);
+    let crashing = crash.crashing_index();
     let mut order: Vec<usize> = crashing.into_iter().collect();
     if style.threads == Threads::All || crashing.is_none() {
-        order.extend((0..state.threads.len()).filter(|i| Some(*i) != crashing));
+        order.extend((0..crash.threads.len()).filter(|i| Some(*i) != crashing));
     }
     for index in order {
-        let Some(thread) = state.threads.get(index) else {
+        let Some(thread) = crash.threads.get(index) else {
             continue;
         };
-        let name = thread
-            .thread_name
-            .as_deref()
-            .map(|n| format!(" \"{}\"", printable(n)))
-            .unwrap_or_default();
-        let heading = format!(
-            "{} {index}{name} (tid {})",
-            if Some(index) == crashing {
-                "Crashing thread"
-            } else {
-                "Thread"
-            },
-            thread.thread_id
-        );
-        let frames = thread_frames(thread);
-        let fault = if Some(index) == crashing {
-            fault_index
-        } else {
-            None
-        };
-        let view = ThreadView {
-            heading,
+        let view = ThreadRows {
+            heading: thread_heading(index, thread, Some(index) == crashing),
             thread,
-            frames,
-            fault,
+            frames: view_frames(thread),
+            fault: fault_index.filter(|_| Some(index) == crashing),
         };
         match style.format {
             Format::Text => text_thread(&mut w, &view),
             Format::Markdown => markdown_thread(&mut w, &view),
         }
     }
-    missing_symbols(&mut w, report);
+    missing_symbols(&mut w, &crash.modules);
     w.out
 }
 
-fn verdict(w: &mut Writer, report: &CrashReport) {
-    let c = &report.classification;
+fn thread_heading(index: usize, thread: &ThreadView<'_>, crashing: bool) -> String {
+    let name = thread
+        .thread_name
+        .as_deref()
+        .map(|n| format!(" \"{}\"", printable(n)))
+        .unwrap_or_default();
+    let tid = thread
+        .thread_id
+        .map(|tid| format!(" (tid {tid})"))
+        .unwrap_or_default();
+    let what = if crashing {
+        "Crashing thread"
+    } else {
+        "Thread"
+    };
+    format!("{what} {index}{name}{tid}")
+}
+
+fn verdict(w: &mut Writer, c: &Classification, grouping: Option<&Grouping<'_>>) {
     let e = &c.evidence;
     let rating = c.exploitability.rating;
-    let access = serde_json::to_value(e.access)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let address = e.address.as_deref().map(|a| {
-        let instruction = e
-            .instruction
-            .as_deref()
-            .map(|i| format!(", instruction `{}`", printable(i)))
-            .unwrap_or_default();
-        format!("{a} ({access} access{instruction})")
-    });
-    let fault_frame = c.fault_frame.as_ref().map(|f| {
-        let source = frame_source(f);
-        format!(
-            "#{} {}{}{}",
-            f.index,
-            frame_function(f),
-            f.module
-                .as_deref()
-                .map(|m| format!(" in {}", printable(m)))
-                .unwrap_or_default(),
-            if source.is_empty() {
-                String::new()
-            } else {
-                format!(" at {source}")
-            }
-        )
-    });
-    let mut signals = Vec::new();
-    if c.signals.likely_use_after_free {
-        signals.push("likely use-after-free (freed-memory pattern)".to_owned());
-    }
-    if c.signals.guard_page {
-        signals.push("hit a guard page".to_owned());
-    }
-    if !c.signals.possible_bit_flips.is_empty() {
-        signals.push(format!(
-            "{} possible bit flip(s) of the address",
-            c.signals.possible_bit_flips.len()
-        ));
-    }
-    signals.extend(c.signals.crash_inconsistencies.iter().map(|s| printable(s)));
-    let signature = printable(&report.signature.text);
+    let summary = e.summary();
+    let address = e.address_line();
+    let fault_frame = c.fault_frame.as_ref().map(FrameRef::describe);
+    let signals = c.signals.sentences();
+    let signature = printable(grouping.map_or("", |g| &g.signature));
     match w.style.format {
         Format::Text => {
             let class = w.paint(Style::new().bold(), c.fault_class.as_str());
             let rated = w.paint(rating_style(rating), rating.as_str());
-            w.line(&format!("Crash:          {class}: {}", printable(&e.rule)));
+            w.line(&format!("Crash:          {class}: {}", printable(&summary)));
             w.line(&format!("Exploitability: {rated}"));
             for reason in &c.exploitability.reasons {
                 w.line(&format!("                - {}", printable(reason)));
             }
             if let Some(address) = address {
-                w.line(&format!("Address:        {address}"));
+                w.line(&format!("Address:        {}", printable(&address)));
             }
             if let Some(frame) = fault_frame {
-                let frame = w.paint(Style::new().bold(), &frame);
+                let frame = w.paint(Style::new().bold(), &printable(&frame));
                 w.line(&format!("Fault frame:    {frame}"));
             }
             w.line(&format!("Signature:      {signature}"));
             if !signals.is_empty() {
-                w.line(&format!("Signals:        {}", signals.join("; ")));
+                w.line(&format!(
+                    "Signals:        {}",
+                    printable(&signals.join("; "))
+                ));
             }
         }
         Format::Markdown => {
@@ -258,7 +216,7 @@ fn verdict(w: &mut Writer, report: &CrashReport) {
                 rating.as_str()
             ));
             w.line("");
-            w.line(&format!("- **Rule**: {}", prose(&e.rule)));
+            w.line(&format!("- **Rule**: {}", prose(&summary)));
             for reason in &c.exploitability.reasons {
                 w.line(&format!("- **Exploitability**: {}", prose(reason)));
             }
@@ -278,25 +236,25 @@ fn verdict(w: &mut Writer, report: &CrashReport) {
 
 /// One thread as the report shows it: its heading, its frames (inlined ones expanded) and the
 /// index of the fault frame, when it is the crashing thread.
-struct ThreadView<'a> {
+struct ThreadRows<'a> {
     heading: String,
-    thread: &'a minidump_unwind::CallStack,
+    thread: &'a ThreadView<'a>,
     frames: Vec<FrameRef>,
     fault: Option<usize>,
 }
 
-fn trust(thread: &minidump_unwind::CallStack, frame: &FrameRef) -> String {
+fn trust(thread: &ThreadView<'_>, frame: &FrameRef) -> String {
     if frame.inlined {
         return "inlined".to_owned();
     }
     thread
         .frames
         .get(frame.frame)
-        .map(|f| f.trust.as_str().to_owned())
+        .map(|f| f.trust.to_string())
         .unwrap_or_default()
 }
 
-fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
+fn text_thread(w: &mut Writer, view: &ThreadRows<'_>) {
     let (thread, fault) = (view.thread, view.fault);
     w.line("");
     let heading = w.paint(Style::new().bold().underline(), &view.heading);
@@ -324,7 +282,7 @@ fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
         } else {
             frame_function(frame)
         };
-        let source = frame_source(frame);
+        let source = printable(&frame.source());
         let row = format!(
             "{marker}{:>4}  {module:<module_width$}  {function}{}  [{}]",
             frame.index,
@@ -349,7 +307,7 @@ fn text_thread(w: &mut Writer, view: &ThreadView<'_>) {
     }
 }
 
-fn markdown_thread(w: &mut Writer, view: &ThreadView<'_>) {
+fn markdown_thread(w: &mut Writer, view: &ThreadRows<'_>) {
     let (thread, fault) = (view.thread, view.fault);
     w.line("");
     w.line(&format!("#### {}", markdown(&view.heading)));
@@ -375,24 +333,27 @@ fn markdown_thread(w: &mut Writer, view: &ThreadView<'_>) {
             bold(frame.index.to_string()),
             markdown(frame.module.as_deref().unwrap_or("???")),
             bold(function),
-            markdown(&frame_source(frame)),
+            markdown(&frame.source()),
             trust(thread, frame)
         ));
     }
 }
 
-fn missing_symbols(w: &mut Writer, report: &CrashReport) {
-    let processed = &report.processed;
-    let missing: Vec<(String, String)> = processed
-        .state
-        .modules
+fn missing_symbols(w: &mut Writer, modules: &[ModuleView<'_>]) {
+    let missing: Vec<(String, &str)> = modules
         .iter()
-        .zip(&processed.modules)
-        .filter(|(_, r)| r.status == SymbolStatus::Missing)
-        .filter_map(|(m, _)| {
-            let id = m.debug_identifier()?.breakpad().to_string();
-            let file = m.debug_file().unwrap_or_else(|| m.code_file());
-            Some((printable(&file), id))
+        .filter(|m| {
+            m.symbols
+                .as_ref()
+                .is_some_and(|s| s.symbol_status == SymbolStatus::Missing)
+        })
+        .map(|m| {
+            let file = if m.debug_file.is_empty() {
+                &m.filename
+            } else {
+                &m.debug_file
+            };
+            (printable(file), m.debug_id.as_str())
         })
         .collect();
     if missing.is_empty() {

@@ -3,6 +3,8 @@
 //! processed JSON (docs/OUTPUT.md, "Events"), and recorded like a processed minidump through
 //! [`crate::group::ProcessedReport`].
 
+use std::borrow::Cow;
+
 use serde::ser::SerializeMap;
 use serde_json::{json, Value};
 
@@ -10,6 +12,7 @@ use super::event::Event;
 use super::grouping::EventGrouping;
 use super::stacks::{EventPlatform, ProcessedStack};
 use crate::group::index::MissingModule;
+use crate::process::view::{FrameView, Hex, InlineView, ThreadView};
 use crate::symbols::identify::base_name;
 
 /// A processed event: the event, its stacks symbolicated, what was missing, and its group.
@@ -81,7 +84,7 @@ impl EventReport {
             .collect();
         map.serialize_entry("thread_stacks", &thread_stacks)?;
         let crashing = self.stacks.iter().position(|s| s.crashed).unwrap_or(0);
-        let threads: Vec<Value> = self.stacks.iter().map(thread_view).collect();
+        let threads: Vec<ThreadView<'_>> = self.stacks.iter().map(thread_view).collect();
         map.serialize_entry("threads", &threads)?;
         let main = e.main_exception();
         map.serialize_entry(
@@ -107,32 +110,66 @@ impl EventReport {
     }
 }
 
-/// A stack as a processed minidump's thread (innermost frame first).
-fn thread_view(stack: &ProcessedStack) -> Value {
-    let frames: Vec<Value> = stack
+/// A stack as a processed minidump's thread (innermost frame first), for the readers of
+/// processed crashes (the crash page).
+fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
+    let frames: Vec<FrameView<'_>> = stack
         .frames
         .iter()
         .rev()
-        .map(|f| {
+        .enumerate()
+        .map(|(index, f)| {
             let fr = &f.frame;
-            json!({
-                "function": fr.function,
-                "module": fr.package.as_deref().map(base_name).or(fr.module.as_deref()),
-                "file": fr.abs_path.as_deref().or(fr.filename.as_deref()),
-                "line": fr.lineno,
-                "column": fr.colno,
-                "offset": fr.instruction_addr,
-                "trust": f.status,
-                "missing_symbols": matches!(f.status.as_str(), "missing_symbol" | "missing_sourcemap" | "missing_source"),
-                "inlines": f.inlines.iter().map(|i| json!({"function": i.function, "file": i.abs_path, "line": i.lineno})).collect::<Vec<_>>(),
-            })
+            FrameView {
+                frame: index,
+                module: fr
+                    .package
+                    .as_deref()
+                    .map(base_name)
+                    .or(fr.module.as_deref())
+                    .map(Cow::Borrowed),
+                function: fr.function.as_deref().map(Cow::Borrowed),
+                file: fr
+                    .abs_path
+                    .as_deref()
+                    .or(fr.filename.as_deref())
+                    .map(Cow::Borrowed),
+                line: fr.lineno,
+                column: fr.colno,
+                offset: fr.instruction_addr.map(|a| Hex {
+                    value: a.0,
+                    narrow: false,
+                }),
+                inlines: (!f.inlines.is_empty()).then(|| {
+                    f.inlines
+                        .iter()
+                        .map(|i| InlineView {
+                            function: Cow::Borrowed(&i.function),
+                            file: i.abs_path.as_deref().map(Cow::Borrowed),
+                            line: i.lineno,
+                        })
+                        .collect()
+                }),
+                module_offset: None,
+                unloaded_modules: None,
+                function_offset: None,
+                missing_symbols: matches!(
+                    f.status.as_str(),
+                    "missing_symbol" | "missing_sourcemap" | "missing_source"
+                ),
+                trust: Cow::Borrowed(&f.status),
+                registers: None,
+            }
         })
         .collect();
-    json!({
-        "thread_name": stack.label,
-        "frame_count": frames.len(),
-        "frames": frames,
-    })
+    ThreadView {
+        frame_count: frames.len(),
+        last_error_value: None,
+        thread_name: Some(Cow::Borrowed(&stack.label)),
+        thread_id: None,
+        frames,
+        threads_index: None,
+    }
 }
 
 impl crate::group::ProcessedReport for EventReport {

@@ -413,7 +413,7 @@ fn thread_view(thread: &CallStack, w: Width, crashing_index: Option<usize>) -> T
         frame_count: thread.frames.len(),
         last_error_value: thread.last_error_value.map(|e| e.to_string()),
         thread_name: thread.thread_name.as_deref().map(Cow::Borrowed),
-        thread_id: thread.thread_id,
+        thread_id: Some(thread.thread_id),
         frames: thread
             .frames
             .iter()
@@ -431,7 +431,8 @@ fn frame_view(index: usize, f: &StackFrame, w: Width, registers: bool) -> FrameV
         function: f.function_name.as_deref().map(Cow::Borrowed),
         file: f.source_file_name.as_deref().map(Cow::Borrowed),
         line: f.source_line,
-        offset: w.hex(f.instruction),
+        column: None,
+        offset: Some(w.hex(f.instruction)),
         inlines: (!f.inlines.is_empty()).then(|| {
             f.inlines
                 .iter()

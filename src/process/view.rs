@@ -91,8 +91,11 @@ pub struct FrameView<'a> {
     pub file: Option<Cow<'a, str>>,
     /// Source line.
     pub line: Option<u32>,
-    /// The instruction address.
-    pub offset: Hex,
+    /// Source column (an event's JavaScript frames; minidump frames have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    /// The instruction address (an event's JavaScript frames have none).
+    pub offset: Option<Hex>,
     /// Calls inlined at this address, innermost first.
     pub inlines: Option<Vec<InlineView<'a>>>,
     /// The address relative to the module's base.
@@ -103,7 +106,8 @@ pub struct FrameView<'a> {
     pub function_offset: Option<Hex>,
     /// No function was found for the address.
     pub missing_symbols: bool,
-    /// How the walker found the frame: `context`, `cfi`, `frame_pointer`, `scan`…
+    /// How the walker found the frame: `context`, `cfi`, `frame_pointer`, `scan`… (an event's
+    /// frame: its status, `symbolicated`, `resolved`, `missing_sourcemap`…).
     pub trust: Cow<'a, str>,
     /// The registers, on the crashing thread's first frame of `crashing_thread` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,8 +124,8 @@ pub struct ThreadView<'a> {
     pub last_error_value: Option<String>,
     /// Its name, when the dump has one.
     pub thread_name: Option<Cow<'a, str>>,
-    /// The OS thread ID.
-    pub thread_id: u32,
+    /// The OS thread ID (an event's stacks have none).
+    pub thread_id: Option<u32>,
     /// Its frames, from the top.
     pub frames: Vec<FrameView<'a>>,
     /// In `crashing_thread`: its index in `threads`.
@@ -216,14 +220,30 @@ mod tests {
     #[test]
     fn addresses_read_back_as_written() {
         for hex in [
-            Hex { value: 0x1234, narrow: true },
-            Hex { value: 0xffff_8000_0000_1234, narrow: false },
-            Hex { value: 0, narrow: false },
+            Hex {
+                value: 0x1234,
+                narrow: true,
+            },
+            Hex {
+                value: 0xffff_8000_0000_1234,
+                narrow: false,
+            },
+            Hex {
+                value: 0,
+                narrow: false,
+            },
         ] {
             let json = serde_json::to_string(&hex).unwrap();
             assert_eq!(serde_json::from_str::<Hex>(&json).unwrap(), hex, "{json}");
         }
-        assert_eq!(Hex { value: 0x1234, narrow: true }.to_string(), "0x00001234");
+        assert_eq!(
+            Hex {
+                value: 0x1234,
+                narrow: true
+            }
+            .to_string(),
+            "0x00001234"
+        );
         assert!(serde_json::from_str::<Hex>("\"1234\"").is_err());
     }
 

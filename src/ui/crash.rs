@@ -10,22 +10,30 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use serde_json::Value;
 use tokio_util::io::ReaderStream;
 
 use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
 use crate::auth::Scope;
-use crate::classify::frames::FrameRef;
-use crate::group::index::CrashRow;
+use crate::classify::frames::{view_frames, FrameRef, InAppRules};
+use crate::group::index::{CrashKind, CrashRow};
 use crate::ingest::queue::QueueEntry;
+use crate::pipeline::CrashView;
+use crate::process::view::{ModuleView, ThreadView};
 use crate::store::ObjectKey;
 
-/// Reads a kept processed payload; `None` when it is gone or unreadable (logged).
-async fn payload(state: &App, key: &str) -> Option<Value> {
+/// Reads a kept processed payload as the crash view; `None` when it is gone or unreadable
+/// (logged).
+async fn payload(state: &App, key: &str) -> Option<CrashView<'static>> {
     match crate::ingest::read_processed(&*state.objects, key).await {
-        Ok(bytes) => serde_json::from_slice(&bytes?).ok(),
+        Ok(bytes) => match CrashView::read(&bytes?) {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "a processed crash does not read as a crash view");
+                None
+            }
+        },
         Err(e) => {
             tracing::warn!(key, error = %e, "could not read a processed crash");
             None
@@ -33,27 +41,9 @@ async fn payload(state: &App, key: &str) -> Option<Value> {
     }
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// The one-line evidence of a processed crash: its reason and address, then the rule's words.
-fn evidence_line(processed: &Value) -> Option<String> {
-    let evidence = &processed["classification"]["evidence"];
-    let rule = evidence["rule"].as_str()?;
-    Some(match evidence["crash_reason"].as_str() {
-        Some(reason) if !rule.starts_with(reason) => format!("{reason}: {rule}"),
-        _ => rule.to_owned(),
-    })
-}
-
 /// The evidence line of a group's latest kept crash (its page header).
 pub async fn latest_evidence(state: &App, key: &str) -> Option<String> {
-    evidence_line(&payload(state, key).await?)
+    payload(state, key).await?.evidence()
 }
 
 /// A crash the viewer may read (or act on with `scope`): its index row and queue row.
@@ -164,67 +154,52 @@ pub struct CrashParams {
 
 /// The rows of one thread: inlined calls first within each real frame, as the classifier
 /// counts them (so the fault frame's index points at the right row).
-fn frame_rows(thread: &Value, fault_index: Option<usize>) -> Vec<FrameRow> {
-    let mut rows = Vec::new();
-    for (frame_index, frame) in thread["frames"]
-        .as_array()
+fn frame_rows(thread: &ThreadView<'_>, fault_index: Option<usize>) -> Vec<FrameRow> {
+    view_frames(thread)
         .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let module = text(&frame["module"]);
-        let missing = frame["missing_symbols"].as_bool().unwrap_or(false);
-        for inline in frame["inlines"].as_array().into_iter().flatten() {
-            rows.push(FrameRow {
-                index: rows.len(),
-                frame: frame_index,
-                module: module.clone(),
-                function: text(&inline["function"]),
-                location: location(&inline["file"], &inline["line"]),
-                trust: "inlined".to_owned(),
-                inlined: true,
-                fault: false,
-                missing: false,
-                offset: String::new(),
-            });
-        }
-        let function = match frame["function"].as_str() {
-            Some(f) => f.to_owned(),
-            None if !module.is_empty() => format!("{module} + {}", text(&frame["module_offset"])),
-            None => text(&frame["offset"]),
-        };
-        rows.push(FrameRow {
-            index: rows.len(),
-            frame: frame_index,
-            module,
-            function,
-            location: location(&frame["file"], &frame["line"]),
-            trust: text(&frame["trust"]),
-            inlined: false,
-            fault: false,
-            missing,
-            offset: text(&frame["offset"]),
-        });
-    }
-    if let Some(row) = fault_index.and_then(|i| rows.get_mut(i)) {
-        row.fault = true;
-    }
-    rows
-}
-
-fn location(file: &Value, line: &Value) -> String {
-    match (file.as_str(), line.as_u64()) {
-        (Some(f), Some(l)) => format!("{f}:{l}"),
-        (Some(f), None) => f.to_owned(),
-        _ => String::new(),
-    }
+        .map(|row| {
+            let frame = &thread.frames[row.frame];
+            let module = row.module.clone().unwrap_or_default();
+            let function = match (&row.function, row.inlined) {
+                (Some(f), _) => f.clone(),
+                (None, _) if !module.is_empty() => format!(
+                    "{module} + {}",
+                    frame
+                        .module_offset
+                        .map(|o| o.to_string())
+                        .unwrap_or_default()
+                ),
+                (None, _) => frame.offset.map(|o| o.to_string()).unwrap_or_default(),
+            };
+            FrameRow {
+                index: row.index,
+                frame: row.frame,
+                function,
+                location: row.source(),
+                trust: if row.inlined {
+                    "inlined".to_owned()
+                } else {
+                    frame.trust.to_string()
+                },
+                inlined: row.inlined,
+                fault: fault_index == Some(row.index),
+                missing: !row.inlined && frame.missing_symbols,
+                offset: if row.inlined {
+                    String::new()
+                } else {
+                    frame.offset.map(|o| o.to_string()).unwrap_or_default()
+                },
+                module,
+            }
+        })
+        .collect()
 }
 
 /// Which rows "most relevant" keeps: the fault frame (with the calls inlined into it), then
 /// with in-app rules configured the application's frames, and without them the symbolicated
 /// frames below the fault frame (frames above it are the crash machinery the skip list passed
 /// over).
-fn relevant(rows: &[FrameRow], in_app: &crate::classify::frames::InAppRules) -> Vec<bool> {
+fn relevant(rows: &[FrameRow], in_app: &InAppRules) -> Vec<bool> {
     let fault = rows
         .iter()
         .find(|r| r.fault)
@@ -271,256 +246,294 @@ pub async fn show(
 ) -> Result<Response, UiError> {
     let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
     let (id, crash, queued) = visible(&state, &viewer, &id, Scope::TriageRead).await?;
-    let origin = crate::http::server_origin(&headers, &state);
     let processed = match crash.as_ref().and_then(|c| c.payload_key.as_deref()) {
         Some(key) => payload(&state, key).await,
         None => None,
     };
-    let t = now();
-    let received_at = crash
-        .as_ref()
-        .map(|c| c.attributes.received_at)
-        .or(queued.as_ref().map(|q| q.enqueued_at))
-        .unwrap_or(t);
-    let queue_state = match (&queued, &crash) {
-        (Some(q), _) => q.state.clone(),
-        (None, _) => "processed".to_owned(),
-    };
-    let empty = Value::Null;
-    let p = processed.as_ref().unwrap_or(&empty);
-    let classification = &p["classification"];
-    let crashing = p["crash_info"]["crashing_thread"]
-        .as_u64()
-        .map(|i| i as usize)
-        .or_else(|| {
-            p["crashing_thread"]["threads_index"]
-                .as_u64()
-                .map(|i| i as usize)
-        });
-    let threads = p["threads"].as_array().cloned().unwrap_or_default();
-    let selected = params.thread.or(crashing).unwrap_or(0);
-    let full = params.frames.as_deref() == Some("full");
-    let page_link = |thread: usize, full: bool| {
-        let thread = thread.to_string();
-        format!(
-            "/ui/crashes/{}{}",
-            segment(&id),
-            query_string(&[
-                ("thread", &thread),
-                ("frames", if full { "full" } else { "" })
-            ])
-        )
-    };
-    let fault_index = if Some(selected) == crashing {
-        classification["fault_frame"]["index"]
-            .as_u64()
-            .map(|i| i as usize)
-    } else {
-        None
-    };
-    let mut rows = threads
-        .get(selected)
-        .map(|thread| frame_rows(thread, fault_index))
-        .unwrap_or_default();
-    let mut hidden_frames = 0;
-    if !full {
-        let keep = relevant(&rows, state.pipeline.classifier.in_app());
-        if keep.iter().any(|k| *k) {
-            hidden_frames = keep.iter().filter(|k| !**k).count();
-            let mut keep = keep.into_iter();
-            rows.retain(|_| keep.next().unwrap_or(true));
-        }
-    }
-    let thread_tabs = threads
-        .iter()
-        .enumerate()
-        .map(|(i, thread)| {
-            let name = thread["thread_name"].as_str().unwrap_or("");
-            let frames = thread["frame_count"].as_u64().unwrap_or(0);
-            ThreadTab {
-                label: format!(
-                    "{i}{}{} ({frames} frames)",
-                    if name.is_empty() { "" } else { " · " },
-                    name
-                ),
-                href: page_link(i, full),
-                selected: i == selected,
-                crashing: Some(i) == crashing,
-            }
-        })
-        .collect();
-    let thread_title = match threads.get(selected) {
-        Some(thread) => format!(
-            "Thread {selected}{}{}",
-            if Some(selected) == crashing {
-                " (crashed)"
-            } else {
-                ""
-            },
-            thread["thread_name"]
-                .as_str()
-                .map(|n| format!(": {n}"))
-                .unwrap_or_default()
-        ),
-        None => "No threads".to_owned(),
-    };
-    let registers = p["crashing_thread"]["frames"][0]["registers"]
-        .as_object()
-        .map(|regs| regs.iter().map(|(k, v)| (k.clone(), text(v))).collect())
-        .unwrap_or_default();
-    let modules = p["modules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let status = text(&m["symbol_status"]);
-            let missing = m["missing_symbols"].as_bool().unwrap_or(false);
-            let debug_file = text(&m["debug_file"]);
-            ModuleRow {
-                name: text(&m["filename"]),
-                version: text(&m["version"]),
-                debug_id: text(&m["debug_id"]),
-                code_id: text(&m["code_id"]),
-                base: text(&m["base_addr"]),
-                status,
-                missing,
-                upload: if missing {
-                    upload_command(&origin, &debug_file)
-                } else {
-                    String::new()
-                },
-                debug_file,
-            }
-        })
-        .collect();
-    let annotations = crash
-        .as_ref()
-        .map(|c| {
-            c.attributes
-                .annotations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let files = match &queued {
-        Some(q) => match crate::ingest::load_raw(&*state.objects, &q.raw_key).await {
-            Ok(Some(raw)) => raw
-                .files()
-                .map(|(name, kind, _)| FileLink {
-                    label: format!("{name} ({kind})"),
-                    href: format!("/ui/crashes/{}/files/{}", segment(&id), segment(name)),
-                })
-                .collect(),
-            _ => Vec::new(),
-        },
-        None => Vec::new(),
-    };
-    let exploitability = &classification["exploitability"];
-    let signals = signal_lines(&classification["signals"]);
-    let (group_id, signature, fault_class) = match &crash {
-        Some(c) => (
-            c.group_id,
-            c.attributes.signature.clone(),
-            c.attributes.fault_class.clone(),
-        ),
-        None => (0, String::new(), String::new()),
-    };
+    let has_payload = processed.is_some();
+    let view = processed.unwrap_or_default();
+    let shown = ShownThread::choose(&view, &params);
+    let (frames, hidden_frames) = shown.rows(&view, state.pipeline.classifier.in_app());
+    let verdict = Verdict::of(&view);
+    let origin = crate::http::server_origin(&headers, &state);
     let page = CrashPage {
         chrome: viewer.chrome(),
-        queue_error: queued
-            .as_ref()
-            .and_then(|q| q.error.clone())
-            .unwrap_or_default(),
-        queue_state,
-        received: when(received_at),
-        received_ago: ago(received_at, t),
-        group_href: format!("/ui/groups/{group_id}"),
-        group_id,
-        signature,
-        is_event: crash
-            .as_ref()
-            .is_some_and(|c| c.attributes.kind == crate::group::index::CrashKind::Event),
-        fault_class,
-        evidence: evidence_line(p).unwrap_or_default(),
-        exploitability: text(&exploitability["rating"]),
-        exploitability_reasons: exploitability["reasons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect(),
-        signals,
-        has_payload: processed.is_some(),
-        payload_note: match &crash {
-            Some(c) if c.payload_key.is_none() => {
-                let note = c.payload_note().unwrap_or_default();
-                let mut chars = note.chars();
-                match chars.next() {
-                    Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
-                    None => note,
-                }
-            }
-            Some(_) if processed.is_none() => "The processed crash could not be read.".to_owned(),
-            _ => String::new(),
-        },
-        threads: thread_tabs,
-        thread_title,
-        frames: rows,
+        threads: shown.tabs(&view, &id),
+        thread_title: shown.title(&view),
+        toggle_href: shown.link(&id, shown.index, !shown.full),
+        full: shown.full,
+        frames,
         hidden_frames,
-        toggle_href: page_link(selected, !full),
-        full,
         relevant_rule: if state.pipeline.classifier.in_app().is_configured() {
             "the application's frames (in-app rules) and the fault frame"
         } else {
             "the fault frame and the symbolicated frames below it"
         },
-        registers,
-        modules,
-        annotations,
-        files,
-        can_write: crash
-            .as_ref()
-            .is_some_and(|c| viewer.may(Scope::TriageWrite, c.attributes.project_id))
-            && queued.is_some(),
-        id,
+        registers: view
+            .registers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect(),
+        modules: module_rows(&view.modules, &origin),
+        files: received_files(&state, queued.as_ref(), &id).await,
+        evidence: verdict.evidence,
+        exploitability: verdict.exploitability,
+        exploitability_reasons: verdict.reasons,
+        signals: verdict.signals,
+        has_payload,
+        ..CrashPage::header(&viewer, &id, crash.as_ref(), queued.as_ref(), has_payload)
     };
     Ok(render(&page))
 }
 
-/// The signals of a classification, one sentence each.
-fn signal_lines(signals: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if signals["guard_page"].as_bool() == Some(true) {
-        out.push("the address is in a guard page".to_owned());
+/// The classifier's verdict as the page shows it (empty for a crash without a kept payload).
+#[derive(Default)]
+struct Verdict {
+    evidence: String,
+    exploitability: String,
+    reasons: Vec<String>,
+    signals: Vec<String>,
+}
+
+impl Verdict {
+    fn of(view: &CrashView<'_>) -> Verdict {
+        let evidence = view.evidence().unwrap_or_default();
+        let Some(c) = &view.classification else {
+            return Verdict {
+                evidence,
+                ..Verdict::default()
+            };
+        };
+        Verdict {
+            evidence,
+            exploitability: c.exploitability.rating.as_str().to_owned(),
+            reasons: c.exploitability.reasons.clone(),
+            signals: c.signals.sentences(),
+        }
     }
-    if signals["likely_use_after_free"].as_bool() == Some(true) {
-        out.push("likely use after free".to_owned());
+}
+
+impl CrashPage {
+    /// Everything the page says about the crash without its processed payload: where it is in
+    /// the queue, when it came, its group, signature and class, its annotations, whether it can
+    /// be reprocessed. The payload's parts are left empty.
+    fn header(
+        viewer: &Viewer,
+        id: &str,
+        crash: Option<&CrashRow>,
+        queued: Option<&QueueEntry>,
+        has_payload: bool,
+    ) -> CrashPage {
+        let t = now();
+        let received_at = crash
+            .map(|c| c.attributes.received_at)
+            .or(queued.map(|q| q.enqueued_at))
+            .unwrap_or(t);
+        let group_id = crash.map_or(0, |c| c.group_id);
+        CrashPage {
+            chrome: viewer.chrome(),
+            id: id.to_owned(),
+            queue_state: queued.map_or_else(|| "processed".to_owned(), |q| q.state.clone()),
+            queue_error: queued.and_then(|q| q.error.clone()).unwrap_or_default(),
+            received: when(received_at),
+            received_ago: ago(received_at, t),
+            group_href: format!("/ui/groups/{group_id}"),
+            group_id,
+            signature: crash
+                .map(|c| c.attributes.signature.clone())
+                .unwrap_or_default(),
+            is_event: crash.is_some_and(|c| c.attributes.kind == CrashKind::Event),
+            fault_class: crash
+                .map(|c| c.attributes.fault_class.clone())
+                .unwrap_or_default(),
+            payload_note: payload_note(crash, has_payload),
+            annotations: crash
+                .map(|c| {
+                    c.attributes
+                        .annotations
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            can_write: crash
+                .is_some_and(|c| viewer.may(Scope::TriageWrite, c.attributes.project_id))
+                && queued.is_some(),
+            evidence: String::new(),
+            exploitability: String::new(),
+            exploitability_reasons: Vec::new(),
+            signals: Vec::new(),
+            has_payload,
+            threads: Vec::new(),
+            thread_title: String::new(),
+            frames: Vec::new(),
+            hidden_frames: 0,
+            full: false,
+            toggle_href: String::new(),
+            relevant_rule: "",
+            registers: Vec::new(),
+            modules: Vec::new(),
+            files: Vec::new(),
+        }
     }
-    if !signals["adjusted_address"].is_null() {
-        out.push(format!(
-            "adjusted address: {}",
-            text(&signals["adjusted_address"])
-        ));
+}
+
+/// Why a crash has no processed payload to show, as a sentence.
+fn payload_note(crash: Option<&CrashRow>, has_payload: bool) -> String {
+    match crash {
+        Some(c) if c.payload_key.is_none() => {
+            let note = c.payload_note().unwrap_or_default();
+            let mut chars = note.chars();
+            match chars.next() {
+                Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+                None => note,
+            }
+        }
+        Some(_) if !has_payload => "The processed crash could not be read.".to_owned(),
+        _ => String::new(),
     }
-    for poison in signals["poison"].as_array().into_iter().flatten() {
-        out.push(format!("poison value: {}", text(poison)));
+}
+
+/// The thread the page shows, and whether all its frames or the relevant ones.
+struct ShownThread {
+    index: usize,
+    crashing: Option<usize>,
+    full: bool,
+}
+
+impl ShownThread {
+    /// The thread asked for, else the one that crashed, else the first.
+    fn choose(view: &CrashView<'_>, params: &CrashParams) -> ShownThread {
+        let crashing = view.crashing_index();
+        ShownThread {
+            index: params.thread.or(crashing).unwrap_or(0),
+            crashing,
+            full: params.frames.as_deref() == Some("full"),
+        }
     }
-    for flip in signals["possible_bit_flips"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.push(format!("possible bit flip: {}", text(flip)));
+
+    fn link(&self, id: &str, thread: usize, full: bool) -> String {
+        let thread = thread.to_string();
+        format!(
+            "/ui/crashes/{}{}",
+            segment(id),
+            query_string(&[
+                ("thread", &thread),
+                ("frames", if full { "full" } else { "" })
+            ])
+        )
     }
-    for issue in signals["crash_inconsistencies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        out.push(format!("inconsistency: {}", text(issue)));
+
+    /// The shown thread's rows (the fault frame marked on the crashing thread), and how many
+    /// "most relevant" hid.
+    fn rows(&self, view: &CrashView<'_>, in_app: &InAppRules) -> (Vec<FrameRow>, usize) {
+        let fault_index = view
+            .classification
+            .as_ref()
+            .and_then(|c| c.fault_frame.as_ref())
+            .map(|f| f.index)
+            .filter(|_| Some(self.index) == self.crashing);
+        let mut rows = view
+            .threads
+            .get(self.index)
+            .map(|thread| frame_rows(thread, fault_index))
+            .unwrap_or_default();
+        if self.full {
+            return (rows, 0);
+        }
+        let keep = relevant(&rows, in_app);
+        if !keep.iter().any(|k| *k) {
+            return (rows, 0);
+        }
+        let hidden = keep.iter().filter(|k| !**k).count();
+        let mut keep = keep.into_iter();
+        rows.retain(|_| keep.next().unwrap_or(true));
+        (rows, hidden)
     }
-    out
+
+    /// One tab per thread.
+    fn tabs(&self, view: &CrashView<'_>, id: &str) -> Vec<ThreadTab> {
+        view.threads
+            .iter()
+            .enumerate()
+            .map(|(i, thread)| {
+                let name = thread.thread_name.as_deref().unwrap_or("");
+                ThreadTab {
+                    label: format!(
+                        "{i}{}{name} ({} frames)",
+                        if name.is_empty() { "" } else { " · " },
+                        thread.frame_count
+                    ),
+                    href: self.link(id, i, self.full),
+                    selected: i == self.index,
+                    crashing: Some(i) == self.crashing,
+                }
+            })
+            .collect()
+    }
+
+    fn title(&self, view: &CrashView<'_>) -> String {
+        let Some(thread) = view.threads.get(self.index) else {
+            return "No threads".to_owned();
+        };
+        format!(
+            "Thread {}{}{}",
+            self.index,
+            if Some(self.index) == self.crashing {
+                " (crashed)"
+            } else {
+                ""
+            },
+            thread
+                .thread_name
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// The module table, with what to upload for each module whose symbols are missing.
+fn module_rows(modules: &[ModuleView<'_>], origin: &str) -> Vec<ModuleRow> {
+    modules
+        .iter()
+        .map(|m| ModuleRow {
+            name: m.filename.to_string(),
+            version: m.version.as_deref().unwrap_or_default().to_owned(),
+            debug_file: m.debug_file.to_string(),
+            debug_id: m.debug_id.clone(),
+            code_id: m.code_id.clone(),
+            base: m.base_addr.to_string(),
+            status: m
+                .symbols
+                .as_ref()
+                .map(|s| s.symbol_status.as_str().to_owned())
+                .unwrap_or_default(),
+            missing: m.missing_symbols,
+            upload: if m.missing_symbols {
+                upload_command(origin, &m.debug_file)
+            } else {
+                String::new()
+            },
+        })
+        .collect()
+}
+
+/// The files a crash reporter sent (kept for crashes that came through the ingest routes).
+async fn received_files(state: &App, queued: Option<&QueueEntry>, id: &str) -> Vec<FileLink> {
+    let Some(q) = queued else {
+        return Vec::new();
+    };
+    match crate::ingest::load_raw(&*state.objects, &q.raw_key).await {
+        Ok(Some(raw)) => raw
+            .files()
+            .map(|(name, kind, _)| FileLink {
+                label: format!("{name} ({kind})"),
+                href: format!("/ui/crashes/{}/files/{}", segment(id), segment(name)),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `GET /ui/crashes/{id}/processed.json`: the processed crash as stored.

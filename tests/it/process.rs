@@ -881,3 +881,74 @@ async fn breakpad_files_read_in_place_give_the_stored_frames() {
         assert_eq!(loaded(&read), loaded(&stored), "{dump}");
     }
 }
+
+/// The crash view reads back what was written: for every fixture dump, the stored JSON read as
+/// a `CrashView` shows the same threads, rows, modules, verdict and signature as the view of
+/// the report in hand (what the CLI renders), and its rows are the classifier's own count.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_crash_view_reads_back_what_was_written() {
+    use faultline::classify::frames::{thread_frames, view_frames};
+    use faultline::pipeline::{CrashView, Pipeline};
+    for (symbols, dump) in [
+        ("symbols/breakpad", "minidumps/rust-minidump/test.dmp"),
+        (
+            "symbols/breakpad",
+            "minidumps/rust-minidump/pipeline-inlines-macos-segv.dmp",
+        ),
+        (
+            "debug-files/linux/crash.debug",
+            "minidumps/rust-minidump/linux-mini.dmp",
+        ),
+        (
+            "minidumps/symbolic/crash_macos.dSYM",
+            "minidumps/symbolic/crash_macos.dmp",
+        ),
+    ] {
+        let (store, _dir) = symbol_store(&[fixture(symbols)]).await;
+        let pipeline = Pipeline::from_config(&Config::default(), store).unwrap();
+        let report = pipeline
+            .run(fixture_bytes(dump).into(), &Default::default())
+            .await
+            .unwrap();
+        let json = serde_json::to_vec(&report).unwrap();
+        let read = CrashView::read(&json).unwrap_or_else(|e| panic!("{dump}: {e}"));
+        let live = report.view();
+        assert!(
+            !read.threads.is_empty() && !read.modules.is_empty(),
+            "{dump}"
+        );
+        assert_eq!(read.crashing_index(), live.crashing_index(), "{dump}");
+        assert_eq!(read.threads.len(), report.processed.state.threads.len());
+        for (i, thread) in read.threads.iter().enumerate() {
+            let rows = view_frames(thread);
+            assert_eq!(rows, view_frames(&live.threads[i]), "{dump} thread {i}");
+            assert_eq!(rows, thread_frames(&report.processed.state.threads[i]));
+        }
+        let names = |v: &CrashView<'_>| -> Vec<(String, String, Option<String>)> {
+            v.modules
+                .iter()
+                .map(|m| {
+                    (
+                        m.filename.to_string(),
+                        m.debug_id.clone(),
+                        m.symbols
+                            .as_ref()
+                            .map(|s| s.symbol_status.as_str().to_owned()),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(names(&read), names(&live), "{dump}");
+        assert!(names(&read).iter().all(|(_, _, status)| status.is_some()));
+        assert_eq!(read.registers(), live.registers(), "{dump}");
+        assert!(
+            !read.registers().is_empty(),
+            "{dump}: the crashing frame's registers"
+        );
+        let (a, b) = (read.classification.unwrap(), live.classification.unwrap());
+        assert_eq!(a.fault_frame, b.fault_frame, "{dump}");
+        assert_eq!(a.evidence.summary(), b.evidence.summary());
+        assert_eq!(a.signals.sentences(), b.signals.sentences());
+        assert_eq!(read.grouping.unwrap().signature, report.signature.text);
+    }
+}
