@@ -26,18 +26,9 @@ pub struct ChannelQuery {
 }
 
 /// `POST /api/v1/integrations/{tracker}/webhook?channel=ID`.
-pub async fn webhook(
-    State(state): State<App>,
-    Path(tracker): Path<String>,
-    Query(q): Query<ChannelQuery>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, HttpError> {
-    let channel_id = q.channel.ok_or_else(|| {
-        HttpError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL").with_detail(
-            "point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID",
-        )
-    })?;
+/// The signing secret of the tracker channel a webhook names; 404 when the channel is not a
+/// channel of that tracker with a secret set.
+async fn webhook_secret(state: &App, tracker: &str, channel_id: i64) -> Result<String, HttpError> {
     let not_here = || {
         HttpError::new(
             StatusCode::NOT_FOUND,
@@ -50,12 +41,27 @@ pub async fn webhook(
         Err(crate::alerts::AlertError::NotFound(_)) => return Err(not_here()),
         Err(e) => return Err(e.into()),
     };
-    let secret = match (&*tracker, &config) {
+    match (tracker, &config) {
         ("jira", ChannelConfig::Jira(s)) => s.webhook_secret.clone(),
         ("github", ChannelConfig::Github(s)) => s.webhook_secret.clone(),
         _ => None,
     }
-    .ok_or_else(not_here)?;
+    .ok_or_else(not_here)
+}
+
+pub async fn webhook(
+    State(state): State<App>,
+    Path(tracker): Path<String>,
+    Query(q): Query<ChannelQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, HttpError> {
+    let channel_id = q.channel.ok_or_else(|| {
+        HttpError::new(StatusCode::BAD_REQUEST, "no ?channel= in the webhook URL").with_detail(
+            "point the tracker's webhook at /api/v1/integrations/{jira|github}/webhook?channel=ID",
+        )
+    })?;
+    let secret = webhook_secret(&state, &tracker, channel_id).await?;
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,7 +116,13 @@ pub async fn webhook(
         event.assignee.as_ref().map(|a| a.as_deref()),
     )
     .await
-    .map_err(|e| HttpError::new(StatusCode::SERVICE_UNAVAILABLE, e.message))?;
+    .map_err(|e| {
+        HttpError::internal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the ticket desk failed; the tracker may send the webhook again",
+            e.message,
+        )
+    })?;
     let changed = patch.state.is_some() || patch.assignee.is_some();
     if changed {
         state

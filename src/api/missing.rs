@@ -84,7 +84,7 @@ pub async fn missing(
         .map_err(|e| e.to_string())
         .and_then(|()| out.into_inner().map_err(|e| e.to_string()))
         .map_err(|e| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV").with_detail(e)
+            HttpError::internal(StatusCode::INTERNAL_SERVER_ERROR, "cannot write the CSV", e)
         })?;
     let file = format!(
         "attachment; filename=\"missing-symbols-{}.csv\"",

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::auth::Scope;
 use crate::http::Caller;
-use crate::http::HttpError;
 use crate::http::{next_part, read_limited, BodyLimit, UploadBody};
+use crate::http::{scratch_failed, HttpError};
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::chunks::{ChunkDigest, CHUNK_SIZE};
 use crate::symbols::identify::DebugFileMeta;
@@ -197,15 +197,15 @@ pub async fn assemble(
     Ok(Json(answer))
 }
 
-/// One file of an assemble request (see [`assemble`]).
-async fn assemble_one(
+/// The file's checksum and chunk digests, or the `error` state saying which is not a SHA-1 or
+/// that there are too many chunks for `limits.max_upload_bytes`.
+fn requested_chunks(
     state: &App,
     checksum: &str,
     file: &AssembleFile,
-    release: &ReleaseContext,
-) -> Result<AssembleState, HttpError> {
+) -> Result<(ChunkDigest, Vec<ChunkDigest>), AssembleState> {
     let Some(checksum) = ChunkDigest::parse(checksum) else {
-        return Ok(AssembleState::error(format!(
+        return Err(AssembleState::error(format!(
             "{checksum:?} is not a SHA-1 (40 hex digits)"
         )));
     };
@@ -214,7 +214,7 @@ async fn assemble_one(
         match ChunkDigest::parse(chunk) {
             Some(digest) => chunks.push(digest),
             None => {
-                return Ok(AssembleState::error(format!(
+                return Err(AssembleState::error(format!(
                     "chunk {chunk:?} is not a SHA-1 (40 hex digits)"
                 )))
             }
@@ -227,11 +227,25 @@ async fn assemble_one(
         .div_ceil(CHUNK_SIZE)
         .max(1);
     if chunks.is_empty() || chunks.len() as u64 > max_chunks {
-        return Ok(AssembleState::error(format!(
+        return Err(AssembleState::error(format!(
             "a file needs 1 to {max_chunks} chunks (limits.max_upload_bytes); {} given",
             chunks.len()
         )));
     }
+    Ok((checksum, chunks))
+}
+
+/// One file of an assemble request (see [`assemble`]).
+async fn assemble_one(
+    state: &App,
+    checksum: &str,
+    file: &AssembleFile,
+    release: &ReleaseContext,
+) -> Result<AssembleState, HttpError> {
+    let (checksum, chunks) = match requested_chunks(state, checksum, file) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return Ok(refusal),
+    };
     if let Some(meta) = state.symbols.assembled(&checksum).await? {
         return Ok(ok(&meta, &checksum));
     }
@@ -244,13 +258,7 @@ async fn assemble_one(
             dif: None,
         });
     }
-    let scratch = state.symbols.scratch_dir().map_err(|e| {
-        HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot create scratch space",
-        )
-        .with_detail(e.to_string())
-    })?;
+    let scratch = state.symbols.scratch_dir().map_err(scratch_failed)?;
     let path = scratch.path().join("assembled");
     let limit = state.config.limits.max_upload_bytes;
     if let Err(e) = state
@@ -261,13 +269,7 @@ async fn assemble_one(
         return Ok(AssembleState::error(e.to_string()));
     }
     let unpacked = scratch.path().join("unpacked");
-    std::fs::create_dir_all(&unpacked).map_err(|e| {
-        HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cannot create scratch space",
-        )
-        .with_detail(e.to_string())
-    })?;
+    std::fs::create_dir_all(&unpacked).map_err(scratch_failed)?;
     let name = file.name.trim();
     let name = if name.is_empty() { "upload" } else { name };
     let reports = state

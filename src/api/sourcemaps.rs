@@ -62,12 +62,11 @@ pub async fn symbolicate_js(
     )
     .await
     .map_err(|e| {
-        tracing::error!(error = %e, "source map store failure");
-        HttpError::new(
+        HttpError::internal(
             StatusCode::SERVICE_UNAVAILABLE,
             "the source map store failed; try again later",
+            e,
         )
-        .with_detail(e.to_string())
     })?;
     Ok(Json(answer))
 }

@@ -25,8 +25,8 @@ use super::ingest::{closing, drain};
 use crate::app::App;
 use crate::auth::{digest, new_secret, Scope};
 use crate::http::Caller;
-use crate::http::HttpError;
 use crate::http::{read_limited, spool, BodyLimit};
+use crate::http::{scratch_failed, HttpError};
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::ids::parse_debug_id;
 use crate::symbols::pending::{PendingState, PendingUploadId};
@@ -174,14 +174,6 @@ pub async fn put_file(
     spool(request.into_body().into_data_stream(), &path, &mut limit).await?;
     state.symbols.receive_pending(&id, &path).await?;
     Ok(StatusCode::OK.into_response())
-}
-
-fn scratch_failed(e: std::io::Error) -> HttpError {
-    HttpError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "cannot create scratch space",
-    )
-    .with_detail(e.to_string())
 }
 
 /// `name: "value"` or `"name": "value"` in symupload's not-quite-JSON.

@@ -308,11 +308,11 @@ pub async fn get_crash(
         Some(key) => crate::ingest::read_processed(&*state.objects, key)
             .await
             .map_err(|e| {
-                HttpError::new(
+                HttpError::internal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the crash payload could not be read",
+                    e,
                 )
-                .with_detail(e)
             })?
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok()),
         None => None,

@@ -110,6 +110,49 @@ pub struct Classifier {
     in_app: InAppRules,
 }
 
+/// What else the fault says: minidump-processor's corrected address, possible bit flips,
+/// inconsistencies, a guard page, allocator poison (a freed-memory pattern: likely
+/// use-after-free).
+fn signals_of(
+    info: Option<&minidump_processor::ExceptionInfo>,
+    poison: Vec<PoisonValue>,
+) -> Signals {
+    Signals {
+        adjusted_address: info
+            .and_then(|i| i.adjusted_address.as_ref())
+            .map(|a| match a {
+                AdjustedAddress::NonCanonical(address) => {
+                    json!({"kind": "non-canonical", "address": hex(address.0)})
+                }
+                AdjustedAddress::NullPointerWithOffset(offset) => {
+                    json!({"kind": "null-pointer", "offset": hex(offset.0)})
+                }
+            }),
+        possible_bit_flips: info
+            .map(|i| {
+                i.possible_bit_flips
+                    .iter()
+                    .map(|flip| {
+                        json!({
+                            "address": hex(flip.address.0),
+                            "source_register": flip.source_register,
+                            "confidence": flip.confidence,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        crash_inconsistencies: info
+            .map(|i| i.inconsistencies.iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default(),
+        guard_page: info
+            .and_then(|i| i.memory_access_list.as_ref())
+            .is_some_and(|l| l.iter().any(|a| a.address_info.is_likely_guard_page)),
+        likely_use_after_free: poison.iter().any(|p| p.freed),
+        poison,
+    }
+}
+
 /// Messages the crashed process left: Crashpad list and simple annotations of every module,
 /// and macOS crash-info records.
 fn crash_messages(crash: &ProcessedCrash) -> Vec<String> {
@@ -186,40 +229,7 @@ impl Classifier {
                 poison: &poison,
             },
         );
-        let signals = Signals {
-            adjusted_address: info
-                .and_then(|i| i.adjusted_address.as_ref())
-                .map(|a| match a {
-                    AdjustedAddress::NonCanonical(address) => {
-                        json!({"kind": "non-canonical", "address": hex(address.0)})
-                    }
-                    AdjustedAddress::NullPointerWithOffset(offset) => {
-                        json!({"kind": "null-pointer", "offset": hex(offset.0)})
-                    }
-                }),
-            possible_bit_flips: info
-                .map(|i| {
-                    i.possible_bit_flips
-                        .iter()
-                        .map(|flip| {
-                            json!({
-                                "address": hex(flip.address.0),
-                                "source_register": flip.source_register,
-                                "confidence": flip.confidence,
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            crash_inconsistencies: info
-                .map(|i| i.inconsistencies.iter().map(|c| c.to_string()).collect())
-                .unwrap_or_default(),
-            guard_page: info
-                .and_then(|i| i.memory_access_list.as_ref())
-                .is_some_and(|l| l.iter().any(|a| a.address_info.is_likely_guard_page)),
-            likely_use_after_free: poison.iter().any(|p| p.freed),
-            poison,
-        };
+        let signals = signals_of(info, poison);
         let exception = facts.exception.as_ref();
         Classification {
             fault_class: decision.class,

@@ -281,72 +281,96 @@ fn access_fault(
     what: &str,
     inputs: &Inputs<'_>,
 ) -> Decision {
-    let facts = inputs.facts;
-    let info = inputs.info;
-    // The access type: the OS's word first, then the instruction pointer, then the decoded
-    // instruction.
-    let ip_not_executable = facts.has_memory_map
-        && inputs.ip.is_some()
-        && facts.ip_region.as_ref().is_none_or(|r| !r.executable);
-    let (access, access_source) = if let Some(access) = os_access {
-        (access, AccessSource::ExceptionRecord)
-    } else if inputs.ip == Some(address) || ip_not_executable {
-        (Access::Exec, AccessSource::InstructionPointer)
-    } else if let Some(accesses) = info.and_then(|i| i.memory_access_list.as_ref()) {
-        // minidump-processor does not export its access-type enum; its Display names are
-        // `Read`, `Write`, `ReadWrite` and `Underivable`.
-        let kinds: Vec<String> = accesses.iter().map(|a| a.access_type.to_string()).collect();
-        if kinds.iter().any(|k| k == "Write" || k == "ReadWrite") {
-            (Access::Write, AccessSource::Instruction)
-        } else if kinds.iter().any(|k| k == "Read") {
-            (Access::Read, AccessSource::Instruction)
-        } else {
-            (Access::Unknown, AccessSource::None)
-        }
-    } else {
-        (Access::Unknown, AccessSource::None)
-    };
+    let (access, access_source) = access_type(address, os_access, inputs);
     let adjusted_null = matches!(
-        info.and_then(|i| i.adjusted_address.as_ref()),
+        inputs.info.and_then(|i| i.adjusted_address.as_ref()),
         Some(AdjustedAddress::NullPointerWithOffset(_))
     );
-    let guard_page = info
-        .and_then(|i| i.memory_access_list.as_ref())
-        .is_some_and(|l| l.iter().any(|a| a.address_info.is_likely_guard_page));
     let near_null = address <= NEAR_NULL || adjusted_null;
-    let decide = |class: FaultClass, rule: String| Decision {
+    let (class, rule) = if access == Access::Exec {
+        exec_fault(inputs.ip.unwrap_or(address), near_null, inputs.facts)
+    } else {
+        data_fault(address, access, near_null, inputs)
+    };
+    Decision {
         class,
         access,
         access_source,
         near_null,
         rule: format!("{what}: {rule}"),
         deciding_frames: Vec::new(),
-    };
-
-    if access == Access::Exec {
-        let target = inputs.ip.unwrap_or(address);
-        return match (
-            target <= NEAR_NULL || near_null,
-            is_stack_or_heap(facts.ip_region.as_ref()),
-        ) {
-            (true, _) => decide(
-                FaultClass::NullExec,
-                format!("executing near-null address {target:#x}"),
-            ),
-            (false, Some(RegionKind::Stack)) => decide(
-                FaultClass::ExecOnStack,
-                format!("executing {target:#x}, on a thread stack"),
-            ),
-            (false, Some(_)) => decide(
-                FaultClass::ExecOnHeap,
-                format!("executing {target:#x}, in heap or anonymous memory"),
-            ),
-            (false, None) => decide(
-                FaultClass::WildExec,
-                format!("executing {target:#x}, which is unmapped or not executable"),
-            ),
-        };
     }
+}
+
+/// The access type: the OS's word first, then the instruction pointer, then the decoded
+/// instruction.
+fn access_type(
+    address: u64,
+    os_access: Option<Access>,
+    inputs: &Inputs<'_>,
+) -> (Access, AccessSource) {
+    let facts = inputs.facts;
+    let ip_not_executable = facts.has_memory_map
+        && inputs.ip.is_some()
+        && facts.ip_region.as_ref().is_none_or(|r| !r.executable);
+    if let Some(access) = os_access {
+        return (access, AccessSource::ExceptionRecord);
+    }
+    if inputs.ip == Some(address) || ip_not_executable {
+        return (Access::Exec, AccessSource::InstructionPointer);
+    }
+    let Some(accesses) = inputs.info.and_then(|i| i.memory_access_list.as_ref()) else {
+        return (Access::Unknown, AccessSource::None);
+    };
+    // minidump-processor does not export its access-type enum; its Display names are `Read`,
+    // `Write`, `ReadWrite` and `Underivable`.
+    let kinds: Vec<String> = accesses.iter().map(|a| a.access_type.to_string()).collect();
+    if kinds.iter().any(|k| k == "Write" || k == "ReadWrite") {
+        (Access::Write, AccessSource::Instruction)
+    } else if kinds.iter().any(|k| k == "Read") {
+        (Access::Read, AccessSource::Instruction)
+    } else {
+        (Access::Unknown, AccessSource::None)
+    }
+}
+
+/// Executing `target`: a null function pointer, code on the stack or heap, or a wild jump.
+fn exec_fault(target: u64, near_null: bool, facts: &CrashFacts) -> (FaultClass, String) {
+    match (
+        target <= NEAR_NULL || near_null,
+        is_stack_or_heap(facts.ip_region.as_ref()),
+    ) {
+        (true, _) => (
+            FaultClass::NullExec,
+            format!("executing near-null address {target:#x}"),
+        ),
+        (false, Some(RegionKind::Stack)) => (
+            FaultClass::ExecOnStack,
+            format!("executing {target:#x}, on a thread stack"),
+        ),
+        (false, Some(_)) => (
+            FaultClass::ExecOnHeap,
+            format!("executing {target:#x}, in heap or anonymous memory"),
+        ),
+        (false, None) => (
+            FaultClass::WildExec,
+            format!("executing {target:#x}, which is unmapped or not executable"),
+        ),
+    }
+}
+
+/// Reading or writing `address`: off the stack, non-canonical, near null, read-only memory,
+/// or wild.
+fn data_fault(
+    address: u64,
+    access: Access,
+    near_null: bool,
+    inputs: &Inputs<'_>,
+) -> (FaultClass, String) {
+    let (facts, info) = (inputs.facts, inputs.info);
+    let guard_page = info
+        .and_then(|i| i.memory_access_list.as_ref())
+        .is_some_and(|l| l.iter().any(|a| a.address_info.is_likely_guard_page));
     let below_sp = inputs.sp.is_some_and(|sp| {
         address < sp.saturating_add(NEAR_NULL) && sp - address.min(sp) <= STACK_OVERFLOW_REACH
     });
@@ -354,14 +378,16 @@ fn access_fault(
         .address_region
         .as_ref()
         .is_none_or(|r| !r.readable || !r.writable);
-    if guard_page || (below_sp && !near_null && address_unusable) {
-        return decide(
+    if guard_page {
+        return (
             FaultClass::StackOverflow,
-            if guard_page {
-                format!("access at {address:#x} hit a guard page")
-            } else {
-                format!("access at {address:#x}, just below the stack pointer, in unusable memory")
-            },
+            format!("access at {address:#x} hit a guard page"),
+        );
+    }
+    if below_sp && !near_null && address_unusable {
+        return (
+            FaultClass::StackOverflow,
+            format!("access at {address:#x}, just below the stack pointer, in unusable memory"),
         );
     }
     let non_canonical = matches!(
@@ -369,7 +395,7 @@ fn access_fault(
         Some(AdjustedAddress::NonCanonical(_))
     ) || is_non_canonical(address);
     if non_canonical {
-        return decide(
+        return (
             FaultClass::NonCanonicalAddress,
             format!("non-canonical address {address:#x}"),
         );
@@ -380,34 +406,35 @@ fn access_fault(
         } else {
             FaultClass::NullRead
         };
-        return decide(
+        return (
             class,
             format!("{access:?} access at near-null address {address:#x}").to_lowercase(),
         );
     }
-    if access == Access::Write {
-        if let Some(region) = facts
-            .address_region
-            .as_ref()
-            .filter(|r| r.readable && !r.writable)
-        {
-            return decide(
-                FaultClass::WriteToReadonly,
-                format!(
-                    "write to {address:#x}, mapped read-only ({})",
-                    region.path.as_deref().unwrap_or("no file")
-                ),
-            );
-        }
-        return decide(
-            FaultClass::WildWrite,
-            format!("write to unmapped or protected address {address:#x}"),
+    if access != Access::Write {
+        return (
+            FaultClass::WildRead,
+            format!("{access:?} access at unmapped or protected address {address:#x}")
+                .to_lowercase(),
         );
     }
-    decide(
-        FaultClass::WildRead,
-        format!("{access:?} access at unmapped or protected address {address:#x}").to_lowercase(),
-    )
+    match facts
+        .address_region
+        .as_ref()
+        .filter(|r| r.readable && !r.writable)
+    {
+        Some(region) => (
+            FaultClass::WriteToReadonly,
+            format!(
+                "write to {address:#x}, mapped read-only ({})",
+                region.path.as_deref().unwrap_or("no file")
+            ),
+        ),
+        None => (
+            FaultClass::WildWrite,
+            format!("write to unmapped or protected address {address:#x}"),
+        ),
+    }
 }
 
 /// `si_code` of a signal the kernel raised itself: for SIGSEGV on x86-64, a general-protection

@@ -102,55 +102,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve {
-                listen,
-                store,
-                data_dir,
-            } => {
-                let mut overrides = Overrides::default();
-                if let Some(listen) = listen {
-                    overrides
-                        .server
-                        .insert("listen".into(), listen.to_string().into());
-                }
-                if let Some(store) = store {
-                    overrides
-                        .storage
-                        .insert("root".into(), store.display().to_string().into());
-                }
-                if let Some(dir) = data_dir {
-                    overrides
-                        .storage
-                        .insert("data_dir".into(), dir.display().to_string().into());
-                }
-                let config = Config::load(cli.config.as_deref(), overrides)?;
-                serve(config).await
-            }
-            Command::Upload(args) => upload::run(args).await,
-            Command::Process(args) => {
-                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
-                process::run(args, config).await
-            }
-            Command::Token(command) => {
-                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
-                admin::token(command, config).await
-            }
-            Command::Project(command) => {
-                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
-                admin::project(command, config).await
-            }
-            Command::Retention(args) => {
-                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
-                retention::run(args, config).await
-            }
-            Command::Migrate => {
-                let config = Config::load(cli.config.as_deref(), Overrides::default())?;
-                migrate(config).await
-            }
-        }
-    });
+    let result = runtime.block_on(run(cli.command, cli.config));
     let code = match result {
         Ok(code) => code,
         Err(e) => {
@@ -173,6 +125,42 @@ pub fn main() -> ExitCode {
     }
     // SAFETY: `_exit` ends the process at once; every thread's work that matters is done.
     unsafe { libc::_exit(code) }
+}
+
+/// Runs one command (with the configuration file given by `--config`, if any).
+async fn run(command: Command, config_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let load = || Config::load(config_file.as_deref(), Overrides::default());
+    match command {
+        Command::Serve {
+            listen,
+            store,
+            data_dir,
+        } => {
+            let mut overrides = Overrides::default();
+            if let Some(listen) = listen {
+                overrides
+                    .server
+                    .insert("listen".into(), listen.to_string().into());
+            }
+            if let Some(store) = store {
+                overrides
+                    .storage
+                    .insert("root".into(), store.display().to_string().into());
+            }
+            if let Some(dir) = data_dir {
+                overrides
+                    .storage
+                    .insert("data_dir".into(), dir.display().to_string().into());
+            }
+            serve(Config::load(config_file.as_deref(), overrides)?).await
+        }
+        Command::Upload(args) => upload::run(args).await,
+        Command::Process(args) => process::run(args, load()?).await,
+        Command::Token(command) => admin::token(command, load()?).await,
+        Command::Project(command) => admin::project(command, load()?).await,
+        Command::Retention(args) => retention::run(args, load()?).await,
+        Command::Migrate => migrate(load()?).await,
+    }
 }
 
 async fn migrate(config: Config) -> anyhow::Result<ExitCode> {

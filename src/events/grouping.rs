@@ -12,7 +12,7 @@ use regex::Regex;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::event::{Event, EventException};
+use super::event::{Event, EventException, EventFrame};
 use super::stacks::{EventPlatform, ProcessedFrame, ProcessedStack};
 use crate::classify::frames::FrameRef;
 use crate::classify::FaultClass;
@@ -77,28 +77,7 @@ pub fn group(
         .unwrap_or_default();
     let kind = main.and_then(|e| e.kind.clone());
     if !in_app.is_empty() {
-        let components: Vec<String> = in_app
-            .iter()
-            .map(|f| {
-                let fr = &f.frame;
-                let place = fr
-                    .module
-                    .clone()
-                    .or_else(|| fr.filename.as_deref().map(|n| base_name(n).to_owned()))
-                    .or_else(|| fr.abs_path.as_deref().map(|n| base_name(n).to_owned()))
-                    .unwrap_or_default();
-                let line = fr
-                    .context_line
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|l| l.len() <= MAX_CONTEXT_LINE)
-                    .unwrap_or_default();
-                format!(
-                    "{place}\t{}\t{line}",
-                    fr.function.as_deref().unwrap_or_default()
-                )
-            })
-            .collect();
+        let components: Vec<String> = in_app.iter().map(|f| component(&f.frame)).collect();
         let frames: Vec<String> = in_app
             .iter()
             .filter_map(|f| f.frame.function.clone())
@@ -162,7 +141,29 @@ fn digest(method: &str, kind: Option<&str>, components: &[String]) -> String {
     hex::encode(&hasher.finalize()[..16])
 }
 
-fn under_node_modules(frame: &super::event::EventFrame) -> bool {
+/// What an in-app frame contributes to the fingerprint: where it is (module, else file name),
+/// its function, and its source line when short (minified names and columns change from build
+/// to build; the code rarely does).
+fn component(fr: &EventFrame) -> String {
+    let place = fr
+        .module
+        .clone()
+        .or_else(|| fr.filename.as_deref().map(|n| base_name(n).to_owned()))
+        .or_else(|| fr.abs_path.as_deref().map(|n| base_name(n).to_owned()))
+        .unwrap_or_default();
+    let line = fr
+        .context_line
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| l.len() <= MAX_CONTEXT_LINE)
+        .unwrap_or_default();
+    format!(
+        "{place}\t{}\t{line}",
+        fr.function.as_deref().unwrap_or_default()
+    )
+}
+
+fn under_node_modules(frame: &EventFrame) -> bool {
     [&frame.abs_path, &frame.filename, &frame.module]
         .iter()
         .any(|p| p.as_deref().is_some_and(|p| p.contains("node_modules/")))

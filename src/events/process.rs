@@ -16,10 +16,10 @@ use crate::group::index::MissingModule;
 use crate::group::signature::SignatureRules;
 use crate::process::modules::ModuleCache;
 use crate::process::symbolicate::{
-    symbolicate, FrameStatus, RawFrame, RawModule, RawStacktrace, SymbolicateRequest,
+    symbolicate, FrameStatus, ModuleResult, RawFrame, RawModule, RawStacktrace, SymbolicateRequest,
 };
 use crate::sourcemaps::symbolicate::{
-    symbolicate as symbolicate_js, JsFrame, JsModule, JsStacktrace, SymbolicateJsRequest,
+    symbolicate as symbolicate_js, JsError, JsFrame, JsModule, JsStacktrace, SymbolicateJsRequest,
 };
 use crate::sourcemaps::{SourceMapError, SourceMapStore};
 use crate::symbols::identify::base_name;
@@ -113,22 +113,7 @@ impl EventProcessor<'_> {
         processed: &mut [Vec<ProcessedFrame>],
         found: &mut Findings,
     ) -> Vec<Value> {
-        let images: Vec<RawModule> = event
-            .images
-            .iter()
-            .filter(|i| i.kind != "sourcemap")
-            .filter_map(|i| {
-                Some(RawModule {
-                    kind: Some(i.kind.clone()),
-                    debug_id: i.debug_id.clone(),
-                    code_id: i.code_id.clone(),
-                    debug_file: i.debug_file.clone(),
-                    code_file: i.code_file.clone(),
-                    image_addr: i.image_addr?,
-                    image_size: i.image_size,
-                })
-            })
-            .collect();
+        let images = native_images(event);
         // Which (stack, frame) each request frame is; request stacks are innermost first.
         let mut positions = Vec::new();
         let mut request = SymbolicateRequest {
@@ -180,34 +165,7 @@ impl EventProcessor<'_> {
                 }
             }
         }
-        for module in &answer.modules {
-            let Some(debug_id) = &module.module.debug_id else {
-                continue;
-            };
-            match module.debug_status {
-                "missing" => {
-                    let base = |name: &Option<String>| {
-                        name.as_deref()
-                            .map(|n| base_name(n).to_owned())
-                            .filter(|n| !n.is_empty())
-                    };
-                    if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
-                        found.missing.insert(MissingModule {
-                            debug_id: id.to_string(),
-                            debug_file: base(&module.module.debug_file),
-                            code_file: base(&module.module.code_file),
-                            code_id: module.module.code_id.clone(),
-                        });
-                    }
-                }
-                "found" => {
-                    if let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) {
-                        found.used.insert(id.to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
+        note_modules(&answer.modules, found);
         answer
             .modules
             .iter()
@@ -273,31 +231,7 @@ impl EventProcessor<'_> {
         let answer = symbolicate_js(self.sourcemaps, request, project, self.max_file_bytes).await?;
         for ((s, js), stack) in positions.iter().zip(&answer.stacktraces) {
             for (&f, out) in js.iter().zip(&stack.frames) {
-                let frame = &mut processed[*s][f];
-                if !out.data.symbolicated {
-                    let reason = answer
-                        .errors
-                        .iter()
-                        .find(|e| e.abs_path == out.abs_path)
-                        .and_then(|e| serde_json::to_value(&e.kind).ok())
-                        .and_then(|k| k["type"].as_str().map(str::to_owned));
-                    frame.status = reason.unwrap_or_else(|| "invalid_location".to_owned());
-                    continue;
-                }
-                frame.status = "resolved".to_owned();
-                frame.sourcemap = out.data.sourcemap.clone();
-                frame.resolved_with = out.data.resolved_with.clone();
-                let f = &mut frame.frame;
-                f.function = out.function.clone();
-                f.filename = out.filename.clone();
-                f.module = out.module.clone();
-                f.abs_path = Some(out.abs_path.clone());
-                f.lineno = Some(out.lineno);
-                f.colno = out.colno;
-                f.context_line = out.context_line.clone();
-                f.in_app = out.in_app;
-                frame.pre_context = out.pre_context.clone();
-                frame.post_context = out.post_context.clone();
+                apply_js_frame(&mut processed[*s][f], out, &answer.errors);
             }
         }
         found.errors.extend(
@@ -322,6 +256,34 @@ impl EventProcessor<'_> {
         }
         Ok(())
     }
+}
+
+/// What the source map made of one JavaScript frame: its original function, file, line and
+/// source lines, or the reason it stayed minified.
+fn apply_js_frame(frame: &mut ProcessedFrame, out: &JsFrame, errors: &[JsError]) {
+    if !out.data.symbolicated {
+        let reason = errors
+            .iter()
+            .find(|e| e.abs_path == out.abs_path)
+            .and_then(|e| serde_json::to_value(&e.kind).ok())
+            .and_then(|k| k["type"].as_str().map(str::to_owned));
+        frame.status = reason.unwrap_or_else(|| "invalid_location".to_owned());
+        return;
+    }
+    frame.status = "resolved".to_owned();
+    frame.sourcemap = out.data.sourcemap.clone();
+    frame.resolved_with = out.data.resolved_with.clone();
+    let f = &mut frame.frame;
+    f.function = out.function.clone();
+    f.filename = out.filename.clone();
+    f.module = out.module.clone();
+    f.abs_path = Some(out.abs_path.clone());
+    f.lineno = Some(out.lineno);
+    f.colno = out.colno;
+    f.context_line = out.context_line.clone();
+    f.in_app = out.in_app;
+    frame.pre_context = out.pre_context.clone();
+    frame.post_context = out.post_context.clone();
 }
 
 /// A frame as sent, before symbolication.
@@ -383,4 +345,55 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
         });
     }
     out
+}
+/// The event's native images (`debug_meta`), as a symbolication request lists modules.
+fn native_images(event: &Event) -> Vec<RawModule> {
+    event
+        .images
+        .iter()
+        .filter(|i| i.kind != "sourcemap")
+        .filter_map(|i| {
+            Some(RawModule {
+                kind: Some(i.kind.clone()),
+                debug_id: i.debug_id.clone(),
+                code_id: i.code_id.clone(),
+                debug_file: i.debug_file.clone(),
+                code_file: i.code_file.clone(),
+                image_addr: i.image_addr?,
+                image_size: i.image_size,
+            })
+        })
+        .collect()
+}
+
+/// Notes the modules whose symbols were missing (the missing-symbols report, reprocessing on
+/// upload) and those used (retention).
+fn note_modules(modules: &[ModuleResult], found: &mut Findings) {
+    for module in modules {
+        let Some(debug_id) = &module.module.debug_id else {
+            continue;
+        };
+        let Ok(id) = crate::symbols::ids::parse_debug_id(debug_id) else {
+            continue;
+        };
+        match module.debug_status {
+            "missing" => {
+                let base = |name: &Option<String>| {
+                    name.as_deref()
+                        .map(|n| base_name(n).to_owned())
+                        .filter(|n| !n.is_empty())
+                };
+                found.missing.insert(MissingModule {
+                    debug_id: id.to_string(),
+                    debug_file: base(&module.module.debug_file),
+                    code_file: base(&module.module.code_file),
+                    code_id: module.module.code_id.clone(),
+                });
+            }
+            "found" => {
+                found.used.insert(id.to_string());
+            }
+            _ => {}
+        }
+    }
 }

@@ -82,6 +82,25 @@ fn chunks(text: &str) -> Vec<Chunk> {
     out
 }
 
+/// The older of a group's first release and a new crash's (by version order; a release that
+/// does not compare keeps the first).
+pub fn earliest(first: &Option<String>, new: &Option<String>) -> Option<String> {
+    match (first, new) {
+        (Some(old), Some(new)) if compare(new, old) == Some(Ordering::Less) => Some(new.clone()),
+        (None, new) => new.clone(),
+        (old, _) => old.clone(),
+    }
+}
+
+/// The newer of a group's last release and a new crash's.
+pub fn latest(last: &Option<String>, new: &Option<String>) -> Option<String> {
+    match (last, new) {
+        (Some(old), Some(new)) if is_newer(new, old) => Some(new.clone()),
+        (None, new) => new.clone(),
+        (old, _) => old.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

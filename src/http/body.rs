@@ -230,13 +230,13 @@ where
     Ok(out.freeze())
 }
 
-/// 503: the scratch disk failed (full, or not writable).
-fn scratch_failed(e: std::io::Error) -> HttpError {
-    HttpError::new(
+/// 503: the scratch disk failed (full, or not writable); the reason goes to the log.
+pub fn scratch_failed(e: std::io::Error) -> HttpError {
+    HttpError::internal(
         StatusCode::SERVICE_UNAVAILABLE,
         "cannot spool the upload to local disk",
+        e,
     )
-    .with_detail(e.to_string())
 }
 
 /// Writes a stream of chunks to a new file at `path` within `limit`.

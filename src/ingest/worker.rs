@@ -13,7 +13,7 @@ use minidump::Module;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::queue::{IngestQueue, QueueEntry};
-use super::{load_raw, Recorder, MAIN_DUMP};
+use super::{load_raw, RawCrash, Recorder, MAIN_DUMP};
 use crate::cluster::ClusterEvents;
 use crate::group::index::{CrashIndex, FinishedCrash, MissingModule};
 use crate::pipeline::Pipeline;
@@ -257,57 +257,14 @@ async fn process(
     budget: &MemoryBudget,
     entry: QueueEntry,
 ) -> Option<Finished> {
-    let id = entry.crash_id.clone();
     let entry = &entry;
-    let transient = |error: String| retry_later(context, entry, error);
     let reading = budget.readers.acquire().await.expect("never closed");
-    let raw = match load_raw(&*context.objects, &entry.raw_key).await {
-        Ok(Some(raw)) => raw,
-        Ok(None) => {
-            outcome("failed");
-            let _ = context
-                .queue
-                .fail(&id, "the stored crash is missing its raw.json")
-                .await;
-            return None;
-        }
-        Err(e) => {
-            transient(e).await;
-            return None;
-        }
-    };
+    let raw = load_stored_raw(context, entry).await?;
     if let (Some(event_key), true) = (&raw.event, raw.dumps.is_empty()) {
         drop(reading);
         return process_event(context, entry, &raw, event_key).await;
     }
-    let Some(dump_key) = raw
-        .dumps
-        .get(MAIN_DUMP)
-        .or_else(|| raw.dumps.values().next())
-    else {
-        outcome("failed");
-        let _ = context.queue.fail(&id, "the crash has no minidump").await;
-        return None;
-    };
-    let dump = match ObjectKey::new(dump_key.clone()) {
-        Ok(key) => context.objects.read_all(&key, MAX_DUMP).await,
-        Err(e) => Err(e),
-    };
-    let dump = match dump {
-        Ok(Some(dump)) => dump,
-        Ok(None) => {
-            outcome("failed");
-            let _ = context
-                .queue
-                .fail(&id, "the stored minidump is missing")
-                .await;
-            return None;
-        }
-        Err(e) => {
-            transient(e.to_string()).await;
-            return None;
-        }
-    };
+    let dump = load_main_dump(context, entry, &raw).await?;
     let kib = (dump.len().div_ceil(1024)).clamp(1, DUMP_KIB_IN_FLIGHT) as u32;
     let _held = budget
         .dump_kib
@@ -319,25 +276,85 @@ async fn process(
         Ok(report) => report,
         Err(e) => {
             outcome("failed");
-            let _ = context.queue.fail(&id, &e.to_string()).await;
+            let _ = context.queue.fail(&entry.crash_id, &e.to_string()).await;
             return None;
         }
     };
-    let recorder = context.recorder();
-    if let Err(e) = recorder
+    let recorded = context
+        .recorder()
         .record(
-            &id,
+            &entry.crash_id,
             raw.project_id,
             raw.received_at,
             &raw.annotations,
             &report,
         )
-        .await
-    {
-        transient(e.to_string()).await;
+        .await;
+    if let Err(e) = recorded {
+        retry_later(context, entry, e.to_string()).await;
         return None;
     }
-    // The dump's modules whose symbols had `status`.
+    Some((finished_crash(&entry.crash_id, &report), entry.enqueued_ms))
+}
+
+/// The crash's `raw.json`; a missing one fails the crash, an unreadable one retries it.
+async fn load_stored_raw(context: &WorkerContext, entry: &QueueEntry) -> Option<RawCrash> {
+    match load_raw(&*context.objects, &entry.raw_key).await {
+        Ok(Some(raw)) => Some(raw),
+        Ok(None) => {
+            outcome("failed");
+            let _ = context
+                .queue
+                .fail(&entry.crash_id, "the stored crash is missing its raw.json")
+                .await;
+            None
+        }
+        Err(e) => {
+            retry_later(context, entry, e).await;
+            None
+        }
+    }
+}
+
+/// The crash's main minidump (or its only one); a missing one fails the crash, an unreadable
+/// one retries it.
+async fn load_main_dump(
+    context: &WorkerContext,
+    entry: &QueueEntry,
+    raw: &RawCrash,
+) -> Option<bytes::Bytes> {
+    let fail = |why: &'static str| async move {
+        outcome("failed");
+        let _ = context.queue.fail(&entry.crash_id, why).await;
+    };
+    let Some(dump_key) = raw
+        .dumps
+        .get(MAIN_DUMP)
+        .or_else(|| raw.dumps.values().next())
+    else {
+        fail("the crash has no minidump").await;
+        return None;
+    };
+    let dump = match ObjectKey::new(dump_key.clone()) {
+        Ok(key) => context.objects.read_all(&key, MAX_DUMP).await,
+        Err(e) => Err(e),
+    };
+    match dump {
+        Ok(Some(dump)) => Some(dump),
+        Ok(None) => {
+            fail("the stored minidump is missing").await;
+            None
+        }
+        Err(e) => {
+            retry_later(context, entry, e.to_string()).await;
+            None
+        }
+    }
+}
+
+/// What marking the crash processed records about its modules: those whose symbols were
+/// missing (the missing-symbols report, reprocessing on upload) and those used (retention).
+fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCrash {
     let modules_with = |status: SymbolStatus| {
         report
             .processed
@@ -365,21 +382,18 @@ async fn process(
     let used_modules = modules_with(SymbolStatus::Found)
         .filter_map(|m| Some(m.debug_identifier()?.to_string()))
         .collect();
-    Some((
-        FinishedCrash {
-            crash_id: id,
-            missing_modules,
-            used_modules,
-        },
-        entry.enqueued_ms,
-    ))
+    FinishedCrash {
+        crash_id: id.to_owned(),
+        missing_modules,
+        used_modules,
+    }
 }
 
 /// Processes and records one claimed error event (no minidump); like [`process`] otherwise.
 async fn process_event(
     context: &WorkerContext,
     entry: &QueueEntry,
-    raw: &super::RawCrash,
+    raw: &RawCrash,
     event_key: &str,
 ) -> Option<Finished> {
     let id = &entry.crash_id;

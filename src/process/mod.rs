@@ -145,6 +145,9 @@ impl Processor {
         result
     }
 
+    /// The story of one dump: check its size, parse it (and walk it at once when every
+    /// module's symbols are in memory), else fetch the symbols it lacks and walk it, then read
+    /// the memory facts around the fault.
     async fn process_inner(
         &self,
         dump: Bytes,
@@ -161,10 +164,49 @@ impl Processor {
                 ),
             });
         }
+        let (dump, by_id, state, parsed, symbols_ready) =
+            match self.first_pass(dump, started, deadline).await? {
+                FirstPass::Walked {
+                    dump,
+                    by_id,
+                    state,
+                    parsed,
+                } => (dump, by_id, *state, parsed, parsed),
+                FirstPass::Parsed {
+                    dump,
+                    wanted,
+                    distinct,
+                    parsed,
+                } => {
+                    let by_id = self.fetch_symbols(distinct, deadline).await?;
+                    let symbols_ready = started.elapsed();
+                    let state = self.walk_with(&dump, wanted, &by_id, deadline).await?;
+                    (dump, by_id, state, parsed, symbols_ready)
+                }
+            };
+        let walked = started.elapsed();
+        Ok(finish(
+            &dump,
+            state,
+            &by_id,
+            Timings {
+                parse_ms: ms(parsed),
+                symbols_ms: ms(symbols_ready - parsed),
+                walk_ms: ms(walked - symbols_ready),
+                total_ms: ms(walked),
+            },
+        ))
+    }
+
+    /// One job on the pool: parse, and when every module's symbols are already in memory (the
+    /// usual case on a warm server) walk right away.
+    async fn first_pass(
+        &self,
+        dump: Bytes,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<FirstPass, ProcessError> {
         let limits = self.limits;
-        // One job on the pool when every module's symbols are already in memory (the usual
-        // case on a warm server): parse, then walk right away. Otherwise fetch what is missing
-        // and walk in a second job.
         let modules = self.modules.clone();
         let first = cpu::run(move || -> Result<FirstPass, ProcessError> {
             let (dump, wanted) = read_dump(dump, limits)?;
@@ -188,70 +230,70 @@ impl Processor {
                 }),
             }
         });
-        let first = match tokio::time::timeout_at(deadline.into(), first).await {
-            Err(_) => return Err(time_budget(limits)),
-            Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))??,
-        };
-        let (dump, by_id, state, parsed, symbols_ready) = match first {
-            FirstPass::Walked {
-                dump,
-                by_id,
-                state,
-                parsed,
-            } => (dump, by_id, *state, parsed, parsed),
-            FirstPass::Parsed {
-                dump,
-                wanted,
-                distinct,
-                parsed,
-            } => {
-                // Fetch each distinct module's symbols concurrently, once.
-                let fetched =
-                    futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
-                let fetched = match tokio::time::timeout_at(deadline.into(), fetched).await {
-                    Ok(fetched) => fetched,
-                    Err(_) => return Err(time_budget(limits)),
-                };
-                let by_id: HashMap<DebugId, Arc<ModuleSymbols>> =
-                    distinct.into_iter().zip(fetched).collect();
-                let symbols_ready = started.elapsed();
-                let walk_dump = Arc::clone(&dump);
-                let walk_by_id = by_id.clone();
-                let walked =
-                    cpu::run(move || walk(&walk_dump, wanted, &walk_by_id, deadline, limits));
-                let state = match tokio::time::timeout_at(deadline.into(), walked).await {
-                    Err(_) => return Err(time_budget(limits)),
-                    Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))??,
-                };
-                (dump, by_id, state, parsed, symbols_ready)
-            }
-        };
-        let walked = started.elapsed();
-        let module_reports = module_reports(&state, &by_id);
-        let crashpad = output::crashpad_annotations(&dump);
-        let context = state
-            .requesting_thread
-            .and_then(|i| state.threads.get(i))
-            .and_then(|thread| thread.frames.first())
-            .map(|frame| &frame.context);
-        let facts = facts::read(
-            &dump,
-            state.exception_info.as_ref().map(|e| e.address.0),
-            context.map(|c| c.get_instruction_pointer()),
-            context.map(|c| c.get_stack_pointer()),
-        );
-        Ok(ProcessedCrash {
-            state,
-            modules: module_reports,
-            crashpad,
-            facts,
-            timings: Timings {
-                parse_ms: ms(parsed),
-                symbols_ms: ms(symbols_ready - parsed),
-                walk_ms: ms(walked - symbols_ready),
-                total_ms: ms(walked),
-            },
-        })
+        match tokio::time::timeout_at(deadline.into(), first).await {
+            Err(_) => Err(time_budget(limits)),
+            Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))?,
+        }
+    }
+
+    /// Each distinct module's symbols, fetched concurrently, once.
+    async fn fetch_symbols(
+        &self,
+        distinct: Vec<DebugId>,
+        deadline: Instant,
+    ) -> Result<HashMap<DebugId, Arc<ModuleSymbols>>, ProcessError> {
+        let fetched = futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
+        match tokio::time::timeout_at(deadline.into(), fetched).await {
+            Ok(fetched) => Ok(distinct.into_iter().zip(fetched).collect()),
+            Err(_) => Err(time_budget(self.limits)),
+        }
+    }
+
+    /// The stack walk, as a second job on the pool.
+    async fn walk_with(
+        &self,
+        dump: &Arc<Minidump<'static, Bytes>>,
+        wanted: Vec<WantedModule>,
+        by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+        deadline: Instant,
+    ) -> Result<ProcessState, ProcessError> {
+        let limits = self.limits;
+        let (dump, by_id) = (Arc::clone(dump), by_id.clone());
+        let walked = cpu::run(move || walk(&dump, wanted, &by_id, deadline, limits));
+        match tokio::time::timeout_at(deadline.into(), walked).await {
+            Err(_) => Err(time_budget(limits)),
+            Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))?,
+        }
+    }
+}
+
+/// The walked dump with what was found per module, its Crashpad annotations and the memory
+/// facts around the fault.
+fn finish(
+    dump: &Minidump<'static, Bytes>,
+    state: ProcessState,
+    by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+    timings: Timings,
+) -> ProcessedCrash {
+    let module_reports = module_reports(&state, by_id);
+    let crashpad = output::crashpad_annotations(dump);
+    let context = state
+        .requesting_thread
+        .and_then(|i| state.threads.get(i))
+        .and_then(|thread| thread.frames.first())
+        .map(|frame| &frame.context);
+    let facts = facts::read(
+        dump,
+        state.exception_info.as_ref().map(|e| e.address.0),
+        context.map(|c| c.get_instruction_pointer()),
+        context.map(|c| c.get_stack_pointer()),
+    );
+    ProcessedCrash {
+        state,
+        modules: module_reports,
+        crashpad,
+        facts,
+        timings,
     }
 }
 

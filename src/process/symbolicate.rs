@@ -3,11 +3,12 @@
 //! module. Uses the same module symbols as minidump processing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::location::SourceLocation;
-use super::modules::{ModuleCache, SymbolStatus};
+use super::modules::{ModuleCache, ModuleSymbols, SymbolStatus};
 use crate::symbols::ids::parse_debug_id;
 
 /// An address as JSON carries it: a number or a `"0x…"` string.
@@ -226,14 +227,52 @@ fn covering_module(modules: &[RawModule], addr: u64) -> Option<usize> {
 /// Symbolicates every frame of `request` with symbols from `cache`.
 pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> SymbolicateResponse {
     let modules = request.modules;
-    let mut statuses: Vec<Option<SymbolStatus>> = vec![None; modules.len()];
-    let mut symbols = HashMap::new();
-    // Fetch each referenced module's symbols once, concurrently.
-    let mut referenced: Vec<usize> = request
+    let (symbols, statuses) = fetch_referenced(cache, &modules, &request.stacktraces).await;
+    let stacktraces: Vec<SymbolicatedStacktrace> = request
         .stacktraces
+        .into_iter()
+        .map(|stack| SymbolicatedStacktrace {
+            frames: stack
+                .frames
+                .into_iter()
+                .enumerate()
+                .map(|(index, frame)| symbolicate_frame(index, frame, &modules, &symbols))
+                .collect(),
+        })
+        .collect();
+    for frame in stacktraces.iter().flat_map(|s| &s.frames) {
+        metrics::counter!("faultline_symbolicated_frames_total", "status" => frame.status.as_str())
+            .increment(1);
+    }
+    SymbolicateResponse {
+        status: "completed",
+        stacktraces,
+        modules: modules
+            .into_iter()
+            .zip(statuses)
+            .map(|(module, status)| ModuleResult {
+                debug_status: status.map_or("unused", SymbolStatus::as_str),
+                module,
+            })
+            .collect(),
+    }
+}
+
+/// Each module a frame points into, its symbols fetched once, concurrently; and every
+/// module's status (`None`: no frame points into it).
+async fn fetch_referenced(
+    cache: &ModuleCache,
+    modules: &[RawModule],
+    stacktraces: &[RawStacktrace],
+) -> (
+    HashMap<usize, Arc<ModuleSymbols>>,
+    Vec<Option<SymbolStatus>>,
+) {
+    let mut statuses: Vec<Option<SymbolStatus>> = vec![None; modules.len()];
+    let mut referenced: Vec<usize> = stacktraces
         .iter()
         .flat_map(|s| &s.frames)
-        .filter_map(|f| covering_module(&modules, f.instruction_addr.0))
+        .filter_map(|f| covering_module(modules, f.instruction_addr.0))
         .collect();
     referenced.sort_unstable();
     referenced.dedup();
@@ -259,88 +298,68 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
             statuses[*i] = Some(SymbolStatus::NoDebugId);
         }
     }
+    let mut symbols = HashMap::new();
     for (i, module_symbols) in fetched {
         statuses[i] = Some(module_symbols.status);
         symbols.insert(i, module_symbols);
     }
+    (symbols, statuses)
+}
 
-    let stacktraces: Vec<SymbolicatedStacktrace> = request
-        .stacktraces
-        .into_iter()
-        .map(|stack| SymbolicatedStacktrace {
-            frames: stack
-                .frames
-                .into_iter()
-                .enumerate()
-                .map(|(index, frame)| {
-                    let addr = frame.instruction_addr.0;
-                    let mut out = SymbolicatedFrame {
-                        status: FrameStatus::UnknownImage,
-                        original_index: index,
-                        instruction_addr: frame.instruction_addr,
-                        module_index: None,
-                        package: None,
-                        function: None,
-                        sym_addr: None,
-                        abs_path: None,
-                        lineno: None,
-                        inlines: Vec::new(),
-                    };
-                    let Some(module_index) = covering_module(&modules, addr) else {
-                        return out;
-                    };
-                    let module = &modules[module_index];
-                    out.module_index = Some(module_index);
-                    out.package = module.code_file.clone();
-                    let Some(module_symbols) = symbols.get(&module_index) else {
-                        out.status = FrameStatus::Malformed;
-                        return out;
-                    };
-                    let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
-                    let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
-                    let location: Option<std::sync::Arc<SourceLocation>> = module_symbols
-                        .functions
-                        .as_ref()
-                        .and_then(|s| s.lookup(lookup_addr - module.image_addr.0));
-                    let Some(location) = location else {
-                        out.status = FrameStatus::MissingSymbol;
-                        return out;
-                    };
-                    out.status = FrameStatus::Symbolicated;
-                    out.sym_addr = Some(Addr(module.image_addr.0 + location.function_offset));
-                    out.function = Some(location.function.clone());
-                    out.abs_path = location.file.clone();
-                    out.lineno = Some(location.line).filter(|l| *l != 0);
-                    out.inlines = location
-                        .inlines
-                        .iter()
-                        .rev()
-                        .map(|i| InlineFrame {
-                            function: i.function.clone(),
-                            abs_path: i.file.clone(),
-                            lineno: i.line,
-                        })
-                        .collect();
-                    out
-                })
-                .collect(),
+/// One frame: the module it points into, then its function, file, line and inlines.
+fn symbolicate_frame(
+    index: usize,
+    frame: RawFrame,
+    modules: &[RawModule],
+    symbols: &HashMap<usize, Arc<ModuleSymbols>>,
+) -> SymbolicatedFrame {
+    let addr = frame.instruction_addr.0;
+    let mut out = SymbolicatedFrame {
+        status: FrameStatus::UnknownImage,
+        original_index: index,
+        instruction_addr: frame.instruction_addr,
+        module_index: None,
+        package: None,
+        function: None,
+        sym_addr: None,
+        abs_path: None,
+        lineno: None,
+        inlines: Vec::new(),
+    };
+    let Some(module_index) = covering_module(modules, addr) else {
+        return out;
+    };
+    let module = &modules[module_index];
+    out.module_index = Some(module_index);
+    out.package = module.code_file.clone();
+    let Some(module_symbols) = symbols.get(&module_index) else {
+        out.status = FrameStatus::Malformed;
+        return out;
+    };
+    let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
+    let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
+    let location: Option<Arc<SourceLocation>> = module_symbols
+        .functions
+        .as_ref()
+        .and_then(|s| s.lookup(lookup_addr - module.image_addr.0));
+    let Some(location) = location else {
+        out.status = FrameStatus::MissingSymbol;
+        return out;
+    };
+    out.status = FrameStatus::Symbolicated;
+    out.sym_addr = Some(Addr(module.image_addr.0 + location.function_offset));
+    out.function = Some(location.function.clone());
+    out.abs_path = location.file.clone();
+    out.lineno = Some(location.line).filter(|l| *l != 0);
+    out.inlines = location
+        .inlines
+        .iter()
+        .rev()
+        .map(|i| InlineFrame {
+            function: i.function.clone(),
+            abs_path: i.file.clone(),
+            lineno: i.line,
         })
         .collect();
-
-    for frame in stacktraces.iter().flat_map(|s| &s.frames) {
-        metrics::counter!("faultline_symbolicated_frames_total", "status" => frame.status.as_str())
-            .increment(1);
-    }
-    SymbolicateResponse {
-        status: "completed",
-        stacktraces,
-        modules: modules
-            .into_iter()
-            .zip(statuses)
-            .map(|(module, status)| ModuleResult {
-                debug_status: status.map_or("unused", SymbolStatus::as_str),
-                module,
-            })
-            .collect(),
-    }
+    out
 }

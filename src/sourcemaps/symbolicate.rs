@@ -17,7 +17,9 @@ use super::paths::{
     candidate_urls, clean_webpack_path, display_line, fold_function_name, in_app, join_reference,
     module_name,
 };
-use super::{ArtifactKey, ArtifactKind, CacheProblem, SourceMapError, SourceMapStore};
+use super::{
+    ArtifactKey, ArtifactKind, ArtifactMeta, CacheProblem, SourceMapError, SourceMapStore,
+};
 
 /// Lines of context on each side of a frame's line.
 const CONTEXT_LINES: usize = 5;
@@ -332,12 +334,12 @@ async fn resolve(
             from: Vec::new(),
         });
     };
-    let url_key = |url: &str| ArtifactKey::Url {
+    let keys = ReleaseKeys {
         project,
-        release: release.clone(),
-        dist: request.dist.clone().unwrap_or_default(),
-        url: url.to_owned(),
+        release,
+        dist: request.dist.as_deref().unwrap_or_default(),
     };
+    let url_key = |url: &str| keys.key(url);
     for candidate in candidate_urls(abs_path) {
         let source_key = url_key(&candidate);
         let Some(source) = store
@@ -346,51 +348,7 @@ async fn resolve(
         else {
             continue;
         };
-        // The stored minified file names its debug ID: its map is under it.
-        if let Some(id) = source.debug_id.as_deref().and_then(|id| id.parse().ok()) {
-            let key = ArtifactKey::DebugId(id);
-            return Ok(Resolved {
-                cache: store.lookup_cache(&key, &key, limit).await?,
-                resolved_with: "debug-id",
-                sourcemap: source.sourcemap_url.unwrap_or_else(|| abs_path.to_owned()),
-                wanted: Vec::new(),
-                from: vec![source_key.id(), key.id()],
-            }
-            .wanting([(key, candidate.clone())]));
-        }
-        let reference = source
-            .sourcemap_url
-            .clone()
-            .unwrap_or_else(|| format!("{}.map", candidate));
-        let map_url = join_reference(&candidate, &reference);
-        for map_candidate in candidate_urls(&map_url) {
-            let map_key = url_key(&map_candidate);
-            if store
-                .meta(&map_key, ArtifactKind::SourceMap)
-                .await?
-                .is_some()
-            {
-                return Ok(Resolved {
-                    cache: store.lookup_cache(&source_key, &map_key, limit).await?,
-                    resolved_with: "release",
-                    sourcemap: map_url,
-                    wanted: Vec::new(),
-                    from: vec![source_key.id(), map_key.id()],
-                });
-            }
-        }
-        let wanted: Vec<_> = candidate_urls(&map_url)
-            .into_iter()
-            .map(|url| (url_key(&url), url))
-            .collect();
-        return Ok(Resolved {
-            cache: Err(CacheProblem::MissingSourcemap),
-            resolved_with: "release",
-            sourcemap: map_url,
-            wanted: Vec::new(),
-            from: Vec::new(),
-        }
-        .wanting(wanted));
+        return by_minified_source(store, &keys, source, candidate, abs_path, limit).await;
     }
     let wanted: Vec<_> = candidate_urls(abs_path)
         .into_iter()
@@ -404,6 +362,107 @@ async fn resolve(
         from: Vec::new(),
     }
     .wanting(wanted))
+}
+
+/// The artifact keys of one project's release and dist.
+struct ReleaseKeys<'a> {
+    project: i64,
+    release: &'a str,
+    dist: &'a str,
+}
+
+impl ReleaseKeys<'_> {
+    fn key(&self, url: &str) -> ArtifactKey {
+        ArtifactKey::Url {
+            project: self.project,
+            release: self.release.to_owned(),
+            dist: self.dist.to_owned(),
+            url: url.to_owned(),
+        }
+    }
+}
+
+/// The map of a stored minified file (stored at `candidate`): under the debug ID the file
+/// names, else at the URL its `sourceMappingURL` (or `{candidate}.map`) gives.
+async fn by_minified_source(
+    store: &SourceMapStore,
+    keys: &ReleaseKeys<'_>,
+    source: ArtifactMeta,
+    candidate: String,
+    abs_path: &str,
+    limit: u64,
+) -> Result<Resolved, SourceMapError> {
+    let source_key = keys.key(&candidate);
+    if let Some(id) = source.debug_id.as_deref().and_then(|id| id.parse().ok()) {
+        let key = ArtifactKey::DebugId(id);
+        return Ok(Resolved {
+            cache: store.lookup_cache(&key, &key, limit).await?,
+            resolved_with: "debug-id",
+            sourcemap: source.sourcemap_url.unwrap_or_else(|| abs_path.to_owned()),
+            wanted: Vec::new(),
+            from: vec![source_key.id(), key.id()],
+        }
+        .wanting([(key, candidate)]));
+    }
+    let reference = source
+        .sourcemap_url
+        .clone()
+        .unwrap_or_else(|| format!("{candidate}.map"));
+    let map_url = join_reference(&candidate, &reference);
+    for map_candidate in candidate_urls(&map_url) {
+        let map_key = keys.key(&map_candidate);
+        if store
+            .meta(&map_key, ArtifactKind::SourceMap)
+            .await?
+            .is_some()
+        {
+            return Ok(Resolved {
+                cache: store.lookup_cache(&source_key, &map_key, limit).await?,
+                resolved_with: "release",
+                sourcemap: map_url,
+                wanted: Vec::new(),
+                from: vec![source_key.id(), map_key.id()],
+            });
+        }
+    }
+    let wanted: Vec<_> = candidate_urls(&map_url)
+        .into_iter()
+        .map(|url| (keys.key(&url), url))
+        .collect();
+    Ok(Resolved {
+        cache: Err(CacheProblem::MissingSourcemap),
+        resolved_with: "release",
+        sourcemap: map_url,
+        wanted: Vec::new(),
+        from: Vec::new(),
+    }
+    .wanting(wanted))
+}
+
+/// Names the original file a token points into: its path (joined to the minified file's URL
+/// when relative), its webpack module, and whether it is the application's code.
+fn place_in_original_file(frame: &mut JsFrame, minified_path: &str, name: &str) {
+    let filename = if name.starts_with("webpack:") {
+        let clean = clean_webpack_path(name);
+        frame.module = Some(module_name(&clean));
+        clean
+    } else {
+        name.to_owned()
+    };
+    frame.abs_path = if name.contains("://") || name.starts_with('/') {
+        name.to_owned()
+    } else {
+        join_reference(minified_path, name)
+    };
+    if frame.module.is_none()
+        && ["http:", "https:", "app:"]
+            .iter()
+            .any(|scheme| frame.abs_path.starts_with(scheme))
+    {
+        frame.module = Some(module_name(&frame.abs_path));
+    }
+    frame.in_app = in_app(&frame.abs_path, &filename);
+    frame.filename = Some(filename);
 }
 
 /// One frame: the original frame and its token name, or why it stays as it is.
@@ -472,27 +531,7 @@ async fn frame(
     };
     frame.function = Some(fold_function_name(&function));
     if let Some(name) = token.file_name().filter(|name| !name.is_empty()) {
-        let filename = if name.starts_with("webpack:") {
-            let clean = clean_webpack_path(name);
-            frame.module = Some(module_name(&clean));
-            clean
-        } else {
-            name.to_owned()
-        };
-        frame.abs_path = if name.contains("://") || name.starts_with('/') {
-            name.to_owned()
-        } else {
-            join_reference(&raw.abs_path, name)
-        };
-        if frame.module.is_none()
-            && ["http:", "https:", "app:"]
-                .iter()
-                .any(|scheme| frame.abs_path.starts_with(scheme))
-        {
-            frame.module = Some(module_name(&frame.abs_path));
-        }
-        frame.in_app = in_app(&frame.abs_path, &filename);
-        frame.filename = Some(filename);
+        place_in_original_file(&mut frame, &raw.abs_path, name);
     }
     frame.lineno = token.line().saturating_add(1);
     frame.colno = Some(token.column().saturating_add(1));

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::groups::{project_choices, readable_projects, Choice};
 use super::page::{ago, now, render, when, Chrome, UiError};
 use super::session::Viewer;
+use crate::alerts::RuleView;
 use crate::app::App;
 use crate::auth::Scope;
 
@@ -68,6 +69,38 @@ fn map_err(e: crate::alerts::AlertError) -> UiError {
     UiError::from(crate::http::HttpError::from(e))
 }
 
+/// One rule as the table shows it: its triggers, the channels it sends to, its interval.
+fn rule_row(r: &RuleView, channel_name: &impl Fn(i64) -> String) -> RuleRow {
+    RuleRow {
+        id: r.id,
+        name: r.name.clone(),
+        enabled: r.enabled,
+        triggers: r
+            .definition
+            .triggers
+            .iter()
+            .map(|t| t.name().replace('_', " "))
+            .collect::<Vec<_>>()
+            .join(match r.definition.trigger_match {
+                crate::alerts::rules::TriggerMatch::Any => " or ",
+                crate::alerts::rules::TriggerMatch::All => " and ",
+            }),
+        channels: r
+            .definition
+            .actions
+            .iter()
+            .map(|a| channel_name(a.channel))
+            .collect::<Vec<_>>()
+            .join(", "),
+        interval: match r.definition.interval_secs {
+            0 => "every time".to_owned(),
+            s if s % 3600 == 0 => format!("{} h", s / 3600),
+            s if s % 60 == 0 => format!("{} min", s / 60),
+            s => format!("{s} s"),
+        },
+    }
+}
+
 /// `GET /ui/alerts?project=`.
 pub async fn show(
     State(state): State<App>,
@@ -95,34 +128,7 @@ pub async fn show(
     let rule_list = alerts.rules(project.id).await.map_err(map_err)?;
     let rules = rule_list
         .iter()
-        .map(|r| RuleRow {
-            id: r.id,
-            name: r.name.clone(),
-            enabled: r.enabled,
-            triggers: r
-                .definition
-                .triggers
-                .iter()
-                .map(|t| t.name().replace('_', " "))
-                .collect::<Vec<_>>()
-                .join(match r.definition.trigger_match {
-                    crate::alerts::rules::TriggerMatch::Any => " or ",
-                    crate::alerts::rules::TriggerMatch::All => " and ",
-                }),
-            channels: r
-                .definition
-                .actions
-                .iter()
-                .map(|a| channel_name(a.channel))
-                .collect::<Vec<_>>()
-                .join(", "),
-            interval: match r.definition.interval_secs {
-                0 => "every time".to_owned(),
-                s if s % 3600 == 0 => format!("{} h", s / 3600),
-                s if s % 60 == 0 => format!("{} min", s / 60),
-                s => format!("{s} s"),
-            },
-        })
+        .map(|r| rule_row(r, &channel_name))
         .collect();
     let t = now();
     let fires = alerts

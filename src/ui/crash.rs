@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::auth::Scope;
 use crate::classify::frames::{view_frames, FrameRef, InAppRules};
 use crate::group::index::{CrashKind, CrashRow};
+use crate::http::HttpError;
 use crate::ingest::queue::QueueEntry;
 use crate::pipeline::CrashView;
 use crate::process::view::{ModuleView, ThreadView};
@@ -574,7 +575,13 @@ pub async fn file(
     })?;
     let raw = crate::ingest::load_raw(&*state.objects, &queued.raw_key)
         .await
-        .map_err(|e| UiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?
+        .map_err(|e| {
+            UiError::from(HttpError::internal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the stored crash could not be read",
+                e,
+            ))
+        })?
         .ok_or_else(|| UiError::not_found("the stored crash is gone"))?;
     // The name only selects an entry of raw.json; it never becomes part of a key.
     let (_, kind, key) = raw

@@ -201,38 +201,7 @@ pub async fn list(
     let projects = readable_projects(&state, &viewer).await?;
     let project = chosen_project(&projects, params.project.as_deref())?;
     let sort_name = given(&params.sort).unwrap_or_else(|| "last_seen".to_owned());
-    let sort = match sort_name.as_str() {
-        "events" => GroupSort::Events,
-        "users" => GroupSort::Users,
-        "first_seen" => GroupSort::FirstSeen,
-        "last_seen" => GroupSort::LastSeen,
-        other => {
-            return Err(UiError::bad_request(format!(
-                "sort by events, users, last_seen or first_seen, not {other:?}"
-            )))
-        }
-    };
-    let state_filter = given(&params.state);
-    let wanted_state = match state_filter.as_deref() {
-        Some(name) => Some(GroupState::settable(name)?),
-        None => None,
-    };
-    let class_filter = given(&params.fault_class);
-    let query = GroupQuery {
-        project_id: project.id,
-        state: wanted_state,
-        product: None,
-        release: given(&params.release),
-        fault_class: class_filter.clone(),
-        since: None,
-        until: None,
-        annotation: None,
-        assignee: given(&params.assignee),
-        signature_contains: given(&params.q),
-        sort,
-        limit: PAGE_SIZE,
-        cursor: given(&params.cursor),
-    };
+    let query = groups_query(project.id, &params, &sort_name)?;
     let page = state.index.groups(&query).await?;
     let t = now();
     let start = charts::window_start(t, SPARK_HOURS);
@@ -250,32 +219,20 @@ pub async fn list(
             )
         })
         .collect();
-
-    let project_slug = project.slug.as_str();
+    let state_filter = query.state.map(GroupState::as_str).unwrap_or("");
+    let class_filter = query.fault_class.as_deref().unwrap_or("");
     let filters = |sort: &str, cursor: &str| {
         query_string(&[
-            ("project", project_slug),
-            ("state", state_filter.as_deref().unwrap_or("")),
+            ("project", project.slug.as_str()),
+            ("state", state_filter),
             ("assignee", query.assignee.as_deref().unwrap_or("")),
             ("release", query.release.as_deref().unwrap_or("")),
-            ("fault_class", class_filter.as_deref().unwrap_or("")),
+            ("fault_class", class_filter),
             ("q", query.signature_contains.as_deref().unwrap_or("")),
             ("sort", sort),
             ("cursor", cursor),
         ])
     };
-    let sort_links = SORTS
-        .iter()
-        .map(|(value, label)| SortLink {
-            label,
-            href: format!("/ui/{}", filters(value, "")),
-            active: *value == sort_name,
-        })
-        .collect();
-    let next_page = page
-        .next_cursor
-        .as_deref()
-        .map(|cursor| format!("/ui/{}", filters(&sort_name, cursor)));
     let class_options: Vec<(&str, &str)> = std::iter::once(("", "any class"))
         .chain(FaultClass::ALL.iter().map(|c| (c.as_str(), c.as_str())))
         .collect();
@@ -286,23 +243,71 @@ pub async fn list(
             [("", "any state".to_owned())]
                 .into_iter()
                 .chain(state_options()),
-            state_filter.as_deref().unwrap_or(""),
+            state_filter,
         ),
-        classes: choices(class_options, class_filter.as_deref().unwrap_or("")),
+        classes: choices(class_options, class_filter),
         sorts: choices(SORTS, &sort_name),
         assignee: query.assignee.clone().unwrap_or_default(),
         release: query.release.clone().unwrap_or_default(),
         q: query.signature_contains.clone().unwrap_or_default(),
-        filtered: state_filter.is_some()
-            || class_filter.is_some()
+        filtered: query.state.is_some()
+            || query.fault_class.is_some()
             || query.assignee.is_some()
             || query.release.is_some()
             || query.signature_contains.is_some(),
-        sort_links,
+        sort_links: SORTS
+            .iter()
+            .map(|(value, label)| SortLink {
+                label,
+                href: format!("/ui/{}", filters(value, "")),
+                active: *value == sort_name,
+            })
+            .collect(),
+        next_page: page
+            .next_cursor
+            .as_deref()
+            .map(|cursor| format!("/ui/{}", filters(&sort_name, cursor))),
         rows,
-        next_page,
     };
     Ok(render(&page))
+}
+
+/// The index query the list's filters ask for (a bad sort or state is a 400 page).
+fn groups_query(
+    project_id: i64,
+    params: &GroupsParams,
+    sort_name: &str,
+) -> Result<GroupQuery, UiError> {
+    let sort = match sort_name {
+        "events" => GroupSort::Events,
+        "users" => GroupSort::Users,
+        "first_seen" => GroupSort::FirstSeen,
+        "last_seen" => GroupSort::LastSeen,
+        other => {
+            return Err(UiError::bad_request(format!(
+                "sort by events, users, last_seen or first_seen, not {other:?}"
+            )))
+        }
+    };
+    let state = match given(&params.state) {
+        Some(name) => Some(GroupState::settable(&name)?),
+        None => None,
+    };
+    Ok(GroupQuery {
+        project_id,
+        state,
+        product: None,
+        release: given(&params.release),
+        fault_class: given(&params.fault_class),
+        since: None,
+        until: None,
+        annotation: None,
+        assignee: given(&params.assignee),
+        signature_contains: given(&params.q),
+        sort,
+        limit: PAGE_SIZE,
+        cursor: given(&params.cursor),
+    })
 }
 
 fn group_row(g: &Group, hourly: &[(i64, i64)], start: i64, t: i64) -> GroupRow {
@@ -465,30 +470,7 @@ pub async fn show(
         selected: by.as_deref() == Some(n),
     }))
     .collect();
-    let crashes = state
-        .index
-        .group_crashes(group.id, 20)
-        .await?
-        .into_iter()
-        .map(|c| CrashLine {
-            // Arriving at the fault frame: the browser scrolls it into view, no script needed.
-            href: format!(
-                "/ui/crashes/{}{}",
-                segment(&c.attributes.id),
-                if c.payload_key.is_some() {
-                    "#fault"
-                } else {
-                    ""
-                }
-            ),
-            received: when(c.attributes.received_at),
-            received_ago: ago(c.attributes.received_at, t),
-            release: c.attributes.release.clone().unwrap_or_default(),
-            platform: c.attributes.platform.clone().unwrap_or_default(),
-            kept: c.payload_key.is_some(),
-            id: c.attributes.id,
-        })
-        .collect();
+    let crashes = crash_lines(&state, group.id, t).await?;
     let evidence = match detail.samples.first().and_then(|c| c.payload_key.clone()) {
         Some(key) => super::crash::latest_evidence(&state, &key).await,
         None => None,
@@ -498,21 +480,7 @@ pub async fn show(
         .project_by_id(group.project_id)
         .await?
         .map_or_else(|| group.project_id.to_string(), |p| p.name);
-    let tickets = state
-        .alerts
-        .desk()
-        .links_of_group(group.id)
-        .await
-        .map_err(|e| UiError::from(crate::group::index::IndexError::Database(e)))?
-        .into_iter()
-        .map(|link| TicketView {
-            url: (link.ticket_url.starts_with("https://")
-                || link.ticket_url.starts_with("http://"))
-            .then_some(link.ticket_url),
-            key: link.ticket_key,
-            state: link.synced_state,
-        })
-        .collect();
+    let tickets = tickets_of(&state, group.id).await?;
     let page = GroupPage {
         tickets,
         chrome: viewer.chrome(),
@@ -530,6 +498,53 @@ pub async fn show(
         group: group_row(&group, &[], start, t),
     };
     Ok(render(&page))
+}
+
+/// The group's latest crashes, each linked to its page (at the fault frame when it kept its
+/// payload: the browser scrolls it into view, no script needed).
+async fn crash_lines(state: &App, group_id: i64, t: i64) -> Result<Vec<CrashLine>, UiError> {
+    Ok(state
+        .index
+        .group_crashes(group_id, 20)
+        .await?
+        .into_iter()
+        .map(|c| CrashLine {
+            href: format!(
+                "/ui/crashes/{}{}",
+                segment(&c.attributes.id),
+                if c.payload_key.is_some() {
+                    "#fault"
+                } else {
+                    ""
+                }
+            ),
+            received: when(c.attributes.received_at),
+            received_ago: ago(c.attributes.received_at, t),
+            release: c.attributes.release.clone().unwrap_or_default(),
+            platform: c.attributes.platform.clone().unwrap_or_default(),
+            kept: c.payload_key.is_some(),
+            id: c.attributes.id,
+        })
+        .collect())
+}
+
+/// The tracker tickets that follow the group (links only when they are web addresses).
+async fn tickets_of(state: &App, group_id: i64) -> Result<Vec<TicketView>, UiError> {
+    Ok(state
+        .alerts
+        .desk()
+        .links_of_group(group_id)
+        .await
+        .map_err(|e| UiError::from(crate::group::index::IndexError::Database(e)))?
+        .into_iter()
+        .map(|link| TicketView {
+            url: (link.ticket_url.starts_with("https://")
+                || link.ticket_url.starts_with("http://"))
+            .then_some(link.ticket_url),
+            key: link.ticket_key,
+            state: link.synced_state,
+        })
+        .collect())
 }
 
 /// The triage form: state, the release it was fixed in, the assignee, when a mute ends.

@@ -15,8 +15,10 @@ use super::session::Viewer;
 use crate::app::App;
 use crate::auth::Scope;
 use crate::http::server_origin;
+use crate::http::HttpError;
 use crate::sourcemaps::ReleaseContext;
 use crate::symbols::derive::CacheKind;
+use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::SymbolQuery;
 
@@ -197,28 +199,54 @@ pub async fn find(
             "search for at most {MAX_QUERY} characters"
         )));
     }
-    // The text as a debug ID, then as a code ID, then as a name: the first that finds files
-    // wins (hex text can be either ID: an ELF build ID also reads as a debug ID).
+    let (found, searched_by) = search(&state, &q).await?;
+    let caches = cache_rows(&state, &found).await;
+    let files = found
+        .into_iter()
+        .map(|m| StoredRow {
+            debug_id: parse_debug_id(&m.debug_id)
+                .map_or(m.debug_id.clone(), |id| id.breakpad().to_string()),
+            uploaded_name: m.uploaded_name,
+            format: m.format,
+            role: m.role,
+            arch: m.arch,
+            debug_file: m.debug_file.unwrap_or_default(),
+            code_file: m.code_file.unwrap_or_default(),
+            code_id: m.code_id.unwrap_or_default(),
+            features: m.features.names().join(", "),
+            size: size(m.size),
+            uploaded: when(m.uploaded_at as i64),
+            sha256: m.sha256,
+        })
+        .collect();
+    Ok(render(&SymbolsPage {
+        chrome: viewer.chrome(),
+        q,
+        searched_by,
+        files,
+        caches,
+    }))
+}
+
+/// The text as a debug ID, then as a code ID, then as a name: the first that finds files wins
+/// (hex text can be either ID: an ELF build ID also reads as a debug ID). Returns the files and
+/// what the text was searched as.
+async fn search(state: &App, q: &str) -> Result<(Vec<DebugFileMeta>, &'static str), UiError> {
     let mut candidates = Vec::new();
     if !q.is_empty() {
-        if let Ok(id) = parse_debug_id(&q) {
+        if let Ok(id) = parse_debug_id(q) {
             candidates.push((SymbolQuery::DebugId(id), "debug ID"));
         }
-        if let Ok(id) = parse_code_id(&q) {
+        if let Ok(id) = parse_code_id(q) {
             candidates.push((SymbolQuery::CodeId(id), "code ID"));
         }
-        candidates.push((SymbolQuery::Name(q.clone()), "name"));
+        candidates.push((SymbolQuery::Name(q.to_owned()), "name"));
     }
     let mut found = Vec::new();
     let mut searched_by = "";
     for (query, by) in &candidates {
         searched_by = by;
-        found = state.symbols.find(query).await.map_err(|e| {
-            UiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                format!("the symbol store failed: {e}"),
-            )
-        })?;
+        found = state.symbols.find(query).await.map_err(HttpError::from)?;
         if !found.is_empty() {
             break;
         }
@@ -226,9 +254,15 @@ pub async fn find(
     if found.is_empty() && candidates.len() > 1 {
         searched_by = "debug ID, code ID or name";
     }
+    Ok((found, searched_by))
+}
+
+/// The caches of every module the files belong to: built (version, source, when, size), not
+/// built yet, or unreadable.
+async fn cache_rows(state: &App, found: &[DebugFileMeta]) -> Vec<CacheRow> {
     let mut caches = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for meta in &found {
+    for meta in found {
         if !seen.insert(meta.debug_id.clone()) {
             continue;
         }
@@ -271,31 +305,7 @@ pub async fn find(
             });
         }
     }
-    let files = found
-        .into_iter()
-        .map(|m| StoredRow {
-            debug_id: parse_debug_id(&m.debug_id)
-                .map_or(m.debug_id.clone(), |id| id.breakpad().to_string()),
-            uploaded_name: m.uploaded_name,
-            format: m.format,
-            role: m.role,
-            arch: m.arch,
-            debug_file: m.debug_file.unwrap_or_default(),
-            code_file: m.code_file.unwrap_or_default(),
-            code_id: m.code_id.unwrap_or_default(),
-            features: m.features.names().join(", "),
-            size: size(m.size),
-            uploaded: when(m.uploaded_at as i64),
-            sha256: m.sha256,
-        })
-        .collect();
-    Ok(render(&SymbolsPage {
-        chrome: viewer.chrome(),
-        q,
-        searched_by,
-        files,
-        caches,
-    }))
+    caches
 }
 
 /// One uploaded file's outcome.

@@ -3,7 +3,8 @@
 //! folder imports a sibling file that imports it back. A folder's `mod.rs` is its face: its
 //! files may use it and it may re-export them, so edges to and from it are not counted among
 //! siblings. Also: the two front ends never import each other (`api/` and `ui/` share only
-//! `http/` and the application's services). docs/ARCHITECTURE.md describes this check.
+//! `http/` and the application's services), and no function runs past a hundred lines without
+//! saying why it cannot be split. docs/ARCHITECTURE.md describes these checks.
 //!
 //! Imports are read from the text: every `crate::…` and `super::…` path outside comments,
 //! with `use` groups (`crate::{a, b::c}`) expanded, resolved to the longest module it names.
@@ -334,4 +335,73 @@ fn the_check_sees_imports_and_loops() {
         loops(&edges),
         vec![["a".to_owned(), "b".to_owned(), "c".to_owned()].into()]
     );
+}
+
+/// Functions of `source` longer than `limit` lines (from `fn` to the closing brace at the same
+/// indentation) whose comments do not say why they cannot be split: `(name, lines)`.
+fn long_functions(source: &str, limit: usize) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let signature = trimmed
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("async ");
+        let Some(rest) = signature.strip_prefix("fn ") else {
+            i += 1;
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            i += 1;
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let end = (i + 1..lines.len())
+            .find(|&j| {
+                let l = lines[j];
+                l.len() > indent && l[indent..].starts_with('}') && l[..indent].trim().is_empty()
+            })
+            .unwrap_or(lines.len() - 1);
+        let length = end - i + 1;
+        let justified = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let l = l.trim_start();
+                l.starts_with("///") || l.starts_with("//") || l.starts_with("#[")
+            })
+            .any(|l| l.contains("cannot be split"));
+        if length > limit && !justified {
+            out.push((name, length));
+        }
+        i = end.max(i + 1);
+    }
+    out
+}
+
+#[test]
+fn no_function_is_longer_than_a_hundred_lines_without_saying_why() {
+    let mut found = Vec::new();
+    for (module, source) in modules() {
+        for (name, length) in long_functions(&source, 100) {
+            found.push(format!("{}::{name} ({length} lines)", module.join("/")));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "split these into named steps, or say in their comment why they cannot be split:\n{}",
+        found.join("\n")
+    );
+    let long = format!("fn long() {{\n{}}}\n", "    step();\n".repeat(101));
+    assert_eq!(long_functions(&long, 100), [("long".to_owned(), 103)]);
+    let said = format!("// One match over every case: it cannot be split.\n{long}");
+    assert!(long_functions(&said, 100).is_empty());
 }

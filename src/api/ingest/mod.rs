@@ -279,15 +279,17 @@ pub(in crate::api) fn closing(mut response: Response) -> Response {
     response
 }
 
-async fn receive_inner(
-    state: &App,
-    client: Client,
-    credentials: Credentials,
-    query: HashMap<String, String>,
-    headers: &HeaderMap,
-    body: &mut Option<Body>,
-) -> Result<Response, Refusal> {
-    let project = resolve_project(state, &credentials, &query, headers).await?;
+/// How a crash body is framed, checked from its headers before it is read: its encoding, its
+/// multipart boundary, and the guard that checks the framing while it streams.
+struct BodyFraming {
+    encoding: BodyEncoding,
+    boundary: Option<String>,
+    guard: Option<FramingGuard>,
+}
+
+/// Refuses a body too large by its `Content-Length`, in an unknown encoding, or of a content
+/// type the client's protocol does not use; reads the multipart boundary.
+fn body_framing(state: &App, client: Client, headers: &HeaderMap) -> Result<BodyFraming, Refusal> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -305,12 +307,10 @@ async fn receive_inner(
     .ok_or(Refusal::Malformed("bad_content_encoding"))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let is_multipart = content_type
-        .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"));
-    match (client, &content_type) {
+        .and_then(|v| v.to_str().ok());
+    let is_multipart =
+        content_type.is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/"));
+    match (client, content_type) {
         (Client::Breakpad, None) => return Err(Refusal::Malformed("no_content_type")),
         (Client::Breakpad, Some(_)) if !is_multipart => {
             return Err(Refusal::Malformed("wrong_content_type"))
@@ -319,7 +319,7 @@ async fn receive_inner(
     }
     let boundary = if is_multipart {
         Some(
-            multer::parse_boundary(content_type.as_deref().unwrap_or_default())
+            multer::parse_boundary(content_type.unwrap_or_default())
                 .map_err(|_| Refusal::Malformed("no_boundary"))?,
         )
     } else {
@@ -333,28 +333,51 @@ async fn receive_inner(
         ),
         _ => None,
     };
+    Ok(BodyFraming {
+        encoding,
+        boundary,
+        guard,
+    })
+}
 
+/// The query's parameters as annotations, but for credentials and protocol switches.
+fn annotate_from_query(builder: &mut RawCrashBuilder, query: &HashMap<String, String>) {
+    const NOT_ANNOTATIONS: [&str; 7] = [
+        "key",
+        "project",
+        "sentry_key",
+        "sentry_secret",
+        "token",
+        "format",
+        "sentry_version",
+    ];
+    for (key, value) in query {
+        if !NOT_ANNOTATIONS.contains(&key.as_str()) {
+            builder.annotate(key.clone(), value.clone());
+        }
+    }
+}
+
+async fn receive_inner(
+    state: &App,
+    client: Client,
+    credentials: Credentials,
+    query: HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &mut Option<Body>,
+) -> Result<Response, Refusal> {
+    let project = resolve_project(state, &credentials, &query, headers).await?;
+    let BodyFraming {
+        encoding,
+        boundary,
+        guard,
+    } = body_framing(state, client, headers)?;
     let body = body.take().expect("the body is read once");
     let body = read_body(state, body, encoding, guard).await?;
     let scratch = state.symbols.scratch_root();
 
     let mut builder = RawCrashBuilder::new(client.name(), project.id);
-    for (key, value) in &query {
-        // Credentials and protocol switches are not annotations.
-        if ![
-            "key",
-            "project",
-            "sentry_key",
-            "sentry_secret",
-            "token",
-            "format",
-            "sentry_version",
-        ]
-        .contains(&key.as_str())
-        {
-            builder.annotate(key.clone(), value.clone());
-        }
-    }
+    annotate_from_query(&mut builder, &query);
     if client.speaks_json() {
         return events::receive_event(state, client, &project, body, builder).await;
     }

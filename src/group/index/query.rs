@@ -50,57 +50,7 @@ impl CrashIndex {
 
     /// Lists groups.
     pub async fn groups(&self, query: &GroupQuery) -> Result<Page<Group>, IndexError> {
-        let mut filter = Filter::default();
-        filter.clauses.push("merged_into IS NULL".to_owned());
-        filter.int(|p| format!("project_id = {p}"), query.project_id);
-        if let Some(state) = &query.state {
-            filter.text(|p| format!("state = {p}"), state.as_str().to_owned());
-        }
-        if let Some(class) = &query.fault_class {
-            filter.text(|p| format!("fault_class = {p}"), class.clone());
-        }
-        if let Some(product) = &query.product {
-            filter.text(
-                |p| format!("id IN (SELECT group_id FROM crashes WHERE product = {p})"),
-                product.clone(),
-            );
-        }
-        if let Some(release) = &query.release {
-            filter.text(
-                |p| format!("id IN (SELECT group_id FROM crashes WHERE release = {p})"),
-                release.clone(),
-            );
-        }
-        if let Some(since) = query.since {
-            filter.int(
-                |p| format!("id IN (SELECT group_id FROM crashes WHERE received_at >= {p})"),
-                since,
-            );
-        }
-        if let Some(until) = query.until {
-            filter.int(
-                |p| format!("id IN (SELECT group_id FROM crashes WHERE received_at <= {p})"),
-                until,
-            );
-        }
-        if let Some((name, value)) = &query.annotation {
-            let (pn, pv) = (filter.next(), format!("${}", filter.binds.len() + 2));
-            filter.clauses.push(format!(
-                "id IN (SELECT c.group_id FROM crashes c JOIN crash_annotations a ON a.crash_id = c.id \
-                 WHERE a.name = {pn} AND a.value = {pv})"
-            ));
-            filter.binds.push(Bind::Text(name.clone()));
-            filter.binds.push(Bind::Text(value.clone()));
-        }
-        if let Some(assignee) = &query.assignee {
-            filter.text(|p| format!("assignee = {p}"), assignee.clone());
-        }
-        if let Some(text) = &query.signature_contains {
-            filter.text(
-                |p| format!("LOWER(signature) LIKE {p} ESCAPE '\\'"),
-                format!("%{}%", like_escaped(&text.to_lowercase())),
-            );
-        }
+        let mut filter = group_filter(query);
         let column = query.sort.column();
         if let Some(cursor) = &query.cursor {
             let (value, id) = parse_cursor(cursor)?;
@@ -127,32 +77,37 @@ impl CrashIndex {
             };
             format!("{value}_{}", g.id)
         });
-        // The page's fingerprints in one query (one per group was most of a page's time).
-        if !page.items.is_empty() {
-            let ids = page
-                .items
-                .iter()
-                .map(|g| g.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            let rows = sqlx::query(&format!(
-                "SELECT group_id, fingerprint FROM group_fingerprints \
-                 WHERE group_id IN ({ids}) ORDER BY fingerprint"
-            ))
-            .fetch_all(&self.pool)
-            .await?;
-            let mut by_group: HashMap<i64, Vec<String>> = HashMap::new();
-            for row in rows {
-                by_group
-                    .entry(row.try_get("group_id")?)
-                    .or_default()
-                    .push(row.try_get("fingerprint")?);
-            }
-            for group in &mut page.items {
-                group.fingerprints = by_group.remove(&group.id).unwrap_or_default();
-            }
-        }
+        self.add_fingerprints(&mut page.items).await?;
         Ok(page)
+    }
+
+    /// The groups' fingerprints, in one query (one per group was most of a page's time).
+    async fn add_fingerprints(&self, groups: &mut [Group]) -> Result<(), IndexError> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let ids = groups
+            .iter()
+            .map(|g| g.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT group_id, fingerprint FROM group_fingerprints \
+             WHERE group_id IN ({ids}) ORDER BY fingerprint"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_group: HashMap<i64, Vec<String>> = HashMap::new();
+        for row in rows {
+            by_group
+                .entry(row.try_get("group_id")?)
+                .or_default()
+                .push(row.try_get("fingerprint")?);
+        }
+        for group in groups {
+            group.fingerprints = by_group.remove(&group.id).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// A group's crashes counted by release, by operating system, by product and by CPU, in
@@ -397,6 +352,54 @@ impl CrashIndex {
             format!("{}_{}", c.attributes.received_at, c.attributes.id)
         }))
     }
+}
+
+/// The WHERE clauses of a group listing: live groups of the project, and every filter given.
+fn group_filter(query: &GroupQuery) -> Filter {
+    let mut filter = Filter::default();
+    filter.clauses.push("merged_into IS NULL".to_owned());
+    filter.int(|p| format!("project_id = {p}"), query.project_id);
+    if let Some(state) = &query.state {
+        filter.text(|p| format!("state = {p}"), state.as_str().to_owned());
+    }
+    if let Some(class) = &query.fault_class {
+        filter.text(|p| format!("fault_class = {p}"), class.clone());
+    }
+    let in_crashes = |column: &str| {
+        let column = column.to_owned();
+        move |p: &str| format!("id IN (SELECT group_id FROM crashes WHERE {column}{p})")
+    };
+    if let Some(product) = &query.product {
+        filter.text(in_crashes("product = "), product.clone());
+    }
+    if let Some(release) = &query.release {
+        filter.text(in_crashes("release = "), release.clone());
+    }
+    if let Some(since) = query.since {
+        filter.int(in_crashes("received_at >= "), since);
+    }
+    if let Some(until) = query.until {
+        filter.int(in_crashes("received_at <= "), until);
+    }
+    if let Some((name, value)) = &query.annotation {
+        let (pn, pv) = (filter.next(), format!("${}", filter.binds.len() + 2));
+        filter.clauses.push(format!(
+            "id IN (SELECT c.group_id FROM crashes c JOIN crash_annotations a ON a.crash_id = c.id \
+             WHERE a.name = {pn} AND a.value = {pv})"
+        ));
+        filter.binds.push(Bind::Text(name.clone()));
+        filter.binds.push(Bind::Text(value.clone()));
+    }
+    if let Some(assignee) = &query.assignee {
+        filter.text(|p| format!("assignee = {p}"), assignee.clone());
+    }
+    if let Some(text) = &query.signature_contains {
+        filter.text(
+            |p| format!("LOWER(signature) LIKE {p} ESCAPE '\\'"),
+            format!("%{}%", like_escaped(&text.to_lowercase())),
+        );
+    }
+    filter
 }
 
 /// `text` matched literally by `LIKE … ESCAPE '\'` (its `%`, `_` and `\` are not wildcards).

@@ -23,8 +23,8 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashIndex, FinishedCrash, Group, GroupState, IndexError,
-    MissingModule, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
+    group_from, placeholders, version, CrashAttributes, CrashIndex, FinishedCrash, Group,
+    GroupState, IndexError, MissingModule, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -411,6 +411,53 @@ struct Known {
     user_seen: bool,
 }
 
+/// Regression: the group is resolved, and this crash is from a newer release than the fix
+/// (or the fix named no release).
+fn regresses(group: &Group, release: Option<&String>) -> bool {
+    group.state == GroupState::Resolved
+        && match (&group.resolved_in, release) {
+            (Some(fixed), Some(release)) => version::is_newer(release, fixed),
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+}
+
+/// The group's releases and times widened to include the crash.
+fn widen(group: &mut Group, a: &CrashAttributes) {
+    group.first_release = version::earliest(&group.first_release, &a.release);
+    group.last_release = version::latest(&group.last_release, &a.release);
+    group.first_seen = group.first_seen.min(a.received_at);
+    group.last_seen = group.last_seen.max(a.received_at);
+}
+
+/// A mute that ends by itself: its date passed, or this crash reaches its crash or user count.
+fn mute_ends(touched: &TouchedGroup, received_at: i64, new_user: bool) -> bool {
+    let group = &touched.group;
+    group.state == GroupState::Muted
+        && (group.muted_until.is_some_and(|until| received_at >= until)
+            || group
+                .mute_until_events
+                .is_some_and(|n| group.event_count + touched.events + 1 >= n)
+            || group
+                .mute_until_users
+                .is_some_and(|n| group.user_count + touched.new_users + i64::from(new_user) >= n))
+}
+
+/// Counts the crash into its group and hour.
+fn count(touched: &mut TouchedGroup, hour: &mut TouchedHour, keep_payload: bool, new_user: bool) {
+    touched.events += 1;
+    touched.new_users += i64::from(new_user);
+    if keep_payload {
+        touched.kept += 1;
+        touched.group.payloads_kept += 1;
+    } else {
+        touched.dropped += 1;
+    }
+    hour.events_added += 1;
+    hour.payloads_added += i64::from(keep_payload);
+    hour.payloads += i64::from(keep_payload);
+}
+
 fn hour_of(received_at: i64) -> i64 {
     received_at - received_at.rem_euclid(3600)
 }
@@ -537,58 +584,11 @@ impl BatchState {
         budget: super::PayloadBudget,
     ) -> Result<Recorded, IndexError> {
         let a = &crash.attributes;
-        if let Some(previous) = self.recorded.get(&a.id) {
-            // The same crash twice in one batch: the second changes nothing.
-            return Ok(Recorded {
-                new_group: false,
-                regressed: false,
-                woke: false,
-                ..previous.clone()
-            });
+        if let Some(recorded) = self.decided_before(&a.id, known) {
+            return Ok(recorded);
         }
-        if let Some((group_id, keep_payload)) = known.recorded {
-            return Ok(Recorded {
-                group_id,
-                new_group: false,
-                keep_payload,
-                regressed: false,
-                woke: false,
-            });
-        }
-        let (group_id, new_group) = match self
-            .by_fingerprint
-            .get(&(a.project_id, a.fingerprint.clone()))
-        {
-            Some(id) => (*id, false),
-            None => {
-                let group = known.group.clone().ok_or_else(|| {
-                    IndexError::Broken(format!(
-                        "no group for fingerprint {} after creating it",
-                        a.fingerprint
-                    ))
-                })?;
-                let new_group = self.created.remove(&group.id);
-                let id = group.id;
-                self.by_fingerprint
-                    .insert((a.project_id, a.fingerprint.clone()), id);
-                if !self.groups.contains_key(&id) {
-                    self.group_order.push(id);
-                    self.groups.insert(
-                        id,
-                        TouchedGroup {
-                            group,
-                            events: 0,
-                            new_users: 0,
-                            kept: 0,
-                            dropped: 0,
-                            reopened: false,
-                            woke: false,
-                        },
-                    );
-                }
-                (id, new_group)
-            }
-        };
+        let (group_id, new_group) = self.group_for(a, known)?;
+        let new_user = self.note_user(group_id, a.user_id.as_ref(), known.user_seen);
         let touched = self.groups.get_mut(&group_id).expect("touched above");
         let hour = hour_of(a.received_at);
         let hour_state = self.hours.entry((group_id, hour)).or_insert_with(|| {
@@ -599,84 +599,25 @@ impl BatchState {
                 payloads_added: 0,
             }
         });
-
-        // The payload budget.
         let keep_payload = touched.group.payloads_kept < budget.per_new_group
             || hour_state.payloads < budget.per_group_hour;
-
-        // Regression: resolved, and this crash is from a newer release than the fix.
-        let group = &mut touched.group;
-        let regressed = group.state == GroupState::Resolved
-            && match (&group.resolved_in, &a.release) {
-                (Some(fixed), Some(release)) => version::is_newer(release, fixed),
-                (None, _) => true,
-                (Some(_), None) => false,
-            };
-        group.first_release = match (&group.first_release, &a.release) {
-            (Some(old), Some(new))
-                if version::compare(new, old) == Some(std::cmp::Ordering::Less) =>
-            {
-                Some(new.clone())
-            }
-            (None, new) => new.clone(),
-            (old, _) => old.clone(),
-        };
-        group.last_release = match (&group.last_release, &a.release) {
-            (Some(old), Some(new)) if version::is_newer(new, old) => Some(new.clone()),
-            (None, new) => new.clone(),
-            (old, _) => old.clone(),
-        };
-        group.first_seen = group.first_seen.min(a.received_at);
-        group.last_seen = group.last_seen.max(a.received_at);
+        let regressed = regresses(&touched.group, a.release.as_ref());
+        widen(&mut touched.group, a);
         if regressed {
-            group.state = GroupState::Open;
-            group.regressed = true;
+            touched.group.state = GroupState::Open;
+            touched.group.regressed = true;
             touched.reopened = true;
         }
-        let new_user = match &a.user_id {
-            Some(user) => {
-                let key = (group_id, user.clone());
-                let seen = known.user_seen || self.users.contains(&key);
-                if !seen {
-                    self.users.insert(key.clone());
-                    self.new_users.push(key);
-                }
-                !seen
-            }
-            None => false,
-        };
-
-        // A mute that ends by itself: its date passed, or this crash reaches its crash or user count.
-        let woke = group.state == GroupState::Muted
-            && (group
-                .muted_until
-                .is_some_and(|until| a.received_at >= until)
-                || group
-                    .mute_until_events
-                    .is_some_and(|n| group.event_count + touched.events + 1 >= n)
-                || group.mute_until_users.is_some_and(|n| {
-                    group.user_count + touched.new_users + i64::from(new_user) >= n
-                }));
+        let woke = mute_ends(touched, a.received_at, new_user);
         if woke {
+            let group = &mut touched.group;
             group.state = GroupState::Open;
             group.muted_until = None;
             group.mute_until_events = None;
             group.mute_until_users = None;
             touched.woke = true;
         }
-
-        touched.events += 1;
-        touched.new_users += i64::from(new_user);
-        if keep_payload {
-            touched.kept += 1;
-            touched.group.payloads_kept += 1;
-        } else {
-            touched.dropped += 1;
-        }
-        hour_state.events_added += 1;
-        hour_state.payloads_added += i64::from(keep_payload);
-        hour_state.payloads += i64::from(keep_payload);
-
+        count(touched, hour_state, keep_payload, new_user);
         let recorded = Recorded {
             group_id,
             new_group,
@@ -691,6 +632,78 @@ impl BatchState {
             keep_payload.then(|| crash.payload_key.clone()),
         ));
         Ok(recorded)
+    }
+
+    /// A crash this batch or an earlier one already recorded: the same crash twice in one
+    /// batch changes nothing the second time; one recorded before keeps its decision.
+    fn decided_before(&self, id: &str, known: &Known) -> Option<Recorded> {
+        if let Some(previous) = self.recorded.get(id) {
+            return Some(Recorded {
+                new_group: false,
+                regressed: false,
+                woke: false,
+                ..previous.clone()
+            });
+        }
+        let (group_id, keep_payload) = known.recorded?;
+        Some(Recorded {
+            group_id,
+            new_group: false,
+            keep_payload,
+            regressed: false,
+            woke: false,
+        })
+    }
+
+    /// The group of the crash's fingerprint (taken into the batch's touched groups the first
+    /// time), and whether this batch created it.
+    fn group_for(&mut self, a: &CrashAttributes, known: &Known) -> Result<(i64, bool), IndexError> {
+        if let Some(id) = self
+            .by_fingerprint
+            .get(&(a.project_id, a.fingerprint.clone()))
+        {
+            return Ok((*id, false));
+        }
+        let group = known.group.clone().ok_or_else(|| {
+            IndexError::Broken(format!(
+                "no group for fingerprint {} after creating it",
+                a.fingerprint
+            ))
+        })?;
+        let new_group = self.created.remove(&group.id);
+        let id = group.id;
+        self.by_fingerprint
+            .insert((a.project_id, a.fingerprint.clone()), id);
+        if !self.groups.contains_key(&id) {
+            self.group_order.push(id);
+            self.groups.insert(
+                id,
+                TouchedGroup {
+                    group,
+                    events: 0,
+                    new_users: 0,
+                    kept: 0,
+                    dropped: 0,
+                    reopened: false,
+                    woke: false,
+                },
+            );
+        }
+        Ok((id, new_group))
+    }
+
+    /// Whether `user` is new to the group (then remembered, to be written with the batch).
+    fn note_user(&mut self, group_id: i64, user: Option<&String>, seen_before: bool) -> bool {
+        let Some(user) = user else {
+            return false;
+        };
+        let key = (group_id, user.clone());
+        if seen_before || self.users.contains(&key) {
+            return false;
+        }
+        self.users.insert(key.clone());
+        self.new_users.push(key);
+        true
     }
 
     /// Every touched group as the batch leaves it (counts included).
@@ -708,6 +721,18 @@ impl BatchState {
 
     /// Writes the batch: crashes, annotations, new users, then each touched group and hour.
     async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), IndexError> {
+        self.write_crashes(tx).await?;
+        self.write_annotations(tx).await?;
+        self.write_new_users(tx).await?;
+        self.write_groups(tx).await?;
+        self.write_hours(tx).await
+    }
+
+    /// The crash rows, 32 to a statement.
+    async fn write_crashes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), IndexError> {
         for chunk in self.inserts.chunks(32) {
             let sql = format!(
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
@@ -738,6 +763,14 @@ impl BatchState {
             }
             insert.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Every crash's annotations, 100 to a statement.
+    async fn write_annotations(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), IndexError> {
         let annotations: Vec<(&str, &str, &str)> = self
             .inserts
             .iter()
@@ -761,6 +794,14 @@ impl BatchState {
             }
             insert.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// The groups' new distinct users.
+    async fn write_new_users(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), IndexError> {
         for chunk in self.new_users.chunks(100) {
             let sql = format!(
                 "INSERT INTO group_users (group_id, user_id) VALUES {}",
@@ -772,7 +813,14 @@ impl BatchState {
             }
             insert.execute(&mut **tx).await?;
         }
-        // Every touched group in one statement, then every touched hour in one.
+        Ok(())
+    }
+
+    /// Every touched group in one statement (50 to a chunk): counts added, times and releases widened, regressions and ended mutes opened.
+    async fn write_groups(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), IndexError> {
         for chunk in self.group_order.chunks(50) {
             let sql = format!(
                 "WITH touched (id, events, new_users, first_seen, last_seen, first_release, \
@@ -815,6 +863,14 @@ impl BatchState {
             }
             update.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Every touched hour in one upsert (100 to a chunk).
+    async fn write_hours(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), IndexError> {
         for chunk in self.hour_order.chunks(100) {
             let sql = format!(
                 "INSERT INTO group_hours (group_id, hour, events, payloads) VALUES {} \

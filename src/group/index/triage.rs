@@ -195,137 +195,26 @@ impl CrashIndex {
             ids.dedup();
             record::lock_groups(&mut tx, &ids).await?;
         }
-        let exists =
-            sqlx::query("SELECT id FROM crash_groups WHERE id = $1 AND merged_into IS NULL")
-                .bind(into)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
+        let Some(target) = live_group(&mut tx, into).await? else {
             return Ok(None);
-        }
+        };
         for &source in from {
-            let row = sqlx::query(&format!(
-                "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1 AND merged_into IS NULL"
-            ))
-            .bind(source)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
+            let source_group = live_group(&mut tx, source).await?.ok_or_else(|| {
                 IndexError::Rejected(format!(
                     "group {source} does not exist or was already merged"
                 ))
             })?;
-            let source_group = group_from(&row)?;
-            let target_project: i64 =
-                sqlx::query("SELECT project_id FROM crash_groups WHERE id = $1")
-                    .bind(into)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("project_id")?;
-            if source_group.project_id != target_project {
+            if source_group.project_id != target.project_id {
                 return Err(IndexError::Rejected(format!(
                     "group {source} belongs to another project: groups merge only within a project"
                 )));
             }
-            for sql in [
-                "UPDATE group_fingerprints SET group_id = $1 WHERE group_id = $2",
-                "UPDATE crashes SET group_id = $1 WHERE group_id = $2",
-            ] {
-                sqlx::query(sql)
-                    .bind(into)
-                    .bind(source)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(
-                "INSERT INTO group_users (group_id, user_id) SELECT $1, user_id FROM group_users u \
-                 WHERE u.group_id = $2 AND NOT EXISTS \
-                 (SELECT 1 FROM group_users v WHERE v.group_id = $3 AND v.user_id = u.user_id)",
-            )
-            .bind(into)
-            .bind(source)
-            .bind(into)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM group_users WHERE group_id = $1")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
-            let hours =
-                sqlx::query("SELECT hour, events, payloads FROM group_hours WHERE group_id = $1")
-                    .bind(source)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for hour in hours {
-                let (h, e, p): (i64, i64, i64) = (
-                    hour.try_get("hour")?,
-                    hour.try_get("events")?,
-                    hour.try_get("payloads")?,
-                );
-                let updated = sqlx::query("UPDATE group_hours SET events = events + $1, payloads = payloads + $2 WHERE group_id = $3 AND hour = $4")
-                    .bind(e)
-                    .bind(p)
-                    .bind(into)
-                    .bind(h)
-                    .execute(&mut *tx)
-                    .await?;
-                if updated.rows_affected() == 0 {
-                    sqlx::query("INSERT INTO group_hours (group_id, hour, events, payloads) VALUES ($1, $2, $3, $4)")
-                        .bind(into)
-                        .bind(h)
-                        .bind(e)
-                        .bind(p)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            sqlx::query("DELETE FROM group_hours WHERE group_id = $1")
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
-            let target = group_from(
-                &sqlx::query(&format!(
-                    "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1"
-                ))
+            move_members(&mut tx, into, source).await?;
+            add_hours(&mut tx, into, source).await?;
+            add_counts(&mut tx, into, &source_group).await?;
+            sqlx::query("UPDATE crash_groups SET merged_into = $1, state = $2 WHERE id = $3")
                 .bind(into)
-                .fetch_one(&mut *tx)
-                .await?,
-            )?;
-            let earliest = |a: &Option<String>, b: &Option<String>| match (a, b) {
-                (Some(x), Some(y)) if version::compare(y, x) == Some(std::cmp::Ordering::Less) => {
-                    Some(y.clone())
-                }
-                (None, y) => y.clone(),
-                (x, _) => x.clone(),
-            };
-            let latest = |a: &Option<String>, b: &Option<String>| match (a, b) {
-                (Some(x), Some(y)) if version::is_newer(y, x) => Some(y.clone()),
-                (None, y) => y.clone(),
-                (x, _) => x.clone(),
-            };
-            let users: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM group_users WHERE group_id = $1")
-                    .bind(into)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("n")?;
-            sqlx::query(
-                "UPDATE crash_groups SET event_count = $1, user_count = $2, first_seen = $3, last_seen = $4, \
-                 first_release = $5, last_release = $6, payloads_kept = $7, payloads_dropped = $8 WHERE id = $9",
-            )
-            .bind(target.event_count + source_group.event_count)
-            .bind(users)
-            .bind(target.first_seen.min(source_group.first_seen))
-            .bind(target.last_seen.max(source_group.last_seen))
-            .bind(earliest(&target.first_release, &source_group.first_release))
-            .bind(latest(&target.last_release, &source_group.last_release))
-            .bind(target.payloads_kept + source_group.payloads_kept)
-            .bind(target.payloads_dropped + source_group.payloads_dropped)
-            .bind(into)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE crash_groups SET merged_into = $1, state = 'merged' WHERE id = $2")
-                .bind(into)
+                .bind(GroupState::Merged.as_str())
                 .bind(source)
                 .execute(&mut *tx)
                 .await?;
@@ -334,4 +223,128 @@ impl CrashIndex {
         drop(_writer);
         self.group(into).await
     }
+}
+
+/// The group `id`, unless it does not exist or was merged away.
+async fn live_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+) -> Result<Option<Group>, IndexError> {
+    let row = sqlx::query(&format!(
+        "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1 AND merged_into IS NULL"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.as_ref().map(group_from).transpose()?)
+}
+
+/// Moves the fingerprints, crashes and distinct users of `source` to `into`.
+async fn move_members(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    into: i64,
+    source: i64,
+) -> Result<(), IndexError> {
+    for sql in [
+        "UPDATE group_fingerprints SET group_id = $1 WHERE group_id = $2",
+        "UPDATE crashes SET group_id = $1 WHERE group_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(into)
+            .bind(source)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO group_users (group_id, user_id) SELECT $1, user_id FROM group_users u \
+         WHERE u.group_id = $2 AND NOT EXISTS \
+         (SELECT 1 FROM group_users v WHERE v.group_id = $3 AND v.user_id = u.user_id)",
+    )
+    .bind(into)
+    .bind(source)
+    .bind(into)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM group_users WHERE group_id = $1")
+        .bind(source)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the hourly counts of `source` to those of `into`, hour by hour.
+async fn add_hours(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    into: i64,
+    source: i64,
+) -> Result<(), IndexError> {
+    let hours = sqlx::query("SELECT hour, events, payloads FROM group_hours WHERE group_id = $1")
+        .bind(source)
+        .fetch_all(&mut **tx)
+        .await?;
+    for hour in hours {
+        let (h, e, p): (i64, i64, i64) = (
+            hour.try_get("hour")?,
+            hour.try_get("events")?,
+            hour.try_get("payloads")?,
+        );
+        let updated = sqlx::query("UPDATE group_hours SET events = events + $1, payloads = payloads + $2 WHERE group_id = $3 AND hour = $4")
+            .bind(e)
+            .bind(p)
+            .bind(into)
+            .bind(h)
+            .execute(&mut **tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query("INSERT INTO group_hours (group_id, hour, events, payloads) VALUES ($1, $2, $3, $4)")
+                .bind(into)
+                .bind(h)
+                .bind(e)
+                .bind(p)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    sqlx::query("DELETE FROM group_hours WHERE group_id = $1")
+        .bind(source)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the counts, times and releases of `source` to `into`'s (distinct users recounted).
+async fn add_counts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    into: i64,
+    source: &Group,
+) -> Result<(), IndexError> {
+    let target = group_from(
+        &sqlx::query(&format!(
+            "SELECT {GROUP_COLUMNS} FROM crash_groups WHERE id = $1"
+        ))
+        .bind(into)
+        .fetch_one(&mut **tx)
+        .await?,
+    )?;
+    let users: i64 = sqlx::query("SELECT COUNT(*) AS n FROM group_users WHERE group_id = $1")
+        .bind(into)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    sqlx::query(
+        "UPDATE crash_groups SET event_count = $1, user_count = $2, first_seen = $3, last_seen = $4, \
+         first_release = $5, last_release = $6, payloads_kept = $7, payloads_dropped = $8 WHERE id = $9",
+    )
+    .bind(target.event_count + source.event_count)
+    .bind(users)
+    .bind(target.first_seen.min(source.first_seen))
+    .bind(target.last_seen.max(source.last_seen))
+    .bind(version::earliest(&target.first_release, &source.first_release))
+    .bind(version::latest(&target.last_release, &source.last_release))
+    .bind(target.payloads_kept + source.payloads_kept)
+    .bind(target.payloads_dropped + source.payloads_dropped)
+    .bind(into)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
