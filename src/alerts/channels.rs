@@ -256,7 +256,7 @@ impl Sender {
             ChannelConfig::Webhook { url, secret } => {
                 let body = serde_json::to_vec(&render::webhook(delivery_id, first))
                     .expect("JSON serializes");
-                let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+                let timestamp = crate::clock::now();
                 let (stamped, plain) = sign(secret.as_bytes(), timestamp, &body);
                 let request = self
                     .http

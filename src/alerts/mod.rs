@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 
+use crate::clock::now;
 use crate::config::AlertsConfig;
 use crate::group::index::{CrashIndex, Dialect};
 
@@ -126,9 +127,4 @@ impl Alerts {
     fn rules_changed(&self) {
         *self.rules.lock().expect("never poisoned") = None;
     }
-}
-
-/// Now, Unix seconds.
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }

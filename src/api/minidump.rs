@@ -83,7 +83,7 @@ pub async fn process(
     state.cluster.catch_up_before_work().await;
     let report = state.pipeline.run(dump, &annotations).await?;
     let id = crate::ingest::new_crash_id();
-    let received_at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let received_at = crate::clock::now();
     let recorder = Recorder {
         index: &state.index,
         objects: &*state.objects,

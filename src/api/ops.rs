@@ -46,7 +46,7 @@ pub async fn metrics(State(state): State<App>, caller: Caller) -> Response {
             metrics::gauge!("faultline_ingest_queue", "state" => "processing")
                 .set(depth.processing as f64);
             metrics::gauge!("faultline_ingest_queue", "state" => "failed").set(depth.failed as f64);
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let now = crate::clock::now();
             let age = depth.oldest_queued_at.map_or(0, |t| (now - t).max(0));
             metrics::gauge!("faultline_ingest_queue_oldest_seconds").set(age as f64);
         }

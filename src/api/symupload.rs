@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -24,6 +23,7 @@ use serde_json::{json, Value};
 use super::ingest::{closing, drain};
 use crate::app::App;
 use crate::auth::{digest, new_secret, Scope};
+use crate::clock::now_unsigned;
 use crate::http::Caller;
 use crate::http::{read_limited, spool, BodyLimit};
 use crate::http::{scratch_failed, HttpError};
@@ -36,13 +36,6 @@ use crate::symbols::FileStatus;
 fn answer(status: StatusCode, value: Value) -> Response {
     let body = serde_json::to_string_pretty(&value).expect("JSON values serialize");
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// The caller named by `?key=`, holding `symbols:write`.
@@ -117,7 +110,7 @@ pub async fn create(
     let base = base_url(&state, &headers)?;
     let key = new_secret("");
     let id = PendingUploadId::from_digest(&digest(&key)).expect("a SHA-256 in hex");
-    state.symbols.open_pending(&id, now()).await?;
+    state.symbols.open_pending(&id, now_unsigned()).await?;
     Ok(answer(
         StatusCode::OK,
         json!({ "uploadUrl": format!("{base}/v1/uploads/{key}"), "uploadKey": key }),
@@ -134,7 +127,7 @@ async fn pending(state: &App, key: &str) -> Result<(PendingUploadId, PendingStat
         return Err(not_found());
     }
     let id = PendingUploadId::from_digest(&digest(key)).expect("a SHA-256 in hex");
-    match state.symbols.pending_state(&id, now()).await? {
+    match state.symbols.pending_state(&id, now_unsigned()).await? {
         PendingState::Unknown => Err(not_found()),
         PendingState::Expired => {
             // Nothing more will come of it.

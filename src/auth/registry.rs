@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::{digest, digests_match, new_id, new_secret, Scope};
+use crate::clock::now;
 use crate::cluster::{Change, ChangeListener, ClusterEvents};
 use crate::group::index::IndexError;
 
@@ -20,10 +21,6 @@ const LAST_USED_RESOLUTION: i64 = 60;
 /// How long a checked token is trusted without asking the database again. Revoking through this
 /// server takes effect at once; revoking from another process (the CLI) or node, within this.
 pub const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
-
-pub(super) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// A product whose crashes are grouped and triaged together.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -8,8 +8,9 @@
 
 use sqlx::Row;
 
-use super::registry::{now, token_from, TOKEN_COLUMNS};
+use super::registry::{token_from, TOKEN_COLUMNS};
 use super::{digest, digests_match, new_secret, Registry, Token};
+use crate::clock::now;
 use crate::group::index::IndexError;
 
 /// How long a sign-in lasts (never past its token's own expiry).

@@ -45,7 +45,7 @@ pub async fn run(args: RetentionArgs, mut config: Config) -> anyhow::Result<Exit
         index: &state.index,
         cluster: &state.cluster,
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    let now = crate::clock::now_unsigned();
     let report = run_retention(&stores, policy, now, args.dry_run).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sqlx::{AnyPool, Row};
 
+use crate::clock::now;
 use crate::group::index::{CrashIndex, Dialect, IndexError};
 
 /// The Postgres notification channel.
@@ -84,10 +85,6 @@ pub struct ClusterEvents {
 struct Applied {
     events: HashMap<i64, i64>,
     last_read: Option<Instant>,
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl ClusterEvents {

@@ -114,7 +114,7 @@ impl RawCrashBuilder {
         RawCrashBuilder {
             crash: RawCrash {
                 id: new_crash_id(),
-                received_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+                received_at: crate::clock::now(),
                 client: client.to_owned(),
                 project_id,
                 annotations: BTreeMap::new(),

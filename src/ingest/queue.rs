@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
+use crate::clock::{now, now_ms};
 use crate::group::index::{placeholders, CrashIndex, Dialect, IndexError};
 
 /// A queue row.
@@ -153,15 +154,6 @@ async fn insert_queued(
             .await?;
     }
     written
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl IngestQueue {

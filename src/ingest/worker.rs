@@ -201,7 +201,7 @@ async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Fi
             Ok(()) => {
                 metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
                     .increment(count as u64);
-                let now = super::queue::now_ms();
+                let now = crate::clock::now_ms();
                 for at in acknowledged.into_iter().flatten() {
                     metrics::histogram!("faultline_ingest_end_to_end_seconds")
                         .record((now - at).max(0) as f64 / 1000.0);

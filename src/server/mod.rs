@@ -125,7 +125,7 @@ async fn retention_job(state: App) {
             index: &state.index,
             cluster: &state.cluster,
         };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        let now = crate::clock::now_unsigned();
         match crate::retention::run(&stores, policy, now, false).await {
             Ok(report) => {
                 for module in report.modules() {

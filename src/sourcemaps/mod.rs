@@ -22,7 +22,6 @@ pub mod symbolicate;
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -30,6 +29,7 @@ use sha2::{Digest, Sha256};
 use symbolic::common::DebugId;
 use symbolic_sourcemapcache::SourceMapCacheWriter;
 
+use crate::clock::now_unsigned;
 use crate::cpu::{self, JobPanicked};
 use crate::store::{ObjectKey, ObjectStore, PutBody, StoreError};
 use identify::identify;
@@ -176,13 +176,6 @@ pub struct SourceMapStore {
     objects: Arc<dyn ObjectStore>,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 /// `prefix` and `name` as one URL (`~/static/js` + `app.js` → `~/static/js/app.js`); a name
 /// that is already a URL (`~/…`, `https://…`) stays as it is.
 pub fn join_url(prefix: &str, name: &str) -> String {
@@ -275,7 +268,7 @@ impl SourceMapStore {
             hermes: artifact.hermes,
             sha256,
             size: bytes.len() as u64,
-            uploaded_at: now(),
+            uploaded_at: now_unsigned(),
             store_id: key.id(),
         };
         let compressed = cpu::run(move || -> std::io::Result<Vec<u8>> {

@@ -135,7 +135,7 @@ impl CacheHeader {
             version: kind.version(),
             debug_id: debug_id.to_string(),
             source: None,
-            built_at: super::now(),
+            built_at: crate::clock::now_unsigned(),
         }
     }
 }

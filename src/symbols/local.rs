@@ -15,7 +15,8 @@ use symbolic::debuginfo::Object;
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use super::identify::{identify, DebugFileMeta};
 use super::unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
-use super::{clutter, now, FileReport, FileStatus, SymbolError};
+use super::{clutter, FileReport, FileStatus, SymbolError};
+use crate::clock::now_unsigned as now;
 
 /// One debug file on local disk, for one module.
 struct LocalFile {

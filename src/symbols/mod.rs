@@ -27,7 +27,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -35,6 +34,7 @@ use sha2::{Digest, Sha256};
 use symbolic::common::{ByteView, CodeId, DebugId};
 use tokio::io::AsyncReadExt;
 
+use crate::clock::now_unsigned;
 use crate::cpu::{self, JobPanicked};
 use crate::sourcemaps::{ArtifactMeta, ReleaseContext, SourceMapStore};
 use crate::store::{key_segment, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
@@ -144,12 +144,6 @@ pub struct SymbolStore {
     limits: UnpackLimits,
     /// One cache refresh per debug ID at a time.
     refreshing: Mutex<HashMap<DebugId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn key(text: String) -> ObjectKey {
@@ -369,7 +363,7 @@ impl SymbolStore {
                 artifact: None,
             });
         }
-        meta.uploaded_at = now();
+        meta.uploaded_at = now_unsigned();
         let compressed = tempfile::NamedTempFile::new_in(&self.scratch)?;
         let mut writer = compressed.reopen()?;
         let bytes = Arc::clone(view);

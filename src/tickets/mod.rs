@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
+use crate::clock::now;
 use crate::group::index::GroupState;
 use crate::outbound::Attempt;
 use crate::outbound::{AlertMessage, MessageEvent};
@@ -224,10 +225,6 @@ const LINK_COLUMNS: &str =
 pub struct TicketDesk {
     pool: AnyPool,
     http: reqwest::Client,
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The tracker a channel names, with its settings.

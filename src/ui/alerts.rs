@@ -8,11 +8,12 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::groups::{project_choices, readable_projects, Choice};
-use super::page::{ago, now, render, when, Chrome, UiError};
+use super::page::{ago, render, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::alerts::RuleView;
 use crate::app::App;
 use crate::auth::Scope;
+use crate::clock::now;
 
 /// Rows per table.
 const ROWS: i64 = 50;

@@ -12,11 +12,12 @@ use axum::Form;
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
-use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
+use super::page::{ago, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
 use crate::auth::Scope;
 use crate::classify::frames::{view_frames, FrameRef, InAppRules};
+use crate::clock::now;
 use crate::group::index::{CrashKind, CrashRow};
 use crate::http::HttpError;
 use crate::ingest::queue::QueueEntry;

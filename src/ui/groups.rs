@@ -8,11 +8,12 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::charts;
-use super::page::{ago, now, query_string, render, segment, when, Chrome, UiError};
+use super::page::{ago, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
 use crate::auth::{Project, Scope};
 use crate::classify::FaultClass;
+use crate::clock::now;
 use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort, GroupState};
 
 /// Groups per page.

@@ -112,11 +112,6 @@ pub fn render(page: &impl Template) -> Response {
     }
 }
 
-/// Now, Unix seconds.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// A time as people read it in a table: `2026-12-02 21:45 UTC`.
 pub fn when(unix: i64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else {

@@ -183,7 +183,7 @@ pub async fn sign_in(
         Err(failure) => return Ok(refuse(failure.message())),
     };
     let session = state.registry.start_session(&token).await?;
-    let max_age = (session.expires_at - super::page::now()).max(0);
+    let max_age = (session.expires_at - crate::clock::now()).max(0);
     let cookie = Cookie::build((SESSION_COOKIE, session.secret))
         .path("/ui")
         .http_only(true)

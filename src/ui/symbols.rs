@@ -10,10 +10,11 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::groups::{project_choices, readable_projects};
-use super::page::{ago, now, render, when, Chrome, UiError};
+use super::page::{ago, render, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
 use crate::auth::Scope;
+use crate::clock::now;
 use crate::http::server_origin;
 use crate::http::HttpError;
 use crate::sourcemaps::ReleaseContext;

@@ -262,6 +262,30 @@ fn no_folder_imports_a_folder_that_imports_it_back() {
             .collect::<Vec<_>>()
             .join("\n\n")
     );
+    // src/lib.rs lists the modules in the order data flows: each imports only those above it.
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let order: Vec<String> = lib
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("pub mod ")?
+                .split(';')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(order.len() > 20, "src/lib.rs lists {order:?}");
+    for (position, module) in order.iter().enumerate() {
+        for target in edges.get(module).into_iter().flatten() {
+            let above = order[..position].contains(target);
+            assert!(
+                above,
+                "{module}/ imports {target}/, listed after it in src/lib.rs (in {:?}): list \
+                 modules in the order data flows",
+                why.get(&(module.clone(), target.clone()))
+            );
+        }
+    }
     for (front, other) in [("api", "ui"), ("ui", "api")] {
         assert!(
             !edges.get(front).is_some_and(|e| e.contains(other)),

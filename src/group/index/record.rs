@@ -308,7 +308,7 @@ async fn write_finished(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     finished: &[&FinishedCrash],
 ) -> Result<(), IndexError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::clock::now();
     for chunk in finished.chunks(200) {
         let ids = placeholders(chunk.len(), 1, 1);
         let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
