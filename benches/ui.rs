@@ -15,6 +15,7 @@ use axum::http::{header, Request};
 use criterion::{criterion_group, criterion_main, Criterion};
 use faultline::app::App;
 use faultline::auth::{NewToken, Scope};
+use faultline::classify::FaultClass;
 use faultline::config::Config;
 use faultline::group::index::{CrashAttributes, NewCrash};
 use faultline::server::router;
@@ -96,8 +97,12 @@ fn bench(c: &mut Criterion) {
                                 "game::subsystem{}::function_{g} | game::caller",
                                 g % 37
                             ),
-                            fault_class: ["null-read", "wild-write", "abort", "stack-overflow"]
-                                [g % 4]
+                            fault_class: [
+                                FaultClass::NullRead,
+                                FaultClass::WildWrite,
+                                FaultClass::Abort,
+                                FaultClass::StackOverflow,
+                            ][g % 4]
                                 .into(),
                             kind: Default::default(),
                             id,

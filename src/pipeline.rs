@@ -290,8 +290,8 @@ impl crate::group::ProcessedReport for CrashReport {
     fn signature_frames(&self) -> &[String] {
         &self.signature.frames
     }
-    fn fault_class(&self) -> &str {
-        self.classification.fault_class.as_str()
+    fn fault_class(&self) -> crate::group::CrashClass {
+        self.classification.fault_class.into()
     }
     fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         CrashReport::serialize_fields(self, map)

@@ -22,7 +22,7 @@ pub fn slack(message: &AlertMessage) -> Value {
     if let Some(g) = &message.group {
         lines.push(format!(
             "*{}* in `{}`",
-            slack_escape(&g.fault_class),
+            slack_escape(g.fault_class.as_str()),
             slack_escape(&truncate(&g.signature, 300))
         ));
         lines.push(format!(
@@ -90,7 +90,7 @@ pub fn pagerduty(routing_key: &str, severity: &str, message: &AlertMessage) -> V
             "source": "faultline",
             "severity": severity,
             "component": message.group.as_ref().map(|g| truncate(&g.signature, 200)),
-            "class": message.group.as_ref().map(|g| g.fault_class.clone()),
+            "class": message.group.as_ref().map(|g| g.fault_class),
             "custom_details": {
                 "trigger": message.trigger,
                 "reason": message.reason,
@@ -161,7 +161,7 @@ mod tests {
             group: Some(GroupSummary {
                 id: 1,
                 signature: "<!channel> <http://evil|click> & co".into(),
-                fault_class: "wild-read".into(),
+                fault_class: crate::classify::FaultClass::WildRead.into(),
                 state: crate::group::index::GroupState::Open,
                 events: 1,
                 users: 0,

@@ -335,7 +335,7 @@ impl AlertRule {
     pub fn accepts(&self, group: &Group, crash: &CrashAttributes, now: i64) -> bool {
         let f = &self.definition.filters;
         if let Some(classes) = &f.fault_classes {
-            if !classes.contains(&group.fault_class) {
+            if !classes.iter().any(|c| c == group.fault_class.as_str()) {
                 return false;
             }
         }
@@ -405,7 +405,7 @@ mod tests {
                 .collect(),
             fingerprint: "f".into(),
             signature: "crash_here".into(),
-            fault_class: class.into(),
+            fault_class: crate::group::CrashClass::named(class).expect("a known class"),
             kind: Default::default(),
         }
     }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::auth::Scope;
 use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort, GroupState};
+use crate::group::CrashClass;
 use crate::http::HttpError;
 use crate::http::{project_param, Caller};
 use crate::triage::StoredCrash;
@@ -101,7 +102,10 @@ pub async fn list_groups(
             .transpose()?,
         product: params.get("product").cloned(),
         release: params.get("release").cloned(),
-        fault_class: params.get("fault_class").cloned(),
+        fault_class: params
+            .get("fault_class")
+            .map(|name| crash_class(name))
+            .transpose()?,
         since: params
             .get("since")
             .map(|v| parse_int("since", v))
@@ -125,6 +129,19 @@ pub async fn list_groups(
     Ok(Json(
         json!({ "groups": page.items, "next_cursor": page.next_cursor }),
     ))
+}
+
+/// The crash class a filter names; 400 listing them when it names none.
+fn crash_class(name: &str) -> Result<CrashClass, HttpError> {
+    CrashClass::named(name).ok_or_else(|| {
+        bad_request(format!("unknown fault_class {name:?}")).with_detail(format!(
+            "one of {}",
+            CrashClass::all()
+                .map(CrashClass::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 fn group_id(id: &str) -> Result<i64, HttpError> {

@@ -17,6 +17,7 @@ use super::stacks::{EventPlatform, ProcessedFrame, ProcessedStack};
 use crate::classify::frames::FrameRef;
 use crate::classify::FaultClass;
 use crate::group::signature::{fingerprint, signature, Signature, SignatureRules};
+use crate::group::CrashClass;
 use crate::symbols::identify::base_name;
 
 /// Version of the non-native event grouping (a change regroups new events).
@@ -38,7 +39,7 @@ pub struct EventGrouping {
     /// `native_frames`, `in_app_frames` or `message`.
     pub method: &'static str,
     /// The fault class (native events) or `exception` / `message`.
-    pub fault_class: String,
+    pub fault_class: CrashClass,
     /// What the fingerprint was computed from (non-native events).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<String>,
@@ -61,7 +62,7 @@ pub fn group(
             signature: sig.text,
             frames: sig.frames,
             method: "native_frames",
-            fault_class: class.as_str().to_owned(),
+            fault_class: class.into(),
             components: Vec::new(),
         };
     }
@@ -98,7 +99,7 @@ pub fn group(
             signature,
             frames,
             method: "in_app_frames",
-            fault_class: "exception".to_owned(),
+            fault_class: CrashClass::Exception,
             components,
         };
     }
@@ -119,11 +120,10 @@ pub fn group(
         frames: Vec::new(),
         method: "message",
         fault_class: if main.is_some() {
-            "exception"
+            CrashClass::Exception
         } else {
-            "message"
-        }
-        .to_owned(),
+            CrashClass::Message
+        },
         components: vec![message],
     }
 }

@@ -200,8 +200,8 @@ impl crate::group::ProcessedReport for EventReport {
     fn signature_frames(&self) -> &[String] {
         &self.grouping.frames
     }
-    fn fault_class(&self) -> &str {
-        &self.grouping.fault_class
+    fn fault_class(&self) -> crate::group::CrashClass {
+        self.grouping.fault_class
     }
     fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         EventReport::serialize_fields(self, map)

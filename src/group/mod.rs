@@ -7,4 +7,4 @@ mod report;
 pub mod signature;
 pub mod version;
 
-pub use report::ProcessedReport;
+pub use report::{CrashClass, ProcessedReport};

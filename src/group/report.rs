@@ -2,7 +2,79 @@
 //! pipeline or an SDK's event through `events/`: one vocabulary both producers implement and
 //! the recorder (`ingest/`) consumes, so neither producer imports the recorder.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::classify::FaultClass;
 use crate::group::index::CrashKind;
+
+/// What kind of failure a crash is: a minidump's fault class (or a native SDK event's), or
+/// what another SDK event reports: an exception, or only a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashClass {
+    /// A class of the fault catalogue (`null-read`, `abort`, …).
+    Fault(FaultClass),
+    /// An SDK event with an exception (JavaScript, Python, …).
+    Exception,
+    /// An SDK event with only a message.
+    Message,
+}
+
+impl CrashClass {
+    /// Its name in JSON, queries, forms and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashClass::Fault(class) => class.as_str(),
+            CrashClass::Exception => "exception",
+            CrashClass::Message => "message",
+        }
+    }
+
+    /// The class named `name`, if there is one.
+    pub fn named(name: &str) -> Option<CrashClass> {
+        match name {
+            "exception" => Some(CrashClass::Exception),
+            "message" => Some(CrashClass::Message),
+            _ => FaultClass::ALL
+                .into_iter()
+                .find(|c| c.as_str() == name)
+                .map(CrashClass::Fault),
+        }
+    }
+
+    /// Every class, the catalogue's first.
+    pub fn all() -> impl Iterator<Item = CrashClass> {
+        FaultClass::ALL
+            .into_iter()
+            .map(CrashClass::Fault)
+            .chain([CrashClass::Exception, CrashClass::Message])
+    }
+}
+
+impl From<FaultClass> for CrashClass {
+    fn from(class: FaultClass) -> CrashClass {
+        CrashClass::Fault(class)
+    }
+}
+
+impl std::fmt::Display for CrashClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CrashClass {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CrashClass {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CrashClass, D::Error> {
+        let name = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        CrashClass::named(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown crash class {name:?}")))
+    }
+}
 
 /// What the crash index needs of a processed crash, whether a minidump went through the
 /// pipeline or an SDK's event through `events/`.
@@ -20,7 +92,7 @@ pub trait ProcessedReport: Sync {
     /// The signature's frames (the first few go to alerts and tickets).
     fn signature_frames(&self) -> &[String];
     /// The fault class.
-    fn fault_class(&self) -> &str;
+    fn fault_class(&self) -> CrashClass;
     /// Writes the processed JSON's fields (docs/OUTPUT.md) into `map`.
     fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
     /// About how many bytes its JSON takes.

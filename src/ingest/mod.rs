@@ -329,7 +329,7 @@ impl Recorder<'_> {
                 annotations: annotations.clone(),
                 fingerprint: report.fingerprint().to_owned(),
                 signature: report.signature().to_owned(),
-                fault_class: report.fault_class().to_owned(),
+                fault_class: report.fault_class(),
                 kind: report.kind(),
             },
             payload_key: processed_key(received_at, id),

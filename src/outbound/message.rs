@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::group::index::{CrashAttributes, Group, GroupState};
+use crate::group::CrashClass;
 
 /// What happened, in a message: `alert` (a rule fired), `resolved` (a paged group was
 /// resolved), `sync` (a group with a ticket changed state or assignee: move the ticket),
@@ -74,7 +75,7 @@ pub struct GroupSummary {
     /// Signature.
     pub signature: String,
     /// Fault class.
-    pub fault_class: String,
+    pub fault_class: CrashClass,
     /// State after the crash (`open` after a regression or a wake-up).
     pub state: GroupState,
     /// Crashes.
@@ -124,7 +125,7 @@ impl GroupSummary {
         GroupSummary {
             id: group.id,
             signature: group.signature.clone(),
-            fault_class: group.fault_class.clone(),
+            fault_class: group.fault_class,
             state: group.state,
             events: group.event_count,
             users: group.user_count,

@@ -81,7 +81,7 @@ pub fn render(
     let value = |name: &str| -> Option<String> {
         Some(match name {
             "signature" => group?.signature.clone(),
-            "fault_class" => group?.fault_class.clone(),
+            "fault_class" => group?.fault_class.to_string(),
             "events" => group?.events.to_string(),
             "users" => group?.users.to_string(),
             "first_release" => group?
@@ -193,7 +193,7 @@ mod tests {
             group: Some(GroupSummary {
                 id: 7,
                 signature: "crash_here".into(),
-                fault_class: "wild-write".into(),
+                fault_class: crate::classify::FaultClass::WildWrite.into(),
                 state: crate::group::index::GroupState::Open,
                 events: 12,
                 users: 3,

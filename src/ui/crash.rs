@@ -346,7 +346,7 @@ impl CrashPage {
                 .unwrap_or_default(),
             is_event: crash.is_some_and(|c| c.attributes.kind == CrashKind::Event),
             fault_class: crash
-                .map(|c| c.attributes.fault_class.clone())
+                .map(|c| c.attributes.fault_class.as_str().to_owned())
                 .unwrap_or_default(),
             payload_note: payload_note(crash, has_payload),
             annotations: crash

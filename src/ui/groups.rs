@@ -12,9 +12,9 @@ use super::page::{ago, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
 use crate::auth::{Project, Scope};
-use crate::classify::FaultClass;
 use crate::clock::now;
 use crate::group::index::{Breakdown, Group, GroupPatch, GroupQuery, GroupSort, GroupState};
+use crate::group::CrashClass;
 
 /// Groups per page.
 const PAGE_SIZE: i64 = 50;
@@ -221,7 +221,7 @@ pub async fn list(
         })
         .collect();
     let state_filter = query.state.map(GroupState::as_str).unwrap_or("");
-    let class_filter = query.fault_class.as_deref().unwrap_or("");
+    let class_filter = query.fault_class.map_or("", CrashClass::as_str);
     let filters = |sort: &str, cursor: &str| {
         query_string(&[
             ("project", project.slug.as_str()),
@@ -235,7 +235,7 @@ pub async fn list(
         ])
     };
     let class_options: Vec<(&str, &str)> = std::iter::once(("", "any class"))
-        .chain(FaultClass::ALL.iter().map(|c| (c.as_str(), c.as_str())))
+        .chain(CrashClass::all().map(|c| (c.as_str(), c.as_str())))
         .collect();
     let page = GroupsPage {
         chrome: viewer.chrome(),
@@ -299,7 +299,12 @@ fn groups_query(
         state,
         product: None,
         release: given(&params.release),
-        fault_class: given(&params.fault_class),
+        fault_class: match given(&params.fault_class) {
+            Some(name) => Some(CrashClass::named(&name).ok_or_else(|| {
+                UiError::bad_request(format!("there is no fault class {name:?}"))
+            })?),
+            None => None,
+        },
         since: None,
         until: None,
         annotation: None,
@@ -315,7 +320,7 @@ fn group_row(g: &Group, hourly: &[(i64, i64)], start: i64, t: i64) -> GroupRow {
     GroupRow {
         id: g.id,
         signature: g.signature.clone(),
-        fault_class: g.fault_class.clone(),
+        fault_class: g.fault_class.as_str().to_owned(),
         events: g.event_count,
         users: g.user_count,
         first_seen: when(g.first_seen),

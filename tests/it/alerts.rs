@@ -76,7 +76,7 @@ fn crash_with(
                 .collect::<BTreeMap<_, _>>(),
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
-            fault_class: class.into(),
+            fault_class: faultline::group::CrashClass::named(class).expect("a known class"),
             kind: Default::default(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),

@@ -48,7 +48,7 @@ fn crash(
             annotations,
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
-            fault_class: "null-read".into(),
+            fault_class: faultline::classify::FaultClass::NullRead.into(),
             kind: Default::default(),
         },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
@@ -337,7 +337,7 @@ async fn listing_filters_sorts_and_pages(db: Db) {
                 c.attributes
                     .annotations
                     .insert("guid".into(), "player-7".into());
-                c.attributes.fault_class = "abort".into();
+                c.attributes.fault_class = faultline::classify::FaultClass::Abort.into();
             }
             index.record(&c).await.unwrap();
         }

@@ -59,7 +59,7 @@ fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
             annotations: BTreeMap::new(),
             fingerprint: fingerprint.to_owned(),
             signature: format!("sig {fingerprint}"),
-            fault_class: "null-read".into(),
+            fault_class: faultline::classify::FaultClass::NullRead.into(),
             kind: Default::default(),
         },
         payload_key: format!("crashes/x/{id}/processed.json"),

@@ -14,6 +14,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use super::version;
+use super::CrashClass;
 
 mod query;
 mod record;
@@ -87,7 +88,7 @@ pub struct CrashAttributes {
     /// The signature.
     pub signature: String,
     /// The fault class.
-    pub fault_class: String,
+    pub fault_class: CrashClass,
     /// A minidump or an SDK's error event.
     pub kind: CrashKind,
 }
@@ -193,7 +194,7 @@ pub struct Group {
     /// Signature (of its first crash).
     pub signature: String,
     /// Fault class.
-    pub fault_class: String,
+    pub fault_class: CrashClass,
     /// First crash, Unix seconds.
     pub first_seen: i64,
     /// Latest crash, Unix seconds.
@@ -301,7 +302,7 @@ pub struct GroupQuery {
     /// Groups with a crash from this release.
     pub release: Option<String>,
     /// Groups of this class.
-    pub fault_class: Option<String>,
+    pub fault_class: Option<CrashClass>,
     /// Groups with a crash at or after this time.
     pub since: Option<i64>,
     /// Groups with a crash at or before this time.
@@ -444,6 +445,13 @@ impl std::fmt::Display for GroupState {
     }
 }
 
+/// Reads a crash's or group's class column.
+fn class_column(row: &AnyRow) -> Result<CrashClass, sqlx::Error> {
+    let name: String = row.try_get("fault_class")?;
+    CrashClass::named(&name)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown crash class {name:?}").into()))
+}
+
 /// Reads a group's state column.
 fn state_column(row: &AnyRow, column: &str) -> Result<GroupState, sqlx::Error> {
     let name: String = row.try_get(column)?;
@@ -557,7 +565,7 @@ fn group_from(row: &AnyRow) -> Result<Group, sqlx::Error> {
         id: row.try_get("id")?,
         project_id: row.try_get("project_id")?,
         signature: row.try_get("signature")?,
-        fault_class: row.try_get("fault_class")?,
+        fault_class: class_column(row)?,
         first_seen: row.try_get("first_seen")?,
         last_seen: row.try_get("last_seen")?,
         event_count: row.try_get("event_count")?,
@@ -592,7 +600,7 @@ fn crash_from(row: &AnyRow) -> Result<CrashRow, sqlx::Error> {
             annotations: serde_json::from_str(&annotations).unwrap_or_default(),
             fingerprint: row.try_get("fingerprint")?,
             signature: row.try_get("signature")?,
-            fault_class: row.try_get("fault_class")?,
+            fault_class: class_column(row)?,
             kind: CrashKind::from_stored(&row.try_get::<String, _>("kind")?),
         },
         group_id: row.try_get("group_id")?,

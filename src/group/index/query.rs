@@ -363,7 +363,7 @@ fn group_filter(query: &GroupQuery) -> Filter {
         filter.text(|p| format!("state = {p}"), state.as_str().to_owned());
     }
     if let Some(class) = &query.fault_class {
-        filter.text(|p| format!("fault_class = {p}"), class.clone());
+        filter.text(|p| format!("fault_class = {p}"), class.as_str().to_owned());
     }
     let in_crashes = |column: &str| {
         let column = column.to_owned();
