@@ -107,7 +107,12 @@ impl App {
         ));
         let index = Arc::new(index);
         let wake = Arc::new(tokio::sync::Notify::new());
-        let triage = Triage::new(Arc::clone(&index), Arc::clone(&queue), Arc::clone(&alerts));
+        let triage = Triage::new(
+            Arc::clone(&index),
+            Arc::clone(&queue),
+            Arc::clone(&alerts),
+            Arc::clone(&objects),
+        );
         let uploads = Uploads::new(
             Arc::clone(&symbols),
             pipeline.processor.modules().clone(),

@@ -2,13 +2,15 @@
 //! (the API, the web UI, a tracker's webhook). Changing a group tells alerting what follows
 //! (resolved groups close their PagerDuty incidents, tickets follow state and assignee);
 //! merging moves one group's crashes into another; reading a crash finds it in the queue and
-//! the index and reads its processed payload back as the typed crash view.
+//! the index, and reads its processed payload back as the typed crash view.
 
 use std::sync::Arc;
 
 use crate::alerts::Alerts;
 use crate::group::index::{CrashIndex, CrashRow, Group, GroupPatch, IndexError};
 use crate::ingest::queue::{IngestQueue, QueueEntry};
+use crate::pipeline::CrashView;
+use crate::store::ObjectStore;
 
 /// Changes, merges and reads what triage works on.
 #[derive(Clone)]
@@ -16,6 +18,7 @@ pub struct Triage {
     index: Arc<CrashIndex>,
     queue: Arc<IngestQueue>,
     alerts: Arc<Alerts>,
+    objects: Arc<dyn ObjectStore>,
 }
 
 /// A crash found by ID (`bp-` prefix or not): its queue row and its index record, either of
@@ -32,12 +35,38 @@ pub struct StoredCrash {
 }
 
 impl Triage {
-    /// The service over the crash index, the ingest queue and alerting.
-    pub fn new(index: Arc<CrashIndex>, queue: Arc<IngestQueue>, alerts: Arc<Alerts>) -> Triage {
+    /// The service over the crash index, the ingest queue, alerting and the object store that
+    /// keeps processed payloads.
+    pub fn new(
+        index: Arc<CrashIndex>,
+        queue: Arc<IngestQueue>,
+        alerts: Arc<Alerts>,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Triage {
         Triage {
             index,
             queue,
             alerts,
+            objects,
+        }
+    }
+
+    /// A kept processed payload (at `key`, from a crash row) as the crash view; `None` when it
+    /// is gone, or cannot be read or parsed (logged: a page shows the crash without it).
+    pub async fn processed(&self, key: &str) -> Option<CrashView<'static>> {
+        let bytes = match crate::ingest::read_processed(&*self.objects, key).await {
+            Ok(bytes) => bytes?,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "could not read a processed crash");
+                return None;
+            }
+        };
+        match CrashView::read(&bytes) {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "a processed crash does not read as a crash view");
+                None
+            }
         }
     }
 

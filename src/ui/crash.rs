@@ -25,27 +25,9 @@ use crate::pipeline::CrashView;
 use crate::process::view::{ModuleView, ThreadView};
 use crate::store::ObjectKey;
 
-/// Reads a kept processed payload as the crash view; `None` when it is gone or unreadable
-/// (logged).
-async fn payload(state: &App, key: &str) -> Option<CrashView<'static>> {
-    match crate::ingest::read_processed(&*state.objects, key).await {
-        Ok(bytes) => match CrashView::read(&bytes?) {
-            Ok(view) => Some(view),
-            Err(e) => {
-                tracing::warn!(key, error = %e, "a processed crash does not read as a crash view");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(key, error = %e, "could not read a processed crash");
-            None
-        }
-    }
-}
-
 /// The evidence line of a group's latest kept crash (its page header).
 pub async fn latest_evidence(state: &App, key: &str) -> Option<String> {
-    payload(state, key).await?.evidence()
+    state.triage.processed(key).await?.evidence()
 }
 
 /// A crash the viewer may read (or act on with `scope`): its index row and queue row.
@@ -249,7 +231,7 @@ pub async fn show(
     let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
     let (id, crash, queued) = visible(&state, &viewer, &id, Scope::TriageRead).await?;
     let processed = match crash.as_ref().and_then(|c| c.payload_key.as_deref()) {
-        Some(key) => payload(&state, key).await,
+        Some(key) => state.triage.processed(key).await,
         None => None,
     };
     let has_payload = processed.is_some();
