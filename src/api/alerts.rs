@@ -9,22 +9,12 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::alerts::{AlertError, ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition};
+use crate::alerts::{ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition};
 use crate::app::App;
 use crate::auth::Scope;
 use crate::http::HttpError;
 use crate::http::{project_param, Caller};
 use crate::outbound::Attempt;
-
-impl From<AlertError> for HttpError {
-    fn from(e: AlertError) -> HttpError {
-        match e {
-            AlertError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
-            AlertError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
-            AlertError::Database(e) => crate::group::index::IndexError::Database(e).into(),
-        }
-    }
-}
 
 const RULE_EXAMPLE: &str = r#"send {"project": "default", "name": "New crashes", "triggers": [{"kind": "new_group"}], "actions": [{"channel": 1}]} (see docs/ALERTS.md)"#;
 const CHANNEL_EXAMPLE: &str = r#"send {"project": "default", "name": "ops", "config": {"kind": "webhook", "url": "https://…", "secret": "…"}} (see docs/ALERTS.md)"#;

@@ -15,6 +15,7 @@ use crate::alerts::ChannelConfig;
 use crate::app::App;
 use crate::http::HttpError;
 use crate::tickets::inbound::{self, InboundError};
+use crate::triage::TrackerOutcome;
 
 /// The largest webhook body read.
 const MAX_BODY: usize = 1 << 20;
@@ -85,52 +86,15 @@ pub async fn webhook(
             json!({"applied": false, "why": "nothing about status or assignee"}),
         ));
     };
-    if !state
-        .alerts
-        .first_sight_of_webhook(channel_id, &event.delivery_id)
-        .await?
-    {
-        return Ok(Json(
-            json!({"applied": false, "why": "this delivery was applied before"}),
-        ));
-    }
-    let desk = state.alerts.desk();
-    let Some(link) = desk
-        .link_of_ticket(channel_id, &event.ticket_key)
-        .await
-        .map_err(|e| HttpError::from(crate::group::index::IndexError::Database(e)))?
-    else {
-        return Ok(Json(
-            json!({"applied": false, "why": "not a ticket faultline keeps"}),
-        ));
-    };
-    let Some(group) = state.index.group(link.group_id).await? else {
-        return Ok(Json(json!({"applied": false, "why": "its group is gone"})));
-    };
-    let (patch, did) = inbound::decide(&group, &link, &event);
-    // What the tracker says now is what the next sync compares against.
-    desk.set_synced(
-        channel_id,
-        link.group_id,
-        event.done.map(|done| if done { "done" } else { "open" }),
-        event.assignee.as_ref().map(|a| a.as_deref()),
-    )
-    .await
-    .map_err(|e| {
-        HttpError::internal(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the ticket desk failed; the tracker may send the webhook again",
-            e.message,
-        )
-    })?;
-    let changed = patch.state.is_some() || patch.assignee.is_some();
-    if changed {
-        state
-            .triage
-            .change_group(group.id, &patch, Some(channel_id))
-            .await?;
-    }
     Ok(Json(
-        json!({"applied": changed, "group": group.id, "ticket": link.ticket_key, "did": did}),
+        match state.triage.apply_tracker_event(channel_id, &event).await? {
+            TrackerOutcome::Ignored(why) => json!({"applied": false, "why": why}),
+            TrackerOutcome::Applied {
+                group,
+                ticket,
+                changed,
+                did,
+            } => json!({"applied": changed, "group": group, "ticket": ticket, "did": did}),
+        },
     ))
 }

@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::alerts::AlertError;
 use crate::group::index::IndexError;
 use crate::process::{BudgetKind, ProcessError};
 use crate::store::StoreError;
 use crate::symbols::SymbolError;
+use crate::triage::TriageError;
 
 /// Names one failure in the server log and in the answer that reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +166,30 @@ impl From<IndexError> for HttpError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the crash index failed; try again later",
                 other,
+            ),
+        }
+    }
+}
+
+impl From<AlertError> for HttpError {
+    fn from(e: AlertError) -> HttpError {
+        match e {
+            AlertError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
+            AlertError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
+            AlertError::Database(e) => IndexError::Database(e).into(),
+        }
+    }
+}
+
+impl From<TriageError> for HttpError {
+    fn from(e: TriageError) -> HttpError {
+        match e {
+            TriageError::Index(e) => e.into(),
+            TriageError::Alerts(e) => e.into(),
+            TriageError::Desk(reason) => HttpError::internal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ticket desk failed; the tracker may send the webhook again",
+                reason,
             ),
         }
     }

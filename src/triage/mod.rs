@@ -1,16 +1,49 @@
 //! The triage service: what a person does to groups and crashes, whichever front end they use
-//! (the API, the web UI, a tracker's webhook). Changing a group tells alerting what follows
+//! (the API, the web UI, a tracker's webhook, whose verified events are applied here). Changing a group tells alerting what follows
 //! (resolved groups close their PagerDuty incidents, tickets follow state and assignee);
 //! merging moves one group's crashes into another; reading a crash finds it in the queue and
 //! the index, and reads its processed payload back as the typed crash view.
 
 use std::sync::Arc;
 
-use crate::alerts::Alerts;
+use crate::alerts::{AlertError, Alerts};
 use crate::group::index::{CrashIndex, CrashRow, Group, GroupPatch, IndexError};
 use crate::ingest::queue::{IngestQueue, QueueEntry};
 use crate::pipeline::CrashView;
 use crate::store::ObjectStore;
+use crate::tickets::inbound::{self, TicketEvent};
+
+/// Why a triage action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TriageError {
+    /// The crash index refused or failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Alerting's tables failed.
+    #[error(transparent)]
+    Alerts(#[from] AlertError),
+    /// The ticket desk could not record what the tracker said.
+    #[error("the ticket desk failed: {0}")]
+    Desk(String),
+}
+
+/// What a tracker's verified webhook event did.
+#[derive(Debug)]
+pub enum TrackerOutcome {
+    /// Nothing, and why (a redelivery, a ticket faultline does not keep, a group gone…).
+    Ignored(&'static str),
+    /// The ticket's group, and what changed on it (`changed` false: already in step).
+    Applied {
+        /// The group.
+        group: i64,
+        /// The ticket.
+        ticket: String,
+        /// Whether the group's state or assignee changed.
+        changed: bool,
+        /// What was done, in words.
+        did: Vec<String>,
+    },
+}
 
 /// Changes, merges and reads what triage works on.
 #[derive(Clone)]
@@ -88,6 +121,55 @@ impl Triage {
             }
         }
         Ok(after)
+    }
+
+    /// Applies what a tracker's webhook says about one of its tickets (verified by the caller)
+    /// to the ticket's group: once per delivery, only for tickets faultline keeps, never
+    /// unmuting (`tickets::inbound::decide`). What the tracker says becomes what the next sync
+    /// compares against.
+    pub async fn apply_tracker_event(
+        &self,
+        channel_id: i64,
+        event: &TicketEvent,
+    ) -> Result<TrackerOutcome, TriageError> {
+        if !self
+            .alerts
+            .first_sight_of_webhook(channel_id, &event.delivery_id)
+            .await?
+        {
+            return Ok(TrackerOutcome::Ignored("this delivery was applied before"));
+        }
+        let desk = self.alerts.desk();
+        let link = desk
+            .link_of_ticket(channel_id, &event.ticket_key)
+            .await
+            .map_err(IndexError::Database)?;
+        let Some(link) = link else {
+            return Ok(TrackerOutcome::Ignored("not a ticket faultline keeps"));
+        };
+        let Some(group) = self.index.group(link.group_id).await? else {
+            return Ok(TrackerOutcome::Ignored("its group is gone"));
+        };
+        let (patch, did) = inbound::decide(&group, &link, event);
+        desk.set_synced(
+            channel_id,
+            link.group_id,
+            event.done.map(|done| if done { "done" } else { "open" }),
+            event.assignee.as_ref().map(|a| a.as_deref()),
+        )
+        .await
+        .map_err(|e| TriageError::Desk(e.message))?;
+        let changed = patch.state.is_some() || patch.assignee.is_some();
+        if changed {
+            self.change_group(group.id, &patch, Some(channel_id))
+                .await?;
+        }
+        Ok(TrackerOutcome::Applied {
+            group: group.id,
+            ticket: link.ticket_key,
+            changed,
+            did,
+        })
     }
 
     /// Merges the groups `from` into `into` (same project; refused otherwise). `None`: `into`
