@@ -443,7 +443,7 @@ mod tests {
         );
         // No entries, or none matching: the crash counts.
         assert_eq!(
-            rule(serde_json::json!([])).submits(&crash("x", &[])),
+            rule(serde_json::json!([])).submits(&crash("abort", &[])),
             submitted(None)
         );
     }
