@@ -231,6 +231,24 @@ fn explain(
         .join("\n")
 }
 
+/// Fails naming the files behind every loop of `edges`.
+fn assert_no_loops(
+    what: &str,
+    edges: &BTreeMap<String, BTreeSet<String>>,
+    why: &BTreeMap<(String, String), BTreeSet<String>>,
+) {
+    let found = loops(edges);
+    assert!(
+        found.is_empty(),
+        "{what} that import each other:\n{}",
+        found
+            .iter()
+            .map(|c| explain(c, why))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
+
 #[test]
 fn no_folder_imports_a_folder_that_imports_it_back() {
     let modules = modules();
@@ -252,16 +270,7 @@ fn no_folder_imports_a_folder_that_imports_it_back() {
     }
     // The check itself must see the map: the server composes the front ends.
     assert!(edges["server"].contains("api") && edges["server"].contains("ui"));
-    let found = loops(&edges);
-    assert!(
-        found.is_empty(),
-        "folders that import each other:\n{}",
-        found
-            .iter()
-            .map(|c| explain(c, &why))
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
+    assert_no_loops("folders", &edges, &why);
     // src/lib.rs lists the modules in the order data flows: each imports only those above it.
     let lib =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
@@ -318,16 +327,7 @@ fn no_file_imports_a_sibling_that_imports_it_back() {
         !edges.is_empty(),
         "the check found no imports between files at all"
     );
-    let found = loops(&edges);
-    assert!(
-        found.is_empty(),
-        "files that import each other:\n{}",
-        found
-            .iter()
-            .map(|c| explain(c, &why))
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
+    assert_no_loops("files", &edges, &why);
 }
 
 #[test]
