@@ -231,6 +231,27 @@ fn explain(
         .join("\n")
 }
 
+/// Every import of `src/` that `node` maps to an edge (from, to), and the files behind each.
+type Graph = (
+    BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<(String, String), BTreeSet<String>>,
+);
+
+fn import_graph(node: impl Fn(&Module, &Module) -> Option<(String, String)>) -> Graph {
+    let modules = modules();
+    let all: BTreeSet<Module> = modules.keys().cloned().collect();
+    let (mut edges, mut why) = Graph::default();
+    for (module, source) in &modules {
+        for target in imports(module, source, &all) {
+            if let Some((from, to)) = node(module, &target) {
+                edges.entry(from.clone()).or_default().insert(to.clone());
+                why.entry((from, to)).or_default().insert(module.join("/"));
+            }
+        }
+    }
+    (edges, why)
+}
+
 /// Fails naming the files behind every loop of `edges`.
 fn assert_no_loops(
     what: &str,
@@ -251,23 +272,9 @@ fn assert_no_loops(
 
 #[test]
 fn no_folder_imports_a_folder_that_imports_it_back() {
-    let modules = modules();
-    let all: BTreeSet<Module> = modules.keys().cloned().collect();
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut why: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (module, source) in &modules {
-        for target in imports(module, source, &all) {
-            if target[0] != module[0] {
-                edges
-                    .entry(module[0].clone())
-                    .or_default()
-                    .insert(target[0].clone());
-                why.entry((module[0].clone(), target[0].clone()))
-                    .or_default()
-                    .insert(module.join("/"));
-            }
-        }
-    }
+    let (edges, why) = import_graph(|module, target| {
+        (target[0] != module[0]).then(|| (module[0].clone(), target[0].clone()))
+    });
     // The check itself must see the map: the server composes the front ends.
     assert!(edges["server"].contains("api") && edges["server"].contains("ui"));
     assert_no_loops("folders", &edges, &why);
@@ -306,23 +313,13 @@ fn no_folder_imports_a_folder_that_imports_it_back() {
 
 #[test]
 fn no_file_imports_a_sibling_that_imports_it_back() {
-    let modules = modules();
-    let all: BTreeSet<Module> = modules.keys().cloned().collect();
-    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut why: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (module, source) in &modules {
-        for target in imports(module, source, &all) {
-            // Siblings: two files directly inside the same folder (not the folder's mod.rs).
-            let siblings = module.len() >= 2
-                && target.len() == module.len()
-                && target[..module.len() - 1] == module[..module.len() - 1];
-            if siblings {
-                let (a, b) = (module.join("/"), target.join("/"));
-                edges.entry(a.clone()).or_default().insert(b.clone());
-                why.entry((a.clone(), b)).or_default().insert(a);
-            }
-        }
-    }
+    // Siblings: two files directly inside the same folder (not the folder's mod.rs).
+    let (edges, why) = import_graph(|module, target| {
+        let siblings = module.len() >= 2
+            && target.len() == module.len()
+            && target[..module.len() - 1] == module[..module.len() - 1];
+        siblings.then(|| (module.join("/"), target.join("/")))
+    });
     assert!(
         !edges.is_empty(),
         "the check found no imports between files at all"
