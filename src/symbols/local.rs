@@ -188,7 +188,13 @@ impl LocalSymbols {
             return Ok(None);
         }
         let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
-        let parsed = SymbolFile::from_bytes(bytes).map_err(|e| SymbolError::Unreadable {
+        // rust-minidump's parser wants every record ended by a newline; files written by older
+        // tools leave the last one without (the SymCache path reads them whole).
+        let parsed = match bytes.last() {
+            Some(b'\n') | None => SymbolFile::from_bytes(bytes),
+            Some(_) => SymbolFile::from_bytes(&[bytes, b"\n"].concat()),
+        }
+        .map_err(|e| SymbolError::Unreadable {
             key: file.path.display().to_string(),
             detail: e.to_string(),
         })?;

@@ -298,6 +298,31 @@ async fn process(
     run(command).await
 }
 
+/// A Breakpad `.sym` whose last line has no newline (older tools write them so) gives the same
+/// frames through `--symbols DIR` (the file parsed in place) as the same file with one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sym_file_without_a_final_newline_reads_the_same() {
+    let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
+    let sym = std::fs::read(fixture("debug-files/linux/crash.sym")).unwrap();
+    assert_eq!(sym.last(), Some(&b'\n'));
+    let mut frames = Vec::new();
+    for text in [&sym[..], sym.trim_ascii_end()] {
+        let tree = tempfile::tempdir().unwrap();
+        let dir = tree.path().join("crash/C0BCC3F19827FE653058404B2831D9E60");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("crash.sym"), text).unwrap();
+        let (code, stdout, stderr) = process(&dump, tree.path(), &["--json"]).await;
+        assert_eq!(code, 0, "{stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            json["threads"][0]["frames"][0]["function"], "main",
+            "{stderr}"
+        );
+        frames.push(json["threads"].clone());
+    }
+    assert_eq!(frames[0], frames[1]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn process_prints_json_or_text_from_native_symbols() {
     let dump = fixture("minidumps/rust-minidump/linux-mini.dmp");
