@@ -213,7 +213,10 @@ def main():
             print()
 
         if "latency" in parts:
-            # 3. Raw symbolication latency.
+            # 3. Raw symbolication latency. A new connection: the server rightly closes one left
+            # idle while the other parts ran.
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port)
             with open(os.path.join(FIX, "debug-files", "windows", "CrashWithException.pdb"), "rb") as f:
                 post(conn, "/api/v1/symbols?name=CrashWithException.pdb", f.read())
             frames = [{"instruction_addr": hex(0x140001000 + (i * 0x13) % 0x1C0)} for i in range(100)]
