@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::server::BoundServer;
+use crate::server::{BoundServer, ADMIN_TOKEN_FILE};
 
 /// faultline: a native crash processing server.
 #[derive(Parser)]
@@ -179,9 +179,29 @@ async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serves until Ctrl-C. Once bound it says, once, where to go: the web UI's address and the
+/// command that shows the first admin token (never the token).
 async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let token_file = config.storage.data_dir.join(ADMIN_TOKEN_FILE);
+    let public_url = config
+        .server
+        .public_url
+        .trim()
+        .trim_end_matches('/')
+        .to_owned();
     let server = BoundServer::bind(config).await?;
-    tracing::info!(addr = %server.local_addr(), "faultline listening");
+    let addr = server.local_addr();
+    let origin = match public_url.as_str() {
+        "" => format!("http://{addr}"),
+        url => url.to_owned(),
+    };
+    let token_hint = if token_file.is_file() {
+        format!(" (the first admin token: `cat {}`)", token_file.display())
+    } else {
+        String::new()
+    };
+    eprintln!("faultline: the web UI is at {origin}/ui/; sign in with a token{token_hint}");
+    tracing::info!(addr = %addr, "faultline listening");
     server.serve().await?;
     Ok(ExitCode::SUCCESS)
 }

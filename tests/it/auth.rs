@@ -677,6 +677,12 @@ async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
     );
     assert!(log.contains("admin-token"), "the path is logged: {log}");
     assert!(!log.contains(&token), "the token is not logged");
+    // Where to go, and how to read the token, said once at start.
+    assert!(
+        log.contains(&format!("the web UI is at {url}/ui/")),
+        "{log}"
+    );
+    assert!(log.contains(&format!("`cat {}`", path.display())), "{log}");
     let client = reqwest::Client::new();
     let me: Value = client
         .get(format!("{url}/api/v1/token"))
