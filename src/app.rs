@@ -47,9 +47,9 @@ pub struct App {
     /// Alert rules, channels and the delivery outbox.
     pub alerts: Arc<Alerts>,
     /// Changing and merging groups, reading stored crashes.
-    pub triage: Triage,
+    pub triage: Arc<Triage>,
     /// Storing uploaded debug files and announcing what they unblock.
-    pub uploads: Uploads,
+    pub uploads: Arc<Uploads>,
 }
 
 impl App {
@@ -107,13 +107,13 @@ impl App {
         ));
         let index = Arc::new(index);
         let wake = Arc::new(tokio::sync::Notify::new());
-        let triage = Triage::new(
+        let triage = Arc::new(Triage::new(
             Arc::clone(&index),
             Arc::clone(&queue),
             Arc::clone(&alerts),
             Arc::clone(&objects),
-        );
-        let uploads = Uploads::new(
+        ));
+        let uploads = Arc::new(Uploads::new(
             Arc::clone(&symbols),
             pipeline.processor.modules().clone(),
             Arc::clone(&cluster),
@@ -124,7 +124,7 @@ impl App {
                 reprocess_on_upload: config.ingest.reprocess_on_upload,
                 build_caches_on_upload: config.caches.build_on_upload,
             },
-        );
+        ));
         Ok(App {
             alerts,
             cluster,

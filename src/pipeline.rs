@@ -10,6 +10,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::classify::evidence_line;
 use crate::classify::frames::crashing_frames;
 use crate::classify::{Classification, Classifier};
 use crate::config::Config;
@@ -17,7 +18,7 @@ use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
 use crate::process::modules::SymbolSource;
-use crate::process::view::{ModuleView, ThreadView};
+use crate::process::view::{field_name, CrashInfoView, ProcessedParts, ThreadView};
 use crate::process::{
     crashing_thread_view, module_views, thread_views, ProcessError, ProcessedCrash, Processor,
 };
@@ -47,9 +48,9 @@ impl CrashReport {
     /// `grouping` blocks into `map`.
     pub fn serialize_fields<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         self.processed.serialize_fields(map)?;
-        map.serialize_entry("classification", &self.classification)?;
+        map.serialize_entry(field_name!(CrashView, classification), &self.classification)?;
         map.serialize_entry(
-            "grouping",
+            field_name!(CrashView, grouping),
             &Grouping {
                 signature: Cow::Borrowed(&self.signature.text),
                 fingerprint: Cow::Borrowed(&self.fingerprint),
@@ -68,12 +69,14 @@ impl CrashReport {
     pub fn view(&self) -> CrashView<'_> {
         let state = &self.processed.state;
         CrashView {
-            crash_info: CrashInfoView {
-                crashing_thread: state.requesting_thread,
+            parts: ProcessedParts {
+                crash_info: CrashInfoView {
+                    crashing_thread: state.requesting_thread,
+                },
+                threads: thread_views(state),
+                crashing_thread: crashing_thread_view(state),
+                modules: module_views(&self.processed),
             },
-            threads: thread_views(state),
-            crashing_thread: crashing_thread_view(state),
-            modules: module_views(&self.processed),
             classification: Some(Cow::Borrowed(&self.classification)),
             grouping: Some(Grouping {
                 signature: Cow::Borrowed(&self.signature.text),
@@ -103,18 +106,9 @@ pub struct Grouping<'a> {
 /// none of a minidump's threads and modules.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CrashView<'a> {
-    /// Which thread crashed.
-    #[serde(default)]
-    pub crash_info: CrashInfoView,
-    /// Every thread.
-    #[serde(default)]
-    pub threads: Vec<ThreadView<'a>>,
-    /// The crashing thread again, with its first frame's registers.
-    #[serde(default)]
-    pub crashing_thread: Option<ThreadView<'a>>,
-    /// Every loaded module.
-    #[serde(default)]
-    pub modules: Vec<ModuleView<'a>>,
+    /// Which thread crashed, the threads, the crashing thread's registers, the modules.
+    #[serde(flatten)]
+    pub parts: ProcessedParts<'a>,
     /// Fault class, evidence, exploitability, fault frame.
     #[serde(default)]
     pub classification: Option<Cow<'a, Classification>>,
@@ -153,13 +147,6 @@ struct EventEvidence {
     rule: Option<String>,
 }
 
-/// What a reader needs of `crash_info`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CrashInfoView {
-    /// The index of the crashing thread in `threads`.
-    pub crashing_thread: Option<usize>,
-}
-
 impl CrashView<'static> {
     /// A stored processed crash (the JSON the worker or the API wrote): a minidump's, or an
     /// SDK event's (`"kind": "event"`).
@@ -175,12 +162,15 @@ impl CrashView<'static> {
         let event: EventParts<'static> = serde_json::from_slice(json)?;
         let evidence = event.classification.map(|c| c.evidence);
         Ok(CrashView {
-            crash_info: event.crash_info,
-            threads: event.threads,
+            parts: ProcessedParts {
+                crash_info: event.crash_info,
+                threads: event.threads,
+                ..ProcessedParts::default()
+            },
             grouping: event.grouping,
-            event_evidence: evidence.map(|e| match (e.crash_reason, e.rule) {
-                (Some(reason), Some(rule)) => format!("{reason}: {rule}"),
-                (reason, rule) => reason.or(rule).unwrap_or_default(),
+            event_evidence: evidence.map(|e| match e.rule {
+                Some(rule) => evidence_line(e.crash_reason.as_deref(), &rule),
+                None => e.crash_reason.unwrap_or_default(),
             }),
             ..CrashView::default()
         })
@@ -190,9 +180,11 @@ impl CrashView<'static> {
 impl CrashView<'_> {
     /// The index of the thread that crashed, if one did.
     pub fn crashing_index(&self) -> Option<usize> {
-        self.crash_info
+        let parts = &self.parts;
+        parts
+            .crash_info
             .crashing_thread
-            .or_else(|| self.crashing_thread.as_ref().and_then(|t| t.threads_index))
+            .or_else(|| parts.crashing_thread.as_ref().and_then(|t| t.threads_index))
     }
 
     /// The evidence in one line: the classifier's, or an SDK event's exception.
@@ -205,7 +197,8 @@ impl CrashView<'_> {
 
     /// The registers of the crashing thread's first frame.
     pub fn registers(&self) -> &[(Cow<'static, str>, String)] {
-        self.crashing_thread
+        self.parts
+            .crashing_thread
             .as_ref()
             .and_then(|t| t.frames.first())
             .and_then(|f| f.registers.as_ref())

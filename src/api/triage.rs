@@ -104,7 +104,7 @@ pub async fn list_groups(
         release: params.get("release").cloned(),
         fault_class: params
             .get("fault_class")
-            .map(|name| crash_class(name))
+            .map(|name| CrashClass::parse(name))
             .transpose()?,
         since: params
             .get("since")
@@ -129,19 +129,6 @@ pub async fn list_groups(
     Ok(Json(
         json!({ "groups": page.items, "next_cursor": page.next_cursor }),
     ))
-}
-
-/// The crash class a filter names; 400 listing them when it names none.
-fn crash_class(name: &str) -> Result<CrashClass, HttpError> {
-    CrashClass::named(name).ok_or_else(|| {
-        bad_request(format!("unknown fault_class {name:?}")).with_detail(format!(
-            "one of {}",
-            CrashClass::all()
-                .map(CrashClass::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
 }
 
 fn group_id(id: &str) -> Result<i64, HttpError> {

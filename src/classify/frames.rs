@@ -46,26 +46,19 @@ pub fn thread_frames(thread: &minidump_unwind::CallStack) -> Vec<FrameRef> {
             let name = minidump::Module::code_file(m);
             crate::symbols::identify::base_name(&name).to_owned()
         });
-        for inline in &frame.inlines {
-            out.push(FrameRef {
-                index: out.len(),
-                frame: frame_index,
-                inlined: true,
-                function: Some(inline.function_name.clone()),
-                module: module.clone(),
-                file: inline.source_file_name.clone(),
-                line: inline.source_line,
-            });
-        }
-        out.push(FrameRef {
-            index: out.len(),
-            frame: frame_index,
-            inlined: false,
-            function: frame.function_name.clone(),
-            module,
-            file: frame.source_file_name.clone(),
-            line: frame.source_line,
+        let inlines = frame.inlines.iter().map(|inline| {
+            (
+                Some(inline.function_name.clone()),
+                inline.source_file_name.clone(),
+                inline.source_line,
+            )
         });
+        let real = (
+            frame.function_name.clone(),
+            frame.source_file_name.clone(),
+            frame.source_line,
+        );
+        expand(&mut out, frame_index, module, inlines, real);
     }
     out
 }
@@ -75,30 +68,52 @@ pub fn thread_frames(thread: &minidump_unwind::CallStack) -> Vec<FrameRef> {
 /// them, so a fault frame's index names the same row everywhere.
 pub fn view_frames(thread: &crate::process::view::ThreadView<'_>) -> Vec<FrameRef> {
     let mut out = Vec::new();
+    let text = |s: &Option<std::borrow::Cow<'_, str>>| s.as_deref().map(str::to_owned);
     for (frame_index, frame) in thread.frames.iter().enumerate() {
-        let module = frame.module.as_deref().map(str::to_owned);
-        for inline in frame.inlines.iter().flatten() {
-            out.push(FrameRef {
-                index: out.len(),
-                frame: frame_index,
-                inlined: true,
-                function: Some(inline.function.to_string()),
-                module: module.clone(),
-                file: inline.file.as_deref().map(str::to_owned),
-                line: inline.line,
-            });
-        }
+        let inlines = frame.inlines.iter().flatten().map(|inline| {
+            (
+                Some(inline.function.to_string()),
+                text(&inline.file),
+                inline.line,
+            )
+        });
+        let real = (text(&frame.function), text(&frame.file), frame.line);
+        expand(&mut out, frame_index, text(&frame.module), inlines, real);
+    }
+    out
+}
+
+/// Function, file and line of one row.
+type RowParts = (Option<String>, Option<String>, Option<u32>);
+
+/// Appends one real frame's rows: the calls inlined into it first, then the frame itself.
+fn expand(
+    out: &mut Vec<FrameRef>,
+    frame_index: usize,
+    module: Option<String>,
+    inlines: impl Iterator<Item = RowParts>,
+    (function, file, line): RowParts,
+) {
+    for (function, file, line) in inlines {
         out.push(FrameRef {
             index: out.len(),
             frame: frame_index,
-            inlined: false,
-            function: frame.function.as_deref().map(str::to_owned),
-            module,
-            file: frame.file.as_deref().map(str::to_owned),
-            line: frame.line,
+            inlined: true,
+            function,
+            module: module.clone(),
+            file,
+            line,
         });
     }
-    out
+    out.push(FrameRef {
+        index: out.len(),
+        frame: frame_index,
+        inlined: false,
+        function,
+        module,
+        file,
+        line,
+    });
 }
 
 /// Frames not to blame: function-name regexes, and `module:`-prefixed module-name regexes

@@ -29,6 +29,7 @@ use frames::{crashing_frames, fault_frame, FrameRef, InAppRules, SkipList};
 use patterns::PatternError;
 use rules::{Access, AccessSource, Inputs};
 use signals::{poison_values, PoisonValue};
+pub use verdict::evidence_line;
 
 /// What decided the fault class.
 #[derive(Debug, Clone, Serialize, Deserialize)]

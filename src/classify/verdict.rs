@@ -5,14 +5,21 @@
 use super::frames::FrameRef;
 use super::{Evidence, Signals};
 
+/// A crash reason and what decided the class in one line (`SIGSEGV /SEGV_MAPERR: write to a
+/// near-null address`, or an SDK event's `TypeError: x is undefined`), the reason left out when
+/// the rule already starts with it.
+pub fn evidence_line(reason: Option<&str>, rule: &str) -> String {
+    match reason {
+        Some(reason) if !rule.starts_with(reason) => format!("{reason}: {rule}"),
+        _ => rule.to_owned(),
+    }
+}
+
 impl Evidence {
     /// The crash reason and the rule that fired (`SIGSEGV /SEGV_MAPERR: write to a near-null
     /// address`), the reason left out when the rule already starts with it.
     pub fn summary(&self) -> String {
-        match self.crash_reason.as_deref() {
-            Some(reason) if !self.rule.starts_with(reason) => format!("{reason}: {}", self.rule),
-            _ => self.rule.clone(),
-        }
+        evidence_line(self.crash_reason.as_deref(), &self.rule)
     }
 
     /// The crash address with the kind of access and the faulting instruction

@@ -138,10 +138,10 @@ pub fn render(crash: &CrashView<'_>, style: ReportStyle) -> String {
     let crashing = crash.crashing_index();
     let mut order: Vec<usize> = crashing.into_iter().collect();
     if style.threads == Threads::All || crashing.is_none() {
-        order.extend((0..crash.threads.len()).filter(|i| Some(*i) != crashing));
+        order.extend((0..crash.parts.threads.len()).filter(|i| Some(*i) != crashing));
     }
     for index in order {
-        let Some(thread) = crash.threads.get(index) else {
+        let Some(thread) = crash.parts.threads.get(index) else {
             continue;
         };
         let view = ThreadRows {
@@ -155,7 +155,7 @@ pub fn render(crash: &CrashView<'_>, style: ReportStyle) -> String {
             Format::Markdown => markdown_thread(&mut w, &view),
         }
     }
-    missing_symbols(&mut w, &crash.modules);
+    missing_symbols(&mut w, &crash.parts.modules);
     w.out
 }
 

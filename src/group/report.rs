@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::classify::FaultClass;
-use crate::group::index::CrashKind;
+use crate::group::index::{CrashKind, IndexError};
 
 /// What kind of failure a crash is: a minidump's fault class (or a native SDK event's), or
 /// what another SDK event reports: an exception, or only a message.
@@ -39,6 +39,19 @@ impl CrashClass {
                 .find(|c| c.as_str() == name)
                 .map(CrashClass::Fault),
         }
+    }
+
+    /// The class a filter names, or the error that lists them (the caller's mistake: 4xx).
+    pub fn parse(name: &str) -> Result<CrashClass, IndexError> {
+        CrashClass::named(name).ok_or_else(|| {
+            IndexError::Rejected(format!(
+                "fault_class must be one of {}, not {name:?}",
+                CrashClass::all()
+                    .map(CrashClass::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
     }
 
     /// Every class, the catalogue's first.

@@ -23,8 +23,8 @@ use serde::Serialize;
 
 use super::output::{ModuleReport, ProcessedCrash};
 use super::view::{
-    FrameView, Hex, InlineView, ModuleSymbolsView, ModuleView, Registers, ThreadView,
-    UnloadedFrameView,
+    field_name, FrameView, Hex, InlineView, ModuleSymbolsView, ModuleView, ProcessedParts,
+    Registers, ThreadView, UnloadedFrameView,
 };
 
 impl Serialize for ProcessedCrash {
@@ -43,7 +43,10 @@ impl ProcessedCrash {
         let w = Width::of(s);
         map.serialize_entry("status", "OK")?;
         map.serialize_entry("system_info", &SystemInfoJson(s))?;
-        map.serialize_entry("crash_info", &CrashInfoJson(s, w))?;
+        map.serialize_entry(
+            field_name!(ProcessedParts, crash_info),
+            &CrashInfoJson(s, w),
+        )?;
         map.serialize_entry("lsb_release", &s.linux_standard_base.as_ref().map(LsbJson))?;
         map.serialize_entry(
             "proc_limits",
@@ -62,7 +65,7 @@ impl ProcessedCrash {
         // The first module is always the main one.
         map.serialize_entry("main_module", &0)?;
         map.serialize_entry("modules_contains_cert_info", &!s.cert_info.is_empty())?;
-        map.serialize_entry("modules", &module_views(self))?;
+        map.serialize_entry(field_name!(ProcessedParts, modules), &module_views(self))?;
         map.serialize_entry("pid", &s.process_id)?;
         map.serialize_entry(
             "process_uptime",
@@ -70,11 +73,11 @@ impl ProcessedCrash {
                 .map(|t| s.time.duration_since(t).unwrap_or_default().as_secs()),
         )?;
         map.serialize_entry("thread_count", &s.threads.len())?;
-        map.serialize_entry("threads", &thread_views(s))?;
+        map.serialize_entry(field_name!(ProcessedParts, threads), &thread_views(s))?;
         map.serialize_entry("unloaded_modules", &UnloadedModulesJson(s, w))?;
         map.serialize_entry("handles", &s.handles.as_ref().map(HandlesJson))?;
         if let Some(crashing) = crashing_thread_view(s) {
-            map.serialize_entry("crashing_thread", &crashing)?;
+            map.serialize_entry(field_name!(ProcessedParts, crashing_thread), &crashing)?;
         }
         map.serialize_entry("crashpad_annotations", &self.crashpad)?;
         map.serialize_entry("timings", &self.timings)

@@ -179,6 +179,45 @@ pub struct ModuleView<'a> {
     pub symbols: Option<ModuleSymbolsView<'a>>,
 }
 
+/// The process-level blocks of a processed crash that readers read: which thread crashed,
+/// every thread, the crashing thread again with its registers, every module. The writer
+/// (`json.rs`) names each entry with [`field_name!`] on this type, so the JSON key and the
+/// field are one name.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ProcessedParts<'a> {
+    /// Which thread crashed.
+    #[serde(default)]
+    pub crash_info: CrashInfoView,
+    /// Every thread.
+    #[serde(default)]
+    pub threads: Vec<ThreadView<'a>>,
+    /// The crashing thread again, with its first frame's registers.
+    #[serde(default)]
+    pub crashing_thread: Option<ThreadView<'a>>,
+    /// Every loaded module.
+    #[serde(default)]
+    pub modules: Vec<ModuleView<'a>>,
+}
+
+/// What a reader needs of `crash_info`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CrashInfoView {
+    /// The index of the crashing thread in `threads`.
+    pub crashing_thread: Option<usize>,
+}
+
+/// The JSON key of `field` of the read model `Type`: its name, checked by the compiler (a
+/// field renamed or removed there fails to compile where the writer names it).
+macro_rules! field_name {
+    ($type:ident, $field:ident) => {{
+        let _named = |view: &$type| {
+            let _ = &view.$field;
+        };
+        stringify!($field)
+    }};
+}
+pub(crate) use field_name;
+
 /// A frame's registers, in the order the dump's CPU context lists them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Registers(pub Vec<(Cow<'static, str>, String)>);

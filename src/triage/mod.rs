@@ -46,7 +46,6 @@ pub enum TrackerOutcome {
 }
 
 /// Changes, merges and reads what triage works on.
-#[derive(Clone)]
 pub struct Triage {
     index: Arc<CrashIndex>,
     queue: Arc<IngestQueue>,

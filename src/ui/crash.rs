@@ -258,7 +258,7 @@ pub async fn show(
             .iter()
             .map(|(name, value)| (name.to_string(), value.clone()))
             .collect(),
-        modules: module_rows(&view.modules, &origin),
+        modules: module_rows(&view.parts.modules, &origin),
         files: received_files(&state, queued.as_ref(), &id).await,
         evidence: verdict.evidence,
         exploitability: verdict.exploitability,
@@ -418,6 +418,7 @@ impl ShownThread {
             .map(|f| f.index)
             .filter(|_| Some(self.index) == self.crashing);
         let mut rows = view
+            .parts
             .threads
             .get(self.index)
             .map(|thread| frame_rows(thread, fault_index))
@@ -437,7 +438,8 @@ impl ShownThread {
 
     /// One tab per thread.
     fn tabs(&self, view: &CrashView<'_>, id: &str) -> Vec<ThreadTab> {
-        view.threads
+        view.parts
+            .threads
             .iter()
             .enumerate()
             .map(|(i, thread)| {
@@ -457,7 +459,7 @@ impl ShownThread {
     }
 
     fn title(&self, view: &CrashView<'_>) -> String {
-        let Some(thread) = view.threads.get(self.index) else {
+        let Some(thread) = view.parts.threads.get(self.index) else {
             return "No threads".to_owned();
         };
         format!(

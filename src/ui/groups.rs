@@ -300,9 +300,7 @@ fn groups_query(
         product: None,
         release: given(&params.release),
         fault_class: match given(&params.fault_class) {
-            Some(name) => Some(CrashClass::named(&name).ok_or_else(|| {
-                UiError::bad_request(format!("there is no fault class {name:?}"))
-            })?),
+            Some(name) => Some(CrashClass::parse(&name)?),
             None => None,
         },
         since: None,

@@ -70,7 +70,6 @@ impl UploadOutcome {
 }
 
 /// Stores uploaded files and announces what they unblock.
-#[derive(Clone)]
 pub struct Uploads {
     symbols: Arc<SymbolStore>,
     modules: ModuleCache,

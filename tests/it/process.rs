@@ -914,18 +914,26 @@ async fn the_crash_view_reads_back_what_was_written() {
         let read = CrashView::read(&json).unwrap_or_else(|e| panic!("{dump}: {e}"));
         let live = report.view();
         assert!(
-            !read.threads.is_empty() && !read.modules.is_empty(),
+            !read.parts.threads.is_empty() && !read.parts.modules.is_empty(),
             "{dump}"
         );
         assert_eq!(read.crashing_index(), live.crashing_index(), "{dump}");
-        assert_eq!(read.threads.len(), report.processed.state.threads.len());
-        for (i, thread) in read.threads.iter().enumerate() {
+        assert_eq!(
+            read.parts.threads.len(),
+            report.processed.state.threads.len()
+        );
+        for (i, thread) in read.parts.threads.iter().enumerate() {
             let rows = view_frames(thread);
-            assert_eq!(rows, view_frames(&live.threads[i]), "{dump} thread {i}");
+            assert_eq!(
+                rows,
+                view_frames(&live.parts.threads[i]),
+                "{dump} thread {i}"
+            );
             assert_eq!(rows, thread_frames(&report.processed.state.threads[i]));
         }
         let names = |v: &CrashView<'_>| -> Vec<(String, String, Option<String>)> {
-            v.modules
+            v.parts
+                .modules
                 .iter()
                 .map(|m| {
                     (
