@@ -13,11 +13,13 @@ use crate::group::index::{CrashIndex, PayloadBudget};
 use crate::ingest::queue::IngestQueue;
 use crate::ingest::throttle::Throttle;
 use crate::pipeline::Pipeline;
+use crate::process::modules::SymbolSource;
 use crate::store::ObjectStore;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;
 use crate::triage::Triage;
 use crate::uploads::{UploadSettings, Uploads};
+use crate::upstream::Upstream;
 
 /// What every route, page, worker and background job can reach.
 #[derive(Clone)]
@@ -50,6 +52,8 @@ pub struct App {
     pub triage: Arc<Triage>,
     /// Storing uploaded debug files and announcing what they unblock.
     pub uploads: Arc<Uploads>,
+    /// The upstream symbol sources, when any is configured.
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 impl App {
@@ -70,7 +74,13 @@ impl App {
             )
         })?;
         let symbols = Arc::new(symbols);
-        let pipeline = Arc::new(Pipeline::from_config(&config, Arc::clone(&symbols))?);
+        let upstream = Upstream::open(&config.symbols.sources, Arc::clone(&symbols))
+            .await
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        let pipeline = Arc::new(Pipeline::from_config(
+            &config,
+            SymbolSource::Store(Arc::clone(&symbols), upstream.clone()),
+        )?);
         let budget = PayloadBudget {
             per_new_group: config.group.payloads_per_new_group,
             per_group_hour: config.group.payloads_per_group_hour,
@@ -140,6 +150,7 @@ impl App {
             throttle: Arc::new(throttle),
             triage,
             uploads,
+            upstream,
         })
     }
 }

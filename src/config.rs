@@ -10,6 +10,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod sources;
+
+pub use sources::{
+    SourceConfig, SourceFileType, SourceKind, SourceLayout, SourceTimeouts, SymbolsConfig,
+};
+
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -42,6 +48,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// What is deleted for age, and how often the server looks.
     pub retention: RetentionConfig,
+    /// Upstream symbol sources for files nobody uploaded.
+    pub symbols: SymbolsConfig,
 }
 
 /// Retention (see docs/CONFIGURATION.md): both policies are off by default; leftovers of

@@ -9,6 +9,7 @@ pub mod cpu; // the bridge from async code to the rayon pool, and one-shot runs'
 pub mod store; // durable object storage (filesystem or S3) behind one trait
 pub mod sourcemaps; // JavaScript source maps and bundles: identifying, resolving, URL matching
 pub mod symbols; // debug files: identifying, keeping by debug ID, SymCache/CFI caches
+pub mod upstream; // symbol servers nobody uploads to: sources, layouts, fetches, health
 pub mod process; // minidumps and raw frames -> symbolicated, thread-complete stack traces
 pub mod classify; // fault class, evidence, exploitability, the frame to blame, the verdict
 pub mod group; // signatures, fingerprints, and the crash index (crashes, groups, triage)

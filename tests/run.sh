@@ -50,6 +50,10 @@ command -v chromedriver >/dev/null || apt_install chromium-driver
 # Real debuginfod clients for tests/it/symbol_servers.rs.
 command -v debuginfod-find >/dev/null || apt_install debuginfod
 command -v gdb >/dev/null || apt_install gdb
+# gcab builds the CAB-compressed PDBs of a symstore tree for tests/it/upstream.rs; elfutils' debuginfod
+# server (package debuginfod, installed above) is its real upstream.
+command -v debuginfod >/dev/null || apt_install debuginfod
+command -v gcab >/dev/null || apt_install gcab
 # rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/it/generated_sym.rs:
 # a debug build (about 3 minutes on 2 cores, against 10 for release; the tests walk small dumps).
 MINIDUMP_STACKWALK="$(command -v minidump-stackwalk || echo "$PWD/target/tools/bin/minidump-stackwalk")"

@@ -44,6 +44,7 @@ fn symbol_routes(router: Router<App>) -> Router<App> {
     router
         .route("/api/v1/symbols", post(symbols::upload).get(symbols::list))
         .route("/api/v1/symbols/missing", get(missing::missing))
+        .route("/api/v1/symbols/sources", get(symbols::sources))
         .route("/upload/", post(symbols::tecken_upload))
         .route(
             "/api/0/organizations/{org}/chunk-upload/",

@@ -9,6 +9,10 @@
 //! - `GET /buildid/{BUILD_ID}/debuginfo` and `/executable`: elfutils' debuginfod (gdb,
 //!   `debuginfod-find`, perf, systemd-coredump), with its `X-DEBUGINFOD-*` headers.
 //!
+//! A file not stored is asked of the upstream sources configured with `serve = true` (PDBs and
+//! `.sym` files by debug ID, ELF files by build ID), stored, and answered: faultline is the
+//! team's caching symbol proxy, uploaded and upstream files behind one address.
+//!
 //! Readable without a token while `auth.public_symbol_reads` is on, else with `symbols:read`.
 
 use axum::extract::{Path, State};
@@ -23,6 +27,38 @@ use crate::http::HttpError;
 use crate::symbols::identify::{base_name, DebugFileMeta};
 use crate::symbols::ids::{parse_code_id, parse_debug_id};
 use crate::symbols::SymbolQuery;
+use crate::upstream::{ModulePlatform, ModuleRef, Purpose};
+use symbolic::common::{CodeId, DebugId};
+
+/// Asks the upstream sources that may serve debuggers for `module`'s files; whether one was
+/// stored.
+async fn fetched_upstream(state: &App, module: ModuleRef) -> bool {
+    match &state.upstream {
+        Some(upstream) if upstream.serves() => upstream
+            .fetch(&module, Purpose::Serve)
+            .await
+            .origin
+            .is_some(),
+        _ => false,
+    }
+}
+
+/// The module a debugger asks for by debug file name and debug ID.
+fn by_debug_id(file: &str, debug_id: DebugId) -> ModuleRef {
+    ModuleRef::new(debug_id, Some(file), None, None, ModulePlatform::Unknown)
+}
+
+/// The ELF module a debugger asks for by build ID.
+fn by_build_id(code_id: &CodeId) -> Option<ModuleRef> {
+    let debug_id = crate::symbols::ids::debug_id_from_build_id(code_id)?;
+    Some(ModuleRef::new(
+        debug_id,
+        None,
+        None,
+        Some(code_id.clone()),
+        ModulePlatform::Linux,
+    ))
+}
 
 /// Which of a module's files a client wants.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -77,7 +113,17 @@ pub async fn symbols(
     require_symbol_read(&state, &caller)?;
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".sym") {
-        let found = breakpad(&state, &file, &key).await;
+        let mut found = breakpad(&state, &file, &key).await;
+        if found
+            .as_ref()
+            .is_err_and(|e| e.status() == StatusCode::NOT_FOUND)
+        {
+            if let Ok(id) = parse_debug_id(&key) {
+                if fetched_upstream(&state, by_debug_id(&file, id)).await {
+                    found = breakpad(&state, &file, &key).await;
+                }
+            }
+        }
         return match found {
             Err(e) if e.status() == StatusCode::NOT_FOUND => Ok(by_code_file(&state, &file, &key)
                 .await?
@@ -106,6 +152,32 @@ pub async fn symbols(
             ("", "pe", Want::Executable, "PE image")
         });
     let id = &key[prefix.len()..];
+    let upstream_module = match format {
+        "elf" => by_build_id(&parse_code_id(id).map_err(bad_key)?),
+        "pdb" => Some(by_debug_id(&file, parse_debug_id(id).map_err(bad_key)?)),
+        _ => None,
+    };
+    let mut named = stored_named(&state, &file, format, id).await?;
+    if best(&named, format, want).is_none() {
+        if let Some(module) = upstream_module {
+            if fetched_upstream(&state, module).await {
+                named = stored_named(&state, &file, format, id).await?;
+            }
+        }
+    }
+    let meta = best(&named, format, want)
+        .ok_or_else(|| not_found(format!("no {what} stored for {file} {key}")))?;
+    stream_original(&state, meta, "application/octet-stream").await
+}
+
+/// The stored files answering to `file` with the key `id` (a code ID for ELF and PE files, a
+/// debug ID otherwise).
+async fn stored_named(
+    state: &App,
+    file: &str,
+    format: &str,
+    id: &str,
+) -> Result<Vec<DebugFileMeta>, HttpError> {
     let files = match format {
         "elf" | "pe" => {
             let code_id = parse_code_id(id).map_err(bad_key)?;
@@ -116,16 +188,13 @@ pub async fn symbols(
             state.symbols.find(&SymbolQuery::DebugId(debug_id)).await?
         }
     };
-    let named: Vec<DebugFileMeta> = files
+    Ok(files
         .into_iter()
         .filter(|meta| {
             // SSQP's `_.debug` / `_.dwarf` stand for any name.
-            file.starts_with("_.") || answers_to(meta, &file)
+            file.starts_with("_.") || answers_to(meta, file)
         })
-        .collect();
-    let meta = best(&named, format, want)
-        .ok_or_else(|| not_found(format!("no {what} stored for {file} {key}")))?;
-    stream_original(&state, meta, "application/octet-stream").await
+        .collect())
 }
 
 /// Tecken's code-ID fallback: `/{code_file}/{code_id}/{name}.sym` (what a client knows of a
@@ -202,7 +271,17 @@ pub async fn debuginfod(
         HttpError::new(StatusCode::BAD_REQUEST, e)
             .with_detail("a GNU build ID is hex, as `readelf -n` or `file` prints it")
     })?;
-    let files = state.symbols.find(&SymbolQuery::CodeId(code_id)).await?;
+    let mut files = state
+        .symbols
+        .find(&SymbolQuery::CodeId(code_id.clone()))
+        .await?;
+    if best(&files, "elf", want).is_none() {
+        if let Some(module) = by_build_id(&code_id) {
+            if fetched_upstream(&state, module).await {
+                files = state.symbols.find(&SymbolQuery::CodeId(code_id)).await?;
+            }
+        }
+    }
     let meta = best(&files, "elf", want)
         .ok_or_else(|| not_found(format!("no {what} stored for build ID {build_id}")))?;
     let mut response = stream_original(&state, meta, "application/octet-stream").await?;

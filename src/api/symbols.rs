@@ -328,6 +328,21 @@ async fn delete_symbols(
     ))
 }
 
+/// `GET /api/v1/symbols/sources`: each upstream symbol source with its health (requests, hits,
+/// misses, errors, the last error, whether it is skipped after failing and until when).
+pub async fn sources(
+    State(state): State<App>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, HttpError> {
+    caller.require(Scope::SymbolsRead)?;
+    let sources = state
+        .upstream
+        .as_ref()
+        .map(|upstream| upstream.sources())
+        .unwrap_or_default();
+    Ok(Json(json!({ "sources": sources })))
+}
+
 /// `GET /api/v1/symbols/{debug_id}/caches`: the module's SymCache and CFI, built now if
 /// missing or stale, and which stored file each came from.
 pub async fn caches(

@@ -386,6 +386,8 @@ fn module_view<'a>(
             symbols_file: report.symbols.as_ref().map(Cow::Borrowed),
             cfi_file: report.cfi.as_ref().map(Cow::Borrowed),
             symbols_error: report.error.as_deref().map(Cow::Borrowed),
+            symbols_origin: report.origin.as_deref().map(Cow::Borrowed),
+            symbol_candidates: Cow::Borrowed(&report.candidates),
         }),
     }
 }

@@ -21,18 +21,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use minidump::{Minidump, MinidumpModuleList, MinidumpThreadList, Module};
+use minidump::{Minidump, MinidumpModuleList, MinidumpSystemInfo, MinidumpThreadList, Module};
 use minidump_processor::{ProcessState, ProcessorOptions};
-use symbolic::common::DebugId;
+use symbolic::common::{CodeId, DebugId};
 
 use crate::config::Config;
 use crate::cpu;
 use crate::symbols::identify::base_name;
+use crate::upstream::{ModulePlatform, ModuleRef};
 use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
 
 pub use json::{crashing_thread_view, module_views, thread_views};
 pub use output::{ModuleReport, ProcessedCrash, Timings};
+
+/// Time kept for the stack walk out of a dump's budget (or a quarter of the budget, if less):
+/// symbols still downloading then are left out.
+const WALK_RESERVE: Duration = Duration::from_secs(5);
 
 /// Budgets that stop pathological dumps.
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +183,7 @@ impl Processor {
                     distinct,
                     parsed,
                 } => {
-                    let by_id = self.fetch_symbols(distinct, deadline).await?;
+                    let by_id = self.fetch_symbols(distinct, started).await;
                     let symbols_ready = started.elapsed();
                     let state = self.walk_with(&dump, wanted, &by_id, deadline).await?;
                     (dump, by_id, state, parsed, symbols_ready)
@@ -211,8 +216,9 @@ impl Processor {
         let first = cpu::run(move || -> Result<FirstPass, ProcessError> {
             let (dump, wanted) = read_dump(dump, limits)?;
             let parsed = started.elapsed();
-            let distinct = distinct_ids(&wanted);
-            match modules.cached(&distinct) {
+            let distinct = distinct_modules(&wanted);
+            let ids: Vec<DebugId> = distinct.iter().map(|m| m.debug_id).collect();
+            match modules.cached(&ids) {
                 Some(by_id) => {
                     let state = Box::new(walk(&dump, wanted, &by_id, deadline, limits)?);
                     Ok(FirstPass::Walked {
@@ -236,17 +242,25 @@ impl Processor {
         }
     }
 
-    /// Each distinct module's symbols, fetched concurrently, once.
+    /// Each distinct module's symbols, fetched concurrently, once. A module whose files are
+    /// still being fetched from an upstream source when the time for symbols runs out is
+    /// walked without them (the crash is processed again when they are stored), so a slow
+    /// source never costs a crash more than its budget.
     async fn fetch_symbols(
         &self,
-        distinct: Vec<DebugId>,
-        deadline: Instant,
-    ) -> Result<HashMap<DebugId, Arc<ModuleSymbols>>, ProcessError> {
-        let fetched = futures::future::join_all(distinct.iter().map(|id| self.modules.get(*id)));
-        match tokio::time::timeout_at(deadline.into(), fetched).await {
-            Ok(fetched) => Ok(distinct.into_iter().zip(fetched).collect()),
-            Err(_) => Err(time_budget(self.limits)),
-        }
+        distinct: Vec<ModuleRef>,
+        started: Instant,
+    ) -> HashMap<DebugId, Arc<ModuleSymbols>> {
+        let budget = self.limits.time_budget;
+        let symbols_deadline = started + budget - (budget / 4).min(WALK_RESERVE);
+        let fetched = futures::future::join_all(distinct.iter().map(|module| async move {
+            let symbols =
+                tokio::time::timeout_at(symbols_deadline.into(), self.modules.get(module))
+                    .await
+                    .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(module)));
+            (module.debug_id, symbols)
+        }));
+        fetched.await.into_iter().collect()
     }
 
     /// The stack walk, as a second job on the pool.
@@ -310,16 +324,16 @@ enum FirstPass {
     Parsed {
         dump: Arc<Minidump<'static, Bytes>>,
         wanted: Vec<WantedModule>,
-        distinct: Vec<DebugId>,
+        distinct: Vec<ModuleRef>,
         parsed: Duration,
     },
 }
 
-/// The distinct debug IDs among the dump's modules.
-fn distinct_ids(wanted: &[WantedModule]) -> Vec<DebugId> {
-    let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|(_, _, id)| *id).collect();
-    distinct.sort();
-    distinct.dedup();
+/// The distinct modules (by debug ID) among the dump's modules.
+fn distinct_modules(wanted: &[WantedModule]) -> Vec<ModuleRef> {
+    let mut distinct: Vec<ModuleRef> = wanted.iter().filter_map(|m| m.module.clone()).collect();
+    distinct.sort_by_key(|m| m.debug_id);
+    distinct.dedup_by_key(|m| m.debug_id);
     distinct
 }
 
@@ -333,11 +347,14 @@ fn walk(
 ) -> Result<ProcessState, ProcessError> {
     let provider_modules = wanted
         .into_iter()
-        .map(|(base, name, debug_id)| ProviderModule {
-            base,
-            name,
-            debug_id,
-            symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
+        .map(|wanted| {
+            let debug_id = wanted.module.map(|m| m.debug_id);
+            ProviderModule {
+                base: wanted.base,
+                name: wanted.name,
+                debug_id,
+                symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
+            }
         })
         .collect();
     let provider = StoreProvider::new(provider_modules, deadline);
@@ -367,8 +384,15 @@ fn time_budget(limits: ProcessLimits) -> ProcessError {
     }
 }
 
-/// A module to fetch symbols for: load address, code file base name, debug ID.
-type WantedModule = (u64, String, Option<DebugId>);
+/// A module of the dump to fetch symbols for.
+struct WantedModule {
+    /// Load address.
+    base: u64,
+    /// Code file base name.
+    name: String,
+    /// How its files are looked up; `None` without a debug ID.
+    module: Option<ModuleRef>,
+}
 
 /// Parses the dump far enough to check budgets and list the modules to fetch symbols for.
 fn read_dump(
@@ -407,14 +431,39 @@ fn read_dump(
             ),
         });
     }
+    let platform = platform_of(&dump);
     let wanted = modules
         .iter()
-        .map(|m| {
-            let name = base_name(&m.code_file()).to_owned();
-            (m.base_address(), name, module_debug_id(m))
+        .map(|m| WantedModule {
+            base: m.base_address(),
+            name: base_name(&m.code_file()).to_owned(),
+            module: module_debug_id(m).map(|id| {
+                let debug_file = m.debug_file();
+                let code_id = m
+                    .code_identifier()
+                    .map(|c| CodeId::new(c.as_str().to_ascii_lowercase()));
+                ModuleRef::new(
+                    id,
+                    debug_file.as_deref(),
+                    Some(&m.code_file()),
+                    code_id,
+                    platform,
+                )
+            }),
         })
         .collect();
     Ok((Arc::new(dump), wanted))
+}
+
+/// Which platform the dump's modules were built for, from its system info.
+fn platform_of(dump: &Minidump<'static, Bytes>) -> ModulePlatform {
+    use minidump::system_info::Os;
+    match dump.get_stream::<MinidumpSystemInfo>().map(|info| info.os) {
+        Ok(Os::Windows) => ModulePlatform::Windows,
+        Ok(Os::Linux | Os::Android) => ModulePlatform::Linux,
+        Ok(Os::MacOs | Os::Ios) => ModulePlatform::Apple,
+        _ => ModulePlatform::Unknown,
+    }
 }
 
 /// The module's debug ID, unless the dump has none (or only the nil ID) for it.
@@ -439,6 +488,8 @@ fn module_reports(
                 symbols: symbols.and_then(|s| s.functions.as_ref().map(|c| c.source.clone())),
                 cfi: symbols.and_then(|s| s.cfi.as_ref().map(|c| c.source.clone())),
                 error: symbols.and_then(|s| s.error.clone()),
+                origin: symbols.and_then(|s| s.origin.clone()),
+                candidates: symbols.map(|s| s.candidates.clone()).unwrap_or_default(),
             }
         })
         .collect()

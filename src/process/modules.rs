@@ -15,8 +15,10 @@ use super::breakpad;
 use super::location::{demangled, InlineLocation, SourceLocation};
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
+use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::{SymbolError, SymbolStore};
+use crate::upstream::{Candidate, ModuleRef, Purpose, Upstream};
 
 /// A module's functions, lines and inlines, ready for lookups.
 pub struct FunctionsEntry {
@@ -147,16 +149,28 @@ pub struct ModuleSymbols {
     pub cfi: Option<CfiEntry>,
     /// Why the status is `malformed`.
     pub error: Option<String>,
+    /// Where the file serving functions came from: `uploaded`, or the upstream source's ID.
+    pub origin: Option<String>,
+    /// Every upstream location asked for the module's files, with what each gave.
+    pub candidates: Vec<Candidate>,
 }
 
 impl ModuleSymbols {
-    fn missing() -> ModuleSymbols {
+    fn missing(candidates: Vec<Candidate>) -> ModuleSymbols {
         ModuleSymbols {
             status: SymbolStatus::Missing,
             functions: None,
             cfi: None,
             error: None,
+            origin: None,
+            candidates,
         }
+    }
+
+    /// A module whose symbols were still being fetched when a crash's time budget for them
+    /// ran out: processed without them (and processed again when they are stored).
+    pub fn still_fetching(module: &ModuleRef) -> ModuleSymbols {
+        ModuleSymbols::missing(vec![Upstream::downloading(module)])
     }
 
     /// Approximate memory held, for the cache's byte bound.
@@ -206,8 +220,9 @@ fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
 /// Where the stack walker's module symbols come from.
 #[derive(Clone)]
 pub enum SymbolSource {
-    /// The symbol store: each cache is built once, stored, and shared by every node.
-    Store(Arc<SymbolStore>),
+    /// The symbol store: each cache is built once, stored, and shared by every node; with
+    /// upstream sources, what it lacks is fetched from them into it first.
+    Store(Arc<SymbolStore>, Option<Arc<Upstream>>),
     /// Debug files on this machine (`faultline process --symbols`): caches are built in
     /// memory for this run.
     Local(Arc<LocalSymbols>),
@@ -215,7 +230,7 @@ pub enum SymbolSource {
 
 impl From<Arc<SymbolStore>> for SymbolSource {
     fn from(store: Arc<SymbolStore>) -> SymbolSource {
-        SymbolSource::Store(store)
+        SymbolSource::Store(store, None)
     }
 }
 
@@ -256,22 +271,20 @@ impl ModuleCache {
         ModuleCache { symbols, cache }
     }
 
-    /// The symbols of one module, loading them (and building caches if needed) on first use.
-    /// Concurrent requests for the same module share one load.
-    pub async fn get(&self, debug_id: DebugId) -> Arc<ModuleSymbols> {
+    /// The symbols of one module, loading them (fetching its files from the upstream sources
+    /// and building caches if needed) on first use. Concurrent requests for the same module
+    /// share one load.
+    pub async fn get(&self, module: &ModuleRef) -> Arc<ModuleSymbols> {
         let symbols = self.symbols.clone();
+        let module = module.clone();
         self.cache
-            .get_with(debug_id, async move {
-                Arc::new(
-                    load(&symbols, &debug_id)
-                        .await
-                        .unwrap_or_else(|e| ModuleSymbols {
-                            status: SymbolStatus::Malformed,
-                            functions: None,
-                            cfi: None,
-                            error: Some(e.to_string()),
-                        }),
-                )
+            .get_with(module.debug_id, async move {
+                Arc::new(load(&symbols, &module).await.unwrap_or_else(|e| {
+                    let mut broken = ModuleSymbols::missing(Vec::new());
+                    broken.status = SymbolStatus::Malformed;
+                    broken.error = Some(e.to_string());
+                    broken
+                }))
             })
             .await
     }
@@ -290,25 +303,49 @@ impl ModuleCache {
     }
 }
 
-async fn load(symbols: &SymbolSource, debug_id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbols, SymbolError> {
+    let debug_id = &module.debug_id;
     match symbols {
-        SymbolSource::Store(store) => {
-            let files = store.files_for(debug_id).await?;
+        SymbolSource::Store(store, upstream) => {
+            let mut files = store.files_for(debug_id).await?;
+            let mut candidates = Vec::new();
+            if let (true, Some(upstream)) = (files.is_empty(), upstream) {
+                let report = upstream.fetch(module, Purpose::Crash).await;
+                candidates = report.candidates.clone();
+                if report.origin.is_some() {
+                    files = store.files_for(debug_id).await?;
+                }
+            }
             if files.is_empty() {
-                return Ok(ModuleSymbols::missing());
+                return Ok(ModuleSymbols::missing(candidates));
             }
             let symcache = store.cache(debug_id, CacheKind::SymCache, &files).await?;
             let cfi = store.cache(debug_id, CacheKind::Cfi, &files).await?;
-            Ok(cpu::run(move || from_caches(symcache, cfi)).await?)
+            let mut loaded = cpu::run(move || from_caches(symcache, cfi)).await?;
+            loaded.origin = origin_of(&loaded, &files);
+            loaded.candidates = candidates;
+            Ok(loaded)
         }
         SymbolSource::Local(local) => {
             if !local.has(debug_id) {
-                return Ok(ModuleSymbols::missing());
+                return Ok(ModuleSymbols::missing(Vec::new()));
             }
             let (local, id) = (Arc::clone(local), *debug_id);
             cpu::run(move || load_local(&local, &id)).await?
         }
     }
+}
+
+/// `uploaded`, or the source that sent the file serving the module's functions (else its
+/// unwind rules).
+fn origin_of(symbols: &ModuleSymbols, files: &[DebugFileMeta]) -> Option<String> {
+    let serving = symbols
+        .functions
+        .as_ref()
+        .map(|f| &f.source)
+        .or(symbols.cfi.as_ref().map(|c| &c.source))?;
+    let file = files.iter().find(|f| f.sha256 == serving.sha256)?;
+    Some(file.origin.clone().unwrap_or_else(|| "uploaded".to_owned()))
 }
 
 /// A module's symbols from local files: a Breakpad file parsed once for both functions and
@@ -332,6 +369,8 @@ fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, Symbo
                 text_bytes,
             }),
             error: None,
+            origin: None,
+            candidates: Vec::new(),
         });
     }
     let (symcache, cfi) = rayon::join(
@@ -360,5 +399,7 @@ fn from_caches(symcache: DerivedCache, cfi: DerivedCache) -> ModuleSymbols {
         functions,
         cfi,
         error,
+        origin: None,
+        candidates: Vec::new(),
     }
 }

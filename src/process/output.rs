@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::facts::CrashFacts;
 use super::modules::SymbolStatus;
 use crate::symbols::derive::CacheSource;
+use crate::upstream::Candidate;
 
 /// What faultline found for one module of the dump (same order as `modules[]`).
 #[derive(Debug, Clone, Serialize)]
@@ -23,6 +24,10 @@ pub struct ModuleReport {
     pub cfi: Option<CacheSource>,
     /// Why symbols are malformed.
     pub error: Option<String>,
+    /// Where the file serving functions came from: `uploaded` or an upstream source's ID.
+    pub origin: Option<String>,
+    /// Every upstream location asked for the module's files, with what each gave.
+    pub candidates: Vec<Candidate>,
 }
 
 /// Where the time went, in milliseconds.

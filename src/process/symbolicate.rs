@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use symbolic::common::CodeId;
 
 use super::location::SourceLocation;
 use super::modules::{ModuleCache, ModuleSymbols, SymbolStatus};
 use crate::symbols::ids::parse_debug_id;
+use crate::upstream::{Candidate, ModulePlatform, ModuleRef};
 
 /// An address as JSON carries it: a number or a `"0x…"` string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +179,13 @@ pub struct InlineFrame {
 pub struct ModuleResult {
     /// found, missing, malformed or no_debug_id; `unused` when no frame fell in it.
     pub debug_status: &'static str,
+    /// Where its symbols came from: `uploaded` or an upstream source's ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols_origin: Option<String>,
+    /// Every upstream location asked for its files, with what each gave (as symbolicator's
+    /// `candidates`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
     /// The module as sent.
     #[serde(flatten)]
     pub module: RawModule,
@@ -198,6 +207,28 @@ pub struct SymbolicateResponse {
 pub struct SymbolicatedStacktrace {
     /// Frames in request order.
     pub frames: Vec<SymbolicatedFrame>,
+}
+
+impl RawModule {
+    /// The module as upstream sources are asked for it; `None` without a usable debug ID.
+    fn module_ref(&self) -> Option<ModuleRef> {
+        let debug_id = parse_debug_id(self.debug_id.as_deref()?).ok()?;
+        let platform = match self.kind.as_deref() {
+            Some("pe") => ModulePlatform::Windows,
+            Some("elf") => ModulePlatform::Linux,
+            Some("macho") => ModulePlatform::Apple,
+            _ => ModulePlatform::Unknown,
+        };
+        Some(ModuleRef::new(
+            debug_id,
+            self.debug_file.as_deref(),
+            self.code_file.as_deref(),
+            self.code_id
+                .as_deref()
+                .map(|id| CodeId::new(id.to_ascii_lowercase())),
+            platform,
+        ))
+    }
 }
 
 fn covering_module(modules: &[RawModule], addr: u64) -> Option<usize> {
@@ -250,8 +281,14 @@ pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> Sy
         modules: modules
             .into_iter()
             .zip(statuses)
-            .map(|(module, status)| ModuleResult {
+            .enumerate()
+            .map(|(i, (module, status))| ModuleResult {
                 debug_status: status.map_or("unused", SymbolStatus::as_str),
+                symbols_origin: symbols.get(&i).and_then(|s| s.origin.clone()),
+                candidates: symbols
+                    .get(&i)
+                    .map(|s| s.candidates.clone())
+                    .unwrap_or_default(),
                 module,
             })
             .collect(),
@@ -276,21 +313,13 @@ async fn fetch_referenced(
         .collect();
     referenced.sort_unstable();
     referenced.dedup();
-    let ids: Vec<(usize, Option<_>)> = referenced
+    let ids: Vec<(usize, Option<ModuleRef>)> = referenced
         .iter()
-        .map(|&i| {
-            (
-                i,
-                modules[i]
-                    .debug_id
-                    .as_deref()
-                    .and_then(|id| parse_debug_id(id).ok()),
-            )
-        })
+        .map(|&i| (i, modules[i].module_ref()))
         .collect();
-    let fetched = futures::future::join_all(ids.iter().filter_map(|(i, id)| {
-        let id = (*id)?;
-        Some(async move { (*i, cache.get(id).await) })
+    let fetched = futures::future::join_all(ids.iter().filter_map(|(i, module)| {
+        let module = module.as_ref()?;
+        Some(async move { (*i, cache.get(module).await) })
     }))
     .await;
     for (i, id) in &ids {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::modules::SymbolStatus;
 use crate::symbols::derive::CacheSource;
+use crate::upstream::Candidate;
 
 /// An address, written as a `0x`-prefixed hex string as wide as the crashed process' pointers
 /// (8 or 16 digits), as minidump-stackwalk writes them.
@@ -145,6 +146,12 @@ pub struct ModuleSymbolsView<'a> {
     /// Why the symbols are malformed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbols_error: Option<Cow<'a, str>>,
+    /// Where the file serving functions came from: `uploaded` or an upstream source's ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbols_origin: Option<Cow<'a, str>>,
+    /// Every upstream location asked for the module's files, with what each gave.
+    #[serde(default, skip_serializing_if = "<[Candidate]>::is_empty")]
+    pub symbol_candidates: Cow<'a, [Candidate]>,
 }
 
 /// One loaded module (minidump-stackwalk's `modules[]`).

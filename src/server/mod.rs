@@ -111,6 +111,25 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     }
 }
 
+/// Announces the files upstream sources sent as uploads are announced: the crashes processed
+/// without them are processed again.
+async fn fetched_files_job(
+    upstream: Arc<crate::upstream::Upstream>,
+    uploads: Arc<crate::uploads::Uploads>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut fetched = upstream.subscribe();
+    loop {
+        match fetched.recv().await {
+            Ok(id) => uploads.announce_fetched(id).await,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "fell behind announcing fetched symbol files")
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Runs retention every `retention.interval_secs` (the configured policies, and always the
 /// leftovers of unfinished uploads); this node's module caches forget deleted debug files,
 /// other nodes hear of them through the cluster's change log.
@@ -175,6 +194,12 @@ impl BoundServer {
             tokio::spawn(Arc::clone(&state.alerts).dispatch());
         }
         tokio::spawn(retention_job(state.clone()));
+        if let Some(upstream) = &state.upstream {
+            tokio::spawn(fetched_files_job(
+                Arc::clone(upstream),
+                Arc::clone(&state.uploads),
+            ));
+        }
         let workers = match state.config.ingest.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,

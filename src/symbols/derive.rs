@@ -228,6 +228,7 @@ mod tests {
             size,
             uploaded_name: format.into(),
             uploaded_at: 0,
+            origin: None,
         }
     }
 

@@ -67,6 +67,9 @@ pub struct DebugFileMeta {
     pub uploaded_name: String,
     /// Upload time, seconds since the Unix epoch.
     pub uploaded_at: u64,
+    /// The upstream source it was fetched from (its ID); absent for uploaded files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// One module's debug file found in an uploaded file: its identity and where its bytes are.
@@ -223,6 +226,7 @@ fn identify_object(
             size: data.len() as u64,
             uploaded_name: name.to_owned(),
             uploaded_at: 0,
+            origin: None,
         },
         range: start..start + data.len(),
     })

@@ -15,6 +15,7 @@ pub mod breakpad_sym;
 pub mod caches;
 pub mod chunks;
 pub mod derive;
+pub mod fetched;
 pub mod identify;
 pub mod ids;
 mod javascript;

@@ -33,3 +33,4 @@ mod symbols_api;
 mod tickets;
 mod ui;
 mod upload_protocols;
+mod upstream;

@@ -7,6 +7,7 @@ pub mod alerting;
 pub mod receiver;
 pub mod s3;
 pub mod smtp;
+pub mod symbol_source;
 pub mod ui;
 
 use std::io::Write;
