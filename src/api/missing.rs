@@ -57,6 +57,10 @@ pub async fn missing(
         .await?
         .into_iter()
         .map(|m| MissingRow {
+            sources: match (&state.upstream, m.module.debug_id.parse()) {
+                (Some(upstream), Ok(id)) => upstream.why_missing(&id),
+                _ => String::new(),
+            },
             // As symbol tools and Breakpad paths spell a debug ID (`3249D99D…1`).
             debug_id: m
                 .module
@@ -109,16 +113,19 @@ struct MissingRow {
     code_id: Option<String>,
     crashes: i64,
     last_seen: i64,
+    /// What the upstream symbol sources said about it (empty without sources).
+    sources: String,
 }
 
 impl MissingRow {
     /// The CSV header: the field names above, in order.
-    const COLUMNS: [&str; 6] = [
+    const COLUMNS: [&str; 7] = [
         "debug_file",
         "debug_id",
         "code_file",
         "code_id",
         "crashes",
         "last_seen",
+        "sources",
     ];
 }

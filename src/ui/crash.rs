@@ -12,6 +12,7 @@ use axum::Form;
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
+use super::crash_modules::{module_rows, ModuleRow};
 use super::page::{ago, query_string, render, segment, when, Chrome, UiError};
 use super::session::Viewer;
 use crate::app::App;
@@ -22,7 +23,7 @@ use crate::group::index::{CrashKind, CrashRow};
 use crate::http::HttpError;
 use crate::ingest::queue::QueueEntry;
 use crate::pipeline::CrashView;
-use crate::process::view::{ModuleView, ThreadView};
+use crate::process::view::ThreadView;
 use crate::store::ObjectKey;
 
 /// The evidence line of a group's latest kept crash (its page header).
@@ -74,19 +75,6 @@ pub struct ThreadTab {
     pub href: String,
     pub selected: bool,
     pub crashing: bool,
-}
-
-/// A module row; `upload` says what to upload when its symbols are missing.
-pub struct ModuleRow {
-    pub name: String,
-    pub version: String,
-    pub debug_file: String,
-    pub debug_id: String,
-    pub code_id: String,
-    pub base: String,
-    pub status: String,
-    pub missing: bool,
-    pub upload: String,
 }
 
 /// A received file to download.
@@ -208,16 +196,6 @@ fn relevant(rows: &[FrameRow], in_app: &InAppRules) -> Vec<bool> {
             row.index > fault.0 && !row.missing && !row.location.is_empty()
         })
         .collect()
-}
-
-/// The shell command that uploads a module's debug file to `server`.
-fn upload_command(server: &str, debug_file: &str) -> String {
-    let file = if debug_file.is_empty() {
-        "<debug file>"
-    } else {
-        debug_file
-    };
-    format!("faultline upload --server {server} --token $FAULTLINE_TOKEN {file}")
 }
 
 /// `GET /ui/crashes/{id}?thread=N&frames=full`.
@@ -477,32 +455,6 @@ impl ShownThread {
                 .unwrap_or_default()
         )
     }
-}
-
-/// The module table, with what to upload for each module whose symbols are missing.
-fn module_rows(modules: &[ModuleView<'_>], origin: &str) -> Vec<ModuleRow> {
-    modules
-        .iter()
-        .map(|m| ModuleRow {
-            name: m.filename.to_string(),
-            version: m.version.as_deref().unwrap_or_default().to_owned(),
-            debug_file: m.debug_file.to_string(),
-            debug_id: m.debug_id.clone(),
-            code_id: m.code_id.clone(),
-            base: m.base_addr.to_string(),
-            status: m
-                .symbols
-                .as_ref()
-                .map(|s| s.symbol_status.as_str().to_owned())
-                .unwrap_or_default(),
-            missing: m.missing_symbols,
-            upload: if m.missing_symbols {
-                upload_command(origin, &m.debug_file)
-            } else {
-                String::new()
-            },
-        })
-        .collect()
 }
 
 /// The files a crash reporter sent (kept for crashes that came through the ingest routes).

@@ -12,6 +12,7 @@
 mod alerts;
 mod charts;
 mod crash;
+mod crash_modules;
 mod groups;
 pub(crate) mod page;
 mod session;

@@ -36,6 +36,8 @@ pub struct MissingRow {
     pub last_seen_ago: String,
     pub upload: String,
     pub curl: String,
+    /// What the upstream sources said about it (empty without sources).
+    pub sources: String,
 }
 
 #[derive(Template)]
@@ -45,6 +47,8 @@ struct MissingPage {
     projects: Vec<super::groups::Choice>,
     rows: Vec<MissingRow>,
     can_upload: bool,
+    /// Whether upstream sources are configured (the table then says what they answered).
+    has_sources: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +115,10 @@ pub async fn missing(
                      '{origin}/api/v1/symbols?name={}'",
                     super::page::segment(&file)
                 ),
+                sources: match (&state.upstream, m.module.debug_id.parse()) {
+                    (Some(upstream), Ok(id)) => upstream.why_missing(&id),
+                    _ => String::new(),
+                },
                 debug_file: file,
                 // As symbol tools and Breakpad file names spell it (and the crash page shows it).
                 debug_id: m
@@ -129,6 +137,7 @@ pub async fn missing(
         projects: project_choices(&projects, project.id),
         rows,
         can_upload: viewer.caller.may(Scope::SymbolsWrite, project.id),
+        has_sources: state.upstream.is_some(),
     };
     Ok(render(&page))
 }

@@ -229,6 +229,44 @@ impl Upstream {
         self.reports.get(debug_id)
     }
 
+    /// Why the sources have no file for `debug_id`, as the missing-symbols list says it: "no
+    /// source has it (asked microsoft, nvidia)", with the sources that failed instead of
+    /// answering, or that it was not asked for yet on this node.
+    pub fn why_missing(&self, debug_id: &DebugId) -> String {
+        let Some(report) = self.last_report(debug_id) else {
+            return "not asked for yet on this node".to_owned();
+        };
+        let mut lacking: Vec<&str> = Vec::new();
+        let mut failing: Vec<String> = Vec::new();
+        for candidate in &report.candidates {
+            let failed = candidate.outcome == CandidateOutcome::Error.as_str()
+                || candidate
+                    .detail
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("error"));
+            if failed {
+                if !failing.iter().any(|f| f.starts_with(&candidate.source)) {
+                    let detail = candidate.detail.as_deref().unwrap_or("failed");
+                    failing.push(format!("{} failed: {detail}", candidate.source));
+                }
+            } else if candidate.outcome != CandidateOutcome::Skipped.as_str()
+                && !lacking.contains(&candidate.source.as_str())
+            {
+                lacking.push(&candidate.source);
+            }
+        }
+        let mut parts = Vec::new();
+        if !lacking.is_empty() {
+            parts.push(format!("no source has it (asked {})", lacking.join(", ")));
+        }
+        parts.extend(failing);
+        if parts.is_empty() {
+            "no source was asked (filters or failing sources)".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
+
     /// The candidate shown for a module whose download was still running when a crash's time
     /// budget for symbols ran out.
     pub fn downloading(module: &ModuleRef) -> Candidate {

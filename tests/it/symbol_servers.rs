@@ -354,7 +354,7 @@ on_both_databases! {
         let mut lines = csv.lines();
         assert_eq!(
             lines.next(),
-            Some("debug_file,debug_id,code_file,code_id,crashes,last_seen")
+            Some("debug_file,debug_id,code_file,code_id,crashes,last_seen,sources")
         );
         let line = lines
             .find(|l| l.contains(&debug_id))
@@ -388,7 +388,7 @@ on_both_databases! {
             .text()
             .await
             .unwrap();
-        assert_eq!(csv, "debug_file,debug_id,code_file,code_id,crashes,last_seen\n");
+        assert_eq!(csv, "debug_file,debug_id,code_file,code_id,crashes,last_seen,sources\n");
     }
 }
 

@@ -694,3 +694,88 @@ async fn the_symbol_server_routes_fetch_what_is_not_stored_from_serving_sources(
         .unwrap()
         .starts_with("MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb"));
 }
+
+on_both_databases! {
+async fn a_crash_processed_before_its_file_arrived_is_processed_again_with_it(db: Db) {
+    let upstream = SymbolSource::start().await;
+    let (_, code_id) = crate::common::crasher_ids();
+    let code_id = code_id.to_lowercase();
+    upstream.put(
+        &format!("{}/{}.debug", &code_id[..2], &code_id[2..]),
+        &crate::common::generated_bytes("crasher.debug"),
+    );
+    let mut slow = http("build-ids", upstream.url("slow/1500"), SourceLayout::Native);
+    slow.filetypes = Some(vec![SourceFileType::ElfDebug]);
+    slow.path_patterns = Some(vec!["crasher*".into()]);
+    slow.timeouts.first_byte_ms = 10_000;
+    let Some(server) = TestServer::start_on(db, |c| {
+        c.symbols.sources = vec![slow];
+        c.limits.process_time_ms = 800;
+    })
+    .await
+    else {
+        return;
+    };
+    let dump = crate::common::generated_bytes("wild-read.dmp");
+    let (status, reply) = crate::common::post(
+        &server,
+        "/submit",
+        Some("multipart/form-data; boundary=XyZ"),
+        &[],
+        crate::common::multipart("XyZ", &[("upload_file_minidump", Some("a"), &dump)]),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
+    let before = crate::common::settled(&server, &id).await;
+    assert_eq!(before["crash"]["signature"], "crasher", "processed on time, without symbols");
+    let crasher = module(&before["processed"], "crasher");
+    assert_eq!(crasher["symbol_candidates"][0]["outcome"], "downloading", "{crasher}");
+    let (_, missing) = server.get_json("/api/v1/symbols/missing").await;
+    assert!(missing.to_string().contains("crasher"), "{missing}");
+
+    // The download finishes beside the crash; the crash is queued again and gets its frames.
+    for _ in 0..200 {
+        let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+        if crash["state"] == "processed" && crash["crash"]["signature"] != "crasher" {
+            assert_eq!(
+                crash["crash"]["signature"],
+                "core::ptr::read_volatile | crasher::linux::wild_read"
+            );
+            let crasher = module(&crash["processed"], "crasher");
+            assert_eq!(crasher["symbols_origin"], "build-ids");
+            assert_eq!(upstream.count_under("/slow/"), 1);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the crash was not processed again with the fetched file");
+}
+}
+
+on_both_databases! {
+async fn the_missing_symbols_list_says_which_modules_no_source_has(db: Db) {
+    let upstream = SymbolSource::start().await;
+    let Some(server) = TestServer::start_on(db, |c| {
+        c.symbols.sources = vec![http("mirror", upstream.url("missing"), SourceLayout::Native)];
+    })
+    .await
+    else {
+        return;
+    };
+    crate::common::submit(&server, "wild-read.dmp", &[]).await;
+    let (status, missing) = server.get_json("/api/v1/symbols/missing").await;
+    assert_eq!(status, 200);
+    let crasher = missing["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["code_file"] == "crasher")
+        .unwrap_or_else(|| panic!("{missing}"));
+    assert_eq!(crasher["sources"], "no source has it (asked mirror)");
+
+    let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = ui.get("/ui/symbols/missing").await;
+    assert!(page.body.contains("no source has it (asked mirror)"), "{}", page.body);
+}
+}
