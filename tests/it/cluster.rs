@@ -223,3 +223,68 @@ async fn two_nodes_share_one_index_and_one_bucket() {
     let _ = a.start_kill();
     let _ = b.start_kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_one_node_fetched_from_a_source_serves_the_other_without_a_second_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(index_url) = common::database_url(Db::Postgres, dir.path()).await else {
+        return;
+    };
+    let Some(s3) = S3Server::start().await else {
+        return;
+    };
+    let upstream = common::symbol_source::SymbolSource::start().await;
+    let (_, code_id) = common::crasher_ids();
+    let code_id = code_id.to_lowercase();
+    let path = format!("{}/{}.debug", &code_id[..2], &code_id[2..]);
+    upstream.put(&path, &generated_bytes("crasher.debug"));
+    let config = dir.path().join("faultline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[symbols.sources]]\nid = \"build-ids\"\ntype = \"http\"\nurl = \"{}\"\n\
+             layout = \"native\"\nfiletypes = [\"elf_debug\"]\n",
+            upstream.url("store")
+        ),
+    )
+    .unwrap();
+    let with_config = |name: &str| {
+        let mut env = node_env(name, &index_url, &s3);
+        env.push(("FAULTLINE_CONFIG".into(), config.to_str().unwrap().into()));
+        env
+    };
+    let (_a, a_url) = start(&dir.path().join("a"), &with_config("node-a")).await;
+    let (_b, b_url) = start(&dir.path().join("b"), &with_config("node-b")).await;
+    let token = std::fs::read_to_string(dir.path().join("a/data/admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let client = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let wild_read = generated_bytes("wild-read.dmp");
+    let symbolicated = "core::ptr::read_volatile | crasher::linux::wild_read";
+    assert_eq!(
+        signature_on(&client, &a_url, &wild_read).await,
+        symbolicated
+    );
+    assert_eq!(upstream.count(&format!("/store/{path}")), 1);
+    assert_eq!(
+        signature_on(&client, &b_url, &wild_read).await,
+        symbolicated
+    );
+    assert_eq!(
+        upstream.count(&format!("/store/{path}")),
+        1,
+        "node B used the file node A stored"
+    );
+}
