@@ -1,8 +1,11 @@
-//! `faultline process DUMP [--symbols DIR]... [--json|--text|--markdown] [--threads all]`:
-//! processes one minidump offline.
+//! `faultline process DUMP [--symbols DIR]... [--symbols-source ID]... [--json|--text|--markdown]
+//! [--threads all]`: processes one minidump without a server.
 //! Each DIR (a Breakpad tree, a dSYM, a build folder of native debug files) is walked and its
-//! files identified exactly as uploads are, then read in place (nothing is stored); without DIR
-//! the configured store is used. Exit 1 with a message for anything that is not a processable minidump.
+//! files identified exactly as uploads are, then read in place (nothing is stored). Each
+//! `--symbols-source` (a configured source's ID or a preset: `microsoft`, `mozilla`…) is asked
+//! for the modules the folders lack, and what it sends is kept in a local cache folder
+//! (`--symbols-cache`) for the next run. With neither, the configured store is used. Exit 1 with
+//! a message for anything that is not a processable minidump.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -16,11 +19,13 @@ use minidump::Module;
 use symbolic::common::DebugId;
 
 use super::report::{self, Format, ReportStyle, Threads};
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::pipeline::Pipeline;
+use crate::process::modules::SymbolSource;
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;
+use crate::upstream::Upstream;
 
 /// Arguments of `faultline process`.
 #[derive(Args)]
@@ -31,6 +36,16 @@ pub struct ProcessArgs {
     /// configured symbol store is used.
     #[arg(long = "symbols", value_name = "DIR")]
     symbols: Vec<PathBuf>,
+    /// Upstream symbol sources to ask for what the folders lack: the ID of a source in the
+    /// configuration's `[[symbols.sources]]`, or a preset (`microsoft`, `mozilla`, `nvidia`,
+    /// `intel`, `amd`, `electron`, `chromium`, `unity`, `ubuntu-debuginfod`,
+    /// `fedora-debuginfod`, `debian-debuginfod`); may be repeated, asked in order.
+    #[arg(long = "symbols-source", value_name = "ID")]
+    symbols_sources: Vec<String>,
+    /// Where files fetched from `--symbols-source` are kept between runs (default: the user's
+    /// cache folder, `~/.cache/faultline/symbols`).
+    #[arg(long = "symbols-cache", value_name = "DIR")]
+    symbols_cache: Option<PathBuf>,
     /// Print minidump-stackwalk-compatible JSON (with faultline's additions).
     #[arg(long, conflicts_with_all = ["text", "markdown"])]
     json: bool,
@@ -115,6 +130,95 @@ fn layout_debug_id(name: &str) -> Option<DebugId> {
     DebugId::from_breakpad(id).ok()
 }
 
+/// The debug files under `dirs` that the dump's modules need, read in place (archives unpacked
+/// into `scratch`).
+fn local_symbols(
+    dirs: &[PathBuf],
+    dump: &[u8],
+    limits: UnpackLimits,
+    scratch: &mut Option<tempfile::TempDir>,
+) -> anyhow::Result<LocalSymbols> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        let name = dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        walk(dir, &name, &mut files)?;
+    }
+    // Only what the dump's modules need: files in a Breakpad tree (`NAME/DEBUGID/NAME.sym`)
+    // for other modules are not even opened, and every other file is identified in place and
+    // kept only when a module wants it.
+    let wanted = wanted_debug_ids(dump);
+    files.retain(|(_, name)| match (layout_debug_id(name), &wanted) {
+        (Some(id), Some(wanted)) => wanted.contains(&id.to_string()),
+        _ => true,
+    });
+    let mut local = LocalSymbols::default();
+    for (path, name) in files {
+        let unpack_into = || {
+            let parent = match scratch {
+                Some(scratch) => scratch,
+                None => scratch.insert(tempfile::tempdir()?),
+            };
+            Ok(tempfile::tempdir_in(parent.path())?.keep())
+        };
+        for report in local.add(&path, &name, unpack_into, wanted.as_ref(), limits) {
+            tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
+        }
+    }
+    Ok(local)
+}
+
+/// The `--symbols-source` sources (configured ones by ID, else presets by name), keeping what
+/// they send in the `--symbols-cache` folder.
+async fn cached_sources(
+    args: &ProcessArgs,
+    config: &Config,
+    limits: UnpackLimits,
+) -> anyhow::Result<SymbolSource> {
+    let sources: Vec<SourceConfig> = args
+        .symbols_sources
+        .iter()
+        .map(|id| {
+            config
+                .symbols
+                .sources
+                .iter()
+                .find(|s| &s.id == id)
+                .cloned()
+                .unwrap_or_else(|| SourceConfig {
+                    id: id.clone(),
+                    ..SourceConfig::default()
+                })
+        })
+        .collect();
+    let folder = match &args.symbols_cache {
+        Some(folder) => folder.clone(),
+        None => default_cache_folder()?,
+    };
+    let objects = crate::store::FsStore::open(folder.join("store"))
+        .with_context(|| format!("cannot use the symbol cache {}", folder.display()))?;
+    let store = Arc::new(SymbolStore::new(
+        Arc::new(objects),
+        folder.join("tmp"),
+        limits,
+    )?);
+    let upstream = Upstream::open(&sources, Arc::clone(&store))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(SymbolSource::Store(store, upstream))
+}
+
+/// `$XDG_CACHE_HOME/faultline/symbols`, else `~/.cache/faultline/symbols`.
+fn default_cache_folder() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .context("no cache folder: set --symbols-cache, XDG_CACHE_HOME or HOME")?;
+    Ok(base.join("faultline").join("symbols"))
+}
+
 /// Runs `faultline process`.
 pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> {
     let dump = std::fs::read(&args.dump)
@@ -127,43 +231,26 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
     // first one, and read from there while the dump is processed; it is removed when the
     // command ends.
     let mut scratch: Option<tempfile::TempDir> = None;
-    let pipeline = if args.symbols.is_empty() {
-        let objects = crate::store::open(&config.storage)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let store = SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?;
-        Pipeline::from_config(&config, Arc::new(store))?
-    } else {
-        let mut files = Vec::new();
-        for dir in &args.symbols {
-            let name = dir.file_name().map_or_else(
-                || dir.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            );
-            walk(dir, &name, &mut files)?;
+    let upstream = match args.symbols_sources.is_empty() {
+        true => None,
+        false => Some(cached_sources(&args, &config, limits).await?),
+    };
+    let pipeline = match (args.symbols.is_empty(), upstream) {
+        (true, Some(upstream)) => Pipeline::from_config(&config, upstream)?,
+        (true, None) => {
+            let objects = crate::store::open(&config.storage)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let store = SymbolStore::new(objects, config.storage.data_dir.join("tmp"), limits)?;
+            Pipeline::from_config(&config, Arc::new(store))?
         }
-        // Only what the dump's modules need: files in a Breakpad tree
-        // (`NAME/DEBUGID/NAME.sym`) for other modules are not even opened, and every other
-        // file is identified in place and kept only when a module wants it.
-        let wanted = wanted_debug_ids(&dump);
-        files.retain(|(_, name)| match (layout_debug_id(name), &wanted) {
-            (Some(id), Some(wanted)) => wanted.contains(&id.to_string()),
-            _ => true,
-        });
-        let mut local = LocalSymbols::default();
-        for (path, name) in files {
-            let unpack_into = || {
-                let parent = match &mut scratch {
-                    Some(scratch) => scratch,
-                    None => scratch.insert(tempfile::tempdir()?),
-                };
-                Ok(tempfile::tempdir_in(parent.path())?.keep())
-            };
-            for report in local.add(&path, &name, unpack_into, wanted.as_ref(), limits) {
-                tracing::debug!(file = %report.name, status = ?report.status, reason = ?report.reason, "symbols");
-            }
+        (false, upstream) => {
+            let local = local_symbols(&args.symbols, &dump, limits, &mut scratch)?;
+            Pipeline::from_config(
+                &config,
+                SymbolSource::Local(Arc::new(local), upstream.map(Box::new)),
+            )?
         }
-        Pipeline::from_config(&config, local)?
     };
     let crash = pipeline
         .run(dump.into(), &Default::default())

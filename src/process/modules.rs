@@ -224,8 +224,9 @@ pub enum SymbolSource {
     /// upstream sources, what it lacks is fetched from them into it first.
     Store(Arc<SymbolStore>, Option<Arc<Upstream>>),
     /// Debug files on this machine (`faultline process --symbols`): caches are built in
-    /// memory for this run.
-    Local(Arc<LocalSymbols>),
+    /// memory for this run; modules they lack are looked up in the second source, if any
+    /// (`--symbols-source`: a local cache folder filled from upstream sources).
+    Local(Arc<LocalSymbols>, Option<Box<SymbolSource>>),
 }
 
 impl From<Arc<SymbolStore>> for SymbolSource {
@@ -236,7 +237,7 @@ impl From<Arc<SymbolStore>> for SymbolSource {
 
 impl From<LocalSymbols> for SymbolSource {
     fn from(local: LocalSymbols) -> SymbolSource {
-        SymbolSource::Local(Arc::new(local))
+        SymbolSource::Local(Arc::new(local), None)
     }
 }
 
@@ -326,9 +327,12 @@ async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbol
             loaded.candidates = candidates;
             Ok(loaded)
         }
-        SymbolSource::Local(local) => {
+        SymbolSource::Local(local, then) => {
             if !local.has(debug_id) {
-                return Ok(ModuleSymbols::missing(Vec::new()));
+                return match then {
+                    Some(then) => Box::pin(load(then, module)).await,
+                    None => Ok(ModuleSymbols::missing(Vec::new())),
+                };
             }
             let (local, id) = (Arc::clone(local), *debug_id);
             cpu::run(move || load_local(&local, &id)).await?

@@ -779,3 +779,77 @@ async fn the_missing_symbols_list_says_which_modules_no_source_has(db: Db) {
     assert!(page.body.contains("no source has it (asked mirror)"), "{}", page.body);
 }
 }
+
+/// `faultline process` (the real binary) with `args`: exit code, stdout, stderr.
+async fn faultline_process(args: Vec<String>) -> (i32, String, String) {
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg("process")
+            .args(args)
+            .env_remove("FAULTLINE_CONFIG")
+            .env("FAULTLINE_LOG", "error")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_asks_sources_offline_and_keeps_what_they_send_in_a_cache_folder() {
+    let upstream = SymbolSource::start().await;
+    upstream.put(
+        TEST_APP_SYM,
+        &fixture_bytes(&format!("symbols/breakpad/{TEST_APP_SYM}")),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faultline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[symbols.sources]]\nid = \"team\"\ntype = \"http\"\nurl = \"{}\"\nlayout = \"native\"\n",
+            upstream.url("store")
+        ),
+    )
+    .unwrap();
+    let args = |source: &str| -> Vec<String> {
+        vec![
+            fixture("minidumps/rust-minidump/test.dmp")
+                .to_str()
+                .unwrap()
+                .into(),
+            "--config".into(),
+            config.to_str().unwrap().into(),
+            "--symbols-source".into(),
+            source.into(),
+            "--symbols-cache".into(),
+            dir.path().join("cache").to_str().unwrap().into(),
+            "--json".into(),
+        ]
+    };
+    let (code, out, err) = faultline_process(args("team")).await;
+    assert_eq!(code, 0, "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let function = json["crashing_thread"]["frames"][0]["function"]
+        .as_str()
+        .unwrap();
+    assert!(function.contains("CrashFunction"), "{function}");
+    assert_eq!(module(&json, "test_app.exe")["symbols_origin"], "team");
+    let asked = upstream.count(&format!("/store/{TEST_APP_SYM}"));
+    assert_eq!(asked, 1);
+
+    // The second run reads the cache folder: no request for the file.
+    let (code, out, _) = faultline_process(args("team")).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("CrashFunction"));
+    assert_eq!(upstream.count(&format!("/store/{TEST_APP_SYM}")), asked);
+
+    let (code, _, err) = faultline_process(args("microsfot")).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no preset named \"microsfot\""), "{err}");
+}
