@@ -198,7 +198,7 @@ impl Default for SourceConfig {
             serve: true,
             not_found_ttl_secs: 24 * 3600,
             error_ttl_secs: 600,
-            max_concurrent_downloads: 8,
+            max_concurrent_downloads: 16,
             bucket: String::new(),
             prefix: String::new(),
             region: String::new(),

@@ -337,7 +337,7 @@ impl Upstream {
                 report.candidates.push(source.skipped(skipped));
                 continue;
             }
-            for file_type in module.file_types().filter(|t| source.asks_for(*t)) {
+            for file_type in source.order(module.file_types().filter(|t| source.asks_for(*t))) {
                 for path in layout::paths(source.layout, file_type, module) {
                     if !needs.wants(file_type) {
                         break;
@@ -579,6 +579,16 @@ impl Source {
     fn downloads_in_flight(&self) -> usize {
         self.max_downloads
             .saturating_sub(self.downloads.available_permits())
+    }
+
+    /// The order file types are asked of this source: as given, except that a Breakpad
+    /// (`native`) layout is asked for `.sym` files first, the files such servers mostly hold.
+    fn order(&self, types: impl Iterator<Item = SourceFileType>) -> Vec<SourceFileType> {
+        let mut types: Vec<SourceFileType> = types.collect();
+        if self.layout == SourceLayout::Native {
+            types.sort_by_key(|t| *t != SourceFileType::Breakpad);
+        }
+        types
     }
 
     /// Whether this source is asked for files of `file_type` (a source bundle only when listed).
