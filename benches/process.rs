@@ -110,9 +110,19 @@ fn bench(c: &mut Criterion) {
         "modules": [{"type": "pe", "debug_id": "F535C5FB2AE84BB8AA206C30BE566C5A1", "image_addr": "0x140000000", "image_size": 36864}]
     }))
     .unwrap();
-    rt.block_on(symbolicate(processor.modules(), request.clone()));
+    rt.block_on(symbolicate(
+        processor.modules(),
+        request.clone(),
+        far_deadline(),
+    ));
     group.bench_function("symbolicate/100-frames", |b| {
-        b.iter(|| rt.block_on(symbolicate(processor.modules(), request.clone())))
+        b.iter(|| {
+            rt.block_on(symbolicate(
+                processor.modules(),
+                request.clone(),
+                far_deadline(),
+            ))
+        })
     });
     bench_events(&rt, &mut group, &processor, &store);
     group.finish();
@@ -130,6 +140,7 @@ fn bench_events(
     let rules = SignatureRules::new(&[], &[], &[]).unwrap();
     let events = EventProcessor {
         modules: processor.modules(),
+        symbols_wait: processor.symbols_wait(),
         sourcemaps: store.sourcemaps(),
         rules: &rules,
         max_file_bytes: 1 << 30,
@@ -160,7 +171,7 @@ fn bench_events(
     }))
     .unwrap();
     let native_found = rt
-        .block_on(symbolicate(processor.modules(), raw))
+        .block_on(symbolicate(processor.modules(), raw, far_deadline()))
         .stacktraces[0]
         .frames
         .iter()
@@ -193,3 +204,8 @@ fn bench_events(
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// A deadline no symbol load in these benches reaches (nothing is fetched upstream).
+fn far_deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(3600)
+}

@@ -51,7 +51,8 @@ fn sym_files(dump: &[u8]) -> Vec<(String, String)> {
 
 /// A symbol server answering every request after [`DELAY`]: the files of `files`, or 404.
 async fn serve(files: Vec<(String, String)>) -> String {
-    let files: Arc<std::collections::HashMap<String, String>> = Arc::new(files.into_iter().collect());
+    let files: Arc<std::collections::HashMap<String, String>> =
+        Arc::new(files.into_iter().collect());
     let app = axum::Router::new().fallback(move |uri: Uri| {
         let files = Arc::clone(&files);
         async move {
@@ -126,7 +127,9 @@ async fn uploaded_everything(dir: &Path, dump: &Bytes, files: &[(String, String)
     for (path, text) in files {
         let file = dir.join("upload.sym");
         std::fs::write(&file, text).unwrap();
-        store.ingest(&file, path, &dir.join("tmp"), &Default::default()).await;
+        store
+            .ingest(&file, path, &dir.join("tmp"), &Default::default())
+            .await;
     }
     processor.process(dump.clone()).await.unwrap();
     processor
@@ -135,7 +138,8 @@ async fn uploaded_everything(dir: &Path, dump: &Bytes, files: &[(String, String)
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let dump = Bytes::from(std::fs::read(DUMP).expect("../shared/fixtures is beside the project"));
+        let dump =
+            Bytes::from(std::fs::read(DUMP).expect("../shared/fixtures is beside the project"));
         let files = sym_files(&dump);
         let having = serve(files.clone()).await;
         let lacking = serve(Vec::new()).await;
@@ -148,7 +152,11 @@ fn main() {
             let started = Instant::now();
             let crash = processor.process(dump.clone()).await.unwrap();
             cold.push(started.elapsed());
-            found = crash.modules.iter().filter(|m| m.origin.as_deref() == Some("upstream")).count();
+            found = crash
+                .modules
+                .iter()
+                .filter(|m| m.origin.as_deref() == Some("upstream"))
+                .count();
         }
         let dir = tempfile::tempdir().unwrap();
         let warm_processor = processor(dir.path(), Some(&having), Duration::from_secs(300)).await;
@@ -156,9 +164,15 @@ fn main() {
         let warm = time(&warm_processor, &dump, 50).await;
 
         let dir = tempfile::tempdir().unwrap();
-        let uploaded = time(&uploaded_everything(dir.path(), &dump, &files).await, &dump, 50).await;
+        let uploaded = time(
+            &uploaded_everything(dir.path(), &dump, &files).await,
+            &dump,
+            50,
+        )
+        .await;
         let dir = tempfile::tempdir().unwrap();
-        let absent_processor = processor(dir.path(), Some(&lacking), Duration::from_secs(300)).await;
+        let absent_processor =
+            processor(dir.path(), Some(&lacking), Duration::from_secs(300)).await;
         absent_processor.process(dump.clone()).await.unwrap();
         let absent = time(&absent_processor, &dump, 50).await;
         let dir = tempfile::tempdir().unwrap();
@@ -167,13 +181,32 @@ fn main() {
         let uncached = time(&uncached_processor, &dump, 50).await;
 
         let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-        println!("modules with debug IDs: {}, found upstream on a cold start: {found}", files.len());
+        println!(
+            "modules with debug IDs: {}, found upstream on a cold start: {found}",
+            files.len()
+        );
         println!("| case | median |");
         println!("|---|---|");
-        println!("| cold: {} files downloaded (50 ms each), stored, caches built | {} |", files.len(), ms(median(cold)));
-        println!("| warm: same modules again, nothing downloaded | {} |", ms(warm));
-        println!("| every module uploaded (the reference) | {} |", ms(uploaded));
-        println!("| no source has them, module cache remembers (default) | {} |", ms(absent));
-        println!("| no source has them, module cache off (store listed, negative cache read) | {} |", ms(uncached));
+        println!(
+            "| cold: {} files downloaded (50 ms each), stored, caches built | {} |",
+            files.len(),
+            ms(median(cold))
+        );
+        println!(
+            "| warm: same modules again, nothing downloaded | {} |",
+            ms(warm)
+        );
+        println!(
+            "| every module uploaded (the reference) | {} |",
+            ms(uploaded)
+        );
+        println!(
+            "| no source has them, module cache remembers (default) | {} |",
+            ms(absent)
+        );
+        println!(
+            "| no source has them, module cache off (store listed, negative cache read) | {} |",
+            ms(uncached)
+        );
     });
 }

@@ -121,8 +121,12 @@ pub async fn symbolicate(
             "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
         )
     })?;
-    let response =
-        crate::process::symbolicate::symbolicate(state.pipeline.processor.modules(), request).await;
+    let response = crate::process::symbolicate::symbolicate(
+        state.pipeline.processor.modules(),
+        request,
+        std::time::Instant::now() + state.pipeline.processor.symbols_wait(),
+    )
+    .await;
     Ok(Json(
         serde_json::to_value(response).expect("responses serialize"),
     ))

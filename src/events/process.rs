@@ -28,6 +28,8 @@ use crate::symbols::identify::base_name;
 pub struct EventProcessor<'a> {
     /// Native module symbols (shared with minidump processing).
     pub modules: &'a ModuleCache,
+    /// How long the event waits for symbols still being fetched from upstream sources.
+    pub symbols_wait: std::time::Duration,
     /// Source maps and minified files.
     pub sourcemaps: &'a SourceMapStore,
     /// Signature lists (native events sign like minidumps).
@@ -142,7 +144,8 @@ impl EventProcessor<'_> {
         if request.stacktraces.is_empty() {
             return Vec::new();
         }
-        let answer = symbolicate(self.modules, request).await;
+        let deadline = std::time::Instant::now() + self.symbols_wait;
+        let answer = symbolicate(self.modules, request, deadline).await;
         for ((s, native), stack) in positions.iter().zip(&answer.stacktraces) {
             for (&f, out) in native.iter().zip(&stack.frames) {
                 let frame = &mut processed[*s][f];

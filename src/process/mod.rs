@@ -128,6 +128,13 @@ impl Processor {
         )
     }
 
+    /// How long a crash (or a request's raw frames) waits for its modules' symbols: the time
+    /// budget less what is kept for the stack walk.
+    pub fn symbols_wait(&self) -> Duration {
+        let budget = self.limits.time_budget;
+        budget - (budget / 4).min(WALK_RESERVE)
+    }
+
     /// The shared module-symbol cache (to invalidate after uploads).
     pub fn modules(&self) -> &ModuleCache {
         &self.modules
@@ -183,7 +190,8 @@ impl Processor {
                     distinct,
                     parsed,
                 } => {
-                    let by_id = self.fetch_symbols(distinct, started).await;
+                    let modules = module_refs(&dump, &distinct);
+                    let by_id = self.fetch_symbols(modules, started).await;
                     let symbols_ready = started.elapsed();
                     let state = self.walk_with(&dump, wanted, &by_id, deadline).await?;
                     (dump, by_id, state, parsed, symbols_ready)
@@ -216,9 +224,8 @@ impl Processor {
         let first = cpu::run(move || -> Result<FirstPass, ProcessError> {
             let (dump, wanted) = read_dump(dump, limits)?;
             let parsed = started.elapsed();
-            let distinct = distinct_modules(&wanted);
-            let ids: Vec<DebugId> = distinct.iter().map(|m| m.debug_id).collect();
-            match modules.cached(&ids) {
+            let distinct = distinct_ids(&wanted);
+            match modules.cached(&distinct) {
                 Some(by_id) => {
                     let state = Box::new(walk(&dump, wanted, &by_id, deadline, limits)?);
                     Ok(FirstPass::Walked {
@@ -251,13 +258,9 @@ impl Processor {
         distinct: Vec<ModuleRef>,
         started: Instant,
     ) -> HashMap<DebugId, Arc<ModuleSymbols>> {
-        let budget = self.limits.time_budget;
-        let symbols_deadline = started + budget - (budget / 4).min(WALK_RESERVE);
+        let symbols_deadline = started + self.symbols_wait();
         let fetched = futures::future::join_all(distinct.iter().map(|module| async move {
-            let symbols =
-                tokio::time::timeout_at(symbols_deadline.into(), self.modules.get(module))
-                    .await
-                    .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(module)));
+            let symbols = self.modules.get_by(module, symbols_deadline).await;
             (module.debug_id, symbols)
         }));
         fetched.await.into_iter().collect()
@@ -324,17 +327,46 @@ enum FirstPass {
     Parsed {
         dump: Arc<Minidump<'static, Bytes>>,
         wanted: Vec<WantedModule>,
-        distinct: Vec<ModuleRef>,
+        distinct: Vec<DebugId>,
         parsed: Duration,
     },
 }
 
-/// The distinct modules (by debug ID) among the dump's modules.
-fn distinct_modules(wanted: &[WantedModule]) -> Vec<ModuleRef> {
-    let mut distinct: Vec<ModuleRef> = wanted.iter().filter_map(|m| m.module.clone()).collect();
-    distinct.sort_by_key(|m| m.debug_id);
-    distinct.dedup_by_key(|m| m.debug_id);
+/// The distinct debug IDs among the dump's modules.
+fn distinct_ids(wanted: &[WantedModule]) -> Vec<DebugId> {
+    let mut distinct: Vec<DebugId> = wanted.iter().filter_map(|m| m.debug_id).collect();
+    distinct.sort();
+    distinct.dedup();
     distinct
+}
+
+/// The modules with debug IDs in `distinct` as the upstream sources are asked for them (names,
+/// code ID, platform): made only for a dump whose symbols are not all in memory.
+fn module_refs(dump: &Minidump<'static, Bytes>, distinct: &[DebugId]) -> Vec<ModuleRef> {
+    let platform = platform_of(dump);
+    let list = dump.get_stream::<MinidumpModuleList>().unwrap_or_default();
+    let mut refs: Vec<ModuleRef> = Vec::with_capacity(distinct.len());
+    for module in list.iter() {
+        let Some(id) = module_debug_id(module) else {
+            continue;
+        };
+        if distinct.binary_search(&id).is_err() || refs.iter().any(|r| r.debug_id == id) {
+            continue;
+        }
+        let code_id = module
+            .code_identifier()
+            .map(|c| CodeId::new(c.as_str().to_ascii_lowercase()));
+        let debug_file = module.debug_file();
+        let code_file = module.code_file();
+        refs.push(ModuleRef::new(
+            id,
+            debug_file.as_deref(),
+            Some(&code_file),
+            code_id,
+            platform,
+        ));
+    }
+    refs
 }
 
 /// Walks and symbolicates every thread of `dump` with the given symbols (on the pool).
@@ -347,14 +379,11 @@ fn walk(
 ) -> Result<ProcessState, ProcessError> {
     let provider_modules = wanted
         .into_iter()
-        .map(|wanted| {
-            let debug_id = wanted.module.map(|m| m.debug_id);
-            ProviderModule {
-                base: wanted.base,
-                name: wanted.name,
-                debug_id,
-                symbols: debug_id.and_then(|id| by_id.get(&id).cloned()),
-            }
+        .map(|wanted| ProviderModule {
+            base: wanted.base,
+            name: wanted.name,
+            debug_id: wanted.debug_id,
+            symbols: wanted.debug_id.and_then(|id| by_id.get(&id).cloned()),
         })
         .collect();
     let provider = StoreProvider::new(provider_modules, deadline);
@@ -390,8 +419,8 @@ struct WantedModule {
     base: u64,
     /// Code file base name.
     name: String,
-    /// How its files are looked up; `None` without a debug ID.
-    module: Option<ModuleRef>,
+    /// Its debug ID, unless the dump has none.
+    debug_id: Option<DebugId>,
 }
 
 /// Parses the dump far enough to check budgets and list the modules to fetch symbols for.
@@ -431,25 +460,12 @@ fn read_dump(
             ),
         });
     }
-    let platform = platform_of(&dump);
     let wanted = modules
         .iter()
         .map(|m| WantedModule {
             base: m.base_address(),
             name: base_name(&m.code_file()).to_owned(),
-            module: module_debug_id(m).map(|id| {
-                let debug_file = m.debug_file();
-                let code_id = m
-                    .code_identifier()
-                    .map(|c| CodeId::new(c.as_str().to_ascii_lowercase()));
-                ModuleRef::new(
-                    id,
-                    debug_file.as_deref(),
-                    Some(&m.code_file()),
-                    code_id,
-                    platform,
-                )
-            }),
+            debug_id: module_debug_id(m),
         })
         .collect();
     Ok((Arc::new(dump), wanted))

@@ -290,6 +290,18 @@ impl ModuleCache {
             .await
     }
 
+    /// The symbols of one module as [`get`](Self::get) loads them, or, when they are still
+    /// being fetched at `deadline`, a stand-in that says so (the fetch goes on).
+    pub async fn get_by(
+        &self,
+        module: &ModuleRef,
+        deadline: std::time::Instant,
+    ) -> Arc<ModuleSymbols> {
+        tokio::time::timeout_at(deadline.into(), self.get(module))
+            .await
+            .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(module)))
+    }
+
     /// The symbols of every module in `ids` if all of them are in memory now; never loads
     /// anything (callable from the worker pool).
     pub fn cached(&self, ids: &[DebugId]) -> Option<HashMap<DebugId, Arc<ModuleSymbols>>> {

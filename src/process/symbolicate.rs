@@ -255,10 +255,16 @@ fn covering_module(modules: &[RawModule], addr: u64) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-/// Symbolicates every frame of `request` with symbols from `cache`.
-pub async fn symbolicate(cache: &ModuleCache, request: SymbolicateRequest) -> SymbolicateResponse {
+/// Symbolicates every frame of `request` with symbols from `cache`; a module whose symbols are
+/// still being fetched from an upstream source at `deadline` is left without them.
+pub async fn symbolicate(
+    cache: &ModuleCache,
+    request: SymbolicateRequest,
+    deadline: std::time::Instant,
+) -> SymbolicateResponse {
     let modules = request.modules;
-    let (symbols, statuses) = fetch_referenced(cache, &modules, &request.stacktraces).await;
+    let (symbols, statuses) =
+        fetch_referenced(cache, &modules, &request.stacktraces, deadline).await;
     let stacktraces: Vec<SymbolicatedStacktrace> = request
         .stacktraces
         .into_iter()
@@ -301,6 +307,7 @@ async fn fetch_referenced(
     cache: &ModuleCache,
     modules: &[RawModule],
     stacktraces: &[RawStacktrace],
+    deadline: std::time::Instant,
 ) -> (
     HashMap<usize, Arc<ModuleSymbols>>,
     Vec<Option<SymbolStatus>>,
@@ -319,7 +326,7 @@ async fn fetch_referenced(
         .collect();
     let fetched = futures::future::join_all(ids.iter().filter_map(|(i, module)| {
         let module = module.as_ref()?;
-        Some(async move { (*i, cache.get(module).await) })
+        Some(async move { (*i, cache.get_by(module, deadline).await) })
     }))
     .await;
     for (i, id) in &ids {

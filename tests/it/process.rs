@@ -700,7 +700,11 @@ fn stackwalk_part(mut json: Value) -> Value {
         for added in ["symbol_status", "symbols_file", "cfi_file"] {
             assert!(module.remove(added).is_some(), "modules[].{added} missing");
         }
-        module.remove("symbols_error");
+        // Present only when they say something (an error, where symbols came from, the
+        // upstream locations asked).
+        for optional in ["symbols_error", "symbols_origin", "symbol_candidates"] {
+            module.remove(optional);
+        }
     }
     json
 }

@@ -763,7 +763,7 @@ async fn the_missing_symbols_list_says_which_modules_no_source_has(db: Db) {
     else {
         return;
     };
-    crate::common::submit(&server, "wild-read.dmp", &[]).await;
+    let id = crate::common::submit(&server, "wild-read.dmp", &[]).await;
     let (status, missing) = server.get_json("/api/v1/symbols/missing").await;
     assert_eq!(status, 200);
     let crasher = missing["modules"]
@@ -777,6 +777,15 @@ async fn the_missing_symbols_list_says_which_modules_no_source_has(db: Db) {
     let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
     let page = ui.get("/ui/symbols/missing").await;
     assert!(page.body.contains("no source has it (asked mirror)"), "{}", page.body);
+    // The crash's page lists, under each module, the locations asked and what they answered.
+    let page = ui.get(&format!("/ui/crashes/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("locations asked</summary>"), "{}", page.body);
+    let asked = format!(
+        "not found</span> mirror <code>{}",
+        upstream.url("missing")
+    );
+    assert!(page.body.contains(&asked), "{}", page.body);
 }
 }
 
