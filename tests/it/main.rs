@@ -34,3 +34,4 @@ mod tickets;
 mod ui;
 mod upload_protocols;
 mod upstream;
+mod upstream_servers;

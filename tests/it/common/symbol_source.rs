@@ -2,7 +2,8 @@
 //! (`/store/…`) and misbehaves on request — `/missing/…` (404), `/broken/…` (500), `/hang/…`
 //! (never answers), `/slow/{ms}/…` (answers from the folder after a delay), `/huge/…` (a 2 GiB
 //! body, streamed), `/liar/…` (another module's file), `/loop/…` (redirects to itself),
-//! `/redirect/…` (redirects into `/store/…`). It counts every request by path.
+//! `/redirect/…` (redirects into `/store/…`). It counts every request by path. Below it, the
+//! helpers the upstream-source tests share: sources, modules, requests and their candidates.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use faultline::config::{SourceConfig, SourceKind, SourceLayout, SourceTimeouts};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::TestServer;
 
 /// The running server.
 pub struct SymbolSource {
@@ -132,4 +138,111 @@ async fn serve_file(shared: &Shared, rest: &str) -> Response {
     }
 }
 
-use futures::StreamExt;
+pub const CRASH_PDB: &str = "crash.pdb/3249D99D0C4049318610F4E4FB0B69361/crash.pdb";
+pub const EXCEPTION_PDB: &str =
+    "CrashWithException.pdb/F535C5FB2AE84BB8AA206C30BE566C5A1/CrashWithException.pdb";
+pub const TEST_APP_SYM: &str = "test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym";
+
+/// An HTTP source with short time limits.
+pub fn http(id: &str, url: String, layout: SourceLayout) -> SourceConfig {
+    SourceConfig {
+        id: id.into(),
+        kind: Some(SourceKind::Http),
+        url: Some(url),
+        layout: Some(layout),
+        timeouts: SourceTimeouts {
+            connect_ms: 1_000,
+            first_byte_ms: 1_000,
+            total_ms: 10_000,
+        },
+        ..SourceConfig::default()
+    }
+}
+
+pub fn crash_module() -> Value {
+    json!({"type": "pe", "debug_id": "3249D99D0C4049318610F4E4FB0B69361", "debug_file": "crash.pdb",
+           "code_file": "C:\\build\\crash.exe", "image_addr": "0x400000", "image_size": 0x27000})
+}
+
+pub fn exception_module() -> Value {
+    json!({"type": "pe", "debug_id": "f535c5fb-2ae8-4bb8-aa20-6c30be566c5a-1",
+           "debug_file": "CrashWithException.pdb", "code_file": "CrashWithException.exe",
+           "image_addr": "0x140000000", "image_size": 0x9000})
+}
+
+/// Symbolicates one frame in each of `modules` (at its image address + `0x1011`).
+pub async fn symbolicate(server: &TestServer, modules: &[Value]) -> Value {
+    let frames: Vec<Value> = modules
+        .iter()
+        .map(|m| {
+            let base = u64::from_str_radix(
+                m["image_addr"].as_str().unwrap().trim_start_matches("0x"),
+                16,
+            )
+            .unwrap();
+            json!({"instruction_addr": format!("{:#x}", base + 0x1012)})
+        })
+        .collect();
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbolicate"))
+        .json(&json!({"stacktraces": [{"frames": frames}], "modules": modules}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `(source, outcome, detail)` of every candidate of a module (`candidates` of a symbolicate
+/// answer, `symbol_candidates` of a processed dump).
+pub fn candidates(module: &Value) -> Vec<(String, String, String)> {
+    module
+        .get("candidates")
+        .or(module.get("symbol_candidates"))
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    (
+                        c["source"].as_str().unwrap().to_owned(),
+                        c["outcome"].as_str().unwrap().to_owned(),
+                        c["detail"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first candidate from `source`.
+pub fn from(module: &Value, source: &str) -> (String, String) {
+    candidates(module)
+        .into_iter()
+        .find(|(s, ..)| s == source)
+        .map(|(_, outcome, detail)| (outcome, detail))
+        .unwrap_or_else(|| panic!("no candidate from {source}: {module}"))
+}
+
+/// Processes `dump` through `POST /api/v1/minidump`.
+pub async fn process(server: &TestServer, dump: &[u8]) -> Value {
+    let response = server
+        .client
+        .post(server.url("/api/v1/minidump"))
+        .body(dump.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The processed module named `name`.
+pub fn module<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["filename"] == name)
+        .unwrap_or_else(|| panic!("no module {name}"))
+}
