@@ -49,6 +49,20 @@ pub enum SourceLayout {
     Debuginfod,
 }
 
+impl SourceLayout {
+    /// The name configuration uses (`symstore_index2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceLayout::Native => "native",
+            SourceLayout::Symstore => "symstore",
+            SourceLayout::SymstoreIndex2 => "symstore_index2",
+            SourceLayout::Ssqp => "ssqp",
+            SourceLayout::Unified => "unified",
+            SourceLayout::Debuginfod => "debuginfod",
+        }
+    }
+}
+
 /// The kinds of file a source may be asked for.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]

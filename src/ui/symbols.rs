@@ -156,6 +156,22 @@ pub struct StoredRow {
     pub size: String,
     pub uploaded: String,
     pub sha256: String,
+    /// The upstream source it was fetched from; empty for uploads.
+    pub origin: String,
+}
+
+/// An upstream symbol source and its health.
+pub struct SourceRow {
+    pub id: String,
+    pub location: String,
+    pub layout: String,
+    pub requests: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub errors: u64,
+    /// `healthy`, or until when it is skipped.
+    pub state: String,
+    pub last_error: String,
 }
 
 /// A derived cache of a module: which file it was built from.
@@ -176,6 +192,7 @@ struct SymbolsPage {
     searched_by: &'static str,
     files: Vec<StoredRow>,
     caches: Vec<CacheRow>,
+    sources: Vec<SourceRow>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +244,26 @@ pub async fn find(
             size: size(m.size),
             uploaded: when(m.uploaded_at as i64),
             sha256: m.sha256,
+            origin: m.origin.unwrap_or_default(),
+        })
+        .collect();
+    let sources = state
+        .upstream
+        .iter()
+        .flat_map(|upstream| upstream.sources())
+        .map(|s| SourceRow {
+            id: s.id,
+            location: s.location,
+            layout: s.layout.name().to_owned(),
+            requests: s.health.requests,
+            hits: s.health.hits,
+            misses: s.health.misses,
+            errors: s.health.errors,
+            state: match s.health.skipped_until {
+                Some(until) => format!("failing: skipped until {}", when(until as i64)),
+                None => "healthy".to_owned(),
+            },
+            last_error: s.health.last_error.unwrap_or_default(),
         })
         .collect();
     Ok(render(&SymbolsPage {
@@ -235,6 +272,7 @@ pub async fn find(
         searched_by,
         files,
         caches,
+        sources,
     }))
 }
 

@@ -177,6 +177,15 @@ async fn a_failing_source_is_skipped_for_a_while_then_asked_again() {
         flaky["health"]["last_error"],
         "HTTP 500 Internal Server Error"
     );
+    // The symbols page shows the same.
+    let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = ui.get("/ui/symbols").await;
+    assert!(page.body.contains("<td>flaky</td>"), "{}", page.body);
+    assert!(
+        page.body.contains("failing: skipped until"),
+        "{}",
+        page.body
+    );
 
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let json = symbolicate(&server, &[module(5)]).await;

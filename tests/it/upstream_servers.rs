@@ -119,6 +119,15 @@ async fn a_symstore_server_gives_cab_compressed_pdbs_and_files_behind_file_ptr()
         listed.to_string().contains("\"origin\":\"ms-mirror\""),
         "{listed}"
     );
+    let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = ui
+        .get("/ui/symbols?q=3249D99D0C4049318610F4E4FB0B69361")
+        .await;
+    assert!(
+        page.body.contains("(fetched from ms-mirror)"),
+        "{}",
+        page.body
+    );
     let again = symbolicate(&server, &[crash_module()]).await;
     assert_eq!(again["modules"][0]["debug_status"], "found");
     assert_eq!(upstream.count_under("/store/"), asked);
