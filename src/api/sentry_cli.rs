@@ -271,7 +271,11 @@ async fn assemble_one(
     let unpacked = scratch.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(scratch_failed)?;
     let name = file.name.trim();
-    let name = if name.is_empty() { "upload" } else { name };
+    let name = if name.is_empty() {
+        crate::symbols::identify::UNNAMED_UPLOAD
+    } else {
+        name
+    };
     let reports = state
         .uploads
         .store_file(&path, name, &unpacked, release)

@@ -19,7 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::symbols::{answers_to, breakpad, require_symbol_read, stream_original};
+use super::symbols::{answers_to, breakpad, one_module, require_symbol_read, stream_original};
 use crate::app::App;
 use crate::http::segment;
 use crate::http::Caller;
@@ -188,13 +188,23 @@ async fn stored_named(
             state.symbols.find(&SymbolQuery::DebugId(debug_id)).await?
         }
     };
-    Ok(files
-        .into_iter()
+    let of_format: Vec<&DebugFileMeta> = files.iter().filter(|m| m.format == format).collect();
+    let named: Vec<DebugFileMeta> = of_format
+        .iter()
         .filter(|meta| {
             // SSQP's `_.debug` / `_.dwarf` stand for any name.
             file.starts_with("_.") || answers_to(meta, file)
         })
-        .collect())
+        .map(|meta| (*meta).clone())
+        .collect();
+    // Found by its ID but uploaded under another name: the module's files are the candidates.
+    if named.is_empty() {
+        return Ok(one_module(&of_format)
+            .iter()
+            .map(|meta| (*meta).clone())
+            .collect());
+    }
+    Ok(named)
 }
 
 /// Tecken's code-ID fallback: `/{code_file}/{code_id}/{name}.sym` (what a client knows of a

@@ -175,7 +175,9 @@ async fn receive(
     release: &ReleaseContext,
     request: Request,
 ) -> Result<(StatusCode, UploadOutcome), HttpError> {
-    let raw_name = params.name.unwrap_or_else(|| "upload".to_owned());
+    let raw_name = params
+        .name
+        .unwrap_or_else(|| crate::symbols::identify::UNNAMED_UPLOAD.to_owned());
     let (scratch, upload) = read_upload(state, request, &raw_name).await?;
     let outcome = state.uploads.store(upload, scratch.path(), release).await?;
     let status = if outcome.kept_any() {
@@ -370,6 +372,16 @@ pub async fn caches(
     ))
 }
 
+/// `files` when they are all one module's (one debug ID), else none: a lookup by ID accepts a
+/// module's files whatever name they were uploaded under (a raw upload without a name, a
+/// renamed file) when no file answers to the name asked for.
+pub(super) fn one_module<'a, 'b>(files: &'b [&'a DebugFileMeta]) -> &'b [&'a DebugFileMeta] {
+    match files.first() {
+        Some(first) if files.iter().all(|f| f.debug_id == first.debug_id) => files,
+        _ => &[],
+    }
+}
+
 /// Whether a stored file answers to the name a Breakpad client asked for: the same debug or
 /// code file name, compared without case and without extension (`crash.debug` ~ `crash`).
 pub(super) fn answers_to(meta: &DebugFileMeta, requested: &str) -> bool {
@@ -396,15 +408,18 @@ pub(super) async fn breakpad(
 ) -> Result<Response, HttpError> {
     let id = parse_debug_id(debug_id).map_err(bad_request)?;
     let files = state.symbols.files_for(&id).await?;
-    let sym = files
+    let syms: Vec<&DebugFileMeta> = files.iter().filter(|m| m.format == "breakpad").collect();
+    let sym = syms
         .iter()
-        .filter(|meta| meta.format == "breakpad" && answers_to(meta, debug_file))
-        .max_by_key(|meta| meta.size);
+        .filter(|meta| answers_to(meta, debug_file))
+        .max_by_key(|meta| meta.size)
+        .or(one_module(&syms).iter().max_by_key(|meta| meta.size));
     if let Some(meta) = sym {
         return stream_original(state, meta, "text/plain; charset=utf-8").await;
     }
-    // No uploaded `.sym`: one generated from the module's native files.
-    if files.iter().any(|meta| answers_to(meta, debug_file)) {
+    // No uploaded `.sym`: one generated from the module's native files (the debug ID names
+    // the module; its files may have been uploaded under any name).
+    if !files.is_empty() {
         if let Some(reader) = state.symbols.generated_sym(&id).await? {
             return Ok((
                 [

@@ -203,7 +203,7 @@ pub async fn complete(
     let text = String::from_utf8_lossy(&text);
     let name = lenient_field(&text, "debug_file")
         .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "upload".to_owned());
+        .unwrap_or_else(|| crate::symbols::identify::UNNAMED_UPLOAD.to_owned());
     let scratch = state.symbols.scratch_dir().map_err(scratch_failed)?;
     let path = scratch.path().join("body");
     if !state

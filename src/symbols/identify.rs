@@ -81,6 +81,20 @@ pub struct IdentifiedObject {
     pub range: Range<usize>,
 }
 
+/// The name a file sent without one (a raw body without `?name=`) is received under.
+pub const UNNAMED_UPLOAD: &str = "upload";
+
+/// The name a debug file carries itself: an ELF file's `SONAME`, a Mach-O dylib's install
+/// name (its base name). PE and PDB files name only each other, not themselves.
+fn own_name<'a>(object: &'a Object<'_>) -> Option<&'a str> {
+    let name = match object {
+        Object::Elf(elf) => elf.name(),
+        Object::MachO(macho) => macho.name(),
+        _ => None,
+    }?;
+    Some(base_name(name)).filter(|n| !n.is_empty())
+}
+
 /// Why an uploaded file was not accepted as a debug file.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Rejection {
@@ -171,7 +185,11 @@ fn identify_object(
     if debug_id.is_nil() {
         return Err(Rejection::NoDebugId { format });
     }
-    let uploaded = base_name(name);
+    let uploaded = match base_name(name) {
+        // Sent without a name: the name the file carries, where it carries one.
+        UNNAMED_UPLOAD => own_name(&object).unwrap_or(UNNAMED_UPLOAD),
+        given => given,
+    };
     let (debug_file, code_file) = match object {
         Object::Breakpad(sym) => {
             let code_file = sym

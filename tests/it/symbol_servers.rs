@@ -292,18 +292,21 @@ async fn symbol_server_keys_find_pdbs_pes_elves_and_mach_os() {
     let (status, _) = get("/symbols/other.exe/5AB380779000/other.sym".to_owned()).await;
     assert_eq!(status, 404);
 
-    // Compressed names are not found (clients then ask for the plain one); a key for another
-    // file name, or for nothing stored, is not found either; a malformed key is a 400.
+    // The debug ID names the module: asked under another name (a renamed build, a file
+    // uploaded without one), its one PDB is the answer.
+    let (status, body) =
+        get("/symbols/other.pdb/3249D99D0C4049318610F4E4FB0B69361/other.pdb".to_owned()).await;
+    assert_eq!(status, 200);
+    assert!(body == fixture_bytes("debug-files/windows/crash.pdb"));
+
+    // Compressed names are not found (clients then ask for the plain one); a key for nothing
+    // stored is not found either; a malformed key is a 400.
     for (path, status) in [
         (
             "/symbols/crash.pdb/3249D99D0C4049318610F4E4FB0B69361/crash.pd_",
             404,
         ),
         ("/symbols/crash.exe/5AB380779000/file.ptr", 404),
-        (
-            "/symbols/other.pdb/3249D99D0C4049318610F4E4FB0B69361/other.pdb",
-            404,
-        ),
         ("/symbols/crash.exe/0000000012345/crash.exe", 404),
         ("/symbols/crash.pdb/not-an-id/crash.pdb", 400),
     ] {
@@ -462,4 +465,69 @@ async fn debuginfod_find_fetches_sources_from_a_stored_source_bundle() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+}
+
+/// A raw upload without `?name=` (`curl --data-binary @crasher.debug …/api/v1/symbols`) is
+/// found by the name a Breakpad client asks for: the debug ID names the module, whatever the
+/// file was uploaded under; and a shared library sent without a name is named by its SONAME.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_uploaded_without_a_name_is_found_by_its_debug_id_and_its_own_name() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbols"))
+        .body(common::generated_bytes("crasher.debug"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (debug_id, _) = crasher_ids();
+    let sym = server
+        .anonymous
+        .get(server.url(&format!("/symbols/crasher/{debug_id}/crasher.sym")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sym.status(), 200);
+    let text = sym.text().await.unwrap();
+    assert!(
+        text.starts_with(&format!("MODULE Linux x86_64 {debug_id} ")),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+
+    // A shared library built here, with a SONAME, sent without a name.
+    if !tool_present("gcc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("tiny.c");
+    std::fs::write(&source, "int tiny(int x) { return x * 3; }\n").unwrap();
+    let library = dir.path().join("out.so");
+    let built = Command::new("gcc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-g",
+            "-Wl,--build-id",
+            "-Wl,-soname,libtiny.so.1",
+            "-o",
+        ])
+        .arg(&library)
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let response = server
+        .client
+        .post(server.url("/api/v1/symbols"))
+        .body(std::fs::read(&library).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let file = &body["files"][0]["file"];
+    assert_eq!(file["debug_file"], "libtiny.so.1", "{body}");
+    assert_eq!(file["code_file"], "libtiny.so.1");
 }
