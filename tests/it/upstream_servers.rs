@@ -452,3 +452,39 @@ async fn the_cli_asks_sources_offline_and_keeps_what_they_send_in_a_cache_folder
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no preset named \"microsfot\""), "{err}");
 }
+
+/// `bytes` as a zip archive holding one file named `name`.
+fn zipped(name: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    archive
+        .start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    archive.write_all(bytes).unwrap();
+    archive.finish().unwrap().into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_wrapped_in_gzip_zstd_or_zip_are_unpacked() {
+    let pdb = fixture_bytes("debug-files/windows/crash.pdb");
+    let wrapped = [
+        ("gzip", crate::common::gzip(&pdb)),
+        ("zstd", zstd::encode_all(&pdb[..], 3).unwrap()),
+        ("zip", zipped("crash.pdb", &pdb)),
+    ];
+    for (wrapping, bytes) in wrapped {
+        let upstream = SymbolSource::start().await;
+        upstream.put(CRASH_PDB, &bytes);
+        let source = http(wrapping, upstream.url("store"), SourceLayout::Symstore);
+        let server = TestServer::start_with(|c| c.symbols.sources = vec![source]).await;
+        let json = symbolicate(&server, &[crash_module()]).await;
+        assert_eq!(
+            json["modules"][0]["debug_status"], "found",
+            "{wrapping}: {json}"
+        );
+        assert!(json["stacktraces"][0]["frames"][0]["function"]
+            .as_str()
+            .unwrap()
+            .starts_with("google_breakpad::CrashGenerationClient::RequestDump("));
+    }
+}
