@@ -260,7 +260,11 @@ impl Processor {
     ) -> HashMap<DebugId, Arc<ModuleSymbols>> {
         let symbols_deadline = started + self.symbols_wait();
         let fetched = futures::future::join_all(distinct.iter().map(|module| async move {
-            let symbols = self.modules.get_by(module, symbols_deadline).await;
+            let describe = || module.clone();
+            let symbols = self
+                .modules
+                .get_by(module.debug_id, describe, symbols_deadline)
+                .await;
             (module.debug_id, symbols)
         }));
         fetched.await.into_iter().collect()

@@ -290,16 +290,22 @@ impl ModuleCache {
             .await
     }
 
-    /// The symbols of one module as [`get`](Self::get) loads them, or, when they are still
-    /// being fetched at `deadline`, a stand-in that says so (the fetch goes on).
+    /// The symbols of module `debug_id`: from memory when they are there; else loaded as
+    /// [`get`](Self::get) loads them (the module described by `describe` only then), or, when
+    /// they are still being fetched at `deadline`, a stand-in that says so (the fetch goes on).
     pub async fn get_by(
         &self,
-        module: &ModuleRef,
+        debug_id: DebugId,
+        describe: impl FnOnce() -> ModuleRef,
         deadline: std::time::Instant,
     ) -> Arc<ModuleSymbols> {
-        tokio::time::timeout_at(deadline.into(), self.get(module))
+        if let Some(symbols) = self.cache.get(&debug_id).await {
+            return symbols;
+        }
+        let module = describe();
+        tokio::time::timeout_at(deadline.into(), self.get(&module))
             .await
-            .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(module)))
+            .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(&module)))
     }
 
     /// The symbols of every module in `ids` if all of them are in memory now; never loads

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use symbolic::common::CodeId;
+use symbolic::common::{CodeId, DebugId};
 
 use super::location::SourceLocation;
 use super::modules::{ModuleCache, ModuleSymbols, SymbolStatus};
@@ -210,16 +210,20 @@ pub struct SymbolicatedStacktrace {
 }
 
 impl RawModule {
-    /// The module as upstream sources are asked for it; `None` without a usable debug ID.
-    fn module_ref(&self) -> Option<ModuleRef> {
-        let debug_id = parse_debug_id(self.debug_id.as_deref()?).ok()?;
+    /// Its debug ID, when it has a usable one.
+    fn parsed_debug_id(&self) -> Option<DebugId> {
+        parse_debug_id(self.debug_id.as_deref()?).ok()
+    }
+
+    /// The module (whose debug ID is `debug_id`) as upstream sources are asked for it.
+    fn module_ref(&self, debug_id: DebugId) -> ModuleRef {
         let platform = match self.kind.as_deref() {
             Some("pe") => ModulePlatform::Windows,
             Some("elf") => ModulePlatform::Linux,
             Some("macho") => ModulePlatform::Apple,
             _ => ModulePlatform::Unknown,
         };
-        Some(ModuleRef::new(
+        ModuleRef::new(
             debug_id,
             self.debug_file.as_deref(),
             self.code_file.as_deref(),
@@ -227,7 +231,7 @@ impl RawModule {
                 .as_deref()
                 .map(|id| CodeId::new(id.to_ascii_lowercase())),
             platform,
-        ))
+        )
     }
 }
 
@@ -320,13 +324,14 @@ async fn fetch_referenced(
         .collect();
     referenced.sort_unstable();
     referenced.dedup();
-    let ids: Vec<(usize, Option<ModuleRef>)> = referenced
+    let ids: Vec<(usize, Option<DebugId>)> = referenced
         .iter()
-        .map(|&i| (i, modules[i].module_ref()))
+        .map(|&i| (i, modules[i].parsed_debug_id()))
         .collect();
-    let fetched = futures::future::join_all(ids.iter().filter_map(|(i, module)| {
-        let module = module.as_ref()?;
-        Some(async move { (*i, cache.get_by(module, deadline).await) })
+    let fetched = futures::future::join_all(ids.iter().filter_map(|(i, id)| {
+        let id = (*id)?;
+        let describe = move || modules[*i].module_ref(id);
+        Some(async move { (*i, cache.get_by(id, describe, deadline).await) })
     }))
     .await;
     for (i, id) in &ids {
