@@ -187,7 +187,7 @@ fn identify_object(
     }
     let uploaded = match base_name(name) {
         // Sent without a name: the name the file carries, where it carries one.
-        UNNAMED_UPLOAD => own_name(&object).unwrap_or(UNNAMED_UPLOAD),
+        UNNAMED_UPLOAD => own_name(object).unwrap_or(UNNAMED_UPLOAD),
         given => given,
     };
     let (debug_file, code_file) = match object {
