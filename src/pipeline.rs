@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::classify::evidence_line;
-use crate::classify::frames::crashing_frames;
+use crate::classify::frames::judged_frames;
 use crate::classify::{Classification, Classifier};
 use crate::config::Config;
 use crate::group::signature::{
@@ -251,7 +251,7 @@ impl Pipeline {
             .map(|c| c.simple.clone())
             .unwrap_or_default();
         all.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let frames = crashing_frames(&processed.state);
+        let frames = judged_frames(&processed);
         let signature = signature(&self.signatures, classification.fault_class, &frames, &all);
         let fingerprint = fingerprint(classification.fault_class, &signature);
         Ok(CrashReport {

@@ -37,6 +37,8 @@ pub enum FaultClass {
     Assertion,
     /// An uncaught C++ exception, or `std::terminate`.
     CxxException,
+    /// An uncaught Objective-C exception (`NSException`), re-raised by Crashpad as "CPnx".
+    ObjcException,
     /// A Rust panic that aborted the process.
     RustPanic,
     /// Memory allocation failed.
@@ -77,7 +79,7 @@ impl FaultClass {
     }
 
     /// Every class, in catalogue order.
-    pub const ALL: [FaultClass; 24] = [
+    pub const ALL: [FaultClass; 25] = [
         FaultClass::NullRead,
         FaultClass::NullWrite,
         FaultClass::NullExec,
@@ -93,6 +95,7 @@ impl FaultClass {
         FaultClass::Abort,
         FaultClass::Assertion,
         FaultClass::CxxException,
+        FaultClass::ObjcException,
         FaultClass::RustPanic,
         FaultClass::OutOfMemory,
         FaultClass::HeapCorruption,
@@ -122,6 +125,7 @@ impl FaultClass {
             FaultClass::Abort => "abort",
             FaultClass::Assertion => "assertion",
             FaultClass::CxxException => "cxx-exception",
+            FaultClass::ObjcException => "objc-exception",
             FaultClass::RustPanic => "rust-panic",
             FaultClass::OutOfMemory => "out-of-memory",
             FaultClass::HeapCorruption => "heap-corruption",

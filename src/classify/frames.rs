@@ -3,6 +3,9 @@
 
 use super::patterns::{shipped, FramePatterns, PatternError, PatternSet};
 use minidump_processor::ProcessState;
+
+use crate::process::thrown::ThrownException;
+use crate::process::ProcessedCrash;
 use serde::{Deserialize, Serialize};
 
 /// One frame of the crashing thread, inlined frames included.
@@ -35,6 +38,33 @@ pub fn crashing_frames(state: &ProcessState) -> Vec<FrameRef> {
         .and_then(|i| state.threads.get(i))
         .map(thread_frames)
         .unwrap_or_default()
+}
+
+/// The stack a crash is judged by (its class's sentinels, the frame to blame, the signature):
+/// the throw stack of an uncaught exception the process recorded, else the crashing thread's.
+pub fn judged_frames(crash: &ProcessedCrash) -> Vec<FrameRef> {
+    match &crash.thrown {
+        Some(thrown) if !thrown.frames.is_empty() => thrown_frames(thrown),
+        _ => crashing_frames(&crash.state),
+    }
+}
+
+/// A throw stack's frames (no inlined calls are recorded for them).
+pub fn thrown_frames(thrown: &ThrownException) -> Vec<FrameRef> {
+    thrown
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(index, frame)| FrameRef {
+            index,
+            frame: index,
+            inlined: false,
+            function: frame.function.clone(),
+            module: frame.module.clone(),
+            file: frame.file.clone(),
+            line: frame.line,
+        })
+        .collect()
 }
 
 /// A thread's frames as a reader sees them: each real frame preceded by the calls inlined into

@@ -25,7 +25,7 @@ use crate::process::facts::Region;
 use crate::process::ProcessedCrash;
 pub use catalogue::FaultClass;
 pub use exploitability::{Exploitability, Rating};
-use frames::{crashing_frames, fault_frame, FrameRef, InAppRules, SkipList};
+use frames::{fault_frame, judged_frames, FrameRef, InAppRules, SkipList};
 use patterns::PatternError;
 use rules::{Access, AccessSource, Inputs};
 use signals::{poison_values, PoisonValue};
@@ -193,7 +193,7 @@ impl Classifier {
     pub fn classify(&self, crash: &ProcessedCrash) -> Classification {
         let state = &crash.state;
         let facts = &crash.facts;
-        let frames = crashing_frames(state);
+        let frames = judged_frames(crash);
         let context = state
             .requesting_thread
             .and_then(|i| state.threads.get(i))
@@ -212,6 +212,7 @@ impl Classifier {
         let messages = crash_messages(crash);
         let decision = rules::decide(&Inputs {
             messages: &messages,
+            thrown: crash.thrown.as_ref(),
             os: state.system_info.os,
             exception: facts.exception.as_ref(),
             info,
@@ -236,7 +237,10 @@ impl Classifier {
             fault_class: decision.class,
             evidence: Evidence {
                 rule: decision.rule,
-                crash_reason: info.map(|i| i.reason.to_string()),
+                crash_reason: match &crash.thrown {
+                    Some(thrown) => Some(format!("uncaught NSException: {}", thrown.summary())),
+                    None => info.map(|i| i.reason.to_string()),
+                },
                 code: exception.map(|e| hex(e.code.into())),
                 subcode: exception.map(|e| hex(e.flags.into())),
                 parameters: exception

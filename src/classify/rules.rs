@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::catalogue::FaultClass;
 use super::frames::FrameRef;
 use crate::process::facts::{CrashFacts, ExceptionRecord, Region, RegionKind};
+use crate::process::thrown::{ThrownException, NS_EXCEPTION_SIMULATED};
 
 /// Addresses up to this are "near null": a null pointer plus a small field offset.
 pub const NEAR_NULL: u64 = 4096;
@@ -64,6 +65,8 @@ pub struct Inputs<'a> {
     /// Messages the process left for crash reporters: Crashpad module annotations and macOS
     /// crash-info records (libsystem_c writes `abort() called`, `Assertion failed: …`).
     pub messages: &'a [String],
+    /// The uncaught exception the process recorded (Objective-C, re-raised by Crashpad).
+    pub thrown: Option<&'a ThrownException>,
 }
 
 /// The decision and why.
@@ -151,6 +154,15 @@ const SENTINELS: &[(FaultClass, &[&str])] = &[
         ],
     ),
     (
+        FaultClass::ObjcException,
+        &[
+            "objc_exception_throw",
+            "objc_exception_rethrow",
+            "_objc_terminate",
+            "__exceptionPreprocess",
+        ],
+    ),
+    (
         FaultClass::CxxException,
         &[
             "std::terminate",
@@ -160,7 +172,6 @@ const SENTINELS: &[(FaultClass, &[&str])] = &[
             "__cxxabiv1::__terminate",
             "__gnu_cxx::__verbose_terminate_handler",
             "_CxxThrowException",
-            "objc_exception_throw",
         ],
     ),
 ];
@@ -665,6 +676,27 @@ fn mac(exception: &ExceptionRecord, address: u64, inputs: &Inputs<'_>) -> Decisi
             "no Mach exception recorded",
             inputs,
         ),
+        NS_EXCEPTION_SIMULATED => {
+            let what = inputs.thrown.map_or_else(
+                || "no name or reason recorded".to_owned(),
+                ThrownException::summary,
+            );
+            let thrown_at = inputs
+                .frames
+                .iter()
+                .find(|f| f.function.is_some())
+                .cloned()
+                .into_iter()
+                .collect();
+            Decision {
+                class: FaultClass::ObjcException,
+                access: Access::Unknown,
+                access_source: AccessSource::None,
+                near_null: false,
+                rule: format!("0x43506E78 (CPnx): an uncaught Objective-C exception, {what}"),
+                deciding_frames: thrown_at,
+            }
+        }
         other => raised(
             FaultClass::Unknown,
             &format!("Mach exception {other}"),
@@ -732,6 +764,7 @@ mod tests {
             sp: Some(0x7ffc_0000_0000),
             frames,
             messages: &[],
+            thrown: None,
         }
     }
 

@@ -79,6 +79,9 @@ impl ProcessedCrash {
         if let Some(crashing) = crashing_thread_view(s) {
             map.serialize_entry(field_name!(ProcessedParts, crashing_thread), &crashing)?;
         }
+        if let Some(thrown) = &self.thrown {
+            map.serialize_entry(field_name!(ProcessedParts, uncaught_exception), thrown)?;
+        }
         map.serialize_entry("crashpad_annotations", &self.crashpad)?;
         map.serialize_entry("timings", &self.timings)
     }

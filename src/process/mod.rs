@@ -14,6 +14,7 @@ pub mod modules;
 mod output;
 pub mod provider;
 pub mod symbolicate;
+pub mod thrown;
 pub mod view;
 
 use std::collections::HashMap;
@@ -309,11 +310,18 @@ fn finish(
         context.map(|c| c.get_instruction_pointer()),
         context.map(|c| c.get_stack_pointer()),
     );
+    let thrown = thrown::read(
+        facts.exception.as_ref().map(|e| e.code),
+        crashpad.as_ref(),
+        &state,
+        by_id,
+    );
     ProcessedCrash {
         state,
         modules: module_reports,
         crashpad,
         facts,
+        thrown,
         timings,
     }
 }

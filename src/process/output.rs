@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::facts::CrashFacts;
+use super::thrown::ThrownException;
 use super::modules::SymbolStatus;
 use crate::symbols::derive::CacheSource;
 use crate::upstream::Candidate;
@@ -75,6 +76,9 @@ pub struct ProcessedCrash {
     pub crashpad: Option<CrashpadAnnotations>,
     /// Exception record and memory regions around the fault, for the classifier.
     pub facts: CrashFacts,
+    /// The uncaught exception the process recorded before it died (an Objective-C exception
+    /// re-raised by Crashpad), with its throw stack.
+    pub thrown: Option<ThrownException>,
     /// Processing timings.
     pub timings: Timings,
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::modules::SymbolStatus;
 use crate::symbols::derive::CacheSource;
+use super::thrown::ThrownException;
 use crate::upstream::Candidate;
 
 /// An address, written as a `0x`-prefixed hex string as wide as the crashed process' pointers
@@ -204,6 +205,9 @@ pub struct ProcessedParts<'a> {
     /// Every loaded module.
     #[serde(default)]
     pub modules: Vec<ModuleView<'a>>,
+    /// The uncaught exception the process recorded, with its throw stack.
+    #[serde(default)]
+    pub uncaught_exception: Option<ThrownException>,
 }
 
 /// What a reader needs of `crash_info`.

@@ -113,6 +113,10 @@ struct CrashPage {
     relevant_rule: &'static str,
     registers: Vec<(String, String)>,
     modules: Vec<ModuleRow>,
+    /// "Uncaught Objective-C exception NSRangeException: …", when the process recorded one.
+    thrown_title: String,
+    /// Its throw stack, a line per frame.
+    thrown: Vec<String>,
     annotations: Vec<(String, String)>,
     files: Vec<FileLink>,
     can_write: bool,
@@ -198,6 +202,18 @@ fn relevant(rows: &[FrameRow], in_app: &InAppRules) -> Vec<bool> {
         .collect()
 }
 
+/// One frame of a throw stack as the page lists it: function, module and offset, file and line.
+fn thrown_line(frame: &crate::process::thrown::ThrownFrame) -> String {
+    let mut line = frame.function.clone().unwrap_or_else(|| frame.address.clone());
+    if let (Some(module), Some(offset)) = (&frame.module, &frame.module_offset) {
+        line.push_str(&format!(" ({module} + {offset})"));
+    }
+    if let (Some(file), Some(number)) = (&frame.file, frame.line) {
+        line.push_str(&format!(" at {file}:{number}"));
+    }
+    line
+}
+
 /// `GET /ui/crashes/{id}?thread=N&frames=full`.
 pub async fn show(
     State(state): State<App>,
@@ -237,6 +253,19 @@ pub async fn show(
             .map(|(name, value)| (name.to_string(), value.clone()))
             .collect(),
         modules: module_rows(&view.parts.modules, &origin),
+        thrown_title: view
+            .parts
+            .uncaught_exception
+            .as_ref()
+            .map(|t| format!("Uncaught Objective-C exception {}", t.summary()))
+            .unwrap_or_default(),
+        thrown: view
+            .parts
+            .uncaught_exception
+            .iter()
+            .flat_map(|t| &t.frames)
+            .map(thrown_line)
+            .collect(),
         files: received_files(&state, queued.as_ref(), &id).await,
         evidence: verdict.evidence,
         exploitability: verdict.exploitability,

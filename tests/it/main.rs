@@ -7,6 +7,7 @@
 mod common;
 
 mod alerts;
+mod apple_exceptions;
 mod architecture;
 mod auth;
 mod browser;
