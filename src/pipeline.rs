@@ -76,6 +76,7 @@ impl CrashReport {
                 threads: thread_views(state),
                 crashing_thread: crashing_thread_view(state),
                 modules: module_views(&self.processed),
+                uncaught_exception: self.processed.thrown.clone(),
             },
             classification: Some(Cow::Borrowed(&self.classification)),
             grouping: Some(Grouping {

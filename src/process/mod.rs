@@ -312,7 +312,7 @@ fn finish(
     );
     let thrown = thrown::read(
         facts.exception.as_ref().map(|e| e.code),
-        crashpad.as_ref(),
+        |key| crashpad.as_ref().and_then(|a| a.value(key)),
         &state,
         by_id,
     );

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::facts::CrashFacts;
-use super::thrown::ThrownException;
 use super::modules::SymbolStatus;
+use super::thrown::ThrownException;
 use crate::symbols::derive::CacheSource;
 use crate::upstream::Candidate;
 
@@ -81,6 +81,22 @@ pub struct ProcessedCrash {
     pub thrown: Option<ThrownException>,
     /// Processing timings.
     pub timings: Timings,
+}
+
+impl CrashpadAnnotations {
+    /// The first non-empty value of `key` among the process's annotations and the modules'
+    /// simple annotations and string annotation objects.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        let modules = self
+            .modules
+            .iter()
+            .flat_map(|m| [m.simple.get(key), m.objects.get(key)]);
+        std::iter::once(self.simple.get(key))
+            .chain(modules)
+            .flatten()
+            .map(|v| v.trim())
+            .find(|v| !v.is_empty())
+    }
 }
 
 /// Reads the Crashpad info stream, if any.

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use symbolic::common::DebugId;
 
 use super::modules::ModuleSymbols;
-use super::output::CrashpadAnnotations;
 use crate::symbols::identify::base_name;
 
 /// The exception code of an uncaught Objective-C exception re-raised by Crashpad ("CPnx").
@@ -74,17 +73,17 @@ impl ThrownException {
 }
 
 /// The uncaught Objective-C exception of a dump whose exception code is `code`, read from its
-/// Crashpad annotations, with the throw stack symbolicated; `None` for any other crash.
-pub fn read(
+/// Crashpad annotations (`annotation` looks one up by key), with the throw stack symbolicated;
+/// `None` for any other crash.
+pub fn read<'a>(
     code: Option<u32>,
-    annotations: Option<&CrashpadAnnotations>,
+    annotation: impl Fn(&str) -> Option<&'a str>,
     state: &ProcessState,
     by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
 ) -> Option<ThrownException> {
     if code != Some(NS_EXCEPTION_SIMULATED) {
         return None;
     }
-    let annotation = |key: &str| annotations.and_then(|a| find(a, key));
     let frames = annotation("firstexception_bt")
         .map(|trace| {
             addresses(trace)
@@ -103,29 +102,18 @@ pub fn read(
     })
 }
 
-/// The first non-empty value of `key` among the process's and the modules' annotations.
-fn find<'a>(annotations: &'a CrashpadAnnotations, key: &str) -> Option<&'a str> {
-    let modules = annotations
-        .modules
-        .iter()
-        .flat_map(|m| [m.simple.get(key), m.objects.get(key)]);
-    std::iter::once(annotations.simple.get(key))
-        .chain(modules)
-        .flatten()
-        .map(|v| v.trim())
-        .find(|v| !v.is_empty())
-}
-
 /// The addresses of a recorded stack: hex (`0x…`) or decimal numbers separated by spaces,
 /// commas or brackets (Chromium writes `0x1 0x2`, `-[NSArray componentsJoinedByString:]`
 /// decimal); anything else is skipped.
 fn addresses(trace: &str) -> Vec<u64> {
     trace
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '(' | ')' | '[' | ']'))
-        .filter_map(|token| match token.strip_prefix("0x").or(token.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => token.parse().ok(),
-        })
+        .filter_map(
+            |token| match token.strip_prefix("0x").or(token.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok(),
+                None => token.parse().ok(),
+            },
+        )
         .filter(|a| *a != 0)
         .take(MAX_FRAMES)
         .collect()

@@ -15,8 +15,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::modules::SymbolStatus;
-use crate::symbols::derive::CacheSource;
 use super::thrown::ThrownException;
+use crate::symbols::derive::CacheSource;
 use crate::upstream::Candidate;
 
 /// An address, written as a `0x`-prefixed hex string as wide as the crashed process' pointers

@@ -204,7 +204,10 @@ fn relevant(rows: &[FrameRow], in_app: &InAppRules) -> Vec<bool> {
 
 /// One frame of a throw stack as the page lists it: function, module and offset, file and line.
 fn thrown_line(frame: &crate::process::thrown::ThrownFrame) -> String {
-    let mut line = frame.function.clone().unwrap_or_else(|| frame.address.clone());
+    let mut line = frame
+        .function
+        .clone()
+        .unwrap_or_else(|| frame.address.clone());
     if let (Some(module), Some(offset)) = (&frame.module, &frame.module_offset) {
         line.push_str(&format!(" ({module} + {offset})"));
     }
@@ -364,6 +367,8 @@ impl CrashPage {
             relevant_rule: "",
             registers: Vec::new(),
             modules: Vec::new(),
+            thrown_title: String::new(),
+            thrown: Vec::new(),
             files: Vec::new(),
         }
     }

@@ -42,13 +42,11 @@ fn objc_exception_dump() -> Vec<u8> {
     let app_cv = codeview(APP_GUID, "MyApp");
     let objc_cv = codeview(OBJC_GUID, "libobjc.A.dylib");
     let app = Module::new(e, 0x1_0000_0000, 0x10000, &app_path, 0, 0, None).cv_record(&app_cv);
-    let objc = Module::new(e, 0x7fff_2000_0000, 0x10_0000, &objc_path, 0, 0, None)
-        .cv_record(&objc_cv);
+    let objc =
+        Module::new(e, 0x7fff_2000_0000, 0x10_0000, &objc_path, 0, 0, None).cv_record(&objc_cv);
     let system = SystemInfo::new(e)
         .set_platform_id(md::PlatformId::MacOs as u32)
-        .set_processor_architecture(
-            md::ProcessorArchitecture::PROCESSOR_ARCHITECTURE_AMD64 as u16,
-        );
+        .set_processor_architecture(md::ProcessorArchitecture::PROCESSOR_ARCHITECTURE_AMD64 as u16);
     let mut exception = Exception::new(e);
     exception.thread_id = 1;
     exception.exception_record.exception_code = 0x4350_6E78;
@@ -119,13 +117,20 @@ async fn an_uncaught_objective_c_exception_is_judged_by_its_throw_stack() {
         .collect();
     assert_eq!(
         functions,
-        ["objc_exception_throw", "-[AppDelegate buttonPressed:]", "main"]
+        [
+            "objc_exception_throw",
+            "-[AppDelegate buttonPressed:]",
+            "main"
+        ]
     );
     assert_eq!(thrown["frames"][1]["module"], "MyApp");
     assert_eq!(thrown["frames"][1]["module_offset"], "0x1020");
 
     let classification = &json["classification"];
-    assert_eq!(classification["fault_class"], "objc-exception", "{classification}");
+    assert_eq!(
+        classification["fault_class"], "objc-exception",
+        "{classification}"
+    );
     let rule = classification["evidence"]["rule"].as_str().unwrap();
     assert!(
         rule.contains("NSRangeException: *** -[__NSArrayM objectAtIndex:]: index 5 beyond bounds"),
@@ -163,10 +168,13 @@ async fn an_uncaught_objective_c_exception_is_judged_by_its_throw_stack() {
     let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
     let page = ui.get(&format!("/ui/crashes/{id}")).await;
     assert!(
-        page.body
-            .contains("Uncaught Objective-C exception NSRangeException: *** -[__NSArrayM objectAtIndex:]"),
+        page.body.contains(
+            "Uncaught Objective-C exception NSRangeException: *** -[__NSArrayM objectAtIndex:]"
+        ),
         "{}",
         page.body
     );
-    assert!(page.body.contains("<code>-[AppDelegate buttonPressed:] (MyApp + 0x1020)</code>"));
+    assert!(page
+        .body
+        .contains("<code>-[AppDelegate buttonPressed:] (MyApp + 0x1020)</code>"));
 }
