@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minidump::Module;
+use symbolic::common::DebugId;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::queue::{IngestQueue, QueueEntry};
@@ -87,7 +88,7 @@ pub async fn start(context: WorkerContext, count: usize) {
         Arc::clone(&context.wake),
     ));
     let (done, finished) = mpsc::unbounded_channel();
-    tokio::spawn(finish(Arc::clone(&context.index), finished));
+    tokio::spawn(finish(context.clone(), finished));
     let budget = Arc::new(MemoryBudget {
         readers: Semaphore::new(READERS),
         dump_kib: Semaphore::new(DUMP_KIB_IN_FLIGHT),
@@ -182,11 +183,14 @@ async fn claim(
 
 /// A recorded crash, and when it was acknowledged (Unix milliseconds, for the end-to-end
 /// latency).
-type Finished = (FinishedCrash, Option<i64>);
+/// A crash done: what the index records, when it was acknowledged (ms), and the modules whose
+/// files were still downloading from an upstream source when it was processed.
+type Finished = (FinishedCrash, Option<i64>, Vec<DebugId>);
 
 /// Marks recorded crashes processed, everything that finished since the last time at once
 /// (with the index's next batch, or alone when the index is idle).
-async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Finished>) {
+async fn finish(context: WorkerContext, mut finished: mpsc::UnboundedReceiver<Finished>) {
+    let index = Arc::clone(&context.index);
     while let Some(first) = finished.recv().await {
         let mut done = vec![first];
         while done.len() < 500 {
@@ -195,10 +199,22 @@ async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Fi
                 Err(_) => break,
             }
         }
-        let (rows, acknowledged): (Vec<_>, Vec<_>) = done.into_iter().unzip();
+        let mut rows = Vec::with_capacity(done.len());
+        let mut acknowledged = Vec::with_capacity(done.len());
+        let mut waiting = Vec::new();
+        for (row, at, fetching) in done {
+            if !fetching.is_empty() {
+                waiting.push((row.crash_id.clone(), fetching));
+            }
+            rows.push(row);
+            acknowledged.push(at);
+        }
         let count = rows.len();
         match index.finish(rows).await {
             Ok(()) => {
+                for (crash_id, fetching) in waiting {
+                    tokio::spawn(reprocess_when_fetched(context.clone(), crash_id, fetching));
+                }
                 metrics::counter!("faultline_ingest_processed_total", "outcome" => "processed")
                     .increment(count as u64);
                 let now = crate::clock::now_ms();
@@ -212,6 +228,22 @@ async fn finish(index: Arc<CrashIndex>, mut finished: mpsc::UnboundedReceiver<Fi
                 error = %e,
                 "could not mark processed; they will be reprocessed and deduplicated"
             ),
+        }
+    }
+}
+
+/// Queues `crash_id` again once the files of one of `fetching` (modules it was processed
+/// without, their downloads still running then) are stored. Waiting on the download itself
+/// leaves no gap between the crash being recorded and the file arriving.
+async fn reprocess_when_fetched(context: WorkerContext, crash_id: String, fetching: Vec<DebugId>) {
+    let modules = context.pipeline.processor.modules();
+    for debug_id in fetching {
+        if modules.once_fetched(debug_id).await {
+            match context.queue.reprocess(&context.index, &crash_id).await {
+                Ok(_) => context.wake.notify_waiters(),
+                Err(e) => tracing::warn!(%crash_id, error = %e, "could not requeue the crash"),
+            }
+            return;
         }
     }
 }
@@ -294,7 +326,12 @@ async fn process(
         retry_later(context, entry, e.to_string()).await;
         return None;
     }
-    Some((finished_crash(&entry.crash_id, &report), entry.enqueued_ms))
+    let fetching = still_fetching(&report);
+    Some((
+        finished_crash(&entry.crash_id, &report),
+        entry.enqueued_ms,
+        fetching,
+    ))
 }
 
 /// The crash's `raw.json`; a missing one fails the crash, an unreadable one retries it.
@@ -389,6 +426,21 @@ fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCr
     }
 }
 
+/// The modules whose files were still downloading from an upstream source when the crash was
+/// processed.
+fn still_fetching(report: &crate::pipeline::CrashReport) -> Vec<DebugId> {
+    let downloading = crate::upstream::CandidateOutcome::Downloading.as_str();
+    report
+        .processed
+        .state
+        .modules
+        .iter()
+        .zip(&report.processed.modules)
+        .filter(|(_, r)| r.candidates.iter().any(|c| c.outcome == downloading))
+        .filter_map(|(m, _)| m.debug_identifier())
+        .collect()
+}
+
 /// Processes and records one claimed error event (no minidump); like [`process`] otherwise.
 async fn process_event(
     context: &WorkerContext,
@@ -462,5 +514,6 @@ async fn process_event(
             used_modules: report.used_modules,
         },
         entry.enqueued_ms,
+        Vec::new(),
     ))
 }

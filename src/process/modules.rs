@@ -316,6 +316,19 @@ impl ModuleCache {
             .collect()
     }
 
+    /// Whether `debug_id`'s files are stored once the upstream fetch running for it (if any)
+    /// ends: a crash processed while they were downloading can then be processed again.
+    pub async fn once_fetched(&self, debug_id: DebugId) -> bool {
+        let SymbolSource::Store(store, Some(upstream)) = &self.symbols else {
+            return false;
+        };
+        upstream.running(debug_id).await;
+        store
+            .files_for(&debug_id)
+            .await
+            .is_ok_and(|files| !files.is_empty())
+    }
+
     /// Forgets a module, so the next dump sees newly uploaded files.
     pub async fn invalidate(&self, debug_id: &DebugId) {
         self.cache.invalidate(debug_id).await;

@@ -69,9 +69,6 @@ impl UploadOutcome {
     }
 }
 
-/// How long after a fetched file is stored the crashes lacking it are looked for again.
-const LATE_RECORD_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Stores uploaded files and announces what they unblock.
 pub struct Uploads {
     symbols: Arc<SymbolStore>,
@@ -180,18 +177,13 @@ impl Uploads {
     }
 
     /// After an upstream source's file for `id` was stored: as after an upload, caches forget
-    /// the module here and on every node, and the crashes processed without it are queued
-    /// again — now, and once more a little later for a crash whose symbols ran out of time
-    /// just before the file arrived and which was still being recorded.
-    pub async fn announce_fetched(self: &Arc<Self>, id: DebugId) {
+    /// the module here and on every node, and the crashes recorded without it are queued again
+    /// (a crash processed while the file was downloading is queued by its worker, which waits
+    /// for that download).
+    pub async fn announce_fetched(&self, id: DebugId) {
         self.forget_everywhere(&id, "fetched file").await;
         if self.settings.reprocess_on_upload {
             self.reprocess_missing(&id.to_string()).await;
-            let this = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(LATE_RECORD_GRACE).await;
-                this.reprocess_missing(&id.to_string()).await;
-            });
         }
     }
 

@@ -267,6 +267,19 @@ impl Upstream {
         }
     }
 
+    /// Waits for the fetch of `debug_id`'s files running now for crashes, if one is.
+    pub async fn running(&self, debug_id: DebugId) {
+        let running = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(debug_id, Purpose::Crash))
+            .cloned();
+        if let Some(running) = running {
+            running.await;
+        }
+    }
+
     /// Asks the sources for `module`'s files, storing what they have. Every crash (and
     /// request) needing the same module while a fetch runs waits for that one fetch; the fetch
     /// itself runs on its own task, so a caller that stops waiting does not stop it.
@@ -415,6 +428,7 @@ impl Upstream {
             Ok(permit) => permit,
             Err(_) => return (CandidateOutcome::Error, Some("shutting down".into()), None),
         };
+        source.health.asked();
         let gauge =
             metrics::gauge!("faultline_symbol_source_downloads", "source" => source.id.clone());
         gauge.increment(1.0);

@@ -32,6 +32,9 @@ impl Source {
         let kind = config
             .kind
             .ok_or_else(|| format!("symbols source {:?}: `type` is not set", config.id))?;
+        // Present in /metrics from the start, not only after a first download.
+        metrics::gauge!("faultline_symbol_source_downloads", "source" => config.id.clone())
+            .set(0.0);
         let layout = match kind {
             SourceKind::Debuginfod => SourceLayout::Debuginfod,
             _ => config.layout.unwrap_or(SourceLayout::Native),

@@ -174,6 +174,11 @@ async fn a_failing_source_is_skipped_for_a_while_then_asked_again() {
     assert_eq!(flaky["health"]["healthy"], false);
     assert!(flaky["health"]["errors"].as_u64().unwrap() >= 3);
     assert_eq!(
+        flaky["health"]["requests"].as_u64().unwrap(),
+        asked as u64,
+        "one request counted per location asked"
+    );
+    assert_eq!(
         flaky["health"]["last_error"],
         "HTTP 500 Internal Server Error"
     );
