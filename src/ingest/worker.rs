@@ -19,6 +19,7 @@ use crate::cluster::ClusterEvents;
 use crate::group::index::{CrashIndex, FinishedCrash, MissingModule};
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
+use crate::process::ModuleReport;
 use crate::store::{ObjectKey, ObjectStore};
 use crate::symbols::SymbolStore;
 
@@ -392,16 +393,7 @@ async fn load_main_dump(
 /// What marking the crash processed records about its modules: those whose symbols were
 /// missing (the missing-symbols report, reprocessing on upload) and those used (retention).
 fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCrash {
-    let modules_with = |status: SymbolStatus| {
-        report
-            .processed
-            .state
-            .modules
-            .iter()
-            .zip(&report.processed.modules)
-            .filter(move |(_, r)| r.status == status)
-            .map(|(m, _)| m)
-    };
+    let modules_with = |status: SymbolStatus| modules_where(report, move |r| r.status == status);
     let missing_modules = modules_with(SymbolStatus::Missing)
         .filter_map(|m| {
             let base = |name: &str| crate::symbols::identify::base_name(name).to_owned();
@@ -430,15 +422,26 @@ fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCr
 /// processed.
 fn still_fetching(report: &crate::pipeline::CrashReport) -> Vec<DebugId> {
     let downloading = crate::upstream::CandidateOutcome::Downloading.as_str();
-    report
-        .processed
+    modules_where(report, |r| {
+        r.candidates.iter().any(|c| c.outcome == downloading)
+    })
+    .filter_map(|m| m.debug_identifier())
+    .collect()
+}
+
+/// The crash's modules whose symbol report passes `keep`.
+fn modules_where<'a>(
+    report: &'a crate::pipeline::CrashReport,
+    keep: impl Fn(&ModuleReport) -> bool + 'a,
+) -> impl Iterator<Item = &'a minidump::MinidumpModule> + 'a {
+    let processed = &report.processed;
+    processed
         .state
         .modules
         .iter()
-        .zip(&report.processed.modules)
-        .filter(|(_, r)| r.candidates.iter().any(|c| c.outcome == downloading))
-        .filter_map(|(m, _)| m.debug_identifier())
-        .collect()
+        .zip(&processed.modules)
+        .filter(move |(_, r)| keep(r))
+        .map(|(m, _)| m)
 }
 
 /// Processes and records one claimed error event (no minidump); like [`process`] otherwise.

@@ -192,7 +192,7 @@ impl Processor {
                     parsed,
                 } => {
                     let modules = module_refs(&dump, &distinct);
-                    let by_id = self.fetch_symbols(modules, started).await;
+                    let by_id = self.fetch_symbols(modules, started, deadline).await?;
                     let symbols_ready = started.elapsed();
                     let state = self.walk_with(&dump, wanted, &by_id, deadline).await?;
                     (dump, by_id, state, parsed, symbols_ready)
@@ -253,12 +253,14 @@ impl Processor {
     /// Each distinct module's symbols, fetched concurrently, once. A module whose files are
     /// still being fetched from an upstream source when the time for symbols runs out is
     /// walked without them (the crash is processed again when they are stored), so a slow
-    /// source never costs a crash more than its budget.
+    /// source never costs a crash more than its budget; the store itself taking longer than
+    /// the whole budget is a time-budget error, as it always was.
     async fn fetch_symbols(
         &self,
         distinct: Vec<ModuleRef>,
         started: Instant,
-    ) -> HashMap<DebugId, Arc<ModuleSymbols>> {
+        deadline: Instant,
+    ) -> Result<HashMap<DebugId, Arc<ModuleSymbols>>, ProcessError> {
         let symbols_deadline = started + self.symbols_wait();
         let fetched = futures::future::join_all(distinct.iter().map(|module| async move {
             let describe = || module.clone();
@@ -268,7 +270,10 @@ impl Processor {
                 .await;
             (module.debug_id, symbols)
         }));
-        fetched.await.into_iter().collect()
+        match tokio::time::timeout_at(deadline.into(), fetched).await {
+            Ok(fetched) => Ok(fetched.into_iter().collect()),
+            Err(_) => Err(time_budget(self.limits)),
+        }
     }
 
     /// The stack walk, as a second job on the pool.

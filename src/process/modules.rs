@@ -291,8 +291,9 @@ impl ModuleCache {
     }
 
     /// The symbols of module `debug_id`: from memory when they are there; else loaded as
-    /// [`get`](Self::get) loads them (the module described by `describe` only then), or, when
-    /// they are still being fetched at `deadline`, a stand-in that says so (the fetch goes on).
+    /// [`get`](Self::get) loads them (the module described by `describe` only then), or, with
+    /// upstream sources, when they are still being fetched at `deadline`, a stand-in that says
+    /// so (the fetch goes on).
     pub async fn get_by(
         &self,
         debug_id: DebugId,
@@ -303,6 +304,10 @@ impl ModuleCache {
             return symbols;
         }
         let module = describe();
+        // Only a download can be left behind; the store is always waited for.
+        if !matches!(self.symbols, SymbolSource::Store(_, Some(_))) {
+            return self.get(&module).await;
+        }
         tokio::time::timeout_at(deadline.into(), self.get(&module))
             .await
             .unwrap_or_else(|_| Arc::new(ModuleSymbols::still_fetching(&module)))

@@ -70,6 +70,19 @@ impl fmt::Debug for ObjectKey {
     }
 }
 
+/// An error with its causes (`dispatch failure: io error: connection refused`), for logs and
+/// the reasons the API gives.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Longest segment [`key_segment`] produces; longer text is cut and suffixed with a hash, so
 /// keys stay within what directory-backed S3 servers can store (file names of 255 bytes).
 const MAX_SEGMENT: usize = 64;

@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::config::S3Config;
 
-use super::{ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
+use super::{error_chain, ObjectInfo, ObjectKey, ObjectReader, ObjectStore, PutBody, StoreError};
 
 /// Objects in an S3 bucket.
 #[derive(Clone)]
@@ -36,18 +36,6 @@ fn failed(op: &'static str, key: impl ToString) -> impl FnOnce(String) -> StoreE
         key,
         source: io::Error::other(message),
     }
-}
-
-/// The SDK's error with its cause chain, for logs and API errors.
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl S3Store {
@@ -134,7 +122,7 @@ impl S3Store {
             .key(&full)
             .send()
             .await
-            .map_err(|e| fail(describe(&e)))?;
+            .map_err(|e| fail(error_chain(&e)))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
         let result: Result<Vec<CompletedPart>, StoreError> = async {
             let mut file = tokio::fs::File::open(path)
@@ -163,7 +151,7 @@ impl S3Store {
                     .body(ByteStream::from(part))
                     .send()
                     .await
-                    .map_err(|e| fail(describe(&e)))?;
+                    .map_err(|e| fail(error_chain(&e)))?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
@@ -200,7 +188,7 @@ impl S3Store {
             .await;
         if let Err(e) = completed {
             self.abort_upload(&full, &upload_id).await;
-            return Err(fail(describe(&e)));
+            return Err(fail(error_chain(&e)));
         }
         Ok(())
     }
@@ -221,7 +209,7 @@ impl ObjectStore for S3Store {
                 }
                 ByteStream::from_path(&path)
                     .await
-                    .map_err(|e| failed("put", key)(describe(&e)))?
+                    .map_err(|e| failed("put", key)(error_chain(&e)))?
             }
         };
         self.client
@@ -231,7 +219,7 @@ impl ObjectStore for S3Store {
             .body(stream)
             .send()
             .await
-            .map_err(|e| failed("put", key)(describe(&e)))?;
+            .map_err(|e| failed("put", key)(error_chain(&e)))?;
         Ok(())
     }
 
@@ -249,7 +237,7 @@ impl ObjectStore for S3Store {
                 body: Box::pin(output.body.into_async_read()),
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(failed("get", key)(describe(&e))),
+            Err(e) => Err(failed("get", key)(error_chain(&e))),
         }
     }
 
@@ -271,7 +259,7 @@ impl ObjectStore for S3Store {
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(None),
-            Err(e) => Err(failed("head", key)(describe(&e))),
+            Err(e) => Err(failed("head", key)(error_chain(&e))),
         }
     }
 
@@ -287,7 +275,7 @@ impl ObjectStore for S3Store {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| failed("list", prefix)(describe(&e)))?;
+                .map_err(|e| failed("list", prefix)(error_chain(&e)))?;
             for object in page.contents() {
                 let Some(full) = object.key() else { continue };
                 let Some(key) = full.strip_prefix(&self.prefix) else {
@@ -319,7 +307,7 @@ impl ObjectStore for S3Store {
             .key(self.full(key.as_str()))
             .send()
             .await
-            .map_err(|e| failed("delete", key)(describe(&e)))?;
+            .map_err(|e| failed("delete", key)(error_chain(&e)))?;
         Ok(())
     }
 }

@@ -2,16 +2,12 @@
 //! the source they came from, and only when they really are the module's file: a server that
 //! answers a module's path with another module's file is refused.
 
-use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-use symbolic::common::{ByteView, DebugId};
+use symbolic::common::DebugId;
 
-use super::identify::{identify, DebugFileMeta};
-use super::{FileStatus, SymbolError, SymbolStore};
-use crate::cpu;
+use super::identify::DebugFileMeta;
+use super::{identify_file, FileStatus, SymbolError, SymbolStore};
 
 /// Why a fetched file was not kept.
 #[derive(Debug, thiserror::Error)]
@@ -35,25 +31,10 @@ impl SymbolStore {
         origin: &str,
         wanted: &DebugId,
     ) -> Result<Vec<DebugFileMeta>, FetchedFileError> {
-        let file = path.to_owned();
-        let file_name = name.to_owned();
-        let identified = cpu::run(move || -> io::Result<_> {
-            let view = Arc::new(ByteView::open(&file)?);
-            let found = identify(&view, &file_name).map(|objects| {
-                objects
-                    .into_iter()
-                    .map(|mut object| {
-                        object.meta.sha256 =
-                            hex::encode(Sha256::digest(&view[object.range.clone()]));
-                        object
-                    })
-                    .collect::<Vec<_>>()
-            });
-            Ok((view, found))
-        })
-        .await
-        .map_err(SymbolError::from)?
-        .map_err(SymbolError::from)?;
+        let identified = identify_file(path, name)
+            .await
+            .map_err(SymbolError::from)?
+            .map_err(SymbolError::from)?;
         let (view, objects) = identified;
         let objects = objects.map_err(|e| FetchedFileError::Malformed(e.to_string()))?;
         let (matching, others): (Vec<_>, Vec<_>) = objects

@@ -170,6 +170,32 @@ fn cache_key(debug_id: &DebugId, kind: CacheKind) -> ObjectKey {
     ))
 }
 
+/// A file opened and identified on the pool: its bytes and what they hold (each object with
+/// its SHA-256), or why it is not a debug file.
+type IdentifiedFile = (
+    Arc<ByteView<'static>>,
+    Result<Vec<IdentifiedObject>, identify::Rejection>,
+);
+
+/// Opens the file at `path` (received as `name`) and identifies the debug files in it.
+async fn identify_file(path: &Path, name: &str) -> Result<io::Result<IdentifiedFile>, JobPanicked> {
+    let (file, name) = (path.to_owned(), name.to_owned());
+    cpu::run(move || -> io::Result<IdentifiedFile> {
+        let view = Arc::new(ByteView::open(&file)?);
+        let found = identify(&view, &name).map(|objects| {
+            objects
+                .into_iter()
+                .map(|mut object| {
+                    object.meta.sha256 = hex::encode(Sha256::digest(&view[object.range.clone()]));
+                    object
+                })
+                .collect()
+        });
+        Ok((view, found))
+    })
+    .await
+}
+
 /// Upload clutter that is neither a debug file nor worth an error: macOS metadata and the
 /// `Info.plist` of a dSYM bundle.
 fn is_bundle_clutter(name: &str) -> bool {
@@ -295,24 +321,7 @@ impl SymbolStore {
             Ok(None) => {}
             Err(e) => return vec![FileReport::rejected(name, format!("could not store: {e}"))],
         }
-        let file = path.to_owned();
-        let uploaded = name.to_owned();
-        let identified = cpu::run(move || -> io::Result<_> {
-            let view = Arc::new(ByteView::open(&file)?);
-            let found = identify(&view, &uploaded).map(|objects| {
-                objects
-                    .into_iter()
-                    .map(|mut object| {
-                        object.meta.sha256 =
-                            hex::encode(Sha256::digest(&view[object.range.clone()]));
-                        object
-                    })
-                    .collect::<Vec<_>>()
-            });
-            Ok((view, found))
-        })
-        .await;
-        let (view, objects) = match identified {
+        let (view, objects) = match identify_file(path, name).await {
             Ok(Ok((view, Ok(found)))) => (view, found),
             Ok(Ok((_, Err(rejection)))) => {
                 metrics::counter!("faultline_symbol_files_total", "status" => "rejected")

@@ -200,3 +200,27 @@ fn read_pointer(file: &Path) -> Result<String, DownloadError> {
         Err(DownloadError::NotFound)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_ptr_is_followed_only_inside_the_store() {
+        let read = |text: &str| {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), text).unwrap();
+            read_pointer(file.path())
+        };
+        assert_eq!(read("PATH:sub\\a.pdb\r\n"), Ok("sub/a.pdb".to_owned()));
+        for outside in [
+            "PATH:..\\..\\etc\\passwd",
+            "PATH:\\\\server\\share\\..\\x",
+            "PATH:C:\\symbols\\a.pdb",
+            "MSG: not available",
+            "PATH:",
+        ] {
+            assert_eq!(read(outside), Err(DownloadError::NotFound), "{outside}");
+        }
+    }
+}

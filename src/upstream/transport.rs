@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{S3Config, SourceConfig, SourceKind};
-use crate::store::{FsStore, ObjectKey, ObjectStore, S3Store};
+use crate::store::{error_chain, FsStore, ObjectKey, ObjectStore, S3Store};
 
 /// How a source is asked for a file.
 pub enum Transport {
@@ -267,20 +267,8 @@ fn url_for(base: &reqwest::Url, path: &str) -> Option<reqwest::Url> {
 
 /// An HTTP error with its causes (`error sending request: connection refused`).
 fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error;
     if e.is_redirect() {
         return format!("more than {MAX_REDIRECTS} redirects (a redirect loop?)");
     }
-    let mut text = if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        e.to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    error_chain(e)
 }

@@ -152,18 +152,8 @@ async fn an_uncaught_objective_c_exception_is_judged_by_its_throw_stack() {
     );
 
     // Received from a crash reporter, its page shows the throw stack.
-    let dump = objc_exception_dump();
-    let (status, reply) = crate::common::post(
-        &server,
-        "/submit",
-        Some("multipart/form-data; boundary=XyZ"),
-        &[],
-        crate::common::multipart("XyZ", &[("upload_file_minidump", Some("a"), &dump)]),
-    )
-    .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
-    let crash = crate::common::settled(&server, &id).await;
+    let id = crate::common::submit_bytes(&server, &objc_exception_dump(), &[]).await;
+    let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
     assert_eq!(crash["crash"]["fault_class"], "objc-exception", "{crash}");
     let ui = crate::common::ui::UiSession::sign_in(&server, &server.admin_token).await;
     let page = ui.get(&format!("/ui/crashes/{id}")).await;

@@ -168,6 +168,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::GET,
+            "/api/v1/symbols/sources",
+            None,
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::GET,
             format!("/api/v1/symbols/{debug_id}/caches"),
             None,
             Some("symbols:read"),

@@ -3,30 +3,7 @@
 
 use crate::common;
 
-use std::process::Command;
-
-use common::{fixture, TestServer};
-
-fn faultline() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
-    command
-        .env_remove("FAULTLINE_URL")
-        .env_remove("FAULTLINE_TOKEN")
-        .env_remove("FAULTLINE_CONFIG")
-        .env("FAULTLINE_LOG", "error");
-    command
-}
-
-async fn run(mut command: Command) -> (i32, String, String) {
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{faultline, fixture, run, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_sends_folders_files_and_archives_and_prints_a_table() {

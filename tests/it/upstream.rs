@@ -268,18 +268,8 @@ async fn a_crash_processed_before_its_file_arrived_is_processed_again_with_it(db
     else {
         return;
     };
-    let dump = crate::common::generated_bytes("wild-read.dmp");
-    let (status, reply) = crate::common::post(
-        &server,
-        "/submit",
-        Some("multipart/form-data; boundary=XyZ"),
-        &[],
-        crate::common::multipart("XyZ", &[("upload_file_minidump", Some("a"), &dump)]),
-    )
-    .await;
-    assert_eq!(status, 200, "{reply}");
-    let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
-    let before = crate::common::settled(&server, &id).await;
+    let id = crate::common::submit(&server, "wild-read.dmp", &[]).await;
+    let (_, before) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
     assert_eq!(before["crash"]["signature"], "crasher", "processed on time, without symbols");
     let crasher = module(&before["processed"], "crasher");
     assert_eq!(crasher["symbol_candidates"][0]["outcome"], "downloading", "{crasher}");

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::common::s3::S3Server;
 use crate::common::symbol_source::{
-    candidates, crash_module, exception_module, http, module, process, symbolicate, SymbolSource,
-    CRASH_PDB, EXCEPTION_PDB, TEST_APP_SYM,
+    crash_module, exception_module, http, module, process, symbolicate, SymbolSource, CRASH_PDB,
+    EXCEPTION_PDB, TEST_APP_SYM,
 };
 use crate::common::{fixture, fixture_bytes, services_required, tool_present, TestServer};
 
@@ -75,39 +75,18 @@ async fn a_symstore_server_gives_cab_compressed_pdbs_and_files_behind_file_ptr()
         assert_eq!(module["debug_status"], "found", "{module}");
         assert_eq!(module["symbols_origin"], "ms-mirror");
     }
-    let found = |m: &Value| {
-        candidates(m)
-            .into_iter()
-            .find(|(_, outcome, _)| outcome == "found")
-            .unwrap()
+    // The location that answered: the compressed file, and the one `file.ptr` points to.
+    let answered = |m: &Value| -> String {
+        let found = m["candidates"].as_array().unwrap().iter();
+        let found = found
+            .filter(|c| c["outcome"] == "found")
+            .collect::<Vec<_>>();
+        assert_eq!(found.len(), 1, "{m}");
+        assert_eq!(found[0]["source"], "ms-mirror");
+        found[0]["location"].as_str().unwrap().to_owned()
     };
-    let crash = &json["modules"][0];
-    let answered = crash["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["outcome"] == "found")
-        .unwrap()["location"]
-        .clone();
-    assert!(
-        answered.as_str().unwrap().ends_with("/crash.pd_"),
-        "{crash}"
-    );
-    assert_eq!(found(crash).0, "ms-mirror");
-    let exception = json["modules"][1]["candidates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["outcome"] == "found")
-        .unwrap()["location"]
-        .clone();
-    assert!(
-        exception
-            .as_str()
-            .unwrap()
-            .ends_with("/store/elsewhere/CrashWithException.pdb"),
-        "{exception}"
-    );
+    assert!(answered(&json["modules"][0]).ends_with("/crash.pd_"));
+    assert!(answered(&json["modules"][1]).ends_with("/store/elsewhere/CrashWithException.pdb"));
 
     // Kept in the store, marked with the source: the next crash asks nobody.
     let asked = upstream.count_under("/store/");
@@ -379,24 +358,11 @@ async fn the_symbol_server_routes_fetch_what_is_not_stored_from_serving_sources(
         .starts_with("MODULE windows x86 5A9832E5287241C1838ED98914E9B7FF1 test_app.pdb"));
 }
 
-/// `faultline process` (the real binary) with `args`: exit code, stdout, stderr.
+/// `faultline process ARGS` (the real binary): exit code, stdout, stderr.
 async fn faultline_process(args: Vec<String>) -> (i32, String, String) {
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .arg("process")
-            .args(args)
-            .env_remove("FAULTLINE_CONFIG")
-            .env("FAULTLINE_LOG", "error")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut command = crate::common::faultline();
+    command.arg("process").args(args);
+    crate::common::run(command).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -487,4 +453,19 @@ async fn answers_wrapped_in_gzip_zstd_or_zip_are_unpacked() {
             .unwrap()
             .starts_with("google_breakpad::CrashGenerationClient::RequestDump("));
     }
+    // A small answer that unpacks past the cap (a decompression bomb) is refused, not unpacked.
+    let upstream = SymbolSource::start().await;
+    upstream.put(CRASH_PDB, &crate::common::gzip(&vec![0u8; 8 << 20]));
+    let mut bomb = http("bomb", upstream.url("store"), SourceLayout::Symstore);
+    bomb.max_download_bytes = 1 << 20;
+    let server = TestServer::start_with(|c| c.symbols.sources = vec![bomb]).await;
+    let json = symbolicate(&server, &[crash_module()]).await;
+    let module = &json["modules"][0];
+    assert_eq!(module["debug_status"], "missing");
+    let (outcome, detail) = crate::common::symbol_source::from(module, "bomb");
+    assert_eq!(outcome, "malformed");
+    assert!(
+        detail.contains("unpacks to more than 1048576 bytes"),
+        "{detail}"
+    );
 }

@@ -549,14 +549,24 @@ pub async fn serve_process(
     (child, url, log)
 }
 
-/// Submits `dump` with annotations through `/submit`; waits until it is processed; its ID.
+/// Submits the generated dump `dump` with annotations through `/submit`; waits until it is
+/// processed; its ID.
 pub async fn submit(server: &TestServer, dump: &str, annotations: &[(&str, &str)]) -> String {
-    let bytes = generated_bytes(dump);
+    submit_bytes(server, &generated_bytes(dump), annotations).await
+}
+
+/// Submits the minidump `bytes` with annotations through `/submit`, as a crash reporter does;
+/// waits until it is processed; its ID.
+pub async fn submit_bytes(
+    server: &TestServer,
+    bytes: &[u8],
+    annotations: &[(&str, &str)],
+) -> String {
     let mut parts: Vec<(&str, Option<&str>, &[u8])> = annotations
         .iter()
         .map(|(k, v)| (*k, None, v.as_bytes()))
         .collect();
-    parts.push(("upload_file_minidump", Some("a.dmp"), &bytes));
+    parts.push(("upload_file_minidump", Some("a.dmp"), bytes));
     let (status, reply) = post(
         server,
         "/submit",
@@ -688,4 +698,28 @@ pub async fn crash_with_annotation(server: &TestServer, filter: &str) -> String 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("no crash with {filter} arrived");
+}
+
+/// The `faultline` binary with no server, token or configuration from the environment, logging
+/// errors only.
+pub fn faultline() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command
+        .env_remove("FAULTLINE_URL")
+        .env_remove("FAULTLINE_TOKEN")
+        .env_remove("FAULTLINE_CONFIG")
+        .env("FAULTLINE_LOG", "error");
+    command
+}
+
+/// Runs `command` off the async runtime: its exit code, stdout and stderr.
+pub async fn run(mut command: std::process::Command) -> (i32, String, String) {
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
