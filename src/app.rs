@@ -8,13 +8,16 @@ use std::sync::Arc;
 use crate::alerts::Alerts;
 use crate::auth::Registry;
 use crate::cluster::{Change, ChangeListener, ClusterEvents};
+use crate::code::Code;
 use crate::config::Config;
 use crate::group::index::{CrashIndex, PayloadBudget};
 use crate::ingest::queue::IngestQueue;
 use crate::ingest::throttle::Throttle;
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolSource;
+use crate::releases::Releases;
 use crate::store::ObjectStore;
+use crate::suspects::Suspects;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;
 use crate::triage::Triage;
@@ -54,6 +57,12 @@ pub struct App {
     pub uploads: Arc<Uploads>,
     /// The upstream symbol sources, when any is configured.
     pub upstream: Option<Arc<Upstream>>,
+    /// Repositories, their mirrors, code mappings, source context.
+    pub code: Arc<Code>,
+    /// Releases, their commits and deploys.
+    pub releases: Arc<Releases>,
+    /// Suspect commits of groups.
+    pub suspects: Arc<Suspects>,
 }
 
 impl App {
@@ -135,7 +144,28 @@ impl App {
                 build_caches_on_upload: config.caches.build_on_upload,
             },
         ));
+        let code = Arc::new(Code::new(
+            &index,
+            &config.storage.data_dir,
+            config.code.clone(),
+        ));
+        let releases = Arc::new(Releases::new(
+            index.pool().clone(),
+            Arc::clone(&code),
+            Arc::clone(&triage),
+            &config.code.resolve_prefix,
+        ));
+        let suspects = Suspects::new(
+            index.pool().clone(),
+            Arc::clone(&code),
+            Arc::clone(&releases),
+            Arc::clone(&triage),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: code.bot_authors: {e}"))?;
         Ok(App {
+            code,
+            releases,
+            suspects: Arc::new(suspects),
             alerts,
             cluster,
             registry,

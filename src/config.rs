@@ -50,6 +50,47 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Upstream symbol sources for files nobody uploaded.
     pub symbols: SymbolsConfig,
+    /// Repositories, releases' commits and suspect commits.
+    pub code: CodeConfig,
+}
+
+/// The code behind frames (see docs/CODE.md): how often repository mirrors are fetched and how
+/// suspect commits are chosen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodeConfig {
+    /// Seconds between two fetches of every repository mirror (0: only when a release names a
+    /// commit the mirror lacks).
+    pub fetch_interval_secs: u64,
+    /// Seconds one git command may run (a fetch, a blame) before it is stopped.
+    pub git_timeout_secs: u64,
+    /// Authors (name or email) whose commits are never suspects: regular expressions.
+    pub bot_authors: Vec<String>,
+    /// Commits that last touched a frame's line longer ago than this (days before the group's
+    /// first crash) are not suspects; 0 keeps them all.
+    pub max_blame_age_days: u64,
+    /// `Fixes <prefix>-<group id>` in a release's commit resolves that group in that release.
+    pub resolve_prefix: String,
+    /// Seconds between two looks for groups whose suspects are missing or stale.
+    pub suspects_interval_secs: u64,
+}
+
+impl Default for CodeConfig {
+    fn default() -> Self {
+        CodeConfig {
+            fetch_interval_secs: 600,
+            git_timeout_secs: 300,
+            bot_authors: vec![
+                r"\[bot\]".into(),
+                r"^dependabot".into(),
+                r"^renovate".into(),
+                r"^github-actions".into(),
+            ],
+            max_blame_age_days: 365,
+            resolve_prefix: "FAULTLINE".into(),
+            suspects_interval_secs: 5,
+        }
+    }
 }
 
 /// Retention (see docs/CONFIGURATION.md): both policies are off by default; leftovers of

@@ -24,6 +24,9 @@ pub mod ingest; // durable crash-reporter ingest: raw crashes, the persistent qu
 pub mod retention; // deleting what is past its age
 pub mod triage; // the triage service: changing and merging groups, reading a stored crash
 pub mod uploads; // the upload service: storing debug files and announcing what they unblock
+pub mod code; // repositories: mirrors, code mappings, line links, source context
+pub mod releases; // releases, the commits each brought, deploys; groups fixed by a commit
+pub mod suspects; // suspect commits of a group: candidates, exclusions, scores, reasons
 pub mod app; // the application: every store and service, opened once from the configuration
 pub mod http; // what the two front ends share about HTTP: errors, bounded bodies, paths
 pub mod api; // the JSON API: thin routes over the application's services

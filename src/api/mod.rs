@@ -5,11 +5,13 @@
 
 mod admin;
 mod alerts;
+mod code;
 mod ingest;
 mod integrations;
 mod minidump;
 mod missing;
 mod ops;
+mod releases;
 mod sentry_cli;
 mod sourcemaps;
 mod symbol_server;
@@ -34,7 +36,61 @@ pub fn routes() -> Router<App> {
     let router = crash_routes(router);
     let router = ingest_routes(router);
     let router = admin_routes(router);
+    let router = code_routes(router);
     alert_routes(router)
+}
+
+/// Releases (in Sentry's shape for sentry-cli, and faultline's own), repositories, code
+/// mappings, suspect commits and source context.
+fn code_routes(router: Router<App>) -> Router<App> {
+    const ORG: &str = "/api/0/organizations/{org}";
+    router
+        .route(
+            &format!("{ORG}/releases/"),
+            post(releases::create).get(releases::list),
+        )
+        .route(
+            &format!("{ORG}/releases/{{version}}/"),
+            get(releases::get).put(releases::update),
+        )
+        .route(
+            &format!("{ORG}/releases/{{version}}/commits/"),
+            get(releases::commits),
+        )
+        .route(
+            &format!("{ORG}/releases/{{version}}/previous-with-commits/"),
+            get(releases::previous_with_commits),
+        )
+        .route(
+            &format!("{ORG}/releases/{{version}}/deploys/"),
+            post(releases::create_deploy).get(releases::list_deploys),
+        )
+        .route(&format!("{ORG}/repos/"), get(releases::repositories))
+        .route(
+            "/api/0/projects/{org}/{project}/releases/",
+            get(releases::list_project),
+        )
+        .route("/api/v1/releases", get(releases::list_v1))
+        .route("/api/v1/releases/{version}", get(releases::get_v1))
+        .route(
+            "/api/v1/repositories",
+            get(code::list_repositories).post(code::add_repository),
+        )
+        .route("/api/v1/repositories/{id}", delete(code::remove_repository))
+        .route(
+            "/api/v1/repositories/{id}/fetch",
+            post(code::fetch_repository),
+        )
+        .route(
+            "/api/v1/code-mappings",
+            get(code::list_mappings).post(code::set_mapping),
+        )
+        .route("/api/v1/code-mappings/{id}", delete(code::delete_mapping))
+        .route("/api/v1/groups/{id}/suspects", get(code::suspects))
+        .route(
+            "/api/v1/crashes/{id}/source-context",
+            get(code::source_context),
+        )
 }
 
 /// Uploading, listing and serving debug files, in faultline's own shape and in the shapes of

@@ -137,7 +137,7 @@ fn group_id(id: &str) -> Result<i64, HttpError> {
 
 /// The group `id`, if the caller may act on its project with `scope`; a group of a project the
 /// token does not cover reads as not found.
-async fn visible_group(
+pub(super) async fn visible_group(
     state: &App,
     caller: &Caller,
     scope: Scope,

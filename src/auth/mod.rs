@@ -30,18 +30,21 @@ pub enum Scope {
     TriageRead,
     /// Changing groups (state, assignee, merges) and reprocessing crashes.
     TriageWrite,
+    /// Creating releases, setting their commits, recording deploys (what CI holds).
+    ReleasesWrite,
     /// Managing projects, ingest keys and tokens.
     Admin,
 }
 
 impl Scope {
     /// Every scope, in the order they are listed.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Ingest,
         Scope::SymbolsRead,
         Scope::SymbolsWrite,
         Scope::TriageRead,
         Scope::TriageWrite,
+        Scope::ReleasesWrite,
         Scope::Admin,
     ];
 
@@ -53,6 +56,7 @@ impl Scope {
             Scope::SymbolsWrite => "symbols:write",
             Scope::TriageRead => "triage:read",
             Scope::TriageWrite => "triage:write",
+            Scope::ReleasesWrite => "releases:write",
             Scope::Admin => "admin",
         }
     }

@@ -12,9 +12,12 @@ use axum::Json;
 use serde_json::json;
 
 use crate::alerts::AlertError;
+use crate::code::CodeError;
 use crate::group::index::IndexError;
 use crate::process::{BudgetKind, ProcessError};
+use crate::releases::ReleaseError;
 use crate::store::StoreError;
+use crate::suspects::SuspectError;
 use crate::symbols::SymbolError;
 use crate::triage::TriageError;
 
@@ -177,6 +180,48 @@ impl From<AlertError> for HttpError {
             AlertError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
             AlertError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
             AlertError::Database(e) => IndexError::Database(e).into(),
+        }
+    }
+}
+
+impl From<CodeError> for HttpError {
+    fn from(e: CodeError) -> HttpError {
+        match e {
+            CodeError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
+            CodeError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
+            CodeError::Database(e) => IndexError::Database(e).into(),
+            CodeError::Git(e) => HttpError::internal(
+                StatusCode::BAD_GATEWAY,
+                "the repository could not be read (see the repository's fetch_error)",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<ReleaseError> for HttpError {
+    fn from(e: ReleaseError) -> HttpError {
+        match e {
+            ReleaseError::Invalid(message) => HttpError::new(StatusCode::BAD_REQUEST, message),
+            ReleaseError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
+            ReleaseError::Database(e) => IndexError::Database(e).into(),
+            ReleaseError::Code(e) => e.into(),
+        }
+    }
+}
+
+impl From<SuspectError> for HttpError {
+    fn from(e: SuspectError) -> HttpError {
+        match e {
+            SuspectError::Code(e) => e.into(),
+            SuspectError::Releases(e) => e.into(),
+            SuspectError::Index(e) => e.into(),
+            SuspectError::Database(e) => IndexError::Database(e).into(),
+            SuspectError::Report(e) => HttpError::internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "a stored suspect report is unreadable",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -170,6 +170,49 @@ async fn retention_job(state: App) {
     }
 }
 
+/// Fetches every repository mirror each `code.fetch_interval_secs`; a fetch that brought
+/// commits marks stored suspect commits stale.
+async fn repository_fetch_job(state: App) {
+    let every = state.config.code.fetch_interval_secs;
+    if every == 0 {
+        return;
+    }
+    loop {
+        match state.code.repositories().await {
+            Ok(repositories) => {
+                for repo in repositories {
+                    match state.code.fetch(&repo).await {
+                        Ok(true) => {
+                            if let Err(e) = state.suspects.mark_all_stale().await {
+                                tracing::warn!(error = %e, "could not mark suspects stale");
+                            }
+                        }
+                        Ok(false) => {}
+                        // Logged and recorded on the repository by the fetch itself.
+                        Err(_) => metrics::counter!("faultline_repository_fetch_failures_total")
+                            .increment(1),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list repositories"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(every.max(10))).await;
+    }
+}
+
+/// Computes the suspect commits of groups whose suspects are missing or stale, a batch every
+/// `code.suspects_interval_secs`, beside crash processing.
+async fn suspects_job(state: App) {
+    let every = std::time::Duration::from_secs(state.config.code.suspects_interval_secs.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.suspects.run_due(20).await {
+            Ok(n) => metrics::counter!("faultline_suspect_reports_total").increment(n as u64),
+            Err(e) => tracing::warn!(error = %e, "suspect commits job failed"),
+        }
+    }
+}
+
 impl BoundServer {
     /// Opens the stores, creates the first admin token if there is none, starts the processing
     /// workers and binds `config.server.listen` (port 0 picks a free port).
@@ -194,6 +237,8 @@ impl BoundServer {
             tokio::spawn(Arc::clone(&state.alerts).dispatch());
         }
         tokio::spawn(retention_job(state.clone()));
+        tokio::spawn(repository_fetch_job(state.clone()));
+        tokio::spawn(suspects_job(state.clone()));
         if let Some(upstream) = &state.upstream {
             tokio::spawn(fetched_files_job(
                 Arc::clone(upstream),

@@ -102,6 +102,16 @@ impl Triage {
         }
     }
 
+    /// A group by ID.
+    pub async fn group(&self, id: i64) -> Result<Option<Group>, IndexError> {
+        self.index.group(id).await
+    }
+
+    /// A group's latest crashes.
+    pub async fn group_crashes(&self, id: i64, limit: i64) -> Result<Vec<CrashRow>, IndexError> {
+        self.index.group_crashes(id, limit).await
+    }
+
     /// Applies a triage change (from a front end, or a tracker's webhook from channel
     /// `origin`), then tells alerting what follows from it. `None`: no such group.
     pub async fn change_group(

@@ -29,6 +29,7 @@ mod retention;
 mod sentry_cli;
 mod sourcemaps;
 mod store;
+mod suspects;
 mod symbol_servers;
 mod symbols_api;
 mod tickets;

@@ -40,28 +40,9 @@ async fn sentry_cli_upload(
     .await
 }
 
-/// `sentry-cli --url SERVER --auth-token TOKEN ARGS`, with no configuration of its own;
-/// success and output.
+/// `sentry-cli --url SERVER --auth-token TOKEN ARGS`; success and output.
 async fn sentry_cli(server: &TestServer, token: &str, args: &[&str]) -> (bool, String) {
-    let home = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new("sentry-cli")
-        .args(["--url", &server.url("/"), "--auth-token", token])
-        .args(args)
-        .env("HOME", home.path())
-        .env("SENTRY_DISABLE_UPDATE_CHECK", "true")
-        .env_remove("SENTRY_AUTH_TOKEN")
-        .env_remove("SENTRY_URL")
-        .env_remove("SENTRY_ORG")
-        .env_remove("SENTRY_PROJECT")
-        .output()
-        .await
-        .expect("sentry-cli runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    common::sentry_cli_in(server, token, None, args).await
 }
 
 /// The SHA-256s of the files stored for `debug_id`.

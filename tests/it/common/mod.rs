@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod receiver;
+pub mod repository;
 pub mod s3;
 pub mod smtp;
 pub mod symbol_source;
@@ -722,4 +723,35 @@ pub async fn run(mut command: std::process::Command) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// `sentry-cli --url SERVER --auth-token TOKEN ARGS` run in `dir` (else the test's folder),
+/// with no configuration of its own; success and output.
+pub async fn sentry_cli_in(
+    server: &TestServer,
+    token: &str,
+    dir: Option<&std::path::Path>,
+    args: &[&str],
+) -> (bool, String) {
+    let home = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new("sentry-cli");
+    command
+        .args(["--url", &server.url("/"), "--auth-token", token])
+        .args(args)
+        .env("HOME", home.path())
+        .env("SENTRY_DISABLE_UPDATE_CHECK", "true")
+        .env_remove("SENTRY_AUTH_TOKEN")
+        .env_remove("SENTRY_URL")
+        .env_remove("SENTRY_ORG")
+        .env_remove("SENTRY_PROJECT");
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command.output().await.expect("sentry-cli runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
 }

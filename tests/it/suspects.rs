@@ -1,0 +1,249 @@
+//! From frame to code, end to end with real git, a real program and the real sentry-cli: a
+//! repository with a known history (`common::repository`), a program built from it with
+//! Windows-style paths that crashes on the line a known commit introduced, releases, commits
+//! and deploys recorded by sentry-cli, then the group's suspect commits (the bug commit first,
+//! with its reasons; every other commit excluded for the right reason), the derived code
+//! mapping, the source context, and a `Fixes FAULTLINE-n` commit resolving the group.
+
+use crate::common;
+
+use serde_json::{json, Value};
+
+use common::repository::{commit, crash, Scenario, RELEASED_1_1_0};
+use common::{post, sentry_cli_in, settled, tool_present, TestServer};
+
+/// A native event of the crash: frames oldest first, the program as its one image.
+fn crash_event(debug_id: &str, code_id: &str, base: u64, pc: u64, caller: u64) -> Value {
+    json!({
+        "platform": "native",
+        "release": "1.1.0",
+        "exception": {"values": [{
+            "type": "SIGSEGV",
+            "value": "Segfault",
+            "mechanism": {"type": "signalhandler", "handled": false},
+            "stacktrace": {"frames": [
+                {"instruction_addr": format!("{caller:#x}")},
+                {"instruction_addr": format!("{pc:#x}")},
+            ]},
+        }]},
+        "debug_meta": {"images": [{
+            "type": "elf", "debug_id": debug_id, "code_id": code_id,
+            "code_file": "/opt/game/game", "image_addr": format!("{base:#x}"), "image_size": 0x10_0000,
+        }]},
+    })
+}
+
+/// Sends an event in an envelope; the crash ID.
+async fn send_event(server: &TestServer, event: &Value) -> String {
+    let payload = serde_json::to_vec(event).unwrap();
+    let mut body = b"{\"event_id\":\"4d6e1f0c2b8a4f4e9a1b2c3d4e5f6a7b\"}\n".to_vec();
+    body.extend_from_slice(
+        format!("{{\"type\":\"event\",\"length\":{}}}\n", payload.len()).as_bytes(),
+    );
+    body.extend_from_slice(&payload);
+    body.push(b'\n');
+    let (status, reply) = post(
+        server,
+        "/api/1/envelope/",
+        Some("application/x-sentry-envelope"),
+        &[(
+            "x-sentry-auth",
+            "Sentry sentry_version=7, sentry_key=public",
+        )],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    serde_json::from_str::<Value>(&reply).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// sentry-cli in `dir`, asserting success.
+async fn cli(server: &TestServer, token: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out) = sentry_cli_in(server, token, Some(dir), args).await;
+    assert!(ok, "sentry-cli {args:?}: {out}");
+    out
+}
+
+/// The stored suspect report, once the background job has written it.
+async fn stored_report(server: &TestServer, group: i64) -> Value {
+    for _ in 0..400 {
+        let (status, body) = server
+            .get_json(&format!("/api/v1/groups/{group}/suspects"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if !body["report"].is_null() {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the suspects of group {group} were not computed in time");
+}
+
+on_both_databases! {
+/// The whole path from a crashing line to the commit that wrote it.
+async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
+    if !tool_present("sentry-cli") || !tool_present("gcc") {
+        return;
+    }
+    let Some(server) = TestServer::start_on(db, |c| c.code.suspects_interval_secs = 1).await else {
+        return;
+    };
+    let repo = Scenario::build();
+    let out = tempfile::tempdir().unwrap();
+    let binary = repo.build_program(out.path());
+    let addresses = crash(&binary);
+
+    // The repository, registered by its folder; CI's token may only write releases.
+    let (status, answer) = server
+        .admin_post("/api/v1/repositories", json!({"name": "acme/game", "url": repo.path()}))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.get("token").is_none() && answer["credential"].is_null(), "{answer}");
+    let (ci, _) = server
+        .create_token(json!({"name": "ci", "scopes": ["releases:write"]}))
+        .await;
+    let dir = repo.path();
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "new", "1.0.0", "-p", "default"]).await;
+    let spec = format!("acme/game@{}", repo.initial);
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "set-commits", "1.0.0", "--commit", &spec]).await;
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "new", "1.1.0", "-p", "default"]).await;
+    let spec = format!("acme/game@{}..{}", repo.initial, repo.late);
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "set-commits", "1.1.0", "--commit", &spec]).await;
+    let released = RELEASED_1_1_0.to_string();
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "finalize", "1.1.0", "--released", &released]).await;
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "deploys", "1.1.0", "new", "-e", "production"]).await;
+    let unknown = format!("nope/nope@{}", repo.late);
+    let (ok, said) = sentry_cli_in(&server, &ci, Some(dir), &["releases", "--org", "acme", "set-commits", "1.1.0", "--commit", &unknown]).await;
+    assert!(!ok && said.contains("Unknown repo"), "{said}");
+
+    // What the release holds: the range's seven commits, its head, the deploy.
+    let (status, release) = server.get_json("/api/v1/releases/1.1.0?project=default").await;
+    assert_eq!(status, 200, "{release}");
+    let shas: Vec<&str> = release["commits"].as_array().unwrap().iter().map(|c| c["sha"].as_str().unwrap()).collect();
+    assert_eq!(shas, [&repo.late, &repo.bot, &repo.revert, &repo.retry, &repo.ignore, &repo.reformat, &repo.bug].map(String::as_str), "{release}");
+    assert_eq!(release["heads"][0]["head_commit"], repo.late.as_str());
+    assert_eq!(release["heads"][0]["previous_commit"], repo.initial.as_str());
+    assert_eq!(release["deploys"][0]["environment"], "production");
+    assert_eq!(release["release"]["released_at"], RELEASED_1_1_0);
+    let (_, list) = server.get_json("/api/v1/releases?project=default").await;
+    assert_eq!(list["releases"][0]["version"], "1.1.0", "{list}");
+    assert_eq!(list["releases"][0]["commits"], 7);
+    assert_eq!(list["releases"][1]["commits"], 1);
+
+    // The crash, symbolicated with the program's own debug information.
+    let (status, uploaded) = server.upload("game", std::fs::read(&binary).unwrap()).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let file = &uploaded["files"][0]["file"];
+    let (debug_id, code_id) = (file["debug_id"].as_str().unwrap(), file["code_id"].as_str().unwrap());
+    let id = send_event(&server, &crash_event(debug_id, code_id, addresses.base, addresses.pc, addresses.returns[0])).await;
+    let done = settled(&server, &id).await;
+    assert_eq!(done["state"], "processed", "{done}");
+    let group = done["crash"]["group_id"].as_i64().unwrap();
+
+    // Suspects, computed by the background job.
+    let body = stored_report(&server, group).await;
+    let report = &body["report"];
+    assert_eq!(report["release"], "1.1.0", "{report}");
+    let suspects = report["suspects"].as_array().unwrap();
+    assert_eq!(suspects.len(), 1, "one commit is clearly the cause: {report}");
+    let top = &suspects[0];
+    assert_eq!(top["sha"], repo.bug.as_str(), "{report}");
+    assert_eq!(top["author_name"], "Ana Dev");
+    let features: Vec<&str> = top["reasons"].as_array().unwrap().iter().map(|r| r["feature"].as_str().unwrap()).collect();
+    assert!(features.contains(&"changed_line") && features.contains(&"pickaxe"), "{top}");
+    let words = top["reasons"][0]["words"].as_str().unwrap();
+    assert!(words.contains(&format!("line {} of conn.c", repo.bug_line)), "{words}");
+    let excluded: std::collections::HashMap<String, String> = report["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["sha"].as_str().unwrap().to_owned(), e["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(excluded.get(&repo.reformat).map(String::as_str), Some("ignored_revision"), "{report}");
+    assert_eq!(excluded.get(&repo.retry).map(String::as_str), Some("reverted"));
+    assert_eq!(excluded.get(&repo.revert).map(String::as_str), Some("revert"));
+    assert_eq!(excluded.get(&repo.bot).map(String::as_str), Some("bot"));
+    assert_eq!(excluded.get(&repo.late).map(String::as_str), Some("after_release"));
+    assert_eq!(excluded.get(&repo.initial).map(String::as_str), Some("too_old"), "main.c's line is from 2024");
+    assert!(!excluded.contains_key(&repo.bug) && !excluded.contains_key(&repo.ignore));
+
+    // The Windows path mapped through a derived code mapping.
+    let frame = report["frames"].as_array().unwrap().iter().find(|f| f["path"] == "src/net/conn.c").expect("the conn.c frame");
+    assert!(frame["file"].as_str().unwrap().starts_with("C:\\b"), "{frame}");
+    assert_eq!(frame["line"], repo.bug_line);
+    let (_, mappings) = server.get_json("/api/v1/code-mappings?project=default").await;
+    assert_eq!(mappings["mappings"][0]["stack_root"], "C:/b/", "{mappings}");
+    assert_eq!(mappings["mappings"][0]["origin"], "derived");
+
+    // Source context: the file at the release's commit.
+    let (status, context) = server.get_json(&format!("/api/v1/crashes/{id}/source-context")).await;
+    assert_eq!(status, 200, "{context}");
+    let conn = context["context"]["frames"].as_array().unwrap().iter().find(|f| f["source"]["path"] == "src/net/conn.c").expect("context for conn.c");
+    let at_release: Vec<String> = repo.show(&repo.late, "src/net/conn.c").lines().map(str::to_owned).collect();
+    let line = repo.bug_line as usize;
+    assert_eq!(conn["context_line"], at_release[line - 1].as_str(), "{conn}");
+    assert_eq!(conn["pre_context"], json!(at_release[line - 6..line - 1]));
+    assert_eq!(conn["post_context"], json!(at_release[line..(line + 5).min(at_release.len())]));
+    assert_eq!(conn["source"]["kind"], "repository");
+    assert_eq!(conn["source"]["commit"], repo.late.as_str());
+    assert_eq!(conn["source"]["mapping"], "derived");
+
+    // A later release whose commit says it fixes the group resolves it (set-commits --local).
+    let fixed = std::fs::read_to_string(dir.join("src/net/conn.c")).unwrap().replace("    total += p->length;", "    if (p)\n        total += p->length;");
+    std::fs::write(dir.join("src/net/conn.c"), fixed).unwrap();
+    let fix = commit(dir, &format!("Check the packet before reading it\n\nFixes FAULTLINE-{group}"), "2026-12-01T09:00:00Z", ("Ana Dev", "ana@acme.test"));
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "new", "1.2.0", "-p", "default"]).await;
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "set-commits", "1.2.0", "--local"]).await;
+    let (_, group_now) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    assert_eq!(group_now["state"], "resolved", "{group_now}");
+    assert_eq!(group_now["resolved_in"], "1.2.0");
+    let (_, body) = server.get_json(&format!("/api/v1/groups/{group}/suspects")).await;
+    assert_eq!(body["fixed_by"][0]["commit"]["sha"], fix.as_str(), "{body}");
+    assert_eq!(body["fixed_by"][0]["release"], "1.2.0");
+}
+}
+
+on_both_databases! {
+/// The release routes refuse what they cannot do, and check scopes: a read-only token cannot
+/// create releases, an unknown repository or commit is a 400 naming it.
+async fn release_requests_are_checked(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let (reader, _) = server.create_token(json!({"name": "r", "scopes": ["triage:read"]})).await;
+    let response = reqwest::Client::new()
+        .post(server.url("/api/0/organizations/acme/releases/"))
+        .bearer_auth(&reader)
+        .json(&json!({"version": "1.0", "projects": ["default"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let (status, answer) = server
+        .admin_post("/api/0/organizations/acme/releases/", json!({"version": "1.0", "projects": ["default"], "refs": [{"repository": "acme/none", "commit": "abc"}]}))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("acme/none"), "{answer}");
+    let (status, answer) = server
+        .admin_post("/api/0/organizations/acme/releases/", json!({"version": "a/b", "projects": ["default"]}))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = server
+        .admin_post("/api/v1/repositories", json!({"name": "x", "url": "https://user:secret@example.com/x.git"}))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(!answer.to_string().contains("secret@"), "{answer}");
+    let (status, answer) = server
+        .admin_post("/api/v1/repositories", json!({"name": "private", "url": "https://example.com/p.git", "token": "tok-123"}))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["credential"], "https_token");
+    let (_, listed) = server.get_json("/api/v1/repositories").await;
+    assert!(!listed.to_string().contains("tok-123"), "{listed}");
+    let (status, _) = server.get_json("/api/v1/releases/9.9?project=default").await;
+    assert_eq!(status, 404);
+}
+}
