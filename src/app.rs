@@ -144,28 +144,11 @@ impl App {
                 build_caches_on_upload: config.caches.build_on_upload,
             },
         ));
-        let code = Arc::new(Code::new(
-            &index,
-            &config.storage.data_dir,
-            config.code.clone(),
-        ));
-        let releases = Arc::new(Releases::new(
-            index.pool().clone(),
-            Arc::clone(&code),
-            Arc::clone(&triage),
-            &config.code.resolve_prefix,
-        ));
-        let suspects = Suspects::new(
-            index.pool().clone(),
-            Arc::clone(&code),
-            Arc::clone(&releases),
-            Arc::clone(&triage),
-        )
-        .map_err(|e| anyhow::anyhow!("invalid configuration: code.bot_authors: {e}"))?;
+        let (code, releases, suspects) = code_services(&config, &index, &triage)?;
         Ok(App {
             code,
             releases,
-            suspects: Arc::new(suspects),
+            suspects,
             alerts,
             cluster,
             registry,
@@ -183,6 +166,33 @@ impl App {
             upstream,
         })
     }
+}
+
+/// Repositories, releases and suspect commits, over the index's database.
+fn code_services(
+    config: &Config,
+    index: &CrashIndex,
+    triage: &Arc<Triage>,
+) -> anyhow::Result<(Arc<Code>, Arc<Releases>, Arc<Suspects>)> {
+    let code = Arc::new(Code::new(
+        index,
+        &config.storage.data_dir,
+        config.code.clone(),
+    ));
+    let releases = Arc::new(Releases::new(
+        index.pool().clone(),
+        Arc::clone(&code),
+        Arc::clone(triage),
+        &config.code.resolve_prefix,
+    ));
+    let suspects = Suspects::new(
+        index.pool().clone(),
+        Arc::clone(&code),
+        Arc::clone(&releases),
+        Arc::clone(triage),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration: code.bot_authors: {e}"))?;
+    Ok((code, releases, Arc::new(suspects)))
 }
 
 /// Drops this node's copies of a module's symbols when another node stored files for it.

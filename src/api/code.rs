@@ -12,7 +12,7 @@ use crate::auth::Scope;
 use crate::code::git::Credential;
 use crate::code::mappings::MappingOrigin;
 use crate::code::NewRepository;
-use crate::http::{project_param, Caller, HttpError};
+use crate::http::{project_param, typed_json, Caller, HttpError};
 use crate::triage::StoredCrash;
 
 fn bad_request(message: impl Into<String>) -> HttpError {
@@ -53,9 +53,13 @@ pub async fn list_repositories(
 pub async fn add_repository(
     State(state): State<App>,
     caller: Caller,
-    Json(body): Json<RepositoryBody>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::Admin)?;
+    let body: RepositoryBody = typed_json(
+        body,
+        r#"send {"name": "acme/game", "url": "https://github.com/acme/game.git", "token": "…"} (see docs/CODE.md)"#,
+    )?;
     let credential = match (body.token, body.ssh_key_file) {
         (Some(_), Some(_)) => return Err(bad_request("give a token or an ssh_key_file, not both")),
         (Some(token), None) => Some(Credential::HttpsToken(token)),
@@ -152,10 +156,15 @@ pub async fn set_mapping(
     State(state): State<App>,
     caller: Caller,
     Query(query): Query<ProjectQuery>,
-    Json(body): Json<MappingBody>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
+    caller.require(Scope::TriageWrite)?;
     let project = project_param(&state, query.project.as_deref()).await?;
     caller.require_in(Scope::TriageWrite, &project)?;
+    let body: MappingBody = typed_json(
+        body,
+        r#"send {"repository": "acme/game", "stack_root": "C:/b/", "source_root": ""}"#,
+    )?;
     let repo = state
         .code
         .repository_by_name(&body.repository)

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::auth::{Project, Scope};
-use crate::http::{project_param, Caller, HttpError};
+use crate::http::{project_param, typed_json, Caller, HttpError};
 use crate::releases::{HeadRef, NewRelease, Release, ReleaseCommit};
 
 /// A release as sentry-cli sends it (`POST`, `PUT`).
@@ -77,6 +77,8 @@ pub struct DeployBody {
     #[serde(rename = "dateFinished", default)]
     date_finished: Option<String>,
 }
+
+const RELEASE_EXAMPLE: &str = r#"send {"version": "2.1.0", "projects": ["default"], "refs": [{"repository": "acme/game", "commit": "a1b2..c3d4"}]} (see docs/CODE.md)"#;
 
 fn bad_request(message: impl Into<String>) -> HttpError {
     HttpError::new(StatusCode::BAD_REQUEST, message)
@@ -214,9 +216,10 @@ pub async fn create(
     State(state): State<App>,
     caller: Caller,
     Path(_org): Path<String>,
-    Json(body): Json<ReleaseBody>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
     caller.require(Scope::ReleasesWrite)?;
+    let body: ReleaseBody = typed_json(body, RELEASE_EXAMPLE)?;
     let version = body
         .version
         .clone()
@@ -293,8 +296,10 @@ pub async fn update(
     State(state): State<App>,
     caller: Caller,
     Path((_org, version)): Path<(String, String)>,
-    Json(body): Json<ReleaseBody>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, HttpError> {
+    caller.require(Scope::ReleasesWrite)?;
+    let body: ReleaseBody = typed_json(body, RELEASE_EXAMPLE)?;
     let mut found = releases_named(&state, &caller, &version, Scope::ReleasesWrite).await?;
     if let Some(names) = body.projects.as_ref().filter(|n| !n.is_empty()) {
         let named = named_projects(&state, &caller, names, Scope::ReleasesWrite).await?;
@@ -393,8 +398,10 @@ pub async fn create_deploy(
     State(state): State<App>,
     caller: Caller,
     Path((_org, version)): Path<(String, String)>,
-    Json(body): Json<DeployBody>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), HttpError> {
+    caller.require(Scope::ReleasesWrite)?;
+    let body: DeployBody = typed_json(body, r#"send {"environment": "production"}"#)?;
     let found = releases_named(&state, &caller, &version, Scope::ReleasesWrite).await?;
     let started = date("dateStarted", body.date_started.as_deref())?;
     let finished = date("dateFinished", body.date_finished.as_deref())?;

@@ -337,3 +337,20 @@ where
     }
     spill.finish().await.map_err(scratch_failed)
 }
+
+/// A JSON request body read as `T`, after the caller was let in: 400 saying what is wrong and
+/// showing `example` (never axum's plain-text 422).
+pub fn typed_json<T: serde::de::DeserializeOwned>(
+    body: Result<axum::Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+    example: &str,
+) -> Result<T, HttpError> {
+    let bad = |message: String| {
+        HttpError::new(axum::http::StatusCode::BAD_REQUEST, message).with_detail(example.to_owned())
+    };
+    match body {
+        Ok(axum::Json(value)) => {
+            serde_json::from_value(value).map_err(|e| bad(format!("invalid request: {e}")))
+        }
+        Err(e) => Err(bad(format!("invalid request: {}", e.body_text()))),
+    }
+}

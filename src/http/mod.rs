@@ -11,8 +11,8 @@ mod paths;
 mod upload;
 
 pub use body::{
-    is_body_timeout, next_part, read_limited, read_spilling, scratch_failed, spool, BodyLimit,
-    Spill, StallGuard, UploadBody,
+    is_body_timeout, next_part, read_limited, read_spilling, scratch_failed, spool, typed_json,
+    BodyLimit, Spill, StallGuard, UploadBody,
 };
 pub use caller::{presented_token, project_param, Caller};
 pub use error::{HttpError, RequestId};

@@ -87,58 +87,8 @@ pub async fn gather(
             .collect();
         let reading = Reading::read(code, &repo, &head.commit, &in_repo).await?;
         gathered.ignored.extend(reading.ignored.iter().cloned());
-        // Range commits, then the commits blame names for the frames' lines.
-        let mut candidates: BTreeMap<String, Candidate> = BTreeMap::new();
-        for commit in &range {
-            candidates.insert(
-                commit.sha.clone(),
-                Candidate {
-                    repository: repo.name.clone(),
-                    sha: commit.sha.clone(),
-                    author_name: commit.author_name.clone().unwrap_or_default(),
-                    author_email: commit.author_email.clone().unwrap_or_default(),
-                    committed_at: commit.committed_at.unwrap_or(0),
-                    summary: commit
-                        .message
-                        .as_deref()
-                        .unwrap_or("")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned(),
-                    in_release: true,
-                    web_url_template: repo.web_url_template.clone(),
-                    frames: Vec::new(),
-                },
-            );
-        }
-        for (_, frame) in &in_repo {
-            let Some(blame) = reading.blames.get(&frame.path) else {
-                continue;
-            };
-            let Some(line) = blame.lines.iter().find(|l| l.line == frame.line) else {
-                continue;
-            };
-            if candidates.contains_key(&line.sha) {
-                continue;
-            }
-            if let Some(c) = blame.commits.iter().find(|c| c.sha == line.sha) {
-                candidates.insert(
-                    c.sha.clone(),
-                    Candidate {
-                        repository: repo.name.clone(),
-                        sha: c.sha.clone(),
-                        author_name: c.author_name.clone(),
-                        author_email: c.author_email.clone(),
-                        committed_at: c.committed_at,
-                        summary: c.summary.clone(),
-                        in_release: false,
-                        web_url_template: repo.web_url_template.clone(),
-                        frames: Vec::new(),
-                    },
-                );
-            }
-        }
+        let mut candidates = range_candidates(&repo, &range);
+        blame_candidates(&repo, &reading, &in_repo, &mut candidates);
         for candidate in candidates.values_mut() {
             let files = range
                 .iter()
@@ -161,6 +111,67 @@ pub async fn gather(
         gathered.candidates.extend(candidates.into_values());
     }
     Ok(gathered)
+}
+
+/// The release's commits in one repository, as candidates.
+fn range_candidates(
+    repo: &crate::code::Repository,
+    range: &[&ReleaseCommit],
+) -> BTreeMap<String, Candidate> {
+    range
+        .iter()
+        .map(|commit| {
+            let summary = commit.message.as_deref().unwrap_or("").lines().next();
+            let candidate = Candidate {
+                repository: repo.name.clone(),
+                sha: commit.sha.clone(),
+                author_name: commit.author_name.clone().unwrap_or_default(),
+                author_email: commit.author_email.clone().unwrap_or_default(),
+                committed_at: commit.committed_at.unwrap_or(0),
+                summary: summary.unwrap_or("").to_owned(),
+                in_release: true,
+                web_url_template: repo.web_url_template.clone(),
+                frames: Vec::new(),
+            };
+            (commit.sha.clone(), candidate)
+        })
+        .collect()
+}
+
+/// Adds the commits blame names for each frame's line (older than the release's range).
+fn blame_candidates(
+    repo: &crate::code::Repository,
+    reading: &Reading,
+    frames: &[(usize, &FrameInput)],
+    candidates: &mut BTreeMap<String, Candidate>,
+) {
+    for (_, frame) in frames {
+        let Some(blame) = reading.blames.get(&frame.path) else {
+            continue;
+        };
+        let Some(line) = blame.lines.iter().find(|l| l.line == frame.line) else {
+            continue;
+        };
+        if candidates.contains_key(&line.sha) {
+            continue;
+        }
+        if let Some(c) = blame.commits.iter().find(|c| c.sha == line.sha) {
+            candidates.insert(
+                c.sha.clone(),
+                Candidate {
+                    repository: repo.name.clone(),
+                    sha: c.sha.clone(),
+                    author_name: c.author_name.clone(),
+                    author_email: c.author_email.clone(),
+                    committed_at: c.committed_at,
+                    summary: c.summary.clone(),
+                    in_release: false,
+                    web_url_template: repo.web_url_template.clone(),
+                    frames: Vec::new(),
+                },
+            );
+        }
+    }
 }
 
 /// What was read of one repository at the release's head.

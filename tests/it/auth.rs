@@ -11,12 +11,13 @@ use common::{crash_form, fixture_bytes, generated_bytes, post, replay, settled, 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const SCOPES: [&str; 6] = [
+const SCOPES: [&str; 7] = [
     "ingest",
     "symbols:read",
     "symbols:write",
     "triage:read",
     "triage:write",
+    "releases:write",
     "admin",
 ];
 
@@ -444,6 +445,98 @@ async fn every_route_checks_its_scope_and_project() {
             Some("admin"),
             Some(true),
         ),
+        route(
+            M::POST,
+            "/api/0/organizations/acme/releases/",
+            Some(br#"{"version":"1","projects":["default"]}"#),
+            Some("releases:write"),
+            Some(true),
+        ),
+        route(
+            M::PUT,
+            "/api/0/organizations/acme/releases/1/",
+            Some(b"{}"),
+            Some("releases:write"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/0/organizations/acme/releases/1/deploys/",
+            Some(br#"{"environment":"production"}"#),
+            Some("releases:write"),
+            None,
+        ),
+        route(
+            M::GET,
+            "/api/v1/releases?project=default",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            "/api/v1/releases/1?project=default",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(M::GET, "/api/v1/repositories", None, Some("admin"), None),
+        route(
+            M::POST,
+            "/api/v1/repositories",
+            Some(b"{}"),
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/repositories/999",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::POST,
+            "/api/v1/repositories/999/fetch",
+            None,
+            Some("admin"),
+            None,
+        ),
+        route(
+            M::GET,
+            "/api/v1/code-mappings?project=default",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::POST,
+            "/api/v1/code-mappings?project=default",
+            Some(br#"{"repository":"none","stack_root":"/b/"}"#),
+            Some("triage:write"),
+            Some(true),
+        ),
+        route(
+            M::DELETE,
+            "/api/v1/code-mappings/999?project=default",
+            None,
+            Some("triage:write"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/groups/{group}/suspects"),
+            None,
+            Some("triage:read"),
+            Some(false),
+        ),
+        route(
+            M::GET,
+            format!("/api/v1/crashes/{crash_id}/source-context"),
+            None,
+            Some("triage:read"),
+            Some(false),
+        ),
         route(M::GET, "/api/v1/token", None, None, None),
     ];
 
@@ -700,7 +793,7 @@ async fn the_first_start_writes_a_private_admin_token_and_logs_only_its_path() {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["scopes"].as_array().unwrap().len(), 6, "{me}");
+    assert_eq!(me["scopes"].as_array().unwrap().len(), SCOPES.len(), "{me}");
     assert!(me["scopes"].as_array().unwrap().contains(&json!("admin")));
     child.kill().await.unwrap();
 

@@ -222,6 +222,17 @@ async fn release_requests_are_checked(db: Db) {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
+    // Reading releases back takes `releases:write` (sentry-cli in CI) or `triage:read`.
+    let (ingest, _) = server.create_token(json!({"name": "i", "scopes": ["ingest"]})).await;
+    for token in [&ingest, &reader] {
+        let response = reqwest::Client::new()
+            .get(server.url("/api/0/organizations/acme/releases/"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), if token == &reader { 200 } else { 403 });
+    }
     let (status, answer) = server
         .admin_post("/api/0/organizations/acme/releases/", json!({"version": "1.0", "projects": ["default"], "refs": [{"repository": "acme/none", "commit": "abc"}]}))
         .await;
