@@ -3,7 +3,7 @@
 # starts what the tests need, then runs `cargo test`. A missing service is a failure here, never
 # a silent skip. `.ci/run` runs exactly this.
 #
-# Tools: docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
+# Tools: git and gcc (tests/it/suspects.rs); docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
 # (PyPI), for tests/it/deploy.rs; Debian's chromium and chromium-driver for tests/it/browser.rs;
 # aiosmtpd (PyPI) and openssl, for the real SMTP server tests/it/alerts.rs starts; jira820 (PyPI),
 # the Jira-compatible server tests/it/tickets.rs starts; debuginfod-find and gdb (Debian),
@@ -54,6 +54,10 @@ command -v gdb >/dev/null || apt_install gdb
 # server (package debuginfod, installed above) is its real upstream.
 command -v debuginfod >/dev/null || apt_install debuginfod
 command -v gcab >/dev/null || apt_install gcab
+# git (the repositories, blame and the real `sentry-cli releases set-commits --local`) and gcc (a
+# program built from a test repository, crashing on a known line) for tests/it/suspects.rs.
+command -v git >/dev/null || apt_install git
+command -v gcc >/dev/null || apt_install gcc libc6-dev
 # rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/it/generated_sym.rs:
 # a debug build (about 3 minutes on 2 cores, against 10 for release; the tests walk small dumps).
 MINIDUMP_STACKWALK="$(command -v minidump-stackwalk || echo "$PWD/target/tools/bin/minidump-stackwalk")"

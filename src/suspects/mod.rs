@@ -1,5 +1,5 @@
 //! Suspect commits: which change most likely caused a group. Candidates are the commits of
-//! the group's first release (previous head .. its head) and the commits that last touched each
+//! the group's first release, or of the release it regressed in (previous head .. its head) and the commits that last touched each
 //! in-app frame's line (blame at that head). Some are excluded, with the reason kept (landed
 //! after the first crash or after the release, reverts and what they revert, revisions in
 //! `.git-blame-ignore-revs`, bot authors, blame older than the configured age); the rest are
@@ -205,14 +205,17 @@ impl Suspects {
         Ok(Some(serde_json::from_str(&text)?))
     }
 
-    /// Groups whose first release has a release record and whose suspects are missing or
-    /// stale, oldest first.
+    /// Groups whose investigated release (`investigated_release`) has a release record and
+    /// whose suspects are missing, stale, or from another release (it regressed), oldest
+    /// first.
     pub async fn due(&self, limit: i64) -> Result<Vec<i64>, SuspectError> {
         let rows = sqlx::query(
             "SELECT g.id FROM crash_groups g JOIN releases r ON r.project_id = g.project_id \
-             AND r.version = g.first_release \
+             AND r.version = (CASE WHEN g.regressed = 1 AND g.last_release IS NOT NULL \
+                THEN g.last_release ELSE g.first_release END) \
              LEFT JOIN group_suspects s ON s.group_id = g.id \
-             WHERE g.merged_into IS NULL AND (s.group_id IS NULL OR s.stale = 1) \
+             WHERE g.merged_into IS NULL AND (s.group_id IS NULL OR s.stale = 1 \
+                OR s.release_id IS NULL OR s.release_id <> r.id) \
              ORDER BY g.id LIMIT $1",
         )
         .bind(limit)
@@ -293,15 +296,16 @@ impl Suspects {
         Ok(report)
     }
 
-    /// The crash whose frames are read: the newest kept one from the first release, else the
-    /// newest kept one.
+    /// The crash whose frames are read: the newest kept one from the investigated release,
+    /// else the newest kept one.
     async fn crash_of(
         &self,
         group: &Group,
     ) -> Result<Option<(String, crate::pipeline::CrashView<'static>)>, SuspectError> {
         let crashes = self.triage.group_crashes(group.id, 200).await?;
         let mut kept: Vec<_> = crashes.iter().filter(|c| c.payload_key.is_some()).collect();
-        kept.sort_by_key(|c| c.attributes.release != group.first_release);
+        let wanted = investigated_release(group);
+        kept.sort_by_key(|c| c.attributes.release.as_deref() != wanted);
         for crash in kept.into_iter().take(5) {
             if let Some(view) = self
                 .triage
@@ -493,6 +497,15 @@ impl Suspects {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+/// The release whose commits are suspects: the one a regressed group came back in, else the
+/// group's first release.
+fn investigated_release(group: &Group) -> Option<&str> {
+    match (&group.last_release, &group.first_release) {
+        (Some(last), _) if group.regressed => Some(last),
+        (_, first) => first.as_deref(),
     }
 }
 
