@@ -67,6 +67,8 @@ pub struct FrameRow {
     pub fault: bool,
     pub missing: bool,
     pub offset: String,
+    /// The lines around it (crashing thread, when the sources or the repository have them).
+    pub source: Option<super::crash_source::SourceLines>,
 }
 
 /// A thread in the thread list.
@@ -166,6 +168,7 @@ fn frame_rows(thread: &ThreadView<'_>, fault_index: Option<usize>) -> Vec<FrameR
                     frame.offset.map(|o| o.to_string()).unwrap_or_default()
                 },
                 module,
+                source: None,
             }
         })
         .collect()
@@ -234,7 +237,10 @@ pub async fn show(
     let has_payload = processed.is_some();
     let view = processed.unwrap_or_default();
     let shown = ShownThread::choose(&view, &params);
-    let (frames, hidden_frames) = shown.rows(&view, state.pipeline.classifier.in_app());
+    let (mut frames, hidden_frames) = shown.rows(&view, state.pipeline.classifier.in_app());
+    if let (Some(crash), true) = (&crash, has_payload && Some(shown.index) == shown.crashing) {
+        super::crash_source::attach(&state, crash, &view, &mut frames).await;
+    }
     let verdict = Verdict::of(&view);
     let origin = crate::http::server_origin(&headers, &state);
     let page = CrashPage {

@@ -393,6 +393,10 @@ struct GroupPage {
     mute: String,
     /// The tickets trackers keep for it.
     tickets: Vec<TicketView>,
+    /// Suspect commits and the commit that fixes it.
+    code: super::group_code::SuspectsBlock,
+    /// The group's state as the triage form sends it (the assign form keeps it).
+    state_value: String,
 }
 
 /// A tracker's ticket for the group: its key, and a link when its address is a web address.
@@ -486,6 +490,8 @@ pub async fn show(
         .map_or_else(|| group.project_id.to_string(), |p| p.name);
     let tickets = tickets_of(&state, group.id).await?;
     let page = GroupPage {
+        code: super::group_code::suspects_block(&state, group.id, t).await,
+        state_value: group.state.as_str().to_owned(),
         tickets,
         chrome: viewer.chrome(),
         project,

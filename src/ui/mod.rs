@@ -13,6 +13,8 @@ mod alerts;
 mod charts;
 mod crash;
 mod crash_modules;
+mod crash_source;
+mod group_code;
 mod groups;
 pub(crate) mod page;
 mod session;

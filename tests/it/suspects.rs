@@ -191,6 +191,28 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     assert_eq!(conn["source"]["commit"], repo.late.as_str());
     assert_eq!(conn["source"]["mapping"], "derived");
 
+    // The pages: the suspect with its reasons and the offer to assign its author; the source
+    // lines under the fault frame, escaped, with the link to the line at the commit.
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/groups/{group}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&repo.bug[..10]), "the suspect's SHA on the group page");
+    assert!(page.body.contains("Read the header length from the packet"));
+    assert!(page.body.contains(&format!("last changed line {} of conn.c", repo.bug_line)));
+    assert!(page.body.contains("listed in .git-blame-ignore-revs"));
+    assert!(page.body.contains("Assign to Ana Dev"));
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&format!("<span class=\"current\"><span class=\"ln\">{}</span>     total += p-&#62;length;</span>", repo.bug_line)), "the crashing line, escaped: {}", &page.body[page.body.find("id=\"frames\"").unwrap_or(0)..]);
+    assert!(page.body.contains(&format!("src/net/conn.c in acme/game at {}", &repo.late[..10])));
+    assert!(page.body.contains("<details open><summary>Source: src/net/conn.c"), "the first frame with lines is open");
+    let assigned = session
+        .post(&format!("/ui/groups/{group}/triage"), &[("csrf", &session.csrf), ("state", "open"), ("assignee", "ana@acme.test")])
+        .await;
+    assert!(assigned.status < 400, "{}", assigned.status);
+    let (_, group_now) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    assert_eq!(group_now["assignee"], "ana@acme.test");
+
     // A later release whose commit says it fixes the group resolves it (set-commits --local).
     let fixed = std::fs::read_to_string(dir.join("src/net/conn.c")).unwrap().replace("    total += p->length;", "    if (p)\n        total += p->length;");
     std::fs::write(dir.join("src/net/conn.c"), fixed).unwrap();

@@ -1,0 +1,104 @@
+//! The source lines under a crash page's frames: from the module's stored sources or the
+//! repository at the crash's release (`releases::Releases::source_context`), shown collapsed
+//! under each frame except the fault frame, with a link to the line at that commit.
+
+use super::crash::FrameRow;
+use crate::app::App;
+use crate::code::context::{ContextSource, FrameContext};
+use crate::group::index::CrashRow;
+use crate::pipeline::CrashView;
+
+/// One line of context: its number, its text, whether it is the frame's line.
+pub struct SourceLine {
+    pub number: u32,
+    pub text: String,
+    pub current: bool,
+}
+
+/// The lines under one frame.
+pub struct SourceLines {
+    pub lines: Vec<SourceLine>,
+    /// Where they came from, in words.
+    pub origin: String,
+    pub link: Option<String>,
+    /// Shown open: the fault frame's, or the first frame's with lines when none is the fault.
+    pub open: bool,
+}
+
+fn lines_of(context: &FrameContext) -> SourceLines {
+    let first = context
+        .line
+        .saturating_sub(context.pre_context.len() as u32);
+    let mut lines = Vec::new();
+    let all = context
+        .pre_context
+        .iter()
+        .chain(std::iter::once(&context.context_line))
+        .chain(&context.post_context);
+    for (i, text) in all.enumerate() {
+        let number = first + i as u32;
+        lines.push(SourceLine {
+            number,
+            text: text.clone(),
+            current: number == context.line,
+        });
+    }
+    let origin = match &context.source {
+        ContextSource::StoredSources { debug_id } => {
+            format!("from the sources stored with module {debug_id}")
+        }
+        ContextSource::Repository {
+            repository,
+            commit,
+            path,
+            mapping,
+            ..
+        } => format!(
+            "{path} in {repository} at {} ({mapping} code mapping)",
+            commit.chars().take(10).collect::<String>()
+        ),
+    };
+    SourceLines {
+        lines,
+        origin,
+        link: context.link.clone(),
+        open: false,
+    }
+}
+
+/// Attaches source lines to the crashing thread's rows (a crash without a kept payload, or a
+/// repository that cannot be read, shows its frames without).
+pub async fn attach(state: &App, crash: &CrashRow, view: &CrashView<'_>, rows: &mut [FrameRow]) {
+    let attributes = &crash.attributes;
+    let context = match state
+        .releases
+        .source_context(
+            &state.symbols,
+            attributes.project_id,
+            attributes.release.as_deref(),
+            view,
+        )
+        .await
+    {
+        Ok(context) => context,
+        Err(e) => {
+            tracing::warn!(crash = %attributes.id, error = %e, "source context unavailable");
+            return;
+        }
+    };
+    for frame in &context.frames {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.frame == frame.frame && !r.inlined)
+        {
+            let mut lines = lines_of(frame);
+            lines.open = row.fault;
+            row.source = Some(lines);
+        }
+    }
+    if !rows.iter().any(|r| r.fault && r.source.is_some()) {
+        if let Some(lines) = rows.iter_mut().find_map(|r| r.source.as_mut()) {
+            lines.open = true;
+        }
+    }
+}
