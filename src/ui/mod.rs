@@ -16,6 +16,7 @@ mod crash_modules;
 mod crash_source;
 mod group_code;
 mod groups;
+mod releases;
 pub(crate) mod page;
 mod session;
 mod symbols;
@@ -57,6 +58,8 @@ pub fn routes() -> Router<App> {
         .route("/ui/crashes/{id}/files/{name}", get(crash::file))
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
         .route("/ui/alerts", get(alerts::show))
+        .route("/ui/releases", get(releases::show))
+        .route("/ui/code-mappings", post(releases::set_mapping))
         .route("/ui/symbols", get(symbols::find))
         .route("/ui/symbols/missing", get(symbols::missing))
         .route("/ui/symbols/upload", post(symbols::upload))

@@ -206,6 +206,17 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     assert!(page.body.contains(&format!("<span class=\"current\"><span class=\"ln\">{}</span>     total += p-&#62;length;</span>", repo.bug_line)), "the crashing line, escaped: {}", &page.body[page.body.find("id=\"frames\"").unwrap_or(0)..]);
     assert!(page.body.contains(&format!("src/net/conn.c in acme/game at {}", &repo.late[..10])));
     assert!(page.body.contains("<details open><summary>Source: src/net/conn.c"), "the first frame with lines is open");
+    let page = session.get("/ui/releases?project=default").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(">1.1.0</a>") && page.body.contains("<code>C:/b/</code>"), "{}", page.body);
+    assert!(page.body.contains(">Confirm</button>"));
+    let confirmed = session
+        .post("/ui/code-mappings", &[("csrf", &session.csrf), ("project", "default"), ("repository", "acme/game"), ("stack_root", "C:/b/"), ("source_root", "")])
+        .await;
+    assert_eq!(confirmed.status, 303);
+    let (_, mappings) = server.get_json("/api/v1/code-mappings?project=default").await;
+    assert_eq!(mappings["mappings"].as_array().unwrap().len(), 1, "{mappings}");
+    assert_eq!(mappings["mappings"][0]["origin"], "user", "confirmed by a person");
     let assigned = session
         .post(&format!("/ui/groups/{group}/triage"), &[("csrf", &session.csrf), ("state", "open"), ("assignee", "ana@acme.test")])
         .await;

@@ -1,0 +1,170 @@
+//! The releases page: a project's releases (newest first) with the commits each brought, its
+//! deploys, first crash and new groups; and the project's code mappings, where a person
+//! confirms a derived one or sets their own (which wins).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::groups::{chosen_project, project_choices, readable_projects, Choice};
+use super::page::{ago, render, when, Chrome, UiError};
+use super::session::Viewer;
+use crate::app::App;
+use crate::auth::Scope;
+use crate::clock::now;
+use crate::code::mappings::MappingOrigin;
+
+struct ReleaseRow {
+    version: String,
+    created: String,
+    released: String,
+    commits: i64,
+    deploys: i64,
+    first_crash: String,
+    crashes: i64,
+    new_groups: i64,
+}
+
+struct MappingRow {
+    repository: String,
+    stack_root: String,
+    source_root: String,
+    derived: bool,
+}
+
+#[derive(Template)]
+#[template(path = "releases.html")]
+struct ReleasesPage {
+    chrome: Chrome,
+    project: String,
+    projects: Vec<Choice>,
+    releases: Vec<ReleaseRow>,
+    mappings: Vec<MappingRow>,
+    repositories: Vec<String>,
+    can_write: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReleasesParams {
+    project: Option<String>,
+}
+
+fn ui_error(e: impl Into<crate::http::HttpError>) -> UiError {
+    UiError::from(e.into())
+}
+
+/// `GET /ui/releases?project=`.
+pub async fn show(
+    State(state): State<App>,
+    viewer: Viewer,
+    params: Result<Query<ReleasesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, UiError> {
+    let Query(params) = params.map_err(|e| UiError::bad_request(e.body_text()))?;
+    viewer.caller.require(Scope::TriageRead)?;
+    let projects = readable_projects(&state, &viewer).await?;
+    let project = chosen_project(&projects, params.project.as_deref())?;
+    let t = now();
+    let releases = state
+        .releases
+        .list(project.id)
+        .await
+        .map_err(ui_error)?
+        .into_iter()
+        .map(|s| ReleaseRow {
+            version: s.release.version.clone(),
+            created: ago(s.release.created_at, t),
+            released: s.release.released_at.map(when).unwrap_or_default(),
+            commits: s.commits,
+            deploys: s.deploys,
+            first_crash: s.first_crash.map(|at| ago(at, t)).unwrap_or_default(),
+            crashes: s.crashes,
+            new_groups: s.new_groups,
+        })
+        .collect();
+    let mappings = state
+        .code
+        .mappings(project.id)
+        .await
+        .map_err(ui_error)?
+        .into_iter()
+        .map(|m| MappingRow {
+            repository: m.repository,
+            stack_root: m.stack_root,
+            source_root: m.source_root,
+            derived: m.origin == MappingOrigin::Derived,
+        })
+        .collect();
+    let repositories = state
+        .code
+        .repositories()
+        .await
+        .map_err(ui_error)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    let page = ReleasesPage {
+        chrome: viewer.chrome(),
+        project: project.slug.clone(),
+        projects: project_choices(&projects, project.id),
+        releases,
+        mappings,
+        repositories,
+        can_write: viewer.may(Scope::TriageWrite, project.id),
+    };
+    Ok(render(&page))
+}
+
+/// A mapping a person sets or confirms.
+#[derive(Debug, Deserialize)]
+pub struct MappingForm {
+    csrf: String,
+    project: String,
+    repository: String,
+    stack_root: String,
+    #[serde(default)]
+    source_root: String,
+}
+
+/// `POST /ui/code-mappings`: sets a person's mapping (confirming a derived one sets the same
+/// roots as a person's).
+pub async fn set_mapping(
+    State(state): State<App>,
+    viewer: Viewer,
+    form: Result<Form<MappingForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, UiError> {
+    let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
+    viewer.check_csrf(&form.csrf)?;
+    viewer.caller.require(Scope::TriageWrite)?;
+    let project = state
+        .registry
+        .project(&form.project)
+        .await?
+        .filter(|p| viewer.may(Scope::TriageWrite, p.id))
+        .ok_or_else(|| UiError::not_found(format!("no project {:?}", form.project)))?;
+    let repo = state
+        .code
+        .repository_by_name(&form.repository)
+        .await
+        .map_err(ui_error)?
+        .ok_or_else(|| UiError::not_found(format!("no repository {:?}", form.repository)))?;
+    state
+        .code
+        .set_mapping(
+            project.id,
+            &repo,
+            &form.stack_root,
+            &form.source_root,
+            MappingOrigin::User,
+        )
+        .await
+        .map_err(ui_error)?;
+    let back = format!(
+        "/ui/releases?project={}",
+        crate::http::segment(&project.slug)
+    );
+    Ok(axum::response::IntoResponse::into_response(Redirect::to(
+        &back,
+    )))
+}
