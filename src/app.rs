@@ -145,6 +145,7 @@ impl App {
             },
         ));
         let (code, releases, suspects) = code_services(&config, &index, &triage)?;
+        alerts.explain_with(Arc::clone(&suspects) as Arc<dyn crate::outbound::SuspectLines>);
         Ok(App {
             code,
             releases,

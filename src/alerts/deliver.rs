@@ -159,7 +159,8 @@ impl Alerts {
             None => None,
         };
         let kind = send.config.as_ref().map(ChannelConfig::kind);
-        for deliveries in send.steps {
+        for mut deliveries in send.steps {
+            self.add_suspects(&mut deliveries).await;
             let tracker = send.config.as_ref().and_then(ChannelConfig::tracker);
             let attempt = match (&send.config, tracker) {
                 (_, Some(tracker)) => {
@@ -223,11 +224,28 @@ impl Alerts {
         Ok(())
     }
 
+    /// Adds each alert's group's suspect commits to its message before it is sent.
+    async fn add_suspects(&self, deliveries: &mut [Delivery]) {
+        let Some(suspects) = self.suspects.get() else {
+            return;
+        };
+        for delivery in deliveries {
+            let message = &mut delivery.message;
+            if message.event != crate::outbound::MessageEvent::Alert {
+                continue;
+            }
+            if let Some(group) = &message.group {
+                message.suspect_commits = suspects.suspect_lines(group.id).await;
+            }
+        }
+    }
+
     /// Sends a test message through channel `id` now (not through the outbox) and says what
     /// the other side answered.
     pub async fn test_channel(&self, id: i64, project_id: i64) -> Result<Attempt, AlertError> {
         let config = self.channel_settings(id).await?;
         let message = AlertMessage {
+            suspect_commits: Vec::new(),
             event: crate::outbound::MessageEvent::Test,
             rule: None,
             trigger: "test".into(),

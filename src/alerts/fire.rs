@@ -349,6 +349,7 @@ impl Alerts {
         .try_get("id")?;
         metrics::counter!("faultline_alert_fires_total", "trigger" => trigger).increment(1);
         let message = AlertMessage {
+            suspect_commits: Vec::new(),
             event: MessageEvent::Alert,
             rule: Some(RuleRef {
                 id: rule.id,
@@ -436,6 +437,7 @@ impl Alerts {
         let mut tx = self.pool.begin().await?;
         for (channel, event) in targets {
             let message = AlertMessage {
+                suspect_commits: Vec::new(),
                 event,
                 rule: None,
                 trigger: "triage".into(),
@@ -471,6 +473,7 @@ impl Alerts {
             .await?;
         for row in &rows {
             let message = AlertMessage {
+                suspect_commits: Vec::new(),
                 event: MessageEvent::Sync,
                 rule: None,
                 trigger: cause.to_owned(),

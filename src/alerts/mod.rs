@@ -91,6 +91,8 @@ pub struct Alerts {
     tracker_locks: Mutex<std::collections::HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Last week's crash counts for spike triggers, by (group, window, minute).
     history: Mutex<std::collections::HashMap<(i64, i64, i64), i64>>,
+    /// Who adds a group's suspect commits to its messages as they are sent.
+    suspects: std::sync::OnceLock<Arc<dyn crate::outbound::SuspectLines>>,
 }
 
 impl Alerts {
@@ -106,6 +108,7 @@ impl Alerts {
         Arc::new(Alerts {
             desk,
             history: Mutex::new(std::collections::HashMap::new()),
+            suspects: std::sync::OnceLock::new(),
             tracker_locks: Mutex::new(std::collections::HashMap::new()),
             pool: index.pool().clone(),
             dialect: index.dialect(),
@@ -116,6 +119,11 @@ impl Alerts {
             rules: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Connects who adds suspect commits to messages as they are sent (once, at start-up).
+    pub fn explain_with(&self, suspects: Arc<dyn crate::outbound::SuspectLines>) {
+        let _ = self.suspects.set(suspects);
     }
 
     /// The tracker tickets of groups.

@@ -36,6 +36,10 @@ pub fn slack(message: &AlertMessage) -> Value {
     if let Some(rule) = &message.rule {
         lines.push(format!("rule: {}", slack_escape(&rule.name)));
     }
+    for (i, line) in message.suspect_commits.iter().enumerate() {
+        let head = if i == 0 { "suspect commit: " } else { "also: " };
+        lines.push(format!("{head}{}", slack_escape(&truncate(line, 300))));
+    }
     let link = message
         .links
         .group
@@ -153,6 +157,7 @@ mod tests {
     #[test]
     fn slack_text_cannot_carry_markup() {
         let message = AlertMessage {
+            suspect_commits: Vec::new(),
             event: MessageEvent::Alert,
             rule: None,
             trigger: "new_group".into(),

@@ -56,6 +56,18 @@ pub struct AlertMessage {
     pub links: Links,
     /// When, Unix seconds.
     pub at: i64,
+    /// The group's suspect commits, a line each (filled when the message is sent: they are
+    /// computed beside crash processing, after the firing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspect_commits: Vec<String>,
+}
+
+/// Who explains a group to the people an alert reaches: its suspect commits, a line each
+/// (`crate::suspects` answers; the composition root connects it).
+#[async_trait::async_trait]
+pub trait SuspectLines: Send + Sync {
+    /// The group's suspect commits, best first (computed now when they are due and missing).
+    async fn suspect_lines(&self, group_id: i64) -> Vec<String>;
 }
 
 /// A rule, named in a message.

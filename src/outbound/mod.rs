@@ -7,5 +7,5 @@ mod message;
 
 pub use attempt::{describe, one_line, Attempt};
 pub use message::{
-    truncate, AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef,
+    truncate, AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef, SuspectLines,
 };

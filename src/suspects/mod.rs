@@ -209,6 +209,11 @@ impl Suspects {
     /// whose suspects are missing, stale, or from another release (it regressed), oldest
     /// first.
     pub async fn due(&self, limit: i64) -> Result<Vec<i64>, SuspectError> {
+        self.due_groups(None, limit).await
+    }
+
+    /// Due groups, all or only `only` (group IDs start at 1).
+    async fn due_groups(&self, only: Option<i64>, limit: i64) -> Result<Vec<i64>, SuspectError> {
         let rows = sqlx::query(
             "SELECT g.id FROM crash_groups g JOIN releases r ON r.project_id = g.project_id \
              AND r.version = (CASE WHEN g.regressed = 1 AND g.last_release IS NOT NULL \
@@ -216,8 +221,9 @@ impl Suspects {
              LEFT JOIN group_suspects s ON s.group_id = g.id \
              WHERE g.merged_into IS NULL AND (s.group_id IS NULL OR s.stale = 1 \
                 OR s.release_id IS NULL OR s.release_id <> r.id) \
-             ORDER BY g.id LIMIT $1",
+             AND ($1 = 0 OR g.id = $1) ORDER BY g.id LIMIT $2",
         )
+        .bind(only.unwrap_or(0))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -225,6 +231,14 @@ impl Suspects {
             .iter()
             .filter_map(|r| r.try_get::<i64, _>("id").ok())
             .collect())
+    }
+
+    /// Whether one group is due (see `due`).
+    async fn due_group(&self, group_id: i64) -> Result<bool, SuspectError> {
+        Ok(self
+            .due_groups(Some(group_id), 1)
+            .await?
+            .contains(&group_id))
     }
 
     /// Computes the suspects of every due group (at most `limit`); how many were computed.
@@ -498,6 +512,52 @@ impl Suspects {
             .await?;
         Ok(())
     }
+}
+
+/// How long an alert waits for suspects computed on its behalf.
+const ALERT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[async_trait::async_trait]
+impl crate::outbound::SuspectLines for Suspects {
+    /// The stored suspects, or (a new group's first alert usually goes out before the job
+    /// reached it) computed now when the group is due: alerts are sent beside crash
+    /// processing, so this never delays a crash.
+    async fn suspect_lines(&self, group_id: i64) -> Vec<String> {
+        let report = match self.stored(group_id).await {
+            Ok(Some(report)) => Some(report),
+            Ok(None) => match self.due_group(group_id).await {
+                Ok(true) => tokio::time::timeout(ALERT_WAIT, self.compute(group_id))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten(),
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        report
+            .map(|r| r.suspects.iter().take(3).map(suspect_line).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// One suspect in a line: `abc1234567 Summary — Author: first reason <link>`.
+fn suspect_line(s: &Suspect) -> String {
+    let mut line = format!(
+        "{} {} — {}",
+        s.commit.sha.chars().take(10).collect::<String>(),
+        s.commit.summary,
+        s.commit.author_name
+    );
+    if let Some(reason) = s.reasons.first() {
+        line.push_str(": ");
+        line.push_str(&reason.words);
+    }
+    if let Some(link) = &s.commit.link {
+        line.push(' ');
+        line.push_str(link);
+    }
+    line
 }
 
 /// The release whose commits are suspects: the one a regressed group came back in, else the

@@ -45,7 +45,7 @@ fn default_title() -> String {
     "{fault_class} in {signature}".into()
 }
 fn default_body() -> String {
-    "faultline found a new crash group: **{fault_class}** in `{signature}`.\n\n{events} crashes, {users} users, first in release {first_release}.\n\nTop frames:\n```\n{top_frames}\n```\n\n{url}".into()
+    "faultline found a new crash group: **{fault_class}** in `{signature}`.\n\n{events} crashes, {users} users, first in release {first_release}.\n\nTop frames:\n```\n{top_frames}\n```\n\nSuspect commits:\n{suspect_commits}\n\n{url}".into()
 }
 
 impl GithubSettings {

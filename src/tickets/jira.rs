@@ -67,7 +67,7 @@ fn default_summary() -> String {
     "{fault_class} in {signature}".into()
 }
 fn default_description() -> String {
-    "faultline found a new crash group: {fault_class} in {signature}.\n\n{events} crashes, {users} users, first in release {first_release}.\n\nTop frames:\n{top_frames}\n\n{url}".into()
+    "faultline found a new crash group: {fault_class} in {signature}.\n\n{events} crashes, {users} users, first in release {first_release}.\n\nTop frames:\n{top_frames}\n\nSuspect commits:\n{suspect_commits}\n\n{url}".into()
 }
 
 impl JiraSettings {

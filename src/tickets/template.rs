@@ -1,5 +1,6 @@
 //! Ticket templates: `{signature}`, `{fault_class}`, `{events}`, `{users}`, `{first_release}`,
-//! `{last_release}`, `{url}`, `{crash_url}`, `{top_frames}`, `{group_id}`, `{trigger}` from the
+//! `{last_release}`, `{url}`, `{crash_url}`, `{top_frames}`, `{group_id}`, `{trigger}`,
+//! `{suspect_commits}` (a line per suspect commit, docs/CODE.md) from the
 //! alert, and `$name` for the most common value of annotation `name` among the group's crashes
 //! (Backtrace's custom-field convention). Unknown `{placeholders}` are refused when a channel is
 //! created, so a typo never reaches a ticket.
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::outbound::AlertMessage;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 11] = [
+pub const PLACEHOLDERS: [&str; 12] = [
     "signature",
     "fault_class",
     "events",
@@ -21,6 +22,7 @@ pub const PLACEHOLDERS: [&str; 11] = [
     "top_frames",
     "group_id",
     "trigger",
+    "suspect_commits",
 ];
 
 /// Checks that every `{…}` in `template` is a known placeholder.
@@ -101,6 +103,10 @@ pub fn render(
                 .unwrap_or_default(),
             "group_id" => group?.id.to_string(),
             "trigger" => message.trigger.clone(),
+            "suspect_commits" => match message.suspect_commits.as_slice() {
+                [] => "none found yet".to_owned(),
+                lines => lines.join("\n"),
+            },
             _ => return None,
         })
     };
@@ -185,6 +191,7 @@ mod tests {
 
     fn message() -> AlertMessage {
         AlertMessage {
+            suspect_commits: Vec::new(),
             event: MessageEvent::Alert,
             rule: None,
             trigger: "new_group".into(),

@@ -133,6 +133,17 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     assert_eq!(list["releases"][0]["commits"], 7);
     assert_eq!(list["releases"][1]["commits"], 1);
 
+    // A webhook hears about the new group, with its suspect commits.
+    let receiver = common::receiver::Receiver::start().await;
+    let (status, channel) = server
+        .admin_post("/api/v1/channels", json!({"name": "hook", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}}))
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let (status, rule) = server
+        .admin_post("/api/v1/alert-rules", json!({"name": "new", "triggers": [{"kind": "new_group"}], "actions": [{"channel": channel["id"]}]}))
+        .await;
+    assert_eq!(status, 201, "{rule}");
+
     // The crash, symbolicated with the program's own debug information.
     let (status, uploaded) = server.upload("game", std::fs::read(&binary).unwrap()).await;
     assert_eq!(status, 200, "{uploaded}");
@@ -143,7 +154,12 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     assert_eq!(done["state"], "processed", "{done}");
     let group = done["crash"]["group_id"].as_i64().unwrap();
 
-    // Suspects, computed by the background job.
+    let heard = receiver.wait_for(1, std::time::Duration::from_secs(30)).await;
+    let alert = heard[0].json();
+    let line = alert["suspect_commits"][0].as_str().unwrap_or_default();
+    assert!(line.starts_with(&repo.bug[..10]) && line.contains("Ana Dev"), "{alert}");
+
+    // Suspects, computed by the background job (or for the alert).
     let body = stored_report(&server, group).await;
     let report = &body["report"];
     assert_eq!(report["release"], "1.1.0", "{report}");
