@@ -69,6 +69,13 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 
 /// The registry in the configured database (created and migrated if new).
 async fn open(config: &Config) -> anyhow::Result<Registry> {
+    let index = open_index(config).await?;
+    let events = std::sync::Arc::new(ClusterEvents::new(&index, "cli"));
+    Ok(Registry::new(index.pool().clone(), events))
+}
+
+/// The configured database (created and migrated if new).
+pub(super) async fn open_index(config: &Config) -> anyhow::Result<CrashIndex> {
     std::fs::create_dir_all(&config.storage.data_dir).map_err(|e| {
         anyhow::anyhow!(
             "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR)",
@@ -85,11 +92,10 @@ async fn open(config: &Config) -> anyhow::Result<Registry> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot open the crash index at {url}: {e}"))?;
-    let events = std::sync::Arc::new(ClusterEvents::new(&index, "cli"));
-    Ok(Registry::new(index.pool().clone(), events))
+    Ok(index)
 }
 
-fn date(unix: Option<i64>) -> String {
+pub(super) fn date(unix: Option<i64>) -> String {
     unix.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .map_or_else(
             || "-".to_owned(),
@@ -106,7 +112,7 @@ fn date(unix: Option<i64>) -> String {
         )
 }
 
-fn print_rows(header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn print_rows(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -3,6 +3,7 @@
 //! Failures print `error: …` with what to do next and exit non-zero.
 
 mod admin;
+mod code;
 mod process;
 mod report;
 mod retention;
@@ -53,6 +54,11 @@ enum Command {
     /// Manage projects and their ingest keys (in the configured data directory).
     #[command(subcommand)]
     Project(admin::ProjectCommand),
+    /// Manage repositories (in the configured data directory; the server mirrors them).
+    #[command(subcommand)]
+    Repo(code::RepoCommand),
+    /// Create releases with their commits, finalize them, record deploys (over HTTP).
+    Release(code::ReleaseArgs),
     /// Delete what is past its age now: unused debug files, old crash payloads, leftovers of
     /// unfinished uploads (`--dry-run` only reports).
     Retention(retention::RetentionArgs),
@@ -159,6 +165,8 @@ async fn run(command: Command, config_file: Option<PathBuf>) -> anyhow::Result<E
         Command::Token(command) => admin::token(command, load()?).await,
         Command::Project(command) => admin::project(command, load()?).await,
         Command::Retention(args) => retention::run(args, load()?).await,
+        Command::Repo(command) => code::repo(command, load()?).await,
+        Command::Release(args) => code::release(args).await,
         Command::Migrate => migrate(load()?).await,
     }
 }

@@ -36,7 +36,7 @@ pub fn line_link(template: &str, commit: &str, path: &str, line: u32) -> String 
 }
 
 /// A path segment with every byte but unreserved ones percent-encoded.
-fn encode_segment(text: &str) -> String {
+pub fn encode_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

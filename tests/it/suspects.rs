@@ -307,3 +307,83 @@ async fn release_requests_are_checked(db: Db) {
     assert_eq!(status, 404);
 }
 }
+
+/// `faultline repo add` registers a repository in the data folder's database (the running
+/// server sees it); `faultline release` creates a release with a commit range, finalizes it and
+/// records a deploy; a malformed `--commit` is refused with a message.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_registers_repositories_and_records_releases() {
+    let server = TestServer::start().await;
+    let repo = Scenario::build();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "tok-from-a-file\n").unwrap();
+    let cli = |args: Vec<String>| {
+        let mut command = common::faultline();
+        command
+            .env("FAULTLINE_STORAGE_DATA_DIR", &server.data_dir)
+            .env("FAULTLINE_INDEX_URL", server.config.index_url())
+            .args(args);
+        common::run(command)
+    };
+    let path = repo.path().display().to_string();
+    let (code, _, err) = cli(vec![
+        "repo".into(),
+        "add".into(),
+        "acme/game".into(),
+        "--path".into(),
+        path,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(vec![
+        "repo".into(),
+        "add".into(),
+        "acme/private".into(),
+        "--url".into(),
+        "https://git.example.com/p.git".into(),
+        "--token-file".into(),
+        secret.path().display().to_string(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = cli(vec!["repo".into(), "list".into()]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("acme/game") && out.contains("https_token"),
+        "{out}"
+    );
+    assert!(!out.contains("tok-from-a-file"), "{out}");
+
+    let (token, _) = server
+        .create_token(json!({"name": "ci", "scopes": ["releases:write"]}))
+        .await;
+    let release = |args: &[&str]| {
+        let mut all = vec![
+            "release".to_owned(),
+            "--server".into(),
+            server.url(""),
+            "--token".into(),
+            token.clone(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        cli(all)
+    };
+    let range = format!("acme/game@{}..{}", repo.initial, repo.late);
+    let (code, _, err) = release(&["new", "1.1.0", "--commit", &range, "--finalize"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1.1.0: 7 commits"), "{err}");
+    let (code, _, err) = release(&["deploy", "1.1.0", "-e", "production"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (_, got) = server
+        .get_json("/api/v1/releases/1.1.0?project=default")
+        .await;
+    assert_eq!(got["commits"].as_array().unwrap().len(), 7, "{got}");
+    assert_eq!(got["deploys"][0]["environment"], "production");
+    assert!(got["release"]["released_at"].is_i64());
+    let (code, _, err) = release(&["new", "2.0", "--commit", "no-at-sign"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("REPO@COMMIT"), "{err}");
+    let (code, _, err) = release(&["new", "2.0", "--commit", "acme/game@0000000..1111111"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("has no commit"), "{err}");
+}
