@@ -179,7 +179,21 @@ impl Mirror {
             "+refs/tags/*:refs/tags/*",
         ])
         .await?;
-        Ok(self.run(&["for-each-ref"]).await? != before)
+        let moved = self.run(&["for-each-ref"]).await? != before;
+        if moved {
+            // The commit graph with changed-path Bloom filters makes path-limited walks (blame)
+            // skip the commits that did not touch the path: 1.0 s → 0.16 s for a file of a
+            // 100,000-commit history (docs/CODE.md).
+            self.run(&[
+                "commit-graph",
+                "write",
+                "--reachable",
+                "--changed-paths",
+                "--split",
+            ])
+            .await?;
+        }
+        Ok(moved)
     }
 
     /// Whether the mirror has been fetched at least once.
@@ -316,12 +330,14 @@ impl Mirror {
 
     /// Who last touched each line of `path` at `commit`, skipping the revisions listed in
     /// `ignore_revs` (a `.git-blame-ignore-revs` file's text) as `git blame
-    /// --ignore-revs-file` does.
+    /// --ignore-revs-file` does. With `since` (Unix seconds) history older than it is not
+    /// walked: lines older are blamed on the boundary commit, itself older than `since`.
     pub async fn blame(
         &self,
         commit: &str,
         path: &str,
         ignore_revs: Option<&str>,
+        since: Option<i64>,
     ) -> Result<Blame, GitError> {
         if !safe_rev(commit) {
             return Ok(Blame::default());
@@ -335,6 +351,10 @@ impl Mirror {
             None => None,
         };
         let mut args = vec!["blame", "--porcelain"];
+        let since_arg = since.map(|s| format!("--since={s}"));
+        if let Some(since) = &since_arg {
+            args.push(since);
+        }
         let ignore_path;
         if let Some(file) = &ignore_file {
             ignore_path = file.path().display().to_string();

@@ -61,6 +61,7 @@ pub async fn gather(
     heads: &[CodeAt],
     frames: &[FrameInput],
     commits: &[ReleaseCommit],
+    since: Option<i64>,
 ) -> Result<Gathered, CodeError> {
     let mut gathered = Gathered::default();
     for commit in commits {
@@ -85,7 +86,7 @@ pub async fn gather(
             .iter()
             .filter(|c| c.repository.eq_ignore_ascii_case(&repo.name))
             .collect();
-        let reading = Reading::read(code, &repo, &head.commit, &in_repo).await?;
+        let reading = Reading::read(code, &repo, &head.commit, &in_repo, since).await?;
         gathered.ignored.extend(reading.ignored.iter().cloned());
         let mut candidates = range_candidates(&repo, &range);
         blame_candidates(&repo, &reading, &in_repo, &mut candidates);
@@ -188,6 +189,7 @@ impl Reading {
         repo: &crate::code::Repository,
         head: &str,
         frames: &[(usize, &FrameInput)],
+        since: Option<i64>,
     ) -> Result<Reading, CodeError> {
         let mut paths: Vec<String> = frames.iter().map(|(_, f)| f.path.clone()).collect();
         paths.sort();
@@ -207,7 +209,9 @@ impl Reading {
         let mirror = code.mirror(repo);
         let mut blames = HashMap::new();
         for path in &paths {
-            let blame = mirror.blame(head, path, ignore_text.as_deref()).await?;
+            let blame = mirror
+                .blame(head, path, ignore_text.as_deref(), since)
+                .await?;
             blames.insert(path.clone(), blame);
         }
         let texts = paths

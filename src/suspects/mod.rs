@@ -296,7 +296,9 @@ impl Suspects {
             return Ok(report);
         };
         let frames = self.located_frames(group.project_id, &view, &heads).await?;
-        let gathered = evidence::gather(&self.code, &heads, &frames, &commits).await?;
+        // Blame walks no further back than the oldest commit that could still be a suspect.
+        let since = self.max_age_secs.map(|age| group.first_seen - age);
+        let gathered = evidence::gather(&self.code, &heads, &frames, &commits, since).await?;
         let mut report = self.judge(group, release, gathered);
         report.crash_id = Some(crash_id);
         report.heads = heads;
