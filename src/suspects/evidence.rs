@@ -10,6 +10,9 @@ use crate::code::git::Blame;
 use crate::code::{Code, CodeAt, CodeError};
 use crate::releases::ReleaseCommit;
 
+/// Blames run at once for one group.
+const PARALLEL_BLAMES: usize = 4;
+
 /// The file that lists reformatting revisions blame skips.
 const IGNORE_REVS_FILE: &str = ".git-blame-ignore-revs";
 
@@ -207,12 +210,20 @@ impl Reading {
             .map(str::to_ascii_lowercase)
             .collect();
         let mirror = code.mirror(repo);
+        // A few blames at once: each is one git process, mostly waiting on its own reads.
         let mut blames = HashMap::new();
-        for path in &paths {
-            let blame = mirror
-                .blame(head, path, ignore_text.as_deref(), since)
-                .await?;
-            blames.insert(path.clone(), blame);
+        for batch in paths.chunks(PARALLEL_BLAMES) {
+            let runs = batch.iter().map(|path| {
+                let (mirror, head, path) = (mirror.clone(), head.to_owned(), path.clone());
+                let ignore = ignore_text.as_deref().map(str::to_owned);
+                async move {
+                    let blame = mirror.blame(&head, &path, ignore.as_deref(), since).await;
+                    (path, blame)
+                }
+            });
+            for (path, blame) in futures::future::join_all(runs).await {
+                blames.insert(path, blame?);
+            }
         }
         let texts = paths
             .into_iter()
