@@ -18,7 +18,9 @@ use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
 use crate::process::modules::SymbolSource;
-use crate::process::view::{field_name, CrashInfoView, ProcessedParts, ThreadView};
+use crate::process::view::{
+    field_name, CrashInfoView, Hex, ModuleView, ProcessedParts, ThreadView,
+};
 use crate::process::{
     crashing_thread_view, module_views, thread_views, ProcessError, ProcessedCrash, Processor,
 };
@@ -123,12 +125,14 @@ pub struct CrashView<'a> {
 }
 
 /// What an SDK event's processed JSON holds for the readers of processed crashes: its stacks
-/// as threads, the failing one, its exception as evidence (docs/OUTPUT.md, "Events"). Its
-/// `modules` are the event's images, not a dump's modules, and are not read.
+/// as threads, the failing one, its exception as evidence (docs/OUTPUT.md, "Events"), and its
+/// native images' names and debug IDs (what finds a frame's stored sources).
 #[derive(Deserialize)]
 struct EventParts<'a> {
     #[serde(default)]
     crash_info: CrashInfoView,
+    #[serde(default)]
+    modules: Vec<EventImage>,
     #[serde(default)]
     threads: Vec<ThreadView<'a>>,
     #[serde(default)]
@@ -146,6 +150,46 @@ struct EventClassification {
 struct EventEvidence {
     crash_reason: Option<String>,
     rule: Option<String>,
+}
+
+/// A native image of an event, as its processed JSON lists it (symbolicator's module shape).
+#[derive(Deserialize)]
+struct EventImage {
+    #[serde(default)]
+    debug_id: Option<String>,
+    #[serde(default)]
+    code_file: Option<String>,
+    #[serde(default)]
+    debug_file: Option<String>,
+    #[serde(default)]
+    code_id: Option<String>,
+}
+
+impl EventImage {
+    /// The image as a module of the view: names and IDs (an event has no load addresses to
+    /// show; frames name the image by its code file's base name).
+    fn module(self) -> Option<ModuleView<'static>> {
+        let base = |p: &str| p.rsplit(['/', '\\']).next().unwrap_or(p).to_owned();
+        let zero = Hex {
+            value: 0,
+            narrow: false,
+        };
+        Some(ModuleView {
+            base_addr: zero,
+            debug_file: base(self.debug_file.as_deref().unwrap_or_default()).into(),
+            debug_id: self.debug_id?,
+            end_addr: zero,
+            filename: base(&self.code_file?).into(),
+            code_id: self.code_id.unwrap_or_default(),
+            version: None,
+            cert_subject: None,
+            missing_symbols: false,
+            loaded_symbols: false,
+            corrupt_symbols: false,
+            symbol_url: None,
+            symbols: None,
+        })
+    }
 }
 
 impl CrashView<'static> {
@@ -166,6 +210,11 @@ impl CrashView<'static> {
             parts: ProcessedParts {
                 crash_info: event.crash_info,
                 threads: event.threads,
+                modules: event
+                    .modules
+                    .into_iter()
+                    .filter_map(EventImage::module)
+                    .collect(),
                 ..ProcessedParts::default()
             },
             grouping: event.grouping,

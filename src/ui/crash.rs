@@ -205,6 +205,22 @@ fn relevant(rows: &[FrameRow], in_app: &InAppRules) -> Vec<bool> {
         .collect()
 }
 
+/// Puts each frame's source lines under its row (not an inlined call's), open under the fault
+/// frame, or under the first frame with lines when none is the fault.
+fn attach_sources(rows: &mut [FrameRow], sources: Vec<(usize, super::crash_source::SourceLines)>) {
+    for (frame, mut lines) in sources {
+        if let Some(row) = rows.iter_mut().find(|r| r.frame == frame && !r.inlined) {
+            lines.open = row.fault;
+            row.source = Some(lines);
+        }
+    }
+    if !rows.iter().any(|r| r.fault && r.source.is_some()) {
+        if let Some(lines) = rows.iter_mut().find_map(|r| r.source.as_mut()) {
+            lines.open = true;
+        }
+    }
+}
+
 /// One frame of a throw stack as the page lists it: function, module and offset, file and line.
 fn thrown_line(frame: &crate::process::thrown::ThrownFrame) -> String {
     let mut line = frame
@@ -239,7 +255,8 @@ pub async fn show(
     let shown = ShownThread::choose(&view, &params);
     let (mut frames, hidden_frames) = shown.rows(&view, state.pipeline.classifier.in_app());
     if let (Some(crash), true) = (&crash, has_payload && Some(shown.index) == shown.crashing) {
-        super::crash_source::attach(&state, crash, &view, &mut frames).await;
+        let sources = super::crash_source::lines_by_frame(&state, crash, &view).await;
+        attach_sources(&mut frames, sources);
     }
     let verdict = Verdict::of(&view);
     let origin = crate::http::server_origin(&headers, &state);

@@ -2,7 +2,6 @@
 //! repository at the crash's release (`releases::Releases::source_context`), shown collapsed
 //! under each frame except the fault frame, with a link to the line at that commit.
 
-use super::crash::FrameRow;
 use crate::app::App;
 use crate::code::context::{ContextSource, FrameContext};
 use crate::group::index::CrashRow;
@@ -66,11 +65,15 @@ fn lines_of(context: &FrameContext) -> SourceLines {
     }
 }
 
-/// Attaches source lines to the crashing thread's rows (a crash without a kept payload, or a
-/// repository that cannot be read, shows its frames without).
-pub async fn attach(state: &App, crash: &CrashRow, view: &CrashView<'_>, rows: &mut [FrameRow]) {
+/// The source lines of the crashing thread's frames, by frame position (none for a crash
+/// whose repository cannot be read: the page shows its frames without).
+pub async fn lines_by_frame(
+    state: &App,
+    crash: &CrashRow,
+    view: &CrashView<'_>,
+) -> Vec<(usize, SourceLines)> {
     let attributes = &crash.attributes;
-    let context = match state
+    let context = state
         .releases
         .source_context(
             &state.symbols,
@@ -78,27 +81,16 @@ pub async fn attach(state: &App, crash: &CrashRow, view: &CrashView<'_>, rows: &
             attributes.release.as_deref(),
             view,
         )
-        .await
-    {
-        Ok(context) => context,
+        .await;
+    match context {
+        Ok(context) => context
+            .frames
+            .iter()
+            .map(|f| (f.frame, lines_of(f)))
+            .collect(),
         Err(e) => {
             tracing::warn!(crash = %attributes.id, error = %e, "source context unavailable");
-            return;
-        }
-    };
-    for frame in &context.frames {
-        if let Some(row) = rows
-            .iter_mut()
-            .find(|r| r.frame == frame.frame && !r.inlined)
-        {
-            let mut lines = lines_of(frame);
-            lines.open = row.fault;
-            row.source = Some(lines);
-        }
-    }
-    if !rows.iter().any(|r| r.fault && r.source.is_some()) {
-        if let Some(lines) = rows.iter_mut().find_map(|r| r.source.as_mut()) {
-            lines.open = true;
+            Vec::new()
         }
     }
 }

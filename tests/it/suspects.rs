@@ -387,3 +387,69 @@ async fn the_cli_registers_repositories_and_records_releases() {
     assert_ne!(code, 0);
     assert!(err.contains("has no commit"), "{err}");
 }
+
+/// Sources stored with the module (a source bundle made by the real `sentry-cli debug-files
+/// bundle-sources`) give a frame's lines even with no release or repository.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_bundle_gives_a_frames_lines_without_a_repository() {
+    if !tool_present("sentry-cli") || !tool_present("gcc") {
+        return;
+    }
+    let server = TestServer::start().await;
+    let repo = Scenario::build();
+    let out = tempfile::tempdir().unwrap();
+    let binary = repo.build_program_here(out.path());
+    let addresses = crash(&binary);
+    let (ok, said) = sentry_cli_in(
+        &server,
+        &server.admin_token,
+        Some(out.path()),
+        &[
+            "debug-files",
+            "bundle-sources",
+            &binary.display().to_string(),
+        ],
+    )
+    .await;
+    assert!(ok, "{said}");
+    let bundle = std::fs::read(out.path().join("game.src.zip")).unwrap();
+    let (status, uploaded) = server.upload("game", std::fs::read(&binary).unwrap()).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let (status, stored) = server.upload("game.src.zip", bundle).await;
+    assert_eq!(status, 200, "{stored}");
+    let file = &uploaded["files"][0]["file"];
+    let (debug_id, code_id) = (
+        file["debug_id"].as_str().unwrap(),
+        file["code_id"].as_str().unwrap(),
+    );
+    let id = send_event(
+        &server,
+        &crash_event(
+            debug_id,
+            code_id,
+            addresses.base,
+            addresses.pc,
+            addresses.returns[0],
+        ),
+    )
+    .await;
+    assert_eq!(settled(&server, &id).await["state"], "processed");
+    let (status, context) = server
+        .get_json(&format!("/api/v1/crashes/{id}/source-context"))
+        .await;
+    assert_eq!(status, 200, "{context}");
+    let top = &context["context"]["frames"][0];
+    assert_eq!(top["source"]["kind"], "stored_sources", "{context}");
+    assert_eq!(top["source"]["debug_id"], debug_id);
+    let at_head: Vec<String> = repo
+        .show("HEAD", "src/net/conn.c")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        top["context_line"],
+        at_head[repo.bug_line as usize - 1].as_str(),
+        "{top}"
+    );
+    assert!(top["link"].is_null(), "no repository, no link");
+}

@@ -280,15 +280,26 @@ impl Scenario {
     /// Builds the program at HEAD with debug information, paths as a Windows build machine
     /// would write them (`C:\b\src\net\conn.c`), into `out`.
     pub fn build_program(&self, out: &Path) -> PathBuf {
-        let binary = out.join("game");
         let prefix = format!("-fdebug-prefix-map={}=C:\\b", self.path().display());
+        self.compile(out, &prefix)
+    }
+
+    /// Builds the program at HEAD with this checkout's real paths (where `sentry-cli
+    /// debug-files bundle-sources` reads the sources from).
+    pub fn build_program_here(&self, out: &Path) -> PathBuf {
+        self.compile(out, "-DBUILT_HERE")
+    }
+
+    fn compile(&self, out: &Path, flag: &str) -> PathBuf {
+        let binary = out.join("game");
+        let prefix = flag;
         let status = Command::new("gcc")
             .args([
                 "-g",
                 "-O0",
                 "-fno-omit-frame-pointer",
                 "-Wl,--build-id",
-                &prefix,
+                prefix,
                 "-Isrc",
                 "-o",
             ])
