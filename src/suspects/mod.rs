@@ -22,6 +22,10 @@ use crate::group::index::Group;
 use crate::releases::{Release, ReleaseError, Releases};
 use crate::triage::Triage;
 
+/// Seconds a new crash's payload may take to be readable before a group without one is
+/// reported as having no crash to read.
+const PAYLOAD_GRACE_SECS: i64 = 120;
+
 /// In-app frames a group's suspects are computed from.
 pub const MAX_FRAMES: usize = 25;
 
@@ -259,15 +263,19 @@ impl Suspects {
         let Some(group) = self.triage.group(group_id).await? else {
             return Ok(None);
         };
-        let release = match &group.first_release {
+        let release = match investigated_release(&group) {
             Some(version) => self.releases.get(group.project_id, version).await?,
             None => None,
         };
         let report = match &release {
-            Some(release) => self.investigate(&group, release).await?,
+            Some(release) => match self.investigate(&group, release).await? {
+                Some(report) => report,
+                // Its crash's payload is still being written: the next look computes it.
+                None => return Ok(None),
+            },
             None => failed(
                 group.id,
-                "the group's first release has no commits recorded".into(),
+                "the group's release has no commits recorded".into(),
             ),
         };
         self.store(group.id, release.as_ref().map(|r| r.id), &report)
@@ -275,12 +283,14 @@ impl Suspects {
         Ok(Some(report))
     }
 
-    /// The suspects of a group from its first release: the story of one computation.
+    /// The suspects of a group from its investigated release: the story of one computation.
+    /// `None` when no crash of the group can be read yet and its last crash is recent (its
+    /// payload may still be on its way).
     async fn investigate(
         &self,
         group: &Group,
         release: &Release,
-    ) -> Result<SuspectReport, SuspectError> {
+    ) -> Result<Option<SuspectReport>, SuspectError> {
         let heads = self
             .releases
             .code_at(group.project_id, &release.version)
@@ -288,12 +298,15 @@ impl Suspects {
         let commits = self.releases.commits(release.id).await?;
         let crash = self.crash_of(group).await?;
         let Some((crash_id, view)) = crash else {
+            if crate::clock::now() - group.last_seen < PAYLOAD_GRACE_SECS {
+                return Ok(None);
+            }
             let mut report = failed(
                 group.id,
                 "no kept crash of the group to read frames from".into(),
             );
             report.release = Some(release.version.clone());
-            return Ok(report);
+            return Ok(Some(report));
         };
         let frames = self.located_frames(group.project_id, &view, &heads).await?;
         // Blame walks no further back than the oldest commit that could still be a suspect.
@@ -309,7 +322,7 @@ impl Suspects {
                     .into(),
             );
         }
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// The crash whose frames are read: the newest kept one from the investigated release,
@@ -528,10 +541,9 @@ impl crate::outbound::SuspectLines for Suspects {
         let report = match self.stored(group_id).await {
             Ok(Some(report)) => Some(report),
             Ok(None) => match self.due_group(group_id).await {
-                Ok(true) => tokio::time::timeout(ALERT_WAIT, self.compute(group_id))
+                Ok(true) => tokio::time::timeout(ALERT_WAIT, self.compute_when_ready(group_id))
                     .await
                     .ok()
-                    .and_then(Result::ok)
                     .flatten(),
                 _ => None,
             },
@@ -540,6 +552,22 @@ impl crate::outbound::SuspectLines for Suspects {
         report
             .map(|r| r.suspects.iter().take(3).map(suspect_line).collect())
             .unwrap_or_default()
+    }
+}
+
+impl Suspects {
+    /// `compute`, again every half second while the group's crash is not readable yet.
+    async fn compute_when_ready(&self, group_id: i64) -> Option<SuspectReport> {
+        loop {
+            match self.compute(group_id).await {
+                Ok(Some(report)) => return Some(report),
+                Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+                Err(e) => {
+                    tracing::warn!(group = group_id, error = %e, "suspect commits for an alert failed");
+                    return None;
+                }
+            }
+        }
     }
 }
 
