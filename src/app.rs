@@ -63,6 +63,8 @@ pub struct App {
     pub releases: Arc<Releases>,
     /// Suspect commits of groups.
     pub suspects: Arc<Suspects>,
+    /// Sessions and release health.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl App {
@@ -144,9 +146,9 @@ impl App {
                 build_caches_on_upload: config.caches.build_on_upload,
             },
         ));
-        let (code, releases, suspects) = code_services(&config, &index, &triage)?;
-        alerts.explain_with(Arc::clone(&suspects) as Arc<dyn crate::outbound::SuspectLines>);
+        let (code, releases, suspects) = code_services(&config, &index, &triage, &alerts)?;
         Ok(App {
+            health: Arc::new(crate::health::Health::new(index.pool().clone())),
             code,
             releases,
             suspects,
@@ -169,11 +171,13 @@ impl App {
     }
 }
 
-/// Repositories, releases and suspect commits, over the index's database.
+/// Repositories, releases and suspect commits, over the index's database; alert messages
+/// gain the suspects of their group.
 fn code_services(
     config: &Config,
     index: &CrashIndex,
     triage: &Arc<Triage>,
+    alerts: &Alerts,
 ) -> anyhow::Result<(Arc<Code>, Arc<Releases>, Arc<Suspects>)> {
     let code = Arc::new(Code::new(
         index,
@@ -193,7 +197,9 @@ fn code_services(
         Arc::clone(triage),
     )
     .map_err(|e| anyhow::anyhow!("invalid configuration: code.bot_authors: {e}"))?;
-    Ok((code, releases, Arc::new(suspects)))
+    let suspects = Arc::new(suspects);
+    alerts.explain_with(Arc::clone(&suspects) as Arc<dyn crate::outbound::SuspectLines>);
+    Ok((code, releases, suspects))
 }
 
 /// Drops this node's copies of a module's symbols when another node stored files for it.

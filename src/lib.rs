@@ -27,6 +27,7 @@ pub mod uploads; // the upload service: storing debug files and announcing what 
 pub mod code; // repositories: mirrors, code mappings, line links, source context
 pub mod releases; // releases, the commits each brought, deploys; groups fixed by a commit
 pub mod suspects; // suspect commits of a group: candidates, exclusions, scores, reasons
+pub mod health; // release health: sessions, crash-free rates, adoption, group rates
 pub mod app; // the application: every store and service, opened once from the configuration
 pub mod http; // what the two front ends share about HTTP: errors, bounded bodies, paths
 pub mod api; // the JSON API: thin routes over the application's services

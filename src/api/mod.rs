@@ -6,6 +6,7 @@
 mod admin;
 mod alerts;
 mod code;
+mod health;
 mod ingest;
 mod integrations;
 mod minidump;
@@ -72,6 +73,12 @@ fn code_routes(router: Router<App>) -> Router<App> {
         )
         .route("/api/v1/releases", get(releases::list_v1))
         .route("/api/v1/releases/{version}", get(releases::get_v1))
+        .route(
+            "/api/v1/releases/{version}/health",
+            get(health::release_health),
+        )
+        .route("/api/v1/usage", post(health::usage))
+        .route(&format!("{ORG}/sessions/"), get(health::sentry_sessions))
         .route(
             "/api/v1/repositories",
             get(code::list_repositories).post(code::add_repository),

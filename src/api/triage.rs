@@ -190,6 +190,8 @@ pub async fn get_group(
                 .await
                 .map_err(|e| HttpError::from(crate::group::index::IndexError::Database(e)))?;
             body["tickets"] = serde_json::to_value(tickets).expect("tickets serialize");
+            // Its crashes per 1,000 sessions and share of users, per release.
+            body["rates"] = json!(state.health.group_rates(id).await?);
             Ok(Json(body))
         }
         None => Err(not_found(&state, id).await),

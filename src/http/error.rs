@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::alerts::AlertError;
 use crate::code::CodeError;
 use crate::group::index::IndexError;
+use crate::health::HealthError;
 use crate::process::{BudgetKind, ProcessError};
 use crate::releases::ReleaseError;
 use crate::store::StoreError;
@@ -206,6 +207,19 @@ impl From<ReleaseError> for HttpError {
             ReleaseError::NotFound(message) => HttpError::new(StatusCode::NOT_FOUND, message),
             ReleaseError::Database(e) => IndexError::Database(e).into(),
             ReleaseError::Code(e) => e.into(),
+        }
+    }
+}
+
+impl From<HealthError> for HttpError {
+    fn from(e: HealthError) -> HttpError {
+        match e {
+            HealthError::Database(e) => IndexError::Database(e).into(),
+            HealthError::Record(reason) => HttpError::internal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the sessions could not be recorded; send them again",
+                reason,
+            ),
         }
     }
 }

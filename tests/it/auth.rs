@@ -537,6 +537,27 @@ async fn every_route_checks_its_scope_and_project() {
             Some("triage:read"),
             Some(false),
         ),
+        route(
+            M::POST,
+            "/api/v1/usage?project=default",
+            Some(br#"{"usage":[]}"#),
+            Some("ingest"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            "/api/v1/releases/1/health?project=default",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
+        route(
+            M::GET,
+            "/api/0/organizations/acme/sessions/?project=default&field=sum(session)",
+            None,
+            Some("triage:read"),
+            Some(true),
+        ),
         route(M::GET, "/api/v1/token", None, None, None),
     ];
 

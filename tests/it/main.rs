@@ -20,6 +20,7 @@ mod events;
 mod front_door;
 mod generated_sym;
 mod grouping;
+mod health;
 mod identify;
 mod ingest;
 mod migrations;

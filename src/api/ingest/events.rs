@@ -4,7 +4,8 @@
 //! within the same body limits, stored and queued before the answer. An envelope whose
 //! attachment is a minidump (`attachment_type: event.minidump`) becomes a minidump crash with
 //! the event as its `sentry.json`; an event alone is processed as an event. Items that are not
-//! errors (sessions, transactions, client reports…) are accepted and dropped.
+//! errors (transactions, client reports…) are accepted and dropped; `session` and `sessions`
+//! items are recorded for release health (`crate::health`) before the answer.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use super::{receive, store_and_queue, Client, Refusal};
 use crate::app::App;
 use crate::events::envelope::parse;
 use crate::events::{Event, MAX_EVENT_BYTES};
+use crate::health::session::SessionItems;
 use crate::ingest::{RawCrashBuilder, MAIN_DUMP};
 
 /// Cross-origin access for the event routes: browser SDKs send from the application's own
@@ -112,39 +114,14 @@ pub(super) async fn receive_event(
     let (event_json, dump, files) = match client {
         Client::SentryStore => (Some(body), None, Vec::new()),
         _ => {
-            let envelope = parse(&body).map_err(|e| Refusal::Invalid(format!("envelope: {e}")))?;
-            let mut event = None;
-            let mut dump = None;
-            let mut files = Vec::new();
-            for item in envelope.items {
-                match item.kind.as_str() {
-                    "event" if event.is_none() => event = Some(item.payload),
-                    "event" => {
-                        return Err(Refusal::Invalid("envelope: more than one event".into()))
-                    }
-                    "attachment"
-                        if item.header_str("attachment_type") == Some("event.minidump") =>
-                    {
-                        if dump.is_some() {
-                            return Err(Refusal::Invalid(
-                                "envelope: more than one minidump".into(),
-                            ));
-                        }
-                        dump = Some(item.payload);
-                    }
-                    "attachment" => {
-                        let name = item
-                            .header_str("filename")
-                            .unwrap_or("attachment")
-                            .to_owned();
-                        files.push((name, item.payload));
-                    }
-                    other => {
-                        metrics::counter!("faultline_ingest_items_dropped_total", "type" => item_label(other)).increment(1);
-                    }
-                }
-            }
-            (event, dump, files)
+            let (parts, sessions) = envelope_parts(&body)?;
+            // Sessions are committed before the answer, whatever else the envelope holds.
+            state
+                .health
+                .record(project.id, sessions)
+                .await
+                .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            parts
         }
     };
     let event = event_json.map(checked_event).transpose()?;
@@ -176,7 +153,7 @@ pub(super) async fn receive_event(
                 "the body is empty: send the event JSON".into(),
             ));
         }
-        // Sessions, transactions, client reports: nothing to keep.
+        // Sessions (recorded above), transactions, client reports: nothing else to keep.
         return Ok((axum::http::StatusCode::OK, axum::Json(json!({}))).into_response());
     };
     store_and_queue(
@@ -189,6 +166,58 @@ pub(super) async fn receive_event(
         Some(json),
     )
     .await
+}
+
+/// An envelope's event, minidump, other attachments and session items.
+type EnvelopeParts = (Option<Bytes>, Option<Bytes>, Vec<(String, Bytes)>);
+
+fn envelope_parts(body: &Bytes) -> Result<(EnvelopeParts, SessionItems), Refusal> {
+    let envelope = parse(body).map_err(|e| Refusal::Invalid(format!("envelope: {e}")))?;
+    let mut event = None;
+    let mut dump = None;
+    let mut files = Vec::new();
+    let mut sessions = SessionItems::default();
+    let mut unreadable = None;
+    for item in envelope.items {
+        match item.kind.as_str() {
+            "session" => match crate::health::session::read_session(&item.payload) {
+                Ok(update) => sessions.updates.push(update),
+                Err(e) => unreadable = Some(e),
+            },
+            "sessions" => match crate::health::session::read_sessions(&item.payload) {
+                Ok(buckets) => sessions.buckets.extend(buckets),
+                Err(e) => unreadable = Some(e),
+            },
+            "event" if event.is_none() => event = Some(item.payload),
+            "event" => return Err(Refusal::Invalid("envelope: more than one event".into())),
+            "attachment" if item.header_str("attachment_type") == Some("event.minidump") => {
+                if dump.is_some() {
+                    return Err(Refusal::Invalid("envelope: more than one minidump".into()));
+                }
+                dump = Some(item.payload);
+            }
+            "attachment" => {
+                let name = item
+                    .header_str("filename")
+                    .unwrap_or("attachment")
+                    .to_owned();
+                files.push((name, item.payload));
+            }
+            other => {
+                metrics::counter!("faultline_ingest_items_dropped_total", "type" => item_label(other)).increment(1);
+            }
+        }
+    }
+    if let Some(reason) = unreadable {
+        // A crash is never refused for a session item beside it; an envelope of nothing but
+        // unreadable session items is, saying why.
+        if event.is_none() && dump.is_none() && files.is_empty() && sessions.is_empty() {
+            return Err(Refusal::Invalid(reason));
+        }
+        metrics::counter!("faultline_ingest_items_dropped_total", "type" => "session_unreadable")
+            .increment(1);
+    }
+    Ok(((event, dump, files), sessions))
 }
 
 /// A bounded label for an item type in metrics (SDKs may invent types).

@@ -755,3 +755,11 @@ pub async fn sentry_cli_in(
     );
     (output.status.success(), text)
 }
+
+/// Now, Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

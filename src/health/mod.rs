@@ -1,0 +1,56 @@
+//! Release health: the denominator of crash counts. Sentry SDKs' session items and usage
+//! reported by launchers are recorded as hourly counts per project, release and environment
+//! (`record.rs`, group commit); from them, per release: sessions, users, crash-free sessions and
+//! users, adoption, and the change against the previous release; per group: crashes per 1,000
+//! sessions and the share of the release's users it hit (`stats.rs`). See docs/HEALTH.md.
+
+pub mod record;
+pub mod session;
+mod stats;
+
+use sqlx::AnyPool;
+
+use record::Recorder;
+use session::SessionItems;
+pub use stats::{GroupRate, HealthQuery, HourPoint, ReleaseHealth};
+
+/// Why release health failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The database failed.
+    #[error("release health: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Recording failed (nothing was acknowledged).
+    #[error("sessions could not be recorded: {0}")]
+    Record(String),
+}
+
+/// Sessions in, health out.
+pub struct Health {
+    pool: AnyPool,
+    recorder: Recorder,
+}
+
+impl Health {
+    /// The service over the index's database; starts the session writer.
+    pub fn new(pool: AnyPool) -> Health {
+        Health {
+            recorder: Recorder::start(pool.clone()),
+            pool,
+        }
+    }
+
+    /// Records a request's session items; returns once they are committed.
+    pub async fn record(&self, project_id: i64, items: SessionItems) -> Result<(), HealthError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let count = items.updates.len() + items.buckets.len() + items.usage.len();
+        self.recorder
+            .record(project_id, items)
+            .await
+            .map_err(HealthError::Record)?;
+        metrics::counter!("faultline_session_items_total").increment(count as u64);
+        Ok(())
+    }
+}

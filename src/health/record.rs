@@ -1,0 +1,347 @@
+//! Recording sessions with group commit: every request hands its items to one writer and waits;
+//! the writer takes everything waiting, applies it in one transaction and answers them all
+//! (an update acknowledged is committed; session updates outnumber crashes a hundred to one, so
+//! they are never one transaction each).
+//!
+//! Applying is order-independent and idempotent: a session is counted once, when its `init`
+//! update is first seen; its final status only moves up `FinalStatus`'s order (a session counted
+//! `exited` that later says `crashed` is moved to `crashed`), so repeated and out-of-order updates
+//! change nothing twice.
+
+use std::collections::HashMap;
+
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::session::{FinalStatus, SessionItems};
+
+/// Requests one commit takes at most.
+const MAX_BATCH: usize = 2_000;
+/// Sessions looked up per query.
+const LOOKUP_CHUNK: usize = 200;
+
+/// One request's items, and where to say they are committed.
+struct Job {
+    project_id: i64,
+    items: SessionItems,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// The writer's door.
+#[derive(Clone)]
+pub struct Recorder {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Recorder {
+    /// Starts the writer on the current runtime.
+    pub fn start(pool: AnyPool) -> Recorder {
+        let (jobs, receiver) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(writer(pool, receiver));
+        Recorder { jobs }
+    }
+
+    /// Records a request's items; returns once they are committed.
+    pub async fn record(&self, project_id: i64, items: SessionItems) -> Result<(), String> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                project_id,
+                items,
+                done,
+            })
+            .await
+            .map_err(|_| "the session writer has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the session writer has stopped".to_owned())?
+    }
+}
+
+async fn writer(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = apply(&pool, &batch).await.map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, requests = batch.len(), "could not record sessions");
+        }
+        metrics::counter!("faultline_session_batches_total").increment(1);
+        for job in batch {
+            let _ = job.done.send(result.clone());
+        }
+    }
+}
+
+/// A session's state as stored.
+#[derive(Clone)]
+struct State {
+    release: String,
+    environment: String,
+    hour: i64,
+    did: Option<String>,
+    counted: bool,
+    final_status: Option<FinalStatus>,
+}
+
+/// (project, release, environment, hour) → sessions, exited, errored, abnormal, crashed,
+/// reported users.
+type HourKey = (i64, String, String, i64);
+/// (project, release, environment, day, did) → crashed.
+type UserKey = (i64, String, String, i64, String);
+
+/// What a batch changes, worked out in memory before one transaction writes it.
+#[derive(Default)]
+struct Changes {
+    states: HashMap<(i64, String), State>,
+    touched: Vec<(i64, String)>,
+    hours: HashMap<HourKey, [i64; 6]>,
+    users: HashMap<UserKey, bool>,
+}
+
+fn hour_of(t: i64) -> i64 {
+    t - t.rem_euclid(3600)
+}
+
+fn day_of(t: i64) -> i64 {
+    t - t.rem_euclid(86_400)
+}
+
+fn status_slot(status: FinalStatus) -> usize {
+    match status {
+        FinalStatus::Exited => 1,
+        FinalStatus::Errored => 2,
+        FinalStatus::Abnormal => 3,
+        FinalStatus::Crashed => 4,
+    }
+}
+
+impl Changes {
+    fn add(&mut self, key: HourKey, slot: usize, n: i64) {
+        self.hours.entry(key).or_default()[slot] += n;
+    }
+
+    fn user(&mut self, key: UserKey, crashed: bool) {
+        let seen = self.users.entry(key).or_default();
+        *seen |= crashed;
+    }
+
+    /// One request's items against the states known so far.
+    fn apply(&mut self, project: i64, items: &SessionItems) {
+        for u in &items.updates {
+            let key = (project, u.sid.clone());
+            let state = self.states.entry(key.clone()).or_insert_with(|| State {
+                release: u.release.clone(),
+                environment: u.environment.clone(),
+                hour: hour_of(u.started),
+                did: u.did.clone(),
+                counted: false,
+                final_status: None,
+            });
+            let (hour_key, was) = (
+                (
+                    project,
+                    state.release.clone(),
+                    state.environment.clone(),
+                    state.hour,
+                ),
+                state.final_status,
+            );
+            let day = day_of(state.hour);
+            let mut user_crashed = None;
+            let mut deltas: Vec<(usize, i64)> = Vec::new();
+            if u.init && !state.counted {
+                state.counted = true;
+                deltas.push((0, 1));
+                user_crashed = Some(false);
+            }
+            if let Some(status) = u.status.filter(|s| was.is_none_or(|w| *s > w)) {
+                if let Some(was) = was {
+                    deltas.push((status_slot(was), -1));
+                }
+                deltas.push((status_slot(status), 1));
+                state.final_status = Some(status);
+                if status == FinalStatus::Crashed {
+                    user_crashed = Some(true);
+                }
+            }
+            let did = state.did.clone().or_else(|| u.did.clone());
+            state.did = did.clone();
+            if deltas.is_empty() && user_crashed.is_none() {
+                continue;
+            }
+            let (release, environment) = (state.release.clone(), state.environment.clone());
+            self.touched.push(key);
+            for (slot, n) in deltas {
+                self.add(hour_key.clone(), slot, n);
+            }
+            if let (Some(crashed), Some(did)) = (user_crashed, did) {
+                self.user((project, release, environment, day, did), crashed);
+            }
+        }
+        for b in &items.buckets {
+            let key = (
+                project,
+                b.release.clone(),
+                b.environment.clone(),
+                hour_of(b.started),
+            );
+            let total = b.exited + b.errored + b.abnormal + b.crashed;
+            for (slot, n) in [
+                (0, total),
+                (1, b.exited),
+                (2, b.errored),
+                (3, b.abnormal),
+                (4, b.crashed),
+            ] {
+                self.add(key.clone(), slot, n);
+            }
+            if let Some(did) = &b.did {
+                let user = (
+                    project,
+                    b.release.clone(),
+                    b.environment.clone(),
+                    day_of(b.started),
+                    did.clone(),
+                );
+                self.user(user, b.crashed > 0);
+            }
+        }
+        for row in &items.usage {
+            let key = (
+                project,
+                row.release.clone(),
+                row.environment.clone(),
+                hour_of(row.hour),
+            );
+            self.add(key.clone(), 0, row.sessions);
+            self.add(key, 5, row.users);
+        }
+    }
+}
+
+/// Applies a batch in one transaction.
+async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let mut changes = Changes::default();
+    load_states(pool, batch, &mut changes.states).await?;
+    for job in batch {
+        changes.apply(job.project_id, &job.items);
+    }
+    let now = crate::clock::now();
+    let mut tx = pool.begin().await?;
+    changes.touched.sort();
+    changes.touched.dedup();
+    for key in &changes.touched {
+        let state = &changes.states[key];
+        sqlx::query(
+            "INSERT INTO session_states (project_id, sid, release, environment, hour, did, \
+             counted, final_status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (project_id, sid) DO UPDATE SET did = excluded.did, \
+             counted = excluded.counted, final_status = excluded.final_status, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(key.0)
+        .bind(&key.1)
+        .bind(&state.release)
+        .bind(&state.environment)
+        .bind(state.hour)
+        .bind(state.did.as_deref())
+        .bind(i64::from(state.counted))
+        .bind(state.final_status.map(FinalStatus::as_str))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for ((project, release, environment, hour), d) in &changes.hours {
+        sqlx::query(
+            "INSERT INTO session_hours (project_id, release, environment, hour, sessions, exited, \
+             errored, abnormal, crashed, reported_users) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10) ON CONFLICT (project_id, release, environment, hour) DO UPDATE SET \
+             sessions = session_hours.sessions + excluded.sessions, \
+             exited = session_hours.exited + excluded.exited, \
+             errored = session_hours.errored + excluded.errored, \
+             abnormal = session_hours.abnormal + excluded.abnormal, \
+             crashed = session_hours.crashed + excluded.crashed, \
+             reported_users = session_hours.reported_users + excluded.reported_users",
+        )
+        .bind(project)
+        .bind(release)
+        .bind(environment)
+        .bind(hour)
+        .bind(d[0])
+        .bind(d[1])
+        .bind(d[2])
+        .bind(d[3])
+        .bind(d[4])
+        .bind(d[5])
+        .execute(&mut *tx)
+        .await?;
+    }
+    for ((project, release, environment, day, did), crashed) in &changes.users {
+        sqlx::query(
+            "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, release, environment, day, did) \
+             DO UPDATE SET crashed = CASE WHEN excluded.crashed > session_users.crashed \
+             THEN excluded.crashed ELSE session_users.crashed END",
+        )
+        .bind(project)
+        .bind(release)
+        .bind(environment)
+        .bind(day)
+        .bind(did)
+        .bind(i64::from(*crashed))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The stored states of the sessions a batch names.
+async fn load_states(
+    pool: &AnyPool,
+    batch: &[Job],
+    states: &mut HashMap<(i64, String), State>,
+) -> Result<(), sqlx::Error> {
+    let mut wanted: HashMap<i64, Vec<&str>> = HashMap::new();
+    for job in batch {
+        let sids = wanted.entry(job.project_id).or_default();
+        sids.extend(job.items.updates.iter().map(|u| u.sid.as_str()));
+    }
+    for (project, mut sids) in wanted {
+        sids.sort_unstable();
+        sids.dedup();
+        for chunk in sids.chunks(LOOKUP_CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT sid, release, environment, hour, did, counted, final_status \
+                 FROM session_states WHERE project_id = $1 AND sid IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(project);
+            for sid in chunk {
+                query = query.bind(*sid);
+            }
+            for row in query.fetch_all(pool).await? {
+                let status: Option<String> = row.try_get("final_status")?;
+                let counted: i64 = row.try_get("counted")?;
+                states.insert(
+                    (project, row.try_get("sid")?),
+                    State {
+                        release: row.try_get("release")?,
+                        environment: row.try_get("environment")?,
+                        hour: row.try_get("hour")?,
+                        did: row.try_get("did")?,
+                        counted: counted != 0,
+                        final_status: status.as_deref().and_then(FinalStatus::from_stored),
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}

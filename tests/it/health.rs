@@ -1,0 +1,201 @@
+//! Release health: sessions from the real Python SDK (application-mode sessions and
+//! request-mode aggregates), session updates out of order and repeated, usage reported for
+//! crash reporters without sessions, and the figures computed from them, against counts the
+//! test works out itself; both databases.
+
+use crate::common;
+
+use serde_json::{json, Value};
+
+use common::{post, submit, TestServer};
+
+/// Sends an envelope of session items (no event) as an SDK does; asserts 200.
+async fn send_items(server: &TestServer, items: &[(&str, Value)]) {
+    let mut body = b"{}\n".to_vec();
+    for (kind, payload) in items {
+        let payload = serde_json::to_vec(payload).unwrap();
+        body.extend_from_slice(
+            format!("{{\"type\":\"{kind}\",\"length\":{}}}\n", payload.len()).as_bytes(),
+        );
+        body.extend_from_slice(&payload);
+        body.push(b'\n');
+    }
+    let (status, reply) = post(
+        server,
+        "/api/1/envelope/",
+        Some("application/x-sentry-envelope"),
+        &[(
+            "x-sentry-auth",
+            "Sentry sentry_version=7, sentry_key=public",
+        )],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+fn update(sid: &str, did: &str, init: bool, status: &str, release: &str) -> Value {
+    json!({"sid": sid, "did": did, "init": init, "started": "2026-12-05T10:00:00Z", "status": status, "attrs": {"release": release, "environment": "production"}})
+}
+
+async fn health(server: &TestServer, release: &str) -> Value {
+    let (status, body) = server
+        .get_json(&format!(
+            "/api/v1/releases/{release}/health?project=default"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+on_both_databases! {
+/// The real sentry-sdk for Python: three users' sessions in application mode (one errored, one
+/// crashed) and five request-mode sessions sent as aggregates; the figures are what the test
+/// counts.
+async fn the_python_sdks_sessions_give_crash_free_rates(db: Db) {
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import sentry_sdk"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(!common::services_required(), "sentry-sdk (PyPI) is required (tests/run.sh installs it)");
+        return;
+    }
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let script = r#"
+import sys, sentry_sdk
+from sentry_sdk.sessions import track_session
+sentry_sdk.init(dsn=sys.argv[1], release='game@2.1.0', environment='production', default_integrations=False)
+def session(user, status=None, error=False):
+    sentry_sdk.set_user({'id': user})
+    sentry_sdk.start_session(session_mode='application')
+    if error:
+        try:
+            1/0
+        except Exception:
+            sentry_sdk.capture_exception()
+    if status:
+        sentry_sdk.get_isolation_scope()._session.update(status=status)
+    sentry_sdk.end_session()
+session('u1')
+session('u1')
+session('u2', error=True)
+session('u3', status='crashed')
+sentry_sdk.set_user(None)
+for _ in range(5):
+    with track_session(sentry_sdk.get_isolation_scope(), session_mode='request'):
+        pass
+sentry_sdk.flush(10)
+"#;
+    let dsn = format!("http://public@{}/1", server.addr);
+    let output = tokio::process::Command::new("python3").args(["-c", script, &dsn]).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // The SDK sends from a background thread; flush waited for it.
+    let h = health(&server, "game@2.1.0").await;
+    // 4 application sessions + 5 request sessions; 1 crashed; 1 errored; users u1, u2, u3.
+    assert_eq!(h["sessions"], 9, "{h}");
+    assert_eq!(h["crashed"], 1, "{h}");
+    assert_eq!(h["errored"], 1, "{h}");
+    assert_eq!(h["users"], 3, "{h}");
+    assert_eq!(h["crashed_users"], 1, "{h}");
+    let expect = |part: f64, whole: f64| ((100.0 * part / whole) * 1000.0).round() / 1000.0;
+    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), expect(8.0, 9.0));
+    assert_eq!(h["crash_free_users"].as_f64().unwrap(), expect(2.0, 3.0));
+    assert_eq!(h["adoption"].as_f64().unwrap(), 100.0, "the only release of the last 24 hours");
+    // Sentry's sessions query reads the same.
+    let (status, s) = server
+        .get_json("/api/0/organizations/o/sessions/?project=default&field=sum(session)&field=crash_free_rate(session)&groupBy=release&statsPeriod=14d")
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["groups"][0]["by"]["release"], "game@2.1.0");
+    assert_eq!(s["groups"][0]["totals"]["sum(session)"], 9);
+    assert!((s["groups"][0]["totals"]["crash_free_rate(session)"].as_f64().unwrap() - 8.0 / 9.0).abs() < 1e-4);
+}
+}
+
+on_both_databases! {
+/// Updates out of order and repeated count a session once and its final status once; a crashed
+/// session is not also exited; an older release is the previous one.
+async fn session_updates_count_once_in_any_order(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    // Session a: its final update first, then its init, then both again, then crashed.
+    send_items(&server, &[("session", update("a", "p1", false, "exited", "2.0.0"))]).await;
+    send_items(&server, &[("session", update("a", "p1", true, "ok", "2.0.0"))]).await;
+    send_items(&server, &[("session", update("a", "p1", true, "ok", "2.0.0")), ("session", update("a", "p1", false, "exited", "2.0.0"))]).await;
+    send_items(&server, &[("session", update("a", "p1", false, "crashed", "2.0.0"))]).await;
+    // Session b: init and exit in one envelope, three times over.
+    for _ in 0..3 {
+        send_items(&server, &[("session", update("b", "p2", true, "ok", "2.0.0")), ("session", update("b", "p2", false, "exited", "2.0.0"))]).await;
+    }
+    // An older release with one clean session.
+    send_items(&server, &[("session", update("c", "p1", true, "exited", "1.9.0"))]).await;
+    let h = health(&server, "2.0.0").await;
+    assert_eq!(h["sessions"], 2, "{h}");
+    assert_eq!(h["crashed"], 1, "{h}");
+    assert_eq!(h["users"], 2);
+    assert_eq!(h["crashed_users"], 1);
+    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), 50.0);
+    assert_eq!(h["previous"]["release"], "1.9.0", "{h}");
+    assert_eq!(h["previous"]["crash_free_sessions"].as_f64().unwrap(), 100.0);
+    let hours = h["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0]["hour"], 1_796_464_800);
+    // Bad items are refused with a reason, and nothing of the envelope is counted.
+    let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\",\"attrs\":{}}\n".to_vec();
+    let (status, reply) = post(&server, "/api/1/envelope/", Some("application/x-sentry-envelope"), &[("x-sentry-auth", "Sentry sentry_key=public")], body).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("attrs.release"), "{reply}");
+}
+}
+
+on_both_databases! {
+/// A crash reporter without sessions: the launcher reports usage; crash reports stand for
+/// crashed sessions; a group's rate is its crashes per 1,000 sessions of the release.
+async fn usage_and_crash_reports_give_rates(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let (ingest, _) = server.create_token(json!({"name": "launcher", "scopes": ["ingest"]})).await;
+    let hour = (common::now() / 3600) * 3600;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(server.url("/api/v1/usage?project=default"))
+        .bearer_auth(&ingest)
+        .json(&json!({"usage": [
+            {"release": "ue@5.1", "hour": hour, "sessions": 600, "users": 500},
+            {"release": "ue@5.1", "hour": hour - 3600, "sessions": 400, "users": 450},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let bad = client
+        .post(server.url("/api/v1/usage?project=default"))
+        .bearer_auth(&ingest)
+        .json(&json!({"usage": [{"release": "", "hour": hour, "sessions": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let first = submit(&server, "null-write.dmp", &[("ver", "ue@5.1")]).await;
+    submit(&server, "null-write.dmp", &[("ver", "ue@5.1")]).await;
+    let h = health(&server, "ue@5.1").await;
+    assert_eq!(h["sessions"], 1000, "{h}");
+    assert_eq!(h["crash_reports"], 2);
+    assert_eq!(h["crashed"], 2, "crash reports stand for crashed sessions");
+    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), 99.8);
+    assert_eq!(h["users"], 500, "the busiest hour's reported users");
+    let (_, crash) = server.get_json(&format!("/api/v1/crashes/{first}")).await;
+    let group = crash["crash"]["group_id"].as_i64().unwrap();
+    let (_, g) = server.get_json(&format!("/api/v1/groups/{group}")).await;
+    let rate = &g["rates"][0];
+    assert_eq!(rate["release"], "ue@5.1", "{g}");
+    assert_eq!(rate["crashes"], 2);
+    assert_eq!(rate["sessions"], 1000);
+    assert_eq!(rate["per_1000_sessions"].as_f64().unwrap(), 2.0);
+}
+}
