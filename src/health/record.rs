@@ -18,7 +18,10 @@ use super::session::{FinalStatus, SessionItems};
 /// Requests one commit takes at most.
 const MAX_BATCH: usize = 2_000;
 /// Sessions looked up per query.
-const LOOKUP_CHUNK: usize = 200;
+const LOOKUP_CHUNK: usize = 500;
+/// Rows one multi-row INSERT writes: one of these sizes, largest first, so the database's
+/// prepared statements are reused instead of parsed again for every batch size.
+const STATEMENT_SIZES: [usize; 3] = [64, 8, 1];
 
 /// One request's items, and where to say they are committed.
 struct Job {
@@ -233,72 +236,123 @@ async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
         changes.apply(job.project_id, &job.items);
     }
     let now = crate::clock::now();
-    let mut tx = pool.begin().await?;
     changes.touched.sort();
     changes.touched.dedup();
-    for key in &changes.touched {
-        let state = &changes.states[key];
-        sqlx::query(
+    let mut tx = pool.begin().await?;
+    // Multi-row statements: a batch is a handful of round trips, not one per update (keys are
+    // unique within each statement, as Postgres's ON CONFLICT requires).
+    for chunk in statement_chunks(&changes.touched) {
+        let sql = multi_row(
             "INSERT INTO session_states (project_id, sid, release, environment, hour, did, \
-             counted, final_status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (project_id, sid) DO UPDATE SET did = excluded.did, \
+             counted, final_status, updated_at) VALUES ",
+            9,
+            chunk.len(),
+            " ON CONFLICT (project_id, sid) DO UPDATE SET did = excluded.did, \
              counted = excluded.counted, final_status = excluded.final_status, \
              updated_at = excluded.updated_at",
-        )
-        .bind(key.0)
-        .bind(&key.1)
-        .bind(&state.release)
-        .bind(&state.environment)
-        .bind(state.hour)
-        .bind(state.did.as_deref())
-        .bind(i64::from(state.counted))
-        .bind(state.final_status.map(FinalStatus::as_str))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            let state = &changes.states[key];
+            query = query
+                .bind(key.0)
+                .bind(key.1.clone())
+                .bind(state.release.clone())
+                .bind(state.environment.clone())
+                .bind(state.hour)
+                .bind(state.did.clone())
+                .bind(i64::from(state.counted))
+                .bind(state.final_status.map(FinalStatus::as_str))
+                .bind(now);
+        }
+        query.execute(&mut *tx).await?;
     }
-    for ((project, release, environment, hour), d) in &changes.hours {
-        sqlx::query(
+    let hours: Vec<_> = changes.hours.iter().collect();
+    for chunk in statement_chunks(&hours) {
+        let sql = multi_row(
             "INSERT INTO session_hours (project_id, release, environment, hour, sessions, exited, \
-             errored, abnormal, crashed, reported_users) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10) ON CONFLICT (project_id, release, environment, hour) DO UPDATE SET \
+             errored, abnormal, crashed, reported_users) VALUES ",
+            10,
+            chunk.len(),
+            " ON CONFLICT (project_id, release, environment, hour) DO UPDATE SET \
              sessions = session_hours.sessions + excluded.sessions, \
              exited = session_hours.exited + excluded.exited, \
              errored = session_hours.errored + excluded.errored, \
              abnormal = session_hours.abnormal + excluded.abnormal, \
              crashed = session_hours.crashed + excluded.crashed, \
              reported_users = session_hours.reported_users + excluded.reported_users",
-        )
-        .bind(project)
-        .bind(release)
-        .bind(environment)
-        .bind(hour)
-        .bind(d[0])
-        .bind(d[1])
-        .bind(d[2])
-        .bind(d[3])
-        .bind(d[4])
-        .bind(d[5])
-        .execute(&mut *tx)
-        .await?;
+        );
+        let mut query = sqlx::query(&sql);
+        for ((project, release, environment, hour), d) in chunk {
+            query = query
+                .bind(*project)
+                .bind(release.clone())
+                .bind(environment.clone())
+                .bind(*hour);
+            for n in d.iter() {
+                query = query.bind(*n);
+            }
+        }
+        query.execute(&mut *tx).await?;
     }
-    for ((project, release, environment, day, did), crashed) in &changes.users {
-        sqlx::query(
+    let users: Vec<_> = changes.users.iter().collect();
+    for chunk in statement_chunks(&users) {
+        let sql = multi_row(
             "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, release, environment, day, did) \
+             VALUES ",
+            6,
+            chunk.len(),
+            " ON CONFLICT (project_id, release, environment, day, did) \
              DO UPDATE SET crashed = CASE WHEN excluded.crashed > session_users.crashed \
              THEN excluded.crashed ELSE session_users.crashed END",
-        )
-        .bind(project)
-        .bind(release)
-        .bind(environment)
-        .bind(day)
-        .bind(did)
-        .bind(i64::from(*crashed))
-        .execute(&mut *tx)
-        .await?;
+        );
+        let mut query = sqlx::query(&sql);
+        for ((project, release, environment, day, did), crashed) in chunk {
+            query = query
+                .bind(*project)
+                .bind(release.clone())
+                .bind(environment.clone())
+                .bind(*day)
+                .bind(did.clone())
+                .bind(i64::from(**crashed));
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await
+}
+
+/// Rows in groups of the `STATEMENT_SIZES`, largest first.
+fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    for size in STATEMENT_SIZES {
+        while rows.len() >= size {
+            let (chunk, rest) = rows.split_at(size);
+            chunks.push(chunk);
+            rows = rest;
+        }
+    }
+    chunks
+}
+
+/// `head` + `rows` groups of `columns` numbered placeholders + `tail`.
+fn multi_row(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 5);
+    sql.push_str(head);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
 }
 
 /// The stored states of the sessions a batch names.
