@@ -397,6 +397,8 @@ struct GroupPage {
     code: super::group_code::SuspectsBlock,
     /// The group's state as the triage form sends it (the assign form keeps it).
     state_value: String,
+    /// Its rate per release with sessions.
+    rates: Vec<super::group_health::RateRow>,
 }
 
 /// A tracker's ticket for the group: its key, and a link when its address is a web address.
@@ -491,6 +493,7 @@ pub async fn show(
     let tickets = tickets_of(&state, group.id).await?;
     let page = GroupPage {
         code: super::group_code::suspects_block(&state, group.id, t).await,
+        rates: super::group_health::rate_rows(&state, group.id).await,
         state_value: group.state.as_str().to_owned(),
         tickets,
         chrome: viewer.chrome(),

@@ -15,6 +15,7 @@ mod crash;
 mod crash_modules;
 mod crash_source;
 mod group_code;
+mod group_health;
 mod groups;
 mod releases;
 pub(crate) mod page;

@@ -18,6 +18,10 @@ use crate::code::mappings::MappingOrigin;
 
 struct ReleaseRow {
     version: String,
+    sessions: i64,
+    crash_free_sessions: String,
+    crash_free_users: String,
+    adoption: String,
     created: String,
     released: String,
     commits: i64,
@@ -66,23 +70,30 @@ pub async fn show(
     let projects = readable_projects(&state, &viewer).await?;
     let project = chosen_project(&projects, params.project.as_deref())?;
     let t = now();
-    let releases = state
-        .releases
-        .list(project.id)
+    let listed = state.releases.list(project.id).await.map_err(ui_error)?;
+    let mut releases = Vec::with_capacity(listed.len());
+    for s in listed {
+        let mut row = health_row(&state, project.id, &s.release.version).await?;
+        row.created = ago(s.release.created_at, t);
+        row.released = s.release.released_at.map(when).unwrap_or_default();
+        row.commits = s.commits;
+        row.deploys = s.deploys;
+        row.first_crash = s.first_crash.map(|at| ago(at, t)).unwrap_or_default();
+        row.crashes = s.crashes;
+        row.new_groups = s.new_groups;
+        releases.push(row);
+    }
+    // Releases SDKs sent sessions for that no one created.
+    let with_sessions = state
+        .health
+        .releases_with_sessions(project.id)
         .await
-        .map_err(ui_error)?
-        .into_iter()
-        .map(|s| ReleaseRow {
-            version: s.release.version.clone(),
-            created: ago(s.release.created_at, t),
-            released: s.release.released_at.map(when).unwrap_or_default(),
-            commits: s.commits,
-            deploys: s.deploys,
-            first_crash: s.first_crash.map(|at| ago(at, t)).unwrap_or_default(),
-            crashes: s.crashes,
-            new_groups: s.new_groups,
-        })
-        .collect();
+        .map_err(ui_error)?;
+    for version in with_sessions {
+        if !releases.iter().any(|r| r.version == version) {
+            releases.push(health_row(&state, project.id, &version).await?);
+        }
+    }
     let mappings = state
         .code
         .mappings(project.id)
@@ -114,6 +125,30 @@ pub async fn show(
         can_write: viewer.may(Scope::TriageWrite, project.id),
     };
     Ok(render(&page))
+}
+
+/// A release's row with its health (sessions, crash-free rates, adoption), the rest blank.
+async fn health_row(state: &App, project_id: i64, version: &str) -> Result<ReleaseRow, UiError> {
+    let health = state
+        .health
+        .release_health(project_id, version, &Default::default())
+        .await
+        .map_err(ui_error)?;
+    let percent = |p: Option<f64>| p.map(|p| format!("{p:.2} %")).unwrap_or_default();
+    Ok(ReleaseRow {
+        version: version.to_owned(),
+        sessions: health.sessions,
+        crash_free_sessions: percent(health.crash_free_sessions),
+        crash_free_users: percent(health.crash_free_users),
+        adoption: percent(health.adoption),
+        created: String::new(),
+        released: String::new(),
+        commits: 0,
+        deploys: 0,
+        first_crash: String::new(),
+        crashes: health.crash_reports,
+        new_groups: 0,
+    })
 }
 
 /// A mapping a person sets or confirms.

@@ -197,5 +197,12 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
     assert_eq!(rate["crashes"], 2);
     assert_eq!(rate["sessions"], 1000);
     assert_eq!(rate["per_1000_sessions"].as_f64().unwrap(), 2.0);
+    // The pages: the group's rate in words, the release's crash-free figure.
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/groups/{group}")).await;
+    assert!(page.body.contains("hits 0.200% of sessions in ue@5.1"), "{}", page.body);
+    let page = session.get("/ui/releases?project=default").await;
+    assert!(page.body.contains("<td>ue@5.1</td>") || page.body.contains(">ue@5.1</a>"), "{}", page.body);
+    assert!(page.body.contains("99.80 %"), "{}", page.body);
 }
 }
