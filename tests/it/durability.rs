@@ -1,6 +1,7 @@
-//! Durability: a client submits crashes continuously while the server (the real binary) is
-//! killed with SIGKILL at arbitrary moments and restarted on the same folders. Every crash that
-//! got a 200 must end up processed, and indexed exactly once.
+//! Durability: a client submits crashes (or session updates) continuously while the server
+//! (the real binary) is killed with SIGKILL at arbitrary moments and restarted on the same
+//! folders. Every crash that got a 200 must end up processed, and indexed exactly once; every
+//! acknowledged session counted, none twice.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -209,5 +210,80 @@ async fn every_acknowledged_crash_survives_kill_9_and_is_indexed_once(db: Db) {
         indexed.len(),
         "group counts match the crashes, none twice"
     );
+}
+}
+
+on_both_databases! {
+/// Session updates stream in from 16 connections while the server is killed with SIGKILL;
+/// after a restart every acknowledged session is counted (and none twice: at most what was
+/// sent).
+async fn every_acknowledged_session_survives_kill_9(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let index_url = match db {
+        Db::Sqlite => None,
+        Db::Postgres => match common::database_url(db, dir.path()).await {
+            Some(url) => Some(url),
+            None => return,
+        },
+    };
+    let (server, url) = start(dir.path(), &index_url).await;
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut senders = Vec::new();
+    for c in 0..16u64 {
+        let (url, acknowledged, sent) = (url.clone(), acknowledged.clone(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            for n in 0.. {
+                let session = |init: bool, status: &str| {
+                    format!(r#"{{"sid":"k-{c}-{n}","did":"u{c}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"kill@1"}}}}"#)
+                };
+                let mut body = b"{}\n".to_vec();
+                for payload in [session(true, "ok"), session(false, "exited")] {
+                    body.extend_from_slice(format!("{{\"type\":\"session\",\"length\":{}}}\n{payload}\n", payload.len()).as_bytes());
+                }
+                sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = client
+                    .post(format!("{url}/api/1/envelope/"))
+                    .header("x-sentry-auth", "Sentry sentry_key=public")
+                    .body(body)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status() == 200 => {
+                        acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    // Kill once a few hundred sessions were acknowledged, mid-stream.
+    while acknowledged.load(std::sync::atomic::Ordering::SeqCst) < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut server = server;
+    server.start_kill().unwrap();
+    server.wait().await.unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+    let (_server, url) = start(dir.path(), &index_url).await;
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let health: serde_json::Value = reqwest::Client::new()
+        .get(format!("{url}/api/v1/releases/kill@1/health?project=default"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = health["sessions"].as_u64().unwrap();
+    assert!(sessions >= acknowledged && sessions <= sent, "{acknowledged} acknowledged, {sent} sent, {sessions} counted: {health}");
+    assert_eq!(health["crash_free_sessions"].as_f64(), Some(100.0), "{health}");
+    assert_eq!(health["crashed"], 0);
 }
 }
