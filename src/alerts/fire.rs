@@ -15,6 +15,7 @@ use sqlx::Row;
 
 use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
+use crate::group::index::sessions::session_counts;
 use crate::group::index::{Dialect, Group, GroupState, IndexError, RecordObserver, RecordedCrash};
 use crate::outbound::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 
@@ -147,6 +148,9 @@ impl Alerts {
                 let c = count(tx, cache, Counted::Users, group.id, window, n + 1).await?;
                 (c > *n).then(|| json!({ "users": c, "more_than": n, "window_secs": window_secs, "counted_up_to": n + 1 }))
             }
+            Trigger::CrashFreeBelow { .. } | Trigger::RateAbove { .. } => {
+                release_trigger(trigger, crash, tx).await?
+            }
             Trigger::Spike {
                 factor,
                 window_secs,
@@ -172,6 +176,74 @@ impl Alerts {
             }
         })
     }
+}
+
+/// Whether a trigger on the crash's release's sessions holds (`crash_free_below`,
+/// `rate_above`), and why.
+async fn release_trigger(
+    trigger: &Trigger,
+    crash: &RecordedCrash<'_>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<Option<Value>, IndexError> {
+    let group = crash.group;
+    Ok(match trigger {
+        Trigger::CrashFreeBelow {
+            percent,
+            users,
+            min_sessions,
+        } => {
+            let Some(release) = crash.crash.release.as_deref() else {
+                return Ok(None);
+            };
+            let counts = session_counts(&mut *tx, crash.crash.project_id, release, "", 0).await?;
+            let rate = if *users {
+                counts.crash_free_users()
+            } else {
+                counts.crash_free_sessions()
+            };
+            match rate {
+                Some(rate) if counts.sessions >= *min_sessions && rate < *percent => Some(json!({
+                    "release": release,
+                    "crash_free": rate,
+                    "of": if *users { "users" } else { "sessions" },
+                    "below": percent,
+                    "sessions": counts.sessions,
+                })),
+                _ => None,
+            }
+        }
+        Trigger::RateAbove {
+            per_1000,
+            min_sessions,
+        } => {
+            let Some(release) = crash.crash.release.as_deref() else {
+                return Ok(None);
+            };
+            let counts = session_counts(&mut *tx, crash.crash.project_id, release, "", 0).await?;
+            if counts.sessions < (*min_sessions).max(1) {
+                return Ok(None);
+            }
+            let crashes: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM crashes WHERE group_id = $1 AND release = $2",
+            )
+            .bind(group.id)
+            .bind(release)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("n")?;
+            let rate = crashes as f64 * 1000.0 / counts.sessions as f64;
+            (rate > *per_1000).then(|| {
+                json!({
+                    "release": release,
+                    "per_1000_sessions": (rate * 1000.0).round() / 1000.0,
+                    "above": per_1000,
+                    "crashes": crashes,
+                    "sessions": counts.sessions,
+                })
+            })
+        }
+        _ => None,
+    })
 }
 
 /// Whether the rule may fire for the group now, claiming the interval if so: one upsert that
@@ -222,7 +294,11 @@ async fn in_interval(
 fn counting(trigger: &Trigger) -> bool {
     matches!(
         trigger,
-        Trigger::Events { .. } | Trigger::Users { .. } | Trigger::Spike { .. }
+        Trigger::Events { .. }
+            | Trigger::Users { .. }
+            | Trigger::Spike { .. }
+            | Trigger::CrashFreeBelow { .. }
+            | Trigger::RateAbove { .. }
     )
 }
 

@@ -90,6 +90,32 @@ pub enum Trigger {
     },
     /// Every crash.
     EveryCrash,
+    /// The crash's release has at least `min_sessions` sessions and its crash-free sessions
+    /// (crash-free users with `users: true`) are below `percent` (docs/HEALTH.md).
+    CrashFreeBelow {
+        /// The threshold, percent.
+        percent: f64,
+        /// Crash-free users instead of sessions.
+        #[serde(default)]
+        users: bool,
+        /// Sessions the release needs before it can fire (a release with 10 sessions pages
+        /// no one).
+        #[serde(default = "default_min_sessions")]
+        min_sessions: i64,
+    },
+    /// The group's crashes per 1,000 sessions of the crash's release are above `per_1000`, once
+    /// the release has at least `min_sessions` sessions.
+    RateAbove {
+        /// The threshold: crashes per 1,000 sessions.
+        per_1000: f64,
+        /// Sessions the release needs first.
+        #[serde(default = "default_min_sessions")]
+        min_sessions: i64,
+    },
+}
+
+fn default_min_sessions() -> i64 {
+    100
 }
 
 impl Trigger {
@@ -103,6 +129,8 @@ impl Trigger {
             Trigger::Users { .. } => "users",
             Trigger::Spike { .. } => "spike",
             Trigger::EveryCrash => "every_crash",
+            Trigger::CrashFreeBelow { .. } => "crash_free_below",
+            Trigger::RateAbove { .. } => "rate_above",
         }
     }
 }
@@ -224,39 +252,7 @@ impl AlertRule {
             return Err(invalid("interval_secs cannot be negative"));
         }
         for trigger in &d.triggers {
-            match trigger {
-                Trigger::Events { count, window_secs } | Trigger::Users { count, window_secs }
-                    if *count < 0 || *window_secs <= 0 =>
-                {
-                    return Err(invalid(format!(
-                        "trigger {}: count must be ≥ 0 and window_secs > 0",
-                        trigger.name()
-                    )));
-                }
-                Trigger::Spike {
-                    factor,
-                    window_secs,
-                    min_events,
-                } if !factor.is_finite()
-                    || *factor <= 0.0
-                    || *window_secs <= 0
-                    || *min_events < 1 =>
-                {
-                    return Err(invalid(
-                        "trigger spike: factor must be > 0, window_secs > 0 and min_events ≥ 1",
-                    ));
-                }
-                _ => {}
-            }
-            let window = match trigger {
-                Trigger::Events { window_secs, .. }
-                | Trigger::Users { window_secs, .. }
-                | Trigger::Spike { window_secs, .. } => *window_secs,
-                _ => 0,
-            };
-            if window > 90 * 24 * 3600 {
-                return Err(invalid("a trigger's window is at most 90 days"));
-            }
+            check_trigger(trigger)?;
         }
         if let Some(states) = &d.filters.states {
             if let Some(bad) = states.iter().find(|s| GroupState::settable(s).is_err()) {
@@ -383,6 +379,57 @@ fn attribute<'a>(crash: &'a CrashAttributes, name: &str) -> Option<&'a str> {
         "cpu" => crash.cpu.as_deref(),
         other => crash.annotations.get(other).map(String::as_str),
     }
+}
+
+/// A trigger's numbers make sense (windows, thresholds), or what to fix.
+fn check_trigger(trigger: &Trigger) -> Result<(), RuleError> {
+    match trigger {
+        Trigger::Events { count, window_secs } | Trigger::Users { count, window_secs }
+            if *count < 0 || *window_secs <= 0 =>
+        {
+            return Err(invalid(format!(
+                "trigger {}: count must be ≥ 0 and window_secs > 0",
+                trigger.name()
+            )));
+        }
+        Trigger::Spike {
+            factor,
+            window_secs,
+            min_events,
+        } if !factor.is_finite() || *factor <= 0.0 || *window_secs <= 0 || *min_events < 1 => {
+            return Err(invalid(
+                "trigger spike: factor must be > 0, window_secs > 0 and min_events ≥ 1",
+            ));
+        }
+        Trigger::CrashFreeBelow {
+            percent,
+            min_sessions,
+            ..
+        } if !(percent.is_finite() && *percent > 0.0 && *percent <= 100.0) || *min_sessions < 0 => {
+            return Err(invalid(
+                "trigger crash_free_below: percent must be in (0, 100] and min_sessions ≥ 0",
+            ));
+        }
+        Trigger::RateAbove {
+            per_1000,
+            min_sessions,
+        } if !(per_1000.is_finite() && *per_1000 >= 0.0) || *min_sessions < 0 => {
+            return Err(invalid(
+                "trigger rate_above: per_1000 must be ≥ 0 and min_sessions ≥ 0",
+            ));
+        }
+        _ => {}
+    }
+    let window = match trigger {
+        Trigger::Events { window_secs, .. }
+        | Trigger::Users { window_secs, .. }
+        | Trigger::Spike { window_secs, .. } => *window_secs,
+        _ => 0,
+    };
+    if window > 90 * 24 * 3600 {
+        return Err(invalid("a trigger's window is at most 90 days"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

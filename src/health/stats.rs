@@ -5,6 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Health, HealthError};
+use crate::group::index::sessions::{percent, session_counts};
 
 /// Which sessions a health figure covers.
 #[derive(Debug, Clone, Default)]
@@ -77,10 +78,6 @@ pub struct GroupRate {
     pub users_share: Option<f64>,
 }
 
-fn percent(part: i64, whole: i64) -> Option<f64> {
-    (whole > 0).then(|| (100.0 * part as f64 / whole as f64 * 1000.0).round() / 1000.0)
-}
-
 impl Health {
     /// A release's health, with the previous release's beside it.
     pub async fn release_health(
@@ -104,13 +101,13 @@ impl Health {
         release: &str,
         query: &HealthQuery,
     ) -> Result<ReleaseHealth, HealthError> {
-        let pool = &self.pool;
         let since = query.since.unwrap_or(0);
         let env = query.environment.clone().unwrap_or_default();
+        let mut conn = self.pool.acquire().await?;
+        let counts = session_counts(&mut conn, project_id, release, &env, since).await?;
         let hours = sqlx::query(
-            "SELECT hour, CAST(SUM(sessions) AS BIGINT) AS sessions, CAST(SUM(exited) AS BIGINT) AS exited, \
-             CAST(SUM(errored) AS BIGINT) AS errored, CAST(SUM(abnormal) AS BIGINT) AS abnormal, CAST(SUM(crashed) AS BIGINT) AS crashed, \
-             CAST(SUM(reported_users) AS BIGINT) AS reported FROM session_hours WHERE project_id = $1 \
+            "SELECT hour, CAST(SUM(sessions) AS BIGINT) AS sessions, \
+             CAST(SUM(crashed) AS BIGINT) AS crashed FROM session_hours WHERE project_id = $1 \
              AND release = $2 AND ($3 = '' OR environment = $3) AND hour >= $4 \
              GROUP BY hour ORDER BY hour",
         )
@@ -118,70 +115,31 @@ impl Health {
         .bind(release)
         .bind(&env)
         .bind(since - since.rem_euclid(3600))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
-        let (mut sessions, mut crashed, mut abnormal, mut errored, mut ended, mut reported) =
-            (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
-        let mut points = Vec::with_capacity(hours.len());
-        for row in &hours {
-            let get = |name: &str| row.try_get::<i64, _>(name);
-            let (s, c) = (get("sessions")?, get("crashed")?);
-            sessions += s;
-            crashed += c;
-            abnormal += get("abnormal")?;
-            errored += get("errored")?;
-            ended += get("exited")? + get("errored")? + get("abnormal")? + c;
-            reported = reported.max(get("reported")?);
-            points.push(HourPoint {
-                hour: get("hour")?,
-                sessions: s,
-                crashed: c,
-            });
-        }
-        let users_row = sqlx::query(
-            "SELECT COUNT(DISTINCT did) AS users, \
-             COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
-             FROM session_users WHERE project_id = $1 AND release = $2 \
-             AND ($3 = '' OR environment = $3) AND day >= $4",
-        )
-        .bind(project_id)
-        .bind(release)
-        .bind(&env)
-        .bind(since - since.rem_euclid(86_400))
-        .fetch_one(pool)
-        .await?;
-        let mut users: i64 = users_row.try_get("users")?;
-        let crashed_users: i64 = users_row.try_get("crashed_users")?;
-        let crash_reports: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2 \
-             AND received_at >= $3",
-        )
-        .bind(project_id)
-        .bind(release)
-        .bind(since)
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-        if ended == 0 {
-            // Usage reported by a launcher says nothing of how sessions ended: a crash report
-            // stands for a crashed session.
-            crashed = crash_reports.min(sessions);
-        }
-        if users == 0 {
-            users = reported;
-        }
+        let points = hours
+            .iter()
+            .map(|row| {
+                Ok(HourPoint {
+                    hour: row.try_get("hour")?,
+                    sessions: row.try_get("sessions")?,
+                    crashed: row.try_get("crashed")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        drop(conn);
         Ok(ReleaseHealth {
             release: release.to_owned(),
-            crash_free_sessions: percent(sessions - crashed, sessions),
-            crash_free_users: percent(users - crashed_users.min(users), users),
+            crash_free_sessions: counts.crash_free_sessions(),
+            crash_free_users: counts.crash_free_users(),
             adoption: self.adoption(project_id, release).await?,
-            sessions,
-            crashed,
-            abnormal,
-            errored,
-            users,
-            crashed_users,
-            crash_reports,
+            sessions: counts.sessions,
+            crashed: counts.crashed_sessions(),
+            abnormal: counts.abnormal,
+            errored: counts.errored,
+            users: counts.all_users(),
+            crashed_users: counts.crashed_users,
+            crash_reports: counts.crash_reports,
             previous: None,
             hours: points,
         })

@@ -181,8 +181,35 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // Rules on the new triggers: crash-free sessions below 99.9 % (the second crash report makes
+    // it 99.8 %), and the group above 1.5 crashes per 1,000 sessions (the second makes it 2).
+    let (_, channel) = server
+        .admin_post("/api/v1/channels", json!({"name": "hook", "config": {"kind": "webhook", "url": "http://127.0.0.1:9/", "secret": "0123456789abcdef"}}))
+        .await;
+    for (name, trigger) in [
+        ("crash-free", json!({"kind": "crash_free_below", "percent": 99.9, "min_sessions": 500})),
+        ("rate", json!({"kind": "rate_above", "per_1000": 1.5})),
+        ("too few sessions", json!({"kind": "crash_free_below", "percent": 99.9, "min_sessions": 5000})),
+    ] {
+        let (status, rule) = server
+            .admin_post("/api/v1/alert-rules", json!({"name": name, "triggers": [trigger], "actions": [{"channel": channel["id"]}]}))
+            .await;
+        assert_eq!(status, 201, "{rule}");
+    }
+    let (status, refused) = server
+        .admin_post("/api/v1/alert-rules", json!({"name": "bad", "triggers": [{"kind": "crash_free_below", "percent": 120}], "actions": [{"channel": channel["id"]}]}))
+        .await;
+    assert_eq!(status, 400, "{refused}");
     let first = submit(&server, "null-write.dmp", &[("ver", "ue@5.1")]).await;
+    let (_, fires) = server.get_json("/api/v1/alert-fires").await;
+    assert_eq!(fires["fires"].as_array().unwrap().len(), 0, "one crash in 1,000 sessions: {fires}");
     submit(&server, "null-write.dmp", &[("ver", "ue@5.1")]).await;
+    let (_, fires) = server.get_json("/api/v1/alert-fires").await;
+    let mut fired: Vec<&str> = fires["fires"].as_array().unwrap().iter().map(|f| f["trigger"].as_str().unwrap()).collect();
+    fired.sort_unstable();
+    assert_eq!(fired, ["crash_free_below", "rate_above"], "{fires}");
+    let crash_free = fires["fires"].as_array().unwrap().iter().find(|f| f["trigger"] == "crash_free_below").unwrap();
+    assert_eq!(crash_free["reason"]["triggers"][0]["why"]["crash_free"].as_f64().unwrap(), 99.8, "{crash_free}");
     let h = health(&server, "ue@5.1").await;
     assert_eq!(h["sessions"], 1000, "{h}");
     assert_eq!(h["crash_reports"], 2);

@@ -19,6 +19,7 @@ use super::CrashClass;
 mod query;
 mod record;
 mod retention;
+pub mod sessions;
 
 pub use retention::AgedPayload;
 mod triage;

@@ -1,0 +1,124 @@
+//! A release's session counts, as release health (`crate::health`) and alert rules
+//! (`crash_free_below`, `rate_above`) both read them: one query over the hourly counts, one
+//! over the distinct users, and the crash reports, on any connection (a pool's, or the
+//! recording transaction's).
+
+use sqlx::{AnyConnection, Row};
+
+/// What a release's sessions say, over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Sessions started.
+    pub sessions: i64,
+    /// Of them, crashed (as their status says).
+    pub crashed: i64,
+    /// Errored.
+    pub errored: i64,
+    /// Abnormal.
+    pub abnormal: i64,
+    /// Sessions whose final status is known (0: the sessions came as usage, with none).
+    pub ended: i64,
+    /// Distinct users.
+    pub users: i64,
+    /// Users with a crashed session.
+    pub crashed_users: i64,
+    /// The busiest hour's reported users (usage).
+    pub reported_users: i64,
+    /// Crash reports received from the release.
+    pub crash_reports: i64,
+}
+
+impl SessionCounts {
+    /// Crashed sessions: by status; for usage (no statuses), the crash reports, at most one
+    /// per session.
+    pub fn crashed_sessions(&self) -> i64 {
+        if self.ended == 0 {
+            self.crash_reports.min(self.sessions)
+        } else {
+            self.crashed
+        }
+    }
+
+    /// Users: distinct `did`s, else the usage's reported users.
+    pub fn all_users(&self) -> i64 {
+        if self.users == 0 {
+            self.reported_users
+        } else {
+            self.users
+        }
+    }
+
+    /// Crash-free sessions, percent (none without sessions).
+    pub fn crash_free_sessions(&self) -> Option<f64> {
+        percent(self.sessions - self.crashed_sessions(), self.sessions)
+    }
+
+    /// Crash-free users, percent (none without users).
+    pub fn crash_free_users(&self) -> Option<f64> {
+        let users = self.all_users();
+        percent(users - self.crashed_users.min(users), users)
+    }
+}
+
+/// `part` of `whole` in percent, to three decimals.
+pub fn percent(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| (100.0 * part as f64 / whole as f64 * 1000.0).round() / 1000.0)
+}
+
+/// The counts of `release` in `environment` (`""`: all) since `since` (Unix seconds).
+pub async fn session_counts(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    release: &str,
+    environment: &str,
+    since: i64,
+) -> Result<SessionCounts, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT) AS sessions, \
+         CAST(COALESCE(SUM(crashed), 0) AS BIGINT) AS crashed, \
+         CAST(COALESCE(SUM(errored), 0) AS BIGINT) AS errored, \
+         CAST(COALESCE(SUM(abnormal), 0) AS BIGINT) AS abnormal, \
+         CAST(COALESCE(SUM(exited + errored + abnormal + crashed), 0) AS BIGINT) AS ended, \
+         CAST(COALESCE(MAX(reported_users), 0) AS BIGINT) AS reported \
+         FROM session_hours WHERE project_id = $1 AND release = $2 \
+         AND ($3 = '' OR environment = $3) AND hour >= $4",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(since - since.rem_euclid(3600))
+    .fetch_one(&mut *conn)
+    .await?;
+    let users = sqlx::query(
+        "SELECT COUNT(DISTINCT did) AS users, \
+         COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
+         FROM session_users WHERE project_id = $1 AND release = $2 \
+         AND ($3 = '' OR environment = $3) AND day >= $4",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(since - since.rem_euclid(86_400))
+    .fetch_one(&mut *conn)
+    .await?;
+    let reports = sqlx::query(
+        "SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2 \
+         AND received_at >= $3",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(since)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(SessionCounts {
+        sessions: row.try_get("sessions")?,
+        crashed: row.try_get("crashed")?,
+        errored: row.try_get("errored")?,
+        abnormal: row.try_get("abnormal")?,
+        ended: row.try_get("ended")?,
+        reported_users: row.try_get("reported")?,
+        users: users.try_get("users")?,
+        crashed_users: users.try_get("crashed_users")?,
+        crash_reports: reports.try_get("n")?,
+    })
+}
