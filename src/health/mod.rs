@@ -12,7 +12,7 @@ use sqlx::AnyPool;
 
 use record::Recorder;
 use session::SessionItems;
-pub use stats::{GroupRate, HealthQuery, HourPoint, ReleaseHealth};
+pub use stats::{GroupRate, HealthQuery, HealthSummary, HourPoint, ReleaseHealth};
 
 /// Why release health failed.
 #[derive(Debug, thiserror::Error)]

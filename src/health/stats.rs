@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Health, HealthError};
-use crate::group::index::sessions::{percent, session_counts};
+use crate::group::index::sessions::{all_release_counts, percent, session_counts};
 
 /// Which sessions a health figure covers.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +57,23 @@ pub struct ReleaseHealth {
     pub previous: Option<Box<ReleaseHealth>>,
     /// Its hours.
     pub hours: Vec<HourPoint>,
+}
+
+/// A release's headline figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthSummary {
+    /// The release.
+    pub release: String,
+    /// Sessions started.
+    pub sessions: i64,
+    /// Crash-free sessions, percent.
+    pub crash_free_sessions: Option<f64>,
+    /// Crash-free users, percent.
+    pub crash_free_users: Option<f64>,
+    /// Share of the last 24 hours' sessions, percent.
+    pub adoption: Option<f64>,
+    /// Crash reports received.
+    pub crash_reports: i64,
 }
 
 /// A group's rate in one release.
@@ -178,6 +195,31 @@ impl Health {
             crate::group::version::compare(b, a).unwrap_or(std::cmp::Ordering::Equal)
         });
         Ok(older.into_iter().next())
+    }
+
+    /// Every release of the project with sessions: its headline figures (the releases page),
+    /// read in four grouped queries whatever the number of releases.
+    pub async fn summaries(&self, project_id: i64) -> Result<Vec<HealthSummary>, HealthError> {
+        let day_ago = crate::clock::now() - 86_400;
+        let mut conn = self.pool.acquire().await?;
+        let all = all_release_counts(&mut conn, project_id, day_ago).await?;
+        let total_recent: i64 = all.values().map(|(_, recent)| recent).sum();
+        let mut summaries: Vec<HealthSummary> = all
+            .into_iter()
+            .map(|(release, (counts, recent))| HealthSummary {
+                release,
+                sessions: counts.sessions,
+                crash_free_sessions: counts.crash_free_sessions(),
+                crash_free_users: counts.crash_free_users(),
+                adoption: percent(recent, total_recent),
+                crash_reports: counts.crash_reports,
+            })
+            .collect();
+        summaries.sort_by(|a, b| {
+            crate::group::version::compare(&b.release, &a.release)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        Ok(summaries)
     }
 
     /// The project's releases that have sessions.

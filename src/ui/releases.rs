@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::auth::Scope;
 use crate::clock::now;
 use crate::code::mappings::MappingOrigin;
+use crate::health::HealthSummary;
 
 struct ReleaseRow {
     version: String,
@@ -71,9 +72,10 @@ pub async fn show(
     let project = chosen_project(&projects, params.project.as_deref())?;
     let t = now();
     let listed = state.releases.list(project.id).await.map_err(ui_error)?;
+    let health = state.health.summaries(project.id).await.map_err(ui_error)?;
     let mut releases = Vec::with_capacity(listed.len());
     for s in listed {
-        let mut row = health_row(&state, project.id, &s.release.version).await?;
+        let mut row = health_row(&s.release.version, &health);
         row.created = ago(s.release.created_at, t);
         row.released = s.release.released_at.map(when).unwrap_or_default();
         row.commits = s.commits;
@@ -84,14 +86,9 @@ pub async fn show(
         releases.push(row);
     }
     // Releases SDKs sent sessions for that no one created.
-    let with_sessions = state
-        .health
-        .releases_with_sessions(project.id)
-        .await
-        .map_err(ui_error)?;
-    for version in with_sessions {
-        if !releases.iter().any(|r| r.version == version) {
-            releases.push(health_row(&state, project.id, &version).await?);
+    for summary in &health {
+        if !releases.iter().any(|r| r.version == summary.release) {
+            releases.push(health_row(&summary.release, &health));
         }
     }
     let mappings = state
@@ -128,27 +125,23 @@ pub async fn show(
 }
 
 /// A release's row with its health (sessions, crash-free rates, adoption), the rest blank.
-async fn health_row(state: &App, project_id: i64, version: &str) -> Result<ReleaseRow, UiError> {
-    let health = state
-        .health
-        .release_health(project_id, version, &Default::default())
-        .await
-        .map_err(ui_error)?;
+fn health_row(version: &str, health: &[HealthSummary]) -> ReleaseRow {
+    let summary = health.iter().find(|h| h.release == version);
     let percent = |p: Option<f64>| p.map(|p| format!("{p:.2} %")).unwrap_or_default();
-    Ok(ReleaseRow {
+    ReleaseRow {
         version: version.to_owned(),
-        sessions: health.sessions,
-        crash_free_sessions: percent(health.crash_free_sessions),
-        crash_free_users: percent(health.crash_free_users),
-        adoption: percent(health.adoption),
+        sessions: summary.map_or(0, |h| h.sessions),
+        crash_free_sessions: percent(summary.and_then(|h| h.crash_free_sessions)),
+        crash_free_users: percent(summary.and_then(|h| h.crash_free_users)),
+        adoption: percent(summary.and_then(|h| h.adoption)),
         created: String::new(),
         released: String::new(),
         commits: 0,
         deploys: 0,
         first_crash: String::new(),
-        crashes: health.crash_reports,
+        crashes: summary.map_or(0, |h| h.crash_reports),
         new_groups: 0,
-    })
+    }
 }
 
 /// A mapping a person sets or confirms.

@@ -122,3 +122,63 @@ pub async fn session_counts(
         crash_reports: reports.try_get("n")?,
     })
 }
+
+/// The counts of every release of a project with sessions or crash reports, all time, in four
+/// grouped queries (the releases page), and each release's sessions of the last 24 hours.
+pub async fn all_release_counts(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    day_ago: i64,
+) -> Result<std::collections::HashMap<String, (SessionCounts, i64)>, sqlx::Error> {
+    let mut all: std::collections::HashMap<String, (SessionCounts, i64)> = Default::default();
+    let hours = sqlx::query(
+        "SELECT release, CAST(SUM(sessions) AS BIGINT) AS sessions, \
+         CAST(SUM(crashed) AS BIGINT) AS crashed, CAST(SUM(errored) AS BIGINT) AS errored, \
+         CAST(SUM(abnormal) AS BIGINT) AS abnormal, \
+         CAST(SUM(exited + errored + abnormal + crashed) AS BIGINT) AS ended, \
+         CAST(MAX(reported_users) AS BIGINT) AS reported, \
+         CAST(SUM(CASE WHEN hour >= $2 THEN sessions ELSE 0 END) AS BIGINT) AS recent \
+         FROM session_hours WHERE project_id = $1 GROUP BY release",
+    )
+    .bind(project_id)
+    .bind(day_ago - day_ago.rem_euclid(3600))
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &hours {
+        let entry = all.entry(row.try_get("release")?).or_default();
+        entry.0.sessions = row.try_get("sessions")?;
+        entry.0.crashed = row.try_get("crashed")?;
+        entry.0.errored = row.try_get("errored")?;
+        entry.0.abnormal = row.try_get("abnormal")?;
+        entry.0.ended = row.try_get("ended")?;
+        entry.0.reported_users = row.try_get("reported")?;
+        entry.1 = row.try_get("recent")?;
+    }
+    let users = sqlx::query(
+        "SELECT release, COUNT(DISTINCT did) AS users, \
+         COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
+         FROM session_users WHERE project_id = $1 GROUP BY release",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &users {
+        let entry = all.entry(row.try_get("release")?).or_default();
+        entry.0.users = row.try_get("users")?;
+        entry.0.crashed_users = row.try_get("crashed_users")?;
+    }
+    let reports = sqlx::query(
+        "SELECT release, COUNT(*) AS n FROM crashes WHERE project_id = $1 \
+         AND release IS NOT NULL GROUP BY release",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &reports {
+        let release: String = row.try_get("release")?;
+        if let Some(entry) = all.get_mut(&release) {
+            entry.0.crash_reports = row.try_get("n")?;
+        }
+    }
+    Ok(all)
+}
