@@ -42,3 +42,28 @@ CREATE TABLE session_users (
     crashed     BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, release, environment, day, did)
 );
+
+-- Every release's totals, kept by the writer in the same transaction as the hours (the
+-- releases page reads one row per release, not a year of hours).
+CREATE TABLE session_releases (
+    project_id     BIGINT NOT NULL,
+    release        TEXT   NOT NULL,
+    sessions       BIGINT NOT NULL DEFAULT 0,
+    crashed        BIGINT NOT NULL DEFAULT 0,
+    errored        BIGINT NOT NULL DEFAULT 0,
+    abnormal       BIGINT NOT NULL DEFAULT 0,
+    ended          BIGINT NOT NULL DEFAULT 0,
+    reported_users BIGINT NOT NULL DEFAULT 0,
+    users          BIGINT NOT NULL DEFAULT 0,
+    crashed_users  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, release)
+);
+
+-- Each release's distinct users, all time (what `session_releases.users` counts).
+CREATE TABLE session_release_users (
+    project_id BIGINT NOT NULL,
+    release    TEXT   NOT NULL,
+    did        TEXT   NOT NULL,
+    crashed    BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_id, release, did)
+);

@@ -318,7 +318,97 @@ async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
         }
         query.execute(&mut *tx).await?;
     }
+    release_totals(&mut tx, &changes).await?;
     tx.commit().await
+}
+
+/// Adds a batch to each release's totals: sessions and statuses from the hour deltas; users new
+/// to the release (inserted into `session_release_users`), and users newly crashed.
+async fn release_totals(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    changes: &Changes,
+) -> Result<(), sqlx::Error> {
+    let mut totals: HashMap<(i64, &str), [i64; 8]> = HashMap::new();
+    for ((project, release, _, _), d) in &changes.hours {
+        let t = totals.entry((*project, release.as_str())).or_default();
+        for i in 0..5 {
+            t[i] += d[i];
+        }
+        t[5] = t[5].max(d[5]);
+    }
+    let mut users: HashMap<(i64, &str), Vec<(&str, bool)>> = HashMap::new();
+    for ((project, release, _, _, did), crashed) in &changes.users {
+        users
+            .entry((*project, release.as_str()))
+            .or_default()
+            .push((did.as_str(), *crashed));
+    }
+    for ((project, release), mut list) in users {
+        list.sort_unstable();
+        list.dedup_by(|a, b| {
+            a.0 == b.0 && {
+                b.1 |= a.1;
+                true
+            }
+        });
+        let t = totals.entry((project, release)).or_default();
+        for chunk in statement_chunks(&list) {
+            let sql = multi_row(
+                "INSERT INTO session_release_users (project_id, release, did, crashed) VALUES ",
+                4,
+                chunk.len(),
+                " ON CONFLICT (project_id, release, did) DO NOTHING",
+            );
+            let mut query = sqlx::query(&sql);
+            for (did, _) in chunk {
+                query = query.bind(project).bind(release).bind(*did).bind(0i64);
+            }
+            t[6] += query.execute(&mut **tx).await?.rows_affected() as i64;
+        }
+        let crashed: Vec<&str> = list.iter().filter(|u| u.1).map(|u| u.0).collect();
+        for chunk in crashed.chunks(LOOKUP_CHUNK) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE session_release_users SET crashed = 1 WHERE project_id = $1 \
+                 AND release = $2 AND crashed = 0 AND did IN ({})",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(project).bind(release);
+            for did in chunk {
+                query = query.bind(*did);
+            }
+            t[7] += query.execute(&mut **tx).await?.rows_affected() as i64;
+        }
+    }
+    for ((project, release), t) in totals {
+        sqlx::query(
+            "INSERT INTO session_releases (project_id, release, sessions, crashed, errored, \
+             abnormal, ended, reported_users, users, crashed_users) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10) ON CONFLICT (project_id, release) DO UPDATE SET \
+             sessions = session_releases.sessions + excluded.sessions, \
+             crashed = session_releases.crashed + excluded.crashed, \
+             errored = session_releases.errored + excluded.errored, \
+             abnormal = session_releases.abnormal + excluded.abnormal, \
+             ended = session_releases.ended + excluded.ended, \
+             reported_users = CASE WHEN excluded.reported_users > session_releases.reported_users \
+                THEN excluded.reported_users ELSE session_releases.reported_users END, \
+             users = session_releases.users + excluded.users, \
+             crashed_users = session_releases.crashed_users + excluded.crashed_users",
+        )
+        .bind(project)
+        .bind(release)
+        .bind(t[0])
+        .bind(t[4])
+        .bind(t[2])
+        .bind(t[3])
+        .bind(t[1] + t[2] + t[3] + t[4])
+        .bind(t[5])
+        .bind(t[6])
+        .bind(t[7])
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Rows in groups of the `STATEMENT_SIZES`, largest first.

@@ -198,7 +198,7 @@ impl Health {
     }
 
     /// Every release of the project with sessions: its headline figures (the releases page),
-    /// read in four grouped queries whatever the number of releases.
+    /// from the totals the writer keeps (one row per release) and the last 24 hours.
     pub async fn summaries(&self, project_id: i64) -> Result<Vec<HealthSummary>, HealthError> {
         let day_ago = crate::clock::now() - 86_400;
         let mut conn = self.pool.acquire().await?;

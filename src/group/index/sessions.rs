@@ -123,49 +123,48 @@ pub async fn session_counts(
     })
 }
 
-/// The counts of every release of a project with sessions or crash reports, all time, in four
-/// grouped queries (the releases page), and each release's sessions of the last 24 hours.
+/// The counts of every release of a project with sessions, all time (from the totals the
+/// writer keeps: one row per release), with each release's sessions of the last 24 hours.
 pub async fn all_release_counts(
     conn: &mut AnyConnection,
     project_id: i64,
     day_ago: i64,
 ) -> Result<std::collections::HashMap<String, (SessionCounts, i64)>, sqlx::Error> {
     let mut all: std::collections::HashMap<String, (SessionCounts, i64)> = Default::default();
-    let hours = sqlx::query(
-        "SELECT release, CAST(SUM(sessions) AS BIGINT) AS sessions, \
-         CAST(SUM(crashed) AS BIGINT) AS crashed, CAST(SUM(errored) AS BIGINT) AS errored, \
-         CAST(SUM(abnormal) AS BIGINT) AS abnormal, \
-         CAST(SUM(exited + errored + abnormal + crashed) AS BIGINT) AS ended, \
-         CAST(MAX(reported_users) AS BIGINT) AS reported, \
-         CAST(SUM(CASE WHEN hour >= $2 THEN sessions ELSE 0 END) AS BIGINT) AS recent \
-         FROM session_hours WHERE project_id = $1 GROUP BY release",
+    let totals = sqlx::query(
+        "SELECT release, sessions, crashed, errored, abnormal, ended, reported_users, users, \
+         crashed_users FROM session_releases WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &totals {
+        let counts = SessionCounts {
+            sessions: row.try_get("sessions")?,
+            crashed: row.try_get("crashed")?,
+            errored: row.try_get("errored")?,
+            abnormal: row.try_get("abnormal")?,
+            ended: row.try_get("ended")?,
+            reported_users: row.try_get("reported_users")?,
+            users: row.try_get("users")?,
+            crashed_users: row.try_get("crashed_users")?,
+            crash_reports: 0,
+        };
+        all.insert(row.try_get("release")?, (counts, 0));
+    }
+    let recent = sqlx::query(
+        "SELECT release, CAST(SUM(sessions) AS BIGINT) AS recent FROM session_hours \
+         WHERE project_id = $1 AND hour >= $2 GROUP BY release",
     )
     .bind(project_id)
     .bind(day_ago - day_ago.rem_euclid(3600))
     .fetch_all(&mut *conn)
     .await?;
-    for row in &hours {
-        let entry = all.entry(row.try_get("release")?).or_default();
-        entry.0.sessions = row.try_get("sessions")?;
-        entry.0.crashed = row.try_get("crashed")?;
-        entry.0.errored = row.try_get("errored")?;
-        entry.0.abnormal = row.try_get("abnormal")?;
-        entry.0.ended = row.try_get("ended")?;
-        entry.0.reported_users = row.try_get("reported")?;
-        entry.1 = row.try_get("recent")?;
-    }
-    let users = sqlx::query(
-        "SELECT release, COUNT(DISTINCT did) AS users, \
-         COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
-         FROM session_users WHERE project_id = $1 GROUP BY release",
-    )
-    .bind(project_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &users {
-        let entry = all.entry(row.try_get("release")?).or_default();
-        entry.0.users = row.try_get("users")?;
-        entry.0.crashed_users = row.try_get("crashed_users")?;
+    for row in &recent {
+        let release: String = row.try_get("release")?;
+        if let Some(entry) = all.get_mut(&release) {
+            entry.1 = row.try_get("recent")?;
+        }
     }
     let reports = sqlx::query(
         "SELECT release, COUNT(*) AS n FROM crashes WHERE project_id = $1 \
