@@ -222,6 +222,29 @@ impl Health {
         Ok(summaries)
     }
 
+    /// The groups a release's crashes fell into, most crashes first (at most `limit`): group
+    /// ID and crashes from the release.
+    pub async fn groups_in_release(
+        &self,
+        project_id: i64,
+        release: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, HealthError> {
+        let rows = sqlx::query(
+            "SELECT group_id, COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2 \
+             GROUP BY group_id ORDER BY n DESC, group_id LIMIT $3",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((r.try_get("group_id").ok()?, r.try_get("n").ok()?)))
+            .collect())
+    }
+
     /// The project's releases that have sessions.
     pub async fn releases_with_sessions(
         &self,

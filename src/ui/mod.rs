@@ -17,6 +17,7 @@ mod crash_source;
 mod group_code;
 mod group_health;
 mod groups;
+mod release;
 mod releases;
 pub(crate) mod page;
 mod session;
@@ -60,6 +61,7 @@ pub fn routes() -> Router<App> {
         .route("/ui/crashes/{id}/reprocess", post(crash::reprocess))
         .route("/ui/alerts", get(alerts::show))
         .route("/ui/releases", get(releases::show))
+        .route("/ui/releases/{version}", get(release::show))
         .route("/ui/code-mappings", post(releases::set_mapping))
         .route("/ui/symbols", get(symbols::find))
         .route("/ui/symbols/missing", get(symbols::missing))

@@ -19,6 +19,8 @@ use crate::health::HealthSummary;
 
 struct ReleaseRow {
     version: String,
+    /// The version as a URL path segment.
+    version_segment: String,
     sessions: i64,
     crash_free_sessions: String,
     crash_free_users: String,
@@ -130,6 +132,7 @@ fn health_row(version: &str, health: &[HealthSummary]) -> ReleaseRow {
     let percent = |p: Option<f64>| p.map(|p| format!("{p:.2} %")).unwrap_or_default();
     ReleaseRow {
         version: version.to_owned(),
+        version_segment: crate::http::segment(version),
         sessions: summary.map_or(0, |h| h.sessions),
         crash_free_sessions: percent(summary.and_then(|h| h.crash_free_sessions)),
         crash_free_users: percent(summary.and_then(|h| h.crash_free_users)),

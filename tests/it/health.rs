@@ -236,5 +236,10 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
     let page = session.get("/ui/releases?project=default").await;
     assert!(page.body.contains(">ue@5.1</a>"), "{}", page.body);
     assert!(page.body.contains("99.80 %"), "{}", page.body);
+    let page = session.get("/ui/releases/ue%405.1?project=default").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("99.80 %") && page.body.contains("<td class=\"num\">2.000</td>"), "{}", page.body);
+    assert!(page.body.contains(&format!("/ui/groups/{group}")), "the group, by rate");
+    assert!(page.body.contains("badge new"), "new in the release");
 }
 }
