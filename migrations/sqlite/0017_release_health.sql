@@ -67,3 +67,7 @@ CREATE TABLE session_release_users (
     crashed    BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, release, did)
 );
+
+-- A release's crash reports, counted when its sessions carry no status (usage) and by alert
+-- rules on crash-free rates.
+CREATE INDEX crashes_release ON crashes (project_id, release);

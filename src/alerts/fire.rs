@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::rules::{AlertRule, Trigger, TriggerMatch, Verdict};
 use super::{now, Alerts};
-use crate::group::index::sessions::session_counts;
+use crate::group::index::sessions::release_totals;
 use crate::group::index::{Dialect, Group, GroupState, IndexError, RecordObserver, RecordedCrash};
 use crate::outbound::{AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef};
 
@@ -195,7 +195,7 @@ async fn release_trigger(
             let Some(release) = crash.crash.release.as_deref() else {
                 return Ok(None);
             };
-            let counts = session_counts(&mut *tx, crash.crash.project_id, release, "", 0).await?;
+            let counts = release_totals(&mut *tx, crash.crash.project_id, release).await?;
             let rate = if *users {
                 counts.crash_free_users()
             } else {
@@ -219,7 +219,7 @@ async fn release_trigger(
             let Some(release) = crash.crash.release.as_deref() else {
                 return Ok(None);
             };
-            let counts = session_counts(&mut *tx, crash.crash.project_id, release, "", 0).await?;
+            let counts = release_totals(&mut *tx, crash.crash.project_id, release).await?;
             if counts.sessions < (*min_sessions).max(1) {
                 return Ok(None);
             }

@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::ProjectQuery;
 use crate::alerts::{ChannelConfig, DeliveryFilter, NewChannel, RuleDefinition};
 use crate::app::App;
 use crate::auth::Scope;
@@ -76,12 +77,6 @@ fn rule_body(
             .with_detail(RULE_EXAMPLE)
     })?;
     Ok((project, name, enabled, definition))
-}
-
-/// `?project=` on the list routes.
-#[derive(Deserialize)]
-pub struct ProjectQuery {
-    project: Option<String>,
 }
 
 /// `GET /api/v1/alert-rules?project=`.

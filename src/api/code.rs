@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::ProjectQuery;
 use crate::app::App;
 use crate::auth::Scope;
 use crate::code::git::Credential;
@@ -120,12 +121,6 @@ pub async fn fetch_repository(
         state.suspects.mark_all_stale().await?;
     }
     Ok(Json(json!({"fetched": true, "changed": changed})))
-}
-
-/// `?project=`.
-#[derive(Debug, Deserialize)]
-pub struct ProjectQuery {
-    project: Option<String>,
 }
 
 /// `GET /api/v1/code-mappings?project=`: in the order they are tried.

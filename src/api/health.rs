@@ -9,6 +9,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::ProjectQuery;
 use crate::app::App;
 use crate::auth::Scope;
 use crate::health::session::{SessionItems, UsageRow, MAX_BUCKETS};
@@ -17,12 +18,6 @@ use crate::http::{project_param, typed_json, Caller, HttpError};
 
 fn bad_request(message: impl Into<String>) -> HttpError {
     HttpError::new(StatusCode::BAD_REQUEST, message)
-}
-
-/// `?project=`.
-#[derive(Debug, Deserialize)]
-pub struct ProjectQuery {
-    project: Option<String>,
 }
 
 /// The usage body.

@@ -28,6 +28,12 @@ use crate::http::route_with_and_without_slash as both;
 
 pub use ops::{count_requests, install_metrics, not_found};
 
+/// `?project=` (the default project when absent), on the routes about one project.
+#[derive(Debug, serde::Deserialize)]
+pub struct ProjectQuery {
+    project: Option<String>,
+}
+
 /// Every API route (the server adds the web UI's pages, the fallback and the layers).
 pub fn routes() -> Router<App> {
     let router = Router::new()

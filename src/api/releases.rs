@@ -11,6 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::ProjectQuery;
 use crate::app::App;
 use crate::auth::{Project, Scope};
 use crate::http::{project_param, typed_json, Caller, HttpError};
@@ -173,18 +174,12 @@ async fn sentry_release(state: &App, found: &[(Project, Release)]) -> Result<Val
     let mut last_commit = None;
     let mut new_groups = 0;
     let mut first_crash: Option<i64> = None;
-    for (project, release) in found {
+    for (_, release) in found {
         let heads = state.releases.heads(release.id).await?;
         if last_commit.is_none() {
             last_commit = heads.first().map(|h| json!({"id": h.head_commit}));
         }
-        let summary = state
-            .releases
-            .list(project.id)
-            .await?
-            .into_iter()
-            .find(|s| s.release.id == release.id);
-        if let Some(s) = summary {
+        if let Some(s) = state.releases.summary(release).await? {
             commits += s.commits;
             deploys += s.deploys;
             new_groups += s.new_groups;
@@ -328,12 +323,19 @@ pub async fn list(
     let mut out = Vec::new();
     for project in state.registry.projects().await? {
         if caller.may(scope, project.id) {
-            for summary in state.releases.list(project.id).await? {
-                out.push(sentry_release(&state, &[(project.clone(), summary.release)]).await?);
-            }
+            out.extend(project_releases(&state, &project).await?);
         }
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// A project's releases in Sentry's shape, newest first.
+async fn project_releases(state: &App, project: &Project) -> Result<Vec<Value>, HttpError> {
+    let mut out = Vec::new();
+    for summary in state.releases.list(project.id).await? {
+        out.push(sentry_release(state, &[(project.clone(), summary.release)]).await?);
+    }
+    Ok(out)
 }
 
 /// `GET /api/0/projects/{org}/{project}/releases/`.
@@ -344,11 +346,9 @@ pub async fn list_project(
 ) -> Result<Json<Value>, HttpError> {
     let project = project_param(&state, Some(&slug)).await?;
     caller.require_in(read_scope(&caller), &project)?;
-    let mut out = Vec::new();
-    for summary in state.releases.list(project.id).await? {
-        out.push(sentry_release(&state, &[(project.clone(), summary.release)]).await?);
-    }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(Value::Array(
+        project_releases(&state, &project).await?,
+    )))
 }
 
 /// `GET /api/0/organizations/{org}/releases/{version}/commits/`.
@@ -481,12 +481,6 @@ pub async fn repositories(
             })
             .collect(),
     )))
-}
-
-/// `?project=`.
-#[derive(Debug, Deserialize)]
-pub struct ProjectQuery {
-    project: Option<String>,
 }
 
 /// `GET /api/v1/releases?project=`: the project's releases, newest first, with commits,

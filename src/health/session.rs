@@ -217,7 +217,9 @@ fn final_status(status: Option<&str>, errors: i64) -> Option<FinalStatus> {
 pub fn read_session(payload: &[u8]) -> Result<SessionUpdate, String> {
     let raw: RawUpdate =
         serde_json::from_slice(payload).map_err(|e| format!("session item: {e}"))?;
-    let release = clean(raw.attrs.release).ok_or("session item: attrs.release is required")?;
+    let release = clean(raw.attrs.release).ok_or(
+        "session item: attrs.release is required: printable text (at most 200 characters are kept)",
+    )?;
     let started = raw
         .started
         .as_deref()
@@ -240,7 +242,7 @@ pub fn read_session(payload: &[u8]) -> Result<SessionUpdate, String> {
 pub fn read_sessions(payload: &[u8]) -> Result<Vec<SessionBucket>, String> {
     let raw: RawAggregates =
         serde_json::from_slice(payload).map_err(|e| format!("sessions item: {e}"))?;
-    let release = clean(raw.attrs.release).ok_or("sessions item: attrs.release is required")?;
+    let release = clean(raw.attrs.release).ok_or("sessions item: attrs.release is required: printable text (at most 200 characters are kept)")?;
     let environment = clean(raw.attrs.environment).unwrap_or_else(|| "production".into());
     if raw.aggregates.len() > MAX_BUCKETS {
         return Err(format!("sessions item: more than {MAX_BUCKETS} aggregates"));

@@ -68,9 +68,11 @@ pub(super) async fn release(
     row.as_ref().map(release_row).transpose()
 }
 
+/// A project's releases with their counts (only release `only` when it is not 0).
 pub(super) async fn summaries(
     pool: &AnyPool,
     project_id: i64,
+    only: i64,
 ) -> Result<Vec<ReleaseSummary>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT r.id, r.project_id, r.version, r.vcs_ref, r.url, r.created_at, r.released_at, \
@@ -82,9 +84,10 @@ pub(super) async fn summaries(
             AND x.release = r.version) AS crashes, \
          (SELECT COUNT(*) FROM crash_groups g WHERE g.project_id = r.project_id \
             AND g.first_release = r.version AND g.merged_into IS NULL) AS new_groups \
-         FROM releases r WHERE r.project_id = $1",
+         FROM releases r WHERE r.project_id = $1 AND ($2 = 0 OR r.id = $2)",
     )
     .bind(project_id)
+    .bind(only)
     .fetch_all(pool)
     .await?;
     rows.iter()

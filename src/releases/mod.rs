@@ -191,9 +191,16 @@ impl Releases {
 
     /// A project's releases with their counts, newest version first.
     pub async fn list(&self, project_id: i64) -> Result<Vec<ReleaseSummary>, ReleaseError> {
-        let mut list = book::summaries(&self.pool, project_id).await?;
+        let mut list = book::summaries(&self.pool, project_id, 0).await?;
         list.sort_by(|a, b| newest_first(&a.release, &b.release));
         Ok(list)
+    }
+
+    /// One release with its counts.
+    pub async fn summary(&self, release: &Release) -> Result<Option<ReleaseSummary>, ReleaseError> {
+        Ok(book::summaries(&self.pool, release.project_id, release.id)
+            .await?
+            .pop())
     }
 
     /// Marks a release released (finalized) at `at`, and changes its link.

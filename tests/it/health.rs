@@ -11,26 +11,7 @@ use common::{post, submit, TestServer};
 
 /// Sends an envelope of session items (no event) as an SDK does; asserts 200.
 async fn send_items(server: &TestServer, items: &[(&str, Value)]) {
-    let mut body = b"{}\n".to_vec();
-    for (kind, payload) in items {
-        let payload = serde_json::to_vec(payload).unwrap();
-        body.extend_from_slice(
-            format!("{{\"type\":\"{kind}\",\"length\":{}}}\n", payload.len()).as_bytes(),
-        );
-        body.extend_from_slice(&payload);
-        body.push(b'\n');
-    }
-    let (status, reply) = post(
-        server,
-        "/api/1/envelope/",
-        Some("application/x-sentry-envelope"),
-        &[(
-            "x-sentry-auth",
-            "Sentry sentry_version=7, sentry_key=public",
-        )],
-        body,
-    )
-    .await;
+    let (status, reply) = common::send_envelope_items(server, items).await;
     assert_eq!(status, 200, "{reply}");
 }
 
@@ -154,6 +135,22 @@ async fn session_updates_count_once_in_any_order(db: Db) {
     let (status, reply) = post(&server, "/api/1/envelope/", Some("application/x-sentry-envelope"), &[("x-sentry-auth", "Sentry sentry_key=public")], body).await;
     assert_eq!(status, 400, "{reply}");
     assert!(reply.contains("attrs.release"), "{reply}");
+    // Hostile items: negative or absurd counts, a release with control characters, a date that
+    // is not one, too many buckets; each refused with its reason, none counted.
+    let bucket = |exited: i64| json!({"started": "2026-12-05T10:00:00Z", "exited": exited});
+    let hostile = [
+        json!({"attrs": {"release": "2.0.0"}, "aggregates": [bucket(-5)]}),
+        json!({"attrs": {"release": "2.0.0"}, "aggregates": [bucket(5_000_000)]}),
+        json!({"attrs": {"release": "2.0.0\u{0}"}, "aggregates": [bucket(1)]}),
+        json!({"attrs": {"release": "2.0.0"}, "aggregates": [{"started": "yesterday", "exited": 1}]}),
+        json!({"attrs": {"release": "2.0.0"}, "aggregates": vec![bucket(1); 1001]}),
+    ];
+    for item in hostile {
+        let (status, reply) = common::send_envelope_items(&server, &[("sessions", item)]).await;
+        assert_eq!(status, 400, "{reply}");
+        assert!(reply.contains("sessions item"), "{reply}");
+    }
+    assert_eq!(health(&server, "2.0.0").await["sessions"], 2, "nothing hostile was counted");
 }
 }
 

@@ -10,7 +10,7 @@ use crate::common;
 use serde_json::{json, Value};
 
 use common::repository::{commit, crash, Scenario, RELEASED_1_1_0};
-use common::{post, sentry_cli_in, settled, tool_present, TestServer};
+use common::{sentry_cli_in, settled, tool_present, TestServer};
 
 /// A native event of the crash: frames oldest first, the program as its one image.
 fn crash_event(debug_id: &str, code_id: &str, base: u64, pc: u64, caller: u64) -> Value {
@@ -35,24 +35,7 @@ fn crash_event(debug_id: &str, code_id: &str, base: u64, pc: u64, caller: u64) -
 
 /// Sends an event in an envelope; the crash ID.
 async fn send_event(server: &TestServer, event: &Value) -> String {
-    let payload = serde_json::to_vec(event).unwrap();
-    let mut body = b"{\"event_id\":\"4d6e1f0c2b8a4f4e9a1b2c3d4e5f6a7b\"}\n".to_vec();
-    body.extend_from_slice(
-        format!("{{\"type\":\"event\",\"length\":{}}}\n", payload.len()).as_bytes(),
-    );
-    body.extend_from_slice(&payload);
-    body.push(b'\n');
-    let (status, reply) = post(
-        server,
-        "/api/1/envelope/",
-        Some("application/x-sentry-envelope"),
-        &[(
-            "x-sentry-auth",
-            "Sentry sentry_version=7, sentry_key=public",
-        )],
-        body,
-    )
-    .await;
+    let (status, reply) = common::send_envelope_items(server, &[("event", event.clone())]).await;
     assert_eq!(status, 200, "{reply}");
     serde_json::from_str::<Value>(&reply).unwrap()["id"]
         .as_str()
@@ -274,16 +257,30 @@ async fn release_requests_are_checked(db: Db) {
         .await
         .unwrap();
     assert_eq!(response.status(), 403);
-    // Reading releases back takes `releases:write` (sentry-cli in CI) or `triage:read`.
+    // Reading releases back takes `releases:write` (sentry-cli in CI) or `triage:read`: every
+    // read route refuses no token (401) and a token with neither (403).
+    let (status, _) = server
+        .admin_post("/api/0/organizations/acme/releases/", json!({"version": "1.0", "projects": ["default"]}))
+        .await;
+    assert_eq!(status, 201);
     let (ingest, _) = server.create_token(json!({"name": "i", "scopes": ["ingest"]})).await;
-    for token in [&ingest, &reader] {
-        let response = reqwest::Client::new()
-            .get(server.url("/api/0/organizations/acme/releases/"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), if token == &reader { 200 } else { 403 });
+    for path in [
+        "/api/0/organizations/acme/releases/",
+        "/api/0/organizations/acme/releases/1.0/",
+        "/api/0/organizations/acme/releases/1.0/commits/",
+        "/api/0/organizations/acme/releases/1.0/previous-with-commits/",
+        "/api/0/organizations/acme/releases/1.0/deploys/",
+        "/api/0/organizations/acme/repos/",
+        "/api/0/projects/acme/default/releases/",
+    ] {
+        for (token, expected) in [(None, 401), (Some(&ingest), 403), (Some(&reader), 200)] {
+            let mut request = reqwest::Client::new().get(server.url(path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), expected, "{path} with {token:?}");
+        }
     }
     let (status, answer) = server
         .admin_post("/api/0/organizations/acme/releases/", json!({"version": "1.0", "projects": ["default"], "refs": [{"repository": "acme/none", "commit": "abc"}]}))

@@ -123,6 +123,53 @@ pub async fn session_counts(
     })
 }
 
+/// A release's counts, all time, from the totals the session writer keeps: one row read by its
+/// key and the release's crash reports by index (what alert rules evaluate while a crash is
+/// recorded, so it stays cheap however many hours and users the release has).
+pub async fn release_totals(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    release: &str,
+) -> Result<SessionCounts, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT sessions, crashed, errored, abnormal, ended, reported_users, users, \
+         crashed_users FROM session_releases WHERE project_id = $1 AND release = $2",
+    )
+    .bind(project_id)
+    .bind(release)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(SessionCounts::default());
+    };
+    let mut counts = totals_row(&row)?;
+    if counts.ended == 0 {
+        counts.crash_reports =
+            sqlx::query("SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2")
+                .bind(project_id)
+                .bind(release)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("n")?;
+    }
+    Ok(counts)
+}
+
+/// A `session_releases` row as counts (crash reports not included).
+fn totals_row(row: &sqlx::any::AnyRow) -> Result<SessionCounts, sqlx::Error> {
+    Ok(SessionCounts {
+        sessions: row.try_get("sessions")?,
+        crashed: row.try_get("crashed")?,
+        errored: row.try_get("errored")?,
+        abnormal: row.try_get("abnormal")?,
+        ended: row.try_get("ended")?,
+        reported_users: row.try_get("reported_users")?,
+        users: row.try_get("users")?,
+        crashed_users: row.try_get("crashed_users")?,
+        crash_reports: 0,
+    })
+}
+
 /// The counts of every release of a project with sessions, all time (from the totals the
 /// writer keeps: one row per release), with each release's sessions of the last 24 hours.
 pub async fn all_release_counts(
@@ -139,18 +186,7 @@ pub async fn all_release_counts(
     .fetch_all(&mut *conn)
     .await?;
     for row in &totals {
-        let counts = SessionCounts {
-            sessions: row.try_get("sessions")?,
-            crashed: row.try_get("crashed")?,
-            errored: row.try_get("errored")?,
-            abnormal: row.try_get("abnormal")?,
-            ended: row.try_get("ended")?,
-            reported_users: row.try_get("reported_users")?,
-            users: row.try_get("users")?,
-            crashed_users: row.try_get("crashed_users")?,
-            crash_reports: 0,
-        };
-        all.insert(row.try_get("release")?, (counts, 0));
+        all.insert(row.try_get("release")?, (totals_row(row)?, 0));
     }
     let recent = sqlx::query(
         "SELECT release, CAST(SUM(sessions) AS BIGINT) AS recent FROM session_hours \

@@ -763,3 +763,31 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// Posts an envelope of JSON items (`type`, payload) as a Sentry SDK does (`X-Sentry-Auth`,
+/// the default project's public key); its status and answer.
+pub async fn send_envelope_items(
+    server: &TestServer,
+    items: &[(&str, serde_json::Value)],
+) -> (u16, String) {
+    let mut body = b"{}\n".to_vec();
+    for (kind, payload) in items {
+        let payload = serde_json::to_vec(payload).unwrap();
+        body.extend_from_slice(
+            format!("{{\"type\":\"{kind}\",\"length\":{}}}\n", payload.len()).as_bytes(),
+        );
+        body.extend_from_slice(&payload);
+        body.push(b'\n');
+    }
+    post(
+        server,
+        "/api/1/envelope/",
+        Some("application/x-sentry-envelope"),
+        &[(
+            "x-sentry-auth",
+            "Sentry sentry_version=7, sentry_key=public",
+        )],
+        body,
+    )
+    .await
+}
