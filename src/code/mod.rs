@@ -304,23 +304,15 @@ impl Code {
                 "stack_root and source_root are paths of at most 1000 bytes, without `..`".into(),
             ));
         }
-        let existing = self
-            .mappings(project_id)
-            .await?
-            .into_iter()
-            .find(|m| m.repository_id == repository.id && m.stack_root == stack_root);
-        if let Some(existing) = existing {
-            if origin == MappingOrigin::Derived && existing.origin == MappingOrigin::User {
-                return Ok(existing);
-            }
-            sqlx::query("DELETE FROM code_mappings WHERE id = $1")
-                .bind(existing.id)
-                .execute(&self.pool)
-                .await?;
-        }
+        // One statement, so two derivations of the same mapping at once (the suspects job and
+        // an alert's) both succeed; a derived mapping never replaces a person's.
         sqlx::query(
             "INSERT INTO code_mappings (project_id, repository_id, stack_root, source_root, \
-             origin, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+             origin, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (project_id, repository_id, stack_root) DO UPDATE SET \
+             source_root = excluded.source_root, origin = excluded.origin, \
+             created_at = excluded.created_at \
+             WHERE code_mappings.origin <> 'user' OR excluded.origin = 'user'",
         )
         .bind(project_id)
         .bind(repository.id)

@@ -556,17 +556,18 @@ impl crate::outbound::SuspectLines for Suspects {
 }
 
 impl Suspects {
-    /// `compute`, again every half second while the group's crash is not readable yet.
+    /// `compute`, again every half second while the group's crash is not readable yet or a
+    /// computation failed (the caller bounds the wait).
     async fn compute_when_ready(&self, group_id: i64) -> Option<SuspectReport> {
         loop {
             match self.compute(group_id).await {
                 Ok(Some(report)) => return Some(report),
-                Ok(None) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+                Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(group = group_id, error = %e, "suspect commits for an alert failed");
-                    return None;
+                    tracing::warn!(group = group_id, error = %e, "suspect commits for an alert failed; trying again");
                 }
             }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         }
     }
 }
