@@ -245,6 +245,16 @@ fn frame(value: &Value) -> EventFrame {
 }
 
 impl Event {
+    /// Whether the program died of it: level `fatal`, or an exception its mechanism says was
+    /// not handled.
+    pub fn is_fatal(&self) -> bool {
+        self.level.as_deref() == Some("fatal")
+            || self
+                .exceptions
+                .iter()
+                .any(|e| e.mechanism.get("handled") == Some(&Value::Bool(false)))
+    }
+
     /// Reads an event from its JSON text.
     pub fn from_slice(json: &[u8]) -> Result<Event, EventError> {
         let value: Value =

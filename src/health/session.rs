@@ -140,6 +140,14 @@ impl SessionItems {
     pub fn is_empty(&self) -> bool {
         self.updates.is_empty() && self.buckets.is_empty() && self.usage.is_empty()
     }
+
+    /// The crash report sent beside these updates ended their sessions: each is crashed (a
+    /// session that said `crashed` itself and its crash report are one crashed session).
+    pub fn ended_by_crash(&mut self) {
+        for update in &mut self.updates {
+            update.status = Some(FinalStatus::Crashed);
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -64,6 +64,10 @@ session('u1')
 session('u1')
 session('u2', error=True)
 session('u3', status='crashed')
+sentry_sdk.set_user({'id': 'u4'})
+sentry_sdk.start_session(session_mode='application')
+sentry_sdk.capture_event({'level': 'fatal', 'exception': {'values': [{'type': 'RuntimeError', 'value': 'died', 'mechanism': {'type': 'excepthook', 'handled': False}}]}})
+sentry_sdk.end_session()
 sentry_sdk.set_user(None)
 for _ in range(5):
     with track_session(sentry_sdk.get_isolation_scope(), session_mode='request'):
@@ -75,15 +79,16 @@ sentry_sdk.flush(10)
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     // The SDK sends from a background thread; flush waited for it.
     let h = health(&server, "game@2.1.0").await;
-    // 4 application sessions + 5 request sessions; 1 crashed; 1 errored; users u1, u2, u3.
-    assert_eq!(h["sessions"], 9, "{h}");
-    assert_eq!(h["crashed"], 1, "{h}");
+    // 5 application sessions + 5 request sessions; 2 crashed (u3's said so, u4's ended with its
+    // fatal event, sent in the event's envelope and counted once); 1 errored; users u1–u4.
+    assert_eq!(h["sessions"], 10, "{h}");
+    assert_eq!(h["crashed"], 2, "{h}");
     assert_eq!(h["errored"], 1, "{h}");
-    assert_eq!(h["users"], 3, "{h}");
-    assert_eq!(h["crashed_users"], 1, "{h}");
+    assert_eq!(h["users"], 4, "{h}");
+    assert_eq!(h["crashed_users"], 2, "{h}");
     let expect = |part: f64, whole: f64| ((100.0 * part / whole) * 1000.0).round() / 1000.0;
-    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), expect(8.0, 9.0));
-    assert_eq!(h["crash_free_users"].as_f64().unwrap(), expect(2.0, 3.0));
+    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), expect(8.0, 10.0));
+    assert_eq!(h["crash_free_users"].as_f64().unwrap(), expect(2.0, 4.0));
     assert_eq!(h["adoption"].as_f64().unwrap(), 100.0, "the only release of the last 24 hours");
     // Sentry's sessions query reads the same.
     let (status, s) = server
@@ -91,8 +96,8 @@ sentry_sdk.flush(10)
         .await;
     assert_eq!(status, 200, "{s}");
     assert_eq!(s["groups"][0]["by"]["release"], "game@2.1.0");
-    assert_eq!(s["groups"][0]["totals"]["sum(session)"], 9);
-    assert!((s["groups"][0]["totals"]["crash_free_rate(session)"].as_f64().unwrap() - 8.0 / 9.0).abs() < 1e-4);
+    assert_eq!(s["groups"][0]["totals"]["sum(session)"], 10);
+    assert!((s["groups"][0]["totals"]["crash_free_rate(session)"].as_f64().unwrap() - 0.8).abs() < 1e-4);
 }
 }
 
@@ -151,6 +156,55 @@ async fn session_updates_count_once_in_any_order(db: Db) {
         assert!(reply.contains("sessions item"), "{reply}");
     }
     assert_eq!(health(&server, "2.0.0").await["sessions"], 2, "nothing hostile was counted");
+}
+}
+
+/// Sends an envelope of session updates with a minidump beside them; asserts 200.
+async fn send_with_minidump(server: &TestServer, updates: &[Value]) {
+    let dump = common::generated_bytes("abort.dmp");
+    let mut body = b"{}\n".to_vec();
+    for update in updates {
+        let payload = serde_json::to_vec(update).unwrap();
+        body.extend_from_slice(
+            format!("{{\"type\":\"session\",\"length\":{}}}\n", payload.len()).as_bytes(),
+        );
+        body.extend_from_slice(&payload);
+        body.push(b'\n');
+    }
+    let header = json!({"type": "attachment", "length": dump.len(), "attachment_type": "event.minidump", "filename": "crash.dmp"});
+    body.extend_from_slice(format!("{header}\n").as_bytes());
+    body.extend_from_slice(&dump);
+    body.push(b'\n');
+    let (status, reply) = post(
+        server,
+        "/api/1/envelope/",
+        Some("application/x-sentry-envelope"),
+        &[("x-sentry-auth", "Sentry sentry_key=public")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+}
+
+on_both_databases! {
+/// A crash report sent with its session's update ended that session: a session still `ok` is
+/// counted crashed; one that already said `crashed` and then sends its minidump is one crashed
+/// session, not two; a handled error beside an update crashes nothing.
+async fn a_crash_report_ends_its_session_once(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    send_items(&server, &[("session", update("m1", "u1", true, "ok", "3.0.0"))]).await;
+    send_with_minidump(&server, &[update("m1", "u1", false, "ok", "3.0.0")]).await;
+    send_items(&server, &[("session", update("m2", "u2", true, "crashed", "3.0.0"))]).await;
+    send_with_minidump(&server, &[update("m2", "u2", false, "crashed", "3.0.0")]).await;
+    let handled = json!({"level": "error", "release": "3.0.0", "exception": {"values": [{"type": "ValueError", "value": "bad", "mechanism": {"type": "generic", "handled": true}}]}});
+    send_items(&server, &[("session", update("m3", "u3", true, "ok", "3.0.0")), ("event", handled)]).await;
+    let h = health(&server, "3.0.0").await;
+    assert_eq!(h["sessions"], 3, "{h}");
+    assert_eq!(h["crashed"], 2, "m1 ended by its minidump, m2 counted once: {h}");
+    assert_eq!(h["crashed_users"], 2, "{h}");
+    assert_eq!(h["users"], 3, "{h}");
 }
 }
 

@@ -111,20 +111,24 @@ pub(super) async fn receive_event(
     body: Bytes,
     mut builder: RawCrashBuilder,
 ) -> Result<Response, Refusal> {
-    let (event_json, dump, files) = match client {
-        Client::SentryStore => (Some(body), None, Vec::new()),
+    let (event, dump, files) = match client {
+        Client::SentryStore => (Some(checked_event(body)?), None, Vec::new()),
         _ => {
-            let (parts, sessions) = envelope_parts(&body)?;
+            let ((event_json, dump, files), mut sessions) = envelope_parts(&body)?;
+            let event = event_json.map(checked_event).transpose();
+            let fatal = matches!(&event, Ok(Some((_, e))) if e.is_fatal());
+            if dump.is_some() || fatal {
+                sessions.ended_by_crash();
+            }
             // Sessions are committed before the answer, whatever else the envelope holds.
             state
                 .health
                 .record(project.id, sessions)
                 .await
                 .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-            parts
+            (event?, dump, files)
         }
     };
-    let event = event_json.map(checked_event).transpose()?;
     for (name, value) in event.iter().flat_map(|(_, event)| event.annotations()) {
         builder.annotate(name, value);
     }
