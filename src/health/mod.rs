@@ -7,6 +7,7 @@
 pub mod record;
 pub mod session;
 mod stats;
+mod users;
 
 use sqlx::AnyPool;
 

@@ -295,38 +295,17 @@ async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
         }
         query.execute(&mut *tx).await?;
     }
-    let users: Vec<_> = changes.users.iter().collect();
-    for chunk in statement_chunks(&users) {
-        let sql = multi_row(
-            "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
-             VALUES ",
-            6,
-            chunk.len(),
-            " ON CONFLICT (project_id, release, environment, day, did) \
-             DO UPDATE SET crashed = CASE WHEN excluded.crashed > session_users.crashed \
-             THEN excluded.crashed ELSE session_users.crashed END",
-        );
-        let mut query = sqlx::query(&sql);
-        for ((project, release, environment, day, did), crashed) in chunk {
-            query = query
-                .bind(*project)
-                .bind(release.clone())
-                .bind(environment.clone())
-                .bind(*day)
-                .bind(did.clone())
-                .bind(i64::from(**crashed));
-        }
-        query.execute(&mut *tx).await?;
-    }
-    release_totals(&mut tx, &changes).await?;
+    let users = super::users::record(&mut tx, &changes.users).await?;
+    release_totals(&mut tx, &changes, &users).await?;
     tx.commit().await
 }
 
-/// Adds a batch to each release's totals: sessions and statuses from the hour deltas; users new
-/// to the release (inserted into `session_release_users`), and users newly crashed.
+/// Adds a batch to each release's totals: sessions and statuses from the hour deltas, users
+/// as the release's all-time user set moved (`users.rs`).
 async fn release_totals(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     changes: &Changes,
+    users: &super::users::ReleaseUserChanges,
 ) -> Result<(), sqlx::Error> {
     let mut totals: HashMap<(i64, &str), [i64; 8]> = HashMap::new();
     for ((project, release, _, _), d) in &changes.hours {
@@ -336,49 +315,10 @@ async fn release_totals(
         }
         t[5] = t[5].max(d[5]);
     }
-    let mut users: HashMap<(i64, &str), Vec<(&str, bool)>> = HashMap::new();
-    for ((project, release, _, _, did), crashed) in &changes.users {
-        users
-            .entry((*project, release.as_str()))
-            .or_default()
-            .push((did.as_str(), *crashed));
-    }
-    for ((project, release), mut list) in users {
-        list.sort_unstable();
-        list.dedup_by(|a, b| {
-            a.0 == b.0 && {
-                b.1 |= a.1;
-                true
-            }
-        });
-        let t = totals.entry((project, release)).or_default();
-        for chunk in statement_chunks(&list) {
-            let sql = multi_row(
-                "INSERT INTO session_release_users (project_id, release, did, crashed) VALUES ",
-                4,
-                chunk.len(),
-                " ON CONFLICT (project_id, release, did) DO NOTHING",
-            );
-            let mut query = sqlx::query(&sql);
-            for (did, _) in chunk {
-                query = query.bind(project).bind(release).bind(*did).bind(0i64);
-            }
-            t[6] += query.execute(&mut **tx).await?.rows_affected() as i64;
-        }
-        let crashed: Vec<&str> = list.iter().filter(|u| u.1).map(|u| u.0).collect();
-        for chunk in crashed.chunks(LOOKUP_CHUNK) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!(
-                "UPDATE session_release_users SET crashed = 1 WHERE project_id = $1 \
-                 AND release = $2 AND crashed = 0 AND did IN ({})",
-                marks.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(project).bind(release);
-            for did in chunk {
-                query = query.bind(*did);
-            }
-            t[7] += query.execute(&mut **tx).await?.rows_affected() as i64;
-        }
+    for ((project, release), (new, crashed)) in users {
+        let t = totals.entry((*project, release.as_str())).or_default();
+        t[6] += new;
+        t[7] += crashed;
     }
     for ((project, release), t) in totals {
         sqlx::query(

@@ -41,10 +41,13 @@ pub struct ReleaseHealth {
     pub abnormal: i64,
     /// Sessions with handled errors.
     pub errored: i64,
-    /// Distinct users (exact; see docs/HEALTH.md), or the users a launcher reported.
+    /// Distinct users (exact up to 10,000, then estimated; see docs/HEALTH.md), or the users a
+    /// launcher reported.
     pub users: i64,
     /// Users with a crashed session.
     pub crashed_users: i64,
+    /// Whether `users` and `crashed_users` are HyperLogLog estimates (standard error 0.81 %).
+    pub users_estimated: bool,
     /// Crash reports received from the release.
     pub crash_reports: i64,
     /// 100 × (1 − crashed / sessions); none without sessions.
@@ -156,6 +159,7 @@ impl Health {
             errored: counts.errored,
             users: counts.all_users(),
             crashed_users: counts.crashed_users,
+            users_estimated: counts.users_estimated,
             crash_reports: counts.crash_reports,
             previous: None,
             hours: points,

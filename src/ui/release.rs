@@ -26,7 +26,8 @@ struct Figures {
     release: String,
     sessions: i64,
     crashed: i64,
-    users: i64,
+    /// Distinct users, `≈` before an estimate.
+    users: String,
     crash_free_sessions: String,
     crash_free_users: String,
     adoption: String,
@@ -75,7 +76,11 @@ fn figures(h: &ReleaseHealth) -> Figures {
         release: h.release.clone(),
         sessions: h.sessions,
         crashed: h.crashed,
-        users: h.users,
+        users: if h.users_estimated {
+            format!("≈ {}", h.users)
+        } else {
+            h.users.to_string()
+        },
         crash_free_sessions: percent(h.crash_free_sessions),
         crash_free_users: percent(h.crash_free_users),
         adoption: percent(h.adoption),

@@ -7,7 +7,7 @@ use crate::common;
 
 use serde_json::{json, Value};
 
-use common::{post, submit, TestServer};
+use common::{post, submit, Db, TestServer};
 
 /// Sends an envelope of session items (no event) as an SDK does; asserts 200.
 async fn send_items(server: &TestServer, items: &[(&str, Value)]) {
@@ -292,5 +292,70 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
     assert!(page.body.contains("99.80 %") && page.body.contains("<td class=\"num\">2.000</td>"), "{}", page.body);
     assert!(page.body.contains(&format!("/ui/groups/{group}")), "the group, by rate");
     assert!(page.body.contains("badge new"), "new in the release");
+}
+}
+
+on_both_databases! {
+/// A release with more users than are counted exactly: 24,000 players over two days (6,000 play
+/// both), 300 of them crashed once, sent in parallel (on Postgres through two servers sharing the
+/// database, as two nodes would): the users come from the HyperLogLog sketches within 2.5 % (three
+/// standard errors) of what the test counts, all time and for one day; sessions stay exact; a
+/// small release beside it stays exact too.
+async fn users_past_the_exact_limit_are_estimated_within_the_bound(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let second = match db {
+        Db::Postgres => {
+            let (url, data) = (server.config.index.url.clone(), server.data_dir.clone());
+            Some(TestServer::start_on(db, move |c| {
+                c.index.url = url;
+                c.storage.data_dir = data;
+            })
+            .await
+            .unwrap())
+        }
+        Db::Sqlite => None,
+    };
+    let session = |i: usize, day: &str, crashed: bool| {
+        let status = if crashed { "crashed" } else { "exited" };
+        json!({"sid": format!("s-{day}-{i}"), "did": format!("player-{i}"), "init": true, "started": format!("{day}T10:00:00Z"), "status": status, "attrs": {"release": "big@1.0", "environment": "production"}})
+    };
+    let mut updates: Vec<Value> = (0..12_000).map(|i| session(i, "2026-12-04", i % 80 == 0)).collect();
+    updates.extend((6_000..24_000).map(|i| session(i, "2026-12-05", i >= 12_000 && i % 80 == 0)));
+    let envelopes: Vec<Vec<(&str, Value)>> = updates.chunks(100).map(|c| c.iter().map(|u| ("session", u.clone())).collect()).collect();
+    let servers: Vec<&TestServer> = std::iter::once(&server).chain(second.as_ref()).collect();
+    for wave in envelopes.chunks(8) {
+        let sends = wave.iter().enumerate().map(|(i, items)| common::send_envelope_items(servers[i % servers.len()], items));
+        for (status, reply) in futures::future::join_all(sends).await {
+            assert_eq!(status, 200, "{reply}");
+        }
+    }
+    send_items(&server, &[("session", update("x1", "p1", true, "exited", "small@1.0")), ("session", update("x2", "p2", true, "crashed", "small@1.0"))]).await;
+    let within = |got: &Value, want: f64| {
+        let got = got.as_f64().unwrap();
+        assert!((got - want).abs() / want < 0.025, "{got} is not within 2.5 % of {want}");
+    };
+    let h = health(&server, "big@1.0").await;
+    assert_eq!(h["sessions"], 30_000, "{h}");
+    assert_eq!(h["crashed"], 300, "{h}");
+    within(&h["users"], 24_000.0);
+    within(&h["crashed_users"], 300.0);
+    assert_eq!(h["users_estimated"], true, "{h}");
+    let (_, day) = server.get_json(&format!("/api/v1/releases/big@1.0/health?project=default&environment=production&since={}", 1_796_428_800)).await;
+    assert_eq!(day["sessions"], 18_000, "{day}");
+    within(&day["users"], 18_000.0);
+    within(&day["crashed_users"], 150.0);
+    assert_eq!(day["users_estimated"], true, "{day}");
+    let small = health(&server, "small@1.0").await;
+    assert_eq!((small["users"].as_i64(), small["crashed_users"].as_i64()), (Some(2), Some(1)), "{small}");
+    assert_eq!(small["users_estimated"], false);
+    // The releases page reads the same estimate from the release's totals.
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get("/ui/releases?project=default").await;
+    assert!(page.body.contains(">big@1.0</a>"), "{}", page.body);
+    let page = session.get("/ui/releases/big%401.0?project=default").await;
+    let shown = format!("<td class=\"num\">≈ {}</td>", h["users"]);
+    assert!(page.body.contains(&shown), "the estimate, marked: {}", page.body);
 }
 }

@@ -20,6 +20,7 @@ mod query;
 mod record;
 mod retention;
 pub mod sessions;
+pub mod user_sketch;
 
 pub use retention::AgedPayload;
 mod triage;

@@ -5,6 +5,8 @@
 
 use sqlx::{AnyConnection, Row};
 
+use super::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
+
 /// What a release's sessions say, over a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCounts {
@@ -22,6 +24,8 @@ pub struct SessionCounts {
     pub users: i64,
     /// Users with a crashed session.
     pub crashed_users: i64,
+    /// Whether `users` and `crashed_users` are the sketches' estimates (past the exact limit).
+    pub users_estimated: bool,
     /// The busiest hour's reported users (usage).
     pub reported_users: i64,
     /// Crash reports received from the release.
@@ -89,18 +93,8 @@ pub async fn session_counts(
     .bind(since - since.rem_euclid(3600))
     .fetch_one(&mut *conn)
     .await?;
-    let users = sqlx::query(
-        "SELECT COUNT(DISTINCT did) AS users, \
-         COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
-         FROM session_users WHERE project_id = $1 AND release = $2 \
-         AND ($3 = '' OR environment = $3) AND day >= $4",
-    )
-    .bind(project_id)
-    .bind(release)
-    .bind(environment)
-    .bind(since - since.rem_euclid(86_400))
-    .fetch_one(&mut *conn)
-    .await?;
+    let (users, crashed_users, users_estimated) =
+        window_users(conn, project_id, release, environment, since).await?;
     let reports = sqlx::query(
         "SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2 \
          AND received_at >= $3",
@@ -117,10 +111,118 @@ pub async fn session_counts(
         abnormal: row.try_get("abnormal")?,
         ended: row.try_get("ended")?,
         reported_users: row.try_get("reported")?,
-        users: users.try_get("users")?,
-        crashed_users: users.try_get("crashed_users")?,
+        users,
+        crashed_users,
+        users_estimated,
         crash_reports: reports.try_get("n")?,
     })
+}
+
+/// Distinct users and crashed users of `release` in `environment` (`""`: all) since `since`,
+/// and whether they are estimates:
+/// the all-time set's counts for all of it; else exact over the days' sets while none passed
+/// the exact limit, else the union of their sketches (and the exact sets' users hashed in).
+async fn window_users(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    release: &str,
+    environment: &str,
+    since: i64,
+) -> Result<(i64, i64, bool), sqlx::Error> {
+    if since <= 0 && environment.is_empty() {
+        let row = sqlx::query(
+            "SELECT users, crashed_users, sketched FROM session_user_sets WHERE project_id = $1 \
+             AND release = $2 AND environment = $3 AND day = $4",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(ALL_TIME.0)
+        .bind(ALL_TIME.1)
+        .fetch_optional(&mut *conn)
+        .await?;
+        return match row {
+            Some(row) => Ok((
+                row.try_get("users")?,
+                row.try_get("crashed_users")?,
+                row.try_get::<i64, _>("sketched")? != 0,
+            )),
+            None => Ok((0, 0, false)),
+        };
+    }
+    // The days' sets: `day >= 0` leaves the all-time set out.
+    const WINDOW: &str = "project_id = $1 AND release = $2 AND ($3 = '' OR environment = $3) \
+         AND day >= $4 AND day >= 0";
+    let day = since.max(0) - since.max(0).rem_euclid(86_400);
+    let sketched: i64 = sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM session_user_sets WHERE {WINDOW} AND sketched = 1"
+    ))
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(day)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    if sketched == 0 {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(DISTINCT did) AS users, \
+             COUNT(DISTINCT CASE WHEN crashed = 1 THEN did END) AS crashed_users \
+             FROM session_users WHERE {WINDOW}"
+        ))
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .bind(day)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok((row.try_get("users")?, row.try_get("crashed_users")?, false));
+    }
+    let mut registers = [vec![0u8; REGISTERS], vec![0u8; REGISTERS]];
+    let ranks = sqlx::query(&format!(
+        "SELECT crashed, register, MAX(rank) AS rank FROM session_user_sketches \
+         WHERE {WINDOW} GROUP BY crashed, register"
+    ))
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(day)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &ranks {
+        let (crashed, register, rank): (i64, i64, i64) = (
+            row.try_get("crashed")?,
+            row.try_get("register")?,
+            row.try_get("rank")?,
+        );
+        if let Some(slot) = registers[usize::from(crashed != 0)].get_mut(register as usize) {
+            *slot = (*slot).max(rank.clamp(0, 255) as u8);
+        }
+    }
+    let exact = sqlx::query(
+        "SELECT u.did, u.crashed FROM session_users u JOIN session_user_sets s \
+         ON s.project_id = u.project_id AND s.release = u.release \
+         AND s.environment = u.environment AND s.day = u.day \
+         WHERE s.sketched = 0 AND u.project_id = $1 AND u.release = $2 \
+         AND ($3 = '' OR u.environment = $3) AND u.day >= $4 AND u.day >= 0",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(day)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &exact {
+        let did: String = row.try_get("did")?;
+        let crashed: i64 = row.try_get("crashed")?;
+        let (register, rank) = register_of(&did);
+        registers[0][register] = registers[0][register].max(rank);
+        if crashed != 0 {
+            registers[1][register] = registers[1][register].max(rank);
+        }
+    }
+    let [all, crashed] = registers;
+    let users = Histogram::of(all).estimate();
+    Ok((users, Histogram::of(crashed).estimate().min(users), true))
 }
 
 /// A release's counts, all time, from the totals the session writer keeps: one row read by its
@@ -166,6 +268,7 @@ fn totals_row(row: &sqlx::any::AnyRow) -> Result<SessionCounts, sqlx::Error> {
         reported_users: row.try_get("reported_users")?,
         users: row.try_get("users")?,
         crashed_users: row.try_get("crashed_users")?,
+        users_estimated: row.try_get::<i64, _>("users")? >= EXACT_USERS,
         crash_reports: 0,
     })
 }

@@ -1,0 +1,305 @@
+//! Distinct users, inside the session writer's transaction. Each user set (a release's users in
+//! one environment and day, and its users of all time) is counted exactly, one `session_users`
+//! row per user, up to `EXACT_USERS`; the batch that passes the limit folds the set's rows into
+//! a HyperLogLog sketch (`crate::group::index::user_sketch`), and from then on its users only
+//! raise sketch registers, so a release with millions of players keeps 16,384 rows per set
+//! instead of millions. A set's row is locked first (`INSERT … ON CONFLICT DO UPDATE`), so two
+//! nodes recording the same set take turns and its counts stay true.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::{Any, Row, Transaction};
+
+use crate::group::index::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS};
+
+/// Users named per statement.
+const CHUNK: usize = 500;
+
+/// (project, release, environment, day): one user set.
+type SetKey = (i64, String, String, i64);
+
+/// A set's counts as stored, locked for this transaction.
+struct SetState {
+    users: i64,
+    crashed_users: i64,
+    sketched: bool,
+    all: Histogram,
+    crashed: Histogram,
+}
+
+/// What a batch did to each release's all-time users: (new users, newly crashed users).
+pub type ReleaseUserChanges = HashMap<(i64, String), (i64, i64)>;
+
+/// Records a batch's users (each with whether one of their sessions crashed) in their day's set
+/// and their release's all-time set; how each release's all-time counts moved.
+pub async fn record(
+    tx: &mut Transaction<'static, Any>,
+    users: &HashMap<(i64, String, String, i64, String), bool>,
+) -> Result<ReleaseUserChanges, sqlx::Error> {
+    // Sets in key order: two writers lock shared sets in the same order, never crosswise.
+    let mut sets: BTreeMap<SetKey, BTreeMap<&str, bool>> = BTreeMap::new();
+    for ((project, release, environment, day, did), crashed) in users {
+        for key in [
+            (*project, release.clone(), environment.clone(), *day),
+            (*project, release.clone(), ALL_TIME.0.into(), ALL_TIME.1),
+        ] {
+            *sets
+                .entry(key)
+                .or_default()
+                .entry(did.as_str())
+                .or_default() |= *crashed;
+        }
+    }
+    let mut changes = ReleaseUserChanges::new();
+    for (key, members) in sets {
+        let members: Vec<(&str, bool)> = members.into_iter().collect();
+        let mut state = lock(tx, &key).await?;
+        let before = (state.users, state.crashed_users);
+        if state.sketched {
+            raise(tx, &key, &members, &mut state).await?;
+        } else {
+            add_exactly(tx, &key, &members, &mut state).await?;
+            if state.users >= EXACT_USERS {
+                fold(tx, &key, &mut state).await?;
+            }
+        }
+        save(tx, &key, &state).await?;
+        if (key.2.as_str(), key.3) == ALL_TIME {
+            let change = changes.entry((key.0, key.1.clone())).or_default();
+            change.0 += state.users - before.0;
+            change.1 += state.crashed_users - before.1;
+        }
+    }
+    Ok(changes)
+}
+
+/// The set's row, created if new and locked until the transaction ends.
+async fn lock(tx: &mut Transaction<'static, Any>, key: &SetKey) -> Result<SetState, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO session_user_sets (project_id, release, environment, day) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, release, environment, day) \
+         DO UPDATE SET sketched = session_user_sets.sketched \
+         RETURNING users, crashed_users, sketched, users_histogram, crashed_histogram",
+    )
+    .bind(key.0)
+    .bind(key.1.clone())
+    .bind(key.2.clone())
+    .bind(key.3)
+    .fetch_one(&mut **tx)
+    .await?;
+    let histogram = |column: &str| -> Result<Histogram, sqlx::Error> {
+        let text: Option<String> = row.try_get(column)?;
+        Ok(text
+            .as_deref()
+            .and_then(Histogram::from_text)
+            .unwrap_or_default())
+    };
+    let sketched: i64 = row.try_get("sketched")?;
+    Ok(SetState {
+        users: row.try_get("users")?,
+        crashed_users: row.try_get("crashed_users")?,
+        sketched: sketched != 0,
+        all: histogram("users_histogram")?,
+        crashed: histogram("crashed_histogram")?,
+    })
+}
+
+/// Below the limit: each user a row (new ones counted), crashed ones marked (newly crashed
+/// ones counted).
+async fn add_exactly(
+    tx: &mut Transaction<'static, Any>,
+    key: &SetKey,
+    members: &[(&str, bool)],
+    state: &mut SetState,
+) -> Result<(), sqlx::Error> {
+    for chunk in members.chunks(CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
+             VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let n = i * 2 + 5;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, $2, $3, $4, ${n}, ${})", n + 1));
+        }
+        sql.push_str(" ON CONFLICT (project_id, release, environment, day, did) DO NOTHING");
+        let mut query = bind_key(sqlx::query(&sql), key);
+        for (did, _) in chunk {
+            query = query.bind(*did).bind(0i64);
+        }
+        state.users += query.execute(&mut **tx).await?.rows_affected() as i64;
+    }
+    let crashed: Vec<&str> = members.iter().filter(|m| m.1).map(|m| m.0).collect();
+    for chunk in crashed.chunks(CHUNK) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 5)).collect();
+        let sql = format!(
+            "UPDATE session_users SET crashed = 1 WHERE project_id = $1 AND release = $2 \
+             AND environment = $3 AND day = $4 AND crashed = 0 AND did IN ({})",
+            marks.join(", ")
+        );
+        let mut query = bind_key(sqlx::query(&sql), key);
+        for did in chunk {
+            query = query.bind(*did);
+        }
+        state.crashed_users += query.execute(&mut **tx).await?.rows_affected() as i64;
+    }
+    Ok(())
+}
+
+/// The set passed the limit: its exact users go into the sketches, which count it from now on.
+async fn fold(
+    tx: &mut Transaction<'static, Any>,
+    key: &SetKey,
+    state: &mut SetState,
+) -> Result<(), sqlx::Error> {
+    let rows = bind_key(
+        sqlx::query(
+            "SELECT did, crashed FROM session_users WHERE project_id = $1 AND release = $2 \
+             AND environment = $3 AND day = $4",
+        ),
+        key,
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut members = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let crashed: i64 = row.try_get("crashed")?;
+        members.push((row.try_get::<String, _>("did")?, crashed != 0));
+    }
+    let members: Vec<(&str, bool)> = members.iter().map(|(d, c)| (d.as_str(), *c)).collect();
+    state.sketched = true;
+    raise(tx, key, &members, state).await
+}
+
+/// Raises the sketches' registers for `members`; the set's counts become their estimates.
+async fn raise(
+    tx: &mut Transaction<'static, Any>,
+    key: &SetKey,
+    members: &[(&str, bool)],
+    state: &mut SetState,
+) -> Result<(), sqlx::Error> {
+    for crashed_only in [false, true] {
+        let mut wanted: BTreeMap<i64, u8> = BTreeMap::new();
+        for (did, crashed) in members {
+            if crashed_only && !crashed {
+                continue;
+            }
+            let (register, rank) = register_of(did);
+            let slot = wanted.entry(register as i64).or_default();
+            *slot = (*slot).max(rank);
+        }
+        let histogram = if crashed_only {
+            &mut state.crashed
+        } else {
+            &mut state.all
+        };
+        let registers: Vec<(i64, u8)> = wanted.into_iter().collect();
+        for chunk in registers.chunks(CHUNK) {
+            raise_chunk(tx, key, crashed_only, chunk, histogram).await?;
+        }
+    }
+    state.users = state.all.estimate();
+    state.crashed_users = state.crashed.estimate().min(state.users);
+    Ok(())
+}
+
+/// One statement's worth of registers: read the stored ranks, write the higher ones, move the
+/// histogram.
+async fn raise_chunk(
+    tx: &mut Transaction<'static, Any>,
+    key: &SetKey,
+    crashed_only: bool,
+    chunk: &[(i64, u8)],
+    histogram: &mut Histogram,
+) -> Result<(), sqlx::Error> {
+    let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 6)).collect();
+    let sql = format!(
+        "SELECT register, rank FROM session_user_sketches WHERE project_id = $1 AND release = $2 \
+         AND environment = $3 AND day = $4 AND crashed = $5 AND register IN ({})",
+        marks.join(", ")
+    );
+    let mut query = bind_key(sqlx::query(&sql), key).bind(i64::from(crashed_only));
+    for (register, _) in chunk {
+        query = query.bind(*register);
+    }
+    let mut stored: HashMap<i64, u8> = HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        let rank: i64 = row.try_get("rank")?;
+        stored.insert(row.try_get("register")?, rank.clamp(0, 255) as u8);
+    }
+    let raised: Vec<(i64, u8)> = chunk
+        .iter()
+        .filter(|(register, rank)| stored.get(register).is_none_or(|old| rank > old))
+        .copied()
+        .collect();
+    if raised.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO session_user_sketches (project_id, release, environment, day, crashed, \
+         register, rank) VALUES ",
+    );
+    for i in 0..raised.len() {
+        let n = i * 2 + 6;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("($1, $2, $3, $4, $5, ${n}, ${})", n + 1));
+    }
+    sql.push_str(
+        " ON CONFLICT (project_id, release, environment, day, crashed, register) DO UPDATE SET \
+         rank = CASE WHEN excluded.rank > session_user_sketches.rank THEN excluded.rank \
+         ELSE session_user_sketches.rank END",
+    );
+    let mut query = bind_key(sqlx::query(&sql), key).bind(i64::from(crashed_only));
+    for (register, rank) in &raised {
+        histogram.raise(stored.get(register).copied().unwrap_or(0), *rank);
+        query = query.bind(*register).bind(i64::from(*rank));
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Writes the set's counts back.
+async fn save(
+    tx: &mut Transaction<'static, Any>,
+    key: &SetKey,
+    state: &SetState,
+) -> Result<(), sqlx::Error> {
+    let (all, crashed) = if state.sketched {
+        (Some(state.all.to_text()), Some(state.crashed.to_text()))
+    } else {
+        (None, None)
+    };
+    sqlx::query(
+        "UPDATE session_user_sets SET users = $5, crashed_users = $6, sketched = $7, \
+         users_histogram = $8, crashed_histogram = $9 WHERE project_id = $1 AND release = $2 \
+         AND environment = $3 AND day = $4",
+    )
+    .bind(key.0)
+    .bind(key.1.clone())
+    .bind(key.2.clone())
+    .bind(key.3)
+    .bind(state.users)
+    .bind(state.crashed_users)
+    .bind(i64::from(state.sketched))
+    .bind(all)
+    .bind(crashed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Binds a set's key as `$1`–`$4`.
+fn bind_key<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    key: &SetKey,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(key.0)
+        .bind(key.1.clone())
+        .bind(key.2.clone())
+        .bind(key.3)
+}
