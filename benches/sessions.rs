@@ -2,7 +2,8 @@
 //! node, 2 cores, SQLite and Postgres). A real server on loopback; 64 connections each sending
 //! envelopes as SDKs do (`session` items: the inits of sessions, then their final `exited` or
 //! `crashed`), one or ten items per envelope, every answer awaited (an answer means
-//! committed). The load generator runs in the same process, on the same 2 cores.
+//! committed), with 5,000 users (counted exactly) or a user per session (past the exact
+//! limit: HyperLogLog sketches). The load generator runs in the same process, on the same 2 cores.
 //! Postgres when `FAULTLINE_BENCH_POSTGRES_URL` names an empty database.
 //!
 //! Run: `cargo bench --bench sessions`; prints a table.
@@ -18,7 +19,7 @@ const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 10;
 
 /// One session item (as its envelope line pair).
-fn item(sid: u64, init: bool, crashed: bool) -> String {
+fn item(sid: u64, init: bool, crashed: bool, users: u64) -> String {
     let status = if init {
         "ok"
     } else if crashed {
@@ -28,7 +29,7 @@ fn item(sid: u64, init: bool, crashed: bool) -> String {
     };
     let payload = format!(
         r#"{{"sid":"s-{sid}","did":"u-{}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"game@2.1.{}","environment":"production"}}}}"#,
-        sid % 5000,
+        sid % users,
         sid % 3
     );
     format!(
@@ -38,15 +39,15 @@ fn item(sid: u64, init: bool, crashed: bool) -> String {
 }
 
 /// An envelope of `per` session items: the inits of `per` sessions, or their final updates.
-fn envelope(first_sid: u64, per: u64, init: bool) -> Vec<u8> {
+fn envelope(first_sid: u64, per: u64, init: bool, users: u64) -> Vec<u8> {
     let mut body = "{}\n".to_owned();
     for sid in first_sid..first_sid + per {
-        body.push_str(&item(sid, init, sid % 50 == 0));
+        body.push_str(&item(sid, init, sid % 50 == 0, users));
     }
     body.into_bytes()
 }
 
-async fn run(index_url: Option<String>, per: u64) -> (f64, u64) {
+async fn run(index_url: Option<String>, per: u64, users: u64) -> (f64, u64) {
     let dirs = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -71,7 +72,7 @@ async fn run(index_url: Option<String>, per: u64) -> (f64, u64) {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let first = per * 1_000_000_000_000 + c * 10_000_000 + (n / 2) * per;
-                let body = envelope(first, per, n % 2 == 0);
+                let body = envelope(first, per, n % 2 == 0, users);
                 let ok = client
                     .post(&url)
                     .header(
@@ -103,15 +104,22 @@ async fn run(index_url: Option<String>, per: u64) -> (f64, u64) {
 
 #[tokio::main]
 async fn main() {
-    println!("| database | updates per envelope | session updates/s (acknowledged = committed) | failed requests |");
-    println!("| --- | --- | --- | --- |");
+    println!("| database | updates per envelope | users | session updates/s (acknowledged = committed) | failed requests |");
+    println!("| --- | --- | --- | --- | --- |");
     let postgres = std::env::var("FAULTLINE_BENCH_POSTGRES_URL").ok();
-    for per in [1, 10] {
-        let (rate, failed) = run(None, per).await;
-        println!("| SQLite | {per} | {rate:.0} | {failed} |");
+    // 5,000 users are counted exactly; a user per session passes the exact limit within the
+    // first second (counted by the sketches from then on).
+    for (per, users) in [(1, 5_000), (10, 5_000), (10, u64::MAX)] {
+        let label = if users == u64::MAX {
+            "one per session".to_owned()
+        } else {
+            users.to_string()
+        };
+        let (rate, failed) = run(None, per, users).await;
+        println!("| SQLite | {per} | {label} | {rate:.0} | {failed} |");
         if let Some(url) = &postgres {
-            let (rate, failed) = run(Some(url.clone()), per).await;
-            println!("| Postgres | {per} | {rate:.0} | {failed} |");
+            let (rate, failed) = run(Some(url.clone()), per, users).await;
+            println!("| Postgres | {per} | {label} | {rate:.0} | {failed} |");
         }
     }
 }

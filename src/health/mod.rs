@@ -6,6 +6,7 @@
 
 pub mod record;
 pub mod session;
+mod statements;
 mod stats;
 mod users;
 

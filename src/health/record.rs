@@ -14,14 +14,13 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::session::{FinalStatus, SessionItems};
+use super::statements::{multi_row, statement_chunks};
+use super::users::RegisterFloors;
 
 /// Requests one commit takes at most.
 const MAX_BATCH: usize = 2_000;
 /// Sessions looked up per query.
 const LOOKUP_CHUNK: usize = 500;
-/// Rows one multi-row INSERT writes: one of these sizes, largest first, so the database's
-/// prepared statements are reused instead of parsed again for every batch size.
-const STATEMENT_SIZES: [usize; 3] = [64, 8, 1];
 
 /// One request's items, and where to say they are committed.
 struct Job {
@@ -62,6 +61,7 @@ impl Recorder {
 }
 
 async fn writer(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
+    let mut floors = RegisterFloors::default();
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -70,7 +70,13 @@ async fn writer(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = apply(&pool, &batch).await.map_err(|e| e.to_string());
+        let result = apply(&pool, &batch, &mut floors)
+            .await
+            .map_err(|e| e.to_string());
+        match &result {
+            Ok(()) => floors.committed(),
+            Err(_) => floors.rolled_back(),
+        }
         if let Err(e) = &result {
             tracing::warn!(error = %e, requests = batch.len(), "could not record sessions");
         }
@@ -229,7 +235,11 @@ impl Changes {
 }
 
 /// Applies a batch in one transaction.
-async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
+async fn apply(
+    pool: &AnyPool,
+    batch: &[Job],
+    floors: &mut RegisterFloors,
+) -> Result<(), sqlx::Error> {
     let mut changes = Changes::default();
     load_states(pool, batch, &mut changes.states).await?;
     for job in batch {
@@ -295,7 +305,7 @@ async fn apply(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
         }
         query.execute(&mut *tx).await?;
     }
-    let users = super::users::record(&mut tx, &changes.users).await?;
+    let users = super::users::record(&mut tx, &changes.users, floors).await?;
     release_totals(&mut tx, &changes, &users).await?;
     tx.commit().await
 }
@@ -349,40 +359,6 @@ async fn release_totals(
         .await?;
     }
     Ok(())
-}
-
-/// Rows in groups of the `STATEMENT_SIZES`, largest first.
-fn statement_chunks<T>(mut rows: &[T]) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    for size in STATEMENT_SIZES {
-        while rows.len() >= size {
-            let (chunk, rest) = rows.split_at(size);
-            chunks.push(chunk);
-            rows = rest;
-        }
-    }
-    chunks
-}
-
-/// `head` + `rows` groups of `columns` numbered placeholders + `tail`.
-fn multi_row(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 5);
-    sql.push_str(head);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", row * columns + column + 1));
-        }
-        sql.push(')');
-    }
-    sql.push_str(tail);
-    sql
 }
 
 /// The stored states of the sessions a batch names.

@@ -10,10 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Any, Row, Transaction};
 
-use crate::group::index::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS};
-
-/// Users named per statement.
-const CHUNK: usize = 500;
+use super::statements::{in_list_chunks, multi_row, placeholders, statement_chunks};
+use crate::group::index::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
 
 /// (project, release, environment, day): one user set.
 type SetKey = (i64, String, String, i64);
@@ -35,6 +33,7 @@ pub type ReleaseUserChanges = HashMap<(i64, String), (i64, i64)>;
 pub async fn record(
     tx: &mut Transaction<'static, Any>,
     users: &HashMap<(i64, String, String, i64, String), bool>,
+    floors: &mut RegisterFloors,
 ) -> Result<ReleaseUserChanges, sqlx::Error> {
     // Sets in key order: two writers lock shared sets in the same order, never crosswise.
     let mut sets: BTreeMap<SetKey, BTreeMap<&str, bool>> = BTreeMap::new();
@@ -55,15 +54,22 @@ pub async fn record(
         let members: Vec<(&str, bool)> = members.into_iter().collect();
         let mut state = lock(tx, &key).await?;
         let before = (state.users, state.crashed_users);
+        let was_sketched = state.sketched;
+        let histograms = (state.all.clone(), state.crashed.clone());
         if state.sketched {
-            raise(tx, &key, &members, &mut state).await?;
+            raise(tx, &key, &members, &mut state, floors).await?;
         } else {
             add_exactly(tx, &key, &members, &mut state).await?;
             if state.users >= EXACT_USERS {
-                fold(tx, &key, &mut state).await?;
+                fold(tx, &key, &mut state, floors).await?;
             }
         }
-        save(tx, &key, &state).await?;
+        if (state.users, state.crashed_users) != before
+            || state.sketched != was_sketched
+            || (state.all.clone(), state.crashed.clone()) != histograms
+        {
+            save(tx, &key, &state).await?;
+        }
         if (key.2.as_str(), key.3) == ALL_TIME {
             let change = changes.entry((key.0, key.1.clone())).or_default();
             change.0 += state.users - before.0;
@@ -112,36 +118,30 @@ async fn add_exactly(
     members: &[(&str, bool)],
     state: &mut SetState,
 ) -> Result<(), sqlx::Error> {
-    for chunk in members.chunks(CHUNK) {
-        let mut sql = String::from(
+    for chunk in statement_chunks(members) {
+        let sql = multi_row(
             "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
              VALUES ",
+            6,
+            chunk.len(),
+            " ON CONFLICT (project_id, release, environment, day, did) DO NOTHING",
         );
-        for i in 0..chunk.len() {
-            let n = i * 2 + 5;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("($1, $2, $3, $4, ${n}, ${})", n + 1));
-        }
-        sql.push_str(" ON CONFLICT (project_id, release, environment, day, did) DO NOTHING");
-        let mut query = bind_key(sqlx::query(&sql), key);
+        let mut query = sqlx::query(&sql);
         for (did, _) in chunk {
-            query = query.bind(*did).bind(0i64);
+            query = bind_key(query, key).bind(*did).bind(0i64);
         }
         state.users += query.execute(&mut **tx).await?.rows_affected() as i64;
     }
     let crashed: Vec<&str> = members.iter().filter(|m| m.1).map(|m| m.0).collect();
-    for chunk in crashed.chunks(CHUNK) {
-        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 5)).collect();
+    for chunk in in_list_chunks(&crashed) {
         let sql = format!(
             "UPDATE session_users SET crashed = 1 WHERE project_id = $1 AND release = $2 \
              AND environment = $3 AND day = $4 AND crashed = 0 AND did IN ({})",
-            marks.join(", ")
+            placeholders(5, chunk.len())
         );
         let mut query = bind_key(sqlx::query(&sql), key);
         for did in chunk {
-            query = query.bind(*did);
+            query = query.bind(did);
         }
         state.crashed_users += query.execute(&mut **tx).await?.rows_affected() as i64;
     }
@@ -153,6 +153,7 @@ async fn fold(
     tx: &mut Transaction<'static, Any>,
     key: &SetKey,
     state: &mut SetState,
+    floors: &mut RegisterFloors,
 ) -> Result<(), sqlx::Error> {
     let rows = bind_key(
         sqlx::query(
@@ -170,7 +171,7 @@ async fn fold(
     }
     let members: Vec<(&str, bool)> = members.iter().map(|(d, c)| (d.as_str(), *c)).collect();
     state.sketched = true;
-    raise(tx, key, &members, state).await
+    raise(tx, key, &members, state, floors).await
 }
 
 /// Raises the sketches' registers for `members`; the set's counts become their estimates.
@@ -179,87 +180,154 @@ async fn raise(
     key: &SetKey,
     members: &[(&str, bool)],
     state: &mut SetState,
+    floors: &mut RegisterFloors,
 ) -> Result<(), sqlx::Error> {
     for crashed_only in [false, true] {
+        let sketch = (key.clone(), crashed_only);
         let mut wanted: BTreeMap<i64, u8> = BTreeMap::new();
         for (did, crashed) in members {
             if crashed_only && !crashed {
                 continue;
             }
             let (register, rank) = register_of(did);
+            if floors.at_least(&sketch, register, rank) {
+                continue;
+            }
             let slot = wanted.entry(register as i64).or_default();
             *slot = (*slot).max(rank);
         }
+        if wanted.is_empty() {
+            continue;
+        }
+        let stored = stored_ranks(tx, &sketch, &wanted).await?;
+        for (&register, &rank) in &stored {
+            floors.observe(&sketch, register, rank);
+        }
+        let raised: Vec<(i64, u8)> = wanted
+            .into_iter()
+            .filter(|(register, rank)| stored.get(register).is_none_or(|old| rank > old))
+            .collect();
         let histogram = if crashed_only {
             &mut state.crashed
         } else {
             &mut state.all
         };
-        let registers: Vec<(i64, u8)> = wanted.into_iter().collect();
-        for chunk in registers.chunks(CHUNK) {
-            raise_chunk(tx, key, crashed_only, chunk, histogram).await?;
+        for &(register, rank) in &raised {
+            histogram.raise(stored.get(&register).copied().unwrap_or(0), rank);
+            floors.stage(&sketch, register, rank);
         }
+        write_ranks(tx, &sketch, &raised).await?;
     }
     state.users = state.all.estimate();
     state.crashed_users = state.crashed.estimate().min(state.users);
     Ok(())
 }
 
-/// One statement's worth of registers: read the stored ranks, write the higher ones, move the
-/// histogram.
-async fn raise_chunk(
+/// One sketch: a set and whether it holds only the crashed users.
+type SketchKey = (SetKey, bool);
+
+/// The stored ranks of the registers `wanted` names (absent: empty).
+async fn stored_ranks(
     tx: &mut Transaction<'static, Any>,
-    key: &SetKey,
-    crashed_only: bool,
-    chunk: &[(i64, u8)],
-    histogram: &mut Histogram,
-) -> Result<(), sqlx::Error> {
-    let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 6)).collect();
-    let sql = format!(
-        "SELECT register, rank FROM session_user_sketches WHERE project_id = $1 AND release = $2 \
-         AND environment = $3 AND day = $4 AND crashed = $5 AND register IN ({})",
-        marks.join(", ")
-    );
-    let mut query = bind_key(sqlx::query(&sql), key).bind(i64::from(crashed_only));
-    for (register, _) in chunk {
-        query = query.bind(*register);
-    }
-    let mut stored: HashMap<i64, u8> = HashMap::new();
-    for row in query.fetch_all(&mut **tx).await? {
-        let rank: i64 = row.try_get("rank")?;
-        stored.insert(row.try_get("register")?, rank.clamp(0, 255) as u8);
-    }
-    let raised: Vec<(i64, u8)> = chunk
-        .iter()
-        .filter(|(register, rank)| stored.get(register).is_none_or(|old| rank > old))
-        .copied()
-        .collect();
-    if raised.is_empty() {
-        return Ok(());
-    }
-    let mut sql = String::from(
-        "INSERT INTO session_user_sketches (project_id, release, environment, day, crashed, \
-         register, rank) VALUES ",
-    );
-    for i in 0..raised.len() {
-        let n = i * 2 + 6;
-        if i > 0 {
-            sql.push_str(", ");
+    sketch: &SketchKey,
+    wanted: &BTreeMap<i64, u8>,
+) -> Result<HashMap<i64, u8>, sqlx::Error> {
+    let registers: Vec<i64> = wanted.keys().copied().collect();
+    let mut stored = HashMap::new();
+    for list in in_list_chunks(&registers) {
+        let sql = format!(
+            "SELECT register, rank FROM session_user_sketches WHERE project_id = $1 \
+             AND release = $2 AND environment = $3 AND day = $4 AND crashed = $5 \
+             AND register IN ({})",
+            placeholders(6, list.len())
+        );
+        let mut query = bind_key(sqlx::query(&sql), &sketch.0).bind(i64::from(sketch.1));
+        for register in list {
+            query = query.bind(register);
         }
-        sql.push_str(&format!("($1, $2, $3, $4, $5, ${n}, ${})", n + 1));
+        for row in query.fetch_all(&mut **tx).await? {
+            let rank: i64 = row.try_get("rank")?;
+            stored.insert(row.try_get("register")?, rank.clamp(0, 255) as u8);
+        }
     }
-    sql.push_str(
-        " ON CONFLICT (project_id, release, environment, day, crashed, register) DO UPDATE SET \
-         rank = CASE WHEN excluded.rank > session_user_sketches.rank THEN excluded.rank \
-         ELSE session_user_sketches.rank END",
-    );
-    let mut query = bind_key(sqlx::query(&sql), key).bind(i64::from(crashed_only));
-    for (register, rank) in &raised {
-        histogram.raise(stored.get(register).copied().unwrap_or(0), *rank);
-        query = query.bind(*register).bind(i64::from(*rank));
+    Ok(stored)
+}
+
+/// Writes raised registers (never lowering one another writer raised meanwhile).
+async fn write_ranks(
+    tx: &mut Transaction<'static, Any>,
+    sketch: &SketchKey,
+    raised: &[(i64, u8)],
+) -> Result<(), sqlx::Error> {
+    for rows in statement_chunks(raised) {
+        let sql = multi_row(
+            "INSERT INTO session_user_sketches (project_id, release, environment, day, crashed, \
+             register, rank) VALUES ",
+            7,
+            rows.len(),
+            " ON CONFLICT (project_id, release, environment, day, crashed, register) DO UPDATE \
+             SET rank = CASE WHEN excluded.rank > session_user_sketches.rank \
+             THEN excluded.rank ELSE session_user_sketches.rank END",
+        );
+        let mut query = sqlx::query(&sql);
+        for (register, rank) in rows {
+            query = bind_key(query, &sketch.0)
+                .bind(i64::from(sketch.1))
+                .bind(*register)
+                .bind(i64::from(*rank));
+        }
+        query.execute(&mut **tx).await?;
     }
-    query.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Sketches kept in memory at most (16 KiB each).
+const FLOOR_SETS: usize = 256;
+
+/// What this node knows each sketch register is at least: registers only rise, so a user whose
+/// rank is at most its register's known floor cannot change the sketch, and is neither read nor
+/// written. Floors learn committed ranks only (this batch's raises once it commits).
+#[derive(Default)]
+pub struct RegisterFloors {
+    sketches: HashMap<SketchKey, Vec<u8>>,
+    staged: Vec<(SketchKey, i64, u8)>,
+}
+
+impl RegisterFloors {
+    fn at_least(&self, sketch: &SketchKey, register: usize, rank: u8) -> bool {
+        self.sketches
+            .get(sketch)
+            .is_some_and(|floors| floors[register] >= rank)
+    }
+
+    fn observe(&mut self, sketch: &SketchKey, register: i64, rank: u8) {
+        if !self.sketches.contains_key(sketch) && self.sketches.len() >= FLOOR_SETS {
+            self.sketches.clear();
+        }
+        let floors = self
+            .sketches
+            .entry(sketch.clone())
+            .or_insert_with(|| vec![0; REGISTERS]);
+        if let Some(floor) = floors.get_mut(register as usize) {
+            *floor = (*floor).max(rank);
+        }
+    }
+
+    fn stage(&mut self, sketch: &SketchKey, register: i64, rank: u8) {
+        self.staged.push((sketch.clone(), register, rank));
+    }
+
+    /// The batch committed: its raises are floors now.
+    pub fn committed(&mut self) {
+        for (sketch, register, rank) in std::mem::take(&mut self.staged) {
+            self.observe(&sketch, register, rank);
+        }
+    }
+
+    /// The batch failed: forget its raises.
+    pub fn rolled_back(&mut self) {
+        self.staged.clear();
+    }
 }
 
 /// Writes the set's counts back.
