@@ -101,6 +101,93 @@ sentry_sdk.flush(10)
 }
 }
 
+/// The Node SDK's script: sessions of three users (one with a handled error, one with an
+/// unhandled one), each session item it sends printed as a line of JSON by a wrapped transport.
+const NODE_SESSIONS: &str = r#"
+const Sentry = require(process.env.SENTRY_NODE);
+Sentry.init({
+  dsn: process.argv[2], release: 'node-game@3.0', environment: 'production',
+  transport: (options) => {
+    const inner = Sentry.makeNodeTransport(options);
+    return {
+      send: (envelope) => {
+        for (const [header, payload] of envelope[1]) {
+          if (header.type === 'session') console.log(JSON.stringify(payload));
+        }
+        return inner.send(envelope);
+      },
+      flush: (timeout) => inner.flush(timeout),
+    };
+  },
+});
+async function session(user, work) {
+  Sentry.getIsolationScope().setUser({ id: user });
+  Sentry.startSession();
+  if (work) { work(); await Sentry.flush(5000); }
+  Sentry.endSession();
+}
+(async () => {
+  await session('n1');
+  await session('n2', () => Sentry.captureException(new Error('handled')));
+  await session('n3', () => Sentry.captureException(new Error('died'), { mechanism: { handled: false, type: 'onuncaughtexception' } }));
+  process.exit((await Sentry.flush(10000)) ? 0 : 3);
+})();
+"#;
+
+on_both_databases! {
+/// The real @sentry/node: application sessions started and ended by the script, a handled and
+/// an unhandled error; the figures equal what the test counts from the session items the SDK
+/// printed as it sent them (each session once, its worst final status, `exited` with errors
+/// being `errored`).
+async fn the_node_sdks_sessions_give_the_counts_it_sent(db: Db) {
+    if !common::tool_present("node") {
+        return;
+    }
+    let Some(sdk) = common::sentry_node_module() else {
+        assert!(!common::services_required(), "@sentry/node is required (tests/run.sh installs it)");
+        return;
+    };
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sessions.js");
+    std::fs::write(&script, NODE_SESSIONS).unwrap();
+    let dsn = format!("http://public@{}/1", server.addr);
+    let output = tokio::process::Command::new("node").arg(&script).arg(&dsn).env("SENTRY_NODE", &sdk).output().await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // What the SDK sent, counted here.
+    let mut sessions: std::collections::BTreeMap<String, (bool, u8, Option<String>)> = Default::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let item: Value = serde_json::from_str(line).unwrap();
+        let entry = sessions.entry(item["sid"].as_str().unwrap().to_owned()).or_default();
+        entry.0 |= item["init"] == true;
+        let rank = match (item["status"].as_str().unwrap(), item["errors"].as_i64().unwrap_or(0)) {
+            ("crashed", _) => 3,
+            ("abnormal", _) => 2,
+            ("exited", e) if e > 0 => 1,
+            _ => 0,
+        };
+        entry.1 = entry.1.max(rank);
+        if let Some(did) = item["did"].as_str() {
+            entry.2 = Some(did.to_owned());
+        }
+    }
+    let counted = sessions.values().filter(|s| s.0).count() as i64;
+    let crashed = sessions.values().filter(|s| s.1 == 3).count() as i64;
+    let errored = sessions.values().filter(|s| s.1 == 1).count() as i64;
+    let users: std::collections::BTreeSet<&String> = sessions.values().filter_map(|s| s.2.as_ref()).collect();
+    assert!(counted >= 3 && crashed == 1 && errored == 1, "the SDK sent three sessions, one crashed, one errored: {sessions:?}");
+    let h = health(&server, "node-game@3.0").await;
+    assert_eq!(h["sessions"], counted, "{h} {sessions:?}");
+    assert_eq!(h["crashed"], crashed, "{h}");
+    assert_eq!(h["errored"], errored, "{h}");
+    assert_eq!(h["users"], users.len() as i64, "{h}");
+    let expect = ((100.0 * (counted - crashed) as f64 / counted as f64) * 1000.0).round() / 1000.0;
+    assert_eq!(h["crash_free_sessions"].as_f64().unwrap(), expect, "{h}");
+}
+}
+
 on_both_databases! {
 /// Updates out of order and repeated count a session once and its final status once; a crashed
 /// session is not also exited; an older release is the previous one.

@@ -367,12 +367,6 @@ async fn real_sentry_cli_uploads_source_maps_as_artifact_bundles() {
     assert_eq!(frame["data"]["resolved_with"], "release");
 }
 
-/// Where tests/run.sh installed the Sentry SDK for Node (`@sentry/node`), if it did.
-fn sentry_node_module() -> Option<std::path::PathBuf> {
-    let module = std::path::PathBuf::from(std::env::var_os("FAULTLINE_TEST_SENTRY_NODE")?);
-    module.join("package.json").exists().then_some(module)
-}
-
 /// The real JavaScript SDK end to end: the webpack fixture's bundle, injected and uploaded with
 /// sentry-cli, run by Node with `@sentry/node`; the SDK's event (its `debug_meta` naming the
 /// bundle's debug ID) comes in through the envelope route and its frames come out original.
@@ -381,7 +375,7 @@ async fn real_sentry_node_sdk_events_resolve_through_injected_debug_ids() {
     if !tool_present("sentry-cli") || !tool_present("node") {
         return;
     }
-    let Some(sdk) = sentry_node_module() else {
+    let Some(sdk) = common::sentry_node_module() else {
         assert!(
             !common::services_required(),
             "@sentry/node is required (tests/run.sh installs it; FAULTLINE_TEST_SENTRY_NODE)"

@@ -791,3 +791,9 @@ pub async fn send_envelope_items(
     )
     .await
 }
+
+/// Where tests/run.sh installed the Sentry SDK for Node (`@sentry/node`), if it did.
+pub fn sentry_node_module() -> Option<std::path::PathBuf> {
+    let module = std::path::PathBuf::from(std::env::var_os("FAULTLINE_TEST_SENTRY_NODE")?);
+    module.join("package.json").exists().then_some(module)
+}
