@@ -125,28 +125,15 @@ impl Health {
         let env = query.environment.clone().unwrap_or_default();
         let mut conn = self.pool.acquire().await?;
         let counts = session_counts(&mut conn, project_id, release, &env, since).await?;
-        let hours = sqlx::query(
-            "SELECT hour, CAST(SUM(sessions) AS BIGINT) AS sessions, \
-             CAST(SUM(crashed) AS BIGINT) AS crashed FROM session_hours WHERE project_id = $1 \
-             AND release = $2 AND ($3 = '' OR environment = $3) AND hour >= $4 \
-             GROUP BY hour ORDER BY hour",
+        let points = hour_points(
+            &mut conn,
+            project_id,
+            release,
+            &env,
+            since,
+            counts.ended == 0,
         )
-        .bind(project_id)
-        .bind(release)
-        .bind(&env)
-        .bind(since - since.rem_euclid(3600))
-        .fetch_all(&mut *conn)
         .await?;
-        let points = hours
-            .iter()
-            .map(|row| {
-                Ok(HourPoint {
-                    hour: row.try_get("hour")?,
-                    sessions: row.try_get("sessions")?,
-                    crashed: row.try_get("crashed")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         drop(conn);
         Ok(ReleaseHealth {
             release: release.to_owned(),
@@ -301,4 +288,57 @@ impl Health {
         });
         Ok(rates)
     }
+}
+
+/// A release's sessions and crashed sessions per hour. For usage (sessions without statuses)
+/// the crashed ones are the hour's crash reports, at most one per session, as in its figures.
+async fn hour_points(
+    conn: &mut sqlx::AnyConnection,
+    project_id: i64,
+    release: &str,
+    environment: &str,
+    since: i64,
+    usage: bool,
+) -> Result<Vec<HourPoint>, sqlx::Error> {
+    let hours = sqlx::query(
+        "SELECT hour, CAST(SUM(sessions) AS BIGINT) AS sessions, \
+         CAST(SUM(crashed) AS BIGINT) AS crashed FROM session_hours WHERE project_id = $1 \
+         AND release = $2 AND ($3 = '' OR environment = $3) AND hour >= $4 \
+         GROUP BY hour ORDER BY hour",
+    )
+    .bind(project_id)
+    .bind(release)
+    .bind(environment)
+    .bind(since - since.rem_euclid(3600))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut points = hours
+        .iter()
+        .map(|row| {
+            Ok(HourPoint {
+                hour: row.try_get("hour")?,
+                sessions: row.try_get("sessions")?,
+                crashed: row.try_get("crashed")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    if usage && !points.is_empty() {
+        let reports = sqlx::query(
+            "SELECT received_at - (received_at % 3600) AS hour, COUNT(*) AS n FROM crashes \
+             WHERE project_id = $1 AND release = $2 AND received_at >= $3 \
+             GROUP BY received_at - (received_at % 3600)",
+        )
+        .bind(project_id)
+        .bind(release)
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &reports {
+            let (hour, n): (i64, i64) = (row.try_get("hour")?, row.try_get("n")?);
+            if let Some(point) = points.iter_mut().find(|p| p.hour == hour) {
+                point.crashed = n.min(point.sessions);
+            }
+        }
+    }
+    Ok(points)
 }

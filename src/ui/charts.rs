@@ -73,6 +73,31 @@ pub fn bars(values: &[i64]) -> String {
     out
 }
 
+/// Crash-free sessions per 24 hours of an hourly window, as the points of a line on the same
+/// x scale as `bars` (4 units an hour) and 80 units high: (points, the lowest percentage the
+/// scale shows). Days without sessions have no point.
+pub fn crash_free_line(sessions: &[i64], crashed: &[i64]) -> (String, f64) {
+    let days: Vec<(usize, f64)> = sessions
+        .chunks(24)
+        .zip(crashed.chunks(24))
+        .enumerate()
+        .filter_map(|(day, (s, c))| {
+            let (s, c): (i64, i64) = (s.iter().sum(), c.iter().sum());
+            (s > 0).then(|| (day, 100.0 * (s - c.min(s)) as f64 / s as f64))
+        })
+        .collect();
+    let lowest = days.iter().map(|d| d.1).fold(100.0f64, f64::min);
+    let floor = (lowest.floor() - 1.0).clamp(0.0, 99.0);
+    let h = 80.0;
+    let mut points = String::new();
+    for (day, percent) in days {
+        let x = day as f64 * 96.0 + 48.0;
+        let y = h - 1.0 - (percent - floor) / (100.0 - floor) * (h - 2.0);
+        let _ = write!(points, "{x:.1},{y:.1} ");
+    }
+    (points.trim_end().to_owned(), floor)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +125,20 @@ mod tests {
         let bars = bars(&[0, 4, 2]);
         assert_eq!(bars.matches("<rect").count(), 2, "empty hours draw nothing");
         assert!(bars.contains("<title>4</title>"));
+    }
+
+    #[test]
+    fn crash_free_days_are_points_on_their_own_scale() {
+        let mut sessions = vec![0; 72];
+        let mut crashed = vec![0; 72];
+        sessions[0] = 100;
+        crashed[0] = 5;
+        sessions[50] = 10;
+        let (points, floor) = crash_free_line(&sessions, &crashed);
+        assert_eq!(floor, 94.0, "95 % is the lowest day");
+        assert_eq!(
+            points, "48.0,66.0 240.0,1.0",
+            "day 1 at 95 %, day 2 empty, day 3 at 100 %"
+        );
     }
 }

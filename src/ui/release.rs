@@ -46,6 +46,8 @@ struct DeployLine {
     environment: String,
     name: String,
     when: String,
+    /// Where it is drawn on the charts (4 units an hour), when inside their window.
+    x: Option<i64>,
 }
 
 #[derive(Template)]
@@ -57,6 +59,11 @@ struct ReleasePage {
     figures: Vec<Figures>,
     sessions_chart: String,
     crashed_chart: String,
+    /// Crash-free sessions per day: the line's points and the lowest percentage shown.
+    crash_free_points: String,
+    crash_free_floor: String,
+    /// The charts' width in units.
+    chart_width: usize,
     deploys: Vec<DeployLine>,
     groups: Vec<GroupLine>,
 }
@@ -125,6 +132,8 @@ pub async fn show(
                 environment: d.environment,
                 name: d.name.unwrap_or_default(),
                 when: ago(d.finished_at, t),
+                x: (d.finished_at >= start && d.finished_at <= t)
+                    .then(|| (d.finished_at - start) * 4 / 3600),
             })
             .collect(),
         None => Vec::new(),
@@ -152,13 +161,19 @@ pub async fn show(
             crashes,
         });
     }
+    let per_hour_sessions = charts::per_hour(&sessions, start, CHART_HOURS);
+    let per_hour_crashed = charts::per_hour(&crashed, start, CHART_HOURS);
+    let (crash_free_points, floor) = charts::crash_free_line(&per_hour_sessions, &per_hour_crashed);
     let page = ReleasePage {
         chrome: viewer.chrome(),
         project: project.slug.clone(),
         version,
         figures: rows,
-        sessions_chart: charts::bars(&charts::per_hour(&sessions, start, CHART_HOURS)),
-        crashed_chart: charts::bars(&charts::per_hour(&crashed, start, CHART_HOURS)),
+        sessions_chart: charts::bars(&per_hour_sessions),
+        crashed_chart: charts::bars(&per_hour_crashed),
+        crash_free_points,
+        crash_free_floor: format!("{floor:.0} %"),
+        chart_width: CHART_HOURS * 4,
         deploys,
         groups,
     };

@@ -377,6 +377,9 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
     let page = session.get("/ui/releases/ue%405.1?project=default").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("99.80 %") && page.body.contains("<td class=\"num\">2.000</td>"), "{}", page.body);
+    // The crash-free line: today's point (2 crashed of 600 + 400 sessions… over the day's hours).
+    let points = page.body.split("<polyline points=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
+    assert!(!points.is_empty() && page.body.contains("from 98 % (bottom)"), "{}", page.body);
     assert!(page.body.contains(&format!("/ui/groups/{group}")), "the group, by rate");
     assert!(page.body.contains("badge new"), "new in the release");
 }

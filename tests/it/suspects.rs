@@ -212,6 +212,7 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     let page = session.get("/ui/releases/1.1.0?project=default").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Deploys: production"), "{}", page.body);
+    assert!(page.body.contains("<line class=\"deploy\"") && page.body.contains("<title>deploy to production, "), "the deploy marked on the chart: {}", page.body);
     let confirmed = session
         .post("/ui/code-mappings", &[("csrf", &session.csrf), ("project", "default"), ("repository", "acme/game"), ("stack_root", "C:/b/"), ("source_root", "")])
         .await;
