@@ -59,7 +59,7 @@ const GROUP_PARAMS: [&str; 12] = [
     "cursor",
 ];
 
-/// `GET /api/v1/groups?project=&state=&assignee=&q=<signature text>&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen&limit=&cursor=`
+/// `GET /api/v1/groups?project=&state=&assignee=&q=<signature text>&product=&release=&fault_class=&since=&until=&annotation.<n>=<v>&sort=events|users|last_seen|first_seen|rate&limit=&cursor=`
 /// (needs `triage:read` on the project; the default project when `project` is absent).
 pub async fn list_groups(
     State(state): State<App>,
@@ -79,21 +79,13 @@ pub async fn list_groups(
             )),
         );
     }
-    let sort = match params
-        .get("sort")
-        .map(String::as_str)
-        .unwrap_or("last_seen")
-    {
-        "events" => GroupSort::Events,
-        "users" => GroupSort::Users,
-        "last_seen" => GroupSort::LastSeen,
-        "first_seen" => GroupSort::FirstSeen,
-        other => {
-            return Err(bad_request(format!(
-                "sort must be events, users, last_seen or first_seen, not {other:?}"
-            )))
-        }
-    };
+    let sort = GroupSort::parse(
+        params
+            .get("sort")
+            .map(String::as_str)
+            .unwrap_or("last_seen"),
+    )
+    .map_err(bad_request)?;
     let query = GroupQuery {
         project_id: project.id,
         state: params

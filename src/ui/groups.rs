@@ -1,6 +1,8 @@
 //! The groups page (the UI's home: what is crashing, filtered and sorted) and a group's page
 //! (its history, breakdowns, latest crashes and triage actions).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -110,6 +112,8 @@ pub struct GroupRow {
     pub regressed: bool,
     /// Inline SVG (numbers only).
     pub sparkline: String,
+    /// Crashes per 1,000 sessions of the filtered release (empty without one).
+    pub rate: String,
 }
 
 /// A sortable column header: its label, link, and whether the table is sorted by it.
@@ -131,6 +135,8 @@ struct GroupsPage {
     release: String,
     q: String,
     sort_links: Vec<SortLink>,
+    /// Sorting by rate in the filtered release (only with a release filter).
+    rate_link: Option<SortLink>,
     rows: Vec<GroupRow>,
     next_page: Option<String>,
     filtered: bool,
@@ -208,11 +214,16 @@ pub async fn list(
     let start = charts::window_start(t, SPARK_HOURS);
     let ids: Vec<i64> = page.items.iter().map(|g| g.id).collect();
     let hourly = state.index.hourly_counts(&ids, start).await?;
+    let mut rates = match &query.release {
+        Some(release) => release_rates(&state, project.id, release, &ids).await?,
+        None => HashMap::new(),
+    };
     let rows = page
         .items
         .iter()
-        .map(|g| {
-            group_row(
+        .map(|g| GroupRow {
+            rate: rates.remove(&g.id).unwrap_or_default(),
+            ..group_row(
                 g,
                 hourly.get(&g.id).map_or(&[][..], Vec::as_slice),
                 start,
@@ -264,6 +275,11 @@ pub async fn list(
                 active: *value == sort_name,
             })
             .collect(),
+        rate_link: query.release.as_ref().map(|_| SortLink {
+            label: "Per 1,000 sessions",
+            href: format!("/ui/{}", filters("rate", "")),
+            active: sort_name == "rate",
+        }),
         next_page: page
             .next_cursor
             .as_deref()
@@ -279,17 +295,7 @@ fn groups_query(
     params: &GroupsParams,
     sort_name: &str,
 ) -> Result<GroupQuery, UiError> {
-    let sort = match sort_name {
-        "events" => GroupSort::Events,
-        "users" => GroupSort::Users,
-        "first_seen" => GroupSort::FirstSeen,
-        "last_seen" => GroupSort::LastSeen,
-        other => {
-            return Err(UiError::bad_request(format!(
-                "sort by events, users, last_seen or first_seen, not {other:?}"
-            )))
-        }
-    };
+    let sort = GroupSort::parse(sort_name).map_err(UiError::bad_request)?;
     let state = match given(&params.state) {
         Some(name) => Some(GroupState::settable(&name)?),
         None => None,
@@ -332,7 +338,34 @@ fn group_row(g: &Group, hourly: &[(i64, i64)], start: i64, t: i64) -> GroupRow {
         is_new: t - g.first_seen < NEW_SECS,
         regressed: g.regressed,
         sparkline: charts::sparkline(&charts::per_hour(hourly, start, SPARK_HOURS)),
+        rate: String::new(),
     }
+}
+
+/// Each listed group's crashes per 1,000 sessions of `release` (none when the release has no
+/// sessions recorded).
+async fn release_rates(
+    state: &App,
+    project_id: i64,
+    release: &str,
+    ids: &[i64],
+) -> Result<HashMap<i64, String>, UiError> {
+    let health = state
+        .health
+        .release_health(project_id, release, &Default::default())
+        .await
+        .map_err(|e| UiError::from(crate::http::HttpError::from(e)))?;
+    if health.sessions == 0 {
+        return Ok(HashMap::new());
+    }
+    let crashes = state.index.crashes_in_release(ids, release).await?;
+    Ok(crashes
+        .into_iter()
+        .map(|(id, n)| {
+            let rate = n as f64 * 1000.0 / health.sessions as f64;
+            (id, format!("{rate:.3}"))
+        })
+        .collect())
 }
 
 /// A breakdown's row: value, count and share of the group's crashes.

@@ -382,6 +382,33 @@ async fn usage_and_crash_reports_give_rates(db: Db) {
     assert!(!points.is_empty() && page.body.contains("from 98 % (bottom)"), "{}", page.body);
     assert!(page.body.contains(&format!("/ui/groups/{group}")), "the group, by rate");
     assert!(page.body.contains("badge new"), "new in the release");
+    // Sorted by rate in a release: the abort group has 3 crashes in ue@5.1, the null-write one
+    // 2 (but 7 in all, 5 from ue@5.0): by rate abort first, by events null-write first.
+    for _ in 0..3 {
+        submit(&server, "abort.dmp", &[("ver", "ue@5.1")]).await;
+    }
+    for _ in 0..5 {
+        submit(&server, "null-write.dmp", &[("ver", "ue@5.0")]).await;
+    }
+    let (status, by_rate) = server.get_json("/api/v1/groups?project=default&release=ue@5.1&sort=rate").await;
+    assert_eq!(status, 200, "{by_rate}");
+    let ids: Vec<i64> = by_rate["groups"].as_array().unwrap().iter().map(|g| g["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{by_rate}");
+    assert_eq!(ids[1], group, "null-write second by rate: {by_rate}");
+    let (_, by_events) = server.get_json("/api/v1/groups?project=default&release=ue@5.1&sort=events").await;
+    assert_eq!(by_events["groups"][0]["id"], group, "null-write first by events: {by_events}");
+    let (_, page_one) = server.get_json("/api/v1/groups?project=default&release=ue@5.1&sort=rate&limit=1").await;
+    let cursor = page_one["next_cursor"].as_str().expect("a second page");
+    let (_, page_two) = server.get_json(&format!("/api/v1/groups?project=default&release=ue@5.1&sort=rate&limit=1&cursor={cursor}")).await;
+    assert_eq!(page_two["groups"][0]["id"], group, "the cursor pages by rate: {page_two}");
+    let (status, refused) = server.get_json("/api/v1/groups?project=default&sort=rate").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("release="), "{refused}");
+    let page = session.get("/ui/?project=default&release=ue%405.1&sort=rate").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("aria-sort=\"descending\">Per 1,000 sessions</a>"), "{}", page.body);
+    assert!(page.body.contains("<td class=\"num rate\">3.000</td>") && page.body.contains("<td class=\"num rate\">2.000</td>"), "{}", page.body);
+    assert!(page.body.find("3.000").unwrap() < page.body.find("2.000</td>").unwrap(), "the higher rate first");
 }
 }
 

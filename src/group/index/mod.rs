@@ -279,15 +279,33 @@ pub enum GroupSort {
     LastSeen,
     /// Newest groups first.
     FirstSeen,
+    /// Most crashes per 1,000 sessions of the filtered release first (its sessions are the same
+    /// for every group, so: most crashes in that release first). Needs a release filter.
+    Rate,
 }
 
 impl GroupSort {
+    /// A sort by its name in a query string.
+    pub fn parse(name: &str) -> Result<GroupSort, String> {
+        match name {
+            "events" => Ok(GroupSort::Events),
+            "users" => Ok(GroupSort::Users),
+            "last_seen" => Ok(GroupSort::LastSeen),
+            "first_seen" => Ok(GroupSort::FirstSeen),
+            "rate" => Ok(GroupSort::Rate),
+            other => Err(format!(
+                "sort by events, users, last_seen, first_seen or rate (with a release), not {other:?}"
+            )),
+        }
+    }
+
+    /// The column sorted by (`Rate` sorts by a count, see `CrashIndex::groups`).
     fn column(self) -> &'static str {
         match self {
             GroupSort::Events => "event_count",
             GroupSort::Users => "user_count",
             GroupSort::LastSeen => "last_seen",
-            GroupSort::FirstSeen => "first_seen",
+            GroupSort::FirstSeen | GroupSort::Rate => "first_seen",
         }
     }
 }

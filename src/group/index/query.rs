@@ -51,11 +51,28 @@ impl CrashIndex {
     /// Lists groups.
     pub async fn groups(&self, query: &GroupQuery) -> Result<Page<Group>, IndexError> {
         let mut filter = group_filter(query);
-        let column = query.sort.column();
+        let column = match (query.sort, &query.release) {
+            (GroupSort::Rate, Some(release)) => {
+                let p = filter.next();
+                filter.binds.push(Bind::Text(release.clone()));
+                format!(
+                    "(SELECT COUNT(*) FROM crashes c WHERE c.group_id = crash_groups.id \
+                     AND c.release = {p})"
+                )
+            }
+            (GroupSort::Rate, None) => {
+                return Err(IndexError::Rejected(
+                    "sort=rate ranks groups by crashes per 1,000 sessions of one release: \
+                     add release="
+                        .into(),
+                ))
+            }
+            (sort, _) => sort.column().to_owned(),
+        };
         if let Some(cursor) = &query.cursor {
             let (value, id) = parse_cursor(cursor)?;
             let id = id.parse::<i64>().map_err(|_| invalid_cursor(cursor))?;
-            filter.after(column, "id", value, Bind::Int(id));
+            filter.after(&column, "id", value, Bind::Int(id));
         }
         let limit = query.limit.clamp(1, 500);
         let sql = format!(
@@ -68,17 +85,53 @@ impl CrashIndex {
             .fetch_all(&self.pool)
             .await?;
         let items = rows.iter().map(group_from).collect::<Result<Vec<_>, _>>()?;
+        let in_release = match (query.sort, &query.release) {
+            (GroupSort::Rate, Some(release)) => {
+                let ids: Vec<i64> = items.iter().map(|g| g.id).collect();
+                self.crashes_in_release(&ids, release).await?
+            }
+            _ => HashMap::new(),
+        };
         let mut page = page_of(items, limit, |g| {
             let value = match query.sort {
                 GroupSort::Events => g.event_count,
                 GroupSort::Users => g.user_count,
                 GroupSort::LastSeen => g.last_seen,
                 GroupSort::FirstSeen => g.first_seen,
+                GroupSort::Rate => in_release.get(&g.id).copied().unwrap_or(0),
             };
             format!("{value}_{}", g.id)
         });
         self.add_fingerprints(&mut page.items).await?;
         Ok(page)
+    }
+
+    /// How many crashes of each group came from `release`, in one query.
+    pub async fn crashes_in_release(
+        &self,
+        ids: &[i64],
+        release: &str,
+    ) -> Result<HashMap<i64, i64>, IndexError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT group_id, COUNT(*) AS n FROM crashes WHERE release = $1 \
+             AND group_id IN ({ids}) GROUP BY group_id"
+        ))
+        .bind(release)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = HashMap::new();
+        for row in &rows {
+            counts.insert(row.try_get("group_id")?, row.try_get("n")?);
+        }
+        Ok(counts)
     }
 
     /// The groups' fingerprints, in one query (one per group was most of a page's time).

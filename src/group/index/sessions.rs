@@ -118,6 +118,11 @@ pub async fn session_counts(
     })
 }
 
+/// The days' user sets of a window: `$1` project, `$2` release, `$3` environment (`''`: all),
+/// `$4` the first day (`day >= 0` leaves the all-time set out).
+const WINDOW: &str = "project_id = $1 AND release = $2 AND ($3 = '' OR environment = $3) \
+     AND day >= $4 AND day >= 0";
+
 /// Distinct users and crashed users of `release` in `environment` (`""`: all) since `since`,
 /// and whether they are estimates:
 /// the all-time set's counts for all of it; else exact over the days' sets while none passed
@@ -149,9 +154,6 @@ async fn window_users(
             None => Ok((0, 0, false)),
         };
     }
-    // The days' sets: `day >= 0` leaves the all-time set out.
-    const WINDOW: &str = "project_id = $1 AND release = $2 AND ($3 = '' OR environment = $3) \
-         AND day >= $4 AND day >= 0";
     let day = since.max(0) - since.max(0).rem_euclid(86_400);
     let sketched: i64 = sqlx::query(&format!(
         "SELECT COUNT(*) AS n FROM session_user_sets WHERE {WINDOW} AND sketched = 1"
@@ -177,6 +179,20 @@ async fn window_users(
         .await?;
         return Ok((row.try_get("users")?, row.try_get("crashed_users")?, false));
     }
+    let (users, crashed_users) =
+        sketched_window_users(conn, project_id, release, environment, day).await?;
+    Ok((users, crashed_users, true))
+}
+
+/// The union of a window's sets, some past the exact limit: their sketches' registers merged
+/// by maximum, with the exact sets' users hashed in.
+async fn sketched_window_users(
+    conn: &mut AnyConnection,
+    project_id: i64,
+    release: &str,
+    environment: &str,
+    day: i64,
+) -> Result<(i64, i64), sqlx::Error> {
     let mut registers = [vec![0u8; REGISTERS], vec![0u8; REGISTERS]];
     let ranks = sqlx::query(&format!(
         "SELECT crashed, register, MAX(rank) AS rank FROM session_user_sketches \
@@ -222,7 +238,7 @@ async fn window_users(
     }
     let [all, crashed] = registers;
     let users = Histogram::of(all).estimate();
-    Ok((users, Histogram::of(crashed).estimate().min(users), true))
+    Ok((users, Histogram::of(crashed).estimate().min(users)))
 }
 
 /// A release's counts, all time, from the totals the session writer keeps: one row read by its
