@@ -311,6 +311,41 @@ async fn an_engineer_triages_a_crash_in_a_browser() {
         assert_eq!(stored.len(), 1);
         screenshot(&client, "symbols").await;
 
+        // Release health: twenty sessions of 1.4.3 started now, one crashed; the releases list
+        // links the release, whose page draws its crash-free line; the groups of 1.4.3 ranked
+        // by rate from the column's header.
+        let now = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+        let now = String::from_utf8(now.stdout).unwrap().trim().to_owned();
+        let updates: Vec<(&str, serde_json::Value)> = (0..20)
+            .map(|i| {
+                let status = if i == 0 { "crashed" } else { "exited" };
+                ("session", serde_json::json!({"sid": format!("b{i}"), "did": format!("p{i}"), "init": true, "started": now, "status": status, "attrs": {"release": "1.4.3"}}))
+            })
+            .collect();
+        let (status, reply) = common::send_envelope_items(&server, &updates).await;
+        assert_eq!(status, 200, "{reply}");
+        client.goto(&server.url("/ui/releases?project=default")).await?;
+        client.find(Locator::LinkText("1.4.3")).await?.click().await?;
+        let address = address_when(&client, |path, _, _| path.starts_with("/ui/releases/1.4.3")).await?;
+        assert!(address.contains("/ui/releases/1.4.3"), "{address}");
+        let figures = client.find(Locator::Css("table.health tbody tr")).await?.text().await?;
+        assert!(figures.contains("95.00 %"), "19 of 20 sessions crash-free: {figures}");
+        let line = client.find(Locator::Css("svg.line polyline")).await?;
+        let points = line.attr("points").await?.unwrap_or_default();
+        assert!(!points.is_empty(), "today's crash-free point");
+        let height = client
+            .execute("return document.querySelector('svg.line').getBoundingClientRect().height;", vec![])
+            .await?;
+        assert!(height.as_f64().unwrap_or(0.0) > 50.0, "the chart is drawn with its style: {height}");
+        screenshot(&client, "release").await;
+        client.goto(&server.url("/ui/?project=default&release=1.4.3")).await?;
+        client.find(Locator::LinkText("Per 1,000 sessions")).await?.click().await?;
+        let address = address_when(&client, |_, query, _| query.is_some_and(|q| q.contains("sort=rate"))).await?;
+        assert!(address.contains("sort=rate"), "{address}");
+        let rates = client.find_all(Locator::Css("td.rate")).await?;
+        assert_eq!(rates.len(), 2, "two groups crashed in 1.4.3");
+        assert_eq!(rates[0].text().await?, "50.000", "one crash in 20 sessions");
+
         // A narrow screen: the page still fits without sideways scrolling of the page itself.
         client.set_window_size(390, 844).await?;
         client.goto(&server.url("/ui/")).await?;
