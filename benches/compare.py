@@ -2,7 +2,7 @@
 """faultline against minidump-stackwalk 0.27, on the ../shared fixture dumps that have Breakpad
 .sym symbols, plus server throughput and raw-symbolication latency. Prints one table per part.
 
-Usage: python3 benches/compare.py [offline] [throughput] [latency]   (default: all three; builds
+Usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]   (default: all four; builds
 the release binary, about 22 minutes from clean on 2 cores (fat LTO, one codegen unit); installs
 minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes)
 
@@ -16,6 +16,9 @@ minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes)
    per dump with 2 processes always running, as Socorro does.
 3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
    requests on one keep-alive connection.
+4. Sessions beside crashes: the throughput of part 2 again while session updates stream in
+   (envelopes of 10 `session` items from 4 keep-alive connections, paced at SESSION_RATE
+   updates/s, each answer awaited: committed), against part 2's figure without them.
 """
 
 import concurrent.futures
@@ -38,6 +41,7 @@ MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
 CONNECTIONS = 32  # concurrent uploads to the server, as during a crash spike
 SW_PROCESSES = 2  # minidump-stackwalk processes at once: one per core
+SESSION_RATE = 5000  # session updates per second beside the crashes (part 4)
 
 
 def sh(*args, **kw):
@@ -109,9 +113,9 @@ def post(conn, path, body, headers=None):
 
 
 def main():
-    parts = set(sys.argv[1:]) or {"offline", "throughput", "latency"}
-    if parts - {"offline", "throughput", "latency"}:
-        raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency]")
+    parts = set(sys.argv[1:]) or {"offline", "throughput", "latency", "sessions"}
+    if parts - {"offline", "throughput", "latency", "sessions"}:
+        raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]")
     sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     if not os.path.exists(MDSW):
         sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
@@ -175,15 +179,7 @@ def main():
             # takes as little as it can of the 2 cores it shares with the server.
             duration = 10.0
             paths = [p for _, p in dumps]
-            cpu_before = cpu_seconds(server.pid)
-            load = subprocess.run(
-                ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
-                 "--seconds", str(duration), "--connections", str(CONNECTIONS), "--token", TOKEN[0], *paths],
-                cwd=ROOT, check=True, capture_output=True, text=True,
-            )
-            result = json.loads(load.stdout.strip().splitlines()[-1])
-            server_rate = result["rate"]
-            cpu_per_dump = (cpu_seconds(server.pid) - cpu_before) / result["requests"]
+            server_rate, cpu_per_dump, result = crash_throughput(server, port, paths, duration)
 
             # minidump-stackwalk, one process per dump, SW_PROCESSES processes busy at all times.
             sw_counts = []
@@ -210,6 +206,25 @@ def main():
             print()
             print(f"Server CPU per dump: {cpu_per_dump * 1000:.2f} ms ({2 / cpu_per_dump:.0f} dumps/s if the 2 cores were the server's alone,")
             print(f"{2 / cpu_per_dump / sw_rate:.1f}x minidump-stackwalk); the load generator used {result['client_cpu_ms_per_request']:.2f} ms of CPU per request.")
+            print()
+
+        if "sessions" in parts:
+            duration = 10.0
+            paths = [p for _, p in dumps]
+            alone, _, _ = crash_throughput(server, port, paths, duration)
+            stop = time.perf_counter() + duration + 2
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                senders = [pool.submit(send_sessions, port, SESSION_RATE / 4, stop, i) for i in range(4)]
+                time.sleep(1)  # the session load running before the crashes start
+                beside, _, _ = crash_throughput(server, port, paths, duration)
+                sent = sum(f.result() for f in senders)
+            print("## 4. Crash throughput with session updates streaming in (%.0f s)" % duration)
+            print()
+            print("| | dumps / s | session updates / s committed |")
+            print("| --- | --- | --- |")
+            print(f"| crashes alone | {alone:.1f} | |")
+            print(f"| crashes with sessions beside (paced at {SESSION_RATE}/s) | {beside:.1f} | {sent / (duration + 2):.0f} |")
+            print(f"| change | {100 * (beside - alone) / alone:+.1f} % | |")
             print()
 
         if "latency" in parts:
@@ -242,6 +257,46 @@ def main():
         server.wait()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def crash_throughput(server, port, paths, duration):
+    """Dumps processed per second through the server (benches/load.rs), its CPU per dump, and
+    the load generator's report."""
+    cpu_before = cpu_seconds(server.pid)
+    load = subprocess.run(
+        ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
+         "--seconds", str(duration), "--connections", str(CONNECTIONS), "--token", TOKEN[0], *paths],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    )
+    result = json.loads(load.stdout.strip().splitlines()[-1])
+    return result["rate"], (cpu_seconds(server.pid) - cpu_before) / result["requests"], result
+
+
+def send_sessions(port, rate, stop, worker):
+    """Envelopes of 10 session updates (inits, then their final statuses) at `rate` updates per
+    second until `stop`; how many updates were acknowledged."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    sent, n, started = 0, 0, time.perf_counter()
+    while time.perf_counter() < stop:
+        init = n % 2 == 0
+        lines = ["{}"]
+        for k in range(10):
+            sid = f"w{worker}-{n // 2}-{k}"
+            status = "ok" if init else ("crashed" if k == 0 else "exited")
+            item = json.dumps({"sid": sid, "did": f"u{(n * 10 + k) % 5000}", "init": init, "started": "2026-12-05T10:00:00Z",
+                               "status": status, "attrs": {"release": "bench@1.0", "environment": "production"}})
+            lines += [json.dumps({"type": "session", "length": len(item)}), item]
+        conn.request("POST", "/api/1/envelope/", body="\n".join(lines).encode(),
+                     headers={"x-sentry-auth": "Sentry sentry_version=7, sentry_key=public"})
+        response = conn.getresponse()
+        response.read()
+        if response.status == 200:
+            sent += 10
+        n += 1
+        ahead = started + n * 10 / rate - time.perf_counter()
+        if ahead > 0:
+            time.sleep(ahead)
+    return sent
 
 
 def write_config(work):

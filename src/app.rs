@@ -65,43 +65,17 @@ pub struct App {
     pub suspects: Arc<Suspects>,
     /// Sessions and release health.
     pub health: Arc<crate::health::Health>,
+    /// Crash correlations of groups.
+    pub correlations: Arc<crate::correlations::Correlations>,
+    /// A group's evidence, assembled.
+    pub evidence: Arc<crate::evidence::Evidence>,
 }
 
 impl App {
     /// Opens the stores the configuration names (creating folders as needed).
     pub async fn open(config: Config) -> anyhow::Result<App> {
-        let objects = crate::store::open(&config.storage)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let scratch = config.storage.data_dir.join("tmp");
-        let limits = UnpackLimits {
-            max_entries: config.limits.max_archive_entries,
-            max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
-        };
-        let symbols = SymbolStore::new(Arc::clone(&objects), scratch, limits).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR to a writable folder)",
-                config.storage.data_dir.display()
-            )
-        })?;
-        let symbols = Arc::new(symbols);
-        let upstream = Upstream::open(&config.symbols.sources, Arc::clone(&symbols))
-            .await
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
-        let pipeline = Arc::new(Pipeline::from_config(
-            &config,
-            SymbolSource::Store(Arc::clone(&symbols), upstream.clone()),
-        )?);
-        let budget = PayloadBudget {
-            per_new_group: config.group.payloads_per_new_group,
-            per_group_hour: config.group.payloads_per_group_hour,
-        };
-        let url = config.index_url();
-        let index = CrashIndex::open(&url, budget).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the crash index at {url}: {e} (set index.url or FAULTLINE_INDEX_URL)"
-            )
-        })?;
+        let (objects, symbols, upstream, pipeline) = processing(&config).await?;
+        let index = open_index(&config).await?;
         let throttle =
             Throttle::new(&config.ingest.throttle).map_err(|e| anyhow::anyhow!("{e}"))?;
         let node = config.node_id();
@@ -117,11 +91,13 @@ impl App {
             modules: pipeline.processor.modules().clone(),
             symbols: Arc::clone(&symbols),
         }));
-        let public_url = match config.server.public_url.trim() {
-            "" => format!("http://{}", config.server.listen),
-            url => url.to_owned(),
-        };
-        let alerts = Alerts::new(&index, node.clone(), config.alerts.clone(), public_url);
+        let public_url = config.public_url();
+        let alerts = Alerts::new(
+            &index,
+            node.clone(),
+            config.alerts.clone(),
+            public_url.clone(),
+        );
         index.observe(Arc::clone(&alerts) as Arc<dyn crate::group::index::RecordObserver>);
         let ingest_bodies = Arc::new(tokio::sync::Semaphore::new(
             config.ingest.max_concurrent_bodies.max(1),
@@ -147,8 +123,26 @@ impl App {
             },
         ));
         let (code, releases, suspects) = code_services(&config, &index, &triage, &alerts)?;
+        let health = Arc::new(crate::health::Health::new(index.pool().clone()));
+        let correlations = Arc::new(crate::correlations::Correlations::new(
+            index.pool().clone(),
+            config.evidence.correlations_max_age_days,
+        ));
+        let evidence = Arc::new(crate::evidence::Evidence::new(
+            crate::evidence::EvidenceSources::of(
+                &index,
+                &triage,
+                &suspects,
+                &correlations,
+                &releases,
+                &health,
+            ),
+            public_url.clone(),
+        ));
         Ok(App {
-            health: Arc::new(crate::health::Health::new(index.pool().clone())),
+            health,
+            correlations,
+            evidence,
             code,
             releases,
             suspects,
@@ -169,6 +163,54 @@ impl App {
             upstream,
         })
     }
+}
+
+/// The crash index the configuration names, migrated.
+async fn open_index(config: &Config) -> anyhow::Result<CrashIndex> {
+    let budget = PayloadBudget {
+        per_new_group: config.group.payloads_per_new_group,
+        per_group_hour: config.group.payloads_per_group_hour,
+    };
+    let url = config.index_url();
+    CrashIndex::open(&url, budget).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the crash index at {url}: {e} (set index.url or FAULTLINE_INDEX_URL)"
+        )
+    })
+}
+
+/// Object storage, the symbol store, upstream sources and the processing pipeline.
+async fn processing(
+    config: &Config,
+) -> anyhow::Result<(
+    Arc<dyn crate::store::ObjectStore>,
+    Arc<SymbolStore>,
+    Option<Arc<Upstream>>,
+    Arc<Pipeline>,
+)> {
+    let objects = crate::store::open(&config.storage)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let scratch = config.storage.data_dir.join("tmp");
+    let limits = UnpackLimits {
+        max_entries: config.limits.max_archive_entries,
+        max_unpacked_bytes: config.limits.max_archive_unpacked_bytes,
+    };
+    let symbols = SymbolStore::new(Arc::clone(&objects), scratch, limits).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data folder {}: {e} (set storage.data_dir or FAULTLINE_STORAGE_DATA_DIR to a writable folder)",
+                config.storage.data_dir.display()
+            )
+        })?;
+    let symbols = Arc::new(symbols);
+    let upstream = Upstream::open(&config.symbols.sources, Arc::clone(&symbols))
+        .await
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let pipeline = Arc::new(Pipeline::from_config(
+        config,
+        SymbolSource::Store(Arc::clone(&symbols), upstream.clone()),
+    )?);
+    Ok((objects, symbols, upstream, pipeline))
 }
 
 /// Repositories, releases and suspect commits, over the index's database; alert messages

@@ -52,6 +52,28 @@ pub struct Config {
     pub symbols: SymbolsConfig,
     /// Repositories, releases' commits and suspect commits.
     pub code: CodeConfig,
+    /// A group's evidence: how often correlations are computed, how long they stay fresh.
+    pub evidence: EvidenceConfig,
+}
+
+/// A group's evidence (see docs/EVIDENCE.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Seconds between two looks for groups whose correlations are missing or due (new, grown
+    /// by a quarter, or stale while crashes came).
+    pub correlations_interval_secs: u64,
+    /// Correlations older than this are shown as stale and computed again when crashes come.
+    pub correlations_max_age_days: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            correlations_interval_secs: 30,
+            correlations_max_age_days: 7,
+        }
+    }
 }
 
 /// The code behind frames (see docs/CODE.md): how often repository mirrors are fetched and how
@@ -311,6 +333,15 @@ impl Config {
             )
         } else {
             self.index.url.clone()
+        }
+    }
+
+    /// Where people reach the server (links in alerts, tickets, evidence): `server.public_url`,
+    /// else the listen address.
+    pub fn public_url(&self) -> String {
+        match self.server.public_url.trim() {
+            "" => format!("http://{}", self.server.listen),
+            url => url.to_owned(),
         }
     }
 }

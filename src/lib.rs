@@ -28,6 +28,8 @@ pub mod code; // repositories: mirrors, code mappings, line links, source contex
 pub mod releases; // releases, the commits each brought, deploys; groups fixed by a commit
 pub mod suspects; // suspect commits of a group: candidates, exclusions, scores, reasons
 pub mod health; // release health: sessions, crash-free rates, adoption, group rates
+pub mod correlations; // what is over-represented in a group's crashes (Mozilla's tests)
+pub mod evidence; // a group's evidence in one place: verdict, suspects, correlations, timeline, history
 pub mod app; // the application: every store and service, opened once from the configuration
 pub mod http; // what the two front ends share about HTTP: errors, bounded bodies, paths
 pub mod api; // the JSON API: thin routes over the application's services

@@ -13,12 +13,9 @@ use crate::auth::Scope;
 use crate::code::git::Credential;
 use crate::code::mappings::MappingOrigin;
 use crate::code::NewRepository;
+use crate::http::bad_request;
 use crate::http::{project_param, typed_json, Caller, HttpError};
 use crate::triage::StoredCrash;
-
-fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, message)
-}
 
 /// A repository to register.
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -14,11 +13,8 @@ use crate::app::App;
 use crate::auth::Scope;
 use crate::health::session::{SessionItems, UsageRow, MAX_BUCKETS};
 use crate::health::HealthQuery;
+use crate::http::bad_request;
 use crate::http::{project_param, typed_json, Caller, HttpError};
-
-fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, message)
-}
 
 /// The usage body.
 #[derive(Debug, Deserialize)]

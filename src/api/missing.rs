@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use symbolic::common::DebugId;
 
-use super::symbols::bad_request;
 use crate::app::App;
 use crate::auth::Scope;
+use crate::http::bad_request;
 use crate::http::Caller;
 use crate::http::HttpError;
 

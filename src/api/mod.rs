@@ -6,6 +6,7 @@
 mod admin;
 mod alerts;
 mod code;
+mod evidence;
 mod health;
 mod ingest;
 mod integrations;
@@ -100,6 +101,10 @@ fn code_routes(router: Router<App>) -> Router<App> {
         )
         .route("/api/v1/code-mappings/{id}", delete(code::delete_mapping))
         .route("/api/v1/groups/{id}/suspects", get(code::suspects))
+        .route(
+            "/api/v1/groups/{id}/evidence",
+            get(evidence::group_evidence),
+        )
         .route(
             "/api/v1/crashes/{id}/source-context",
             get(code::source_context),

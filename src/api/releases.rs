@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::ProjectQuery;
 use crate::app::App;
 use crate::auth::{Project, Scope};
+use crate::http::bad_request;
 use crate::http::{project_param, typed_json, Caller, HttpError};
 use crate::releases::{HeadRef, NewRelease, Release, ReleaseCommit};
 
@@ -80,10 +81,6 @@ pub struct DeployBody {
 }
 
 const RELEASE_EXAMPLE: &str = r#"send {"version": "2.1.0", "projects": ["default"], "refs": [{"repository": "acme/game", "commit": "a1b2..c3d4"}]} (see docs/CODE.md)"#;
-
-fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, message)
-}
 
 /// An RFC 3339 date as Unix seconds.
 fn date(name: &str, text: Option<&str>) -> Result<Option<i64>, HttpError> {

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::auth::Scope;
+use crate::http::bad_request;
 use crate::http::Caller;
 use crate::http::{next_part, read_limited, BodyLimit, UploadBody};
 use crate::http::{scratch_failed, HttpError};
@@ -346,10 +347,6 @@ fn ok(meta: &DebugFileMeta, checksum: &ChunkDigest) -> AssembleState {
             "data": { "type": meta.role, "features": meta.features.names() },
         })),
     }
-}
-
-fn bad_request(error: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, error)
 }
 
 /// An artifact bundle assemble request (`sentry-cli sourcemaps upload`).

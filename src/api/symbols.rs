@@ -13,6 +13,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::app::App;
 use crate::auth::Scope;
+use crate::http::bad_request;
 use crate::http::read_upload;
 use crate::http::Caller;
 use crate::http::HttpError;
@@ -194,10 +195,6 @@ pub struct ListParams {
     debug_id: Option<String>,
     code_id: Option<String>,
     name: Option<String>,
-}
-
-pub(super) fn bad_request(error: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, error)
 }
 
 /// `GET /api/v1/symbols`: the stored files for one debug ID, code ID or file name.

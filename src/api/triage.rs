@@ -13,13 +13,10 @@ use crate::app::App;
 use crate::auth::Scope;
 use crate::group::index::{CrashRow, GroupPatch, GroupQuery, GroupSort, GroupState};
 use crate::group::CrashClass;
+use crate::http::bad_request;
 use crate::http::HttpError;
 use crate::http::{project_param, Caller};
 use crate::triage::StoredCrash;
-
-fn bad_request(message: impl Into<String>) -> HttpError {
-    HttpError::new(StatusCode::BAD_REQUEST, message)
-}
 
 fn parse_int(name: &str, value: &str) -> Result<i64, HttpError> {
     value

@@ -4,6 +4,7 @@
 
 mod admin;
 mod code;
+mod evidence;
 mod process;
 mod report;
 mod retention;
@@ -59,6 +60,9 @@ enum Command {
     Repo(code::RepoCommand),
     /// Create releases with their commits, finalize them, record deploys (over HTTP).
     Release(code::ReleaseArgs),
+    /// A group's evidence (verdict, suspects, correlations, timeline, history) from a server,
+    /// as JSON or `--markdown` for a ticket.
+    Evidence(evidence::EvidenceArgs),
     /// Delete what is past its age now: unused debug files, old crash payloads, leftovers of
     /// unfinished uploads (`--dry-run` only reports).
     Retention(retention::RetentionArgs),
@@ -167,6 +171,7 @@ async fn run(command: Command, config_file: Option<PathBuf>) -> anyhow::Result<E
         Command::Retention(args) => retention::run(args, load()?).await,
         Command::Repo(command) => code::repo(command, load()?).await,
         Command::Release(args) => code::release(args).await,
+        Command::Evidence(args) => evidence::evidence(args).await,
         Command::Migrate => migrate(load()?).await,
     }
 }

@@ -155,15 +155,28 @@ impl Health {
 
     /// The release's share of the project's sessions in the last 24 hours.
     async fn adoption(&self, project_id: i64, release: &str) -> Result<Option<f64>, HealthError> {
-        let day_ago = crate::clock::now() - 86_400;
+        self.adoption_at(project_id, release, crate::clock::now())
+            .await
+    }
+
+    /// The release's share of the project's sessions in the 24 hours up to `at` (the hour `at`
+    /// is in included), percent.
+    pub async fn adoption_at(
+        &self,
+        project_id: i64,
+        release: &str,
+        at: i64,
+    ) -> Result<Option<f64>, HealthError> {
+        let day_ago = at - 86_400;
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT) AS total, \
              CAST(COALESCE(SUM(CASE WHEN release = $2 THEN sessions ELSE 0 END), 0) AS BIGINT) AS mine \
-             FROM session_hours WHERE project_id = $1 AND hour >= $3",
+             FROM session_hours WHERE project_id = $1 AND hour >= $3 AND hour <= $4",
         )
         .bind(project_id)
         .bind(release)
         .bind(day_ago - day_ago.rem_euclid(3600))
+        .bind(at)
         .fetch_one(&self.pool)
         .await?;
         Ok(percent(row.try_get("mine")?, row.try_get("total")?))

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::alerts::AlertError;
 use crate::code::CodeError;
+use crate::evidence::EvidenceError;
 use crate::group::index::IndexError;
 use crate::health::HealthError;
 use crate::process::{BudgetKind, ProcessError};
@@ -59,6 +60,11 @@ pub struct HttpError {
     detail: Option<String>,
     request_id: Option<RequestId>,
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The caller's request is wrong (400), saying how.
+pub fn bad_request(message: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, message)
 }
 
 impl HttpError {
@@ -237,6 +243,16 @@ impl From<SuspectError> for HttpError {
                 e.to_string(),
             ),
         }
+    }
+}
+
+impl From<EvidenceError> for HttpError {
+    fn from(e: EvidenceError) -> HttpError {
+        HttpError::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the group's evidence could not be assembled",
+            e,
+        )
     }
 }
 

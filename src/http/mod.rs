@@ -15,7 +15,7 @@ pub use body::{
     BodyLimit, Spill, StallGuard, UploadBody,
 };
 pub use caller::{presented_token, project_param, Caller};
-pub use error::{HttpError, RequestId};
+pub use error::{bad_request, HttpError, RequestId};
 pub use multipart::{FramingError, FramingGuard, MAX_FRAMING_BYTES};
 pub use paths::{route_with_and_without_slash, segment, server_origin};
 pub use upload::read_upload;

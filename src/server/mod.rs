@@ -213,6 +213,20 @@ async fn suspects_job(state: App) {
     }
 }
 
+/// Computes the correlations of groups whose correlations are missing or due, a few every
+/// `evidence.correlations_interval_secs`, beside crash processing (on a thread of their own).
+async fn correlations_job(state: App) {
+    let every =
+        std::time::Duration::from_secs(state.config.evidence.correlations_interval_secs.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        match state.correlations.run_due(5).await {
+            Ok(n) => metrics::counter!("faultline_correlation_reports_total").increment(n as u64),
+            Err(e) => tracing::warn!(error = %e, "correlations job failed"),
+        }
+    }
+}
+
 impl BoundServer {
     /// Opens the stores, creates the first admin token if there is none, starts the processing
     /// workers and binds `config.server.listen` (port 0 picks a free port).
@@ -239,6 +253,7 @@ impl BoundServer {
         tokio::spawn(retention_job(state.clone()));
         tokio::spawn(repository_fetch_job(state.clone()));
         tokio::spawn(suspects_job(state.clone()));
+        tokio::spawn(correlations_job(state.clone()));
         if let Some(upstream) = &state.upstream {
             tokio::spawn(fetched_files_job(
                 Arc::clone(upstream),

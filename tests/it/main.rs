@@ -17,6 +17,7 @@ mod cluster;
 mod deploy;
 mod durability;
 mod events;
+mod evidence;
 mod front_door;
 mod generated_sym;
 mod grouping;

@@ -1,0 +1,289 @@
+//! The evidence of a group, in one place: the verdict and fault frame of its latest crash,
+//! its suspect commits, its correlations, its timeline (the release and deploy it appeared
+//! after, the groups that started with it), its history (other groups failing in the same
+//! function, resolved, merged or open), and its rates per release. Assembled from what the
+//! services stored (nothing is computed here that could be slow); every claim carries the data
+//! it rests on. `markdown.rs` writes it for a ticket or a chat; `related.rs` finds the groups.
+
+pub mod markdown;
+mod related;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::classify::FrameRef;
+use crate::correlations::{CorrelationReport, Correlations};
+use crate::group::index::{CrashIndex, Group};
+use crate::health::{GroupRate, Health};
+use crate::releases::Releases;
+use crate::suspects::{Suspect, Suspects};
+use crate::triage::Triage;
+
+pub use related::RelatedGroup;
+
+/// Why the evidence could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// A service it reads failed.
+    #[error("evidence: {0}")]
+    Source(String),
+}
+
+fn source(e: impl std::fmt::Display) -> EvidenceError {
+    EvidenceError::Source(e.to_string())
+}
+
+/// Everything known about why a group happens (docs/EVIDENCE.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupEvidence {
+    /// The group as indexed.
+    pub group: Group,
+    /// What its latest readable crash says.
+    pub verdict: Verdict,
+    /// Suspect commits, best first (from the stored report; empty until computed).
+    pub suspects: Vec<Suspect>,
+    /// Why there are no suspects, when the report says.
+    pub suspects_note: Option<String>,
+    /// What is over-represented in its crashes (none until computed).
+    pub correlations: Option<CorrelationsBlock>,
+    /// When it appeared, after what, and with which other groups.
+    pub timeline: Timeline,
+    /// Other groups failing in the same function, or sharing its top frames.
+    pub history: Vec<RelatedGroup>,
+    /// Its crashes per 1,000 sessions per release.
+    pub rates: Vec<GroupRate>,
+    /// Where each part can be seen: the group's page, its latest crash.
+    pub links: Links,
+}
+
+/// The verdict of the group's latest crash that could be read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verdict {
+    /// The crash read.
+    pub crash_id: Option<String>,
+    /// Fault class (the group's).
+    pub fault_class: String,
+    /// The rule that decided it, in words.
+    pub rule: Option<String>,
+    /// The crash reason (`SIGSEGV /SEGV_MAPERR`, an exception's type and message).
+    pub crash_reason: Option<String>,
+    /// The faulting address.
+    pub address: Option<String>,
+    /// The frame to blame.
+    pub fault_frame: Option<FrameRef>,
+}
+
+/// Correlations with their age.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorrelationsBlock {
+    /// Computed longer ago than the configured age: recomputed when crashes come.
+    pub stale: bool,
+    /// The report.
+    #[serde(flatten)]
+    pub report: CorrelationReport,
+}
+
+/// When the group appeared, after what.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    /// Its first crash (Unix seconds).
+    pub first_seen: i64,
+    /// The release of its first crash.
+    pub first_release: Option<String>,
+    /// The last deploy of that release finished before its first crash.
+    pub deploy: Option<DeployBefore>,
+    /// That release's share of the project's sessions in the 24 hours before, percent.
+    pub adoption_then: Option<f64>,
+    /// Other groups whose first crash came within an hour of its own, most shared frames first.
+    pub started_together: Vec<RelatedGroup>,
+}
+
+/// A deploy the group appeared after.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployBefore {
+    /// Its environment.
+    pub environment: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// When it finished.
+    pub finished_at: i64,
+    /// Minutes from then to the group's first crash.
+    pub minutes_before: i64,
+}
+
+/// Addresses in the UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct Links {
+    /// The group's page.
+    pub group: String,
+    /// The latest crash read, at its fault frame.
+    pub crash: Option<String>,
+}
+
+/// Assembles evidence from the services that hold it.
+pub struct Evidence {
+    index: Arc<CrashIndex>,
+    triage: Arc<Triage>,
+    suspects: Arc<Suspects>,
+    correlations: Arc<Correlations>,
+    releases: Arc<Releases>,
+    health: Arc<Health>,
+    public_url: String,
+}
+
+/// The services the evidence reads.
+pub struct EvidenceSources {
+    /// Groups and crashes.
+    pub index: Arc<CrashIndex>,
+    /// Stored crashes.
+    pub triage: Arc<Triage>,
+    /// Suspect commits.
+    pub suspects: Arc<Suspects>,
+    /// Correlations.
+    pub correlations: Arc<Correlations>,
+    /// Releases and deploys.
+    pub releases: Arc<Releases>,
+    /// Release health.
+    pub health: Arc<Health>,
+}
+
+impl EvidenceSources {
+    /// The sources, shared.
+    pub fn of(
+        index: &Arc<CrashIndex>,
+        triage: &Arc<Triage>,
+        suspects: &Arc<Suspects>,
+        correlations: &Arc<Correlations>,
+        releases: &Arc<Releases>,
+        health: &Arc<Health>,
+    ) -> EvidenceSources {
+        EvidenceSources {
+            index: Arc::clone(index),
+            triage: Arc::clone(triage),
+            suspects: Arc::clone(suspects),
+            correlations: Arc::clone(correlations),
+            releases: Arc::clone(releases),
+            health: Arc::clone(health),
+        }
+    }
+}
+
+impl Evidence {
+    /// Over the services; links start with `public_url`.
+    pub fn new(sources: EvidenceSources, public_url: String) -> Evidence {
+        Evidence {
+            index: sources.index,
+            triage: sources.triage,
+            suspects: sources.suspects,
+            correlations: sources.correlations,
+            releases: sources.releases,
+            health: sources.health,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// A group's evidence: the story of reading each source (`None`: no such group).
+    pub async fn of_group(&self, group_id: i64) -> Result<Option<GroupEvidence>, EvidenceError> {
+        let Some(group) = self.index.group(group_id).await.map_err(source)? else {
+            return Ok(None);
+        };
+        let verdict = self.verdict(&group).await?;
+        let report = self.suspects.stored(group_id).await.map_err(source)?;
+        let correlations = self.correlations.stored(group_id).await.map_err(source)?;
+        let timeline = self.timeline(&group).await?;
+        let history = related::same_function(self.index.pool(), &group, &verdict)
+            .await
+            .map_err(source)?;
+        let rates = self.health.group_rates(group_id).await.map_err(source)?;
+        let links = Links {
+            group: format!("{}/ui/groups/{group_id}", self.public_url),
+            crash: verdict
+                .crash_id
+                .as_ref()
+                .map(|id| format!("{}/ui/crashes/{id}#fault", self.public_url)),
+        };
+        Ok(Some(GroupEvidence {
+            suspects_note: report.as_ref().and_then(|r| r.note.clone()),
+            suspects: report.map(|r| r.suspects).unwrap_or_default(),
+            correlations: correlations.map(|report| CorrelationsBlock {
+                stale: self.correlations.is_stale(&report),
+                report,
+            }),
+            group,
+            verdict,
+            timeline,
+            history,
+            rates,
+            links,
+        }))
+    }
+
+    /// The newest of the group's last crashes whose processed result can be read.
+    async fn verdict(&self, group: &Group) -> Result<Verdict, EvidenceError> {
+        let mut verdict = Verdict {
+            fault_class: group.fault_class.as_str().to_owned(),
+            ..Verdict::default()
+        };
+        let crashes = self
+            .triage
+            .group_crashes(group.id, 10)
+            .await
+            .map_err(source)?;
+        for crash in crashes.iter().filter(|c| c.payload_key.is_some()).take(3) {
+            let key = crash.payload_key.as_deref().unwrap_or_default();
+            let Some(view) = self.triage.processed(key).await else {
+                continue;
+            };
+            verdict.crash_id = Some(crash.attributes.id.clone());
+            if let Some(c) = view.classification.as_deref() {
+                verdict.rule = Some(c.evidence.rule.clone());
+                verdict.crash_reason = c.evidence.crash_reason.clone();
+                verdict.address = c.evidence.address.clone();
+                verdict.fault_frame = c.fault_frame.clone();
+            } else {
+                verdict.crash_reason = view.event_evidence.clone();
+            }
+            break;
+        }
+        Ok(verdict)
+    }
+
+    /// The release and deploy the group appeared after, and who started with it.
+    async fn timeline(&self, group: &Group) -> Result<Timeline, EvidenceError> {
+        let mut timeline = Timeline {
+            first_seen: group.first_seen,
+            first_release: group.first_release.clone(),
+            ..Timeline::default()
+        };
+        if let Some(version) = &group.first_release {
+            if let Some(release) = self
+                .releases
+                .get(group.project_id, version)
+                .await
+                .map_err(source)?
+            {
+                let deploys = self.releases.deploys(release.id).await.map_err(source)?;
+                timeline.deploy = deploys
+                    .into_iter()
+                    .filter(|d| d.finished_at <= group.first_seen)
+                    .max_by_key(|d| d.finished_at)
+                    .map(|d| DeployBefore {
+                        minutes_before: (group.first_seen - d.finished_at) / 60,
+                        environment: d.environment,
+                        name: d.name,
+                        finished_at: d.finished_at,
+                    });
+            }
+            timeline.adoption_then = self
+                .health
+                .adoption_at(group.project_id, version, group.first_seen)
+                .await
+                .map_err(source)?;
+        }
+        timeline.started_together = related::started_together(self.index.pool(), group)
+            .await
+            .map_err(source)?;
+        Ok(timeline)
+    }
+}

@@ -1,0 +1,121 @@
+//! A group's evidence end to end: crashes whose annotations make one GPU driver stand out, a
+//! release deployed just before the group appeared, an earlier resolved group failing in the
+//! same function; the evidence (JSON, Markdown, the CLI) names them all; both databases.
+
+use crate::common;
+
+use serde_json::{json, Value};
+
+use common::{generated_bytes, submit, TestServer};
+
+const DRIVER: &str = "31.0.15.3623";
+
+/// Submits `count` copies of a generated dump in `release`, the first `with_driver` of them
+/// annotated with the driver, the rest with an older one; a few at a time.
+async fn crashes(
+    server: &TestServer,
+    dump: &str,
+    release: &str,
+    count: usize,
+    with_driver: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let indices: Vec<usize> = (0..count).collect();
+    for wave in indices.chunks(8) {
+        let sends = wave.iter().map(|&i| {
+            let driver = if i < with_driver { DRIVER } else { "30.0.1" };
+            async move { submit(server, dump, &[("ver", release), ("gpu_driver", driver)]).await }
+        });
+        ids.extend(futures::future::join_all(sends).await);
+    }
+    ids
+}
+
+async fn evidence_when(server: &TestServer, group: i64, ready: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let (status, body) = server
+            .get_json(&format!("/api/v1/groups/{group}/evidence"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if ready(&body) {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the evidence of group {group} was not complete in time");
+}
+
+on_both_databases! {
+async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) {
+    let Some(server) = TestServer::start_on(db, |c| c.evidence.correlations_interval_secs = 1).await else {
+        return;
+    };
+    let (status, _) = server.upload("crasher.debug", generated_bytes("crasher.debug")).await;
+    assert_eq!(status, 200);
+    // Release 1.0 had a wild read, resolved in 1.0.
+    let earlier = crashes(&server, "wild-read.dmp", "1.0", 2, 0).await;
+    let (_, crash) = server.get_json(&format!("/api/v1/crashes/{}", earlier[0])).await;
+    let earlier_group = crash["crash"]["group_id"].as_i64().unwrap();
+    let resolved = server.client.patch(server.url(&format!("/api/v1/groups/{earlier_group}"))).json(&json!({"state": "resolved", "resolved_in": "1.0"})).send().await.unwrap();
+    assert_eq!(resolved.status(), 200);
+    // Release 2.0, deployed to production fourteen minutes ago.
+    let (status, release) = server.admin_post("/api/0/organizations/o/releases/", json!({"version": "2.0", "projects": ["default"]})).await;
+    assert_eq!(status, 201, "{release}");
+    let finished = std::process::Command::new("date").args(["-u", "-d", &format!("@{}", common::now() - 14 * 60), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    let finished = String::from_utf8(finished.stdout).unwrap().trim().to_owned();
+    let (status, deploy) = server.admin_post("/api/0/organizations/o/releases/2.0/deploys/", json!({"environment": "production", "name": "prod-eu-2", "dateFinished": finished})).await;
+    assert_eq!(status, 201, "{deploy}");
+    // The others of 2.0: 3 of 80 crashes on the driver; then the new group: 30 of its 40.
+    crashes(&server, "abort.dmp", "2.0", 40, 2).await;
+    crashes(&server, "assertion.dmp", "2.0", 40, 1).await;
+    let mine = crashes(&server, "null-read.dmp", "2.0", 40, 30).await;
+    let (_, crash) = server.get_json(&format!("/api/v1/crashes/{}", mine[0])).await;
+    let group = crash["crash"]["group_id"].as_i64().unwrap();
+
+    // Computed by the job as the group grew; complete once it read all 40.
+    let e = evidence_when(&server, group, |e| e["correlations"]["group_crashes"] == 40).await;
+    // Correlations: the driver, 75 % of the group against 33 of the 122 crashes of the window.
+    let top = &e["correlations"]["deviations"][0];
+    assert_eq!(top["items"], json!([["annotation.gpu_driver", DRIVER]]), "{}", e["correlations"]);
+    assert_eq!((top["group_count"].as_u64(), top["reference_count"].as_u64()), (Some(30), Some(33)), "{top}");
+    assert_eq!(e["correlations"]["group_crashes"], 40);
+    assert_eq!(e["correlations"]["reference_crashes"], 120, "the window's crashes of the group's releases");
+    assert_eq!(e["correlations"]["stale"], false);
+    // The verdict, the timeline, the history.
+    assert_eq!(e["verdict"]["fault_frame"]["function"], "crasher::linux::null_read", "{}", e["verdict"]);
+    assert_eq!(e["timeline"]["first_release"], "2.0");
+    assert_eq!(e["timeline"]["deploy"]["name"], "prod-eu-2", "{}", e["timeline"]);
+    let minutes = e["timeline"]["deploy"]["minutes_before"].as_i64().unwrap();
+    assert!((14..=16).contains(&minutes), "{minutes}");
+    let history = e["history"].as_array().unwrap();
+    let before = history.iter().find(|g| g["id"] == earlier_group).expect("the earlier wild read, same function");
+    assert_eq!(before["state"], "resolved");
+    assert_eq!(before["resolved_in"], "1.0");
+    assert!(e["links"]["group"].as_str().unwrap().ends_with(&format!("/ui/groups/{group}")));
+
+    // The same as Markdown, from the API and from the CLI.
+    let markdown = server.client.get(server.url(&format!("/api/v1/groups/{group}/evidence?format=markdown"))).send().await.unwrap();
+    assert_eq!(markdown.headers()["content-type"], "text/markdown; charset=utf-8");
+    let markdown = markdown.text().await.unwrap();
+    assert!(markdown.contains(&format!("(75% in this group vs 28% overall) `annotation.gpu\\_driver = {DRIVER}`")), "{markdown}");
+    assert!(markdown.contains("minutes after the deploy `prod-eu-2` to production finished"), "{markdown}");
+    assert!(markdown.contains(&format!("- Group {earlier_group} (resolved, resolved in 1.0)")), "{markdown}");
+    assert!(markdown.contains("- Fault frame: crasher::linux::null\\_read"), "{markdown}");
+    let mut cli = common::faultline();
+    cli.args(["evidence", &group.to_string(), "--markdown", "--server", &server.url(""), "--token", &server.admin_token]);
+    let (code, out, err) = common::run(cli).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim_end(), markdown.trim_end());
+
+    // Who may read it: a token without triage:read is refused, another project's sees nothing.
+    let (ingest, _) = server.create_token(json!({"name": "ingest", "scopes": ["ingest"]})).await;
+    let refused = server.anonymous.get(server.url(&format!("/api/v1/groups/{group}/evidence"))).bearer_auth(&ingest).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    server.create_project("other").await;
+    let (other, _) = server.create_token(json!({"name": "other", "scopes": ["triage:read"], "projects": ["other"]})).await;
+    let hidden = server.anonymous.get(server.url(&format!("/api/v1/groups/{group}/evidence"))).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(hidden.status(), 404);
+    let (status, bad) = server.get_json(&format!("/api/v1/groups/{group}/evidence?format=pdf")).await;
+    assert_eq!(status, 400, "{bad}");
+}
+}
