@@ -432,6 +432,8 @@ struct GroupPage {
     state_value: String,
     /// Its rate per release with sessions.
     rates: Vec<super::group_health::RateRow>,
+    /// Correlations, timeline, history.
+    why: super::group_why::WhyBlock,
 }
 
 /// A tracker's ticket for the group: its key, and a link when its address is a web address.
@@ -448,7 +450,7 @@ pub struct GroupParams {
 
 /// The group `id` if the viewer may act on it with `scope` (another project's reads as not
 /// found); a merged group redirects to the group it went into.
-async fn visible(
+pub(super) async fn visible(
     state: &App,
     viewer: &Viewer,
     id: &str,
@@ -527,6 +529,7 @@ pub async fn show(
     let page = GroupPage {
         code: super::group_code::suspects_block(&state, group.id, t).await,
         rates: super::group_health::rate_rows(&state, group.id).await,
+        why: super::group_why::why_block(&state, group.id, t).await,
         state_value: group.state.as_str().to_owned(),
         tickets,
         chrome: viewer.chrome(),

@@ -16,6 +16,7 @@ mod crash_modules;
 mod crash_source;
 mod group_code;
 mod group_health;
+mod group_why;
 mod groups;
 mod release;
 mod releases;
@@ -50,6 +51,7 @@ pub fn routes() -> Router<App> {
         .route("/ui/sign-in", get(session::form).post(session::sign_in))
         .route("/ui/sign-out", post(session::sign_out))
         .route("/ui/groups/{id}", get(groups::show))
+        .route("/ui/groups/{id}/evidence.md", get(group_why::markdown))
         .route("/ui/groups/{id}/triage", post(groups::triage))
         .route("/ui/groups/{id}/merge", post(groups::merge))
         .route("/ui/crashes/{id}", get(crash::show))

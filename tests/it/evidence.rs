@@ -107,6 +107,17 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim_end(), markdown.trim_end());
 
+    // The group's page says it in its "Why" block, and gives the Markdown to a signed-in person.
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/groups/{group}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&format!("<li class=\"over\">(75% in this group vs 28% overall) <code>annotation.gpu_driver = {DRIVER}</code></li>")), "{}", page.body);
+    assert!(page.body.contains("minutes after the deploy prod-eu-2 to production finished"), "{}", page.body);
+    assert!(page.body.contains(&format!("<a href=\"/ui/groups/{earlier_group}\">")), "the earlier group, linked");
+    let page = session.get(&format!("/ui/groups/{group}/evidence.md")).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body.trim_end(), markdown.trim_end());
+
     // Who may read it: a token without triage:read is refused, another project's sees nothing.
     let (ingest, _) = server.create_token(json!({"name": "ingest", "scopes": ["ingest"]})).await;
     let refused = server.anonymous.get(server.url(&format!("/api/v1/groups/{group}/evidence"))).bearer_auth(&ingest).send().await.unwrap();
