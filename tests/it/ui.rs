@@ -542,6 +542,9 @@ async fn every_route_wants_a_session_and_its_scope() {
         "/ui/symbols/missing".to_owned(),
         "/ui/symbols?q=x".to_owned(),
         "/ui/alerts".to_owned(),
+        format!("/ui/groups/{group}/evidence.md"),
+        "/ui/releases?project=default".to_owned(),
+        "/ui/releases/1.0?project=default".to_owned(),
     ];
     let changes = [
         format!("/ui/groups/{group}/triage"),
