@@ -10,7 +10,7 @@
 # sentry-cli (PyPI) and minidump-stackwalk (crates.io), the real symbol clients of
 # tests/it/symbol_servers.rs, tests/it/sentry_cli.rs and tests/it/generated_sym.rs; sentry-sdk (PyPI) and
 # @sentry/node (npm, with Debian's nodejs), the real event senders of tests/it/events.rs and
-# tests/it/sentry_cli.rs.
+# tests/it/sentry_cli.rs; SciPy (PyPI), the reference of tests/it/evidence.rs's statistics.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -78,6 +78,10 @@ command -v sentry-cli >/dev/null || { echo "sentry-cli could not be installed" >
 # With brotli installed the Python SDK compresses its envelopes with `br`, as in production.
 python3 -c "import sentry_sdk, brotli" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "sentry-sdk==2.75.0" brotli
 python3 -c "import sentry_sdk, brotli" || { echo "sentry-sdk and brotli could not be installed" >&2; exit 1; }
+# SciPy (PyPI): the reference for the correlations' statistics (tests/it/evidence.rs), as
+# Mozilla's crash correlations call it.
+python3 -c "import scipy" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check scipy
+python3 -c "import scipy" || { echo "scipy could not be installed" >&2; exit 1; }
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 SENTRY_NODE_ROOT="$PWD/target/tools/node"

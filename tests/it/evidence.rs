@@ -130,3 +130,93 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     assert_eq!(status, 400, "{bad}");
 }
 }
+
+/// The statistics of the correlations against SciPy's, the reference Mozilla's code calls:
+/// `chi2_contingency` (χ² with Yates' correction, its p) and `fisher_exact` (two-sided p) on
+/// tables from tiny to large, balanced to lopsided.
+#[tokio::test]
+async fn correlation_statistics_equal_scipys() {
+    use faultline::correlations::stats::{chi2_contingency, fisher_exact};
+    let present = std::process::Command::new("python3")
+        .args(["-c", "import scipy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(
+            !common::services_required(),
+            "SciPy (PyPI) is required (tests/run.sh installs it)"
+        );
+        return;
+    }
+    // Deterministic tables: a linear congruential generator, counts 0–2,000 with some small.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |limit: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % limit
+    };
+    let mut tables: Vec<[[u64; 2]; 2]> = vec![
+        [[30, 70], [10, 190]],
+        [[3, 1], [1, 3]],
+        [[5, 0], [2, 9]],
+        [[72, 28], [102, 898]],
+    ];
+    for i in 0..40 {
+        let limit = if i % 3 == 0 { 12 } else { 2_000 };
+        tables.push([
+            [next(limit) + 1, next(limit) + 1],
+            [next(limit) + 1, next(limit) + 1],
+        ]);
+    }
+    let script = r#"
+import json, sys
+from scipy.stats import chi2_contingency, fisher_exact
+out = []
+for t in json.load(sys.stdin):
+    chi2, p, _, _ = chi2_contingency(t)
+    _, fp = fisher_exact(t)
+    out.append([float(chi2), float(p), float(fp)])
+print(json.dumps(out))
+"#;
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(serde_json::to_string(&tables).unwrap().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert!(output.status.success());
+    let scipy: Vec<[f64; 3]> = serde_json::from_slice(&output.stdout).unwrap();
+    let close = |ours: f64, theirs: f64| {
+        (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1e-300) || (ours - theirs).abs() < 1e-15
+    };
+    for (table, [chi2, p, fisher]) in tables.iter().zip(scipy) {
+        let as_f64 = [
+            [table[0][0] as f64, table[0][1] as f64],
+            [table[1][0] as f64, table[1][1] as f64],
+        ];
+        let (our_chi2, our_p) = chi2_contingency(as_f64);
+        assert!(
+            close(our_chi2, chi2),
+            "{table:?}: χ² {our_chi2} vs SciPy {chi2}"
+        );
+        assert!(
+            (our_p - p).abs() <= 1e-7 * p.max(1e-300) || (our_p - p).abs() < 1e-12,
+            "{table:?}: p {our_p} vs SciPy {p}"
+        );
+        let our_fisher = fisher_exact(*table);
+        assert!(
+            (our_fisher - fisher).abs() <= 1e-7 * fisher.max(1e-300)
+                || (our_fisher - fisher).abs() < 1e-12,
+            "{table:?}: Fisher p {our_fisher} vs SciPy {fisher}"
+        );
+    }
+}
