@@ -95,7 +95,9 @@ async fn main() {
         evidence.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let top = &report.deviations[0];
-    println!("Generated {CRASHES} crashes in {GROUPS} groups with 4 annotations each in {filled:.1} s.");
+    println!(
+        "Generated {CRASHES} crashes in {GROUPS} groups with 4 annotations each in {filled:.1} s."
+    );
     println!(
         "Top deviation: {:?} ({:.0}% in the group vs {:.0}% overall); {} deviations.",
         top.items,
@@ -107,6 +109,12 @@ async fn main() {
     println!("| step | median of {RUNS}+ runs |");
     println!("| --- | --- |");
     println!("| correlations of a {GROUP}-crash group against {CRASHES} crashes, computed and stored | {:.0} ms |", median(computed));
-    println!("| the stored correlations read | {:.2} ms |", median(stored));
-    println!("| the group's whole evidence assembled | {:.2} ms |", median(evidence));
+    println!(
+        "| the stored correlations read | {:.2} ms |",
+        median(stored)
+    );
+    println!(
+        "| the group's whole evidence assembled | {:.2} ms |",
+        median(evidence)
+    );
 }

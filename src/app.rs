@@ -139,6 +139,7 @@ impl App {
             ),
             public_url.clone(),
         ));
+        alerts.summarize_with(Arc::clone(&evidence) as Arc<dyn crate::outbound::EvidenceSummary>);
         Ok(App {
             health,
             correlations,

@@ -224,18 +224,22 @@ impl Alerts {
         Ok(())
     }
 
-    /// Adds each alert's group's suspect commits to its message before it is sent.
+    /// Adds each alert's group's suspect commits and evidence summary to its message before it
+    /// is sent.
     async fn add_suspects(&self, deliveries: &mut [Delivery]) {
-        let Some(suspects) = self.suspects.get() else {
-            return;
-        };
         for delivery in deliveries {
             let message = &mut delivery.message;
             if message.event != crate::outbound::MessageEvent::Alert {
                 continue;
             }
-            if let Some(group) = &message.group {
-                message.suspect_commits = suspects.suspect_lines(group.id).await;
+            let Some(group) = message.group.as_ref().map(|g| g.id) else {
+                continue;
+            };
+            if let Some(suspects) = self.suspects.get() {
+                message.suspect_commits = suspects.suspect_lines(group).await;
+            }
+            if let Some(summaries) = self.summaries.get() {
+                message.evidence = summaries.evidence_summary(group).await;
             }
         }
     }
@@ -246,6 +250,7 @@ impl Alerts {
         let config = self.channel_settings(id).await?;
         let message = AlertMessage {
             suspect_commits: Vec::new(),
+            evidence: None,
             event: crate::outbound::MessageEvent::Test,
             rule: None,
             trigger: "test".into(),

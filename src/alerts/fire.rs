@@ -426,6 +426,7 @@ impl Alerts {
         metrics::counter!("faultline_alert_fires_total", "trigger" => trigger).increment(1);
         let message = AlertMessage {
             suspect_commits: Vec::new(),
+            evidence: None,
             event: MessageEvent::Alert,
             rule: Some(RuleRef {
                 id: rule.id,
@@ -514,6 +515,7 @@ impl Alerts {
         for (channel, event) in targets {
             let message = AlertMessage {
                 suspect_commits: Vec::new(),
+                evidence: None,
                 event,
                 rule: None,
                 trigger: "triage".into(),
@@ -550,6 +552,7 @@ impl Alerts {
         for row in &rows {
             let message = AlertMessage {
                 suspect_commits: Vec::new(),
+                evidence: None,
                 event: MessageEvent::Sync,
                 rule: None,
                 trigger: cause.to_owned(),

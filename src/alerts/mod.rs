@@ -93,6 +93,8 @@ pub struct Alerts {
     history: Mutex<std::collections::HashMap<(i64, i64, i64), i64>>,
     /// Who adds a group's suspect commits to its messages as they are sent.
     suspects: std::sync::OnceLock<Arc<dyn crate::outbound::SuspectLines>>,
+    /// Who adds a group's evidence in a few lines to its messages as they are sent.
+    summaries: std::sync::OnceLock<Arc<dyn crate::outbound::EvidenceSummary>>,
 }
 
 impl Alerts {
@@ -109,6 +111,7 @@ impl Alerts {
             desk,
             history: Mutex::new(std::collections::HashMap::new()),
             suspects: std::sync::OnceLock::new(),
+            summaries: std::sync::OnceLock::new(),
             tracker_locks: Mutex::new(std::collections::HashMap::new()),
             pool: index.pool().clone(),
             dialect: index.dialect(),
@@ -124,6 +127,12 @@ impl Alerts {
     /// Connects who adds suspect commits to messages as they are sent (once, at start-up).
     pub fn explain_with(&self, suspects: Arc<dyn crate::outbound::SuspectLines>) {
         let _ = self.suspects.set(suspects);
+    }
+
+    /// Connects who sums up a group's evidence in messages as they are sent (once, at
+    /// start-up).
+    pub fn summarize_with(&self, summaries: Arc<dyn crate::outbound::EvidenceSummary>) {
+        let _ = self.summaries.set(summaries);
     }
 
     /// The tracker tickets of groups.

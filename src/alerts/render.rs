@@ -40,6 +40,11 @@ pub fn slack(message: &AlertMessage) -> Value {
         let head = if i == 0 { "suspect commit: " } else { "also: " };
         lines.push(format!("{head}{}", slack_escape(&truncate(line, 300))));
     }
+    if let Some(evidence) = &message.evidence {
+        for line in evidence.lines().take(6) {
+            lines.push(slack_escape(&truncate(line, 300)));
+        }
+    }
     let link = message
         .links
         .group
@@ -158,6 +163,7 @@ mod tests {
     fn slack_text_cannot_carry_markup() {
         let message = AlertMessage {
             suspect_commits: Vec::new(),
+            evidence: None,
             event: MessageEvent::Alert,
             rule: None,
             trigger: "new_group".into(),

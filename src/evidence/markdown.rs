@@ -72,6 +72,54 @@ pub fn render(e: &GroupEvidence) -> String {
     out
 }
 
+/// A few lines of what explains the group, for alert messages and tickets (`None` when nothing
+/// does yet): what is over-represented, the deploy it followed, the groups that failed the same
+/// way.
+pub fn summary(e: &GroupEvidence) -> Option<String> {
+    let mut lines = Vec::new();
+    if let Some(block) = &e.correlations {
+        for d in block
+            .report
+            .deviations
+            .iter()
+            .filter(|d| d.group_share > d.reference_share)
+            .take(3)
+        {
+            let items: Vec<String> = d
+                .items
+                .iter()
+                .map(|(k, v)| format!("{} = {}", plain(k), plain(v)))
+                .collect();
+            lines.push(format!(
+                "Over-represented: {} ({} in this group vs {} overall)",
+                items.join(" and "),
+                percent(d.group_share),
+                percent(d.reference_share)
+            ));
+        }
+    }
+    if let (Some(release), Some(d)) = (&e.timeline.first_release, &e.timeline.deploy) {
+        lines.push(format!(
+            "First seen in {}, {} minutes after its deploy to {} finished",
+            plain(release),
+            d.minutes_before,
+            plain(&d.environment)
+        ));
+    }
+    for other in e.history.iter().take(3) {
+        let fixed = other
+            .resolved_in
+            .as_deref()
+            .map(|r| format!(", resolved in {}", plain(r)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "Failed the same way before: group {} ({}{fixed})",
+            other.id, other.state
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
 fn verdict(out: &mut String, e: &GroupEvidence) {
     let v = &e.verdict;
     let _ = writeln!(out, "### Verdict\n");

@@ -287,3 +287,19 @@ impl Evidence {
         Ok(timeline)
     }
 }
+
+#[async_trait::async_trait]
+impl crate::outbound::EvidenceSummary for Evidence {
+    /// The evidence's summary lines; nothing when it cannot be read (an alert is never held
+    /// back for it).
+    async fn evidence_summary(&self, group_id: i64) -> Option<String> {
+        match self.of_group(group_id).await {
+            Ok(Some(evidence)) => markdown::summary(&evidence),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(group = group_id, error = %e, "no evidence for an alert");
+                None
+            }
+        }
+    }
+}

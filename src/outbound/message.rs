@@ -60,6 +60,10 @@ pub struct AlertMessage {
     /// computed beside crash processing, after the firing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspect_commits: Vec<String>,
+    /// The group's evidence in a few lines (correlations, the deploy it followed, groups that
+    /// failed the same way; docs/EVIDENCE.md), filled when the message is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// Who explains a group to the people an alert reaches: its suspect commits, a line each
@@ -68,6 +72,14 @@ pub struct AlertMessage {
 pub trait SuspectLines: Send + Sync {
     /// The group's suspect commits, best first (computed now when they are due and missing).
     async fn suspect_lines(&self, group_id: i64) -> Vec<String>;
+}
+
+/// Who sums up a group's evidence for the people an alert reaches (`crate::evidence` answers;
+/// the composition root connects it).
+#[async_trait::async_trait]
+pub trait EvidenceSummary: Send + Sync {
+    /// A few lines of what explains the group, none when nothing does yet.
+    async fn evidence_summary(&self, group_id: i64) -> Option<String>;
 }
 
 /// A rule, named in a message.

@@ -7,5 +7,6 @@ mod message;
 
 pub use attempt::{describe, one_line, Attempt};
 pub use message::{
-    truncate, AlertMessage, CrashSummary, GroupSummary, Links, MessageEvent, RuleRef, SuspectLines,
+    truncate, AlertMessage, CrashSummary, EvidenceSummary, GroupSummary, Links, MessageEvent,
+    RuleRef, SuspectLines,
 };

@@ -1,6 +1,7 @@
 //! Ticket templates: `{signature}`, `{fault_class}`, `{events}`, `{users}`, `{first_release}`,
 //! `{last_release}`, `{url}`, `{crash_url}`, `{top_frames}`, `{group_id}`, `{trigger}`,
-//! `{suspect_commits}` (a line per suspect commit, docs/CODE.md) from the
+//! `{suspect_commits}` (a line per suspect commit, docs/CODE.md), `{evidence}` (a few lines of
+//! what explains the group, docs/EVIDENCE.md) from the
 //! alert, and `$name` for the most common value of annotation `name` among the group's crashes
 //! (Backtrace's custom-field convention). Unknown `{placeholders}` are refused when a channel is
 //! created, so a typo never reaches a ticket.
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::outbound::AlertMessage;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 12] = [
+pub const PLACEHOLDERS: [&str; 13] = [
     "signature",
     "fault_class",
     "events",
@@ -23,6 +24,7 @@ pub const PLACEHOLDERS: [&str; 12] = [
     "group_id",
     "trigger",
     "suspect_commits",
+    "evidence",
 ];
 
 /// Checks that every `{…}` in `template` is a known placeholder.
@@ -107,6 +109,10 @@ pub fn render(
                 [] => "none found yet".to_owned(),
                 lines => lines.join("\n"),
             },
+            "evidence" => message
+                .evidence
+                .clone()
+                .unwrap_or_else(|| "no evidence gathered yet".to_owned()),
             _ => return None,
         })
     };
@@ -192,6 +198,7 @@ mod tests {
     fn message() -> AlertMessage {
         AlertMessage {
             suspect_commits: Vec::new(),
+            evidence: None,
             event: MessageEvent::Alert,
             rule: None,
             trigger: "new_group".into(),

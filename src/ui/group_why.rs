@@ -144,9 +144,13 @@ pub async fn markdown(
     viewer: Viewer,
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
-    let group = match super::groups::visible(&state, &viewer, &id, Scope::TriageRead).await? {
-        Ok(group) => group,
-        Err(redirect) => return Ok(redirect),
+    let id: i64 = id
+        .parse()
+        .map_err(|_| UiError::bad_request(format!("{id:?} is not a group number")))?;
+    viewer.caller.require(Scope::TriageRead)?;
+    let group = match state.index.group(id).await? {
+        Some(group) if viewer.may(Scope::TriageRead, group.project_id) => group,
+        _ => return Err(UiError::not_found(format!("no group {id}"))),
     };
     let evidence = state
         .evidence

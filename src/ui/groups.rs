@@ -450,7 +450,7 @@ pub struct GroupParams {
 
 /// The group `id` if the viewer may act on it with `scope` (another project's reads as not
 /// found); a merged group redirects to the group it went into.
-pub(super) async fn visible(
+async fn visible(
     state: &App,
     viewer: &Viewer,
     id: &str,
