@@ -33,6 +33,49 @@ pub struct RelatedLine {
     pub when: String,
 }
 
+/// A deploy drawn on the group's chart.
+pub struct DeployMark {
+    /// Where (4 units an hour from the chart's start).
+    pub x: i64,
+    /// `2.0 to production (prod-eu-2), 3 hours ago`.
+    pub label: String,
+}
+
+/// The deploys of the releases the group crashed in that finished inside the chart's window
+/// (`start`, `hours` long), as marks.
+pub async fn deploy_marks(
+    state: &App,
+    project_id: i64,
+    releases: &[String],
+    start: i64,
+    t: i64,
+) -> Vec<DeployMark> {
+    let mut marks = Vec::new();
+    for version in releases.iter().take(20) {
+        let Ok(Some(release)) = state.releases.get(project_id, version).await else {
+            continue;
+        };
+        let Ok(deploys) = state.releases.deploys(release.id).await else {
+            continue;
+        };
+        for d in deploys
+            .into_iter()
+            .filter(|d| d.finished_at >= start && d.finished_at <= t)
+        {
+            marks.push(DeployMark {
+                x: (d.finished_at - start) * 4 / 3600,
+                label: format!(
+                    "{version} to {}{}, {}",
+                    d.environment,
+                    d.name.map(|n| format!(" ({n})")).unwrap_or_default(),
+                    ago(d.finished_at, t)
+                ),
+            });
+        }
+    }
+    marks
+}
+
 /// What the block shows.
 #[derive(Default)]
 pub struct WhyBlock {

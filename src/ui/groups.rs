@@ -434,6 +434,10 @@ struct GroupPage {
     rates: Vec<super::group_health::RateRow>,
     /// Correlations, timeline, history.
     why: super::group_why::WhyBlock,
+    /// Deploys of its releases inside the chart's window.
+    deploy_marks: Vec<super::group_why::DeployMark>,
+    /// The chart's width in units (4 an hour).
+    chart_width: usize,
 }
 
 /// A tracker's ticket for the group: its key, and a link when its address is a web address.
@@ -516,6 +520,11 @@ pub async fn show(
     }))
     .collect();
     let crashes = crash_lines(&state, group.id, t).await?;
+    let releases: Vec<String> = detail
+        .by_release
+        .iter()
+        .filter_map(|b| b.value.clone())
+        .collect();
     let evidence = match detail.samples.first().and_then(|c| c.payload_key.clone()) {
         Some(key) => super::crash::latest_evidence(&state, &key).await,
         None => None,
@@ -530,6 +539,9 @@ pub async fn show(
         code: super::group_code::suspects_block(&state, group.id, t).await,
         rates: super::group_health::rate_rows(&state, group.id).await,
         why: super::group_why::why_block(&state, group.id, t).await,
+        deploy_marks: super::group_why::deploy_marks(&state, group.project_id, &releases, start, t)
+            .await,
+        chart_width: CHART_HOURS * 4,
         state_value: group.state.as_str().to_owned(),
         tickets,
         chrome: viewer.chrome(),

@@ -129,6 +129,7 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     assert!(page.body.contains(&format!("<li class=\"over\">(75% in this group vs 28% overall) <code>annotation.gpu_driver = {DRIVER}</code></li>")), "{}", page.body);
     assert!(page.body.contains("minutes after the deploy prod-eu-2 to production finished"), "{}", page.body);
     assert!(page.body.contains(&format!("<a href=\"/ui/groups/{earlier_group}\">")), "the earlier group, linked");
+    assert!(page.body.contains("<line class=\"deploy\"") && page.body.contains("<title>deploy of 2.0 to production (prod-eu-2), "), "the deploy on the group's chart");
     let page = session.get(&format!("/ui/groups/{group}/evidence.md")).await;
     assert_eq!(page.status, 200);
     assert_eq!(page.body.trim_end(), markdown.trim_end());

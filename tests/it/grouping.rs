@@ -643,7 +643,7 @@ async fn triage_api_resolves_detects_regressions_merges_and_validates(db: Db) {
 
     // Bad input: clear 4xx messages.
     for (path, expect) in [
-        ("/api/v1/groups?sort=random", "sort must be"),
+        ("/api/v1/groups?sort=random", "sort by events, users"),
         ("/api/v1/groups?limit=ten", "limit must be an integer"),
         ("/api/v1/groups?colour=red", "unknown parameter"),
         ("/api/v1/groups?cursor=zz", "invalid cursor"),
