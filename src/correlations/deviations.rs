@@ -115,7 +115,8 @@ pub fn find_deviations(group: &[Vec<Item>], reference: &[Vec<Item>]) -> Vec<Devi
         .collect();
     singles.sort_unstable_by(|a, b| names[*a as usize].cmp(&names[*b as usize]));
     let pairs = pair_candidates(&mut counts, &names, &singles, &group_sets, &reference_sets);
-    let mut found = final_filter(&counts, &[singles, pairs.into_iter().flatten().collect()]);
+    let singles: Vec<Vec<u32>> = singles.into_iter().map(|id| vec![id]).collect();
+    let mut found = final_filter(&counts, [singles, pairs]);
     // Singles before pairs; the largest difference first (to the hundredth, as Mozilla prints
     // them), over-represented before under-represented, then by name.
     found.sort_by(|a, b| {
@@ -231,16 +232,14 @@ fn should_prune(counts: &Counts, candidate: &[u32], parents: Option<(u32, u32)>)
 
 /// The final tests, level by level: the difference of shares, (for pairs) not the product of
 /// the parts, the chi-square test at Bonferroni's level, the effect size.
-fn final_filter(counts: &Counts, levels: &[Vec<u32>; 2]) -> Vec<(Vec<u32>, [u64; 2], f64, f64)> {
+fn final_filter(
+    counts: &Counts,
+    levels: [Vec<Vec<u32>>; 2],
+) -> Vec<(Vec<u32>, [u64; 2], f64, f64)> {
     let mut alpha_k = ALPHA;
     let mut kept = Vec::new();
-    for (level, candidates) in levels.iter().enumerate() {
+    for (level, list) in levels.into_iter().enumerate() {
         let size = level + 1;
-        let list: Vec<Vec<u32>> = if size == 1 {
-            candidates.iter().map(|id| vec![*id]).collect()
-        } else {
-            candidates.chunks(2).map(<[u32]>::to_vec).collect()
-        };
         let number = list.len().max(1) as f64;
         for candidate in list {
             let c = counts.of(&candidate);
