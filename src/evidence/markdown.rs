@@ -68,6 +68,7 @@ pub fn render(e: &GroupEvidence) -> String {
     correlations(&mut out, e);
     timeline(&mut out, e);
     history(&mut out, e);
+    regression(&mut out, e);
     rates(&mut out, e);
     out
 }
@@ -281,6 +282,38 @@ fn history(out: &mut String, e: &GroupEvidence) {
             other.state,
             when(other.last_seen),
             plain(&other.signature)
+        );
+    }
+    out.push('\n');
+}
+
+fn regression(out: &mut String, e: &GroupEvidence) {
+    let Some(r) = &e.regression else {
+        return;
+    };
+    let _ = writeln!(out, "### It came back\n");
+    let _ = writeln!(
+        out,
+        "Resolved in {}, back in {}. Commits in between that changed its frames' files:",
+        plain(&r.resolved_in),
+        plain(&r.came_back_in)
+    );
+    if r.commits.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNone recorded (releases need their commits: `sentry-cli releases set-commits`)."
+        );
+    }
+    for c in &r.commits {
+        let sha: String = c.sha.chars().take(10).collect();
+        let files: Vec<String> = c.files.iter().map(|f| plain(f)).collect();
+        let _ = writeln!(
+            out,
+            "- `{sha}` {} — {} ({}; {})",
+            plain(&c.summary),
+            plain(c.author.as_deref().unwrap_or("unknown")),
+            plain(&c.release),
+            files.join(", ")
         );
     }
     out.push('\n');

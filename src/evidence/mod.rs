@@ -51,6 +51,9 @@ pub struct GroupEvidence {
     pub timeline: Timeline,
     /// Other groups failing in the same function, or sharing its top frames.
     pub history: Vec<RelatedGroup>,
+    /// For a group that came back after it was resolved: between which releases, and the
+    /// commits of the releases in between that touched its frames' files.
+    pub regression: Option<Regression>,
     /// Its crashes per 1,000 sessions per release.
     pub rates: Vec<GroupRate>,
     /// Where each part can be seen: the group's page, its latest crash.
@@ -72,6 +75,37 @@ pub struct Verdict {
     pub address: Option<String>,
     /// The frame to blame.
     pub fault_frame: Option<FrameRef>,
+    /// The source files of the crashing thread's frames, top first (at most 32).
+    pub frame_files: Vec<String>,
+}
+
+/// A group that came back: resolved in one release, crashing again in a newer one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Regression {
+    /// The release it was resolved in.
+    pub resolved_in: String,
+    /// The release it came back in.
+    pub came_back_in: String,
+    /// Commits of the releases after `resolved_in` up to `came_back_in` that changed a file of
+    /// its crashing thread's frames, newest release first.
+    pub commits: Vec<RegressionCommit>,
+}
+
+/// A commit between the two releases of a regression that touched a frame's file.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegressionCommit {
+    /// The release that brought it.
+    pub release: String,
+    /// Its repository.
+    pub repository: String,
+    /// Full SHA.
+    pub sha: String,
+    /// The first line of its message.
+    pub summary: String,
+    /// Its author.
+    pub author: Option<String>,
+    /// The frames' files it changed (as the repository names them).
+    pub files: Vec<String>,
 }
 
 /// Correlations with their age.
@@ -196,6 +230,7 @@ impl Evidence {
             .await
             .map_err(source)?;
         let rates = self.health.group_rates(group_id).await.map_err(source)?;
+        let regression = self.regression(&group, &verdict).await?;
         let links = Links {
             group: format!("{}/ui/groups/{group_id}", self.public_url),
             crash: verdict
@@ -214,6 +249,7 @@ impl Evidence {
             verdict,
             timeline,
             history,
+            regression,
             rates,
             links,
         }))
@@ -236,6 +272,18 @@ impl Evidence {
                 continue;
             };
             verdict.crash_id = Some(crash.attributes.id.clone());
+            if let Some(thread) = view
+                .crashing_index()
+                .and_then(|i| view.parts.threads.get(i))
+            {
+                for file in thread.frames.iter().filter_map(|f| f.file.as_deref()) {
+                    if verdict.frame_files.len() < 32
+                        && !verdict.frame_files.iter().any(|f| f == file)
+                    {
+                        verdict.frame_files.push(file.to_owned());
+                    }
+                }
+            }
             if let Some(c) = view.classification.as_deref() {
                 verdict.rule = Some(c.evidence.rule.clone());
                 verdict.crash_reason = c.evidence.crash_reason.clone();
@@ -247,6 +295,60 @@ impl Evidence {
             break;
         }
         Ok(verdict)
+    }
+
+    /// For a regressed group: the releases it was resolved in and came back in, and the
+    /// commits between them that touched its frames' files.
+    async fn regression(
+        &self,
+        group: &Group,
+        verdict: &Verdict,
+    ) -> Result<Option<Regression>, EvidenceError> {
+        let (true, Some(resolved_in), Some(came_back_in)) =
+            (group.regressed, &group.resolved_in, &group.last_release)
+        else {
+            return Ok(None);
+        };
+        let releases = self.releases.list(group.project_id).await.map_err(source)?;
+        let between = releases.iter().filter(|r| {
+            let v = r.release.version.as_str();
+            crate::group::version::is_newer(v, resolved_in)
+                && !crate::group::version::is_newer(v, came_back_in)
+        });
+        let mut commits = Vec::new();
+        for summary in between {
+            let release = &summary.release;
+            for c in self.releases.commits(release.id).await.map_err(source)? {
+                let files: Vec<String> = c
+                    .files
+                    .iter()
+                    .filter(|f| verdict.frame_files.iter().any(|frame| same_file(frame, f)))
+                    .cloned()
+                    .collect();
+                if files.is_empty() {
+                    continue;
+                }
+                commits.push(RegressionCommit {
+                    release: release.version.clone(),
+                    repository: c.repository,
+                    summary: c
+                        .message
+                        .unwrap_or_default()
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned(),
+                    sha: c.sha,
+                    author: c.author_name,
+                    files,
+                });
+            }
+        }
+        Ok(Some(Regression {
+            resolved_in: resolved_in.clone(),
+            came_back_in: came_back_in.clone(),
+            commits,
+        }))
     }
 
     /// The release and deploy the group appeared after, and who started with it.
@@ -288,6 +390,14 @@ impl Evidence {
     }
 }
 
+/// Whether a frame's file (as the build saw it: `C:\\b\\src\\net\\conn.c`) is a repository's
+/// file (`src/net/conn.c`): the same path, or ending with it at a folder boundary.
+fn same_file(frame: &str, repository_file: &str) -> bool {
+    let frame = frame.replace('\\', "/");
+    let file = repository_file.trim_start_matches('/');
+    !file.is_empty() && (frame == file || frame.ends_with(&format!("/{file}")))
+}
+
 #[async_trait::async_trait]
 impl crate::outbound::EvidenceSummary for Evidence {
     /// The evidence's summary lines; nothing when it cannot be read (an alert is never held
@@ -301,5 +411,19 @@ impl crate::outbound::EvidenceSummary for Evidence {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_file;
+
+    #[test]
+    fn frame_files_match_repository_files_at_a_folder_boundary() {
+        assert!(same_file("C:\\b\\src\\net\\conn.c", "src/net/conn.c"));
+        assert!(same_file("/build/src/net/conn.c", "src/net/conn.c"));
+        assert!(same_file("src/net/conn.c", "src/net/conn.c"));
+        assert!(!same_file("/build/src/net/myconn.c", "conn.c"));
+        assert!(!same_file("/build/conn.c", ""));
     }
 }

@@ -248,6 +248,31 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     let (_, body) = server.get_json(&format!("/api/v1/groups/{group}/suspects")).await;
     assert_eq!(body["fixed_by"][0]["commit"]["sha"], fix.as_str(), "{body}");
     assert_eq!(body["fixed_by"][0]["release"], "1.2.0");
+
+    // 1.3.0 undoes the check (and changes a file no frame is in); the crash comes back: the
+    // evidence names the two releases and the commit between them that touched conn.c.
+    let undone = std::fs::read_to_string(dir.join("src/net/conn.c")).unwrap().replace("    if (p)\n        total += p->length;", "    total += p->length;");
+    std::fs::write(dir.join("src/net/conn.c"), undone).unwrap();
+    let back = commit(dir, "Simplify the read loop", "2026-12-02T09:00:00Z", ("Bo Dev", "bo@acme.test"));
+    std::fs::write(dir.join("NOTES.md"), "notes\n").unwrap();
+    commit(dir, "Add notes", "2026-12-02T10:00:00Z", ("Bo Dev", "bo@acme.test"));
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "new", "1.3.0", "-p", "default"]).await;
+    cli(&server, &ci, dir, &["releases", "--org", "acme", "set-commits", "1.3.0", "--local"]).await;
+    let mut again = crash_event(debug_id, code_id, addresses.base, addresses.pc, addresses.returns[0]);
+    again["release"] = json!("1.3.0");
+    let id = send_event(&server, &again).await;
+    settled(&server, &id).await;
+    let (status, evidence) = server.get_json(&format!("/api/v1/groups/{group}/evidence")).await;
+    assert_eq!(status, 200, "{evidence}");
+    let regression = &evidence["regression"];
+    assert_eq!(regression["resolved_in"], "1.2.0", "{evidence}");
+    assert_eq!(regression["came_back_in"], "1.3.0");
+    let commits = regression["commits"].as_array().unwrap();
+    assert_eq!(commits.len(), 1, "only the commit that touched a frame's file: {regression}");
+    assert_eq!(commits[0]["sha"], back.as_str());
+    assert_eq!(commits[0]["files"], json!(["src/net/conn.c"]));
+    let markdown = server.client.get(server.url(&format!("/api/v1/groups/{group}/evidence?format=markdown"))).send().await.unwrap().text().await.unwrap();
+    assert!(markdown.contains("Resolved in 1.2.0, back in 1.3.0") && markdown.contains(&back[..10]), "{markdown}");
 }
 }
 
