@@ -34,5 +34,6 @@ pub mod app; // the application: every store and service, opened once from the c
 pub mod http; // what the two front ends share about HTTP: errors, bounded bodies, paths
 pub mod api; // the JSON API: thin routes over the application's services
 pub mod ui; // the web UI: server-rendered pages over the same services
+pub mod mcp; // the Model Context Protocol server for coding assistants: tools over the same services
 pub mod server; // binding, workers, background jobs, the router, graceful drain
 pub mod cli; // the `faultline` command line

@@ -10,7 +10,8 @@
 # sentry-cli (PyPI) and minidump-stackwalk (crates.io), the real symbol clients of
 # tests/it/symbol_servers.rs, tests/it/sentry_cli.rs and tests/it/generated_sym.rs; sentry-sdk (PyPI) and
 # @sentry/node (npm, with Debian's nodejs), the real event senders of tests/it/events.rs and
-# tests/it/sentry_cli.rs; SciPy (PyPI), the reference of tests/it/evidence.rs's statistics.
+# tests/it/sentry_cli.rs; SciPy (PyPI), the reference of tests/it/evidence.rs's statistics; the MCP
+# Python SDK (PyPI mcp), the client of tests/it/mcp.rs.
 # Services, each on a free loopback port in a temporary folder: s3s-fs (a real S3 server),
 # chromedriver (WebDriver for a headless Chromium), and a PostgreSQL 15 cluster (initdb + pg_ctl, as the `postgres` user when run as root, since initdb
 # refuses root). With FAULTLINE_TEST_REQUIRE_SERVICES=1 a test that lacks one fails instead of
@@ -82,6 +83,9 @@ python3 -c "import sentry_sdk, brotli" || { echo "sentry-sdk and brotli could no
 # Mozilla's crash correlations call it.
 python3 -c "import scipy" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check scipy
 python3 -c "import scipy" || { echo "scipy could not be installed" >&2; exit 1; }
+# The official MCP Python SDK (PyPI), the real client of tests/it/mcp.rs.
+python3 -c "import mcp.client.streamable_http" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check "mcp==2.3.0"
+python3 -c "import mcp.client.streamable_http" || { echo "the MCP Python SDK could not be installed" >&2; exit 1; }
 command -v node >/dev/null || apt_install nodejs
 command -v npm >/dev/null || apt_install npm
 SENTRY_NODE_ROOT="$PWD/target/tools/node"

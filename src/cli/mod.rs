@@ -5,6 +5,7 @@
 mod admin;
 mod code;
 mod evidence;
+mod mcp;
 mod process;
 mod report;
 mod retention;
@@ -63,6 +64,9 @@ enum Command {
     /// A group's evidence (verdict, suspects, correlations, timeline, history) from a server,
     /// as JSON or `--markdown` for a ticket.
     Evidence(evidence::EvidenceArgs),
+    /// Serve the MCP tools to one coding assistant on stdin/stdout (over the configured
+    /// stores, acting with --token / FAULTLINE_TOKEN).
+    Mcp(mcp::McpArgs),
     /// Delete what is past its age now: unused debug files, old crash payloads, leftovers of
     /// unfinished uploads (`--dry-run` only reports).
     Retention(retention::RetentionArgs),
@@ -172,6 +176,7 @@ async fn run(command: Command, config_file: Option<PathBuf>) -> anyhow::Result<E
         Command::Repo(command) => code::repo(command, load()?).await,
         Command::Release(args) => code::release(args).await,
         Command::Evidence(args) => evidence::evidence(args).await,
+        Command::Mcp(args) => mcp::mcp(args, load()?).await,
         Command::Migrate => migrate(load()?).await,
     }
 }

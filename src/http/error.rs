@@ -99,6 +99,11 @@ impl HttpError {
         self.status
     }
 
+    /// What the caller reads (never anything internal).
+    pub fn message(&self) -> &str {
+        &self.error
+    }
+
     /// Adds a response header (`WWW-Authenticate`, `Retry-After`).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> HttpError {
         self.headers.push((name, value));

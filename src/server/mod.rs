@@ -25,6 +25,7 @@ pub fn router(app: App) -> Router {
     let body_timeout = std::time::Duration::from_secs(app.config.server.body_timeout_secs.max(1));
     crate::api::routes()
         .merge(crate::ui::routes())
+        .merge(mcp_routes(&app))
         .fallback(crate::api::not_found)
         // Upload routes count bytes themselves against `limits.max_upload_bytes`.
         .layer(DefaultBodyLimit::disable())
@@ -50,6 +51,23 @@ pub fn router(app: App) -> Router {
         ))
         .with_state(app)
 }
+
+/// `/mcp`: the MCP server for coding assistants (docs/MCP.md), behind a bearer token and a
+/// body limit (its requests are JSON-RPC messages, never uploads).
+fn mcp_routes(app: &App) -> Router<App> {
+    Router::new()
+        .nest_service("/mcp", crate::mcp::http_service(app.clone()))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MCP_BODY_LIMIT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::mcp::require_token,
+        ))
+}
+
+/// The largest MCP request accepted (bytes).
+const MCP_BODY_LIMIT: usize = 1 << 20;
 
 /// A server bound to its address but not yet serving, so callers (tests) learn the port first.
 pub struct BoundServer {

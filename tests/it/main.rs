@@ -24,6 +24,7 @@ mod grouping;
 mod health;
 mod identify;
 mod ingest;
+mod mcp;
 mod migrations;
 mod process;
 mod queue;

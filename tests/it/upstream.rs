@@ -256,13 +256,13 @@ async fn a_crash_processed_before_its_file_arrived_is_processed_again_with_it(db
         &format!("{}/{}.debug", &code_id[..2], &code_id[2..]),
         &crate::common::generated_bytes("crasher.debug"),
     );
-    let mut slow = http("build-ids", upstream.url("slow/1500"), SourceLayout::Native);
+    let mut slow = http("build-ids", upstream.url("slow/6000"), SourceLayout::Native);
     slow.filetypes = Some(vec![SourceFileType::ElfDebug]);
     slow.path_patterns = Some(vec!["crasher*".into()]);
     slow.timeouts.first_byte_ms = 10_000;
     let Some(server) = TestServer::start_on(db, |c| {
         c.symbols.sources = vec![slow];
-        c.limits.process_time_ms = 800;
+        c.limits.process_time_ms = 3_000;
     })
     .await
     else {
@@ -276,8 +276,9 @@ async fn a_crash_processed_before_its_file_arrived_is_processed_again_with_it(db
     let (_, missing) = server.get_json("/api/v1/symbols/missing").await;
     assert!(missing.to_string().contains("crasher"), "{missing}");
 
-    // The download finishes beside the crash; the crash is queued again and gets its frames.
-    for _ in 0..200 {
+    // The download finishes beside the crash; the crash is queued again and gets its frames
+    // (budgets with room for a loaded machine: processing 3 s, the download 6 s).
+    for _ in 0..600 {
         let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
         let signature = crash["crash"]["signature"].as_str().unwrap_or("crasher");
         if crash["state"] == "processed" && signature != "crasher" {
@@ -292,7 +293,8 @@ async fn a_crash_processed_before_its_file_arrived_is_processed_again_with_it(db
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the crash was not processed again with the fetched file");
+    let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+    panic!("the crash was not processed again with the fetched file: {}", &crash.to_string()[..crash.to_string().len().min(1500)]);
 }
 }
 
