@@ -96,6 +96,16 @@ pub struct ProjectRef {
     pub project: Option<String>,
 }
 
+/// `symbolicate_frames`' parameters: Sentry's symbolication request.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SymbolicateFrames {
+    /// Stacks of raw frames: `[{"frames": [{"instruction_addr": "0x140001042"}]}]`.
+    pub stacktraces: Vec<Value>,
+    /// The modules they fall in: `[{"type": "pe", "debug_id": "…", "code_file": "game.exe",
+    /// "image_addr": "0x140000000", "image_size": 36864}]`.
+    pub modules: Vec<Value>,
+}
+
 /// `update_group`'s parameters.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct UpdateGroup {
@@ -340,6 +350,34 @@ impl FaultlineMcp {
             Err(e) => return refused(e.to_string()),
         };
         answer(&json!({"releases": releases, "health": health}))
+    }
+
+    #[tool(
+        description = "Symbolicate raw native frames (instruction addresses and the modules they fall in, as Sentry's symbolicator takes them) with the stored debug files: function, file, line and inlined calls per frame. Needs symbols:read."
+    )]
+    async fn symbolicate_frames(
+        &self,
+        Parameters(p): Parameters<SymbolicateFrames>,
+        context: RequestContext<RoleServer>,
+    ) -> ToolResult {
+        let caller = self.caller(&context);
+        if let Err(e) = caller.require(Scope::SymbolsRead) {
+            return refused(e.message());
+        }
+        let request = json!({"stacktraces": p.stacktraces, "modules": p.modules});
+        let request: crate::process::symbolicate::SymbolicateRequest =
+            match serde_json::from_value(request) {
+                Ok(request) => request,
+                Err(e) => return refused(format!("invalid symbolication request: {e}")),
+            };
+        let processor = &self.state.pipeline.processor;
+        let response = crate::process::symbolicate::symbolicate(
+            processor.modules(),
+            request,
+            std::time::Instant::now() + processor.symbols_wait(),
+        )
+        .await;
+        answer(&response)
     }
 
     #[tool(

@@ -98,6 +98,8 @@ async fn an_assistant_investigates_through_both_transports() {
         .upload("crasher.debug", common::generated_bytes("crasher.debug"))
         .await;
     assert_eq!(status, 200);
+    let (status, _) = server.upload_fixture("debug-files/windows/crash.pdb").await;
+    assert_eq!(status, 200);
     let crash = submit(
         &server,
         "null-write.dmp",
@@ -107,7 +109,7 @@ async fn an_assistant_investigates_through_both_transports() {
     let (_, body) = server.get_json(&format!("/api/v1/crashes/{crash}")).await;
     let group = body["crash"]["group_id"].as_i64().unwrap();
     let (reader, _) = server
-        .create_token(json!({"name": "assistant", "scopes": ["triage:read"]}))
+        .create_token(json!({"name": "assistant", "scopes": ["triage:read", "symbols:read"]}))
         .await;
     let (writer, _) = server
         .create_token(json!({"name": "fixer", "scopes": ["triage:read", "triage:write"]}))
@@ -122,6 +124,10 @@ async fn an_assistant_investigates_through_both_transports() {
         ["find_crashes", {"annotation": "gpu_driver", "value": "31.0"}],
         ["list_releases", {}],
         ["update_group", {"group_id": group, "state": "in_progress", "assignee": "ana@acme.test"}],
+        ["symbolicate_frames", {
+            "stacktraces": [{"frames": [{"instruction_addr": "0x401011"}]}],
+            "modules": [{"type": "pe", "debug_id": "3249D99D0C4049318610F4E4FB0B69361", "code_file": "crash.exe", "image_addr": "0x400000", "image_size": 0x27000}],
+        }],
     ]);
     let expect_tools = json!([
         "find_crashes",
@@ -129,6 +135,7 @@ async fn an_assistant_investigates_through_both_transports() {
         "get_crash",
         "group_evidence",
         "list_releases",
+        "symbolicate_frames",
         "update_group"
     ]);
 
@@ -164,6 +171,11 @@ async fn an_assistant_investigates_through_both_transports() {
     assert!(!error && releases.contains("\"releases\""), "{releases}");
     let (refusal, error) = call(&out, 6);
     assert!(error && refusal.contains("triage:write"), "{refusal}");
+    let (symbolicated, error) = call(&out, 7);
+    assert!(
+        !error && symbolicated.contains("google_breakpad::CrashGenerationClient::RequestDump("),
+        "{symbolicated}"
+    );
 
     // Over stdio (`faultline mcp` on the server's stores), a writer: the change goes through.
     let env = [
@@ -211,6 +223,8 @@ async fn an_assistant_investigates_through_both_transports() {
     );
     let (refusal, error) = call(&out, 3);
     assert!(error && refusal.contains("no crash"), "{refusal}");
+    let (refusal, error) = call(&out, 7);
+    assert!(error && refusal.contains("symbols:read"), "{refusal}");
 
     // No token, a bad one: 401 before any MCP; a bad token for stdio: a refusal and exit 1.
     let response = reqwest::Client::new()
