@@ -251,6 +251,21 @@ fn timeline(out: &mut String, e: &GroupEvidence) {
         let _ = write!(line, "; that release had {adoption:.0}% of sessions then");
     }
     let _ = writeln!(out, "{line}.");
+    if let Some(spike) = &t.spike {
+        let together: Vec<String> = spike.together.iter().map(|g| g.id.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "- Spiked at {} with {} crashes in the hour ({:.1} an hour the day before){}.",
+            when(spike.hour),
+            spike.events,
+            spike.before_per_hour,
+            if together.is_empty() {
+                String::new()
+            } else {
+                format!(", together with groups {}", together.join(", "))
+            }
+        );
+    }
     for other in &t.started_together {
         let _ = writeln!(
             out,

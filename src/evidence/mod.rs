@@ -20,7 +20,7 @@ use crate::releases::Releases;
 use crate::suspects::{Suspect, Suspects};
 use crate::triage::Triage;
 
-pub use related::RelatedGroup;
+pub use related::{RelatedGroup, Spike};
 
 /// Why the evidence could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +131,9 @@ pub struct Timeline {
     pub adoption_then: Option<f64>,
     /// Other groups whose first crash came within an hour of its own, most shared frames first.
     pub started_together: Vec<RelatedGroup>,
+    /// Its busiest hour of the last 14 days when that was a spike, with the groups that spiked
+    /// in the same hour.
+    pub spike: Option<Spike>,
 }
 
 /// A deploy the group appeared after.
@@ -384,6 +387,9 @@ impl Evidence {
                 .map_err(source)?;
         }
         timeline.started_together = related::started_together(self.index.pool(), group)
+            .await
+            .map_err(source)?;
+        timeline.spike = related::spike(self.index.pool(), group, crate::clock::now())
             .await
             .map_err(source)?;
         Ok(timeline)

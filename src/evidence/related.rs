@@ -34,6 +34,113 @@ pub struct RelatedGroup {
     pub shared_frames: usize,
 }
 
+/// A spike: an hour with many more crashes than the day before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spike {
+    /// The hour (Unix seconds, its start).
+    pub hour: i64,
+    /// Crashes in it.
+    pub events: i64,
+    /// Crashes per hour in the 24 hours before.
+    pub before_per_hour: f64,
+    /// Other groups of the project that spiked in the same hour, most shared frames first.
+    pub together: Vec<RelatedGroup>,
+}
+
+/// An hour is a spike when it has at least this many crashes…
+const SPIKE_EVENTS: i64 = 10;
+/// …(another group's: this many)…
+const SPIKE_EVENTS_OTHERS: i64 = 5;
+/// …and this many times the hourly rate of the day before.
+const SPIKE_FACTOR: f64 = 3.0;
+
+/// Whether `events` in an hour after `day_before` crashes in the 24 hours before is a spike.
+fn is_spike(events: i64, day_before: i64, least: i64) -> bool {
+    events >= least && events as f64 >= SPIKE_FACTOR * day_before as f64 / 24.0
+}
+
+/// The group's busiest hour of the last 14 days when it was a spike, with the other groups that
+/// spiked in the same hour.
+pub async fn spike(pool: &AnyPool, group: &Group, now: i64) -> Result<Option<Spike>, sqlx::Error> {
+    let since = now - 14 * 86_400;
+    let rows = sqlx::query(
+        "SELECT hour, events FROM group_hours WHERE group_id = $1 AND hour >= $2 ORDER BY hour",
+    )
+    .bind(group.id)
+    .bind(since - 86_400)
+    .fetch_all(pool)
+    .await?;
+    let hours: Vec<(i64, i64)> = rows
+        .iter()
+        .map(|r| Ok((r.try_get("hour")?, r.try_get("events")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+    let day_before = |hours: &[(i64, i64)], hour: i64| -> i64 {
+        hours
+            .iter()
+            .filter(|(h, _)| *h >= hour - 86_400 && *h < hour)
+            .map(|(_, e)| e)
+            .sum()
+    };
+    let Some(&(hour, events)) = hours
+        .iter()
+        .filter(|(h, _)| *h >= since)
+        .max_by_key(|(h, e)| (*e, *h))
+    else {
+        return Ok(None);
+    };
+    let before = day_before(&hours, hour);
+    if !is_spike(events, before, SPIKE_EVENTS) {
+        return Ok(None);
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM crash_groups WHERE project_id = $1 AND id <> $2 \
+         AND merged_into IS NULL AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 200"
+    ))
+    .bind(group.project_id)
+    .bind(group.id)
+    .bind(hour)
+    .fetch_all(pool)
+    .await?;
+    // Their crashes per hour from the day before to the hour, in one query.
+    let counts = sqlx::query(
+        "SELECT group_id, hour, events FROM group_hours WHERE group_id IN \
+         (SELECT id FROM crash_groups WHERE project_id = $1 AND id <> $2 \
+          AND merged_into IS NULL AND last_seen >= $3 ORDER BY last_seen DESC LIMIT 200) \
+         AND hour >= $4 AND hour <= $3",
+    )
+    .bind(group.project_id)
+    .bind(group.id)
+    .bind(hour)
+    .bind(hour - 86_400)
+    .fetch_all(pool)
+    .await?;
+    let mut by_group: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+    for r in &counts {
+        by_group
+            .entry(r.try_get("group_id")?)
+            .or_default()
+            .push((r.try_get("hour")?, r.try_get("events")?));
+    }
+    let mine = frames(&group.signature);
+    let mut together = Vec::new();
+    for row in &rows {
+        let other = related(row, &mine)?;
+        let counts = by_group.remove(&other.id).unwrap_or_default();
+        let at = counts.iter().find(|(h, _)| *h == hour).map_or(0, |c| c.1);
+        if is_spike(at, day_before(&counts, hour), SPIKE_EVENTS_OTHERS) {
+            together.push(other);
+        }
+    }
+    together.sort_by(|a, b| b.shared_frames.cmp(&a.shared_frames).then(a.id.cmp(&b.id)));
+    together.truncate(LISTED);
+    Ok(Some(Spike {
+        hour,
+        events,
+        before_per_hour: before as f64 / 24.0,
+        together,
+    }))
+}
+
 /// A signature's frames.
 fn frames(signature: &str) -> Vec<&str> {
     signature.split(" | ").map(str::trim).collect()
@@ -164,6 +271,14 @@ fn like_escaped(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spike_is_many_crashes_and_three_times_the_day_before() {
+        assert!(is_spike(10, 0, 10));
+        assert!(!is_spike(9, 0, 10));
+        assert!(is_spike(30, 240, 10), "30 against 10 an hour");
+        assert!(!is_spike(29, 240, 10));
+    }
 
     #[test]
     fn functions_lose_their_parameters_and_signatures_split_into_frames() {

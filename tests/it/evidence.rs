@@ -102,6 +102,12 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     assert_eq!(e["timeline"]["deploy"]["name"], "prod-eu-2", "{}", e["timeline"]);
     let minutes = e["timeline"]["deploy"]["minutes_before"].as_i64().unwrap();
     assert!((14..=16).contains(&minutes), "{minutes}");
+    // All of it came within the hour, with the abort and assertion groups: a spike, together.
+    let spike = &e["timeline"]["spike"];
+    assert!(spike["events"].as_i64().unwrap() >= 20, "{spike}");
+    let together: Vec<i64> = spike["together"].as_array().unwrap().iter().map(|g| g["id"].as_i64().unwrap()).collect();
+    assert_eq!(together.len(), 2, "{spike}");
+    assert!(!together.contains(&earlier_group) && !together.contains(&group));
     let history = e["history"].as_array().unwrap();
     let before = history.iter().find(|g| g["id"] == earlier_group).expect("the earlier wild read, same function");
     assert_eq!(before["state"], "resolved");
@@ -116,6 +122,7 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     assert!(markdown.contains("minutes after the deploy `prod-eu-2` to production finished"), "{markdown}");
     assert!(markdown.contains(&format!("- Group {earlier_group} (resolved, resolved in 1.0)")), "{markdown}");
     assert!(markdown.contains("- Fault frame: crasher::linux::null\\_read"), "{markdown}");
+    assert!(markdown.contains("- Spiked at ") && markdown.contains(", together with groups "), "{markdown}");
     let mut cli = common::faultline();
     cli.args(["evidence", &group.to_string(), "--markdown", "--server", &server.url(""), "--token", &server.admin_token]);
     let (code, out, err) = common::run(cli).await;
