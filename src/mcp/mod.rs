@@ -35,12 +35,20 @@ pub struct FaultlineMcp {
 /// A tool's answer: JSON text, or a refusal the assistant reads.
 type ToolResult = Result<CallToolResult, rmcp::ErrorData>;
 
-fn answer(value: &impl serde::Serialize) -> ToolResult {
-    Ok(CallToolResult::success(vec![ContentBlock::json(value)?]))
+/// A tool's outcome for the assistant: a text answer as is, any other answer as JSON text, a
+/// refusal (missing scope, unknown group, bad argument) as a tool error it reads.
+fn reply(outcome: Result<Value, String>) -> ToolResult {
+    match outcome {
+        Ok(Value::String(text)) => Ok(CallToolResult::success(vec![ContentBlock::text(text)])),
+        Ok(value) => Ok(CallToolResult::success(vec![ContentBlock::json(value)?])),
+        Err(message) => Ok(CallToolResult::error(vec![ContentBlock::text(message)])),
+    }
 }
 
-fn refused(message: impl Into<String>) -> ToolResult {
-    Ok(CallToolResult::error(vec![ContentBlock::text(message)]))
+/// A service's error as the API would say it: the caller's mistake in words, a failure of
+/// faultline's own as a message with nothing internal (the details go to the log).
+fn text(e: impl Into<crate::http::HttpError>) -> String {
+    e.into().message().to_owned()
 }
 
 /// `find_groups`' parameters.
@@ -159,10 +167,8 @@ impl FaultlineMcp {
     ) -> Result<crate::auth::Project, String> {
         let project = crate::http::project_param(&self.state, slug)
             .await
-            .map_err(|e| e.message().to_owned())?;
-        caller
-            .require_in(scope, &project)
-            .map_err(|e| e.message().to_owned())?;
+            .map_err(text)?;
+        caller.require_in(scope, &project).map_err(text)?;
         Ok(project)
     }
 
@@ -173,11 +179,10 @@ impl FaultlineMcp {
         scope: Scope,
         id: i64,
     ) -> Result<crate::group::index::Group, String> {
-        caller.require(scope).map_err(|e| e.message().to_owned())?;
-        match self.state.index.group(id).await {
-            Ok(Some(group)) if caller.may(scope, group.project_id) => Ok(group),
-            Ok(_) => Err(format!("no group {id}")),
-            Err(e) => Err(format!("the crash index failed: {e}")),
+        caller.require(scope).map_err(text)?;
+        match self.state.index.group(id).await.map_err(text)? {
+            Some(group) if caller.may(scope, group.project_id) => Ok(group),
+            _ => Err(format!("no group {id}")),
         }
     }
 }
@@ -192,41 +197,37 @@ impl FaultlineMcp {
         Parameters(p): Parameters<FindGroups>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        let project = match self
-            .project(&caller, Scope::TriageRead, p.project.as_deref())
-            .await
-        {
-            Ok(project) => project,
-            Err(e) => return refused(e),
-        };
-        let sort = match GroupSort::parse(p.sort.as_deref().unwrap_or("last_seen")) {
-            Ok(sort) => sort,
-            Err(e) => return refused(e),
-        };
-        let state = match p.state.as_deref().map(GroupState::settable).transpose() {
-            Ok(state) => state,
-            Err(e) => return refused(e.to_string()),
-        };
-        let query = GroupQuery {
-            project_id: project.id,
-            state,
-            product: None,
-            release: p.release,
-            fault_class: None,
-            since: None,
-            until: None,
-            annotation: None,
-            assignee: None,
-            signature_contains: p.query,
-            sort,
-            limit: p.limit.unwrap_or(20).clamp(1, 100),
-            cursor: None,
-        };
-        match self.state.index.groups(&query).await {
-            Ok(page) => answer(&json!({"groups": page.items})),
-            Err(e) => refused(e.to_string()),
-        }
+        reply(
+            async {
+                let caller = self.caller(&context);
+                let project = self
+                    .project(&caller, Scope::TriageRead, p.project.as_deref())
+                    .await?;
+                let query = GroupQuery {
+                    project_id: project.id,
+                    state: p
+                        .state
+                        .as_deref()
+                        .map(GroupState::settable)
+                        .transpose()
+                        .map_err(text)?,
+                    product: None,
+                    release: p.release,
+                    fault_class: None,
+                    since: None,
+                    until: None,
+                    annotation: None,
+                    assignee: None,
+                    signature_contains: p.query,
+                    sort: GroupSort::parse(p.sort.as_deref().unwrap_or("last_seen"))?,
+                    limit: p.limit.unwrap_or(20).clamp(1, 100),
+                    cursor: None,
+                };
+                let page = self.state.index.groups(&query).await.map_err(text)?;
+                Ok(json!({"groups": page.items}))
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -237,20 +238,25 @@ impl FaultlineMcp {
         Parameters(p): Parameters<GroupRef>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        if let Err(e) = self.group(&caller, Scope::TriageRead, p.group_id).await {
-            return refused(e);
-        }
-        match self.state.evidence.of_group(p.group_id).await {
-            Ok(Some(evidence)) if p.markdown == Some(true) => {
-                Ok(CallToolResult::success(vec![ContentBlock::text(
-                    crate::evidence::markdown::render(&evidence),
-                )]))
+        reply(
+            async {
+                let caller = self.caller(&context);
+                self.group(&caller, Scope::TriageRead, p.group_id).await?;
+                let evidence = self
+                    .state
+                    .evidence
+                    .of_group(p.group_id)
+                    .await
+                    .map_err(text)?
+                    .ok_or_else(|| format!("no group {}", p.group_id))?;
+                Ok(if p.markdown == Some(true) {
+                    Value::String(crate::evidence::markdown::render(&evidence))
+                } else {
+                    json!(evidence)
+                })
             }
-            Ok(Some(evidence)) => answer(&evidence),
-            Ok(None) => refused(format!("no group {}", p.group_id)),
-            Err(e) => refused(e.to_string()),
-        }
+            .await,
+        )
     }
 
     #[tool(
@@ -261,40 +267,45 @@ impl FaultlineMcp {
         Parameters(p): Parameters<CrashRef>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        if let Err(e) = caller.require(Scope::TriageRead) {
-            return refused(e.message());
-        }
-        let stored = match self.state.triage.stored_crash(&p.crash_id).await {
-            Ok(stored) => stored,
-            Err(e) => return refused(e.to_string()),
-        };
-        let Some(crash) = stored
-            .crash
-            .filter(|c| caller.may(Scope::TriageRead, c.attributes.project_id))
-        else {
-            return refused(format!("no crash {:?}", p.crash_id));
-        };
-        let view = match crash.payload_key.as_deref() {
-            Some(key) => self.state.triage.processed(key).await,
-            None => None,
-        };
-        let frames: Vec<Value> = view
-            .as_ref()
-            .and_then(|v| v.crashing_index().and_then(|i| v.parts.threads.get(i)))
-            .map(|thread| {
-                thread
-                    .frames
-                    .iter()
-                    .take(64)
-                    .map(|f| {
-                        json!({"frame": f.frame, "module": f.module, "function": f.function,
-                               "file": f.file, "line": f.line})
+        reply(
+            async {
+                let caller = self.caller(&context);
+                caller
+                    .require(Scope::TriageRead)
+                    .map_err(|e| e.message().to_owned())?;
+                let stored = self
+                    .state
+                    .triage
+                    .stored_crash(&p.crash_id)
+                    .await
+                    .map_err(text)?;
+                let crash = stored
+                    .crash
+                    .filter(|c| caller.may(Scope::TriageRead, c.attributes.project_id))
+                    .ok_or_else(|| format!("no crash {:?}", p.crash_id))?;
+                let view = match crash.payload_key.as_deref() {
+                    Some(key) => self.state.triage.processed(key).await,
+                    None => None,
+                };
+                let thread = view
+                    .as_ref()
+                    .and_then(|v| v.crashing_index().and_then(|i| v.parts.threads.get(i)));
+                let frames: Vec<Value> = thread
+                    .map(|t| {
+                        t.frames
+                            .iter()
+                            .take(64)
+                            .map(|f| {
+                                json!({"frame": f.frame, "module": f.module, "function": f.function,
+                                       "file": f.file, "line": f.line})
+                            })
+                            .collect()
                     })
-                    .collect()
-            })
-            .unwrap_or_default();
-        answer(&json!({"crash": crash, "crashing_thread_frames": frames}))
+                    .unwrap_or_default();
+                Ok(json!({"crash": crash, "crashing_thread_frames": frames}))
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -305,24 +316,23 @@ impl FaultlineMcp {
         Parameters(p): Parameters<FindCrashes>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        let project = match self
-            .project(&caller, Scope::TriageRead, p.project.as_deref())
-            .await
-        {
-            Ok(project) => project,
-            Err(e) => return refused(e),
-        };
-        let limit = p.limit.unwrap_or(25).clamp(1, 100);
-        match self
-            .state
-            .index
-            .crashes_by_annotation(project.id, &p.annotation, &p.value, limit, None)
-            .await
-        {
-            Ok(page) => answer(&json!({"crashes": page.items})),
-            Err(e) => refused(e.to_string()),
-        }
+        reply(
+            async {
+                let caller = self.caller(&context);
+                let project = self
+                    .project(&caller, Scope::TriageRead, p.project.as_deref())
+                    .await?;
+                let limit = p.limit.unwrap_or(25).clamp(1, 100);
+                let page = self
+                    .state
+                    .index
+                    .crashes_by_annotation(project.id, &p.annotation, &p.value, limit, None)
+                    .await
+                    .map_err(text)?;
+                Ok(json!({"crashes": page.items}))
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -333,23 +343,23 @@ impl FaultlineMcp {
         Parameters(p): Parameters<ProjectRef>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        let project = match self
-            .project(&caller, Scope::TriageRead, p.project.as_deref())
-            .await
-        {
-            Ok(project) => project,
-            Err(e) => return refused(e),
-        };
-        let releases = match self.state.releases.list(project.id).await {
-            Ok(releases) => releases,
-            Err(e) => return refused(e.to_string()),
-        };
-        let health = match self.state.health.summaries(project.id).await {
-            Ok(health) => health,
-            Err(e) => return refused(e.to_string()),
-        };
-        answer(&json!({"releases": releases, "health": health}))
+        reply(
+            async {
+                let caller = self.caller(&context);
+                let project = self
+                    .project(&caller, Scope::TriageRead, p.project.as_deref())
+                    .await?;
+                let releases = self.state.releases.list(project.id).await.map_err(text)?;
+                let health = self
+                    .state
+                    .health
+                    .summaries(project.id)
+                    .await
+                    .map_err(text)?;
+                Ok(json!({"releases": releases, "health": health}))
+            }
+            .await,
+        )
     }
 
     #[tool(
@@ -360,24 +370,27 @@ impl FaultlineMcp {
         Parameters(p): Parameters<SymbolicateFrames>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        if let Err(e) = caller.require(Scope::SymbolsRead) {
-            return refused(e.message());
-        }
-        let request = json!({"stacktraces": p.stacktraces, "modules": p.modules});
-        let request: crate::process::symbolicate::SymbolicateRequest =
-            match serde_json::from_value(request) {
-                Ok(request) => request,
-                Err(e) => return refused(format!("invalid symbolication request: {e}")),
-            };
-        let processor = &self.state.pipeline.processor;
-        let response = crate::process::symbolicate::symbolicate(
-            processor.modules(),
-            request,
-            std::time::Instant::now() + processor.symbols_wait(),
+        reply(
+            async {
+                let caller = self.caller(&context);
+                caller
+                    .require(Scope::SymbolsRead)
+                    .map_err(|e| e.message().to_owned())?;
+                let request = json!({"stacktraces": p.stacktraces, "modules": p.modules});
+                let request: crate::process::symbolicate::SymbolicateRequest =
+                    serde_json::from_value(request)
+                        .map_err(|e| format!("invalid symbolication request: {e}"))?;
+                let processor = &self.state.pipeline.processor;
+                let response = crate::process::symbolicate::symbolicate(
+                    processor.modules(),
+                    request,
+                    std::time::Instant::now() + processor.symbols_wait(),
+                )
+                .await;
+                Ok(json!(response))
+            }
+            .await,
         )
-        .await;
-        answer(&response)
     }
 
     #[tool(
@@ -388,32 +401,34 @@ impl FaultlineMcp {
         Parameters(p): Parameters<UpdateGroup>,
         context: RequestContext<RoleServer>,
     ) -> ToolResult {
-        let caller = self.caller(&context);
-        if let Err(e) = self.group(&caller, Scope::TriageWrite, p.group_id).await {
-            return refused(e);
-        }
-        let state = match p.state.as_deref().map(GroupState::settable).transpose() {
-            Ok(state) => state,
-            Err(e) => return refused(e.to_string()),
-        };
-        let patch = GroupPatch {
-            state,
-            assignee: p.assignee.map(Some),
-            resolved_in: p.resolved_in.map(Some),
-            muted_until: None,
-            mute_for_events: None,
-            mute_for_users: None,
-        };
-        match self
-            .state
-            .triage
-            .change_group(p.group_id, &patch, None)
-            .await
-        {
-            Ok(Some(group)) => answer(&group),
-            Ok(None) => refused(format!("no group {}", p.group_id)),
-            Err(e) => refused(e.to_string()),
-        }
+        reply(
+            async {
+                let caller = self.caller(&context);
+                self.group(&caller, Scope::TriageWrite, p.group_id).await?;
+                let patch = GroupPatch {
+                    state: p
+                        .state
+                        .as_deref()
+                        .map(GroupState::settable)
+                        .transpose()
+                        .map_err(text)?,
+                    assignee: p.assignee.map(Some),
+                    resolved_in: p.resolved_in.map(Some),
+                    muted_until: None,
+                    mute_for_events: None,
+                    mute_for_users: None,
+                };
+                let group = self
+                    .state
+                    .triage
+                    .change_group(p.group_id, &patch, None)
+                    .await
+                    .map_err(text)?
+                    .ok_or_else(|| format!("no group {}", p.group_id))?;
+                Ok(json!(group))
+            }
+            .await,
+        )
     }
 }
 

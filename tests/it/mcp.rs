@@ -128,6 +128,8 @@ async fn an_assistant_investigates_through_both_transports() {
             "stacktraces": [{"frames": [{"instruction_addr": "0x401011"}]}],
             "modules": [{"type": "pe", "debug_id": "3249D99D0C4049318610F4E4FB0B69361", "code_file": "crash.exe", "image_addr": "0x400000", "image_size": 0x27000}],
         }],
+        ["find_groups", {"sort": "random"}],
+        ["group_evidence", {"group_id": 999_999}],
     ]);
     let expect_tools = json!([
         "find_crashes",
@@ -171,6 +173,11 @@ async fn an_assistant_investigates_through_both_transports() {
     assert!(!error && releases.contains("\"releases\""), "{releases}");
     let (refusal, error) = call(&out, 6);
     assert!(error && refusal.contains("triage:write"), "{refusal}");
+    // Bad arguments are refusals that say what is wrong.
+    let (refusal, error) = call(&out, 8);
+    assert!(error && refusal.contains("sort by events"), "{refusal}");
+    let (refusal, error) = call(&out, 9);
+    assert!(error && refusal.contains("no group 999999"), "{refusal}");
     let (symbolicated, error) = call(&out, 7);
     assert!(
         !error && symbolicated.contains("google_breakpad::CrashGenerationClient::RequestDump("),
