@@ -241,29 +241,13 @@ pub async fn release(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
             json!({"environment": environment, "name": name, "dateFinished": now}),
         ),
     };
-    let mut request = reqwest::Client::new().request(method, &url).json(&body);
-    if let Some(token) = &args.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.with_context(|| {
-        format!(
-            "cannot reach the faultline server at {} (set --server or FAULTLINE_URL)",
-            args.server
-        )
-    })?;
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap_or_default();
-    if !status.is_success() {
-        eprintln!(
-            "error: the server said {status}: {}{}",
-            answer["error"].as_str().unwrap_or("no reason given"),
-            answer["detail"]
-                .as_str()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default()
-        );
+    let request = reqwest::Client::new().request(method, &url).json(&body);
+    let Some(answer) =
+        super::server_call::call(request, args.token.as_deref(), &args.server).await?
+    else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
+    let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
     match &args.command {
         ReleaseCommand::Deploy {
             version,

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 /// `faultline evidence`.
 #[derive(clap::Args)]
 pub struct EvidenceArgs {
@@ -29,26 +27,11 @@ pub async fn evidence(args: EvidenceArgs) -> anyhow::Result<ExitCode> {
         args.server.trim_end_matches('/'),
         args.group
     );
-    let mut request = reqwest::Client::new().get(&url);
-    if let Some(token) = &args.token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.with_context(|| {
-        format!(
-            "cannot reach the faultline server at {} (set --server or FAULTLINE_URL)",
-            args.server
-        )
-    })?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        eprintln!(
-            "error: the server said {status}: {}",
-            answer["error"].as_str().unwrap_or("no reason given")
-        );
+    let request = reqwest::Client::new().get(&url);
+    let Some(body) = super::server_call::call(request, args.token.as_deref(), &args.server).await?
+    else {
         return Ok(ExitCode::FAILURE);
-    }
+    };
     println!("{}", body.trim_end());
     Ok(ExitCode::SUCCESS)
 }

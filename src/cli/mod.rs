@@ -9,6 +9,7 @@ mod mcp;
 mod process;
 mod report;
 mod retention;
+mod server_call;
 mod upload;
 
 use std::net::SocketAddr;

@@ -333,14 +333,8 @@ impl Evidence {
                 }
                 commits.push(RegressionCommit {
                     release: release.version.clone(),
+                    summary: c.summary().to_owned(),
                     repository: c.repository,
-                    summary: c
-                        .message
-                        .unwrap_or_default()
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned(),
                     sha: c.sha,
                     author: c.author_name,
                     files,

@@ -270,9 +270,7 @@ impl FaultlineMcp {
         reply(
             async {
                 let caller = self.caller(&context);
-                caller
-                    .require(Scope::TriageRead)
-                    .map_err(|e| e.message().to_owned())?;
+                caller.require(Scope::TriageRead).map_err(text)?;
                 let stored = self
                     .state
                     .triage
@@ -373,9 +371,7 @@ impl FaultlineMcp {
         reply(
             async {
                 let caller = self.caller(&context);
-                caller
-                    .require(Scope::SymbolsRead)
-                    .map_err(|e| e.message().to_owned())?;
+                caller.require(Scope::SymbolsRead).map_err(text)?;
                 let request = json!({"stacktraces": p.stacktraces, "modules": p.modules});
                 let request: crate::process::symbolicate::SymbolicateRequest =
                     serde_json::from_value(request)

@@ -72,6 +72,16 @@ pub struct ReleaseCommit {
     pub resolves_group: Option<i64>,
 }
 
+impl ReleaseCommit {
+    /// The first line of its message.
+    pub fn summary(&self) -> &str {
+        self.message
+            .as_deref()
+            .and_then(|m| m.lines().next())
+            .unwrap_or("")
+    }
+}
+
 /// A deploy of a release.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deploy {

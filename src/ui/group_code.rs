@@ -94,13 +94,7 @@ pub async fn suspects_block(state: &App, group_id: i64, now: i64) -> SuspectsBlo
                 .into_iter()
                 .map(|(release, c)| FixRow {
                     short_sha: short(&c.sha),
-                    summary: c
-                        .message
-                        .unwrap_or_default()
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned(),
+                    summary: c.summary().to_owned(),
                     release,
                 })
                 .collect()

@@ -199,7 +199,7 @@ pub async fn markdown(
         .evidence
         .of_group(group.id)
         .await
-        .map_err(|e| UiError::from(crate::http::HttpError::from(e)))?
+        .map_err(UiError::of)?
         .ok_or_else(|| UiError::not_found(format!("no group {}", group.id)))?;
     Ok((
         [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],

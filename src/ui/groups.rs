@@ -354,7 +354,7 @@ async fn release_rates(
         .health
         .release_health(project_id, release, &Default::default())
         .await
-        .map_err(|e| UiError::from(crate::http::HttpError::from(e)))?;
+        .map_err(UiError::of)?;
     if health.sessions == 0 {
         return Ok(HashMap::new());
     }

@@ -42,6 +42,12 @@ impl UiError {
         UiError::new(StatusCode::NOT_FOUND, what)
     }
 
+    /// A service's error, as the API words it (the caller's mistake, or ours with nothing
+    /// internal).
+    pub fn of(e: impl Into<crate::http::HttpError>) -> UiError {
+        UiError::from(e.into())
+    }
+
     /// 400 with what to fix.
     pub fn bad_request(message: impl Into<String>) -> UiError {
         UiError::new(StatusCode::BAD_REQUEST, message)

@@ -73,10 +73,6 @@ pub struct ReleaseParams {
     project: Option<String>,
 }
 
-fn ui_error(e: impl Into<crate::http::HttpError>) -> UiError {
-    UiError::from(e.into())
-}
-
 fn figures(h: &ReleaseHealth) -> Figures {
     let percent = |p: Option<f64>| p.map(|p| format!("{p:.2} %")).unwrap_or_default();
     Figures {
@@ -110,7 +106,7 @@ pub async fn show(
         .health
         .release_health(project.id, &version, &Default::default())
         .await
-        .map_err(ui_error)?;
+        .map_err(UiError::of)?;
     let start = charts::window_start(t, CHART_HOURS);
     let sessions: Vec<(i64, i64)> = health.hours.iter().map(|h| (h.hour, h.sessions)).collect();
     let crashed: Vec<(i64, i64)> = health.hours.iter().map(|h| (h.hour, h.crashed)).collect();
@@ -120,13 +116,13 @@ pub async fn show(
         .releases
         .get(project.id, &version)
         .await
-        .map_err(ui_error)?
+        .map_err(UiError::of)?
     {
         Some(release) => state
             .releases
             .deploys(release.id)
             .await
-            .map_err(ui_error)?
+            .map_err(UiError::of)?
             .into_iter()
             .map(|d| DeployLine {
                 environment: d.environment,
@@ -143,7 +139,7 @@ pub async fn show(
         .health
         .groups_in_release(project.id, &version, GROUPS)
         .await
-        .map_err(ui_error)?
+        .map_err(UiError::of)?
     {
         let Some(group) = state.index.group(id).await? else {
             continue;

@@ -58,10 +58,6 @@ pub struct ReleasesParams {
     project: Option<String>,
 }
 
-fn ui_error(e: impl Into<crate::http::HttpError>) -> UiError {
-    UiError::from(e.into())
-}
-
 /// `GET /ui/releases?project=`.
 pub async fn show(
     State(state): State<App>,
@@ -73,8 +69,12 @@ pub async fn show(
     let projects = readable_projects(&state, &viewer).await?;
     let project = chosen_project(&projects, params.project.as_deref())?;
     let t = now();
-    let listed = state.releases.list(project.id).await.map_err(ui_error)?;
-    let health = state.health.summaries(project.id).await.map_err(ui_error)?;
+    let listed = state.releases.list(project.id).await.map_err(UiError::of)?;
+    let health = state
+        .health
+        .summaries(project.id)
+        .await
+        .map_err(UiError::of)?;
     let mut releases = Vec::with_capacity(listed.len());
     for s in listed {
         let mut row = health_row(&s.release.version, &health);
@@ -97,7 +97,7 @@ pub async fn show(
         .code
         .mappings(project.id)
         .await
-        .map_err(ui_error)?
+        .map_err(UiError::of)?
         .into_iter()
         .map(|m| MappingRow {
             repository: m.repository,
@@ -110,7 +110,7 @@ pub async fn show(
         .code
         .repositories()
         .await
-        .map_err(ui_error)?
+        .map_err(UiError::of)?
         .into_iter()
         .map(|r| r.name)
         .collect();
@@ -178,7 +178,7 @@ pub async fn set_mapping(
         .code
         .repository_by_name(&form.repository)
         .await
-        .map_err(ui_error)?
+        .map_err(UiError::of)?
         .ok_or_else(|| UiError::not_found(format!("no repository {:?}", form.repository)))?;
     state
         .code
@@ -190,7 +190,7 @@ pub async fn set_mapping(
             MappingOrigin::User,
         )
         .await
-        .map_err(ui_error)?;
+        .map_err(UiError::of)?;
     let back = format!(
         "/ui/releases?project={}",
         crate::http::segment(&project.slug)

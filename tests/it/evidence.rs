@@ -143,6 +143,8 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
 
     // Who may read it: a token without triage:read is refused, another project's sees nothing.
     let (ingest, _) = server.create_token(json!({"name": "ingest", "scopes": ["ingest"]})).await;
+    let anonymous = server.anonymous.get(server.url(&format!("/api/v1/groups/{group}/evidence"))).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
     let refused = server.anonymous.get(server.url(&format!("/api/v1/groups/{group}/evidence"))).bearer_auth(&ingest).send().await.unwrap();
     assert_eq!(refused.status(), 403);
     server.create_project("other").await;

@@ -249,6 +249,21 @@ async fn an_assistant_investigates_through_both_transports() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    // A request past the body limit (1 MiB) is refused before the MCP server reads it.
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"pad\":\"{}\"}}}}",
+        "x".repeat(2 << 20)
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&reader)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
     let mut cli = common::faultline();
     cli.args(["mcp", "--token", "fl_nope"])
         .env("FAULTLINE_STORAGE_DATA_DIR", &server.data_dir)

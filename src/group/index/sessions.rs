@@ -123,6 +123,21 @@ pub async fn session_counts(
 const WINDOW: &str = "project_id = $1 AND release = $2 AND ($3 = '' OR environment = $3) \
      AND day >= $4 AND day >= 0";
 
+/// Binds a window's `$1`–`$4` (see `WINDOW`).
+fn bind_window<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    project_id: i64,
+    release: &'q str,
+    environment: &'q str,
+    day: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(project_id)
+        .bind(release)
+        .bind(environment)
+        .bind(day)
+}
+
 /// Distinct users and crashed users of `release` in `environment` (`""`: all) since `since`,
 /// and whether they are estimates:
 /// the all-time set's counts for all of it; else exact over the days' sets while none passed
@@ -155,13 +170,15 @@ async fn window_users(
         };
     }
     let day = since.max(0) - since.max(0).rem_euclid(86_400);
-    let sketched: i64 = sqlx::query(&format!(
-        "SELECT COUNT(*) AS n FROM session_user_sets WHERE {WINDOW} AND sketched = 1"
-    ))
-    .bind(project_id)
-    .bind(release)
-    .bind(environment)
-    .bind(day)
+    let sketched: i64 = bind_window(
+        sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM session_user_sets WHERE {WINDOW} AND sketched = 1"
+        )),
+        project_id,
+        release,
+        environment,
+        day,
+    )
     .fetch_one(&mut *conn)
     .await?
     .try_get("n")?;
@@ -194,14 +211,16 @@ async fn sketched_window_users(
     day: i64,
 ) -> Result<(i64, i64), sqlx::Error> {
     let mut registers = [vec![0u8; REGISTERS], vec![0u8; REGISTERS]];
-    let ranks = sqlx::query(&format!(
-        "SELECT crashed, register, MAX(rank) AS rank FROM session_user_sketches \
+    let ranks = bind_window(
+        sqlx::query(&format!(
+            "SELECT crashed, register, MAX(rank) AS rank FROM session_user_sketches \
          WHERE {WINDOW} GROUP BY crashed, register"
-    ))
-    .bind(project_id)
-    .bind(release)
-    .bind(environment)
-    .bind(day)
+        )),
+        project_id,
+        release,
+        environment,
+        day,
+    )
     .fetch_all(&mut *conn)
     .await?;
     for row in &ranks {
@@ -214,17 +233,19 @@ async fn sketched_window_users(
             *slot = (*slot).max(rank.clamp(0, 255) as u8);
         }
     }
-    let exact = sqlx::query(
-        "SELECT u.did, u.crashed FROM session_users u JOIN session_user_sets s \
+    let exact = bind_window(
+        sqlx::query(
+            "SELECT u.did, u.crashed FROM session_users u JOIN session_user_sets s \
          ON s.project_id = u.project_id AND s.release = u.release \
          AND s.environment = u.environment AND s.day = u.day \
          WHERE s.sketched = 0 AND u.project_id = $1 AND u.release = $2 \
          AND ($3 = '' OR u.environment = $3) AND u.day >= $4 AND u.day >= 0",
+        ),
+        project_id,
+        release,
+        environment,
+        day,
     )
-    .bind(project_id)
-    .bind(release)
-    .bind(environment)
-    .bind(day)
     .fetch_all(&mut *conn)
     .await?;
     for row in &exact {
