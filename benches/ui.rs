@@ -83,6 +83,7 @@ fn bench(c: &mut Criterion) {
                     let crash = NewCrash {
                         payload_key: format!("crashes/bench/{id}/processed.json"),
                         top_frames: Vec::new(),
+                        replaces_earlier: false,
                         attributes: CrashAttributes {
                             project_id: 1,
                             received_at: now - (i as i64 * 14 * 86_400 / CRASHES as i64),

@@ -115,7 +115,6 @@ impl App {
             pipeline.processor.modules().clone(),
             Arc::clone(&cluster),
             Arc::clone(&queue),
-            Arc::clone(&index),
             Arc::clone(&wake),
             UploadSettings {
                 reprocess_on_upload: config.ingest.reprocess_on_upload,

@@ -88,6 +88,7 @@ pub async fn process(
         index: &state.index,
         objects: &*state.objects,
         user_annotations: &state.config.group.user_annotations,
+        replaces_earlier: false,
     };
     let (recorded, stored) = recorder
         .record(&id, project.id, received_at, &annotations, &report)

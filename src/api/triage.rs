@@ -345,7 +345,7 @@ pub async fn reprocess_crash(
             format!("no stored crash {id:?}"),
         ));
     }
-    match state.queue.reprocess(&state.index, &id).await? {
+    match state.queue.reprocess(&id).await? {
         Some(entry) => {
             state.wake.notify_one();
             Ok(Json(json!({ "id": id, "state": entry.state })))

@@ -282,6 +282,8 @@ pub struct Recorder<'a> {
     pub objects: &'a dyn ObjectStore,
     /// Annotations naming the user, first present wins.
     pub user_annotations: &'a [String],
+    /// Whether the crash is being reprocessed: its record replaces the earlier one.
+    pub replaces_earlier: bool,
 }
 
 /// A recorded crash's processed JSON: the report with `crash_id`, `group_id` and
@@ -334,6 +336,7 @@ impl Recorder<'_> {
             },
             payload_key: processed_key(received_at, id),
             top_frames: report.signature_frames().iter().take(5).cloned().collect(),
+            replaces_earlier: self.replaces_earlier,
         };
         let mut recorded = self.index.record(&crash).await?;
         if !recorded.keep_payload {

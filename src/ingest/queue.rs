@@ -36,6 +36,8 @@ pub struct QueueEntry {
     /// When it was enqueued (acknowledged), Unix milliseconds; absent for rows queued by a
     /// version before it was kept.
     pub enqueued_ms: Option<i64>,
+    /// Queued again by a reprocess: its recording replaces the crash's earlier record.
+    pub reprocess: bool,
 }
 
 /// How many rows are in each state (for `/metrics`).
@@ -276,7 +278,7 @@ impl IngestQueue {
              claimed_by = $1, lease_until = $2, updated_at = $3 \
              WHERE crash_id IN (SELECT crash_id FROM ingest_queue WHERE state = 'queued' \
                                 ORDER BY enqueued_at, enqueued_ms, crash_id LIMIT $4{lock}) \
-             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms"
+             RETURNING crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms, reprocess"
         );
         let rows = sqlx::query(&sql)
             .bind(self.node.as_str())
@@ -323,7 +325,7 @@ impl IngestQueue {
     /// One crash's row.
     pub async fn entry(&self, crash_id: &str) -> Result<Option<QueueEntry>, IndexError> {
         let row = sqlx::query(
-            "SELECT crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms FROM ingest_queue WHERE crash_id = $1",
+            "SELECT crash_id, project_id, raw_key, state, attempts, error, enqueued_at, enqueued_ms, reprocess FROM ingest_queue WHERE crash_id = $1",
         )
         .bind(crash_id)
         .fetch_optional(&self.pool)
@@ -331,31 +333,19 @@ impl IngestQueue {
         row.map(|r| entry(&r)).transpose()
     }
 
-    /// Queues a crash again, removing it from the crash index first (in one transaction), so
-    /// that it is regrouped with whatever symbols exist now. `None` if there is no such crash.
-    pub async fn reprocess(
-        &self,
-        index: &CrashIndex,
-        crash_id: &str,
-    ) -> Result<Option<QueueEntry>, IndexError> {
-        let mut tx = index.begin_write().await?;
-        let exists = sqlx::query("SELECT state FROM ingest_queue WHERE crash_id = $1")
-            .bind(crash_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = exists else { return Ok(None) };
-        let state: String = row.try_get("state")?;
-        if state == "queued" || state == "processing" {
-            drop(tx);
-            return self.entry(crash_id).await;
-        }
-        index.forget(&mut tx, crash_id).await?;
-        sqlx::query("UPDATE ingest_queue SET state = 'queued', error = NULL, updated_at = $1 WHERE crash_id = $2")
-            .bind(now())
-            .bind(crash_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+    /// Queues a crash again so that it is regrouped with whatever symbols exist now. Its
+    /// record stays in the crash index until the new processing's replaces it (in the
+    /// recording's transaction), so a reprocess that fails leaves the crash where it was.
+    /// `None` if there is no such crash.
+    pub async fn reprocess(&self, crash_id: &str) -> Result<Option<QueueEntry>, IndexError> {
+        sqlx::query(
+            "UPDATE ingest_queue SET state = 'queued', error = NULL, reprocess = 1, updated_at = $1 \
+             WHERE crash_id = $2 AND state IN ('processed', 'failed')",
+        )
+        .bind(now())
+        .bind(crash_id)
+        .execute(&self.pool)
+        .await?;
         self.entry(crash_id).await
     }
 
@@ -413,5 +403,6 @@ fn entry(row: &sqlx::any::AnyRow) -> Result<QueueEntry, IndexError> {
         error: row.try_get("error")?,
         enqueued_at: row.try_get("enqueued_at")?,
         enqueued_ms: row.try_get("enqueued_ms")?,
+        reprocess: row.try_get::<i64, _>("reprocess")? != 0,
     })
 }

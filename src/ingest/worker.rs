@@ -240,7 +240,7 @@ async fn reprocess_when_fetched(context: WorkerContext, crash_id: String, fetchi
     let modules = context.pipeline.processor.modules();
     for debug_id in fetching {
         if modules.once_fetched(debug_id).await {
-            match context.queue.reprocess(&context.index, &crash_id).await {
+            match context.queue.reprocess(&crash_id).await {
                 Ok(_) => context.wake.notify_waiters(),
                 Err(e) => tracing::warn!(%crash_id, error = %e, "could not requeue the crash"),
             }
@@ -250,12 +250,13 @@ async fn reprocess_when_fetched(context: WorkerContext, crash_id: String, fetchi
 }
 
 impl WorkerContext {
-    /// Where processed crashes are recorded.
-    fn recorder(&self) -> Recorder<'_> {
+    /// Where the crash of `entry` is recorded once processed.
+    fn recorder(&self, entry: &QueueEntry) -> Recorder<'_> {
         Recorder {
             index: &self.index,
             objects: &*self.objects,
             user_annotations: &self.user_annotations,
+            replaces_earlier: entry.reprocess,
         }
     }
 }
@@ -314,7 +315,7 @@ async fn process(
         }
     };
     let recorded = context
-        .recorder()
+        .recorder(entry)
         .record(
             &entry.crash_id,
             raw.project_id,
@@ -496,7 +497,7 @@ async fn process_event(
             return None;
         }
     };
-    let recorder = context.recorder();
+    let recorder = context.recorder(entry);
     if let Err(e) = recorder
         .record(
             id,

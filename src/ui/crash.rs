@@ -634,7 +634,7 @@ pub async fn reprocess(
     let Form(form) = form.map_err(|e| UiError::bad_request(e.body_text()))?;
     viewer.check_csrf(&form.csrf)?;
     let (id, _, _) = visible(&state, &viewer, &id, Scope::TriageWrite).await?;
-    match state.queue.reprocess(&state.index, &id).await? {
+    match state.queue.reprocess(&id).await? {
         Some(_) => {
             state.wake.notify_one();
             Ok(Redirect::to(&format!("/ui/crashes/{}", segment(&id))).into_response())

@@ -14,7 +14,6 @@ use symbolic::common::DebugId;
 use tokio::sync::Notify;
 
 use crate::cluster::{Change, ClusterEvents};
-use crate::group::index::CrashIndex;
 use crate::ingest::queue::IngestQueue;
 use crate::process::modules::ModuleCache;
 use crate::sourcemaps::ReleaseContext;
@@ -75,7 +74,6 @@ pub struct Uploads {
     modules: ModuleCache,
     cluster: Arc<ClusterEvents>,
     queue: Arc<IngestQueue>,
-    index: Arc<CrashIndex>,
     wake: Arc<Notify>,
     settings: UploadSettings,
 }
@@ -96,7 +94,6 @@ impl Uploads {
         modules: ModuleCache,
         cluster: Arc<ClusterEvents>,
         queue: Arc<IngestQueue>,
-        index: Arc<CrashIndex>,
         wake: Arc<Notify>,
         settings: UploadSettings,
     ) -> Uploads {
@@ -105,7 +102,6 @@ impl Uploads {
             modules,
             cluster,
             queue,
-            index,
             wake,
             settings,
         }
@@ -240,7 +236,7 @@ impl Uploads {
             }
         };
         for crash in &crashes {
-            if let Err(e) = self.queue.reprocess(&self.index, crash).await {
+            if let Err(e) = self.queue.reprocess(crash).await {
                 tracing::warn!(crash_id = %crash, error = %e, "could not requeue crash");
             }
         }

@@ -53,6 +53,7 @@ fn crash(
         },
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
         top_frames: Vec::new(),
+        replaces_earlier: false,
     }
 }
 

@@ -561,6 +561,51 @@ async fn throttle_rules_answer_200_discarded_and_count() {
 }
 
 on_both_databases! {
+async fn a_reprocess_that_fails_leaves_the_crash_where_it_was(db: Db) {
+    let Some(server) = TestServer::start_on(db, |_| {}).await else {
+        return;
+    };
+    let id = common::submit(&server, "wild-read.dmp", &[]).await;
+    let before = settled(&server, &id).await;
+    let group = before["crash"]["group_id"].clone();
+    assert!(group.is_i64(), "{before}");
+    // The stored minidump goes missing: the new processing cannot succeed.
+    let dumps: Vec<String> = server
+        .stored_files()
+        .into_iter()
+        .filter(|f| f.contains(id.as_str()) && !f.ends_with(".json"))
+        .collect();
+    assert!(!dumps.is_empty(), "{:?}", server.stored_files());
+    for dump in &dumps {
+        std::fs::remove_file(server.store_root.join(dump)).unwrap();
+    }
+    let response = server
+        .client
+        .post(server.url(&format!("/api/v1/crashes/{id}/reprocess")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut after = serde_json::Value::Null;
+    for _ in 0..300 {
+        let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+        if crash["state"] == "failed" {
+            after = crash;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(after["state"], "failed", "{after}");
+    assert_eq!(after["error"], "the stored minidump is missing", "{after}");
+    // Still indexed, in its group, counted once.
+    assert_eq!(after["crash"]["group_id"], group, "{after}");
+    let (_, groups) = server.get_json("/api/v1/groups").await;
+    assert_eq!(groups["groups"][0]["id"], group);
+    assert_eq!(groups["groups"][0]["event_count"], 1);
+}
+}
+
+on_both_databases! {
 async fn uploading_missing_symbols_reprocesses_stored_crashes(db: Db) {
     let Some(server) = TestServer::start_on(db, |_| {}).await else {
         return;

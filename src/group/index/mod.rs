@@ -132,6 +132,9 @@ pub struct NewCrash {
     pub payload_key: String,
     /// The first frames of its signature (function names), for alerts and tickets; not stored.
     pub top_frames: Vec<String>,
+    /// A reprocessed crash: its earlier record (if any) is forgotten in the transaction that
+    /// records this one. Otherwise an earlier record wins (a repeated delivery changes nothing).
+    pub replaces_earlier: bool,
 }
 
 /// A crash the ingest queue handed out, now recorded: its queue row is marked processed.

@@ -222,6 +222,14 @@ impl CrashIndex {
             tx.commit().await?;
             return Ok(Vec::new());
         }
+        let replacing: BTreeSet<&str> = crashes
+            .iter()
+            .filter(|c| c.replaces_earlier)
+            .map(|c| c.attributes.id.as_str())
+            .collect();
+        for crash_id in replacing {
+            self.forget(&mut tx, crash_id).await?;
+        }
         let mut known = read_known(&mut tx, crashes).await?;
         // Groups for new fingerprints, created in one fixed order (so writers on other nodes
         // cannot deadlock on them); a writer that loses the race joins the winner's group.
@@ -367,7 +375,7 @@ async fn write_finished(
         }
         let sql = format!(
             "UPDATE ingest_queue SET state = 'processed', error = NULL, claimed_by = NULL, \
-             lease_until = NULL, updated_at = $1 WHERE crash_id IN ({})",
+             lease_until = NULL, reprocess = 0, updated_at = $1 WHERE crash_id IN ({})",
             placeholders(chunk.len(), 1, 2)
         );
         let mut query = sqlx::query(&sql).bind(now);

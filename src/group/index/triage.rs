@@ -1,5 +1,5 @@
-//! Changes triage makes to the index: a crash forgotten before it is reprocessed, a payload
-//! that could not be stored, a group's state, assignee and fix release, and merges.
+//! Changes triage makes to the index: a reprocessed crash forgotten when it is recorded
+//! again, a payload that could not be stored, a group's state, assignee and fix release, and merges.
 
 use sqlx::Row;
 
@@ -9,7 +9,7 @@ use super::{
 };
 
 impl CrashIndex {
-    /// Removes a crash from the index inside `tx` (for reprocessing): its row and annotations go,
+    /// Removes a crash from the index inside `tx` (the recording of its reprocessing): its row and annotations go,
     /// its group's counts go down (distinct users are recounted), and a group left empty is
     /// deleted with its fingerprints. First/last seen and releases are left as they were.
     pub async fn forget(
