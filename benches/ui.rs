@@ -84,6 +84,7 @@ fn bench(c: &mut Criterion) {
                         payload_key: format!("crashes/bench/{id}/processed.json"),
                         top_frames: Vec::new(),
                         replaces_earlier: false,
+                        facts: Default::default(),
                         attributes: CrashAttributes {
                             project_id: 1,
                             received_at: now - (i as i64 * 14 * 86_400 / CRASHES as i64),

@@ -169,7 +169,7 @@ impl EventImage {
     /// The image as a module of the view: names and IDs (an event has no load addresses to
     /// show; frames name the image by its code file's base name).
     fn module(self) -> Option<ModuleView<'static>> {
-        let base = |p: &str| p.rsplit(['/', '\\']).next().unwrap_or(p).to_owned();
+        let base = |p: &str| crate::symbols::identify::base_name(p).to_owned();
         let zero = Hex {
             value: 0,
             narrow: false,
@@ -336,10 +336,73 @@ impl crate::group::ProcessedReport for CrashReport {
     fn fault_class(&self) -> crate::group::CrashClass {
         self.classification.fault_class.into()
     }
+    fn facts(&self) -> BTreeMap<String, String> {
+        correlation_facts(self)
+    }
     fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         CrashReport::serialize_fields(self, map)
     }
     fn json_size_hint(&self) -> usize {
         self.processed.json_size_hint()
+    }
+}
+
+/// The most module versions a crash contributes to its facts.
+const MAX_MODULE_FACTS: usize = 16;
+
+/// What the correlations compare about a minidump besides its annotations: the OS version, the
+/// CPU's vendor and family, the kind of memory the faulting address was in, and the version of
+/// each module on the crashing thread's stack (a driver or an injected library that crashes on
+/// one version). Not the fault's rule or access: the group's class implies them. Only the
+/// crashing thread's modules: every loaded module of every crash would cost the index a
+/// hundred values per crash.
+fn correlation_facts(report: &CrashReport) -> BTreeMap<String, String> {
+    use minidump::Module;
+    let mut facts = BTreeMap::new();
+    let sys = &report.processed.state.system_info;
+    if let Some(version) = sys.format_os_version() {
+        put_fact(&mut facts, "os version".into(), &version);
+    }
+    if let Some(info) = &sys.cpu_info {
+        let mut words = info.split_whitespace();
+        if let Some(vendor) = words.next() {
+            put_fact(&mut facts, "cpu vendor".into(), vendor);
+        }
+        if let Some(family) = words.skip_while(|w| *w != "family").nth(1) {
+            put_fact(&mut facts, "cpu family".into(), family);
+        }
+    }
+    let evidence = &report.classification.evidence;
+    if let Some(region) = &evidence.address_memory {
+        if let Ok(Value::String(kind)) = serde_json::to_value(&region.kind) {
+            put_fact(&mut facts, "fault address in".into(), &kind);
+        }
+    }
+    let state = &report.processed.state;
+    let frames = state
+        .requesting_thread
+        .and_then(|i| state.threads.get(i))
+        .map(|t| t.frames.as_slice())
+        .unwrap_or_default();
+    let mut modules = 0;
+    for module in frames.iter().filter_map(|f| f.module.as_ref()) {
+        let Some(version) = module.version() else {
+            continue;
+        };
+        let code_file = module.code_file();
+        let key = format!("module {}", crate::symbols::identify::base_name(&code_file));
+        if modules < MAX_MODULE_FACTS && !facts.contains_key(&key) {
+            put_fact(&mut facts, key, &version);
+            modules += 1;
+        }
+    }
+    facts
+}
+
+/// Keeps a fact whose value is neither empty nor long (an ID or a log is not an attribute).
+fn put_fact(facts: &mut BTreeMap<String, String>, name: String, value: &str) {
+    let value = value.trim();
+    if !value.is_empty() && value.len() <= 200 {
+        facts.insert(name, value.to_owned());
     }
 }

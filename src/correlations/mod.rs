@@ -1,15 +1,21 @@
 //! Crash correlations: what is special about the crashes of a group. For every attribute of its
-//! crashes (product, release, OS, CPU, each annotation: a GPU driver, a launcher version, a
-//! mod; not its fault class, which the group is made of), its share in the group against its share among the project's crashes of the
-//! same window and releases, kept when Mozilla's tests say the difference is real
-//! (`deviations.rs`, with the statistics in `stats.rs`). Computed beside crash processing by a
-//! background job for new groups and groups that grew by a quarter, stored, read by the evidence.
+//! crashes (product, release, OS and its version, CPU and its vendor and family, the versions
+//! of the modules on the crashing thread, the memory the fault hit, each annotation: a GPU
+//! driver, a launcher version, a mod; not its fault class, which the group is made of), its
+//! share in the group against its share among the project's crashes of the same window and
+//! releases, kept when Mozilla's tests say the difference is real (`deviations.rs`, with the
+//! statistics in `stats.rs`). Computed beside crash processing by a background job for new
+//! groups, groups that grew by a quarter and groups that spiked; stored, read by the evidence.
 
 pub mod deviations;
 pub mod stats;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
+
+use crate::group::spike::{SPIKE_EVENTS, SPIKE_FACTOR};
 
 pub use deviations::{Deviation, Item};
 
@@ -100,15 +106,21 @@ impl Correlations {
 
     /// Groups whose correlations are missing, or whose crashes grew by a quarter since (not in
     /// the last ten minutes, unless the group is small), or are older than the stale age while
-    /// crashes came: the busiest first.
+    /// crashes came, or that spike this hour (`group::spike`, in SQL) and were not computed in
+    /// it — a spike changes what is special about a group's crashes: the busiest first.
     pub async fn due(&self, limit: i64) -> Result<Vec<i64>, CorrelationError> {
         let now = crate::clock::now();
+        let hour = now - now.rem_euclid(3600);
         let rows = sqlx::query(
             "SELECT g.id FROM crash_groups g LEFT JOIN group_correlations c ON c.group_id = g.id \
              WHERE g.merged_into IS NULL AND g.event_count >= $1 AND (c.group_id IS NULL \
              OR (g.event_count * 100 >= c.group_events * $2 \
                  AND (c.computed_at < $3 OR c.group_events < $6)) \
-             OR (c.computed_at < $4 AND g.last_seen > c.computed_at)) \
+             OR (c.computed_at < $4 AND g.last_seen > c.computed_at) \
+             OR (c.computed_at < $7 AND g.last_seen >= $7 AND g.id IN ( \
+                 SELECT h.group_id FROM group_hours h WHERE h.hour = $7 AND h.events >= $8 \
+                 AND h.events * 24 >= $9 * (SELECT COALESCE(SUM(d.events), 0) FROM group_hours d \
+                     WHERE d.group_id = h.group_id AND d.hour >= $10 AND d.hour < $7)))) \
              ORDER BY g.event_count DESC, g.id LIMIT $5",
         )
         .bind(deviations::MIN_COUNT as i64)
@@ -117,6 +129,10 @@ impl Correlations {
         .bind(now - self.max_age_secs)
         .bind(limit)
         .bind(SMALL_GROUP)
+        .bind(hour)
+        .bind(SPIKE_EVENTS)
+        .bind(SPIKE_FACTOR)
+        .bind(hour - 86_400)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().filter_map(|r| r.try_get("id").ok()).collect())
@@ -213,7 +229,7 @@ impl Correlations {
         limit: i64,
     ) -> Result<Vec<(i64, Vec<Item>)>, CorrelationError> {
         let crashes_sql = format!(
-            "SELECT c.id, c.received_at, c.product, c.release, c.platform, c.cpu \
+            "SELECT c.id, c.received_at, c.product, c.release, c.platform, c.cpu, c.facts \
              FROM crashes c WHERE {filter} ORDER BY c.received_at DESC LIMIT {limit}"
         );
         let rows = bind_all(sqlx::query(&crashes_sql), binds)
@@ -231,6 +247,13 @@ impl Correlations {
                 if let Some(value) = row.try_get::<Option<String>, _>(column)? {
                     items.push((key.to_owned(), value));
                 }
+            }
+            if let Some(facts) = row.try_get::<Option<String>, _>("facts")? {
+                // Written by the recorder; a row it cannot read adds nothing rather than failing
+                // the group's correlations.
+                let facts: BTreeMap<String, String> =
+                    serde_json::from_str(&facts).unwrap_or_default();
+                items.extend(facts);
             }
             crashes.insert(row.try_get("id")?, (row.try_get("received_at")?, items));
         }

@@ -7,6 +7,7 @@ use sqlx::{AnyPool, Row};
 
 use super::Verdict;
 use crate::group::index::Group;
+use crate::group::spike::{is_spike, SPIKE_EVENTS, SPIKE_EVENTS_OTHERS};
 
 /// How many related groups are listed.
 const LISTED: usize = 10;
@@ -45,18 +46,6 @@ pub struct Spike {
     pub before_per_hour: f64,
     /// Other groups of the project that spiked in the same hour, most shared frames first.
     pub together: Vec<RelatedGroup>,
-}
-
-/// An hour is a spike when it has at least this many crashes…
-const SPIKE_EVENTS: i64 = 10;
-/// …(another group's: this many)…
-const SPIKE_EVENTS_OTHERS: i64 = 5;
-/// …and this many times the hourly rate of the day before.
-const SPIKE_FACTOR: f64 = 3.0;
-
-/// Whether `events` in an hour after `day_before` crashes in the 24 hours before is a spike.
-fn is_spike(events: i64, day_before: i64, least: i64) -> bool {
-    events >= least && events as f64 >= SPIKE_FACTOR * day_before as f64 / 24.0
 }
 
 /// The group's busiest hour of the last 14 days when it was a spike, with the other groups that
@@ -271,14 +260,6 @@ fn like_escaped(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_spike_is_many_crashes_and_three_times_the_day_before() {
-        assert!(is_spike(10, 0, 10));
-        assert!(!is_spike(9, 0, 10));
-        assert!(is_spike(30, 240, 10), "30 against 10 an hour");
-        assert!(!is_spike(29, 240, 10));
-    }
 
     #[test]
     fn functions_lose_their_parameters_and_signatures_split_into_frames() {

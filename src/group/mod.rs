@@ -5,6 +5,7 @@ pub mod index;
 pub mod normalize;
 mod report;
 pub mod signature;
+pub mod spike;
 pub mod version;
 
 pub use report::{CrashClass, ProcessedReport};

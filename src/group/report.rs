@@ -2,6 +2,8 @@
 //! pipeline or an SDK's event through `events/`: one vocabulary both producers implement and
 //! the recorder (`ingest/`) consumes, so neither producer imports the recorder.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::classify::FaultClass;
@@ -106,6 +108,11 @@ pub trait ProcessedReport: Sync {
     fn signature_frames(&self) -> &[String];
     /// The fault class.
     fn fault_class(&self) -> CrashClass;
+    /// What the correlations compare besides the annotations (docs/EVIDENCE.md): OS version,
+    /// CPU, module versions, the fault's rule… A few, each short.
+    fn facts(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
     /// Writes the processed JSON's fields (docs/OUTPUT.md) into `map`.
     fn serialize_fields<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error>;
     /// About how many bytes its JSON takes.

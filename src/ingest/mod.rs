@@ -337,6 +337,7 @@ impl Recorder<'_> {
             payload_key: processed_key(received_at, id),
             top_frames: report.signature_frames().iter().take(5).cloned().collect(),
             replaces_earlier: self.replaces_earlier,
+            facts: report.facts(),
         };
         let mut recorded = self.index.record(&crash).await?;
         if !recorded.keep_payload {

@@ -82,6 +82,7 @@ fn crash_with(
         payload_key: format!("crashes/x/{id}/processed.json"),
         top_frames: Vec::new(),
         replaces_earlier: false,
+        facts: Default::default(),
     }
 }
 

@@ -245,3 +245,71 @@ print(json.dumps(out))
         );
     }
 }
+
+/// A crash of group `fingerprint` at `at`, as the index records it.
+fn indexed_crash(n: usize, fingerprint: &str, at: i64) -> faultline::group::index::NewCrash {
+    use faultline::group::index::{CrashAttributes, NewCrash};
+    NewCrash {
+        attributes: CrashAttributes {
+            id: format!("{fingerprint}-{n}"),
+            project_id: 1,
+            received_at: at,
+            product: None,
+            release: Some("1.0".into()),
+            platform: Some("Linux".into()),
+            cpu: None,
+            user_id: None,
+            annotations: Default::default(),
+            fingerprint: fingerprint.to_owned(),
+            signature: fingerprint.to_owned(),
+            fault_class: faultline::classify::FaultClass::NullRead.into(),
+            kind: Default::default(),
+        },
+        payload_key: format!("p/{fingerprint}-{n}"),
+        top_frames: Vec::new(),
+        replaces_earlier: false,
+        facts: Default::default(),
+    }
+}
+
+on_both_databases! {
+/// A group whose crashes spike this hour has its correlations computed again within the hour,
+/// though it grew by less than a quarter; a busy hour that is no spike does not.
+async fn a_spiking_group_is_due_for_correlations_again(db: Db) {
+    use faultline::correlations::Correlations;
+    use faultline::group::index::{CrashIndex, PayloadBudget};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = common::database_url(db, dir.path()).await else {
+        return;
+    };
+    let index = CrashIndex::open(&url, PayloadBudget { per_new_group: 0, per_group_hour: 0 }).await.unwrap();
+    let correlations = Correlations::new(index.pool().clone(), 30);
+    let now = common::now();
+    let hour = now - now.rem_euclid(3600);
+    // 100 crashes of each group in the 24 hours before this hour: about 4 an hour.
+    let mut groups = Vec::new();
+    for fingerprint in ["spiking", "steady"] {
+        let mut group = 0;
+        for n in 0..100 {
+            let at = hour - 3600 * (1 + (n as i64 % 24)) + 60;
+            group = index.record(&indexed_crash(n, fingerprint, at)).await.unwrap().group_id;
+        }
+        correlations.compute(group).await.unwrap().unwrap();
+        groups.push(group);
+    }
+    let spiking = groups[0];
+    // Computed before this hour began.
+    sqlx::query("UPDATE group_correlations SET computed_at = $1").bind(hour - 60).execute(index.pool()).await.unwrap();
+    assert_eq!(correlations.due(10).await.unwrap(), Vec::<i64>::new(), "nothing new");
+    // This hour: 15 crashes of one (over 3 x 4 an hour), 9 of the other (under ten).
+    for n in 0..15 {
+        index.record(&indexed_crash(100 + n, "spiking", now)).await.unwrap();
+    }
+    for n in 0..9 {
+        index.record(&indexed_crash(100 + n, "steady", now)).await.unwrap();
+    }
+    assert_eq!(correlations.due(10).await.unwrap(), vec![spiking], "grew by 15 %, but spiked");
+    correlations.compute(spiking).await.unwrap().unwrap();
+    assert_eq!(correlations.due(10).await.unwrap(), Vec::<i64>::new(), "computed in the spike's hour");
+}
+}

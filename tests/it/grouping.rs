@@ -54,6 +54,7 @@ fn crash(
         payload_key: format!("crashes/20261121/{fingerprint}-{n}/processed.json"),
         top_frames: Vec::new(),
         replaces_earlier: false,
+        facts: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ mod deploy;
 mod durability;
 mod events;
 mod evidence;
+mod evidence_scenario;
 mod front_door;
 mod generated_sym;
 mod grouping;

@@ -964,3 +964,61 @@ async fn the_crash_view_reads_back_what_was_written() {
         assert_eq!(read.grouping.unwrap().signature, report.signature.text);
     }
 }
+
+/// What the correlations compare besides annotations, read from a real Windows dump: its OS
+/// version and CPU vendor as the processed JSON reports them, and the version of every module
+/// with one on the crashing thread's stack (and of no other module).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_gives_its_os_cpu_and_crashing_module_versions_as_facts() {
+    use faultline::group::ProcessedReport;
+    use faultline::pipeline::Pipeline;
+    let (store, _dir) = symbol_store(&[fixture("symbols/breakpad")]).await;
+    let pipeline = Pipeline::from_config(&Config::default(), store).unwrap();
+    let report = pipeline
+        .run(
+            fixture_bytes("minidumps/rust-minidump/test.dmp").into(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let facts = report.facts();
+    let json = report.to_json();
+    assert_eq!(
+        facts.get("os version").map(String::as_str),
+        json["system_info"]["os_ver"].as_str(),
+        "{facts:?}"
+    );
+    let cpu_info = json["system_info"]["cpu_info"].as_str().unwrap();
+    assert_eq!(
+        Some(facts["cpu vendor"].as_str()),
+        cpu_info.split_whitespace().next(),
+        "{cpu_info}"
+    );
+    assert!(
+        cpu_info.contains(&format!("family {}", facts["cpu family"])),
+        "{cpu_info}"
+    );
+    // Modules on the crashing thread, with the version the JSON gives them.
+    let crashing = json["crash_info"]["crashing_thread"].as_u64().unwrap() as usize;
+    let on_stack: std::collections::BTreeSet<&str> = json["threads"][crashing]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["module"].as_str())
+        .collect();
+    let mut expected = std::collections::BTreeMap::new();
+    for module in json["modules"].as_array().unwrap() {
+        let name = module["filename"].as_str().unwrap();
+        if let (true, Some(version)) = (on_stack.contains(name), module["version"].as_str()) {
+            expected.insert(format!("module {name}"), version.to_owned());
+        }
+    }
+    let modules: std::collections::BTreeMap<String, String> = facts
+        .iter()
+        .filter(|(k, _)| k.starts_with("module "))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(!modules.is_empty(), "{facts:?}");
+    assert_eq!(modules, expected);
+    assert!(modules.len() < json["modules"].as_array().unwrap().len());
+}

@@ -65,6 +65,7 @@ fn crash(id: &str, fingerprint: &str, at: i64) -> NewCrash {
         payload_key: format!("crashes/x/{id}/processed.json"),
         top_frames: Vec::new(),
         replaces_earlier: false,
+        facts: Default::default(),
     }
 }
 

@@ -135,6 +135,10 @@ pub struct NewCrash {
     /// A reprocessed crash: its earlier record (if any) is forgotten in the transaction that
     /// records this one. Otherwise an earlier record wins (a repeated delivery changes nothing).
     pub replaces_earlier: bool,
+    /// What the correlations compare besides its annotations ([`ProcessedReport::facts`]).
+    ///
+    /// [`ProcessedReport::facts`]: crate::group::ProcessedReport::facts
+    pub facts: BTreeMap<String, String>,
 }
 
 /// A crash the ingest queue handed out, now recorded: its queue row is marked processed.

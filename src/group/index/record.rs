@@ -745,8 +745,8 @@ impl BatchState {
             let sql = format!(
                 "INSERT INTO crashes (id, project_id, received_at, product, release, platform, \
                  cpu, user_id, annotations, fingerprint, signature, fault_class, group_id, state, \
-                 payload_key, kind) VALUES {}",
-                placeholders(chunk.len(), 16, 1)
+                 payload_key, kind, facts) VALUES {}",
+                placeholders(chunk.len(), 17, 1)
             );
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
@@ -767,7 +767,11 @@ impl BatchState {
                     .bind(*group_id)
                     .bind("processed")
                     .bind(payload_key.as_deref())
-                    .bind(a.kind.as_str());
+                    .bind(a.kind.as_str())
+                    .bind(
+                        (!crash.facts.is_empty())
+                            .then(|| serde_json::to_string(&crash.facts).expect("facts serialize")),
+                    );
             }
             insert.execute(&mut **tx).await?;
         }
