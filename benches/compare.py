@@ -4,7 +4,8 @@
 
 Usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]   (default: all four; builds
 the release binary, about 22 minutes from clean on 2 cores (fat LTO, one codegen unit); installs
-minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes)
+minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes;
+COMPARE_PROFILE=bench builds without LTO, for comparing two versions of the server)
 
 1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
    cold (`--symbols DIR`: identify the files the dump needs and build their caches in memory,
@@ -116,7 +117,9 @@ def main():
     parts = set(sys.argv[1:]) or {"offline", "throughput", "latency", "sessions"}
     if parts - {"offline", "throughput", "latency", "sessions"}:
         raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]")
-    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    # COMPARE_PROFILE=bench builds without LTO (minutes instead of 22): for comparing two
+    # versions of the server with each other, not for the published ratios.
+    sh("cargo", "build", "--profile", os.environ.get("COMPARE_PROFILE", "release"), "--quiet", cwd=ROOT)
     if not os.path.exists(MDSW):
         sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
     work = tempfile.mkdtemp()
@@ -211,20 +214,31 @@ def main():
         if "sessions" in parts:
             duration = 10.0
             paths = [p for _, p in dumps]
-            alone, _, _ = crash_throughput(server, port, paths, duration)
-            stop = time.perf_counter() + duration + 2
-            with concurrent.futures.ThreadPoolExecutor(4) as pool:
-                senders = [pool.submit(send_sessions, port, SESSION_RATE / 4, stop, i) for i in range(4)]
-                time.sleep(1)  # the session load running before the crashes start
-                beside, _, _ = crash_throughput(server, port, paths, duration)
-                sent = sum(f.result() for f in senders)
+            alone, cpu_per_dump, load = crash_throughput(server, port, paths, duration)
+            # The session load alone: the server's CPU per update, and the senders' own.
+            sessions_alone = session_load(server, port, 5.0, None)
+            # Both at once.
+            beside = session_load(server, port, duration + 2, lambda: crash_throughput(server, port, paths, duration))
+            rate_beside = beside["crashes"][0]
+            server_per_update = sessions_alone["server_cpu"] / sessions_alone["updates"]
+            sender_per_update = sessions_alone["sender_cpu"] / sessions_alone["updates"]
+            per_dump = cpu_per_dump + load["client_cpu_ms_per_request"] / 1000
+            lost = (alone - rate_beside) * duration * per_dump
+            session_cpu = beside["updates"] * duration / (duration + 2) * (server_per_update + sender_per_update)
             print("## 4. Crash throughput with session updates streaming in (%.0f s)" % duration)
             print()
             print("| | dumps / s | session updates / s committed |")
             print("| --- | --- | --- |")
             print(f"| crashes alone | {alone:.1f} | |")
-            print(f"| crashes with sessions beside (paced at {SESSION_RATE}/s) | {beside:.1f} | {sent / (duration + 2):.0f} |")
-            print(f"| change | {100 * (beside - alone) / alone:+.1f} % | |")
+            print(f"| session updates alone (paced at {SESSION_RATE}/s) | | {sessions_alone['updates'] / 5.0:.0f} |")
+            print(f"| crashes with sessions beside | {rate_beside:.1f} | {beside['updates'] / (duration + 2):.0f} |")
+            print(f"| change | {100 * (rate_beside - alone) / alone:+.1f} % | |")
+            print()
+            print(f"CPU per session update: the server {server_per_update * 1e6:.0f} µs, the Python senders "
+                  f"{sender_per_update * 1e6:.0f} µs. CPU per dump: the server {cpu_per_dump * 1000:.3f} ms, the load "
+                  f"generator {load['client_cpu_ms_per_request']:.3f} ms. Over the {duration:.0f} s, the crashes lost "
+                  f"{lost:.2f} CPU-seconds of work; the session load (server and senders) used {session_cpu:.2f}: "
+                  f"{session_cpu * server_per_update / (server_per_update + sender_per_update):.2f} of it the server's.")
             print()
 
         if "latency" in parts:
@@ -272,11 +286,32 @@ def crash_throughput(server, port, paths, duration):
     return result["rate"], (cpu_seconds(server.pid) - cpu_before) / result["requests"], result
 
 
+def session_load(server, port, seconds, beside):
+    """Session updates paced at SESSION_RATE from 4 threads for `seconds`, with `beside()` run
+    meanwhile (after a second); updates committed, the server's and the senders' CPU seconds,
+    and what `beside` returned."""
+    server_before = cpu_seconds(server.pid)
+    stop = time.perf_counter() + seconds
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        senders = [pool.submit(send_sessions, port, SESSION_RATE / 4, stop, i) for i in range(4)]
+        crashes = None
+        if beside:
+            time.sleep(1)  # the session load running before the crashes start
+            crashes = beside()
+        results = [f.result() for f in senders]
+    return {
+        "updates": sum(r[0] for r in results),
+        "server_cpu": cpu_seconds(server.pid) - server_before,
+        "sender_cpu": sum(r[1] for r in results),
+        "crashes": crashes,
+    }
+
+
 def send_sessions(port, rate, stop, worker):
     """Envelopes of 10 session updates (inits, then their final statuses) at `rate` updates per
-    second until `stop`; how many updates were acknowledged."""
+    second until `stop`; how many updates were acknowledged, and this thread's CPU seconds."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    sent, n, started = 0, 0, time.perf_counter()
+    sent, n, started, cpu = 0, 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() < stop:
         init = n % 2 == 0
         lines = ["{}"]
@@ -296,7 +331,7 @@ def send_sessions(port, rate, stop, worker):
         ahead = started + n * 10 / rate - time.perf_counter()
         if ahead > 0:
             time.sleep(ahead)
-    return sent
+    return sent, time.thread_time() - cpu
 
 
 def write_config(work):

@@ -101,6 +101,19 @@ fn bench(c: &mut Criterion) {
             b.iter(|| serde_json::to_vec(&crash).unwrap())
         });
     }
+    // What a crash adds to its index row for the correlations (computed and serialized on the
+    // crash path): a Windows dump's OS, CPU and crashing-thread module versions.
+    let pipeline =
+        faultline::pipeline::Pipeline::from_config(&Config::default(), Arc::clone(&store)).unwrap();
+    let dump =
+        bytes::Bytes::from(std::fs::read(fixture("minidumps/rust-minidump/test.dmp")).unwrap());
+    let report = rt
+        .block_on(pipeline.run(dump, &Default::default()))
+        .unwrap();
+    group.bench_function("facts/test-win-x86", |b| {
+        use faultline::group::ProcessedReport;
+        b.iter(|| serde_json::to_string(&report.facts()).unwrap())
+    });
     // 100 frames spread over CrashWithException.exe's functions.
     let frames: Vec<_> = (0..100)
         .map(|i| serde_json::json!({"instruction_addr": format!("{:#x}", 0x140001000u64 + (i * 0x13) % 0x1c0)}))
