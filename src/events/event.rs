@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::process::symbolicate::Addr;
+use crate::process::symbolicate::{Addr, AddrMode};
 
 /// Most exceptions, threads, images and frames per stack read from one event.
 const MAX_EXCEPTIONS: usize = 32;
@@ -110,6 +110,10 @@ pub struct EventFrame {
     /// Native: the instruction address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instruction_addr: Option<Addr>,
+    /// Native: what the address counts from (`abs`, or `rel:N`: the start of image N of
+    /// `debug_meta`, as WebAssembly frames are given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr_mode: Option<AddrMode>,
     /// Native: the containing image (code file), when the SDK named it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
@@ -238,6 +242,7 @@ fn frame(value: &Value) -> EventFrame {
         colno: number(&value["colno"]),
         context_line: text(&value["context_line"]),
         instruction_addr: addr(&value["instruction_addr"]),
+        addr_mode: value["addr_mode"].as_str().and_then(AddrMode::parse),
         package: text(&value["package"]),
         in_app: value["in_app"].as_bool(),
         platform: text(&value["platform"]),

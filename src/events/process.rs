@@ -16,7 +16,8 @@ use crate::group::index::MissingModule;
 use crate::group::signature::SignatureRules;
 use crate::process::modules::ModuleCache;
 use crate::process::symbolicate::{
-    symbolicate, FrameStatus, ModuleResult, RawFrame, RawModule, RawStacktrace, SymbolicateRequest,
+    symbolicate, Addr, AddrMode, FrameStatus, ModuleResult, RawFrame, RawModule, RawStacktrace,
+    SymbolicateRequest,
 };
 use crate::sourcemaps::symbolicate::{
     symbolicate as symbolicate_js, JsError, JsFrame, JsModule, JsStacktrace, SymbolicateJsRequest,
@@ -115,7 +116,7 @@ impl EventProcessor<'_> {
         processed: &mut [Vec<ProcessedFrame>],
         found: &mut Findings,
     ) -> Vec<Value> {
-        let images = native_images(event);
+        let (images, image_index) = native_images(event);
         // Which (stack, frame) each request frame is; request stacks are innermost first.
         let mut positions = Vec::new();
         let mut request = SymbolicateRequest {
@@ -136,6 +137,13 @@ impl EventProcessor<'_> {
                     .map(|&f| RawFrame {
                         instruction_addr: stack.frames[f].instruction_addr.expect("native"),
                         adjust_instruction_addr: None,
+                        // `rel:N` names the event's image N; the request lists fewer modules.
+                        addr_mode: match stack.frames[f].addr_mode {
+                            Some(AddrMode::Relative(n)) => AddrMode::Relative(
+                                image_index.get(n).copied().flatten().unwrap_or(usize::MAX),
+                            ),
+                            _ => AddrMode::Absolute,
+                        },
                     })
                     .collect(),
             });
@@ -349,24 +357,34 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
     }
     out
 }
-/// The event's native images (`debug_meta`), as a symbolication request lists modules.
-fn native_images(event: &Event) -> Vec<RawModule> {
-    event
-        .images
-        .iter()
-        .filter(|i| i.kind != "sourcemap")
-        .filter_map(|i| {
-            Some(RawModule {
-                kind: Some(i.kind.clone()),
-                debug_id: i.debug_id.clone(),
-                code_id: i.code_id.clone(),
-                debug_file: i.debug_file.clone(),
-                code_file: i.code_file.clone(),
-                image_addr: i.image_addr?,
-                image_size: i.image_size,
-            })
-        })
-        .collect()
+/// The event's native images (`debug_meta`), as a symbolication request lists modules, and for
+/// each image of the event its index among them (`None`: not a native image, or one without a
+/// load address). A WebAssembly module's code starts at 0 (its frames count from it).
+fn native_images(event: &Event) -> (Vec<RawModule>, Vec<Option<usize>>) {
+    let mut modules = Vec::new();
+    let mut index = Vec::with_capacity(event.images.len());
+    for i in &event.images {
+        let image_addr = match (i.image_addr, i.kind.as_str()) {
+            (_, "sourcemap") => None,
+            (None, "wasm") => Some(Addr(0)),
+            (addr, _) => addr,
+        };
+        let Some(image_addr) = image_addr else {
+            index.push(None);
+            continue;
+        };
+        index.push(Some(modules.len()));
+        modules.push(RawModule {
+            kind: Some(i.kind.clone()),
+            debug_id: i.debug_id.clone(),
+            code_id: i.code_id.clone(),
+            debug_file: i.debug_file.clone(),
+            code_file: i.code_file.clone(),
+            image_addr,
+            image_size: i.image_size,
+        });
+    }
+    (modules, index)
 }
 
 /// Notes the modules whose symbols were missing (the missing-symbols report, reprocessing on

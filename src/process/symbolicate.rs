@@ -85,6 +85,74 @@ pub struct RawFrame {
     /// address itself; defaults to true for every frame but a stack's first.
     #[serde(default)]
     pub adjust_instruction_addr: Option<bool>,
+    /// What `instruction_addr` counts from (symbolicator's `addr_mode`): the process's address
+    /// space (`abs`, the default), or the start of one module (`rel:N`, N its index in
+    /// `modules`) — how WebAssembly frames are given, every module's code starting at 0.
+    #[serde(default)]
+    pub addr_mode: AddrMode,
+}
+
+/// What a frame's address counts from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AddrMode {
+    /// The process's address space.
+    #[default]
+    Absolute,
+    /// The start of the module at this index of the request's `modules`.
+    Relative(usize),
+}
+
+impl AddrMode {
+    /// `abs` or `rel:N`.
+    pub fn parse(text: &str) -> Option<AddrMode> {
+        match text {
+            "abs" => Some(AddrMode::Absolute),
+            _ => text
+                .strip_prefix("rel:")
+                .and_then(|n| n.parse().ok())
+                .map(AddrMode::Relative),
+        }
+    }
+}
+
+impl Serialize for AddrMode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AddrMode::Absolute => serializer.serialize_str("abs"),
+            AddrMode::Relative(n) => serializer.serialize_str(&format!("rel:{n}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AddrMode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        AddrMode::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "addr_mode {text:?} is neither \"abs\" nor \"rel:N\" (N a module's index)"
+            ))
+        })
+    }
+}
+
+impl RawFrame {
+    /// The module the frame is in (its `rel:N` module, else the one covering its address) and
+    /// its address in the process's address space.
+    fn placed(&self, modules: &[RawModule]) -> Option<(usize, u64)> {
+        match self.addr_mode {
+            AddrMode::Absolute => {
+                let addr = self.instruction_addr.0;
+                covering_module(modules, addr).map(|i| (i, addr))
+            }
+            AddrMode::Relative(i) => {
+                let module = modules.get(i)?;
+                Some((
+                    i,
+                    module.image_addr.0.saturating_add(self.instruction_addr.0),
+                ))
+            }
+        }
+    }
 }
 
 /// One stack of frames, innermost first.
@@ -320,7 +388,7 @@ async fn fetch_referenced(
     let mut referenced: Vec<usize> = stacktraces
         .iter()
         .flat_map(|s| &s.frames)
-        .filter_map(|f| covering_module(modules, f.instruction_addr.0))
+        .filter_map(|f| f.placed(modules).map(|(module, _)| module))
         .collect();
     referenced.sort_unstable();
     referenced.dedup();
@@ -354,7 +422,6 @@ fn symbolicate_frame(
     modules: &[RawModule],
     symbols: &HashMap<usize, Arc<ModuleSymbols>>,
 ) -> SymbolicatedFrame {
-    let addr = frame.instruction_addr.0;
     let mut out = SymbolicatedFrame {
         status: FrameStatus::UnknownImage,
         original_index: index,
@@ -367,7 +434,7 @@ fn symbolicate_frame(
         lineno: None,
         inlines: Vec::new(),
     };
-    let Some(module_index) = covering_module(modules, addr) else {
+    let Some((module_index, addr)) = frame.placed(modules) else {
         return out;
     };
     let module = &modules[module_index];
