@@ -1,7 +1,8 @@
 //! WebAssembly frames: a WASM module with DWARF (the symbolic test suite's `simple.wasm`, its
 //! build ID as code ID), frames given by module-relative address (`addr_mode: "rel:N"`, every
 //! module's code starting at 0), through raw symbolication and through a Sentry event whose
-//! `debug_meta` image has no load address.
+//! `debug_meta` image has no load address; and a stripped module (an `external_debug_info` section
+//! where its DWARF was) beside its debug file.
 
 use crate::common;
 
@@ -124,4 +125,133 @@ async fn a_webassembly_event_is_symbolicated_and_grouped_by_its_function() {
     let frame = &done["processed"]["threads"][0]["frames"][0];
     assert_eq!(frame["function"], "internal_func", "{frame}");
     assert_eq!(frame["line"], 19, "{frame}");
+}
+
+/// `simple.wasm` as a build ships it to the browser: its DWARF sections stripped, an
+/// `external_debug_info` section naming the debug file in their place (same `build_id`).
+fn stripped_wasm() -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    fn read_leb(data: &[u8], at: &mut usize) -> usize {
+        let (mut n, mut shift) = (0usize, 0);
+        loop {
+            let byte = data[*at];
+            *at += 1;
+            n |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return n;
+            }
+            shift += 7;
+        }
+    }
+    let full = fixture_bytes("debug-files/wasm/simple.wasm");
+    let mut out = full[..8].to_vec();
+    let mut at = 8;
+    let mut dropped = 0;
+    while at < full.len() {
+        let start = at;
+        let id = full[at];
+        at += 1;
+        let size = read_leb(&full, &mut at);
+        let body = at;
+        at += size;
+        if id == 0 {
+            let mut name_at = body;
+            let len = read_leb(&full, &mut name_at);
+            if full[name_at..name_at + len].starts_with(b".debug_") {
+                dropped += 1;
+                continue;
+            }
+        }
+        out.extend_from_slice(&full[start..at]);
+    }
+    assert!(dropped > 0, "simple.wasm has DWARF sections");
+    let (name, url) = (
+        b"external_debug_info".as_slice(),
+        b"http://localhost/simple.debug.wasm".as_slice(),
+    );
+    let mut payload = Vec::new();
+    leb(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    leb(url.len(), &mut payload);
+    payload.extend_from_slice(url);
+    out.push(0);
+    leb(payload.len(), &mut out);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The stripped module a browser loads has the debug file's build ID: alone, it names functions
+/// (its name section) without lines; uploaded after the debug file, it does not hide it (frames
+/// keep their file and line).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stripped_module_shares_its_debug_files_id_without_hiding_it() {
+    let stripped = stripped_wasm();
+    let request = |debug_id: &str| {
+        json!({
+            "stacktraces": [{"frames": [{"instruction_addr": IN_INTERNAL_FUNC, "addr_mode": "rel:0"}]}],
+            "modules": [{"type": "wasm", "debug_id": debug_id, "image_addr": "0x0"}],
+        })
+    };
+    // Alone: the same ID, no functions.
+    let alone = TestServer::start().await;
+    let (status, uploaded) = alone.upload("simple.wasm", stripped.clone()).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let stripped_id = uploaded["files"][0]["file"]["debug_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let json: Value = alone
+        .client
+        .post(alone.url("/api/v1/symbolicate"))
+        .json(&request(&stripped_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let frame = &json["stacktraces"][0]["frames"][0];
+    assert_eq!(
+        frame["function"], "internal_func",
+        "its name section names it: {json}"
+    );
+    assert!(
+        frame["lineno"].is_null() && frame["abs_path"].is_null(),
+        "no line without DWARF: {json}"
+    );
+    // After the debug file: the debug file answers.
+    let server = TestServer::start().await;
+    let (debug_id, _) = uploaded_wasm(&server).await;
+    assert_eq!(
+        stripped_id, debug_id,
+        "the build_id section gives both the same ID"
+    );
+    let (status, uploaded) = server.upload("simple.wasm", stripped).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let json: Value = server
+        .client
+        .post(server.url("/api/v1/symbolicate"))
+        .json(&request(&debug_id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let frame = &json["stacktraces"][0]["frames"][0];
+    assert_eq!(
+        (frame["function"].as_str(), frame["lineno"].as_u64()),
+        (Some("internal_func"), Some(19)),
+        "{json}"
+    );
 }
