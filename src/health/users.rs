@@ -3,8 +3,9 @@
 //! row per user, up to `EXACT_USERS`; the batch that passes the limit folds the set's rows into
 //! a HyperLogLog sketch (`crate::group::index::user_sketch`), and from then on its users only
 //! raise sketch registers, so a release with millions of players keeps 16,384 rows per set
-//! instead of millions. A set's row is locked first (`INSERT … ON CONFLICT DO UPDATE`), so two
-//! nodes recording the same set take turns and its counts stay true.
+//! instead of millions. A batch locks its sets first (`INSERT … ON CONFLICT DO UPDATE`, in key
+//! order, several to a statement), so two nodes recording the same set take turns and its counts
+//! stay true.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -50,49 +51,76 @@ pub async fn record(
         }
     }
     let mut changes = ReleaseUserChanges::new();
-    for (key, members) in sets {
-        let members: Vec<(&str, bool)> = members.into_iter().collect();
-        let mut state = lock(tx, &key).await?;
+    let keys: Vec<&SetKey> = sets.keys().collect();
+    let mut locked = lock_all(tx, &keys).await?;
+    let mut changed = Vec::new();
+    for (key, members) in &sets {
+        let members: Vec<(&str, bool)> = members.iter().map(|(d, c)| (*d, *c)).collect();
+        let mut state = locked.remove(key).ok_or(sqlx::Error::RowNotFound)?;
         let before = (state.users, state.crashed_users);
         let was_sketched = state.sketched;
         let histograms = (state.all.clone(), state.crashed.clone());
         if state.sketched {
-            raise(tx, &key, &members, &mut state, floors).await?;
+            raise(tx, key, &members, &mut state, floors).await?;
         } else {
-            add_exactly(tx, &key, &members, &mut state).await?;
+            add_exactly(tx, key, &members, &mut state).await?;
             if state.users >= EXACT_USERS {
-                fold(tx, &key, &mut state, floors).await?;
+                fold(tx, key, &mut state, floors).await?;
             }
-        }
-        if (state.users, state.crashed_users) != before
-            || state.sketched != was_sketched
-            || (state.all.clone(), state.crashed.clone()) != histograms
-        {
-            save(tx, &key, &state).await?;
         }
         if (key.2.as_str(), key.3) == ALL_TIME {
             let change = changes.entry((key.0, key.1.clone())).or_default();
             change.0 += state.users - before.0;
             change.1 += state.crashed_users - before.1;
         }
+        if (state.users, state.crashed_users) != before
+            || state.sketched != was_sketched
+            || (state.all.clone(), state.crashed.clone()) != histograms
+        {
+            changed.push((key, state));
+        }
     }
+    save_all(tx, &changed).await?;
     Ok(changes)
 }
 
-/// The set's row, created if new and locked until the transaction ends.
-async fn lock(tx: &mut Transaction<'static, Any>, key: &SetKey) -> Result<SetState, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO session_user_sets (project_id, release, environment, day) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, release, environment, day) \
-         DO UPDATE SET sketched = session_user_sets.sketched \
-         RETURNING users, crashed_users, sketched, users_histogram, crashed_histogram",
-    )
-    .bind(key.0)
-    .bind(key.1.clone())
-    .bind(key.2.clone())
-    .bind(key.3)
-    .fetch_one(&mut **tx)
-    .await?;
+/// Every set's row, created if new and locked until the transaction ends: in key order (two
+/// writers lock shared sets in the same order, never crosswise), several to a statement (each
+/// statement is a round trip, on SQLite a hand-off to the database's thread).
+async fn lock_all(
+    tx: &mut Transaction<'static, Any>,
+    keys: &[&SetKey],
+) -> Result<HashMap<SetKey, SetState>, sqlx::Error> {
+    let mut states = HashMap::with_capacity(keys.len());
+    for chunk in statement_chunks(keys) {
+        let sql = multi_row(
+            "INSERT INTO session_user_sets (project_id, release, environment, day) VALUES ",
+            4,
+            chunk.len(),
+            " ON CONFLICT (project_id, release, environment, day) \
+             DO UPDATE SET sketched = session_user_sets.sketched \
+             RETURNING project_id, release, environment, day, users, crashed_users, sketched, \
+             users_histogram, crashed_histogram",
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = bind_key(query, key);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let key: SetKey = (
+                row.try_get("project_id")?,
+                row.try_get("release")?,
+                row.try_get("environment")?,
+                row.try_get("day")?,
+            );
+            states.insert(key, set_state(&row)?);
+        }
+    }
+    Ok(states)
+}
+
+/// A set's counts as its row holds them.
+fn set_state(row: &sqlx::any::AnyRow) -> Result<SetState, sqlx::Error> {
     let histogram = |column: &str| -> Result<Histogram, sqlx::Error> {
         let text: Option<String> = row.try_get(column)?;
         Ok(text
@@ -330,33 +358,39 @@ impl RegisterFloors {
     }
 }
 
-/// Writes the set's counts back.
-async fn save(
+/// Writes the changed sets' counts back (their rows exist and are locked), several to a
+/// statement.
+async fn save_all(
     tx: &mut Transaction<'static, Any>,
-    key: &SetKey,
-    state: &SetState,
+    changed: &[(&SetKey, SetState)],
 ) -> Result<(), sqlx::Error> {
-    let (all, crashed) = if state.sketched {
-        (Some(state.all.to_text()), Some(state.crashed.to_text()))
-    } else {
-        (None, None)
-    };
-    sqlx::query(
-        "UPDATE session_user_sets SET users = $5, crashed_users = $6, sketched = $7, \
-         users_histogram = $8, crashed_histogram = $9 WHERE project_id = $1 AND release = $2 \
-         AND environment = $3 AND day = $4",
-    )
-    .bind(key.0)
-    .bind(key.1.clone())
-    .bind(key.2.clone())
-    .bind(key.3)
-    .bind(state.users)
-    .bind(state.crashed_users)
-    .bind(i64::from(state.sketched))
-    .bind(all)
-    .bind(crashed)
-    .execute(&mut **tx)
-    .await?;
+    for chunk in statement_chunks(changed) {
+        let sql = multi_row(
+            "INSERT INTO session_user_sets (project_id, release, environment, day, users, \
+             crashed_users, sketched, users_histogram, crashed_histogram) VALUES ",
+            9,
+            chunk.len(),
+            " ON CONFLICT (project_id, release, environment, day) DO UPDATE SET \
+             users = excluded.users, crashed_users = excluded.crashed_users, \
+             sketched = excluded.sketched, users_histogram = excluded.users_histogram, \
+             crashed_histogram = excluded.crashed_histogram",
+        );
+        let mut query = sqlx::query(&sql);
+        for (key, state) in chunk {
+            let (all, crashed) = if state.sketched {
+                (Some(state.all.to_text()), Some(state.crashed.to_text()))
+            } else {
+                (None, None)
+            };
+            query = bind_key(query, key)
+                .bind(state.users)
+                .bind(state.crashed_users)
+                .bind(i64::from(state.sketched))
+                .bind(all)
+                .bind(crashed);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
