@@ -391,18 +391,47 @@ fn correlation_facts(report: &CrashReport) -> BTreeMap<String, String> {
         };
         let code_file = module.code_file();
         let key = format!("module {}", crate::symbols::identify::base_name(&code_file));
-        if modules < MAX_MODULE_FACTS && !facts.contains_key(&key) {
-            put_fact(&mut facts, key, &version);
+        if modules < MAX_MODULE_FACTS
+            && !facts.contains_key(&key)
+            && put_fact(&mut facts, key, &version)
+        {
             modules += 1;
         }
     }
     facts
 }
 
-/// Keeps a fact whose value is neither empty nor long (an ID or a log is not an attribute).
-fn put_fact(facts: &mut BTreeMap<String, String>, name: String, value: &str) {
+/// Keeps a fact whose value is neither empty nor long (an ID or a log is not an attribute), and
+/// whose name (a module's, from the dump) is not long either.
+fn put_fact(facts: &mut BTreeMap<String, String>, name: String, value: &str) -> bool {
+    use crate::group::MAX_ATTRIBUTE_VALUE;
     let value = value.trim();
-    if !value.is_empty() && value.len() <= 200 {
+    let kept = !value.is_empty()
+        && value.len() <= MAX_ATTRIBUTE_VALUE
+        && name.len() <= MAX_ATTRIBUTE_VALUE;
+    if kept {
         facts.insert(name, value.to_owned());
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_from_a_dump_are_short_or_left_out() {
+        let mut facts = BTreeMap::new();
+        assert!(put_fact(&mut facts, "module a.dll".into(), " 1.2.3 "));
+        assert!(!put_fact(&mut facts, "module b.dll".into(), "  "));
+        assert!(!put_fact(
+            &mut facts,
+            "module c.dll".into(),
+            &"9".repeat(201)
+        ));
+        let long_name = format!("module {}.dll", "x".repeat(200));
+        assert!(!put_fact(&mut facts, long_name, "1.0"));
+        assert_eq!(facts.len(), 1);
+        assert_eq!(facts["module a.dll"], "1.2.3");
     }
 }

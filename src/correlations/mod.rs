@@ -25,8 +25,6 @@ const GROUP_CRASHES: i64 = 10_000;
 const REFERENCE_CRASHES: i64 = 50_000;
 /// The most releases of the group the reference set is drawn from.
 const RELEASES: usize = 50;
-/// Annotation values longer than this are not attributes (IDs, logs).
-const MAX_VALUE: usize = 200;
 /// The reference set starts this long before the group's oldest crash read (the project as it
 /// was when the group appeared).
 const REFERENCE_LEAD_SECS: i64 = 86_400;
@@ -266,7 +264,7 @@ impl Correlations {
             .await?;
         for row in &rows {
             let value: String = row.try_get("value")?;
-            if value.len() > MAX_VALUE {
+            if value.len() > crate::group::MAX_ATTRIBUTE_VALUE {
                 continue;
             }
             let id: String = row.try_get("crash_id")?;

@@ -8,4 +8,4 @@ pub mod signature;
 pub mod spike;
 pub mod version;
 
-pub use report::{CrashClass, ProcessedReport};
+pub use report::{CrashClass, ProcessedReport, MAX_ATTRIBUTE_VALUE};

@@ -91,6 +91,10 @@ impl<'de> Deserialize<'de> for CrashClass {
     }
 }
 
+/// The longest attribute value (an annotation's, a fact's) the correlations compare: longer
+/// ones are IDs and logs, not attributes.
+pub const MAX_ATTRIBUTE_VALUE: usize = 200;
+
 /// What the crash index needs of a processed crash, whether a minidump went through the
 /// pipeline or an SDK's event through `events/`.
 pub trait ProcessedReport: Sync {

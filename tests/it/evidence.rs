@@ -69,15 +69,7 @@ async fn the_evidence_names_the_driver_the_deploy_and_the_earlier_group(db: Db) 
     crashes(&server, "abort.dmp", "2.0", 40, 2).await;
     crashes(&server, "assertion.dmp", "2.0", 40, 1).await;
     // A webhook hears of the new group with its evidence in a few lines.
-    let receiver = common::receiver::Receiver::start().await;
-    let (status, channel) = server
-        .admin_post("/api/v1/channels", json!({"name": "hook", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}}))
-        .await;
-    assert_eq!(status, 201, "{channel}");
-    let (status, rule) = server
-        .admin_post("/api/v1/alert-rules", json!({"name": "new", "triggers": [{"kind": "new_group"}], "actions": [{"channel": channel["id"]}]}))
-        .await;
-    assert_eq!(status, 201, "{rule}");
+    let receiver = common::alerting::new_group_webhook(&server).await;
     let mine = crashes(&server, "null-read.dmp", "2.0", 40, 30).await;
     let heard = receiver.wait_for(1, std::time::Duration::from_secs(30)).await;
     let alert = heard[0].json();

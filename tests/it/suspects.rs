@@ -117,15 +117,7 @@ async fn the_commit_that_wrote_the_crashing_line_is_the_suspect(db: Db) {
     assert_eq!(list["releases"][1]["commits"], 1);
 
     // A webhook hears about the new group, with its suspect commits.
-    let receiver = common::receiver::Receiver::start().await;
-    let (status, channel) = server
-        .admin_post("/api/v1/channels", json!({"name": "hook", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}}))
-        .await;
-    assert_eq!(status, 201, "{channel}");
-    let (status, rule) = server
-        .admin_post("/api/v1/alert-rules", json!({"name": "new", "triggers": [{"kind": "new_group"}], "actions": [{"channel": channel["id"]}]}))
-        .await;
-    assert_eq!(status, 201, "{rule}");
+    let receiver = common::alerting::new_group_webhook(&server).await;
 
     // The crash, symbolicated with the program's own debug information.
     let (status, uploaded) = server.upload("game", std::fs::read(&binary).unwrap()).await;

@@ -41,15 +41,10 @@ async fn relative_frames_find_their_module_among_modules_that_all_start_at_zero(
             {"type": "wasm", "debug_id": debug_id, "code_id": code_id, "code_file": "simple.wasm", "image_addr": "0x0"},
         ]
     });
-    let response = server
-        .client
-        .post(server.url("/api/v1/symbolicate"))
-        .json(&request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let json: Value = response.json().await.unwrap();
+    let (status, json) = server
+        .admin_post("/api/v1/symbolicate", request.clone())
+        .await;
+    assert_eq!(status, 200, "{json}");
     let frames = json["stacktraces"][0]["frames"].as_array().unwrap();
     assert_eq!(frames[0]["status"], "symbolicated", "{json}");
     assert_eq!(frames[0]["module_index"], 1);
@@ -71,15 +66,8 @@ async fn relative_frames_find_their_module_among_modules_that_all_start_at_zero(
     // A spelling symbolicator does not know is refused, naming the field.
     let mut bad = request.clone();
     bad["stacktraces"][0]["frames"][0]["addr_mode"] = json!("relative:1");
-    let response = server
-        .client
-        .post(server.url("/api/v1/symbolicate"))
-        .json(&bad)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let error: Value = response.json().await.unwrap();
+    let (status, error) = server.admin_post("/api/v1/symbolicate", bad).await;
+    assert_eq!(status, 400, "{error}");
     assert!(
         error["error"]
             .as_str()
@@ -210,16 +198,10 @@ async fn a_stripped_module_shares_its_debug_files_id_without_hiding_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    let json: Value = alone
-        .client
-        .post(alone.url("/api/v1/symbolicate"))
-        .json(&request(&stripped_id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, json) = alone
+        .admin_post("/api/v1/symbolicate", request(&stripped_id))
+        .await;
+    assert_eq!(status, 200, "{json}");
     let frame = &json["stacktraces"][0]["frames"][0];
     assert_eq!(
         frame["function"], "internal_func",
@@ -238,16 +220,10 @@ async fn a_stripped_module_shares_its_debug_files_id_without_hiding_it() {
     );
     let (status, uploaded) = server.upload("simple.wasm", stripped).await;
     assert_eq!(status, 200, "{uploaded}");
-    let json: Value = server
-        .client
-        .post(server.url("/api/v1/symbolicate"))
-        .json(&request(&debug_id))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, json) = server
+        .admin_post("/api/v1/symbolicate", request(&debug_id))
+        .await;
+    assert_eq!(status, 200, "{json}");
     let frame = &json["stacktraces"][0]["frames"][0];
     assert_eq!(
         (frame["function"].as_str(), frame["lineno"].as_u64()),

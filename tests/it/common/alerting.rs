@@ -55,3 +55,21 @@ pub fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
     }
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// A loopback webhook receiver told of every new group (a channel and a `new_group` rule).
+pub async fn new_group_webhook(server: &TestServer) -> super::receiver::Receiver {
+    let receiver = super::receiver::Receiver::start().await;
+    let channel = create(
+        server,
+        "/api/v1/channels",
+        serde_json::json!({"name": "hook", "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}}),
+    )
+    .await;
+    create(
+        server,
+        "/api/v1/alert-rules",
+        serde_json::json!({"name": "new", "triggers": [{"kind": "new_group"}], "actions": [{"channel": channel}]}),
+    )
+    .await;
+    receiver
+}
