@@ -2,6 +2,10 @@
 //! src/group/signature_*.txt) at build time, so a run of faultline does not parse 250 regexes
 //! before it reads a dump: `$OUT_DIR/shipped_patterns.rs` holds each list's lines with what
 //! they match (src/classify/pattern_lines.rs, the same code that sorts configured lines).
+//!
+//! With the `crasher` feature it also compiles the crash generator's C program with known
+//! variables (fixtures/minidumps/variables/variables.c) at -O0 and -O2 and links both into the
+//! examples (see fixtures/minidumps/README.md).
 
 #[path = "src/classify/pattern_lines.rs"]
 #[allow(dead_code)]
@@ -55,4 +59,25 @@ fn main() {
     }
     let dir = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(format!("{dir}/shipped_patterns.rs"), out).expect("OUT_DIR is writable");
+    if std::env::var_os("CARGO_FEATURE_CRASHER").is_some() {
+        compile_variables_programs(&dir);
+    }
+}
+
+/// The C program of the variables fixtures, once per optimization level, as objects linked
+/// into the crash generator (entry points `crash_variables_c_O0` and `crash_variables_c_O2`).
+fn compile_variables_programs(dir: &str) {
+    const SOURCE: &str = "fixtures/minidumps/variables/variables.c";
+    println!("cargo:rerun-if-changed={SOURCE}");
+    for level in ["O0", "O2"] {
+        let object = format!("{dir}/variables-c-{level}.o");
+        let status = std::process::Command::new("gcc")
+            .args(["-c", "-g", &format!("-{level}"), "-fPIE", "-std=c11"])
+            .arg(format!("-DENTRY=crash_variables_c_{level}"))
+            .args([SOURCE, "-o", &object])
+            .status()
+            .unwrap_or_else(|e| panic!("gcc (needed by the crasher feature): {e}"));
+        assert!(status.success(), "gcc failed on {SOURCE} at -{level}");
+        println!("cargo:rustc-link-arg-examples={object}");
+    }
 }

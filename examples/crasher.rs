@@ -67,6 +67,16 @@ mod linux {
         "wild-read-call",
     ];
 
+    /// Crashes in C code with known variables, one per optimization level
+    /// (fixtures/minidumps/variables/variables.c, compiled by build.rs), run under gdb by
+    /// regenerate.sh: `crasher --list-variables` names them.
+    pub const VARIABLE_CLASSES: &[&str] = &["variables-c-O0", "variables-c-O2"];
+
+    extern "C" {
+        fn crash_variables_c_O0();
+        fn crash_variables_c_O2();
+    }
+
     /// An address in the canonical lower half that nothing maps.
     const WILD: usize = 0x0000_1234_5678_0000;
 
@@ -338,6 +348,8 @@ mod linux {
             "dump-requested" => drop(handler.simulate_signal(0)),
             "ascii-read" => drop(ascii_read()),
             "null-read-wx-heap" => drop(null_read_wx_heap()),
+            "variables-c-O0" => unsafe { crash_variables_c_O0() },
+            "variables-c-O2" => unsafe { crash_variables_c_O2() },
             _ => {}
         }
     }
@@ -420,13 +432,17 @@ mod linux {
         if args.get(1).map(String::as_str) == Some("--list") {
             return println!("{}", CLASSES.join("\n"));
         }
+        if args.get(1).map(String::as_str) == Some("--list-variables") {
+            return println!("{}", VARIABLE_CLASSES.join("\n"));
+        }
         if args.len() == 4 && args[1] == "--server" {
             return serve(&args[2], PathBuf::from(&args[3]));
         }
         if args.len() == 4 && args[1] == "--dump-pid" {
             return dump_pid(&args[2], PathBuf::from(&args[3]));
         }
-        if args.len() != 3 || !CLASSES.contains(&args[1].as_str()) {
+        let known = |class: &str| CLASSES.contains(&class) || VARIABLE_CLASSES.contains(&class);
+        if args.len() != 3 || !known(&args[1]) {
             eprintln!(
                 "usage: crasher CLASS OUT.dmp\nclasses: {}",
                 CLASSES.join(" ")

@@ -32,6 +32,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When derived symbol caches are built.
     pub caches: CachesConfig,
+    /// What processing adds to a crash beyond its stack traces (variables).
+    pub processing: ProcessingConfig,
     /// Fault-frame skip list additions and in-app rules.
     pub classify: ClassifyConfig,
     /// Signature lists, user counting and the payload budget.
@@ -500,6 +502,28 @@ impl Default for LimitsConfig {
             process_time_ms: 60_000,
         }
     }
+}
+
+/// What processing reads from a dump beyond its stack traces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// Whose frames get the values of their parameters and locals (docs/VARIABLES.md).
+    /// Variables can hold personal data: `off` keeps them out of everything stored.
+    pub variables: VariablesScope,
+}
+
+/// Which threads' frames get variables.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum VariablesScope {
+    /// The crashing (or dump-requesting) thread only.
+    #[default]
+    CrashingThread,
+    /// Every thread.
+    AllThreads,
+    /// None.
+    Off,
 }
 
 /// Derived symbol caches (SymCache, CFI).

@@ -7,6 +7,7 @@ pub mod config; // settings: TOML + environment + flags; imports nothing of ours
 pub mod clock; // the one clock: now, in Unix seconds
 pub mod cpu; // the bridge from async code to the rayon pool, and one-shot runs' own thread
 pub mod store; // durable object storage (filesystem or S3) behind one trait
+pub mod variables; // values of parameters and locals: DWARF scopes and locations, read from a dump
 pub mod sourcemaps; // JavaScript source maps and bundles: identifying, resolving, URL matching
 pub mod symbols; // debug files: identifying, keeping by debug ID, SymCache/CFI caches
 pub mod upstream; // symbol servers nobody uploads to: sources, layouts, fetches, health

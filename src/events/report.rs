@@ -159,6 +159,7 @@ fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
                 ),
                 trust: Cow::Borrowed(&f.status),
                 registers: None,
+                variables: None,
             }
         })
         .collect();

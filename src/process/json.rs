@@ -22,10 +22,12 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::output::{ModuleReport, ProcessedCrash};
+use super::variables::ThreadsVariables;
 use super::view::{
     field_name, FrameView, Hex, InlineView, ModuleSymbolsView, ModuleView, ProcessedParts,
     Registers, ThreadView, UnloadedFrameView,
 };
+use crate::variables::Variable;
 
 impl Serialize for ProcessedCrash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -73,10 +75,13 @@ impl ProcessedCrash {
                 .map(|t| s.time.duration_since(t).unwrap_or_default().as_secs()),
         )?;
         map.serialize_entry("thread_count", &s.threads.len())?;
-        map.serialize_entry(field_name!(ProcessedParts, threads), &thread_views(s))?;
+        map.serialize_entry(
+            field_name!(ProcessedParts, threads),
+            &thread_views(s, &self.variables),
+        )?;
         map.serialize_entry("unloaded_modules", &UnloadedModulesJson(s, w))?;
         map.serialize_entry("handles", &s.handles.as_ref().map(HandlesJson))?;
-        if let Some(crashing) = crashing_thread_view(s) {
+        if let Some(crashing) = crashing_thread_view(s, &self.variables) {
             map.serialize_entry(field_name!(ProcessedParts, crashing_thread), &crashing)?;
         }
         if let Some(thrown) = &self.thrown {
@@ -396,26 +401,39 @@ fn module_view<'a>(
 }
 
 /// The `threads[]` of a processed crash, as readers see them.
-pub fn thread_views(state: &ProcessState) -> Vec<ThreadView<'_>> {
+pub fn thread_views<'a>(
+    state: &'a ProcessState,
+    variables: &'a ThreadsVariables,
+) -> Vec<ThreadView<'a>> {
     let w = Width::of(state);
     state
         .threads
         .iter()
-        .map(|thread| thread_view(thread, w, None))
+        .enumerate()
+        .map(|(i, thread)| thread_view(thread, w, None, variables.get(&i)))
         .collect()
 }
 
 /// The top-level `crashing_thread`: the crashing thread again, with its index and the first
 /// frame's registers (only when it has a frame, as minidump-stackwalk does).
-pub fn crashing_thread_view(state: &ProcessState) -> Option<ThreadView<'_>> {
+pub fn crashing_thread_view<'a>(
+    state: &'a ProcessState,
+    variables: &'a ThreadsVariables,
+) -> Option<ThreadView<'a>> {
     let index = state.requesting_thread?;
     let thread = state.threads.get(index).filter(|t| !t.frames.is_empty())?;
-    Some(thread_view(thread, Width::of(state), Some(index)))
+    let w = Width::of(state);
+    Some(thread_view(thread, w, Some(index), variables.get(&index)))
 }
 
 /// One thread; with `crashing_index`, the top-level `crashing_thread` copy (which adds
 /// `threads_index` and the first frame's `registers`).
-fn thread_view(thread: &CallStack, w: Width, crashing_index: Option<usize>) -> ThreadView<'_> {
+fn thread_view<'a>(
+    thread: &'a CallStack,
+    w: Width,
+    crashing_index: Option<usize>,
+    variables: Option<&'a Vec<Vec<Variable>>>,
+) -> ThreadView<'a> {
     let registers = crashing_index.is_some();
     ThreadView {
         frame_count: thread.frames.len(),
@@ -426,7 +444,14 @@ fn thread_view(thread: &CallStack, w: Width, crashing_index: Option<usize>) -> T
             .frames
             .iter()
             .enumerate()
-            .map(|(index, frame)| frame_view(index, frame, w, registers && index == 0))
+            .map(|(index, frame)| {
+                let mut view = frame_view(index, frame, w, registers && index == 0);
+                view.variables = variables
+                    .and_then(|v| v.get(index))
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Cow::Borrowed(v.as_slice()));
+                view
+            })
             .collect(),
         threads_index: crashing_index,
     }
@@ -471,6 +496,7 @@ fn frame_view(index: usize, f: &StackFrame, w: Width, registers: bool) -> FrameV
         // none | scan | cfi_scan | frame_pointer | cfi | context | prewalked
         trust: Cow::Borrowed(f.trust.as_str()),
         registers: registers.then(|| registers_of(&f.context)),
+        variables: None,
     }
 }
 

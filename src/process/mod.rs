@@ -15,6 +15,7 @@ mod output;
 pub mod provider;
 pub mod symbolicate;
 pub mod thrown;
+pub mod variables;
 pub mod view;
 
 use std::collections::HashMap;
@@ -26,12 +27,14 @@ use minidump::{Minidump, MinidumpModuleList, MinidumpSystemInfo, MinidumpThreadL
 use minidump_processor::{ProcessState, ProcessorOptions};
 use symbolic::common::{CodeId, DebugId};
 
-use crate::config::Config;
+use crate::config::{Config, VariablesScope};
 use crate::cpu;
 use crate::symbols::identify::base_name;
 use crate::upstream::{ModulePlatform, ModuleRef};
+use crate::variables::VariablesTable;
 use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
+use variables::ThreadsVariables;
 
 pub use json::{crashing_thread_view, module_views, thread_views};
 pub use output::{ModuleReport, ProcessedCrash, Timings};
@@ -103,12 +106,25 @@ impl std::fmt::Display for BudgetKind {
 pub struct Processor {
     modules: ModuleCache,
     limits: ProcessLimits,
+    variables: VariablesScope,
 }
 
 impl Processor {
-    /// A processor reading symbols through `modules`.
+    /// A processor reading symbols through `modules`, with variables for the crashing thread.
     pub fn new(modules: ModuleCache, limits: ProcessLimits) -> Processor {
-        Processor { modules, limits }
+        Processor {
+            modules,
+            limits,
+            variables: VariablesScope::default(),
+        }
+    }
+
+    /// The same processor reading variables for `scope`'s threads.
+    pub fn with_variables(self, scope: VariablesScope) -> Processor {
+        Processor {
+            variables: scope,
+            ..self
+        }
     }
 
     /// A processor over `symbols` with the configured budgets and cache sizes.
@@ -127,6 +143,7 @@ impl Processor {
                 time_budget: Duration::from_millis(config.limits.process_time_ms),
             },
         )
+        .with_variables(config.processing.variables)
     }
 
     /// How long a crash (or a request's raw frames) waits for its modules' symbols: the time
@@ -199,10 +216,13 @@ impl Processor {
                 }
             };
         let walked = started.elapsed();
+        let threads = variables::threads_for(self.variables, &state);
+        let tables = self.variable_tables(&state, &threads, deadline).await;
         Ok(finish(
             &dump,
             state,
             &by_id,
+            (&threads, &tables),
             Timings {
                 parse_ms: ms(parsed),
                 symbols_ms: ms(symbols_ready - parsed),
@@ -276,6 +296,26 @@ impl Processor {
         }
     }
 
+    /// The variables tables of the modules `threads` run in, loaded (and built on first need)
+    /// until the deadline; a module whose table is not ready by then gets no variables.
+    async fn variable_tables(
+        &self,
+        state: &ProcessState,
+        threads: &[usize],
+        deadline: Instant,
+    ) -> HashMap<DebugId, Arc<VariablesTable>> {
+        let ids = variables::modules_of(state, threads);
+        let tables = self.modules.variables();
+        let loads = futures::future::join_all(
+            ids.into_iter()
+                .map(|id| async move { tables.get(id).await.map(|t| (id, t)) }),
+        );
+        match tokio::time::timeout_at(deadline.into(), loads).await {
+            Ok(loaded) => loaded.into_iter().flatten().collect(),
+            Err(_) => HashMap::new(),
+        }
+    }
+
     /// The stack walk, as a second job on the pool.
     async fn walk_with(
         &self,
@@ -294,12 +334,13 @@ impl Processor {
     }
 }
 
-/// The walked dump with what was found per module, its Crashpad annotations and the memory
-/// facts around the fault.
+/// The walked dump with what was found per module, its Crashpad annotations, the memory
+/// facts around the fault, and the variables of the chosen threads' frames.
 fn finish(
     dump: &Minidump<'static, Bytes>,
     state: ProcessState,
     by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+    (threads, tables): (&[usize], &HashMap<DebugId, Arc<VariablesTable>>),
     timings: Timings,
 ) -> ProcessedCrash {
     let module_reports = module_reports(&state, by_id);
@@ -321,12 +362,15 @@ fn finish(
         &state,
         by_id,
     );
+    let variables: ThreadsVariables =
+        variables::read(dump, &state, threads, tables, &facts.thread_stacks);
     ProcessedCrash {
         state,
         modules: module_reports,
         crashpad,
         facts,
         thrown,
+        variables,
         timings,
     }
 }

@@ -13,6 +13,7 @@ use symbolic::symcache::SymCache;
 
 use super::breakpad;
 use super::location::{demangled, InlineLocation, SourceLocation};
+use super::variables::VariableTables;
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
 use crate::symbols::identify::DebugFileMeta;
@@ -247,6 +248,7 @@ impl From<LocalSymbols> for SymbolSource {
 pub struct ModuleCache {
     symbols: SymbolSource,
     cache: moka::future::Cache<DebugId, Arc<ModuleSymbols>>,
+    variables: VariableTables,
 }
 
 impl ModuleCache {
@@ -269,7 +271,19 @@ impl ModuleCache {
             .weigher(|_, value: &Arc<ModuleSymbols>| value.weight())
             .expire_after(Expiry(missing_ttl))
             .build();
-        ModuleCache { symbols, cache }
+        // Variables tables are read for a crashing thread's few modules only: a quarter of
+        // the memory of the symbols every frame needs.
+        let variables = VariableTables::new(symbols.clone(), max_bytes / 4);
+        ModuleCache {
+            symbols,
+            cache,
+            variables,
+        }
+    }
+
+    /// The modules' variables tables (same source, same invalidation).
+    pub fn variables(&self) -> &VariableTables {
+        &self.variables
     }
 
     /// The symbols of one module, loading them (fetching its files from the upstream sources
@@ -337,6 +351,7 @@ impl ModuleCache {
     /// Forgets a module, so the next dump sees newly uploaded files.
     pub async fn invalidate(&self, debug_id: &DebugId) {
         self.cache.invalidate(debug_id).await;
+        self.variables.invalidate(debug_id).await;
     }
 }
 

@@ -79,6 +79,9 @@ pub struct ProcessedCrash {
     /// The uncaught exception the process recorded before it died (an Objective-C exception
     /// re-raised by Crashpad), with its throw stack.
     pub thrown: Option<ThrownException>,
+    /// Parameters and locals of the frames of the threads `processing.variables` chose, by
+    /// thread index, one list per frame.
+    pub variables: super::variables::ThreadsVariables,
     /// Processing timings.
     pub timings: Timings,
 }

@@ -18,6 +18,7 @@ use super::modules::SymbolStatus;
 use super::thrown::ThrownException;
 use crate::symbols::derive::CacheSource;
 use crate::upstream::Candidate;
+use crate::variables::Variable;
 
 /// An address, written as a `0x`-prefixed hex string as wide as the crashed process' pointers
 /// (8 or 16 digits), as minidump-stackwalk writes them.
@@ -114,6 +115,10 @@ pub struct FrameView<'a> {
     /// The registers, on the crashing thread's first frame of `crashing_thread` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registers: Option<Registers>,
+    /// Its parameters and locals with their values (threads chosen by `processing.variables`;
+    /// see docs/OUTPUT.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Cow<'a, [Variable]>>,
 }
 
 /// One thread (minidump-stackwalk's `threads[]`, and the top-level `crashing_thread`, which

@@ -55,10 +55,36 @@ impl SymbolStore {
             .expect("refresh_caches stores every kind"))
     }
 
+    /// The variables cache of a module, built from its best stored file on first need (the
+    /// first crash whose crashing thread runs through it) and stored for every node; `None`
+    /// when no stored file carries DWARF.
+    pub async fn variables_cache(
+        &self,
+        debug_id: &DebugId,
+    ) -> Result<Option<DerivedCache>, SymbolError> {
+        let kind = CacheKind::Variables;
+        let files = self.files_for(debug_id).await?;
+        let Some(best) = best_source(kind, &files) else {
+            return Ok(None);
+        };
+        if let Some(cache) = self.stored_cache(debug_id, kind).await? {
+            let source = cache.header.source.as_ref().map(|s| &s.sha256);
+            if source == Some(&best.sha256) {
+                return Ok(Some(cache));
+            }
+        }
+        let cache = self.build_cache(debug_id, kind, Some(best)).await?;
+        self.objects
+            .put_regenerable(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
+            .await?;
+        metrics::counter!("faultline_cache_builds_total", "kind" => kind.name()).increment(1);
+        Ok(Some(cache))
+    }
+
     /// Forgets this node's local copies of a module's derived caches (another node rebuilt
     /// them), so the next read fetches the shared ones.
     pub async fn forget_local_caches(&self, debug_id: &DebugId) -> Result<(), SymbolError> {
-        for kind in CacheKind::ALL {
+        for kind in CacheKind::STORED {
             self.objects
                 .forget_local_copy(&cache_key(debug_id, kind))
                 .await?;

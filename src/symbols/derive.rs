@@ -4,6 +4,9 @@
 //!   relative to the module's load address.
 //! - **CFI** (symbolic-cfi): Breakpad `STACK CFI` / `STACK WIN` text, from Breakpad records,
 //!   DWARF `.eh_frame`/`.debug_frame`, PE unwind info or Mach-O compact unwind.
+//! - **Variables** ([`crate::variables::VariablesTable`]): each function's scopes, parameters
+//!   and locals with their locations and types, from DWARF; zstd-compressed JSON. Built on first
+//!   need (a crash's crashing thread runs through the module), not on upload.
 //!
 //! Each debug ID may have several stored files; each cache is built from the best one for its
 //! kind (a stripped binary carries unwind info, its debug companion carries symbols). A stored
@@ -23,7 +26,7 @@ use super::identify::DebugFileMeta;
 const _: () = assert!(symbolic::symcache::SYMCACHE_VERSION == 8);
 const _: () = assert!(symbolic::cfi::CFICACHE_LATEST_VERSION == 2);
 
-/// The two caches a module can have.
+/// The caches a module can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CacheKind {
@@ -31,17 +34,23 @@ pub enum CacheKind {
     SymCache,
     /// Unwind rules for the stack walker.
     Cfi,
+    /// Scopes, parameters and locals: where each variable lives, and its type.
+    Variables,
 }
 
 impl CacheKind {
-    /// Both kinds, in build order.
+    /// The kinds built as soon as a module's files are stored, in build order.
     pub const ALL: [CacheKind; 2] = [CacheKind::SymCache, CacheKind::Cfi];
+
+    /// Every kind a module may have stored (the variables cache only once a crash needed it).
+    pub const STORED: [CacheKind; 3] = [CacheKind::SymCache, CacheKind::Cfi, CacheKind::Variables];
 
     /// The cache format version; bump it when the payload or the choice of source changes.
     pub const fn version(self) -> u32 {
         match self {
             CacheKind::SymCache => 1,
             CacheKind::Cfi => 1,
+            CacheKind::Variables => crate::variables::table::TABLE_VERSION,
         }
     }
 
@@ -50,6 +59,7 @@ impl CacheKind {
         match self {
             CacheKind::SymCache => "symcache",
             CacheKind::Cfi => "cfi",
+            CacheKind::Variables => "variables",
         }
     }
 
@@ -58,6 +68,9 @@ impl CacheKind {
         match self {
             CacheKind::SymCache => meta.features.debug || meta.features.symtab,
             CacheKind::Cfi => meta.features.unwind,
+            CacheKind::Variables => {
+                meta.features.debug && matches!(meta.format.as_str(), "elf" | "macho" | "wasm")
+            }
         }
     }
 
@@ -86,6 +99,7 @@ impl CacheKind {
                 },
                 meta.size,
             ),
+            CacheKind::Variables => (1, 1, meta.size),
         }
     }
 }
@@ -200,6 +214,11 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
             let cfi = CfiCache::from_object(object)
                 .map_err(|e| format!("could not read unwind info: {e}"))?;
             Ok(cfi.as_slice().to_vec())
+        }
+        CacheKind::Variables => {
+            let table = crate::variables::dwarf::build(object)
+                .map_err(|e| format!("could not read variables: {e}"))?;
+            Ok(table.encode())
         }
     }
 }

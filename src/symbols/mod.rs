@@ -477,7 +477,7 @@ impl SymbolStore {
                 .delete(&breakpad_sym::sym_key(debug_id))
                 .await?;
             if kept.is_empty() {
-                for kind in CacheKind::ALL {
+                for kind in CacheKind::STORED {
                     self.objects.delete(&cache_key(debug_id, kind)).await?;
                 }
             } else {

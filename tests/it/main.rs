@@ -19,6 +19,7 @@ mod durability;
 mod events;
 mod evidence;
 mod evidence_scenario;
+mod variables;
 mod webassembly;
 mod front_door;
 mod generated_sym;

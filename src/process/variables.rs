@@ -1,0 +1,171 @@
+//! Variables in a processed crash: which threads get them (`processing.variables`), each
+//! module's variables table loaded once (built on first need from the module's debug file and
+//! stored, see `symbols::derive`) and kept in memory, and the values read for every frame.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use minidump::{Minidump, Module};
+use minidump_processor::ProcessState;
+use symbolic::common::DebugId;
+
+use super::modules::SymbolSource;
+use crate::config::VariablesScope;
+use crate::cpu;
+use crate::symbols::derive::CacheKind;
+use crate::symbols::identify::base_name;
+use crate::symbols::SymbolError;
+use crate::variables::{
+    thread_variables, CrashAddressMap, DumpMemory, RenderLimits, Variable, VariablesTable,
+};
+
+/// Variables per thread index: one list per frame.
+pub type ThreadsVariables = HashMap<usize, Vec<Vec<Variable>>>;
+
+/// Every module's variables table, loaded on first need and shared by all dumps (cheap to
+/// clone: clones share the cache).
+#[derive(Clone)]
+pub struct VariableTables {
+    symbols: SymbolSource,
+    cache: moka::future::Cache<DebugId, Option<Arc<VariablesTable>>>,
+}
+
+impl VariableTables {
+    /// Tables read through `symbols`, at most `max_bytes` of them in memory.
+    pub fn new(symbols: SymbolSource, max_bytes: u64) -> VariableTables {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_, table: &Option<Arc<VariablesTable>>| {
+                table
+                    .as_ref()
+                    .map_or(64, |t| t.weight())
+                    .min(u32::MAX as usize) as u32
+            })
+            .build();
+        VariableTables { symbols, cache }
+    }
+
+    /// The table of module `debug_id`; `None` when no debug file with DWARF is known for it
+    /// (or it could not be read: logged, and the crash is processed without its variables).
+    pub async fn get(&self, debug_id: DebugId) -> Option<Arc<VariablesTable>> {
+        let symbols = self.symbols.clone();
+        self.cache
+            .get_with(debug_id, async move {
+                match load(&symbols, debug_id).await {
+                    Ok(table) => table.map(Arc::new),
+                    Err(e) => {
+                        tracing::warn!(%debug_id, "no variables for a module: {e}");
+                        None
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Forgets a module's table (a new debug file was stored).
+    pub async fn invalidate(&self, debug_id: &DebugId) {
+        self.cache.invalidate(debug_id).await;
+    }
+}
+
+async fn load(symbols: &SymbolSource, id: DebugId) -> Result<Option<VariablesTable>, SymbolError> {
+    let payload = match symbols {
+        SymbolSource::Store(store, _) => match store.variables_cache(&id).await? {
+            Some(cache) => cache.payload,
+            None => return Ok(None),
+        },
+        SymbolSource::Local(local, then) => {
+            if !local.has(&id) {
+                return match then {
+                    Some(then) => Box::pin(load(then, id)).await,
+                    None => Ok(None),
+                };
+            }
+            let local = Arc::clone(local);
+            let cache = cpu::run(move || local.build(&id, CacheKind::Variables)).await??;
+            if cache.header.source.is_none() {
+                return Ok(None);
+            }
+            cache.payload
+        }
+    };
+    let table = cpu::run(move || VariablesTable::decode(&payload)).await?;
+    table.map(Some).map_err(|detail| SymbolError::Unreadable {
+        key: format!("variables cache of {id}"),
+        detail,
+    })
+}
+
+/// The threads whose frames get variables under `scope`.
+pub fn threads_for(scope: VariablesScope, state: &ProcessState) -> Vec<usize> {
+    match scope {
+        VariablesScope::Off => Vec::new(),
+        VariablesScope::CrashingThread => state.requesting_thread.into_iter().collect(),
+        VariablesScope::AllThreads => (0..state.threads.len()).collect(),
+    }
+}
+
+/// The distinct debug IDs of the modules `threads`' frames run in.
+pub fn modules_of(state: &ProcessState, threads: &[usize]) -> Vec<DebugId> {
+    let mut ids: Vec<DebugId> = threads
+        .iter()
+        .filter_map(|t| state.threads.get(*t))
+        .flat_map(|t| t.frames.iter())
+        .filter_map(|f| f.module.as_ref()?.debug_identifier())
+        .filter(|id| !id.is_nil())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The variables of every frame of `threads`, read with `tables` from `dump`.
+pub fn read(
+    dump: &Minidump<'static, Bytes>,
+    state: &ProcessState,
+    threads: &[usize],
+    tables: &HashMap<DebugId, Arc<VariablesTable>>,
+    stacks: &[Range<u64>],
+) -> ThreadsVariables {
+    if threads.is_empty() || tables.is_empty() {
+        return ThreadsVariables::new();
+    }
+    let memory_list = dump.get_memory();
+    let memory = DumpMemory::new(memory_list.as_ref());
+    let map = CrashAddressMap {
+        stacks,
+        modules: state
+            .modules
+            .iter()
+            .map(|m| {
+                let start = m.base_address();
+                let name = base_name(&m.code_file()).to_owned();
+                (start..start.saturating_add(m.size()), name)
+            })
+            .collect(),
+        memory: &memory,
+    };
+    let table_for = |frame: &minidump_unwind::StackFrame| {
+        let id = frame.module.as_ref()?.debug_identifier()?;
+        tables.get(&id).cloned()
+    };
+    threads
+        .iter()
+        .filter_map(|&index| {
+            let thread = state.threads.get(index)?;
+            let frames = thread_variables(
+                &thread.frames,
+                &table_for,
+                &memory,
+                &map,
+                RenderLimits::default(),
+            );
+            frames
+                .iter()
+                .any(|f| !f.is_empty())
+                .then_some((index, frames))
+        })
+        .collect()
+}

@@ -1,0 +1,255 @@
+//! Where a variable's bytes are in one frame of a crash: its DWARF location expression evaluated
+//! with gimli against the registers the unwinder recovered for that frame and the memory the
+//! dump captured. A register the unwinder did not restore in a caller frame is "register not
+//! recovered", never guessed; memory outside the dump is "not captured"; a location list with no
+//! entry for the frame's address, or an empty piece, is "optimized out".
+
+use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location as PieceLocation, Value};
+use serde::{Deserialize, Serialize};
+
+use super::table::{Encoding, FunctionScope, Location};
+
+/// Why a value (or part of one) cannot be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unavailable {
+    /// The compiler kept no location for it at this address.
+    OptimizedOut,
+    /// It lives in memory the dump did not capture.
+    NotCaptured,
+    /// It lives in (or is computed from) a register the unwinder could not recover for this
+    /// frame.
+    RegisterNotRecovered,
+    /// Its location uses a DWARF operation this reader does not evaluate.
+    Unsupported,
+}
+
+impl Unavailable {
+    /// As shown to a person: `optimized out`, `not captured`…
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unavailable::OptimizedOut => "optimized out",
+            Unavailable::NotCaptured => "not captured",
+            Unavailable::RegisterNotRecovered => "register not recovered",
+            Unavailable::Unsupported => "unsupported location",
+        }
+    }
+}
+
+/// One frame of the crash as location expressions see it.
+pub trait FrameContext {
+    /// DWARF register `register` in this frame, if the unwinder recovered it.
+    fn register(&self, register: u16) -> Option<u64>;
+    /// The frame's canonical frame address: the caller's stack pointer before the call.
+    fn cfa(&self) -> Option<u64>;
+    /// The value register `register` had when this frame's function was entered, as the
+    /// caller's call site recorded it (`DW_OP_entry_value`).
+    fn entry_value(&self, register: u16) -> Option<u64>;
+    /// Where the module's link-time address `address` was loaded.
+    fn relocate(&self, address: u64) -> u64;
+}
+
+/// The memory a dump captured.
+pub trait CapturedMemory {
+    /// `len` bytes at `address`, if the dump holds all of them.
+    fn read(&self, address: u64, len: usize) -> Option<Vec<u8>>;
+}
+
+/// The bytes of one value, each known or not (and why not).
+pub type ValueBytes = Vec<Result<u8, Unavailable>>;
+
+/// Most operations one expression may execute (a backwards `DW_OP_skip` loops forever).
+const MAX_STEPS: u32 = 10_000;
+
+/// The `size` bytes of a variable with `location` at `pc` (module-relative) in the frame.
+pub fn variable_bytes(
+    location: &Location,
+    function: &FunctionScope,
+    pc: u64,
+    size: u64,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+) -> Result<ValueBytes, Unavailable> {
+    let expression = match location {
+        Location::None => return Err(Unavailable::OptimizedOut),
+        Location::Constant(bytes) => return Ok(sized(bytes.iter().map(|b| Ok(*b)), size)),
+        Location::Expression(e) => e.as_slice(),
+        Location::List(list) => match list.iter().find(|r| (r.start..r.end).contains(&pc)) {
+            Some(range) => range.expression.as_slice(),
+            None => return Err(Unavailable::OptimizedOut),
+        },
+    };
+    if expression.is_empty() {
+        return Err(Unavailable::OptimizedOut);
+    }
+    let pieces = evaluate(expression, function, frame, memory, 0)?;
+    Ok(assemble(&pieces, size, frame, memory))
+}
+
+/// The value an expression computes (a call site's `DW_AT_call_value`, a frame base).
+pub fn evaluate_value(
+    expression: &[u8],
+    function: &FunctionScope,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+) -> Option<u64> {
+    let pieces = evaluate(expression, function, frame, memory, 0).ok()?;
+    match pieces.first()?.location {
+        PieceLocation::Value { value } => value.to_u64(!0).ok(),
+        PieceLocation::Address { address } => Some(address),
+        PieceLocation::Register { register } => frame.register(register.0),
+        _ => None,
+    }
+}
+
+fn evaluate<'e>(
+    bytes: &'e [u8],
+    function: &FunctionScope,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+    depth: u8,
+) -> Result<Vec<gimli::Piece<EndianSlice<'e, LittleEndian>>>, Unavailable> {
+    let encoding = gimli_encoding(function.encoding);
+    let mut evaluation = gimli::Evaluation::new(EndianSlice::new(bytes, LittleEndian), encoding);
+    evaluation.set_max_iterations(MAX_STEPS);
+    let mut state = evaluation
+        .evaluate()
+        .map_err(|_| Unavailable::Unsupported)?;
+    loop {
+        state = match state {
+            EvaluationResult::Complete => break,
+            EvaluationResult::RequiresMemory { address, size, .. } => {
+                let read = memory
+                    .read(address, usize::from(size))
+                    .ok_or(Unavailable::NotCaptured)?;
+                let mut word = [0u8; 8];
+                word[..read.len().min(8)].copy_from_slice(&read[..read.len().min(8)]);
+                evaluation.resume_with_memory(Value::Generic(u64::from_le_bytes(word)))
+            }
+            EvaluationResult::RequiresRegister { register, .. } => {
+                let value = frame
+                    .register(register.0)
+                    .ok_or(Unavailable::RegisterNotRecovered)?;
+                evaluation.resume_with_register(Value::Generic(value))
+            }
+            EvaluationResult::RequiresFrameBase => {
+                let base = function
+                    .frame_base
+                    .as_deref()
+                    .ok_or(Unavailable::Unsupported)?;
+                if depth > 2 {
+                    return Err(Unavailable::Unsupported);
+                }
+                let pieces = evaluate(base, function, frame, memory, depth + 1)?;
+                let base = match pieces.first().map(|p| p.location) {
+                    Some(PieceLocation::Address { address }) => address,
+                    Some(PieceLocation::Register { register }) => frame
+                        .register(register.0)
+                        .ok_or(Unavailable::RegisterNotRecovered)?,
+                    Some(PieceLocation::Value { value }) => {
+                        value.to_u64(!0).map_err(|_| Unavailable::Unsupported)?
+                    }
+                    _ => return Err(Unavailable::Unsupported),
+                };
+                evaluation.resume_with_frame_base(base)
+            }
+            EvaluationResult::RequiresCallFrameCfa => {
+                let cfa = frame.cfa().ok_or(Unavailable::RegisterNotRecovered)?;
+                evaluation.resume_with_call_frame_cfa(cfa)
+            }
+            EvaluationResult::RequiresEntryValue(expression) => {
+                let register = single_register(expression.0.slice());
+                let value = register
+                    .and_then(|r| frame.entry_value(r))
+                    .ok_or(Unavailable::OptimizedOut)?;
+                evaluation.resume_with_entry_value(Value::Generic(value))
+            }
+            EvaluationResult::RequiresRelocatedAddress(address) => {
+                evaluation.resume_with_relocated_address(frame.relocate(address))
+            }
+            EvaluationResult::RequiresBaseType(_) => {
+                evaluation.resume_with_base_type(gimli::ValueType::Generic)
+            }
+            EvaluationResult::RequiresParameterRef(_) => return Err(Unavailable::OptimizedOut),
+            _ => return Err(Unavailable::Unsupported),
+        }
+        .map_err(|_| Unavailable::Unsupported)?;
+    }
+    Ok(evaluation.result())
+}
+
+/// The value's bytes from its pieces (one piece: the whole value).
+fn assemble(
+    pieces: &[gimli::Piece<EndianSlice<'_, LittleEndian>>],
+    size: u64,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+) -> ValueBytes {
+    let mut bytes: ValueBytes = Vec::with_capacity(size as usize);
+    for piece in pieces {
+        let remaining = size.saturating_sub(bytes.len() as u64);
+        let len = piece
+            .size_in_bits
+            .map_or(remaining, |bits| bits.div_ceil(8))
+            .min(remaining) as usize;
+        match piece.location {
+            PieceLocation::Empty => bytes.extend((0..len).map(|_| Err(Unavailable::OptimizedOut))),
+            PieceLocation::Register { register } => match frame.register(register.0) {
+                Some(value) => bytes.extend(sized(value.to_le_bytes().map(Ok), len as u64)),
+                None => bytes.extend((0..len).map(|_| Err(Unavailable::RegisterNotRecovered))),
+            },
+            PieceLocation::Address { address } => match memory.read(address, len) {
+                Some(read) => bytes.extend(read.into_iter().map(Ok)),
+                None => bytes.extend((0..len).map(|_| Err(Unavailable::NotCaptured))),
+            },
+            PieceLocation::Value { value } => {
+                let raw = match value {
+                    Value::F32(f) => u64::from(f.to_bits()),
+                    Value::F64(f) => f.to_bits(),
+                    other => other.to_u64(!0).unwrap_or(0),
+                };
+                bytes.extend(sized(raw.to_le_bytes().map(Ok), len as u64));
+            }
+            PieceLocation::Bytes { value } => {
+                bytes.extend(sized(value.slice().iter().map(|b| Ok(*b)), len as u64))
+            }
+            _ => bytes.extend((0..len).map(|_| Err(Unavailable::Unsupported))),
+        }
+        if bytes.len() as u64 >= size {
+            break;
+        }
+    }
+    bytes
+}
+
+/// Exactly `size` bytes: cut, or padded with "optimized out".
+fn sized(bytes: impl IntoIterator<Item = Result<u8, Unavailable>>, size: u64) -> ValueBytes {
+    let mut out: ValueBytes = bytes.into_iter().take(size as usize).collect();
+    out.resize(size as usize, Err(Unavailable::OptimizedOut));
+    out
+}
+
+/// The register of a `DW_OP_regN` / `DW_OP_regx N` expression.
+pub(super) fn single_register(bytes: &[u8]) -> Option<u16> {
+    let (&op, rest) = bytes.split_first()?;
+    match op {
+        0x50..=0x6f => Some(u16::from(op - 0x50)),
+        0x90 => {
+            let mut reader = EndianSlice::new(rest, LittleEndian);
+            gimli::Reader::read_uleb128_u16(&mut reader).ok()
+        }
+        _ => None,
+    }
+}
+
+fn gimli_encoding(encoding: Encoding) -> gimli::Encoding {
+    gimli::Encoding {
+        address_size: encoding.address_size,
+        format: if encoding.dwarf64 {
+            gimli::Format::Dwarf64
+        } else {
+            gimli::Format::Dwarf32
+        },
+        version: encoding.version,
+    }
+}

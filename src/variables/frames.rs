@@ -1,0 +1,292 @@
+//! The variables of a walked thread: for each frame, the scopes of its function that cover the
+//! frame's instruction, and each parameter and local in them located against that frame's
+//! registers (as the unwinder recovered them) and read from the dump's memory.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use minidump::{MinidumpContext, MinidumpRawContext, Module, UnifiedMemoryList};
+use minidump_unwind::StackFrame;
+use serde::{Deserialize, Serialize};
+
+use super::eval::{self, CapturedMemory, FrameContext};
+use super::render::{AddressMap, RenderLimits, Renderer, Value};
+use super::table::{ScopeKind, VariablesTable};
+
+/// Most variables shown for one frame.
+pub const MAX_VARIABLES_PER_FRAME: usize = 100;
+/// How many callers deep `DW_OP_entry_value` is followed.
+const MAX_ENTRY_DEPTH: u8 = 4;
+
+/// A parameter or local of one frame, with its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variable {
+    /// `parameter` or `local`.
+    pub kind: VariableKind,
+    /// The function inlined into this frame that declares it, if it is not the frame's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inlined: Option<String>,
+    /// Name, type and value.
+    #[serde(flatten)]
+    pub value: Value,
+}
+
+/// Whether a variable is a parameter or a local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VariableKind {
+    Parameter,
+    Local,
+}
+
+/// The dump's captured memory.
+pub struct DumpMemory<'a> {
+    regions: Vec<(u64, &'a [u8])>,
+}
+
+impl<'a> DumpMemory<'a> {
+    /// Over the dump's memory list.
+    pub fn new(memory: Option<&'a UnifiedMemoryList<'a>>) -> DumpMemory<'a> {
+        let mut regions: Vec<(u64, &[u8])> = memory
+            .map(|list| list.iter().map(|m| (m.base_address(), m.bytes())).collect())
+            .unwrap_or_default();
+        regions.sort_by_key(|r| r.0);
+        DumpMemory { regions }
+    }
+
+    /// Whether the dump holds the byte at `address`.
+    pub fn holds(&self, address: u64) -> bool {
+        self.read(address, 1).is_some()
+    }
+}
+
+impl CapturedMemory for DumpMemory<'_> {
+    fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
+        let after = self.regions.partition_point(|r| r.0 <= address);
+        let (base, bytes) = self.regions[..after].last()?;
+        let start = usize::try_from(address - base).ok()?;
+        bytes
+            .get(start..start.checked_add(len)?)
+            .map(<[u8]>::to_vec)
+    }
+}
+
+/// Where pointers of this crash point: null, a thread's stack, a module, or other captured
+/// memory (heap); else not captured.
+pub struct CrashAddressMap<'a> {
+    /// Every thread's stack.
+    pub stacks: &'a [Range<u64>],
+    /// Every module: its address range and code file's base name.
+    pub modules: Vec<(Range<u64>, String)>,
+    /// The captured memory.
+    pub memory: &'a DumpMemory<'a>,
+}
+
+impl AddressMap for CrashAddressMap<'_> {
+    fn describe(&self, address: u64) -> String {
+        if address < 4096 {
+            return "null".to_owned();
+        }
+        if self.stacks.iter().any(|s| s.contains(&address)) {
+            return "stack".to_owned();
+        }
+        if let Some((_, name)) = self.modules.iter().find(|(r, _)| r.contains(&address)) {
+            return format!("module {name}");
+        }
+        if self.memory.holds(address) {
+            return "heap".to_owned();
+        }
+        "not captured".to_owned()
+    }
+}
+
+/// One frame's variables table, if its module has one.
+pub type TableFor<'a> = dyn Fn(&StackFrame) -> Option<Arc<VariablesTable>> + 'a;
+
+/// The variables of every frame of `frames` (one list per frame, empty where the frame's
+/// module has no variables table or the frame has no function there).
+pub fn thread_variables(
+    frames: &[StackFrame],
+    table_for: &TableFor<'_>,
+    memory: &DumpMemory<'_>,
+    map: &dyn AddressMap,
+    limits: RenderLimits,
+) -> Vec<Vec<Variable>> {
+    let tables: Vec<Option<Arc<VariablesTable>>> = frames.iter().map(table_for).collect();
+    (0..frames.len())
+        .map(|index| {
+            let Some(table) = tables[index].as_deref() else {
+                return Vec::new();
+            };
+            let walked = WalkedFrame {
+                frames,
+                tables: &tables,
+                index,
+                memory,
+                entry_depth: 0,
+            };
+            frame_variables(&walked, table, memory, map, limits)
+        })
+        .collect()
+}
+
+/// The variables in scope at one frame's instruction: parameters first, then locals from the
+/// innermost scope out (as gdb's `info args` and `info locals` list them).
+fn frame_variables(
+    frame: &WalkedFrame<'_>,
+    table: &VariablesTable,
+    memory: &DumpMemory<'_>,
+    map: &dyn AddressMap,
+    limits: RenderLimits,
+) -> Vec<Variable> {
+    let Some(pc) = frame.relative_pc() else {
+        return Vec::new();
+    };
+    let Some(function) = table.function_at(pc) else {
+        return Vec::new();
+    };
+    let renderer = Renderer {
+        table,
+        memory,
+        map,
+        limits,
+    };
+    let chain = function.scope.chain_at(pc);
+    let mut declared = Vec::new();
+    let mut inlined = None;
+    for scope in &chain {
+        if let ScopeKind::Inlined(name) = &scope.kind {
+            inlined = Some(name.clone());
+        }
+        for variable in &scope.variables {
+            declared.push((variable, inlined.clone(), scope.kind == ScopeKind::Block));
+        }
+    }
+    // Parameters first; then locals, innermost scope first.
+    let (parameters, locals): (Vec<_>, Vec<_>) = declared.into_iter().partition(|d| d.0.parameter);
+    let mut locals = locals;
+    locals.reverse();
+    parameters
+        .into_iter()
+        .chain(locals)
+        .take(MAX_VARIABLES_PER_FRAME)
+        .map(|(decl, inlined, _)| {
+            let size = renderer.size_of(decl.type_id);
+            let value =
+                match eval::variable_bytes(&decl.location, function, pc, size, frame, memory) {
+                    Ok(bytes) => renderer.value(decl.name.clone(), decl.type_id, &bytes),
+                    Err(why) => renderer.unavailable(decl.name.clone(), decl.type_id, why),
+                };
+            Variable {
+                kind: if decl.parameter {
+                    VariableKind::Parameter
+                } else {
+                    VariableKind::Local
+                },
+                inlined,
+                value,
+            }
+        })
+        .collect()
+}
+
+/// One frame of a walked thread, as location expressions see it.
+struct WalkedFrame<'a> {
+    frames: &'a [StackFrame],
+    tables: &'a [Option<Arc<VariablesTable>>],
+    index: usize,
+    memory: &'a DumpMemory<'a>,
+    entry_depth: u8,
+}
+
+impl WalkedFrame<'_> {
+    fn frame(&self) -> &StackFrame {
+        &self.frames[self.index]
+    }
+
+    fn module_base(&self) -> Option<u64> {
+        self.frame().module.as_ref().map(|m| m.base_address())
+    }
+
+    /// The frame's instruction relative to its module (in the call, for caller frames).
+    fn relative_pc(&self) -> Option<u64> {
+        self.frame().instruction.checked_sub(self.module_base()?)
+    }
+}
+
+impl FrameContext for WalkedFrame<'_> {
+    fn register(&self, register: u16) -> Option<u64> {
+        let context = &self.frame().context;
+        context.get_register(register_name(context, register)?)
+    }
+
+    fn cfa(&self) -> Option<u64> {
+        // The unwinder set the caller's stack pointer to this frame's CFA.
+        let caller = self.frames.get(self.index + 1)?;
+        let context = &caller.context;
+        let sp = match context.raw {
+            MinidumpRawContext::Amd64(_) => "rsp",
+            MinidumpRawContext::X86(_) => "esp",
+            _ => "sp",
+        };
+        context.get_register(sp)
+    }
+
+    fn entry_value(&self, register: u16) -> Option<u64> {
+        if self.entry_depth >= MAX_ENTRY_DEPTH {
+            return None;
+        }
+        let caller = WalkedFrame {
+            frames: self.frames,
+            tables: self.tables,
+            index: self.index + 1,
+            memory: self.memory,
+            entry_depth: self.entry_depth + 1,
+        };
+        let table = self.tables.get(caller.index)?.as_deref()?;
+        let function = table.function_at(caller.relative_pc()?)?;
+        let return_address = caller
+            .frame()
+            .resume_address
+            .checked_sub(caller.module_base()?)?;
+        let site = function.call_site(return_address)?;
+        let (_, value) = site.parameters.iter().find(|(r, _)| *r == register)?;
+        eval::evaluate_value(value, function, &caller, self.memory)
+    }
+
+    fn relocate(&self, address: u64) -> u64 {
+        let table = self.tables[self.index].as_deref();
+        let load = table.map_or(0, |t| t.load_address);
+        self.module_base()
+            .unwrap_or(0)
+            .wrapping_add(address.wrapping_sub(load))
+    }
+}
+
+/// The name minidump gives DWARF register `register` of this CPU.
+fn register_name(context: &MinidumpContext, register: u16) -> Option<&'static str> {
+    const AMD64: [&str; 17] = [
+        "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15", "rip",
+    ];
+    const X86: [&str; 9] = [
+        "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi", "eip",
+    ];
+    const ARM64: [&str; 32] = [
+        "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13",
+        "x14", "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26",
+        "x27", "x28", "x29", "x30", "sp",
+    ];
+    const ARM: [&str; 16] = [
+        "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "fp", "r12", "sp", "lr",
+        "pc",
+    ];
+    let names: &[&'static str] = match context.raw {
+        MinidumpRawContext::Amd64(_) => &AMD64,
+        MinidumpRawContext::X86(_) => &X86,
+        MinidumpRawContext::Arm64(_) | MinidumpRawContext::OldArm64(_) => &ARM64,
+        MinidumpRawContext::Arm(_) => &ARM,
+        _ => return None,
+    };
+    names.get(usize::from(register)).copied()
+}

@@ -1,0 +1,422 @@
+//! A variable's bytes read as its type says, into the value a person reads: integers, chars,
+//! bools, floats, enums by name, pointers with what they point into (and the C string behind a
+//! `char *` when the dump holds it), structs and arrays to a bounded depth and size. Every part
+//! that cannot be read says why.
+
+use serde::{Deserialize, Serialize};
+
+use super::eval::{CapturedMemory, Unavailable};
+use super::table::{BaseEncoding, TypeId, TypeInfo, VariablesTable};
+
+/// How much of a value is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderLimits {
+    /// Nesting of structs and arrays shown.
+    pub depth: usize,
+    /// Elements of one array (members of one struct) shown.
+    pub elements: usize,
+    /// Bytes of text read behind a `char *` or in a `char` array.
+    pub text_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        RenderLimits {
+            depth: 3,
+            elements: 64,
+            text_bytes: 256,
+        }
+    }
+}
+
+/// A value as shown: a leaf has `value` (or `unavailable`), a struct or array has `fields`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Value {
+    /// The variable's name, a member's name, or `[i]` for an element.
+    pub name: String,
+    /// The type as the source spells it (`struct node *`, `char [8]`).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The value, for a leaf: `42`, `120 'x'`, `0x7ffd…`, `BLUE`, `0.25`, `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Why there is no value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<Unavailable>,
+    /// For a pointer: `null`, `stack`, `heap`, `module NAME`, or `not captured`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points_to: Option<String>,
+    /// For a `char *` or `char` array: the text up to its NUL, non-printable bytes as `\xNN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Members of a struct, elements of an array.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Value>,
+    /// Members or elements were left out (the limits).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// Where pointers point, as the crash's memory map says.
+pub trait AddressMap {
+    /// `null`, `stack`, `heap`, `module NAME`, or `not captured`.
+    fn describe(&self, address: u64) -> String;
+}
+
+/// Reads values of one table's types.
+pub struct Renderer<'a> {
+    /// The types.
+    pub table: &'a VariablesTable,
+    /// The dump's memory (for strings behind pointers).
+    pub memory: &'a dyn CapturedMemory,
+    /// Where pointers point.
+    pub map: &'a dyn AddressMap,
+    /// How much is shown.
+    pub limits: RenderLimits,
+}
+
+impl Renderer<'_> {
+    /// The value named `name` of type `type_id` from `bytes`.
+    pub fn value(
+        &self,
+        name: String,
+        type_id: Option<TypeId>,
+        bytes: &[Result<u8, Unavailable>],
+    ) -> Value {
+        self.read(name, type_id, bytes, 0)
+    }
+
+    /// A value that could not be located at all.
+    pub fn unavailable(&self, name: String, type_id: Option<TypeId>, why: Unavailable) -> Value {
+        let mut value = leaf(name, self.type_name(type_id), None);
+        value.unavailable = Some(why);
+        value
+    }
+
+    /// The size in bytes of type `id` (0 when unknown).
+    pub fn size_of(&self, id: Option<TypeId>) -> u64 {
+        let mut id = id;
+        for _ in 0..64 {
+            match self.table.type_info(id) {
+                Some(TypeInfo::Base { size, .. }) | Some(TypeInfo::Pointer { size, .. }) => {
+                    return u64::from(*size)
+                }
+                Some(TypeInfo::Enum { size, .. }) => return u64::from(*size),
+                Some(TypeInfo::Struct { size, .. }) => return *size,
+                Some(TypeInfo::Array { element, count }) => {
+                    return self.size_of(*element).saturating_mul(count.unwrap_or(0))
+                }
+                Some(TypeInfo::Typedef { target, .. } | TypeInfo::Qualified { target, .. }) => {
+                    id = *target
+                }
+                _ => return 0,
+            }
+        }
+        0
+    }
+
+    /// The type as the source spells it.
+    pub fn type_name(&self, id: Option<TypeId>) -> String {
+        self.name_of(id, 0)
+    }
+
+    fn name_of(&self, id: Option<TypeId>, depth: usize) -> String {
+        if depth > 16 {
+            return "…".to_owned();
+        }
+        match self.table.type_info(id) {
+            None => "void".to_owned(),
+            Some(TypeInfo::Base { name, .. }) | Some(TypeInfo::Typedef { name, .. }) => {
+                name.clone()
+            }
+            Some(TypeInfo::Pointer {
+                target, reference, ..
+            }) => {
+                let target = self.name_of(*target, depth + 1);
+                let sigil = if *reference { "&" } else { "*" };
+                if target.ends_with(['*', '&']) {
+                    format!("{target}{sigil}")
+                } else {
+                    format!("{target} {sigil}")
+                }
+            }
+            Some(TypeInfo::Struct { keyword, name, .. }) => match name {
+                Some(name) => format!("{keyword} {name}"),
+                None => format!("{keyword} {{…}}"),
+            },
+            Some(TypeInfo::Array { element, count }) => match count {
+                Some(n) => format!("{} [{n}]", self.name_of(*element, depth + 1)),
+                None => format!("{} []", self.name_of(*element, depth + 1)),
+            },
+            Some(TypeInfo::Enum { name, .. }) => match name {
+                Some(name) => format!("enum {name}"),
+                None => "enum {…}".to_owned(),
+            },
+            Some(TypeInfo::Qualified { qualifier, target }) => {
+                let target = self.name_of(*target, depth + 1);
+                if target.ends_with('*') {
+                    format!("{target} {qualifier}")
+                } else {
+                    format!("{qualifier} {target}")
+                }
+            }
+            Some(TypeInfo::Function) => "function".to_owned(),
+            Some(TypeInfo::Other(name)) => name.clone().unwrap_or_else(|| "?".to_owned()),
+        }
+    }
+
+    fn read(
+        &self,
+        name: String,
+        type_id: Option<TypeId>,
+        bytes: &[Result<u8, Unavailable>],
+        depth: usize,
+    ) -> Value {
+        let type_name = self.type_name(type_id);
+        let Some(info) = self.resolved(type_id) else {
+            return leaf(name, type_name, None);
+        };
+        match info {
+            TypeInfo::Struct { members, .. } => {
+                let mut value = leaf(name, type_name, None);
+                if depth >= self.limits.depth {
+                    value.truncated = true;
+                    return value;
+                }
+                for member in members.iter().take(self.limits.elements) {
+                    let size = self.size_of(member.type_id);
+                    let start = member.offset as usize;
+                    let part = bytes.get(start..start.saturating_add(size as usize));
+                    let field = match (part, member.bits) {
+                        (Some(part), None) => {
+                            self.read(member.name.clone(), member.type_id, part, depth + 1)
+                        }
+                        (Some(part), Some((offset, width))) => {
+                            let mut field =
+                                leaf(member.name.clone(), self.type_name(member.type_id), None);
+                            match known(part) {
+                                Ok(raw) => {
+                                    let word = le_u64(&raw) >> offset;
+                                    let mask = if width >= 64 { !0 } else { (1u64 << width) - 1 };
+                                    field.value = Some((word & mask).to_string());
+                                }
+                                Err(why) => field.unavailable = Some(why),
+                            }
+                            field
+                        }
+                        (None, _) => self.unavailable(
+                            member.name.clone(),
+                            member.type_id,
+                            Unavailable::Unsupported,
+                        ),
+                    };
+                    value.fields.push(field);
+                }
+                value.truncated = members.len() > self.limits.elements;
+                value
+            }
+            TypeInfo::Array { element, count } => {
+                let mut value = leaf(name, type_name, None);
+                let size = self.size_of(*element) as usize;
+                let count = count.unwrap_or(0) as usize;
+                if self.is_char(*element) {
+                    value.text = text_of(bytes.iter().take(self.limits.text_bytes));
+                }
+                if depth >= self.limits.depth || size == 0 {
+                    value.truncated = count > 0;
+                    return value;
+                }
+                for i in 0..count.min(self.limits.elements) {
+                    let part = bytes.get(i * size..(i + 1) * size).unwrap_or(&[]);
+                    value
+                        .fields
+                        .push(self.read(format!("[{i}]"), *element, part, depth + 1));
+                }
+                value.truncated = count > self.limits.elements;
+                value
+            }
+            _ => self.scalar(name, type_name, type_id, info, bytes),
+        }
+    }
+
+    fn scalar(
+        &self,
+        name: String,
+        type_name: String,
+        type_id: Option<TypeId>,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+    ) -> Value {
+        let mut value = leaf(name, type_name, None);
+        let raw = match known(bytes) {
+            Ok(raw) if !raw.is_empty() => raw,
+            Ok(_) => {
+                value.unavailable = Some(Unavailable::Unsupported);
+                return value;
+            }
+            Err(why) => {
+                value.unavailable = Some(why);
+                return value;
+            }
+        };
+        let word = le_u64(&raw);
+        value.value = Some(match info {
+            TypeInfo::Base { encoding, size, .. } => base_value(*encoding, *size, word),
+            TypeInfo::Enum {
+                values,
+                signed,
+                size,
+                ..
+            } => {
+                let number = if *signed {
+                    sign_extend(word, *size)
+                } else {
+                    word as i64
+                };
+                match values.iter().find(|(_, v)| *v == number) {
+                    Some((name, _)) => name.clone(),
+                    None => number.to_string(),
+                }
+            }
+            TypeInfo::Pointer { target, .. } => {
+                value.points_to = Some(self.map.describe(word));
+                if word != 0 && self.is_char(*target) {
+                    value.text = self.c_string(word);
+                }
+                format!("{word:#x}")
+            }
+            _ => {
+                let _ = type_id;
+                format!("{word:#x}")
+            }
+        });
+        value
+    }
+
+    /// The bytes at `address` up to their NUL, as far as the dump holds them.
+    fn c_string(&self, address: u64) -> Option<String> {
+        let mut text = Vec::new();
+        while text.len() < self.limits.text_bytes {
+            let chunk = self.memory.read(address + text.len() as u64, 1)?;
+            if chunk[0] == 0 {
+                break;
+            }
+            text.push(chunk[0]);
+        }
+        Some(escape(&text))
+    }
+
+    /// The type with typedefs and qualifiers looked through.
+    fn resolved(&self, id: Option<TypeId>) -> Option<&TypeInfo> {
+        let mut id = id;
+        for _ in 0..64 {
+            match self.table.type_info(id)? {
+                TypeInfo::Typedef { target, .. } | TypeInfo::Qualified { target, .. } => {
+                    id = *target
+                }
+                other => return Some(other),
+            }
+        }
+        None
+    }
+
+    fn is_char(&self, id: Option<TypeId>) -> bool {
+        matches!(
+            self.resolved(id),
+            Some(TypeInfo::Base {
+                size: 1,
+                encoding: BaseEncoding::SignedChar
+                    | BaseEncoding::UnsignedChar
+                    | BaseEncoding::Signed
+                    | BaseEncoding::Unsigned,
+                ..
+            })
+        )
+    }
+}
+
+fn leaf(name: String, type_name: String, value: Option<String>) -> Value {
+    Value {
+        name,
+        type_name,
+        value,
+        unavailable: None,
+        points_to: None,
+        text: None,
+        fields: Vec::new(),
+        truncated: false,
+    }
+}
+
+/// Every byte, or why one is missing.
+fn known(bytes: &[Result<u8, Unavailable>]) -> Result<Vec<u8>, Unavailable> {
+    bytes.iter().copied().collect()
+}
+
+fn le_u64(raw: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = raw.len().min(8);
+    word[..n].copy_from_slice(&raw[..n]);
+    u64::from_le_bytes(word)
+}
+
+fn sign_extend(word: u64, size: u8) -> i64 {
+    match size {
+        1 => word as u8 as i8 as i64,
+        2 => word as u16 as i16 as i64,
+        4 => word as u32 as i32 as i64,
+        _ => word as i64,
+    }
+}
+
+fn base_value(encoding: BaseEncoding, size: u8, word: u64) -> String {
+    match encoding {
+        BaseEncoding::Signed => sign_extend(word, size).to_string(),
+        BaseEncoding::Unsigned | BaseEncoding::Other => word.to_string(),
+        BaseEncoding::SignedChar | BaseEncoding::UnsignedChar => {
+            let number = if encoding == BaseEncoding::SignedChar {
+                sign_extend(word, size)
+            } else {
+                word as i64
+            };
+            format!("{number} '{}'", escape(&[word as u8]))
+        }
+        BaseEncoding::Boolean => (word != 0).to_string(),
+        BaseEncoding::Float => match size {
+            4 => format!("{}", f64::from(f32::from_bits(word as u32))),
+            8 => format!("{}", f64::from_bits(word)),
+            _ => format!("{word:#x}"),
+        },
+        BaseEncoding::Utf => match char::from_u32(word as u32) {
+            Some(c) => format!("U+{:04X} '{c}'", word),
+            None => format!("U+{word:04X}"),
+        },
+    }
+}
+
+/// Bytes as text: printable ASCII as is (`\` and `"` escaped), anything else as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// The text of a `char` array: up to its NUL, if every byte up to there is known.
+fn text_of<'a>(bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>) -> Option<String> {
+    let mut text = Vec::new();
+    for byte in bytes {
+        match byte {
+            Ok(0) => break,
+            Ok(b) => text.push(*b),
+            Err(_) => return None,
+        }
+    }
+    Some(escape(&text))
+}

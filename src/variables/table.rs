@@ -1,0 +1,339 @@
+//! The variables table of one module: what its debug file says about each function's
+//! parameters and locals — in which scope (the function, an inlined call, a block) and for which
+//! addresses each lives, where (a DWARF location expression or list), and of what type. Built
+//! once from the debug file (`variables::dwarf`), stored as a derived cache, and read for every
+//! crash in the module: a warm crash pays lookups, not DWARF parsing.
+//!
+//! Addresses are relative to the module's load address, as the SymCache's are.
+
+use serde::{Deserialize, Serialize};
+
+/// The format version of a stored table; part of its cache's version.
+pub const TABLE_VERSION: u32 = 1;
+
+/// Every function with variables in one module, and the types they use.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct VariablesTable {
+    /// The module's link-time load address (`DW_OP_addr` operands are relocated from it).
+    pub load_address: u64,
+    /// Outermost scopes (functions), sorted by their first address.
+    pub functions: Vec<FunctionScope>,
+    /// Types, indexed by [`TypeId`].
+    pub types: Vec<TypeInfo>,
+    /// For each function, its address ranges: `(start, end, index into functions)`, sorted.
+    #[serde(skip)]
+    index: Vec<(u64, u64, u32)>,
+}
+
+/// A function's outermost scope plus what evaluating its expressions needs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FunctionScope {
+    /// The function body.
+    pub scope: Scope,
+    /// `DW_AT_frame_base`, for `DW_OP_fbreg`.
+    pub frame_base: Option<Vec<u8>>,
+    /// The DWARF encoding of its unit (expressions are read with it).
+    pub encoding: Encoding,
+    /// Calls this function makes, with the values it passed in registers where the compiler
+    /// recorded them: a callee's `DW_OP_entry_value` is answered from these.
+    pub call_sites: Vec<CallSite>,
+}
+
+/// The DWARF encoding of a unit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Encoding {
+    /// Bytes per address.
+    pub address_size: u8,
+    /// DWARF version.
+    pub version: u16,
+    /// 64-bit DWARF.
+    pub dwarf64: bool,
+}
+
+/// A function body, an inlined call or a lexical block: the variables declared in it and the
+/// scopes nested in it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Scope {
+    /// What the scope is.
+    pub kind: ScopeKind,
+    /// Addresses it covers, `[start, end)`.
+    pub ranges: Vec<(u64, u64)>,
+    /// Declared directly in it, in declaration order.
+    pub variables: Vec<VariableDecl>,
+    /// Nested scopes.
+    pub children: Vec<Scope>,
+}
+
+/// The kinds of scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScopeKind {
+    /// A function's own body.
+    Function(String),
+    /// The body of a function inlined here.
+    Inlined(String),
+    /// A `{ … }` block.
+    Block,
+}
+
+/// A parameter or local as declared.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VariableDecl {
+    /// Its name in the source.
+    pub name: String,
+    /// A parameter of the scope's function (else a local).
+    pub parameter: bool,
+    /// Its type, if the debug file gives one.
+    pub type_id: Option<TypeId>,
+    /// Where its value lives.
+    pub location: Location,
+}
+
+/// Where a variable's value lives.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Location {
+    /// One expression, valid wherever the variable is in scope.
+    Expression(Vec<u8>),
+    /// Expressions per address range; outside every range the value is optimized out.
+    List(Vec<LocationRange>),
+    /// A constant the compiler folded (`DW_AT_const_value`), little-endian bytes.
+    Constant(Vec<u8>),
+    /// No location: optimized out.
+    None,
+}
+
+/// One entry of a location list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LocationRange {
+    /// First address (module-relative).
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// The expression valid there.
+    pub expression: Vec<u8>,
+}
+
+/// A call made from a function, and what it passed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallSite {
+    /// The call's return address (module-relative).
+    pub return_address: u64,
+    /// `(DWARF register of the parameter at entry, expression of its value in the caller)`.
+    pub parameters: Vec<(u16, Vec<u8>)>,
+}
+
+/// Index of a type in [`VariablesTable::types`].
+pub type TypeId = u32;
+
+/// A type as values are read with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum TypeInfo {
+    /// An integer, character, boolean or floating-point type.
+    Base {
+        name: String,
+        size: u8,
+        encoding: BaseEncoding,
+    },
+    /// A pointer or reference to `target` (`None`: `void`).
+    Pointer {
+        size: u8,
+        target: Option<TypeId>,
+        reference: bool,
+    },
+    /// A struct, class or union, with its data members.
+    Struct {
+        keyword: String,
+        name: Option<String>,
+        size: u64,
+        members: Vec<Member>,
+    },
+    /// An array of `count` elements (`None`: unknown bound).
+    Array {
+        element: Option<TypeId>,
+        count: Option<u64>,
+    },
+    /// An enumeration and its named values.
+    Enum {
+        name: Option<String>,
+        size: u8,
+        signed: bool,
+        values: Vec<(String, i64)>,
+    },
+    /// A typedef.
+    Typedef {
+        name: String,
+        target: Option<TypeId>,
+    },
+    /// `const`, `volatile`, `restrict` or `_Atomic` applied to `target`.
+    Qualified {
+        qualifier: String,
+        target: Option<TypeId>,
+    },
+    /// A function type (only ever pointed to).
+    Function,
+    /// A type this reader does not decode; its name, when it has one.
+    Other(Option<String>),
+}
+
+/// A data member of a struct, class or union.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Member {
+    /// Its name (`<base>` for a base class).
+    pub name: String,
+    /// Byte offset in the struct.
+    pub offset: u64,
+    /// Its type.
+    pub type_id: Option<TypeId>,
+    /// A bit field: `(bit offset from the member's byte offset, width)`.
+    pub bits: Option<(u16, u16)>,
+}
+
+/// How a base type's bytes are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BaseEncoding {
+    Signed,
+    Unsigned,
+    SignedChar,
+    UnsignedChar,
+    Float,
+    Boolean,
+    /// UTF character types (`char16_t`, Rust `char`).
+    Utf,
+    Other,
+}
+
+/// Largest decompressed table read back (a stored cache is trusted only this far).
+const MAX_TABLE_BYTES: usize = 2 << 30;
+
+impl VariablesTable {
+    /// The table as stored: zstd-compressed JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("variables tables serialize");
+        zstd::bulk::compress(&json, 3).expect("zstd compresses in memory")
+    }
+
+    /// Reads what [`encode`](Self::encode) wrote (an empty payload is an empty table).
+    pub fn decode(payload: &[u8]) -> Result<VariablesTable, String> {
+        if payload.is_empty() {
+            return Ok(VariablesTable::default());
+        }
+        let mut json = Vec::new();
+        let decoder = zstd::stream::read::Decoder::new(payload).map_err(|e| e.to_string())?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(decoder, MAX_TABLE_BYTES as u64 + 1),
+            &mut json,
+        )
+        .map_err(|e| format!("corrupt variables table: {e}"))?;
+        if json.len() > MAX_TABLE_BYTES {
+            return Err("variables table larger than 2 GiB".to_owned());
+        }
+        let mut table: VariablesTable =
+            serde_json::from_slice(&json).map_err(|e| format!("corrupt variables table: {e}"))?;
+        table.reindex();
+        Ok(table)
+    }
+
+    /// A table over `functions` and `types`, indexed for lookups.
+    pub fn new(
+        load_address: u64,
+        functions: Vec<FunctionScope>,
+        types: Vec<TypeInfo>,
+    ) -> VariablesTable {
+        let mut table = VariablesTable {
+            load_address,
+            functions,
+            types,
+            index: Vec::new(),
+        };
+        table.reindex();
+        table
+    }
+
+    /// Rebuilds the address index (after reading a stored table).
+    pub fn reindex(&mut self) {
+        self.index = self
+            .functions
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| f.scope.ranges.iter().map(move |r| (r.0, r.1, i as u32)))
+            .filter(|(start, end, _)| start < end)
+            .collect();
+        self.index.sort_unstable();
+    }
+
+    /// The function whose body covers `address` (module-relative).
+    pub fn function_at(&self, address: u64) -> Option<&FunctionScope> {
+        let after = self
+            .index
+            .partition_point(|(start, _, _)| *start <= address);
+        // Ranges of distinct functions do not overlap; look back a few in case they do.
+        self.index[..after]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|(start, end, _)| (*start..*end).contains(&address))
+            .map(|(_, _, i)| &self.functions[*i as usize])
+    }
+
+    /// The type with id `id`, if it exists.
+    pub fn type_info(&self, id: Option<TypeId>) -> Option<&TypeInfo> {
+        self.types.get(id? as usize)
+    }
+
+    /// Approximate heap size, for cache weights.
+    pub fn weight(&self) -> usize {
+        fn scope_weight(scope: &Scope) -> usize {
+            96 + scope.ranges.len() * 16
+                + scope
+                    .variables
+                    .iter()
+                    .map(|v| {
+                        64 + v.name.len()
+                            + match &v.location {
+                                Location::Expression(e) | Location::Constant(e) => e.len(),
+                                Location::List(list) => {
+                                    list.iter().map(|r| 40 + r.expression.len()).sum()
+                                }
+                                Location::None => 0,
+                            }
+                    })
+                    .sum::<usize>()
+                + scope.children.iter().map(scope_weight).sum::<usize>()
+        }
+        self.functions
+            .iter()
+            .map(|f| 64 + scope_weight(&f.scope) + f.call_sites.len() * 48)
+            .sum::<usize>()
+            + self.types.len() * 64
+            + self.index.len() * 24
+    }
+}
+
+impl Scope {
+    /// Whether the scope covers `address`.
+    pub fn covers(&self, address: u64) -> bool {
+        self.ranges.iter().any(|(s, e)| (*s..*e).contains(&address))
+    }
+
+    /// The chain of scopes covering `address`, outermost (this one) first.
+    pub fn chain_at(&self, address: u64) -> Vec<&Scope> {
+        let mut chain = vec![self];
+        let mut current = self;
+        while let Some(inner) = current.children.iter().find(|c| c.covers(address)) {
+            chain.push(inner);
+            current = inner;
+            if chain.len() > 256 {
+                break;
+            }
+        }
+        chain
+    }
+}
+
+impl FunctionScope {
+    /// The call whose return address is `return_address`, if the compiler described it.
+    pub fn call_site(&self, return_address: u64) -> Option<&CallSite> {
+        self.call_sites
+            .iter()
+            .find(|c| c.return_address == return_address)
+    }
+}

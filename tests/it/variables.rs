@@ -1,0 +1,173 @@
+//! Variables checked against gdb on real crashes: the crash generator's C program (built at
+//! -O0 and -O2) crashed under gdb, which recorded every argument and local of the frames in
+//! variables.c at the signal (fixtures/minidumps/variables/*.gdb.json), then let the program's
+//! own handler write the minidump. faultline's values, read from that minidump and the
+//! generator's debug file, must equal gdb's for every variable gdb showed.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+
+use common::{generated, generated_bytes, symbol_store};
+use faultline::config::{Config, VariablesScope};
+use faultline::process::Processor;
+use serde_json::Value;
+
+/// The processed crash of `variables/<name>.dmp`, symbols from a store holding crasher.debug.
+async fn processed(name: &str, scope: VariablesScope) -> Value {
+    let (store, _dir) = symbol_store(&[generated("crasher.debug")]).await;
+    let mut config = Config::default();
+    config.processing.variables = scope;
+    Processor::from_config(&config, store)
+        .process(generated_bytes(&format!("variables/{name}.dmp")).into())
+        .await
+        .unwrap()
+        .to_json()
+}
+
+/// A value flattened as the gdb script flattens it: `header.tag[2]` = `108`; a char leaf keeps
+/// its number (`120 'x'` -> `120`); a char pointer also gives `NAME@text` as hex.
+fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+    if let Some(fields) = value["fields"].as_array().filter(|f| !f.is_empty()) {
+        for field in fields {
+            let name = field["name"].as_str().unwrap();
+            let child = if name.starts_with('[') {
+                format!("{path}{name}")
+            } else {
+                format!("{path}.{name}")
+            };
+            flatten(&child, field, out);
+        }
+        return;
+    }
+    let leaf = match (value["value"].as_str(), value["unavailable"].as_str()) {
+        (Some(v), _) => v.split(' ').next().unwrap().to_owned(),
+        (None, Some("optimized_out")) => "<optimized out>".to_owned(),
+        (None, why) => format!("<{}>", why.unwrap_or("nothing")),
+    };
+    out.insert(path.to_owned(), leaf);
+    if let Some(text) = value["text"].as_str() {
+        out.insert(format!("{path}@text"), unescape_hex(text));
+    }
+}
+
+/// The hex of the bytes a `text` stands for (`\xNN`, `\\` and `\"` escapes).
+fn unescape_hex(text: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            bytes.push(c as u8);
+            continue;
+        }
+        match chars.next() {
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                bytes.push(u8::from_str_radix(&hex, 16).unwrap());
+            }
+            Some(other) => bytes.push(other as u8),
+            None => {}
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every crashing-thread frame of variables.c: function -> (args, locals), flattened.
+type Frames = Vec<(String, BTreeMap<String, String>, BTreeMap<String, String>)>;
+
+fn ours(json: &Value) -> Frames {
+    json["crashing_thread"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["file"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("variables.c"))
+        })
+        .map(|frame| {
+            let (mut args, mut locals) = (BTreeMap::new(), BTreeMap::new());
+            for variable in frame["variables"].as_array().into_iter().flatten() {
+                let name = variable["name"].as_str().unwrap();
+                let into = match variable["kind"].as_str() {
+                    Some("parameter") => &mut args,
+                    _ => &mut locals,
+                };
+                flatten(name, variable, into);
+            }
+            let function = frame["function"].as_str().unwrap().to_owned();
+            (function, args, locals)
+        })
+        .collect()
+}
+
+fn gdbs(name: &str) -> Frames {
+    let text = std::fs::read_to_string(generated(&format!("variables/{name}.gdb.json"))).unwrap();
+    let recorded: Value = serde_json::from_str(&text).unwrap();
+    let map = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+            .collect()
+    };
+    recorded["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let function = f["function"].as_str().unwrap().to_owned();
+            (function, map(&f["args"]), map(&f["locals"]))
+        })
+        .collect()
+}
+
+/// Ours must hold every leaf gdb shows with gdb's value; a string gdb read from memory the
+/// dump did not capture (a literal in .rodata) is the one thing we may lack.
+fn assert_same(level: &str, ours: &Frames, gdb: &Frames) {
+    assert_eq!(
+        ours.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        gdb.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        "{level}: the frames of variables.c"
+    );
+    for ((function, our_args, our_locals), (_, gdb_args, gdb_locals)) in ours.iter().zip(gdb) {
+        for (kind, our, theirs) in [
+            ("args", our_args, gdb_args),
+            ("locals", our_locals, gdb_locals),
+        ] {
+            for (leaf, expected) in theirs {
+                let found = our.get(leaf);
+                if leaf.ends_with("@text") && found.is_none() {
+                    let pointer = leaf.trim_end_matches("@text");
+                    assert!(
+                        our.contains_key(pointer),
+                        "{level} {function} {kind}: {pointer}"
+                    );
+                    continue;
+                }
+                assert_eq!(
+                    found,
+                    Some(expected),
+                    "{level} {function} {kind}: {leaf} (ours: {our:#?})"
+                );
+            }
+            let extra: Vec<_> = our.keys().filter(|k| !theirs.contains_key(*k)).collect();
+            assert!(
+                extra.is_empty(),
+                "{level} {function} {kind}: gdb has no {extra:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_at_minus_o0_equal_gdbs() {
+    let json = processed("c-O0", VariablesScope::CrashingThread).await;
+    assert_same("-O0", &ours(&json), &gdbs("c-O0"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_at_minus_o2_equal_gdbs() {
+    let json = processed("c-O2", VariablesScope::CrashingThread).await;
+    assert_same("-O2", &ours(&json), &gdbs("c-O2"));
+}
