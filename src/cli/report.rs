@@ -17,6 +17,7 @@ use crate::classify::{Classification, Rating};
 use crate::pipeline::{CrashView, Grouping};
 use crate::process::modules::SymbolStatus;
 use crate::process::view::{ModuleView, ThreadView};
+use crate::variables::Variable;
 
 /// Plain text or Markdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,7 +305,28 @@ fn text_thread(w: &mut Writer, view: &ThreadRows<'_>) {
             row
         };
         w.line(&row);
+        if !frame.inlined {
+            for variable in frame_variables(thread, frame) {
+                let line = format!(
+                    "{:width$}{} = {}",
+                    "",
+                    printable(&variable.value.name),
+                    printable(&variable.value.summary()),
+                    width = module_width + 10
+                );
+                w.line(&w.paint(Style::new().dimmed(), &line));
+            }
+        }
     }
+}
+
+/// The parameters and locals of the real frame `frame` belongs to.
+fn frame_variables<'a>(thread: &'a ThreadView<'_>, frame: &FrameRef) -> &'a [Variable] {
+    thread
+        .frames
+        .get(frame.frame)
+        .and_then(|f| f.variables.as_deref())
+        .unwrap_or(&[])
 }
 
 fn markdown_thread(w: &mut Writer, view: &ThreadRows<'_>) {
@@ -335,6 +357,30 @@ fn markdown_thread(w: &mut Writer, view: &ThreadRows<'_>) {
             bold(function),
             markdown(&frame.source()),
             trust(thread, frame)
+        ));
+    }
+    let with_variables = view.frames.iter().filter(|f| !f.inlined);
+    let mut first = true;
+    for frame in with_variables {
+        let variables = frame_variables(thread, frame);
+        if variables.is_empty() {
+            continue;
+        }
+        if first {
+            w.line("");
+            w.line("Variables:");
+            w.line("");
+            first = false;
+        }
+        let listed: Vec<String> = variables
+            .iter()
+            .map(|v| format!("`{} = {}`", code(&v.value.name), code(&v.value.summary())))
+            .collect();
+        w.line(&format!(
+            "- frame {} `{}`: {}",
+            frame.index,
+            code(&frame_function(frame)),
+            listed.join(", ")
         ));
     }
 }

@@ -305,13 +305,14 @@ impl Processor {
         deadline: Instant,
     ) -> HashMap<DebugId, Arc<VariablesTable>> {
         let ids = variables::modules_of(state, threads);
-        let tables = self.modules.variables();
-        let loads = futures::future::join_all(
-            ids.into_iter()
-                .map(|id| async move { tables.get(id).await.map(|t| (id, t)) }),
-        );
+        // Each load runs as its own task: a table still being built when this crash's time
+        // runs out goes on being built (and stored) for the crashes after it.
+        let loads = futures::future::join_all(ids.into_iter().map(|id| {
+            let tables = self.modules.variables().clone();
+            tokio::spawn(async move { tables.get(id).await.map(|t| (id, t)) })
+        }));
         match tokio::time::timeout_at(deadline.into(), loads).await {
-            Ok(loaded) => loaded.into_iter().flatten().collect(),
+            Ok(loaded) => loaded.into_iter().filter_map(|r| r.ok().flatten()).collect(),
             Err(_) => HashMap::new(),
         }
     }

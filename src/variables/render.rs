@@ -57,6 +57,64 @@ pub struct Value {
     pub truncated: bool,
 }
 
+/// Longest one-line summary of a value ([`Value::summary`]).
+const SUMMARY_CHARS: usize = 160;
+
+impl Value {
+    /// The value on one line, as a debugger prints it: `0x7ffd… (stack) "FL\x7f"`,
+    /// `{id = 1, next = 0x0, …}`, `<optimized out>`; at most 160 characters.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        self.summarize(&mut out);
+        if out.chars().count() > SUMMARY_CHARS {
+            out = out.chars().take(SUMMARY_CHARS - 1).collect();
+            out.push('…');
+        }
+        out
+    }
+
+    fn summarize(&self, out: &mut String) {
+        if out.len() > SUMMARY_CHARS * 4 {
+            return;
+        }
+        if let Some(why) = self.unavailable {
+            out.push('<');
+            out.push_str(why.as_str());
+            out.push('>');
+            return;
+        }
+        if let Some(value) = &self.value {
+            out.push_str(value);
+            if let Some(points_to) = self.points_to.as_deref().filter(|p| *p != "null") {
+                out.push_str(&format!(" ({points_to})"));
+            }
+            if let Some(text) = &self.text {
+                out.push_str(&format!(" \"{text}\""));
+            }
+            return;
+        }
+        if let Some(text) = &self.text {
+            out.push_str(&format!("\"{text}\""));
+            return;
+        }
+        out.push('{');
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if !field.name.starts_with('[') {
+                out.push_str(&field.name);
+                out.push_str(" = ");
+            }
+            field.summarize(out);
+        }
+        if self.truncated {
+            out.push_str(if self.fields.is_empty() { "…" } else { ", …" });
+        }
+        out.push('}');
+    }
+}
+
 /// Where pointers point, as the crash's memory map says.
 pub trait AddressMap {
     /// `null`, `stack`, `heap`, `module NAME`, or `not captured`.

@@ -706,6 +706,20 @@ fn stackwalk_part(mut json: Value) -> Value {
             module.remove(optional);
         }
     }
+    // Variables: present on frames where the debug file described some.
+    let frames = |json: &mut Value, path: &str| {
+        let pointer = format!("{path}/frames");
+        if let Some(frames) = json.pointer_mut(&pointer).and_then(Value::as_array_mut) {
+            for frame in frames {
+                frame.as_object_mut().unwrap().remove("variables");
+            }
+        }
+    };
+    let threads = json["threads"].as_array().map_or(0, Vec::len);
+    for i in 0..threads {
+        frames(&mut json, &format!("/threads/{i}"));
+    }
+    frames(&mut json, "/crashing_thread");
     json
 }
 

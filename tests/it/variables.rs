@@ -171,3 +171,38 @@ async fn values_at_minus_o2_equal_gdbs() {
     let json = processed("c-O2", VariablesScope::CrashingThread).await;
     assert_same("-O2", &ours(&json), &gdbs("c-O2"));
 }
+
+/// A third party's crash (symbolic's crash_linux.dmp, with its own debug file): the crashing
+/// frame writes through `volatile int *a = NULL`, and its variables say so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_third_party_linux_crash_shows_the_null_pointer_it_wrote_through() {
+    let (store, _dir) = symbol_store(&[common::fixture("minidumps/symbolic/crash_linux")]).await;
+    let json = Processor::from_config(&Config::default(), store)
+        .process(common::fixture_bytes("minidumps/symbolic/crash_linux.dmp").into())
+        .await
+        .unwrap()
+        .to_json();
+    let top = &json["crashing_thread"]["frames"][0];
+    let variables = top["variables"].as_array().expect("variables on the crashing frame");
+    let a = variables.iter().find(|v| v["name"] == "a").expect("the local `a`");
+    assert_eq!(a["type"], "volatile int *", "{a}");
+    assert_eq!(a["value"], "0x0", "{a}");
+    assert_eq!(a["points_to"], "null", "{a}");
+    assert_eq!(a["kind"], "local", "{a}");
+    // Only the crashing thread by default; none with `off`.
+    let others = json["threads"].as_array().unwrap().iter().enumerate();
+    let crashing = json["crash_info"]["crashing_thread"].as_u64().unwrap() as usize;
+    for (i, thread) in others.filter(|(i, _)| *i != crashing) {
+        let with = thread["frames"].as_array().unwrap().iter().any(|f| f.get("variables").is_some());
+        assert!(!with, "thread {i} has variables");
+    }
+    let mut config = Config::default();
+    config.processing.variables = VariablesScope::Off;
+    let (store, _dir) = symbol_store(&[common::fixture("minidumps/symbolic/crash_linux")]).await;
+    let off = Processor::from_config(&config, store)
+        .process(common::fixture_bytes("minidumps/symbolic/crash_linux.dmp").into())
+        .await
+        .unwrap()
+        .to_json();
+    assert!(off["crashing_thread"]["frames"][0].get("variables").is_none());
+}
