@@ -312,7 +312,10 @@ impl Processor {
             tokio::spawn(async move { tables.get(id).await.map(|t| (id, t)) })
         }));
         match tokio::time::timeout_at(deadline.into(), loads).await {
-            Ok(loaded) => loaded.into_iter().filter_map(|r| r.ok().flatten()).collect(),
+            Ok(loaded) => loaded
+                .into_iter()
+                .filter_map(|r| r.ok().flatten())
+                .collect(),
             Err(_) => HashMap::new(),
         }
     }

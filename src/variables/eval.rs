@@ -253,3 +253,85 @@ fn gimli_encoding(encoding: Encoding) -> gimli::Encoding {
         version: encoding.version,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::table::{Scope, ScopeKind};
+
+    struct Nothing;
+    impl FrameContext for Nothing {
+        fn register(&self, _register: u16) -> Option<u64> {
+            None
+        }
+        fn cfa(&self) -> Option<u64> {
+            None
+        }
+        fn entry_value(&self, _register: u16) -> Option<u64> {
+            None
+        }
+        fn relocate(&self, address: u64) -> u64 {
+            address
+        }
+    }
+    impl CapturedMemory for Nothing {
+        fn read(&self, _address: u64, _len: usize) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
+    fn function() -> FunctionScope {
+        FunctionScope {
+            scope: Scope {
+                kind: ScopeKind::Function("f".into()),
+                ranges: vec![(0, 16)],
+                variables: Vec::new(),
+                children: Vec::new(),
+            },
+            // A frame base that needs the frame base: must not recurse forever.
+            frame_base: Some(vec![0x91, 0x00]),
+            encoding: Encoding {
+                address_size: 8,
+                version: 5,
+                dwarf64: false,
+            },
+            call_sites: Vec::new(),
+        }
+    }
+
+    /// Expressions that loop, recurse or ask for what the frame lacks say why, and end.
+    #[test]
+    fn hostile_expressions_end_with_a_reason() {
+        let f = function();
+        let at = |bytes: Vec<u8>| {
+            variable_bytes(&Location::Expression(bytes), &f, 0, 8, &Nothing, &Nothing)
+        };
+        // DW_OP_skip -3: jumps back onto itself.
+        assert_eq!(at(vec![0x2f, 0xfd, 0xff]), Err(Unavailable::Unsupported));
+        // DW_OP_fbreg 0 with a frame base of DW_OP_fbreg 0.
+        assert_eq!(at(vec![0x91, 0x00]), Err(Unavailable::Unsupported));
+        // DW_OP_breg7 (rsp) 8, rsp not recovered.
+        assert_eq!(at(vec![0x77, 0x08]), Err(Unavailable::RegisterNotRecovered));
+        // DW_OP_call_frame_cfa, no caller.
+        assert_eq!(at(vec![0x9c]), Err(Unavailable::RegisterNotRecovered));
+        // DW_OP_lit16 as an address: not in the dump.
+        assert_eq!(
+            at(vec![0x40]).unwrap(),
+            vec![Err(Unavailable::NotCaptured); 8]
+        );
+        // DW_OP_lit7 DW_OP_stack_value: a value that lives nowhere.
+        assert_eq!(at(vec![0x37, 0x9f]).unwrap()[0], Ok(7));
+        // Garbage opcode.
+        assert_eq!(at(vec![0xff]), Err(Unavailable::Unsupported));
+        // Outside every range of a location list: optimized out.
+        let list = Location::List(vec![crate::variables::table::LocationRange {
+            start: 4,
+            end: 8,
+            expression: vec![0x50],
+        }]);
+        assert_eq!(
+            variable_bytes(&list, &f, 2, 8, &Nothing, &Nothing),
+            Err(Unavailable::OptimizedOut)
+        );
+    }
+}

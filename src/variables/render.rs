@@ -109,7 +109,11 @@ impl Value {
             field.summarize(out);
         }
         if self.truncated {
-            out.push_str(if self.fields.is_empty() { "…" } else { ", …" });
+            out.push_str(if self.fields.is_empty() {
+                "…"
+            } else {
+                ", …"
+            });
         }
         out.push('}');
     }
@@ -477,4 +481,76 @@ fn text_of<'a>(bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>) -> Opti
         }
     }
     Some(escape(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::table::Member;
+
+    struct NoMemory;
+    impl CapturedMemory for NoMemory {
+        fn read(&self, _address: u64, _len: usize) -> Option<Vec<u8>> {
+            None
+        }
+    }
+    impl AddressMap for NoMemory {
+        fn describe(&self, _address: u64) -> String {
+            "not captured".to_owned()
+        }
+    }
+
+    /// Hostile type graphs (a typedef of itself, a struct holding itself by value, an array of
+    /// a billion of them) end in bounded values, not a hang or an overflow.
+    #[test]
+    fn cyclic_and_huge_types_give_bounded_values() {
+        let table = VariablesTable::new(
+            0,
+            Vec::new(),
+            vec![
+                TypeInfo::Typedef {
+                    name: "loop".into(),
+                    target: Some(0),
+                },
+                TypeInfo::Struct {
+                    keyword: "struct".into(),
+                    name: Some("self".into()),
+                    size: 8,
+                    members: vec![Member {
+                        name: "me".into(),
+                        offset: 0,
+                        type_id: Some(1),
+                        bits: None,
+                    }],
+                },
+                TypeInfo::Array {
+                    element: Some(1),
+                    count: Some(1_000_000_000),
+                },
+            ],
+        );
+        let renderer = Renderer {
+            table: &table,
+            memory: &NoMemory,
+            map: &NoMemory,
+            limits: RenderLimits::default(),
+        };
+        assert_eq!(renderer.size_of(Some(0)), 0);
+        let looped = renderer.value("x".into(), Some(0), &[Ok(1); 8]);
+        assert!(looped.value.is_none() && looped.fields.is_empty());
+        let nested = renderer.value("s".into(), Some(1), &[Ok(0); 8]);
+        let mut depth = 0;
+        let mut at = &nested;
+        while let Some(inner) = at.fields.first() {
+            depth += 1;
+            at = inner;
+        }
+        assert_eq!(depth, 3, "{nested:?}");
+        assert!(at.truncated);
+        let array = renderer.value("a".into(), Some(2), &[Ok(0); 64]);
+        assert_eq!(array.fields.len(), 64);
+        assert!(array.truncated);
+        assert!(renderer.type_name(Some(0)).len() < 64);
+        assert!(nested.summary().chars().count() <= 160);
+    }
 }

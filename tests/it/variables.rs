@@ -183,8 +183,13 @@ async fn a_third_party_linux_crash_shows_the_null_pointer_it_wrote_through() {
         .unwrap()
         .to_json();
     let top = &json["crashing_thread"]["frames"][0];
-    let variables = top["variables"].as_array().expect("variables on the crashing frame");
-    let a = variables.iter().find(|v| v["name"] == "a").expect("the local `a`");
+    let variables = top["variables"]
+        .as_array()
+        .expect("variables on the crashing frame");
+    let a = variables
+        .iter()
+        .find(|v| v["name"] == "a")
+        .expect("the local `a`");
     assert_eq!(a["type"], "volatile int *", "{a}");
     assert_eq!(a["value"], "0x0", "{a}");
     assert_eq!(a["points_to"], "null", "{a}");
@@ -193,7 +198,11 @@ async fn a_third_party_linux_crash_shows_the_null_pointer_it_wrote_through() {
     let others = json["threads"].as_array().unwrap().iter().enumerate();
     let crashing = json["crash_info"]["crashing_thread"].as_u64().unwrap() as usize;
     for (i, thread) in others.filter(|(i, _)| *i != crashing) {
-        let with = thread["frames"].as_array().unwrap().iter().any(|f| f.get("variables").is_some());
+        let with = thread["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.get("variables").is_some());
         assert!(!with, "thread {i} has variables");
     }
     let mut config = Config::default();
@@ -204,5 +213,40 @@ async fn a_third_party_linux_crash_shows_the_null_pointer_it_wrote_through() {
         .await
         .unwrap()
         .to_json();
-    assert!(off["crashing_thread"]["frames"][0].get("variables").is_none());
+    assert!(off["crashing_thread"]["frames"][0]
+        .get("variables")
+        .is_none());
+}
+
+/// Hostile stack contents: the -O2 dump with bytes overwritten all over (stack memory, the
+/// pointers variables hold, the strings behind them) is processed or refused, never a panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn mutated_dumps_never_panic_while_reading_variables() {
+    let (store, _dir) = symbol_store(&[generated("crasher.debug")]).await;
+    let processor = Processor::from_config(&Config::default(), store);
+    let original = generated_bytes("variables/c-O2.dmp");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut processed = 0;
+    for _ in 0..48 {
+        let mut dump = original.clone();
+        for _ in 0..64 {
+            let at = 32 + (next() as usize) % (dump.len() - 32);
+            dump[at] = next() as u8;
+        }
+        match processor.process(dump.into()).await {
+            Ok(_) => processed += 1,
+            Err(faultline::process::ProcessError::Internal(e)) => panic!("internal error: {e}"),
+            Err(_) => {}
+        }
+    }
+    assert!(
+        processed > 10,
+        "only {processed} of 48 mutated dumps processed"
+    );
 }
