@@ -85,6 +85,10 @@ pub struct Signals {
     pub poison: Vec<PoisonValue>,
     /// A freed-memory pattern was found: likely use-after-free.
     pub likely_use_after_free: bool,
+    /// The crashing frame's variable the fault address is, or is a small offset from
+    /// (docs/VARIABLES.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_variable: Option<crate::variables::FaultVariable>,
 }
 
 /// The `classification` block of a processed crash.
@@ -151,6 +155,7 @@ fn signals_of(
             .and_then(|i| i.memory_access_list.as_ref())
             .is_some_and(|l| l.iter().any(|a| a.address_info.is_likely_guard_page)),
         likely_use_after_free: poison.iter().any(|p| p.freed),
+        fault_variable: None,
         poison,
     }
 }
@@ -232,7 +237,8 @@ impl Classifier {
                 poison: &poison,
             },
         );
-        let signals = signals_of(info, poison);
+        let mut signals = signals_of(info, poison);
+        signals.fault_variable = crash.fault_variable.clone();
         let exception = facts.exception.as_ref();
         Classification {
             fault_class: decision.class,

@@ -80,6 +80,9 @@ impl Signals {
         if self.guard_page {
             out.push("the access hit a guard page".to_owned());
         }
+        if let Some(variable) = &self.fault_variable {
+            out.push(variable.sentence());
+        }
         if let Some(adjusted) = &self.adjusted_address {
             out.push(adjusted_sentence(adjusted));
         }

@@ -34,7 +34,6 @@ use crate::upstream::{ModulePlatform, ModuleRef};
 use crate::variables::VariablesTable;
 use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
-use variables::ThreadsVariables;
 
 pub use json::{crashing_thread_view, module_views, thread_views};
 pub use output::{ModuleReport, ProcessedCrash, Timings};
@@ -366,15 +365,15 @@ fn finish(
         &state,
         by_id,
     );
-    let variables: ThreadsVariables =
-        variables::read(dump, &state, threads, tables, &facts.thread_stacks);
+    let variables = variables::read(dump, &state, threads, tables, &facts.thread_stacks);
     ProcessedCrash {
         state,
         modules: module_reports,
         crashpad,
         facts,
         thrown,
-        variables,
+        variables: variables.threads,
+        fault_variable: variables.fault,
         timings,
     }
 }

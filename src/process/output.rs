@@ -82,6 +82,8 @@ pub struct ProcessedCrash {
     /// Parameters and locals of the frames of the threads `processing.variables` chose, by
     /// thread index, one list per frame.
     pub variables: super::variables::ThreadsVariables,
+    /// The crashing frame's variable the fault address came from (memory access faults).
+    pub fault_variable: Option<crate::variables::FaultVariable>,
     /// Processing timings.
     pub timings: Timings,
 }

@@ -18,7 +18,8 @@ use crate::symbols::derive::CacheKind;
 use crate::symbols::identify::base_name;
 use crate::symbols::SymbolError;
 use crate::variables::{
-    thread_variables, CrashAddressMap, DumpMemory, RenderLimits, Variable, VariablesTable,
+    fault_variable, thread_variables, CrashAddressMap, DumpMemory, FaultVariable, RenderLimits,
+    Variable, VariablesTable,
 };
 
 /// Variables per thread index: one list per frame.
@@ -121,6 +122,17 @@ pub fn modules_of(state: &ProcessState, threads: &[usize]) -> Vec<DebugId> {
     ids
 }
 
+/// What a crash's variables say: every frame's of the chosen threads, and the variable the
+/// fault address came from.
+#[derive(Default)]
+pub struct CrashVariables {
+    /// By thread index, one list per frame.
+    pub threads: ThreadsVariables,
+    /// The crashing frame's variable the fault address is (or is a small offset from), for a
+    /// memory access fault.
+    pub fault: Option<FaultVariable>,
+}
+
 /// The variables of every frame of `threads`, read with `tables` from `dump`.
 pub fn read(
     dump: &Minidump<'static, Bytes>,
@@ -128,9 +140,9 @@ pub fn read(
     threads: &[usize],
     tables: &HashMap<DebugId, Arc<VariablesTable>>,
     stacks: &[Range<u64>],
-) -> ThreadsVariables {
+) -> CrashVariables {
     if threads.is_empty() || tables.is_empty() {
-        return ThreadsVariables::new();
+        return CrashVariables::default();
     }
     let memory_list = dump.get_memory();
     let memory = DumpMemory::new(memory_list.as_ref());
@@ -151,7 +163,7 @@ pub fn read(
         let id = frame.module.as_ref()?.debug_identifier()?;
         tables.get(&id).cloned()
     };
-    threads
+    let per_thread = threads
         .iter()
         .filter_map(|&index| {
             let thread = state.threads.get(index)?;
@@ -167,5 +179,30 @@ pub fn read(
                 .any(|f| !f.is_empty())
                 .then_some((index, frames))
         })
-        .collect()
+        .collect();
+    let crashing = state
+        .requesting_thread
+        .filter(|t| threads.contains(t))
+        .and_then(|t| state.threads.get(t));
+    let fault = match (crashing, access_fault_address(state)) {
+        (Some(thread), Some(address)) => {
+            fault_variable(&thread.frames, &table_for, &memory, &map, address)
+        }
+        _ => None,
+    };
+    CrashVariables {
+        threads: per_thread,
+        fault,
+    }
+}
+
+/// The address a memory access fault touched (SIGSEGV, SIGBUS, an access violation,
+/// EXC_BAD_ACCESS); `None` for other crashes, whose "address" is code or nothing.
+fn access_fault_address(state: &ProcessState) -> Option<u64> {
+    let info = state.exception_info.as_ref()?;
+    let reason = info.reason.to_string();
+    let access = ["SIGSEGV", "SIGBUS", "ACCESS_VIOLATION", "EXC_BAD_ACCESS"]
+        .iter()
+        .any(|kind| reason.contains(kind));
+    access.then_some(info.address.0)
 }

@@ -10,6 +10,7 @@ use minidump_unwind::StackFrame;
 use serde::{Deserialize, Serialize};
 
 use super::eval::{self, CapturedMemory, FrameContext};
+use super::fault::FaultVariable;
 use super::render::{AddressMap, RenderLimits, Renderer, Value};
 use super::table::{ScopeKind, VariablesTable};
 
@@ -128,6 +129,34 @@ pub fn thread_variables(
             frame_variables(&walked, table, memory, map, limits)
         })
         .collect()
+}
+
+/// The variable of the thread's top frame that the fault `address` came from (see
+/// [`fault::explain`](super::fault::explain)).
+pub fn fault_variable(
+    frames: &[StackFrame],
+    table_for: &TableFor<'_>,
+    memory: &DumpMemory<'_>,
+    map: &dyn AddressMap,
+    address: u64,
+) -> Option<FaultVariable> {
+    let top = frames.first()?;
+    let table = table_for(top)?;
+    let tables = [Some(Arc::clone(&table))];
+    // Entry values need the caller's table too.
+    let tables: Vec<Option<Arc<VariablesTable>>> = tables
+        .into_iter()
+        .chain(frames.get(1).map(table_for))
+        .collect();
+    let walked = WalkedFrame {
+        frames,
+        tables: &tables,
+        index: 0,
+        memory,
+        entry_depth: MAX_ENTRY_DEPTH - 1,
+    };
+    let pc = walked.relative_pc()?;
+    super::fault::explain(address, &table, pc, &walked, memory, map)
 }
 
 /// The variables in scope at one frame's instruction: parameters first, then locals from the

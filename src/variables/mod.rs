@@ -2,15 +2,20 @@
 //! gives each function's scopes and where each variable lives ([`table`], built from DWARF by
 //! [`dwarf`] and stored as a derived cache); a walked thread's frames give the registers and the
 //! dump the memory ([`frames`]); location expressions are evaluated with gimli ([`eval`]) and
-//! the bytes read as their types say ([`render`]).
+//! the bytes read as their types say ([`render`]); the fault address is traced back to the
+//! variable it came from ([`fault`]).
 
 pub mod dwarf;
 pub mod eval;
+pub mod fault;
 pub mod frames;
 pub mod render;
 pub mod table;
 
 pub use eval::Unavailable;
-pub use frames::{thread_variables, CrashAddressMap, DumpMemory, Variable, VariableKind};
+pub use fault::FaultVariable;
+pub use frames::{
+    fault_variable, thread_variables, CrashAddressMap, DumpMemory, Variable, VariableKind,
+};
 pub use render::{RenderLimits, Value};
 pub use table::VariablesTable;

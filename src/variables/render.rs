@@ -369,7 +369,7 @@ impl Renderer<'_> {
     }
 
     /// The type with typedefs and qualifiers looked through.
-    fn resolved(&self, id: Option<TypeId>) -> Option<&TypeInfo> {
+    pub(super) fn resolved(&self, id: Option<TypeId>) -> Option<&TypeInfo> {
         let mut id = id;
         for _ in 0..64 {
             match self.table.type_info(id)? {

@@ -250,3 +250,48 @@ async fn mutated_dumps_never_panic_while_reading_variables() {
         "only {processed} of 48 mutated dumps processed"
     );
 }
+
+/// The verdict traces the fault address to a variable: the read at 0x10 is `node->next` (null,
+/// one dereference from the parameter `node`) plus the offset of its field `name`; symbolic's
+/// crash_linux.dmp writes at 0x0 through its local `a`. Without variables, no such sentence.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verdict_names_the_variable_the_fault_address_came_from() {
+    let classifier = faultline::classify::Classifier::new(&Config::default().classify).unwrap();
+    for (scope, expected) in [
+        (
+            VariablesScope::CrashingThread,
+            Some("0x10 = `node->next` (0x0) + 0x10, field `name`"),
+        ),
+        (VariablesScope::Off, None),
+    ] {
+        for level in ["c-O0", "c-O2"] {
+            let (store, _dir) = symbol_store(&[generated("crasher.debug")]).await;
+            let mut config = Config::default();
+            config.processing.variables = scope;
+            let crash = Processor::from_config(&config, store)
+                .process(generated_bytes(&format!("variables/{level}.dmp")).into())
+                .await
+                .unwrap();
+            let sentences = classifier.classify(&crash).signals.sentences();
+            let first = sentences.first().map(String::as_str);
+            match expected {
+                Some(sentence) => assert_eq!(first, Some(sentence), "{level}: {sentences:?}"),
+                None => assert_eq!(first, Some("a null pointer plus offset 0x10"), "{level}"),
+            }
+        }
+    }
+    let (store, _dir) = symbol_store(&[common::fixture("minidumps/symbolic/crash_linux")]).await;
+    let crash = Processor::from_config(&Config::default(), store)
+        .process(common::fixture_bytes("minidumps/symbolic/crash_linux.dmp").into())
+        .await
+        .unwrap();
+    let variable = crash.fault_variable.expect("the fault's variable");
+    assert_eq!(
+        (
+            variable.expression.as_str(),
+            variable.value,
+            variable.offset
+        ),
+        ("a", 0, 0)
+    );
+}

@@ -1,0 +1,188 @@
+//! Which variable the fault address came from: a crash that reads at 0x10 while the crashing
+//! frame's `node->next` is null says "0x10 = `node->next` (0x0) + 0x10, field `name`". The
+//! candidates are the crashing frame's pointer variables, the pointer members of its struct
+//! variables, and the pointer members of the structs its pointers point to (one dereference,
+//! when the dump captured that memory); the fault address must be the pointer's value or a
+//! small offset into what it points to.
+
+use serde::{Deserialize, Serialize};
+
+use super::eval::{self, CapturedMemory, FrameContext};
+use super::render::{AddressMap, RenderLimits, Renderer};
+use super::table::{TypeId, TypeInfo, VariablesTable};
+
+/// How far past a null pointer an access still counts as through it (the first page).
+const NULL_REACH: u64 = 4096;
+
+/// A variable whose value the fault address is, or a small offset from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultVariable {
+    /// The variable as an expression: `node`, `node->next`, `header.data`.
+    pub expression: String,
+    /// Its value.
+    pub value: u64,
+    /// The fault address minus its value.
+    pub offset: u64,
+    /// The member of what it points to at that offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl FaultVariable {
+    /// `0x10 = `node->next` (0x0) + 0x10, field `name``.
+    pub fn sentence(&self) -> String {
+        let field = self
+            .field
+            .as_deref()
+            .map(|f| format!(", field `{f}`"))
+            .unwrap_or_default();
+        format!(
+            "{:#x} = `{}` ({:#x}) + {:#x}{field}",
+            self.value.wrapping_add(self.offset),
+            self.expression,
+            self.value,
+            self.offset
+        )
+    }
+}
+
+/// A pointer found among a frame's variables: its expression, value and pointee type.
+struct Pointer {
+    expression: String,
+    value: u64,
+    target: Option<TypeId>,
+}
+
+/// The variable of the crashing frame `frame` (at `pc`, module-relative) that `address` came
+/// from, if any.
+pub fn explain(
+    address: u64,
+    table: &VariablesTable,
+    pc: u64,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+    map: &dyn AddressMap,
+) -> Option<FaultVariable> {
+    let function = table.function_at(pc)?;
+    let renderer = Renderer {
+        table,
+        memory,
+        map,
+        limits: RenderLimits::default(),
+    };
+    let mut pointers = Vec::new();
+    for scope in function.scope.chain_at(pc) {
+        for decl in &scope.variables {
+            let size = renderer.size_of(decl.type_id);
+            if size == 0 || size > 4096 {
+                continue;
+            }
+            let Ok(bytes) = eval::variable_bytes(&decl.location, function, pc, size, frame, memory)
+            else {
+                continue;
+            };
+            let Ok(bytes) = bytes.into_iter().collect::<Result<Vec<u8>, _>>() else {
+                continue;
+            };
+            collect(
+                &renderer,
+                decl.name.clone(),
+                decl.type_id,
+                &bytes,
+                0,
+                &mut pointers,
+            );
+        }
+    }
+    // One dereference: the pointer members of the structs the pointers point to.
+    let direct = pointers.len();
+    for i in 0..direct.min(256) {
+        let (value, target) = (pointers[i].value, pointers[i].target);
+        if value < NULL_REACH || !matches!(renderer.resolved(target), Some(TypeInfo::Struct { .. }))
+        {
+            continue;
+        }
+        let size = renderer.size_of(target);
+        let Some(bytes) = memory.read(value, size.min(4096) as usize) else {
+            continue;
+        };
+        let expression = format!("{}->", pointers[i].expression);
+        collect_members(&renderer, &expression, target, &bytes, &mut pointers);
+    }
+    pointers
+        .iter()
+        .filter_map(|p| {
+            let offset = address.checked_sub(p.value)?;
+            let reach = if p.value == 0 {
+                NULL_REACH
+            } else {
+                renderer.size_of(p.target)
+            };
+            (offset < reach).then_some((offset, p))
+        })
+        .min_by_key(|(offset, _)| *offset)
+        .map(|(offset, p)| FaultVariable {
+            expression: p.expression.clone(),
+            value: p.value,
+            offset,
+            field: member_at(&renderer, p.target, offset),
+        })
+}
+
+/// The pointers in a value: itself, or the pointer members of a struct (two levels deep).
+fn collect(
+    renderer: &Renderer<'_>,
+    expression: String,
+    type_id: Option<TypeId>,
+    bytes: &[u8],
+    depth: usize,
+    out: &mut Vec<Pointer>,
+) {
+    match renderer.resolved(type_id) {
+        Some(TypeInfo::Pointer { target, .. }) if bytes.len() >= 4 => {
+            let mut word = [0u8; 8];
+            let n = bytes.len().min(8);
+            word[..n].copy_from_slice(&bytes[..n]);
+            out.push(Pointer {
+                expression,
+                value: u64::from_le_bytes(word),
+                target: *target,
+            });
+        }
+        Some(TypeInfo::Struct { .. }) if depth < 2 => {
+            collect_members(renderer, &format!("{expression}."), type_id, bytes, out);
+        }
+        _ => {}
+    }
+}
+
+fn collect_members(
+    renderer: &Renderer<'_>,
+    prefix: &str,
+    type_id: Option<TypeId>,
+    bytes: &[u8],
+    out: &mut Vec<Pointer>,
+) {
+    let Some(TypeInfo::Struct { members, .. }) = renderer.resolved(type_id) else {
+        return;
+    };
+    for member in members.iter().take(64).filter(|m| m.bits.is_none()) {
+        let size = renderer.size_of(member.type_id) as usize;
+        let start = member.offset as usize;
+        if let Some(part) = bytes.get(start..start.saturating_add(size)) {
+            let expression = format!("{prefix}{}", member.name);
+            collect(renderer, expression, member.type_id, part, 1, out);
+        }
+    }
+}
+
+/// The name of the member of `type_id` (a struct) covering byte `offset`.
+fn member_at(renderer: &Renderer<'_>, type_id: Option<TypeId>, offset: u64) -> Option<String> {
+    let Some(TypeInfo::Struct { members, .. }) = renderer.resolved(type_id) else {
+        return None;
+    };
+    members
+        .iter()
+        .find(|m| (m.offset..m.offset + renderer.size_of(m.type_id).max(1)).contains(&offset))
+        .map(|m| m.name.clone())
+}
