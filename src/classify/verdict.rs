@@ -173,6 +173,12 @@ mod tests {
             )],
             crash_inconsistencies: vec!["the address is not where the instruction points".into()],
             guard_page: true,
+            fault_variable: Some(crate::variables::FaultVariable {
+                expression: "node->next".into(),
+                value: 0,
+                offset: 0x10,
+                field: Some("name".into()),
+            }),
             poison: vec![PoisonValue {
                 register: "rax".into(),
                 value: "0xdddddddd".into(),
@@ -186,6 +192,7 @@ mod tests {
             [
                 "likely use-after-free (a freed-memory pattern)",
                 "the access hit a guard page",
+                "0x10 = `node->next` (0x0) + 0x10, field `name`",
                 "a null pointer plus offset 0x10",
                 "poison value 0xdddddddd in rax: freed",
                 "possible bit flip: the address may have been 0x400045, confidence 0.25",
