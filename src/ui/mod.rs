@@ -12,6 +12,7 @@
 mod alerts;
 mod charts;
 mod crash;
+mod crash_frames;
 mod crash_modules;
 mod crash_source;
 mod group_code;

@@ -147,7 +147,7 @@ async fn pages_show_the_crash_and_escape_what_it_carries() {
         .expect("the fault frame");
     let fault_fn = &body[fault_row..fault_row + 400];
     assert!(fault_fn.contains("crasher::linux::wild_read"), "{fault_fn}");
-    assert!(fault_fn.contains("crasher.rs:106"), "{fault_fn}");
+    assert!(fault_fn.contains("crasher.rs:116"), "{fault_fn}");
     let inlined = body.find("class=\"inlined\"").expect("an inlined row");
     assert!(body[inlined..].contains("core::ptr::read_volatile"));
     assert!(inlined < fault_row, "the inlined call sits above its frame");
@@ -665,4 +665,39 @@ async fn an_error_event_shows_as_a_crash_with_its_frames_escaped() {
     assert_eq!(file.status, 200);
     let sent: serde_json::Value = serde_json::from_slice(&file.bytes).unwrap();
     assert_eq!(sent["exception"]["values"][0]["value"], HOSTILE);
+}
+
+/// A crash's variables under its frames: the fault frame's list open, the callers' closed,
+/// values escaped as all crash text is; the verdict names the variable behind the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_crash_page_shows_each_frames_variables_open_under_the_fault_frame() {
+    let server = TestServer::start().await;
+    with_symbols(&server).await;
+    let id = submit(&server, "variables/c-O2.dmp", &[]).await;
+    let session = UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    assert_eq!(page.status, 200);
+    let body = &page.body;
+    let fault = body
+        .find("<tr id=\"fault\" class=\"fault\">")
+        .expect("the fault frame");
+    let after = &body[fault..];
+    let open = after
+        .find("<details open><summary>Variables (5)</summary>")
+        .expect("the fault frame's variables, open");
+    let listed = &after[open..after[open..].find("</details>").unwrap() + open];
+    for name in ["buf", "len", "node", "shade", "checked"] {
+        assert!(
+            listed.contains(&format!("<code>{name}</code>")),
+            "{name}: {listed}"
+        );
+    }
+    // `buf` points at "FL\x7f": the quotes escaped, the byte written as \x7f.
+    assert!(listed.contains("(stack) &#34;FL\\x7f&#34;"), "{listed}");
+    assert!(listed.contains("<code>BLUE</code>"), "{listed}");
+    assert!(
+        after.contains("<details><summary>Variables (11)</summary>"),
+        "the caller's variables, closed"
+    );
+    assert!(body.contains("0x10 = `node-&#62;next` (0x0) + 0x10, field `name`"));
 }
