@@ -76,6 +76,20 @@ fn bench(c: &mut Criterion) {
                 )
                 .await;
         }
+        // The crash generator's debug file, for its dumps with known variables.
+        let scratch = tempfile::tempdir_in(dir.path()).unwrap();
+        let crasher = format!(
+            "{}/fixtures/minidumps/crasher.debug",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        store
+            .ingest(
+                std::path::Path::new(&crasher),
+                "crasher.debug",
+                scratch.path(),
+                &faultline::sourcemaps::ReleaseContext::default(),
+            )
+            .await;
         let store = Arc::new(store);
         (
             Processor::from_config(&Config::default(), Arc::clone(&store)),
@@ -99,6 +113,36 @@ fn bench(c: &mut Criterion) {
         let crash = rt.block_on(processor.process(dump.clone())).unwrap();
         group.bench_function(format!("json/{}", label.trim_start_matches("warm/")), |b| {
             b.iter(|| serde_json::to_vec(&crash).unwrap())
+        });
+    }
+    // What variables cost a warm crash: the same dump with `processing.variables = "off"` and
+    // with the default (the crashing thread's frames), every table already in memory.
+    let mut off = Config::default();
+    off.processing.variables = faultline::config::VariablesScope::Off;
+    let without = Processor::from_config(&off, Arc::clone(&store));
+    for (label, path) in [
+        (
+            "linux-mini",
+            fixture("minidumps/rust-minidump/linux-mini.dmp"),
+        ),
+        (
+            "c-O2",
+            format!(
+                "{}/fixtures/minidumps/variables/c-O2.dmp",
+                env!("CARGO_MANIFEST_DIR")
+            )
+            .into(),
+        ),
+    ] {
+        let dump = bytes::Bytes::from(std::fs::read(path).unwrap());
+        let with = rt.block_on(processor.process(dump.clone())).unwrap();
+        assert!(!with.variables.is_empty(), "{label}: variables were read");
+        rt.block_on(without.process(dump.clone())).unwrap();
+        group.bench_function(format!("variables/{label}/off"), |b| {
+            b.iter(|| rt.block_on(without.process(dump.clone())).unwrap())
+        });
+        group.bench_function(format!("variables/{label}/crashing-thread"), |b| {
+            b.iter(|| rt.block_on(processor.process(dump.clone())).unwrap())
         });
     }
     // What a crash adds to its index row for the correlations (computed and serialized on the

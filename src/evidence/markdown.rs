@@ -5,6 +5,15 @@ use std::fmt::Write;
 
 use super::GroupEvidence;
 
+/// `text` inside an inline code span: one line, no backticks, no control characters.
+fn code(text: &str) -> String {
+    text.chars()
+        .take(300)
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '`' { '\'' } else { c })
+        .collect()
+}
+
 /// Text from a crash report in Markdown: one line, no markup characters that could turn it
 /// into a link, an image or a heading.
 fn plain(text: &str) -> String {
@@ -148,6 +157,17 @@ fn verdict(out: &mut String, e: &GroupEvidence) {
             let _ = write!(place, " ({}:{line})", plain(file));
         }
         let _ = writeln!(out, "- Fault frame: {place}");
+    }
+    if let Some(sentence) = &v.fault_variable {
+        let _ = writeln!(out, "- The address: {}", plain(sentence));
+    }
+    if !v.variables.is_empty() {
+        let listed: Vec<String> = v
+            .variables
+            .iter()
+            .map(|l| format!("`{} = {}`", code(&l.name), code(&l.value)))
+            .collect();
+        let _ = writeln!(out, "- Its variables: {}", listed.join(", "));
     }
     if let Some(crash) = &e.links.crash {
         let _ = writeln!(out, "- [The crash, at its fault frame]({crash})");

@@ -77,6 +77,27 @@ pub struct Verdict {
     pub fault_frame: Option<FrameRef>,
     /// The source files of the crashing thread's frames, top first (at most 32).
     pub frame_files: Vec<String>,
+    /// The fault frame's variable the faulting address came from, as a sentence
+    /// (``0x10 = `node->next` (0x0) + 0x10, field `name` ``).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_variable: Option<String>,
+    /// The fault frame's parameters and locals, one line each (docs/VARIABLES.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<VariableLine>,
+}
+
+/// A variable of the fault frame on one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariableLine {
+    /// `parameter` or `local`.
+    pub kind: crate::variables::VariableKind,
+    /// Its name.
+    pub name: String,
+    /// Its type as the source spells it.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Its value on one line (`0x7ffd… (stack) "FL\x7f"`, `{id = 1, next = 0x0}`).
+    pub value: String,
 }
 
 /// A group that came back: resolved in one release, crashing again in a newer one.
@@ -292,6 +313,24 @@ impl Evidence {
                 verdict.crash_reason = c.evidence.crash_reason.clone();
                 verdict.address = c.evidence.address.clone();
                 verdict.fault_frame = c.fault_frame.clone();
+                verdict.fault_variable = c.signals.fault_variable.as_ref().map(|f| f.sentence());
+                let frame = c.fault_frame.as_ref().map(|f| f.frame);
+                let thread = view
+                    .crashing_index()
+                    .and_then(|i| view.parts.threads.get(i));
+                let variables = thread
+                    .zip(frame)
+                    .and_then(|(t, f)| t.frames.get(f)?.variables.as_deref());
+                verdict.variables = variables
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|v| VariableLine {
+                        kind: v.kind,
+                        name: v.value.name.clone(),
+                        type_name: v.value.type_name.clone(),
+                        value: v.value.summary(),
+                    })
+                    .collect();
             } else {
                 verdict.crash_reason = view.event_evidence.clone();
             }

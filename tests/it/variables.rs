@@ -295,3 +295,54 @@ async fn the_verdict_names_the_variable_the_fault_address_came_from() {
         ("a", 0, 0)
     );
 }
+
+/// The group's evidence (JSON and Markdown, as the API and MCP serve it) carries the fault
+/// frame's variables and the sentence tracing the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_evidence_carries_the_fault_frames_variables() {
+    let server = common::TestServer::start().await;
+    let (status, answer) = server
+        .upload("crasher.debug", generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = common::submit(&server, "variables/c-O0.dmp", &[]).await;
+    let (status, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+    assert_eq!(status, 200, "{crash}");
+    let group = crash["crash"]["group_id"].as_i64().expect("a group");
+    let (status, evidence) = server
+        .get_json(&format!("/api/v1/groups/{group}/evidence"))
+        .await;
+    assert_eq!(status, 200, "{evidence}");
+    let verdict = &evidence["verdict"];
+    assert_eq!(
+        verdict["fault_variable"],
+        "0x10 = `node->next` (0x0) + 0x10, field `name`"
+    );
+    let names: Vec<&str> = verdict["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["buf", "len", "node", "shade", "checked"]);
+    assert_eq!(verdict["variables"][4]["value"], "63");
+    let markdown = server
+        .client
+        .get(server.url(&format!("/api/v1/groups/{group}/evidence?format=markdown")))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        markdown.contains("- Its variables: `buf = 0x"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("`checked = 63`"), "{markdown}");
+    assert!(
+        markdown.contains("node->next") || markdown.contains("node-\\>next"),
+        "{markdown}"
+    );
+}
