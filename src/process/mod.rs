@@ -303,20 +303,25 @@ impl Processor {
         threads: &[usize],
         deadline: Instant,
     ) -> HashMap<DebugId, Arc<VariablesTable>> {
-        let ids = variables::modules_of(state, threads);
+        let tables = self.modules.variables();
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for id in variables::modules_of(state, threads) {
+            match tables.loaded(&id).await {
+                Some(table) => found.extend(table.map(|t| (id, t))),
+                None => missing.push(id),
+            }
+        }
         // Each load runs as its own task: a table still being built when this crash's time
         // runs out goes on being built (and stored) for the crashes after it.
-        let loads = futures::future::join_all(ids.into_iter().map(|id| {
-            let tables = self.modules.variables().clone();
+        let loads = futures::future::join_all(missing.into_iter().map(|id| {
+            let tables = tables.clone();
             tokio::spawn(async move { tables.get(id).await.map(|t| (id, t)) })
         }));
-        match tokio::time::timeout_at(deadline.into(), loads).await {
-            Ok(loaded) => loaded
-                .into_iter()
-                .filter_map(|r| r.ok().flatten())
-                .collect(),
-            Err(_) => HashMap::new(),
+        if let Ok(loaded) = tokio::time::timeout_at(deadline.into(), loads).await {
+            found.extend(loaded.into_iter().filter_map(|r| r.ok().flatten()));
         }
+        found
     }
 
     /// The stack walk, as a second job on the pool.

@@ -15,7 +15,6 @@ use super::modules::SymbolSource;
 use crate::config::VariablesScope;
 use crate::cpu;
 use crate::symbols::derive::CacheKind;
-use crate::symbols::identify::base_name;
 use crate::symbols::SymbolError;
 use crate::variables::{
     fault_variable, thread_variables, CrashAddressMap, DumpMemory, FaultVariable, RenderLimits,
@@ -63,6 +62,11 @@ impl VariableTables {
                 }
             })
             .await
+    }
+
+    /// The table of module `debug_id` if it was loaded already (`Some(None)`: it has none).
+    pub async fn loaded(&self, debug_id: &DebugId) -> Option<Option<Arc<VariablesTable>>> {
+        self.cache.get(debug_id).await
     }
 
     /// Forgets a module's table (a new debug file was stored).
@@ -148,15 +152,7 @@ pub fn read(
     let memory = DumpMemory::new(memory_list.as_ref());
     let map = CrashAddressMap {
         stacks,
-        modules: state
-            .modules
-            .iter()
-            .map(|m| {
-                let start = m.base_address();
-                let name = base_name(&m.code_file()).to_owned();
-                (start..start.saturating_add(m.size()), name)
-            })
-            .collect(),
+        modules: &state.modules,
         memory: &memory,
     };
     let table_for = |frame: &minidump_unwind::StackFrame| {

@@ -5,7 +5,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use minidump::{MinidumpContext, MinidumpRawContext, Module, UnifiedMemoryList};
+use minidump::{
+    MinidumpContext, MinidumpModuleList, MinidumpRawContext, Module, UnifiedMemoryList,
+};
 use minidump_unwind::StackFrame;
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +79,8 @@ impl CapturedMemory for DumpMemory<'_> {
 pub struct CrashAddressMap<'a> {
     /// Every thread's stack.
     pub stacks: &'a [Range<u64>],
-    /// Every module: its address range and code file's base name.
-    pub modules: Vec<(Range<u64>, String)>,
+    /// The dump's modules.
+    pub modules: &'a MinidumpModuleList,
     /// The captured memory.
     pub memory: &'a DumpMemory<'a>,
 }
@@ -91,7 +93,9 @@ impl AddressMap for CrashAddressMap<'_> {
         if self.stacks.iter().any(|s| s.contains(&address)) {
             return "stack".to_owned();
         }
-        if let Some((_, name)) = self.modules.iter().find(|(r, _)| r.contains(&address)) {
+        if let Some(module) = self.modules.module_at_address(address) {
+            let path = module.code_file();
+            let name = path.rsplit(['/', '\\']).next().unwrap_or(&path);
             return format!("module {name}");
         }
         if self.memory.holds(address) {
