@@ -144,6 +144,25 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("variables/{label}/crashing-thread"), |b| {
             b.iter(|| rt.block_on(processor.process(dump.clone())).unwrap())
         });
+        // Reading the variables alone (the part of the above that `off` skips).
+        let parsed = minidump::Minidump::read(dump.clone()).unwrap();
+        let threads: Vec<usize> = with.state.requesting_thread.into_iter().collect();
+        let ids = faultline::process::variables::modules_of(&with.state, &threads);
+        let tables: std::collections::HashMap<_, _> = ids
+            .into_iter()
+            .filter_map(|id| Some((id, rt.block_on(processor.modules().variables().get(id))?)))
+            .collect();
+        group.bench_function(format!("variables/{label}/read"), |b| {
+            b.iter(|| {
+                faultline::process::variables::read(
+                    &parsed,
+                    &with.state,
+                    &threads,
+                    &tables,
+                    &with.facts.thread_stacks,
+                )
+            })
+        });
     }
     // What a crash adds to its index row for the correlations (computed and serialized on the
     // crash path): a Windows dump's OS, CPU and crashing-thread module versions.

@@ -1,12 +1,12 @@
 //! The variables cache, cold and warm: for each debug file, the time to build its variables
 //! table from DWARF (what the first crash through the module pays, once, on a task of its own),
 //! the stored size, the time to read the stored table back (a node that did not build it), the
-//! peak memory of the build, and a warm lookup (the scopes at an address). Prints a table.
+//! peak memory of each (the process's, reset in between), the table's weight in the memory
+//! cache, and a warm lookup (the scopes at an address). Prints a table.
 //!
 //! Run: `cargo bench --bench variables_cache -- [FILE…]` (default: the crash generator's
 //! fixtures/minidumps/crasher.debug; `benches/large_symbols.sh` builds a debug-info faultline,
-//! `target/release-debug/faultline`, with over 100 MB of DWARF, to pass here). Peak memory is
-//! the process's so far: pass one file per run to read it per file.
+//! `target/release-debug/faultline`, with over 100 MB of DWARF, to pass here).
 
 use std::time::Instant;
 
@@ -25,8 +25,8 @@ fn main() {
             env!("CARGO_MANIFEST_DIR")
         ));
     }
-    println!("| debug file | DWARF | cold build | functions | types | stored (zstd) | read back | peak memory | warm lookup |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| debug file | DWARF | cold build | functions | types | stored (zstd) | peak memory, build | read back | peak memory, read | in memory | warm lookup |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for path in files {
         let view = ByteView::open(&path).expect("a readable debug file");
         let object = Object::parse(&view).expect("a debug file symbolic reads");
@@ -35,6 +35,12 @@ fn main() {
         let table = faultline::variables::dwarf::build(&object).expect("DWARF that reads");
         let built = started.elapsed();
         let stored = table.encode();
+        let (functions, types) = (table.functions.len(), table.types.len());
+        let build_peak = peak_memory_mib();
+        drop(table);
+        drop(object);
+        drop(view);
+        reset_peak_memory();
         let started = Instant::now();
         let back = VariablesTable::decode(&stored).expect("its own encoding");
         let read_back = started.elapsed();
@@ -60,18 +66,20 @@ fn main() {
             "every function finds its own scopes"
         );
         println!(
-            "| {} | {:.1} MiB | {:.2} s | {} | {} | {:.1} MiB | {:.2} s | {} MiB | {:.0} ns |",
+            "| {} | {:.1} MiB | {:.2} s | {} | {} | {:.1} MiB | {} MiB | {:.2} s | {} MiB | {} MiB | {:.0} ns |",
             std::path::Path::new(&path)
                 .file_name()
                 .unwrap()
                 .to_string_lossy(),
             dwarf_bytes as f64 / 1048576.0,
             built.as_secs_f64(),
-            table.functions.len(),
-            table.types.len(),
+            functions,
+            types,
             stored.len() as f64 / 1048576.0,
+            build_peak,
             read_back.as_secs_f64(),
             peak_memory_mib(),
+            back.weight() / 1048576,
             per_lookup
         );
     }
@@ -101,6 +109,11 @@ fn dwarf_size(object: &Object<'_>) -> usize {
     .filter_map(|name| sections.section(name))
     .map(|s| s.data.len())
     .sum()
+}
+
+/// Starts this process's peak resident memory count over (Linux: `/proc/self/clear_refs`).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// This process's peak resident memory (Linux), in MiB.

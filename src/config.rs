@@ -534,6 +534,9 @@ pub struct CachesConfig {
     pub build_on_upload: bool,
     /// Memory for parsed SymCache/CFI shared by all workers, in bytes.
     pub memory_bytes: u64,
+    /// Memory for parsed variables tables (docs/VARIABLES.md), apart from `memory_bytes`; a
+    /// module's table larger than this is read from the store again for every crash needing it.
+    pub variables_memory_bytes: u64,
     /// How long "no symbols for this module" is remembered before the store is asked again
     /// (an upload of matching symbols forgets it at once).
     pub missing_ttl_secs: u64,
@@ -544,6 +547,7 @@ impl Default for CachesConfig {
         CachesConfig {
             build_on_upload: true,
             memory_bytes: 1 << 30,
+            variables_memory_bytes: 1 << 30,
             missing_ttl_secs: 300,
         }
     }

@@ -307,8 +307,13 @@ fn text_thread(w: &mut Writer, view: &ThreadRows<'_>) {
         w.line(&row);
         if !frame.inlined {
             for variable in frame_variables(thread, frame) {
+                let inlined = variable
+                    .inlined
+                    .as_deref()
+                    .map(|f| format!("  (in {}, inlined)", printable(f)))
+                    .unwrap_or_default();
                 let line = format!(
-                    "{:width$}{} = {}",
+                    "{:width$}{} = {}{inlined}",
                     "",
                     printable(&variable.value.name),
                     printable(&variable.value.summary()),

@@ -132,7 +132,8 @@ impl Processor {
             symbols.into(),
             config.caches.memory_bytes,
             Duration::from_secs(config.caches.missing_ttl_secs),
-        );
+        )
+        .with_variables_memory(config.caches.variables_memory_bytes);
         Processor::new(
             modules,
             ProcessLimits {
@@ -311,6 +312,9 @@ impl Processor {
                 Some(table) => found.extend(table.map(|t| (id, t))),
                 None => missing.push(id),
             }
+        }
+        if missing.is_empty() {
+            return found;
         }
         // Each load runs as its own task: a table still being built when this crash's time
         // runs out goes on being built (and stored) for the crashes after it.

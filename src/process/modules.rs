@@ -271,14 +271,19 @@ impl ModuleCache {
             .weigher(|_, value: &Arc<ModuleSymbols>| value.weight())
             .expire_after(Expiry(missing_ttl))
             .build();
-        // Variables tables are read for a crashing thread's few modules only: a quarter of
-        // the memory of the symbols every frame needs.
-        let variables = VariableTables::new(symbols.clone(), max_bytes / 4);
+        let variables = VariableTables::new(symbols.clone(), max_bytes);
         ModuleCache {
             symbols,
             cache,
             variables,
         }
+    }
+
+    /// The same cache with `max_bytes` of memory for variables tables
+    /// (`caches.variables_memory_bytes`; by default as much as for symbols).
+    pub fn with_variables_memory(self, max_bytes: u64) -> ModuleCache {
+        let variables = VariableTables::new(self.symbols.clone(), max_bytes);
+        ModuleCache { variables, ..self }
     }
 
     /// The modules' variables tables (same source, same invalidation).

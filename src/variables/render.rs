@@ -102,7 +102,8 @@ impl Value {
             if i > 0 {
                 out.push_str(", ");
             }
-            if !field.name.starts_with('[') {
+            // Elements and anonymous members show their value alone.
+            if !field.name.starts_with('[') && !field.name.is_empty() {
                 out.push_str(&field.name);
                 out.push_str(" = ");
             }
@@ -179,52 +180,7 @@ impl Renderer<'_> {
 
     /// The type as the source spells it.
     pub fn type_name(&self, id: Option<TypeId>) -> String {
-        self.name_of(id, 0)
-    }
-
-    fn name_of(&self, id: Option<TypeId>, depth: usize) -> String {
-        if depth > 16 {
-            return "…".to_owned();
-        }
-        match self.table.type_info(id) {
-            None => "void".to_owned(),
-            Some(TypeInfo::Base { name, .. }) | Some(TypeInfo::Typedef { name, .. }) => {
-                name.clone()
-            }
-            Some(TypeInfo::Pointer {
-                target, reference, ..
-            }) => {
-                let target = self.name_of(*target, depth + 1);
-                let sigil = if *reference { "&" } else { "*" };
-                if target.ends_with(['*', '&']) {
-                    format!("{target}{sigil}")
-                } else {
-                    format!("{target} {sigil}")
-                }
-            }
-            Some(TypeInfo::Struct { keyword, name, .. }) => match name {
-                Some(name) => format!("{keyword} {name}"),
-                None => format!("{keyword} {{…}}"),
-            },
-            Some(TypeInfo::Array { element, count }) => match count {
-                Some(n) => format!("{} [{n}]", self.name_of(*element, depth + 1)),
-                None => format!("{} []", self.name_of(*element, depth + 1)),
-            },
-            Some(TypeInfo::Enum { name, .. }) => match name {
-                Some(name) => format!("enum {name}"),
-                None => "enum {…}".to_owned(),
-            },
-            Some(TypeInfo::Qualified { qualifier, target }) => {
-                let target = self.name_of(*target, depth + 1);
-                if target.ends_with('*') {
-                    format!("{target} {qualifier}")
-                } else {
-                    format!("{qualifier} {target}")
-                }
-            }
-            Some(TypeInfo::Function) => "function".to_owned(),
-            Some(TypeInfo::Other(name)) => name.clone().unwrap_or_else(|| "?".to_owned()),
-        }
+        self.table.type_name(id).to_owned()
     }
 
     fn read(

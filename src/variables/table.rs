@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The format version of a stored table; part of its cache's version.
-pub const TABLE_VERSION: u32 = 1;
+pub const TABLE_VERSION: u32 = 2;
 
 /// Every function with variables in one module, and the types they use.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -23,10 +23,16 @@ pub struct VariablesTable {
     /// For each function, its address ranges: `(start, end, index into functions)`, sorted.
     #[serde(skip)]
     index: Vec<(u64, u64, u32)>,
+    /// Each type as the source spells it, by [`TypeId`] (spelled once per table, not per value).
+    #[serde(skip)]
+    type_names: Vec<String>,
 }
 
-/// A function's outermost scope plus what evaluating its expressions needs.
-#[derive(Debug, Serialize, Deserialize)]
+/// A function's outermost scope plus what evaluating its expressions needs. Stored with its
+/// scopes as a flat list (each with its depth), so reading a table back never recurses as deep
+/// as the scopes nest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "StoredFunction")]
 pub struct FunctionScope {
     /// The function body.
     pub scope: Scope,
@@ -37,6 +43,102 @@ pub struct FunctionScope {
     /// Calls this function makes, with the values it passed in registers where the compiler
     /// recorded them: a callee's `DW_OP_entry_value` is answered from these.
     pub call_sites: Vec<CallSite>,
+}
+
+/// A function as stored: its scopes in pre-order, each with its depth (the body is 0).
+#[derive(Deserialize)]
+struct StoredFunction {
+    scopes: Vec<StoredScope>,
+    frame_base: Option<Vec<u8>>,
+    encoding: Encoding,
+    call_sites: Vec<CallSite>,
+}
+
+/// One scope of a [`StoredFunction`].
+#[derive(Deserialize)]
+struct StoredScope {
+    depth: u32,
+    kind: ScopeKind,
+    ranges: Vec<(u64, u64)>,
+    variables: Vec<VariableDecl>,
+}
+
+/// A [`StoredFunction`] written from a function in memory, borrowing it.
+#[derive(Serialize)]
+struct StoredFunctionRef<'a> {
+    scopes: Vec<StoredScopeRef<'a>>,
+    frame_base: &'a Option<Vec<u8>>,
+    encoding: Encoding,
+    call_sites: &'a [CallSite],
+}
+
+#[derive(Serialize)]
+struct StoredScopeRef<'a> {
+    depth: u32,
+    kind: &'a ScopeKind,
+    ranges: &'a [(u64, u64)],
+    variables: &'a [VariableDecl],
+}
+
+impl Serialize for FunctionScope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut scopes = Vec::new();
+        let mut pending = vec![(0u32, &self.scope)];
+        while let Some((depth, scope)) = pending.pop() {
+            // Children pushed in reverse so they come out in order.
+            pending.extend(scope.children.iter().rev().map(|c| (depth + 1, c)));
+            scopes.push(StoredScopeRef {
+                depth,
+                kind: &scope.kind,
+                ranges: &scope.ranges,
+                variables: &scope.variables,
+            });
+        }
+        StoredFunctionRef {
+            scopes,
+            frame_base: &self.frame_base,
+            encoding: self.encoding,
+            call_sites: &self.call_sites,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl From<StoredFunction> for FunctionScope {
+    fn from(stored: StoredFunction) -> FunctionScope {
+        // Rebuilt with a stack of open scopes; a depth that skips levels (a corrupt table)
+        // nests under the deepest open scope.
+        let mut open: Vec<Scope> = Vec::new();
+        for flat in stored.scopes {
+            let depth = (flat.depth as usize).max(usize::from(!open.is_empty()));
+            while open.len() > depth {
+                let done = open.pop().expect("not empty");
+                open.last_mut().expect("a parent").children.push(done);
+            }
+            open.push(Scope {
+                kind: flat.kind,
+                ranges: flat.ranges,
+                variables: flat.variables,
+                children: Vec::new(),
+            });
+        }
+        while open.len() > 1 {
+            let done = open.pop().expect("not empty");
+            open.last_mut().expect("a parent").children.push(done);
+        }
+        let scope = open.pop().unwrap_or(Scope {
+            kind: ScopeKind::Block,
+            ranges: Vec::new(),
+            variables: Vec::new(),
+            children: Vec::new(),
+        });
+        FunctionScope {
+            scope,
+            frame_base: stored.frame_base,
+            encoding: stored.encoding,
+            call_sites: stored.call_sites,
+        }
+    }
 }
 
 /// The DWARF encoding of a unit.
@@ -52,7 +154,7 @@ pub struct Encoding {
 
 /// A function body, an inlined call or a lexical block: the variables declared in it and the
 /// scopes nested in it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scope {
     /// What the scope is.
     pub kind: ScopeKind,
@@ -76,7 +178,7 @@ pub enum ScopeKind {
 }
 
 /// A parameter or local as declared.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariableDecl {
     /// Its name in the source.
     pub name: String,
@@ -89,7 +191,7 @@ pub struct VariableDecl {
 }
 
 /// Where a variable's value lives.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Location {
     /// One expression, valid wherever the variable is in scope.
     Expression(Vec<u8>),
@@ -102,7 +204,7 @@ pub enum Location {
 }
 
 /// One entry of a location list.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocationRange {
     /// First address (module-relative).
     pub start: u64,
@@ -113,7 +215,7 @@ pub struct LocationRange {
 }
 
 /// A call made from a function, and what it passed.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallSite {
     /// The call's return address (module-relative).
     pub return_address: u64,
@@ -201,14 +303,16 @@ pub enum BaseEncoding {
     Other,
 }
 
-/// Largest decompressed table read back (a stored cache is trusted only this far).
-const MAX_TABLE_BYTES: usize = 2 << 30;
+/// Largest decompressed table read back (a stored cache is trusted only this far: past it the
+/// JSON ends early and the table is refused as corrupt).
+const MAX_TABLE_BYTES: u64 = 4 << 30;
 
 impl VariablesTable {
-    /// The table as stored: zstd-compressed JSON.
+    /// The table as stored: zstd-compressed JSON, written as it is compressed.
     pub fn encode(&self) -> Vec<u8> {
-        let json = serde_json::to_vec(self).expect("variables tables serialize");
-        zstd::bulk::compress(&json, 3).expect("zstd compresses in memory")
+        let mut encoder = zstd::Encoder::new(Vec::new(), 3).expect("zstd encoder in memory");
+        serde_json::to_writer(&mut encoder, self).expect("variables tables serialize");
+        encoder.finish().expect("zstd compresses in memory")
     }
 
     /// Reads what [`encode`](Self::encode) wrote (an empty payload is an empty table).
@@ -216,18 +320,11 @@ impl VariablesTable {
         if payload.is_empty() {
             return Ok(VariablesTable::default());
         }
-        let mut json = Vec::new();
+        // Read as it is decompressed: the JSON is never whole in memory.
         let decoder = zstd::stream::read::Decoder::new(payload).map_err(|e| e.to_string())?;
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(decoder, MAX_TABLE_BYTES as u64 + 1),
-            &mut json,
-        )
-        .map_err(|e| format!("corrupt variables table: {e}"))?;
-        if json.len() > MAX_TABLE_BYTES {
-            return Err("variables table larger than 2 GiB".to_owned());
-        }
+        let reader = std::io::BufReader::new(std::io::Read::take(decoder, MAX_TABLE_BYTES));
         let mut table: VariablesTable =
-            serde_json::from_slice(&json).map_err(|e| format!("corrupt variables table: {e}"))?;
+            serde_json::from_reader(reader).map_err(|e| format!("corrupt variables table: {e}"))?;
         table.reindex();
         Ok(table)
     }
@@ -243,12 +340,13 @@ impl VariablesTable {
             functions,
             types,
             index: Vec::new(),
+            type_names: Vec::new(),
         };
         table.reindex();
         table
     }
 
-    /// Rebuilds the address index (after reading a stored table).
+    /// Rebuilds the address index and the type names (after reading a stored table).
     pub fn reindex(&mut self) {
         self.index = self
             .functions
@@ -258,6 +356,63 @@ impl VariablesTable {
             .filter(|(start, end, _)| start < end)
             .collect();
         self.index.sort_unstable();
+        self.type_names = (0..self.types.len() as TypeId)
+            .map(|id| self.spell(Some(id), 0))
+            .collect();
+    }
+
+    /// The type as the source spells it (`struct node *`, `char [8]`; `void` for none).
+    pub fn type_name(&self, id: Option<TypeId>) -> &str {
+        match id.and_then(|id| self.type_names.get(id as usize)) {
+            Some(name) => name,
+            None => "void",
+        }
+    }
+
+    /// Spells type `id`, its parts at most 16 deep (a cyclic type graph ends in `…`).
+    fn spell(&self, id: Option<TypeId>, depth: usize) -> String {
+        if depth > 16 {
+            return "…".to_owned();
+        }
+        match self.type_info(id) {
+            None => "void".to_owned(),
+            Some(TypeInfo::Base { name, .. }) | Some(TypeInfo::Typedef { name, .. }) => {
+                name.clone()
+            }
+            Some(TypeInfo::Pointer {
+                target, reference, ..
+            }) => {
+                let target = self.spell(*target, depth + 1);
+                let sigil = if *reference { "&" } else { "*" };
+                if target.ends_with(['*', '&']) {
+                    format!("{target}{sigil}")
+                } else {
+                    format!("{target} {sigil}")
+                }
+            }
+            Some(TypeInfo::Struct { keyword, name, .. }) => match name {
+                Some(name) => format!("{keyword} {name}"),
+                None => format!("{keyword} {{…}}"),
+            },
+            Some(TypeInfo::Array { element, count }) => match count {
+                Some(n) => format!("{} [{n}]", self.spell(*element, depth + 1)),
+                None => format!("{} []", self.spell(*element, depth + 1)),
+            },
+            Some(TypeInfo::Enum { name, .. }) => match name {
+                Some(name) => format!("enum {name}"),
+                None => "enum {…}".to_owned(),
+            },
+            Some(TypeInfo::Qualified { qualifier, target }) => {
+                let target = self.spell(*target, depth + 1);
+                if target.ends_with('*') {
+                    format!("{target} {qualifier}")
+                } else {
+                    format!("{qualifier} {target}")
+                }
+            }
+            Some(TypeInfo::Function) => "function".to_owned(),
+            Some(TypeInfo::Other(name)) => name.clone().unwrap_or_else(|| "?".to_owned()),
+        }
     }
 
     /// The function whose body covers `address` (module-relative).
@@ -304,6 +459,7 @@ impl VariablesTable {
             .map(|f| 64 + scope_weight(&f.scope) + f.call_sites.len() * 48)
             .sum::<usize>()
             + self.types.len() * 64
+            + self.type_names.iter().map(|n| 24 + n.len()).sum::<usize>()
             + self.index.len() * 24
     }
 }
@@ -335,5 +491,64 @@ impl FunctionScope {
         self.call_sites
             .iter()
             .find(|c| c.return_address == return_address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inlined calls nest deep in optimized code (iterator chains): a table with 500 levels
+    /// of scopes is stored and read back whole, in order, without recursing that deep.
+    #[test]
+    fn deeply_nested_scopes_round_trip() {
+        let leaf = |name: &str, depth: u64| Scope {
+            kind: ScopeKind::Inlined(name.to_owned()),
+            ranges: vec![(depth, 1000 - depth)],
+            variables: vec![VariableDecl {
+                name: format!("v{depth}"),
+                parameter: false,
+                type_id: None,
+                location: Location::None,
+            }],
+            children: Vec::new(),
+        };
+        let mut scope = leaf("innermost", 500);
+        for depth in (1..500).rev() {
+            let mut outer = leaf("call", depth);
+            outer.children.push(scope);
+            if depth == 7 {
+                outer.children.push(leaf("sibling", 8));
+            }
+            scope = outer;
+        }
+        let function = FunctionScope {
+            scope: Scope {
+                kind: ScopeKind::Function("f".into()),
+                ranges: vec![(0, 1000)],
+                variables: Vec::new(),
+                children: vec![scope],
+            },
+            frame_base: None,
+            encoding: Encoding {
+                address_size: 8,
+                version: 5,
+                dwarf64: false,
+            },
+            call_sites: Vec::new(),
+        };
+        let table = VariablesTable::new(0, vec![function], Vec::new());
+        let back = VariablesTable::decode(&table.encode()).unwrap();
+        let chain = back.function_at(500).unwrap().scope.chain_at(500);
+        assert_eq!(chain.len(), 257, "chain_at stops at 256 nested scopes");
+        let names: Vec<&str> = chain[1..]
+            .iter()
+            .map(|s| s.variables[0].name.as_str())
+            .collect();
+        assert_eq!(names[..3], ["v1", "v2", "v3"]);
+        let seventh = chain[7];
+        assert_eq!(seventh.children.len(), 2, "the sibling kept its place");
+        assert_eq!(seventh.children[1].variables[0].name, "v8");
+        assert!(VariablesTable::decode(b"not zstd").is_err());
     }
 }
