@@ -14,7 +14,7 @@ use crate::group::index::{CrashIndex, PayloadBudget};
 use crate::ingest::queue::IngestQueue;
 use crate::ingest::throttle::Throttle;
 use crate::pipeline::Pipeline;
-use crate::process::modules::SymbolSource;
+use crate::process::source::SymbolSource;
 use crate::releases::Releases;
 use crate::store::ObjectStore;
 use crate::suspects::Suspects;

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
-use crate::process::modules::SymbolSource;
+use crate::process::source::SymbolSource;
 use crate::process::view::{
     field_name, CrashInfoView, Hex, ModuleView, ProcessedParts, ThreadView,
 };

@@ -21,7 +21,7 @@ use symbolic::common::DebugId;
 use super::report::{self, Format, ReportStyle, Threads};
 use crate::config::{Config, SourceConfig};
 use crate::pipeline::Pipeline;
-use crate::process::modules::SymbolSource;
+use crate::process::source::SymbolSource;
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::unpack::UnpackLimits;
 use crate::symbols::SymbolStore;

@@ -13,6 +13,7 @@ pub mod location;
 pub mod modules;
 mod output;
 pub mod provider;
+pub mod source;
 pub mod symbolicate;
 pub mod thrown;
 pub mod variables;
@@ -32,8 +33,9 @@ use crate::cpu;
 use crate::symbols::identify::base_name;
 use crate::upstream::{ModulePlatform, ModuleRef};
 use crate::variables::VariablesTable;
-use modules::{ModuleCache, ModuleSymbols, SymbolSource, SymbolStatus};
+use modules::{ModuleCache, ModuleSymbols, SymbolStatus};
 use provider::{ProviderModule, StoreProvider};
+use source::SymbolSource;
 
 pub use json::{crashing_thread_view, module_views, thread_views};
 pub use output::{ModuleReport, ProcessedCrash, Timings};

@@ -13,12 +13,13 @@ use symbolic::symcache::SymCache;
 
 use super::breakpad;
 use super::location::{demangled, InlineLocation, SourceLocation};
+use super::source::SymbolSource;
 use super::variables::VariableTables;
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
 use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::local::LocalSymbols;
-use crate::symbols::{SymbolError, SymbolStore};
+use crate::symbols::SymbolError;
 use crate::upstream::{Candidate, ModuleRef, Purpose, Upstream};
 
 /// A module's functions, lines and inlines, ready for lookups.
@@ -216,30 +217,6 @@ fn parse_cfi(cache: DerivedCache) -> Result<Option<CfiEntry>, String> {
         source,
         text_bytes: cache.payload.len(),
     }))
-}
-
-/// Where the stack walker's module symbols come from.
-#[derive(Clone)]
-pub enum SymbolSource {
-    /// The symbol store: each cache is built once, stored, and shared by every node; with
-    /// upstream sources, what it lacks is fetched from them into it first.
-    Store(Arc<SymbolStore>, Option<Arc<Upstream>>),
-    /// Debug files on this machine (`faultline process --symbols`): caches are built in
-    /// memory for this run; modules they lack are looked up in the second source, if any
-    /// (`--symbols-source`: a local cache folder filled from upstream sources).
-    Local(Arc<LocalSymbols>, Option<Box<SymbolSource>>),
-}
-
-impl From<Arc<SymbolStore>> for SymbolSource {
-    fn from(store: Arc<SymbolStore>) -> SymbolSource {
-        SymbolSource::Store(store, None)
-    }
-}
-
-impl From<LocalSymbols> for SymbolSource {
-    fn from(local: LocalSymbols) -> SymbolSource {
-        SymbolSource::Local(Arc::new(local), None)
-    }
 }
 
 /// Loads and keeps parsed module symbols, shared by all dumps (cheap to clone: clones share

@@ -11,7 +11,7 @@ use minidump::{Minidump, Module};
 use minidump_processor::ProcessState;
 use symbolic::common::DebugId;
 
-use super::modules::SymbolSource;
+use super::source::SymbolSource;
 use crate::config::VariablesScope;
 use crate::cpu;
 use crate::symbols::derive::CacheKind;
