@@ -12,6 +12,7 @@ use gimli::{AttributeValue, DebuggingInformationEntry, EndianSlice, RunTimeEndia
 use symbolic::debuginfo::dwarf::{Dwarf, Endian};
 use symbolic::debuginfo::Object;
 
+use super::eval::single_register;
 use super::table::{
     BaseEncoding, CallSite, Encoding, FunctionScope, Location, LocationRange, Member, Scope,
     ScopeKind, TypeId, TypeInfo, VariableDecl, VariablesTable,
@@ -515,18 +516,15 @@ impl<'a> Builder<'a, '_> {
                 Some(value) => udata(Some(value)).unwrap_or(0),
                 None => 0,
             };
-            let bits = match udata(entry.attr_value(gimli::DW_AT_bit_size)?) {
+            // A bit field: DWARF 4+ gives its first bit from the struct's start (read from the
+            // byte holding it); DWARF 2/3's big-endian `DW_AT_bit_offset` is read as bit 0.
+            let (offset, bits) = match udata(entry.attr_value(gimli::DW_AT_bit_size)?) {
                 Some(width) => {
-                    let start = udata(entry.attr_value(gimli::DW_AT_data_bit_offset)?)
-                        .map(|b| b - offset * 8)
-                        .unwrap_or(0);
-                    Some((start.min(u16::MAX.into()) as u16, width.min(64) as u16))
+                    let first = udata(entry.attr_value(gimli::DW_AT_data_bit_offset)?)
+                        .unwrap_or(offset * 8);
+                    (first / 8, Some(((first % 8) as u16, width.min(56) as u16)))
                 }
-                None => None,
-            };
-            let offset = match (bits, udata(entry.attr_value(gimli::DW_AT_data_bit_offset)?)) {
-                (Some(_), Some(bit)) if offset == 0 => bit / 8 / 8 * 8,
-                _ => offset,
+                None => (offset, None),
             };
             let type_id = self.type_attr(unit, &entry, depth)?;
             members.push(Member {
@@ -639,19 +637,6 @@ fn plus_uconst(bytes: &[u8]) -> Option<u64> {
     }
     let mut reader = EndianSlice::new(rest, RunTimeEndian::Little);
     gimli::Reader::read_uleb128(&mut reader).ok()
-}
-
-/// The register of a `DW_OP_regN` / `DW_OP_regx N` expression.
-fn single_register(bytes: &[u8]) -> Option<u16> {
-    let (&op, rest) = bytes.split_first()?;
-    match op {
-        0x50..=0x6f => Some(u16::from(op - 0x50)),
-        0x90 => {
-            let mut reader = EndianSlice::new(rest, RunTimeEndian::Little);
-            gimli::Reader::read_uleb128_u16(&mut reader).ok()
-        }
-        _ => None,
-    }
 }
 
 fn base_encoding(encoding: gimli::DwAte) -> BaseEncoding {

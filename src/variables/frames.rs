@@ -192,7 +192,7 @@ fn frame_variables(
             inlined = Some(name.clone());
         }
         for variable in &scope.variables {
-            declared.push((variable, inlined.clone(), scope.kind == ScopeKind::Block));
+            declared.push((variable, inlined.clone()));
         }
     }
     // Parameters first; then locals, innermost scope first.
@@ -203,7 +203,7 @@ fn frame_variables(
         .into_iter()
         .chain(locals)
         .take(MAX_VARIABLES_PER_FRAME)
-        .map(|(decl, inlined, _)| {
+        .map(|(decl, inlined)| {
             let size = renderer.size_of(decl.type_id);
             let value =
                 match eval::variable_bytes(&decl.location, function, pc, size, frame, memory) {

@@ -204,7 +204,12 @@ impl Renderer<'_> {
                 for member in members.iter().take(self.limits.elements) {
                     let size = self.size_of(member.type_id);
                     let start = member.offset as usize;
-                    let part = bytes.get(start..start.saturating_add(size as usize));
+                    // A bit field's storage may run past the struct's end: read what is there.
+                    let end = match member.bits {
+                        Some(_) => start.saturating_add(size as usize).min(bytes.len()),
+                        None => start.saturating_add(size as usize),
+                    };
+                    let part = bytes.get(start..end).filter(|p| !p.is_empty());
                     let field = match (part, member.bits) {
                         (Some(part), None) => {
                             self.read(member.name.clone(), member.type_id, part, depth + 1)
@@ -253,7 +258,7 @@ impl Renderer<'_> {
                 value.truncated = count > self.limits.elements;
                 value
             }
-            _ => self.scalar(name, type_name, type_id, info, bytes),
+            _ => self.scalar(name, type_name, info, bytes),
         }
     }
 
@@ -261,7 +266,6 @@ impl Renderer<'_> {
         &self,
         name: String,
         type_name: String,
-        type_id: Option<TypeId>,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
@@ -303,10 +307,7 @@ impl Renderer<'_> {
                 }
                 format!("{word:#x}")
             }
-            _ => {
-                let _ = type_id;
-                format!("{word:#x}")
-            }
+            _ => format!("{word:#x}"),
         });
         value
     }
@@ -508,5 +509,47 @@ mod tests {
         assert!(array.truncated);
         assert!(renderer.type_name(Some(0)).len() < 64);
         assert!(nested.summary().chars().count() <= 160);
+    }
+
+    /// Bit fields are read from their first bit, even from a last byte whose storage type
+    /// would run past the struct.
+    #[test]
+    fn bit_fields_read_their_bits() {
+        let member = |name: &str, offset: u64, bits: (u16, u16)| Member {
+            name: name.into(),
+            offset,
+            type_id: Some(0),
+            bits: Some(bits),
+        };
+        let table = VariablesTable::new(
+            0,
+            Vec::new(),
+            vec![
+                TypeInfo::Base {
+                    name: "unsigned int".into(),
+                    size: 4,
+                    encoding: BaseEncoding::Unsigned,
+                },
+                TypeInfo::Struct {
+                    keyword: "struct".into(),
+                    name: Some("flags".into()),
+                    size: 2,
+                    members: vec![
+                        member("a", 0, (0, 3)),
+                        member("b", 0, (3, 5)),
+                        member("c", 1, (0, 4)),
+                    ],
+                },
+            ],
+        );
+        let renderer = Renderer {
+            table: &table,
+            memory: &NoMemory,
+            map: &NoMemory,
+            limits: RenderLimits::default(),
+        };
+        let value = renderer.value("f".into(), Some(1), &[Ok(0b1010_1101), Ok(0b0000_0110)]);
+        let values: Vec<_> = value.fields.iter().map(|f| f.value.as_deref()).collect();
+        assert_eq!(values, [Some("5"), Some("21"), Some("6")]);
     }
 }
