@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use faultline::config::Config;
+use faultline::config::{Config, VariablesScope};
 use faultline::events::process::EventProcessor;
 use faultline::events::Event;
 use faultline::group::signature::SignatureRules;
@@ -118,7 +118,7 @@ fn bench(c: &mut Criterion) {
     // What variables cost a warm crash: the same dump with `processing.variables = "off"` and
     // with the default (the crashing thread's frames), every table already in memory.
     let mut off = Config::default();
-    off.processing.variables = faultline::config::VariablesScope::Off;
+    off.processing.variables = VariablesScope::Off;
     let without = Processor::from_config(&off, Arc::clone(&store));
     for (label, path) in [
         (
@@ -171,7 +171,7 @@ fn bench(c: &mut Criterion) {
     let dump =
         bytes::Bytes::from(std::fs::read(fixture("minidumps/rust-minidump/test.dmp")).unwrap());
     let report = rt
-        .block_on(pipeline.run(dump, &Default::default()))
+        .block_on(pipeline.run(dump, &Default::default(), VariablesScope::default()))
         .unwrap();
     group.bench_function("facts/test-win-x86", |b| {
         use faultline::group::ProcessedReport;

@@ -7,6 +7,7 @@
 //! command-line flags. With no file at all, symbols live under `./symbol-store` and state under
 //! `./data`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -511,6 +512,18 @@ pub struct ProcessingConfig {
     /// Whose frames get the values of their parameters and locals (docs/VARIABLES.md).
     /// Variables can hold personal data: `off` keeps them out of everything stored.
     pub variables: VariablesScope,
+    /// `variables` for some projects, by slug (`payments = "off"`), overriding the default.
+    pub project_variables: BTreeMap<String, VariablesScope>,
+}
+
+impl ProcessingConfig {
+    /// Whose frames get variables in the crashes of the project with this slug.
+    pub fn variables_for(&self, project_slug: &str) -> VariablesScope {
+        self.project_variables
+            .get(project_slug)
+            .copied()
+            .unwrap_or(self.variables)
+    }
 }
 
 /// Which threads' frames get variables.
@@ -671,6 +684,35 @@ mod tests {
             assert_eq!(config.storage.s3.bucket, "crashes");
             assert!(config.ingest.require_key);
             assert!(!config.auth.public_symbol_reads);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_project_overrides_whose_variables_are_read() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "faultline.toml",
+                "[processing]\nvariables = \"all_threads\"\n[processing.project_variables]\npayments = \"off\"\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("faultline.toml")), serde_json::json!({})).unwrap();
+            assert_eq!(
+                config.processing.variables_for("payments"),
+                VariablesScope::Off
+            );
+            assert_eq!(
+                config.processing.variables_for("game"),
+                VariablesScope::AllThreads
+            );
+            jail.create_file(
+                "bad.toml",
+                "[processing.project_variables]\npayments = \"sometimes\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("bad.toml")), serde_json::json!({}))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("sometimes"), "{err}");
             Ok(())
         });
     }

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::classify::evidence_line;
 use crate::classify::frames::judged_frames;
 use crate::classify::{Classification, Classifier};
-use crate::config::Config;
+use crate::config::{Config, VariablesScope};
 use crate::group::signature::{
     fingerprint, signature, Signature, SignatureRules, GROUPING_VERSION,
 };
@@ -287,13 +287,18 @@ impl Pipeline {
 
     /// Runs one minidump through every stage. `annotations` are what the client sent with it
     /// (they can carry an abort message or an OOM size for the signature); the dump's own
-    /// Crashpad annotations are added to them.
+    /// Crashpad annotations are added to them. `variables` says whose frames get their values
+    /// (`ProcessingConfig::variables_for` the crash's project).
     pub async fn run(
         &self,
         dump: Bytes,
         annotations: &BTreeMap<String, String>,
+        variables: VariablesScope,
     ) -> Result<CrashReport, ProcessError> {
-        let processed = self.processor.process(dump).await?;
+        let processed = self
+            .processor
+            .process_with_variables(dump, variables)
+            .await?;
         let classification = self.classifier.classify(&processed);
         let mut all = processed
             .crashpad

@@ -81,7 +81,14 @@ pub async fn process(
     };
     // Symbols uploaded through another node count for this very dump.
     state.cluster.catch_up_before_work().await;
-    let report = state.pipeline.run(dump, &annotations).await?;
+    let report = state
+        .pipeline
+        .run(
+            dump,
+            &annotations,
+            state.config.processing.variables_for(&project.slug),
+        )
+        .await?;
     let id = crate::ingest::new_crash_id();
     let received_at = crate::clock::now();
     let recorder = Recorder {

@@ -253,7 +253,11 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         }
     };
     let crash = pipeline
-        .run(dump.into(), &Default::default())
+        .run(
+            dump.into(),
+            &Default::default(),
+            config.processing.variables,
+        )
         .await
         .with_context(|| format!("cannot process {}", args.dump.display()))?;
     if args.json {

@@ -15,8 +15,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 
 use super::queue::{IngestQueue, QueueEntry};
 use super::{load_raw, RawCrash, Recorder, MAIN_DUMP};
+use crate::auth::Registry;
 use crate::cluster::ClusterEvents;
-use crate::group::index::{CrashIndex, FinishedCrash, MissingModule};
+use crate::config::{ProcessingConfig, VariablesScope};
+use crate::group::index::{CrashIndex, FinishedCrash, IndexError, MissingModule};
 use crate::pipeline::Pipeline;
 use crate::process::modules::SymbolStatus;
 use crate::process::ModuleReport;
@@ -71,6 +73,10 @@ pub struct WorkerContext {
     pub symbols: Arc<SymbolStore>,
     /// Largest stored file (source map, minified file) an event's frames read.
     pub max_file_bytes: u64,
+    /// What processing reads beyond stack traces, per project.
+    pub processing: ProcessingConfig,
+    /// Projects, to find a crash's project's slug in `processing`'s overrides.
+    pub projects: Registry,
 }
 
 /// Starts processing with `count` workers (after requeueing what this node held before it
@@ -250,6 +256,18 @@ async fn reprocess_when_fetched(context: WorkerContext, crash_id: String, fetchi
 }
 
 impl WorkerContext {
+    /// Whose frames get variables in the crashes of project `project_id` (a lookup only when
+    /// some project overrides the default; an unknown project gets the default).
+    async fn variables_for(&self, project_id: i64) -> Result<VariablesScope, IndexError> {
+        if self.processing.project_variables.is_empty() {
+            return Ok(self.processing.variables);
+        }
+        Ok(match self.projects.project_by_id(project_id).await? {
+            Some(project) => self.processing.variables_for(&project.slug),
+            None => self.processing.variables,
+        })
+    }
+
     /// Where the crash of `entry` is recorded once processed.
     fn recorder(&self, entry: &QueueEntry) -> Recorder<'_> {
         Recorder {
@@ -306,7 +324,18 @@ async fn process(
         .await
         .expect("never closed");
     drop(reading);
-    let report = match context.pipeline.run(dump, &raw.annotations).await {
+    let variables = match context.variables_for(raw.project_id).await {
+        Ok(variables) => variables,
+        Err(e) => {
+            retry_later(context, entry, e.to_string()).await;
+            return None;
+        }
+    };
+    let report = match context
+        .pipeline
+        .run(dump, &raw.annotations, variables)
+        .await
+    {
         Ok(report) => report,
         Err(e) => {
             outcome("failed");

@@ -160,10 +160,20 @@ impl Processor {
         &self.modules
     }
 
-    /// Processes one minidump.
+    /// Processes one minidump, with variables for the threads this processor was made for.
     pub async fn process(&self, dump: Bytes) -> Result<ProcessedCrash, ProcessError> {
+        self.process_with_variables(dump, self.variables).await
+    }
+
+    /// Processes one minidump, with variables for `variables`' threads (the crash's project
+    /// may want other threads than the processor's default, or none).
+    pub async fn process_with_variables(
+        &self,
+        dump: Bytes,
+        variables: VariablesScope,
+    ) -> Result<ProcessedCrash, ProcessError> {
         let started = Instant::now();
-        let result = self.process_inner(dump, started).await;
+        let result = self.process_inner(dump, variables, started).await;
         let outcome = match &result {
             Ok(_) => "processed",
             Err(ProcessError::NotAMinidump(_)) => "not_a_minidump",
@@ -183,6 +193,7 @@ impl Processor {
     async fn process_inner(
         &self,
         dump: Bytes,
+        variables: VariablesScope,
         started: Instant,
     ) -> Result<ProcessedCrash, ProcessError> {
         let deadline = started + self.limits.time_budget;
@@ -218,7 +229,7 @@ impl Processor {
                 }
             };
         let walked = started.elapsed();
-        let threads = variables::threads_for(self.variables, &state);
+        let threads = variables::threads_for(variables, &state);
         let tables = self.variable_tables(&state, &threads, deadline).await;
         Ok(finish(
             &dump,

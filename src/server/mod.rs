@@ -294,6 +294,8 @@ impl BoundServer {
                     cluster: Arc::clone(&state.cluster),
                     symbols: Arc::clone(&state.symbols),
                     max_file_bytes: state.config.limits.max_upload_bytes,
+                    processing: state.config.processing.clone(),
+                    projects: state.registry.clone(),
                 },
                 workers,
             )

@@ -25,7 +25,11 @@ async fn pipeline(symbols: &[PathBuf], classify: ClassifyConfig) -> (Pipeline, t
 
 async fn run(pipeline: &Pipeline, dump: PathBuf) -> CrashReport {
     pipeline
-        .run(std::fs::read(&dump).unwrap().into(), &Default::default())
+        .run(
+            std::fs::read(&dump).unwrap().into(),
+            &Default::default(),
+            Default::default(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", dump.display()))
 }

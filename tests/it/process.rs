@@ -925,7 +925,11 @@ async fn the_crash_view_reads_back_what_was_written() {
         let (store, _dir) = symbol_store(&[fixture(symbols)]).await;
         let pipeline = Pipeline::from_config(&Config::default(), store).unwrap();
         let report = pipeline
-            .run(fixture_bytes(dump).into(), &Default::default())
+            .run(
+                fixture_bytes(dump).into(),
+                &Default::default(),
+                Default::default(),
+            )
             .await
             .unwrap();
         let json = serde_json::to_vec(&report).unwrap();
@@ -992,6 +996,7 @@ async fn a_crash_gives_its_os_cpu_and_crashing_module_versions_as_facts() {
         .run(
             fixture_bytes("minidumps/rust-minidump/test.dmp").into(),
             &Default::default(),
+            Default::default(),
         )
         .await
         .unwrap();

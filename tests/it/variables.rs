@@ -346,3 +346,58 @@ async fn the_evidence_carries_the_fault_frames_variables() {
         "{markdown}"
     );
 }
+
+/// `processing.project_variables` keeps one project's crashes free of variables while the
+/// others keep the default: the same dump through `/submit`, under each project's ingest key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_project_can_turn_variables_off_for_its_crashes() {
+    let server = common::TestServer::start_with(|config| {
+        config
+            .processing
+            .project_variables
+            .insert("payments".to_owned(), VariablesScope::Off);
+    })
+    .await;
+    let (status, answer) = server
+        .upload("crasher.debug", generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let mut top_frames = BTreeMap::new();
+    for project in ["Payments", "Game"] {
+        let slug = server.create_project(project).await["slug"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, key) = server
+            .admin_post(
+                &format!("/api/v1/projects/{slug}/keys"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "{key}");
+        let form = common::crash_form(&generated_bytes("variables/c-O0.dmp"));
+        let (status, reply) = common::post(
+            &server,
+            &format!("/submit?key={}", key["key"].as_str().unwrap()),
+            Some("multipart/form-data; boundary=B"),
+            &[],
+            form,
+        )
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        let id = reply.trim().strip_prefix("CrashID=bp-").unwrap().to_owned();
+        assert_eq!(common::settled(&server, &id).await["state"], "processed");
+        let (status, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+        assert_eq!(status, 200, "{crash}");
+        let top = crash["processed"]["crashing_thread"]["frames"][0].clone();
+        top_frames.insert(slug, top);
+    }
+    let game = &top_frames["game"];
+    assert!(
+        game["variables"].as_array().is_some_and(|v| !v.is_empty()),
+        "{game}"
+    );
+    let payments = &top_frames["payments"];
+    assert_eq!(payments["function"], game["function"], "{payments}");
+    assert!(payments.get("variables").is_none(), "{payments}");
+}
