@@ -3,9 +3,9 @@
 //! before it reads a dump: `$OUT_DIR/shipped_patterns.rs` holds each list's lines with what
 //! they match (src/classify/pattern_lines.rs, the same code that sorts configured lines).
 //!
-//! With the `crasher` feature it also compiles the crash generator's C program with known
-//! variables (fixtures/minidumps/variables/variables.c) at -O0 and -O2 and links both into the
-//! examples (see fixtures/minidumps/README.md).
+//! With the `crasher` feature it also compiles the crash generator's programs with known
+//! variables (fixtures/minidumps/variables/variables.{c,cpp,rs}) at -O0 and -O2 and links them
+//! into the examples (see fixtures/minidumps/README.md).
 
 #[path = "src/classify/pattern_lines.rs"]
 #[allow(dead_code)]
@@ -64,20 +64,73 @@ fn main() {
     }
 }
 
-/// The C program of the variables fixtures, once per optimization level, as objects linked
-/// into the crash generator (entry points `crash_variables_c_O0` and `crash_variables_c_O2`).
+/// The programs of the variables fixtures (C, C++, Rust), once per optimization level, as
+/// objects linked into the crash generator (entry points `crash_variables_{c,cpp,rs}_{O0,O2}`).
 fn compile_variables_programs(dir: &str) {
-    const SOURCE: &str = "fixtures/minidumps/variables/variables.c";
-    println!("cargo:rerun-if-changed={SOURCE}");
-    for level in ["O0", "O2"] {
-        let object = format!("{dir}/variables-c-{level}.o");
-        let status = std::process::Command::new("gcc")
-            .args(["-c", "-g", &format!("-{level}"), "-fPIE", "-std=c11"])
-            .arg(format!("-DENTRY=crash_variables_c_{level}"))
-            .args([SOURCE, "-o", &object])
+    const DIR: &str = "fixtures/minidumps/variables";
+    for (language, compiler, flags) in [
+        ("c", "gcc", &["-std=c11"][..]),
+        ("cpp", "g++", &["-std=c++17", "-fno-exceptions"][..]),
+    ] {
+        let source = format!("{DIR}/variables.{language}");
+        println!("cargo:rerun-if-changed={source}");
+        for level in ["O0", "O2"] {
+            let object = format!("{dir}/variables-{language}-{level}.o");
+            let status = std::process::Command::new(compiler)
+                .args(["-c", "-g", &format!("-{level}"), "-fPIE"])
+                .args(flags)
+                .arg(format!("-DENTRY=crash_variables_{language}_{level}"))
+                .args([&source, "-o", &object])
+                .status()
+                .unwrap_or_else(|e| panic!("{compiler} (needed by the crasher feature): {e}"));
+            assert!(
+                status.success(),
+                "{compiler} failed on {source} at -{level}"
+            );
+            println!("cargo:rustc-link-arg-examples={object}");
+        }
+    }
+    // The linker reads these objects after the libraries rustc names (and after it switched
+    // back to shared ones): the static C++ runtime, and what it needs of libc, again.
+    for library in ["-l:libstdc++.a", "-l:libm.a", "-l:libc.a", "-l:libgcc.a"] {
+        println!("cargo:rustc-link-arg-examples={library}");
+    }
+    compile_rust_variables_program(dir, DIR);
+}
+
+/// The Rust program, each optimization level its own crate (so their symbols differ), against
+/// the same standard library the crash generator links.
+fn compile_rust_variables_program(dir: &str, sources: &str) {
+    let source = format!("{sources}/variables.rs");
+    println!("cargo:rerun-if-changed={source}");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let target = std::env::var("TARGET").expect("cargo sets TARGET");
+    for (level, opt) in [("O0", "0"), ("O2", "2")] {
+        let object = format!("{dir}/variables-rs-{level}.o");
+        let mut command = std::process::Command::new(&rustc);
+        command
+            .args(["--edition", "2021", "--crate-type", "lib", "--emit"])
+            .arg(format!("obj={object}"))
+            .args([
+                "--crate-name",
+                &format!("variables_rs_{}", level.to_lowercase()),
+            ])
+            .args(["--target", &target, "-g", "-C", "panic=abort", "-C"])
+            .arg(format!("opt-level={opt}"))
+            .args(["-C", "relocation-model=pie", "-C", "codegen-units=1"])
+            // A null read must fault (SIGSEGV), not be caught by a debug assertion first.
+            .args(["-C", "debug-assertions=off"]);
+        if level == "O2" {
+            command.args(["--cfg", "optimized"]);
+        }
+        let status = command
+            .arg(&source)
             .status()
-            .unwrap_or_else(|e| panic!("gcc (needed by the crasher feature): {e}"));
-        assert!(status.success(), "gcc failed on {SOURCE} at -{level}");
+            .unwrap_or_else(|e| panic!("rustc: {e}"));
+        assert!(
+            status.success(),
+            "rustc failed on {source} at opt-level {opt}"
+        );
         println!("cargo:rustc-link-arg-examples={object}");
     }
 }

@@ -70,11 +70,22 @@ mod linux {
     /// Crashes in C code with known variables, one per optimization level
     /// (fixtures/minidumps/variables/variables.c, compiled by build.rs), run under gdb by
     /// regenerate.sh: `crasher --list-variables` names them.
-    pub const VARIABLE_CLASSES: &[&str] = &["variables-c-O0", "variables-c-O2"];
+    pub const VARIABLE_CLASSES: &[&str] = &[
+        "variables-c-O0",
+        "variables-c-O2",
+        "variables-cpp-O0",
+        "variables-cpp-O2",
+        "variables-rs-O0",
+        "variables-rs-O2",
+    ];
 
     extern "C" {
         fn crash_variables_c_O0();
+        fn crash_variables_cpp_O0();
+        fn crash_variables_rs_O0();
         fn crash_variables_c_O2();
+        fn crash_variables_cpp_O2();
+        fn crash_variables_rs_O2();
     }
 
     /// An address in the canonical lower half that nothing maps.
@@ -350,6 +361,10 @@ mod linux {
             "null-read-wx-heap" => drop(null_read_wx_heap()),
             "variables-c-O0" => unsafe { crash_variables_c_O0() },
             "variables-c-O2" => unsafe { crash_variables_c_O2() },
+            "variables-cpp-O0" => unsafe { crash_variables_cpp_O0() },
+            "variables-cpp-O2" => unsafe { crash_variables_cpp_O2() },
+            "variables-rs-O0" => unsafe { crash_variables_rs_O0() },
+            "variables-rs-O2" => unsafe { crash_variables_rs_O2() },
             _ => {}
         }
     }

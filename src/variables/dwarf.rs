@@ -15,7 +15,7 @@ use symbolic::debuginfo::Object;
 use super::eval::single_register;
 use super::table::{
     BaseEncoding, CallSite, Encoding, FunctionScope, Location, LocationRange, Member, Scope,
-    ScopeKind, TypeId, TypeInfo, VariableDecl, VariablesTable,
+    ScopeKind, TypeId, TypeInfo, VariableDecl, VariablesTable, Variants,
 };
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -436,9 +436,14 @@ impl<'a> Builder<'a, '_> {
                     _ => "struct",
                 }
                 .to_owned(),
+                element: match name.as_deref() {
+                    Some(n) if n.starts_with("Vec<") => self.type_parameter(unit, offset, depth)?,
+                    _ => None,
+                },
                 name,
                 size: size.unwrap_or(0),
                 members: self.members(unit, offset, depth)?,
+                variants: self.variant_part(unit, offset, depth)?.map(Box::new),
             },
             gimli::DW_TAG_array_type => {
                 let element = self.type_attr(unit, &entry, depth)?;
@@ -483,6 +488,81 @@ impl<'a> Builder<'a, '_> {
         })
     }
 
+    /// The first template type parameter of a type (`T` of `Vec<T>`).
+    fn type_parameter(
+        &mut self,
+        unit: &Unit<'a>,
+        offset: UnitOffset,
+        depth: usize,
+    ) -> gimli::Result<Option<TypeId>> {
+        let mut tree = unit.entries_tree(Some(offset))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            if child.entry().tag() == gimli::DW_TAG_template_type_parameter {
+                let entry = child.entry().clone();
+                return self.type_attr(unit, &entry, depth);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A Rust enum's variant part: the discriminant member and each variant's value and fields.
+    fn variant_part(
+        &mut self,
+        unit: &Unit<'a>,
+        offset: UnitOffset,
+        depth: usize,
+    ) -> gimli::Result<Option<Variants>> {
+        let mut part = None;
+        {
+            let mut tree = unit.entries_tree(Some(offset))?;
+            let mut children = tree.root()?.children();
+            while let Some(child) = children.next()? {
+                if child.entry().tag() == gimli::DW_TAG_variant_part {
+                    part = Some(child.entry().offset());
+                    break;
+                }
+            }
+        }
+        let Some(part) = part else {
+            return Ok(None);
+        };
+        let discriminant = match unit.entry(part)?.attr_value(gimli::DW_AT_discr)? {
+            Some(value) => unit_offset(unit, value),
+            None => None,
+        };
+        let mut variants = Vec::new();
+        let mut discriminant_member = None;
+        let mut tree = unit.entries_tree(Some(part))?;
+        let mut children = tree.root()?.children();
+        while let Some(child) = children.next()? {
+            let entry = child.entry().clone();
+            match entry.tag() {
+                gimli::DW_TAG_member if Some(entry.offset()) == discriminant => {
+                    discriminant_member = self.member(unit, &entry, depth)?;
+                }
+                gimli::DW_TAG_variant if variants.len() < 4096 => {
+                    let value = udata(entry.attr_value(gimli::DW_AT_discr_value)?);
+                    let mut fields = child.children();
+                    while let Some(field) = fields.next()? {
+                        let field = field.entry().clone();
+                        if field.tag() == gimli::DW_TAG_member {
+                            if let Some(member) = self.member(unit, &field, depth)? {
+                                variants.push((value, member));
+                            }
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Some(Variants {
+            discriminant: discriminant_member,
+            variants,
+        }))
+    }
+
     fn members(
         &mut self,
         unit: &Unit<'a>,
@@ -507,34 +587,44 @@ impl<'a> Builder<'a, '_> {
         }
         for member in offsets.into_iter().take(4096) {
             let entry = unit.entry(member)?;
-            let name = match entry.tag() {
-                gimli::DW_TAG_inheritance => "<base>".to_owned(),
-                _ => self.name(unit, &entry)?.unwrap_or_default(),
-            };
-            let offset = match entry.attr_value(gimli::DW_AT_data_member_location)? {
-                Some(AttributeValue::Exprloc(e)) => plus_uconst(e.0.slice()).unwrap_or(0),
-                Some(value) => udata(Some(value)).unwrap_or(0),
-                None => 0,
-            };
-            // A bit field: DWARF 4+ gives its first bit from the struct's start (read from the
-            // byte holding it); DWARF 2/3's big-endian `DW_AT_bit_offset` is read as bit 0.
-            let (offset, bits) = match udata(entry.attr_value(gimli::DW_AT_bit_size)?) {
-                Some(width) => {
-                    let first = udata(entry.attr_value(gimli::DW_AT_data_bit_offset)?)
-                        .unwrap_or(offset * 8);
-                    (first / 8, Some(((first % 8) as u16, width.min(56) as u16)))
-                }
-                None => (offset, None),
-            };
-            let type_id = self.type_attr(unit, &entry, depth)?;
-            members.push(Member {
-                name,
-                offset,
-                type_id,
-                bits,
-            });
+            members.extend(self.member(unit, &entry, depth)?);
         }
         Ok(members)
+    }
+
+    /// A data member, base class or variant field: its name, byte offset, type and bits.
+    fn member(
+        &mut self,
+        unit: &Unit<'a>,
+        entry: &Entry<'a, '_>,
+        depth: usize,
+    ) -> gimli::Result<Option<Member>> {
+        let name = match entry.tag() {
+            gimli::DW_TAG_inheritance => "<base>".to_owned(),
+            _ => self.name(unit, entry)?.unwrap_or_default(),
+        };
+        let offset = match entry.attr_value(gimli::DW_AT_data_member_location)? {
+            Some(AttributeValue::Exprloc(e)) => plus_uconst(e.0.slice()).unwrap_or(0),
+            Some(value) => udata(Some(value)).unwrap_or(0),
+            None => 0,
+        };
+        // A bit field: DWARF 4+ gives its first bit from the struct's start (read from the
+        // byte holding it); DWARF 2/3's big-endian `DW_AT_bit_offset` is read as bit 0.
+        let (offset, bits) = match udata(entry.attr_value(gimli::DW_AT_bit_size)?) {
+            Some(width) => {
+                let first =
+                    udata(entry.attr_value(gimli::DW_AT_data_bit_offset)?).unwrap_or(offset * 8);
+                (first / 8, Some(((first % 8) as u16, width.min(56) as u16)))
+            }
+            None => (offset, None),
+        };
+        let type_id = self.type_attr(unit, entry, depth)?;
+        Ok(Some(Member {
+            name,
+            offset,
+            type_id,
+            bits,
+        }))
     }
 
     fn array_count(&self, unit: &Unit<'a>, offset: UnitOffset) -> gimli::Result<Option<u64>> {

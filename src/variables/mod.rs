@@ -2,9 +2,11 @@
 //! gives each function's scopes and where each variable lives ([`table`], built from DWARF by
 //! [`dwarf`] and stored as a derived cache); a walked thread's frames give the registers and the
 //! dump the memory ([`frames`]); location expressions are evaluated with gimli ([`eval`]) and
-//! the bytes read as their types say ([`render`]); the fault address is traced back to the
+//! the bytes read as their types say ([`render`]; standard containers by what they hold,
+//! [`containers`]); the fault address is traced back to the
 //! variable it came from ([`fault`]).
 
+pub mod containers;
 pub mod dwarf;
 pub mod eval;
 pub mod fault;

@@ -49,7 +49,10 @@ pub struct Value {
     /// For a `char *` or `char` array: the text up to its NUL, non-printable bytes as `\xNN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Members of a struct, elements of an array.
+    /// For a Rust enum: the variant it holds (`Some`, `Err`); its fields follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Members of a struct, elements of an array or vector, a variant's fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<Value>,
     /// Members or elements were left out (the limits).
@@ -95,15 +98,28 @@ impl Value {
         }
         if let Some(text) = &self.text {
             out.push_str(&format!("\"{text}\""));
+            if self.truncated {
+                out.push('…');
+            }
             return;
         }
-        out.push('{');
+        if let Some(variant) = &self.variant {
+            out.push_str(variant);
+            if self.fields.is_empty() {
+                return;
+            }
+        }
+        out.push(if self.variant.is_some() { '(' } else { '{' });
         for (i, field) in self.fields.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
             }
-            // Elements and anonymous members show their value alone.
-            if !field.name.starts_with('[') && !field.name.is_empty() {
+            // Elements, anonymous members and tuple fields (`__0`) show their value alone.
+            let positional = field
+                .name
+                .strip_prefix("__")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !field.name.starts_with('[') && !field.name.is_empty() && !positional {
                 out.push_str(&field.name);
                 out.push_str(" = ");
             }
@@ -116,7 +132,17 @@ impl Value {
                 ", …"
             });
         }
-        out.push('}');
+        out.push(if self.variant.is_some() { ')' } else { '}' });
+    }
+}
+
+impl Value {
+    /// A value shown by its parts (`fields`), with no leaf value of its own.
+    pub(super) fn named(name: &str, type_name: &str, fields: Vec<Value>) -> Value {
+        Value {
+            fields,
+            ..leaf(name.to_owned(), type_name.to_owned(), None)
+        }
     }
 }
 
@@ -183,7 +209,7 @@ impl Renderer<'_> {
         self.table.type_name(id).to_owned()
     }
 
-    fn read(
+    pub(super) fn read(
         &self,
         name: String,
         type_id: Option<TypeId>,
@@ -194,6 +220,9 @@ impl Renderer<'_> {
         let Some(info) = self.resolved(type_id) else {
             return leaf(name, type_name, None);
         };
+        if let Some(value) = self.container(&name, &type_name, info, bytes, depth) {
+            return value;
+        }
         match info {
             TypeInfo::Struct { members, .. } => {
                 let mut value = leaf(name, type_name, None);
@@ -362,6 +391,7 @@ fn leaf(name: String, type_name: String, value: Option<String>) -> Value {
         unavailable: None,
         points_to: None,
         text: None,
+        variant: None,
         fields: Vec::new(),
         truncated: false,
     }
@@ -372,7 +402,7 @@ fn known(bytes: &[Result<u8, Unavailable>]) -> Result<Vec<u8>, Unavailable> {
     bytes.iter().copied().collect()
 }
 
-fn le_u64(raw: &[u8]) -> u64 {
+pub(super) fn le_u64(raw: &[u8]) -> u64 {
     let mut word = [0u8; 8];
     let n = raw.len().min(8);
     word[..n].copy_from_slice(&raw[..n]);
@@ -471,6 +501,8 @@ mod tests {
                 },
                 TypeInfo::Struct {
                     keyword: "struct".into(),
+                    variants: None,
+                    element: None,
                     name: Some("self".into()),
                     size: 8,
                     members: vec![Member {
@@ -532,6 +564,8 @@ mod tests {
                 },
                 TypeInfo::Struct {
                     keyword: "struct".into(),
+                    variants: None,
+                    element: None,
                     name: Some("flags".into()),
                     size: 2,
                     members: vec![

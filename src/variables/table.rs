@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The format version of a stored table; part of its cache's version.
-pub const TABLE_VERSION: u32 = 2;
+pub const TABLE_VERSION: u32 = 3;
 
 /// Every function with variables in one module, and the types they use.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -247,6 +247,12 @@ pub enum TypeInfo {
         name: Option<String>,
         size: u64,
         members: Vec<Member>,
+        /// A Rust enum's variants (`DW_TAG_variant_part`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        variants: Option<Box<Variants>>,
+        /// The element type of a Rust `Vec<T>` (its template parameter `T`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        element: Option<TypeId>,
     },
     /// An array of `count` elements (`None`: unknown bound).
     Array {
@@ -274,6 +280,16 @@ pub enum TypeInfo {
     Function,
     /// A type this reader does not decode; its name, when it has one.
     Other(Option<String>),
+}
+
+/// The variants of a Rust enum: its discriminant says which one a value holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Variants {
+    /// Where the discriminant is (absent: one variant only).
+    pub discriminant: Option<Member>,
+    /// Each variant: the discriminant value choosing it (`None`: every other value) and its
+    /// fields, as a member of the variant's own struct type.
+    pub variants: Vec<(Option<u64>, Member)>,
 }
 
 /// A data member of a struct, class or union.

@@ -147,7 +147,7 @@ async fn pages_show_the_crash_and_escape_what_it_carries() {
         .expect("the fault frame");
     let fault_fn = &body[fault_row..fault_row + 400];
     assert!(fault_fn.contains("crasher::linux::wild_read"), "{fault_fn}");
-    assert!(fault_fn.contains("crasher.rs:116"), "{fault_fn}");
+    assert!(fault_fn.contains("crasher.rs:127"), "{fault_fn}");
     let inlined = body.find("class=\"inlined\"").expect("an inlined row");
     assert!(body[inlined..].contains("core::ptr::read_volatile"));
     assert!(inlined < fault_row, "the inlined call sits above its frame");

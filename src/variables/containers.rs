@@ -1,0 +1,412 @@
+//! The standard library's types shown by what they hold, not by their fields: Rust enums
+//! (`Option`, `Result`, any enum with a variant part) as the variant and its fields, Rust
+//! `&str` and `String` and C++ `std::string` as their text, Rust `Vec<T>` and C++
+//! `std::vector<T>` as their elements — read through the layouts the DWARF types describe,
+//! from the memory the dump captured, within the same limits as any other value.
+
+use super::eval::Unavailable;
+use super::render::{escape, le_u64, Renderer, Value};
+use super::table::{Member, TypeId, TypeInfo, Variants};
+
+/// A member found inside a value: its byte offset from the value's start and its type.
+type Found = (u64, Option<TypeId>);
+
+/// An integer or pointer read from a value's bytes, or why they are not known.
+type Word = Result<u64, Unavailable>;
+
+impl Renderer<'_> {
+    /// `info` shown by what it holds when it is a type whose layout is known; `None` for any
+    /// other struct (shown field by field).
+    pub(super) fn container(
+        &self,
+        name: &str,
+        type_name: &str,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+        depth: usize,
+    ) -> Option<Value> {
+        let TypeInfo::Struct {
+            name: struct_name,
+            variants,
+            element,
+            ..
+        } = info
+        else {
+            return None;
+        };
+        if let Some(variants) = variants {
+            return Some(self.variant(name, type_name, variants, bytes, depth));
+        }
+        let struct_name = struct_name.as_deref()?;
+        let value = Value::named(name, type_name, Vec::new());
+        // Each kind: where its pointer and its length are (`None`: not this layout after all).
+        let words = if struct_name == "&str" {
+            let pointer = self.word_of(info, bytes, &["data_ptr"])?;
+            (pointer, self.word_of(info, bytes, &["length"])?)
+        } else if struct_name == "String" {
+            let pointer = self.first_pointer(info, bytes, &["vec", "buf"])?;
+            (pointer, self.word_of(info, bytes, &["vec", "len"])?)
+        } else if struct_name.starts_with("basic_string<char,") {
+            let pointer = self.word_of(info, bytes, &["_M_dataplus", "_M_p"])?;
+            (pointer, self.word_of(info, bytes, &["_M_string_length"])?)
+        } else if struct_name.starts_with("Vec<") {
+            let pointer = self.first_pointer(info, bytes, &["buf"])?;
+            let length = self.word_of(info, bytes, &["len"])?;
+            return Some(match (pointer, length) {
+                (Ok(pointer), Ok(length)) => self.elements(value, *element, pointer, length, depth),
+                (Err(why), _) | (_, Err(why)) => unavailable(value, why),
+            });
+        } else if struct_name.starts_with("vector<") {
+            return self.vector(value, info, bytes, depth);
+        } else {
+            return None;
+        };
+        Some(match words {
+            (Ok(pointer), Ok(length)) => self.text_value(value, pointer, length),
+            (Err(why), _) | (_, Err(why)) => unavailable(value, why),
+        })
+    }
+
+    /// A C++ `std::vector<T>`: the elements from `_M_start` to `_M_finish`.
+    fn vector(
+        &self,
+        value: Value,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+        depth: usize,
+    ) -> Option<Value> {
+        let (_, start_type) = self.find(info, &["_M_impl", "_M_start"])?;
+        let element = match self.resolved(start_type) {
+            Some(TypeInfo::Pointer { target, .. }) => *target,
+            _ => return None,
+        };
+        let start = self.word_of(info, bytes, &["_M_impl", "_M_start"])?;
+        let finish = self.word_of(info, bytes, &["_M_impl", "_M_finish"])?;
+        Some(match (start, finish) {
+            (Ok(start), Ok(finish)) => {
+                let size = self.size_of(element).max(1);
+                let length = finish.saturating_sub(start) / size;
+                self.elements(value, element, start, length, depth)
+            }
+            (Err(why), _) | (_, Err(why)) => unavailable(value, why),
+        })
+    }
+
+    /// A Rust enum: the variant its discriminant chooses, with that variant's fields.
+    fn variant(
+        &self,
+        name: &str,
+        type_name: &str,
+        variants: &Variants,
+        bytes: &[Result<u8, Unavailable>],
+        depth: usize,
+    ) -> Value {
+        let mut value = Value::named(name, type_name, Vec::new());
+        let chosen = match &variants.discriminant {
+            Some(discriminant) => {
+                let size = self.size_of(discriminant.type_id).clamp(1, 8) as usize;
+                let start = discriminant.offset as usize;
+                let raw = bytes
+                    .get(start..start.saturating_add(size))
+                    .map(known_bytes);
+                let tag = match raw {
+                    Some(Ok(raw)) => le_u64(&raw),
+                    Some(Err(why)) => {
+                        value.unavailable = Some(why);
+                        return value;
+                    }
+                    None => {
+                        value.unavailable = Some(Unavailable::Unsupported);
+                        return value;
+                    }
+                };
+                let mask = if size >= 8 {
+                    !0
+                } else {
+                    (1u64 << (size * 8)) - 1
+                };
+                variants
+                    .variants
+                    .iter()
+                    .find(|(v, _)| v.is_some_and(|v| v & mask == tag))
+                    .or_else(|| variants.variants.iter().find(|(v, _)| v.is_none()))
+            }
+            None => variants.variants.first(),
+        };
+        let Some((_, member)) = chosen else {
+            value.unavailable = Some(Unavailable::Unsupported);
+            return value;
+        };
+        value.variant = Some(member.name.clone());
+        let start = member.offset as usize;
+        let end = start.saturating_add(self.size_of(member.type_id) as usize);
+        if let Some(part) = bytes.get(start..end.min(bytes.len())) {
+            let inner = self.read(member.name.clone(), member.type_id, part, depth);
+            value.fields = inner.fields;
+            value.truncated = inner.truncated;
+        }
+        value
+    }
+
+    /// A string's value: its text when the dump holds its bytes, else where it points.
+    fn text_value(&self, mut value: Value, pointer: u64, length: u64) -> Value {
+        let shown = length.min(self.limits.text_bytes as u64) as usize;
+        match self.memory.read(pointer, shown) {
+            Some(text) if pointer != 0 || shown == 0 => {
+                value.text = Some(escape(&text));
+                value.truncated = length > shown as u64;
+            }
+            _ => {
+                value.value = Some(format!("{pointer:#x}"));
+                value.points_to = Some(self.map.describe(pointer));
+            }
+        }
+        value
+    }
+
+    /// A vector's elements, as far as the limits and the captured memory go.
+    fn elements(
+        &self,
+        mut value: Value,
+        element: Option<TypeId>,
+        pointer: u64,
+        length: u64,
+        depth: usize,
+    ) -> Value {
+        let size = self.size_of(element);
+        let shown = length.min(self.limits.elements as u64);
+        if depth >= self.limits.depth || size == 0 {
+            value.truncated = length > 0;
+            return value;
+        }
+        for i in 0..shown {
+            let address = pointer.wrapping_add(i * size);
+            let bytes: Vec<Result<u8, Unavailable>> = match self.memory.read(address, size as usize)
+            {
+                Some(raw) => raw.into_iter().map(Ok).collect(),
+                None => vec![Err(Unavailable::NotCaptured); size as usize],
+            };
+            value
+                .fields
+                .push(self.read(format!("[{i}]"), element, &bytes, depth + 1));
+        }
+        value.truncated = length > shown;
+        value
+    }
+
+    /// The member at `path` (through base classes), from a struct type.
+    fn find(&self, info: &TypeInfo, path: &[&str]) -> Option<Found> {
+        let (first, rest) = path.split_first()?;
+        let TypeInfo::Struct { members, .. } = info else {
+            return None;
+        };
+        let (offset, type_id) = self.member_named(members, first, 0)?;
+        if rest.is_empty() {
+            return Some((offset, type_id));
+        }
+        let (inner, type_id) = self.find(self.resolved(type_id)?, rest)?;
+        Some((offset + inner, type_id))
+    }
+
+    /// A member named `name`, or one inherited from a base class (two levels of bases).
+    fn member_named(&self, members: &[Member], name: &str, bases: usize) -> Option<Found> {
+        if let Some(member) = members.iter().find(|m| m.name == name) {
+            return Some((member.offset, member.type_id));
+        }
+        if bases >= 2 {
+            return None;
+        }
+        members
+            .iter()
+            .filter(|m| m.name == "<base>")
+            .find_map(|base| {
+                let Some(TypeInfo::Struct { members, .. }) = self.resolved(base.type_id) else {
+                    return None;
+                };
+                let (offset, type_id) = self.member_named(members, name, bases + 1)?;
+                Some((base.offset + offset, type_id))
+            })
+    }
+
+    /// The integer or pointer at `path`, read from the value's bytes (or why they are not
+    /// known); `None` when there is no such member.
+    fn word_of(
+        &self,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+        path: &[&str],
+    ) -> Option<Word> {
+        let (offset, type_id) = self.find(info, path)?;
+        let size = self.size_of(type_id).clamp(1, 8) as usize;
+        word_at(bytes, offset, size)
+    }
+
+    /// The first pointer inside the member at `path` (Rust hides a `Vec`'s buffer a few
+    /// structs deep, type-erased: its type says nothing, its place does).
+    fn first_pointer(
+        &self,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+        path: &[&str],
+    ) -> Option<Word> {
+        let (mut offset, mut type_id) = self.find(info, path)?;
+        for _ in 0..8 {
+            match self.resolved(type_id)? {
+                TypeInfo::Pointer { size, .. } => {
+                    return word_at(bytes, offset, usize::from(*size).clamp(1, 8))
+                }
+                TypeInfo::Struct { members, .. } => {
+                    let next = ["ptr", "pointer", "inner"]
+                        .iter()
+                        .find_map(|name| members.iter().find(|m| m.name == *name))?;
+                    offset += next.offset;
+                    type_id = next.type_id;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The little-endian integer of `size` bytes at `offset`, or why they are not known.
+fn word_at(bytes: &[Result<u8, Unavailable>], offset: u64, size: usize) -> Option<Word> {
+    let start = usize::try_from(offset).ok()?;
+    let part = bytes.get(start..start.checked_add(size)?)?;
+    Some(known_bytes(part).map(|raw| le_u64(&raw)))
+}
+
+/// A value whose parts could not be read.
+fn unavailable(mut value: Value, why: Unavailable) -> Value {
+    value.unavailable = Some(why);
+    value
+}
+
+fn known_bytes(bytes: &[Result<u8, Unavailable>]) -> Result<Vec<u8>, Unavailable> {
+    bytes.iter().copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::eval::CapturedMemory;
+    use crate::variables::render::{AddressMap, RenderLimits};
+    use crate::variables::table::{BaseEncoding, VariablesTable};
+
+    /// Memory where every byte is `0x61` (`a`): any length a hostile value claims is readable.
+    struct Everywhere;
+    impl CapturedMemory for Everywhere {
+        fn read(&self, _address: u64, len: usize) -> Option<Vec<u8>> {
+            (len <= 1 << 20).then(|| vec![0x61; len])
+        }
+    }
+    impl AddressMap for Everywhere {
+        fn describe(&self, _address: u64) -> String {
+            "heap".to_owned()
+        }
+    }
+
+    fn member(name: &str, offset: u64, type_id: TypeId) -> Member {
+        Member {
+            name: name.into(),
+            offset,
+            type_id: Some(type_id),
+            bits: None,
+        }
+    }
+
+    fn structure(name: &str, size: u64, members: Vec<Member>) -> TypeInfo {
+        TypeInfo::Struct {
+            keyword: "struct".into(),
+            name: Some(name.into()),
+            size,
+            members,
+            variants: None,
+            element: None,
+        }
+    }
+
+    /// A `&str` and a `Vec<u8>` claiming 2^64 - 1 bytes show 256 bytes of text and 64
+    /// elements, truncated; an `Option<u8>` shows the variant its discriminant chooses, and
+    /// the default variant for any other value (a niche).
+    #[test]
+    fn hostile_lengths_are_bounded_and_variants_chosen_by_discriminant() {
+        let table = VariablesTable::new(
+            0,
+            Vec::new(),
+            vec![
+                TypeInfo::Base {
+                    name: "u8".into(),
+                    size: 1,
+                    encoding: BaseEncoding::Unsigned,
+                },
+                TypeInfo::Pointer {
+                    size: 8,
+                    target: Some(0),
+                    reference: false,
+                },
+                TypeInfo::Base {
+                    name: "usize".into(),
+                    size: 8,
+                    encoding: BaseEncoding::Unsigned,
+                },
+                structure(
+                    "&str",
+                    16,
+                    vec![member("data_ptr", 0, 1), member("length", 8, 2)],
+                ),
+                TypeInfo::Struct {
+                    keyword: "struct".into(),
+                    name: Some("Vec<u8>".into()),
+                    size: 16,
+                    members: vec![member("buf", 0, 1), member("len", 8, 2)],
+                    variants: None,
+                    element: Some(0),
+                },
+                structure("Some", 2, vec![member("__0", 1, 0)]),
+                structure("None", 2, Vec::new()),
+                TypeInfo::Struct {
+                    keyword: "struct".into(),
+                    name: Some("Option<u8>".into()),
+                    size: 2,
+                    members: Vec::new(),
+                    variants: Some(Box::new(Variants {
+                        discriminant: Some(member("", 0, 0)),
+                        variants: vec![
+                            (Some(0), member("None", 0, 6)),
+                            (None, member("Some", 0, 5)),
+                        ],
+                    })),
+                    element: None,
+                },
+            ],
+        );
+        let renderer = Renderer {
+            table: &table,
+            memory: &Everywhere,
+            map: &Everywhere,
+            limits: RenderLimits::default(),
+        };
+        let huge: Vec<Result<u8, Unavailable>> = [0x1000u64.to_le_bytes(), u64::MAX.to_le_bytes()]
+            .concat()
+            .into_iter()
+            .map(Ok)
+            .collect();
+        let text = renderer.value("s".into(), Some(3), &huge);
+        assert_eq!(text.text.as_deref().map(str::len), Some(256));
+        assert!(text.truncated);
+        let vec = renderer.value("v".into(), Some(4), &huge);
+        assert_eq!(vec.fields.len(), 64);
+        assert_eq!(vec.fields[63].value.as_deref(), Some("97"));
+        assert!(vec.truncated);
+        let option = |bytes: [u8; 2]| {
+            let bytes: Vec<_> = bytes.into_iter().map(Ok).collect();
+            renderer.value("o".into(), Some(7), &bytes)
+        };
+        assert_eq!(option([0, 9]).summary(), "None");
+        assert_eq!(option([1, 9]).summary(), "Some(9)");
+        assert_eq!(option([5, 9]).variant.as_deref(), Some("Some"));
+        let missing = renderer.value("s".into(), Some(3), &[Err(Unavailable::NotCaptured); 16]);
+        assert_eq!(missing.unavailable, Some(Unavailable::NotCaptured));
+    }
+}
