@@ -44,6 +44,8 @@ pub struct NewChannel {
     pub name: String,
     /// Where and how.
     pub config: ChannelConfig,
+    /// Its messages carry the fault frame's variables (docs/VARIABLES.md).
+    pub include_variables: bool,
 }
 
 /// A channel as the API shows it (secrets hidden).
@@ -59,6 +61,8 @@ pub struct ChannelView {
     pub kind: String,
     /// Settings, secrets replaced by `(hidden)`.
     pub config: Value,
+    /// Its messages carry the fault frame's variables.
+    pub include_variables: bool,
     /// Created, Unix seconds.
     pub created_at: i64,
 }
@@ -161,7 +165,7 @@ impl DeliveryFilter {
 }
 
 const RULE_COLUMNS: &str = "id, project_id, name, enabled, definition, created_at, updated_at";
-const CHANNEL_COLUMNS: &str = "id, project_id, name, kind, config, created_at";
+const CHANNEL_COLUMNS: &str = "id, project_id, name, kind, config, include_variables, created_at";
 pub(super) const DELIVERY_COLUMNS: &str = "id, fire_id, channel_id, project_id, message, state, \
      attempts, next_attempt_at, last_status, last_error, response, created_at, updated_at";
 
@@ -193,6 +197,7 @@ fn channel_from(row: &AnyRow) -> Result<ChannelView, AlertError> {
         name: row.try_get("name")?,
         kind: row.try_get("kind")?,
         config: config.redacted(),
+        include_variables: row.try_get::<i64, _>("include_variables")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -342,13 +347,14 @@ impl Alerts {
         }
         channel.config.validate().map_err(AlertError::Invalid)?;
         let row = sqlx::query(&format!(
-            "INSERT INTO alert_channels (project_id, name, kind, config, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {CHANNEL_COLUMNS}"
+            "INSERT INTO alert_channels (project_id, name, kind, config, include_variables, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {CHANNEL_COLUMNS}"
         ))
         .bind(channel.project_id)
         .bind(channel.name.as_str())
         .bind(channel.config.kind())
         .bind(serde_json::to_string(&channel.config).expect("channels serialize"))
+        .bind(i64::from(channel.include_variables))
         .bind(now())
         .fetch_one(&self.pool)
         .await?;
@@ -366,6 +372,16 @@ impl Alerts {
     pub(super) async fn channel_settings(&self, id: i64) -> Result<ChannelConfig, AlertError> {
         let row = self.channel_row(id).await?;
         channel_config(&row)
+    }
+
+    /// One channel's settings, and whether its messages carry variables.
+    pub(super) async fn channel_sending(
+        &self,
+        id: i64,
+    ) -> Result<(ChannelConfig, bool), AlertError> {
+        let row = self.channel_row(id).await?;
+        let include_variables = row.try_get::<i64, _>("include_variables")? != 0;
+        Ok((channel_config(&row)?, include_variables))
     }
 
     /// One channel's settings, secrets included (webhook signature checks).

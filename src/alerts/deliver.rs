@@ -26,6 +26,8 @@ const IDLE: Duration = Duration::from_secs(1);
 /// channel's deliveries in order (a ticket must exist before it is commented on or moved).
 struct Send {
     config: Option<ChannelConfig>,
+    /// Its channel's messages carry the fault frame's variables.
+    include_variables: bool,
     steps: Vec<Vec<Delivery>>,
 }
 
@@ -108,27 +110,32 @@ impl Alerts {
         }
         let mut sends = Vec::new();
         for (channel_id, deliveries) in by_channel {
-            match self.channel_settings(channel_id).await {
-                Ok(config) if config.digest_secs() > 0 => sends.push(Send {
+            match self.channel_sending(channel_id).await {
+                Ok((config, include_variables)) if config.digest_secs() > 0 => sends.push(Send {
                     config: Some(config),
+                    include_variables,
                     steps: vec![deliveries],
                 }),
-                Ok(config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_))) => {
-                    sends.push(Send {
-                        config: Some(config),
-                        steps: deliveries.into_iter().map(|d| vec![d]).collect(),
-                    })
-                }
-                Ok(config) => {
+                Ok((
+                    config @ (ChannelConfig::Jira(_) | ChannelConfig::Github(_)),
+                    include_variables,
+                )) => sends.push(Send {
+                    config: Some(config),
+                    include_variables,
+                    steps: deliveries.into_iter().map(|d| vec![d]).collect(),
+                }),
+                Ok((config, include_variables)) => {
                     for delivery in deliveries {
                         sends.push(Send {
                             config: Some(config.clone()),
+                            include_variables,
                             steps: vec![vec![delivery]],
                         });
                     }
                 }
                 Err(AlertError::NotFound(_)) => sends.push(Send {
                     config: None,
+                    include_variables: false,
                     steps: vec![deliveries],
                 }),
                 Err(e) => return Err(e),
@@ -160,7 +167,8 @@ impl Alerts {
         };
         let kind = send.config.as_ref().map(ChannelConfig::kind);
         for mut deliveries in send.steps {
-            self.add_suspects(&mut deliveries).await;
+            self.add_suspects(&mut deliveries, send.include_variables)
+                .await;
             let tracker = send.config.as_ref().and_then(ChannelConfig::tracker);
             let attempt = match (&send.config, tracker) {
                 (_, Some(tracker)) => {
@@ -224,9 +232,9 @@ impl Alerts {
         Ok(())
     }
 
-    /// Adds each alert's group's suspect commits and evidence summary to its message before it
-    /// is sent.
-    async fn add_suspects(&self, deliveries: &mut [Delivery]) {
+    /// Adds each alert's group's suspect commits and evidence summary (with the fault frame's
+    /// variables when the channel asked for them) to its message before it is sent.
+    async fn add_suspects(&self, deliveries: &mut [Delivery], include_variables: bool) {
         for delivery in deliveries {
             let message = &mut delivery.message;
             if message.event != crate::outbound::MessageEvent::Alert {
@@ -239,7 +247,7 @@ impl Alerts {
                 message.suspect_commits = suspects.suspect_lines(group).await;
             }
             if let Some(summaries) = self.summaries.get() {
-                message.evidence = summaries.evidence_summary(group).await;
+                message.evidence = summaries.evidence_summary(group, include_variables).await;
             }
         }
     }

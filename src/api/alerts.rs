@@ -195,6 +195,10 @@ pub struct CreateChannel {
     project: Option<String>,
     name: String,
     config: ChannelConfig,
+    /// Messages carry the fault frame's variables (they can hold personal data: off unless
+    /// asked for).
+    #[serde(default)]
+    include_variables: bool,
 }
 
 /// `POST /api/v1/channels`.
@@ -219,6 +223,7 @@ pub async fn create_channel(
             project_id: project.id,
             name: body.name,
             config: body.config,
+            include_variables: body.include_variables,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(json!(channel))))

@@ -84,9 +84,25 @@ pub fn render(e: &GroupEvidence) -> String {
 
 /// A few lines of what explains the group, for alert messages and tickets (`None` when nothing
 /// does yet): what is over-represented, the deploy it followed, the groups that failed the same
-/// way.
-pub fn summary(e: &GroupEvidence) -> Option<String> {
+/// way; first, when the channel opted in (`with_variables`), the variable the fault address
+/// came from and the fault frame's variables.
+pub fn summary(e: &GroupEvidence, with_variables: bool) -> Option<String> {
     let mut lines = Vec::new();
+    if with_variables {
+        if let Some(sentence) = &e.verdict.fault_variable {
+            lines.push(format!("Fault address: {}", plain(sentence)));
+        }
+        if !e.verdict.variables.is_empty() {
+            let values: Vec<String> = e
+                .verdict
+                .variables
+                .iter()
+                .take(8)
+                .map(|v| format!("{} = {}", plain(&v.name), plain(&v.value)))
+                .collect();
+            lines.push(format!("Fault frame's variables: {}", values.join(", ")));
+        }
+    }
     if let Some(block) = &e.correlations {
         for d in block
             .report

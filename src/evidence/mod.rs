@@ -441,9 +441,9 @@ fn same_file(frame: &str, repository_file: &str) -> bool {
 impl crate::outbound::EvidenceSummary for Evidence {
     /// The evidence's summary lines; nothing when it cannot be read (an alert is never held
     /// back for it).
-    async fn evidence_summary(&self, group_id: i64) -> Option<String> {
+    async fn evidence_summary(&self, group_id: i64, with_variables: bool) -> Option<String> {
         match self.of_group(group_id).await {
-            Ok(Some(evidence)) => markdown::summary(&evidence),
+            Ok(Some(evidence)) => markdown::summary(&evidence, with_variables),
             Ok(None) => None,
             Err(e) => {
                 tracing::warn!(group = group_id, error = %e, "no evidence for an alert");

@@ -78,8 +78,10 @@ pub trait SuspectLines: Send + Sync {
 /// the composition root connects it).
 #[async_trait::async_trait]
 pub trait EvidenceSummary: Send + Sync {
-    /// A few lines of what explains the group, none when nothing does yet.
-    async fn evidence_summary(&self, group_id: i64) -> Option<String>;
+    /// A few lines of what explains the group, none when nothing does yet; with the fault
+    /// frame's variables only when `with_variables` (the channel opted in: they can hold
+    /// personal data).
+    async fn evidence_summary(&self, group_id: i64, with_variables: bool) -> Option<String>;
 }
 
 /// A rule, named in a message.

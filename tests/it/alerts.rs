@@ -91,6 +91,7 @@ async fn webhook_channel(alerts: &Alerts, url: &str) -> i64 {
         .create_channel(&NewChannel {
             project_id: 1,
             name: "hook".into(),
+            include_variables: false,
             config: serde_json::from_value(json!({
                 "kind": "webhook", "url": url, "secret": "0123456789abcdef-secret"
             }))

@@ -477,3 +477,54 @@ async fn a_project_can_turn_variables_off_for_its_crashes() {
     assert_eq!(payments["function"], game["function"], "{payments}");
     assert!(payments.get("variables").is_none(), "{payments}");
 }
+
+/// Alert messages carry the fault frame's variables only through a channel created with
+/// `include_variables`: the same new group reaches two webhooks, one opted in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_channel_that_opted_in_hears_the_variables() {
+    use common::alerting::create;
+    let server = common::TestServer::start().await;
+    let (status, answer) = server
+        .upload("crasher.debug", generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let mut receivers = Vec::new();
+    for include_variables in [true, false] {
+        let receiver = common::receiver::Receiver::start().await;
+        let channel = create(
+            &server,
+            "/api/v1/channels",
+            serde_json::json!({
+                "name": format!("hook {include_variables}"),
+                "include_variables": include_variables,
+                "config": {"kind": "webhook", "url": receiver.url, "secret": "0123456789abcdef"}
+            }),
+        )
+        .await;
+        let (status, listed) = server
+            .get_json(&format!("/api/v1/channels/{channel}"))
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        assert_eq!(listed["include_variables"], include_variables, "{listed}");
+        create(
+            &server,
+            "/api/v1/alert-rules",
+            serde_json::json!({"name": format!("new {include_variables}"), "triggers": [{"kind": "new_group"}], "actions": [{"channel": channel}]}),
+        )
+        .await;
+        receivers.push(receiver);
+    }
+    common::submit(&server, "variables/c-O0.dmp", &[]).await;
+    let within = std::time::Duration::from_secs(30);
+    let opted_in = receivers[0].wait_for(1, within).await[0].json();
+    let evidence = opted_in["evidence"].as_str().unwrap_or_default();
+    assert!(
+        evidence.contains("Fault address: 0x10 = \\`node-\\>next\\` (0x0) + 0x10, field \\`name\\`"),
+        "{opted_in}"
+    );
+    assert!(evidence.contains("checked = 63"), "{opted_in}");
+    let other = receivers[1].wait_for(1, within).await[0].json();
+    let text = other.to_string();
+    assert!(!text.contains("checked"), "{other}");
+    assert!(!text.contains("node->next"), "{other}");
+}
