@@ -8,7 +8,7 @@ use std::sync::Arc;
 use minidump::{
     MinidumpContext, MinidumpModuleList, MinidumpRawContext, Module, UnifiedMemoryList,
 };
-use minidump_unwind::StackFrame;
+use minidump_unwind::{FrameTrust, StackFrame};
 use serde::{Deserialize, Serialize};
 
 use super::eval::{self, CapturedMemory, FrameContext};
@@ -247,10 +247,36 @@ impl WalkedFrame<'_> {
     }
 }
 
+impl WalkedFrame<'_> {
+    /// The low 64 bits of an SSE register (DWARF 17–32: `xmm0`–`xmm15`, where optimized code
+    /// keeps floats and doubles), in the frame whose registers the dump recorded: no unwinder
+    /// restores them in caller frames.
+    fn vector_register(&self, register: u16) -> Option<u64> {
+        let frame = self.frame();
+        if frame.trust != FrameTrust::Context {
+            return None;
+        }
+        let MinidumpRawContext::Amd64(raw) = &frame.context.raw else {
+            return None;
+        };
+        let index = usize::from(register.checked_sub(17)?);
+        if index >= 16 {
+            return None;
+        }
+        // The FXSAVE area holds xmm0–15 from byte 160, 16 bytes each.
+        let start = 160 + index * 16;
+        let low = raw.float_save.get(start..start + 8)?;
+        Some(u64::from_le_bytes(low.try_into().ok()?))
+    }
+}
+
 impl FrameContext for WalkedFrame<'_> {
     fn register(&self, register: u16) -> Option<u64> {
         let context = &self.frame().context;
-        context.get_register(register_name(context, register)?)
+        match register_name(context, register) {
+            Some(name) => context.get_register(name),
+            None => self.vector_register(register),
+        }
     }
 
     fn cfa(&self) -> Option<u64> {
