@@ -327,7 +327,7 @@ impl Evidence {
                     .map(|v| VariableLine {
                         kind: v.kind,
                         name: v.value.name.clone(),
-                        type_name: v.value.type_name.clone(),
+                        type_name: v.value.type_name.to_string(),
                         value: v.value.summary(),
                     })
                     .collect();

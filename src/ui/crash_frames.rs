@@ -88,7 +88,7 @@ pub fn frame_rows(thread: &ThreadView<'_>, fault_index: Option<usize>) -> Vec<Fr
 fn variable_row(variable: &Variable) -> VariableRow {
     VariableRow {
         name: variable.value.name.clone(),
-        type_name: variable.value.type_name.clone(),
+        type_name: variable.value.type_name.to_string(),
         kind: match variable.kind {
             VariableKind::Parameter => "parameter",
             VariableKind::Local => "local",

@@ -4,6 +4,8 @@
 //! `std::vector<T>` as their elements — read through the layouts the DWARF types describe,
 //! from the memory the dump captured, within the same limits as any other value.
 
+use std::sync::Arc;
+
 use super::eval::Unavailable;
 use super::render::{escape, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
@@ -20,7 +22,7 @@ impl Renderer<'_> {
     pub(super) fn container(
         &self,
         name: &str,
-        type_name: &str,
+        type_name: &Arc<str>,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
@@ -96,7 +98,7 @@ impl Renderer<'_> {
     fn variant(
         &self,
         name: &str,
-        type_name: &str,
+        type_name: &Arc<str>,
         variants: &Variants,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,

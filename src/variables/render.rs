@@ -3,6 +3,8 @@
 //! `char *` when the dump holds it), structs and arrays to a bounded depth and size. Every part
 //! that cannot be read says why.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::eval::{CapturedMemory, Unavailable};
@@ -36,7 +38,7 @@ pub struct Value {
     pub name: String,
     /// The type as the source spells it (`struct node *`, `char [8]`).
     #[serde(rename = "type")]
-    pub type_name: String,
+    pub type_name: Arc<str>,
     /// The value, for a leaf: `42`, `120 'x'`, `0x7ffd…`, `BLUE`, `0.25`, `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
@@ -138,10 +140,10 @@ impl Value {
 
 impl Value {
     /// A value shown by its parts (`fields`), with no leaf value of its own.
-    pub(super) fn named(name: &str, type_name: &str, fields: Vec<Value>) -> Value {
+    pub(super) fn named(name: &str, type_name: &Arc<str>, fields: Vec<Value>) -> Value {
         Value {
             fields,
-            ..leaf(name.to_owned(), type_name.to_owned(), None)
+            ..leaf(name.to_owned(), Arc::clone(type_name), None)
         }
     }
 }
@@ -205,8 +207,8 @@ impl Renderer<'_> {
     }
 
     /// The type as the source spells it.
-    pub fn type_name(&self, id: Option<TypeId>) -> String {
-        self.table.type_name(id).to_owned()
+    pub fn type_name(&self, id: Option<TypeId>) -> Arc<str> {
+        self.table.shared_type_name(id)
     }
 
     pub(super) fn read(
@@ -294,7 +296,7 @@ impl Renderer<'_> {
     fn scalar(
         &self,
         name: String,
-        type_name: String,
+        type_name: Arc<str>,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
@@ -383,7 +385,7 @@ impl Renderer<'_> {
     }
 }
 
-fn leaf(name: String, type_name: String, value: Option<String>) -> Value {
+fn leaf(name: String, type_name: Arc<str>, value: Option<String>) -> Value {
     Value {
         name,
         type_name,

@@ -6,6 +6,8 @@
 //!
 //! Addresses are relative to the module's load address, as the SymCache's are.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The format version of a stored table; part of its cache's version.
@@ -23,9 +25,10 @@ pub struct VariablesTable {
     /// For each function, its address ranges: `(start, end, index into functions)`, sorted.
     #[serde(skip)]
     index: Vec<(u64, u64, u32)>,
-    /// Each type as the source spells it, by [`TypeId`] (spelled once per table, not per value).
+    /// Each type as the source spells it, by [`TypeId`] (spelled once per table and shared by
+    /// every value of the type).
     #[serde(skip)]
-    type_names: Vec<String>,
+    type_names: Vec<Arc<str>>,
 }
 
 /// A function's outermost scope plus what evaluating its expressions needs. Stored with its
@@ -373,7 +376,7 @@ impl VariablesTable {
             .collect();
         self.index.sort_unstable();
         self.type_names = (0..self.types.len() as TypeId)
-            .map(|id| self.spell(Some(id), 0))
+            .map(|id| Arc::from(self.spell(Some(id), 0)))
             .collect();
     }
 
@@ -382,6 +385,14 @@ impl VariablesTable {
         match id.and_then(|id| self.type_names.get(id as usize)) {
             Some(name) => name,
             None => "void",
+        }
+    }
+
+    /// The same, shared (values hold their type's name without copying it).
+    pub fn shared_type_name(&self, id: Option<TypeId>) -> Arc<str> {
+        match id.and_then(|id| self.type_names.get(id as usize)) {
+            Some(name) => Arc::clone(name),
+            None => Arc::from("void"),
         }
     }
 

@@ -683,10 +683,10 @@ async fn the_crash_page_shows_each_frames_variables_open_under_the_fault_frame()
         .expect("the fault frame");
     let after = &body[fault..];
     let open = after
-        .find("<details open><summary>Variables (5)</summary>")
+        .find("<details open><summary>Variables (7)</summary>")
         .expect("the fault frame's variables, open");
     let listed = &after[open..after[open..].find("</details>").unwrap() + open];
-    for name in ["buf", "len", "node", "shade", "checked"] {
+    for name in ["buf", "len", "node", "first", "share", "shade", "checked"] {
         assert!(
             listed.contains(&format!("<code>{name}</code>")),
             "{name}: {listed}"
