@@ -222,40 +222,40 @@ fn assert_same(level: &str, ours: &Frames, gdb: &Frames) {
     }
 }
 
+/// The crash generator's dump `name` (`c-O0`, `rs-O2`…) against what gdb showed at its signal.
+async fn equal_to_gdbs(name: &str) {
+    let json = processed(name, VariablesScope::CrashingThread).await;
+    assert_same(name, &ours(&json), &gdbs(name));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn values_at_minus_o0_equal_gdbs() {
-    let json = processed("c-O0", VariablesScope::CrashingThread).await;
-    assert_same("-O0", &ours(&json), &gdbs("c-O0"));
+    equal_to_gdbs("c-O0").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn values_at_minus_o2_equal_gdbs() {
-    let json = processed("c-O2", VariablesScope::CrashingThread).await;
-    assert_same("-O2", &ours(&json), &gdbs("c-O2"));
+    equal_to_gdbs("c-O2").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpp_strings_and_vectors_at_minus_o0_equal_gdbs_printers() {
-    let json = processed("cpp-O0", VariablesScope::CrashingThread).await;
-    assert_same("C++ -O0", &ours(&json), &gdbs("cpp-O0"));
+    equal_to_gdbs("cpp-O0").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cpp_strings_and_vectors_at_minus_o2_equal_gdbs_printers() {
-    let json = processed("cpp-O2", VariablesScope::CrashingThread).await;
-    assert_same("C++ -O2", &ours(&json), &gdbs("cpp-O2"));
+    equal_to_gdbs("cpp-O2").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rust_strings_vecs_and_enums_at_opt_level_0_equal_gdbs_printers() {
-    let json = processed("rs-O0", VariablesScope::CrashingThread).await;
-    assert_same("Rust opt-level 0", &ours(&json), &gdbs("rs-O0"));
+    equal_to_gdbs("rs-O0").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rust_strings_vecs_and_enums_at_opt_level_2_equal_gdbs_printers() {
-    let json = processed("rs-O2", VariablesScope::CrashingThread).await;
-    assert_same("Rust opt-level 2", &ours(&json), &gdbs("rs-O2"));
+    equal_to_gdbs("rs-O2").await;
 }
 
 /// A third party's crash (symbolic's crash_linux.dmp, with its own debug file): the crashing
