@@ -13,6 +13,9 @@ use super::table::{Member, TypeId, TypeInfo, Variants};
 /// A member found inside a value: its byte offset from the value's start and its type.
 type Found = (u64, Option<TypeId>);
 
+/// Largest element of a vector read (a bigger one is left out, `truncated`).
+const MAX_ELEMENT_BYTES: u64 = 4096;
+
 /// An integer or pointer read from a value's bytes, or why they are not known.
 type Word = Result<u64, Unavailable>;
 
@@ -107,20 +110,10 @@ impl Renderer<'_> {
         let chosen = match &variants.discriminant {
             Some(discriminant) => {
                 let size = self.size_of(discriminant.type_id).clamp(1, 8) as usize;
-                let start = discriminant.offset as usize;
-                let raw = bytes
-                    .get(start..start.saturating_add(size))
-                    .map(known_bytes);
-                let tag = match raw {
-                    Some(Ok(raw)) => le_u64(&raw),
-                    Some(Err(why)) => {
-                        value.unavailable = Some(why);
-                        return value;
-                    }
-                    None => {
-                        value.unavailable = Some(Unavailable::Unsupported);
-                        return value;
-                    }
+                let tag = match word_at(bytes, discriminant.offset, size) {
+                    Some(Ok(tag)) => tag,
+                    Some(Err(why)) => return unavailable(value, why),
+                    None => return unavailable(value, Unavailable::Unsupported),
                 };
                 let mask = if size >= 8 {
                     !0
@@ -177,7 +170,8 @@ impl Renderer<'_> {
     ) -> Value {
         let size = self.size_of(element);
         let shown = length.min(self.limits.elements as u64);
-        if depth >= self.limits.depth || size == 0 {
+        // An element's bytes are copied out of the dump: a type claiming to be huge is not.
+        if depth >= self.limits.depth || size == 0 || size > MAX_ELEMENT_BYTES {
             value.truncated = length > 0;
             return value;
         }
@@ -207,7 +201,7 @@ impl Renderer<'_> {
             return Some((offset, type_id));
         }
         let (inner, type_id) = self.find(self.resolved(type_id)?, rest)?;
-        Some((offset + inner, type_id))
+        Some((offset.saturating_add(inner), type_id))
     }
 
     /// A member named `name`, or one inherited from a base class (two levels of bases).
@@ -226,7 +220,7 @@ impl Renderer<'_> {
                     return None;
                 };
                 let (offset, type_id) = self.member_named(members, name, bases + 1)?;
-                Some((base.offset + offset, type_id))
+                Some((base.offset.saturating_add(offset), type_id))
             })
     }
 
@@ -261,7 +255,7 @@ impl Renderer<'_> {
                     let next = ["ptr", "pointer", "inner"]
                         .iter()
                         .find_map(|name| members.iter().find(|m| m.name == *name))?;
-                    offset += next.offset;
+                    offset = offset.saturating_add(next.offset);
                     type_id = next.type_id;
                 }
                 _ => return None,
@@ -329,7 +323,7 @@ mod tests {
     }
 
     /// A `&str` and a `Vec<u8>` claiming 2^64 - 1 bytes show 256 bytes of text and 64
-    /// elements, truncated; an `Option<u8>` shows the variant its discriminant chooses, and
+    /// elements, truncated (a `Vec` of gigabyte elements none); an `Option<u8>` shows the variant its discriminant chooses, and
     /// the default variant for any other value (a niche).
     #[test]
     fn hostile_lengths_are_bounded_and_variants_chosen_by_discriminant() {
@@ -381,6 +375,18 @@ mod tests {
                     })),
                     element: None,
                 },
+                TypeInfo::Array {
+                    element: Some(0),
+                    count: Some(1_000_000_000),
+                },
+                TypeInfo::Struct {
+                    keyword: "struct".into(),
+                    name: Some("Vec<[u8; 1000000000]>".into()),
+                    size: 16,
+                    members: vec![member("buf", 0, 1), member("len", 8, 2)],
+                    variants: None,
+                    element: Some(8),
+                },
             ],
         );
         let renderer = Renderer {
@@ -401,6 +407,9 @@ mod tests {
         assert_eq!(vec.fields.len(), 64);
         assert_eq!(vec.fields[63].value.as_deref(), Some("97"));
         assert!(vec.truncated);
+        // Elements of a gigabyte each are not copied out of the dump.
+        let giants = renderer.value("g".into(), Some(9), &huge);
+        assert!(giants.fields.is_empty() && giants.truncated);
         let option = |bytes: [u8; 2]| {
             let bytes: Vec<_> = bytes.into_iter().map(Ok).collect();
             renderer.value("o".into(), Some(7), &bytes)

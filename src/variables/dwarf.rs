@@ -495,15 +495,13 @@ impl<'a> Builder<'a, '_> {
         offset: UnitOffset,
         depth: usize,
     ) -> gimli::Result<Option<TypeId>> {
-        let mut tree = unit.entries_tree(Some(offset))?;
-        let mut children = tree.root()?.children();
-        while let Some(child) = children.next()? {
-            if child.entry().tag() == gimli::DW_TAG_template_type_parameter {
-                let entry = child.entry().clone();
-                return self.type_attr(unit, &entry, depth);
+        match first_child(unit, offset, gimli::DW_TAG_template_type_parameter)? {
+            Some(parameter) => {
+                let entry = unit.entry(parameter)?;
+                self.type_attr(unit, &entry, depth)
             }
+            None => Ok(None),
         }
-        Ok(None)
     }
 
     /// A Rust enum's variant part: the discriminant member and each variant's value and fields.
@@ -513,18 +511,7 @@ impl<'a> Builder<'a, '_> {
         offset: UnitOffset,
         depth: usize,
     ) -> gimli::Result<Option<Variants>> {
-        let mut part = None;
-        {
-            let mut tree = unit.entries_tree(Some(offset))?;
-            let mut children = tree.root()?.children();
-            while let Some(child) = children.next()? {
-                if child.entry().tag() == gimli::DW_TAG_variant_part {
-                    part = Some(child.entry().offset());
-                    break;
-                }
-            }
-        }
-        let Some(part) = part else {
+        let Some(part) = first_child(unit, offset, gimli::DW_TAG_variant_part)? else {
             return Ok(None);
         };
         let discriminant = match unit.entry(part)?.attr_value(gimli::DW_AT_discr)? {
@@ -539,7 +526,7 @@ impl<'a> Builder<'a, '_> {
             let entry = child.entry().clone();
             match entry.tag() {
                 gimli::DW_TAG_member if Some(entry.offset()) == discriminant => {
-                    discriminant_member = self.member(unit, &entry, depth)?;
+                    discriminant_member = Some(self.member(unit, &entry, depth)?);
                 }
                 gimli::DW_TAG_variant if variants.len() < 4096 => {
                     let value = udata(entry.attr_value(gimli::DW_AT_discr_value)?);
@@ -547,9 +534,7 @@ impl<'a> Builder<'a, '_> {
                     while let Some(field) = fields.next()? {
                         let field = field.entry().clone();
                         if field.tag() == gimli::DW_TAG_member {
-                            if let Some(member) = self.member(unit, &field, depth)? {
-                                variants.push((value, member));
-                            }
+                            variants.push((value, self.member(unit, &field, depth)?));
                             break;
                         }
                     }
@@ -587,7 +572,7 @@ impl<'a> Builder<'a, '_> {
         }
         for member in offsets.into_iter().take(4096) {
             let entry = unit.entry(member)?;
-            members.extend(self.member(unit, &entry, depth)?);
+            members.push(self.member(unit, &entry, depth)?);
         }
         Ok(members)
     }
@@ -598,7 +583,7 @@ impl<'a> Builder<'a, '_> {
         unit: &Unit<'a>,
         entry: &Entry<'a, '_>,
         depth: usize,
-    ) -> gimli::Result<Option<Member>> {
+    ) -> gimli::Result<Member> {
         let name = match entry.tag() {
             gimli::DW_TAG_inheritance => "<base>".to_owned(),
             _ => self.name(unit, entry)?.unwrap_or_default(),
@@ -619,12 +604,12 @@ impl<'a> Builder<'a, '_> {
             None => (offset, None),
         };
         let type_id = self.type_attr(unit, entry, depth)?;
-        Ok(Some(Member {
+        Ok(Member {
             name,
             offset,
             type_id,
             bits,
-        }))
+        })
     }
 
     fn array_count(&self, unit: &Unit<'a>, offset: UnitOffset) -> gimli::Result<Option<u64>> {
@@ -691,6 +676,22 @@ fn unit_offset(unit: &Unit<'_>, value: AttributeValue<Reader<'_>>) -> Option<Uni
         AttributeValue::DebugInfoRef(offset) => offset.to_unit_offset(&unit.header),
         _ => None,
     }
+}
+
+/// The first child of the entry at `offset` with this tag.
+fn first_child(
+    unit: &Unit<'_>,
+    offset: UnitOffset,
+    tag: gimli::DwTag,
+) -> gimli::Result<Option<UnitOffset>> {
+    let mut tree = unit.entries_tree(Some(offset))?;
+    let mut children = tree.root()?.children();
+    while let Some(child) = children.next()? {
+        if child.entry().tag() == tag {
+            return Ok(Some(child.entry().offset()));
+        }
+    }
+    Ok(None)
 }
 
 fn udata(value: Option<AttributeValue<Reader<'_>>>) -> Option<u64> {

@@ -8,7 +8,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 
-use common::{generated, generated_bytes, symbol_store};
+use common::{generated, generated_bytes, symbol_store, Db};
 use faultline::config::{Config, VariablesScope};
 use faultline::process::Processor;
 use serde_json::Value;
@@ -386,11 +386,9 @@ async fn the_verdict_names_the_variable_the_fault_address_came_from() {
 /// frame's variables and the sentence tracing the address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_evidence_carries_the_fault_frames_variables() {
-    let server = common::TestServer::start().await;
-    let (status, answer) = server
-        .upload("crasher.debug", generated_bytes("crasher.debug"))
-        .await;
-    assert_eq!(status, 200, "{answer}");
+    let server = server_with_generator_symbols(Db::Sqlite, |_| {})
+        .await
+        .expect("SQLite is always there");
     let id = common::submit(&server, "variables/c-O0.dmp", &[]).await;
     let (status, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
     assert_eq!(status, 200, "{crash}");
@@ -437,21 +435,33 @@ async fn the_evidence_carries_the_fault_frames_variables() {
     );
 }
 
+/// A server on `db` with the crash generator's debug file uploaded (`None`: no Postgres here).
+async fn server_with_generator_symbols(
+    db: Db,
+    tweak: impl FnOnce(&mut Config),
+) -> Option<common::TestServer> {
+    let server = common::TestServer::start_on(db, tweak).await?;
+    let (status, answer) = server
+        .upload("crasher.debug", generated_bytes("crasher.debug"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    Some(server)
+}
+
+on_both_databases! {
 /// `processing.project_variables` keeps one project's crashes free of variables while the
 /// others keep the default: the same dump through `/submit`, under each project's ingest key.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_project_can_turn_variables_off_for_its_crashes() {
-    let server = common::TestServer::start_with(|config| {
+async fn a_project_can_turn_variables_off_for_its_crashes(db: Db) {
+    let Some(server) = server_with_generator_symbols(db, |config| {
         config
             .processing
             .project_variables
             .insert("payments".to_owned(), VariablesScope::Off);
     })
-    .await;
-    let (status, answer) = server
-        .upload("crasher.debug", generated_bytes("crasher.debug"))
-        .await;
-    assert_eq!(status, 200, "{answer}");
+    .await
+    else {
+        return;
+    };
     let mut top_frames = BTreeMap::new();
     for project in ["Payments", "Game"] {
         let slug = server.create_project(project).await["slug"]
@@ -491,17 +501,26 @@ async fn a_project_can_turn_variables_off_for_its_crashes() {
     assert_eq!(payments["function"], game["function"], "{payments}");
     assert!(payments.get("variables").is_none(), "{payments}");
 }
+}
 
+on_both_databases! {
 /// Alert messages carry the fault frame's variables only through a channel created with
-/// `include_variables`: the same new group reaches two webhooks, one opted in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn only_a_channel_that_opted_in_hears_the_variables() {
+/// `include_variables`: the same new group reaches two webhooks, one opted in. A flag that is
+/// not a boolean is refused.
+async fn only_a_channel_that_opted_in_hears_the_variables(db: Db) {
     use common::alerting::create;
-    let server = common::TestServer::start().await;
-    let (status, answer) = server
-        .upload("crasher.debug", generated_bytes("crasher.debug"))
+    let Some(server) = server_with_generator_symbols(db, |_| {}).await else {
+        return;
+    };
+    let (status, refused) = server
+        .admin_post(
+            "/api/v1/channels",
+            serde_json::json!({"name": "hook", "include_variables": "yes",
+                "config": {"kind": "webhook", "url": "http://127.0.0.1:9/", "secret": "0123456789abcdef"}}),
+        )
         .await;
-    assert_eq!(status, 200, "{answer}");
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("include_variables"), "{refused}");
     let mut receivers = Vec::new();
     for include_variables in [true, false] {
         let receiver = common::receiver::Receiver::start().await;
@@ -542,4 +561,5 @@ async fn only_a_channel_that_opted_in_hears_the_variables() {
     let text = other.to_string();
     assert!(!text.contains("checked"), "{other}");
     assert!(!text.contains("node->next"), "{other}");
+}
 }
