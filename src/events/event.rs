@@ -114,6 +114,10 @@ pub struct EventFrame {
     /// `debug_meta`, as WebAssembly frames are given).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr_mode: Option<AddrMode>,
+    /// .NET: the method (metadata token); `instruction_addr` is then its IL offset, and
+    /// `addr_mode` names the assembly's `pe_dotnet` image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_id: Option<Addr>,
     /// Native: the containing image (code file), when the SDK named it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
@@ -126,7 +130,8 @@ pub struct EventFrame {
 }
 
 impl EventFrame {
-    /// A native frame: it has an instruction address.
+    /// A frame symbolicated by address: native code, or a .NET method's IL offset (it has a
+    /// `function_id`).
     pub fn is_native(&self) -> bool {
         self.instruction_addr.is_some()
     }
@@ -243,6 +248,7 @@ fn frame(value: &Value) -> EventFrame {
         context_line: text(&value["context_line"]),
         instruction_addr: addr(&value["instruction_addr"]),
         addr_mode: value["addr_mode"].as_str().and_then(AddrMode::parse),
+        function_id: addr(&value["function_id"]),
         package: text(&value["package"]),
         in_app: value["in_app"].as_bool(),
         platform: text(&value["platform"]),

@@ -144,6 +144,7 @@ impl EventProcessor<'_> {
                             ),
                             _ => AddrMode::Absolute,
                         },
+                        function_id: stack.frames[f].function_id,
                     })
                     .collect(),
             });
@@ -162,7 +163,10 @@ impl EventProcessor<'_> {
                     frame.frame.package = Some(package.clone());
                 }
                 if out.status == FrameStatus::Symbolicated {
-                    frame.frame.function = out.function.clone();
+                    // A .NET frame's method is named by the event, not its PDB.
+                    if out.function.is_some() {
+                        frame.frame.function = out.function.clone();
+                    }
                     frame.frame.abs_path = out.abs_path.clone();
                     frame.frame.filename = out.abs_path.as_deref().map(|p| base_name(p).to_owned());
                     frame.frame.lineno = out.lineno;
@@ -359,14 +363,16 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
 }
 /// The event's native images (`debug_meta`), as a symbolication request lists modules, and for
 /// each image of the event its index among them (`None`: not a native image, or one without a
-/// load address). A WebAssembly module's code starts at 0 (its frames count from it).
+/// load address). A WebAssembly module's code and a .NET assembly start at 0 (their frames
+/// count from them).
 fn native_images(event: &Event) -> (Vec<RawModule>, Vec<Option<usize>>) {
     let mut modules = Vec::new();
     let mut index = Vec::with_capacity(event.images.len());
     for i in &event.images {
         let image_addr = match (i.image_addr, i.kind.as_str()) {
             (_, "sourcemap") => None,
-            (None, "wasm") => Some(Addr(0)),
+            // Both count their frames from the module: WebAssembly code offsets, .NET IL.
+            (None, "wasm" | "pe_dotnet") => Some(Addr(0)),
             (addr, _) => addr,
         };
         let Some(image_addr) = image_addr else {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use minidump_unwind::symbols::SymbolFile;
 use serde::Serialize;
 use symbolic::common::{ByteView, DebugId, SelfCell};
+use symbolic::ppdb::PortablePdbCache;
 use symbolic::symcache::SymCache;
 
 use super::breakpad;
@@ -16,7 +17,7 @@ use super::location::{demangled, InlineLocation, SourceLocation};
 use super::source::SymbolSource;
 use super::variables::VariableTables;
 use crate::cpu;
-use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache};
+use crate::symbols::derive::{is_dotnet_format, CacheKind, CacheSource, DerivedCache};
 use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::SymbolError;
@@ -39,6 +40,20 @@ enum FunctionTable {
     /// A Breakpad text file parsed whole, shared with the module's unwind rules
     /// (`faultline process --symbols` with a `.sym`, see `symbols::local`).
     Breakpad(Arc<SymbolFile>, usize),
+    /// A .NET assembly's sequence points (from its portable PDB): looked up by method and IL
+    /// offset, never by address.
+    DotNet(SelfCell<ByteView<'static>, PortablePdbCache<'static>>),
+}
+
+/// Where a .NET frame's IL offset is in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IlLocation {
+    /// The source file, as the PDB names it.
+    pub file: String,
+    /// Its line.
+    pub line: u32,
+    /// The source language (`csharp`, `fsharp`, `vb`), when the PDB names it.
+    pub lang: Option<&'static str>,
 }
 
 /// Memoized lookups of one module, at most [`MEMO_BYTES`] (then it starts over).
@@ -70,6 +85,31 @@ impl FunctionsEntry {
         location
     }
 
+    /// Where IL offset `il_offset` of method `method` (its row in the assembly's `MethodDef`
+    /// table: a metadata token `0x06xxxxxx` or the row alone) is in the source; `None` for a
+    /// native module or a method without sequence points there.
+    pub fn lookup_il(&self, method: u64, il_offset: u64) -> Option<IlLocation> {
+        let FunctionTable::DotNet(cell) = &self.table else {
+            return None;
+        };
+        // A full token names its table in the top byte; 0x06 is MethodDef.
+        let row = match method >> 24 {
+            0 | 0x06 => (method & 0x00ff_ffff) as u32,
+            _ => return None,
+        };
+        let found = cell.get().lookup(row, u32::try_from(il_offset).ok()?)?;
+        Some(IlLocation {
+            file: found.file_name.to_owned(),
+            line: found.line,
+            lang: match found.file_lang {
+                symbolic::common::Language::CSharp => Some("csharp"),
+                symbolic::common::Language::FSharp => Some("fsharp"),
+                symbolic::common::Language::VisualBasic => Some("vb"),
+                _ => None,
+            },
+        })
+    }
+
     fn memo(&self) -> std::sync::MutexGuard<'_, LookupMemo> {
         // A panic elsewhere cannot leave the map half-updated in a harmful way.
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
@@ -79,6 +119,7 @@ impl FunctionsEntry {
         let cell = match &self.table {
             FunctionTable::SymCache(cell) => cell,
             FunctionTable::Breakpad(file, _) => return breakpad::resolve(file, offset),
+            FunctionTable::DotNet(_) => return None,
         };
         let locations: Vec<_> = cell.get().lookup(offset).collect();
         // The lookup yields the innermost inlined location first; the last one is the real
@@ -182,6 +223,7 @@ impl ModuleSymbols {
                 + match &f.table {
                     FunctionTable::SymCache(cell) => cell.owner().len(),
                     FunctionTable::Breakpad(_, text_bytes) => text_bytes * 3,
+                    FunctionTable::DotNet(cell) => cell.owner().len(),
                 }
         });
         let cfi = self.cfi.as_ref().map_or(0, |c| c.text_bytes * 3);
@@ -194,10 +236,17 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String>
         return Ok(None);
     };
     let view = ByteView::from_vec(cache.payload.to_vec());
-    let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
-        .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
+    let table = if is_dotnet_format(&source.format) {
+        let cell = SelfCell::try_new(view, |data| PortablePdbCache::parse(unsafe { &*data }))
+            .map_err(|e| format!("stored PortablePdbCache is unreadable: {e}"))?;
+        FunctionTable::DotNet(cell)
+    } else {
+        let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
+            .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
+        FunctionTable::SymCache(cell)
+    };
     Ok(Some(FunctionsEntry {
-        table: FunctionTable::SymCache(cell),
+        table,
         source,
         memo: Mutex::default(),
     }))

@@ -90,6 +90,11 @@ pub struct RawFrame {
     /// `modules`) — how WebAssembly frames are given, every module's code starting at 0.
     #[serde(default)]
     pub addr_mode: AddrMode,
+    /// A .NET frame's method (its metadata token, or its row in the assembly's `MethodDef`
+    /// table); `instruction_addr` is then the IL offset within it and `addr_mode` names the
+    /// assembly (`rel:N`, a `pe_dotnet` module).
+    #[serde(default)]
+    pub function_id: Option<Addr>,
 }
 
 /// What a frame's address counts from.
@@ -212,9 +217,15 @@ pub struct SymbolicatedFrame {
     /// The covering module's code file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
-    /// Function, demangled.
+    /// A .NET frame's method, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_id: Option<Addr>,
+    /// Function, demangled (none for a .NET frame: its method is named by the event).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
+    /// The source language, when the debug file names it (.NET: `csharp`, `fsharp`, `vb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<&'static str>,
     /// Absolute address where the function starts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sym_addr: Option<Addr>,
@@ -428,7 +439,9 @@ fn symbolicate_frame(
         instruction_addr: frame.instruction_addr,
         module_index: None,
         package: None,
+        function_id: frame.function_id,
         function: None,
+        lang: None,
         sym_addr: None,
         abs_path: None,
         lineno: None,
@@ -444,6 +457,9 @@ fn symbolicate_frame(
         out.status = FrameStatus::Malformed;
         return out;
     };
+    if let Some(method) = frame.function_id {
+        return dotnet_frame(out, method, frame.instruction_addr, module_symbols);
+    }
     let adjust = frame.adjust_instruction_addr.unwrap_or(index > 0);
     let lookup_addr = if adjust { addr.saturating_sub(1) } else { addr };
     let location: Option<Arc<SourceLocation>> = module_symbols
@@ -469,5 +485,28 @@ fn symbolicate_frame(
             lineno: i.line,
         })
         .collect();
+    out
+}
+
+/// A .NET frame: its method's IL offset to file and line through the assembly's portable PDB
+/// (the method's name is the event's; the PDB's sequence points carry none).
+fn dotnet_frame(
+    mut out: SymbolicatedFrame,
+    method: Addr,
+    il_offset: Addr,
+    symbols: &ModuleSymbols,
+) -> SymbolicatedFrame {
+    let found = symbols
+        .functions
+        .as_ref()
+        .and_then(|f| f.lookup_il(method.0, il_offset.0));
+    let Some(found) = found else {
+        out.status = FrameStatus::MissingSymbol;
+        return out;
+    };
+    out.status = FrameStatus::Symbolicated;
+    out.abs_path = Some(found.file);
+    out.lineno = Some(found.line).filter(|l| *l != 0);
+    out.lang = found.lang;
     out
 }

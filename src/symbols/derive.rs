@@ -1,7 +1,9 @@
 //! Derived caches: the compact forms the stack walker reads instead of the original debug files.
 //!
 //! - **SymCache** (symbolic-symcache): functions, file/line records and inlines, addressed
-//!   relative to the module's load address.
+//!   relative to the module's load address. For a .NET assembly's portable PDB the same cache
+//!   kind holds a PortablePdbCache (symbolic-ppdb) instead: a method's IL offsets to file and
+//!   line, which is what .NET frames (method token + IL offset) are looked up by.
 //! - **CFI** (symbolic-cfi): Breakpad `STACK CFI` / `STACK WIN` text, from Breakpad records,
 //!   DWARF `.eh_frame`/`.debug_frame`, PE unwind info or Mach-O compact unwind.
 //! - **Variables** ([`crate::variables::VariablesTable`]): each function's scopes, parameters
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use symbolic::cfi::CfiCache;
 use symbolic::debuginfo::Object;
+use symbolic::ppdb::PortablePdbCacheConverter;
 use symbolic::symcache::SymCacheConverter;
 
 use super::identify::DebugFileMeta;
@@ -48,7 +51,7 @@ impl CacheKind {
     /// The cache format version; bump it when the payload or the choice of source changes.
     pub const fn version(self) -> u32 {
         match self {
-            CacheKind::SymCache => 1,
+            CacheKind::SymCache => 2,
             CacheKind::Cfi => 1,
             CacheKind::Variables => crate::variables::table::TABLE_VERSION,
         }
@@ -199,6 +202,8 @@ impl DerivedCache {
 /// Builds the payload of a `kind` cache from a parsed debug file (CPU-bound: run it on rayon).
 pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, String> {
     match kind {
+        // A portable PDB's methods have no addresses, only IL offsets.
+        CacheKind::SymCache if matches!(object, Object::PortablePdb(_)) => dotnet_payload(object),
         CacheKind::SymCache => {
             let mut converter = SymCacheConverter::new();
             converter
@@ -221,6 +226,27 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
             Ok(table.encode())
         }
     }
+}
+
+/// Whether a functions cache built from a file of `format` is a PortablePdbCache.
+pub fn is_dotnet_format(format: &str) -> bool {
+    format == "portablepdb"
+}
+
+/// A portable PDB's sequence points as a PortablePdbCache.
+fn dotnet_payload(object: &Object<'_>) -> Result<Vec<u8>, String> {
+    let Object::PortablePdb(pdb) = object else {
+        return Err("not a portable PDB".to_owned());
+    };
+    let mut converter = PortablePdbCacheConverter::new();
+    converter
+        .process_portable_pdb(pdb.portable_pdb())
+        .map_err(|e| format!("could not read the portable PDB's sequence points: {e}"))?;
+    let mut out = Vec::new();
+    converter
+        .serialize(&mut out)
+        .map_err(|e| format!("could not write the PortablePdbCache: {e}"))?;
+    Ok(out)
 }
 
 #[cfg(test)]

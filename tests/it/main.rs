@@ -15,6 +15,7 @@ mod classify;
 mod cli;
 mod cluster;
 mod deploy;
+mod dotnet;
 mod durability;
 mod events;
 mod evidence;
