@@ -217,7 +217,7 @@ fn bench_events(
     let events = EventProcessor {
         modules: processor.modules(),
         symbols_wait: processor.symbols_wait(),
-        sourcemaps: store.sourcemaps(),
+        sourcemaps: Some(store.sourcemaps()),
         rules: &rules,
         max_file_bytes: 1 << 30,
     };

@@ -21,6 +21,7 @@ pub mod tickets; // Jira and GitHub issues that follow groups
 pub mod alerts; // alert rules, channels, the delivery outbox
 pub mod pipeline; // one crash through process -> classify -> signature; the crash view
 pub mod events; // Sentry events and envelopes: processed, grouped, reported like dumps
+pub mod apple_reports; // Apple crash reports (.crash text, .ips JSON) read into native events
 pub mod ingest; // durable crash-reporter ingest: raw crashes, the persistent queue, workers
 pub mod retention; // deleting what is past its age
 pub mod triage; // the triage service: changing and merging groups, reading a stored crash

@@ -182,6 +182,7 @@ fn crash_routes(router: Router<App>) -> Router<App> {
 fn ingest_routes(router: Router<App>) -> Router<App> {
     let router = router
         .route("/submit", post(ingest::submit))
+        .route("/api/v1/applecrashreport", post(ingest::apple_crash_report))
         .route("/post", post(ingest::backtrace));
     let router = both(router, "/api/{project}/minidump/", post(ingest::sentry));
     let router = both(

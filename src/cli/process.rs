@@ -1,5 +1,6 @@
 //! `faultline process DUMP [--symbols DIR]... [--symbols-source ID]... [--json|--text|--markdown]
-//! [--threads all]`: processes one minidump without a server.
+//! [--threads all]`: processes one minidump, or one Apple crash report (`.crash`, `.ips`),
+//! without a server.
 //! Each DIR (a Breakpad tree, a dSYM, a build folder of native debug files) is walked and its
 //! files identified exactly as uploads are, then read in place (nothing is stored). Each
 //! `--symbols-source` (a configured source's ID or a preset: `microsoft`, `mozilla`…) is asked
@@ -30,7 +31,7 @@ use crate::upstream::Upstream;
 /// Arguments of `faultline process`.
 #[derive(Args)]
 pub struct ProcessArgs {
-    /// The minidump.
+    /// The minidump, or an Apple crash report (`.crash` text, `.ips` JSON).
     dump: PathBuf,
     /// Folders (or files, or archives) of debug files; may be repeated. Without it, the
     /// configured symbol store is used.
@@ -104,9 +105,17 @@ fn walk_typed(
     Ok(())
 }
 
-/// The debug IDs of the dump's modules (`DebugId`'s string form); `None` when the module list
-/// cannot be read (then every file is kept, and processing reports what is wrong).
+/// The debug IDs of the dump's modules (`DebugId`'s string form), or of an Apple crash
+/// report's images; `None` when the module list cannot be read (then every file is kept, and
+/// processing reports what is wrong).
 fn wanted_debug_ids(dump: &[u8]) -> Option<HashSet<String>> {
+    if let Some(report) = apple_report(dump) {
+        let ids = report
+            .images
+            .iter()
+            .filter_map(|i| i.uuid.parse::<DebugId>().ok());
+        return Some(ids.map(|id| id.to_string()).collect());
+    }
     let dump = minidump::Minidump::read(dump).ok()?;
     let modules = dump.get_stream::<minidump::MinidumpModuleList>().ok()?;
     Some(
@@ -252,6 +261,23 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
             )?
         }
     };
+    if let Some(report) = apple_report(&dump) {
+        let processor = crate::events::process::EventProcessor {
+            modules: pipeline.processor.modules(),
+            symbols_wait: pipeline.processor.symbols_wait(),
+            sourcemaps: None,
+            rules: &pipeline.signatures,
+            max_file_bytes: config.limits.max_upload_bytes,
+        };
+        let processed = processor
+            .process(report.to_event(), 0)
+            .await
+            .with_context(|| format!("cannot process {}", args.dump.display()))?;
+        let json = serde_json::to_vec(&processed)?;
+        let view = crate::pipeline::CrashView::read(&json)?;
+        print_report(&args, &processed, &view)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let crash = pipeline
         .run(
             dump.into(),
@@ -260,9 +286,30 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
         )
         .await
         .with_context(|| format!("cannot process {}", args.dump.display()))?;
+    print_report(&args, &crash, &crash.view())?;
+    // The command ends here and the process with it: freeing the symbol caches and the
+    // processed crash first would only delay the exit.
+    std::mem::forget((pipeline, crash));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An Apple crash report, when `file` is one (never a minidump).
+fn apple_report(file: &[u8]) -> Option<crate::apple_reports::AppleReport> {
+    if file.starts_with(b"MDMP") {
+        return None;
+    }
+    crate::apple_reports::parse(file).ok()
+}
+
+/// Prints the processed crash as `--json`, `--text` or `--markdown` asked.
+fn print_report(
+    args: &ProcessArgs,
+    crash: &impl serde::Serialize,
+    view: &crate::pipeline::CrashView<'_>,
+) -> anyhow::Result<()> {
     if args.json {
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-        serde_json::to_writer_pretty(&mut out, &crash)?;
+        serde_json::to_writer_pretty(&mut out, crash)?;
         writeln!(out)?;
         out.flush()?;
     } else {
@@ -282,10 +329,7 @@ pub async fn run(args: ProcessArgs, config: Config) -> anyhow::Result<ExitCode> 
             threads: args.threads,
             color: color && !args.markdown,
         };
-        print!("{}", report::render(&crash.view(), style));
+        print!("{}", report::render(view, style));
     }
-    // The command ends here and the process with it: freeing the symbol caches and the
-    // processed crash first would only delay the exit.
-    std::mem::forget((pipeline, crash));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::event::{Event, EventException, EventFrame};
 use super::stacks::{EventPlatform, ProcessedFrame, ProcessedStack};
 use crate::classify::frames::FrameRef;
+use crate::classify::rules::NEAR_NULL;
 use crate::classify::FaultClass;
 use crate::group::signature::{fingerprint, signature, Signature, SignatureRules};
 use crate::group::CrashClass;
@@ -200,9 +201,10 @@ fn native_frames(stack: &ProcessedStack) -> Vec<FrameRef> {
     out
 }
 
-/// The fault class a native event's exception names (signal or Windows exception code).
-/// Access violations without the faulting address in the event are `unknown`: only the dump's
-/// memory tells a null read from a wild one.
+/// The fault class a native event's exception names (signal or Windows exception code). A
+/// segmentation fault is a null or wild read when the event gives the address it touched
+/// (`mechanism.data.relevant_address`, as an Apple crash report's codes do: near null is a null
+/// read with an offset); without it, `unknown`: only a dump's memory would tell.
 pub fn native_fault_class(exception: Option<&EventException>) -> FaultClass {
     let Some(e) = exception else {
         return FaultClass::Unknown;
@@ -211,6 +213,18 @@ pub fn native_fault_class(exception: Option<&EventException>) -> FaultClass {
     let code = e.mechanism["meta"]["signal"]["number"].as_i64();
     let kind = e.kind.as_deref().unwrap_or_default();
     let named = signal.unwrap_or(kind).to_ascii_uppercase();
+    let address = e.mechanism["data"]["relevant_address"]
+        .as_str()
+        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+    if let (Some(address), "SIGSEGV", _) | (Some(address), _, Some(11)) =
+        (address, named.as_str(), code)
+    {
+        return if address < NEAR_NULL {
+            FaultClass::NullRead
+        } else {
+            FaultClass::WildRead
+        };
+    }
     match (named.as_str(), code) {
         (_, Some(6)) | ("SIGABRT", _) => FaultClass::Abort,
         (_, Some(8)) | ("SIGFPE" | "EXCEPTION_INT_DIVIDE_BY_ZERO", _) => FaultClass::DivideByZero,
@@ -309,6 +323,20 @@ mod tests {
                 serde_json::Value::Null
             ))),
             FaultClass::Unknown
+        );
+        let segv_at = |address: &str| {
+            exception(
+                "EXC_BAD_ACCESS (SIGSEGV)",
+                serde_json::json!({"meta": {"signal": {"name": "SIGSEGV", "number": 11}}, "data": {"relevant_address": address}}),
+            )
+        };
+        assert_eq!(
+            native_fault_class(Some(&segv_at("0x88"))),
+            FaultClass::NullRead
+        );
+        assert_eq!(
+            native_fault_class(Some(&segv_at("0x7ffee0001000"))),
+            FaultClass::WildRead
         );
     }
 }

@@ -31,8 +31,9 @@ pub struct EventProcessor<'a> {
     pub modules: &'a ModuleCache,
     /// How long the event waits for symbols still being fetched from upstream sources.
     pub symbols_wait: std::time::Duration,
-    /// Source maps and minified files.
-    pub sourcemaps: &'a SourceMapStore,
+    /// Source maps and minified files; without a store (`faultline process` of an Apple crash
+    /// report with local debug files), JavaScript frames stay as sent.
+    pub sourcemaps: Option<&'a SourceMapStore>,
     /// Signature lists (native events sign like minidumps).
     pub rules: &'a SignatureRules,
     /// Largest stored file read.
@@ -243,7 +244,10 @@ impl EventProcessor<'_> {
         if request.stacktraces.is_empty() {
             return Ok(());
         }
-        let answer = symbolicate_js(self.sourcemaps, request, project, self.max_file_bytes).await?;
+        let Some(sourcemaps) = self.sourcemaps else {
+            return Ok(());
+        };
+        let answer = symbolicate_js(sourcemaps, request, project, self.max_file_bytes).await?;
         for ((s, js), stack) in positions.iter().zip(&answer.stacktraces) {
             for (&f, out) in js.iter().zip(&stack.frames) {
                 apply_js_frame(&mut processed[*s][f], out, &answer.errors);

@@ -110,6 +110,15 @@ impl EventReport {
     }
 }
 
+impl serde::Serialize for EventReport {
+    /// The processed event's JSON alone (no crash or group IDs: `faultline process`).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.serialize_fields(&mut map)?;
+        map.end()
+    }
+}
+
 /// A stack as a processed minidump's thread (innermost frame first), for the readers of
 /// processed crashes (the crash page).
 fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {

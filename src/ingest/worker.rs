@@ -515,7 +515,7 @@ async fn process_event(
     let processor = crate::events::process::EventProcessor {
         modules: context.pipeline.processor.modules(),
         symbols_wait: context.pipeline.processor.symbols_wait(),
-        sourcemaps: context.symbols.sourcemaps(),
+        sourcemaps: Some(context.symbols.sourcemaps()),
         rules: &context.pipeline.signatures,
         max_file_bytes: context.max_file_bytes,
     };

@@ -8,6 +8,7 @@ mod common;
 
 mod alerts;
 mod apple_exceptions;
+mod apple_reports;
 mod architecture;
 mod auth;
 mod browser;

@@ -6,6 +6,7 @@
 //! | `POST /api/{project}/minidump/` | Sentry SDKs (sentry-native + Crashpad) | the bare ID |
 //! | `POST /api/{project}/unreal/{key}/` | Unreal Engine's CrashReportClient | the bare ID |
 //! | `POST /post?format=minidump&token=…` | Backtrace-style clients | `{"response":"ok","_rxid":"<id>"}` |
+//! | `POST /api/v1/applecrashreport?project=` | Apple crash reports (`.crash`, `.ips`) | `{"id":"<id>"}` |
 //!
 //! Never 201/202/429 (Crashpad and Breakpad treat anything but 200 as failure): a throttled
 //! crash gets 200 with `Discarded=<reason>`. Malformed requests get 400 with Antenna's reasons
@@ -16,10 +17,12 @@
 //!
 //! `credentials.rs` finds the project a crash is filed under; `parts.rs` reads what a body holds.
 
+mod apple;
 mod credentials;
 mod events;
 mod parts;
 
+pub use apple::apple_crash_report;
 pub use events::{browser_cors, envelope, store};
 
 use credentials::{resolve_project, sentry_auth_key, Credentials};
@@ -50,6 +53,8 @@ pub(super) enum Client {
     SentryEnvelope,
     /// Sentry SDKs' older `/store/` route (one event).
     SentryStore,
+    /// Apple crash reports (`/api/v1/applecrashreport`).
+    AppleCrashReport,
 }
 
 impl Client {
@@ -61,12 +66,16 @@ impl Client {
             Client::Backtrace => "backtrace",
             Client::SentryEnvelope => "sentry-envelope",
             Client::SentryStore => "sentry-store",
+            Client::AppleCrashReport => "apple-crash-report",
         }
     }
 
     /// Whether errors go back as JSON (`{"error": …}`), as Sentry's event routes answer.
     fn speaks_json(self) -> bool {
-        matches!(self, Client::SentryEnvelope | Client::SentryStore)
+        matches!(
+            self,
+            Client::SentryEnvelope | Client::SentryStore | Client::AppleCrashReport
+        )
     }
 
     fn accepted(self, id: &str) -> Response {
@@ -79,7 +88,7 @@ impl Client {
                 axum::Json(json!({"response": "ok", "_rxid": id})),
             )
                 .into_response(),
-            Client::SentryEnvelope | Client::SentryStore => {
+            Client::SentryEnvelope | Client::SentryStore | Client::AppleCrashReport => {
                 (StatusCode::OK, axum::Json(json!({"id": id}))).into_response()
             }
         }
@@ -378,6 +387,9 @@ async fn receive_inner(
 
     let mut builder = RawCrashBuilder::new(client.name(), project.id);
     annotate_from_query(&mut builder, &query);
+    if client == Client::AppleCrashReport {
+        return apple::receive_report(state, &project, boundary, body, builder).await;
+    }
     if client.speaks_json() {
         return events::receive_event(state, client, &project, body, builder).await;
     }

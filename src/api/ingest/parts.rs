@@ -245,7 +245,9 @@ fn insert_path(root: &mut Value, path: &[&str], value: String) {
 /// fails a body whose stream ends in the same poll that brings its first boundary.
 const PIECE: usize = 64 * 1024;
 
-fn pieces(body: Bytes) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+pub(super) fn pieces(
+    body: Bytes,
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let len = body.len();
     futures::stream::iter(
         (0..len)
