@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
             "symbols/breakpad/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym",
             "symbols/breakpad/crash-client/509C0610949836F7B70BD88BCF03E5400/crash-client.sym",
             "debug-files/windows/CrashWithException.pdb",
+            "debug-files/macos/crash.dSYM/Contents/Resources/DWARF/crash",
         ] {
             let scratch = tempfile::tempdir_in(dir.path()).unwrap();
             store
@@ -276,6 +277,51 @@ fn bench_events(
         assert_eq!(found, expected[label], "{label}");
         group.bench_function(label, |b| b.iter(run));
     }
+    bench_apple_report(rt, group, &events);
+}
+
+/// An Apple `.crash` report of 10 threads x 50 frames in the macOS `crash` binary (its dSYM
+/// stored), from text to a grouped report.
+fn bench_apple_report(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    events: &EventProcessor<'_>,
+) {
+    let base = 0x1_0a5e_1000u64;
+    let mut text = String::from(
+        "Process:         crash [4242]\nCode Type:       X86-64\nReport Version:  104\n\n\
+         Exception Type:  EXC_BAD_ACCESS (SIGSEGV)\n\
+         Exception Codes: KERN_INVALID_ADDRESS at 0x0000000000000088\n\n",
+    );
+    for thread in 0..10 {
+        let crashed = if thread == 0 { " Crashed" } else { "" };
+        text.push_str(&format!("Thread {thread}{crashed}:\n"));
+        for frame in 0..50u64 {
+            let addr = base + 0xd20 + (frame * 0x97 + thread * 0x1f) % 0xcf00;
+            text.push_str(&format!("{frame}   crash   {addr:#018x} 0x0 + 0\n"));
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "Binary Images:\n       {base:#x} -        {:#x} +crash x86_64 (1.0) <67e9247c814e392ba027dbde6748fcbf> /Users/USER/crash\n",
+        base + 0xeffff
+    ));
+    let run = || {
+        let report = faultline::apple_reports::parse(text.as_bytes()).unwrap();
+        rt.block_on(events.process(report.to_event(), 1)).unwrap()
+    };
+    let report = run();
+    let found = report
+        .stacks
+        .iter()
+        .flat_map(|s| &s.frames)
+        .filter(|f| f.status == "symbolicated")
+        .count();
+    assert!(
+        found > 400,
+        "most of the 500 frames fall in functions: {found}"
+    );
+    group.bench_function("apple-report/10x50-frames", |b| b.iter(run));
 }
 
 criterion_group!(benches, bench);
