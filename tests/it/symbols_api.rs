@@ -602,7 +602,7 @@ async fn caches_combine_a_stripped_binary_with_its_debug_file() {
     assert_eq!(caches["caches"][1]["source"]["sha256"], exe_sha.as_str());
     let stored = server.stored_files();
     assert!(
-        stored.contains(&format!("caches/{id}/symcache.v1")),
+        stored.contains(&format!("caches/{id}/symcache.v2")),
         "{stored:?}"
     );
     assert!(stored.contains(&format!("caches/{id}/cfi.v1")));
