@@ -12,6 +12,7 @@ pub mod sourcemaps; // JavaScript source maps and bundles: identifying, resolvin
 pub mod symbols; // debug files: identifying, keeping by debug ID, SymCache/CFI caches
 pub mod upstream; // symbol servers nobody uploads to: sources, layouts, fetches, health
 pub mod process; // minidumps and raw frames -> symbolicated, thread-complete stack traces
+pub mod jvm; // Java and Kotlin frames de-obfuscated through ProGuard / R8 mappings
 pub mod classify; // fault class, evidence, exploitability, the frame to blame, the verdict
 pub mod group; // signatures, fingerprints, and the crash index (crashes, groups, triage)
 pub mod cluster; // what nodes sharing one database tell each other

@@ -6,6 +6,8 @@
 //!   `upload_file_minidump` (what Breakpad and Crashpad clients send), other text parts being
 //!   annotations, or as the raw body.
 //! - `POST /api/v1/symbolicate`: raw frames plus modules in symbolicator's request format.
+//! - `POST /api/v1/symbolicate-jvm`: Java / Kotlin frames and ProGuard mappings, symbolicator's
+//!   `/symbolicate-jvm` format.
 
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
@@ -21,6 +23,7 @@ use crate::http::HttpError;
 use crate::http::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
 use crate::http::{project_param, Caller};
 use crate::ingest::{processed_json, RecordError, Recorder};
+use crate::jvm::SymbolicateJvmRequest;
 use crate::process::symbolicate::SymbolicateRequest;
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
@@ -135,6 +138,39 @@ pub async fn symbolicate(
         std::time::Instant::now() + state.pipeline.processor.symbols_wait(),
     )
     .await;
+    Ok(Json(
+        serde_json::to_value(response).expect("responses serialize"),
+    ))
+}
+
+/// Handles `POST /api/v1/symbolicate-jvm` (needs `symbols:read`).
+pub async fn symbolicate_jvm(
+    State(state): State<App>,
+    caller: Caller,
+    request: Request,
+) -> Result<Json<Value>, HttpError> {
+    caller.require(Scope::SymbolsRead)?;
+    let mut limit = BodyLimit::new(
+        MAX_SYMBOLICATE_BYTES,
+        "nothing: split the frames over several requests",
+    );
+    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
+    let request: SymbolicateJvmRequest = serde_json::from_slice(&body).map_err(|e| {
+        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid JVM symbolication request: {e}")).with_detail(
+            "expected {\"stacktraces\": [{\"frames\": [{\"function\": \"a\", \"module\": \"a.b.c\", \"lineno\": 13}]}], \"modules\": [{\"uuid\": ..., \"type\": \"proguard\"}]}",
+        )
+    })?;
+    let frames: usize = request.stacktraces.iter().map(|s| s.frames.len()).sum();
+    if frames > crate::jvm::MAX_FRAMES {
+        return Err(HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{frames} frames; at most {} per request",
+                crate::jvm::MAX_FRAMES
+            ),
+        ));
+    }
+    let response = crate::jvm::symbolicate_jvm(state.pipeline.processor.modules(), request).await;
     Ok(Json(
         serde_json::to_value(response).expect("responses serialize"),
     ))

@@ -162,6 +162,7 @@ fn crash_routes(router: Router<App>) -> Router<App> {
     router
         .route("/api/v1/minidump", post(minidump::process))
         .route("/api/v1/symbolicate", post(minidump::symbolicate))
+        .route("/api/v1/symbolicate-jvm", post(minidump::symbolicate_jvm))
         .route("/api/v1/symbolicate-js", post(sourcemaps::symbolicate_js))
         .route("/api/v1/groups", get(triage::list_groups))
         .route(

@@ -136,6 +136,16 @@ impl EventFrame {
         self.instruction_addr.is_some()
     }
 
+    /// A Java or Kotlin frame a ProGuard mapping can de-obfuscate: a class and a method, no
+    /// address, on the `java` platform (the frame's or the event's).
+    pub fn is_java(&self, event_platform: Option<&str>) -> bool {
+        let platform = self.platform.as_deref().or(event_platform);
+        !self.is_native()
+            && self.module.is_some()
+            && self.function.is_some()
+            && platform == Some("java")
+    }
+
     /// A JavaScript frame that a source map can resolve: a file URL and a line, no address.
     pub fn is_javascript(&self, event_platform: Option<&str>) -> bool {
         let platform = self.platform.as_deref().or(event_platform);
@@ -314,7 +324,10 @@ impl Event {
             .filter_map(|i| {
                 Some(EventImage {
                     kind: text(&i["type"])?,
-                    debug_id: text(&i["debug_id"]).or_else(|| text(&i["id"])),
+                    // A ProGuard image names its mapping by `uuid`.
+                    debug_id: text(&i["debug_id"])
+                        .or_else(|| text(&i["id"]))
+                        .or_else(|| text(&i["uuid"])),
                     code_id: text(&i["code_id"]),
                     code_file: text(&i["code_file"]),
                     debug_file: text(&i["debug_file"]),

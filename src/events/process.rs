@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::event::{Event, EventFrame};
 use super::grouping::group;
+use super::java;
 use super::report::EventReport;
 use super::stacks::{EventPlatform, InlineOut, ProcessedFrame, ProcessedStack};
 use crate::group::index::MissingModule;
@@ -25,7 +26,7 @@ use crate::sourcemaps::symbolicate::{
 use crate::sourcemaps::{SourceMapError, SourceMapStore};
 use crate::symbols::identify::base_name;
 
-/// Symbolicates and groups events.
+/// Symbolicates and groups events (Java frames: `java.rs`).
 pub struct EventProcessor<'a> {
     /// Native module symbols (shared with minidump processing).
     pub modules: &'a ModuleCache,
@@ -45,7 +46,8 @@ pub struct EventProcessor<'a> {
 struct Findings {
     /// Frame-level problems.
     errors: Vec<Value>,
-    /// Native modules and JavaScript artifacts that were needed and not stored.
+    /// Native modules, JavaScript artifacts and ProGuard mappings that were needed and not
+    /// stored.
     missing: BTreeSet<MissingModule>,
     /// Debug IDs and artifact store IDs whose files resolved frames.
     used: BTreeSet<String>,
@@ -61,7 +63,15 @@ struct StackSource<'e> {
 
 impl EventProcessor<'_> {
     /// Processes `event`, filed under project `project` (release files are looked up there).
-    pub async fn process(&self, event: Event, project: i64) -> Result<EventReport, SourceMapError> {
+    pub async fn process(
+        &self,
+        mut event: Event,
+        project: i64,
+    ) -> Result<EventReport, SourceMapError> {
+        let mappings = java::proguard_modules(&event);
+        if !mappings.is_empty() {
+            java::remap_exceptions(self.modules, &mut event, &mappings).await;
+        }
         let stacks = stack_sources(&event);
         let mut processed: Vec<Vec<ProcessedFrame>> = stacks
             .iter()
@@ -73,6 +83,18 @@ impl EventProcessor<'_> {
             .await;
         self.javascript(&event, &stacks, &mut processed, project, &mut found)
             .await?;
+        if !mappings.is_empty() {
+            let sent: Vec<&[EventFrame]> = stacks.iter().map(|s| s.frames).collect();
+            java::remap_frames(
+                self.modules,
+                event.platform.as_deref(),
+                &sent,
+                &mut processed,
+                mappings,
+                (&mut found.missing, &mut found.used),
+            )
+            .await;
+        }
         let stacks: Vec<ProcessedStack> = stacks
             .into_iter()
             .zip(processed)

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use minidump_unwind::symbols::SymbolFile;
+use proguard::ProguardCache;
 use serde::Serialize;
 use symbolic::common::{ByteView, DebugId, SelfCell};
 use symbolic::ppdb::PortablePdbCache;
@@ -17,7 +18,7 @@ use super::location::{demangled, InlineLocation, SourceLocation};
 use super::source::SymbolSource;
 use super::variables::VariableTables;
 use crate::cpu;
-use crate::symbols::derive::{is_dotnet_format, CacheKind, CacheSource, DerivedCache};
+use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache, FunctionsFormat};
 use crate::symbols::identify::DebugFileMeta;
 use crate::symbols::local::LocalSymbols;
 use crate::symbols::SymbolError;
@@ -43,6 +44,10 @@ enum FunctionTable {
     /// A .NET assembly's sequence points (from its portable PDB): looked up by method and IL
     /// offset, never by address.
     DotNet(SelfCell<ByteView<'static>, PortablePdbCache<'static>>),
+    /// A ProGuard / R8 mapping's cache bytes (checked when loaded; the cache is a view over
+    /// them, parsed again per use, which only reads its header): Java and Kotlin names and
+    /// lines, never addresses.
+    Jvm(ByteView<'static>),
 }
 
 /// Where a .NET frame's IL offset is in the source.
@@ -110,6 +115,14 @@ impl FunctionsEntry {
         })
     }
 
+    /// The ProGuard mapping's cache, for a module that is one.
+    pub fn proguard(&self) -> Option<ProguardCache<'_>> {
+        match &self.table {
+            FunctionTable::Jvm(bytes) => ProguardCache::parse(bytes).ok(),
+            _ => None,
+        }
+    }
+
     fn memo(&self) -> std::sync::MutexGuard<'_, LookupMemo> {
         // A panic elsewhere cannot leave the map half-updated in a harmful way.
         self.memo.lock().unwrap_or_else(|p| p.into_inner())
@@ -119,7 +132,7 @@ impl FunctionsEntry {
         let cell = match &self.table {
             FunctionTable::SymCache(cell) => cell,
             FunctionTable::Breakpad(file, _) => return breakpad::resolve(file, offset),
-            FunctionTable::DotNet(_) => return None,
+            FunctionTable::DotNet(_) | FunctionTable::Jvm(_) => return None,
         };
         let locations: Vec<_> = cell.get().lookup(offset).collect();
         // The lookup yields the innermost inlined location first; the last one is the real
@@ -224,6 +237,7 @@ impl ModuleSymbols {
                     FunctionTable::SymCache(cell) => cell.owner().len(),
                     FunctionTable::Breakpad(_, text_bytes) => text_bytes * 3,
                     FunctionTable::DotNet(cell) => cell.owner().len(),
+                    FunctionTable::Jvm(bytes) => bytes.len(),
                 }
         });
         let cfi = self.cfi.as_ref().map_or(0, |c| c.text_bytes * 3);
@@ -236,14 +250,20 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String>
         return Ok(None);
     };
     let view = ByteView::from_vec(cache.payload.to_vec());
-    let table = if is_dotnet_format(&source.format) {
-        let cell = SelfCell::try_new(view, |data| PortablePdbCache::parse(unsafe { &*data }))
-            .map_err(|e| format!("stored PortablePdbCache is unreadable: {e}"))?;
-        FunctionTable::DotNet(cell)
-    } else {
-        let cell = SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
-            .map_err(|e| format!("stored SymCache is unreadable: {e}"))?;
-        FunctionTable::SymCache(cell)
+    let table = match FunctionsFormat::of(&source.format) {
+        FunctionsFormat::PortablePdb => FunctionTable::DotNet(
+            SelfCell::try_new(view, |data| PortablePdbCache::parse(unsafe { &*data }))
+                .map_err(|e| format!("stored PortablePdbCache is unreadable: {e}"))?,
+        ),
+        FunctionsFormat::Proguard => {
+            ProguardCache::parse(&view)
+                .map_err(|e| format!("stored ProguardCache is unreadable: {e}"))?;
+            FunctionTable::Jvm(view)
+        }
+        FunctionsFormat::SymCache => FunctionTable::SymCache(
+            SelfCell::try_new(view, |data| SymCache::parse(unsafe { &*data }))
+                .map_err(|e| format!("stored SymCache is unreadable: {e}"))?,
+        ),
     };
     Ok(Some(FunctionsEntry {
         table,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use symbolic::common::{ByteView, DebugId};
-use symbolic::debuginfo::Object;
 
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use super::identify::DebugFileMeta;
@@ -148,10 +147,10 @@ impl SymbolStore {
         };
         let local = self.materialize(source).await?;
         let path = local.path().to_owned();
+        let format = source.format.clone();
         let payload = cpu::run(move || -> Result<Vec<u8>, String> {
             let view = ByteView::open(&path).map_err(|e| e.to_string())?;
-            let object = Object::parse(&view).map_err(|e| e.to_string())?;
-            derive::build_payload(kind, &object)
+            derive::build_payload_from(kind, &format, &view)
         })
         .await?
         .map_err(|detail| SymbolError::Unreadable {

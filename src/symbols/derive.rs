@@ -1,9 +1,11 @@
 //! Derived caches: the compact forms the stack walker reads instead of the original debug files.
 //!
 //! - **SymCache** (symbolic-symcache): functions, file/line records and inlines, addressed
-//!   relative to the module's load address. For a .NET assembly's portable PDB the same cache
-//!   kind holds a PortablePdbCache (symbolic-ppdb) instead: a method's IL offsets to file and
-//!   line, which is what .NET frames (method token + IL offset) are looked up by.
+//!   relative to the module's load address. The same cache kind holds what a managed module's
+//!   frames are looked up by instead ([`FunctionsFormat`]): for a .NET portable PDB a
+//!   PortablePdbCache (symbolic-ppdb: a method's IL offsets to file and line), for a ProGuard /
+//!   R8 mapping a ProguardCache (the `proguard` crate: obfuscated classes, methods and line
+//!   ranges to the originals, inlines included).
 //! - **CFI** (symbolic-cfi): Breakpad `STACK CFI` / `STACK WIN` text, from Breakpad records,
 //!   DWARF `.eh_frame`/`.debug_frame`, PE unwind info or Mach-O compact unwind.
 //! - **Variables** ([`crate::variables::VariablesTable`]): each function's scopes, parameters
@@ -22,7 +24,7 @@ use symbolic::debuginfo::Object;
 use symbolic::ppdb::PortablePdbCacheConverter;
 use symbolic::symcache::SymCacheConverter;
 
-use super::identify::DebugFileMeta;
+use super::identify::{DebugFileMeta, PROGUARD_FORMAT};
 
 // Our cache versions must move whenever the formats we embed change. Upgrading symbolic to a
 // new SymCache format fails this check until SYMCACHE_VERSION below is bumped.
@@ -85,7 +87,7 @@ impl CacheKind {
             CacheKind::SymCache => (
                 meta.features.debug as u8 * 2 + meta.features.symtab as u8,
                 match meta.format.as_str() {
-                    "elf" | "macho" | "pdb" | "portablepdb" | "wasm" => 2,
+                    "elf" | "macho" | "pdb" | "portablepdb" | "wasm" | PROGUARD_FORMAT => 2,
                     "breakpad" => 1,
                     _ => 0,
                 },
@@ -228,9 +230,50 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
     }
 }
 
-/// Whether a functions cache built from a file of `format` is a PortablePdbCache.
-pub fn is_dotnet_format(format: &str) -> bool {
-    format == "portablepdb"
+/// What a module's functions cache (the `SymCache` kind) holds, by the format of the file it
+/// was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionsFormat {
+    /// Native code: addresses to functions, lines and inlines.
+    SymCache,
+    /// A .NET assembly: method + IL offset to file and line.
+    PortablePdb,
+    /// Java / Kotlin obfuscated by ProGuard or R8: names and lines to the originals.
+    Proguard,
+}
+
+impl FunctionsFormat {
+    /// The functions cache built from a file of `format` (`DebugFileMeta::format`).
+    pub fn of(format: &str) -> FunctionsFormat {
+        match format {
+            "portablepdb" => FunctionsFormat::PortablePdb,
+            PROGUARD_FORMAT => FunctionsFormat::Proguard,
+            _ => FunctionsFormat::SymCache,
+        }
+    }
+}
+
+/// Builds the payload of a `kind` cache from a stored file's bytes, `format` as identified
+/// (CPU-bound). A ProGuard mapping is text, not an object file: its functions cache is a
+/// ProguardCache, and it has no other.
+pub fn build_payload_from(kind: CacheKind, format: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    if format == PROGUARD_FORMAT {
+        return match kind {
+            CacheKind::SymCache => proguard_payload(bytes),
+            CacheKind::Cfi | CacheKind::Variables => Ok(Vec::new()),
+        };
+    }
+    let object = Object::parse(bytes).map_err(|e| e.to_string())?;
+    build_payload(kind, &object)
+}
+
+/// A ProGuard mapping as a ProguardCache.
+fn proguard_payload(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mapping = proguard::ProguardMapping::new(bytes);
+    let mut out = Vec::new();
+    proguard::ProguardCache::write(&mapping, &mut out)
+        .map_err(|e| format!("could not write the ProguardCache: {e}"))?;
+    Ok(out)
 }
 
 /// A portable PDB's sequence points as a PortablePdbCache.

@@ -46,7 +46,7 @@ pub struct DebugFileMeta {
     /// The module's code ID (PE timestamp+size, ELF build ID, Mach-O UUID), lowercase hex.
     pub code_id: Option<String>,
     /// Container format: `elf`, `macho`, `pe`, `pdb`, `portablepdb`, `breakpad`, `wasm`,
-    /// `sourcebundle`.
+    /// `sourcebundle`, `proguard`.
     pub format: String,
     /// The file's role for its module: `exe`, `lib`, `dbg` (a separate debug companion),
     /// `src` (sources), `rel` (object file), `other`.
@@ -126,6 +126,9 @@ pub fn base_name(path: &str) -> &str {
 pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Rejection> {
     let format = Archive::peek(data);
     if format == FileFormat::Unknown {
+        if let Some(mapping) = proguard_mapping(data, name) {
+            return Ok(vec![mapping]);
+        }
         // Breakpad records without the MODULE line that names their module.
         if [&b"STACK "[..], b"FUNC ", b"PUBLIC ", b"FILE ", b"INFO "]
             .iter()
@@ -152,6 +155,47 @@ pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Reject
     }
     Ok(found)
 }
+
+/// A ProGuard / R8 mapping file (Android's obfuscation map): its module is the UUID sentry-cli
+/// computes from its bytes (`upload-proguard`, and the `uuid` of an event's `proguard` image).
+/// It has "debug info" when its methods carry line ranges, a "symbol table" (class and method
+/// names) always.
+fn proguard_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
+    let mapping = proguard::ProguardMapping::new(data);
+    if !mapping.is_valid() {
+        return None;
+    }
+    let uploaded = match base_name(name) {
+        UNNAMED_UPLOAD => "proguard.txt",
+        given => given,
+    };
+    Some(IdentifiedObject {
+        meta: DebugFileMeta {
+            debug_id: symbolic::common::DebugId::from_uuid(mapping.uuid()).to_string(),
+            code_id: None,
+            format: PROGUARD_FORMAT.to_owned(),
+            role: "dbg".to_owned(),
+            arch: "unknown".to_owned(),
+            debug_file: Some(uploaded.to_owned()),
+            code_file: None,
+            features: DebugFeatures {
+                symtab: true,
+                debug: mapping.has_line_info(),
+                unwind: false,
+                sources: false,
+            },
+            sha256: String::new(),
+            size: data.len() as u64,
+            uploaded_name: uploaded.to_owned(),
+            uploaded_at: 0,
+            origin: None,
+        },
+        range: 0..data.len(),
+    })
+}
+
+/// The format name of a ProGuard mapping file.
+pub const PROGUARD_FORMAT: &str = "proguard";
 
 /// What a Breakpad `.sym` file holds, from its record keywords: `PUBLIC` (symbol table),
 /// `FUNC` (debug info), `STACK` (unwind info). symbolic answers the same questions by reading

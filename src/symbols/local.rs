@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use minidump_unwind::symbols::SymbolFile;
 use symbolic::common::{ByteView, DebugId};
-use symbolic::debuginfo::Object;
 
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
 use super::identify::{identify, DebugFileMeta};
@@ -216,8 +215,8 @@ impl LocalSymbols {
             detail,
         };
         let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
-        let object = Object::parse(bytes).map_err(|e| unreadable(e.to_string()))?;
-        let payload = derive::build_payload(kind, &object).map_err(unreadable)?;
+        let payload =
+            derive::build_payload_from(kind, &file.meta.format, bytes).map_err(unreadable)?;
         header.source = Some(source_of(file));
         Ok(DerivedCache {
             header,

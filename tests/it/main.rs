@@ -32,6 +32,7 @@ mod ingest;
 mod mcp;
 mod migrations;
 mod process;
+mod proguard;
 mod queue;
 mod retention;
 mod sentry_cli;
