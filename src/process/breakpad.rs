@@ -31,6 +31,7 @@ pub fn resolve(file: &SymbolFile, offset: u64) -> Option<SourceLocation> {
             file: None,
             line: 0,
             inlines: Vec::new(),
+            generated: None,
         });
     };
     let path = |id: u32| file.files.get(&id).cloned();
@@ -74,6 +75,7 @@ pub fn resolve(file: &SymbolFile, offset: u64) -> Option<SourceLocation> {
         file: file_id.and_then(path),
         line,
         inlines,
+        generated: None,
     })
 }
 

@@ -21,6 +21,18 @@ pub struct SourceLocation {
     /// Inlined calls at this address, outermost first: each names the inlined function and the
     /// line executing inside it.
     pub inlines: Vec<InlineLocation>,
+    /// Where `file` and `line` were in generated code, when a line mapping moved them to the
+    /// source it was generated from (Unity IL2CPP: C++ generated from C#).
+    pub generated: Option<GeneratedLine>,
+}
+
+/// A line of generated code (the C++ IL2CPP wrote), kept beside the source line it maps to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GeneratedLine {
+    /// The generated file.
+    pub file: String,
+    /// Its line.
+    pub line: u32,
 }
 
 impl SourceLocation {
@@ -29,6 +41,7 @@ impl SourceLocation {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
         self.function.len()
             + text(&self.file)
+            + self.generated.as_ref().map_or(0, |g| 32 + g.file.len())
             + self
                 .inlines
                 .iter()

@@ -12,16 +12,17 @@ use serde::Serialize;
 use symbolic::common::{ByteView, DebugId, SelfCell};
 use symbolic::ppdb::PortablePdbCache;
 use symbolic::symcache::SymCache;
+use symbolic_il2cpp::LineMapping;
 
 use super::breakpad;
-use super::location::{demangled, InlineLocation, SourceLocation};
+use super::location::{demangled, GeneratedLine, InlineLocation, SourceLocation};
 use super::source::SymbolSource;
 use super::variables::VariableTables;
 use crate::cpu;
 use crate::symbols::derive::{CacheKind, CacheSource, DerivedCache, FunctionsFormat};
-use crate::symbols::identify::DebugFileMeta;
+use crate::symbols::identify::{DebugFileMeta, IL2CPP_FORMAT};
 use crate::symbols::local::LocalSymbols;
-use crate::symbols::SymbolError;
+use crate::symbols::{SymbolError, SymbolStore};
 use crate::upstream::{Candidate, ModuleRef, Purpose, Upstream};
 
 /// A module's functions, lines and inlines, ready for lookups.
@@ -29,6 +30,9 @@ pub struct FunctionsEntry {
     table: FunctionTable,
     /// The file it was built from.
     pub source: CacheSource,
+    /// The module's IL2CPP line mapping, when one is stored with it (Unity games: generated
+    /// C++ lines to the C# they came from).
+    il2cpp: Option<Arc<LineMapping>>,
     /// Lookups already answered, by offset: the crashes of a spike repeat the same addresses,
     /// and demangling and joining paths cost more than the table lookup itself.
     memo: Mutex<LookupMemo>,
@@ -81,7 +85,9 @@ impl FunctionsEntry {
         if let Some(known) = self.memo().locations.get(&offset) {
             return known.clone();
         }
-        let location = self.resolve(offset).map(Arc::new);
+        let location = self
+            .resolve(offset)
+            .map(|l| Arc::new(self.mapped_to_source(l)));
         let size = 48 + location.as_deref().map_or(0, SourceLocation::heap_bytes);
         let mut memo = self.memo();
         if memo.bytes + size > MEMO_BYTES {
@@ -157,7 +163,37 @@ impl FunctionsEntry {
                     line: Some(inlined.line()).filter(|l| *l != 0),
                 })
                 .collect(),
+            generated: None,
         })
+    }
+
+    /// `location` moved from generated C++ to the C# it came from, where the module's IL2CPP
+    /// line mapping knows the line (the C++ line kept as `generated`; inlined calls moved too).
+    fn mapped_to_source(&self, mut location: SourceLocation) -> SourceLocation {
+        let Some(mapping) = &self.il2cpp else {
+            return location;
+        };
+        if let Some(file) = &location.file {
+            if let Some((cs_file, cs_line)) = mapping.lookup(file, location.line) {
+                location.generated = Some(GeneratedLine {
+                    file: location
+                        .file
+                        .replace(cs_file.to_owned())
+                        .unwrap_or_default(),
+                    line: std::mem::replace(&mut location.line, cs_line),
+                });
+            }
+        }
+        for inline in &mut location.inlines {
+            let (Some(file), Some(line)) = (&inline.file, inline.line) else {
+                continue;
+            };
+            if let Some((cs_file, cs_line)) = mapping.lookup(file, line) {
+                inline.file = Some(cs_file.to_owned());
+                inline.line = Some(cs_line);
+            }
+        }
+        location
     }
 }
 
@@ -270,6 +306,7 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String>
     };
     Ok(Some(FunctionsEntry {
         table,
+        il2cpp: None,
         source,
         memo: Mutex::default(),
     }))
@@ -428,6 +465,9 @@ async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbol
             let symcache = store.cache(debug_id, CacheKind::SymCache, &files).await?;
             let cfi = store.cache(debug_id, CacheKind::Cfi, &files).await?;
             let mut loaded = cpu::run(move || from_caches(symcache, cfi)).await?;
+            if let Some(functions) = &mut loaded.functions {
+                functions.il2cpp = il2cpp_mapping(store, &files).await?;
+            }
             loaded.origin = origin_of(&loaded, &files);
             loaded.candidates = candidates;
             Ok(loaded)
@@ -443,6 +483,28 @@ async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbol
             cpu::run(move || load_local(&local, &id)).await?
         }
     }
+}
+
+/// The module's IL2CPP line mapping, when one of its stored files is one (the newest).
+async fn il2cpp_mapping(
+    store: &SymbolStore,
+    files: &[DebugFileMeta],
+) -> Result<Option<Arc<LineMapping>>, SymbolError> {
+    let Some(meta) = files
+        .iter()
+        .filter(|f| f.format == IL2CPP_FORMAT)
+        .max_by_key(|f| f.uploaded_at)
+    else {
+        return Ok(None);
+    };
+    let local = store.materialize(meta).await?;
+    let path = local.path().to_owned();
+    let parsed = cpu::run(move || {
+        let bytes = std::fs::read(path)?;
+        Ok::<_, std::io::Error>(LineMapping::parse(&bytes))
+    })
+    .await??;
+    Ok(parsed.map(Arc::new))
 }
 
 /// `uploaded`, or the source that sent the file serving the module's functions (else its
@@ -469,6 +531,7 @@ fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, Symbo
             status: SymbolStatus::Found,
             functions: Some(FunctionsEntry {
                 table: FunctionTable::Breakpad(Arc::clone(&file), text_bytes),
+                il2cpp: None,
                 source: source.clone(),
                 memo: Mutex::default(),
             }),

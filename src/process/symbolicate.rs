@@ -235,6 +235,12 @@ pub struct SymbolicatedFrame {
     /// Line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lineno: Option<u32>,
+    /// The generated C++ file `abs_path` / `lineno` came from (Unity IL2CPP: they name the C#).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_abs_path: Option<String>,
+    /// Its line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_lineno: Option<u32>,
     /// Functions inlined at this address, innermost first (as minidump-stackwalk lists them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlines: Vec<InlineFrame>,
@@ -445,6 +451,8 @@ fn symbolicate_frame(
         sym_addr: None,
         abs_path: None,
         lineno: None,
+        generated_abs_path: None,
+        generated_lineno: None,
         inlines: Vec::new(),
     };
     let Some((module_index, addr)) = frame.placed(modules) else {
@@ -475,6 +483,10 @@ fn symbolicate_frame(
     out.function = Some(location.function.clone());
     out.abs_path = location.file.clone();
     out.lineno = Some(location.line).filter(|l| *l != 0);
+    if let Some(generated) = &location.generated {
+        out.generated_abs_path = Some(generated.file.clone());
+        out.generated_lineno = Some(generated.line);
+    }
     out.inlines = location
         .inlines
         .iter()

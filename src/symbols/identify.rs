@@ -46,7 +46,7 @@ pub struct DebugFileMeta {
     /// The module's code ID (PE timestamp+size, ELF build ID, Mach-O UUID), lowercase hex.
     pub code_id: Option<String>,
     /// Container format: `elf`, `macho`, `pe`, `pdb`, `portablepdb`, `breakpad`, `wasm`,
-    /// `sourcebundle`, `proguard`.
+    /// `sourcebundle`, `proguard`, `il2cpp`.
     pub format: String,
     /// The file's role for its module: `exe`, `lib`, `dbg` (a separate debug companion),
     /// `src` (sources), `rel` (object file), `other`.
@@ -129,6 +129,9 @@ pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Reject
         if let Some(mapping) = proguard_mapping(data, name) {
             return Ok(vec![mapping]);
         }
+        if let Some(mapping) = il2cpp_mapping(data, name) {
+            return Ok(vec![mapping]);
+        }
         // Breakpad records without the MODULE line that names their module.
         if [&b"STACK "[..], b"FUNC ", b"PUBLIC ", b"FILE ", b"INFO "]
             .iter()
@@ -193,6 +196,47 @@ fn proguard_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
         range: 0..data.len(),
     })
 }
+
+/// A Unity IL2CPP line mapping (`sentry-cli debug-files upload --il2cpp-mapping`): JSON of
+/// generated C++ file => C# file => C++ line => C# line, with the native debug file's ID under
+/// `"__debug-id__"`. It belongs to that module and contributes no symbols of its own: it
+/// rewrites the lines the module's symbols give (`process::modules`).
+fn il2cpp_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
+    if !data.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let ids = json.get("__debug-id__")?.as_object()?;
+    let debug_id: symbolic::common::DebugId = ids.keys().next()?.parse().ok()?;
+    if debug_id.is_nil() {
+        return None;
+    }
+    let uploaded = match base_name(name) {
+        UNNAMED_UPLOAD => "il2cpp.json",
+        given => given,
+    };
+    Some(IdentifiedObject {
+        meta: DebugFileMeta {
+            debug_id: debug_id.to_string(),
+            code_id: None,
+            format: IL2CPP_FORMAT.to_owned(),
+            role: "other".to_owned(),
+            arch: "unknown".to_owned(),
+            debug_file: Some(uploaded.to_owned()),
+            code_file: None,
+            features: DebugFeatures::default(),
+            sha256: String::new(),
+            size: data.len() as u64,
+            uploaded_name: uploaded.to_owned(),
+            uploaded_at: 0,
+            origin: None,
+        },
+        range: 0..data.len(),
+    })
+}
+
+/// The format name of an IL2CPP line mapping.
+pub const IL2CPP_FORMAT: &str = "il2cpp";
 
 /// The format name of a ProGuard mapping file.
 pub const PROGUARD_FORMAT: &str = "proguard";

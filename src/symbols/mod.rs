@@ -584,7 +584,7 @@ impl SymbolStore {
     }
 
     /// Reads a stored file back into a local scratch file, for parsing.
-    async fn materialize(
+    pub async fn materialize(
         &self,
         meta: &DebugFileMeta,
     ) -> Result<tempfile::NamedTempFile, SymbolError> {

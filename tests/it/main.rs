@@ -28,6 +28,7 @@ mod generated_sym;
 mod grouping;
 mod health;
 mod identify;
+mod il2cpp;
 mod ingest;
 mod mcp;
 mod migrations;
