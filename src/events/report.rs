@@ -164,7 +164,7 @@ fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
                 function_offset: None,
                 missing_symbols: matches!(
                     f.status.as_str(),
-                    "missing_symbol" | "missing_sourcemap" | "missing_source"
+                    "missing_symbol" | "missing_sourcemap" | "missing_source" | "missing_mapping"
                 ),
                 trust: Cow::Borrowed(&f.status),
                 registers: None,

@@ -232,6 +232,9 @@ async fn a_java_event_is_deobfuscated_once_its_mapping_arrives(db: Db) {
     assert_eq!(before["state"], "processed", "{before}");
     let frames = &before["processed"]["exceptions"][0]["stacktrace"]["frames"];
     assert_eq!(frames[2]["status"], "missing_mapping", "{frames}");
+    // The crash page's thread (innermost first) marks it as lacking its symbols.
+    let top = &before["processed"]["threads"][0]["frames"][0];
+    assert_eq!(top["missing_symbols"], true, "{top}");
     let (_, missing) = server.get_json("/api/v1/symbols/missing?project=default").await;
     let breakpad_id = format!("{}0", uuid.replace('-', "").to_ascii_uppercase());
     assert!(missing.to_string().contains(&breakpad_id), "{missing}");
