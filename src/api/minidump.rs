@@ -115,6 +115,27 @@ pub async fn process(
 /// Largest symbolication request body.
 const MAX_SYMBOLICATE_BYTES: u64 = 16 << 20;
 
+/// A symbolication request's JSON body (at most [`MAX_SYMBOLICATE_BYTES`]); a body that is not
+/// one is a 400 naming `what` and showing `expected`.
+async fn read_request<T: serde::de::DeserializeOwned>(
+    request: Request,
+    what: &str,
+    expected: &'static str,
+) -> Result<T, HttpError> {
+    let mut limit = BodyLimit::new(
+        MAX_SYMBOLICATE_BYTES,
+        "nothing: split the frames over several requests",
+    );
+    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
+    serde_json::from_slice(&body).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid {what} request: {e}"),
+        )
+        .with_detail(expected)
+    })
+}
+
 /// Handles `POST /api/v1/symbolicate` (needs `symbols:read`).
 pub async fn symbolicate(
     State(state): State<App>,
@@ -122,16 +143,12 @@ pub async fn symbolicate(
     request: Request,
 ) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
-    let mut limit = BodyLimit::new(
-        MAX_SYMBOLICATE_BYTES,
-        "nothing: split the frames over several requests",
-    );
-    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
-    let request: SymbolicateRequest = serde_json::from_slice(&body).map_err(|e| {
-        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid symbolication request: {e}")).with_detail(
-            "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
-        )
-    })?;
+    let request: SymbolicateRequest = read_request(
+        request,
+        "symbolication",
+        "expected {\"stacktraces\": [{\"frames\": [{\"instruction_addr\": \"0x...\"}]}], \"modules\": [{\"debug_id\": ..., \"image_addr\": \"0x...\", \"image_size\": ...}]}",
+    )
+    .await?;
     let response = crate::process::symbolicate::symbolicate(
         state.pipeline.processor.modules(),
         request,
@@ -150,16 +167,12 @@ pub async fn symbolicate_jvm(
     request: Request,
 ) -> Result<Json<Value>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
-    let mut limit = BodyLimit::new(
-        MAX_SYMBOLICATE_BYTES,
-        "nothing: split the frames over several requests",
-    );
-    let body = read_limited(request.into_body().into_data_stream(), &mut limit).await?;
-    let request: SymbolicateJvmRequest = serde_json::from_slice(&body).map_err(|e| {
-        HttpError::new(StatusCode::BAD_REQUEST, format!("invalid JVM symbolication request: {e}")).with_detail(
-            "expected {\"stacktraces\": [{\"frames\": [{\"function\": \"a\", \"module\": \"a.b.c\", \"lineno\": 13}]}], \"modules\": [{\"uuid\": ..., \"type\": \"proguard\"}]}",
-        )
-    })?;
+    let request: SymbolicateJvmRequest = read_request(
+        request,
+        "JVM symbolication",
+        "expected {\"stacktraces\": [{\"frames\": [{\"function\": \"a\", \"module\": \"a.b.c\", \"lineno\": 13}]}], \"modules\": [{\"uuid\": ..., \"type\": \"proguard\"}]}",
+    )
+    .await?;
     let frames: usize = request.stacktraces.iter().map(|s| s.frames.len()).sum();
     if frames > crate::jvm::MAX_FRAMES {
         return Err(HttpError::new(

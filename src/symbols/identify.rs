@@ -168,25 +168,47 @@ fn proguard_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
     if !mapping.is_valid() {
         return None;
     }
+    let features = DebugFeatures {
+        symtab: true,
+        debug: mapping.has_line_info(),
+        unwind: false,
+        sources: false,
+    };
+    let debug_id = symbolic::common::DebugId::from_uuid(mapping.uuid());
+    Some(mapping_file(
+        data,
+        name,
+        "proguard.txt",
+        debug_id,
+        PROGUARD_FORMAT,
+        features,
+    ))
+}
+
+/// A mapping file (ProGuard, IL2CPP) as a debug file of module `debug_id`: no code file, no
+/// architecture; named `unnamed` when it was sent without a name.
+fn mapping_file(
+    data: &[u8],
+    name: &str,
+    unnamed: &str,
+    debug_id: symbolic::common::DebugId,
+    format: &str,
+    features: DebugFeatures,
+) -> IdentifiedObject {
     let uploaded = match base_name(name) {
-        UNNAMED_UPLOAD => "proguard.txt",
+        UNNAMED_UPLOAD => unnamed,
         given => given,
     };
-    Some(IdentifiedObject {
+    IdentifiedObject {
         meta: DebugFileMeta {
-            debug_id: symbolic::common::DebugId::from_uuid(mapping.uuid()).to_string(),
+            debug_id: debug_id.to_string(),
             code_id: None,
-            format: PROGUARD_FORMAT.to_owned(),
+            format: format.to_owned(),
             role: "dbg".to_owned(),
             arch: "unknown".to_owned(),
             debug_file: Some(uploaded.to_owned()),
             code_file: None,
-            features: DebugFeatures {
-                symtab: true,
-                debug: mapping.has_line_info(),
-                unwind: false,
-                sources: false,
-            },
+            features,
             sha256: String::new(),
             size: data.len() as u64,
             uploaded_name: uploaded.to_owned(),
@@ -194,7 +216,7 @@ fn proguard_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
             origin: None,
         },
         range: 0..data.len(),
-    })
+    }
 }
 
 /// A Unity IL2CPP line mapping (`sentry-cli debug-files upload --il2cpp-mapping`): JSON of
@@ -211,28 +233,15 @@ fn il2cpp_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
     if debug_id.is_nil() {
         return None;
     }
-    let uploaded = match base_name(name) {
-        UNNAMED_UPLOAD => "il2cpp.json",
-        given => given,
-    };
-    Some(IdentifiedObject {
-        meta: DebugFileMeta {
-            debug_id: debug_id.to_string(),
-            code_id: None,
-            format: IL2CPP_FORMAT.to_owned(),
-            role: "other".to_owned(),
-            arch: "unknown".to_owned(),
-            debug_file: Some(uploaded.to_owned()),
-            code_file: None,
-            features: DebugFeatures::default(),
-            sha256: String::new(),
-            size: data.len() as u64,
-            uploaded_name: uploaded.to_owned(),
-            uploaded_at: 0,
-            origin: None,
-        },
-        range: 0..data.len(),
-    })
+    let features = DebugFeatures::default();
+    Some(mapping_file(
+        data,
+        name,
+        "il2cpp.json",
+        debug_id,
+        IL2CPP_FORMAT,
+        features,
+    ))
 }
 
 /// The format name of an IL2CPP line mapping.
