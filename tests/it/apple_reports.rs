@@ -219,6 +219,14 @@ async fn an_ips_report_is_read_and_an_abort_is_an_abort() {
         frames[1]
     );
     assert_eq!(processed["contexts"]["os"]["name"], "macOS 12.3 (21E230)");
+    // The crash page reads it like any crash: the exception, the frame in main.cpp.
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session
+        .get(&format!("/ui/crashes/{}", reply["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("EXC_CRASH (SIGABRT)"), "{}", page.body);
+    assert!(page.body.contains("main.cpp"), "{}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]
