@@ -24,7 +24,7 @@ use crate::sourcemaps::symbolicate::{
     symbolicate as symbolicate_js, JsError, JsFrame, JsModule, JsStacktrace, SymbolicateJsRequest,
 };
 use crate::sourcemaps::{SourceMapError, SourceMapStore};
-use crate::symbols::identify::base_name;
+use crate::symbols::identify::{base_name, IL2CPP_MAPPING};
 
 /// Symbolicates and groups events (Java frames: `java.rs`).
 pub struct EventProcessor<'a> {
@@ -445,6 +445,18 @@ fn note_modules(modules: &[ModuleResult], found: &mut Findings) {
             }
             "found" => {
                 found.used.insert(id.to_string());
+                if module.lacks_il2cpp_mapping {
+                    found.missing.insert(MissingModule {
+                        debug_id: id.to_string(),
+                        debug_file: Some(IL2CPP_MAPPING.to_owned()),
+                        code_file: module
+                            .module
+                            .code_file
+                            .as_deref()
+                            .map(|f| base_name(f).to_owned()),
+                        code_id: None,
+                    });
+                }
             }
             _ => {}
         }

@@ -424,7 +424,7 @@ async fn load_main_dump(
 /// missing (the missing-symbols report, reprocessing on upload) and those used (retention).
 fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCrash {
     let modules_with = |status: SymbolStatus| modules_where(report, move |r| r.status == status);
-    let missing_modules = modules_with(SymbolStatus::Missing)
+    let missing_modules: Vec<MissingModule> = modules_with(SymbolStatus::Missing)
         .filter_map(|m| {
             let base = |name: &str| crate::symbols::identify::base_name(name).to_owned();
             Some(MissingModule {
@@ -438,6 +438,16 @@ fn finished_crash(id: &str, report: &crate::pipeline::CrashReport) -> FinishedCr
             })
         })
         .collect();
+    // A Unity game's code without its IL2CPP line mapping: frames in C++, not C#.
+    let mappings = modules_where(report, |r| r.lacks_il2cpp_mapping).filter_map(|m| {
+        Some(MissingModule {
+            debug_id: m.debug_identifier()?.to_string(),
+            debug_file: Some(crate::symbols::identify::IL2CPP_MAPPING.to_owned()),
+            code_file: Some(crate::symbols::identify::base_name(&m.code_file()).to_owned()),
+            code_id: None,
+        })
+    });
+    let missing_modules = missing_modules.into_iter().chain(mappings).collect();
     let used_modules = modules_with(SymbolStatus::Found)
         .filter_map(|m| Some(m.debug_identifier()?.to_string()))
         .collect();

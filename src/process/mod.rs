@@ -592,6 +592,9 @@ fn module_reports(
                 error: symbols.and_then(|s| s.error.clone()),
                 origin: symbols.and_then(|s| s.origin.clone()),
                 candidates: symbols.map(|s| s.candidates.clone()).unwrap_or_default(),
+                lacks_il2cpp_mapping: symbols
+                    .and_then(|s| s.functions.as_ref())
+                    .is_some_and(|f| f.lacks_il2cpp_mapping()),
             }
         })
         .collect()

@@ -33,6 +33,8 @@ pub struct FunctionsEntry {
     /// The module's IL2CPP line mapping, when one is stored with it (Unity games: generated
     /// C++ lines to the C# they came from).
     il2cpp: Option<Arc<LineMapping>>,
+    /// Its sources are IL2CPP's output and no line mapping is stored: frames name C++.
+    lacks_il2cpp_mapping: bool,
     /// Lookups already answered, by offset: the crashes of a spike repeat the same addresses,
     /// and demangling and joining paths cost more than the table lookup itself.
     memo: Mutex<LookupMemo>,
@@ -122,6 +124,23 @@ impl FunctionsEntry {
                 _ => None,
             },
         })
+    }
+
+    /// Whether the module is IL2CPP's generated C++ (a Unity game's `GameAssembly`) and no line
+    /// mapping is stored for it: its frames name C++ lines, not the C# they came from
+    /// (`sentry-cli debug-files upload --il2cpp-mapping` uploads the mapping).
+    pub fn lacks_il2cpp_mapping(&self) -> bool {
+        self.lacks_il2cpp_mapping
+    }
+
+    /// Whether any of the module's source files lies in IL2CPP's output folder.
+    fn names_il2cpp_output(&self) -> bool {
+        let FunctionTable::SymCache(cell) = &self.table else {
+            return false;
+        };
+        cell.get()
+            .files()
+            .any(|f| f.full_path().contains("il2cppOutput"))
     }
 
     /// The ProGuard mapping's cache, for a module that is one.
@@ -307,6 +326,7 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String>
     Ok(Some(FunctionsEntry {
         table,
         il2cpp: None,
+        lacks_il2cpp_mapping: false,
         source,
         memo: Mutex::default(),
     }))
@@ -467,6 +487,8 @@ async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbol
             let mut loaded = cpu::run(move || from_caches(symcache, cfi)).await?;
             if let Some(functions) = &mut loaded.functions {
                 functions.il2cpp = il2cpp_mapping(store, &files).await?;
+                functions.lacks_il2cpp_mapping =
+                    functions.il2cpp.is_none() && functions.names_il2cpp_output();
             }
             loaded.origin = origin_of(&loaded, &files);
             loaded.candidates = candidates;
@@ -532,6 +554,7 @@ fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, Symbo
             functions: Some(FunctionsEntry {
                 table: FunctionTable::Breakpad(Arc::clone(&file), text_bytes),
                 il2cpp: None,
+                lacks_il2cpp_mapping: false,
                 source: source.clone(),
                 memo: Mutex::default(),
             }),

@@ -29,6 +29,8 @@ pub struct ModuleReport {
     pub origin: Option<String>,
     /// Every upstream location asked for the module's files, with what each gave.
     pub candidates: Vec<Candidate>,
+    /// Its code is IL2CPP's and its line mapping is not stored.
+    pub lacks_il2cpp_mapping: bool,
 }
 
 /// Where the time went, in milliseconds.

@@ -271,6 +271,9 @@ pub struct ModuleResult {
     /// `candidates`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<Candidate>,
+    /// Its code is IL2CPP's and its line mapping is not stored: frames name C++, not C#.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lacks_il2cpp_mapping: bool,
     /// The module as sent.
     #[serde(flatten)]
     pub module: RawModule,
@@ -384,6 +387,10 @@ pub async fn symbolicate(
                     .get(&i)
                     .map(|s| s.candidates.clone())
                     .unwrap_or_default(),
+                lacks_il2cpp_mapping: symbols
+                    .get(&i)
+                    .and_then(|s| s.functions.as_ref())
+                    .is_some_and(|f| f.lacks_il2cpp_mapping()),
                 module,
             })
             .collect(),

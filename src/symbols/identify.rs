@@ -244,6 +244,10 @@ fn il2cpp_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
     ))
 }
 
+/// How the missing-symbols report names a module's missing IL2CPP line mapping.
+pub const IL2CPP_MAPPING: &str =
+    "IL2CPP line mapping (sentry-cli debug-files upload --il2cpp-mapping)";
+
 /// The format name of an IL2CPP line mapping.
 pub const IL2CPP_FORMAT: &str = "il2cpp";
 

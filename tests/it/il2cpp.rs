@@ -31,7 +31,7 @@ fn address_of_line(binary: &std::path::Path, line: u32) -> u64 {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .filter(|l| l.starts_with("Bulk_Assembly-CSharp_0.cpp"))
+        .filter(|l| l.trim_start().starts_with("Bulk_Assembly-CSharp_0.cpp"))
         .find_map(|l| {
             let fields: Vec<&str> = l.split_whitespace().collect();
             (fields.get(1) == Some(&line.to_string().as_str()))
@@ -40,15 +40,18 @@ fn address_of_line(binary: &std::path::Path, line: u32) -> u64 {
         .unwrap_or_else(|| panic!("no address for line {line} in {text}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_frame_in_generated_cpp_shows_the_csharp_line_it_came_from() {
+/// The generated C++ compiled with g++ in IL2CPP's output folder (`il2cppOutput/`, as Unity's
+/// build lays it out): the folder, the binary, and the addresses of C++ lines 4 and 6.
+fn built_game() -> Option<(tempfile::TempDir, std::path::PathBuf, u64, u64)> {
     for tool in ["g++", "objdump", "sentry-cli"] {
         if !common::tool_present(tool) {
-            return;
+            return None;
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("Bulk_Assembly-CSharp_0.cpp");
+    let output = dir.path().join("il2cppOutput");
+    std::fs::create_dir(&output).unwrap();
+    let source = output.join("Bulk_Assembly-CSharp_0.cpp");
     std::fs::write(&source, GENERATED).unwrap();
     let binary = dir.path().join("GameAssembly");
     let built = std::process::Command::new("g++")
@@ -64,11 +67,14 @@ async fn a_frame_in_generated_cpp_shows_the_csharp_line_it_came_from() {
         String::from_utf8_lossy(&built.stderr)
     );
     let (line4, line6) = (address_of_line(&binary, 4), address_of_line(&binary, 6));
+    Some((dir, binary, line4, line6))
+}
 
-    let server = TestServer::start().await;
+/// `sentry-cli debug-files upload --il2cpp-mapping BINARY`.
+async fn upload_with_mapping(server: &TestServer, binary: &std::path::Path) {
     let path = binary.to_string_lossy().into_owned();
     let (ok, out) = common::sentry_cli_in(
-        &server,
+        server,
         &server.admin_token,
         None,
         &[
@@ -84,6 +90,15 @@ async fn a_frame_in_generated_cpp_shows_the_csharp_line_it_came_from() {
     )
     .await;
     assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_in_generated_cpp_shows_the_csharp_line_it_came_from() {
+    let Some((_dir, binary, line4, line6)) = built_game() else {
+        return;
+    };
+    let server = TestServer::start().await;
+    upload_with_mapping(&server, &binary).await;
     let (status, files) = server.get_json("/api/v1/symbols?name=GameAssembly").await;
     assert_eq!(status, 200, "{files}");
     let files = files["files"].as_array().unwrap();
@@ -124,4 +139,71 @@ async fn a_frame_in_generated_cpp_shows_the_csharp_line_it_came_from() {
         );
         assert_eq!(frame["generated_lineno"], cpp, "{frame}");
     }
+}
+
+/// A native event (Unity's SDK on Linux) with a frame at `addr` in the game's module.
+fn game_event(debug_id: &str, addr: u64) -> Value {
+    json!({
+        "platform": "native",
+        "exception": {"values": [{
+            "type": "SIGSEGV",
+            "value": "Segfault",
+            "stacktrace": {"frames": [{"instruction_addr": format!("{addr:#x}")}]},
+        }]},
+        "debug_meta": {"images": [{"type": "elf", "debug_id": debug_id, "code_file": "/game/GameAssembly.so", "image_addr": "0x0", "image_size": 0x10_0000}]},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_its_mapping_a_unity_module_is_reported_and_reprocessed_when_it_arrives() {
+    let Some((_dir, binary, _, line6)) = built_game() else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let (status, uploaded) = server
+        .upload("GameAssembly", std::fs::read(&binary).unwrap())
+        .await;
+    assert_eq!(status, 200, "{uploaded}");
+    let debug_id = uploaded["files"][0]["file"]["debug_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, reply) =
+        common::send_envelope_items(&server, &[("event", game_event(&debug_id, line6))]).await;
+    assert_eq!(status, 200, "{reply}");
+    let id = serde_json::from_str::<Value>(&reply).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = common::settled(&server, &id).await;
+    let frame = &before["processed"]["threads"][0]["frames"][0];
+    assert_eq!(frame["line"], 6, "C++ without the mapping: {frame}");
+    let (_, missing) = server
+        .get_json("/api/v1/symbols/missing?project=default")
+        .await;
+    assert!(
+        missing.to_string().contains("IL2CPP line mapping"),
+        "{missing}"
+    );
+
+    upload_with_mapping(&server, &binary).await;
+    let mut after = None;
+    for _ in 0..200 {
+        let (_, body) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+        if body["processed"]["threads"][0]["frames"][0]["line"] == 43 {
+            after = Some(body);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let after = after.expect("the event was processed again with the mapping");
+    let frame = &after["processed"]["threads"][0]["frames"][0];
+    assert_eq!(frame["file"], "Assets/Scripts/Player.cs", "{frame}");
+    let (_, missing) = server
+        .get_json("/api/v1/symbols/missing?project=default")
+        .await;
+    assert!(
+        !missing.to_string().contains("IL2CPP line mapping"),
+        "{missing}"
+    );
 }
