@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AppleImage, AppleReport, AppleReportError, AppleThread, ReportFormat};
+use super::{AppleFrame, AppleImage, AppleReport, AppleReportError, AppleThread, ReportFormat};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -61,6 +61,7 @@ struct Thread {
 struct Frame {
     image_index: Option<usize>,
     image_offset: Option<u64>,
+    symbol: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,7 +117,8 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
                         .and_then(|i| body.used_images.get(i))
                         .and_then(|i| i.base)
                         .unwrap_or(0);
-                    base.saturating_add(f.image_offset.unwrap_or(0))
+                    let addr = base.saturating_add(f.image_offset.unwrap_or(0));
+                    AppleFrame::new(addr, f.symbol.as_deref())
                 })
                 .collect(),
         })

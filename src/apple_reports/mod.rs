@@ -88,9 +88,34 @@ pub struct AppleThread {
     pub name: Option<String>,
     /// Whether it is the thread that crashed.
     pub crashed: bool,
-    /// Its frames' instruction addresses, innermost first.
-    pub frames: Vec<u64>,
+    /// Its frames, innermost first.
+    pub frames: Vec<AppleFrame>,
 }
+
+/// One frame of a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppleFrame {
+    /// Its instruction address.
+    pub addr: u64,
+    /// The function the report names (Apple symbolicates its own libraries' frames before
+    /// writing the report): kept as the frame's function where no stored symbols cover it.
+    pub symbol: Option<String>,
+}
+
+impl AppleFrame {
+    /// A frame at `addr` naming `symbol`, unless the "symbol" is only an address
+    /// (`0x7fff61bc6000 + 3114` in an unsymbolicated `.crash`) or `???`.
+    fn new(addr: u64, symbol: Option<&str>) -> AppleFrame {
+        let symbol = symbol
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && !s.starts_with("0x") && *s != "???")
+            .map(|s| s.chars().take(MAX_SYMBOL_CHARS).collect());
+        AppleFrame { addr, symbol }
+    }
+}
+
+/// The longest function name kept from a report.
+const MAX_SYMBOL_CHARS: usize = 1024;
 
 /// One binary image (a loaded Mach-O).
 #[derive(Debug, Clone, Default)]
@@ -208,7 +233,7 @@ impl AppleReport {
                     "id": t.id.to_string(),
                     "name": t.name,
                     "crashed": t.crashed,
-                    "stacktrace": {"frames": t.frames.iter().rev().map(|a| json!({"instruction_addr": format!("{a:#x}")})).collect::<Vec<_>>()},
+                    "stacktrace": {"frames": t.frames.iter().rev().map(|f| json!({"instruction_addr": format!("{:#x}", f.addr), "function": f.symbol})).collect::<Vec<_>>()},
                 })
             })
             .collect();
@@ -299,6 +324,21 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_keeps_the_function_the_report_names_not_an_address() {
+        assert_eq!(
+            AppleFrame::new(1, Some("start")).symbol.as_deref(),
+            Some("start")
+        );
+        assert_eq!(AppleFrame::new(1, Some("0x7fff61bc6000")).symbol, None);
+        assert_eq!(AppleFrame::new(1, Some("???")).symbol, None);
+        let long = "x".repeat(5000);
+        assert_eq!(
+            AppleFrame::new(1, Some(&long)).symbol.unwrap().len(),
+            MAX_SYMBOL_CHARS
+        );
+    }
+
+    #[test]
     fn too_large_and_frameless_reports_are_refused() {
         let big = vec![b' '; MAX_REPORT_BYTES + 1];
         assert_eq!(
@@ -322,7 +362,10 @@ mod tests {
                 .map(|id| AppleThread {
                     id,
                     crashed: id == MAX_THREADS as u64 + 5,
-                    frames: vec![0x7fff_6f3a_6cc9; MAX_FRAMES + 7],
+                    frames: vec![
+                        AppleFrame::new(0x7fff_6f3a_6cc9, Some("__pthread_kill"));
+                        MAX_FRAMES + 7
+                    ],
                     ..AppleThread::default()
                 })
                 .collect(),

@@ -4,7 +4,7 @@
 
 use apple_crash_report_parser::AppleCrashReport;
 
-use super::{AppleImage, AppleReport, AppleReportError, AppleThread, ReportFormat};
+use super::{AppleFrame, AppleImage, AppleReport, AppleReportError, AppleThread, ReportFormat};
 
 /// Reads a `.crash` report.
 pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
@@ -45,7 +45,11 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
                 id: t.id,
                 name: t.name.or(t.dispatch_queue).map(|n| queue_name(&n)),
                 crashed: t.crashed,
-                frames: t.frames.iter().map(|f| f.instruction_addr.0).collect(),
+                frames: t
+                    .frames
+                    .iter()
+                    .map(|f| AppleFrame::new(f.instruction_addr.0, f.symbol.as_deref()))
+                    .collect(),
             })
             .collect(),
         images: parsed

@@ -147,6 +147,9 @@ async fn a_crash_report_is_symbolicated_with_its_dsym_and_classified_by_its_exce
     assert_eq!(done["processed"]["classification"]["fault_class"], "null-read", "{}", done["processed"]["classification"]);
     let frames = crashed_frames(&done);
     assert_eq!(frames[0]["trust"], "missing_symbol", "{}", frames[0]);
+    // Without symbols, each frame keeps the function the report names.
+    assert_eq!(frames[0]["function"], "main", "{}", frames[0]);
+    assert_eq!(frames[1]["function"], "start", "{}", frames[1]);
     let (_, missing) = server.get_json("/api/v1/symbols/missing?project=default").await;
     assert!(missing.to_string().to_ascii_uppercase().contains(&UUID.replace('-', "")), "{missing}");
 
@@ -212,6 +215,12 @@ async fn an_ips_report_is_read_and_an_abort_is_an_abort() {
         processed["exceptions"]
     );
     let frames = crashed_frames(&done);
+    assert_eq!(
+        frames[0]["function"], "__pthread_kill",
+        "the report's name: {}",
+        frames[0]
+    );
+    assert_eq!(frames[0]["trust"], "missing_symbol", "{}", frames[0]);
     assert_eq!(frames[1]["function"], "main", "{}", frames[1]);
     assert_eq!(
         frames[1]["line"], 34,
