@@ -1,6 +1,9 @@
 //! The `.crash` text report (Report Version 104 and later), read with getsentry's
 //! `apple-crash-report-parser`: its header fields, `Thread N Crashed:` blocks of frames and
-//! `Binary Images:` lines, mapped into an [`AppleReport`].
+//! `Binary Images:` lines, mapped into an [`AppleReport`]. The parser reads image lines that
+//! name an architecture (iOS, macOS 12's translated reports); macOS 10.x and 11 wrote them
+//! without one (`0x10a5e1000 - 0x10a5effff +crash (0) <UUID> /path`), and those it skips:
+//! they are read here when it found none.
 
 use apple_crash_report_parser::AppleCrashReport;
 
@@ -13,6 +16,23 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
     let parsed: AppleCrashReport = text
         .parse()
         .map_err(|e| AppleReportError::Unreadable(format!("{e}")))?;
+    let images = if parsed.binary_images.is_empty() {
+        images_without_arch(text)
+    } else {
+        parsed
+            .binary_images
+            .into_iter()
+            .map(|i| AppleImage {
+                addr: i.addr.0,
+                size: i.size,
+                uuid: i.uuid.hyphenated().to_string(),
+                name: i.name,
+                path: i.path,
+                arch: Some(i.arch).filter(|a| !a.is_empty() && a != "???"),
+                version: i.version,
+            })
+            .collect()
+    };
     let mut meta = parsed.metadata;
     let exception_type = meta.remove("Exception Type");
     let exception_codes = meta
@@ -52,19 +72,7 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
                     .collect(),
             })
             .collect(),
-        images: parsed
-            .binary_images
-            .into_iter()
-            .map(|i| AppleImage {
-                addr: i.addr.0,
-                size: i.size,
-                uuid: i.uuid.hyphenated().to_string(),
-                name: i.name,
-                path: i.path,
-                arch: Some(i.arch).filter(|a| !a.is_empty() && a != "???"),
-                version: i.version,
-            })
-            .collect(),
+        images,
     })
 }
 
@@ -75,4 +83,98 @@ fn queue_name(name: &str) -> String {
         .unwrap_or(name)
         .trim()
         .to_owned()
+}
+
+/// `Binary Images:` lines in the form without an architecture:
+/// `START - END [+]NAME [(VERSION)] <UUID> PATH` (`+` marks the app's own images).
+fn images_without_arch(text: &str) -> Vec<AppleImage> {
+    static LINE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let line = LINE.get_or_init(|| {
+        regex::Regex::new(
+            r"^\s*0x([0-9a-fA-F]+)\s*-\s*0x([0-9a-fA-F]+)\s+\+?(.+?)\s+(?:\(([^)]*)\)\s+)?<([0-9a-fA-F-]{32,36})>\s*(.*?)\s*$",
+        )
+        .expect("the image line pattern compiles")
+    });
+    let Some(start) = text.find("\nBinary Images:") else {
+        return Vec::new();
+    };
+    // From the heading's own line (past the newline found before it), the lines after it.
+    text[start + 1..]
+        .lines()
+        .skip(1)
+        .map_while(|l| line.captures(l))
+        .filter_map(|c| {
+            let addr = u64::from_str_radix(&c[1], 16).ok()?;
+            let end = u64::from_str_radix(&c[2], 16).ok()?;
+            let uuid: uuid::Uuid = c[5].parse().ok()?;
+            Some(AppleImage {
+                addr,
+                size: end.checked_sub(addr)?.saturating_add(1),
+                uuid: uuid.hyphenated().to_string(),
+                name: c[3].to_owned(),
+                path: c[6].to_owned(),
+                arch: None,
+                version: c.get(4).map(|v| v.as_str().to_owned()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_written_without_an_architecture_are_read() {
+        let report = "Process:         crash [4242]
+Report Version:  12
+
+Thread 0 Crashed:: Dispatch queue: com.apple.main-thread
+0   crash                         \t0x000000010a5eec15 main + 117
+1   libdyld.dylib                 \t0x00007fff6f3a6cc9 start + 1
+
+Binary Images:
+       0x10a5e1000 -        0x10a5effff +crash (0) <67E9247C-814E-392B-A027-DBDE6748FCBF> /Users/USER/crash
+    0x7fff6f3a3000 -     0x7fff6f3dcfff  libdyld.dylib (852.2) <5FB3A4D7-9F3B-3C32-A4B1-9E2B1E0C9A7D> /usr/lib/system/libdyld.dylib
+    0x7fff70000000 -     0x7fff70000fff  Google Chrome Framework <9E3D2B1E-0C9A-3D11-A5A3-E4E4B6E1C4F2> /Applications/Google Chrome.app/Framework
+";
+        let parsed = parse(report.as_bytes()).unwrap();
+        let images: Vec<(&str, &str, Option<&str>, u64)> = parsed
+            .images
+            .iter()
+            .map(|i| {
+                (
+                    i.name.as_str(),
+                    i.uuid.as_str(),
+                    i.version.as_deref(),
+                    i.size,
+                )
+            })
+            .collect();
+        assert_eq!(
+            images,
+            vec![
+                (
+                    "crash",
+                    "67e9247c-814e-392b-a027-dbde6748fcbf",
+                    Some("0"),
+                    0xf000
+                ),
+                (
+                    "libdyld.dylib",
+                    "5fb3a4d7-9f3b-3c32-a4b1-9e2b1e0c9a7d",
+                    Some("852.2"),
+                    0x3a000
+                ),
+                (
+                    "Google Chrome Framework",
+                    "9e3d2b1e-0c9a-3d11-a5a3-e4e4b6e1c4f2",
+                    None,
+                    0x1000
+                ),
+            ]
+        );
+        assert_eq!(parsed.images[0].path, "/Users/USER/crash");
+        assert_eq!(parsed.threads[0].frames[0].addr, 0x1_0a5e_ec15);
+    }
 }
