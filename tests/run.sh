@@ -3,7 +3,7 @@
 # starts what the tests need, then runs `cargo test`. A missing service is a failure here, never
 # a silent skip. `.ci/run` runs exactly this.
 #
-# Tools: git and gcc (tests/it/suspects.rs); docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
+# Tools: git and gcc (tests/it/suspects.rs), g++ and binutils' objdump (tests/it/il2cpp.rs); docker-compose, kubectl, systemd-analyze (Debian packages) and kubernetes-validate
 # (PyPI), for tests/it/deploy.rs; Debian's chromium and chromium-driver for tests/it/browser.rs;
 # aiosmtpd (PyPI) and openssl, for the real SMTP server tests/it/alerts.rs starts; jira820 (PyPI),
 # the Jira-compatible server tests/it/tickets.rs starts; debuginfod-find and gdb (Debian),
@@ -59,6 +59,10 @@ command -v gcab >/dev/null || apt_install gcab
 # program built from a test repository, crashing on a known line) for tests/it/suspects.rs.
 command -v git >/dev/null || apt_install git
 command -v gcc >/dev/null || apt_install gcc libc6-dev
+# g++ (IL2CPP's generated C++ compiled into a game module) and binutils' objdump (its DWARF line
+# table, the truth the frames are checked against) for tests/it/il2cpp.rs.
+command -v g++ >/dev/null || apt_install g++
+command -v objdump >/dev/null || apt_install binutils
 # rust-minidump's minidump-stackwalk 0.27, the real `--symbols-url` client of tests/it/generated_sym.rs:
 # a debug build (about 3 minutes on 2 cores, against 10 for release; the tests walk small dumps).
 MINIDUMP_STACKWALK="$(command -v minidump-stackwalk || echo "$PWD/target/tools/bin/minidump-stackwalk")"

@@ -94,8 +94,9 @@ pub(super) async fn remap_frames(
             }
         }
         let before = std::mem::take(&mut processed[*s]);
+        // `java` lists the stack's Java frames in order: a binary search finds each one's slot.
         for (f, frame) in before.into_iter().enumerate() {
-            let Some(k) = java.iter().position(|&j| j == f) else {
+            let Ok(k) = java.binary_search(&f) else {
                 processed[*s].push(frame);
                 continue;
             };

@@ -33,8 +33,10 @@ pub struct FunctionsEntry {
     /// The module's IL2CPP line mapping, when one is stored with it (Unity games: generated
     /// C++ lines to the C# they came from).
     il2cpp: Option<Arc<LineMapping>>,
-    /// Its sources are IL2CPP's output and no line mapping is stored: frames name C++.
-    lacks_il2cpp_mapping: bool,
+    /// A lookup answered a line of IL2CPP's output (a file under `il2cppOutput/`) and no line
+    /// mapping is stored: its frames name C++, not C#. Noticed as lines are resolved (no scan
+    /// of the module's files when it loads).
+    names_il2cpp_output: std::sync::atomic::AtomicBool,
     /// Lookups already answered, by offset: the crashes of a spike repeat the same addresses,
     /// and demangling and joining paths cost more than the table lookup itself.
     memo: Mutex<LookupMemo>,
@@ -130,17 +132,8 @@ impl FunctionsEntry {
     /// mapping is stored for it: its frames name C++ lines, not the C# they came from
     /// (`sentry-cli debug-files upload --il2cpp-mapping` uploads the mapping).
     pub fn lacks_il2cpp_mapping(&self) -> bool {
-        self.lacks_il2cpp_mapping
-    }
-
-    /// Whether any of the module's source files lies in IL2CPP's output folder.
-    fn names_il2cpp_output(&self) -> bool {
-        let FunctionTable::SymCache(cell) = &self.table else {
-            return false;
-        };
-        cell.get()
-            .files()
-            .any(|f| f.full_path().contains("il2cppOutput"))
+        self.names_il2cpp_output
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The ProGuard mapping's cache, for a module that is one.
@@ -190,6 +183,14 @@ impl FunctionsEntry {
     /// line mapping knows the line (the C++ line kept as `generated`; inlined calls moved too).
     fn mapped_to_source(&self, mut location: SourceLocation) -> SourceLocation {
         let Some(mapping) = &self.il2cpp else {
+            if location
+                .file
+                .as_deref()
+                .is_some_and(|f| f.contains("il2cppOutput"))
+            {
+                self.names_il2cpp_output
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             return location;
         };
         if let Some(file) = &location.file {
@@ -326,7 +327,7 @@ fn parse_symcache(cache: DerivedCache) -> Result<Option<FunctionsEntry>, String>
     Ok(Some(FunctionsEntry {
         table,
         il2cpp: None,
-        lacks_il2cpp_mapping: false,
+        names_il2cpp_output: Default::default(),
         source,
         memo: Mutex::default(),
     }))
@@ -487,8 +488,6 @@ async fn load(symbols: &SymbolSource, module: &ModuleRef) -> Result<ModuleSymbol
             let mut loaded = cpu::run(move || from_caches(symcache, cfi)).await?;
             if let Some(functions) = &mut loaded.functions {
                 functions.il2cpp = il2cpp_mapping(store, &files).await?;
-                functions.lacks_il2cpp_mapping =
-                    functions.il2cpp.is_none() && functions.names_il2cpp_output();
             }
             loaded.origin = origin_of(&loaded, &files);
             loaded.candidates = candidates;
@@ -554,7 +553,7 @@ fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, Symbo
             functions: Some(FunctionsEntry {
                 table: FunctionTable::Breakpad(Arc::clone(&file), text_bytes),
                 il2cpp: None,
-                lacks_il2cpp_mapping: false,
+                names_il2cpp_output: Default::default(),
                 source: source.clone(),
                 memo: Mutex::default(),
             }),

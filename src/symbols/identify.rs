@@ -224,7 +224,10 @@ fn mapping_file(
 /// `"__debug-id__"`. It belongs to that module and contributes no symbols of its own: it
 /// rewrites the lines the module's symbols give (`process::modules`).
 fn il2cpp_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
-    if !data.trim_ascii_start().starts_with(b"{") {
+    // Only a JSON object naming its module is parsed (any other JSON upload is not read whole).
+    if !data.trim_ascii_start().starts_with(b"{")
+        || memchr::memmem::find(data, b"\"__debug-id__\"").is_none()
+    {
         return None;
     }
     let json: serde_json::Value = serde_json::from_slice(data).ok()?;

@@ -302,6 +302,69 @@ async fn bad_reports_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_keys_required_a_report_needs_a_key_or_an_ingest_token() {
+    let server = TestServer::start_with(|c| c.ingest.require_key = true).await;
+    let project = server.create_project("Mac Game").await;
+    let slug = project["slug"].as_str().unwrap().to_owned();
+    let (_, key) = server
+        .admin_post(
+            &format!("/api/v1/projects/{slug}/keys"),
+            serde_json::json!({}),
+        )
+        .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    let form = || {
+        multipart(
+            "B",
+            &[(
+                "apple_crash_report",
+                Some("a.crash"),
+                crash_report().as_bytes(),
+            )],
+        )
+    };
+    let ct = Some("multipart/form-data; boundary=B");
+    // No token, no key: refused, in JSON.
+    let (status, body) = common::post(
+        &server,
+        &format!("/api/v1/applecrashreport?project={slug}"),
+        ct,
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("missing_key"), "{body}");
+    // A key that is nobody's.
+    let (status, body) = common::post(
+        &server,
+        "/api/v1/applecrashreport?key=0123",
+        ct,
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("unknown_key"), "{body}");
+    // The project's key: filed under its project.
+    let (status, body) = common::post(
+        &server,
+        &format!("/api/v1/applecrashreport?key={key}"),
+        ct,
+        &[],
+        form(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = settled(&server, &id).await;
+    assert_eq!(done["crash"]["project_id"], project["id"], "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn faultline_process_reads_both_formats_with_local_dsyms() {
     let dsym = fixture("debug-files/macos/crash.dSYM");
     let dir = tempfile::tempdir().unwrap();

@@ -267,6 +267,13 @@ async fn every_route_checks_its_scope_and_project() {
         ),
         route(
             M::POST,
+            "/api/v1/symbolicate-jvm",
+            Some(br#"{"modules":[]}"#),
+            Some("symbols:read"),
+            None,
+        ),
+        route(
+            M::POST,
             "/api/v1/symbolicate-js",
             Some(b"{\"stacktraces\": []}"),
             Some("symbols:read"),

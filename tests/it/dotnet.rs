@@ -129,15 +129,7 @@ async fn a_dotnet_event_gets_its_line_and_embedded_source_once_sentry_cli_upload
         fixture_bytes("debug-files/windows/Sentry.Samples.Console.Basic.pdb"),
     )
     .unwrap();
-    let path = dir.path().to_string_lossy().into_owned();
-    let (ok, out) = common::sentry_cli_in(
-        &server,
-        &server.admin_token,
-        None,
-        &["debug-files", "upload", "--org", "acme", "--project", "default", &path],
-    )
-    .await;
-    assert!(ok, "{out}");
+    let out = common::sentry_cli_upload(&server, &["debug-files", "upload"], dir.path()).await;
     assert!(out.contains(&format!("OK {SAMPLE_ID}")), "{out}");
 
     let mut after = None;

@@ -72,24 +72,8 @@ fn built_game() -> Option<(tempfile::TempDir, std::path::PathBuf, u64, u64)> {
 
 /// `sentry-cli debug-files upload --il2cpp-mapping BINARY`.
 async fn upload_with_mapping(server: &TestServer, binary: &std::path::Path) {
-    let path = binary.to_string_lossy().into_owned();
-    let (ok, out) = common::sentry_cli_in(
-        server,
-        &server.admin_token,
-        None,
-        &[
-            "debug-files",
-            "upload",
-            "--il2cpp-mapping",
-            "--org",
-            "acme",
-            "--project",
-            "default",
-            &path,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
+    let command = ["debug-files", "upload", "--il2cpp-mapping"];
+    common::sentry_cli_upload(server, &command, binary).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

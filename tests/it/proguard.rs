@@ -36,22 +36,7 @@ async fn upload_mapping(server: &TestServer, mapping: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mapping.txt");
     std::fs::write(&path, mapping).unwrap();
-    let path = path.to_string_lossy().into_owned();
-    let (ok, out) = common::sentry_cli_in(
-        server,
-        &server.admin_token,
-        None,
-        &[
-            "upload-proguard",
-            "--org",
-            "acme",
-            "--project",
-            "default",
-            &path,
-        ],
-    )
-    .await;
-    assert!(ok, "{out}");
+    let out = common::sentry_cli_upload(server, &["upload-proguard"], &path).await;
     // sentry-cli names the mapping by the UUID it computes (v5 of its bytes).
     let uuid = out
         .split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))

@@ -756,6 +756,21 @@ pub async fn sentry_cli_in(
     (output.status.success(), text)
 }
 
+/// `sentry-cli COMMAND… --org acme --project default PATH` with the admin token; asserts that it
+/// succeeded and returns its output.
+pub async fn sentry_cli_upload(
+    server: &TestServer,
+    command: &[&str],
+    path: &std::path::Path,
+) -> String {
+    let path = path.to_string_lossy();
+    let mut args = command.to_vec();
+    args.extend(["--org", "acme", "--project", "default", &path]);
+    let (ok, out) = sentry_cli_in(server, &server.admin_token, None, &args).await;
+    assert!(ok, "{out}");
+    out
+}
+
 /// Now, Unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
