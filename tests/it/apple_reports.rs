@@ -324,37 +324,24 @@ async fn with_keys_required_a_report_needs_a_key_or_an_ingest_token() {
         )
     };
     let ct = Some("multipart/form-data; boundary=B");
-    // No token, no key: refused, in JSON.
-    let (status, body) = common::post(
-        &server,
-        &format!("/api/v1/applecrashreport?project={slug}"),
-        ct,
-        &[],
-        form(),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("missing_key"), "{body}");
-    // A key that is nobody's.
-    let (status, body) = common::post(
-        &server,
-        "/api/v1/applecrashreport?key=0123",
-        ct,
-        &[],
-        form(),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("unknown_key"), "{body}");
+    let send = |query: String| {
+        let (server, body) = (&server, form());
+        async move {
+            let path = format!("/api/v1/applecrashreport?{query}");
+            common::post(server, &path, ct, &[], body).await
+        }
+    };
+    // No token, no key; a key that is nobody's: refused, in JSON.
+    for (query, reason) in [
+        (format!("project={slug}"), "missing_key"),
+        ("key=0123".to_owned(), "unknown_key"),
+    ] {
+        let (status, body) = send(query).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains(reason), "{body}");
+    }
     // The project's key: filed under its project.
-    let (status, body) = common::post(
-        &server,
-        &format!("/api/v1/applecrashreport?key={key}"),
-        ct,
-        &[],
-        form(),
-    )
-    .await;
+    let (status, body) = send(format!("key={key}")).await;
     assert_eq!(status, 200, "{body}");
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
         .as_str()
