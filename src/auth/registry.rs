@@ -487,6 +487,14 @@ impl Registry {
         secret: &str,
     ) -> Result<Result<Token, AuthFailure>, IndexError> {
         let wanted = digest(secret);
+        if let Some(token) = self.checked.get(&wanted).await {
+            // Checked within TOKEN_RECHECK (a revoked one is never kept); its expiry still
+            // counts to the second.
+            if token.expires_at.is_some_and(|e| e <= now()) {
+                return Ok(Err(AuthFailure::Expired));
+            }
+            return Ok(Ok(token));
+        }
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_digest = $1"
         ))

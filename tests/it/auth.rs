@@ -1146,3 +1146,52 @@ async fn an_unwritable_admin_token_file_fails_the_start_and_leaves_no_orphan() {
         .status();
     assert_eq!(status, 200);
 }
+
+on_both_databases! {
+    /// Every API request presents a token: a token checked a moment ago is taken from memory,
+    /// not asked of the database again (a revocation written behind the registry's back, as
+    /// another process does, reaches it when the memory is forgotten: within TOKEN_RECHECK, or
+    /// at once when another node announces it); an expired one stays expired.
+    async fn a_checked_token_is_remembered_until_forgotten(db: Db) {
+        use faultline::auth::{AuthFailure, NewToken, Registry, Scope};
+        use faultline::cluster::ClusterEvents;
+        use faultline::group::index::{CrashIndex, PayloadBudget};
+        let dir = tempfile::tempdir().unwrap();
+        let Some(url) = common::database_url(db, dir.path()).await else {
+            return;
+        };
+        let budget = PayloadBudget { per_new_group: 0, per_group_hour: 0 };
+        let index = CrashIndex::open(&url, budget).await.unwrap();
+        let events = std::sync::Arc::new(ClusterEvents::new(&index, "test"));
+        let registry = Registry::new(index.pool().clone(), events);
+        let new = |days| NewToken {
+            name: "ci".into(),
+            scopes: vec![Scope::Ingest],
+            projects: Vec::new(),
+            expires_in_days: days,
+        };
+        let (secret, token) = registry.create_token(&new(None)).await.unwrap();
+        assert_eq!(registry.authenticate(&secret).await.unwrap().unwrap().id, token.id);
+
+        sqlx::query("UPDATE api_tokens SET revoked_at = 1 WHERE id = $1")
+            .bind(token.id.as_str())
+            .execute(index.pool())
+            .await
+            .unwrap();
+        let remembered = registry.authenticate(&secret).await.unwrap();
+        assert_eq!(remembered.unwrap().id, token.id, "taken from memory");
+        registry.forget_cached();
+        assert_eq!(
+            registry.authenticate(&secret).await.unwrap().unwrap_err(),
+            AuthFailure::Revoked
+        );
+
+        let (expired, _) = registry.create_token(&new(Some(0))).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                registry.authenticate(&expired).await.unwrap().unwrap_err(),
+                AuthFailure::Expired
+            );
+        }
+    }
+}
