@@ -5,7 +5,8 @@
 Usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]   (default: all four; builds
 the release binary, about 22 minutes from clean on 2 cores (fat LTO, one codegen unit); installs
 minidump-stackwalk 0.27 into target/mdsw on first use; then takes a few minutes;
-COMPARE_PROFILE=bench builds without LTO, for comparing two versions of the server)
+COMPARE_PROFILE=bench builds without LTO, for comparing two versions of the server;
+COMPARE_PROFILE=release-debug keeps debug info, for `perf record` on the server under load)
 
 1. Offline: `minidump-stackwalk --json DUMP SYMS` against `faultline process --json DUMP`,
    cold (`--symbols DIR`: identify the files the dump needs and build their caches in memory,
@@ -37,7 +38,13 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
-FL = os.path.join(ROOT, "target", "release", "faultline")
+# The cargo profile the server and the load generator are built with, and the folder it builds
+# into (the bench profile shares release's).
+PROFILE = os.environ.get("COMPARE_PROFILE", "release")
+PROFILE_DIR = "release" if PROFILE in ("release", "bench") else PROFILE
+FL = os.path.join(ROOT, "target", PROFILE_DIR, "faultline")
+# The load generator (benches/load.rs) run through cargo, in the same profile as the server.
+LOAD = ["cargo", "bench", "--quiet", "--profile", "bench" if PROFILE == "release" else PROFILE, "--bench", "load"]
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
 CONNECTIONS = 32  # concurrent uploads to the server, as during a crash spike
@@ -119,7 +126,7 @@ def main():
         raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]")
     # COMPARE_PROFILE=bench builds without LTO (minutes instead of 22): for comparing two
     # versions of the server with each other, not for the published ratios.
-    sh("cargo", "build", "--profile", os.environ.get("COMPARE_PROFILE", "release"), "--quiet", cwd=ROOT)
+    sh("cargo", "build", "--profile", PROFILE, "--quiet", cwd=ROOT)
     if not os.path.exists(MDSW):
         sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
     work = tempfile.mkdtemp()
@@ -278,7 +285,7 @@ def crash_throughput(server, port, paths, duration):
     the load generator's report."""
     cpu_before = cpu_seconds(server.pid)
     load = subprocess.run(
-        ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
+        [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
          "--seconds", str(duration), "--connections", str(CONNECTIONS), "--token", TOKEN[0], *paths],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )

@@ -3,7 +3,8 @@
 
 Usage: python3 benches/queue_path.py [sqlite] [postgres]   (default: both; builds the release binary;
 about two minutes per database; Postgres is a throwaway cluster started here with initdb +
-pg_ctl, as the `postgres` user when run as root, with its default durability settings)
+pg_ctl, as the `postgres` user when run as root, with its default durability settings;
+COMPARE_PROFILE as in compare.py)
 
 Every phase uses the ../shared dumps that have Breakpad .sym symbols (uploaded first, caches
 warm), on a fresh server:
@@ -32,11 +33,10 @@ import sys
 import tempfile
 import time
 
-from compare import free_port
+from compare import FL, LOAD, PROFILE, free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
-FL = os.path.join(ROOT, "target", "release", "faultline")
 CONNECTIONS = 32
 DUMPS = [
     os.path.join(FIX, "minidumps", "rust-minidump", "test.dmp"),
@@ -92,7 +92,7 @@ class Server:
         return m.get('faultline_ingest_queue{state="queued"}', 0.0) + m.get('faultline_ingest_queue{state="processing"}', 0.0)
 
     def load(self, path, seconds, form=False, rate=None):
-        args = ["cargo", "bench", "--quiet", "--bench", "load", "--", "--url", f"http://127.0.0.1:{self.port}{path}",
+        args = [*LOAD, "--", "--url", f"http://127.0.0.1:{self.port}{path}",
                 "--seconds", str(seconds), "--connections", str(CONNECTIONS), "--token", self.token]
         if form:
             args.append("--form")
@@ -235,8 +235,8 @@ def main():
     databases = sys.argv[1:] or ["sqlite", "postgres"]
     if set(databases) - {"sqlite", "postgres"}:
         raise SystemExit("usage: python3 benches/queue_path.py [sqlite] [postgres]")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    subprocess.run(["cargo", "bench", "--no-run", "--quiet", "--bench", "load"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--profile", PROFILE, "--quiet"], cwd=ROOT, check=True)
+    subprocess.run([*LOAD, "--no-run"], cwd=ROOT, check=True)
     pg_root = tempfile.mkdtemp() if "postgres" in databases else None
     pg_port = start_postgres(pg_root) if pg_root else None
     try:

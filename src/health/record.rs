@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::session::{FinalStatus, SessionItems};
 use super::statements::{multi_row, statement_chunks};
 use super::users::RegisterFloors;
+use crate::group::index::Dialect;
 
 /// Requests one commit takes at most.
 const MAX_BATCH: usize = 2_000;
@@ -261,6 +262,7 @@ async fn apply(
              counted = excluded.counted, final_status = excluded.final_status, \
              updated_at = excluded.updated_at",
         );
+        let sql = Dialect::of_connection(&tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for key in chunk {
             let state = &changes.states[key];
@@ -292,6 +294,7 @@ async fn apply(
              crashed = session_hours.crashed + excluded.crashed, \
              reported_users = session_hours.reported_users + excluded.reported_users",
         );
+        let sql = Dialect::of_connection(&tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for ((project, release, environment, hour), d) in chunk {
             query = query

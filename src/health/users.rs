@@ -13,6 +13,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::statements::{in_list_chunks, multi_row, placeholders, statement_chunks};
 use crate::group::index::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
+use crate::group::index::Dialect;
 
 /// (project, release, environment, day): one user set.
 type SetKey = (i64, String, String, i64);
@@ -102,6 +103,7 @@ async fn lock_all(
              RETURNING project_id, release, environment, day, users, crashed_users, sketched, \
              users_histogram, crashed_histogram",
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for key in chunk {
             query = bind_key(query, key);
@@ -154,6 +156,7 @@ async fn add_exactly(
             chunk.len(),
             " ON CONFLICT (project_id, release, environment, day, did) DO NOTHING",
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for (did, _) in chunk {
             query = bind_key(query, key).bind(*did).bind(0i64);
@@ -167,6 +170,7 @@ async fn add_exactly(
              AND environment = $3 AND day = $4 AND crashed = 0 AND did IN ({})",
             placeholders(5, chunk.len())
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = bind_key(sqlx::query(&sql), key);
         for did in chunk {
             query = query.bind(did);
@@ -269,6 +273,7 @@ async fn stored_ranks(
              AND register IN ({})",
             placeholders(6, list.len())
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = bind_key(sqlx::query(&sql), &sketch.0).bind(i64::from(sketch.1));
         for register in list {
             query = query.bind(register);
@@ -297,6 +302,7 @@ async fn write_ranks(
              SET rank = CASE WHEN excluded.rank > session_user_sketches.rank \
              THEN excluded.rank ELSE session_user_sketches.rank END",
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for (register, rank) in rows {
             query = bind_key(query, &sketch.0)
@@ -375,6 +381,7 @@ async fn save_all(
              sketched = excluded.sketched, users_histogram = excluded.users_histogram, \
              crashed_histogram = excluded.crashed_histogram",
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for (key, state) in chunk {
             let (all, crashed) = if state.sketched {

@@ -261,11 +261,19 @@ where
 /// processing, so a typical crash never touches the scratch disk).
 pub const IN_MEMORY_BYTES: usize = 4 << 20;
 
+/// Chunks at least this large are kept as they came; smaller ones are copied together.
+const KEPT_CHUNK_BYTES: usize = 16 << 10;
+
 /// Bytes being received: in memory up to [`IN_MEMORY_BYTES`], past that in an unnamed file
 /// under the scratch folder (created only then, gone when its last mapping is), so a request
 /// holds at most a few megabytes of its own however large the body.
 pub struct Spill {
-    memory: bytes::BytesMut,
+    /// The chunks received while the body fits in memory, as they came (joined once, at the
+    /// end, into a buffer of the right size: no copying as a buffer grows); small ones are
+    /// gathered in `small` first, so a body sent a byte at a time is not a million chunks.
+    memory: Vec<Bytes>,
+    small: bytes::BytesMut,
+    in_memory: usize,
     file: Option<tokio::fs::File>,
     len: u64,
     scratch: PathBuf,
@@ -275,7 +283,9 @@ impl Spill {
     /// Nothing received yet; `scratch` is where a large body spills.
     pub fn new(scratch: &Path) -> Spill {
         Spill {
-            memory: bytes::BytesMut::new(),
+            memory: Vec::new(),
+            small: bytes::BytesMut::new(),
+            in_memory: 0,
             file: None,
             len: 0,
             scratch: scratch.to_owned(),
@@ -287,29 +297,68 @@ impl Spill {
         self.len
     }
 
-    /// Appends `chunk`, spilling to disk when memory would pass [`IN_MEMORY_BYTES`].
+    /// Appends a copy of `chunk`, spilling to disk when memory would pass [`IN_MEMORY_BYTES`].
     pub async fn push(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        if self.file.is_none() && self.in_memory + chunk.len() <= IN_MEMORY_BYTES {
+            return self.push_bytes(Bytes::copy_from_slice(chunk)).await;
+        }
         self.len += chunk.len() as u64;
-        if self.file.is_none() && self.memory.len() + chunk.len() <= IN_MEMORY_BYTES {
-            self.memory.extend_from_slice(chunk);
+        self.spilled().await?.write_all(chunk).await
+    }
+
+    /// Appends `chunk` (kept as it is while the body fits in memory), spilling to disk when
+    /// memory would pass [`IN_MEMORY_BYTES`].
+    pub async fn push_bytes(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.len += chunk.len() as u64;
+        if self.file.is_none() && self.in_memory + chunk.len() <= IN_MEMORY_BYTES {
+            self.in_memory += chunk.len();
+            if chunk.len() < KEPT_CHUNK_BYTES {
+                self.small.extend_from_slice(&chunk);
+            } else {
+                self.gather_small();
+                self.memory.push(chunk);
+            }
             return Ok(());
         }
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => {
-                let mut file = tokio::fs::File::from_std(tempfile::tempfile_in(&self.scratch)?);
-                file.write_all(&self.memory).await?;
-                self.memory = bytes::BytesMut::new();
-                self.file.insert(file)
+        self.spilled().await?.write_all(&chunk).await
+    }
+
+    /// The small chunks gathered so far, as one chunk after the others.
+    fn gather_small(&mut self) {
+        if !self.small.is_empty() {
+            self.memory.push(self.small.split().freeze());
+        }
+    }
+
+    /// The scratch file, created (with what memory held) on first need.
+    async fn spilled(&mut self) -> std::io::Result<&mut tokio::fs::File> {
+        if self.file.is_none() {
+            self.gather_small();
+            let mut file = tokio::fs::File::from_std(tempfile::tempfile_in(&self.scratch)?);
+            for chunk in std::mem::take(&mut self.memory) {
+                file.write_all(&chunk).await?;
             }
-        };
-        file.write_all(chunk).await
+            self.in_memory = 0;
+            self.file = Some(file);
+        }
+        Ok(self.file.as_mut().expect("just created"))
     }
 
     /// Everything received, as one buffer (a mapping of the scratch file when it spilled).
-    pub async fn finish(self) -> std::io::Result<Bytes> {
+    pub async fn finish(mut self) -> std::io::Result<Bytes> {
+        self.gather_small();
         let Some(mut file) = self.file else {
-            return Ok(self.memory.freeze());
+            return Ok(match self.memory.len() {
+                0 => Bytes::new(),
+                1 => self.memory.pop().expect("one chunk"),
+                _ => {
+                    let mut joined = bytes::BytesMut::with_capacity(self.in_memory);
+                    for chunk in &self.memory {
+                        joined.extend_from_slice(chunk);
+                    }
+                    joined.freeze()
+                }
+            });
         };
         file.flush().await?;
         let file = file.into_std().await;
@@ -333,7 +382,7 @@ where
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(unreadable)?;
         limit.take(chunk.len())?;
-        spill.push(&chunk).await.map_err(scratch_failed)?;
+        spill.push_bytes(chunk).await.map_err(scratch_failed)?;
     }
     spill.finish().await.map_err(scratch_failed)
 }
@@ -352,5 +401,45 @@ pub fn typed_json<T: serde::de::DeserializeOwned>(
             serde_json::from_value(value).map_err(|e| bad(format!("invalid request: {e}")))
         }
         Err(e) => Err(bad(format!("invalid request: {}", e.body_text()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chunks of every size, in memory and past it: the body comes back byte for byte.
+    #[tokio::test]
+    async fn a_spilled_or_kept_body_is_what_was_sent() {
+        let scratch = tempfile::tempdir().unwrap();
+        let sizes = [1, 3, KEPT_CHUNK_BYTES, 7, KEPT_CHUNK_BYTES * 3, 1, 1, 100];
+        let mut sent = Vec::new();
+        let mut spill = Spill::new(scratch.path());
+        for (i, size) in sizes.into_iter().enumerate() {
+            let chunk: Vec<u8> = (0..size).map(|b| (b * 7 + i) as u8).collect();
+            sent.extend_from_slice(&chunk);
+            if i % 2 == 0 {
+                spill.push(&chunk).await.unwrap();
+            } else {
+                spill.push_bytes(chunk.into()).await.unwrap();
+            }
+        }
+        assert!(spill.memory.len() <= 5, "small chunks gathered");
+        assert_eq!(spill.finish().await.unwrap(), sent);
+
+        // A body sent a byte at a time, then past the memory limit.
+        let mut spill = Spill::new(scratch.path());
+        let mut sent = Vec::new();
+        for i in 0..100_000u32 {
+            spill.push_bytes(Bytes::from(vec![i as u8])).await.unwrap();
+            sent.push(i as u8);
+        }
+        assert!(spill.memory.len() <= 1, "{} chunks", spill.memory.len());
+        let big = vec![9u8; IN_MEMORY_BYTES];
+        spill.push_bytes(Bytes::from(big.clone())).await.unwrap();
+        sent.extend_from_slice(&big);
+        assert!(spill.file.is_some(), "spilled to the scratch folder");
+        assert_eq!(spill.received(), sent.len() as u64);
+        assert_eq!(spill.finish().await.unwrap(), sent);
     }
 }

@@ -133,6 +133,7 @@ async fn insert_queued(
                  updated_at, enqueued_ms) VALUES {}",
                 placeholders(rows.len(), 7, 1)
             );
+            let sql = dialect.statement(sql);
             let mut query = sqlx::query(&sql);
             for row in rows {
                 query = query

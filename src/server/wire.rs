@@ -150,6 +150,21 @@ impl AsyncWrite for CompatStream {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
+    // Vectored, as the socket is: hyper then writes a response's head and body with one
+    // `writev` instead of first copying the body into its own buffer (a processed crash's JSON
+    // is tens to hundreds of kilobytes).
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }

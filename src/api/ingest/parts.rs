@@ -292,7 +292,7 @@ pub(super) async fn read_multipart(
         loop {
             match field.chunk().await {
                 Ok(Some(chunk)) => match &mut out {
-                    Some(out) => out.push(&chunk).await.map_err(unavailable)?,
+                    Some(out) => out.push_bytes(chunk).await.map_err(unavailable)?,
                     None if (text_bytes.len() + chunk.len()) as u64 > max_field => {
                         return Err(Refusal::TooLarge(format!(
                             "the text part {name:?} is larger than ingest.max_field_bytes ({max_field})"

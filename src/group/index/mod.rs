@@ -525,6 +525,57 @@ impl Dialect {
             )))
         }
     }
+
+    /// The dialect of an open connection.
+    pub fn of_connection(connection: &sqlx::AnyConnection) -> Dialect {
+        if connection.backend_name().eq_ignore_ascii_case("sqlite") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        }
+    }
+
+    /// `sql` as this database binds it fastest. sqlx asks SQLite for each parameter's name on
+    /// every bind, and SQLite finds a name by walking the statement's list of names, so binding
+    /// P numbered parameters costs P²/2 steps: a 1,000-parameter insert took 1.8 ms, and such
+    /// batch statements were half of the index writer's time while a backlog drained. When
+    /// the numbered parameters appear once each and in order (`$1`, `$2`, … `$N`, as the batch
+    /// statements write them), SQLite's anonymous `?` mean the same and bind in P steps; any
+    /// other statement, and every statement for Postgres, is returned unchanged.
+    pub fn statement(self, sql: String) -> String {
+        if self == Dialect::Postgres {
+            return sql;
+        }
+        let bytes = sql.as_bytes();
+        let mut out = String::with_capacity(sql.len());
+        let (mut next, mut copied, mut i, mut quoted) = (1u64, 0, 0, false);
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\'' => quoted = !quoted,
+                b'$' if !quoted => {
+                    let digits = bytes[i + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    if digits > 0 {
+                        if sql[i + 1..i + 1 + digits].parse() != Ok(next) {
+                            return sql;
+                        }
+                        out.push_str(&sql[copied..i]);
+                        out.push('?');
+                        next += 1;
+                        i += 1 + digits;
+                        copied = i;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out.push_str(&sql[copied..]);
+        out
+    }
 }
 
 /// The crash index.
@@ -805,4 +856,41 @@ pub(crate) fn placeholders(rows: usize, columns: usize, first: usize) -> String 
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_statements_bind_in_order_when_they_can() {
+        let sqlite = |sql: &str| Dialect::Sqlite.statement(sql.to_owned());
+        assert_eq!(
+            sqlite("UPDATE q SET at = $1 WHERE id IN ($2, $3, $10)"),
+            "UPDATE q SET at = $1 WHERE id IN ($2, $3, $10)",
+            "a gap: unchanged"
+        );
+        assert_eq!(
+            sqlite("UPDATE q SET at = $1 WHERE id IN ($2, $3)"),
+            "UPDATE q SET at = ? WHERE id IN (?, ?)"
+        );
+        let many = format!("INSERT INTO t VALUES {}", placeholders(12, 1, 1));
+        assert_eq!(sqlite(&many).matches('?').count(), 12);
+        assert!(!sqlite(&many).contains('$'));
+        for kept in [
+            "SELECT * FROM t WHERE a = $1 OR b = $1",
+            "SELECT * FROM t WHERE a = $2 AND b = $1",
+            "SELECT 'costs $1' AS label, a FROM t WHERE a = $2",
+        ] {
+            assert_eq!(sqlite(kept), kept);
+        }
+        assert_eq!(
+            sqlite("SELECT '$9' AS label FROM t WHERE a = $1"),
+            "SELECT '$9' AS label FROM t WHERE a = ?",
+            "a dollar inside a string is text"
+        );
+        assert_eq!(sqlite("SELECT 1"), "SELECT 1");
+        let postgres = "UPDATE q SET at = $1 WHERE id IN ($2, $3)";
+        assert_eq!(Dialect::Postgres.statement(postgres.to_owned()), postgres);
+    }
 }

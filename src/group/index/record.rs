@@ -23,7 +23,7 @@ use sqlx::Row;
 use tokio::sync::oneshot;
 
 use super::{
-    group_from, placeholders, version, CrashAttributes, CrashIndex, FinishedCrash, Group,
+    group_from, placeholders, version, CrashAttributes, CrashIndex, Dialect, FinishedCrash, Group,
     GroupState, IndexError, MissingModule, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
 };
 
@@ -320,6 +320,7 @@ async fn write_finished(
     for chunk in finished.chunks(200) {
         let ids = placeholders(chunk.len(), 1, 1);
         let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql);
         for f in chunk {
             query = query.bind(f.crash_id.as_str());
@@ -343,6 +344,7 @@ async fn write_finished(
                  (crash_id, debug_id, debug_file, code_file, code_id) VALUES {}",
                 placeholders(rows.len(), 5, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut query = sqlx::query(&sql);
             for (crash, module) in rows {
                 query = query
@@ -367,6 +369,7 @@ async fn write_finished(
                  WHERE symbol_usage.last_used_at < excluded.last_used_at - 3600",
                 placeholders(ids.len(), 2, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut query = sqlx::query(&sql);
             for id in ids {
                 query = query.bind(*id).bind(now);
@@ -378,6 +381,7 @@ async fn write_finished(
              lease_until = NULL, reprocess = 0, updated_at = $1 WHERE crash_id IN ({})",
             placeholders(chunk.len(), 1, 2)
         );
+        let sql = Dialect::of_connection(tx).statement(sql);
         let mut query = sqlx::query(&sql).bind(now);
         for f in chunk {
             query = query.bind(f.crash_id.as_str());
@@ -502,6 +506,7 @@ async fn read_known(
          LEFT JOIN crash_groups g ON g.id = f.group_id",
         rows.join(", ")
     );
+    let sql = Dialect::of_connection(tx).statement(sql);
     let mut query = sqlx::query(&sql);
     for (i, crash) in crashes.iter().enumerate() {
         let a = &crash.attributes;
@@ -748,6 +753,7 @@ impl BatchState {
                  payload_key, kind, facts) VALUES {}",
                 placeholders(chunk.len(), 17, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut insert = sqlx::query(&sql);
             for (crash, group_id, payload_key) in chunk {
                 let a = &crash.attributes;
@@ -800,6 +806,7 @@ impl BatchState {
                 "INSERT INTO crash_annotations (crash_id, name, value) VALUES {}",
                 placeholders(chunk.len(), 3, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut insert = sqlx::query(&sql);
             for (id, name, value) in chunk {
                 insert = insert.bind(*id).bind(*name).bind(*value);
@@ -819,6 +826,7 @@ impl BatchState {
                 "INSERT INTO group_users (group_id, user_id) VALUES {}",
                 placeholders(chunk.len(), 2, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut insert = sqlx::query(&sql);
             for (group_id, user) in chunk {
                 insert = insert.bind(*group_id).bind(user.as_str());
@@ -857,6 +865,7 @@ impl BatchState {
                  FROM touched WHERE crash_groups.id = touched.id",
                 placeholders(chunk.len(), 11, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut update = sqlx::query(&sql);
             for id in chunk {
                 let t = &self.groups[id];
@@ -891,6 +900,7 @@ impl BatchState {
                  payloads = group_hours.payloads + excluded.payloads",
                 placeholders(chunk.len(), 4, 1)
             );
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut upsert = sqlx::query(&sql);
             for key in chunk {
                 let h = &self.hours[key];

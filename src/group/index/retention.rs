@@ -76,6 +76,7 @@ impl CrashIndex {
                 "SELECT group_id, COUNT(*) AS kept FROM crashes WHERE id IN ({ids}) \
                  AND payload_key IS NOT NULL GROUP BY group_id ORDER BY group_id"
             );
+            let sql = self.dialect.statement(sql);
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id.as_str());
@@ -98,6 +99,7 @@ impl CrashIndex {
                 "UPDATE crashes SET payload_key = NULL, payload_expired_at = $1 WHERE id IN ({})",
                 placeholders(chunk.len(), 1, 2)
             );
+            let sql = self.dialect.statement(sql);
             let mut query = sqlx::query(&sql).bind(now);
             for id in chunk {
                 query = query.bind(id.as_str());
@@ -105,6 +107,7 @@ impl CrashIndex {
             query.execute(&mut *tx).await?;
             for table in ["crash_missing_symbols", "ingest_queue"] {
                 let sql = format!("DELETE FROM {table} WHERE crash_id IN ({ids})");
+                let sql = self.dialect.statement(sql);
                 let mut query = sqlx::query(&sql);
                 for id in chunk {
                     query = query.bind(id.as_str());
