@@ -13,7 +13,6 @@ use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::Value;
 
 use std::collections::BTreeMap;
 
@@ -23,8 +22,8 @@ use crate::http::HttpError;
 use crate::http::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
 use crate::http::{project_param, Caller};
 use crate::ingest::{processed_json, RecordError, Recorder};
-use crate::jvm::SymbolicateJvmRequest;
-use crate::process::symbolicate::SymbolicateRequest;
+use crate::jvm::{SymbolicateJvmRequest, SymbolicateJvmResponse};
+use crate::process::symbolicate::{SymbolicateRequest, SymbolicateResponse};
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
 
@@ -141,7 +140,7 @@ pub async fn symbolicate(
     State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<SymbolicateResponse>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let request: SymbolicateRequest = read_request(
         request,
@@ -155,9 +154,7 @@ pub async fn symbolicate(
         std::time::Instant::now() + state.pipeline.processor.symbols_wait(),
     )
     .await;
-    Ok(Json(
-        serde_json::to_value(response).expect("responses serialize"),
-    ))
+    Ok(Json(response))
 }
 
 /// Handles `POST /api/v1/symbolicate-jvm` (needs `symbols:read`).
@@ -165,7 +162,7 @@ pub async fn symbolicate_jvm(
     State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<SymbolicateJvmResponse>, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let request: SymbolicateJvmRequest = read_request(
         request,
@@ -184,7 +181,5 @@ pub async fn symbolicate_jvm(
         ));
     }
     let response = crate::jvm::symbolicate_jvm(state.pipeline.processor.modules(), request).await;
-    Ok(Json(
-        serde_json::to_value(response).expect("responses serialize"),
-    ))
+    Ok(Json(response))
 }
