@@ -40,9 +40,26 @@ impl fmt::Display for Hex {
     }
 }
 
+impl Hex {
+    /// The address as its text, written digit by digit into `buf` (a processed crash's JSON
+    /// holds thousands of addresses; the formatting machinery and serde_json's escaping of
+    /// each piece it writes took several times as long).
+    fn text<'b>(&self, buf: &'b mut [u8; 18]) -> &'b str {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let significant = (64 - self.value.leading_zeros() as usize).div_ceil(4);
+        let width = significant.max(if self.narrow { 8 } else { 16 });
+        buf[..2].copy_from_slice(b"0x");
+        for i in 0..width {
+            let nibble = (self.value >> (4 * (width - 1 - i))) & 0xf;
+            buf[2 + i] = DIGITS[nibble as usize];
+        }
+        std::str::from_utf8(&buf[..2 + width]).expect("hex digits are ASCII")
+    }
+}
+
 impl Serialize for Hex {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.text(&mut [0; 18]))
     }
 }
 
@@ -271,6 +288,28 @@ impl<'de> Deserialize<'de> for Registers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_written_as_minidump_stackwalk_writes_them() {
+        let mut values = vec![0, 1, 0xf, 0x10, 0xffff_ffff, 0x1_0000_0000, u64::MAX];
+        values.extend((0..64).map(|bit| 1u64 << bit));
+        values.extend((0..64).map(|bit| (1u64 << bit).wrapping_sub(1) ^ 0x5a5a_5a5a_5a5a_5a5a));
+        for value in values {
+            for narrow in [false, true] {
+                let hex = Hex { value, narrow };
+                let expected = if narrow {
+                    format!("{value:#010x}")
+                } else {
+                    format!("{value:#018x}")
+                };
+                assert_eq!(hex.text(&mut [0; 18]), expected);
+                assert_eq!(
+                    serde_json::to_string(&hex).unwrap(),
+                    format!("\"{expected}\"")
+                );
+            }
+        }
+    }
 
     #[test]
     fn addresses_read_back_as_written() {
