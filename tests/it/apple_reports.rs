@@ -96,6 +96,11 @@ fn ips_report() -> String {
     format!("{header}\n{body}\n")
 }
 
+/// `report` as the multipart body symbolicator's route takes (boundary `B`).
+fn report_form(report: &[u8]) -> Vec<u8> {
+    multipart("B", &[("apple_crash_report", Some("crash.crash"), report)])
+}
+
 /// Sends `report` as symbolicator's route takes it; the crash ID.
 async fn send(server: &TestServer, report: &[u8]) -> (u16, Value) {
     let auth = format!("Bearer {}", server.admin_token);
@@ -104,7 +109,7 @@ async fn send(server: &TestServer, report: &[u8]) -> (u16, Value) {
         "/api/v1/applecrashreport?project=default",
         Some("multipart/form-data; boundary=B"),
         &[("authorization", &auth)],
-        multipart("B", &[("apple_crash_report", Some("crash.crash"), report)]),
+        report_form(report),
     )
     .await;
     (
@@ -281,14 +286,7 @@ async fn bad_reports_get_clear_errors() {
         "/api/v1/applecrashreport?project=default",
         Some("multipart/form-data; boundary=B"),
         &[("authorization", &format!("Bearer {reader}"))],
-        multipart(
-            "B",
-            &[(
-                "apple_crash_report",
-                Some("a.crash"),
-                crash_report().as_bytes(),
-            )],
-        ),
+        report_form(crash_report().as_bytes()),
     )
     .await;
     assert_eq!(status, 403);
@@ -313,16 +311,7 @@ async fn with_keys_required_a_report_needs_a_key_or_an_ingest_token() {
         )
         .await;
     let key = key["key"].as_str().unwrap().to_owned();
-    let form = || {
-        multipart(
-            "B",
-            &[(
-                "apple_crash_report",
-                Some("a.crash"),
-                crash_report().as_bytes(),
-            )],
-        )
-    };
+    let form = || report_form(crash_report().as_bytes());
     let ct = Some("multipart/form-data; boundary=B");
     let send = |query: String| {
         let (server, body) = (&server, form());
