@@ -1,8 +1,8 @@
 //! The server: binds the listening socket, opens the application, creates the first admin
 //! token, starts the processing workers and the background jobs (the cluster's change log,
 //! alert delivery, retention), composes the two front ends (`api/` and `ui/`) into one router
-//! with the layers every request passes (stalled-body guard, request counters, tracing), and
-//! serves connections until Ctrl-C, then drains them.
+//! with the layers every request passes (stalled-body guard, `Connection: close` after an unread
+//! body, request counters, tracing), and serves connections until Ctrl-C, then drains them.
 
 mod connections;
 mod wire;
@@ -37,6 +37,8 @@ pub fn router(app: App) -> Router {
                 })
             },
         ))
+        // A body left unread closes its connection: the response says so (see http/unread.rs).
+        .layer(axum::middleware::from_fn(crate::http::close_if_body_unread))
         .route_layer(axum::middleware::from_fn(crate::api::count_requests))
         // Spans name the path only: query strings carry ingest keys (`?key=`, `token=`).
         .layer(TraceLayer::new_for_http().make_span_with(

@@ -479,3 +479,60 @@ async fn thousands_of_mutated_dumps_and_bodies_get_no_5xx() {
     let (status, _) = server.get_json("/health").await;
     assert_eq!(status, 200);
 }
+
+/// A request refused before its body was read leaves the rest of the body on the connection,
+/// which the server then closes: the response must say so, or a client that pools connections
+/// sends its next request down the closing socket and gets a broken pipe instead of an answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_body_closes_its_connection_and_the_response_says_so() {
+    let server = TestServer::start().await;
+    let body = vec![b'x'; 64 << 10];
+    let refused = [
+        // No token.
+        format!(
+            "POST /api/v1/symbols HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        ),
+        // A token, but no multipart content type.
+        format!(
+            "POST /api/0/organizations/acme/chunk-upload/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+            server.admin_token,
+            body.len()
+        ),
+    ];
+    for head in refused {
+        let mut stream = server.send_raw(head.as_bytes()).await;
+        let _ = stream.write_all(&body).await;
+        let response = read_to_close(&mut stream, Duration::from_secs(30)).await;
+        let head_of_response = response.split("\r\n\r\n").next().unwrap().to_lowercase();
+        assert!(head_of_response.starts_with("http/1.1 4"), "{response:?}");
+        assert!(
+            head_of_response.contains("\r\nconnection: close"),
+            "{head}: {response:?}"
+        );
+    }
+
+    // A request whose body was read (or that had none) keeps its connection: two requests on
+    // one socket, two answers.
+    let mut stream = server
+        .send_raw(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+    let response = read_to_close(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(response.matches("HTTP/1.1 200").count(), 2, "{response:?}");
+
+    // A pooling client alternating refused and accepted requests gets every answer.
+    for _ in 0..30 {
+        let refused = server
+            .client
+            .post(server.url("/api/0/organizations/acme/chunk-upload/"))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let (status, _) = server.get_json("/health").await;
+        assert_eq!(status, 200);
+    }
+}
