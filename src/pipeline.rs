@@ -136,6 +136,8 @@ struct EventParts<'a> {
     #[serde(default)]
     threads: Vec<ThreadView<'a>>,
     #[serde(default)]
+    crashing_thread: Option<ThreadView<'a>>,
+    #[serde(default)]
     classification: Option<EventClassification>,
     #[serde(default)]
     grouping: Option<Grouping<'a>>,
@@ -210,6 +212,7 @@ impl CrashView<'static> {
             parts: ProcessedParts {
                 crash_info: event.crash_info,
                 threads: event.threads,
+                crashing_thread: event.crashing_thread,
                 modules: event
                     .modules
                     .into_iter()

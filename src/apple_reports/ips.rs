@@ -1,6 +1,7 @@
 //! The `.ips` report (macOS 12 and later, `bug_type` 309): a one-line JSON header (app name and
 //! version, OS version, incident ID), then a JSON body: `exception` (type, signal, subtype,
-//! codes), `faultingThread`, `threads` (frames as `imageIndex` + `imageOffset`), `usedImages`
+//! codes), `faultingThread`, `threads` (frames as `imageIndex` + `imageOffset`, the crashed
+//! one's registers as `threadState`), `usedImages`
 //! (base, size, UUID, path, name, arch), `asi` (Application Specific Information per library),
 //! `osVersion`, `modelCode`, `cpuType`. Read leniently: a field missing or of another shape is
 //! left out, never an error.
@@ -48,12 +49,13 @@ struct Exception {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 struct Thread {
     name: Option<String>,
     queue: Option<String>,
     triggered: bool,
     frames: Vec<Frame>,
+    thread_state: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +77,25 @@ struct Image {
     arch: Option<String>,
     #[serde(rename = "CFBundleShortVersionString")]
     version: Option<String>,
+}
+
+/// A thread's `threadState` as registers: ARM64's numbered `x` array as `x0`…, each other
+/// entry an object with its `value` (`"pc": {"value": 4301…, "matchesCrashFrame": 1}`);
+/// `flavor` and entries without a number are not registers.
+fn thread_state(state: &BTreeMap<String, Value>) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for (name, entry) in state {
+        match entry {
+            Value::Array(numbered) => out.extend(
+                numbered
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| Some((format!("{name}{i}"), r["value"].as_u64()?))),
+            ),
+            _ => out.extend(entry["value"].as_u64().map(|v| (name.clone(), v))),
+        }
+    }
+    out
 }
 
 /// Reads an `.ips` report.
@@ -121,6 +142,7 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
                     AppleFrame::new(addr, f.symbol.as_deref())
                 })
                 .collect(),
+            registers: thread_state(&t.thread_state),
         })
         .collect();
     let exception = &body.exception;
@@ -180,4 +202,31 @@ fn application_specific(asi: &BTreeMap<String, Value>) -> Option<String> {
         .filter_map(Value::as_str)
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_arm64_thread_state_gives_numbered_and_named_registers() {
+        let state: BTreeMap<String, Value> = serde_json::from_value(serde_json::json!({
+            "x": [{"value": 0}, {"value": 4_294_967_296u64}, {"value": 7}],
+            "flavor": "ARM_THREAD_STATE64",
+            "pc": {"value": 4_301_276_000u64, "matchesCrashFrame": 1},
+            "esr": {"value": 2_449_473_606u64, "description": "(Data Abort) byte read Translation fault"},
+            "lr": {"value": "not a number"},
+        }))
+        .unwrap();
+        assert_eq!(
+            thread_state(&state),
+            [
+                ("esr".to_owned(), 2_449_473_606),
+                ("pc".to_owned(), 4_301_276_000),
+                ("x0".to_owned(), 0),
+                ("x1".to_owned(), 4_294_967_296),
+                ("x2".to_owned(), 7),
+            ]
+        );
+    }
 }

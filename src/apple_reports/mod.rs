@@ -3,7 +3,8 @@
 //! `text.rs`) and, since macOS 12, the `.ips` report (a JSON header line, then a JSON body,
 //! read by `ips.rs`). Both become one [`AppleReport`]: threads with their frames' addresses,
 //! binary images (UUID, load range, name, version), the exception (type, codes, signal, the
-//! faulting address), the crashed thread, Application Specific Information, OS and hardware.
+//! faulting address), the crashed thread and its registers, Application Specific Information,
+//! OS and hardware.
 //!
 //! A report is then an event ([`AppleReport::to_event_json`]) like a native SDK's: its frames are
 //! symbolicated through the same module symbols (dSYMs and Mach-O files by UUID), grouped by
@@ -26,6 +27,8 @@ const MAX_FRAMES: usize = 512;
 const MAX_TOTAL_FRAMES: usize = 10_000;
 /// Most binary images kept.
 const MAX_IMAGES: usize = 1024;
+/// Most registers kept per thread (ARM64 has 34, x86-64 21).
+const MAX_REGISTERS: usize = 64;
 
 /// Which format the report came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub struct AppleThread {
     pub crashed: bool,
     /// Its frames, innermost first.
     pub frames: Vec<AppleFrame>,
+    /// Its registers at the crash (the crashed thread's thread state), as the report names them.
+    pub registers: Vec<(String, u64)>,
 }
 
 /// One frame of a report.
@@ -168,8 +173,8 @@ pub fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
 
 impl AppleReport {
     /// Keeps at most [`MAX_THREADS`] threads (the crashed one always), [`MAX_FRAMES`] frames
-    /// each (the innermost), [`MAX_TOTAL_FRAMES`] in all (the crashed thread's first) and
-    /// [`MAX_IMAGES`] images.
+    /// each (the innermost), [`MAX_TOTAL_FRAMES`] in all (the crashed thread's first),
+    /// [`MAX_IMAGES`] images, [`MAX_REGISTERS`] registers a thread.
     fn bound(&mut self) {
         if self.threads.len() > MAX_THREADS {
             let crashed = self.threads.iter().position(|t| t.crashed);
@@ -188,6 +193,9 @@ impl AppleReport {
             budget -= thread.frames.len();
         }
         self.images.truncate(MAX_IMAGES);
+        for thread in &mut self.threads {
+            thread.registers.truncate(MAX_REGISTERS);
+        }
     }
 
     /// The signal of an exception type written `EXC_CRASH (SIGABRT)`, or a bare `SIGSEGV`.
@@ -229,11 +237,21 @@ impl AppleReport {
             .threads
             .iter()
             .map(|t| {
+                let frames: Vec<Value> = t.frames.iter().rev().map(|f| json!({"instruction_addr": format!("{:#x}", f.addr), "function": f.symbol})).collect();
+                let mut stacktrace = json!({"frames": frames});
+                if !t.registers.is_empty() {
+                    let registers: serde_json::Map<String, Value> = t
+                        .registers
+                        .iter()
+                        .map(|(name, value)| (name.clone(), Value::from(format!("{value:#x}"))))
+                        .collect();
+                    stacktrace["registers"] = Value::Object(registers);
+                }
                 json!({
                     "id": t.id.to_string(),
                     "name": t.name,
                     "crashed": t.crashed,
-                    "stacktrace": {"frames": t.frames.iter().rev().map(|f| json!({"instruction_addr": format!("{:#x}", f.addr), "function": f.symbol})).collect::<Vec<_>>()},
+                    "stacktrace": stacktrace,
                 })
             })
             .collect();

@@ -1,5 +1,6 @@
 //! The `.crash` text report (Report Version 104 and later), read with getsentry's
-//! `apple-crash-report-parser`: its header fields, `Thread N Crashed:` blocks of frames and
+//! `apple-crash-report-parser`: its header fields, `Thread N Crashed:` blocks of frames, the
+//! crashed thread's state (`Thread 0 crashed with ARM Thread State (64-bit):`) and
 //! `Binary Images:` lines, mapped into an [`AppleReport`]. The parser reads image lines that
 //! name an architecture (iOS, macOS 12's translated reports); macOS 10.x and 11 wrote them
 //! without one (`0x10a5e1000 - 0x10a5effff +crash (0) <UUID> /path`), and those it skips:
@@ -41,7 +42,7 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
     let process = meta
         .remove("Process")
         .map(|p| p.split(" [").next().unwrap_or_default().to_owned());
-    Ok(AppleReport {
+    let mut report = AppleReport {
         format: Some(ReportFormat::Text),
         process,
         app_version: meta.remove("Version"),
@@ -70,10 +71,42 @@ pub(super) fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
                     .iter()
                     .map(|f| AppleFrame::new(f.instruction_addr.0, f.symbol.as_deref()))
                     .collect(),
+                registers: Vec::new(),
             })
             .collect(),
         images,
-    })
+    };
+    if let Some((id, registers)) = thread_state(text) {
+        if let Some(thread) = report.threads.iter_mut().find(|t| t.id == id) {
+            thread.registers = registers;
+        }
+    }
+    Ok(report)
+}
+
+/// The crashed thread's registers: the block under `Thread 0 crashed with X86 Thread State
+/// (64-bit):` (or `ARM Thread State (64-bit)`, or without the width as older reports wrote
+/// it), `name: 0xVALUE` pairs until a blank line. Read here because the parser only knows the
+/// heading without the width, which reports since macOS 10.13 do not write.
+fn thread_state(text: &str) -> Option<(u64, Vec<(String, u64)>)> {
+    static PAIR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pair = PAIR.get_or_init(|| {
+        regex::Regex::new(r"\b([a-z][a-z0-9]{0,15}):\s+0x([0-9a-fA-F]{1,16})\b")
+            .expect("the register pattern compiles")
+    });
+    let mut lines = text.lines();
+    let id = lines.by_ref().find_map(|l| {
+        let rest = l.strip_prefix("Thread ")?;
+        let (id, heading) = rest.split_once(' ')?;
+        (heading.starts_with("crashed with ") && heading.contains("Thread State"))
+            .then(|| id.parse().ok())?
+    })?;
+    let registers = lines
+        .take_while(|l| !l.trim().is_empty())
+        .flat_map(|l| pair.captures_iter(l))
+        .filter_map(|c| Some((c[1].to_owned(), u64::from_str_radix(&c[2], 16).ok()?)))
+        .collect();
+    Some((id, registers))
 }
 
 /// A thread's name without the punctuation of `Thread 0 Crashed:: Dispatch queue: NAME`.
@@ -176,5 +209,30 @@ Binary Images:
         );
         assert_eq!(parsed.images[0].path, "/Users/USER/crash");
         assert_eq!(parsed.threads[0].frames[0].addr, 0x1_0a5e_ec15);
+    }
+
+    #[test]
+    fn the_crashed_threads_state_is_read_with_or_without_its_width() {
+        let arm = "Thread 2 crashed with ARM Thread State (64-bit):
+    x0: 0x0000000000000000   x1: 0x000000016f9e6f58   x2: 0x0000000000000001
+    fp: 0x000000016f9e6f40   lr: 0x0000000102f6c8a4   sp: 0x000000016f9e6f30   pc: 0x0000000102f6c8b8 cpsr: 0x60000000
+   far: 0x0000000000000088      esr: 0x92000006 (Data Abort) byte read Translation fault
+
+Binary Images:
+";
+        let (id, registers) = thread_state(arm).unwrap();
+        assert_eq!(id, 2);
+        let names: Vec<&str> = registers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["x0", "x1", "x2", "fp", "lr", "sp", "pc", "cpsr", "far", "esr"]
+        );
+        assert_eq!(registers[6].1, 0x1_02f6_c8b8);
+        let old = "Thread 0 crashed with X86-64 Thread State:\n  rip: 0x00007fff6f3a6cc9\n";
+        assert_eq!(
+            thread_state(old),
+            Some((0, vec![("rip".to_owned(), 0x7fff_6f3a_6cc9)]))
+        );
+        assert_eq!(thread_state("Thread 0 Crashed:\n0 x 0x1 y\n"), None);
     }
 }

@@ -16,6 +16,9 @@ const MAX_FRAMES: usize = 512;
 const MAX_TEXT: usize = 4096;
 /// Most tags kept (each becomes an annotation of the crash).
 const MAX_TAGS: usize = 100;
+/// Most registers read from one stack, and the longest register name.
+const MAX_REGISTERS: usize = 128;
+const MAX_REGISTER_NAME: usize = 16;
 /// Longest tag name or value kept (Sentry's own limits are 32 and 200 characters).
 const MAX_TAG_TEXT: usize = 200;
 
@@ -68,6 +71,9 @@ pub struct EventException {
     pub frames: Vec<EventFrame>,
     /// The thread it was thrown on.
     pub thread_id: Option<String>,
+    /// The registers of its innermost frame (`stacktrace.registers`), in the CPU's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registers: Vec<(String, Addr)>,
 }
 
 /// One thread.
@@ -81,6 +87,9 @@ pub struct EventThread {
     pub crashed: bool,
     /// Frames, oldest first.
     pub frames: Vec<EventFrame>,
+    /// The registers of its innermost frame (`stacktrace.registers`), in the CPU's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registers: Vec<(String, Addr)>,
 }
 
 /// One frame as the SDK sent it.
@@ -245,6 +254,52 @@ fn frames(stacktrace: &Value) -> Vec<EventFrame> {
     all[start..].iter().map(frame).collect()
 }
 
+/// A stack's registers (`{"rip": "0x…", "rax": 0, …}`), in the CPU's own order (a JSON
+/// object's order is not kept on the way): general registers by number, then the named ones as
+/// a debugger lists them (x86-64: `rax`…`rsp`, `r8`…`r15`, `rip`, `rflags`; ARM64: `x0`…`x28`,
+/// `fp`, `lr`, `sp`, `pc`, `cpsr`). Values that are no address, and overlong names, are left out.
+fn registers(value: &Value) -> Vec<(String, Addr)> {
+    let Some(map) = value.as_object() else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Addr)> = map
+        .iter()
+        .filter(|(name, _)| !name.is_empty() && name.len() <= MAX_REGISTER_NAME)
+        .filter_map(|(name, value)| Some((name.clone(), addr(value)?)))
+        .take(MAX_REGISTERS)
+        .collect();
+    out.sort_by_cached_key(|(name, _)| register_rank(name));
+    out
+}
+
+/// Where a register comes in a listing: see [`registers`].
+fn register_rank(name: &str) -> (u8, usize, String) {
+    /// Named registers before the numbered `r8`…: x86's, in the order debuggers show them.
+    const FIRST: &[&str] = &[
+        "eax", "rax", "ebx", "rbx", "ecx", "rcx", "edx", "rdx", "edi", "rdi", "esi", "rsi", "ebp",
+        "rbp", "esp", "rsp",
+    ];
+    /// Named registers after the numbered ones.
+    const LAST: &[&str] = &[
+        "fp", "ip", "lr", "sp", "pc", "eip", "rip", "cpsr", "eflags", "rflags", "rfl", "cs", "ds",
+        "es", "fs", "gs", "ss", "far", "esr", "cr2", "trap", "err",
+    ];
+    let numbered = |prefix: char| {
+        name.strip_prefix(prefix)
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    if let Some(i) = FIRST.iter().position(|r| *r == name) {
+        (0, i, String::new())
+    } else if let Some(n) = numbered('x').or_else(|| numbered('r')) {
+        (1, n, String::new())
+    } else if let Some(i) = LAST.iter().position(|r| *r == name) {
+        (2, i, String::new())
+    } else {
+        (3, 0, name.to_owned())
+    }
+}
+
 fn frame(value: &Value) -> EventFrame {
     EventFrame {
         function: text(&value["function"])
@@ -303,6 +358,7 @@ impl Event {
                 mechanism: e["mechanism"].clone(),
                 frames: frames(&e["stacktrace"]),
                 thread_id: text(&e["thread_id"]),
+                registers: registers(&e["stacktrace"]["registers"]),
             })
             .collect();
         let threads = values(&value["threads"])
@@ -313,6 +369,7 @@ impl Event {
                 name: text(&t["name"]),
                 crashed: t["crashed"].as_bool().unwrap_or(false),
                 frames: frames(&t["stacktrace"]),
+                registers: registers(&t["stacktrace"]["registers"]),
             })
             .collect();
         let images = value["debug_meta"]["images"]
@@ -481,5 +538,49 @@ mod tests {
         assert_eq!(frames[2].instruction_addr, None);
         assert!(Event::from_slice(b"[1]").is_err());
         assert!(Event::from_slice(b"{").is_err());
+    }
+
+    #[test]
+    fn registers_come_in_the_cpus_order_whatever_the_json_order() {
+        let names = |json: &str| -> Vec<String> {
+            let event = Event::from_slice(json.as_bytes()).unwrap();
+            event.threads[0]
+                .registers
+                .iter()
+                .map(|(n, _)| n.clone())
+                .collect()
+        };
+        let x86 = r#"{"threads": [{"stacktrace": {"frames": [], "registers": {
+            "rip": "0x10", "r10": "0x1", "rax": 0, "r8": "0x2", "rsp": "0x3", "rflags": "0x246",
+            "rbx": "0x4", "trap": "0xe", "weird": "0x5", "bad": "not a number"}}}]}"#;
+        assert_eq!(
+            names(x86),
+            ["rax", "rbx", "rsp", "r8", "r10", "rip", "rflags", "trap", "weird"]
+        );
+        let arm = r#"{"threads": [{"stacktrace": {"registers": {
+            "pc": "0x4", "x10": "0x1", "x2": "0x2", "lr": "0x3", "sp": "0x5", "fp": "0x6",
+            "cpsr": "0x0", "x0": "0x0"}}}]}"#;
+        assert_eq!(
+            names(arm),
+            ["x0", "x2", "x10", "fp", "lr", "sp", "pc", "cpsr"]
+        );
+        let event = Event::from_slice(x86.as_bytes()).unwrap();
+        assert_eq!(
+            event.threads[0].registers[5],
+            ("rip".to_owned(), Addr(0x10))
+        );
+        // Bounded: a thousand registers, and a name longer than any register's, are cut.
+        let many: serde_json::Map<String, Value> = (0..1000)
+            .map(|i| (format!("r{i}"), Value::from(i)))
+            .chain([("x".repeat(100), Value::from(1))])
+            .collect();
+        let event = Event::from_value(
+            &serde_json::json!({"threads": [{"stacktrace": {"registers": many}}]}),
+        );
+        assert_eq!(event.threads[0].registers.len(), MAX_REGISTERS);
+        assert!(event.threads[0]
+            .registers
+            .iter()
+            .all(|(n, _)| n.len() <= MAX_REGISTER_NAME));
     }
 }

@@ -59,6 +59,8 @@ struct StackSource<'e> {
     label: String,
     crashed: bool,
     frames: &'e [EventFrame],
+    /// The innermost frame's registers.
+    registers: &'e [(String, Addr)],
 }
 
 impl EventProcessor<'_> {
@@ -104,6 +106,7 @@ impl EventProcessor<'_> {
                 crashed: s.crashed,
                 frames,
                 raw_frames: s.frames.to_vec(),
+                registers: s.registers.to_vec(),
             })
             .collect();
         let failing = stacks.iter().find(|s| s.crashed).or(stacks.first());
@@ -352,11 +355,21 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
             (None, Some(v)) => v.clone(),
             (None, None) => "exception".to_owned(),
         };
+        // Registers come with the exception's stack, or with its thread's.
+        let thread = || {
+            let id = e.thread_id.as_deref()?;
+            event.threads.iter().find(|t| t.id.as_deref() == Some(id))
+        };
+        let registers = match (e.registers.is_empty(), thread()) {
+            (true, Some(thread)) => &thread.registers,
+            _ => &e.registers,
+        };
         out.push(StackSource {
             source: "exception",
             label,
             crashed: e.frames.as_ptr() == failing,
             frames: &e.frames,
+            registers,
         });
     }
     let exception_threads: BTreeSet<&str> = event
@@ -383,6 +396,7 @@ fn stack_sources(event: &Event) -> Vec<StackSource<'_>> {
             label,
             crashed: t.frames.as_ptr() == failing,
             frames: &t.frames,
+            registers: &t.registers,
         });
     }
     out

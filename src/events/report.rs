@@ -12,7 +12,7 @@ use super::event::Event;
 use super::grouping::EventGrouping;
 use super::stacks::{EventPlatform, ProcessedStack};
 use crate::group::index::MissingModule;
-use crate::process::view::{FrameView, Hex, InlineView, ThreadView};
+use crate::process::view::{FrameView, Hex, InlineView, Registers, ThreadView};
 use crate::symbols::identify::base_name;
 
 /// A processed event: the event, its stacks symbolicated, what was missing, and its group.
@@ -84,8 +84,14 @@ impl EventReport {
             .collect();
         map.serialize_entry("thread_stacks", &thread_stacks)?;
         let crashing = self.stacks.iter().position(|s| s.crashed).unwrap_or(0);
-        let threads: Vec<ThreadView<'_>> = self.stacks.iter().map(thread_view).collect();
+        let threads: Vec<ThreadView<'_>> =
+            self.stacks.iter().map(|s| thread_view(s, None)).collect();
         map.serialize_entry("threads", &threads)?;
+        // As a processed minidump has it: the crashing stack again, its innermost frame with the
+        // registers the event sent.
+        if let Some(stack) = self.stacks.get(crashing).filter(|s| !s.frames.is_empty()) {
+            map.serialize_entry("crashing_thread", &thread_view(stack, Some(crashing)))?;
+        }
         let main = e.main_exception();
         map.serialize_entry(
             "crash_info",
@@ -120,8 +126,18 @@ impl serde::Serialize for EventReport {
 }
 
 /// A stack as a processed minidump's thread (innermost frame first), for the readers of
-/// processed crashes (the crash page).
-fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
+/// processed crashes (the crash page); with `crashing_index`, the top-level `crashing_thread`
+/// copy (its index, and the registers on its innermost frame).
+fn thread_view(stack: &ProcessedStack, crashing_index: Option<usize>) -> ThreadView<'_> {
+    let registers = (crashing_index.is_some() && !stack.registers.is_empty()).then(|| {
+        Registers(
+            stack
+                .registers
+                .iter()
+                .map(|(name, value)| (Cow::Owned(name.clone()), format!("{:#018x}", value.0)))
+                .collect(),
+        )
+    });
     let frames: Vec<FrameView<'_>> = stack
         .frames
         .iter()
@@ -167,7 +183,7 @@ fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
                     "missing_symbol" | "missing_sourcemap" | "missing_source" | "missing_mapping"
                 ),
                 trust: Cow::Borrowed(&f.status),
-                registers: None,
+                registers: if index == 0 { registers.clone() } else { None },
                 variables: None,
             }
         })
@@ -178,7 +194,7 @@ fn thread_view(stack: &ProcessedStack) -> ThreadView<'_> {
         thread_name: Some(Cow::Borrowed(&stack.label)),
         thread_id: None,
         frames,
-        threads_index: None,
+        threads_index: crashing_index,
     }
 }
 

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::event::EventFrame;
+use crate::process::symbolicate::Addr;
 use crate::process::symbolicate::InlineFrame;
 
 /// Which kind of code an event's failing stack is.
@@ -81,4 +82,7 @@ pub struct ProcessedStack {
     pub frames: Vec<ProcessedFrame>,
     /// Frames as received.
     pub raw_frames: Vec<EventFrame>,
+    /// The innermost frame's registers as received, in the CPU's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registers: Vec<(String, Addr)>,
 }

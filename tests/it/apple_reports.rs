@@ -82,7 +82,10 @@ fn ips_report() -> String {
         "asi": {"libsystem_c.dylib": ["abort() called"]},
         "faultingThread": 0,
         "threads": [
-            {"triggered": true, "id": 88123, "queue": "com.apple.main-thread", "frames": [
+            {"triggered": true, "id": 88123, "queue": "com.apple.main-thread", "threadState": {
+                "rflags": {"value": 582}, "flavor": "x86_THREAD_STATE", "rip": {"value": 0x7ff8_0a5e_ae62u64, "matchesCrashFrame": 1},
+                "r8": {"value": 1}, "trap": {"value": 133}, "rax": {"value": 0},
+            }, "frames": [
                 {"imageOffset": 32_354, "symbol": "__pthread_kill", "symbolLocation": 10, "imageIndex": 1},
                 {"imageOffset": 0xdc26, "symbol": "main", "symbolLocation": 134, "imageIndex": 0},
             ]},
@@ -188,6 +191,17 @@ async fn a_crash_report_is_symbolicated_with_its_dsym_and_classified_by_its_exce
     assert_eq!(done["processed"]["release"], "crash@1.0");
     let threads = done["processed"]["threads"].as_array().unwrap();
     assert_eq!(threads.len(), 2, "both threads");
+    // The crashed thread's state, in the CPU's order, on its innermost frame.
+    let registers = &done["processed"]["crashing_thread"]["frames"][0]["registers"];
+    assert_eq!(registers["rip"], format!("{:#018x}", BASE + 0xdc15), "{registers}");
+    assert_eq!(registers["cr2"], "0x0000000000000088");
+    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    let at: Vec<usize> = ["rax", "rbx", "rcx", "rdx", "rip", "rfl", "cr2"]
+        .iter()
+        .map(|name| page.body.find(&format!(">{name}<")).unwrap_or_else(|| panic!("{name}: {}", page.body)))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "in the CPU's order: {at:?}");
 }
 }
 
@@ -241,6 +255,19 @@ async fn an_ips_report_is_read_and_an_abort_is_an_abort() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("EXC_CRASH (SIGABRT)"), "{}", page.body);
     assert!(page.body.contains("main.cpp"), "{}", page.body);
+    // Its registers, from the report's `threadState`, in the CPU's order.
+    let registers = &processed["crashing_thread"]["frames"][0]["registers"];
+    assert_eq!(registers["rip"], "0x00007ff80a5eae62", "{registers}");
+    let rows: Vec<usize> = ["rax", "r8", "rip", "rflags", "trap"]
+        .iter()
+        .map(|name| {
+            page.body
+                .find(&format!(">{name}<"))
+                .unwrap_or_else(|| panic!("{name} on the page"))
+        })
+        .collect();
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+    assert!(page.body.contains("0x00007ff80a5eae62"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
