@@ -75,8 +75,8 @@ impl CrashReport {
                 crash_info: CrashInfoView {
                     crashing_thread: state.requesting_thread,
                 },
-                threads: thread_views(state, &self.processed.variables),
-                crashing_thread: crashing_thread_view(state, &self.processed.variables),
+                threads: thread_views(&self.processed),
+                crashing_thread: crashing_thread_view(&self.processed),
                 modules: module_views(&self.processed),
                 uncaught_exception: self.processed.thrown.clone(),
             },

@@ -196,6 +196,8 @@ impl EventProcessor<'_> {
                     frame.frame.abs_path = out.abs_path.clone();
                     frame.frame.filename = out.abs_path.as_deref().map(|p| base_name(p).to_owned());
                     frame.frame.lineno = out.lineno;
+                    frame.generated_abs_path = out.generated_abs_path.clone();
+                    frame.generated_lineno = out.generated_lineno;
                     frame.inlines = out.inlines.iter().map(InlineOut::from).collect();
                 } else if let Some(module) = out.module_index {
                     found.errors.push(json!({
@@ -336,6 +338,8 @@ fn as_sent(frame: &EventFrame) -> ProcessedFrame {
         frame: frame.clone(),
         pre_context: Vec::new(),
         post_context: Vec::new(),
+        generated_abs_path: None,
+        generated_lineno: None,
         inlines: Vec::new(),
         status: "as_sent".to_owned(),
         sourcemap: None,

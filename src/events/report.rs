@@ -160,6 +160,8 @@ fn thread_view(stack: &ProcessedStack, crashing_index: Option<usize>) -> ThreadV
                     .or(fr.filename.as_deref())
                     .map(Cow::Borrowed),
                 line: fr.lineno,
+                generated_file: f.generated_abs_path.as_deref().map(Cow::Borrowed),
+                generated_line: f.generated_lineno,
                 column: fr.colno,
                 offset: fr.instruction_addr.map(|a| Hex {
                     value: a.0,

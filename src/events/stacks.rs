@@ -32,6 +32,13 @@ pub struct ProcessedFrame {
     /// Source lines after.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub post_context: Vec<String>,
+    /// Native: the generated file and line (IL2CPP's C++) that `abs_path` and `lineno` were
+    /// moved from by a line mapping.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_abs_path: Option<String>,
+    /// Native: the generated file's line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated_lineno: Option<u32>,
     /// Native: functions inlined at this address, innermost first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlines: Vec<InlineOut>,

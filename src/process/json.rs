@@ -17,17 +17,15 @@ use crate::symbols::identify::base_name as basename;
 use minidump::system_info::PointerWidth;
 use minidump::{MinidumpContext, MinidumpContextValidity, MinidumpModule, Module};
 use minidump_processor::{AdjustedAddress, PossibleBitFlip, ProcessState};
-use minidump_unwind::{CallStack, StackFrame};
+use minidump_unwind::StackFrame;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use super::output::{ModuleReport, ProcessedCrash};
-use super::variables::ThreadsVariables;
 use super::view::{
     field_name, FrameView, Hex, InlineView, ModuleSymbolsView, ModuleView, ProcessedParts,
     Registers, ThreadView, UnloadedFrameView,
 };
-use crate::variables::Variable;
 
 impl Serialize for ProcessedCrash {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -75,13 +73,10 @@ impl ProcessedCrash {
                 .map(|t| s.time.duration_since(t).unwrap_or_default().as_secs()),
         )?;
         map.serialize_entry("thread_count", &s.threads.len())?;
-        map.serialize_entry(
-            field_name!(ProcessedParts, threads),
-            &thread_views(s, &self.variables),
-        )?;
+        map.serialize_entry(field_name!(ProcessedParts, threads), &thread_views(self))?;
         map.serialize_entry("unloaded_modules", &UnloadedModulesJson(s, w))?;
         map.serialize_entry("handles", &s.handles.as_ref().map(HandlesJson))?;
-        if let Some(crashing) = crashing_thread_view(s, &self.variables) {
+        if let Some(crashing) = crashing_thread_view(self) {
             map.serialize_entry(field_name!(ProcessedParts, crashing_thread), &crashing)?;
         }
         if let Some(thrown) = &self.thrown {
@@ -401,40 +396,26 @@ fn module_view<'a>(
 }
 
 /// The `threads[]` of a processed crash, as readers see them.
-pub fn thread_views<'a>(
-    state: &'a ProcessState,
-    variables: &'a ThreadsVariables,
-) -> Vec<ThreadView<'a>> {
-    let w = Width::of(state);
-    state
-        .threads
-        .iter()
-        .enumerate()
-        .map(|(i, thread)| thread_view(thread, w, None, variables.get(&i)))
+pub fn thread_views(crash: &ProcessedCrash) -> Vec<ThreadView<'_>> {
+    (0..crash.state.threads.len())
+        .map(|i| thread_view(crash, i, false))
         .collect()
 }
 
 /// The top-level `crashing_thread`: the crashing thread again, with its index and the first
 /// frame's registers (only when it has a frame, as minidump-stackwalk does).
-pub fn crashing_thread_view<'a>(
-    state: &'a ProcessState,
-    variables: &'a ThreadsVariables,
-) -> Option<ThreadView<'a>> {
-    let index = state.requesting_thread?;
-    let thread = state.threads.get(index).filter(|t| !t.frames.is_empty())?;
-    let w = Width::of(state);
-    Some(thread_view(thread, w, Some(index), variables.get(&index)))
+pub fn crashing_thread_view(crash: &ProcessedCrash) -> Option<ThreadView<'_>> {
+    let index = crash.state.requesting_thread?;
+    let thread = crash.state.threads.get(index)?;
+    (!thread.frames.is_empty()).then(|| thread_view(crash, index, true))
 }
 
-/// One thread; with `crashing_index`, the top-level `crashing_thread` copy (which adds
+/// Thread `index`; `crashing`: the top-level `crashing_thread` copy (which adds
 /// `threads_index` and the first frame's `registers`).
-fn thread_view<'a>(
-    thread: &'a CallStack,
-    w: Width,
-    crashing_index: Option<usize>,
-    variables: Option<&'a Vec<Vec<Variable>>>,
-) -> ThreadView<'a> {
-    let registers = crashing_index.is_some();
+fn thread_view(crash: &ProcessedCrash, index: usize, crashing: bool) -> ThreadView<'_> {
+    let thread = &crash.state.threads[index];
+    let w = Width::of(&crash.state);
+    let variables = crash.variables.get(&index);
     ThreadView {
         frame_count: thread.frames.len(),
         last_error_value: thread.last_error_value.map(|e| e.to_string()),
@@ -444,16 +425,20 @@ fn thread_view<'a>(
             .frames
             .iter()
             .enumerate()
-            .map(|(index, frame)| {
-                let mut view = frame_view(index, frame, w, registers && index == 0);
+            .map(|(f, frame)| {
+                let mut view = frame_view(f, frame, w, crashing && f == 0);
                 view.variables = variables
-                    .and_then(|v| v.get(index))
+                    .and_then(|v| v.get(f))
                     .filter(|v| !v.is_empty())
                     .map(|v| Cow::Borrowed(v.as_slice()));
+                if let Some(generated) = crash.generated.get(&(index, f)) {
+                    view.generated_file = Some(Cow::Borrowed(&generated.file));
+                    view.generated_line = Some(generated.line);
+                }
                 view
             })
             .collect(),
-        threads_index: crashing_index,
+        threads_index: crashing.then_some(index),
     }
 }
 
@@ -464,6 +449,8 @@ fn frame_view(index: usize, f: &StackFrame, w: Width, registers: bool) -> FrameV
         function: f.function_name.as_deref().map(Cow::Borrowed),
         file: f.source_file_name.as_deref().map(Cow::Borrowed),
         line: f.source_line,
+        generated_file: None,
+        generated_line: None,
         column: None,
         offset: Some(w.hex(f.instruction)),
         inlines: (!f.inlines.is_empty()).then(|| {

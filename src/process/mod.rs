@@ -388,6 +388,7 @@ fn finish(
         by_id,
     );
     let variables = variables::read(dump, &state, threads, tables, &facts.thread_stacks);
+    let generated = generated_lines(&state, by_id);
     ProcessedCrash {
         state,
         modules: module_reports,
@@ -396,8 +397,44 @@ fn finish(
         thrown,
         variables: variables.threads,
         fault_variable: variables.fault,
+        generated,
         timings,
     }
+}
+
+/// The generated C++ line of each frame whose line an IL2CPP mapping moved to C# (looked up
+/// again: the walk's lookups are memoized, and only modules with a mapping are asked).
+fn generated_lines(
+    state: &ProcessState,
+    by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+) -> output::GeneratedLines {
+    let mut out = output::GeneratedLines::new();
+    if !by_id.values().any(|m| {
+        m.functions
+            .as_ref()
+            .is_some_and(|f| f.maps_generated_code())
+    }) {
+        return out;
+    }
+    for (t, thread) in state.threads.iter().enumerate() {
+        for (f, frame) in thread.frames.iter().enumerate() {
+            let Some(module) = &frame.module else {
+                continue;
+            };
+            let functions = module_debug_id(module)
+                .and_then(|id| by_id.get(&id))
+                .and_then(|m| m.functions.as_ref())
+                .filter(|f| f.maps_generated_code());
+            let generated = functions.and_then(|functions| {
+                let offset = frame.instruction.checked_sub(module.base_address())?;
+                functions.lookup(offset)?.generated.clone()
+            });
+            if let Some(generated) = generated {
+                out.insert((t, f), generated);
+            }
+        }
+    }
+    out
 }
 
 /// What the first job on the pool got done.

@@ -83,6 +83,11 @@ struct LookupMemo {
 const MEMO_BYTES: usize = 512 * 1024;
 
 impl FunctionsEntry {
+    /// Whether an IL2CPP line mapping moves this module's generated C++ lines to C#.
+    pub fn maps_generated_code(&self) -> bool {
+        self.il2cpp.is_some()
+    }
+
     /// The source location of `offset` (an address minus the module's load address), or
     /// `None` when no function covers it.
     pub fn lookup(&self, offset: u64) -> Option<Arc<SourceLocation>> {
@@ -540,9 +545,19 @@ fn origin_of(symbols: &ModuleSymbols, files: &[DebugFileMeta]) -> Option<String>
     Some(file.origin.clone().unwrap_or_else(|| "uploaded".to_owned()))
 }
 
+/// A module's symbols from local files, with the IL2CPP line mapping among them (a Unity
+/// game's `GameAssembly`).
+fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+    let mut loaded = load_local_symbols(local, id)?;
+    if let Some(functions) = &mut loaded.functions {
+        functions.il2cpp = local.il2cpp_mapping(id)?.map(Arc::new);
+    }
+    Ok(loaded)
+}
+
 /// A module's symbols from local files: a Breakpad file parsed once for both functions and
 /// unwind rules, or else both caches built at once, on two of the pool's threads.
-fn load_local(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
+fn load_local_symbols(local: &LocalSymbols, id: &DebugId) -> Result<ModuleSymbols, SymbolError> {
     if let Some((file, source, text_bytes)) = local.breakpad(id)? {
         let has_cfi = !(file.cfi_stack_info.is_empty()
             && file.win_stack_framedata_info.is_empty()

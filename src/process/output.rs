@@ -68,6 +68,10 @@ pub struct ModuleAnnotations {
     pub objects: BTreeMap<String, String>,
 }
 
+/// The generated C++ line of each frame (by thread index, then frame index) whose file and
+/// line an IL2CPP line mapping moved to the C# they were generated from.
+pub type GeneratedLines = std::collections::HashMap<(usize, usize), super::location::GeneratedLine>;
+
 /// One processed dump.
 pub struct ProcessedCrash {
     /// minidump-processor's result: threads, frames, modules, crash info.
@@ -86,6 +90,8 @@ pub struct ProcessedCrash {
     pub variables: super::variables::ThreadsVariables,
     /// The crashing frame's variable the fault address came from (memory access faults).
     pub fault_variable: Option<crate::variables::FaultVariable>,
+    /// The generated C++ lines of frames an IL2CPP line mapping moved to C#.
+    pub generated: GeneratedLines,
     /// Processing timings.
     pub timings: Timings,
 }

@@ -111,6 +111,13 @@ pub struct FrameView<'a> {
     pub file: Option<Cow<'a, str>>,
     /// Source line.
     pub line: Option<u32>,
+    /// Where `file` and `line` were in generated code, when a line mapping moved them to the
+    /// source it came from (Unity IL2CPP: the C++ file IL2CPP wrote from `file`, a C# file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_file: Option<Cow<'a, str>>,
+    /// The generated file's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_line: Option<u32>,
     /// Source column (an event's JavaScript frames; minidump frames have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,

@@ -12,7 +12,7 @@ use minidump_unwind::symbols::SymbolFile;
 use symbolic::common::{ByteView, DebugId};
 
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
-use super::identify::{identify, DebugFileMeta};
+use super::identify::{identify, DebugFileMeta, IL2CPP_FORMAT};
 use super::unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
 use super::{clutter, FileReport, FileStatus, SymbolError};
 use crate::clock::now_unsigned as now;
@@ -198,6 +198,21 @@ impl LocalSymbols {
             detail: e.to_string(),
         })?;
         Ok(Some((parsed, source_of(file), bytes.len())))
+    }
+
+    /// The module's IL2CPP line mapping, when one of its local files is one (the last given):
+    /// read whole and parsed (CPU-bound: call it on the worker pool).
+    pub fn il2cpp_mapping(
+        &self,
+        debug_id: &DebugId,
+    ) -> Result<Option<symbolic_il2cpp::LineMapping>, SymbolError> {
+        let files = self.files.get(debug_id).map(Vec::as_slice).unwrap_or(&[]);
+        let Some(file) = files.iter().rev().find(|f| f.meta.format == IL2CPP_FORMAT) else {
+            return Ok(None);
+        };
+        let view = ByteView::open(&file.path)?;
+        let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
+        Ok(symbolic_il2cpp::LineMapping::parse(bytes))
     }
 
     /// Builds the module's cache of `kind` from its best local file (CPU-bound: call it on

@@ -13,6 +13,9 @@ pub struct FrameRow {
     pub module: String,
     pub function: String,
     pub location: String,
+    /// The generated code `location` was mapped from (IL2CPP's C++ line), on the real frame's
+    /// row.
+    pub generated: String,
     pub trust: String,
     pub inlined: bool,
     pub fault: bool,
@@ -63,6 +66,10 @@ pub fn frame_rows(thread: &ThreadView<'_>, fault_index: Option<usize>) -> Vec<Fr
                 frame: row.frame,
                 function,
                 location: row.source(),
+                generated: match (&frame.generated_file, frame.generated_line, row.inlined) {
+                    (Some(file), Some(line), false) => format!("{file}:{line}"),
+                    _ => String::new(),
+                },
                 trust: if row.inlined {
                     "inlined".to_owned()
                 } else {
