@@ -326,7 +326,7 @@ impl Evidence {
                     .iter()
                     .map(|v| VariableLine {
                         kind: v.kind,
-                        name: v.value.name.clone(),
+                        name: v.value.name.to_string(),
                         type_name: v.value.type_name.to_string(),
                         value: v.value.summary(),
                     })

@@ -188,8 +188,9 @@ impl Processor {
     }
 
     /// The story of one dump: check its size, parse it (and walk it at once when every
-    /// module's symbols are in memory), else fetch the symbols it lacks and walk it, then read
-    /// the memory facts around the fault.
+    /// module's symbols are in memory), else fetch the symbols it lacks and walk it; then read
+    /// the memory facts around the fault and the variables, right after the walk on the same
+    /// pool thread when their tables are in memory, else once they are loaded.
     async fn process_inner(
         &self,
         dump: Bytes,
@@ -207,67 +208,62 @@ impl Processor {
                 ),
             });
         }
-        let (dump, by_id, state, parsed, symbols_ready) =
-            match self.first_pass(dump, started, deadline).await? {
-                FirstPass::Walked {
-                    dump,
-                    by_id,
-                    state,
-                    parsed,
-                } => (dump, by_id, *state, parsed, parsed),
-                FirstPass::Parsed {
-                    dump,
-                    wanted,
-                    distinct,
-                    parsed,
-                } => {
-                    let modules = module_refs(&dump, &distinct);
-                    let by_id = self.fetch_symbols(modules, started, deadline).await?;
-                    let symbols_ready = started.elapsed();
-                    let state = self.walk_with(&dump, wanted, &by_id, deadline).await?;
-                    (dump, by_id, state, parsed, symbols_ready)
+        let finishing = Finishing {
+            variables,
+            tables: self.modules.variables().clone(),
+            started,
+        };
+        let walked = match self.first_pass(dump, finishing.clone(), deadline).await? {
+            FirstPass::Walked(Walk::Finished(crash)) => return Ok(*crash),
+            FirstPass::Walked(Walk::Unfinished(walked)) => walked,
+            FirstPass::Parsed {
+                dump,
+                wanted,
+                distinct,
+                parsed,
+            } => {
+                let modules = module_refs(&dump, &distinct);
+                let by_id = self.fetch_symbols(modules, started, deadline).await?;
+                let symbols_ready = started.elapsed();
+                let walk = (dump, wanted, by_id, (parsed, symbols_ready));
+                match self.walk_with(walk, finishing, deadline).await? {
+                    Walk::Finished(crash) => return Ok(*crash),
+                    Walk::Unfinished(walked) => walked,
                 }
-            };
-        let walked = started.elapsed();
-        let threads = variables::threads_for(variables, &state);
-        let tables = self.variable_tables(&state, &threads, deadline).await;
-        Ok(finish(
-            &dump,
-            state,
-            &by_id,
-            (&threads, &tables),
-            Timings {
-                parse_ms: ms(parsed),
-                symbols_ms: ms(symbols_ready - parsed),
-                walk_ms: ms(walked - symbols_ready),
-                total_ms: ms(walked),
-            },
-        ))
+            }
+        };
+        let threads = variables::threads_for(variables, &walked.state);
+        let tables = self
+            .variable_tables(&walked.state, &threads, deadline)
+            .await;
+        Ok(walked.finish(&threads, &tables))
     }
 
     /// One job on the pool: parse, and when every module's symbols are already in memory (the
-    /// usual case on a warm server) walk right away.
+    /// usual case on a warm server) walk right away (and finish, when it can).
     async fn first_pass(
         &self,
         dump: Bytes,
-        started: Instant,
+        finishing: Finishing,
         deadline: Instant,
     ) -> Result<FirstPass, ProcessError> {
         let limits = self.limits;
         let modules = self.modules.clone();
         let first = cpu::run(move || -> Result<FirstPass, ProcessError> {
             let (dump, wanted) = read_dump(dump, limits)?;
-            let parsed = started.elapsed();
+            let parsed = finishing.started.elapsed();
             let distinct = distinct_ids(&wanted);
             match modules.cached(&distinct) {
                 Some(by_id) => {
-                    let state = Box::new(walk(&dump, wanted, &by_id, deadline, limits)?);
-                    Ok(FirstPass::Walked {
+                    let state = walk(&dump, wanted, &by_id, deadline, limits)?;
+                    let walked = Walked {
                         dump,
                         by_id,
                         state,
-                        parsed,
-                    })
+                        timings: (parsed, parsed),
+                        walked: finishing.started.elapsed(),
+                    };
+                    Ok(FirstPass::Walked(finishing.try_finish(walked)))
                 }
                 None => Ok(FirstPass::Parsed {
                     dump,
@@ -341,22 +337,103 @@ impl Processor {
         found
     }
 
-    /// The stack walk, as a second job on the pool.
+    /// The stack walk (and the finish, when it can), as a second job on the pool.
     async fn walk_with(
         &self,
-        dump: &Arc<Minidump<'static, Bytes>>,
-        wanted: Vec<WantedModule>,
-        by_id: &HashMap<DebugId, Arc<ModuleSymbols>>,
+        (dump, wanted, by_id, timings): SymbolizedDump,
+        finishing: Finishing,
         deadline: Instant,
-    ) -> Result<ProcessState, ProcessError> {
+    ) -> Result<Walk, ProcessError> {
         let limits = self.limits;
-        let (dump, by_id) = (Arc::clone(dump), by_id.clone());
-        let walked = cpu::run(move || walk(&dump, wanted, &by_id, deadline, limits));
+        let walked = cpu::run(move || -> Result<Walk, ProcessError> {
+            let state = walk(&dump, wanted, &by_id, deadline, limits)?;
+            let walked = Walked {
+                dump,
+                by_id,
+                state,
+                timings,
+                walked: finishing.started.elapsed(),
+            };
+            Ok(finishing.try_finish(walked))
+        });
         match tokio::time::timeout_at(deadline.into(), walked).await {
             Err(_) => Err(time_budget(limits)),
             Ok(result) => result.map_err(|e| ProcessError::Internal(e.to_string()))?,
         }
     }
+}
+
+/// A parsed dump with the symbols of its modules, ready to walk: the dump, its modules, their
+/// symbols, and when it was parsed and its symbols were ready.
+type SymbolizedDump = (
+    Arc<Minidump<'static, Bytes>>,
+    Vec<WantedModule>,
+    HashMap<DebugId, Arc<ModuleSymbols>>,
+    (Duration, Duration),
+);
+
+/// What finishing a walked dump needs: whose variables, the tables they are read with, and
+/// when processing started.
+#[derive(Clone)]
+struct Finishing {
+    variables: VariablesScope,
+    tables: variables::VariableTables,
+    started: Instant,
+}
+
+impl Finishing {
+    /// On the pool, right after the walk: finishes the crash when every variables table it
+    /// needs is in memory (the dump's memory is still in this core's caches), else hands the
+    /// walk back to load them.
+    fn try_finish(&self, walked: Walked) -> Walk {
+        let threads = variables::threads_for(self.variables, &walked.state);
+        let ids = variables::modules_of(&walked.state, &threads);
+        match self.tables.all_loaded(&ids) {
+            Some(tables) => Walk::Finished(Box::new(walked.finish(&threads, &tables))),
+            None => Walk::Unfinished(Box::new(walked)),
+        }
+    }
+}
+
+/// A walked dump, not yet finished.
+struct Walked {
+    dump: Arc<Minidump<'static, Bytes>>,
+    by_id: HashMap<DebugId, Arc<ModuleSymbols>>,
+    state: ProcessState,
+    /// When the dump was parsed and its symbols were ready.
+    timings: (Duration, Duration),
+    /// When the walk ended.
+    walked: Duration,
+}
+
+impl Walked {
+    /// The processed crash, with the variables of `threads` read with `tables`.
+    fn finish(
+        self,
+        threads: &[usize],
+        tables: &HashMap<DebugId, Arc<VariablesTable>>,
+    ) -> ProcessedCrash {
+        let (parsed, symbols_ready) = self.timings;
+        let timings = Timings {
+            parse_ms: ms(parsed),
+            symbols_ms: ms(symbols_ready - parsed),
+            walk_ms: ms(self.walked - symbols_ready),
+            total_ms: ms(self.walked),
+        };
+        finish(
+            &self.dump,
+            self.state,
+            &self.by_id,
+            (threads, tables),
+            timings,
+        )
+    }
+}
+
+/// A walk, finished or handed back.
+enum Walk {
+    Finished(Box<ProcessedCrash>),
+    Unfinished(Box<Walked>),
 }
 
 /// The walked dump with what was found per module, its Crashpad annotations, the memory
@@ -439,13 +516,8 @@ fn generated_lines(
 
 /// What the first job on the pool got done.
 enum FirstPass {
-    /// Every module's symbols were in memory: the dump is walked.
-    Walked {
-        dump: Arc<Minidump<'static, Bytes>>,
-        by_id: HashMap<DebugId, Arc<ModuleSymbols>>,
-        state: Box<ProcessState>,
-        parsed: Duration,
-    },
+    /// Every module's symbols were in memory: the dump is walked (and maybe finished).
+    Walked(Walk),
     /// Some symbols must be fetched first.
     Parsed {
         dump: Arc<Minidump<'static, Bytes>>,

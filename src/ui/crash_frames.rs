@@ -94,7 +94,7 @@ pub fn frame_rows(thread: &ThreadView<'_>, fault_index: Option<usize>) -> Vec<Fr
 
 fn variable_row(variable: &Variable) -> VariableRow {
     VariableRow {
-        name: variable.value.name.clone(),
+        name: variable.value.name.to_string(),
         type_name: variable.value.type_name.to_string(),
         kind: match variable.kind {
             VariableKind::Parameter => "parameter",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::eval::Unavailable;
-use super::render::{escape, le_u64, Renderer, Value};
+use super::render::{element_name, escape, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
 
 /// A member found inside a value: its byte offset from the value's start and its type.
@@ -24,7 +24,7 @@ impl Renderer<'_> {
     /// other struct (shown field by field).
     pub(super) fn container(
         &self,
-        name: &str,
+        name: &Arc<str>,
         type_name: &Arc<str>,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
@@ -100,7 +100,7 @@ impl Renderer<'_> {
     /// A Rust enum: the variant its discriminant chooses, with that variant's fields.
     fn variant(
         &self,
-        name: &str,
+        name: &Arc<str>,
         type_name: &Arc<str>,
         variants: &Variants,
         bytes: &[Result<u8, Unavailable>],
@@ -132,7 +132,7 @@ impl Renderer<'_> {
             value.unavailable = Some(Unavailable::Unsupported);
             return value;
         };
-        value.variant = Some(member.name.clone());
+        value.variant = Some(member.name.to_string());
         let start = member.offset as usize;
         let end = start.saturating_add(self.size_of(member.type_id) as usize);
         if let Some(part) = bytes.get(start..end.min(bytes.len())) {
@@ -184,7 +184,7 @@ impl Renderer<'_> {
             };
             value
                 .fields
-                .push(self.read(format!("[{i}]"), element, &bytes, depth + 1));
+                .push(self.read(element_name(i as usize), element, &bytes, depth + 1));
         }
         value.truncated = length > shown;
         value
@@ -206,7 +206,7 @@ impl Renderer<'_> {
 
     /// A member named `name`, or one inherited from a base class (two levels of bases).
     fn member_named(&self, members: &[Member], name: &str, bases: usize) -> Option<Found> {
-        if let Some(member) = members.iter().find(|m| m.name == name) {
+        if let Some(member) = members.iter().find(|m| *m.name == *name) {
             return Some((member.offset, member.type_id));
         }
         if bases >= 2 {
@@ -214,7 +214,7 @@ impl Renderer<'_> {
         }
         members
             .iter()
-            .filter(|m| m.name == "<base>")
+            .filter(|m| &*m.name == "<base>")
             .find_map(|base| {
                 let Some(TypeInfo::Struct { members, .. }) = self.resolved(base.type_id) else {
                     return None;
@@ -254,7 +254,7 @@ impl Renderer<'_> {
                 TypeInfo::Struct { members, .. } => {
                     let next = ["ptr", "pointer", "inner"]
                         .iter()
-                        .find_map(|name| members.iter().find(|m| m.name == *name))?;
+                        .find_map(|name| members.iter().find(|m| &*m.name == *name))?;
                     offset = offset.saturating_add(next.offset);
                     type_id = next.type_id;
                 }

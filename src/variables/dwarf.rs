@@ -226,7 +226,7 @@ impl<'a> Builder<'a, '_> {
         };
         let type_id = self.type_attr(unit, entry, 0)?;
         Ok(Some(VariableDecl {
-            name,
+            name: name.into(),
             parameter: entry.tag() == gimli::DW_TAG_formal_parameter,
             type_id,
             location,
@@ -605,7 +605,7 @@ impl<'a> Builder<'a, '_> {
         };
         let type_id = self.type_attr(unit, entry, depth)?;
         Ok(Member {
-            name,
+            name: name.into(),
             offset,
             type_id,
             bits,

@@ -86,7 +86,7 @@ pub fn explain(
             };
             collect(
                 &renderer,
-                decl.name.clone(),
+                decl.name.to_string(),
                 decl.type_id,
                 &bytes,
                 0,
@@ -184,5 +184,5 @@ fn member_at(renderer: &Renderer<'_>, type_id: Option<TypeId>, offset: u64) -> O
     members
         .iter()
         .find(|m| (m.offset..m.offset + renderer.size_of(m.type_id).max(1)).contains(&offset))
-        .map(|m| m.name.clone())
+        .map(|m| m.name.to_string())
 }

@@ -34,8 +34,9 @@ impl Default for RenderLimits {
 /// A value as shown: a leaf has `value` (or `unavailable`), a struct or array has `fields`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Value {
-    /// The variable's name, a member's name, or `[i]` for an element.
-    pub name: String,
+    /// The variable's name, a member's name, or `[i]` for an element (shared with the table,
+    /// not copied per value).
+    pub name: Arc<str>,
     /// The type as the source spells it (`struct node *`, `char [8]`).
     #[serde(rename = "type")]
     pub type_name: Arc<str>,
@@ -140,10 +141,10 @@ impl Value {
 
 impl Value {
     /// A value shown by its parts (`fields`), with no leaf value of its own.
-    pub(super) fn named(name: &str, type_name: &Arc<str>, fields: Vec<Value>) -> Value {
+    pub(super) fn named(name: &Arc<str>, type_name: &Arc<str>, fields: Vec<Value>) -> Value {
         Value {
             fields,
-            ..leaf(name.to_owned(), Arc::clone(type_name), None)
+            ..leaf(Arc::clone(name), Arc::clone(type_name), None)
         }
     }
 }
@@ -170,7 +171,7 @@ impl Renderer<'_> {
     /// The value named `name` of type `type_id` from `bytes`.
     pub fn value(
         &self,
-        name: String,
+        name: Arc<str>,
         type_id: Option<TypeId>,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
@@ -178,7 +179,7 @@ impl Renderer<'_> {
     }
 
     /// A value that could not be located at all.
-    pub fn unavailable(&self, name: String, type_id: Option<TypeId>, why: Unavailable) -> Value {
+    pub fn unavailable(&self, name: Arc<str>, type_id: Option<TypeId>, why: Unavailable) -> Value {
         let mut value = leaf(name, self.type_name(type_id), None);
         value.unavailable = Some(why);
         value
@@ -213,7 +214,7 @@ impl Renderer<'_> {
 
     pub(super) fn read(
         &self,
-        name: String,
+        name: Arc<str>,
         type_id: Option<TypeId>,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
@@ -248,9 +249,9 @@ impl Renderer<'_> {
                         (Some(part), Some((offset, width))) => {
                             let mut field =
                                 leaf(member.name.clone(), self.type_name(member.type_id), None);
-                            match known(part) {
-                                Ok(raw) => {
-                                    let word = le_u64(&raw) >> offset;
+                            match known_word(part) {
+                                Ok(word) => {
+                                    let word = word.unwrap_or(0) >> offset;
                                     let mask = if width >= 64 { !0 } else { (1u64 << width) - 1 };
                                     field.value = Some((word & mask).to_string());
                                 }
@@ -284,7 +285,7 @@ impl Renderer<'_> {
                     let part = bytes.get(i * size..(i + 1) * size).unwrap_or(&[]);
                     value
                         .fields
-                        .push(self.read(format!("[{i}]"), *element, part, depth + 1));
+                        .push(self.read(element_name(i), *element, part, depth + 1));
                 }
                 value.truncated = count > self.limits.elements;
                 value
@@ -295,15 +296,15 @@ impl Renderer<'_> {
 
     fn scalar(
         &self,
-        name: String,
+        name: Arc<str>,
         type_name: Arc<str>,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
         let mut value = leaf(name, type_name, None);
-        let raw = match known(bytes) {
-            Ok(raw) if !raw.is_empty() => raw,
-            Ok(_) => {
+        let word = match known_word(bytes) {
+            Ok(Some(word)) => word,
+            Ok(None) => {
                 value.unavailable = Some(Unavailable::Unsupported);
                 return value;
             }
@@ -312,7 +313,6 @@ impl Renderer<'_> {
                 return value;
             }
         };
-        let word = le_u64(&raw);
         value.value = Some(match info {
             TypeInfo::Base { encoding, size, .. } => base_value(*encoding, *size, word),
             TypeInfo::Enum {
@@ -385,7 +385,7 @@ impl Renderer<'_> {
     }
 }
 
-fn leaf(name: String, type_name: Arc<str>, value: Option<String>) -> Value {
+fn leaf(name: Arc<str>, type_name: Arc<str>, value: Option<String>) -> Value {
     Value {
         name,
         type_name,
@@ -399,9 +399,30 @@ fn leaf(name: String, type_name: Arc<str>, value: Option<String>) -> Value {
     }
 }
 
-/// Every byte, or why one is missing.
-fn known(bytes: &[Result<u8, Unavailable>]) -> Result<Vec<u8>, Unavailable> {
-    bytes.iter().copied().collect()
+/// The name of element `i` (`[i]`): the first ones shared, made once.
+pub(super) fn element_name(i: usize) -> Arc<str> {
+    static NAMES: std::sync::LazyLock<Vec<Arc<str>>> = std::sync::LazyLock::new(|| {
+        (0..RenderLimits::default().elements)
+            .map(|i| Arc::from(format!("[{i}]")))
+            .collect()
+    });
+    match NAMES.get(i) {
+        Some(name) => Arc::clone(name),
+        None => Arc::from(format!("[{i}]")),
+    }
+}
+
+/// The little-endian word of the first 8 bytes (`None` when there are none), if every byte is
+/// known, or why one is missing; without collecting them anywhere.
+fn known_word(bytes: &[Result<u8, Unavailable>]) -> Result<Option<u64>, Unavailable> {
+    let mut word = [0u8; 8];
+    for (i, byte) in bytes.iter().enumerate() {
+        let byte = (*byte)?;
+        if let Some(slot) = word.get_mut(i) {
+            *slot = byte;
+        }
+    }
+    Ok((!bytes.is_empty()).then(|| u64::from_le_bytes(word)))
 }
 
 pub(super) fn le_u64(raw: &[u8]) -> u64 {

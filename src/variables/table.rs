@@ -183,8 +183,8 @@ pub enum ScopeKind {
 /// A parameter or local as declared.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariableDecl {
-    /// Its name in the source.
-    pub name: String,
+    /// Its name in the source (shared by every value read of it).
+    pub name: Arc<str>,
     /// A parameter of the scope's function (else a local).
     pub parameter: bool,
     /// Its type, if the debug file gives one.
@@ -298,8 +298,8 @@ pub struct Variants {
 /// A data member of a struct, class or union.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Member {
-    /// Its name (`<base>` for a base class).
-    pub name: String,
+    /// Its name (`<base>` for a base class; shared by every value read of it).
+    pub name: Arc<str>,
     /// Byte offset in the struct.
     pub offset: u64,
     /// Its type.
@@ -533,7 +533,7 @@ mod tests {
             kind: ScopeKind::Inlined(name.to_owned()),
             ranges: vec![(depth, 1000 - depth)],
             variables: vec![VariableDecl {
-                name: format!("v{depth}"),
+                name: format!("v{depth}").into(),
                 parameter: false,
                 type_id: None,
                 location: Location::None,
@@ -568,14 +568,11 @@ mod tests {
         let back = VariablesTable::decode(&table.encode()).unwrap();
         let chain = back.function_at(500).unwrap().scope.chain_at(500);
         assert_eq!(chain.len(), 257, "chain_at stops at 256 nested scopes");
-        let names: Vec<&str> = chain[1..]
-            .iter()
-            .map(|s| s.variables[0].name.as_str())
-            .collect();
+        let names: Vec<&str> = chain[1..].iter().map(|s| &*s.variables[0].name).collect();
         assert_eq!(names[..3], ["v1", "v2", "v3"]);
         let seventh = chain[7];
         assert_eq!(seventh.children.len(), 2, "the sibling kept its place");
-        assert_eq!(seventh.children[1].variables[0].name, "v8");
+        assert_eq!(&*seventh.children[1].variables[0].name, "v8");
         assert!(VariablesTable::decode(b"not zstd").is_err());
     }
 }
