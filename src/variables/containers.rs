@@ -297,8 +297,8 @@ mod tests {
         }
     }
     impl AddressMap for Everywhere {
-        fn describe(&self, _address: u64) -> String {
-            "heap".to_owned()
+        fn describe(&self, _address: u64) -> std::borrow::Cow<'static, str> {
+            std::borrow::Cow::Borrowed("heap")
         }
     }
 

@@ -2,6 +2,7 @@
 //! frame's instruction, and each parameter and local in them located against that frame's
 //! registers (as the unwinder recovered them) and read from the dump's memory.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -86,22 +87,22 @@ pub struct CrashAddressMap<'a> {
 }
 
 impl AddressMap for CrashAddressMap<'_> {
-    fn describe(&self, address: u64) -> String {
+    fn describe(&self, address: u64) -> Cow<'static, str> {
         if address < 4096 {
-            return "null".to_owned();
+            return Cow::Borrowed("null");
         }
         if self.stacks.iter().any(|s| s.contains(&address)) {
-            return "stack".to_owned();
+            return Cow::Borrowed("stack");
         }
         if let Some(module) = self.modules.module_at_address(address) {
             let path = module.code_file();
             let name = path.rsplit(['/', '\\']).next().unwrap_or(&path);
-            return format!("module {name}");
+            return Cow::Owned(format!("module {name}"));
         }
         if self.memory.holds(address) {
-            return "heap".to_owned();
+            return Cow::Borrowed("heap");
         }
-        "not captured".to_owned()
+        Cow::Borrowed("not captured")
     }
 }
 

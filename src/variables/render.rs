@@ -3,6 +3,7 @@
 //! `char *` when the dump holds it), structs and arrays to a bounded depth and size. Every part
 //! that cannot be read says why.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +49,7 @@ pub struct Value {
     pub unavailable: Option<Unavailable>,
     /// For a pointer: `null`, `stack`, `heap`, `module NAME`, or `not captured`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub points_to: Option<String>,
+    pub points_to: Option<Cow<'static, str>>,
     /// For a `char *` or `char` array: the text up to its NUL, non-printable bytes as `\xNN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -152,7 +153,7 @@ impl Value {
 /// Where pointers point, as the crash's memory map says.
 pub trait AddressMap {
     /// `null`, `stack`, `heap`, `module NAME`, or `not captured`.
-    fn describe(&self, address: u64) -> String;
+    fn describe(&self, address: u64) -> Cow<'static, str>;
 }
 
 /// Reads values of one table's types.
@@ -505,8 +506,8 @@ mod tests {
         }
     }
     impl AddressMap for NoMemory {
-        fn describe(&self, _address: u64) -> String {
-            "not captured".to_owned()
+        fn describe(&self, _address: u64) -> std::borrow::Cow<'static, str> {
+            std::borrow::Cow::Borrowed("not captured")
         }
     }
 

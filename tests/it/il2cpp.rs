@@ -40,19 +40,21 @@ fn address_of_line(binary: &std::path::Path, line: u32) -> u64 {
         .unwrap_or_else(|| panic!("no address for line {line} in {text}"))
 }
 
-/// The generated C++ compiled with g++ in IL2CPP's output folder (`il2cppOutput/`, as Unity's
-/// build lays it out): the folder, the binary, and the addresses of C++ lines 4 and 6.
-fn built_game() -> Option<(tempfile::TempDir, std::path::PathBuf, u64, u64)> {
-    for tool in ["g++", "objdump", "sentry-cli"] {
-        if !common::tool_present(tool) {
-            return None;
-        }
+/// `generated` compiled with g++ (`-g -O0`, a GNU build ID) in IL2CPP's output folder
+/// (`il2cppOutput/`, as Unity's build lays it out) when `tools` are all here: the folder and
+/// the binary, `GameAssembly`.
+fn compiled_game(
+    generated: &str,
+    tools: &[&str],
+) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !tools.iter().all(|tool| common::tool_present(tool)) {
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("il2cppOutput");
     std::fs::create_dir(&output).unwrap();
     let source = output.join("Bulk_Assembly-CSharp_0.cpp");
-    std::fs::write(&source, GENERATED).unwrap();
+    std::fs::write(&source, generated).unwrap();
     let binary = dir.path().join("GameAssembly");
     let built = std::process::Command::new("g++")
         .args(["-g", "-O0", "-Wl,--build-id", "-o"])
@@ -66,6 +68,13 @@ fn built_game() -> Option<(tempfile::TempDir, std::path::PathBuf, u64, u64)> {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
+    Some((dir, binary))
+}
+
+/// The generated C++ compiled in IL2CPP's output folder: the folder, the binary, and the
+/// addresses of C++ lines 4 and 6.
+fn built_game() -> Option<(tempfile::TempDir, std::path::PathBuf, u64, u64)> {
+    let (dir, binary) = compiled_game(GENERATED, &["g++", "objdump", "sentry-cli"])?;
     let (line4, line6) = (address_of_line(&binary, 4), address_of_line(&binary, 6));
     Some((dir, binary, line4, line6))
 }
@@ -213,35 +222,7 @@ int main() { int health = 100; return Player_TakeDamage(&health, 3); }
 /// The waiting game built with g++ in `il2cppOutput/`, started, and dumped with minidump-writer
 /// once it waits: the folder (binary and dump inside) and the dump's path.
 fn dumped_waiting_game() -> Option<(tempfile::TempDir, std::path::PathBuf, std::path::PathBuf)> {
-    for tool in ["g++", "sentry-cli"] {
-        if !common::tool_present(tool) {
-            return None;
-        }
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("il2cppOutput");
-    std::fs::create_dir(&output).unwrap();
-    let source = output.join("Bulk_Assembly-CSharp_0.cpp");
-    std::fs::write(&source, WAITING_GAME).unwrap();
-    let binary = dir.path().join("GameAssembly");
-    let built = std::process::Command::new("g++")
-        .args([
-            "-g",
-            "-O0",
-            "-fno-omit-frame-pointer",
-            "-Wl,--build-id",
-            "-o",
-        ])
-        .arg(&binary)
-        .arg(&source)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    let (dir, binary) = compiled_game(WAITING_GAME, &["g++", "sentry-cli"])?;
     let mut game = std::process::Command::new(&binary).spawn().unwrap();
     let pid = game.id() as i32;
     // Running (state R) in its wait loop, past the dynamic loader.
