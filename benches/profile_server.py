@@ -2,11 +2,13 @@
 """Where the server's CPU goes under load: `perf record` on a running server, its samples
 attributed to the stages of a crash's path. Prints the load's figures and a tree of stages.
 
-Usage: python3 benches/profile_server.py [sync|drain] [SECONDS]   (default: sync 6)
+Usage: python3 benches/profile_server.py [sync|drain|sessions] [SECONDS]   (default: sync 6)
 
 - sync: `POST /api/v1/minidump` from 32 connections (compare.py's throughput load).
 - drain: a receive-only node queues crashes sent to `/submit` for 6 s; a processing node then
   drains the backlog while perf records it (queue_path.py's drain phase).
+- sessions: Sentry envelopes of 10 session updates paced at 5,000 updates/s (compare.py's
+  session load), nothing else.
 
 Builds with COMPARE_PROFILE (default here: release-debug, which keeps the debug info perf needs
 to name inlined frames; its figures are for comparing versions, not for publishing). Samples
@@ -40,6 +42,10 @@ STAGES = [
     ("classify", "9faultline8classify"),
     ("signature", "9faultline5group9signature"),
     ("record", "8Recorder6record"),
+    ("envelope", "6events8envelope"),
+    ("sessions parsed", "6health7session"),
+    ("sessions written", "6health6record"),
+    ("users sketched", "6health5users"),
     ("crash index", "5group5index"),
     ("processed JSON", "processed_json"),
     ("object store", "9faultline5store"),
@@ -112,6 +118,23 @@ def profile_drain(seconds):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def profile_sessions(seconds):
+    work = tempfile.mkdtemp()
+    try:
+        server, port = compare.start_server(work)
+        compare.session_load(server, port, 2, None)  # tables and statements warm
+        perf = record(server.pid)
+        time.sleep(0.5)
+        load = compare.session_load(server, port, seconds, None)
+        stop(perf)
+        server.terminate()
+        server.wait()
+        return (f"{load['updates'] / seconds:.0f} session updates/s, server CPU "
+                f"{load['server_cpu'] / load['updates'] * 1e6:.0f} µs per update (under perf)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def stage_tree():
     script = subprocess.run(
         ["perf", "script", "-i", os.path.join(OUT, "perf.data"), "-F", "comm,ip,sym", "--no-demangle", "--no-inline"],
@@ -149,11 +172,12 @@ def stage_tree():
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "sync"
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 6.0
-    if mode not in ("sync", "drain"):
-        raise SystemExit("usage: python3 benches/profile_server.py [sync|drain] [SECONDS]")
+    modes = {"sync": profile_sync, "drain": profile_drain, "sessions": profile_sessions}
+    if mode not in modes:
+        raise SystemExit("usage: python3 benches/profile_server.py [sync|drain|sessions] [SECONDS]")
     subprocess.run(["cargo", "build", "--profile", compare.PROFILE, "--quiet"], cwd=compare.ROOT, check=True)
     subprocess.run([*compare.LOAD, "--no-run"], cwd=compare.ROOT, check=True)
-    print(profile_sync(seconds) if mode == "sync" else profile_drain(seconds))
+    print(modes[mode](seconds))
     stage_tree()
 
 

@@ -1,5 +1,6 @@
 //! Recording sessions with group commit: every request hands its items to one writer and waits;
-//! the writer takes everything waiting, applies it in one transaction and answers them all
+//! the writer takes everything arriving within a few milliseconds of the first, applies it in
+//! one transaction and answers them all
 //! (an update acknowledged is committed; session updates outnumber crashes a hundred to one, so
 //! they are never one transaction each).
 //!
@@ -20,6 +21,13 @@ use crate::group::index::Dialect;
 
 /// Requests one commit takes at most.
 const MAX_BATCH: usize = 2_000;
+/// How long the writer waits for more requests after the first of a batch (a group-commit
+/// window, as Postgres's `commit_delay`): at 500 envelopes a second, one transaction takes
+/// several of them instead of each paying for its own statements and wake-ups; a lone update
+/// is acknowledged this much later. A batch of [`ENOUGH`] requests stops waiting.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// Requests past which a batch amortizes its transaction well enough to stop gathering.
+const ENOUGH: usize = 32;
 /// Sessions looked up per query.
 const LOOKUP_CHUNK: usize = 500;
 
@@ -65,6 +73,14 @@ async fn writer(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
     let mut floors = RegisterFloors::default();
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
+        let until = tokio::time::Instant::now() + GATHER;
+        while batch.len() < ENOUGH {
+            match tokio::time::timeout_at(until, jobs.recv()).await {
+                Ok(Some(job)) => batch.push(job),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Whatever else is already waiting comes too.
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
@@ -242,14 +258,14 @@ async fn apply(
     floors: &mut RegisterFloors,
 ) -> Result<(), sqlx::Error> {
     let mut changes = Changes::default();
-    load_states(pool, batch, &mut changes.states).await?;
+    let mut tx = pool.begin().await?;
+    load_states(&mut tx, batch, &mut changes.states).await?;
     for job in batch {
         changes.apply(job.project_id, &job.items);
     }
     let now = crate::clock::now();
     changes.touched.sort();
     changes.touched.dedup();
-    let mut tx = pool.begin().await?;
     // Multi-row statements: a batch is a handful of round trips, not one per update (keys are
     // unique within each statement, as Postgres's ON CONFLICT requires).
     for chunk in statement_chunks(&changes.touched) {
@@ -366,7 +382,7 @@ async fn release_totals(
 
 /// The stored states of the sessions a batch names.
 async fn load_states(
-    pool: &AnyPool,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     batch: &[Job],
     states: &mut HashMap<(i64, String), State>,
 ) -> Result<(), sqlx::Error> {
@@ -385,11 +401,13 @@ async fn load_states(
                  FROM session_states WHERE project_id = $1 AND sid IN ({})",
                 marks.join(", ")
             );
+            // One SQLite parameter name lookup per bind otherwise: see `Dialect::statement`.
+            let sql = Dialect::of_connection(tx).statement(sql);
             let mut query = sqlx::query(&sql).bind(project);
             for sid in chunk {
                 query = query.bind(*sid);
             }
-            for row in query.fetch_all(pool).await? {
+            for row in query.fetch_all(&mut **tx).await? {
                 let status: Option<String> = row.try_get("final_status")?;
                 let counted: i64 = row.try_get("counted")?;
                 states.insert(
