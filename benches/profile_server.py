@@ -18,7 +18,6 @@ each sample to the stages (below) found on its stack, root first, and shows thos
 
 import collections
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,66 +72,54 @@ def stop(perf):
     perf.wait()
 
 
-def profile_sync(seconds):
-    work = tempfile.mkdtemp()
-    try:
-        server, port = compare.start_server(work)
-        tree = os.path.join(compare.FIX, "symbols", "breakpad")
-        dumps = queue_path.DUMPS
-        conn = compare.http.client.HTTPConnection("127.0.0.1", port)
-        for dirpath, _, files in os.walk(tree):
-            for name in files:
-                with open(os.path.join(dirpath, name), "rb") as f:
-                    compare.post(conn, f"/api/v1/symbols?name={name}", f.read())
-        with open(os.path.join(compare.FIX, "debug-files", "linux", "crash.sym"), "rb") as f:
-            compare.post(conn, "/api/v1/symbols?name=crash.sym", f.read())
-        compare.crash_throughput(server, port, dumps, 3)  # caches warm
-        perf = record(server.pid)
-        time.sleep(0.5)
-        rate, cpu, result = compare.crash_throughput(server, port, dumps, seconds)
-        stop(perf)
-        server.terminate()
-        server.wait()
-        return f"{rate:.0f} dumps/s, server CPU {cpu * 1000:.3f} ms per dump (under perf), load generator {result['client_cpu_ms_per_request']:.3f} ms"
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def profile_sync(seconds, work):
+    server, port = compare.start_server(work)
+    tree = os.path.join(compare.FIX, "symbols", "breakpad")
+    dumps = queue_path.DUMPS
+    conn = compare.http.client.HTTPConnection("127.0.0.1", port)
+    for dirpath, _, files in os.walk(tree):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                compare.post(conn, f"/api/v1/symbols?name={name}", f.read())
+    with open(os.path.join(compare.FIX, "debug-files", "linux", "crash.sym"), "rb") as f:
+        compare.post(conn, "/api/v1/symbols?name=crash.sym", f.read())
+    compare.crash_throughput(server, port, dumps, 3)  # caches warm
+    perf = record(server.pid)
+    time.sleep(0.5)
+    rate, cpu, result = compare.crash_throughput(server, port, dumps, seconds)
+    stop(perf)
+    server.terminate()
+    server.wait()
+    return f"{rate:.0f} dumps/s, server CPU {cpu * 1000:.3f} ms per dump (under perf), load generator {result['client_cpu_ms_per_request']:.3f} ms"
 
 
-def profile_drain(seconds):
-    work = tempfile.mkdtemp()
-    try:
-        queue_path.prepare(work, {}).stop()
-        receiver = queue_path.Server(work, {"FAULTLINE_INGEST_PROCESS_CRASHES": "false"})
-        accepted = receiver.load("/submit", 6, form=True)
-        receiver.stop()
-        server = queue_path.Server(work, {})
-        perf = record(server.proc.pid)
-        started, before = time.time(), server.processed()
-        time.sleep(seconds)
-        stop(perf)
-        server.wait_drained()
-        rate = (server.processed() - before) / (time.time() - started)
-        server.stop()
-        return f"received {accepted['rate']:.0f}/s, drained {rate:.0f}/s (perf recording for the first {seconds:.0f} s)"
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def profile_drain(seconds, work):
+    queue_path.prepare(work, {}).stop()
+    receiver = queue_path.Server(work, {"FAULTLINE_INGEST_PROCESS_CRASHES": "false"})
+    accepted = receiver.load("/submit", 6, form=True)
+    receiver.stop()
+    server = queue_path.Server(work, {})
+    perf = record(server.proc.pid)
+    started, before = time.time(), server.processed()
+    time.sleep(seconds)
+    stop(perf)
+    server.wait_drained()
+    rate = (server.processed() - before) / (time.time() - started)
+    server.stop()
+    return f"received {accepted['rate']:.0f}/s, drained {rate:.0f}/s (perf recording for the first {seconds:.0f} s)"
 
 
-def profile_sessions(seconds):
-    work = tempfile.mkdtemp()
-    try:
-        server, port = compare.start_server(work)
-        compare.session_load(server, port, 2, None)  # tables and statements warm
-        perf = record(server.pid)
-        time.sleep(0.5)
-        load = compare.session_load(server, port, seconds, None)
-        stop(perf)
-        server.terminate()
-        server.wait()
-        return (f"{load['updates'] / seconds:.0f} session updates/s, server CPU "
-                f"{load['server_cpu'] / load['updates'] * 1e6:.0f} µs per update (under perf)")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+def profile_sessions(seconds, work):
+    server, port = compare.start_server(work)
+    compare.session_load(server, port, 2, None)  # tables and statements warm
+    perf = record(server.pid)
+    time.sleep(0.5)
+    load = compare.session_load(server, port, seconds, None)
+    stop(perf)
+    server.terminate()
+    server.wait()
+    return (f"{load['updates'] / seconds:.0f} session updates/s, server CPU "
+            f"{load['server_cpu'] / load['updates'] * 1e6:.0f} µs per update (under perf)")
 
 
 def stage_tree():
@@ -177,7 +164,8 @@ def main():
         raise SystemExit("usage: python3 benches/profile_server.py [sync|drain|sessions] [SECONDS]")
     subprocess.run(["cargo", "build", "--profile", compare.PROFILE, "--quiet"], cwd=compare.ROOT, check=True)
     subprocess.run([*compare.LOAD, "--no-run"], cwd=compare.ROOT, check=True)
-    print(modes[mode](seconds))
+    with tempfile.TemporaryDirectory() as work:
+        print(modes[mode](seconds, work))
     stage_tree()
 
 

@@ -174,7 +174,7 @@ pub fn parse(report: &[u8]) -> Result<AppleReport, AppleReportError> {
 impl AppleReport {
     /// Keeps at most [`MAX_THREADS`] threads (the crashed one always), [`MAX_FRAMES`] frames
     /// each (the innermost), [`MAX_TOTAL_FRAMES`] in all (the crashed thread's first),
-    /// [`MAX_IMAGES`] images, [`MAX_REGISTERS`] registers a thread.
+    /// [`MAX_IMAGES`] images, and [`MAX_REGISTERS`] registers of the crashed thread (none of others).
     fn bound(&mut self) {
         if self.threads.len() > MAX_THREADS {
             let crashed = self.threads.iter().position(|t| t.crashed);
@@ -193,8 +193,13 @@ impl AppleReport {
             budget -= thread.frames.len();
         }
         self.images.truncate(MAX_IMAGES);
+        // Only the crashed thread's registers are shown (and a report gives no others).
         for thread in &mut self.threads {
-            thread.registers.truncate(MAX_REGISTERS);
+            if thread.crashed {
+                thread.registers.truncate(MAX_REGISTERS);
+            } else {
+                thread.registers = Vec::new();
+            }
         }
     }
 
@@ -384,6 +389,8 @@ mod tests {
                         AppleFrame::new(0x7fff_6f3a_6cc9, Some("__pthread_kill"));
                         MAX_FRAMES + 7
                     ],
+                    // A thread state of ten thousand "registers" (a hostile report).
+                    registers: (0..10_000).map(|i| (format!("x{i}"), i)).collect(),
                     ..AppleThread::default()
                 })
                 .collect(),
@@ -393,6 +400,12 @@ mod tests {
         assert_eq!(report.threads.len(), MAX_THREADS);
         let crashed = report.threads.iter().find(|t| t.crashed).unwrap();
         assert_eq!(crashed.frames.len(), MAX_FRAMES);
+        assert_eq!(crashed.registers.len(), MAX_REGISTERS);
+        assert!(report
+            .threads
+            .iter()
+            .filter(|t| !t.crashed)
+            .all(|t| t.registers.is_empty()));
         let total: usize = report.threads.iter().map(|t| t.frames.len()).sum();
         assert_eq!(total, MAX_TOTAL_FRAMES);
         // Even so bounded, the event fits what the worker reads back.
