@@ -327,7 +327,12 @@ async fn debuginfod_source(state: &App, build_id: &str, path: &str) -> Result<Re
         let Ok(debug_id) = module.parse() else {
             continue;
         };
-        if let Some(text) = state.symbols.source_file(&debug_id, path).await? {
+        if let Some(text) = state
+            .symbols
+            .source_file(&debug_id, path)
+            .await?
+            .and_then(|source| source.text)
+        {
             let mut response = (
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 text.clone(),

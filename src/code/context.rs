@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{links, CodeAt, CodeError};
 use crate::pipeline::CrashView;
+use crate::symbols::sources::StoredSource;
 use crate::symbols::SymbolStore;
 
 /// Lines shown before and after a frame's line.
@@ -60,7 +61,8 @@ pub struct FrameContext {
     pub post_context: Vec<String>,
     /// Where they came from.
     pub source: ContextSource,
-    /// The line in the repository's web view at that commit.
+    /// The line in the repository's web view at that commit, or the file's Source Link URL
+    /// (a .NET PDB's: the file at the commit it was built from).
     pub link: Option<String>,
 }
 
@@ -71,8 +73,12 @@ pub struct NoContext {
     pub frame: usize,
     /// Its file.
     pub file: String,
-    /// Why: no mapping, an ambiguous derivation (the files named), a file absent at the commit.
+    /// Why: no mapping, an ambiguous derivation (the files named), a file absent at the commit,
+    /// a file a PDB's Source Link names without embedding it.
     pub reason: String,
+    /// Where the file can be read: its Source Link URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 /// The source context of a crash's crashing thread.
@@ -108,15 +114,32 @@ impl super::Code {
         let mut from_repos: BTreeMap<(String, String), Vec<(Wanted, super::Located)>> =
             BTreeMap::new();
         for want in wanted {
-            if let Some(text) = stored_source(symbols, &want).await {
-                let debug_id = want.debug_id.clone().unwrap_or_default();
-                context.frames.push(around(
-                    &want,
-                    &text,
-                    ContextSource::StoredSources { debug_id },
-                    None,
-                ));
-                continue;
+            match stored_source(symbols, &want).await {
+                Some(StoredSource {
+                    text: Some(text),
+                    url,
+                }) => {
+                    let debug_id = want.debug_id.clone().unwrap_or_default();
+                    let source = ContextSource::StoredSources { debug_id };
+                    context.frames.push(around(&want, &text, source, url));
+                    continue;
+                }
+                // Linked, not embedded: the link is the answer (fetching it is the browser's).
+                Some(StoredSource {
+                    text: None,
+                    url: Some(url),
+                }) => {
+                    context.missing.push(NoContext {
+                        frame: want.frame,
+                        reason:
+                            "the module's PDB links this file (Source Link) without embedding it"
+                                .into(),
+                        file: want.file,
+                        link: Some(url),
+                    });
+                    continue;
+                }
+                _ => {}
             }
             match self.locate(project_id, &want.file, heads).await? {
                 Ok(Some(located)) => from_repos
@@ -127,6 +150,7 @@ impl super::Code {
                     frame: want.frame,
                     reason: "no code mapping or repository file matches this path".into(),
                     file: want.file,
+                    link: None,
                 }),
                 Err(files) => context.missing.push(NoContext {
                     frame: want.frame,
@@ -135,6 +159,7 @@ impl super::Code {
                         files.join(", ")
                     ),
                     file: want.file,
+                    link: None,
                 }),
             }
         }
@@ -150,6 +175,7 @@ impl super::Code {
                         frame: want.frame,
                         reason: format!("{} is not in {repository} at {commit}", located.path),
                         file: want.file,
+                        link: None,
                     });
                     continue;
                 };
@@ -239,8 +265,8 @@ fn wanted_frames(view: &CrashView<'_>) -> Vec<Wanted> {
         .collect()
 }
 
-/// The frame's file from its module's stored sources.
-async fn stored_source(symbols: &SymbolStore, want: &Wanted) -> Option<String> {
+/// The frame's file from its module's stored sources, or its Source Link URL.
+async fn stored_source(symbols: &SymbolStore, want: &Wanted) -> Option<StoredSource> {
     let id = want.debug_id.as_deref()?.parse().ok()?;
     symbols.source_file(&id, &want.file).await.ok().flatten()
 }

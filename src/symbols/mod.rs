@@ -15,6 +15,7 @@ pub mod breakpad_sym;
 pub mod caches;
 pub mod chunks;
 pub mod derive;
+pub mod embedded;
 pub mod fetched;
 pub mod identify;
 pub mod ids;
@@ -336,9 +337,24 @@ impl SymbolStore {
             }
             Err(e) => return vec![FileReport::rejected(name, e.to_string())],
         };
+        // An assembly's embedded PDB first: a crash waiting for the assembly's debug ID is
+        // reprocessed once its files are stored, and the PDB is what resolves its frames.
+        let embedded = self.store_embedded_pdbs(&view, &objects, name).await;
+        let mut reports = self.store_identified(&view, objects, name).await;
+        reports.extend(embedded);
+        reports
+    }
+
+    /// Stores each identified object of the upload `name` (bytes `view`) and reports on it.
+    async fn store_identified(
+        &self,
+        view: &Arc<ByteView<'static>>,
+        objects: Vec<IdentifiedObject>,
+        name: &str,
+    ) -> Vec<FileReport> {
         let mut reports = Vec::new();
         for object in objects {
-            let report = match self.store_object(&view, object).await {
+            let report = match self.store_object(view, object).await {
                 Ok(report) => report,
                 Err(e) => FileReport::rejected(name, format!("could not store: {e}")),
             };
