@@ -46,11 +46,55 @@ impl FaultVariable {
     }
 }
 
-/// A pointer found among a frame's variables: its expression, value and pointee type.
+/// One step of a pointer's expression: a variable's name, or a member of the value (`.`) or
+/// of the pointee (`->`) of the step before. Expressions are spelled out only for the pointer
+/// that explains the fault: a frame's structs can hold hundreds of pointers.
+struct Step<'t> {
+    parent: Option<usize>,
+    separator: &'static str,
+    name: &'t str,
+}
+
+/// A pointer found among a frame's variables: its expression (the last of its steps), value
+/// and pointee type.
 struct Pointer {
-    expression: String,
+    step: usize,
     value: u64,
     target: Option<TypeId>,
+}
+
+/// The pointers of a frame's variables, and the steps that spell their expressions.
+#[derive(Default)]
+struct Found<'t> {
+    steps: Vec<Step<'t>>,
+    pointers: Vec<Pointer>,
+}
+
+impl<'t> Found<'t> {
+    fn step(&mut self, parent: Option<usize>, separator: &'static str, name: &'t str) -> usize {
+        self.steps.push(Step {
+            parent,
+            separator,
+            name,
+        });
+        self.steps.len() - 1
+    }
+
+    /// `node->next.data`: the steps from the variable to `step`.
+    fn expression(&self, step: usize) -> String {
+        let mut chain = Vec::new();
+        let mut at = Some(step);
+        while let Some(i) = at {
+            chain.push(&self.steps[i]);
+            at = self.steps[i].parent;
+        }
+        let mut out = String::new();
+        for step in chain.iter().rev() {
+            out.push_str(step.separator);
+            out.push_str(step.name);
+        }
+        out
+    }
 }
 
 /// The variable of the crashing frame `frame` (at `pc`, module-relative) that `address` came
@@ -70,7 +114,7 @@ pub fn explain(
         map,
         limits: RenderLimits::default(),
     };
-    let mut pointers = Vec::new();
+    let mut found = Found::default();
     for scope in function.scope.chain_at(pc) {
         for decl in &scope.variables {
             let size = renderer.size_of(decl.type_id);
@@ -84,20 +128,18 @@ pub fn explain(
             let Ok(bytes) = bytes.into_iter().collect::<Result<Vec<u8>, _>>() else {
                 continue;
             };
-            collect(
-                &renderer,
-                decl.name.to_string(),
-                decl.type_id,
-                &bytes,
-                0,
-                &mut pointers,
-            );
+            let step = found.step(None, "", &decl.name);
+            collect(&renderer, step, decl.type_id, &bytes, 0, &mut found);
         }
     }
     // One dereference: the pointer members of the structs the pointers point to.
-    let direct = pointers.len();
+    let direct = found.pointers.len();
     for i in 0..direct.min(256) {
-        let (value, target) = (pointers[i].value, pointers[i].target);
+        let Pointer {
+            step,
+            value,
+            target,
+        } = found.pointers[i];
         if value < NULL_REACH || !matches!(renderer.resolved(target), Some(TypeInfo::Struct { .. }))
         {
             continue;
@@ -106,10 +148,10 @@ pub fn explain(
         let Some(bytes) = memory.read(value, size.min(4096) as usize) else {
             continue;
         };
-        let expression = format!("{}->", pointers[i].expression);
-        collect_members(&renderer, &expression, target, &bytes, &mut pointers);
+        collect_members(&renderer, (step, "->"), target, &bytes, &mut found);
     }
-    pointers
+    let (offset, pointer) = found
+        .pointers
         .iter()
         .filter_map(|p| {
             let offset = address.checked_sub(p.value)?;
@@ -120,48 +162,50 @@ pub fn explain(
             };
             (offset < reach).then_some((offset, p))
         })
-        .min_by_key(|(offset, _)| *offset)
-        .map(|(offset, p)| FaultVariable {
-            expression: p.expression.clone(),
-            value: p.value,
-            offset,
-            field: member_at(&renderer, p.target, offset),
-        })
+        .min_by_key(|(offset, _)| *offset)?;
+    Some(FaultVariable {
+        expression: found.expression(pointer.step),
+        value: pointer.value,
+        offset,
+        field: member_at(&renderer, pointer.target, offset),
+    })
 }
 
-/// The pointers in a value: itself, or the pointer members of a struct (two levels deep).
-fn collect(
-    renderer: &Renderer<'_>,
-    expression: String,
+/// The pointers in a value (spelled by `step`): itself, or the pointer members of a struct
+/// (two levels deep).
+fn collect<'t>(
+    renderer: &Renderer<'t>,
+    step: usize,
     type_id: Option<TypeId>,
     bytes: &[u8],
     depth: usize,
-    out: &mut Vec<Pointer>,
+    out: &mut Found<'t>,
 ) {
     match renderer.resolved(type_id) {
         Some(TypeInfo::Pointer { target, .. }) if bytes.len() >= 4 => {
             let mut word = [0u8; 8];
             let n = bytes.len().min(8);
             word[..n].copy_from_slice(&bytes[..n]);
-            out.push(Pointer {
-                expression,
+            out.pointers.push(Pointer {
+                step,
                 value: u64::from_le_bytes(word),
                 target: *target,
             });
         }
         Some(TypeInfo::Struct { .. }) if depth < 2 => {
-            collect_members(renderer, &format!("{expression}."), type_id, bytes, out);
+            collect_members(renderer, (step, "."), type_id, bytes, out);
         }
         _ => {}
     }
 }
 
-fn collect_members(
-    renderer: &Renderer<'_>,
-    prefix: &str,
+/// The pointers among the members of a struct reached through `(step, separator)`.
+fn collect_members<'t>(
+    renderer: &Renderer<'t>,
+    (parent, separator): (usize, &'static str),
     type_id: Option<TypeId>,
     bytes: &[u8],
-    out: &mut Vec<Pointer>,
+    out: &mut Found<'t>,
 ) {
     let Some(TypeInfo::Struct { members, .. }) = renderer.resolved(type_id) else {
         return;
@@ -170,8 +214,8 @@ fn collect_members(
         let size = renderer.size_of(member.type_id) as usize;
         let start = member.offset as usize;
         if let Some(part) = bytes.get(start..start.saturating_add(size)) {
-            let expression = format!("{prefix}{}", member.name);
-            collect(renderer, expression, member.type_id, part, 1, out);
+            let step = out.step(Some(parent), separator, &member.name);
+            collect(renderer, step, member.type_id, part, 1, out);
         }
     }
 }

@@ -168,7 +168,7 @@ pub struct Renderer<'a> {
     pub limits: RenderLimits,
 }
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
     /// The value named `name` of type `type_id` from `bytes`.
     pub fn value(
         &self,
@@ -358,7 +358,7 @@ impl Renderer<'_> {
     }
 
     /// The type with typedefs and qualifiers looked through.
-    pub(super) fn resolved(&self, id: Option<TypeId>) -> Option<&TypeInfo> {
+    pub(super) fn resolved(&self, id: Option<TypeId>) -> Option<&'a TypeInfo> {
         let mut id = id;
         for _ in 0..64 {
             match self.table.type_info(id)? {
