@@ -179,7 +179,7 @@ impl Renderer<'_> {
             let address = pointer.wrapping_add(i * size);
             let bytes: Vec<Result<u8, Unavailable>> = match self.memory.read(address, size as usize)
             {
-                Some(raw) => raw.into_iter().map(Ok).collect(),
+                Some(raw) => raw.iter().copied().map(Ok).collect(),
                 None => vec![Err(Unavailable::NotCaptured); size as usize],
             };
             value
@@ -292,8 +292,8 @@ mod tests {
     /// Memory where every byte is `0x61` (`a`): any length a hostile value claims is readable.
     struct Everywhere;
     impl CapturedMemory for Everywhere {
-        fn read(&self, _address: u64, len: usize) -> Option<Vec<u8>> {
-            (len <= 1 << 20).then(|| vec![0x61; len])
+        fn read(&self, _address: u64, len: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
+            (len <= 1 << 20).then(|| vec![0x61; len].into())
         }
     }
     impl AddressMap for Everywhere {

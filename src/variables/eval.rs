@@ -4,6 +4,8 @@
 //! recovered", never guessed; memory outside the dump is "not captured"; a location list with no
 //! entry for the frame's address, or an empty piece, is "optimized out".
 
+use std::borrow::Cow;
+
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location as PieceLocation, Value};
 use serde::{Deserialize, Serialize};
 
@@ -51,8 +53,9 @@ pub trait FrameContext {
 
 /// The memory a dump captured.
 pub trait CapturedMemory {
-    /// `len` bytes at `address`, if the dump holds all of them.
-    fn read(&self, address: u64, len: usize) -> Option<Vec<u8>>;
+    /// `len` bytes at `address`, if the dump holds all of them (borrowed from the dump where
+    /// it can be).
+    fn read(&self, address: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 }
 
 /// The bytes of one value, each known or not (and why not).
@@ -199,7 +202,7 @@ fn assemble(
                 None => bytes.extend((0..len).map(|_| Err(Unavailable::RegisterNotRecovered))),
             },
             PieceLocation::Address { address } => match memory.read(address, len) {
-                Some(read) => bytes.extend(read.into_iter().map(Ok)),
+                Some(read) => bytes.extend(read.iter().copied().map(Ok)),
                 None => bytes.extend((0..len).map(|_| Err(Unavailable::NotCaptured))),
             },
             PieceLocation::Value { value } => {
@@ -275,7 +278,7 @@ mod tests {
         }
     }
     impl CapturedMemory for Nothing {
-        fn read(&self, _address: u64, _len: usize) -> Option<Vec<u8>> {
+        fn read(&self, _address: u64, _len: usize) -> Option<Cow<'_, [u8]>> {
             None
         }
     }

@@ -65,13 +65,11 @@ impl<'a> DumpMemory<'a> {
 }
 
 impl CapturedMemory for DumpMemory<'_> {
-    fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
+    fn read(&self, address: u64, len: usize) -> Option<Cow<'_, [u8]>> {
         let after = self.regions.partition_point(|r| r.0 <= address);
         let (base, bytes) = self.regions[..after].last()?;
         let start = usize::try_from(address - base).ok()?;
-        bytes
-            .get(start..start.checked_add(len)?)
-            .map(<[u8]>::to_vec)
+        bytes.get(start..start.checked_add(len)?).map(Cow::Borrowed)
     }
 }
 

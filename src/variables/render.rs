@@ -346,6 +346,12 @@ impl<'a> Renderer<'a> {
 
     /// The bytes at `address` up to their NUL, as far as the dump holds them.
     fn c_string(&self, address: u64) -> Option<String> {
+        // Most strings lie well inside a captured region: read the longest shown at once.
+        if let Some(bytes) = self.memory.read(address, self.limits.text_bytes) {
+            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+            return Some(escape(&bytes[..end]));
+        }
+        // Near the region's end: byte by byte, as far as the dump holds them.
         let mut text = Vec::new();
         while text.len() < self.limits.text_bytes {
             let chunk = self.memory.read(address + text.len() as u64, 1)?;
@@ -501,7 +507,7 @@ mod tests {
 
     struct NoMemory;
     impl CapturedMemory for NoMemory {
-        fn read(&self, _address: u64, _len: usize) -> Option<Vec<u8>> {
+        fn read(&self, _address: u64, _len: usize) -> Option<std::borrow::Cow<'_, [u8]>> {
             None
         }
     }
