@@ -117,8 +117,13 @@ pub fn explain(
     let mut found = Found::default();
     for scope in function.scope.chain_at(pc) {
         for decl in &scope.variables {
+            // Only pointers and structs (which may hold pointers) can explain an address.
+            let holds_pointers = matches!(
+                renderer.resolved(decl.type_id),
+                Some(TypeInfo::Pointer { .. } | TypeInfo::Struct { .. })
+            );
             let size = renderer.size_of(decl.type_id);
-            if size == 0 || size > 4096 {
+            if !holds_pointers || size == 0 || size > 4096 {
                 continue;
             }
             let Ok(bytes) = eval::variable_bytes(&decl.location, function, pc, size, frame, memory)

@@ -188,24 +188,7 @@ impl<'a> Renderer<'a> {
 
     /// The size in bytes of type `id` (0 when unknown).
     pub fn size_of(&self, id: Option<TypeId>) -> u64 {
-        let mut id = id;
-        for _ in 0..64 {
-            match self.table.type_info(id) {
-                Some(TypeInfo::Base { size, .. }) | Some(TypeInfo::Pointer { size, .. }) => {
-                    return u64::from(*size)
-                }
-                Some(TypeInfo::Enum { size, .. }) => return u64::from(*size),
-                Some(TypeInfo::Struct { size, .. }) => return *size,
-                Some(TypeInfo::Array { element, count }) => {
-                    return self.size_of(*element).saturating_mul(count.unwrap_or(0))
-                }
-                Some(TypeInfo::Typedef { target, .. } | TypeInfo::Qualified { target, .. }) => {
-                    id = *target
-                }
-                _ => return 0,
-            }
-        }
-        0
+        self.table.type_size(id)
     }
 
     /// The type as the source spells it.
@@ -234,6 +217,9 @@ impl<'a> Renderer<'a> {
                     value.truncated = true;
                     return value;
                 }
+                value
+                    .fields
+                    .reserve_exact(members.len().min(self.limits.elements));
                 for member in members.iter().take(self.limits.elements) {
                     let size = self.size_of(member.type_id);
                     let start = member.offset as usize;
@@ -282,6 +268,7 @@ impl<'a> Renderer<'a> {
                     value.truncated = count > 0;
                     return value;
                 }
+                value.fields.reserve_exact(count.min(self.limits.elements));
                 for i in 0..count.min(self.limits.elements) {
                     let part = bytes.get(i * size..(i + 1) * size).unwrap_or(&[]);
                     value

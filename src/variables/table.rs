@@ -29,6 +29,9 @@ pub struct VariablesTable {
     /// every value of the type).
     #[serde(skip)]
     type_names: Vec<Arc<str>>,
+    /// Each type's size in bytes (0 when unknown), by [`TypeId`], computed once per table.
+    #[serde(skip)]
+    sizes: Vec<u64>,
 }
 
 /// A function's outermost scope plus what evaluating its expressions needs. Stored with its
@@ -360,12 +363,13 @@ impl VariablesTable {
             types,
             index: Vec::new(),
             type_names: Vec::new(),
+            sizes: Vec::new(),
         };
         table.reindex();
         table
     }
 
-    /// Rebuilds the address index and the type names (after reading a stored table).
+    /// Rebuilds the address index, the type names and sizes (after reading a stored table).
     pub fn reindex(&mut self) {
         self.index = self
             .functions
@@ -378,6 +382,35 @@ impl VariablesTable {
         self.type_names = (0..self.types.len() as TypeId)
             .map(|id| Arc::from(self.spell(Some(id), 0)))
             .collect();
+        self.sizes = (0..self.types.len() as TypeId)
+            .map(|id| self.measure(Some(id), 0))
+            .collect();
+    }
+
+    /// The size in bytes of type `id` (0 when unknown).
+    pub fn type_size(&self, id: Option<TypeId>) -> u64 {
+        id.and_then(|id| self.sizes.get(id as usize).copied())
+            .unwrap_or(0)
+    }
+
+    /// Measures type `id` through at most 64 typedefs, qualifiers and nested arrays (a cyclic
+    /// type graph measures 0).
+    fn measure(&self, id: Option<TypeId>, depth: usize) -> u64 {
+        if depth > 64 {
+            return 0;
+        }
+        match self.type_info(id) {
+            Some(TypeInfo::Base { size, .. } | TypeInfo::Pointer { size, .. }) => u64::from(*size),
+            Some(TypeInfo::Enum { size, .. }) => u64::from(*size),
+            Some(TypeInfo::Struct { size, .. }) => *size,
+            Some(TypeInfo::Array { element, count }) => self
+                .measure(*element, depth + 1)
+                .saturating_mul(count.unwrap_or(0)),
+            Some(TypeInfo::Typedef { target, .. } | TypeInfo::Qualified { target, .. }) => {
+                self.measure(*target, depth + 1)
+            }
+            _ => 0,
+        }
     }
 
     /// The type as the source spells it (`struct node *`, `char [8]`; `void` for none).
