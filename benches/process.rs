@@ -145,6 +145,19 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("variables/{label}/crashing-thread"), |b| {
             b.iter(|| rt.block_on(processor.process(dump.clone())).unwrap())
         });
+        // The same under load: 32 dumps at once, so the pool's threads stay busy and the
+        // figure is the processing per dump rather than one dump's latency (which also pays
+        // the pool's wake-ups, longer the longer a job runs).
+        for (mode, processor) in [("off", &without), ("crashing-thread", &processor)] {
+            group.bench_function(format!("variables/{label}/{mode}/32-at-once"), |b| {
+                b.iter(|| {
+                    let all = (0..32).map(|_| processor.process(dump.clone()));
+                    for crash in rt.block_on(futures::future::join_all(all)) {
+                        crash.unwrap();
+                    }
+                })
+            });
+        }
         // Reading the variables alone (the part of the above that `off` skips).
         let parsed = minidump::Minidump::read(dump.clone()).unwrap();
         let threads: Vec<usize> = with.state.requesting_thread.into_iter().collect();

@@ -85,8 +85,8 @@ pub fn variable_bytes(
     if expression.is_empty() {
         return Err(Unavailable::OptimizedOut);
     }
-    let pieces = evaluate(expression, function, frame, memory, 0)?;
-    Ok(assemble(&pieces, size, frame, memory))
+    let evaluated = evaluate(expression, function, frame, memory, 0)?;
+    Ok(assemble(evaluated.as_result(), size, frame, memory))
 }
 
 /// The value an expression computes (a call site's `DW_AT_call_value`, a frame base).
@@ -96,8 +96,8 @@ pub fn evaluate_value(
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
 ) -> Option<u64> {
-    let pieces = evaluate(expression, function, frame, memory, 0).ok()?;
-    match pieces.first()?.location {
+    let evaluated = evaluate(expression, function, frame, memory, 0).ok()?;
+    match evaluated.as_result().first()?.location {
         PieceLocation::Value { value } => value.to_u64(!0).ok(),
         PieceLocation::Address { address } => Some(address),
         PieceLocation::Register { register } => frame.register(register.0),
@@ -105,15 +105,28 @@ pub fn evaluate_value(
     }
 }
 
+/// An expression's evaluation, its stacks and pieces in fixed arrays rather than on the heap
+/// (an expression deeper than them is "unsupported", never a larger allocation).
+struct OnStack;
+
+impl<R: gimli::Reader> gimli::EvaluationStorage<R> for OnStack {
+    type Stack = [Value; 64];
+    type ExpressionStack = [(R, R); 4];
+    type Result = [gimli::Piece<R>; 32];
+}
+
+/// An evaluated expression: its pieces are [`gimli::Evaluation::as_result`].
+type Evaluated<'e> = gimli::Evaluation<EndianSlice<'e, LittleEndian>, OnStack>;
+
 fn evaluate<'e>(
     bytes: &'e [u8],
     function: &FunctionScope,
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
     depth: u8,
-) -> Result<Vec<gimli::Piece<EndianSlice<'e, LittleEndian>>>, Unavailable> {
+) -> Result<Evaluated<'e>, Unavailable> {
     let encoding = gimli_encoding(function.encoding);
-    let mut evaluation = gimli::Evaluation::new(EndianSlice::new(bytes, LittleEndian), encoding);
+    let mut evaluation = Evaluated::new_in(EndianSlice::new(bytes, LittleEndian), encoding);
     evaluation.set_max_iterations(MAX_STEPS);
     let mut state = evaluation
         .evaluate()
@@ -143,8 +156,8 @@ fn evaluate<'e>(
                 if depth > 2 {
                     return Err(Unavailable::Unsupported);
                 }
-                let pieces = evaluate(base, function, frame, memory, depth + 1)?;
-                let base = match pieces.first().map(|p| p.location) {
+                let evaluated = evaluate(base, function, frame, memory, depth + 1)?;
+                let base = match evaluated.as_result().first().map(|p| p.location) {
                     Some(PieceLocation::Address { address }) => address,
                     Some(PieceLocation::Register { register }) => frame
                         .register(register.0)
@@ -178,7 +191,7 @@ fn evaluate<'e>(
         }
         .map_err(|_| Unavailable::Unsupported)?;
     }
-    Ok(evaluation.result())
+    Ok(evaluation)
 }
 
 /// The value's bytes from its pieces (one piece: the whole value).

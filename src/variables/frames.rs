@@ -3,6 +3,7 @@
 //! registers (as the unwinder recovered them) and read from the dump's memory.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -128,6 +129,7 @@ pub fn thread_variables(
                 index,
                 memory,
                 entry_depth: 0,
+                recovered: Recovered::new(),
             };
             frame_variables(&walked, table, memory, map, limits)
         })
@@ -157,6 +159,7 @@ pub fn fault_variable(
         index: 0,
         memory,
         entry_depth: MAX_ENTRY_DEPTH - 1,
+        recovered: Recovered::new(),
     };
     let pc = walked.relative_pc()?;
     super::fault::explain(address, &table, pc, &walked, memory, map)
@@ -229,6 +232,25 @@ struct WalkedFrame<'a> {
     index: usize,
     memory: &'a DumpMemory<'a>,
     entry_depth: u8,
+    recovered: Recovered,
+}
+
+/// A frame's registers and CFA, each looked up once per frame: every variable's location asks
+/// for them again, and minidump finds a register by name and checks it against the frame's
+/// set of valid ones on every lookup.
+struct Recovered {
+    cfa: OnceCell<Option<u64>>,
+    /// DWARF registers 0–32 (the general ones and the low halves of SSE registers).
+    registers: [OnceCell<Option<u64>>; 33],
+}
+
+impl Recovered {
+    fn new() -> Recovered {
+        Recovered {
+            cfa: OnceCell::new(),
+            registers: std::array::from_fn(|_| OnceCell::new()),
+        }
+    }
 }
 
 impl WalkedFrame<'_> {
@@ -271,23 +293,31 @@ impl WalkedFrame<'_> {
 
 impl FrameContext for WalkedFrame<'_> {
     fn register(&self, register: u16) -> Option<u64> {
-        let context = &self.frame().context;
-        match register_name(context, register) {
-            Some(name) => context.get_register(name),
-            None => self.vector_register(register),
+        let read = || {
+            let context = &self.frame().context;
+            match register_name(context, register) {
+                Some(name) => context.get_register(name),
+                None => self.vector_register(register),
+            }
+        };
+        match self.recovered.registers.get(usize::from(register)) {
+            Some(cell) => *cell.get_or_init(read),
+            None => read(),
         }
     }
 
     fn cfa(&self) -> Option<u64> {
-        // The unwinder set the caller's stack pointer to this frame's CFA.
-        let caller = self.frames.get(self.index + 1)?;
-        let context = &caller.context;
-        let sp = match context.raw {
-            MinidumpRawContext::Amd64(_) => "rsp",
-            MinidumpRawContext::X86(_) => "esp",
-            _ => "sp",
-        };
-        context.get_register(sp)
+        *self.recovered.cfa.get_or_init(|| {
+            // The unwinder set the caller's stack pointer to this frame's CFA.
+            let caller = self.frames.get(self.index + 1)?;
+            let context = &caller.context;
+            let sp = match context.raw {
+                MinidumpRawContext::Amd64(_) => "rsp",
+                MinidumpRawContext::X86(_) => "esp",
+                _ => "sp",
+            };
+            context.get_register(sp)
+        })
     }
 
     fn entry_value(&self, register: u16) -> Option<u64> {
@@ -300,6 +330,7 @@ impl FrameContext for WalkedFrame<'_> {
             index: self.index + 1,
             memory: self.memory,
             entry_depth: self.entry_depth + 1,
+            recovered: Recovered::new(),
         };
         let table = self.tables.get(caller.index)?.as_deref()?;
         let function = table.function_at(caller.relative_pc()?)?;

@@ -468,7 +468,12 @@ pub fn escape(bytes: &[u8]) -> String {
             b'\\' => out.push_str("\\\\"),
             b'"' => out.push_str("\\\""),
             0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\x");
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 0xf)] as char);
+            }
         }
     }
     out
@@ -491,6 +496,14 @@ fn text_of<'a>(bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>) -> Opti
 mod tests {
     use super::*;
     use crate::variables::table::Member;
+
+    #[test]
+    fn text_is_escaped_as_debuggers_print_it() {
+        assert_eq!(
+            escape(b"ok \"q\" \\ \x7f\x00\xff"),
+            r#"ok \"q\" \\ \x7f\x00\xff"#
+        );
+    }
 
     struct NoMemory;
     impl CapturedMemory for NoMemory {
