@@ -85,8 +85,11 @@ pub fn variable_bytes(
     if expression.is_empty() {
         return Err(Unavailable::OptimizedOut);
     }
-    let evaluated = evaluate(expression, function, frame, memory, 0)?;
-    Ok(assemble(evaluated.as_result(), size, frame, memory))
+    let mut bytes = None;
+    evaluate(expression, function, frame, memory, 0, &mut |pieces| {
+        bytes = Some(assemble(pieces, size, frame, memory))
+    })?;
+    bytes.ok_or(Unavailable::Unsupported)
 }
 
 /// The value an expression computes (a call site's `DW_AT_call_value`, a frame base).
@@ -96,12 +99,25 @@ pub fn evaluate_value(
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
 ) -> Option<u64> {
-    let evaluated = evaluate(expression, function, frame, memory, 0).ok()?;
-    match evaluated.as_result().first()?.location {
-        PieceLocation::Value { value } => value.to_u64(!0).ok(),
-        PieceLocation::Address { address } => Some(address),
-        PieceLocation::Register { register } => frame.register(register.0),
-        _ => None,
+    let mut value = None;
+    evaluate(expression, function, frame, memory, 0, &mut |pieces| {
+        value = first_value(pieces, frame).ok()
+    })
+    .ok()?;
+    value
+}
+
+/// The value an expression's first piece holds, or is the address of.
+fn first_value(pieces: &Pieces<'_>, frame: &dyn FrameContext) -> Result<u64, Unavailable> {
+    match pieces.first().map(|p| p.location) {
+        Some(PieceLocation::Address { address }) => Ok(address),
+        Some(PieceLocation::Register { register }) => frame
+            .register(register.0)
+            .ok_or(Unavailable::RegisterNotRecovered),
+        Some(PieceLocation::Value { value }) => {
+            value.to_u64(!0).map_err(|_| Unavailable::Unsupported)
+        }
+        _ => Err(Unavailable::Unsupported),
     }
 }
 
@@ -110,23 +126,27 @@ pub fn evaluate_value(
 struct OnStack;
 
 impl<R: gimli::Reader> gimli::EvaluationStorage<R> for OnStack {
-    type Stack = [Value; 64];
+    type Stack = [Value; 32];
     type ExpressionStack = [(R, R); 4];
-    type Result = [gimli::Piece<R>; 32];
+    type Result = [gimli::Piece<R>; 16];
 }
 
-/// An evaluated expression: its pieces are [`gimli::Evaluation::as_result`].
-type Evaluated<'e> = gimli::Evaluation<EndianSlice<'e, LittleEndian>, OnStack>;
+/// What an expression evaluated to: where each piece of the value is.
+type Pieces<'e> = [gimli::Piece<EndianSlice<'e, LittleEndian>>];
 
+/// Evaluates `bytes` in the frame and hands its pieces to `then` (the evaluation, a few
+/// kilobytes of fixed stacks, stays where it is rather than being returned).
 fn evaluate<'e>(
     bytes: &'e [u8],
     function: &FunctionScope,
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
     depth: u8,
-) -> Result<Evaluated<'e>, Unavailable> {
+    then: &mut dyn FnMut(&Pieces<'e>),
+) -> Result<(), Unavailable> {
     let encoding = gimli_encoding(function.encoding);
-    let mut evaluation = Evaluated::new_in(EndianSlice::new(bytes, LittleEndian), encoding);
+    let mut evaluation =
+        gimli::Evaluation::<_, OnStack>::new_in(EndianSlice::new(bytes, LittleEndian), encoding);
     evaluation.set_max_iterations(MAX_STEPS);
     let mut state = evaluation
         .evaluate()
@@ -156,18 +176,11 @@ fn evaluate<'e>(
                 if depth > 2 {
                     return Err(Unavailable::Unsupported);
                 }
-                let evaluated = evaluate(base, function, frame, memory, depth + 1)?;
-                let base = match evaluated.as_result().first().map(|p| p.location) {
-                    Some(PieceLocation::Address { address }) => address,
-                    Some(PieceLocation::Register { register }) => frame
-                        .register(register.0)
-                        .ok_or(Unavailable::RegisterNotRecovered)?,
-                    Some(PieceLocation::Value { value }) => {
-                        value.to_u64(!0).map_err(|_| Unavailable::Unsupported)?
-                    }
-                    _ => return Err(Unavailable::Unsupported),
-                };
-                evaluation.resume_with_frame_base(base)
+                let mut value = Err(Unavailable::Unsupported);
+                evaluate(base, function, frame, memory, depth + 1, &mut |pieces| {
+                    value = first_value(pieces, frame)
+                })?;
+                evaluation.resume_with_frame_base(value?)
             }
             EvaluationResult::RequiresCallFrameCfa => {
                 let cfa = frame.cfa().ok_or(Unavailable::RegisterNotRecovered)?;
@@ -191,7 +204,8 @@ fn evaluate<'e>(
         }
         .map_err(|_| Unavailable::Unsupported)?;
     }
-    Ok(evaluation)
+    then(evaluation.as_result());
+    Ok(())
 }
 
 /// The value's bytes from its pieces (one piece: the whole value).
