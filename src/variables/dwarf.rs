@@ -164,7 +164,7 @@ impl<'a> Builder<'a, '_> {
                         }
                         ScopeKind::Block
                     } else {
-                        ScopeKind::Inlined(self.name(unit, &entry)?.unwrap_or_default())
+                        ScopeKind::Inlined(self.name(unit, &entry)?.unwrap_or_default().into())
                     };
                     let mut inner = Scope {
                         kind,

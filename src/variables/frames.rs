@@ -30,7 +30,7 @@ pub struct Variable {
     pub kind: VariableKind,
     /// The function inlined into this frame that declares it, if it is not the frame's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inlined: Option<String>,
+    pub inlined: Option<Arc<str>>,
     /// Name, type and value.
     #[serde(flatten)]
     pub value: Value,
@@ -187,22 +187,27 @@ fn frame_variables(
         limits,
     };
     let chain = function.scope.chain_at(pc);
-    let mut declared = Vec::new();
-    let mut inlined = None;
-    for scope in &chain {
-        if let ScopeKind::Inlined(name) = &scope.kind {
-            inlined = Some(name.clone());
-        }
-        for variable in &scope.variables {
-            declared.push((variable, inlined.clone()));
-        }
-    }
+    // The inlined function around each scope of the chain (the innermost one entered so far).
+    let inlined_at: Vec<Option<&Arc<str>>> = chain
+        .iter()
+        .scan(None, |inlined, scope| {
+            if let ScopeKind::Inlined(name) = &scope.kind {
+                *inlined = Some(name);
+            }
+            Some(*inlined)
+        })
+        .collect();
+    let scopes = || chain.iter().zip(inlined_at.iter().copied());
     // Parameters first; then locals, innermost scope first.
-    let (parameters, locals): (Vec<_>, Vec<_>) = declared.into_iter().partition(|d| d.0.parameter);
-    let mut locals = locals;
-    locals.reverse();
+    let parameters = scopes().flat_map(|(scope, inlined)| {
+        let declared = scope.variables.iter().filter(|v| v.parameter);
+        declared.map(move |v| (v, inlined))
+    });
+    let locals = scopes().rev().flat_map(|(scope, inlined)| {
+        let declared = scope.variables.iter().rev().filter(|v| !v.parameter);
+        declared.map(move |v| (v, inlined))
+    });
     parameters
-        .into_iter()
         .chain(locals)
         .take(MAX_VARIABLES_PER_FRAME)
         .map(|(decl, inlined)| {
@@ -218,7 +223,7 @@ fn frame_variables(
                 } else {
                     VariableKind::Local
                 },
-                inlined,
+                inlined: inlined.cloned(),
                 value,
             }
         })

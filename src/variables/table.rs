@@ -177,8 +177,8 @@ pub struct Scope {
 pub enum ScopeKind {
     /// A function's own body.
     Function(String),
-    /// The body of a function inlined here.
-    Inlined(String),
+    /// The body of a function inlined here (its name shared by the variables read in it).
+    Inlined(Arc<str>),
     /// A `{ … }` block.
     Block,
 }
@@ -563,7 +563,7 @@ mod tests {
     #[test]
     fn deeply_nested_scopes_round_trip() {
         let leaf = |name: &str, depth: u64| Scope {
-            kind: ScopeKind::Inlined(name.to_owned()),
+            kind: ScopeKind::Inlined(name.into()),
             ranges: vec![(depth, 1000 - depth)],
             variables: vec![VariableDecl {
                 name: format!("v{depth}").into(),
