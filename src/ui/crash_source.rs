@@ -1,6 +1,7 @@
 //! The source lines under a crash page's frames: from the module's stored sources or the
 //! repository at the crash's release (`releases::Releases::source_context`), shown collapsed
-//! under each frame except the fault frame, with a link to the line at that commit.
+//! under each frame except the fault frame, with a link to the line at that commit (or, for a
+//! file a .NET PDB's Source Link names without embedding it, the link alone).
 
 use crate::app::App;
 use crate::code::context::{ContextSource, FrameContext};
@@ -83,11 +84,30 @@ pub async fn lines_by_frame(
         )
         .await;
     match context {
-        Ok(context) => context
-            .frames
-            .iter()
-            .map(|f| (f.frame, lines_of(f)))
-            .collect(),
+        Ok(context) => {
+            // A file a PDB's Source Link names without embedding it: its link, no lines.
+            let linked = context.missing.iter().filter_map(|m| {
+                let link = m.link.clone()?;
+                let lines = Vec::new();
+                let origin = m.reason.clone();
+                let open = false;
+                Some((
+                    m.frame,
+                    SourceLines {
+                        lines,
+                        origin,
+                        link: Some(link),
+                        open,
+                    },
+                ))
+            });
+            context
+                .frames
+                .iter()
+                .map(|f| (f.frame, lines_of(f)))
+                .chain(linked)
+                .collect()
+        }
         Err(e) => {
             tracing::warn!(crash = %attributes.id, error = %e, "source context unavailable");
             Vec::new()

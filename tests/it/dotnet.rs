@@ -438,7 +438,7 @@ async fn source_link_gives_the_frame_its_file_at_the_commit() {
     );
 
     let linked_only = TestServer::start().await;
-    let (_, context) =
+    let (id, context) =
         sample_source_context(&linked_only, sample_pdb_with_source_link(false)).await;
     assert_eq!(context["context"]["frames"], json!([]), "{context}");
     let missing = &context["context"]["missing"][0];
@@ -446,5 +446,16 @@ async fn source_link_gives_the_frame_its_file_at_the_commit() {
     assert!(
         missing["reason"].as_str().unwrap().contains("Source Link"),
         "{context}"
+    );
+    let session = common::ui::UiSession::sign_in(&linked_only, &linked_only.admin_token).await;
+    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    assert!(
+        page.body.contains(&format!("href=\"{program}\"")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("throw null;"),
+        "no lines without the embedded source"
     );
 }
