@@ -152,7 +152,7 @@ impl Renderer<'_> {
                 value.truncated = length > shown as u64;
             }
             _ => {
-                value.value = Some(format!("{pointer:#x}"));
+                value.value = Some(compact_str::format_compact!("{pointer:#x}"));
                 value.points_to = Some(self.map.describe(pointer));
             }
         }

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use compact_str::{format_compact, CompactString, ToCompactString};
 use serde::{Deserialize, Serialize};
 
 use super::eval::{CapturedMemory, Unavailable};
@@ -41,9 +42,10 @@ pub struct Value {
     /// The type as the source spells it (`struct node *`, `char [8]`).
     #[serde(rename = "type")]
     pub type_name: Arc<str>,
-    /// The value, for a leaf: `42`, `120 'x'`, `0x7ffd…`, `BLUE`, `0.25`, `true`.
+    /// The value, for a leaf: `42`, `120 'x'`, `0x7ffd…`, `BLUE`, `0.25`, `true` (kept inline,
+    /// without an allocation, up to 24 bytes: a crash's values are mostly numbers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+    pub value: Option<CompactString>,
     /// Why there is no value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<Unavailable>,
@@ -240,7 +242,7 @@ impl<'a> Renderer<'a> {
                                 Ok(word) => {
                                     let word = word.unwrap_or(0) >> offset;
                                     let mask = if width >= 64 { !0 } else { (1u64 << width) - 1 };
-                                    field.value = Some((word & mask).to_string());
+                                    field.value = Some((word & mask).to_compact_string());
                                 }
                                 Err(why) => field.unavailable = Some(why),
                             }
@@ -315,8 +317,8 @@ impl<'a> Renderer<'a> {
                     word as i64
                 };
                 match values.iter().find(|(_, v)| *v == number) {
-                    Some((name, _)) => name.clone(),
-                    None => number.to_string(),
+                    Some((name, _)) => CompactString::from(name.as_str()),
+                    None => number.to_compact_string(),
                 }
             }
             TypeInfo::Pointer { target, .. } => {
@@ -324,9 +326,9 @@ impl<'a> Renderer<'a> {
                 if word != 0 && self.is_char(*target) {
                     value.text = self.c_string(word);
                 }
-                format!("{word:#x}")
+                format_compact!("{word:#x}")
             }
-            _ => format!("{word:#x}"),
+            _ => format_compact!("{word:#x}"),
         });
         value
     }
@@ -379,7 +381,7 @@ impl<'a> Renderer<'a> {
     }
 }
 
-fn leaf(name: Arc<str>, type_name: Arc<str>, value: Option<String>) -> Value {
+fn leaf(name: Arc<str>, type_name: Arc<str>, value: Option<CompactString>) -> Value {
     Value {
         name,
         type_name,
@@ -435,27 +437,27 @@ fn sign_extend(word: u64, size: u8) -> i64 {
     }
 }
 
-fn base_value(encoding: BaseEncoding, size: u8, word: u64) -> String {
+fn base_value(encoding: BaseEncoding, size: u8, word: u64) -> CompactString {
     match encoding {
-        BaseEncoding::Signed => sign_extend(word, size).to_string(),
-        BaseEncoding::Unsigned | BaseEncoding::Other => word.to_string(),
+        BaseEncoding::Signed => sign_extend(word, size).to_compact_string(),
+        BaseEncoding::Unsigned | BaseEncoding::Other => word.to_compact_string(),
         BaseEncoding::SignedChar | BaseEncoding::UnsignedChar => {
             let number = if encoding == BaseEncoding::SignedChar {
                 sign_extend(word, size)
             } else {
                 word as i64
             };
-            format!("{number} '{}'", escape(&[word as u8]))
+            format_compact!("{number} '{}'", escape(&[word as u8]))
         }
-        BaseEncoding::Boolean => (word != 0).to_string(),
+        BaseEncoding::Boolean => (word != 0).to_compact_string(),
         BaseEncoding::Float => match size {
-            4 => format!("{}", f64::from(f32::from_bits(word as u32))),
-            8 => format!("{}", f64::from_bits(word)),
-            _ => format!("{word:#x}"),
+            4 => format_compact!("{}", f64::from(f32::from_bits(word as u32))),
+            8 => format_compact!("{}", f64::from_bits(word)),
+            _ => format_compact!("{word:#x}"),
         },
         BaseEncoding::Utf => match char::from_u32(word as u32) {
-            Some(c) => format!("U+{:04X} '{c}'", word),
-            None => format!("U+{word:04X}"),
+            Some(c) => format_compact!("U+{:04X} '{c}'", word),
+            None => format_compact!("U+{word:04X}"),
         },
     }
 }
