@@ -207,27 +207,26 @@ fn frame_variables(
         let declared = scope.variables.iter().rev().filter(|v| !v.parameter);
         declared.map(move |v| (v, inlined))
     });
-    parameters
-        .chain(locals)
-        .take(MAX_VARIABLES_PER_FRAME)
-        .map(|(decl, inlined)| {
-            let size = renderer.size_of(decl.type_id);
-            let value =
-                match eval::variable_bytes(&decl.location, function, pc, size, frame, memory) {
-                    Ok(bytes) => renderer.value(decl.name.clone(), decl.type_id, &bytes),
-                    Err(why) => renderer.unavailable(decl.name.clone(), decl.type_id, why),
-                };
-            Variable {
-                kind: if decl.parameter {
-                    VariableKind::Parameter
-                } else {
-                    VariableKind::Local
-                },
-                inlined: inlined.cloned(),
-                value,
-            }
-        })
-        .collect()
+    let declared: usize = chain.iter().map(|scope| scope.variables.len()).sum();
+    let mut variables = Vec::with_capacity(declared.min(MAX_VARIABLES_PER_FRAME));
+    let listed = parameters.chain(locals).take(MAX_VARIABLES_PER_FRAME);
+    variables.extend(listed.map(|(decl, inlined)| {
+        let size = renderer.size_of(decl.type_id);
+        let value = match eval::variable_bytes(&decl.location, function, pc, size, frame, memory) {
+            Ok(bytes) => renderer.value(decl.name.clone(), decl.type_id, &bytes),
+            Err(why) => renderer.unavailable(decl.name.clone(), decl.type_id, why),
+        };
+        Variable {
+            kind: if decl.parameter {
+                VariableKind::Parameter
+            } else {
+                VariableKind::Local
+            },
+            inlined: inlined.cloned(),
+            value,
+        }
+    }));
+    variables
 }
 
 /// One frame of a walked thread, as location expressions see it.
