@@ -46,7 +46,8 @@ pub fn embedded_portable_pdb(data: &[u8]) -> Result<Option<EmbeddedPdb>, String>
         ));
     }
     let mut bytes = Bounded {
-        out: Vec::with_capacity(embedded.get_size()),
+        // The claimed size is the file's word: reserve little up front, grow as it inflates.
+        out: Vec::with_capacity(embedded.get_size().min(16 << 20)),
         limit: MAX_EMBEDDED_PDB_BYTES,
     };
     embedded

@@ -417,6 +417,12 @@ async fn sample_source_context(server: &TestServer, pdb: Vec<u8>) -> (String, Va
     (id, context)
 }
 
+/// The crash page of crash `id`, as the admin sees it.
+async fn crash_page(server: &TestServer, id: &str) -> String {
+    let session = common::ui::UiSession::sign_in(server, &server.admin_token).await;
+    session.get(&format!("/ui/crashes/{id}")).await.body
+}
+
 /// A PDB with Source Link and embedded sources: the frame's lines come from the PDB and its
 /// link is the Source Link URL of its file (the file at the commit it was built from), in the
 /// API and on the crash page. A PDB with Source Link alone: no lines, the link and why.
@@ -429,13 +435,8 @@ async fn source_link_gives_the_frame_its_file_at_the_commit() {
     assert_eq!(frame["context_line"], "    throw null;", "{context}");
     assert_eq!(frame["source"]["kind"], "stored_sources", "{context}");
     assert_eq!(frame["link"], program.as_str(), "{context}");
-    let session = common::ui::UiSession::sign_in(&server, &server.admin_token).await;
-    let page = session.get(&format!("/ui/crashes/{id}")).await;
-    assert!(
-        page.body.contains(&format!("href=\"{program}\"")),
-        "{}",
-        page.body
-    );
+    let page = crash_page(&server, &id).await;
+    assert!(page.contains(&format!("href=\"{program}\"")), "{page}");
 
     let linked_only = TestServer::start().await;
     let (id, context) =
@@ -447,15 +448,10 @@ async fn source_link_gives_the_frame_its_file_at_the_commit() {
         missing["reason"].as_str().unwrap().contains("Source Link"),
         "{context}"
     );
-    let session = common::ui::UiSession::sign_in(&linked_only, &linked_only.admin_token).await;
-    let page = session.get(&format!("/ui/crashes/{id}")).await;
+    let page = crash_page(&linked_only, &id).await;
+    assert!(page.contains(&format!("href=\"{program}\"")), "{page}");
     assert!(
-        page.body.contains(&format!("href=\"{program}\"")),
-        "{}",
-        page.body
-    );
-    assert!(
-        !page.body.contains("throw null;"),
+        !page.contains("throw null;"),
         "no lines without the embedded source"
     );
 }
