@@ -9,7 +9,8 @@
 //! - **CFI** (symbolic-cfi): Breakpad `STACK CFI` / `STACK WIN` text, from Breakpad records,
 //!   DWARF `.eh_frame`/`.debug_frame`, PE unwind info or Mach-O compact unwind.
 //! - **Variables** ([`crate::variables::VariablesTable`]): each function's scopes, parameters
-//!   and locals with their locations and types, from DWARF; zstd-compressed JSON. Built on first
+//!   and locals with their locations and types, from DWARF or a PDB's CodeView records;
+//!   zstd-compressed JSON. Built on first
 //!   need (a crash's crashing thread runs through the module), not on upload.
 //!
 //! Each debug ID may have several stored files; each cache is built from the best one for its
@@ -74,7 +75,8 @@ impl CacheKind {
             CacheKind::SymCache => meta.features.debug || meta.features.symtab,
             CacheKind::Cfi => meta.features.unwind,
             CacheKind::Variables => {
-                meta.features.debug && matches!(meta.format.as_str(), "elf" | "macho" | "wasm")
+                meta.features.debug
+                    && matches!(meta.format.as_str(), "elf" | "macho" | "wasm" | "pdb")
             }
         }
     }
@@ -223,8 +225,11 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
             Ok(cfi.as_slice().to_vec())
         }
         CacheKind::Variables => {
-            let table = crate::variables::dwarf::build(object)
-                .map_err(|e| format!("could not read variables: {e}"))?;
+            let table = match object {
+                Object::Pdb(pdb) => crate::variables::codeview::build(pdb.data()),
+                _ => crate::variables::dwarf::build(object),
+            }
+            .map_err(|e| format!("could not read variables: {e}"))?;
             Ok(table.encode())
         }
     }

@@ -75,6 +75,7 @@ pub fn variable_bytes(
 ) -> Result<ValueBytes, Unavailable> {
     let expression = match location {
         Location::None => return Err(Unavailable::OptimizedOut),
+        Location::Unsupported => return Err(Unavailable::Unsupported),
         Location::Constant(bytes) => return Ok(sized(bytes.iter().map(|b| Ok(*b)), size)),
         Location::Expression(e) => e.as_slice(),
         Location::List(list) => match list.iter().find(|r| (r.start..r.end).contains(&pc)) {

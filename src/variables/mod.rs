@@ -6,6 +6,7 @@
 //! [`containers`]); the fault address is traced back to the
 //! variable it came from ([`fault`]).
 
+pub mod codeview;
 pub mod containers;
 pub mod dwarf;
 pub mod eval;

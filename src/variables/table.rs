@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// The format version of a stored table; part of its cache's version.
-pub const TABLE_VERSION: u32 = 3;
+pub const TABLE_VERSION: u32 = 4;
 
 /// Every function with variables in one module, and the types they use.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -207,6 +207,8 @@ pub enum Location {
     Constant(Vec<u8>),
     /// No location: optimized out.
     None,
+    /// A location this reader cannot express (a register with no DWARF number).
+    Unsupported,
 }
 
 /// One entry of a location list.
@@ -508,7 +510,7 @@ impl VariablesTable {
                                 Location::List(list) => {
                                     list.iter().map(|r| 40 + r.expression.len()).sum()
                                 }
-                                Location::None => 0,
+                                Location::None | Location::Unsupported => 0,
                             }
                     })
                     .sum::<usize>()

@@ -32,6 +32,7 @@ mod il2cpp;
 mod ingest;
 mod mcp;
 mod migrations;
+mod pdb_variables;
 mod process;
 mod proguard;
 mod queue;

@@ -1,0 +1,785 @@
+//! Builds a module's [`VariablesTable`] from a PDB (MSVC and clang-cl builds of Windows code):
+//! the CodeView symbols of every module in it — each procedure (`S_GPROC32`, `S_LPROC32`), its
+//! blocks (`S_BLOCK32`) and the calls inlined into it (`S_INLINESITE`, their address ranges from
+//! the binary annotations) — with their parameters and locals: register-relative
+//! (`S_REGREL32`), frame-relative (`S_BPREL32`), in a register (`S_REGISTER`) and, in optimized
+//! code, `S_LOCAL` with the ranges where it lives (`S_DEFRANGE_REGISTER`, `…_REGISTER_REL`,
+//! `…_FRAMEPOINTER_REL`, `…_FULL_SCOPE`; the frame pointer named by the procedure's
+//! `S_FRAMEPROC`). Types come from the TPI stream (forward references resolved to their
+//! definitions). Locations are written as the DWARF expressions the rest of `variables` reads
+//! (`DW_OP_breg`, `DW_OP_reg`; x86's virtual frame `VFRAME` is the address of the return
+//! address, `DW_OP_call_frame_cfa` − 4), so a Windows frame is evaluated exactly as a DWARF one.
+//!
+//! Hostile input ends in an error or a smaller table: records that do not parse are skipped,
+//! scope nesting and type chains are cut at fixed depths, cyclic type graphs resolved once.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use pdb::{
+    FallibleIterator, IdData, IdFinder, IdIndex, IdInformation, MachineType,
+    PdbInternalSectionOffset, SymbolData, TypeData, TypeIndex,
+};
+
+mod locations;
+mod types;
+
+use locations::{inline_ranges, LocationWriter, Place, Placed};
+use types::Types;
+
+use super::table::{Encoding, FunctionScope, ScopeKind, TypeId, VariablesTable};
+
+/// Deepest scope nesting and type chain followed.
+const MAX_DEPTH: usize = 64;
+/// Most address ranges one variable's location keeps.
+const MAX_LOCATION_RANGES: usize = 4096;
+
+// CodeView symbol kinds read here from their raw bytes (the `pdb` crate does not parse them).
+const S_END: u16 = 0x0006;
+const S_FRAMEPROC: u16 = 0x1012;
+const S_BPREL32: u16 = 0x110b;
+const S_INLINESITE_END: u16 = 0x114e;
+const S_PROC_ID_END: u16 = 0x114f;
+const S_DEFRANGE_REGISTER: u16 = 0x1141;
+const S_DEFRANGE_FRAMEPOINTER_REL: u16 = 0x1142;
+const S_DEFRANGE_SUBFIELD_REGISTER: u16 = 0x1143;
+const S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE: u16 = 0x1144;
+const S_DEFRANGE_REGISTER_REL: u16 = 0x1145;
+const S_GPROC32_ID: u16 = 0x1147;
+const S_LPROC32_ID: u16 = 0x1146;
+const S_LPROC32_DPC_ID: u16 = 0x1156;
+
+/// CodeView's x86 virtual frame register (`CV_ALLREG_VFRAME`): the frame FPO code computes.
+const CV_VFRAME: u16 = 30006;
+
+/// The variables table of a PDB's bytes: empty for a CPU whose registers are not mapped here.
+pub fn build(data: &[u8]) -> Result<VariablesTable, String> {
+    // The pdb crate meets some malformed records (a pointer mode or kind it does not know, an
+    // empty type record) with a panic rather than an error: here that is the PDB's error.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(data)))
+        .unwrap_or_else(|_| Err("PDB: malformed type or symbol records".to_owned()))
+}
+
+/// Reads every module's procedures and the types their variables use.
+fn read(data: &[u8]) -> Result<VariablesTable, String> {
+    let error = |e: pdb::Error| format!("PDB: {e}");
+    let mut pdb = pdb::PDB::open(Cursor::new(data)).map_err(error)?;
+    let dbi = pdb.debug_information().map_err(error)?;
+    let Some(cpu) = Cpu::of(dbi.machine_type().map_err(error)?) else {
+        return Ok(VariablesTable::default());
+    };
+    let address_map = pdb.address_map().map_err(error)?;
+    let type_information = pdb.type_information().map_err(error)?;
+    let id_information = pdb.id_information().map_err(error)?;
+    let mut types = Types::new(&type_information, cpu);
+    let ids = index_ids(&id_information);
+    let mut functions = Vec::new();
+    let mut modules = dbi.modules().map_err(error)?;
+    // A module whose records do not read costs its own variables, not the table's.
+    while let Ok(Some(module)) = modules.next() {
+        let Ok(Some(info)) = pdb.module_info(&module) else {
+            continue;
+        };
+        let Ok(mut symbols) = info.symbols() else {
+            continue;
+        };
+        let mut reader = ModuleReader {
+            cpu,
+            address_map: &address_map,
+            types: &mut types,
+            ids: &ids,
+            open: Vec::new(),
+            function: None,
+            taking_ranges: false,
+            out: &mut functions,
+        };
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            while let Ok(Some(symbol)) = symbols.next() {
+                reader.symbol(&symbol);
+            }
+            // A procedure the stream left open ends with it.
+            while !reader.open.is_empty() {
+                reader.close();
+            }
+        }));
+        if read.is_err() {
+            tracing::debug!("a PDB module's symbols did not read; its variables are left out");
+        }
+    }
+    functions.sort_by_key(|f: &FunctionScope| f.scope.ranges.first().map(|r| r.0));
+    Ok(VariablesTable::new(0, functions, types.types))
+}
+
+/// Every ID record of the IPI stream, findable by index (up to the first that does not read).
+fn index_ids<'t>(ids: &'t IdInformation<'_>) -> IdFinder<'t> {
+    let mut finder = ids.finder();
+    let mut iter = ids.iter();
+    while let Ok(Some(_)) = iter.next() {
+        finder.update(&iter);
+    }
+    finder
+}
+
+/// The CPUs whose CodeView registers map to DWARF ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cpu {
+    X86,
+    Amd64,
+}
+
+impl Cpu {
+    fn of(machine: MachineType) -> Option<Cpu> {
+        match machine {
+            MachineType::X86 => Some(Cpu::X86),
+            MachineType::Amd64 => Some(Cpu::Amd64),
+            _ => None,
+        }
+    }
+
+    fn address_size(self) -> u8 {
+        match self {
+            Cpu::X86 => 4,
+            Cpu::Amd64 => 8,
+        }
+    }
+
+    /// The DWARF number of CodeView register `register` (a sub-register maps to the register
+    /// holding it; its value is the low bytes, read as the variable's type says). `None`: a
+    /// register DWARF has no number for here (`ah`, segment and x87 registers…).
+    fn dwarf_register(self, register: u16) -> Option<u16> {
+        // Within each group, CodeView's order is ax, cx, dx, bx, sp, bp, si, di.
+        const X86_ORDER: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+        const AMD64_ORDER: [u16; 8] = [0, 2, 1, 3, 7, 6, 4, 5];
+        let order = match self {
+            Cpu::X86 => &X86_ORDER,
+            Cpu::Amd64 => &AMD64_ORDER,
+        };
+        let general = |first: u16| order.get(usize::from(register - first)).copied();
+        match (self, register) {
+            // al, cl, dl, bl (ah… are the high bytes: not a DWARF register).
+            (_, 1..=4) => general(1),
+            // ax … di, then eax … edi.
+            (_, 9..=16) => general(9),
+            (_, 17..=24) => general(17),
+            (Cpu::X86, 33) => Some(8),
+            (Cpu::Amd64, 33) => Some(16),
+            // xmm0–7, xmm8–15.
+            (Cpu::Amd64, 154..=161) => Some(register - 154 + 17),
+            (Cpu::Amd64, 252..=259) => Some(register - 252 + 25),
+            // sil, dil, bpl, spl.
+            (Cpu::Amd64, 324..=327) => [4, 5, 6, 7].get(usize::from(register - 324)).copied(),
+            // rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp.
+            (Cpu::Amd64, 328..=335) => [0, 3, 2, 1, 4, 5, 6, 7]
+                .get(usize::from(register - 328))
+                .copied(),
+            // r8–r15 and their byte, word and dword forms.
+            (Cpu::Amd64, 336..=367) => Some((register - 336) % 8 + 8),
+            _ => None,
+        }
+    }
+
+    /// The CodeView register a procedure's frame pointer is, from its `S_FRAMEPROC` encoding
+    /// (0: none, 1: the stack pointer, 2: the frame pointer, 3: the base pointer).
+    fn frame_register(self, encoded: u8) -> Option<u16> {
+        match (self, encoded) {
+            (Cpu::X86, 1) => Some(CV_VFRAME),
+            (Cpu::X86, 2) => Some(22),
+            (Cpu::X86, 3) => Some(20),
+            (Cpu::Amd64, 1) => Some(335),
+            (Cpu::Amd64, 2) => Some(334),
+            (Cpu::Amd64, 3) => Some(341), // r13
+            _ => None,
+        }
+    }
+
+    /// The register `S_BPREL32` offsets count from.
+    fn base_pointer(self) -> u16 {
+        match self {
+            Cpu::X86 => 22,
+            Cpu::Amd64 => 334,
+        }
+    }
+}
+
+/// A variable read so far: its locations are written once the procedure's frame is known.
+#[derive(Debug)]
+struct Pending {
+    name: Arc<str>,
+    parameter: bool,
+    type_id: Option<TypeId>,
+    places: Vec<Placed>,
+}
+
+/// A scope being read.
+#[derive(Debug)]
+struct Building {
+    kind: ScopeKind,
+    ranges: Vec<(u64, u64)>,
+    variables: Vec<Pending>,
+    children: Vec<Building>,
+}
+
+/// What an open scope record is.
+enum Open {
+    Scope(Building),
+    /// A scope record this reader keeps nothing of (a thunk, too deep a nesting).
+    Ignored,
+}
+
+/// The procedure being read.
+struct OpenFunction {
+    /// Its first address (inline sites' code offsets count from it).
+    start: u64,
+    /// `S_FRAMEPROC`'s encoded frame pointers: (locals, parameters).
+    frame: (u8, u8),
+    /// Parameters the procedure's type declares, not yet seen among records that do not say
+    /// whether they are one (`S_REGREL32`, `S_BPREL32`, `S_REGISTER`).
+    parameters_left: u16,
+}
+
+/// Reads one module's symbol stream into functions.
+struct ModuleReader<'r, 't, 's> {
+    cpu: Cpu,
+    address_map: &'r pdb::AddressMap<'s>,
+    types: &'r mut Types<'t>,
+    ids: &'r IdFinder<'t>,
+    open: Vec<Open>,
+    function: Option<OpenFunction>,
+    /// The last record was an `S_LOCAL` (or one of its ranges): `S_DEFRANGE_*` records add to it.
+    taking_ranges: bool,
+    out: &'r mut Vec<FunctionScope>,
+}
+
+impl ModuleReader<'_, '_, '_> {
+    fn symbol(&mut self, symbol: &pdb::Symbol<'_>) {
+        let kind = symbol.raw_kind();
+        let raw = symbol.raw_bytes();
+        let was_taking = std::mem::replace(&mut self.taking_ranges, false);
+        match kind {
+            S_END | S_PROC_ID_END | S_INLINESITE_END => return self.close(),
+            S_FRAMEPROC => {
+                // flags: after cbFrame, cbPad, offPad, cbSaveRegs, offExHdlr (u32) and
+                // sectExHdlr (u16).
+                if let (Some(function), Some(flags)) = (self.function.as_mut(), le_u32(raw, 24)) {
+                    function.frame = (((flags >> 14) & 3) as u8, ((flags >> 16) & 3) as u8);
+                }
+                return;
+            }
+            S_BPREL32 => {
+                if let (Some(offset), Some(type_index)) = (le_i32(raw, 2), le_u32(raw, 6)) {
+                    let name = c_string(raw.get(10..).unwrap_or_default());
+                    let place = Place::RegisterRelative(self.cpu.base_pointer(), offset);
+                    self.declare_unflagged(&name, TypeIndex(type_index), place);
+                }
+                return;
+            }
+            S_DEFRANGE_REGISTER
+            | S_DEFRANGE_FRAMEPOINTER_REL
+            | S_DEFRANGE_SUBFIELD_REGISTER
+            | S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE
+            | S_DEFRANGE_REGISTER_REL => {
+                if was_taking {
+                    self.taking_ranges = true;
+                    if let Some(placed) = self.def_range(kind, raw) {
+                        if let Some(variable) =
+                            self.innermost().and_then(|s| s.variables.last_mut())
+                        {
+                            if variable.places.len() < MAX_LOCATION_RANGES {
+                                variable.places.push(placed);
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Ok(data) = symbol.parse() else {
+            if symbol.starts_scope() {
+                self.open.push(Open::Ignored);
+            }
+            return;
+        };
+        match data {
+            SymbolData::Procedure(procedure) => {
+                let by_id = matches!(kind, S_GPROC32_ID | S_LPROC32_ID | S_LPROC32_DPC_ID);
+                self.open_function(&procedure, by_id)
+            }
+            SymbolData::Block(block) => {
+                let ranges = self.rva(block.offset).map_or_else(Vec::new, |start| {
+                    vec![(start, start + u64::from(block.len))]
+                });
+                self.open_scope(ScopeKind::Block, ranges)
+            }
+            SymbolData::InlineSite(site) => {
+                let name = self.inlinee_name(site.inlinee);
+                let start = self.function.as_ref().map_or(0, |f| f.start);
+                let mut annotations = site.annotations.iter();
+                let annotations = std::iter::from_fn(|| annotations.next().ok().flatten());
+                let ranges = inline_ranges(start, annotations);
+                self.open_scope(ScopeKind::Inlined(name.into()), ranges)
+            }
+            SymbolData::Local(local) => {
+                let type_id = self.types.convert(local.type_index);
+                if let Some(scope) = self.innermost() {
+                    scope.variables.push(Pending {
+                        name: local.name.to_string().into(),
+                        parameter: local.flags.isparam,
+                        type_id,
+                        places: Vec::new(),
+                    });
+                    self.taking_ranges = !local.flags.isoptimizedout;
+                }
+            }
+            SymbolData::RegisterRelative(relative) => {
+                let place = Place::RegisterRelative(relative.register.0, relative.offset);
+                let name = relative.name.to_string();
+                self.declare_unflagged(&name, relative.type_index, place)
+            }
+            SymbolData::RegisterVariable(variable) => {
+                let place = Place::Register(variable.register.0);
+                let name = variable.name.to_string();
+                self.declare_unflagged(&name, variable.type_index, place)
+            }
+            _ if symbol.starts_scope() => self.open.push(Open::Ignored),
+            _ => {}
+        }
+    }
+
+    /// The innermost scope being read, if a procedure is open.
+    fn innermost(&mut self) -> Option<&mut Building> {
+        self.function.as_ref()?;
+        self.open.iter_mut().rev().find_map(|open| match open {
+            Open::Scope(scope) => Some(scope),
+            Open::Ignored => None,
+        })
+    }
+
+    /// A variable from a record that does not say whether it is a parameter: the procedure's
+    /// first ones (as many as its type declares, and `this`) are. MSVC writes an `S_REGREL32`
+    /// beside the `S_LOCAL` of a variable already described: the first description is kept.
+    fn declare_unflagged(&mut self, name: &str, type_index: TypeIndex, place: Place) {
+        let type_id = self.types.convert(type_index);
+        let in_body = self.open.len() == 1;
+        let Some(function) = self.function.as_mut() else {
+            return;
+        };
+        let mut parameter = name == "this";
+        if !parameter && in_body && function.parameters_left > 0 {
+            function.parameters_left -= 1;
+            parameter = true;
+        }
+        let Some(scope) = self.innermost() else {
+            return;
+        };
+        if scope.variables.iter().any(|v| &*v.name == name) {
+            return;
+        }
+        scope.variables.push(Pending {
+            name: name.into(),
+            parameter,
+            type_id,
+            places: vec![Placed {
+                ranges: None,
+                place,
+            }],
+        });
+    }
+
+    fn open_function(&mut self, procedure: &pdb::ProcedureSymbol<'_>, by_id: bool) {
+        // A procedure left open (a missing S_END) ends where the next begins.
+        while !self.open.is_empty() {
+            self.close();
+        }
+        let Some(start) = self.rva(procedure.offset) else {
+            self.open.push(Open::Ignored);
+            return;
+        };
+        self.function = Some(OpenFunction {
+            start,
+            frame: (0, 0),
+            parameters_left: self.parameter_count(procedure.type_index, by_id),
+        });
+        self.open.push(Open::Scope(Building {
+            kind: ScopeKind::Function(procedure.name.to_string().into_owned()),
+            ranges: vec![(start, start + u64::from(procedure.len))],
+            variables: Vec::new(),
+            children: Vec::new(),
+        }));
+    }
+
+    fn open_scope(&mut self, kind: ScopeKind, ranges: Vec<(u64, u64)>) {
+        if self.function.is_none() || self.open.len() >= MAX_DEPTH {
+            self.open.push(Open::Ignored);
+            return;
+        }
+        self.open.push(Open::Scope(Building {
+            kind,
+            ranges,
+            variables: Vec::new(),
+            children: Vec::new(),
+        }));
+    }
+
+    /// Ends the innermost open scope record; the procedure's own end writes it out.
+    fn close(&mut self) {
+        let Some(Open::Scope(done)) = self.open.pop() else {
+            return;
+        };
+        if let Some(parent) = self.innermost() {
+            parent.children.push(done);
+            return;
+        }
+        let Some(function) = self.function.take() else {
+            return;
+        };
+        let frame = (
+            self.cpu.frame_register(function.frame.0),
+            self.cpu.frame_register(function.frame.1),
+        );
+        let writer = LocationWriter {
+            cpu: self.cpu,
+            frame,
+        };
+        self.out.push(FunctionScope {
+            scope: writer.scope(done),
+            frame_base: None,
+            encoding: Encoding {
+                address_size: self.cpu.address_size(),
+                version: 4,
+                dwarf64: false,
+            },
+            call_sites: Vec::new(),
+        });
+    }
+
+    fn rva(&self, offset: PdbInternalSectionOffset) -> Option<u64> {
+        offset.to_rva(self.address_map).map(|rva| u64::from(rva.0))
+    }
+
+    /// How many parameters the procedure's type declares (its type is an ID record's for
+    /// `…_ID` procedures).
+    fn parameter_count(&self, index: TypeIndex, by_id: bool) -> u16 {
+        let index = if by_id {
+            match self
+                .ids
+                .find(IdIndex(index.0))
+                .and_then(|item| item.parse())
+            {
+                Ok(IdData::Function(f)) => f.function_type,
+                Ok(IdData::MemberFunction(f)) => f.function_type,
+                _ => return 0,
+            }
+        } else {
+            index
+        };
+        match self.types.parse(index) {
+            Some(TypeData::Procedure(p)) => p.parameter_count,
+            Some(TypeData::MemberFunction(f)) => f.parameter_count,
+            _ => 0,
+        }
+    }
+
+    /// An inlined function's name, from the ID stream (an ID imported from another module of
+    /// the PDB, as link-time code generation writes them, is not followed).
+    fn inlinee_name(&self, inlinee: IdIndex) -> String {
+        match self.ids.find(inlinee).and_then(|item| item.parse()) {
+            Ok(IdData::Function(f)) => f.name.to_string().into_owned(),
+            Ok(IdData::MemberFunction(f)) => f.name.to_string().into_owned(),
+            _ => "<inlined function>".to_owned(),
+        }
+    }
+
+    /// The place and ranges an `S_DEFRANGE_*` record gives (a part of a variable, which
+    /// `…_SUBFIELD_…` records and a non-zero parent offset describe, is not read).
+    fn def_range(&self, kind: u16, raw: &[u8]) -> Option<Placed> {
+        let ranges = |at: usize| self.ranges(raw, at);
+        match kind {
+            S_DEFRANGE_REGISTER => Some(Placed {
+                place: Place::Register(le_u16(raw, 2)?),
+                ranges: Some(ranges(6)?),
+            }),
+            S_DEFRANGE_FRAMEPOINTER_REL => Some(Placed {
+                place: Place::FrameRelative(le_i32(raw, 2)?),
+                ranges: Some(ranges(6)?),
+            }),
+            S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE => Some(Placed {
+                place: Place::FrameRelative(le_i32(raw, 2)?),
+                ranges: None,
+            }),
+            S_DEFRANGE_REGISTER_REL => {
+                let offset_in_parent = le_u16(raw, 4)? >> 4;
+                (offset_in_parent == 0).then_some(())?;
+                Some(Placed {
+                    place: Place::RegisterRelative(le_u16(raw, 2)?, le_i32(raw, 6)?),
+                    ranges: Some(ranges(10)?),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A `CV_LVAR_ADDR_RANGE` at `at` (offset, section, length) and the gaps after it, as
+    /// module-relative ranges.
+    fn ranges(&self, raw: &[u8], at: usize) -> Option<Vec<(u64, u64)>> {
+        let offset = PdbInternalSectionOffset {
+            offset: le_u32(raw, at)?,
+            section: le_u16(raw, at + 4)?,
+        };
+        let start = self.rva(offset)?;
+        let end = start + u64::from(le_u16(raw, at + 6)?);
+        let mut ranges = vec![(start, end)];
+        let gaps = raw.get(at + 8..)?.chunks_exact(4).take(MAX_LOCATION_RANGES);
+        for gap in gaps {
+            let gap_start = start + u64::from(u16::from_le_bytes([gap[0], gap[1]]));
+            let gap_end = gap_start + u64::from(u16::from_le_bytes([gap[2], gap[3]]));
+            ranges = ranges
+                .into_iter()
+                .flat_map(|(s, e)| [(s, e.min(gap_start)), (s.max(gap_end), e)])
+                .filter(|(s, e)| s < e)
+                .collect();
+        }
+        Some(ranges)
+    }
+}
+
+fn le_u16(raw: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(raw.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le_u32(raw: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(raw.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le_i32(raw: &[u8], at: usize) -> Option<i32> {
+    le_u32(raw, at).map(|v| v as i32)
+}
+
+/// A NUL-terminated name (all of `bytes` when there is no NUL).
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use pdb::BinaryAnnotation as A;
+
+    use super::*;
+    use crate::variables::eval::{self, CapturedMemory, FrameContext};
+    use crate::variables::table::{Location, LocationRange, Scope, VariableDecl};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../shared/fixtures/debug-files/windows/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn declared<'a>(scope: &'a Scope, name: &str) -> &'a VariableDecl {
+        scope
+            .variables
+            .iter()
+            .find(|v| &*v.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {scope:?}"))
+    }
+
+    fn list(location: &Location) -> Vec<(u64, u64, &[u8])> {
+        match location {
+            Location::List(list) => list
+                .iter()
+                .map(|r: &LocationRange| (r.start, r.end, r.expression.as_slice()))
+                .collect(),
+            other => panic!("not a list: {other:?}"),
+        }
+    }
+
+    /// A frame whose CFA is known and nothing else, over one block of memory.
+    struct Frame {
+        cfa: u64,
+        memory: (u64, Vec<u8>),
+    }
+
+    impl FrameContext for Frame {
+        fn register(&self, _: u16) -> Option<u64> {
+            None
+        }
+        fn cfa(&self) -> Option<u64> {
+            Some(self.cfa)
+        }
+        fn entry_value(&self, _: u16) -> Option<u64> {
+            None
+        }
+        fn relocate(&self, address: u64) -> u64 {
+            address
+        }
+    }
+
+    impl CapturedMemory for Frame {
+        fn read(&self, address: u64, len: usize) -> Option<Cow<'_, [u8]>> {
+            let start = usize::try_from(address.checked_sub(self.memory.0)?).ok()?;
+            self.memory.1.get(start..start + len).map(Cow::Borrowed)
+        }
+    }
+
+    /// `callback` in crash.pdb (x86, no frame pointer: `S_FRAMEPROC` says VFRAME) as
+    /// llvm-pdbutil lists it: each parameter at ESP+n at its first byte
+    /// (`S_DEFRANGE_REGISTER_REL`), then at VFRAME+n for the whole body
+    /// (`…_FRAMEPOINTER_REL_FULL_SCOPE`); `succeeded` in BL over 45 bytes from 0x28D5 but the one
+    /// at +28; the `S_REGREL32`s repeating them add nothing.
+    #[test]
+    fn an_fpo_procedures_parameters_are_found_from_the_virtual_frame() {
+        let table = build(&fixture("crash.pdb")).unwrap();
+        let callback = table.function_at(0x28d0).unwrap();
+        assert_eq!(
+            callback.scope.kind,
+            ScopeKind::Function("`anonymous namespace'::callback".into())
+        );
+        assert_eq!(callback.scope.ranges, [(0x28d0, 0x28d0 + 51)]);
+        let names: Vec<&str> = callback.scope.variables.iter().map(|v| &*v.name).collect();
+        assert_eq!(
+            names,
+            [
+                "dump_path",
+                "minidump_id",
+                "context",
+                "exinfo",
+                "assertion",
+                "succeeded"
+            ]
+        );
+        assert!(callback.scope.variables.iter().all(|v| v.parameter));
+        let dump_path = declared(&callback.scope, "dump_path");
+        assert_eq!(table.type_name(dump_path.type_id), "const wchar_t *");
+        // DW_OP_breg4 (esp) 4; DW_OP_call_frame_cfa, DW_OP_consts 0, DW_OP_plus.
+        assert_eq!(
+            list(&dump_path.location),
+            [
+                (0x28d0, 0x28d1, &[0x74, 4][..]),
+                (0x28d0, 0x2903, &[0x9c, 0x11, 0, 0x22][..])
+            ]
+        );
+        let succeeded = declared(&callback.scope, "succeeded");
+        assert_eq!(table.type_name(succeeded.type_id), "bool");
+        assert_eq!(
+            list(&succeeded.location)[..2],
+            [(0x28d5, 0x28f1, &[0x53][..]), (0x28f2, 0x2902, &[0x53][..])]
+        );
+
+        // Evaluated: VFRAME is the address of the return address, so `dump_path`, the first
+        // argument, is the word at the CFA.
+        let frame = Frame {
+            cfa: 0x1000,
+            memory: (0xffc, vec![0xd0, 0x28, 0x40, 0, 0x78, 0x56, 0x34, 0x12]),
+        };
+        let bytes =
+            eval::variable_bytes(&dump_path.location, callback, 0x28e0, 4, &frame, &frame).unwrap();
+        let bytes: Vec<u8> = bytes.into_iter().map(|b| b.unwrap()).collect();
+        assert_eq!(bytes, 0x1234_5678u32.to_le_bytes());
+    }
+
+    /// x64 (CrashWithException.pdb): `printf`'s `_Format` in RCX over its first 40 bytes, then
+    /// at RSP+80 (`S_FRAMEPROC`: the frame pointer is RSP) for the whole body.
+    #[test]
+    fn an_x64_parameter_moves_from_its_register_to_the_stack() {
+        let table = build(&fixture("CrashWithException.pdb")).unwrap();
+        let printf = table.function_at(0x1010).unwrap();
+        assert_eq!(printf.scope.kind, ScopeKind::Function("printf".into()));
+        assert_eq!(printf.encoding.address_size, 8);
+        let format = declared(&printf.scope, "_Format");
+        assert!(format.parameter);
+        assert_eq!(table.type_name(format.type_id), "const char * const");
+        // DW_OP_reg2 (rcx); DW_OP_breg7 (rsp) 80.
+        assert_eq!(
+            list(&format.location),
+            [
+                (0x1010, 0x1038, &[0x52][..]),
+                (0x1010, 0x1065, &[0x77, 0xd0, 0x00][..])
+            ]
+        );
+        let result = declared(&printf.scope, "_Result");
+        assert!(!result.parameter);
+        assert_eq!(list(&result.location), [(0x105d, 0x1065, &[0x50][..])]);
+    }
+
+    /// main's inline sites in crash.pdb: a record runs to the next one; one given a length
+    /// ends there (0x123..0x126 is outside); nested sites keep their own ranges.
+    #[test]
+    fn inline_sites_cover_what_their_annotations_say() {
+        let table = build(&fixture("crash.pdb")).unwrap();
+        let main = 0x1000 + 6416;
+        let chain = table
+            .function_at(main + 0xe0)
+            .unwrap()
+            .scope
+            .chain_at(main + 0xe0);
+        let ranges: Vec<&[(u64, u64)]> = chain.iter().map(|s| s.ranges.as_slice()).collect();
+        let inlined = [(main + 0xda, main + 0x123), (main + 0x126, main + 0x12d)];
+        assert_eq!(ranges[1], inlined);
+        assert_eq!(ranges[2], inlined);
+        let at_crash = table
+            .function_at(main + 0x12d)
+            .unwrap()
+            .scope
+            .chain_at(main + 0x12d);
+        let kinds: Vec<&ScopeKind> = at_crash.iter().map(|s| &s.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                &ScopeKind::Function("main".into()),
+                &ScopeKind::Inlined("start".into()),
+                &ScopeKind::Inlined("crash".into())
+            ]
+        );
+
+        // The annotations' forms one by one.
+        let ranges = locations::inline_ranges(
+            0x100,
+            [
+                A::ChangeCodeOffset(0x10),
+                A::ChangeCodeOffsetAndLineOffset(0x4, 2),
+                A::ChangeCodeLength(0x6),
+                A::ChangeCodeOffset(0x10),
+                A::ChangeCodeLengthAndCodeOffset(0x3, 0x8),
+            ],
+        );
+        // 0x10..0x14, 0x14..0x1a; then 0x2a..0x32 (to the next offset), 0x32..0x35.
+        assert_eq!(ranges, [(0x110, 0x11a), (0x12a, 0x135)]);
+    }
+
+    /// Hostile PDBs: crash.pdb with bytes overwritten all over, and cut short, gives a table or
+    /// an error (the pdb crate's panics on some malformed records caught), and a record that
+    /// does not read costs its own variables, not the table's.
+    #[test]
+    fn mutated_pdbs_give_a_table_or_an_error() {
+        let original = fixture("crash.pdb");
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut tables = 0;
+        for round in 0..24 {
+            let mut bytes = original.clone();
+            for _ in 0..64 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            if round % 4 == 0 {
+                bytes.truncate((next() % bytes.len() as u64) as usize);
+            }
+            match build(&bytes) {
+                Ok(table) if !table.functions.is_empty() => tables += 1,
+                _ => {}
+            }
+        }
+        eprintln!("{tables} of 24 mutated PDBs still gave variables");
+        assert!(tables >= 12, "{tables} of 24 mutated PDBs gave variables");
+        assert!(build(b"not a pdb").is_err());
+    }
+}
