@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::eval::Unavailable;
-use super::render::{element_name, escape, le_u64, Renderer, Value};
+use super::render::{element_name, escape_text, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
 
 /// A member found inside a value: its byte offset from the value's start and its type.
@@ -62,31 +62,86 @@ impl Renderer<'_> {
                 (Err(why), _) | (_, Err(why)) => unavailable(value, why),
             });
         } else if struct_name.starts_with("vector<") {
-            return self.vector(value, info, bytes, depth);
+            return self.vector(
+                value,
+                info,
+                bytes,
+                depth,
+                ["_M_impl", "_M_start", "_M_finish"],
+            );
+        } else if let Some(width) = msvc_string_width(struct_name) {
+            return self.msvc_string(value, info, bytes, width);
+        } else if struct_name.starts_with("std::vector<") {
+            let paths = ["_Mypair._Myval2", "_Myfirst", "_Mylast"];
+            return self.vector(value, info, bytes, depth, paths);
         } else {
             return None;
         };
         Some(match words {
-            (Ok(pointer), Ok(length)) => self.text_value(value, pointer, length),
+            (Ok(pointer), Ok(length)) => self.text_value(value, pointer, length, 1),
             (Err(why), _) | (_, Err(why)) => unavailable(value, why),
         })
     }
 
-    /// A C++ `std::vector<T>`: the elements from `_M_start` to `_M_finish`.
+    /// MSVC's `std::basic_string` (`_Mypair._Myval2`): `_Mysize` characters, kept in the
+    /// string's own 16-byte buffer `_Bx._Buf` while its capacity `_Myres` fits there, else at
+    /// `_Bx._Ptr`.
+    fn msvc_string(
+        &self,
+        value: Value,
+        info: &TypeInfo,
+        bytes: &[Result<u8, Unavailable>],
+        width: usize,
+    ) -> Option<Value> {
+        const BUFFER: u64 = 16;
+        let (buffer, _) = self.find(info, &["_Mypair", "_Myval2", "_Bx"])?;
+        let size = self.word_of(info, bytes, &["_Mypair", "_Myval2", "_Mysize"])?;
+        let capacity = self.word_of(info, bytes, &["_Mypair", "_Myval2", "_Myres"])?;
+        let (pointer_at, pointer_type) = self.find(info, &["_Mypair", "_Myval2", "_Bx", "_Ptr"])?;
+        let (size, capacity) = match (size, capacity) {
+            (Ok(size), Ok(capacity)) => (size, capacity),
+            (Err(why), _) | (_, Err(why)) => return Some(unavailable(value, why)),
+        };
+        if capacity < BUFFER / width as u64 {
+            let length = size.min(BUFFER / width as u64) as usize * width;
+            let start = usize::try_from(buffer).ok()?;
+            let inline = bytes.get(start..start.checked_add(length)?)?;
+            return Some(match known_bytes(inline) {
+                Ok(text) => Value {
+                    text: Some(escape_text(&text, width)),
+                    ..value
+                },
+                Err(why) => unavailable(value, why),
+            });
+        }
+        let pointer_size = self.size_of(pointer_type).clamp(1, 8) as usize;
+        Some(match word_at(bytes, pointer_at, pointer_size)? {
+            Ok(pointer) => self.text_value(value, pointer, size, width),
+            Err(why) => unavailable(value, why),
+        })
+    }
+
+    /// A C++ `std::vector<T>`: the elements from its first pointer to its last, both in the
+    /// struct at `[path, first, last]` (`_M_impl` in libstdc++, `_Mypair._Myval2` in MSVC's).
     fn vector(
         &self,
         value: Value,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
+        [path, first, last]: [&str; 3],
     ) -> Option<Value> {
-        let (_, start_type) = self.find(info, &["_M_impl", "_M_start"])?;
+        let mut first_path: Vec<&str> = path.split('.').collect();
+        let mut last_path = first_path.clone();
+        first_path.push(first);
+        last_path.push(last);
+        let (_, start_type) = self.find(info, &first_path)?;
         let element = match self.resolved(start_type) {
             Some(TypeInfo::Pointer { target, .. }) => *target,
             _ => return None,
         };
-        let start = self.word_of(info, bytes, &["_M_impl", "_M_start"])?;
-        let finish = self.word_of(info, bytes, &["_M_impl", "_M_finish"])?;
+        let start = self.word_of(info, bytes, &first_path)?;
+        let finish = self.word_of(info, bytes, &last_path)?;
         Some(match (start, finish) {
             (Ok(start), Ok(finish)) => {
                 let size = self.size_of(element).max(1);
@@ -143,13 +198,15 @@ impl Renderer<'_> {
         value
     }
 
-    /// A string's value: its text when the dump holds its bytes, else where it points.
-    fn text_value(&self, mut value: Value, pointer: u64, length: u64) -> Value {
-        let shown = length.min(self.limits.text_bytes as u64) as usize;
+    /// A string's value, `length` characters of `width` bytes: its text when the dump holds
+    /// it, else where it points.
+    fn text_value(&self, mut value: Value, pointer: u64, length: u64, width: usize) -> Value {
+        let units = (self.limits.text_bytes / width) as u64;
+        let shown = length.min(units) as usize * width;
         match self.memory.read(pointer, shown) {
             Some(text) if pointer != 0 || shown == 0 => {
-                value.text = Some(escape(&text));
-                value.truncated = length > shown as u64;
+                value.text = Some(escape_text(&text, width));
+                value.truncated = length > units;
             }
             _ => {
                 value.value = Some(compact_str::format_compact!("{pointer:#x}"));
@@ -263,6 +320,21 @@ impl Renderer<'_> {
         }
         None
     }
+}
+
+/// The bytes per character of an MSVC `std::basic_string<…>` of this name, if it is one.
+fn msvc_string_width(struct_name: &str) -> Option<usize> {
+    let arguments = struct_name.strip_prefix("std::basic_string<")?;
+    ["char,", "char8_t,"]
+        .iter()
+        .any(|c| arguments.starts_with(c))
+        .then_some(1)
+        .or_else(|| {
+            ["wchar_t,", "char16_t,", "unsigned short,"]
+                .iter()
+                .any(|c| arguments.starts_with(c))
+                .then_some(2)
+        })
 }
 
 /// The little-endian integer of `size` bytes at `offset`, or why they are not known.
@@ -419,5 +491,94 @@ mod tests {
         assert_eq!(option([5, 9]).variant.as_deref(), Some("Some"));
         let missing = renderer.value("s".into(), Some(3), &[Err(Unavailable::NotCaptured); 16]);
         assert_eq!(missing.unavailable, Some(Unavailable::NotCaptured));
+    }
+
+    /// MSVC's layouts, as a PDB's types give them: a `std::vector<int>` (`_Mypair._Myval2`'s
+    /// `_Myfirst` to `_Mylast`) shows its elements; a `std::wstring` on the heap claiming 2^32
+    /// characters shows 128 of them, truncated.
+    #[test]
+    fn msvc_vectors_and_wide_strings_read_through_their_layouts() {
+        let table =
+            VariablesTable::new(
+                0,
+                Vec::new(),
+                vec![
+                TypeInfo::Base {
+                    name: "int".into(),
+                    size: 4,
+                    encoding: BaseEncoding::Signed,
+                },
+                TypeInfo::Pointer {
+                    size: 4,
+                    target: Some(0),
+                    reference: false,
+                },
+                structure(
+                    "std::_Vector_val<std::_Simple_types<int> >",
+                    12,
+                    vec![
+                        member("_Myfirst", 0, 1),
+                        member("_Mylast", 4, 1),
+                        member("_Myend", 8, 1),
+                    ],
+                ),
+                structure("std::_Compressed_pair<…>", 12, vec![member("_Myval2", 0, 2)]),
+                structure(
+                    "std::vector<int,std::allocator<int> >",
+                    12,
+                    vec![member("_Mypair", 0, 3)],
+                ),
+                TypeInfo::Base {
+                    name: "wchar_t".into(),
+                    size: 2,
+                    encoding: BaseEncoding::Utf,
+                },
+                TypeInfo::Pointer {
+                    size: 4,
+                    target: Some(5),
+                    reference: false,
+                },
+                TypeInfo::Base {
+                    name: "unsigned int".into(),
+                    size: 4,
+                    encoding: BaseEncoding::Unsigned,
+                },
+                structure("std::_String_val<…>::_Bxty", 16, vec![member("_Ptr", 0, 6)]),
+                structure(
+                    "std::_String_val<std::_Simple_types<wchar_t> >",
+                    24,
+                    vec![
+                        member("_Bx", 0, 8),
+                        member("_Mysize", 16, 7),
+                        member("_Myres", 20, 7),
+                    ],
+                ),
+                structure("std::_Compressed_pair<…>", 24, vec![member("_Myval2", 0, 9)]),
+                structure("std::_String_alloc<…>", 24, vec![member("_Mypair", 0, 10)]),
+                structure(
+                    "std::basic_string<wchar_t,std::char_traits<wchar_t>,std::allocator<wchar_t> >",
+                    24,
+                    vec![member("<base>", 0, 11)],
+                ),
+            ],
+            );
+        let renderer = Renderer {
+            table: &table,
+            memory: &Everywhere,
+            map: &Everywhere,
+            limits: RenderLimits::default(),
+        };
+        let words = |words: &[u32]| -> Vec<Result<u8, Unavailable>> {
+            words.iter().flat_map(|w| w.to_le_bytes()).map(Ok).collect()
+        };
+        let vector = renderer.value("v".into(), Some(4), &words(&[0x1000, 0x100c, 0x1010]));
+        assert_eq!(vector.fields.len(), 3, "{vector:?}");
+        assert_eq!(vector.fields[2].value.as_deref(), Some("1633771873"));
+        assert!(!vector.truncated);
+        let heap = words(&[0x2000, 0, 0, 0, u32::MAX, u32::MAX]);
+        let text = renderer.value("s".into(), Some(12), &heap);
+        // Every byte is 0x61: each UTF-16 unit is U+6161.
+        assert_eq!(text.text.as_deref(), Some(&*"\\u{6161}".repeat(128)));
+        assert!(text.truncated);
     }
 }

@@ -263,8 +263,8 @@ impl<'a> Renderer<'a> {
                 let mut value = leaf(name, type_name, None);
                 let size = self.size_of(*element) as usize;
                 let count = count.unwrap_or(0) as usize;
-                if self.is_char(*element) {
-                    value.text = text_of(bytes.iter().take(self.limits.text_bytes));
+                if let Some(width) = self.char_width(*element) {
+                    value.text = text_of(bytes.iter().take(self.limits.text_bytes), width);
                 }
                 if depth >= self.limits.depth || size == 0 {
                     value.truncated = count > 0;
@@ -323,8 +323,8 @@ impl<'a> Renderer<'a> {
             }
             TypeInfo::Pointer { target, .. } => {
                 value.points_to = Some(self.map.describe(word));
-                if word != 0 && self.is_char(*target) {
-                    value.text = self.c_string(word);
+                if let Some(width) = self.char_width(*target).filter(|_| word != 0) {
+                    value.text = self.c_string(word, width);
                 }
                 format_compact!("{word:#x}")
             }
@@ -333,23 +333,28 @@ impl<'a> Renderer<'a> {
         value
     }
 
-    /// The bytes at `address` up to their NUL, as far as the dump holds them.
-    fn c_string(&self, address: u64) -> Option<String> {
+    /// The text at `address` up to its NUL (a code unit of `width` bytes), as far as the dump
+    /// holds it.
+    fn c_string(&self, address: u64, width: usize) -> Option<String> {
         // Most strings lie well inside a captured region: read the longest shown at once.
-        if let Some(bytes) = self.memory.read(address, self.limits.text_bytes) {
-            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-            return Some(escape(&bytes[..end]));
+        let longest = self.limits.text_bytes / width * width;
+        if let Some(bytes) = self.memory.read(address, longest) {
+            let end = bytes
+                .chunks_exact(width)
+                .position(|unit| unit.iter().all(|b| *b == 0))
+                .map_or(bytes.len(), |units| units * width);
+            return Some(escape_text(&bytes[..end], width));
         }
-        // Near the region's end: byte by byte, as far as the dump holds them.
+        // Near the region's end: a unit at a time, as far as the dump holds them.
         let mut text = Vec::new();
-        while text.len() < self.limits.text_bytes {
-            let chunk = self.memory.read(address + text.len() as u64, 1)?;
-            if chunk[0] == 0 {
+        while text.len() < longest {
+            let unit = self.memory.read(address + text.len() as u64, width)?;
+            if unit.iter().all(|b| *b == 0) {
                 break;
             }
-            text.push(chunk[0]);
+            text.extend_from_slice(&unit);
         }
-        Some(escape(&text))
+        Some(escape_text(&text, width))
     }
 
     /// The type with typedefs and qualifiers looked through.
@@ -366,18 +371,27 @@ impl<'a> Renderer<'a> {
         None
     }
 
-    fn is_char(&self, id: Option<TypeId>) -> bool {
-        matches!(
-            self.resolved(id),
-            Some(TypeInfo::Base {
+    /// The bytes of one character of text when `id` is a character type: 1 for `char` (and
+    /// the other one-byte integers, as gdb shows them), 2 for Windows' `wchar_t` and `char16_t`
+    /// (UTF-16).
+    pub(super) fn char_width(&self, id: Option<TypeId>) -> Option<usize> {
+        match self.resolved(id)? {
+            TypeInfo::Base {
                 size: 1,
-                encoding: BaseEncoding::SignedChar
+                encoding:
+                    BaseEncoding::SignedChar
                     | BaseEncoding::UnsignedChar
                     | BaseEncoding::Signed
                     | BaseEncoding::Unsigned,
                 ..
-            })
-        )
+            } => Some(1),
+            TypeInfo::Base {
+                size: 2,
+                encoding: BaseEncoding::Utf,
+                ..
+            } => Some(2),
+            _ => None,
+        }
     }
 }
 
@@ -481,17 +495,41 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
-/// The text of a `char` array: up to its NUL, if every byte up to there is known.
-fn text_of<'a>(bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>) -> Option<String> {
-    let mut text = Vec::new();
-    for byte in bytes {
-        match byte {
-            Ok(0) => break,
-            Ok(b) => text.push(*b),
-            Err(_) => return None,
+/// Text of `width`-byte code units (1: bytes, shown as [`escape`] does; 2: UTF-16, each
+/// character outside printable ASCII as `\u{…}`).
+pub fn escape_text(bytes: &[u8], width: usize) -> String {
+    if width != 2 {
+        return escape(bytes);
+    }
+    let units = bytes
+        .chunks_exact(2)
+        .map(|unit| u16::from_le_bytes([unit[0], unit[1]]));
+    let mut out = String::with_capacity(bytes.len() / 2);
+    for decoded in char::decode_utf16(units) {
+        match decoded {
+            Ok(c) if c.is_ascii() => out.push_str(&escape(&[c as u8])),
+            Ok(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            Err(lone) => out.push_str(&format!("\\u{{{:x}}}", lone.unpaired_surrogate())),
         }
     }
-    Some(escape(&text))
+    out
+}
+
+/// The text of a character array: up to its NUL, if every byte up to there is known.
+fn text_of<'a>(
+    bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>,
+    width: usize,
+) -> Option<String> {
+    let mut text = Vec::new();
+    for byte in bytes {
+        text.push((*byte).ok()?);
+        if text.len() % width == 0 && text[text.len() - width..].iter().all(|b| *b == 0) {
+            text.truncate(text.len() - width);
+            break;
+        }
+    }
+    text.truncate(text.len() / width * width);
+    Some(escape_text(&text, width))
 }
 
 #[cfg(test)]

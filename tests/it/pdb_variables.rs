@@ -31,6 +31,13 @@ const ESP: u32 = STACK + 0xc0;
 const EBP: u32 = STACK + 0x100;
 /// `argv`'s array and the strings it points to.
 const ARGV: u32 = STACK + 0x300;
+/// The wide characters of a `std::wstring` too long for its own buffer.
+const WIDE: u32 = STACK + 0x340;
+const MINIDUMP_ID: &str = "6a0b5f1e-d3c1-4c5d-9a3e-2b7f0c8e4d21";
+
+fn utf16(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
 
 /// crash.pdb's debug ID: 3249D99D-0C40-4931-8610-F4E4FB0B6936, age 1.
 fn codeview() -> Section {
@@ -72,7 +79,20 @@ fn stack() -> Vec<u8> {
     put(EBP + 120, &7u32.to_le_bytes()); // handler_types_: HANDLER_ALL
     put(EBP + 176, &0x1234u32.to_le_bytes()); // requesting_thread_id_
     put(EBP + 189, &[1]); // handle_debug_exceptions_
-                          // The saved EBP and the return address (0: the walk ends at main).
+                          // dump_path_ (+16), a std::wstring short enough for its own buffer: `_Bx._Buf` (16 bytes),
+                          // `_Mysize` 4 characters, `_Myres` 7 (the buffer's capacity).
+    put(EBP + 16, &utf16("C:\\\u{fc}\0"));
+    put(EBP + 16 + 16, &4u32.to_le_bytes());
+    put(EBP + 16 + 20, &7u32.to_le_bytes());
+    // next_minidump_id_ (+40): 36 characters on the heap (`_Bx._Ptr`), capacity 39.
+    put(EBP + 40, &WIDE.to_le_bytes());
+    put(EBP + 40 + 16, &36u32.to_le_bytes());
+    put(EBP + 40 + 20, &39u32.to_le_bytes());
+    put(WIDE, &utf16(&format!("{MINIDUMP_ID}\0")));
+    // dump_path_c_ (+88) and next_minidump_id_c_ (+92): the strings' `c_str()`.
+    put(EBP + 88, &(EBP + 16).to_le_bytes());
+    put(EBP + 92, &WIDE.to_le_bytes());
+    // The saved EBP and the return address (0: the walk ends at main).
     put(EBP + 0xcc, &0u32.to_le_bytes());
     put(EBP + 0xd0, &0u32.to_le_bytes());
     // argc and argv.
@@ -187,4 +207,11 @@ async fn a_windows_frame_shows_its_parameters_and_locals_from_the_pdb() {
     assert_eq!(member(eh, "requesting_thread_id_")["value"], "4660");
     assert_eq!(member(eh, "handle_debug_exceptions_")["value"], "true");
     assert_eq!(member(eh, "handler_return_value_")["value"], "false");
+    // Wide strings: MSVC's std::wstring in its own buffer and on the heap, and `const wchar_t *`.
+    let dump_path = member(eh, "dump_path_");
+    assert_eq!(dump_path["text"], "C:\\\\\\u{fc}", "{dump_path}");
+    assert_eq!(member(eh, "next_minidump_id_")["text"], MINIDUMP_ID);
+    assert_eq!(member(eh, "dump_path_c_")["text"], "C:\\\\\\u{fc}");
+    assert_eq!(member(eh, "dump_path_c_")["points_to"], "stack");
+    assert_eq!(member(eh, "next_minidump_id_c_")["text"], MINIDUMP_ID);
 }
