@@ -13,6 +13,7 @@
 //! Hostile input ends in an error or a smaller table: records that do not parse are skipped,
 //! scope nesting and type chains are cut at fixed depths, cyclic type graphs resolved once.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -73,21 +74,42 @@ fn read(data: &[u8]) -> Result<VariablesTable, String> {
     let id_information = pdb.id_information().map_err(error)?;
     let mut types = Types::new(&type_information, cpu);
     let ids = index_ids(&id_information);
+    let modules = list_modules(&dbi);
+    let by_name: HashMap<String, usize> = modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.module_name().to_ascii_lowercase(), i))
+        .collect();
+    let strings = pdb.string_table().ok();
+    let mut exports: HashMap<usize, Option<pdb::CrossModuleExports>> = HashMap::new();
     let mut functions = Vec::new();
-    let mut modules = dbi.modules().map_err(error)?;
     // A module whose records do not read costs its own variables, not the table's.
-    while let Ok(Some(module)) = modules.next() {
-        let Ok(Some(info)) = pdb.module_info(&module) else {
+    for module in &modules {
+        let Ok(Some(info)) = pdb.module_info(module) else {
             continue;
         };
         let Ok(mut symbols) = info.symbols() else {
             continue;
+        };
+        let imports = info.imports().unwrap_or_default();
+        // An index another module exports (link-time code generation writes them): the
+        // exporting module is found by name and its exports read once.
+        let mut imported = |index: u32| -> Option<u32> {
+            let pdb::CrossModuleRef(module, local) = imports.resolve_import(IdIndex(index)).ok()?;
+            let name = strings.as_ref()?.get(module.0).ok()?.to_string();
+            let exporter = *by_name.get(&name.to_ascii_lowercase())?;
+            let table = exports.entry(exporter).or_insert_with(|| {
+                let info = pdb.module_info(&modules[exporter]).ok()??;
+                info.exports().ok()
+            });
+            Some(table.as_ref()?.resolve_import(local).ok()??.0)
         };
         let mut reader = ModuleReader {
             cpu,
             address_map: &address_map,
             types: &mut types,
             ids: &ids,
+            imported: &mut imported,
             open: Vec::new(),
             function: None,
             taking_ranges: false,
@@ -108,6 +130,17 @@ fn read(data: &[u8]) -> Result<VariablesTable, String> {
     }
     functions.sort_by_key(|f: &FunctionScope| f.scope.ranges.first().map(|r| r.0));
     Ok(VariablesTable::new(0, functions, types.types))
+}
+
+/// The PDB's modules (compilands), up to the first that does not read.
+fn list_modules<'m>(dbi: &'m pdb::DebugInformation<'_>) -> Vec<pdb::Module<'m>> {
+    let mut modules = Vec::new();
+    if let Ok(mut iter) = dbi.modules() {
+        while let Ok(Some(module)) = iter.next() {
+            modules.push(module);
+        }
+    }
+    modules
 }
 
 /// Every ID record of the IPI stream, findable by index (up to the first that does not read).
@@ -243,6 +276,8 @@ struct ModuleReader<'r, 't, 's> {
     address_map: &'r pdb::AddressMap<'s>,
     types: &'r mut Types<'t>,
     ids: &'r IdFinder<'t>,
+    /// The global index of an index imported from another module (high bit set).
+    imported: &'r mut dyn FnMut(u32) -> Option<u32>,
     open: Vec<Open>,
     function: Option<OpenFunction>,
     /// The last record was an `S_LOCAL` (or one of its ranges): `S_DEFRANGE_*` records add to it.
@@ -320,7 +355,8 @@ impl ModuleReader<'_, '_, '_> {
                 self.open_scope(ScopeKind::Inlined(name.into()), ranges)
             }
             SymbolData::Local(local) => {
-                let type_id = self.types.convert(local.type_index);
+                let type_index = TypeIndex(self.global(local.type_index.0));
+                let type_id = self.types.convert(type_index);
                 if let Some(scope) = self.innermost() {
                     scope.variables.push(Pending {
                         name: local.name.to_string().into(),
@@ -359,6 +395,7 @@ impl ModuleReader<'_, '_, '_> {
     /// first ones (as many as its type declares, and `this`) are. MSVC writes an `S_REGREL32`
     /// beside the `S_LOCAL` of a variable already described: the first description is kept.
     fn declare_unflagged(&mut self, name: &str, type_index: TypeIndex, place: Place) {
+        let type_index = TypeIndex(self.global(type_index.0));
         let type_id = self.types.convert(type_index);
         let in_body = self.open.len() == 1;
         let Some(function) = self.function.as_mut() else {
@@ -480,12 +517,24 @@ impl ModuleReader<'_, '_, '_> {
         }
     }
 
-    /// An inlined function's name, from the ID stream (an ID imported from another module of
-    /// the PDB, as link-time code generation writes them, is not followed).
-    fn inlinee_name(&self, inlinee: IdIndex) -> String {
+    /// A type or ID index as the TPI or IPI stream has it: one imported from another module
+    /// resolved through that module's exports (0, none, when it does not resolve).
+    fn global(&mut self, index: u32) -> u32 {
+        if index & 0x8000_0000 == 0 {
+            return index;
+        }
+        (self.imported)(index).unwrap_or(0)
+    }
+
+    /// An inlined function's name, from the ID stream.
+    fn inlinee_name(&mut self, inlinee: IdIndex) -> String {
+        let inlinee = IdIndex(self.global(inlinee.0));
         match self.ids.find(inlinee).and_then(|item| item.parse()) {
             Ok(IdData::Function(f)) => f.name.to_string().into_owned(),
-            Ok(IdData::MemberFunction(f)) => f.name.to_string().into_owned(),
+            Ok(IdData::MemberFunction(f)) => match self.types.parse(f.parent) {
+                Some(TypeData::Class(class)) => format!("{}::{}", class.name, f.name),
+                _ => f.name.to_string().into_owned(),
+            },
             _ => "<inlined function>".to_owned(),
         }
     }
@@ -734,6 +783,45 @@ mod tests {
                 &ScopeKind::Inlined("crash".into())
             ]
         );
+
+        // Link-time code generation's sites name their inlinee by an index another module
+        // exports (0x80000007…): std::wstring's destructor inlined into main, and in it the
+        // deallocation, whose locals live in registers (EAX, ECX, EDX: DW_OP_reg0…2) and whose
+        // `_Ptr_container` has an imported type too.
+        let deep = table
+            .function_at(main + 0x100)
+            .unwrap()
+            .scope
+            .chain_at(main + 0x100);
+        let names: Vec<&str> = deep
+            .iter()
+            .map(|s| match &s.kind {
+                ScopeKind::Inlined(name) => &**name,
+                _ => "",
+            })
+            .collect();
+        let wstring =
+            "std::basic_string<wchar_t,std::char_traits<wchar_t>,std::allocator<wchar_t> >";
+        assert_eq!(
+            names,
+            [
+                String::new(),
+                format!("{wstring}::{{dtor}}"),
+                format!("{wstring}::_Tidy_deallocate"),
+                "std::allocator<wchar_t>::deallocate".to_owned(),
+                "_Deallocate".to_owned(),
+                "_Adjust_manually_vector_aligned".to_owned(),
+            ]
+        );
+        let innermost = deep.last().unwrap();
+        let container = declared(innermost, "_Ptr_container");
+        assert_eq!(table.type_name(container.type_id), "const unsigned int");
+        assert_eq!(
+            list(&container.location),
+            [(0x2a0e, 0x2a11, &[0x50][..]), (0x2a09, 0x2a0e, &[0x51][..])]
+        );
+        let bytes = declared(deep[4], "_Bytes");
+        assert_eq!(list(&bytes.location), [(0x29fc, 0x2a23, &[0x52][..])]);
 
         // The annotations' forms one by one.
         let ranges = locations::inline_ranges(
