@@ -225,11 +225,8 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
             Ok(cfi.as_slice().to_vec())
         }
         CacheKind::Variables => {
-            let table = match object {
-                Object::Pdb(pdb) => crate::variables::codeview::build(pdb.data()),
-                _ => crate::variables::dwarf::build(object),
-            }
-            .map_err(|e| format!("could not read variables: {e}"))?;
+            let table = crate::variables::table_of(object)
+                .map_err(|e| format!("could not read variables: {e}"))?;
             Ok(table.encode())
         }
     }

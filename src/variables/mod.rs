@@ -1,6 +1,6 @@
 //! Variables: the values of parameters and locals in a crash's frames. A module's debug file
 //! gives each function's scopes and where each variable lives ([`table`], built from DWARF by
-//! [`dwarf`] and stored as a derived cache); a walked thread's frames give the registers and the
+//! [`dwarf`] or from a PDB by [`codeview`], and stored as a derived cache); a walked thread's frames give the registers and the
 //! dump the memory ([`frames`]); location expressions are evaluated with gimli ([`eval`]) and
 //! the bytes read as their types say ([`render`]; standard containers by what they hold,
 //! [`containers`]); the fault address is traced back to the
@@ -22,3 +22,14 @@ pub use frames::{
 };
 pub use render::{RenderLimits, Value};
 pub use table::VariablesTable;
+
+use symbolic::debuginfo::Object;
+
+/// The variables table of a debug file: from its DWARF (ELF, Mach-O, WebAssembly) or a PDB's
+/// CodeView records; empty for any other format.
+pub fn table_of(object: &Object<'_>) -> Result<VariablesTable, String> {
+    match object {
+        Object::Pdb(pdb) => codeview::build(pdb.data()),
+        _ => dwarf::build(object),
+    }
+}
