@@ -4,7 +4,6 @@
 //! `std::vector<T>` as their elements — read through the layouts the DWARF types describe,
 //! from the memory the dump captured, within the same limits as any other value.
 
-use std::sync::Arc;
 
 use super::eval::Unavailable;
 use super::render::{element_name, escape_text, le_u64, Renderer, Value};
@@ -24,8 +23,8 @@ impl Renderer<'_> {
     /// other struct (shown field by field).
     pub(super) fn container(
         &self,
-        name: &Arc<str>,
-        type_name: &Arc<str>,
+        name: &str,
+        type_name: &str,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
@@ -155,8 +154,8 @@ impl Renderer<'_> {
     /// A Rust enum: the variant its discriminant chooses, with that variant's fields.
     fn variant(
         &self,
-        name: &Arc<str>,
-        type_name: &Arc<str>,
+        name: &str,
+        type_name: &str,
         variants: &Variants,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
@@ -191,7 +190,7 @@ impl Renderer<'_> {
         let start = member.offset as usize;
         let end = start.saturating_add(self.size_of(member.type_id) as usize);
         if let Some(part) = bytes.get(start..end.min(bytes.len())) {
-            let inner = self.read(member.name.clone(), member.type_id, part, depth);
+            let inner = self.read(&member.name, member.type_id, part, depth);
             value.fields = inner.fields;
             value.truncated = inner.truncated;
         }
@@ -241,7 +240,7 @@ impl Renderer<'_> {
             };
             value
                 .fields
-                .push(self.read(element_name(i as usize), element, &bytes, depth + 1));
+                .push(self.read(&element_name(i as usize), element, &bytes, depth + 1));
         }
         value.truncated = length > shown;
         value
@@ -472,24 +471,24 @@ mod tests {
             .into_iter()
             .map(Ok)
             .collect();
-        let text = renderer.value("s".into(), Some(3), &huge);
+        let text = renderer.value("s", Some(3), &huge);
         assert_eq!(text.text.as_deref().map(str::len), Some(256));
         assert!(text.truncated);
-        let vec = renderer.value("v".into(), Some(4), &huge);
+        let vec = renderer.value("v", Some(4), &huge);
         assert_eq!(vec.fields.len(), 64);
         assert_eq!(vec.fields[63].value.as_deref(), Some("97"));
         assert!(vec.truncated);
         // Elements of a gigabyte each are not copied out of the dump.
-        let giants = renderer.value("g".into(), Some(9), &huge);
+        let giants = renderer.value("g", Some(9), &huge);
         assert!(giants.fields.is_empty() && giants.truncated);
         let option = |bytes: [u8; 2]| {
             let bytes: Vec<_> = bytes.into_iter().map(Ok).collect();
-            renderer.value("o".into(), Some(7), &bytes)
+            renderer.value("o", Some(7), &bytes)
         };
         assert_eq!(option([0, 9]).summary(), "None");
         assert_eq!(option([1, 9]).summary(), "Some(9)");
         assert_eq!(option([5, 9]).variant.as_deref(), Some("Some"));
-        let missing = renderer.value("s".into(), Some(3), &[Err(Unavailable::NotCaptured); 16]);
+        let missing = renderer.value("s", Some(3), &[Err(Unavailable::NotCaptured); 16]);
         assert_eq!(missing.unavailable, Some(Unavailable::NotCaptured));
     }
 
@@ -571,12 +570,12 @@ mod tests {
         let words = |words: &[u32]| -> Vec<Result<u8, Unavailable>> {
             words.iter().flat_map(|w| w.to_le_bytes()).map(Ok).collect()
         };
-        let vector = renderer.value("v".into(), Some(4), &words(&[0x1000, 0x100c, 0x1010]));
+        let vector = renderer.value("v", Some(4), &words(&[0x1000, 0x100c, 0x1010]));
         assert_eq!(vector.fields.len(), 3, "{vector:?}");
         assert_eq!(vector.fields[2].value.as_deref(), Some("1633771873"));
         assert!(!vector.truncated);
         let heap = words(&[0x2000, 0, 0, 0, u32::MAX, u32::MAX]);
-        let text = renderer.value("s".into(), Some(12), &heap);
+        let text = renderer.value("s", Some(12), &heap);
         // Every byte is 0x61: each UTF-16 unit is U+6161.
         assert_eq!(text.text.as_deref(), Some(&*"\\u{6161}".repeat(128)));
         assert!(text.truncated);

@@ -30,7 +30,7 @@ pub struct Variable {
     pub kind: VariableKind,
     /// The function inlined into this frame that declares it, if it is not the frame's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inlined: Option<Arc<str>>,
+    pub inlined: Option<compact_str::CompactString>,
     /// Name, type and value.
     #[serde(flatten)]
     pub value: Value,
@@ -213,8 +213,8 @@ fn frame_variables(
     variables.extend(listed.map(|(decl, inlined)| {
         let size = renderer.size_of(decl.type_id);
         let value = match eval::variable_bytes(&decl.location, function, pc, size, frame, memory) {
-            Ok(bytes) => renderer.value(decl.name.clone(), decl.type_id, &bytes),
-            Err(why) => renderer.unavailable(decl.name.clone(), decl.type_id, why),
+            Ok(bytes) => renderer.value(&decl.name, decl.type_id, &bytes),
+            Err(why) => renderer.unavailable(&decl.name, decl.type_id, why),
         };
         Variable {
             kind: if decl.parameter {
@@ -222,7 +222,7 @@ fn frame_variables(
             } else {
                 VariableKind::Local
             },
-            inlined: inlined.cloned(),
+            inlined: inlined.map(|name| compact_str::CompactString::new(name)),
             value,
         }
     }));

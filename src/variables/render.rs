@@ -4,7 +4,6 @@
 //! that cannot be read says why.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use compact_str::{format_compact, CompactString, ToCompactString};
 use serde::{Deserialize, Serialize};
@@ -36,12 +35,14 @@ impl Default for RenderLimits {
 /// A value as shown: a leaf has `value` (or `unavailable`), a struct or array has `fields`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Value {
-    /// The variable's name, a member's name, or `[i]` for an element (shared with the table,
-    /// not copied per value).
-    pub name: Arc<str>,
+    /// The variable's name, a member's name, or `[i]` for an element. Copied, not shared with
+    /// the table: a reference count every value of every crash of a module touches is a cache
+    /// line the cores processing those crashes take from each other; a name of up to 24 bytes
+    /// is kept inline.
+    pub name: CompactString,
     /// The type as the source spells it (`struct node *`, `char [8]`).
     #[serde(rename = "type")]
-    pub type_name: Arc<str>,
+    pub type_name: CompactString,
     /// The value, for a leaf: `42`, `120 'x'`, `0x7ffd…`, `BLUE`, `0.25`, `true` (kept inline,
     /// without an allocation, up to 24 bytes: a crash's values are mostly numbers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,10 +145,10 @@ impl Value {
 
 impl Value {
     /// A value shown by its parts (`fields`), with no leaf value of its own.
-    pub(super) fn named(name: &Arc<str>, type_name: &Arc<str>, fields: Vec<Value>) -> Value {
+    pub(super) fn named(name: &str, type_name: &str, fields: Vec<Value>) -> Value {
         Value {
             fields,
-            ..leaf(Arc::clone(name), Arc::clone(type_name), None)
+            ..leaf(name, type_name, None)
         }
     }
 }
@@ -174,7 +175,7 @@ impl<'a> Renderer<'a> {
     /// The value named `name` of type `type_id` from `bytes`.
     pub fn value(
         &self,
-        name: Arc<str>,
+        name: &str,
         type_id: Option<TypeId>,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
@@ -182,7 +183,7 @@ impl<'a> Renderer<'a> {
     }
 
     /// A value that could not be located at all.
-    pub fn unavailable(&self, name: Arc<str>, type_id: Option<TypeId>, why: Unavailable) -> Value {
+    pub fn unavailable(&self, name: &str, type_id: Option<TypeId>, why: Unavailable) -> Value {
         let mut value = leaf(name, self.type_name(type_id), None);
         value.unavailable = Some(why);
         value
@@ -194,13 +195,13 @@ impl<'a> Renderer<'a> {
     }
 
     /// The type as the source spells it.
-    pub fn type_name(&self, id: Option<TypeId>) -> Arc<str> {
-        self.table.shared_type_name(id)
+    pub fn type_name(&self, id: Option<TypeId>) -> &'a str {
+        self.table.type_name(id)
     }
 
     pub(super) fn read(
         &self,
-        name: Arc<str>,
+        name: &str,
         type_id: Option<TypeId>,
         bytes: &[Result<u8, Unavailable>],
         depth: usize,
@@ -209,7 +210,7 @@ impl<'a> Renderer<'a> {
         let Some(info) = self.resolved(type_id) else {
             return leaf(name, type_name, None);
         };
-        if let Some(value) = self.container(&name, &type_name, info, bytes, depth) {
+        if let Some(value) = self.container(name, type_name, info, bytes, depth) {
             return value;
         }
         match info {
@@ -233,11 +234,11 @@ impl<'a> Renderer<'a> {
                     let part = bytes.get(start..end).filter(|p| !p.is_empty());
                     let field = match (part, member.bits) {
                         (Some(part), None) => {
-                            self.read(member.name.clone(), member.type_id, part, depth + 1)
+                            self.read(&member.name, member.type_id, part, depth + 1)
                         }
                         (Some(part), Some((offset, width))) => {
                             let mut field =
-                                leaf(member.name.clone(), self.type_name(member.type_id), None);
+                                leaf(&member.name, self.type_name(member.type_id), None);
                             match known_word(part) {
                                 Ok(word) => {
                                     let word = word.unwrap_or(0) >> offset;
@@ -249,7 +250,7 @@ impl<'a> Renderer<'a> {
                             field
                         }
                         (None, _) => self.unavailable(
-                            member.name.clone(),
+                            &member.name,
                             member.type_id,
                             Unavailable::Unsupported,
                         ),
@@ -275,7 +276,7 @@ impl<'a> Renderer<'a> {
                     let part = bytes.get(i * size..(i + 1) * size).unwrap_or(&[]);
                     value
                         .fields
-                        .push(self.read(element_name(i), *element, part, depth + 1));
+                        .push(self.read(&element_name(i), *element, part, depth + 1));
                 }
                 value.truncated = count > self.limits.elements;
                 value
@@ -286,8 +287,8 @@ impl<'a> Renderer<'a> {
 
     fn scalar(
         &self,
-        name: Arc<str>,
-        type_name: Arc<str>,
+        name: &str,
+        type_name: &str,
         info: &TypeInfo,
         bytes: &[Result<u8, Unavailable>],
     ) -> Value {
@@ -395,10 +396,10 @@ impl<'a> Renderer<'a> {
     }
 }
 
-fn leaf(name: Arc<str>, type_name: Arc<str>, value: Option<CompactString>) -> Value {
+fn leaf(name: &str, type_name: &str, value: Option<CompactString>) -> Value {
     Value {
-        name,
-        type_name,
+        name: CompactString::new(name),
+        type_name: CompactString::new(type_name),
         value,
         unavailable: None,
         points_to: None,
@@ -410,15 +411,15 @@ fn leaf(name: Arc<str>, type_name: Arc<str>, value: Option<CompactString>) -> Va
 }
 
 /// The name of element `i` (`[i]`): the first ones shared, made once.
-pub(super) fn element_name(i: usize) -> Arc<str> {
-    static NAMES: std::sync::LazyLock<Vec<Arc<str>>> = std::sync::LazyLock::new(|| {
+pub(super) fn element_name(i: usize) -> Cow<'static, str> {
+    static NAMES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
         (0..RenderLimits::default().elements)
-            .map(|i| Arc::from(format!("[{i}]")))
+            .map(|i| format!("[{i}]"))
             .collect()
     });
     match NAMES.get(i) {
-        Some(name) => Arc::clone(name),
-        None => Arc::from(format!("[{i}]")),
+        Some(name) => Cow::Borrowed(name),
+        None => Cow::Owned(format!("[{i}]")),
     }
 }
 
@@ -595,9 +596,9 @@ mod tests {
             limits: RenderLimits::default(),
         };
         assert_eq!(renderer.size_of(Some(0)), 0);
-        let looped = renderer.value("x".into(), Some(0), &[Ok(1); 8]);
+        let looped = renderer.value("x", Some(0), &[Ok(1); 8]);
         assert!(looped.value.is_none() && looped.fields.is_empty());
-        let nested = renderer.value("s".into(), Some(1), &[Ok(0); 8]);
+        let nested = renderer.value("s", Some(1), &[Ok(0); 8]);
         let mut depth = 0;
         let mut at = &nested;
         while let Some(inner) = at.fields.first() {
@@ -606,7 +607,7 @@ mod tests {
         }
         assert_eq!(depth, 3, "{nested:?}");
         assert!(at.truncated);
-        let array = renderer.value("a".into(), Some(2), &[Ok(0); 64]);
+        let array = renderer.value("a", Some(2), &[Ok(0); 64]);
         assert_eq!(array.fields.len(), 64);
         assert!(array.truncated);
         assert!(renderer.type_name(Some(0)).len() < 64);
@@ -652,7 +653,7 @@ mod tests {
             map: &NoMemory,
             limits: RenderLimits::default(),
         };
-        let value = renderer.value("f".into(), Some(1), &[Ok(0b1010_1101), Ok(0b0000_0110)]);
+        let value = renderer.value("f", Some(1), &[Ok(0b1010_1101), Ok(0b0000_0110)]);
         let values: Vec<_> = value.fields.iter().map(|f| f.value.as_deref()).collect();
         assert_eq!(values, [Some("5"), Some("21"), Some("6")]);
     }

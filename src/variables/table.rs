@@ -423,14 +423,6 @@ impl VariablesTable {
         }
     }
 
-    /// The same, shared (values hold their type's name without copying it).
-    pub fn shared_type_name(&self, id: Option<TypeId>) -> Arc<str> {
-        match id.and_then(|id| self.type_names.get(id as usize)) {
-            Some(name) => Arc::clone(name),
-            None => Arc::from("void"),
-        }
-    }
-
     /// Spells type `id`, its parts at most 16 deep (a cyclic type graph ends in `…`).
     fn spell(&self, id: Option<TypeId>, depth: usize) -> String {
         if depth > 16 {
