@@ -167,37 +167,32 @@ pub fn read(
         modules: &state.modules,
         memory: &memory,
     };
-    let table_for = |frame: &minidump_unwind::StackFrame| {
+    let table = |frame: &minidump_unwind::StackFrame| {
         let id = frame.module.as_ref()?.debug_identifier()?;
-        tables.get(&id).cloned()
+        tables.get(&id).map(|t| &**t)
     };
-    let per_thread = threads
-        .iter()
-        .filter_map(|&index| {
-            let thread = state.threads.get(index)?;
-            let frames = thread_variables(
-                &thread.frames,
-                &table_for,
-                &memory,
-                &map,
-                RenderLimits::default(),
-            );
-            frames
-                .iter()
-                .any(|f| !f.is_empty())
-                .then_some((index, frames))
-        })
-        .collect();
-    let crashing = state
-        .requesting_thread
-        .filter(|t| threads.contains(t))
-        .and_then(|t| state.threads.get(t));
-    let fault = match (crashing, access_fault_address(state)) {
-        (Some(thread), Some(address)) => {
-            fault_variable(&thread.frames, &table_for, &memory, &map, address)
+    let fault_address = access_fault_address(state);
+    let mut fault = None;
+    let mut per_thread = ThreadsVariables::default();
+    for &index in threads {
+        let Some(thread) = state.threads.get(index) else {
+            continue;
+        };
+        let frame_tables: Vec<Option<&VariablesTable>> = thread.frames.iter().map(table).collect();
+        let frames = thread_variables(
+            &thread.frames,
+            &frame_tables,
+            &memory,
+            &map,
+            RenderLimits::default(),
+        );
+        if frames.iter().any(|f| !f.is_empty()) {
+            per_thread.insert(index, frames);
         }
-        _ => None,
-    };
+        if let (true, Some(address)) = (state.requesting_thread == Some(index), fault_address) {
+            fault = fault_variable(&thread.frames, &frame_tables, &memory, &map, address);
+        }
+    }
     CrashVariables {
         threads: per_thread,
         fault,

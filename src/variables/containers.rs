@@ -6,7 +6,7 @@
 
 
 use super::eval::Unavailable;
-use super::render::{element_name, escape_text, le_u64, Renderer, Value};
+use super::render::{element_name, escape_text, hex, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
 
 /// A member found inside a value: its byte offset from the value's start and its type.
@@ -208,7 +208,7 @@ impl Renderer<'_> {
                 value.truncated = length > units;
             }
             _ => {
-                value.value = Some(compact_str::format_compact!("{pointer:#x}"));
+                value.value = Some(hex(pointer));
                 value.points_to = Some(self.map.describe(pointer));
             }
         }

@@ -105,27 +105,27 @@ impl AddressMap for CrashAddressMap<'_> {
     }
 }
 
-/// One frame's variables table, if its module has one.
-pub type TableFor<'a> = dyn Fn(&StackFrame) -> Option<Arc<VariablesTable>> + 'a;
+/// Each frame's variables table, if its module has one (looked up once per thread: every
+/// variable of a frame, and its callee's entry values, use it).
+pub type FrameTables<'t> = [Option<&'t VariablesTable>];
 
 /// The variables of every frame of `frames` (one list per frame, empty where the frame's
 /// module has no variables table or the frame has no function there).
 pub fn thread_variables(
     frames: &[StackFrame],
-    table_for: &TableFor<'_>,
+    tables: &FrameTables<'_>,
     memory: &DumpMemory<'_>,
     map: &dyn AddressMap,
     limits: RenderLimits,
 ) -> Vec<Vec<Variable>> {
-    let tables: Vec<Option<Arc<VariablesTable>>> = frames.iter().map(table_for).collect();
     (0..frames.len())
         .map(|index| {
-            let Some(table) = tables[index].as_deref() else {
+            let Some(table) = tables.get(index).copied().flatten() else {
                 return Vec::new();
             };
             let walked = WalkedFrame {
                 frames,
-                tables: &tables,
+                tables,
                 index,
                 memory,
                 entry_depth: 0,
@@ -140,29 +140,22 @@ pub fn thread_variables(
 /// [`fault::explain`](super::fault::explain)).
 pub fn fault_variable(
     frames: &[StackFrame],
-    table_for: &TableFor<'_>,
+    tables: &FrameTables<'_>,
     memory: &DumpMemory<'_>,
     map: &dyn AddressMap,
     address: u64,
 ) -> Option<FaultVariable> {
-    let top = frames.first()?;
-    let table = table_for(top)?;
-    let tables = [Some(Arc::clone(&table))];
-    // Entry values need the caller's table too.
-    let tables: Vec<Option<Arc<VariablesTable>>> = tables
-        .into_iter()
-        .chain(frames.get(1).map(table_for))
-        .collect();
+    let table = tables.first().copied().flatten()?;
     let walked = WalkedFrame {
         frames,
-        tables: &tables,
+        tables,
         index: 0,
         memory,
         entry_depth: MAX_ENTRY_DEPTH - 1,
         recovered: Recovered::new(),
     };
     let pc = walked.relative_pc()?;
-    super::fault::explain(address, &table, pc, &walked, memory, map)
+    super::fault::explain(address, table, pc, &walked, memory, map)
 }
 
 /// The variables in scope at one frame's instruction: parameters first, then locals from the
@@ -232,7 +225,7 @@ fn frame_variables(
 /// One frame of a walked thread, as location expressions see it.
 struct WalkedFrame<'a> {
     frames: &'a [StackFrame],
-    tables: &'a [Option<Arc<VariablesTable>>],
+    tables: &'a FrameTables<'a>,
     index: usize,
     memory: &'a DumpMemory<'a>,
     entry_depth: u8,
@@ -336,7 +329,7 @@ impl FrameContext for WalkedFrame<'_> {
             entry_depth: self.entry_depth + 1,
             recovered: Recovered::new(),
         };
-        let table = self.tables.get(caller.index)?.as_deref()?;
+        let table = self.tables.get(caller.index).copied().flatten()?;
         let function = table.function_at(caller.relative_pc()?)?;
         let return_address = caller
             .frame()
@@ -348,7 +341,7 @@ impl FrameContext for WalkedFrame<'_> {
     }
 
     fn relocate(&self, address: u64) -> u64 {
-        let table = self.tables[self.index].as_deref();
+        let table = self.tables.get(self.index).copied().flatten();
         let load = table.map_or(0, |t| t.load_address);
         self.module_base()
             .unwrap_or(0)

@@ -4,6 +4,7 @@
 //! that cannot be read says why.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use compact_str::{format_compact, CompactString, ToCompactString};
 use serde::{Deserialize, Serialize};
@@ -327,9 +328,9 @@ impl<'a> Renderer<'a> {
                 if let Some(width) = self.char_width(*target).filter(|_| word != 0) {
                     value.text = self.c_string(word, width);
                 }
-                format_compact!("{word:#x}")
+                hex(word)
             }
-            _ => format_compact!("{word:#x}"),
+            _ => hex(word),
         });
         value
     }
@@ -462,13 +463,18 @@ fn base_value(encoding: BaseEncoding, size: u8, word: u64) -> CompactString {
             } else {
                 word as i64
             };
-            format_compact!("{number} '{}'", escape(&[word as u8]))
+            // `120 'x'`, written piece by piece: a char array's every element is one.
+            let mut out = number.to_compact_string();
+            out.push_str(" '");
+            push_escaped(&mut out, word as u8);
+            out.push('\'');
+            out
         }
         BaseEncoding::Boolean => (word != 0).to_compact_string(),
         BaseEncoding::Float => match size {
             4 => format_compact!("{}", f64::from(f32::from_bits(word as u32))),
             8 => format_compact!("{}", f64::from_bits(word)),
-            _ => format_compact!("{word:#x}"),
+            _ => hex(word),
         },
         BaseEncoding::Utf => match char::from_u32(word as u32) {
             Some(c) => format_compact!("U+{:04X} '{c}'", word),
@@ -477,27 +483,52 @@ fn base_value(encoding: BaseEncoding, size: u8, word: u64) -> CompactString {
     }
 }
 
-/// Bytes as text: printable ASCII as is (`\` and `"` escaped), anything else as `\xNN`.
+/// `0x…`: an address or pointer as gdb shows it, without the formatting machinery.
+pub(super) fn hex(word: u64) -> CompactString {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buffer = [0u8; 18];
+    let mut at = buffer.len();
+    let mut rest = word;
+    loop {
+        at -= 1;
+        buffer[at] = DIGITS[(rest & 0xf) as usize];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    at -= 2;
+    buffer[at..at + 2].copy_from_slice(b"0x");
+    CompactString::from_utf8(&buffer[at..]).expect("ASCII digits")
+}
+
+/// One byte as shown in text: printable ASCII as is (`\\` and `"` escaped), anything else as
+/// `\\xNN`.
+fn push_escaped(out: &mut impl std::fmt::Write, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Writing to a string in memory cannot fail.
+    let _ = match b {
+        b'\\' => out.write_str("\\\\"),
+        b'"' => out.write_str("\\\""),
+        0x20..=0x7e => out.write_char(b as char),
+        _ => out.write_str("\\x").and_then(|()| {
+            out.write_char(HEX[usize::from(b >> 4)] as char)?;
+            out.write_char(HEX[usize::from(b & 0xf)] as char)
+        }),
+    };
+}
+
+/// Bytes as text, each as [`push_escaped`] writes it.
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\x");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xf)] as char);
-            }
-        }
+        push_escaped(&mut out, b);
     }
     out
 }
 
 /// Text of `width`-byte code units (1: bytes, shown as [`escape`] does; 2: UTF-16, each
-/// character outside printable ASCII as `\u{…}`).
+/// character outside printable ASCII as `\\u{…}`).
 pub fn escape_text(bytes: &[u8], width: usize) -> String {
     if width != 2 {
         return escape(bytes);
@@ -507,11 +538,14 @@ pub fn escape_text(bytes: &[u8], width: usize) -> String {
         .map(|unit| u16::from_le_bytes([unit[0], unit[1]]));
     let mut out = String::with_capacity(bytes.len() / 2);
     for decoded in char::decode_utf16(units) {
-        match decoded {
-            Ok(c) if c.is_ascii() => out.push_str(&escape(&[c as u8])),
-            Ok(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
-            Err(lone) => out.push_str(&format!("\\u{{{:x}}}", lone.unpaired_surrogate())),
-        }
+        let _ = match decoded {
+            Ok(c) if c.is_ascii() => {
+                push_escaped(&mut out, c as u8);
+                Ok(())
+            }
+            Ok(c) => write!(out, "\\u{{{:x}}}", u32::from(c)),
+            Err(lone) => write!(out, "\\u{{{:x}}}", lone.unpaired_surrogate()),
+        };
     }
     out
 }
