@@ -167,9 +167,20 @@ pub fn read(
         modules: &state.modules,
         memory: &memory,
     };
-    let table = |frame: &minidump_unwind::StackFrame| {
-        let id = frame.module.as_ref()?.debug_identifier()?;
-        tables.get(&id).map(|t| &**t)
+    // A thread's frames run mostly in a few modules, one after another: each module's table is
+    // looked up (its debug ID read from the module and hashed) once per run of frames in it.
+    let tables_of = |frames: &[minidump_unwind::StackFrame]| -> Vec<Option<&VariablesTable>> {
+        let mut last: Option<(u64, Option<&VariablesTable>)> = None;
+        let mut table = |frame: &minidump_unwind::StackFrame| {
+            let module = frame.module.as_ref()?;
+            if let Some((_, table)) = last.filter(|(base, _)| *base == module.base_address()) {
+                return table;
+            }
+            let found = tables.get(&module.debug_identifier()?).map(|t| &**t);
+            last = Some((module.base_address(), found));
+            found
+        };
+        frames.iter().map(&mut table).collect()
     };
     let fault_address = access_fault_address(state);
     let mut fault = None;
@@ -178,7 +189,7 @@ pub fn read(
         let Some(thread) = state.threads.get(index) else {
             continue;
         };
-        let frame_tables: Vec<Option<&VariablesTable>> = thread.frames.iter().map(table).collect();
+        let frame_tables = tables_of(&thread.frames);
         let frames = thread_variables(
             &thread.frames,
             &frame_tables,

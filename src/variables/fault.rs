@@ -114,7 +114,10 @@ pub fn explain(
         map,
         limits: RenderLimits::default(),
     };
-    let mut found = Found::default();
+    let mut found = Found {
+        steps: Vec::with_capacity(64),
+        pointers: Vec::with_capacity(16),
+    };
     for scope in function.scope.chain_at(pc) {
         for decl in &scope.variables {
             // Only pointers and structs (which may hold pointers) can explain an address.

@@ -526,7 +526,8 @@ impl Scope {
 
     /// The chain of scopes covering `address`, outermost (this one) first.
     pub fn chain_at(&self, address: u64) -> Vec<&Scope> {
-        let mut chain = vec![self];
+        let mut chain = Vec::with_capacity(8);
+        chain.push(self);
         let mut current = self;
         while let Some(inner) = current.children.iter().find(|c| c.covers(address)) {
             chain.push(inner);
