@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use gimli::{EndianSlice, EvaluationResult, LittleEndian, Location as PieceLocation, Value};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::table::{Encoding, FunctionScope, Location};
 
@@ -58,8 +59,9 @@ pub trait CapturedMemory {
     fn read(&self, address: u64, len: usize) -> Option<Cow<'_, [u8]>>;
 }
 
-/// The bytes of one value, each known or not (and why not).
-pub type ValueBytes = Vec<Result<u8, Unavailable>>;
+/// The bytes of one value, each known or not (and why not); most values are a word or two, kept
+/// without an allocation.
+pub type ValueBytes = SmallVec<[Result<u8, Unavailable>; 32]>;
 
 /// Most operations one expression may execute (a backwards `DW_OP_skip` loops forever).
 const MAX_STEPS: u32 = 10_000;
@@ -76,7 +78,11 @@ pub fn variable_bytes(
     let expression = match location {
         Location::None => return Err(Unavailable::OptimizedOut),
         Location::Unsupported => return Err(Unavailable::Unsupported),
-        Location::Constant(bytes) => return Ok(sized(bytes.iter().map(|b| Ok(*b)), size)),
+        Location::Constant(bytes) => {
+            let mut out = ValueBytes::new();
+            push_sized(&mut out, bytes.iter().map(|b| Ok(*b)), size);
+            return Ok(out);
+        }
         Location::Expression(e) => e.as_slice(),
         Location::List(list) => match list.iter().find(|r| (r.start..r.end).contains(&pc)) {
             Some(range) => range.expression.as_slice(),
@@ -216,7 +222,7 @@ fn assemble(
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
 ) -> ValueBytes {
-    let mut bytes: ValueBytes = Vec::with_capacity(size as usize);
+    let mut bytes = ValueBytes::with_capacity(size as usize);
     for piece in pieces {
         let remaining = size.saturating_sub(bytes.len() as u64);
         let len = piece
@@ -226,7 +232,7 @@ fn assemble(
         match piece.location {
             PieceLocation::Empty => bytes.extend((0..len).map(|_| Err(Unavailable::OptimizedOut))),
             PieceLocation::Register { register } => match frame.register(register.0) {
-                Some(value) => bytes.extend(sized(value.to_le_bytes().map(Ok), len as u64)),
+                Some(value) => push_sized(&mut bytes, value.to_le_bytes().map(Ok), len as u64),
                 None => bytes.extend((0..len).map(|_| Err(Unavailable::RegisterNotRecovered))),
             },
             PieceLocation::Address { address } => match memory.read(address, len) {
@@ -239,10 +245,10 @@ fn assemble(
                     Value::F64(f) => f.to_bits(),
                     other => other.to_u64(!0).unwrap_or(0),
                 };
-                bytes.extend(sized(raw.to_le_bytes().map(Ok), len as u64));
+                push_sized(&mut bytes, raw.to_le_bytes().map(Ok), len as u64);
             }
             PieceLocation::Bytes { value } => {
-                bytes.extend(sized(value.slice().iter().map(|b| Ok(*b)), len as u64))
+                push_sized(&mut bytes, value.slice().iter().map(|b| Ok(*b)), len as u64)
             }
             _ => bytes.extend((0..len).map(|_| Err(Unavailable::Unsupported))),
         }
@@ -253,11 +259,15 @@ fn assemble(
     bytes
 }
 
-/// Exactly `size` bytes: cut, or padded with "optimized out".
-fn sized(bytes: impl IntoIterator<Item = Result<u8, Unavailable>>, size: u64) -> ValueBytes {
-    let mut out: ValueBytes = bytes.into_iter().take(size as usize).collect();
-    out.resize(size as usize, Err(Unavailable::OptimizedOut));
-    out
+/// Exactly `size` bytes of `bytes` onto `out`: cut, or padded with "optimized out".
+fn push_sized(
+    out: &mut ValueBytes,
+    bytes: impl IntoIterator<Item = Result<u8, Unavailable>>,
+    size: u64,
+) {
+    let end = out.len() + size as usize;
+    out.extend(bytes.into_iter().take(size as usize));
+    out.resize(end, Err(Unavailable::OptimizedOut));
 }
 
 /// The register of a `DW_OP_regN` / `DW_OP_regx N` expression.
@@ -347,7 +357,7 @@ mod tests {
         assert_eq!(at(vec![0x9c]), Err(Unavailable::RegisterNotRecovered));
         // DW_OP_lit16 as an address: not in the dump.
         assert_eq!(
-            at(vec![0x40]).unwrap(),
+            at(vec![0x40]).unwrap().to_vec(),
             vec![Err(Unavailable::NotCaptured); 8]
         );
         // DW_OP_lit7 DW_OP_stack_value: a value that lives nowhere.
