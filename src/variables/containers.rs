@@ -1,9 +1,9 @@
 //! The standard library's types shown by what they hold, not by their fields: Rust enums
 //! (`Option`, `Result`, any enum with a variant part) as the variant and its fields, Rust
-//! `&str` and `String` and C++ `std::string` as their text, Rust `Vec<T>` and C++
-//! `std::vector<T>` as their elements — read through the layouts the DWARF types describe,
-//! from the memory the dump captured, within the same limits as any other value.
-
+//! `&str` and `String` and C++ `std::string` (libstdc++'s and MSVC's, `std::wstring` too) as
+//! their text, Rust `Vec<T>` and C++ `std::vector<T>` as their elements — read through the
+//! layouts the debug file's types describe (DWARF or a PDB), from the memory the dump captured,
+//! within the same limits as any other value.
 
 use super::eval::Unavailable;
 use super::render::{element_name, escape_text, hex, le_u64, Renderer, Value};

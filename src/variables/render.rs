@@ -250,11 +250,9 @@ impl<'a> Renderer<'a> {
                             }
                             field
                         }
-                        (None, _) => self.unavailable(
-                            &member.name,
-                            member.type_id,
-                            Unavailable::Unsupported,
-                        ),
+                        (None, _) => {
+                            self.unavailable(&member.name, member.type_id, Unavailable::Unsupported)
+                        }
                     };
                     value.fields.push(field);
                 }
