@@ -218,5 +218,42 @@ fn access_fault_address(state: &ProcessState) -> Option<u64> {
     let access = ["SIGSEGV", "SIGBUS", "ACCESS_VIOLATION", "EXC_BAD_ACCESS"]
         .iter()
         .any(|kind| reason.contains(kind));
-    access.then_some(info.address.0)
+    // An instruction that accesses a constant address (`mov dword ptr ds:[45h],5`) did not
+    // reach it through any variable.
+    let constant = info
+        .instruction_str
+        .as_deref()
+        .is_some_and(accesses_a_constant_address);
+    (access && !constant).then_some(info.address.0)
+}
+
+/// Whether an x86 instruction as minidump-processor prints it (MASM syntax) has a memory
+/// operand made of a number alone: `[45h]`, `ds:[1000h]`; `[rax+8]` or `[rip+10h]` name a
+/// register (every x86 register name has a letter that is not a hex digit).
+fn accesses_a_constant_address(instruction: &str) -> bool {
+    let Some((_, rest)) = instruction.split_once('[') else {
+        return false;
+    };
+    let Some((operand, _)) = rest.split_once(']') else {
+        return false;
+    };
+    let digits = operand.trim().trim_end_matches(['h', 'H']);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accesses_a_constant_address as constant;
+
+    #[test]
+    fn a_constant_memory_operand_is_told_from_a_register_one() {
+        assert!(constant("mov dword ptr ds:[45h],5"));
+        assert!(constant("mov eax,[0FFFFh]"));
+        assert!(!constant("mov eax,[rax+8]"));
+        assert!(!constant("mov dword ptr [ebp-10h],0"));
+        assert!(!constant("mov rax,[rip+1234h]"));
+        assert!(!constant("mov eax,[esi]"));
+        assert!(!constant("call rax"));
+        assert!(!constant("mov eax,[]"));
+    }
 }

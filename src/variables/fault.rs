@@ -164,7 +164,7 @@ pub fn explain(
         .filter_map(|p| {
             let offset = address.checked_sub(p.value)?;
             let reach = if p.value == 0 {
-                NULL_REACH
+                null_reach(&renderer, p.target)
             } else {
                 renderer.size_of(p.target)
             };
@@ -228,6 +228,20 @@ fn collect_members<'t>(
     }
 }
 
+/// How far past a null pointer to `target` an access can be through it: a struct's member (its
+/// size), an element of an array it points into (the first page); a function or `void`
+/// pointer is not dereferenced at an offset, only called or read at 0.
+fn null_reach(renderer: &Renderer<'_>, target: Option<TypeId>) -> u64 {
+    match renderer.resolved(target) {
+        None | Some(TypeInfo::Function) => 1,
+        Some(TypeInfo::Struct { .. }) => match renderer.size_of(target) {
+            0 => NULL_REACH,
+            size => size.min(NULL_REACH),
+        },
+        Some(_) => NULL_REACH,
+    }
+}
+
 /// The name of the member of `type_id` (a struct) covering byte `offset`.
 fn member_at(renderer: &Renderer<'_>, type_id: Option<TypeId>, offset: u64) -> Option<String> {
     let Some(TypeInfo::Struct { members, .. }) = renderer.resolved(type_id) else {
@@ -237,4 +251,132 @@ fn member_at(renderer: &Renderer<'_>, type_id: Option<TypeId>, offset: u64) -> O
         .iter()
         .find(|m| (m.offset..m.offset + renderer.size_of(m.type_id).max(1)).contains(&offset))
         .map(|m| m.name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::variables::table::{
+        BaseEncoding, Encoding, FunctionScope, Location, Member, Scope, ScopeKind, VariableDecl,
+    };
+
+    /// No registers and no memory: the variables are constants.
+    struct Nothing;
+    impl FrameContext for Nothing {
+        fn register(&self, _: u16) -> Option<u64> {
+            None
+        }
+        fn cfa(&self) -> Option<u64> {
+            None
+        }
+        fn entry_value(&self, _: u16) -> Option<u64> {
+            None
+        }
+        fn relocate(&self, address: u64) -> u64 {
+            address
+        }
+    }
+    impl CapturedMemory for Nothing {
+        fn read(&self, _: u64, _: usize) -> Option<Cow<'_, [u8]>> {
+            None
+        }
+    }
+    impl AddressMap for Nothing {
+        fn describe(&self, _: u64) -> Cow<'static, str> {
+            Cow::Borrowed("null")
+        }
+    }
+
+    /// Null pointers explain an address past them only as far as what they point to reaches:
+    /// a struct's size, an array's first page; a function or `void` pointer only at 0.
+    #[test]
+    fn a_null_pointer_reaches_as_far_as_its_target() {
+        let null = |name: &str, type_id: TypeId| VariableDecl {
+            name: name.into(),
+            parameter: false,
+            type_id: Some(type_id),
+            location: Location::Constant(vec![0; 8]),
+        };
+        let int = |name: &str, offset: u64| Member {
+            name: name.into(),
+            offset,
+            type_id: Some(0),
+            bits: None,
+        };
+        let types = vec![
+            TypeInfo::Base {
+                name: "int".into(),
+                size: 4,
+                encoding: BaseEncoding::Signed,
+            },
+            TypeInfo::Function,
+            TypeInfo::Pointer {
+                size: 8,
+                target: Some(1),
+                reference: false,
+            },
+            TypeInfo::Pointer {
+                size: 8,
+                target: None,
+                reference: false,
+            },
+            TypeInfo::Struct {
+                keyword: "struct".into(),
+                name: Some("pair".into()),
+                size: 16,
+                members: vec![int("first", 0), int("second", 8)],
+                variants: None,
+                element: None,
+            },
+            TypeInfo::Pointer {
+                size: 8,
+                target: Some(4),
+                reference: false,
+            },
+            TypeInfo::Pointer {
+                size: 8,
+                target: Some(0),
+                reference: false,
+            },
+        ];
+        let scope = |variables| Scope {
+            kind: ScopeKind::Function("f".into()),
+            ranges: vec![(0, 100)],
+            variables,
+            children: Vec::new(),
+        };
+        let function = |variables| FunctionScope {
+            scope: scope(variables),
+            frame_base: None,
+            encoding: Encoding {
+                address_size: 8,
+                version: 5,
+                dwarf64: false,
+            },
+            call_sites: Vec::new(),
+        };
+        let explained = |variables: Vec<VariableDecl>, address: u64| {
+            let table = VariablesTable::new(0, vec![function(variables)], types.clone());
+            explain(address, &table, 10, &Nothing, &Nothing, &Nothing).map(|f| f.sentence())
+        };
+        let callers = || vec![null("handler", 2), null("context", 3)];
+        assert_eq!(explained(callers(), 0x45), None);
+        assert_eq!(
+            explained(callers(), 0).as_deref(),
+            Some("0x0 = `handler` (0x0) + 0x0")
+        );
+        let mut with_pair = callers();
+        with_pair.push(null("pair", 5));
+        assert_eq!(
+            explained(with_pair.clone(), 8).as_deref(),
+            Some("0x8 = `pair` (0x0) + 0x8, field `second`")
+        );
+        assert_eq!(explained(with_pair, 0x45), None);
+        assert_eq!(
+            explained(vec![null("numbers", 6)], 0x45).as_deref(),
+            Some("0x45 = `numbers` (0x0) + 0x45")
+        );
+    }
 }

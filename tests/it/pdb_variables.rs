@@ -215,3 +215,24 @@ async fn a_windows_frame_shows_its_parameters_and_locals_from_the_pdb() {
     assert_eq!(member(eh, "dump_path_c_")["points_to"], "stack");
     assert_eq!(member(eh, "next_minidump_id_c_")["text"], MINIDUMP_ID);
 }
+
+/// The offline CLI reads the same values with the PDB given as `--symbols`: the report lists
+/// them under the crashing frame.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_offline_report_shows_a_windows_frames_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("crash.dmp");
+    std::fs::write(&dump, crash_exe_dump()).unwrap();
+    let mut command = common::faultline();
+    command
+        .arg("process")
+        .arg(&dump)
+        .arg("--symbols")
+        .arg(common::fixture("debug-files/windows/crash.pdb"));
+    let (code, stdout, stderr) = common::run(command).await;
+    assert_eq!(code, 0, "{stderr}");
+    let callback = format!("callback_ = {:#x} (module crash.exe)", BASE + 0x28d0);
+    for shown in ["argc = 2", &format!("argv = {ARGV:#x} (stack)"), &callback] {
+        assert!(stdout.contains(shown), "no `{shown}` in:\n{stdout}");
+    }
+}
