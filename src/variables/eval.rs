@@ -296,11 +296,12 @@ fn gimli_encoding(encoding: Encoding) -> gimli::Encoding {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::variables::table::{Scope, ScopeKind};
 
-    struct Nothing;
+    /// A frame with no register recovered over a dump with no memory.
+    pub(crate) struct Nothing;
     impl FrameContext for Nothing {
         fn register(&self, _register: u16) -> Option<u64> {
             None

@@ -262,27 +262,8 @@ mod tests {
         BaseEncoding, Encoding, FunctionScope, Location, Member, Scope, ScopeKind, VariableDecl,
     };
 
-    /// No registers and no memory: the variables are constants.
-    struct Nothing;
-    impl FrameContext for Nothing {
-        fn register(&self, _: u16) -> Option<u64> {
-            None
-        }
-        fn cfa(&self) -> Option<u64> {
-            None
-        }
-        fn entry_value(&self, _: u16) -> Option<u64> {
-            None
-        }
-        fn relocate(&self, address: u64) -> u64 {
-            address
-        }
-    }
-    impl CapturedMemory for Nothing {
-        fn read(&self, _: u64, _: usize) -> Option<Cow<'_, [u8]>> {
-            None
-        }
-    }
+    // No registers and no memory: the variables are constants.
+    use crate::variables::eval::tests::Nothing;
     impl AddressMap for Nothing {
         fn describe(&self, _: u64) -> Cow<'static, str> {
             Cow::Borrowed("null")
