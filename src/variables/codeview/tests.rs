@@ -258,3 +258,51 @@ fn mutated_pdbs_give_a_table_or_an_error() {
     assert!(tables >= 12, "{tables} of 24 mutated PDBs gave variables");
     assert!(build(b"not a pdb").is_err());
 }
+
+/// `HandleInvalidParameter` in crash.pdb: its parameters from `S_LOCAL` and their ranges
+/// (`expression` in EDI, then at ESP+4 at the first byte, then at the frame pointer + 8), the
+/// `S_BPREL32` copies of them left out; its locals only `S_BPREL32` describes at EBP−n
+/// (`DW_OP_breg5` with the offset as a signed LEB128).
+#[test]
+fn frame_relative_locals_live_at_ebp() {
+    let table = build(&fixture("crash.pdb")).unwrap();
+    let handler = table.function_at(0x1d60).unwrap();
+    let names: Vec<&str> = handler.scope.variables.iter().map(|v| &*v.name).collect();
+    assert_eq!(
+        names,
+        [
+            "expression",
+            "function",
+            "file",
+            "line",
+            "reserved",
+            "current_handler",
+            "success",
+            "auto_exception_handler",
+            "assertion",
+            "exception_ptrs",
+            "exception_record",
+            "exception_context"
+        ]
+    );
+    let expression = declared(&handler.scope, "expression");
+    assert!(expression.parameter);
+    assert_eq!(
+        list(&expression.location),
+        [
+            (0x1d97, 0x1eea, &[0x57][..]),
+            (0x1d60, 0x1d61, &[0x74, 4][..]),
+            (0x1d60, 0x1eea, &[0x75, 8][..])
+        ]
+    );
+    let assertion = declared(&handler.scope, "assertion");
+    assert!(!assertion.parameter);
+    assert_eq!(
+        table.type_name(assertion.type_id),
+        "struct MDRawAssertionInfo"
+    );
+    // -876 and -100.
+    assert!(matches!(&assertion.location, Location::Expression(e) if e[..] == [0x75, 0x94, 0x79]));
+    let record = declared(&handler.scope, "exception_record");
+    assert!(matches!(&record.location, Location::Expression(e) if e[..] == [0x75, 0x9c, 0x7f]));
+}
