@@ -63,10 +63,16 @@ pub trait CapturedMemory {
 /// without an allocation.
 pub type ValueBytes = SmallVec<[Result<u8, Unavailable>; 32]>;
 
+/// Most bytes of one value read (a type may claim any size; what is shown of a value — 64
+/// elements, members to depth 3 — lies in its first bytes, and anything past them reads as
+/// unavailable).
+pub const MAX_VALUE_BYTES: u64 = 64 << 10;
+
 /// Most operations one expression may execute (a backwards `DW_OP_skip` loops forever).
 const MAX_STEPS: u32 = 10_000;
 
-/// The `size` bytes of a variable with `location` at `pc` (module-relative) in the frame.
+/// The `size` bytes (at most [`MAX_VALUE_BYTES`]) of a variable with `location` at `pc`
+/// (module-relative) in the frame.
 pub fn variable_bytes(
     location: &Location,
     function: &FunctionScope,
@@ -75,6 +81,7 @@ pub fn variable_bytes(
     frame: &dyn FrameContext,
     memory: &dyn CapturedMemory,
 ) -> Result<ValueBytes, Unavailable> {
+    let size = size.min(MAX_VALUE_BYTES);
     let expression = match location {
         Location::None => return Err(Unavailable::OptimizedOut),
         Location::Unsupported => return Err(Unavailable::Unsupported),
@@ -375,5 +382,19 @@ pub(crate) mod tests {
             variable_bytes(&list, &f, 2, 8, &Nothing, &Nothing),
             Err(Unavailable::OptimizedOut)
         );
+    }
+
+    /// A type claiming a terabyte (hostile debug info) reads at most `MAX_VALUE_BYTES`.
+    #[test]
+    fn a_huge_type_reads_a_bounded_value() {
+        let f = function();
+        let constant = Location::Constant(vec![1, 2, 3]);
+        let bytes = variable_bytes(&constant, &f, 2, 1 << 40, &Nothing, &Nothing).unwrap();
+        assert_eq!(bytes.len() as u64, MAX_VALUE_BYTES);
+        assert_eq!(bytes[..3], [Ok(1), Ok(2), Ok(3)]);
+        // DW_OP_lit16 as an address, a terabyte long: not captured, byte by byte, bounded.
+        let address = Location::Expression(vec![0x40]);
+        let bytes = variable_bytes(&address, &f, 2, 1 << 40, &Nothing, &Nothing).unwrap();
+        assert_eq!(bytes.len() as u64, MAX_VALUE_BYTES);
     }
 }

@@ -131,12 +131,8 @@ impl<'t> Types<'t> {
         match data {
             TypeData::Primitive(primitive) => self.primitive(index, primitive),
             TypeData::Pointer(pointer) => {
-                let size = match pointer.attributes.size() {
-                    0 => self.cpu.address_size(),
-                    size => size,
-                };
                 let info = TypeInfo::Pointer {
-                    size,
+                    size: self.pointer_size(&pointer),
                     target: self.convert_at(pointer.underlying_type, next),
                     reference: pointer.attributes.is_reference(),
                 };
@@ -193,7 +189,13 @@ impl<'t> Types<'t> {
             },
             TypeData::Enumeration(enumeration) => {
                 let (size, signed) = match self.parse(enumeration.underlying_type) {
-                    Some(TypeData::Primitive(p)) => primitive_size(p.kind),
+                    Some(TypeData::Primitive(p)) => {
+                        let (_, size, encoding) = base_type(p.kind);
+                        (
+                            size,
+                            matches!(encoding, BaseEncoding::Signed | BaseEncoding::SignedChar),
+                        )
+                    }
                     _ => (4, true),
                 };
                 TypeInfo::Enum {
@@ -228,20 +230,13 @@ impl<'t> Types<'t> {
     /// index is the low byte).
     fn primitive(&mut self, index: TypeIndex, primitive: PrimitiveType) -> TypeInfo {
         if let Some(indirection) = primitive.indirection {
-            let size = match indirection {
-                pdb::Indirection::Near64 => 8,
-                pdb::Indirection::Near128 => 16,
-                pdb::Indirection::Near32 | pdb::Indirection::Far32 => 4,
-                _ => 2,
-            };
             return TypeInfo::Pointer {
-                size,
+                size: indirection_size(indirection),
                 target: self.convert_at(TypeIndex(index.0 & 0xff), MAX_DEPTH),
                 reference: false,
             };
         }
-        let (size, _) = primitive_size(primitive.kind);
-        let (name, encoding) = primitive_name(primitive.kind);
+        let (name, size, encoding) = base_type(primitive.kind);
         TypeInfo::Base {
             name: name.to_owned(),
             size,
@@ -310,6 +305,14 @@ impl<'t> Types<'t> {
         values
     }
 
+    /// A pointer's size: as its record says, else the CPU's address size.
+    fn pointer_size(&self, pointer: &pdb::PointerType) -> u8 {
+        match pointer.attributes.size() {
+            0 => self.cpu.address_size(),
+            size => size,
+        }
+    }
+
     /// The size in bytes of TPI type `index` (0 when unknown), without converting it.
     fn byte_size(&self, index: TypeIndex, depth: usize) -> u64 {
         if depth > MAX_DEPTH {
@@ -317,16 +320,10 @@ impl<'t> Types<'t> {
         }
         match self.parse(index) {
             Some(TypeData::Primitive(p)) => match p.indirection {
-                Some(pdb::Indirection::Near64) => 8,
-                Some(pdb::Indirection::Near128) => 16,
-                Some(pdb::Indirection::Near32 | pdb::Indirection::Far32) => 4,
-                Some(_) => 2,
-                None => u64::from(primitive_size(p.kind).0),
+                Some(indirection) => u64::from(indirection_size(indirection)),
+                None => u64::from(base_type(p.kind).1),
             },
-            Some(TypeData::Pointer(p)) => match p.attributes.size() {
-                0 => u64::from(self.cpu.address_size()),
-                size => u64::from(size),
-            },
+            Some(TypeData::Pointer(p)) => u64::from(self.pointer_size(&p)),
             Some(TypeData::Class(c)) if c.properties.forward_reference() => {
                 let key = c.unique_name.unwrap_or(c.name);
                 match self.definitions.get(key.as_bytes()) {
@@ -358,55 +355,50 @@ impl<'t> Types<'t> {
     }
 }
 
-/// A primitive's size in bytes and whether it is signed.
-fn primitive_size(kind: PrimitiveKind) -> (u8, bool) {
-    use PrimitiveKind as K;
-    match kind {
-        K::Char | K::RChar | K::I8 => (1, true),
-        K::UChar | K::U8 | K::Bool8 => (1, false),
-        K::Short | K::I16 => (2, true),
-        K::UShort | K::U16 | K::WChar | K::RChar16 | K::Bool16 | K::F16 => (2, false),
-        K::Long | K::I32 | K::HRESULT => (4, true),
-        K::ULong | K::U32 | K::RChar32 | K::Bool32 | K::F32 => (4, false),
-        K::Quad | K::I64 => (8, true),
-        K::UQuad | K::U64 | K::Bool64 | K::F64 => (8, false),
-        K::Octa | K::I128 => (16, true),
-        K::UOcta | K::U128 | K::F128 => (16, false),
-        K::F80 => (10, false),
-        _ => (0, false),
+/// The size of a pointer a primitive index encodes (`T_32P…`, `T_64P…`).
+fn indirection_size(indirection: pdb::Indirection) -> u8 {
+    match indirection {
+        pdb::Indirection::Near64 => 8,
+        pdb::Indirection::Near128 => 16,
+        pdb::Indirection::Near32 | pdb::Indirection::Far32 => 4,
+        _ => 2,
     }
 }
 
-/// A primitive's name as MSVC spells it and how its bytes read.
-fn primitive_name(kind: PrimitiveKind) -> (&'static str, BaseEncoding) {
+/// A primitive as a base type: its name as MSVC spells it, its size in bytes and how its bytes
+/// read (`?`, 0 bytes, for a kind not read here).
+fn base_type(kind: PrimitiveKind) -> (&'static str, u8, BaseEncoding) {
     use BaseEncoding as E;
     use PrimitiveKind as K;
     match kind {
-        K::Char | K::RChar => ("char", E::SignedChar),
-        K::UChar => ("unsigned char", E::UnsignedChar),
-        K::I8 => ("int8_t", E::Signed),
-        K::U8 => ("uint8_t", E::Unsigned),
-        K::WChar => ("wchar_t", E::Utf),
-        K::RChar16 => ("char16_t", E::Utf),
-        K::RChar32 => ("char32_t", E::Utf),
-        K::Short | K::I16 => ("short", E::Signed),
-        K::UShort | K::U16 => ("unsigned short", E::Unsigned),
-        K::Long => ("long", E::Signed),
-        K::ULong => ("unsigned long", E::Unsigned),
-        K::I32 => ("int", E::Signed),
-        K::U32 => ("unsigned int", E::Unsigned),
-        K::Quad | K::I64 => ("__int64", E::Signed),
-        K::UQuad | K::U64 => ("unsigned __int64", E::Unsigned),
-        K::Octa | K::I128 => ("__int128", E::Signed),
-        K::UOcta | K::U128 => ("unsigned __int128", E::Unsigned),
-        K::F16 => ("half", E::Float),
-        K::F32 => ("float", E::Float),
-        K::F64 => ("double", E::Float),
-        K::F80 => ("long double", E::Float),
-        K::F128 => ("__float128", E::Float),
-        K::Bool8 | K::Bool16 | K::Bool32 | K::Bool64 => ("bool", E::Boolean),
-        K::HRESULT => ("HRESULT", E::Signed),
-        _ => ("?", E::Other),
+        K::Char | K::RChar => ("char", 1, E::SignedChar),
+        K::UChar => ("unsigned char", 1, E::UnsignedChar),
+        K::I8 => ("int8_t", 1, E::Signed),
+        K::U8 => ("uint8_t", 1, E::Unsigned),
+        K::WChar => ("wchar_t", 2, E::Utf),
+        K::RChar16 => ("char16_t", 2, E::Utf),
+        K::RChar32 => ("char32_t", 4, E::Utf),
+        K::Short | K::I16 => ("short", 2, E::Signed),
+        K::UShort | K::U16 => ("unsigned short", 2, E::Unsigned),
+        K::Long => ("long", 4, E::Signed),
+        K::ULong => ("unsigned long", 4, E::Unsigned),
+        K::I32 => ("int", 4, E::Signed),
+        K::U32 => ("unsigned int", 4, E::Unsigned),
+        K::Quad | K::I64 => ("__int64", 8, E::Signed),
+        K::UQuad | K::U64 => ("unsigned __int64", 8, E::Unsigned),
+        K::Octa | K::I128 => ("__int128", 16, E::Signed),
+        K::UOcta | K::U128 => ("unsigned __int128", 16, E::Unsigned),
+        K::F16 => ("half", 2, E::Float),
+        K::F32 => ("float", 4, E::Float),
+        K::F64 => ("double", 8, E::Float),
+        K::F80 => ("long double", 10, E::Float),
+        K::F128 => ("__float128", 16, E::Float),
+        K::Bool8 => ("bool", 1, E::Boolean),
+        K::Bool16 => ("bool", 2, E::Boolean),
+        K::Bool32 => ("bool", 4, E::Boolean),
+        K::Bool64 => ("bool", 8, E::Boolean),
+        K::HRESULT => ("HRESULT", 4, E::Signed),
+        _ => ("?", 0, E::Other),
     }
 }
 
