@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// The format version of a stored table; part of its cache's version.
-pub const TABLE_VERSION: u32 = 4;
+pub const TABLE_VERSION: u32 = 5;
 
 /// Every function with variables in one module, and the types they use.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -20,12 +20,35 @@ pub(super) enum Place {
     FrameRelative(i32),
 }
 
+impl Place {
+    /// The place of the bytes `by` bytes into a variable at this place: memory goes on from
+    /// the same address, a register holds only the start.
+    fn shifted(self, by: u64) -> Option<Place> {
+        let by = i32::try_from(by).ok()?;
+        match self {
+            Place::Register(_) => (by == 0).then_some(self),
+            Place::RegisterRelative(register, offset) => {
+                Some(Place::RegisterRelative(register, offset.checked_add(by)?))
+            }
+            Place::FrameRelative(offset) => Some(Place::FrameRelative(offset.checked_add(by)?)),
+        }
+    }
+}
+
 /// A place and the addresses it holds for (`None`: the whole scope).
 #[derive(Debug)]
 pub(super) struct Placed {
     pub(super) ranges: Option<Vec<(u64, u64)>>,
     pub(super) place: Place,
+    /// A part of the variable from this offset lives here (optimized code splits a struct
+    /// or a 64-bit integer on x86 into registers: `S_DEFRANGE_SUBFIELD_REGISTER`), up to the
+    /// next part's offset.
+    pub(super) part: Option<u16>,
 }
+
+/// Most range boundaries a variable's parts are assembled over (past it, the parts are left
+/// out and the whole variable's places kept).
+const MAX_PART_BOUNDARIES: usize = 512;
 
 /// The address ranges of an inline site, from its binary annotations (code offsets count
 /// from the procedure's `start`). A line record runs to the next one unless a length ends it.
@@ -113,17 +136,20 @@ impl LocationWriter {
 
     fn variable(&self, pending: Pending, scope: &[(u64, u64)]) -> VariableDecl {
         let parameter = pending.parameter;
-        let mut places = pending.places;
+        let (parts, mut places): (Vec<Placed>, Vec<Placed>) =
+            pending.places.into_iter().partition(|p| p.part.is_some());
         // A place for some addresses is more precise than one for the whole scope.
         places.sort_by_key(|p| p.ranges.is_none());
+        // Where parts have places of their own, those come first.
+        let mut list = self.assembled(&parts, &places, pending.size, parameter, scope);
         let location = match places.as_slice() {
-            [] => Location::None,
+            [] if parts.is_empty() => Location::None,
             [Placed {
                 ranges: None,
                 place,
-            }] => self.expression(*place, parameter),
+                ..
+            }] if list.is_empty() => self.expression(*place, parameter),
             _ => {
-                let mut list = Vec::new();
                 for placed in &places {
                     let Location::Expression(expression) = self.expression(placed.place, parameter)
                     else {
@@ -149,6 +175,136 @@ impl LocationWriter {
             parameter,
             type_id: pending.type_id,
             location,
+        }
+    }
+
+    /// The locations of a variable at the addresses where some of its parts have places of
+    /// their own: the parts (`DW_OP_piece`s) in offset order, the bytes between them from the
+    /// whole variable's place there, or unknown when it has none.
+    fn assembled(
+        &self,
+        parts: &[Placed],
+        wholes: &[Placed],
+        size: u64,
+        parameter: bool,
+        scope: &[(u64, u64)],
+    ) -> Vec<LocationRange> {
+        if parts.is_empty() || size == 0 {
+            return Vec::new();
+        }
+        fn ranges_of<'a>(p: &'a Placed, scope: &'a [(u64, u64)]) -> &'a [(u64, u64)] {
+            p.ranges.as_deref().unwrap_or(scope)
+        }
+        let holds = |p: &Placed, address: u64| {
+            ranges_of(p, scope)
+                .iter()
+                .any(|(start, end)| (*start..*end).contains(&address))
+        };
+        let mut bounds: Vec<u64> = parts
+            .iter()
+            .chain(wholes)
+            .flat_map(|p| {
+                ranges_of(p, scope)
+                    .iter()
+                    .flat_map(|(start, end)| [*start, *end])
+            })
+            .collect();
+        if bounds.len() > MAX_PART_BOUNDARIES {
+            return Vec::new();
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut list: Vec<LocationRange> = Vec::new();
+        for window in bounds.windows(2) {
+            let (start, end) = (window[0], window[1]);
+            // The parts placed here, the first record for an offset kept.
+            let mut here: Vec<(u64, Place)> = Vec::new();
+            for part in parts.iter().filter(|p| holds(p, start)) {
+                let offset = u64::from(part.part.unwrap_or(0));
+                if !here.iter().any(|(o, _)| *o == offset) {
+                    here.push((offset, part.place));
+                }
+            }
+            if here.is_empty() {
+                continue;
+            }
+            here.sort_unstable_by_key(|(offset, _)| *offset);
+            let whole = wholes.iter().find(|p| holds(p, start)).map(|p| p.place);
+            let expression = self.pieces(&here, whole, size, parameter);
+            match list.last_mut() {
+                Some(last) if last.end == start && last.expression == expression => last.end = end,
+                _ => list.push(LocationRange {
+                    start,
+                    end,
+                    expression,
+                }),
+            }
+        }
+        list
+    }
+
+    /// A composite location: `parts` (offset, place) in offset order over a variable of
+    /// `size` bytes (a part in a register is at most its width), the rest from `whole`.
+    fn pieces(
+        &self,
+        parts: &[(u64, Place)],
+        whole: Option<Place>,
+        size: u64,
+        parameter: bool,
+    ) -> Vec<u8> {
+        let mut op = Vec::new();
+        let mut at = 0;
+        for (i, (offset, place)) in parts.iter().enumerate() {
+            if *offset >= size {
+                break;
+            }
+            if *offset > at {
+                self.piece(
+                    &mut op,
+                    whole.and_then(|w| w.shifted(at)),
+                    offset - at,
+                    parameter,
+                );
+            }
+            let next = parts.get(i + 1).map_or(size, |(o, _)| (*o).min(size));
+            let len = match place {
+                Place::Register(register) => {
+                    (next - offset).min(u64::from(self.cpu.register_size(*register)))
+                }
+                _ => next - offset,
+            };
+            self.piece(&mut op, Some(*place), len, parameter);
+            at = offset + len;
+        }
+        if at < size {
+            self.piece(
+                &mut op,
+                whole.and_then(|w| w.shifted(at)),
+                size - at,
+                parameter,
+            );
+        }
+        op
+    }
+
+    /// Writes one piece of up to `len` bytes at `place` (an empty piece, "optimized out", for
+    /// none or one without a DWARF form): a register's piece is at most its width, the rest
+    /// a second, empty piece.
+    fn piece(&self, op: &mut Vec<u8>, place: Option<Place>, len: u64, parameter: bool) {
+        let mut covered = len;
+        if let Some(place) = place {
+            if let Place::Register(register) = place {
+                covered = len.min(u64::from(self.cpu.register_size(register)));
+            }
+            if let Location::Expression(expression) = self.expression(place, parameter) {
+                op.extend(expression);
+            }
+        }
+        op.push(0x93); // DW_OP_piece
+        write_uleb(op, covered);
+        if covered < len {
+            op.push(0x93);
+            write_uleb(op, len - covered);
         }
     }
 

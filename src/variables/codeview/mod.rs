@@ -5,7 +5,8 @@
 //! (`S_REGREL32`), frame-relative (`S_BPREL32`), in a register (`S_REGISTER`) and, in optimized
 //! code, `S_LOCAL` with the ranges where it lives (`S_DEFRANGE_REGISTER`, `…_REGISTER_REL`,
 //! `…_FRAMEPOINTER_REL`, `…_FULL_SCOPE`; the frame pointer named by the procedure's
-//! `S_FRAMEPROC`). Types come from the TPI stream (forward references resolved to their
+//! `S_FRAMEPROC`; parts of a variable in registers, `S_DEFRANGE_SUBFIELD_REGISTER`, assembled
+//! with `DW_OP_piece`). x86, x64 and ARM64 (`registers.rs`). Types come from the TPI stream (forward references resolved to their
 //! definitions). Locations are written as the DWARF expressions the rest of `variables` reads
 //! (`DW_OP_breg`, `DW_OP_reg`; x86's virtual frame `VFRAME` is the address of the return
 //! address, `DW_OP_call_frame_cfa` − 4), so a Windows frame is evaluated exactly as a DWARF one.
@@ -18,14 +19,16 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use pdb::{
-    FallibleIterator, IdData, IdFinder, IdIndex, IdInformation, MachineType,
-    PdbInternalSectionOffset, SymbolData, TypeData, TypeIndex,
+    FallibleIterator, IdData, IdFinder, IdIndex, IdInformation, PdbInternalSectionOffset,
+    SymbolData, TypeData, TypeIndex,
 };
 
 mod locations;
+mod registers;
 mod types;
 
 use locations::{inline_ranges, LocationWriter, Place, Placed};
+use registers::Cpu;
 use types::Types;
 
 use super::table::{Encoding, FunctionScope, ScopeKind, TypeId, VariablesTable};
@@ -153,93 +156,15 @@ fn index_ids<'t>(ids: &'t IdInformation<'_>) -> IdFinder<'t> {
     finder
 }
 
-/// The CPUs whose CodeView registers map to DWARF ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cpu {
-    X86,
-    Amd64,
-}
-
-impl Cpu {
-    fn of(machine: MachineType) -> Option<Cpu> {
-        match machine {
-            MachineType::X86 => Some(Cpu::X86),
-            MachineType::Amd64 => Some(Cpu::Amd64),
-            _ => None,
-        }
-    }
-
-    fn address_size(self) -> u8 {
-        match self {
-            Cpu::X86 => 4,
-            Cpu::Amd64 => 8,
-        }
-    }
-
-    /// The DWARF number of CodeView register `register` (a sub-register maps to the register
-    /// holding it; its value is the low bytes, read as the variable's type says). `None`: a
-    /// register DWARF has no number for here (`ah`, segment and x87 registers…).
-    fn dwarf_register(self, register: u16) -> Option<u16> {
-        // Within each group, CodeView's order is ax, cx, dx, bx, sp, bp, si, di.
-        const X86_ORDER: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
-        const AMD64_ORDER: [u16; 8] = [0, 2, 1, 3, 7, 6, 4, 5];
-        let order = match self {
-            Cpu::X86 => &X86_ORDER,
-            Cpu::Amd64 => &AMD64_ORDER,
-        };
-        let general = |first: u16| order.get(usize::from(register - first)).copied();
-        match (self, register) {
-            // al, cl, dl, bl (ah… are the high bytes: not a DWARF register).
-            (_, 1..=4) => general(1),
-            // ax … di, then eax … edi.
-            (_, 9..=16) => general(9),
-            (_, 17..=24) => general(17),
-            (Cpu::X86, 33) => Some(8),
-            (Cpu::Amd64, 33) => Some(16),
-            // xmm0–7, xmm8–15.
-            (Cpu::Amd64, 154..=161) => Some(register - 154 + 17),
-            (Cpu::Amd64, 252..=259) => Some(register - 252 + 25),
-            // sil, dil, bpl, spl.
-            (Cpu::Amd64, 324..=327) => [4, 5, 6, 7].get(usize::from(register - 324)).copied(),
-            // rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp.
-            (Cpu::Amd64, 328..=335) => [0, 3, 2, 1, 4, 5, 6, 7]
-                .get(usize::from(register - 328))
-                .copied(),
-            // r8–r15 and their byte, word and dword forms.
-            (Cpu::Amd64, 336..=367) => Some((register - 336) % 8 + 8),
-            _ => None,
-        }
-    }
-
-    /// The CodeView register a procedure's frame pointer is, from its `S_FRAMEPROC` encoding
-    /// (0: none, 1: the stack pointer, 2: the frame pointer, 3: the base pointer).
-    fn frame_register(self, encoded: u8) -> Option<u16> {
-        match (self, encoded) {
-            (Cpu::X86, 1) => Some(CV_VFRAME),
-            (Cpu::X86, 2) => Some(22),
-            (Cpu::X86, 3) => Some(20),
-            (Cpu::Amd64, 1) => Some(335),
-            (Cpu::Amd64, 2) => Some(334),
-            (Cpu::Amd64, 3) => Some(341), // r13
-            _ => None,
-        }
-    }
-
-    /// The register `S_BPREL32` offsets count from.
-    fn base_pointer(self) -> u16 {
-        match self {
-            Cpu::X86 => 22,
-            Cpu::Amd64 => 334,
-        }
-    }
-}
-
 /// A variable read so far: its locations are written once the procedure's frame is known.
 #[derive(Debug)]
 struct Pending {
     name: Arc<str>,
     parameter: bool,
     type_id: Option<TypeId>,
+    type_index: TypeIndex,
+    /// Its type's size in bytes, measured when a part of it has a place of its own.
+    size: u64,
     places: Vec<Placed>,
 }
 
@@ -316,13 +241,7 @@ impl ModuleReader<'_, '_, '_> {
                 if was_taking {
                     self.taking_ranges = true;
                     if let Some(placed) = self.def_range(kind, raw) {
-                        if let Some(variable) =
-                            self.innermost().and_then(|s| s.variables.last_mut())
-                        {
-                            if variable.places.len() < MAX_LOCATION_RANGES {
-                                variable.places.push(placed);
-                            }
-                        }
+                        self.add_place(placed);
                     }
                 }
                 return;
@@ -362,6 +281,8 @@ impl ModuleReader<'_, '_, '_> {
                         name: local.name.to_string().into(),
                         parameter: local.flags.isparam,
                         type_id,
+                        type_index,
+                        size: 0,
                         places: Vec::new(),
                     });
                     self.taking_ranges = !local.flags.isoptimizedout;
@@ -391,6 +312,25 @@ impl ModuleReader<'_, '_, '_> {
         })
     }
 
+    /// Adds a place to the variable last declared (its size measured when the place holds
+    /// only a part of it).
+    fn add_place(&mut self, placed: Placed) {
+        let Some(variable) = self.innermost().and_then(|s| s.variables.last_mut()) else {
+            return;
+        };
+        if variable.places.len() >= MAX_LOCATION_RANGES {
+            return;
+        }
+        let measure = (placed.part.is_some() && variable.size == 0).then_some(variable.type_index);
+        variable.places.push(placed);
+        if let Some(type_index) = measure {
+            let size = self.types.size(type_index);
+            if let Some(variable) = self.innermost().and_then(|s| s.variables.last_mut()) {
+                variable.size = size;
+            }
+        }
+    }
+
     /// A variable from a record that does not say whether it is a parameter: the procedure's
     /// first ones (as many as its type declares, and `this`) are. MSVC writes an `S_REGREL32`
     /// beside the `S_LOCAL` of a variable already described: the first description is kept.
@@ -416,9 +356,12 @@ impl ModuleReader<'_, '_, '_> {
             name: name.into(),
             parameter,
             type_id,
+            type_index,
+            size: 0,
             places: vec![Placed {
                 ranges: None,
                 place,
+                part: None,
             }],
         });
     }
@@ -539,33 +482,38 @@ impl ModuleReader<'_, '_, '_> {
         }
     }
 
-    /// The place and ranges an `S_DEFRANGE_*` record gives (a part of a variable, which
-    /// `…_SUBFIELD_…` records and a non-zero parent offset describe, is not read).
+    /// The place and ranges an `S_DEFRANGE_*` record gives; `…_SUBFIELD_REGISTER` and a
+    /// non-zero offset in the parent say where a part of the variable lives, from that offset.
     fn def_range(&self, kind: u16, raw: &[u8]) -> Option<Placed> {
         let ranges = |at: usize| self.ranges(raw, at);
-        match kind {
-            S_DEFRANGE_REGISTER => Some(Placed {
-                place: Place::Register(le_u16(raw, 2)?),
-                ranges: Some(ranges(6)?),
-            }),
-            S_DEFRANGE_FRAMEPOINTER_REL => Some(Placed {
-                place: Place::FrameRelative(le_i32(raw, 2)?),
-                ranges: Some(ranges(6)?),
-            }),
-            S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE => Some(Placed {
-                place: Place::FrameRelative(le_i32(raw, 2)?),
-                ranges: None,
-            }),
-            S_DEFRANGE_REGISTER_REL => {
-                let offset_in_parent = le_u16(raw, 4)? >> 4;
-                (offset_in_parent == 0).then_some(())?;
-                Some(Placed {
-                    place: Place::RegisterRelative(le_u16(raw, 2)?, le_i32(raw, 6)?),
-                    ranges: Some(ranges(10)?),
-                })
+        let (place, ranges, part) = match kind {
+            S_DEFRANGE_REGISTER => (Place::Register(le_u16(raw, 2)?), Some(ranges(6)?), 0),
+            S_DEFRANGE_FRAMEPOINTER_REL => {
+                (Place::FrameRelative(le_i32(raw, 2)?), Some(ranges(6)?), 0)
             }
-            _ => None,
-        }
+            S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE => {
+                (Place::FrameRelative(le_i32(raw, 2)?), None, 0)
+            }
+            // register, flags (the offset in the parent in its top 12 bits), offset.
+            S_DEFRANGE_REGISTER_REL => (
+                Place::RegisterRelative(le_u16(raw, 2)?, le_i32(raw, 6)?),
+                Some(ranges(10)?),
+                le_u16(raw, 4)? >> 4,
+            ),
+            // register, "may have no name", the offset in the parent (12 bits of a u32).
+            S_DEFRANGE_SUBFIELD_REGISTER => (
+                Place::Register(le_u16(raw, 2)?),
+                Some(ranges(10)?),
+                (le_u32(raw, 6)? & 0xfff) as u16,
+            ),
+            _ => return None,
+        };
+        let part = (kind == S_DEFRANGE_SUBFIELD_REGISTER || part != 0).then_some(part);
+        Some(Placed {
+            ranges,
+            place,
+            part,
+        })
     }
 
     /// A `CV_LVAR_ADDR_RANGE` at `at` (offset, section, length) and the gaps after it, as

@@ -35,15 +35,20 @@ fn list(location: &Location) -> Vec<(u64, u64, &[u8])> {
     }
 }
 
-/// A frame whose CFA is known and nothing else, over one block of memory.
+/// A frame whose CFA and some registers (by DWARF number) are known, over one block of
+/// memory.
 struct Frame {
     cfa: u64,
+    registers: Vec<(u16, u64)>,
     memory: (u64, Vec<u8>),
 }
 
 impl FrameContext for Frame {
-    fn register(&self, _: u16) -> Option<u64> {
-        None
+    fn register(&self, register: u16) -> Option<u64> {
+        self.registers
+            .iter()
+            .find(|(r, _)| *r == register)
+            .map(|(_, value)| *value)
     }
     fn cfa(&self) -> Option<u64> {
         Some(self.cfa)
@@ -111,6 +116,7 @@ fn an_fpo_procedures_parameters_are_found_from_the_virtual_frame() {
     // argument, is the word at the CFA.
     let frame = Frame {
         cfa: 0x1000,
+        registers: Vec::new(),
         memory: (0xffc, vec![0xd0, 0x28, 0x40, 0, 0x78, 0x56, 0x34, 0x12]),
     };
     let bytes =
@@ -305,4 +311,95 @@ fn frame_relative_locals_live_at_ebp() {
     assert!(matches!(&assertion.location, Location::Expression(e) if e[..] == [0x75, 0x94, 0x79]));
     let record = declared(&handler.scope, "exception_record");
     assert!(matches!(&record.location, Location::Expression(e) if e[..] == [0x75, 0x9c, 0x7f]));
+}
+
+/// Optimized x86 code keeps parts of a variable in registers (`S_DEFRANGE_SUBFIELD_REGISTER`).
+/// In `WriteMinidumpWithExceptionForProcess` (RVA 0x2210 = 0x1000 + 0001:4624, 556 bytes;
+/// `S_FRAMEPROC`: locals at VFRAME) llvm-pdbutil lists `except_info`
+/// (`_MINIDUMP_EXCEPTION_INFORMATION`, 12 bytes: `ThreadId`, `ExceptionPointers`,
+/// `ClientPointers`) at VFRAME−96 for the whole body and its field at offset 4 in EBX over
+/// 0001:4657 +510 but a gap of 411 from +85; and the 64-bit `instruction_pointer` only in
+/// parts: its low half in EDI over 0001:4868 +89 and 0001:5005 +4, its high half in EAX over
+/// 0001:4966 +2.
+#[test]
+fn parts_of_a_variable_in_registers_are_assembled_with_the_rest_from_memory() {
+    let table = build(&fixture("crash.pdb")).unwrap();
+    let function = table.function_at(0x2210).unwrap();
+    let except_info = declared(&function.scope, "except_info");
+    assert_eq!(table.type_size(except_info.type_id), 12);
+    // DW_OP_call_frame_cfa, DW_OP_consts -100 (VFRAME−96 is CFA−100), DW_OP_plus,
+    // DW_OP_piece 4; DW_OP_reg3 (ebx), DW_OP_piece 4; the same with −92, DW_OP_piece 4.
+    let assembled: &[u8] = &[
+        0x9c, 0x11, 0x9c, 0x7f, 0x22, 0x93, 4, 0x53, 0x93, 4, 0x9c, 0x11, 0xa4, 0x7f, 0x22, 0x93, 4,
+    ];
+    assert_eq!(
+        list(&except_info.location),
+        [
+            (0x2231, 0x2286, assembled),
+            (0x2421, 0x242f, assembled),
+            (0x2210, 0x243c, &[0x9c, 0x11, 0x9c, 0x7f, 0x22][..]),
+        ]
+    );
+    // Evaluated where EBX holds the pointer: the fields around it come from the stack.
+    let frame = Frame {
+        cfa: 0x1000,
+        registers: vec![(3, 0x0012_ff40)],
+        memory: (
+            0xf9c,
+            [0x44, 0x33, 0x22, 0x11, 0, 0, 0, 0, 1, 0, 0, 0].to_vec(),
+        ),
+    };
+    let read = |location: &Location, at: u64, size: u64| -> Vec<Option<u8>> {
+        eval::variable_bytes(location, function, at, size, &frame, &frame)
+            .unwrap()
+            .into_iter()
+            .map(|b| b.ok())
+            .collect()
+    };
+    let expected: Vec<Option<u8>> = [0x44, 0x33, 0x22, 0x11, 0x40, 0xff, 0x12, 0, 1, 0, 0, 0]
+        .map(Some)
+        .to_vec();
+    assert_eq!(read(&except_info.location, 0x2240, 12), expected);
+    // Outside EBX's range the whole struct is the stack's.
+    assert_eq!(read(&except_info.location, 0x2300, 12)[4..8], [Some(0); 4]);
+
+    let instruction_pointer = declared(&function.scope, "instruction_pointer");
+    assert_eq!(
+        table.type_name(instruction_pointer.type_id),
+        "const unsigned __int64"
+    );
+    // DW_OP_reg7 (edi), DW_OP_piece 4, DW_OP_piece 4 (unknown); the reverse with DW_OP_reg0.
+    let low: &[u8] = &[0x57, 0x93, 4, 0x93, 4];
+    assert_eq!(
+        list(&instruction_pointer.location),
+        [
+            (0x2304, 0x235d, low),
+            (0x2366, 0x2368, &[0x93, 4, 0x50, 0x93, 4][..]),
+            (0x238d, 0x2391, low),
+        ]
+    );
+    let frame = Frame {
+        registers: vec![(7, 0x7654_3210)],
+        ..frame
+    };
+    let bytes = eval::variable_bytes(
+        &instruction_pointer.location,
+        function,
+        0x2310,
+        8,
+        &frame,
+        &frame,
+    )
+    .unwrap();
+    assert_eq!(
+        bytes[..4]
+            .iter()
+            .map(|b| *b.as_ref().unwrap())
+            .collect::<Vec<u8>>(),
+        0x7654_3210u32.to_le_bytes()
+    );
+    assert!(
+        bytes[4..].iter().all(|b| b.is_err()),
+        "the high half is unknown there"
+    );
 }

@@ -313,6 +313,11 @@ impl<'t> Types<'t> {
         }
     }
 
+    /// The size in bytes of TPI type `index` (0 when unknown).
+    pub(super) fn size(&self, index: TypeIndex) -> u64 {
+        self.byte_size(index, 0)
+    }
+
     /// The size in bytes of TPI type `index` (0 when unknown), without converting it.
     fn byte_size(&self, index: TypeIndex, depth: usize) -> u64 {
         if depth > MAX_DEPTH {
