@@ -266,25 +266,40 @@ impl WalkedFrame<'_> {
 }
 
 impl WalkedFrame<'_> {
-    /// The low 64 bits of an SSE register (DWARF 17–32: `xmm0`–`xmm15`, where optimized code
-    /// keeps floats and doubles), in the frame whose registers the dump recorded: no unwinder
-    /// restores them in caller frames.
+    /// The low 64 bits of a vector register, where optimized code keeps floats and doubles,
+    /// in the frame whose registers the dump recorded (no unwinder restores them in caller
+    /// frames), when the context says it holds them: x86-64's `xmm0`–`xmm15` (DWARF 17–32) and
+    /// x86's `xmm0`–`xmm7` (21–28) from the FXSAVE area, ARM64's `v0`–`v31` (64–95).
     fn vector_register(&self, register: u16) -> Option<u64> {
         let frame = self.frame();
         if frame.trust != FrameTrust::Context {
             return None;
         }
-        let MinidumpRawContext::Amd64(raw) = &frame.context.raw else {
-            return None;
-        };
-        let index = usize::from(register.checked_sub(17)?);
-        if index >= 16 {
-            return None;
-        }
         // The FXSAVE area holds xmm0–15 from byte 160, 16 bytes each.
-        let start = 160 + index * 16;
-        let low = raw.float_save.get(start..start + 8)?;
-        Some(u64::from_le_bytes(low.try_into().ok()?))
+        let fxsave = |area: &[u8], index: u16| {
+            let start = 160 + usize::from(index) * 16;
+            let low = area.get(start..start + 8)?;
+            Some(u64::from_le_bytes(low.try_into().ok()?))
+        };
+        match &frame.context.raw {
+            MinidumpRawContext::Amd64(raw) if raw.context_flags & 0x8 != 0 => match register {
+                17..=32 => fxsave(&raw.float_save, register - 17),
+                _ => None,
+            },
+            MinidumpRawContext::X86(raw) if raw.context_flags & 0x20 != 0 => match register {
+                21..=28 => fxsave(&raw.extended_registers, register - 21),
+                _ => None,
+            },
+            MinidumpRawContext::Arm64(raw) if raw.context_flags & 0x4 != 0 => match register {
+                64..=95 => Some(raw.float_regs[usize::from(register - 64)] as u64),
+                _ => None,
+            },
+            MinidumpRawContext::OldArm64(raw) if raw.context_flags & 0x4 != 0 => match register {
+                64..=95 => Some(raw.float_regs[usize::from(register - 64)] as u64),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 }
 
@@ -375,4 +390,69 @@ fn register_name(context: &MinidumpContext, register: u16) -> Option<&'static st
         _ => return None,
     };
     names.get(usize::from(register)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use minidump::format::{CONTEXT_ARM64, CONTEXT_X86};
+
+    use super::*;
+
+    fn read(frames: &[StackFrame], register: u16) -> Option<u64> {
+        let memory = DumpMemory::new(None);
+        let walked = WalkedFrame {
+            frames,
+            tables: &[],
+            index: 0,
+            memory: &memory,
+            entry_depth: 0,
+            recovered: Recovered::new(),
+        };
+        walked.register(register)
+    }
+
+    fn frame(raw: MinidumpRawContext, trust: FrameTrust) -> StackFrame {
+        StackFrame::from_context(MinidumpContext::from_raw(raw), trust)
+    }
+
+    /// A double in ARM64's `v3` (DWARF 67) or x86's `xmm2` (DWARF 23) is read from the crashing
+    /// frame's context when its flags say the context holds the vector registers; not from a
+    /// context without them, nor in a caller frame.
+    #[test]
+    fn vector_registers_are_read_where_the_context_holds_them() {
+        let mut arm64 = CONTEXT_ARM64 {
+            context_flags: 0x0040_0004,
+            ..Default::default()
+        };
+        arm64.float_regs[3] = (0xdead_u128 << 64) | u128::from(1.5f64.to_bits());
+        let crashing = [frame(
+            MinidumpRawContext::Arm64(arm64.clone()),
+            FrameTrust::Context,
+        )];
+        assert_eq!(read(&crashing, 67), Some(1.5f64.to_bits()));
+        assert_eq!(read(&crashing, 68), Some(0));
+        assert_eq!(read(&crashing, 96), None);
+        let caller = [frame(
+            MinidumpRawContext::Arm64(arm64.clone()),
+            FrameTrust::CallFrameInfo,
+        )];
+        assert_eq!(read(&caller, 67), None);
+        arm64.context_flags = 0x0040_0002;
+        let without = [frame(MinidumpRawContext::Arm64(arm64), FrameTrust::Context)];
+        assert_eq!(read(&without, 67), None);
+
+        let mut x86 = CONTEXT_X86 {
+            context_flags: 0x0001_0020,
+            ..Default::default()
+        };
+        x86.extended_registers[160 + 2 * 16..][..8].copy_from_slice(&2.25f64.to_le_bytes());
+        let crashing = [frame(
+            MinidumpRawContext::X86(x86.clone()),
+            FrameTrust::Context,
+        )];
+        assert_eq!(read(&crashing, 23), Some(2.25f64.to_bits()));
+        x86.context_flags = 0x0001_0007;
+        let without = [frame(MinidumpRawContext::X86(x86), FrameTrust::Context)];
+        assert_eq!(read(&without, 23), None);
+    }
 }

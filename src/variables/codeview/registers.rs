@@ -50,6 +50,8 @@ impl Cpu {
                 9..=16 => general(&X86_ORDER, 9),
                 17..=24 => general(&X86_ORDER, 17),
                 33 => Some(8),
+                // xmm0–7.
+                154..=161 => Some(register - 154 + 21),
                 _ => None,
             },
             Cpu::Amd64 => match register {
