@@ -5,6 +5,8 @@
 //! layouts the debug file's types describe (DWARF or a PDB), from the memory the dump captured,
 //! within the same limits as any other value.
 
+use compact_str::CompactString;
+
 use super::eval::Unavailable;
 use super::render::{element_name, escape_text, hex, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
@@ -42,7 +44,8 @@ impl Renderer<'_> {
             return Some(self.variant(name, type_name, variants, bytes, depth));
         }
         let struct_name = struct_name.as_deref()?;
-        let value = Value::named(name, type_name, Vec::new());
+        // Made only once the struct is known to be a container (most structs are not).
+        let value = || Value::named(name, type_name, Vec::new());
         // Each kind: where its pointer and its length are (`None`: not this layout after all).
         let words = if struct_name == "&str" {
             let pointer = self.word_of(info, bytes, &["data_ptr"])?;
@@ -57,28 +60,30 @@ impl Renderer<'_> {
             let pointer = self.first_pointer(info, bytes, &["buf"])?;
             let length = self.word_of(info, bytes, &["len"])?;
             return Some(match (pointer, length) {
-                (Ok(pointer), Ok(length)) => self.elements(value, *element, pointer, length, depth),
-                (Err(why), _) | (_, Err(why)) => unavailable(value, why),
+                (Ok(pointer), Ok(length)) => {
+                    self.elements(value(), *element, pointer, length, depth)
+                }
+                (Err(why), _) | (_, Err(why)) => unavailable(value(), why),
             });
         } else if struct_name.starts_with("vector<") {
             return self.vector(
-                value,
+                value(),
                 info,
                 bytes,
                 depth,
                 ["_M_impl", "_M_start", "_M_finish"],
             );
         } else if let Some(width) = msvc_string_width(struct_name) {
-            return self.msvc_string(value, info, bytes, width);
+            return self.msvc_string(value(), info, bytes, width);
         } else if struct_name.starts_with("std::vector<") {
             let paths = ["_Mypair._Myval2", "_Myfirst", "_Mylast"];
-            return self.vector(value, info, bytes, depth, paths);
+            return self.vector(value(), info, bytes, depth, paths);
         } else {
             return None;
         };
         Some(match words {
-            (Ok(pointer), Ok(length)) => self.text_value(value, pointer, length, 1),
-            (Err(why), _) | (_, Err(why)) => unavailable(value, why),
+            (Ok(pointer), Ok(length)) => self.text_value(value(), pointer, length, 1),
+            (Err(why), _) | (_, Err(why)) => unavailable(value(), why),
         })
     }
 
@@ -186,7 +191,7 @@ impl Renderer<'_> {
             value.unavailable = Some(Unavailable::Unsupported);
             return value;
         };
-        value.variant = Some(member.name.to_string());
+        value.variant = Some(CompactString::new(&member.name));
         let start = member.offset as usize;
         let end = start.saturating_add(self.size_of(member.type_id) as usize);
         if let Some(part) = bytes.get(start..end.min(bytes.len())) {
@@ -368,8 +373,8 @@ mod tests {
         }
     }
     impl AddressMap for Everywhere {
-        fn describe(&self, _address: u64) -> std::borrow::Cow<'static, str> {
-            std::borrow::Cow::Borrowed("heap")
+        fn describe(&self, _address: u64) -> compact_str::CompactString {
+            compact_str::CompactString::const_new("heap")
         }
     }
 

@@ -158,6 +158,109 @@ fn evaluate<'e>(
     depth: u8,
     then: &mut dyn FnMut(&Pieces<'e>),
 ) -> Result<(), Unavailable> {
+    if let Some(location) = simple_location(bytes, function, frame, memory, depth) {
+        let piece = gimli::Piece {
+            size_in_bits: None,
+            bit_offset: None,
+            location: location?,
+        };
+        then(std::slice::from_ref(&piece));
+        return Ok(());
+    }
+    evaluate_with_gimli(bytes, function, frame, memory, depth, then)
+}
+
+/// The commonest locations worked out directly, at a fraction of an evaluation's cost: a
+/// register (`DW_OP_regN`); the CFA (`DW_OP_call_frame_cfa`, a frame base); a register or the
+/// frame base plus an offset (`DW_OP_bregN`, `DW_OP_fbreg`), as an address or, with
+/// `DW_OP_stack_value`, as the value; wrapped at the address size where gimli wraps them.
+/// `None`: any other expression, for gimli.
+fn simple_location<'e>(
+    bytes: &'e [u8],
+    function: &FunctionScope,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+    depth: u8,
+) -> Option<Result<PieceLocation<EndianSlice<'e, LittleEndian>>, Unavailable>> {
+    let (&op, rest) = bytes.split_first()?;
+    let mask = match function.encoding.address_size {
+        size @ 1..=7 => (1u64 << (8 * u32::from(size))) - 1,
+        _ => !0,
+    };
+    match op {
+        0x50..=0x6f if rest.is_empty() => {
+            let register = gimli::Register(u16::from(op - 0x50));
+            return Some(Ok(PieceLocation::Register { register }));
+        }
+        0x9c if rest.is_empty() => {
+            let cfa = frame.cfa().ok_or(Unavailable::RegisterNotRecovered);
+            return Some(cfa.map(|cfa| PieceLocation::Address {
+                address: cfa & mask,
+            }));
+        }
+        0x70..=0x8f | 0x91 => {}
+        _ => return None,
+    }
+    let mut operands = EndianSlice::new(rest, LittleEndian);
+    let offset = gimli::Reader::read_sleb128(&mut operands).ok()?;
+    let stack_value = match operands.slice() {
+        [] => false,
+        [0x9f] => true,
+        _ => return None,
+    };
+    let base = match op {
+        0x91 => frame_base(function, frame, memory, depth),
+        _ => frame
+            .register(u16::from(op - 0x70))
+            .ok_or(Unavailable::RegisterNotRecovered),
+    };
+    Some(base.map(|base| {
+        // gimli wraps a register plus an offset at the address size, the frame base plus an
+        // offset only where it becomes an address.
+        let value = base.wrapping_add(offset as u64);
+        let value = if op == 0x91 { value } else { value & mask };
+        if stack_value {
+            PieceLocation::Value {
+                value: Value::Generic(value),
+            }
+        } else {
+            PieceLocation::Address {
+                address: value & mask,
+            }
+        }
+    }))
+}
+
+/// The value of the function's frame base (`DW_AT_frame_base`) in the frame.
+fn frame_base(
+    function: &FunctionScope,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+    depth: u8,
+) -> Result<u64, Unavailable> {
+    let base = function
+        .frame_base
+        .as_deref()
+        .ok_or(Unavailable::Unsupported)?;
+    if depth > 2 {
+        return Err(Unavailable::Unsupported);
+    }
+    let mut value = Err(Unavailable::Unsupported);
+    evaluate(base, function, frame, memory, depth + 1, &mut |pieces| {
+        value = first_value(pieces, frame)
+    })?;
+    value
+}
+
+/// Evaluates `bytes` with gimli (any expression: stacks, pieces, entry values…).
+fn evaluate_with_gimli<'e>(
+    bytes: &'e [u8],
+    function: &FunctionScope,
+    frame: &dyn FrameContext,
+    memory: &dyn CapturedMemory,
+    depth: u8,
+    then: &mut dyn FnMut(&Pieces<'e>),
+) -> Result<(), Unavailable> {
     let encoding = gimli_encoding(function.encoding);
     let mut evaluation =
         gimli::Evaluation::<_, OnStack>::new_in(EndianSlice::new(bytes, LittleEndian), encoding);
@@ -183,18 +286,7 @@ fn evaluate<'e>(
                 evaluation.resume_with_register(Value::Generic(value))
             }
             EvaluationResult::RequiresFrameBase => {
-                let base = function
-                    .frame_base
-                    .as_deref()
-                    .ok_or(Unavailable::Unsupported)?;
-                if depth > 2 {
-                    return Err(Unavailable::Unsupported);
-                }
-                let mut value = Err(Unavailable::Unsupported);
-                evaluate(base, function, frame, memory, depth + 1, &mut |pieces| {
-                    value = first_value(pieces, frame)
-                })?;
-                evaluation.resume_with_frame_base(value?)
+                evaluation.resume_with_frame_base(frame_base(function, frame, memory, depth)?)
             }
             EvaluationResult::RequiresCallFrameCfa => {
                 let cfa = frame.cfa().ok_or(Unavailable::RegisterNotRecovered)?;
@@ -396,5 +488,62 @@ pub(crate) mod tests {
         let address = Location::Expression(vec![0x40]);
         let bytes = variable_bytes(&address, &f, 2, 1 << 40, &Nothing, &Nothing).unwrap();
         assert_eq!(bytes.len() as u64, MAX_VALUE_BYTES);
+    }
+
+    /// A frame with a few registers and a CFA.
+    struct Some3;
+    impl FrameContext for Some3 {
+        fn register(&self, register: u16) -> Option<u64> {
+            match register {
+                3 => Some(0x10),
+                5 => Some(0x20),
+                6 => Some(0x7ffc_0000_1000),
+                _ => None,
+            }
+        }
+        fn cfa(&self) -> Option<u64> {
+            Some(0x7ffc_0000_2000)
+        }
+        fn entry_value(&self, _register: u16) -> Option<u64> {
+            None
+        }
+        fn relocate(&self, address: u64) -> u64 {
+            address
+        }
+    }
+
+    /// The locations worked out without gimli are the ones gimli's evaluation gives, errors
+    /// included, on 64- and 32-bit code (where addresses wrap at 32 bits).
+    #[test]
+    fn simple_locations_are_where_gimli_puts_them() {
+        let expressions: [&[u8]; 10] = [
+            &[0x56],             // DW_OP_reg6
+            &[0x76, 0x10],       // DW_OP_breg6 16
+            &[0x76, 0x70],       // DW_OP_breg6 -16
+            &[0x75, 0x60],       // DW_OP_breg5 -32: below zero
+            &[0x91, 0x68],       // DW_OP_fbreg -24
+            &[0x73, 0x08, 0x9f], // DW_OP_breg3 8, DW_OP_stack_value
+            &[0x9c],             // DW_OP_call_frame_cfa
+            &[0x77, 0x08],       // DW_OP_breg7 8: not recovered
+            &[0x91, 0x08, 0x9f], // DW_OP_fbreg 8, DW_OP_stack_value
+            &[0x56, 0x9f],       // not simple: gimli's alone
+        ];
+        for (address_size, frame_base) in [(8, vec![0x9c]), (4, vec![0x56]), (4, vec![0x76, 0x4])] {
+            let mut f = function();
+            f.encoding.address_size = address_size;
+            f.frame_base = Some(frame_base);
+            for bytes in expressions {
+                let mut by_gimli = None;
+                let gimli = evaluate_with_gimli(bytes, &f, &Some3, &Nothing, 0, &mut |pieces| {
+                    by_gimli = pieces.first().map(|p| p.location)
+                });
+                let simple = simple_location(bytes, &f, &Some3, &Nothing, 0);
+                match simple {
+                    Some(Ok(location)) => assert_eq!(Some(location), by_gimli, "{bytes:x?}"),
+                    Some(Err(why)) => assert_eq!(gimli, Err(why), "{bytes:x?}"),
+                    None => assert_eq!(bytes, [0x56, 0x9f]),
+                }
+            }
+        }
     }
 }

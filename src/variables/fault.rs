@@ -255,8 +255,6 @@ fn member_at(renderer: &Renderer<'_>, type_id: Option<TypeId>, offset: u64) -> O
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
-
     use super::*;
     use crate::variables::table::{
         BaseEncoding, Encoding, FunctionScope, Location, Member, Scope, ScopeKind, VariableDecl,
@@ -265,8 +263,8 @@ mod tests {
     // No registers and no memory: the variables are constants.
     use crate::variables::eval::tests::Nothing;
     impl AddressMap for Nothing {
-        fn describe(&self, _: u64) -> Cow<'static, str> {
-            Cow::Borrowed("null")
+        fn describe(&self, _: u64) -> compact_str::CompactString {
+            compact_str::CompactString::const_new("null")
         }
     }
 

@@ -3,6 +3,8 @@
 //! registers (as the unwinder recovered them) and read from the dump's memory.
 
 use std::borrow::Cow;
+
+use compact_str::CompactString;
 use std::cell::OnceCell;
 use std::ops::Range;
 use std::sync::Arc;
@@ -86,22 +88,25 @@ pub struct CrashAddressMap<'a> {
 }
 
 impl AddressMap for CrashAddressMap<'_> {
-    fn describe(&self, address: u64) -> Cow<'static, str> {
+    fn describe(&self, address: u64) -> CompactString {
         if address < 4096 {
-            return Cow::Borrowed("null");
+            return CompactString::const_new("null");
         }
         if self.stacks.iter().any(|s| s.contains(&address)) {
-            return Cow::Borrowed("stack");
+            return CompactString::const_new("stack");
         }
         if let Some(module) = self.modules.module_at_address(address) {
             let path = module.code_file();
             let name = path.rsplit(['/', '\\']).next().unwrap_or(&path);
-            return Cow::Owned(format!("module {name}"));
+            // Most modules' names fit inline: no allocation.
+            let mut described = CompactString::const_new("module ");
+            described.push_str(name);
+            return described;
         }
         if self.memory.holds(address) {
-            return Cow::Borrowed("heap");
+            return CompactString::const_new("heap");
         }
-        Cow::Borrowed("not captured")
+        CompactString::const_new("not captured")
     }
 }
 

@@ -53,13 +53,13 @@ pub struct Value {
     pub unavailable: Option<Unavailable>,
     /// For a pointer: `null`, `stack`, `heap`, `module NAME`, or `not captured`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub points_to: Option<Cow<'static, str>>,
+    pub points_to: Option<CompactString>,
     /// For a `char *` or `char` array: the text up to its NUL, non-printable bytes as `\xNN`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub text: Option<CompactString>,
     /// For a Rust enum: the variant it holds (`Some`, `Err`); its fields follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
+    pub variant: Option<CompactString>,
     /// Members of a struct, elements of an array or vector, a variant's fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<Value>,
@@ -157,7 +157,7 @@ impl Value {
 /// Where pointers point, as the crash's memory map says.
 pub trait AddressMap {
     /// `null`, `stack`, `heap`, `module NAME`, or `not captured`.
-    fn describe(&self, address: u64) -> Cow<'static, str>;
+    fn describe(&self, address: u64) -> CompactString;
 }
 
 /// Reads values of one table's types.
@@ -263,7 +263,17 @@ impl<'a> Renderer<'a> {
                 let mut value = leaf(name, type_name, None);
                 let size = self.size_of(*element) as usize;
                 let count = count.unwrap_or(0) as usize;
-                if let Some(width) = self.char_width(*element) {
+                if self.is_character(*element) {
+                    // Text, as a debugger prints a `char` array: every element (NULs within
+                    // it too), the trailing NULs left out; its elements one by one only when
+                    // a byte of it is unknown.
+                    let width = size.max(1);
+                    if let Some(text) = array_text(bytes, width, self.limits.text_bytes) {
+                        value.text = Some(text);
+                        value.truncated = bytes.len() > self.limits.text_bytes;
+                        return value;
+                    }
+                } else if let Some(width) = self.char_width(*element) {
                     value.text = text_of(bytes.iter().take(self.limits.text_bytes), width);
                 }
                 if depth >= self.limits.depth || size == 0 {
@@ -335,7 +345,7 @@ impl<'a> Renderer<'a> {
 
     /// The text at `address` up to its NUL (a code unit of `width` bytes), as far as the dump
     /// holds it.
-    fn c_string(&self, address: u64, width: usize) -> Option<String> {
+    fn c_string(&self, address: u64, width: usize) -> Option<CompactString> {
         // Most strings lie well inside a captured region: read the longest shown at once.
         let longest = self.limits.text_bytes / width * width;
         if let Some(bytes) = self.memory.read(address, longest) {
@@ -369,6 +379,19 @@ impl<'a> Renderer<'a> {
             }
         }
         None
+    }
+
+    /// Whether `id` is a character type (`char`, `unsigned char`, `wchar_t`, `char16_t`…), not
+    /// a 1-byte integer (Rust's `u8`), whose arrays are shown as text alone.
+    pub(super) fn is_character(&self, id: Option<TypeId>) -> bool {
+        match self.resolved(id) {
+            Some(TypeInfo::Base { encoding, size, .. }) => match encoding {
+                BaseEncoding::SignedChar | BaseEncoding::UnsignedChar => *size == 1,
+                BaseEncoding::Utf => *size == 2,
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     /// The bytes of one character of text when `id` is a character type: 1 for `char` (and
@@ -516,9 +539,10 @@ fn push_escaped(out: &mut impl std::fmt::Write, b: u8) {
     };
 }
 
-/// Bytes as text, each as [`push_escaped`] writes it.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
+/// Bytes as text, each as [`push_escaped`] writes it (kept inline, without an allocation, up to
+/// 24 bytes).
+pub fn escape(bytes: &[u8]) -> CompactString {
+    let mut out = CompactString::with_capacity(bytes.len());
     for &b in bytes {
         push_escaped(&mut out, b);
     }
@@ -527,14 +551,14 @@ pub fn escape(bytes: &[u8]) -> String {
 
 /// Text of `width`-byte code units (1: bytes, shown as [`escape`] does; 2: UTF-16, each
 /// character outside printable ASCII as `\\u{…}`).
-pub fn escape_text(bytes: &[u8], width: usize) -> String {
+pub fn escape_text(bytes: &[u8], width: usize) -> CompactString {
     if width != 2 {
         return escape(bytes);
     }
     let units = bytes
         .chunks_exact(2)
         .map(|unit| u16::from_le_bytes([unit[0], unit[1]]));
-    let mut out = String::with_capacity(bytes.len() / 2);
+    let mut out = CompactString::with_capacity(bytes.len() / 2);
     for decoded in char::decode_utf16(units) {
         let _ = match decoded {
             Ok(c) if c.is_ascii() => {
@@ -548,11 +572,27 @@ pub fn escape_text(bytes: &[u8], width: usize) -> String {
     out
 }
 
-/// The text of a character array: up to its NUL, if every byte up to there is known.
+/// The text of a character array, `width` bytes a character: all of it but its trailing NULs
+/// (at most `limit` bytes), if every byte is known.
+fn array_text(
+    bytes: &[Result<u8, Unavailable>],
+    width: usize,
+    limit: usize,
+) -> Option<CompactString> {
+    let known: Vec<u8> = bytes.iter().map(|b| b.ok()).collect::<Option<_>>()?;
+    let mut end = known.len() / width * width;
+    while end >= width && known[end - width..end].iter().all(|b| *b == 0) {
+        end -= width;
+    }
+    Some(escape_text(&known[..end.min(limit / width * width)], width))
+}
+
+/// The text of a 1-byte integer array (Rust's `[u8; N]`): up to its NUL, if every byte up to
+/// there is known.
 fn text_of<'a>(
     bytes: impl Iterator<Item = &'a Result<u8, Unavailable>>,
     width: usize,
-) -> Option<String> {
+) -> Option<CompactString> {
     let mut text = Vec::new();
     for byte in bytes {
         text.push((*byte).ok()?);
@@ -585,8 +625,8 @@ mod tests {
         }
     }
     impl AddressMap for NoMemory {
-        fn describe(&self, _address: u64) -> std::borrow::Cow<'static, str> {
-            std::borrow::Cow::Borrowed("not captured")
+        fn describe(&self, _address: u64) -> compact_str::CompactString {
+            compact_str::CompactString::const_new("not captured")
         }
     }
 
@@ -688,5 +728,59 @@ mod tests {
         let value = renderer.value("f", Some(1), &[Ok(0b1010_1101), Ok(0b0000_0110)]);
         let values: Vec<_> = value.fields.iter().map(|f| f.value.as_deref()).collect();
         assert_eq!(values, [Some("5"), Some("21"), Some("6")]);
+    }
+
+    /// A `char` array is its text, every element of it: NULs within it shown, the trailing
+    /// ones left out; a Rust `[u8; N]` keeps its elements; an array with an unknown byte shows
+    /// its elements, the unknown one saying why.
+    #[test]
+    fn char_arrays_are_their_text() {
+        let table = VariablesTable::new(
+            0,
+            Vec::new(),
+            vec![
+                TypeInfo::Base {
+                    name: "char".into(),
+                    size: 1,
+                    encoding: BaseEncoding::SignedChar,
+                },
+                TypeInfo::Array {
+                    element: Some(0),
+                    count: Some(8),
+                },
+                TypeInfo::Base {
+                    name: "u8".into(),
+                    size: 1,
+                    encoding: BaseEncoding::Unsigned,
+                },
+                TypeInfo::Array {
+                    element: Some(2),
+                    count: Some(4),
+                },
+            ],
+        );
+        let renderer = Renderer {
+            table: &table,
+            memory: &NoMemory,
+            map: &NoMemory,
+            limits: RenderLimits::default(),
+        };
+        let bytes: Vec<_> = b"FL\x7f\0*\0\0\0".iter().map(|b| Ok(*b)).collect();
+        let array = renderer.value("tag", Some(1), &bytes);
+        assert_eq!(array.text.as_deref(), Some("FL\\x7f\\x00*"));
+        assert!(array.fields.is_empty() && !array.truncated);
+
+        let rust: Vec<_> = [1u8, 2, 0, 4].iter().map(|b| Ok(*b)).collect();
+        let array = renderer.value("raw", Some(3), &rust);
+        let elements: Vec<_> = array.fields.iter().map(|f| f.value.as_deref()).collect();
+        assert_eq!(elements, [Some("1"), Some("2"), Some("0"), Some("4")]);
+
+        let mut partly = bytes.clone();
+        partly[3] = Err(Unavailable::NotCaptured);
+        let array = renderer.value("tag", Some(1), &partly);
+        assert_eq!(array.text, None);
+        assert_eq!(array.fields.len(), 8);
+        assert_eq!(array.fields[3].unavailable, Some(Unavailable::NotCaptured));
+        assert_eq!(array.fields[1].value.as_deref(), Some("76 'L'"));
     }
 }

@@ -28,6 +28,12 @@ async fn processed(name: &str, scope: VariablesScope) -> Value {
 /// A value flattened as the gdb script flattens it: `header.tag[2]` = `108`; a char leaf keeps
 /// its number (`120 'x'` -> `120`); a char pointer also gives `NAME@text` as hex.
 fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+    if let Some(elements) = char_array_elements(value) {
+        for (i, element) in elements.into_iter().enumerate() {
+            out.insert(format!("{path}[{i}]"), element);
+        }
+        return;
+    }
     if let Some(variant) = value["variant"].as_str() {
         out.insert(format!("{path}@variant"), variant.to_owned());
     }
@@ -74,8 +80,39 @@ fn flatten(path: &str, value: &Value, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// A `char` array is its text alone (every element, the trailing NULs left out): its elements
+/// as gdb lists them, numbers, the NULs after the text included.
+fn char_array_elements(value: &Value) -> Option<Vec<String>> {
+    let type_name = value["type"].as_str()?;
+    let (element, count) = type_name.strip_suffix(']')?.rsplit_once(" [")?;
+    let count: usize = count.parse().ok()?;
+    let text = value["text"]
+        .as_str()
+        .filter(|_| value["fields"].is_null())?;
+    let mut bytes = unescape(text);
+    bytes.resize(count.max(bytes.len()), 0);
+    let signed = !element.contains("unsigned");
+    Some(
+        bytes
+            .into_iter()
+            .map(|b| {
+                if signed {
+                    (b as i8).to_string()
+                } else {
+                    b.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// The hex of the bytes a `text` stands for (`\xNN`, `\\` and `\"` escapes).
 fn unescape_hex(text: &str) -> String {
+    unescape(text).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes a `text` stands for.
+fn unescape(text: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -92,7 +129,7 @@ fn unescape_hex(text: &str) -> String {
             None => {}
         }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
 }
 
 /// Every crashing-thread frame of variables.{c,cpp,rs}: its line -> (args, locals), flattened.
