@@ -8,8 +8,9 @@
 use compact_str::CompactString;
 
 use super::eval::Unavailable;
-use super::render::{element_name, escape_text, hex, le_u64, Renderer, Value};
+use super::render::{element_name, hex, le_u64, Renderer, Value};
 use super::table::{Member, TypeId, TypeInfo, Variants};
+use super::text::escape_text;
 
 /// A member found inside a value: its byte offset from the value's start and its type.
 type Found = (u64, Option<TypeId>);

@@ -14,6 +14,7 @@ pub mod fault;
 pub mod frames;
 pub mod render;
 pub mod table;
+pub mod text;
 
 pub use eval::Unavailable;
 pub use fault::FaultVariable;
