@@ -19,8 +19,9 @@ COMPARE_PROFILE=release-debug keeps debug info, for `perf record` on the server 
 3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
    requests on one keep-alive connection.
 4. Sessions beside crashes: the throughput of part 2 again while session updates stream in
-   (envelopes of 10 `session` items from 4 keep-alive connections, paced at SESSION_RATE
-   updates/s, each answer awaited: committed), against part 2's figure without them.
+   (benches/load.rs --sessions: envelopes of 10 `session` items from 8 keep-alive connections,
+   paced at SESSION_RATE updates/s, each answer awaited: committed), against part 2's figure
+   without them.
 """
 
 import concurrent.futures
@@ -241,7 +242,7 @@ def main():
             print(f"| crashes with sessions beside | {rate_beside:.1f} | {beside['updates'] / (duration + 2):.0f} |")
             print(f"| change | {100 * (rate_beside - alone) / alone:+.1f} % | |")
             print()
-            print(f"CPU per session update: the server {server_per_update * 1e6:.0f} µs, the Python senders "
+            print(f"CPU per session update: the server {server_per_update * 1e6:.0f} µs, the sender "
                   f"{sender_per_update * 1e6:.0f} µs. CPU per dump: the server {cpu_per_dump * 1000:.3f} ms, the load "
                   f"generator {load['client_cpu_ms_per_request']:.3f} ms. Over the {duration:.0f} s, the crashes lost "
                   f"{lost:.2f} CPU-seconds of work; the session load (server and senders) used {session_cpu:.2f}: "
@@ -294,51 +295,29 @@ def crash_throughput(server, port, paths, duration):
 
 
 def session_load(server, port, seconds, beside):
-    """Session updates paced at SESSION_RATE from 4 threads for `seconds`, with `beside()` run
-    meanwhile (after a second); updates committed, the server's and the senders' CPU seconds,
-    and what `beside` returned."""
+    """Session updates paced at SESSION_RATE (benches/load.rs --sessions: envelopes of 10, from 8
+    connections, one thread) for `seconds`, with `beside()` run meanwhile (after a second);
+    updates committed, the server's and the sender's CPU seconds, and what `beside` returned."""
     server_before = cpu_seconds(server.pid)
-    stop = time.perf_counter() + seconds
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        senders = [pool.submit(send_sessions, port, SESSION_RATE / 4, stop, i) for i in range(4)]
-        crashes = None
-        if beside:
-            time.sleep(1)  # the session load running before the crashes start
-            crashes = beside()
-        results = [f.result() for f in senders]
+    sender = subprocess.Popen(
+        [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/1/envelope/", "--sessions",
+         "--rate", str(SESSION_RATE / 10), "--connections", "8", "--seconds", str(seconds)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    crashes = None
+    if beside:
+        time.sleep(1)  # the session load running before the crashes start
+        crashes = beside()
+    out, _ = sender.communicate()
+    if sender.returncode != 0:
+        raise SystemExit("the session sender failed")
+    result = json.loads(out.strip().splitlines()[-1])
     return {
-        "updates": sum(r[0] for r in results),
+        "updates": result["requests"] * 10,
         "server_cpu": cpu_seconds(server.pid) - server_before,
-        "sender_cpu": sum(r[1] for r in results),
+        "sender_cpu": result["client_cpu_ms_per_request"] * result["requests"] / 1000,
         "crashes": crashes,
     }
-
-
-def send_sessions(port, rate, stop, worker):
-    """Envelopes of 10 session updates (inits, then their final statuses) at `rate` updates per
-    second until `stop`; how many updates were acknowledged, and this thread's CPU seconds."""
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    sent, n, started, cpu = 0, 0, time.perf_counter(), time.thread_time()
-    while time.perf_counter() < stop:
-        init = n % 2 == 0
-        lines = ["{}"]
-        for k in range(10):
-            sid = f"w{worker}-{n // 2}-{k}"
-            status = "ok" if init else ("crashed" if k == 0 else "exited")
-            item = json.dumps({"sid": sid, "did": f"u{(n * 10 + k) % 5000}", "init": init, "started": "2026-12-05T10:00:00Z",
-                               "status": status, "attrs": {"release": "bench@1.0", "environment": "production"}})
-            lines += [json.dumps({"type": "session", "length": len(item)}), item]
-        conn.request("POST", "/api/1/envelope/", body="\n".join(lines).encode(),
-                     headers={"x-sentry-auth": "Sentry sentry_version=7, sentry_key=public"})
-        response = conn.getresponse()
-        response.read()
-        if response.status == 200:
-            sent += 10
-        n += 1
-        ahead = started + n * 10 / rate - time.perf_counter()
-        if ahead > 0:
-            time.sleep(ahead)
-    return sent, time.thread_time() - cpu
 
 
 def write_config(work):

@@ -6,9 +6,13 @@
 //! With `--form`, each dump is sent as a crash reporter sends it (Breakpad multipart, field
 //! `upload_file_minidump`, for `/submit`); with `--rate R`, requests start on a fixed schedule of
 //! R per second (an open loop, as crash reporters are) instead of as fast as answers come back.
+//! With `--sessions`, each request is instead a Sentry envelope of 10 session updates (each
+//! connection's sessions begun in one envelope, ended in the next: one crashed, nine exited),
+//! sent with the DSN key `public`, as an SDK sends them (release health's load).
 //!
 //! Usage: cargo bench --bench load -- --url http://127.0.0.1:PORT/api/v1/minidump \
 //!            [--seconds 10] [--connections 2] [--token TOKEN] [--form] [--rate R] DUMP...
+//!        cargo bench --bench load -- --url http://127.0.0.1:PORT/api/1/envelope/ --sessions …
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +22,7 @@ struct Args {
     connections: usize,
     token: Option<String>,
     form: bool,
+    sessions: bool,
     rate: Option<f64>,
     files: Vec<String>,
 }
@@ -29,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
         connections: 2,
         token: None,
         form: false,
+        sessions: false,
         rate: None,
         files: Vec::new(),
     };
@@ -39,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
             "--url" => args.url = value("--url")?,
             "--token" => args.token = Some(value("--token")?),
             "--form" => args.form = true,
+            "--sessions" => args.sessions = true,
             "--rate" => {
                 args.rate = Some(
                     value("--rate")?
@@ -62,7 +69,7 @@ fn parse_args() -> Result<Args, String> {
             file => args.files.push(file.to_owned()),
         }
     }
-    if args.url.is_empty() || args.files.is_empty() {
+    if args.url.is_empty() || (args.files.is_empty() && !args.sessions) {
         return Err("usage: load --url URL [--seconds S] [--connections N] FILE...".into());
     }
     Ok(args)
@@ -101,6 +108,30 @@ fn form(dump: &[u8]) -> Vec<u8> {
     body
 }
 
+/// Envelope `n` of connection `worker`: 10 sessions begun (`n` even) or ended (`n` odd: the
+/// first crashed, the rest exited), each with its own `sid`, users spread over 5,000.
+fn session_envelope(worker: usize, n: usize) -> bytes::Bytes {
+    let init = n % 2 == 0;
+    let mut body = String::from("{}\n");
+    for k in 0..10 {
+        let status = match (init, k) {
+            (true, _) => "ok",
+            (false, 0) => "crashed",
+            (false, _) => "exited",
+        };
+        let item = format!(
+            r#"{{"sid":"w{worker}-{}-{k}","did":"u{}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"bench@1.0","environment":"production"}}}}"#,
+            n / 2,
+            (n * 10 + k) % 5000
+        );
+        body.push_str(&format!(
+            "{{\"type\":\"session\",\"length\":{}}}\n{item}\n",
+            item.len()
+        ));
+    }
+    body.into()
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
@@ -134,6 +165,14 @@ fn main() {
                 .expect("a valid content type"),
         );
     }
+    if args.sessions {
+        headers.insert(
+            "x-sentry-auth",
+            "Sentry sentry_version=7, sentry_key=public"
+                .parse()
+                .expect("a valid header"),
+        );
+    }
     if let Some(token) = &args.token {
         let value = format!("Bearer {token}").parse().unwrap_or_else(|e| {
             eprintln!("load: --token: {e}");
@@ -154,6 +193,7 @@ fn main() {
         let tasks = (0..args.connections).map(|worker| {
             let (client, bodies, url) = (client.clone(), bodies.clone(), args.url.clone());
             let (scheduled, rate) = (scheduled.clone(), args.rate);
+            let sessions = args.sessions;
             async move {
                 let mut done = 0usize;
                 let mut next = worker;
@@ -167,7 +207,11 @@ fn main() {
                         }
                         tokio::time::sleep_until(at.into()).await;
                     }
-                    let body = bodies[next % bodies.len()].clone();
+                    let body = if sessions {
+                        session_envelope(worker, next - worker)
+                    } else {
+                        bodies[next % bodies.len()].clone()
+                    };
                     next += 1;
                     let response = client.post(&url).body(body).send().await;
                     let response = match response {
