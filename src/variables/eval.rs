@@ -491,8 +491,8 @@ pub(crate) mod tests {
     }
 
     /// A frame with a few registers and a CFA.
-    struct Some3;
-    impl FrameContext for Some3 {
+    struct ThreeRegisters;
+    impl FrameContext for ThreeRegisters {
         fn register(&self, register: u16) -> Option<u64> {
             match register {
                 3 => Some(0x10),
@@ -534,10 +534,11 @@ pub(crate) mod tests {
             f.frame_base = Some(frame_base);
             for bytes in expressions {
                 let mut by_gimli = None;
-                let gimli = evaluate_with_gimli(bytes, &f, &Some3, &Nothing, 0, &mut |pieces| {
-                    by_gimli = pieces.first().map(|p| p.location)
-                });
-                let simple = simple_location(bytes, &f, &Some3, &Nothing, 0);
+                let gimli =
+                    evaluate_with_gimli(bytes, &f, &ThreeRegisters, &Nothing, 0, &mut |pieces| {
+                        by_gimli = pieces.first().map(|p| p.location)
+                    });
+                let simple = simple_location(bytes, &f, &ThreeRegisters, &Nothing, 0);
                 match simple {
                     Some(Ok(location)) => assert_eq!(Some(location), by_gimli, "{bytes:x?}"),
                     Some(Err(why)) => assert_eq!(gimli, Err(why), "{bytes:x?}"),

@@ -244,7 +244,7 @@ impl LocationWriter {
     }
 
     /// A composite location: `parts` (offset, place) in offset order over a variable of
-    /// `size` bytes (a part in a register is at most its width), the rest from `whole`.
+    /// `size` bytes, the bytes no part covers from `whole`.
     fn pieces(
         &self,
         parts: &[(u64, Place)],
@@ -253,44 +253,30 @@ impl LocationWriter {
         parameter: bool,
     ) -> Vec<u8> {
         let mut op = Vec::new();
+        // The whole variable's bytes from `at` to `to`: memory reads on, a register holds
+        // its width from the start, anything else is unknown.
+        let fill = |op: &mut Vec<u8>, mut at: u64, to: u64| {
+            while at < to {
+                at += self.piece(op, whole.and_then(|w| w.shifted(at)), to - at, parameter);
+            }
+        };
         let mut at = 0;
         for (i, (offset, place)) in parts.iter().enumerate() {
             if *offset >= size {
                 break;
             }
-            if *offset > at {
-                self.piece(
-                    &mut op,
-                    whole.and_then(|w| w.shifted(at)),
-                    offset - at,
-                    parameter,
-                );
-            }
+            fill(&mut op, at, *offset);
             let next = parts.get(i + 1).map_or(size, |(o, _)| (*o).min(size));
-            let len = match place {
-                Place::Register(register) => {
-                    (next - offset).min(u64::from(self.cpu.register_size(*register)))
-                }
-                _ => next - offset,
-            };
-            self.piece(&mut op, Some(*place), len, parameter);
-            at = offset + len;
+            at = offset + self.piece(&mut op, Some(*place), next - offset, parameter);
         }
-        if at < size {
-            self.piece(
-                &mut op,
-                whole.and_then(|w| w.shifted(at)),
-                size - at,
-                parameter,
-            );
-        }
+        fill(&mut op, at, size);
         op
     }
 
     /// Writes one piece of up to `len` bytes at `place` (an empty piece, "optimized out", for
-    /// none or one without a DWARF form): a register's piece is at most its width, the rest
-    /// a second, empty piece.
-    fn piece(&self, op: &mut Vec<u8>, place: Option<Place>, len: u64, parameter: bool) {
+    /// none or one without a DWARF form); returns how many bytes it covers: `len`, or a
+    /// register's width when that is less.
+    fn piece(&self, op: &mut Vec<u8>, place: Option<Place>, len: u64, parameter: bool) -> u64 {
         let mut covered = len;
         if let Some(place) = place {
             if let Place::Register(register) = place {
@@ -302,10 +288,7 @@ impl LocationWriter {
         }
         op.push(0x93); // DW_OP_piece
         write_uleb(op, covered);
-        if covered < len {
-            op.push(0x93);
-            write_uleb(op, len - covered);
-        }
+        covered
     }
 
     /// One place as an expression (`Unsupported` where a register has no DWARF number).

@@ -6,8 +6,8 @@
 //! code, `S_LOCAL` with the ranges where it lives (`S_DEFRANGE_REGISTER`, `…_REGISTER_REL`,
 //! `…_FRAMEPOINTER_REL`, `…_FULL_SCOPE`; the frame pointer named by the procedure's
 //! `S_FRAMEPROC`; parts of a variable in registers, `S_DEFRANGE_SUBFIELD_REGISTER`, assembled
-//! with `DW_OP_piece`). x86, x64 and ARM64 (`registers.rs`). Types come from the TPI stream (forward references resolved to their
-//! definitions). Locations are written as the DWARF expressions the rest of `variables` reads
+//! with `DW_OP_piece`), for x86, x64 and ARM64 (`registers.rs`). Types come from the TPI
+//! stream (forward references resolved to their definitions). Locations are written as the DWARF expressions the rest of `variables` reads
 //! (`DW_OP_breg`, `DW_OP_reg`; x86's virtual frame `VFRAME` is the address of the return
 //! address, `DW_OP_call_frame_cfa` − 4), so a Windows frame is evaluated exactly as a DWARF one.
 //!
