@@ -43,7 +43,8 @@ FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
 # into (the bench profile shares release's).
 PROFILE = os.environ.get("COMPARE_PROFILE", "release")
 PROFILE_DIR = "release" if PROFILE in ("release", "bench") else PROFILE
-FL = os.path.join(ROOT, "target", PROFILE_DIR, "faultline")
+# COMPARE_SERVER=PATH runs that faultline binary instead (an earlier version, built apart).
+FL = os.environ.get("COMPARE_SERVER") or os.path.join(ROOT, "target", PROFILE_DIR, "faultline")
 # The load generator (benches/load.rs) run through cargo, in the same profile as the server.
 LOAD = ["cargo", "bench", "--quiet", "--profile", "bench" if PROFILE == "release" else PROFILE, "--bench", "load"]
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")

@@ -34,6 +34,9 @@ const GROWTH: f64 = 1.25;
 const MIN_AGE_SECS: i64 = 600;
 /// A group of fewer crashes than this is computed again whenever it grew by a quarter.
 const SMALL_GROUP: i64 = 1_000;
+/// A group quiet this long (seconds) whose report missed some of its crashes (computed while
+/// they were still arriving) is computed once more: the evidence covers the whole burst.
+const QUIET_SECS: i64 = 60;
 
 /// Why correlations failed.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +108,8 @@ impl Correlations {
     /// Groups whose correlations are missing, or whose crashes grew by a quarter since (not in
     /// the last ten minutes, unless the group is small), or are older than the stale age while
     /// crashes came, or that spike this hour (`group::spike`, in SQL) and were not computed in
-    /// it — a spike changes what is special about a group's crashes: the busiest first.
+    /// it — a spike changes what is special about a group's crashes — or whose report missed
+    /// crashes that came during or after it and have been quiet since: the busiest first.
     pub async fn due(&self, limit: i64) -> Result<Vec<i64>, CorrelationError> {
         let now = crate::clock::now();
         let hour = now - now.rem_euclid(3600);
@@ -118,7 +122,9 @@ impl Correlations {
              OR (c.computed_at < $7 AND g.last_seen >= $7 AND g.id IN ( \
                  SELECT h.group_id FROM group_hours h WHERE h.hour = $7 AND h.events >= $8 \
                  AND h.events * 24 >= $9 * (SELECT COALESCE(SUM(d.events), 0) FROM group_hours d \
-                     WHERE d.group_id = h.group_id AND d.hour >= $10 AND d.hour < $7)))) \
+                     WHERE d.group_id = h.group_id AND d.hour >= $10 AND d.hour < $7))) \
+             OR (g.event_count > c.group_events AND g.last_seen >= c.computed_at \
+                 AND g.last_seen < $11)) \
              ORDER BY g.event_count DESC, g.id LIMIT $5",
         )
         .bind(deviations::MIN_COUNT as i64)
@@ -131,6 +137,7 @@ impl Correlations {
         .bind(SPIKE_EVENTS)
         .bind(SPIKE_FACTOR)
         .bind(hour - 86_400)
+        .bind(now - QUIET_SECS)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().filter_map(|r| r.try_get("id").ok()).collect())

@@ -15,9 +15,8 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::session::{FinalStatus, SessionItems};
-use super::statements::{multi_row, statement_chunks};
+use super::statements::{multi_row, placeholders, statement_chunks, Bound, Script};
 use super::users::RegisterFloors;
-use crate::group::index::Dialect;
 
 /// Requests one commit takes at most.
 const MAX_BATCH: usize = 2_000;
@@ -251,7 +250,9 @@ impl Changes {
     }
 }
 
-/// Applies a batch in one transaction.
+/// Applies a batch in one transaction: the sessions' stored states read, the batch worked out
+/// in memory, its user sets locked, then its writes sent as two scripts (see `Script`: on
+/// SQLite six round trips to the database's thread in all, whatever the batch holds).
 async fn apply(
     pool: &AnyPool,
     batch: &[Job],
@@ -263,11 +264,24 @@ async fn apply(
     for job in batch {
         changes.apply(job.project_id, &job.items);
     }
-    let now = crate::clock::now();
     changes.touched.sort();
     changes.touched.dedup();
-    // Multi-row statements: a batch is a handful of round trips, not one per update (keys are
-    // unique within each statement, as Postgres's ON CONFLICT requires).
+    let sets = super::users::lock(&mut tx, &changes.users).await?;
+    let mut writes = Script::default();
+    write_states(&changes, crate::clock::now(), &mut writes);
+    write_hours(&changes, &mut writes);
+    sets.add_exactly(&mut writes);
+    let added = writes.run(&mut tx).await?;
+    let mut saves = Script::default();
+    let users = sets.settle(&mut tx, &added, floors, &mut saves).await?;
+    release_totals(&changes, &users, &mut saves);
+    saves.run(&mut tx).await?;
+    tx.commit().await
+}
+
+/// The touched sessions' states (keys are unique within each statement, as Postgres's
+/// `ON CONFLICT` requires).
+fn write_states(changes: &Changes, now: i64, script: &mut Script) {
     for chunk in statement_chunks(&changes.touched) {
         let sql = multi_row(
             "INSERT INTO session_states (project_id, sid, release, environment, hour, did, \
@@ -278,23 +292,27 @@ async fn apply(
              counted = excluded.counted, final_status = excluded.final_status, \
              updated_at = excluded.updated_at",
         );
-        let sql = Dialect::of_connection(&tx).statement(sql);
-        let mut query = sqlx::query(&sql);
+        let mut binds = Vec::with_capacity(chunk.len() * 9);
         for key in chunk {
             let state = &changes.states[key];
-            query = query
-                .bind(key.0)
-                .bind(key.1.clone())
-                .bind(state.release.clone())
-                .bind(state.environment.clone())
-                .bind(state.hour)
-                .bind(state.did.clone())
-                .bind(i64::from(state.counted))
-                .bind(state.final_status.map(FinalStatus::as_str))
-                .bind(now);
+            binds.extend([
+                Bound::Int(key.0),
+                Bound::from(key.1.as_str()),
+                Bound::from(state.release.as_str()),
+                Bound::from(state.environment.as_str()),
+                Bound::Int(state.hour),
+                Bound::from(state.did.clone()),
+                Bound::Int(i64::from(state.counted)),
+                Bound::from(state.final_status.map(FinalStatus::as_str)),
+                Bound::Int(now),
+            ]);
         }
-        query.execute(&mut *tx).await?;
+        script.push(sql, binds);
     }
+}
+
+/// The batch's counts added to their hours.
+fn write_hours(changes: &Changes, script: &mut Script) {
     let hours: Vec<_> = changes.hours.iter().collect();
     for chunk in statement_chunks(&hours) {
         let sql = multi_row(
@@ -310,32 +328,27 @@ async fn apply(
              crashed = session_hours.crashed + excluded.crashed, \
              reported_users = session_hours.reported_users + excluded.reported_users",
         );
-        let sql = Dialect::of_connection(&tx).statement(sql);
-        let mut query = sqlx::query(&sql);
+        let mut binds = Vec::with_capacity(chunk.len() * 10);
         for ((project, release, environment, hour), d) in chunk {
-            query = query
-                .bind(*project)
-                .bind(release.clone())
-                .bind(environment.clone())
-                .bind(*hour);
-            for n in d.iter() {
-                query = query.bind(*n);
-            }
+            binds.extend([
+                Bound::Int(*project),
+                Bound::from(release.as_str()),
+                Bound::from(environment.as_str()),
+                Bound::Int(*hour),
+            ]);
+            binds.extend(d.iter().map(|n| Bound::Int(*n)));
         }
-        query.execute(&mut *tx).await?;
+        script.push(sql, binds);
     }
-    let users = super::users::record(&mut tx, &changes.users, floors).await?;
-    release_totals(&mut tx, &changes, &users).await?;
-    tx.commit().await
 }
 
 /// Adds a batch to each release's totals: sessions and statuses from the hour deltas, users
 /// as the release's all-time user set moved (`users.rs`).
-async fn release_totals(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+fn release_totals(
     changes: &Changes,
     users: &super::users::ReleaseUserChanges,
-) -> Result<(), sqlx::Error> {
+    script: &mut Script,
+) {
     let mut totals: HashMap<(i64, &str), [i64; 8]> = HashMap::new();
     for ((project, release, _, _), d) in &changes.hours {
         let t = totals.entry((*project, release.as_str())).or_default();
@@ -350,7 +363,7 @@ async fn release_totals(
         t[7] += crashed;
     }
     for ((project, release), t) in totals {
-        sqlx::query(
+        script.push(
             "INSERT INTO session_releases (project_id, release, sessions, crashed, errored, \
              abnormal, ended, reported_users, users, crashed_users) VALUES ($1, $2, $3, $4, $5, \
              $6, $7, $8, $9, $10) ON CONFLICT (project_id, release) DO UPDATE SET \
@@ -362,22 +375,22 @@ async fn release_totals(
              reported_users = CASE WHEN excluded.reported_users > session_releases.reported_users \
                 THEN excluded.reported_users ELSE session_releases.reported_users END, \
              users = session_releases.users + excluded.users, \
-             crashed_users = session_releases.crashed_users + excluded.crashed_users",
-        )
-        .bind(project)
-        .bind(release)
-        .bind(t[0])
-        .bind(t[4])
-        .bind(t[2])
-        .bind(t[3])
-        .bind(t[1] + t[2] + t[3] + t[4])
-        .bind(t[5])
-        .bind(t[6])
-        .bind(t[7])
-        .execute(&mut **tx)
-        .await?;
+             crashed_users = session_releases.crashed_users + excluded.crashed_users"
+                .to_owned(),
+            vec![
+                Bound::Int(project),
+                Bound::from(release),
+                Bound::Int(t[0]),
+                Bound::Int(t[4]),
+                Bound::Int(t[2]),
+                Bound::Int(t[3]),
+                Bound::Int(t[1] + t[2] + t[3] + t[4]),
+                Bound::Int(t[5]),
+                Bound::Int(t[6]),
+                Bound::Int(t[7]),
+            ],
+        );
     }
-    Ok(())
 }
 
 /// The stored states of the sessions a batch names.
@@ -391,38 +404,35 @@ async fn load_states(
         let sids = wanted.entry(job.project_id).or_default();
         sids.extend(job.items.updates.iter().map(|u| u.sid.as_str()));
     }
+    let mut script = Script::default();
     for (project, mut sids) in wanted {
         sids.sort_unstable();
         sids.dedup();
         for chunk in sids.chunks(LOOKUP_CHUNK) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
-                "SELECT sid, release, environment, hour, did, counted, final_status \
+                "SELECT project_id, sid, release, environment, hour, did, counted, final_status \
                  FROM session_states WHERE project_id = $1 AND sid IN ({})",
-                marks.join(", ")
+                placeholders(2, chunk.len())
             );
-            // One SQLite parameter name lookup per bind otherwise: see `Dialect::statement`.
-            let sql = Dialect::of_connection(tx).statement(sql);
-            let mut query = sqlx::query(&sql).bind(project);
-            for sid in chunk {
-                query = query.bind(*sid);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                let status: Option<String> = row.try_get("final_status")?;
-                let counted: i64 = row.try_get("counted")?;
-                states.insert(
-                    (project, row.try_get("sid")?),
-                    State {
-                        release: row.try_get("release")?,
-                        environment: row.try_get("environment")?,
-                        hour: row.try_get("hour")?,
-                        did: row.try_get("did")?,
-                        counted: counted != 0,
-                        final_status: status.as_deref().and_then(FinalStatus::from_stored),
-                    },
-                );
-            }
+            let mut binds = vec![Bound::Int(project)];
+            binds.extend(chunk.iter().map(|sid| Bound::from(*sid)));
+            script.push(sql, binds);
         }
+    }
+    for row in script.run(tx).await? {
+        let status: Option<String> = row.try_get("final_status")?;
+        let counted: i64 = row.try_get("counted")?;
+        states.insert(
+            (row.try_get("project_id")?, row.try_get("sid")?),
+            State {
+                release: row.try_get("release")?,
+                environment: row.try_get("environment")?,
+                hour: row.try_get("hour")?,
+                did: row.try_get("did")?,
+                counted: counted != 0,
+                final_status: status.as_deref().and_then(FinalStatus::from_stored),
+            },
+        );
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::statements::{in_list_chunks, multi_row, placeholders, statement_chunks};
+use super::statements::{in_list_chunks, multi_row, placeholders, statement_chunks, Bound, Script};
 use crate::group::index::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
 use crate::group::index::Dialect;
 
@@ -30,69 +30,153 @@ struct SetState {
 /// What a batch did to each release's all-time users: (new users, newly crashed users).
 pub type ReleaseUserChanges = HashMap<(i64, String), (i64, i64)>;
 
-/// Records a batch's users (each with whether one of their sessions crashed) in their day's set
-/// and their release's all-time set; how each release's all-time counts moved.
-pub async fn record(
+/// A batch's users by set (each with whether one of their sessions crashed), the sets' rows
+/// locked for the transaction.
+pub struct LockedSets<'a> {
+    /// Each set's members in this batch, in key order.
+    members: BTreeMap<SetKey, BTreeMap<&'a str, bool>>,
+    /// Each set's counts as stored.
+    stored: HashMap<SetKey, SetState>,
+}
+
+/// Locks the sets of a batch's users (each in their day's set and their release's all-time
+/// set), creating the new ones.
+pub async fn lock<'a>(
     tx: &mut Transaction<'static, Any>,
-    users: &HashMap<(i64, String, String, i64, String), bool>,
-    floors: &mut RegisterFloors,
-) -> Result<ReleaseUserChanges, sqlx::Error> {
-    // Sets in key order: two writers lock shared sets in the same order, never crosswise.
-    let mut sets: BTreeMap<SetKey, BTreeMap<&str, bool>> = BTreeMap::new();
+    users: &'a HashMap<(i64, String, String, i64, String), bool>,
+) -> Result<LockedSets<'a>, sqlx::Error> {
+    let mut members: BTreeMap<SetKey, BTreeMap<&str, bool>> = BTreeMap::new();
     for ((project, release, environment, day, did), crashed) in users {
         for key in [
             (*project, release.clone(), environment.clone(), *day),
             (*project, release.clone(), ALL_TIME.0.into(), ALL_TIME.1),
         ] {
-            *sets
+            *members
                 .entry(key)
                 .or_default()
                 .entry(did.as_str())
                 .or_default() |= *crashed;
         }
     }
-    let mut changes = ReleaseUserChanges::new();
-    let keys: Vec<&SetKey> = sets.keys().collect();
-    let mut locked = lock_all(tx, &keys).await?;
-    let mut changed = Vec::new();
-    for (key, members) in &sets {
-        let members: Vec<(&str, bool)> = members.iter().map(|(d, c)| (*d, *c)).collect();
-        let mut state = locked.remove(key).ok_or(sqlx::Error::RowNotFound)?;
-        let before = (state.users, state.crashed_users);
-        let was_sketched = state.sketched;
-        let histograms = (state.all.clone(), state.crashed.clone());
-        if state.sketched {
-            raise(tx, key, &members, &mut state, floors).await?;
-        } else {
-            add_exactly(tx, key, &members, &mut state).await?;
-            if state.users >= EXACT_USERS {
-                fold(tx, key, &mut state, floors).await?;
+    let keys: Vec<&SetKey> = members.keys().collect();
+    let stored = lock_all(tx, &keys).await?;
+    Ok(LockedSets { members, stored })
+}
+
+impl LockedSets<'_> {
+    /// Below the limit each user is a row: adds to `script` the rows of the exactly counted
+    /// sets' users (several sets to a statement) and the marks of their crashed ones, each
+    /// statement returning the rows it inserted or marked (what [`LockedSets::settle`] counts).
+    pub fn add_exactly(&self, script: &mut Script) {
+        let exact = |key: &SetKey| self.stored.get(key).is_some_and(|state| !state.sketched);
+        let rows: Vec<(&SetKey, &str)> = self
+            .members
+            .iter()
+            .filter(|(key, _)| exact(key))
+            .flat_map(|(key, members)| members.keys().map(move |did| (key, *did)))
+            .collect();
+        for chunk in statement_chunks(&rows) {
+            let sql = multi_row(
+                "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
+                 VALUES ",
+                6,
+                chunk.len(),
+                " ON CONFLICT (project_id, release, environment, day, did) DO NOTHING \
+                 RETURNING project_id, release, environment, day, crashed",
+            );
+            let mut binds = Vec::with_capacity(chunk.len() * 6);
+            for (key, did) in chunk {
+                binds.extend(key_binds(key));
+                binds.extend([Bound::from(*did), Bound::Int(0)]);
+            }
+            script.push(sql, binds);
+        }
+        for (key, members) in self.members.iter().filter(|(key, _)| exact(key)) {
+            let crashed: Vec<&str> = members.iter().filter(|m| *m.1).map(|m| *m.0).collect();
+            for chunk in in_list_chunks(&crashed) {
+                let sql = format!(
+                    "UPDATE session_users SET crashed = 1 WHERE project_id = $1 AND release = $2 \
+                     AND environment = $3 AND day = $4 AND crashed = 0 AND did IN ({}) \
+                     RETURNING project_id, release, environment, day, crashed",
+                    placeholders(5, chunk.len())
+                );
+                let mut binds: Vec<Bound> = key_binds(key).into();
+                binds.extend(chunk.into_iter().map(Bound::from));
+                script.push(sql, binds);
             }
         }
-        if (key.2.as_str(), key.3) == ALL_TIME {
-            let change = changes.entry((key.0, key.1.clone())).or_default();
-            change.0 += state.users - before.0;
-            change.1 += state.crashed_users - before.1;
-        }
-        if (state.users, state.crashed_users) != before
-            || state.sketched != was_sketched
-            || (state.all.clone(), state.crashed.clone()) != histograms
-        {
-            changed.push((key, state));
-        }
     }
-    save_all(tx, &changed).await?;
-    Ok(changes)
+
+    /// Counts what [`LockedSets::add_exactly`]'s statements returned (`added`: a user inserted
+    /// is new, one marked is newly crashed), folds the sets that passed the limit into their
+    /// sketches, raises the sketched sets' registers, and adds to `saves` every changed set's
+    /// counts; how each release's all-time counts moved.
+    pub async fn settle(
+        mut self,
+        tx: &mut Transaction<'static, Any>,
+        added: &[sqlx::any::AnyRow],
+        floors: &mut RegisterFloors,
+        saves: &mut Script,
+    ) -> Result<ReleaseUserChanges, sqlx::Error> {
+        let mut counted: HashMap<SetKey, (i64, i64)> = HashMap::new();
+        for row in added {
+            let key: SetKey = (
+                row.try_get("project_id")?,
+                row.try_get("release")?,
+                row.try_get("environment")?,
+                row.try_get("day")?,
+            );
+            let crashed: i64 = row.try_get("crashed")?;
+            let count = counted.entry(key).or_default();
+            if crashed == 0 {
+                count.0 += 1;
+            } else {
+                count.1 += 1;
+            }
+        }
+        let mut changes = ReleaseUserChanges::new();
+        let mut changed = Vec::new();
+        for (key, members) in &self.members {
+            let mut state = self.stored.remove(key).ok_or(sqlx::Error::RowNotFound)?;
+            let before = (state.users, state.crashed_users);
+            let was_sketched = state.sketched;
+            let histograms = (state.all.clone(), state.crashed.clone());
+            if state.sketched {
+                let members: Vec<(&str, bool)> = members.iter().map(|(d, c)| (*d, *c)).collect();
+                raise(tx, key, &members, &mut state, floors).await?;
+            } else {
+                let (new, crashed) = counted.get(key).copied().unwrap_or_default();
+                state.users += new;
+                state.crashed_users += crashed;
+                if state.users >= EXACT_USERS {
+                    fold(tx, key, &mut state, floors).await?;
+                }
+            }
+            if (key.2.as_str(), key.3) == ALL_TIME {
+                let change = changes.entry((key.0, key.1.clone())).or_default();
+                change.0 += state.users - before.0;
+                change.1 += state.crashed_users - before.1;
+            }
+            if (state.users, state.crashed_users) != before
+                || state.sketched != was_sketched
+                || (state.all.clone(), state.crashed.clone()) != histograms
+            {
+                changed.push((key, state));
+            }
+        }
+        save_all(&changed, saves);
+        Ok(changes)
+    }
 }
 
 /// Every set's row, created if new and locked until the transaction ends: in key order (two
-/// writers lock shared sets in the same order, never crosswise), several to a statement (each
-/// statement is a round trip, on SQLite a hand-off to the database's thread).
+/// writers lock shared sets in the same order, never crosswise), several to a statement, the
+/// statements sent as one script.
 async fn lock_all(
     tx: &mut Transaction<'static, Any>,
     keys: &[&SetKey],
 ) -> Result<HashMap<SetKey, SetState>, sqlx::Error> {
-    let mut states = HashMap::with_capacity(keys.len());
+    let mut script = Script::default();
     for chunk in statement_chunks(keys) {
         let sql = multi_row(
             "INSERT INTO session_user_sets (project_id, release, environment, day) VALUES ",
@@ -103,20 +187,17 @@ async fn lock_all(
              RETURNING project_id, release, environment, day, users, crashed_users, sketched, \
              users_histogram, crashed_histogram",
         );
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = bind_key(query, key);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            let key: SetKey = (
-                row.try_get("project_id")?,
-                row.try_get("release")?,
-                row.try_get("environment")?,
-                row.try_get("day")?,
-            );
-            states.insert(key, set_state(&row)?);
-        }
+        script.push(sql, chunk.iter().flat_map(|key| key_binds(key)).collect());
+    }
+    let mut states = HashMap::with_capacity(keys.len());
+    for row in script.run(tx).await? {
+        let key: SetKey = (
+            row.try_get("project_id")?,
+            row.try_get("release")?,
+            row.try_get("environment")?,
+            row.try_get("day")?,
+        );
+        states.insert(key, set_state(&row)?);
     }
     Ok(states)
 }
@@ -138,46 +219,6 @@ fn set_state(row: &sqlx::any::AnyRow) -> Result<SetState, sqlx::Error> {
         all: histogram("users_histogram")?,
         crashed: histogram("crashed_histogram")?,
     })
-}
-
-/// Below the limit: each user a row (new ones counted), crashed ones marked (newly crashed
-/// ones counted).
-async fn add_exactly(
-    tx: &mut Transaction<'static, Any>,
-    key: &SetKey,
-    members: &[(&str, bool)],
-    state: &mut SetState,
-) -> Result<(), sqlx::Error> {
-    for chunk in statement_chunks(members) {
-        let sql = multi_row(
-            "INSERT INTO session_users (project_id, release, environment, day, did, crashed) \
-             VALUES ",
-            6,
-            chunk.len(),
-            " ON CONFLICT (project_id, release, environment, day, did) DO NOTHING",
-        );
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = sqlx::query(&sql);
-        for (did, _) in chunk {
-            query = bind_key(query, key).bind(*did).bind(0i64);
-        }
-        state.users += query.execute(&mut **tx).await?.rows_affected() as i64;
-    }
-    let crashed: Vec<&str> = members.iter().filter(|m| m.1).map(|m| m.0).collect();
-    for chunk in in_list_chunks(&crashed) {
-        let sql = format!(
-            "UPDATE session_users SET crashed = 1 WHERE project_id = $1 AND release = $2 \
-             AND environment = $3 AND day = $4 AND crashed = 0 AND did IN ({})",
-            placeholders(5, chunk.len())
-        );
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = bind_key(sqlx::query(&sql), key);
-        for did in chunk {
-            query = query.bind(did);
-        }
-        state.crashed_users += query.execute(&mut **tx).await?.rows_affected() as i64;
-    }
-    Ok(())
 }
 
 /// The set passed the limit: its exact users go into the sketches, which count it from now on.
@@ -364,12 +405,9 @@ impl RegisterFloors {
     }
 }
 
-/// Writes the changed sets' counts back (their rows exist and are locked), several to a
+/// Adds to `saves` the changed sets' counts (their rows exist and are locked), several to a
 /// statement.
-async fn save_all(
-    tx: &mut Transaction<'static, Any>,
-    changed: &[(&SetKey, SetState)],
-) -> Result<(), sqlx::Error> {
+fn save_all(changed: &[(&SetKey, SetState)], saves: &mut Script) {
     for chunk in statement_chunks(changed) {
         let sql = multi_row(
             "INSERT INTO session_user_sets (project_id, release, environment, day, users, \
@@ -381,24 +419,34 @@ async fn save_all(
              sketched = excluded.sketched, users_histogram = excluded.users_histogram, \
              crashed_histogram = excluded.crashed_histogram",
         );
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = sqlx::query(&sql);
+        let mut binds = Vec::with_capacity(chunk.len() * 9);
         for (key, state) in chunk {
             let (all, crashed) = if state.sketched {
                 (Some(state.all.to_text()), Some(state.crashed.to_text()))
             } else {
                 (None, None)
             };
-            query = bind_key(query, key)
-                .bind(state.users)
-                .bind(state.crashed_users)
-                .bind(i64::from(state.sketched))
-                .bind(all)
-                .bind(crashed);
+            binds.extend(key_binds(key));
+            binds.extend([
+                Bound::Int(state.users),
+                Bound::Int(state.crashed_users),
+                Bound::Int(i64::from(state.sketched)),
+                Bound::from(all),
+                Bound::from(crashed),
+            ]);
         }
-        query.execute(&mut **tx).await?;
+        saves.push(sql, binds);
     }
-    Ok(())
+}
+
+/// A set's key as the values of `$1`–`$4`.
+fn key_binds(key: &SetKey) -> [Bound; 4] {
+    [
+        Bound::Int(key.0),
+        Bound::from(key.1.clone()),
+        Bound::from(key.2.clone()),
+        Bound::Int(key.3),
+    ]
 }
 
 /// Binds a set's key as `$1`–`$4`.

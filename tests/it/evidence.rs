@@ -304,4 +304,43 @@ async fn a_spiking_group_is_due_for_correlations_again(db: Db) {
     correlations.compute(spiking).await.unwrap().unwrap();
     assert_eq!(correlations.due(10).await.unwrap(), Vec::<i64>::new(), "computed in the spike's hour");
 }
+
+}
+
+on_both_databases! {
+/// A report computed while its group's burst went on, which missed a few of its crashes, is
+/// computed again once the group has been quiet a minute; a group still crashing waits for the
+/// usual growth.
+async fn a_report_that_missed_part_of_a_burst_is_computed_again_once_quiet(db: Db) {
+    use faultline::correlations::Correlations;
+    use faultline::group::index::{CrashIndex, PayloadBudget};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = common::database_url(db, dir.path()).await else {
+        return;
+    };
+    let index = CrashIndex::open(&url, PayloadBudget { per_new_group: 0, per_group_hour: 0 }).await.unwrap();
+    let correlations = Correlations::new(index.pool().clone(), 30);
+    let now = common::now();
+    let mut groups = Vec::new();
+    for fingerprint in ["quiet", "still-crashing"] {
+        let mut group = 0;
+        for n in 0..100 {
+            group = index.record(&indexed_crash(n, fingerprint, now - 900)).await.unwrap().group_id;
+        }
+        correlations.compute(group).await.unwrap().unwrap();
+        groups.push(group);
+    }
+    // Both reports computed five minutes ago, while their bursts went on: 3 more crashes each
+    // (3 %, far from the quarter that makes a report due), the last of one four minutes ago,
+    // of the other now.
+    sqlx::query("UPDATE group_correlations SET computed_at = $1").bind(now - 300).execute(index.pool()).await.unwrap();
+    for n in 0..3 {
+        index.record(&indexed_crash(100 + n, "quiet", now - 240)).await.unwrap();
+        index.record(&indexed_crash(100 + n, "still-crashing", now)).await.unwrap();
+    }
+    assert_eq!(correlations.due(10).await.unwrap(), vec![groups[0]], "the quiet group's report missed 3 crashes");
+    let report = correlations.compute(groups[0]).await.unwrap().unwrap();
+    assert_eq!(report.group_crashes, 103);
+    assert_eq!(correlations.due(10).await.unwrap(), Vec::<i64>::new(), "every crash of the quiet group counted");
+}
 }

@@ -546,36 +546,42 @@ impl Dialect {
         if self == Dialect::Postgres {
             return sql;
         }
-        let bytes = sql.as_bytes();
-        let mut out = String::with_capacity(sql.len());
-        let (mut next, mut copied, mut i, mut quoted) = (1u64, 0, 0, false);
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\'' => quoted = !quoted,
-                b'$' if !quoted => {
-                    let digits = bytes[i + 1..]
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit())
-                        .count();
-                    if digits > 0 {
-                        if sql[i + 1..i + 1 + digits].parse() != Ok(next) {
-                            return sql;
-                        }
-                        out.push_str(&sql[copied..i]);
-                        out.push('?');
-                        next += 1;
-                        i += 1 + digits;
-                        copied = i;
-                        continue;
-                    }
-                }
-                _ => {}
-            }
-            i += 1;
-        }
-        out.push_str(&sql[copied..]);
-        out
+        anonymous(&sql).unwrap_or(sql)
     }
+}
+
+/// `sql` with its numbered parameters (`$1` … `$N`, each once and in order) written as SQLite's
+/// anonymous `?`, or `None` when they are not numbered so.
+pub fn anonymous(sql: &str) -> Option<String> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut next, mut copied, mut i, mut quoted) = (1u64, 0, 0, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'$' if !quoted => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if digits > 0 {
+                    if sql[i + 1..i + 1 + digits].parse() != Ok(next) {
+                        return None;
+                    }
+                    out.push_str(&sql[copied..i]);
+                    out.push('?');
+                    next += 1;
+                    i += 1 + digits;
+                    copied = i;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&sql[copied..]);
+    Some(out)
 }
 
 /// The crash index.
