@@ -27,6 +27,8 @@ const MAX_BATCH: usize = 2_000;
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
 /// Requests past which a batch amortizes its transaction well enough to stop gathering.
 const ENOUGH: usize = 32;
+/// Requests below which a batch's statements go to SQLite as scripts (see `Script::new`).
+const SCRIPTED: usize = ENOUGH / 2;
 /// Sessions looked up per query.
 const LOOKUP_CHUNK: usize = 500;
 
@@ -251,28 +253,29 @@ impl Changes {
 }
 
 /// Applies a batch in one transaction: the sessions' stored states read, the batch worked out
-/// in memory, its user sets locked, then its writes sent as two scripts (see `Script`: on
-/// SQLite six round trips to the database's thread in all, whatever the batch holds).
+/// in memory, its user sets locked, then its writes sent as two scripts (see `Script`: for a
+/// small batch on SQLite, six round trips to the database's thread in all).
 async fn apply(
     pool: &AnyPool,
     batch: &[Job],
     floors: &mut RegisterFloors,
 ) -> Result<(), sqlx::Error> {
     let mut changes = Changes::default();
+    let together = batch.len() < SCRIPTED;
     let mut tx = pool.begin().await?;
-    load_states(&mut tx, batch, &mut changes.states).await?;
+    load_states(&mut tx, batch, &mut changes.states, together).await?;
     for job in batch {
         changes.apply(job.project_id, &job.items);
     }
     changes.touched.sort();
     changes.touched.dedup();
-    let sets = super::users::lock(&mut tx, &changes.users).await?;
-    let mut writes = Script::default();
+    let sets = super::users::lock(&mut tx, &changes.users, together).await?;
+    let mut writes = Script::new(together);
     write_states(&changes, crate::clock::now(), &mut writes);
     write_hours(&changes, &mut writes);
     sets.add_exactly(&mut writes);
     let added = writes.run(&mut tx).await?;
-    let mut saves = Script::default();
+    let mut saves = Script::new(together);
     let users = sets.settle(&mut tx, &added, floors, &mut saves).await?;
     release_totals(&changes, &users, &mut saves);
     saves.run(&mut tx).await?;
@@ -398,13 +401,14 @@ async fn load_states(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     batch: &[Job],
     states: &mut HashMap<(i64, String), State>,
+    together: bool,
 ) -> Result<(), sqlx::Error> {
     let mut wanted: HashMap<i64, Vec<&str>> = HashMap::new();
     for job in batch {
         let sids = wanted.entry(job.project_id).or_default();
         sids.extend(job.items.updates.iter().map(|u| u.sid.as_str()));
     }
-    let mut script = Script::default();
+    let mut script = Script::new(together);
     for (project, mut sids) in wanted {
         sids.sort_unstable();
         sids.dedup();

@@ -107,12 +107,25 @@ impl From<Option<&str>> for Bound {
 /// statement, which beside a crash load was most of what a session update cost; on Postgres,
 /// whose prepared statements hold one statement each, one after another. Each statement numbers
 /// its own parameters from `$1`.
-#[derive(Default)]
 pub struct Script {
     statements: Vec<(String, Vec<Bound>)>,
+    together: bool,
 }
 
 impl Script {
+    /// An empty script, its statements sent as one on SQLite when `together`. A script is
+    /// prepared as one text, so every mix of statements is a text of its own in the
+    /// connection's statement cache: the few statements of a small batch (a steady pace) come
+    /// in few mixes and are found there; the many mixes of large batches would be parsed again
+    /// each time, costing more than the hand-offs they save (a large batch has few hand-offs
+    /// per update anyway).
+    pub fn new(together: bool) -> Script {
+        Script {
+            statements: Vec::new(),
+            together,
+        }
+    }
+
     /// Adds a statement and its values, in the order of its parameters.
     pub fn push(&mut self, sql: String, binds: Vec<Bound>) {
         self.statements.push((sql, binds));
@@ -127,7 +140,7 @@ impl Script {
         if self.statements.is_empty() {
             return Ok(Vec::new());
         }
-        if Dialect::of_connection(connection) == Dialect::Sqlite {
+        if self.together && Dialect::of_connection(connection) == Dialect::Sqlite {
             // Anonymous parameters bind in order across a script's statements.
             let texts: Option<Vec<String>> = self
                 .statements
@@ -197,7 +210,7 @@ mod tests {
             .execute(&mut *connection)
             .await
             .unwrap();
-        let mut script = Script::default();
+        let mut script = Script::new(true);
         script.push(
             multi_row("INSERT INTO t (k, v) VALUES ", 2, 2, " RETURNING k, v"),
             vec![
@@ -230,7 +243,7 @@ mod tests {
         );
 
         // In order, the same statements go as one script (one round trip) and mean the same.
-        let mut script = Script::default();
+        let mut script = Script::new(true);
         for k in [3i64, 4] {
             script.push(
                 "INSERT INTO t (k, v) VALUES ($1, $2) RETURNING k".to_owned(),

@@ -44,6 +44,7 @@ pub struct LockedSets<'a> {
 pub async fn lock<'a>(
     tx: &mut Transaction<'static, Any>,
     users: &'a HashMap<(i64, String, String, i64, String), bool>,
+    together: bool,
 ) -> Result<LockedSets<'a>, sqlx::Error> {
     let mut members: BTreeMap<SetKey, BTreeMap<&str, bool>> = BTreeMap::new();
     for ((project, release, environment, day, did), crashed) in users {
@@ -59,7 +60,7 @@ pub async fn lock<'a>(
         }
     }
     let keys: Vec<&SetKey> = members.keys().collect();
-    let stored = lock_all(tx, &keys).await?;
+    let stored = lock_all(tx, &keys, together).await?;
     Ok(LockedSets { members, stored })
 }
 
@@ -175,8 +176,9 @@ impl LockedSets<'_> {
 async fn lock_all(
     tx: &mut Transaction<'static, Any>,
     keys: &[&SetKey],
+    together: bool,
 ) -> Result<HashMap<SetKey, SetState>, sqlx::Error> {
-    let mut script = Script::default();
+    let mut script = Script::new(together);
     for chunk in statement_chunks(keys) {
         let sql = multi_row(
             "INSERT INTO session_user_sets (project_id, release, environment, day) VALUES ",

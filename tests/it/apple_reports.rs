@@ -14,14 +14,14 @@ use serde_json::Value;
 use common::{fixture, fixture_bytes, multipart, settled, TestServer};
 
 /// The `crash` binary's Mach-O UUID (its debug ID).
-const UUID: &str = "67E9247C-814E-392B-A027-DBDE6748FCBF";
+pub(crate) const UUID: &str = "67E9247C-814E-392B-A027-DBDE6748FCBF";
 /// Where the report says it was loaded.
 const BASE: u64 = 0x1_0a5e_1000;
 
 /// A `.crash` report (Report Version 104): a null read 0x88 bytes past a null pointer in
 /// `main` (crash.sym: 0xdc15 is main.cpp:21), called from libdyld's `start`; a second thread in
 /// the kernel.
-fn crash_report() -> String {
+pub(crate) fn crash_report() -> String {
     format!(
         "Incident Identifier: 5A3E4E4B-6E1C-4F2B-9E3D-2B1E0C9A7D11
 CrashReporter Key:   7c1a9e0f4b2d
@@ -105,7 +105,7 @@ fn report_form(report: &[u8]) -> Vec<u8> {
 }
 
 /// Sends `report` as symbolicator's route takes it; the crash ID.
-async fn send(server: &TestServer, report: &[u8]) -> (u16, Value) {
+pub(crate) async fn send(server: &TestServer, report: &[u8]) -> (u16, Value) {
     let auth = format!("Bearer {}", server.admin_token);
     let (status, body) = common::post(
         server,

@@ -11,6 +11,7 @@ mod apple_exceptions;
 mod apple_reports;
 mod architecture;
 mod auth;
+mod bcsymbolmaps;
 mod browser;
 mod classify;
 mod cli;
