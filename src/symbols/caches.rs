@@ -41,9 +41,9 @@ impl SymbolStore {
         kind: CacheKind,
         files: &[DebugFileMeta],
     ) -> Result<DerivedCache, SymbolError> {
-        let best = best_source(kind, files).map(|b| &b.sha256);
+        let (best, map) = self.wanted_sources(debug_id, kind, files).await?;
         if let Some(cache) = self.stored_cache(debug_id, kind).await? {
-            if cache.header.source.as_ref().map(|s| &s.sha256) == best {
+            if built_from(&cache, best.as_ref(), map.as_ref()) {
                 return Ok(cache);
             }
         }
@@ -72,7 +72,7 @@ impl SymbolStore {
                 return Ok(Some(cache));
             }
         }
-        let cache = self.build_cache(debug_id, kind, Some(best)).await?;
+        let cache = self.build_cache(debug_id, kind, Some(best), None).await?;
         self.objects
             .put_regenerable(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
             .await?;
@@ -108,16 +108,16 @@ impl SymbolStore {
         let files = self.files_for(debug_id).await?;
         let mut headers = Vec::new();
         for kind in CacheKind::ALL {
-            let best = best_source(kind, &files);
+            let (best, map) = self.wanted_sources(debug_id, kind, &files).await?;
             if let Some(current) = self.stored_cache(debug_id, kind).await? {
-                let same =
-                    current.header.source.as_ref().map(|s| &s.sha256) == best.map(|b| &b.sha256);
-                if same {
+                if built_from(&current, best.as_ref(), map.as_ref()) {
                     headers.push(current.header);
                     continue;
                 }
             }
-            let cache = self.build_cache(debug_id, kind, best).await?;
+            let cache = self
+                .build_cache(debug_id, kind, best.as_ref(), map.as_ref())
+                .await?;
             self.objects
                 .put_regenerable(&cache_key(debug_id, kind), PutBody::Bytes(cache.encode()))
                 .await?;
@@ -132,11 +132,32 @@ impl SymbolStore {
         Ok(headers)
     }
 
+    /// What a cache of `kind` for a module is built from now: the best of its `files`, and for
+    /// the functions of a Mach-O file the BCSymbolMap that un-hides its names, if stored.
+    async fn wanted_sources(
+        &self,
+        debug_id: &DebugId,
+        kind: CacheKind,
+        files: &[DebugFileMeta],
+    ) -> Result<(Option<DebugFileMeta>, Option<DebugFileMeta>), SymbolError> {
+        let best = best_source(kind, files).cloned();
+        let map = match &best {
+            Some(best) if kind == CacheKind::SymCache && best.format == "macho" => {
+                self.symbol_map_for(debug_id, files).await?
+            }
+            _ => None,
+        };
+        Ok((best, map))
+    }
+
+    /// Builds a cache of `kind` from `source` (none: an empty cache), its hidden names
+    /// replaced by `map`'s.
     async fn build_cache(
         &self,
         debug_id: &DebugId,
         kind: CacheKind,
         source: Option<&DebugFileMeta>,
+        map: Option<&DebugFileMeta>,
     ) -> Result<DerivedCache, SymbolError> {
         let mut header = CacheHeader::new(kind, debug_id);
         let Some(source) = source else {
@@ -146,11 +167,22 @@ impl SymbolStore {
             });
         };
         let local = self.materialize(source).await?;
+        let local_map = match map {
+            Some(map) => Some(self.materialize(map).await?),
+            None => None,
+        };
         let path = local.path().to_owned();
+        let map_path = local_map.as_ref().map(|m| m.path().to_owned());
         let format = source.format.clone();
         let payload = cpu::run(move || -> Result<Vec<u8>, String> {
             let view = ByteView::open(&path).map_err(|e| e.to_string())?;
-            derive::build_payload_from(kind, &format, &view)
+            match map_path {
+                Some(map_path) => {
+                    let map = ByteView::open(&map_path).map_err(|e| e.to_string())?;
+                    derive::symcache_with_symbol_map(&view, &map)
+                }
+                None => derive::build_payload_from(kind, &format, &view),
+            }
         })
         .await?
         .map_err(|detail| SymbolError::Unreadable {
@@ -161,10 +193,22 @@ impl SymbolStore {
             sha256: source.sha256.clone(),
             format: source.format.clone(),
             uploaded_name: source.uploaded_name.clone(),
+            symbol_map: map.map(|m| m.sha256.clone()),
         });
         Ok(DerivedCache {
             header,
             payload: payload.into(),
         })
     }
+}
+
+/// Whether `cache` was built from `best` with `map`'s names.
+fn built_from(
+    cache: &DerivedCache,
+    best: Option<&DebugFileMeta>,
+    map: Option<&DebugFileMeta>,
+) -> bool {
+    let source = cache.header.source.as_ref();
+    source.map(|s| &s.sha256) == best.map(|b| &b.sha256)
+        && source.and_then(|s| s.symbol_map.as_ref()) == map.map(|m| &m.sha256)
 }

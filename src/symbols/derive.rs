@@ -21,6 +21,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use symbolic::cfi::CfiCache;
+use symbolic::debuginfo::macho::BcSymbolMap;
 use symbolic::debuginfo::Object;
 use symbolic::ppdb::PortablePdbCacheConverter;
 use symbolic::symcache::SymCacheConverter;
@@ -130,6 +131,9 @@ pub struct CacheSource {
     pub format: String,
     /// Its name in the upload.
     pub uploaded_name: String,
+    /// SHA-256 of the BCSymbolMap whose names replaced the file's hidden ones, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol_map: Option<String>,
 }
 
 /// The header of a stored cache.
@@ -230,6 +234,23 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
             Ok(table.encode())
         }
     }
+}
+
+/// The functions cache of a bitcode build's Mach-O debug file with its hidden names
+/// (`__hidden#N_`, functions and files alike) replaced by the BCSymbolMap's (CPU-bound).
+pub fn symcache_with_symbol_map(bytes: &[u8], symbol_map: &[u8]) -> Result<Vec<u8>, String> {
+    let object = Object::parse(bytes).map_err(|e| e.to_string())?;
+    let map = BcSymbolMap::parse(symbol_map).map_err(|e| format!("BCSymbolMap: {e}"))?;
+    let mut converter = SymCacheConverter::new();
+    converter.add_transformer(map);
+    converter
+        .process_object(&object)
+        .map_err(|e| format!("could not read functions and lines: {e}"))?;
+    let mut out = Vec::new();
+    converter
+        .serialize(&mut std::io::Cursor::new(&mut out))
+        .map_err(|e| format!("could not write SymCache: {e}"))?;
+    Ok(out)
 }
 
 /// What a module's functions cache (the `SymCache` kind) holds, by the format of the file it

@@ -8,6 +8,8 @@
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
+use symbolic::common::DebugId;
+use symbolic::debuginfo::macho::{BcSymbolMap, UuidMapping};
 use symbolic::debuginfo::{Archive, FileFormat, Object, ObjectKind};
 
 /// What a debug file can contribute to a stack trace.
@@ -109,6 +111,14 @@ pub enum Rejection {
         /// What the parser said.
         detail: String,
     },
+    /// A BCSymbolMap or a dSYM's UUID mapping says which module it belongs to only in its name.
+    #[error("a {what} belongs to the module its file name names: name it {expected} (sentry-cli and Xcode do)")]
+    UnnamedMapping {
+        /// What was sent.
+        what: &'static str,
+        /// The name it needs.
+        expected: &'static str,
+    },
     /// The file does not say which module it belongs to, so no crash could ever find it.
     #[error("{format} file has no debug ID, so no crash can ever match it (Breakpad files need their MODULE line; binaries need a build ID, LC_UUID or CodeView record)")]
     NoDebugId {
@@ -126,6 +136,12 @@ pub fn base_name(path: &str) -> &str {
 pub fn identify(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Rejection> {
     let format = Archive::peek(data);
     if format == FileFormat::Unknown {
+        if BcSymbolMap::test(data) {
+            return symbol_map(data, name).map(|map| vec![map]);
+        }
+        if is_uuid_mapping(data) {
+            return uuid_mapping(data, name);
+        }
         if let Some(mapping) = proguard_mapping(data, name) {
             return Ok(vec![mapping]);
         }
@@ -191,7 +207,7 @@ fn mapping_file(
     data: &[u8],
     name: &str,
     unnamed: &str,
-    debug_id: symbolic::common::DebugId,
+    debug_id: DebugId,
     format: &str,
     features: DebugFeatures,
 ) -> IdentifiedObject {
@@ -245,6 +261,84 @@ fn il2cpp_mapping(data: &[u8], name: &str) -> Option<IdentifiedObject> {
         IL2CPP_FORMAT,
         features,
     ))
+}
+
+/// The format name of a BCSymbolMap: the real names behind a bitcode build's `__hidden#N_`.
+pub const BCSYMBOLMAP_FORMAT: &str = "bcsymbolmap";
+
+/// The format name of a dSYM's UUID mapping (`Contents/Resources/<dSYM UUID>.plist`).
+pub const UUIDMAP_FORMAT: &str = "uuidmap";
+
+/// The UUID a file's name carries (`…/<UUID><extension>`), as a debug ID.
+pub fn uuid_in_name(name: &str, extension: &str) -> Option<DebugId> {
+    let stem = base_name(name).strip_suffix(extension)?;
+    // A UUID: 32 hex digits, hyphenated or not (a debug ID's age would not belong here).
+    let digits = stem.chars().filter(|c| *c != '-').count();
+    (digits == 32).then(|| stem.parse().ok()).flatten()
+}
+
+/// A BCSymbolMap (`<UUID>.bcsymbolmap`, Xcode's `BCSymbolMaps/` folder): the names a bitcode
+/// build hid, in the order of their `__hidden#N_`. It belongs to the build its name names and
+/// contributes no symbols of its own: it un-hides the names of that build's dSYM when its
+/// functions cache is built (`symbols::caches`).
+fn symbol_map(data: &[u8], name: &str) -> Result<IdentifiedObject, Rejection> {
+    let debug_id = uuid_in_name(name, ".bcsymbolmap").ok_or(Rejection::UnnamedMapping {
+        what: "BCSymbolMap",
+        expected: "<UUID>.bcsymbolmap",
+    })?;
+    BcSymbolMap::parse(data).map_err(|e| Rejection::Corrupt {
+        format: BCSYMBOLMAP_FORMAT.to_owned(),
+        detail: e.to_string(),
+    })?;
+    Ok(mapping_file(
+        data,
+        name,
+        "symbols.bcsymbolmap",
+        debug_id,
+        BCSYMBOLMAP_FORMAT,
+        DebugFeatures::default(),
+    ))
+}
+
+/// Whether `data` is a property list with a `DBGOriginalUUID`: a dSYM's UUID mapping.
+fn is_uuid_mapping(data: &[u8]) -> bool {
+    let head = &data[..data.len().min(512)];
+    memchr::memmem::find(head, b"<plist").is_some()
+        && memchr::memmem::find(data, b"<key>DBGOriginalUUID</key>").is_some()
+}
+
+/// A dSYM's UUID mapping (`<dSYM UUID>.plist`): App Store builds recompiled from bitcode get
+/// a new UUID, and this plist names the original build's, whose BCSymbolMap holds the hidden
+/// names. Stored under both UUIDs: under the dSYM's to find the map, under the original
+/// build's so a map arriving later can name the dSYMs it un-hides.
+fn uuid_mapping(data: &[u8], name: &str) -> Result<Vec<IdentifiedObject>, Rejection> {
+    let dsym = uuid_in_name(name, ".plist").ok_or(Rejection::UnnamedMapping {
+        what: "dSYM UUID mapping (a plist with DBGOriginalUUID)",
+        expected: "<dSYM UUID>.plist",
+    })?;
+    let mapping = UuidMapping::parse_plist(dsym, data).map_err(|e| Rejection::Corrupt {
+        format: UUIDMAP_FORMAT.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let mut found = vec![mapping_file(
+        data,
+        name,
+        "uuidmap.plist",
+        dsym,
+        UUIDMAP_FORMAT,
+        DebugFeatures::default(),
+    )];
+    if mapping.original_uuid() != dsym {
+        found.push(mapping_file(
+            data,
+            name,
+            "uuidmap.plist",
+            mapping.original_uuid(),
+            UUIDMAP_FORMAT,
+            DebugFeatures::default(),
+        ));
+    }
+    Ok(found)
 }
 
 /// How the missing-symbols report names a module's missing IL2CPP line mapping.

@@ -246,6 +246,7 @@ fn source_of(file: &LocalFile) -> CacheSource {
         sha256: String::new(),
         format: file.meta.format.clone(),
         uploaded_name: file.meta.uploaded_name.clone(),
+        symbol_map: None,
     }
 }
 

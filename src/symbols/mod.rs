@@ -23,6 +23,7 @@ mod javascript;
 pub mod local;
 pub mod pending;
 pub mod sources;
+mod symbol_maps;
 pub mod unpack;
 
 use std::collections::{BTreeSet, HashMap};

@@ -17,7 +17,7 @@ use crate::cluster::{Change, ClusterEvents};
 use crate::ingest::queue::IngestQueue;
 use crate::process::modules::ModuleCache;
 use crate::sourcemaps::ReleaseContext;
-use crate::symbols::identify::DebugFileMeta;
+use crate::symbols::identify::{DebugFileMeta, BCSYMBOLMAP_FORMAT};
 use crate::symbols::ids::parse_debug_id;
 use crate::symbols::{FileReport, FileStatus, SymbolError, SymbolStore};
 
@@ -187,9 +187,24 @@ impl Uploads {
     /// crashes and events that lacked them are queued again, caches are built when configured.
     async fn announce_stored(&self, files: &[FileReport]) {
         let stored = || files.iter().filter(|f| f.status == FileStatus::Stored);
-        let fresh: BTreeSet<DebugId> = stored()
+        let mut fresh: BTreeSet<DebugId> = stored()
             .filter_map(|f| parse_debug_id(&f.file.as_ref()?.debug_id).ok())
             .collect();
+        // A BCSymbolMap stored under an original build's UUID un-hides the names of the dSYMs
+        // whose UUID mappings point to it: their functions are read again too.
+        let symbol_maps: Vec<DebugId> = stored()
+            .filter_map(|f| f.file.as_ref())
+            .filter(|meta| meta.format == BCSYMBOLMAP_FORMAT)
+            .filter_map(|meta| parse_debug_id(&meta.debug_id).ok())
+            .collect();
+        for original in symbol_maps {
+            match self.symbols.dsyms_mapped_to(&original).await {
+                Ok(dsyms) => fresh.extend(dsyms),
+                Err(e) => {
+                    tracing::warn!(debug_id = %original, error = %e, "could not read the UUID mappings of a symbol map's build");
+                }
+            }
+        }
         // Events whose JavaScript frames lacked one of these files are processed again.
         let artifacts: BTreeSet<&str> = stored()
             .filter_map(|f| Some(f.artifact.as_ref()?.store_id.as_str()))

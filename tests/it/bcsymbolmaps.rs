@@ -19,7 +19,10 @@ const ORIGINAL_UUID: &str = "3B7E1C0A-5D2F-4E6B-9A81-C4D2E3F4A5B6";
 /// string's bytes become NULs: strings are found by their offsets, nothing reads between them).
 fn hidden_dsym() -> Vec<u8> {
     let mut dsym = fixture_bytes("debug-files/macos/crash.dSYM/Contents/Resources/DWARF/crash");
-    let at = dsym.windows(REAL.len()).position(|w| w == REAL).expect("the linkage name is in the dSYM");
+    let at = dsym
+        .windows(REAL.len())
+        .position(|w| w == REAL)
+        .expect("the linkage name is in the dSYM");
     dsym[at..at + REAL.len()].fill(0);
     dsym[at..at + HIDDEN.len()].copy_from_slice(HIDDEN);
     dsym
@@ -67,9 +70,18 @@ async fn upload_ok(server: &TestServer, name: &str, body: Vec<u8>) -> serde_json
 async fn hidden_names_are_read_through_the_symbol_map_of_the_dsyms_uuid() {
     let server = TestServer::start().await;
     upload_ok(&server, "crash", hidden_dsym()).await;
-    assert_eq!(signature(&server).await, "__hidden#0_", "without its map, the name is hidden");
+    assert_eq!(
+        signature(&server).await,
+        "__hidden#0_",
+        "without its map, the name is hidden"
+    );
 
-    let reply = upload_ok(&server, &format!("BCSymbolMaps/{UUID}.bcsymbolmap"), symbol_map()).await;
+    let reply = upload_ok(
+        &server,
+        &format!("BCSymbolMaps/{UUID}.bcsymbolmap"),
+        symbol_map(),
+    )
+    .await;
     assert!(reply.to_string().contains("bcsymbolmap"), "{reply}");
     assert_eq!(signature(&server).await, "(anonymous namespace)::crash");
 }
@@ -78,22 +90,37 @@ async fn hidden_names_are_read_through_the_symbol_map_of_the_dsyms_uuid() {
 async fn an_app_store_dsym_finds_its_map_through_the_original_uuid() {
     let server = TestServer::start().await;
     upload_ok(&server, "crash", hidden_dsym()).await;
-    upload_ok(&server, &format!("crash.dSYM/Contents/Resources/{UUID}.plist"), uuid_plist(ORIGINAL_UUID)).await;
+    upload_ok(
+        &server,
+        &format!("crash.dSYM/Contents/Resources/{UUID}.plist"),
+        uuid_plist(ORIGINAL_UUID),
+    )
+    .await;
     assert_eq!(signature(&server).await, "__hidden#0_");
     // The map arrives last, under the other UUID: the dSYM's module is read again.
-    upload_ok(&server, &format!("{ORIGINAL_UUID}.bcsymbolmap"), symbol_map()).await;
+    upload_ok(
+        &server,
+        &format!("{ORIGINAL_UUID}.bcsymbolmap"),
+        symbol_map(),
+    )
+    .await;
     assert_eq!(signature(&server).await, "(anonymous namespace)::crash");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_symbol_map_or_uuid_mapping_without_a_uuid_in_its_name_is_refused() {
     let server = TestServer::start().await;
-    for (name, body) in [("symbols.bcsymbolmap", symbol_map()), ("Info.plist", uuid_plist(ORIGINAL_UUID))] {
+    for (name, body) in [
+        ("symbols.bcsymbolmap", symbol_map()),
+        ("Info.plist", uuid_plist(ORIGINAL_UUID)),
+    ] {
         let (status, reply) = server.upload(name, body).await;
         assert_eq!(status, 400, "{name}: {reply}");
         let error = reply["error"].as_str().unwrap_or_default();
         assert!(error.contains("UUID"), "{name}: {error}");
     }
-    let (status, reply) = server.upload(&format!("{UUID}.plist"), uuid_plist("not a uuid")).await;
+    let (status, reply) = server
+        .upload(&format!("{UUID}.plist"), uuid_plist("not a uuid"))
+        .await;
     assert_eq!(status, 400, "{reply}");
 }
