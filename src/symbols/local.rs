@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use minidump_unwind::symbols::SymbolFile;
 use symbolic::common::{ByteView, DebugId};
+use symbolic::debuginfo::macho::UuidMapping;
 
 use super::derive::{self, best_source, CacheHeader, CacheKind, CacheSource, DerivedCache};
-use super::identify::{identify, DebugFileMeta, IL2CPP_FORMAT};
+use super::identify::{identify, DebugFileMeta, BCSYMBOLMAP_FORMAT, IL2CPP_FORMAT, UUIDMAP_FORMAT};
 use super::unpack::{sniff, unpack, UnpackLimits, UnpackedEntry, UploadKind};
 use super::{clutter, FileReport, FileStatus, SymbolError};
 use crate::clock::now_unsigned as now;
@@ -110,7 +111,10 @@ impl LocalSymbols {
         for object in objects {
             let mut meta = object.meta;
             let id = meta.debug_id.parse::<DebugId>();
-            let kept = wanted.is_none_or(|w| w.contains(&meta.debug_id));
+            // A bitcode build's maps are kept whatever they name: a dSYM's UUID mapping leads
+            // to its original build's map, which no dump names.
+            let kept = wanted.is_none_or(|w| w.contains(&meta.debug_id))
+                || [BCSYMBOLMAP_FORMAT, UUIDMAP_FORMAT].contains(&meta.format.as_str());
             let (status, reason) = match (&id, kept) {
                 (Ok(_), true) => (FileStatus::Stored, None),
                 (Ok(_), false) => (
@@ -215,6 +219,36 @@ impl LocalSymbols {
         Ok(symbolic_il2cpp::LineMapping::parse(bytes))
     }
 
+    /// The BCSymbolMap among the local files that un-hides the module's names: the one its
+    /// dSYM's UUID mapping points to, else the one named by its own UUID (the last given).
+    fn symbol_map(&self, debug_id: &DebugId) -> Result<Option<&LocalFile>, SymbolError> {
+        let files_of = |id: &DebugId| self.files.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        let map_of = |id: &DebugId| {
+            files_of(id)
+                .iter()
+                .rev()
+                .find(|f| f.meta.format == BCSYMBOLMAP_FORMAT)
+        };
+        let mappings = files_of(debug_id)
+            .iter()
+            .filter(|f| f.meta.format == UUIDMAP_FORMAT);
+        for mapping in mappings {
+            let view = ByteView::open(&mapping.path)?;
+            let bytes = view
+                .get(mapping.range.clone())
+                .ok_or_else(|| changed(mapping))?;
+            let name = Path::new(&mapping.meta.uploaded_name);
+            if let Ok(mapping) = UuidMapping::parse_plist_with_filename(name, bytes) {
+                if mapping.dsym_uuid() == *debug_id {
+                    if let Some(map) = map_of(&mapping.original_uuid()) {
+                        return Ok(Some(map));
+                    }
+                }
+            }
+        }
+        Ok(map_of(debug_id))
+    }
+
     /// Builds the module's cache of `kind` from its best local file (CPU-bound: call it on
     /// the worker pool). A module with no usable file gets an empty cache, as in the store.
     pub fn build(&self, debug_id: &DebugId, kind: CacheKind) -> Result<DerivedCache, SymbolError> {
@@ -230,8 +264,21 @@ impl LocalSymbols {
             detail,
         };
         let bytes = view.get(file.range.clone()).ok_or_else(|| changed(file))?;
-        let payload =
-            derive::build_payload_from(kind, &file.meta.format, bytes).map_err(unreadable)?;
+        let map = match kind {
+            CacheKind::SymCache if file.meta.format == "macho" => self.symbol_map(debug_id)?,
+            _ => None,
+        };
+        let payload = match map {
+            Some(map) => {
+                let map_view = ByteView::open(&map.path)?;
+                let map_bytes = map_view
+                    .get(map.range.clone())
+                    .ok_or_else(|| changed(map))?;
+                derive::symcache_with_symbol_map(bytes, map_bytes)
+            }
+            None => derive::build_payload_from(kind, &file.meta.format, bytes),
+        }
+        .map_err(unreadable)?;
         header.source = Some(source_of(file));
         Ok(DerivedCache {
             header,

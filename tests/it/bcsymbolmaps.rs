@@ -124,3 +124,46 @@ async fn a_symbol_map_or_uuid_mapping_without_a_uuid_in_its_name_is_refused() {
         .await;
     assert_eq!(status, 400, "{reply}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faultline_process_reads_hidden_names_through_local_maps() {
+    // The map named by the dSYM's UUID, and the map of an original build its plist names.
+    let own = vec![(format!("{UUID}.bcsymbolmap"), symbol_map())];
+    let mapped = vec![
+        (format!("{UUID}.plist"), uuid_plist(ORIGINAL_UUID)),
+        (format!("{ORIGINAL_UUID}.bcsymbolmap"), symbol_map()),
+    ];
+    for (case, maps) in [
+        ("own UUID", own),
+        ("UUID mapping", mapped),
+        ("no map", Vec::new()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let symbols = dir.path().join("symbols");
+        std::fs::create_dir(&symbols).unwrap();
+        std::fs::write(symbols.join("crash"), hidden_dsym()).unwrap();
+        let has_map = !maps.is_empty();
+        for (name, body) in maps {
+            std::fs::write(symbols.join(name), body).unwrap();
+        }
+        let report = dir.path().join("report.crash");
+        std::fs::write(&report, crash_report()).unwrap();
+        let mut command = crate::common::faultline();
+        command
+            .arg("process")
+            .arg(&report)
+            .arg("--symbols")
+            .arg(&symbols)
+            .arg("--json")
+            .env("FAULTLINE_STORAGE_DATA_DIR", dir.path().join("data"));
+        let (code, out, err) = crate::common::run(command).await;
+        assert_eq!(code, 0, "{case}: {err}");
+        let expected = if has_map {
+            "(anonymous namespace)::crash"
+        } else {
+            "__hidden#0_"
+        };
+        assert!(out.contains(expected), "{case}: {out}");
+        assert_eq!(!out.contains("__hidden#0_"), has_map, "{case}");
+    }
+}
