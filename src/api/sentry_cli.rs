@@ -55,7 +55,7 @@ pub async fn options(
         "concurrency": 4,
         "hashAlgorithm": "sha1",
         "compression": ["gzip"],
-        "accept": ["debug_files", "pdbs", "portablepdbs", "sources", "artifact_bundles", "artifact_bundles_v2"],
+        "accept": ["debug_files", "pdbs", "portablepdbs", "sources", "bcsymbolmaps", "artifact_bundles", "artifact_bundles_v2"],
     })))
 }
 

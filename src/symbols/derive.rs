@@ -212,17 +212,7 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
     match kind {
         // A portable PDB's methods have no addresses, only IL offsets.
         CacheKind::SymCache if matches!(object, Object::PortablePdb(_)) => dotnet_payload(object),
-        CacheKind::SymCache => {
-            let mut converter = SymCacheConverter::new();
-            converter
-                .process_object(object)
-                .map_err(|e| format!("could not read functions and lines: {e}"))?;
-            let mut out = Vec::new();
-            converter
-                .serialize(&mut std::io::Cursor::new(&mut out))
-                .map_err(|e| format!("could not write SymCache: {e}"))?;
-            Ok(out)
-        }
+        CacheKind::SymCache => native_symcache(object, None),
         CacheKind::Cfi => {
             let cfi = CfiCache::from_object(object)
                 .map_err(|e| format!("could not read unwind info: {e}"))?;
@@ -241,10 +231,17 @@ pub fn build_payload(kind: CacheKind, object: &Object<'_>) -> Result<Vec<u8>, St
 pub fn symcache_with_symbol_map(bytes: &[u8], symbol_map: &[u8]) -> Result<Vec<u8>, String> {
     let object = Object::parse(bytes).map_err(|e| e.to_string())?;
     let map = BcSymbolMap::parse(symbol_map).map_err(|e| format!("BCSymbolMap: {e}"))?;
+    native_symcache(&object, Some(map))
+}
+
+/// A native object's SymCache, its hidden names replaced by `map`'s when there is one.
+fn native_symcache(object: &Object<'_>, map: Option<BcSymbolMap<'_>>) -> Result<Vec<u8>, String> {
     let mut converter = SymCacheConverter::new();
-    converter.add_transformer(map);
+    if let Some(map) = map {
+        converter.add_transformer(map);
+    }
     converter
-        .process_object(&object)
+        .process_object(object)
         .map_err(|e| format!("could not read functions and lines: {e}"))?;
     let mut out = Vec::new();
     converter

@@ -167,3 +167,52 @@ async fn faultline_process_reads_hidden_names_through_local_maps() {
         assert_eq!(!out.contains("__hidden#0_"), has_map, "{case}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_sentry_cli_uploads_a_bitcode_builds_maps() {
+    if !crate::common::tool_present("sentry-cli") {
+        return;
+    }
+    let server = TestServer::start().await;
+    // An App Store dSYM (its UUID mapping beside its DWARF file) and the archive's BCSymbolMaps.
+    let dir = tempfile::tempdir().unwrap();
+    let resources = dir.path().join("crash.dSYM/Contents/Resources");
+    std::fs::create_dir_all(resources.join("DWARF")).unwrap();
+    std::fs::write(resources.join("DWARF/crash"), hidden_dsym()).unwrap();
+    std::fs::write(
+        resources.join(format!("{UUID}.plist")),
+        uuid_plist(ORIGINAL_UUID),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("BCSymbolMaps")).unwrap();
+    std::fs::write(
+        dir.path()
+            .join(format!("BCSymbolMaps/{ORIGINAL_UUID}.bcsymbolmap")),
+        symbol_map(),
+    )
+    .unwrap();
+    let (ok, out) =
+        crate::sentry_cli::sentry_cli_upload(&server, &server.admin_token, dir.path()).await;
+    assert!(ok, "{out}");
+    for id in [UUID, ORIGINAL_UUID] {
+        let (status, body) = server
+            .get_json(&format!(
+                "/api/v1/symbols?debug_id={}",
+                id.to_ascii_lowercase()
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let formats: Vec<&str> = body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["format"].as_str())
+            .collect();
+        assert!(formats.contains(&"uuidmap"), "{id}: {body}\n{out}");
+    }
+    assert_eq!(
+        signature(&server).await,
+        "(anonymous namespace)::crash",
+        "{out}"
+    );
+}

@@ -264,31 +264,59 @@ fn indexed_crash(n: usize, fingerprint: &str, at: i64) -> faultline::group::inde
     }
 }
 
-on_both_databases! {
-/// A group whose crashes spike this hour has its correlations computed again within the hour,
-/// though it grew by less than a quarter; a busy hour that is no spike does not.
-async fn a_spiking_group_is_due_for_correlations_again(db: Db) {
+/// A fresh crash index of kind `db` with 100 crashes in each of two groups (the `n`th received
+/// at `at(n)`), each group's correlations computed; `None` when the database is not set up.
+async fn two_computed_groups(
+    db: common::Db,
+    fingerprints: [&str; 2],
+    at: impl Fn(usize) -> i64,
+) -> Option<(
+    tempfile::TempDir,
+    faultline::group::index::CrashIndex,
+    faultline::correlations::Correlations,
+    Vec<i64>,
+)> {
     use faultline::correlations::Correlations;
     use faultline::group::index::{CrashIndex, PayloadBudget};
     let dir = tempfile::tempdir().unwrap();
-    let Some(url) = common::database_url(db, dir.path()).await else {
-        return;
-    };
-    let index = CrashIndex::open(&url, PayloadBudget { per_new_group: 0, per_group_hour: 0 }).await.unwrap();
+    let url = common::database_url(db, dir.path()).await?;
+    let index = CrashIndex::open(
+        &url,
+        PayloadBudget {
+            per_new_group: 0,
+            per_group_hour: 0,
+        },
+    )
+    .await
+    .unwrap();
     let correlations = Correlations::new(index.pool().clone(), 30);
-    let now = common::now();
-    let hour = now - now.rem_euclid(3600);
-    // 100 crashes of each group in the 24 hours before this hour: about 4 an hour.
     let mut groups = Vec::new();
-    for fingerprint in ["spiking", "steady"] {
+    for fingerprint in fingerprints {
         let mut group = 0;
         for n in 0..100 {
-            let at = hour - 3600 * (1 + (n as i64 % 24)) + 60;
-            group = index.record(&indexed_crash(n, fingerprint, at)).await.unwrap().group_id;
+            group = index
+                .record(&indexed_crash(n, fingerprint, at(n)))
+                .await
+                .unwrap()
+                .group_id;
         }
         correlations.compute(group).await.unwrap().unwrap();
         groups.push(group);
     }
+    Some((dir, index, correlations, groups))
+}
+
+on_both_databases! {
+/// A group whose crashes spike this hour has its correlations computed again within the hour,
+/// though it grew by less than a quarter; a busy hour that is no spike does not.
+async fn a_spiking_group_is_due_for_correlations_again(db: Db) {
+    let now = common::now();
+    let hour = now - now.rem_euclid(3600);
+    // 100 crashes of each group in the 24 hours before this hour: about 4 an hour.
+    let at = |n: usize| hour - 3600 * (1 + (n as i64 % 24)) + 60;
+    let Some((_dir, index, correlations, groups)) = two_computed_groups(db, ["spiking", "steady"], at).await else {
+        return;
+    };
     let spiking = groups[0];
     // Computed before this hour began.
     sqlx::query("UPDATE group_correlations SET computed_at = $1").bind(hour - 60).execute(index.pool()).await.unwrap();
@@ -312,24 +340,10 @@ on_both_databases! {
 /// computed again once the group has been quiet a minute; a group still crashing waits for the
 /// usual growth.
 async fn a_report_that_missed_part_of_a_burst_is_computed_again_once_quiet(db: Db) {
-    use faultline::correlations::Correlations;
-    use faultline::group::index::{CrashIndex, PayloadBudget};
-    let dir = tempfile::tempdir().unwrap();
-    let Some(url) = common::database_url(db, dir.path()).await else {
+    let now = common::now();
+    let Some((_dir, index, correlations, groups)) = two_computed_groups(db, ["quiet", "still-crashing"], |_| now - 900).await else {
         return;
     };
-    let index = CrashIndex::open(&url, PayloadBudget { per_new_group: 0, per_group_hour: 0 }).await.unwrap();
-    let correlations = Correlations::new(index.pool().clone(), 30);
-    let now = common::now();
-    let mut groups = Vec::new();
-    for fingerprint in ["quiet", "still-crashing"] {
-        let mut group = 0;
-        for n in 0..100 {
-            group = index.record(&indexed_crash(n, fingerprint, now - 900)).await.unwrap().group_id;
-        }
-        correlations.compute(group).await.unwrap().unwrap();
-        groups.push(group);
-    }
     // Both reports computed five minutes ago, while their bursts went on: 3 more crashes each
     // (3 %, far from the quarter that makes a report due), the last of one four minutes ago,
     // of the other now.

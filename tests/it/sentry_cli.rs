@@ -18,7 +18,7 @@ const ELF_ID: &str = "c0bcc3f1-9827-fe65-3058-404b2831d9e6";
 const PDB_ID: &str = "3249d99d-0c40-4931-8610-f4e4fb0b6936-1";
 
 /// `sentry-cli --url SERVER --auth-token TOKEN debug-files upload … DIR`; success and output.
-async fn sentry_cli_upload(
+pub(crate) async fn sentry_cli_upload(
     server: &TestServer,
     token: &str,
     dir: &std::path::Path,
