@@ -300,10 +300,14 @@ fn symbol_map(data: &[u8], name: &str) -> Result<IdentifiedObject, Rejection> {
     ))
 }
 
+/// The largest dSYM UUID mapping read (Xcode's are under 1 KiB; a larger plist is not one).
+pub const MAX_UUID_MAPPING: usize = 64 * 1024;
+
 /// Whether `data` is a property list with a `DBGOriginalUUID`: a dSYM's UUID mapping.
 fn is_uuid_mapping(data: &[u8]) -> bool {
     let head = &data[..data.len().min(512)];
-    memchr::memmem::find(head, b"<plist").is_some()
+    data.len() <= MAX_UUID_MAPPING
+        && memchr::memmem::find(head, b"<plist").is_some()
         && memchr::memmem::find(data, b"<key>DBGOriginalUUID</key>").is_some()
 }
 

@@ -7,11 +7,8 @@ use std::path::Path;
 use symbolic::common::DebugId;
 use symbolic::debuginfo::macho::UuidMapping;
 
-use super::identify::{DebugFileMeta, BCSYMBOLMAP_FORMAT, UUIDMAP_FORMAT};
+use super::identify::{DebugFileMeta, BCSYMBOLMAP_FORMAT, MAX_UUID_MAPPING, UUIDMAP_FORMAT};
 use super::{SymbolError, SymbolStore};
-
-/// The largest UUID mapping read (Xcode's are under 1 KiB).
-const MAX_UUID_MAPPING: u64 = 64 * 1024;
 
 impl SymbolStore {
     /// The BCSymbolMap that un-hides the names of module `debug_id`, whose stored files are
@@ -56,7 +53,7 @@ impl SymbolStore {
     /// A stored UUID mapping read back (its dSYM's UUID is in its name); `None` if it no
     /// longer parses.
     async fn uuid_mapping(&self, meta: &DebugFileMeta) -> Result<Option<UuidMapping>, SymbolError> {
-        if meta.size > MAX_UUID_MAPPING {
+        if meta.size > MAX_UUID_MAPPING as u64 {
             return Ok(None);
         }
         let local = self.materialize(meta).await?;
