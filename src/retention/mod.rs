@@ -6,7 +6,7 @@
 //! for a day, symupload uploads past their hour). `faultline retention` and the server's
 //! periodic job both call [`run`]; a dry run reports the same without deleting anything.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use symbolic::common::DebugId;
@@ -15,6 +15,7 @@ use crate::cluster::{Change, ClusterEvents};
 use crate::group::index::{CrashIndex, IndexError};
 use crate::ingest::crash_folder;
 use crate::store::{ObjectStore, StoreError};
+use crate::symbols::identify::{uuid_in_name, DebugFileMeta, UUIDMAP_FORMAT};
 use crate::symbols::pending::PENDING_UPLOAD_SECS;
 use crate::symbols::{SymbolError, SymbolStore};
 
@@ -183,6 +184,28 @@ pub async fn run(
     Ok(report)
 }
 
+/// Last uses by debug ID, an original build's (a bitcode build's UUID, which no crash names)
+/// taking the latest use of the dSYMs whose UUID mappings point to it: its BCSymbolMap lives as
+/// long as they are used.
+fn through_uuid_mappings(
+    mut last_used: HashMap<String, i64>,
+    files: &[DebugFileMeta],
+) -> HashMap<String, i64> {
+    for meta in files.iter().filter(|f| f.format == UUIDMAP_FORMAT) {
+        let Some(dsym) = uuid_in_name(&meta.uploaded_name, ".plist").map(|d| d.to_string()) else {
+            continue;
+        };
+        if dsym == meta.debug_id {
+            continue;
+        }
+        if let Some(&used) = last_used.get(&dsym) {
+            let original = last_used.entry(meta.debug_id.clone()).or_default();
+            *original = (*original).max(used);
+        }
+    }
+    last_used
+}
+
 /// A stored file retention may delete, and how it is named to delete it.
 enum StoredFile {
     /// A debug file: its module (when its ID reads) and content.
@@ -199,10 +222,11 @@ async fn symbol_files(
     dry_run: bool,
     report: &mut RetentionReport,
 ) -> Result<(), RetentionError> {
-    let last_used = stores.index.symbol_last_used().await?;
+    let debug_files = stores.symbols.all_files().await?;
+    let last_used = through_uuid_mappings(stores.index.symbol_last_used().await?, &debug_files);
     let used = |id: &str| last_used.get(id).and_then(|&t| u64::try_from(t).ok());
     let mut files: Vec<(AgedSymbolFile, StoredFile)> = Vec::new();
-    for meta in stores.symbols.all_files().await? {
+    for meta in debug_files {
         let file = StoredFile::Debug(meta.debug_id.parse().ok(), meta.sha256.clone());
         let aged = AgedSymbolFile {
             name: meta.debug_file.unwrap_or(meta.uploaded_name),
@@ -352,4 +376,33 @@ pub fn record_metrics(report: &RetentionReport) {
     }
     metrics::counter!("faultline_retention_freed_bytes_total").increment(report.bytes);
     metrics::gauge!("faultline_retention_last_run_timestamp_seconds").set(report.now as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_original_builds_files_live_as_long_as_the_dsyms_mapped_to_it() {
+        let dsym = "67e9247c-814e-392b-a027-dbde6748fcbf";
+        let original = "3b7e1c0a-5d2f-4e6b-9a81-c4d2e3f4a5b6";
+        let plist = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>\
+             <key>DBGOriginalUUID</key><string>{original}</string></dict></plist>\n"
+        );
+        let name = format!("{}.plist", dsym.to_ascii_uppercase());
+        let files: Vec<DebugFileMeta> = crate::symbols::identify::identify(plist.as_bytes(), &name)
+            .unwrap()
+            .into_iter()
+            .map(|object| object.meta)
+            .collect();
+        assert_eq!(files.len(), 2, "stored under both UUIDs");
+        let used = HashMap::from([(dsym.to_owned(), 1_000), ("other".to_owned(), 5)]);
+        let through = through_uuid_mappings(used, &files);
+        assert_eq!(through.get(original), Some(&1_000));
+        assert_eq!(through.get(dsym), Some(&1_000));
+        // Unused dSYM: its original build is unused too.
+        let through = through_uuid_mappings(HashMap::new(), &files);
+        assert_eq!(through.get(original), None);
+    }
 }
