@@ -123,6 +123,43 @@ async fn a_symbol_map_or_uuid_mapping_without_a_uuid_in_its_name_is_refused() {
         .upload(&format!("{UUID}.plist"), uuid_plist("not a uuid"))
         .await;
     assert_eq!(status, 400, "{reply}");
+    // Hostile: a map that is not text, a mapping past 64 KiB, a mapping that defines entities
+    // expanding to a billion names: each refused, nothing stored.
+    let mut binary = b"BCSymbolMap Version: 2.0\n".to_vec();
+    binary.extend([0xff, 0xfe, 0x00, 0x80]);
+    let mut huge = uuid_plist(ORIGINAL_UUID);
+    huge.extend(std::iter::repeat_n(b' ', 70 * 1024));
+    let entities: String = (b'b'..=b'i')
+        .map(|c| {
+            format!(
+                "<!ENTITY {} \"{}\">",
+                c as char,
+                format!("&{};", (c - 1) as char).repeat(10)
+            )
+        })
+        .collect();
+    let laughs = format!(
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE plist [<!ENTITY a \"aaaaaaaaaa\">{entities}]>\n<plist version=\"1.0\"><dict><key>DBGOriginalUUID</key><string>&i;</string></dict></plist>\n"
+    );
+    for (name, body) in [
+        (format!("{UUID}.bcsymbolmap"), binary),
+        (format!("{UUID}.plist"), huge),
+        (format!("{UUID}.plist"), laughs.into_bytes()),
+    ] {
+        let (status, reply) = server.upload(&name, body).await;
+        assert_eq!(status, 400, "{name}: {reply}");
+        assert!(
+            reply["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{name}: {reply}"
+        );
+    }
+    let (_, listed) = server
+        .get_json(&format!(
+            "/api/v1/symbols?debug_id={}",
+            UUID.to_ascii_lowercase()
+        ))
+        .await;
+    assert_eq!(listed["files"], serde_json::json!([]), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
