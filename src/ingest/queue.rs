@@ -353,7 +353,9 @@ impl IngestQueue {
     /// Crashes that were missing symbols for `debug_id` (newest first, at most `limit`).
     pub async fn missing(&self, debug_id: &str, limit: i64) -> Result<Vec<String>, IndexError> {
         let rows = sqlx::query(
-            "SELECT m.crash_id FROM crash_missing_symbols m JOIN ingest_queue q ON q.crash_id = m.crash_id \
+            "SELECT cm.crash_id FROM missing_symbol_set_modules m \
+             JOIN crash_missing_symbol_sets cm ON cm.set_id = m.set_id \
+             JOIN ingest_queue q ON q.crash_id = cm.crash_id \
              WHERE m.debug_id = $1 AND q.state = 'processed' ORDER BY q.enqueued_at DESC LIMIT $2",
         )
         .bind(debug_id)

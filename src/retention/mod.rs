@@ -181,6 +181,10 @@ pub async fn run(
         .await?;
     }
     leftovers(stores, now, dry_run, &mut report).await?;
+    if !dry_run {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        stores.index.sweep_missing_symbol_sets(now).await?;
+    }
     Ok(report)
 }
 

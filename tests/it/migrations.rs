@@ -185,3 +185,80 @@ fn type_families_join_the_dialects_spellings() {
     assert_eq!(family("BLOB"), family("bytea"));
     assert_ne!(family("TEXT"), family("bigint"));
 }
+
+on_both_databases! {
+    /// Migration 0022 keeps what crashes recorded before it lacked: each crash's modules become
+    /// a set of its own, and the report's join counts them as the old table did.
+    async fn missing_symbols_recorded_before_sets_are_kept(db: Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(url) = common::database_url(db, dir.path()).await else {
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        let folder = format!(
+            "{}/migrations/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            if db == Db::Sqlite { "sqlite" } else { "postgres" }
+        );
+        let mut files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let apply = |path: std::path::PathBuf| {
+            let pool = pool.clone();
+            async move {
+                let sql = std::fs::read_to_string(&path).unwrap();
+                sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
+            }
+        };
+        let (before, after): (Vec<_>, Vec<_>) = files.into_iter().partition(|p| {
+            p.file_name().unwrap().to_str().unwrap() < "0022"
+        });
+        for path in before {
+            apply(path).await;
+        }
+        for (crash, debug_id, file) in [("a", "D1", "libc.so"), ("a", "D2", "libm.so"), ("b", "D1", "libc.so")] {
+            sqlx::query(
+                "INSERT INTO crash_missing_symbols (crash_id, debug_id, debug_file, code_file, code_id) \
+                 VALUES ($1, $2, $3, $3, NULL)",
+            )
+            .bind(crash)
+            .bind(debug_id)
+            .bind(file)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        for path in after {
+            apply(path).await;
+        }
+        let counts: Vec<(String, Option<String>, i64)> = sqlx::query(
+            "SELECT m.debug_id AS debug_id, MAX(m.debug_file) AS debug_file, COUNT(*) AS crashes \
+             FROM crash_missing_symbol_sets c JOIN missing_symbol_set_modules m ON m.set_id = c.set_id \
+             GROUP BY m.debug_id ORDER BY m.debug_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("debug_id"), r.get("debug_file"), r.get("crashes")))
+        .collect();
+        assert_eq!(
+            counts,
+            [
+                ("D1".to_owned(), Some("libc.so".to_owned()), 2),
+                ("D2".to_owned(), Some("libm.so".to_owned()), 1)
+            ]
+        );
+        let sets: i64 = sqlx::query("SELECT COUNT(*) AS n FROM missing_symbol_sets")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(sets, 2, "a set per crash");
+        let old = sqlx::query("SELECT 1 FROM crash_missing_symbols").fetch_all(&pool).await;
+        assert!(old.is_err(), "the old table is gone");
+    }
+}

@@ -203,3 +203,93 @@ on_both_databases! {
         assert_eq!(dry.symbol_files[0].name, "crasher.debug");
     }
 }
+
+/// Rows in `table` of the server's index.
+async fn rows(state: &App, table: &str) -> i64 {
+    let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+        .fetch_one(state.index.pool())
+        .await
+        .unwrap();
+    sqlx::Row::try_get(&row, "n").unwrap()
+}
+
+/// The missing-symbols report's crash count per debug ID.
+async fn missing_counts(server: &TestServer) -> std::collections::BTreeMap<String, i64> {
+    let (status, report) = server.get_json("/api/v1/symbols/missing").await;
+    assert_eq!(status, 200, "{report}");
+    report["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["debug_id"].as_str().unwrap().to_owned(),
+                m["crashes"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+on_both_databases! {
+    /// Crashes that lacked the same modules share one stored set of them; a crash reprocessed
+    /// with a module's symbols moves to a smaller set, and retention sweeps a set once no
+    /// crash points at it and no batch used it for a day.
+    async fn crashes_lacking_the_same_modules_share_one_set_until_retention_sweeps_it(db: Db) {
+        let Some(server) = TestServer::start_on(db, |_| {}).await else {
+            return;
+        };
+        let state = App::open(server.config.clone()).await.unwrap();
+        let first = submit(&server, "wild-read.dmp", &[]).await;
+        let second = submit(&server, "null-write.dmp", &[]).await;
+        let counts = missing_counts(&server).await;
+        let (crasher, _) = crasher_ids();
+        assert_eq!(counts.get(&crasher), Some(&2), "{counts:?}");
+        assert!(counts.len() > 1 && counts.values().all(|&n| n == 2), "{counts:?}");
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 1, "one set for both crashes");
+        assert_eq!(rows(&state, "crash_missing_symbol_sets").await, 2);
+        assert_eq!(rows(&state, "missing_symbol_set_modules").await, counts.len() as i64);
+
+        // The crasher's symbols arrive: both crashes are reprocessed and now lack one module
+        // fewer, a set of their own; the first set is left to retention.
+        let (status, _) = server.upload("crasher.debug", generated_bytes("crasher.debug")).await;
+        assert_eq!(status, 200);
+        for id in [&first, &second] {
+            let mut reprocessed = false;
+            for _ in 0..300 {
+                let (_, crash) = server.get_json(&format!("/api/v1/crashes/{id}")).await;
+                if crash["state"] == "processed" && crash["crash"]["signature"] != "crasher" {
+                    reprocessed = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert!(reprocessed, "{id} was not reprocessed after the upload");
+        }
+        let after = missing_counts(&server).await;
+        let mut expected = counts.clone();
+        expected.remove(&crasher);
+        assert_eq!(after, expected);
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 2);
+        assert_eq!(rows(&state, "crash_missing_symbol_sets").await, 2);
+
+        // Retention: a set used within the day stays even unreferenced; a day later it goes
+        // with its modules, and the set the crashes point at stays.
+        let now = common::now() as u64;
+        retention(&state, None, None, now, false).await;
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 2);
+        retention(&state, None, None, now + 2 * DAY, true).await;
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 2, "a dry run deletes nothing");
+        retention(&state, None, None, now + 2 * DAY, false).await;
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 1);
+        assert_eq!(rows(&state, "missing_symbol_set_modules").await, expected.len() as i64);
+        assert_eq!(missing_counts(&server).await, expected);
+
+        // Their payloads expire: the crashes leave the report, and the last set goes.
+        let expired = retention(&state, None, Some(60), now + 61 * DAY, false).await;
+        assert_eq!(expired.payload_count, 2, "{expired:?}");
+        assert_eq!(missing_counts(&server).await, Default::default());
+        assert_eq!(rows(&state, "crash_missing_symbol_sets").await, 0);
+        assert_eq!(rows(&state, "missing_symbol_sets").await, 0);
+        assert_eq!(rows(&state, "missing_symbol_set_modules").await, 0);
+    }
+}

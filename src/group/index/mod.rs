@@ -16,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use super::version;
 use super::CrashClass;
 
+mod finished;
 mod query;
 mod record;
 mod retention;
@@ -594,6 +595,8 @@ pub struct CrashIndex {
     write: tokio::sync::Mutex<()>,
     /// Crashes waiting to be recorded by whoever holds `write` (group commit, see `record.rs`).
     queue: record::RecordQueue,
+    /// The missing-symbol sets whose modules this node has seen stored (`finished.rs`).
+    missing_sets: finished::StoredSets,
     /// What else happens in the transaction that records crashes (the alerts' firings).
     observer: std::sync::OnceLock<std::sync::Arc<dyn RecordObserver>>,
 }
@@ -802,6 +805,7 @@ impl CrashIndex {
             budget,
             write: tokio::sync::Mutex::new(()),
             queue: record::RecordQueue::default(),
+            missing_sets: finished::StoredSets::default(),
             observer: std::sync::OnceLock::new(),
         })
     }

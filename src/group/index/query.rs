@@ -331,7 +331,8 @@ impl CrashIndex {
             "SELECT m.debug_id AS debug_id, MAX(m.debug_file) AS debug_file, \
              MAX(m.code_file) AS code_file, MAX(m.code_id) AS code_id, COUNT(*) AS crashes, \
              MAX(c.received_at) AS last_seen \
-             FROM crash_missing_symbols m JOIN crashes c ON c.id = m.crash_id \
+             FROM crash_missing_symbol_sets cm JOIN crashes c ON c.id = cm.crash_id \
+             JOIN missing_symbol_set_modules m ON m.set_id = cm.set_id \
              WHERE c.project_id = $1 GROUP BY m.debug_id \
              ORDER BY crashes DESC, last_seen DESC, debug_id LIMIT $2",
         )

@@ -22,9 +22,10 @@ use std::sync::Mutex;
 use sqlx::Row;
 use tokio::sync::oneshot;
 
+use super::finished::write_finished;
 use super::{
     group_from, placeholders, version, CrashAttributes, CrashIndex, Dialect, FinishedCrash, Group,
-    GroupState, IndexError, MissingModule, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
+    GroupState, IndexError, NewCrash, Recorded, RecordedCrash, GROUP_COLUMNS_OF_G,
 };
 
 /// Most crashes recorded in one transaction (also bounds the distinct batch statements the
@@ -218,8 +219,9 @@ impl CrashIndex {
     ) -> Result<Vec<Recorded>, IndexError> {
         let mut tx = self.begin_write().await?;
         if crashes.is_empty() {
-            write_finished(&mut tx, finished).await?;
+            let sets = write_finished(&mut tx, finished, &self.missing_sets).await?;
             tx.commit().await?;
+            self.missing_sets.remember(sets);
             return Ok(Vec::new());
         }
         let replacing: BTreeSet<&str> = crashes
@@ -301,94 +303,14 @@ impl CrashIndex {
             }
             None => None,
         };
-        write_finished(&mut tx, finished).await?;
+        let sets = write_finished(&mut tx, finished, &self.missing_sets).await?;
         tx.commit().await?;
+        self.missing_sets.remember(sets);
         if let Some(observer) = observed {
             observer.committed();
         }
         Ok(results)
     }
-}
-
-/// Marks queue rows processed and replaces the modules each crash lacked symbols for (a fixed
-/// number of statements, whatever their number).
-async fn write_finished(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    finished: &[&FinishedCrash],
-) -> Result<(), IndexError> {
-    let now = crate::clock::now();
-    for chunk in finished.chunks(200) {
-        let ids = placeholders(chunk.len(), 1, 1);
-        let sql = format!("DELETE FROM crash_missing_symbols WHERE crash_id IN ({ids})");
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = sqlx::query(&sql);
-        for f in chunk {
-            query = query.bind(f.crash_id.as_str());
-        }
-        query.execute(&mut **tx).await?;
-        // One row per crash and debug ID (the table's key), whatever the list repeats.
-        let missing: Vec<(&str, &MissingModule)> = chunk
-            .iter()
-            .flat_map(|f| {
-                f.missing_modules
-                    .iter()
-                    .map(move |m| ((f.crash_id.as_str(), m.debug_id.as_str()), m))
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-            .into_iter()
-            .map(|((crash, _), module)| (crash, module))
-            .collect();
-        for rows in missing.chunks(200) {
-            let sql = format!(
-                "INSERT INTO crash_missing_symbols \
-                 (crash_id, debug_id, debug_file, code_file, code_id) VALUES {}",
-                placeholders(rows.len(), 5, 1)
-            );
-            let sql = Dialect::of_connection(tx).statement(sql);
-            let mut query = sqlx::query(&sql);
-            for (crash, module) in rows {
-                query = query
-                    .bind(*crash)
-                    .bind(module.debug_id.as_str())
-                    .bind(module.debug_file.as_deref())
-                    .bind(module.code_file.as_deref())
-                    .bind(module.code_id.as_deref());
-            }
-            query.execute(&mut **tx).await?;
-        }
-        // When each module's files were last used (at most one write an hour per module).
-        let used: BTreeSet<&str> = chunk
-            .iter()
-            .flat_map(|f| f.used_modules.iter().map(String::as_str))
-            .collect();
-        let used: Vec<&str> = used.into_iter().collect();
-        for ids in used.chunks(200) {
-            let sql = format!(
-                "INSERT INTO symbol_usage (debug_id, last_used_at) VALUES {} \
-                 ON CONFLICT (debug_id) DO UPDATE SET last_used_at = excluded.last_used_at \
-                 WHERE symbol_usage.last_used_at < excluded.last_used_at - 3600",
-                placeholders(ids.len(), 2, 1)
-            );
-            let sql = Dialect::of_connection(tx).statement(sql);
-            let mut query = sqlx::query(&sql);
-            for id in ids {
-                query = query.bind(*id).bind(now);
-            }
-            query.execute(&mut **tx).await?;
-        }
-        let sql = format!(
-            "UPDATE ingest_queue SET state = 'processed', error = NULL, claimed_by = NULL, \
-             lease_until = NULL, reprocess = 0, updated_at = $1 WHERE crash_id IN ({})",
-            placeholders(chunk.len(), 1, 2)
-        );
-        let sql = Dialect::of_connection(tx).statement(sql);
-        let mut query = sqlx::query(&sql).bind(now);
-        for f in chunk {
-            query = query.bind(f.crash_id.as_str());
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
 }
 
 /// Locks groups' rows until the transaction ends (`ids` sorted, so lockers never deadlock).

@@ -105,7 +105,7 @@ impl CrashIndex {
                 query = query.bind(id.as_str());
             }
             query.execute(&mut *tx).await?;
-            for table in ["crash_missing_symbols", "ingest_queue"] {
+            for table in ["crash_missing_symbol_sets", "ingest_queue"] {
                 let sql = format!("DELETE FROM {table} WHERE crash_id IN ({ids})");
                 let sql = self.dialect.statement(sql);
                 let mut query = sqlx::query(&sql);
@@ -117,5 +117,20 @@ impl CrashIndex {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Deletes the missing-symbol sets no crash points at any more (their crashes expired,
+    /// deleted or reprocessed with the symbols) and that no batch used for a day, with their
+    /// modules. Returns how many went.
+    pub async fn sweep_missing_symbol_sets(&self, now: i64) -> Result<u64, IndexError> {
+        let _writer = self.write.lock().await;
+        let done = sqlx::query(
+            "DELETE FROM missing_symbol_sets WHERE used_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM crash_missing_symbol_sets c WHERE c.set_id = missing_symbol_sets.id)",
+        )
+        .bind(now - 86_400)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

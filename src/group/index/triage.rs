@@ -29,7 +29,7 @@ impl CrashIndex {
         let hour = received_at - received_at.rem_euclid(3600);
         for sql in [
             "DELETE FROM crash_annotations WHERE crash_id = $1",
-            "DELETE FROM crash_missing_symbols WHERE crash_id = $1",
+            "DELETE FROM crash_missing_symbol_sets WHERE crash_id = $1",
             "DELETE FROM crashes WHERE id = $1",
         ] {
             sqlx::query(sql).bind(crash_id).execute(&mut **tx).await?;
