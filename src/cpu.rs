@@ -32,6 +32,18 @@ fn on_this_thread() -> bool {
     ON_THIS_THREAD.with(Cell::get)
 }
 
+/// Starts the server's processing pool: one thread per core, named `faultline-cpu-N` (a
+/// profile tells them from tokio's workers; unnamed, they took the name of the thread that
+/// first used the pool).
+pub fn start_server_pool() {
+    let built = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("faultline-cpu-{i}"))
+        .build_global();
+    if let Err(e) = built {
+        tracing::warn!(error = %e, "the processing pool was already started");
+    }
+}
+
 /// Runs `job` and turns a panic into [`JobPanicked`].
 fn catching<T>(job: impl FnOnce() -> T) -> Result<T, JobPanicked> {
     catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {

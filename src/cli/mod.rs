@@ -102,6 +102,7 @@ pub fn main() -> ExitCode {
     // and each hand-off to a pool thread and back cost more than the job), and at most two
     // blocking threads serve what goes through tokio's own file API.
     let runtime = if serving {
+        crate::cpu::start_server_pool();
         tokio::runtime::Runtime::new()
     } else {
         crate::cpu::run_jobs_on_this_thread();
