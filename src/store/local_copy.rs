@@ -25,7 +25,9 @@ impl LocalCopies {
         local: std::path::PathBuf,
         prefixes: &[&str],
     ) -> std::io::Result<LocalCopies> {
+        // Where remote objects are streamed before they are kept (a dot name is never a key).
         let scratch = local.join(".tmp");
+        std::fs::create_dir_all(&scratch)?;
         Ok(LocalCopies {
             remote,
             local: FsStore::open(local)?,
