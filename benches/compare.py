@@ -17,7 +17,8 @@ COMPARE_PROFILE=release-debug keeps debug info, for `perf record` on the server 
    machine (benches/load.rs, 32 keep-alive connections), against running minidump-stackwalk once
    per dump with 2 processes always running, as Socorro does.
 3. Raw-frame symbolication: `POST /api/v1/symbolicate` with 100 frames, p50 / p99 over 2000
-   requests on one keep-alive connection.
+   requests on one keep-alive connection, from Python's http.client (whose own time, ~0.1 ms a
+   request, is included) and from benches/load.rs (the server's latency).
 4. Sessions beside crashes: the throughput of part 2 again while session updates stream in
    (benches/load.rs --sessions: envelopes of 10 `session` items from 8 keep-alive connections,
    paced at SESSION_RATE updates/s, each answer awaited: committed), against part 2's figure
@@ -128,7 +129,8 @@ def main():
         raise SystemExit("usage: python3 benches/compare.py [offline] [throughput] [latency] [sessions]")
     # COMPARE_PROFILE=bench builds without LTO (minutes instead of 22): for comparing two
     # versions of the server with each other, not for the published ratios.
-    sh("cargo", "build", "--profile", PROFILE, "--quiet", cwd=ROOT)
+    if not os.environ.get("COMPARE_SERVER"):
+        sh("cargo", "build", "--profile", PROFILE, "--quiet", cwd=ROOT)
     if not os.path.exists(MDSW):
         sh("cargo", "install", "--locked", "minidump-stackwalk@0.27.0", "--root", os.path.join(ROOT, "target", "mdsw"))
     work = tempfile.mkdtemp()
@@ -271,11 +273,22 @@ def main():
             latencies.sort()
             p50 = latencies[len(latencies) // 2]
             p99 = latencies[int(len(latencies) * 0.99)]
+            # The same requests from benches/load.rs: the server's latency without Python's.
+            request_file = os.path.join(work, "symbolicate.json")
+            with open(request_file, "wb") as f:
+                f.write(request)
+            load = subprocess.run(
+                [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/v1/symbolicate", "--connections", "1",
+                 "--latency", "2000", "--warmup", "200", "--token", TOKEN[0], request_file],
+                cwd=ROOT, check=True, capture_output=True, text=True,
+            )
+            rust = json.loads(load.stdout.strip().splitlines()[-1])
             print("## 3. Raw-frame symbolication, 100 frames per request (2000 requests, one connection)")
             print()
-            print("| p50 | p99 |")
-            print("| --- | --- |")
-            print(f"| {p50:.2f} ms | {p99:.2f} ms |")
+            print("| client | p50 | p99 |")
+            print("| --- | --- | --- |")
+            print(f"| Python's http.client (its own time included) | {p50:.2f} ms | {p99:.2f} ms |")
+            print(f"| benches/load.rs | {rust['p50_ms']:.2f} ms | {rust['p99_ms']:.2f} ms |")
         server.terminate()
         server.wait()
     finally:

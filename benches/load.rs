@@ -9,9 +9,14 @@
 //! With `--sessions`, each request is instead a Sentry envelope of 10 session updates (each
 //! connection's sessions begun in one envelope, ended in the next: one crashed, nine exited),
 //! sent with the DSN key `public`, as an SDK sends them (release health's load).
+//! With `--latency N`, each connection sends N requests one after another (after `--warmup W`
+//! unmeasured ones) and the line also carries the p50 and p99 of their times, from the first
+//! byte sent to the last received: the server's latency without a slow client's own.
 //!
 //! Usage: cargo bench --bench load -- --url http://127.0.0.1:PORT/api/v1/minidump \
 //!            [--seconds 10] [--connections 2] [--token TOKEN] [--form] [--rate R] DUMP...
+//!        cargo bench --bench load -- --url …/api/v1/symbolicate --connections 1 --latency 2000 \
+//!            --warmup 200 --token TOKEN REQUEST.json
 //!        cargo bench --bench load -- --url http://127.0.0.1:PORT/api/1/envelope/ --sessions …
 
 use std::time::{Duration, Instant};
@@ -24,6 +29,8 @@ struct Args {
     form: bool,
     sessions: bool,
     rate: Option<f64>,
+    latency: Option<usize>,
+    warmup: usize,
     files: Vec<String>,
 }
 
@@ -36,6 +43,8 @@ fn parse_args() -> Result<Args, String> {
         form: false,
         sessions: false,
         rate: None,
+        latency: None,
+        warmup: 0,
         files: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -52,6 +61,18 @@ fn parse_args() -> Result<Args, String> {
                         .parse()
                         .map_err(|e| format!("--rate: {e}"))?,
                 )
+            }
+            "--latency" => {
+                args.latency = Some(
+                    value("--latency")?
+                        .parse()
+                        .map_err(|e| format!("--latency: {e}"))?,
+                )
+            }
+            "--warmup" => {
+                args.warmup = value("--warmup")?
+                    .parse()
+                    .map_err(|e| format!("--warmup: {e}"))?
             }
             "--seconds" => {
                 args.seconds = value("--seconds")?
@@ -193,11 +214,17 @@ fn main() {
         let tasks = (0..args.connections).map(|worker| {
             let (client, bodies, url) = (client.clone(), bodies.clone(), args.url.clone());
             let (scheduled, rate) = (scheduled.clone(), args.rate);
-            let sessions = args.sessions;
+            let (sessions, latency, warmup) = (args.sessions, args.latency, args.warmup);
             async move {
                 let mut done = 0usize;
                 let mut next = worker;
-                while Instant::now() < deadline {
+                let mut times = Vec::new();
+                loop {
+                    match latency {
+                        Some(count) if times.len() >= count => break,
+                        None if Instant::now() >= deadline => break,
+                        _ => {}
+                    }
                     if let Some(rate) = rate {
                         // The next slot of the schedule, whichever connection is free.
                         let slot = scheduled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -213,6 +240,7 @@ fn main() {
                         bodies[next % bodies.len()].clone()
                     };
                     next += 1;
+                    let sent = Instant::now();
                     let response = client.post(&url).body(body).send().await;
                     let response = match response {
                         Ok(r) => r,
@@ -226,18 +254,25 @@ fn main() {
                             String::from_utf8_lossy(&body[..body.len().min(300)])
                         ));
                     }
+                    if latency.is_some() && next - worker > warmup {
+                        times.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
                     done += 1;
                 }
-                Ok(done)
+                Ok((done, times))
             }
         });
         futures::future::join_all(tasks).await
     });
     let elapsed = started.elapsed().as_secs_f64();
     let mut total = 0;
+    let mut times = Vec::new();
     for count in counts {
         match count {
-            Ok(n) => total += n,
+            Ok((n, mut t)) => {
+                total += n;
+                times.append(&mut t);
+            }
             Err(e) => {
                 eprintln!("load: {e}");
                 std::process::exit(1);
@@ -245,9 +280,18 @@ fn main() {
         }
     }
     let cpu = own_cpu_seconds() - cpu_before;
+    times.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        times
+            .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     println!(
-        "{{\"requests\": {total}, \"seconds\": {elapsed:.3}, \"rate\": {:.1}, \"client_cpu_ms_per_request\": {:.3}}}",
+        "{{\"requests\": {total}, \"seconds\": {elapsed:.3}, \"rate\": {:.1}, \"client_cpu_ms_per_request\": {:.3}, \"p50_ms\": {:.3}, \"p99_ms\": {:.3}}}",
         total as f64 / elapsed,
-        cpu * 1000.0 / total.max(1) as f64
+        cpu * 1000.0 / total.max(1) as f64,
+        percentile(0.5),
+        percentile(0.99)
     );
 }

@@ -24,9 +24,24 @@ use crate::triage::Triage;
 use crate::uploads::{UploadSettings, Uploads};
 use crate::upstream::Upstream;
 
-/// What every route, page, worker and background job can reach.
+/// What every route, page, worker and background job can reach. Cloned for every request
+/// (axum hands each handler its own), so it is one shared pointer to its [`Parts`]: a clone
+/// of twenty-two separate `Arc`s was forty-four atomic operations per request on cache lines
+/// both cores write.
 #[derive(Clone)]
 pub struct App {
+    parts: Arc<Parts>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
+/// The stores and services of the [`App`].
+pub struct Parts {
     /// The configuration the server started with.
     pub config: Arc<Config>,
     /// Debug files and their caches.
@@ -139,7 +154,7 @@ impl App {
             public_url.clone(),
         ));
         alerts.summarize_with(Arc::clone(&evidence) as Arc<dyn crate::outbound::EvidenceSummary>);
-        Ok(App {
+        let parts = Parts {
             health,
             correlations,
             evidence,
@@ -161,6 +176,9 @@ impl App {
             triage,
             uploads,
             upstream,
+        };
+        Ok(App {
+            parts: Arc::new(parts),
         })
     }
 }

@@ -15,9 +15,12 @@ pub fn normalize(name: &str) -> String {
         // Objective-C selectors carry no parameters or templates to strip.
         return collapse_spaces(&name);
     }
-    name = name
-        .replace("`anonymous namespace'", "(anonymous namespace)")
-        .replace("{anonymous}", "(anonymous namespace)");
+    // Most names have neither spelling: `replace` would copy them twice to find nothing.
+    if name.contains(['`', '{']) {
+        name = name
+            .replace("`anonymous namespace'", "(anonymous namespace)")
+            .replace("{anonymous}", "(anonymous namespace)");
+    }
     name = strip_rust_hash(&name);
     name = strip_trailing(&name);
     name = strip_calling_convention(&name);

@@ -129,7 +129,12 @@ pub enum Rejection {
 
 /// The final component of a path written with either separator (PDB paths are Windows paths).
 pub fn base_name(path: &str) -> &str {
-    path.rsplit(['/', '\\']).next().unwrap_or(path)
+    // Bytes, not chars: a separator is ASCII, and walking back through UTF-8 one char at a time
+    // was 1.5 % of a server's time (every frame and module of every processed crash names one).
+    match path.bytes().rposition(|b| b == b'/' || b == b'\\') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
 }
 
 /// Identifies every debug object in `data`, which was uploaded as `name`.
@@ -450,4 +455,19 @@ fn identify_object(
         },
         range: start..start + data.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base_name;
+
+    #[test]
+    fn a_base_name_is_what_follows_the_last_separator_of_either_kind() {
+        assert_eq!(base_name("/usr/lib/libc.so.6"), "libc.so.6");
+        assert_eq!(base_name("C:\\build\\app\\app.pdb"), "app.pdb");
+        assert_eq!(base_name("D:\\mixed/dirs\\ünïcode/名前.pdb"), "名前.pdb");
+        assert_eq!(base_name("crash.sym"), "crash.sym");
+        assert_eq!(base_name("dir/"), "");
+        assert_eq!(base_name(""), "");
+    }
 }

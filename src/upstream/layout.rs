@@ -102,7 +102,7 @@ fn guess_platform(debug_file: Option<&str>, code_file: Option<&str>) -> ModulePl
 /// `ntdll.dll`), or `None` when what remains could name something other than a file in the
 /// module's folder (empty, `.`, `..`, control characters, over 255 bytes).
 pub fn safe_base_name(path: &str) -> Option<String> {
-    let base = path.rsplit(['/', '\\']).next()?.trim();
+    let base = crate::symbols::identify::base_name(path).trim();
     let ok = !base.is_empty()
         && base != "."
         && base != ".."

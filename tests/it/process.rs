@@ -900,9 +900,10 @@ async fn breakpad_files_read_in_place_give_the_stored_frames() {
     }
 }
 
-/// The crash view reads back what was written: for every fixture dump, the stored JSON read as
-/// a `CrashView` shows the same threads, rows, modules, verdict and signature as the view of
-/// the report in hand (what the CLI renders), and its rows are the classifier's own count.
+/// The crash view reads back what was written: for every fixture dump, the stored JSON (written
+/// as the server writes it, equal to serde_json's) read as a `CrashView` shows the same
+/// threads, rows, modules, verdict and signature as the view of the report in hand (what the
+/// CLI renders), and its rows are the classifier's own count.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_crash_view_reads_back_what_was_written() {
     use faultline::classify::frames::{thread_frames, view_frames};
@@ -932,7 +933,15 @@ async fn the_crash_view_reads_back_what_was_written() {
             )
             .await
             .unwrap();
-        let json = serde_json::to_vec(&report).unwrap();
+        // The server writes with sonic-rs (`ingest::processed_json`): the same JSON as
+        // serde_json's, value for value.
+        let json = sonic_rs::to_vec(&report).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&json).unwrap(),
+            serde_json::from_slice::<serde_json::Value>(&serde_json::to_vec(&report).unwrap())
+                .unwrap(),
+            "{dump}"
+        );
         let read = CrashView::read(&json).unwrap_or_else(|e| panic!("{dump}: {e}"));
         let live = report.view();
         assert!(
