@@ -301,7 +301,7 @@ pub fn processed_json<R: ProcessedReport>(
     };
     // sonic-rs writes the same JSON as serde_json from the same `Serialize` impls, escaping
     // strings with SIMD: this JSON (up to 100 KB of function names and paths for a dump with
-    // inlines) was a sixth of a processed crash's server time, 25-30 % less with it
+    // inlines) was a sixth of a processed crash's server time, 18-29 % less with it
     // (docs/PERFORMANCE.md).
     let mut out = Vec::with_capacity(report.json_size_hint());
     sonic_rs::to_writer(&mut out, &json).expect("crash reports serialize");
