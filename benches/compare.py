@@ -315,7 +315,7 @@ def session_load(server, port, seconds, beside):
     server_before = cpu_seconds(server.pid)
     sender = subprocess.Popen(
         [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/1/envelope/", "--sessions",
-         "--rate", str(SESSION_RATE / 10), "--connections", "8", "--seconds", str(seconds)],
+         "--rate", str(SESSION_RATE / 10), "--connections", "32", "--seconds", str(seconds)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )
     crashes = None

@@ -202,13 +202,18 @@ fn recent<V: Clone + Send + Sync + 'static>() -> moka::future::Cache<String, V> 
 pub struct Registry {
     pub(super) pool: AnyPool,
     /// Tokens checked in the last [`TOKEN_RECHECK`], by digest (every API request presents one;
-    /// asking the database each time would cost more than a small crash's processing).
-    checked: moka::future::Cache<String, Token>,
+    /// asking the database each time would cost more than a small crash's processing); `None`
+    /// for a secret no token has (a new token's secret is random, so no one presented it
+    /// before it existed: an unknown answer cannot go stale, and a flood of wrong secrets
+    /// asks the database once each).
+    checked: moka::future::Cache<String, Option<Token>>,
     /// Projects found in the last [`TOKEN_RECHECK`], by slug or number (projects are never
     /// renamed or deleted, so only the delay of a new one matters, and misses are not kept).
     projects: moka::future::Cache<String, Project>,
-    /// Ingest keys checked in the last [`TOKEN_RECHECK`], by digest, with their project.
-    keys: moka::future::Cache<String, Project>,
+    /// Ingest keys checked in the last [`TOKEN_RECHECK`], by digest, with their project; `None`
+    /// for a key no project has, as for tokens (an SDK sending a DSN's public key to an open
+    /// server presents the same unknown key with every envelope).
+    keys: moka::future::Cache<String, Option<Project>>,
     /// Where revocations are announced, so other nodes drop their cached answers at once.
     events: Arc<ClusterEvents>,
 }
@@ -372,8 +377,8 @@ impl Registry {
     /// revoked key.
     pub async fn project_of_key(&self, secret: &str) -> Result<Option<Project>, IndexError> {
         let wanted = digest(secret);
-        if let Some(project) = self.keys.get(&wanted).await {
-            return Ok(Some(project));
+        if let Some(known) = self.keys.get(&wanted).await {
+            return Ok(known);
         }
         let row = sqlx::query(
             "SELECT k.key_digest AS key_digest, p.id AS id, p.slug AS slug, p.name AS name, \
@@ -383,14 +388,14 @@ impl Registry {
         .bind(wanted.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let stored: String = row.try_get("key_digest")?;
-        if !digests_match(&stored, &wanted) {
-            return Ok(None);
-        }
-        let project = project_from(&row)?;
+        let project = match row {
+            Some(row) if digests_match(&row.try_get::<String, _>("key_digest")?, &wanted) => {
+                Some(project_from(&row)?)
+            }
+            _ => None,
+        };
         self.keys.insert(wanted, project.clone()).await;
-        Ok(Some(project))
+        Ok(project)
     }
 
     /// Creates a token: returns the secret (shown once) and its listing.
@@ -487,13 +492,15 @@ impl Registry {
         secret: &str,
     ) -> Result<Result<Token, AuthFailure>, IndexError> {
         let wanted = digest(secret);
-        if let Some(token) = self.checked.get(&wanted).await {
+        match self.checked.get(&wanted).await {
             // Checked within TOKEN_RECHECK (a revoked one is never kept); its expiry still
             // counts to the second.
-            if token.expires_at.is_some_and(|e| e <= now()) {
+            Some(Some(token)) if token.expires_at.is_some_and(|e| e <= now()) => {
                 return Ok(Err(AuthFailure::Expired));
             }
-            return Ok(Ok(token));
+            Some(Some(token)) => return Ok(Ok(token)),
+            Some(None) => return Ok(Err(AuthFailure::Unknown)),
+            None => {}
         }
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_digest = $1"
@@ -501,13 +508,13 @@ impl Registry {
         .bind(wanted.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(Err(AuthFailure::Unknown));
+        let row = match row {
+            Some(row) if digests_match(&row.try_get::<String, _>("token_digest")?, &wanted) => row,
+            _ => {
+                self.checked.insert(wanted, None).await;
+                return Ok(Err(AuthFailure::Unknown));
+            }
         };
-        let stored: String = row.try_get("token_digest")?;
-        if !digests_match(&stored, &wanted) {
-            return Ok(Err(AuthFailure::Unknown));
-        }
         let mut token = token_from(&row)?;
         let t = now();
         if token.revoked_at.is_some() {
@@ -527,7 +534,7 @@ impl Registry {
                 .await?;
             token.last_used_at = Some(t);
         }
-        self.checked.insert(wanted, token.clone()).await;
+        self.checked.insert(wanted, Some(token.clone())).await;
         Ok(Ok(token))
     }
 }

@@ -22,9 +22,11 @@ use super::users::RegisterFloors;
 const MAX_BATCH: usize = 2_000;
 /// How long the writer waits for more requests after the first of a batch (a group-commit
 /// window, as Postgres's `commit_delay`): at 500 envelopes a second, one transaction takes
-/// several of them instead of each paying for its own statements and wake-ups; a lone update
-/// is acknowledged this much later. A batch of [`ENOUGH`] requests stops waiting.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// about ten of them instead of each paying for its own statements and wake-ups (5 ms, two or
+/// three a batch, cost the server a third more CPU per update: docs/PERFORMANCE.md); a lone
+/// update is acknowledged this much later, which an SDK sending sessions in the background
+/// does not notice. A batch of [`ENOUGH`] requests stops waiting.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// Requests past which a batch amortizes its transaction well enough to stop gathering.
 const ENOUGH: usize = 32;
 /// Requests below which a batch's statements go to SQLite as scripts (see `Script::new`).

@@ -1195,3 +1195,65 @@ on_both_databases! {
         }
     }
 }
+
+on_both_databases! {
+    /// A secret no token or ingest key has is remembered as unknown too (an SDK sending a
+    /// DSN's public key to an open server presents the same unknown key with every envelope,
+    /// and a flood of wrong secrets should not ask the database once each): a row written
+    /// behind the registry's back is seen only once the memory is forgotten.
+    async fn an_unknown_secret_is_remembered_until_forgotten(db: Db) {
+        use faultline::auth::{digest, AuthFailure, Registry};
+        use faultline::cluster::ClusterEvents;
+        use faultline::group::index::{CrashIndex, PayloadBudget};
+        let dir = tempfile::tempdir().unwrap();
+        let Some(url) = common::database_url(db, dir.path()).await else {
+            return;
+        };
+        let budget = PayloadBudget { per_new_group: 0, per_group_hour: 0 };
+        let index = CrashIndex::open(&url, budget).await.unwrap();
+        let events = std::sync::Arc::new(ClusterEvents::new(&index, "test"));
+        let registry = Registry::new(index.pool().clone(), events);
+        let project = registry.project("default").await.unwrap().unwrap();
+
+        let (key, secret) = ("0123456789abcdef", "flt_not_yet_a_token");
+        assert!(registry.project_of_key(key).await.unwrap().is_none());
+        assert_eq!(
+            registry.authenticate(secret).await.unwrap().unwrap_err(),
+            AuthFailure::Unknown
+        );
+        sqlx::query(
+            "INSERT INTO ingest_keys (id, project_id, key_digest, created_at) VALUES ($1, $2, $3, 1)",
+        )
+        .bind("key_behind")
+        .bind(project.id)
+        .bind(digest(key))
+        .execute(index.pool())
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_digest, scopes, created_at) \
+             VALUES ($1, 'behind', $2, 'ingest', 1)",
+        )
+        .bind("tok_behind")
+        .bind(digest(secret))
+        .execute(index.pool())
+        .await
+        .unwrap();
+        assert!(
+            registry.project_of_key(key).await.unwrap().is_none(),
+            "the unknown answer is taken from memory"
+        );
+        assert_eq!(
+            registry.authenticate(secret).await.unwrap().unwrap_err(),
+            AuthFailure::Unknown
+        );
+
+        registry.forget_cached();
+        let found = registry.project_of_key(key).await.unwrap();
+        assert_eq!(found.map(|p| p.id), Some(project.id));
+        assert_eq!(
+            registry.authenticate(secret).await.unwrap().unwrap().id,
+            "tok_behind"
+        );
+    }
+}
