@@ -83,6 +83,26 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def timing_totals(port, name):
+    """The server's `/metrics` sum and count of the timing `name` so far (seconds, events)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("GET", "/metrics", headers={"authorization": f"Bearer {TOKEN[0]}"})
+    text = conn.getresponse().read().decode()
+    conn.close()
+    totals = {}
+    for line in text.splitlines():
+        for part in ("sum", "count"):
+            if line.startswith(f"{name}_{part} "):
+                totals[part] = float(line.split()[1])
+    return totals.get("sum", 0.0), totals.get("count", 0.0)
+
+
+def mean_ms(before, after):
+    """The mean of a timing between two `timing_totals`, in milliseconds."""
+    events = after[1] - before[1]
+    return 1000 * (after[0] - before[0]) / events if events else float("nan")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -225,11 +245,19 @@ def main():
         if "sessions" in parts:
             duration = 10.0
             paths = [p for _, p in dumps]
+            index = "faultline_index_batch_seconds"
+            held = "faultline_session_transaction_seconds"
+            marks = [timing_totals(port, index)]
             alone, cpu_per_dump, load = crash_throughput(server, port, paths, duration)
+            marks.append(timing_totals(port, index))
             # The session load alone: the server's CPU per update, and the senders' own.
             sessions_alone = session_load(server, port, 5.0, None)
             # Both at once.
+            held_before = timing_totals(port, held)
+            marks.append(timing_totals(port, index))
             beside = session_load(server, port, duration + 2, lambda: crash_throughput(server, port, paths, duration))
+            marks.append(timing_totals(port, index))
+            held_beside = mean_ms(held_before, timing_totals(port, held))
             rate_beside = beside["crashes"][0]
             server_per_update = sessions_alone["server_cpu"] / sessions_alone["updates"]
             sender_per_update = sessions_alone["sender_cpu"] / sessions_alone["updates"]
@@ -250,6 +278,9 @@ def main():
                   f"generator {load['client_cpu_ms_per_request']:.3f} ms. Over the {duration:.0f} s, the crashes lost "
                   f"{lost:.2f} CPU-seconds of work; the session load (server and senders) used {session_cpu:.2f}: "
                   f"{session_cpu * server_per_update / (server_per_update + sender_per_update):.2f} of it the server's.")
+            print(f"A crash-index commit took {mean_ms(marks[0], marks[1]):.2f} ms on average alone and "
+                  f"{mean_ms(marks[2], marks[3]):.2f} ms beside the sessions (waiting for the connection "
+                  f"included); a session batch held its transaction {held_beside:.2f} ms.")
             print()
 
         if "latency" in parts:

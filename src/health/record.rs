@@ -265,6 +265,7 @@ async fn apply(
     let mut changes = Changes::default();
     let together = batch.len() < SCRIPTED;
     let mut tx = pool.begin().await?;
+    let held = std::time::Instant::now();
     load_states(&mut tx, batch, &mut changes.states, together).await?;
     for job in batch {
         changes.apply(job.project_id, &job.items);
@@ -281,7 +282,12 @@ async fn apply(
     let users = sets.settle(&mut tx, &added, floors, &mut saves).await?;
     release_totals(&changes, &users, &mut saves);
     saves.run(&mut tx).await?;
-    tx.commit().await
+    tx.commit().await?;
+    // How long the batch held its transaction: on SQLite, the database's one connection, which
+    // the crash index's commits wait for meanwhile.
+    metrics::histogram!("faultline_session_transaction_seconds")
+        .record(held.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// The touched sessions' states (keys are unique within each statement, as Postgres's
