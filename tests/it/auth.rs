@@ -1147,23 +1147,38 @@ async fn an_unwritable_admin_token_file_fails_the_start_and_leaves_no_orphan() {
     assert_eq!(status, 200);
 }
 
+/// A crash index on `db` in `dir` and a registry over it, as the server builds them; `None`
+/// when that database is not available here.
+async fn registry_on(
+    db: common::Db,
+    dir: &std::path::Path,
+) -> Option<(
+    faultline::group::index::CrashIndex,
+    faultline::auth::Registry,
+)> {
+    use faultline::group::index::{CrashIndex, PayloadBudget};
+    let url = common::database_url(db, dir).await?;
+    let budget = PayloadBudget {
+        per_new_group: 0,
+        per_group_hour: 0,
+    };
+    let index = CrashIndex::open(&url, budget).await.unwrap();
+    let events = std::sync::Arc::new(faultline::cluster::ClusterEvents::new(&index, "test"));
+    let registry = faultline::auth::Registry::new(index.pool().clone(), events);
+    Some((index, registry))
+}
+
 on_both_databases! {
     /// Every API request presents a token: a token checked a moment ago is taken from memory,
     /// not asked of the database again (a revocation written behind the registry's back, as
     /// another process does, reaches it when the memory is forgotten: within TOKEN_RECHECK, or
     /// at once when another node announces it); an expired one stays expired.
     async fn a_checked_token_is_remembered_until_forgotten(db: Db) {
-        use faultline::auth::{AuthFailure, NewToken, Registry, Scope};
-        use faultline::cluster::ClusterEvents;
-        use faultline::group::index::{CrashIndex, PayloadBudget};
+        use faultline::auth::{AuthFailure, NewToken, Scope};
         let dir = tempfile::tempdir().unwrap();
-        let Some(url) = common::database_url(db, dir.path()).await else {
+        let Some((index, registry)) = registry_on(db, dir.path()).await else {
             return;
         };
-        let budget = PayloadBudget { per_new_group: 0, per_group_hour: 0 };
-        let index = CrashIndex::open(&url, budget).await.unwrap();
-        let events = std::sync::Arc::new(ClusterEvents::new(&index, "test"));
-        let registry = Registry::new(index.pool().clone(), events);
         let new = |days| NewToken {
             name: "ci".into(),
             scopes: vec![Scope::Ingest],
@@ -1202,17 +1217,11 @@ on_both_databases! {
     /// and a flood of wrong secrets should not ask the database once each): a row written
     /// behind the registry's back is seen only once the memory is forgotten.
     async fn an_unknown_secret_is_remembered_until_forgotten(db: Db) {
-        use faultline::auth::{digest, AuthFailure, Registry};
-        use faultline::cluster::ClusterEvents;
-        use faultline::group::index::{CrashIndex, PayloadBudget};
+        use faultline::auth::{digest, AuthFailure};
         let dir = tempfile::tempdir().unwrap();
-        let Some(url) = common::database_url(db, dir.path()).await else {
+        let Some((index, registry)) = registry_on(db, dir.path()).await else {
             return;
         };
-        let budget = PayloadBudget { per_new_group: 0, per_group_hour: 0 };
-        let index = CrashIndex::open(&url, budget).await.unwrap();
-        let events = std::sync::Arc::new(ClusterEvents::new(&index, "test"));
-        let registry = Registry::new(index.pool().clone(), events);
         let project = registry.project("default").await.unwrap().unwrap();
 
         let (key, secret) = ("0123456789abcdef", "flt_not_yet_a_token");
