@@ -24,8 +24,9 @@ const MAX_BATCH: usize = 2_000;
 /// window, as Postgres's `commit_delay`): at 500 envelopes a second, one transaction takes
 /// about ten of them instead of each paying for its own statements and wake-ups (5 ms, two or
 /// three a batch, cost the server a third more CPU per update: docs/PERFORMANCE.md); a lone
-/// update is acknowledged this much later, which an SDK sending sessions in the background
-/// does not notice. A batch of [`ENOUGH`] requests stops waiting.
+/// update is acknowledged this much later. Not longer: an SDK's transport sends one envelope
+/// at a time, so the window caps one process at 1/window envelopes with sessions a second (50
+/// here). A batch of [`ENOUGH`] requests stops waiting.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// Requests past which a batch amortizes its transaction well enough to stop gathering.
 const ENOUGH: usize = 32;
