@@ -31,8 +31,12 @@ async fn crashes(
     ids
 }
 
+/// The group's evidence once `ready` says so. Up to two minutes: when the job computed the
+/// group while its crashes were still arriving (a slow machine), less than a quarter short of
+/// them, it computes it again only once the group has been quiet for a minute
+/// (`correlations::QUIET_SECS`).
 async fn evidence_when(server: &TestServer, group: i64, ready: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
+    for _ in 0..1200 {
         let (status, body) = server
             .get_json(&format!("/api/v1/groups/{group}/evidence"))
             .await;
