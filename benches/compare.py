@@ -20,9 +20,10 @@ COMPARE_PROFILE=release-debug keeps debug info, for `perf record` on the server 
    requests on one keep-alive connection, from Python's http.client (whose own time, ~0.1 ms a
    request, is included) and from benches/load.rs (the server's latency).
 4. Sessions beside crashes: the throughput of part 2 again while session updates stream in
-   (benches/load.rs --sessions: envelopes of 10 `session` items from 8 keep-alive connections,
+   (benches/load.rs --sessions: envelopes of 10 `session` items from 32 keep-alive connections,
    paced at SESSION_RATE updates/s, each answer awaited: committed), against part 2's figure
-   without them.
+   without them; with the mean crash-index commit in each phase and how long a session batch
+   held its transaction (from /metrics).
 """
 
 import concurrent.futures
@@ -340,8 +341,8 @@ def crash_throughput(server, port, paths, duration):
 
 
 def session_load(server, port, seconds, beside):
-    """Session updates paced at SESSION_RATE (benches/load.rs --sessions: envelopes of 10, from 8
-    connections, one thread) for `seconds`, with `beside()` run meanwhile (after a second);
+    """Session updates paced at SESSION_RATE (benches/load.rs --sessions: envelopes of 10, from 32
+    connections (each answer waits for the writer's group commit), one thread) for `seconds`, with `beside()` run meanwhile (after a second);
     updates committed, the server's and the sender's CPU seconds, and what `beside` returned."""
     server_before = cpu_seconds(server.pid)
     sender = subprocess.Popen(
