@@ -137,7 +137,7 @@ impl App {
             },
         ));
         let (code, releases, suspects) = code_services(&config, &index, &triage, &alerts)?;
-        let health = Arc::new(crate::health::Health::new(index.pool().clone()));
+        let health = Arc::new(crate::health::Health::new(&index));
         let correlations = Arc::new(crate::correlations::Correlations::new(
             index.pool().clone(),
             config.evidence.correlations_max_age_days,

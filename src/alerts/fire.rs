@@ -149,7 +149,7 @@ impl Alerts {
                 (c > *n).then(|| json!({ "users": c, "more_than": n, "window_secs": window_secs, "counted_up_to": n + 1 }))
             }
             Trigger::CrashFreeBelow { .. } | Trigger::RateAbove { .. } => {
-                release_trigger(trigger, crash, tx).await?
+                release_trigger(trigger, crash, &self.sessions, tx).await?
             }
             Trigger::Spike {
                 factor,
@@ -179,10 +179,12 @@ impl Alerts {
 }
 
 /// Whether a trigger on the crash's release's sessions holds (`crash_free_below`,
-/// `rate_above`), and why.
+/// `rate_above`), and why: session counts from `sessions` (committed ones; on SQLite another
+/// file), crash counts in the recording transaction `tx`.
 async fn release_trigger(
     trigger: &Trigger,
     crash: &RecordedCrash<'_>,
+    sessions: &sqlx::AnyPool,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
 ) -> Result<Option<Value>, IndexError> {
     let group = crash.group;
@@ -195,7 +197,8 @@ async fn release_trigger(
             let Some(release) = crash.crash.release.as_deref() else {
                 return Ok(None);
             };
-            let counts = release_totals(&mut *tx, crash.crash.project_id, release).await?;
+            let counts =
+                release_totals(sessions, &mut *tx, crash.crash.project_id, release).await?;
             let rate = if *users {
                 counts.crash_free_users()
             } else {
@@ -219,7 +222,8 @@ async fn release_trigger(
             let Some(release) = crash.crash.release.as_deref() else {
                 return Ok(None);
             };
-            let counts = release_totals(&mut *tx, crash.crash.project_id, release).await?;
+            let counts =
+                release_totals(sessions, &mut *tx, crash.crash.project_id, release).await?;
             if counts.sessions < (*min_sessions).max(1) {
                 return Ok(None);
             }

@@ -76,6 +76,8 @@ struct RuleSet {
 /// Alerts on one node: the rules it evaluates, the outbox it drains.
 pub struct Alerts {
     pool: AnyPool,
+    /// Where session counts are read for release triggers (`CrashIndex::sessions_pool`).
+    sessions: AnyPool,
     dialect: Dialect,
     node: String,
     config: AlertsConfig,
@@ -114,6 +116,7 @@ impl Alerts {
             summaries: std::sync::OnceLock::new(),
             tracker_locks: Mutex::new(std::collections::HashMap::new()),
             pool: index.pool().clone(),
+            sessions: index.sessions_pool().clone(),
             dialect: index.dialect(),
             node,
             config,

@@ -12,6 +12,8 @@ mod users;
 
 use sqlx::AnyPool;
 
+use crate::group::index::CrashIndex;
+
 use record::Recorder;
 use session::SessionItems;
 pub use stats::{GroupRate, HealthQuery, HealthSummary, HourPoint, ReleaseHealth};
@@ -29,16 +31,21 @@ pub enum HealthError {
 
 /// Sessions in, health out.
 pub struct Health {
-    pool: AnyPool,
+    /// The session tables (`CrashIndex::sessions_pool`).
+    sessions: AnyPool,
+    /// The crash index (crash reports per release and group).
+    crashes: AnyPool,
     recorder: Recorder,
 }
 
 impl Health {
-    /// The service over the index's database; starts the session writer.
-    pub fn new(pool: AnyPool) -> Health {
+    /// The service over the crash index's session tables and crashes; starts the session
+    /// writer.
+    pub fn new(index: &CrashIndex) -> Health {
         Health {
-            recorder: Recorder::start(pool.clone()),
-            pool,
+            recorder: Recorder::start(index.sessions_pool().clone()),
+            sessions: index.sessions_pool().clone(),
+            crashes: index.pool().clone(),
         }
     }
 

@@ -123,10 +123,18 @@ impl Health {
     ) -> Result<ReleaseHealth, HealthError> {
         let since = query.since.unwrap_or(0);
         let env = query.environment.clone().unwrap_or_default();
-        let mut conn = self.pool.acquire().await?;
-        let counts = session_counts(&mut conn, project_id, release, &env, since).await?;
+        let counts = session_counts(
+            &self.sessions,
+            &self.crashes,
+            project_id,
+            release,
+            &env,
+            since,
+        )
+        .await?;
         let points = hour_points(
-            &mut conn,
+            &self.sessions,
+            &self.crashes,
             project_id,
             release,
             &env,
@@ -134,7 +142,6 @@ impl Health {
             counts.ended == 0,
         )
         .await?;
-        drop(conn);
         Ok(ReleaseHealth {
             release: release.to_owned(),
             crash_free_sessions: counts.crash_free_sessions(),
@@ -177,7 +184,7 @@ impl Health {
         .bind(release)
         .bind(day_ago - day_ago.rem_euclid(3600))
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.sessions)
         .await?;
         Ok(percent(row.try_get("mine")?, row.try_get("total")?))
     }
@@ -205,8 +212,7 @@ impl Health {
     /// from the totals the writer keeps (one row per release) and the last 24 hours.
     pub async fn summaries(&self, project_id: i64) -> Result<Vec<HealthSummary>, HealthError> {
         let day_ago = crate::clock::now() - 86_400;
-        let mut conn = self.pool.acquire().await?;
-        let all = all_release_counts(&mut conn, project_id, day_ago).await?;
+        let all = all_release_counts(&self.sessions, &self.crashes, project_id, day_ago).await?;
         let total_recent: i64 = all.values().map(|(_, recent)| recent).sum();
         let mut summaries: Vec<HealthSummary> = all
             .into_iter()
@@ -241,7 +247,7 @@ impl Health {
         .bind(project_id)
         .bind(release)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.crashes)
         .await?;
         Ok(rows
             .iter()
@@ -256,7 +262,7 @@ impl Health {
     ) -> Result<Vec<String>, HealthError> {
         let rows = sqlx::query("SELECT DISTINCT release FROM session_hours WHERE project_id = $1")
             .bind(project_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.sessions)
             .await?;
         Ok(rows
             .iter()
@@ -272,7 +278,7 @@ impl Health {
              FROM crashes c WHERE c.group_id = $1 AND c.release IS NOT NULL GROUP BY c.release",
         )
         .bind(group_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.crashes)
         .await?;
         let mut rates = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -305,8 +311,10 @@ impl Health {
 
 /// A release's sessions and crashed sessions per hour. For usage (sessions without statuses)
 /// the crashed ones are the hour's crash reports, at most one per session, as in its figures.
+#[allow(clippy::too_many_arguments)]
 async fn hour_points(
-    conn: &mut sqlx::AnyConnection,
+    sessions: &sqlx::AnyPool,
+    crashes: &sqlx::AnyPool,
     project_id: i64,
     release: &str,
     environment: &str,
@@ -323,7 +331,7 @@ async fn hour_points(
     .bind(release)
     .bind(environment)
     .bind(since - since.rem_euclid(3600))
-    .fetch_all(&mut *conn)
+    .fetch_all(sessions)
     .await?;
     let mut points = hours
         .iter()
@@ -344,7 +352,7 @@ async fn hour_points(
         .bind(project_id)
         .bind(release)
         .bind(since)
-        .fetch_all(&mut *conn)
+        .fetch_all(crashes)
         .await?;
         for row in &reports {
             let (hour, n): (i64, i64) = (row.try_get("hour")?, row.try_get("n")?);

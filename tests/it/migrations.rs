@@ -2,7 +2,8 @@
 //! (SQLite and Postgres, through `CrashIndex::open` as the server does) and the resulting
 //! schemas compared: the same tables, the same columns with the same types (up to the
 //! dialect's spelling), the same indexes on the same columns. A table, column or index added to
-//! one folder of `migrations/` and not the other fails here.
+//! one folder of `migrations/` and not the other fails here. On SQLite the schema is the
+//! index's file and the session file beside it (`migrations/sqlite-sessions`) together.
 
 use std::collections::BTreeMap;
 
@@ -36,14 +37,13 @@ fn family(declared: &str) -> &'static str {
     }
 }
 
-async fn open(db: Db, dir: &std::path::Path) -> Option<AnyPool> {
+async fn open(db: Db, dir: &std::path::Path) -> Option<CrashIndex> {
     let url = common::database_url(db, dir).await?;
     let budget = PayloadBudget {
         per_new_group: 1,
         per_group_hour: 1,
     };
-    let index = CrashIndex::open(&url, budget).await.unwrap();
-    Some(index.pool().clone())
+    Some(CrashIndex::open(&url, budget).await.unwrap())
 }
 
 async fn sqlite_schema(pool: &AnyPool) -> (Columns, Indexes) {
@@ -150,8 +150,21 @@ async fn both_migration_sets_make_the_same_schema() {
     let Some(postgres) = open(Db::Postgres, dir.path()).await else {
         return;
     };
-    let (lite_columns, lite_indexes) = sqlite_schema(&sqlite).await;
-    let (pg_columns, pg_indexes) = postgres_schema(&postgres).await;
+    let (mut lite_columns, mut lite_indexes) = sqlite_schema(sqlite.pool()).await;
+    let (session_columns, session_indexes) = sqlite_schema(sqlite.sessions_pool()).await;
+    for (table, columns) in session_columns {
+        assert!(
+            !lite_columns.contains_key(&table),
+            "{table} is in both SQLite files"
+        );
+        lite_columns.insert(table, columns);
+    }
+    lite_indexes.extend(session_indexes);
+    assert!(
+        lite_columns.contains_key("session_hours"),
+        "no session tables on SQLite"
+    );
+    let (pg_columns, pg_indexes) = postgres_schema(postgres.pool()).await;
     // The comparison must have something to compare: the crash index's own tables.
     for table in ["crashes", "crash_groups", "ingest_queue"] {
         assert!(
@@ -261,4 +274,81 @@ on_both_databases! {
         let old = sqlx::query("SELECT 1 FROM crash_missing_symbols").fetch_all(&pool).await;
         assert!(old.is_err(), "the old table is gone");
     }
+}
+
+/// A SQLite index from before the session file keeps its release health: opening it moves the
+/// session rows into `index-sessions.sqlite` and drops the index's session tables; opening it
+/// again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_counts_move_to_their_own_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("index.sqlite").display()
+    );
+    sqlx::any::install_default_drivers();
+    let old = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .unwrap();
+    // The index as the build before the session file left it: the migrations it had.
+    sqlx::migrate!("migrations/sqlite").run(&old).await.unwrap();
+    for statement in [
+        "INSERT INTO session_hours (project_id, release, environment, hour, sessions, exited, crashed) \
+         VALUES (1, '2.0', 'production', 1796000400, 10, 7, 3)",
+        "INSERT INTO session_releases (project_id, release, sessions, crashed, ended, users, crashed_users) \
+         VALUES (1, '2.0', 10, 3, 10, 4, 2)",
+        "INSERT INTO session_user_sets (project_id, release, environment, day, users, crashed_users) \
+         VALUES (1, '2.0', '', -1, 4, 2)",
+        "INSERT INTO session_states (project_id, sid, release, environment, hour, counted, final_status, updated_at) \
+         VALUES (1, 's1', '2.0', 'production', 1796000400, 1, 'crashed', 1796000500)",
+    ] {
+        sqlx::query(statement).execute(&old).await.unwrap();
+    }
+    old.close().await;
+
+    let budget = PayloadBudget {
+        per_new_group: 1,
+        per_group_hour: 1,
+    };
+    for opening in ["first", "second"] {
+        let index = CrashIndex::open(&url, budget).await.unwrap();
+        let left: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name LIKE 'session%'",
+        )
+        .fetch_one(index.pool())
+        .await
+        .unwrap()
+        .get("n");
+        assert_eq!(
+            left, 0,
+            "{opening} opening: session tables left in the index"
+        );
+        let health = faultline::health::Health::new(&index);
+        let release = health
+            .release_health(1, "2.0", &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                release.sessions,
+                release.crashed,
+                release.users,
+                release.crashed_users
+            ),
+            (10, 3, 4, 2),
+            "{opening} opening: the release's counts"
+        );
+        assert_eq!(release.crash_free_sessions, Some(70.0));
+        let states: i64 = sqlx::query("SELECT COUNT(*) AS n FROM session_states")
+            .fetch_one(index.sessions_pool())
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(states, 1, "{opening} opening: session states");
+        index.pool().close().await;
+        index.sessions_pool().close().await;
+    }
+    assert!(dir.path().join("index-sessions.sqlite").exists());
 }

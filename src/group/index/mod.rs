@@ -10,12 +10,13 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use super::version;
 use super::CrashClass;
 
+mod databases;
 mod finished;
 mod query;
 mod record;
@@ -588,6 +589,8 @@ pub fn anonymous(sql: &str) -> Option<String> {
 /// The crash index.
 pub struct CrashIndex {
     pool: AnyPool,
+    /// Where session counts are written (`databases.rs`).
+    sessions: AnyPool,
     dialect: Dialect,
     budget: PayloadBudget,
     /// One writer per node: while it writes, the next batch forms (group commit). Across
@@ -769,38 +772,17 @@ impl CrashIndex {
     pub async fn open(url: &str, budget: PayloadBudget) -> Result<CrashIndex, IndexError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of(url)?;
-        let sqlite = dialect == Dialect::Sqlite;
-        let pool = AnyPoolOptions::new()
-            // One connection for SQLite: its single writer and an in-memory database both need it.
-            .max_connections(if sqlite { 1 } else { 16 })
-            // SQLite runs in this process: checking the connection before each use would only
-            // add a round trip to every transaction.
-            .test_before_acquire(!sqlite)
-            // Per-connection settings, on every connection the pool ever opens (WAL is kept in
-            // the file; synchronous and temp_store are not).
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA synchronous = NORMAL",
-                            "PRAGMA temp_store = MEMORY",
-                            "PRAGMA cache_size = -65536",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *connection).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
+        // One connection for SQLite: its single writer and an in-memory database both need it.
+        let connections = if dialect == Dialect::Sqlite { 1 } else { 16 };
+        let pool = databases::connect(url, dialect, connections).await?;
         match dialect {
             Dialect::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
             Dialect::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
+        let sessions = databases::open_sessions(url, dialect, &pool).await?;
         Ok(CrashIndex {
             pool,
+            sessions,
             dialect,
             budget,
             write: tokio::sync::Mutex::new(()),
@@ -847,6 +829,14 @@ impl CrashIndex {
     /// index changes can share a transaction).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Where release health's session counts live: on SQLite a file of their own beside the
+    /// index (its own writer), on Postgres the same database. A caller holding a connection of
+    /// both pools takes the index's first: a crash transaction reads session counts (alert
+    /// rules), so one holding a session connection while waiting for the index could deadlock.
+    pub fn sessions_pool(&self) -> &AnyPool {
+        &self.sessions
     }
 }
 

@@ -1,9 +1,9 @@
 //! A release's session counts, as release health (`crate::health`) and alert rules
 //! (`crash_free_below`, `rate_above`) both read them: one query over the hourly counts, one
-//! over the distinct users, and the crash reports, on any connection (a pool's, or the
-//! recording transaction's).
+//! over the distinct users, from the session tables (`CrashIndex::sessions_pool`), and the crash
+//! reports from the index (a pool, or the recording transaction).
 
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
 
@@ -71,7 +71,8 @@ pub fn percent(part: i64, whole: i64) -> Option<f64> {
 
 /// The counts of `release` in `environment` (`""`: all) since `since` (Unix seconds).
 pub async fn session_counts(
-    conn: &mut AnyConnection,
+    sessions: &AnyPool,
+    crashes: &AnyPool,
     project_id: i64,
     release: &str,
     environment: &str,
@@ -91,10 +92,10 @@ pub async fn session_counts(
     .bind(release)
     .bind(environment)
     .bind(since - since.rem_euclid(3600))
-    .fetch_one(&mut *conn)
+    .fetch_one(sessions)
     .await?;
     let (users, crashed_users, users_estimated) =
-        window_users(conn, project_id, release, environment, since).await?;
+        window_users(sessions, project_id, release, environment, since).await?;
     let reports = sqlx::query(
         "SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2 \
          AND received_at >= $3",
@@ -102,7 +103,7 @@ pub async fn session_counts(
     .bind(project_id)
     .bind(release)
     .bind(since)
-    .fetch_one(&mut *conn)
+    .fetch_one(crashes)
     .await?;
     Ok(SessionCounts {
         sessions: row.try_get("sessions")?,
@@ -143,7 +144,7 @@ fn bind_window<'q>(
 /// the all-time set's counts for all of it; else exact over the days' sets while none passed
 /// the exact limit, else the union of their sketches (and the exact sets' users hashed in).
 async fn window_users(
-    conn: &mut AnyConnection,
+    sessions: &AnyPool,
     project_id: i64,
     release: &str,
     environment: &str,
@@ -158,7 +159,7 @@ async fn window_users(
         .bind(release)
         .bind(ALL_TIME.0)
         .bind(ALL_TIME.1)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(sessions)
         .await?;
         return match row {
             Some(row) => Ok((
@@ -179,7 +180,7 @@ async fn window_users(
         environment,
         day,
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(sessions)
     .await?
     .try_get("n")?;
     if sketched == 0 {
@@ -192,19 +193,19 @@ async fn window_users(
         .bind(release)
         .bind(environment)
         .bind(day)
-        .fetch_one(&mut *conn)
+        .fetch_one(sessions)
         .await?;
         return Ok((row.try_get("users")?, row.try_get("crashed_users")?, false));
     }
     let (users, crashed_users) =
-        sketched_window_users(conn, project_id, release, environment, day).await?;
+        sketched_window_users(sessions, project_id, release, environment, day).await?;
     Ok((users, crashed_users, true))
 }
 
 /// The union of a window's sets, some past the exact limit: their sketches' registers merged
 /// by maximum, with the exact sets' users hashed in.
 async fn sketched_window_users(
-    conn: &mut AnyConnection,
+    sessions: &AnyPool,
     project_id: i64,
     release: &str,
     environment: &str,
@@ -221,7 +222,7 @@ async fn sketched_window_users(
         environment,
         day,
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(sessions)
     .await?;
     for row in &ranks {
         let (crashed, register, rank): (i64, i64, i64) = (
@@ -246,7 +247,7 @@ async fn sketched_window_users(
         environment,
         day,
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(sessions)
     .await?;
     for row in &exact {
         let did: String = row.try_get("did")?;
@@ -266,7 +267,8 @@ async fn sketched_window_users(
 /// key and the release's crash reports by index (what alert rules evaluate while a crash is
 /// recorded, so it stays cheap however many hours and users the release has).
 pub async fn release_totals(
-    conn: &mut AnyConnection,
+    sessions: &AnyPool,
+    crashes: &mut AnyConnection,
     project_id: i64,
     release: &str,
 ) -> Result<SessionCounts, sqlx::Error> {
@@ -276,7 +278,7 @@ pub async fn release_totals(
     )
     .bind(project_id)
     .bind(release)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(sessions)
     .await?;
     let Some(row) = row else {
         return Ok(SessionCounts::default());
@@ -287,7 +289,7 @@ pub async fn release_totals(
             sqlx::query("SELECT COUNT(*) AS n FROM crashes WHERE project_id = $1 AND release = $2")
                 .bind(project_id)
                 .bind(release)
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut *crashes)
                 .await?
                 .try_get("n")?;
     }
@@ -313,7 +315,8 @@ fn totals_row(row: &sqlx::any::AnyRow) -> Result<SessionCounts, sqlx::Error> {
 /// The counts of every release of a project with sessions, all time (from the totals the
 /// writer keeps: one row per release), with each release's sessions of the last 24 hours.
 pub async fn all_release_counts(
-    conn: &mut AnyConnection,
+    sessions: &AnyPool,
+    crashes: &AnyPool,
     project_id: i64,
     day_ago: i64,
 ) -> Result<std::collections::HashMap<String, (SessionCounts, i64)>, sqlx::Error> {
@@ -323,7 +326,7 @@ pub async fn all_release_counts(
          crashed_users FROM session_releases WHERE project_id = $1",
     )
     .bind(project_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(sessions)
     .await?;
     for row in &totals {
         all.insert(row.try_get("release")?, (totals_row(row)?, 0));
@@ -334,7 +337,7 @@ pub async fn all_release_counts(
     )
     .bind(project_id)
     .bind(day_ago - day_ago.rem_euclid(3600))
-    .fetch_all(&mut *conn)
+    .fetch_all(sessions)
     .await?;
     for row in &recent {
         let release: String = row.try_get("release")?;
@@ -347,7 +350,7 @@ pub async fn all_release_counts(
          AND release IS NOT NULL GROUP BY release",
     )
     .bind(project_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(crashes)
     .await?;
     for row in &reports {
         let release: String = row.try_get("release")?;
