@@ -47,8 +47,12 @@ PROFILE = os.environ.get("COMPARE_PROFILE", "release")
 PROFILE_DIR = "release" if PROFILE in ("release", "bench") else PROFILE
 # COMPARE_SERVER=PATH runs that faultline binary instead (an earlier version, built apart).
 FL = os.environ.get("COMPARE_SERVER") or os.path.join(ROOT, "target", PROFILE_DIR, "faultline")
-# The load generator (benches/load.rs) run through cargo, in the same profile as the server.
+# The load generator (benches/load.rs) run through cargo, in the same profile as the server;
+# COMPARE_LOAD=PATH runs that binary instead (built once with `cargo bench --bench load
+# --no-run`, so editing the tree between alternating runs does not rebuild it in each).
 LOAD = ["cargo", "bench", "--quiet", "--profile", "bench" if PROFILE == "release" else PROFILE, "--bench", "load"]
+# How to run it: its arguments follow.
+LOAD_RUN = [os.environ["COMPARE_LOAD"]] if os.environ.get("COMPARE_LOAD") else [*LOAD, "--"]
 MDSW = os.path.join(ROOT, "target", "mdsw", "bin", "minidump-stackwalk")
 RUNS = 7
 CONNECTIONS = 32  # concurrent uploads to the server, as during a crash spike
@@ -310,7 +314,7 @@ def main():
             with open(request_file, "wb") as f:
                 f.write(request)
             load = subprocess.run(
-                [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/v1/symbolicate", "--connections", "1",
+                [*LOAD_RUN, "--url", f"http://127.0.0.1:{port}/api/v1/symbolicate", "--connections", "1",
                  "--latency", "2000", "--warmup", "200", "--token", TOKEN[0], request_file],
                 cwd=ROOT, check=True, capture_output=True, text=True,
             )
@@ -332,7 +336,7 @@ def crash_throughput(server, port, paths, duration):
     the load generator's report."""
     cpu_before = cpu_seconds(server.pid)
     load = subprocess.run(
-        [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
+        [*LOAD_RUN, "--url", f"http://127.0.0.1:{port}/api/v1/minidump",
          "--seconds", str(duration), "--connections", str(CONNECTIONS), "--token", TOKEN[0], *paths],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
@@ -346,7 +350,7 @@ def session_load(server, port, seconds, beside):
     updates committed, the server's and the sender's CPU seconds, and what `beside` returned."""
     server_before = cpu_seconds(server.pid)
     sender = subprocess.Popen(
-        [*LOAD, "--", "--url", f"http://127.0.0.1:{port}/api/1/envelope/", "--sessions",
+        [*LOAD_RUN, "--url", f"http://127.0.0.1:{port}/api/1/envelope/", "--sessions",
          "--rate", str(SESSION_RATE / 10), "--connections", "32", "--seconds", str(seconds)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )

@@ -131,6 +131,13 @@ fn form(dump: &[u8]) -> Vec<u8> {
 
 /// Envelope `n` of connection `worker`: 10 sessions begun (`n` even) or ended (`n` odd: the
 /// first crashed, the rest exited), each with its own `sid`, users spread over 5,000.
+/// Today, 00:00 UTC, as a session's `started`: updates of sessions that started more than five
+/// days ago are dropped, so the load's sessions start today.
+fn today() -> &'static str {
+    static TODAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TODAY.get_or_init(|| format!("{}T00:00:00Z", time::OffsetDateTime::now_utc().date()))
+}
+
 fn session_envelope(worker: usize, n: usize) -> bytes::Bytes {
     let init = n % 2 == 0;
     let mut body = String::from("{}\n");
@@ -141,9 +148,10 @@ fn session_envelope(worker: usize, n: usize) -> bytes::Bytes {
             (false, _) => "exited",
         };
         let item = format!(
-            r#"{{"sid":"w{worker}-{}-{k}","did":"u{}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"bench@1.0","environment":"production"}}}}"#,
+            r#"{{"sid":"w{worker}-{}-{k}","did":"u{}","init":{init},"started":"{}","status":"{status}","attrs":{{"release":"bench@1.0","environment":"production"}}}}"#,
             n / 2,
-            (n * 10 + k) % 5000
+            (n * 10 + k) % 5000,
+            today()
         );
         body.push_str(&format!(
             "{{\"type\":\"session\",\"length\":{}}}\n{item}\n",

@@ -162,8 +162,10 @@ def main():
     modes = {"sync": profile_sync, "drain": profile_drain, "sessions": profile_sessions}
     if mode not in modes:
         raise SystemExit("usage: python3 benches/profile_server.py [sync|drain|sessions] [SECONDS]")
-    subprocess.run(["cargo", "build", "--profile", compare.PROFILE, "--quiet"], cwd=compare.ROOT, check=True)
-    subprocess.run([*compare.LOAD, "--no-run"], cwd=compare.ROOT, check=True)
+    if not os.environ.get("COMPARE_SERVER"):
+        subprocess.run(["cargo", "build", "--profile", compare.PROFILE, "--quiet"], cwd=compare.ROOT, check=True)
+    if not os.environ.get("COMPARE_LOAD"):
+        subprocess.run([*compare.LOAD, "--no-run"], cwd=compare.ROOT, check=True)
     with tempfile.TemporaryDirectory() as work:
         print(modes[mode](seconds, work))
     stage_tree()

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from compare import FL, LOAD, PROFILE, free_port
+from compare import FL, LOAD, LOAD_RUN, PROFILE, free_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.path.abspath(os.path.join(ROOT, "..", "shared", "fixtures"))
@@ -96,7 +96,7 @@ class Server:
         return m.get('faultline_ingest_queue{state="queued"}', 0.0) + m.get('faultline_ingest_queue{state="processing"}', 0.0)
 
     def load(self, path, seconds, form=False, rate=None):
-        args = [*LOAD, "--", "--url", f"http://127.0.0.1:{self.port}{path}",
+        args = [*LOAD_RUN, "--url", f"http://127.0.0.1:{self.port}{path}",
                 "--seconds", str(seconds), "--connections", str(CONNECTIONS), "--token", self.token]
         if form:
             args.append("--form")
@@ -244,7 +244,8 @@ def main():
     if set(databases) - {"sqlite", "postgres"}:
         raise SystemExit("usage: python3 benches/queue_path.py [sqlite] [postgres]")
     subprocess.run(["cargo", "build", "--profile", PROFILE, "--quiet"], cwd=ROOT, check=True)
-    subprocess.run([*LOAD, "--no-run"], cwd=ROOT, check=True)
+    if not os.environ.get("COMPARE_LOAD"):
+        subprocess.run([*LOAD, "--no-run"], cwd=ROOT, check=True)
     pg_root = tempfile.mkdtemp() if "postgres" in databases else None
     pg_port = start_postgres(pg_root) if pg_root else None
     try:

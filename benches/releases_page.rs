@@ -35,7 +35,7 @@ async fn main() {
         .await
         .unwrap();
     let cookie = state.registry.start_session(&token).await.unwrap().secret;
-    let pool = state.index.pool().clone();
+    let pool = state.index.sessions_pool().clone();
     let now = faultline::clock::now();
     let start = now - now.rem_euclid(3600) - HOURS * 3600;
     let filled = Instant::now();

@@ -18,6 +18,13 @@ use faultline::server::BoundServer;
 const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 10;
 
+/// Today, 00:00 UTC, as a session's `started`: updates of sessions that started more than five
+/// days ago are dropped, so the load's sessions start today.
+fn today() -> &'static str {
+    static TODAY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TODAY.get_or_init(|| format!("{}T00:00:00Z", time::OffsetDateTime::now_utc().date()))
+}
+
 /// One session item (as its envelope line pair).
 fn item(sid: u64, init: bool, crashed: bool, users: u64) -> String {
     let status = if init {
@@ -28,8 +35,9 @@ fn item(sid: u64, init: bool, crashed: bool, users: u64) -> String {
         "exited"
     };
     let payload = format!(
-        r#"{{"sid":"s-{sid}","did":"u-{}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"game@2.1.{}","environment":"production"}}}}"#,
+        r#"{{"sid":"s-{sid}","did":"u-{}","init":{init},"started":"{}","status":"{status}","attrs":{{"release":"game@2.1.{}","environment":"production"}}}}"#,
         sid % users,
+        today(),
         sid % 3
     );
     format!(

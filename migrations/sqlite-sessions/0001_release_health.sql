@@ -1,8 +1,8 @@
 -- Release health's tables (docs/HEALTH.md), in a SQLite file of their own beside the index
 -- (`index-sessions.sqlite`): session updates outnumber crashes a hundred to one, and SQLite has
 -- one writer per file, so the session writer commits here without holding the connection the
--- crash index commits on. Their Postgres twins are in migrations/postgres (0017, 0018), in the
--- one database; an index opened before this file existed has its session rows moved here once
+-- crash index commits on. Their Postgres twins are in migrations/postgres (0017, 0018, 0023),
+-- in the one database; an index opened before this file existed has its session rows moved here once
 -- (`CrashIndex::open`). Later changes to these tables are migrations in this folder.
 
 -- Sessions counted per project, release, environment and hour.
@@ -37,7 +37,9 @@ CREATE TABLE session_states (
     updated_at   BIGINT NOT NULL,
     PRIMARY KEY (project_id, sid)
 );
-CREATE INDEX session_states_updated ON session_states (updated_at);
+-- By hour: states are deleted once no update of them can be counted any more
+-- (`CrashIndex::prune_session_states`).
+CREATE INDEX session_states_hour ON session_states (hour);
 
 -- The distinct users (Sentry's `did`) of a user set, with whether one crashed, kept exactly up
 -- to a limit (a set: a release's users in one environment and day, or all time: environment ''

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::group::index::sessions::SESSION_MAX_AGE_SECS;
 use crate::retention::{run as run_retention, RetentionPolicy, RetentionReport, RetentionStores};
 
 /// `faultline retention` flags.
@@ -129,6 +130,11 @@ fn text(report: &RetentionReport) -> String {
     out.push_str(&format!(
         "leftovers of unfinished uploads: {verb} {}\n",
         report.leftover_count
+    ));
+    out.push_str(&format!(
+        "session states past the {}-day update limit: {verb} {}\n",
+        SESSION_MAX_AGE_SECS / 86_400,
+        report.session_state_count
     ));
     let listed = report.symbol_files.len() + report.payloads.len();
     if listed < report.symbol_file_count + report.payload_count {

@@ -12,6 +12,7 @@ mod users;
 
 use sqlx::AnyPool;
 
+use crate::group::index::sessions::SESSION_MAX_AGE_SECS;
 use crate::group::index::CrashIndex;
 
 use record::Recorder;
@@ -50,7 +51,23 @@ impl Health {
     }
 
     /// Records a request's session items; returns once they are committed.
-    pub async fn record(&self, project_id: i64, items: SessionItems) -> Result<(), HealthError> {
+    /// Updates and aggregates of sessions that started more than `SESSION_MAX_AGE_SECS` ago
+    /// are dropped (counted in `/metrics`), as Relay drops them: their session's state may be
+    /// gone, and counting them could count the session twice.
+    pub async fn record(
+        &self,
+        project_id: i64,
+        mut items: SessionItems,
+    ) -> Result<(), HealthError> {
+        let oldest = crate::clock::now() - SESSION_MAX_AGE_SECS;
+        let arrived = items.updates.len() + items.buckets.len();
+        items.updates.retain(|u| u.started >= oldest);
+        items.buckets.retain(|b| b.started >= oldest);
+        let dropped = arrived - items.updates.len() - items.buckets.len();
+        if dropped > 0 {
+            metrics::counter!("faultline_ingest_items_dropped_total", "type" => "session_too_old")
+                .increment(dropped as u64);
+        }
         if items.is_empty() {
             return Ok(());
         }

@@ -284,8 +284,7 @@ async fn apply(
     release_totals(&changes, &users, &mut saves);
     saves.run(&mut tx).await?;
     tx.commit().await?;
-    // How long the batch held its transaction: on SQLite, the database's one connection, which
-    // the crash index's commits wait for meanwhile.
+    // How long the batch held its transaction (on SQLite, the session file's one connection).
     metrics::histogram!("faultline_session_transaction_seconds")
         .record(held.elapsed().as_secs_f64());
     Ok(())

@@ -3,7 +3,8 @@
 //! (counted from their upload when none ever did), crash
 //! payloads received more than `retention.payload_days` ago (the crash's row, counts and group
 //! stay), and, always, what uploads that never finished left behind (sentry-cli chunks unused
-//! for a day, symupload uploads past their hour). `faultline retention` and the server's
+//! for a day, symupload uploads past their hour) and the states of sessions no update can be
+//! counted for any more (release health's hourly counts stay). `faultline retention` and the server's
 //! periodic job both call [`run`]; a dry run reports the same without deleting anything.
 
 use std::collections::{BTreeSet, HashMap};
@@ -99,6 +100,8 @@ pub struct RetentionReport {
     pub leftover_count: usize,
     /// The first [`LISTED`] of their keys.
     pub leftovers: Vec<String>,
+    /// How many session states are past the age after which updates are dropped.
+    pub session_state_count: u64,
     /// Bytes freed (or to be freed).
     pub bytes: u64,
     #[serde(skip)]
@@ -164,6 +167,7 @@ pub async fn run(
         payloads: Vec::new(),
         leftover_count: 0,
         leftovers: Vec::new(),
+        session_state_count: 0,
         bytes: 0,
         modules: BTreeSet::new(),
     };
@@ -181,6 +185,10 @@ pub async fn run(
         .await?;
     }
     leftovers(stores, now, dry_run, &mut report).await?;
+    report.session_state_count = stores
+        .index
+        .prune_session_states(i64::try_from(now).unwrap_or(i64::MAX), dry_run)
+        .await?;
     if !dry_run {
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         stores.index.sweep_missing_symbol_sets(now).await?;
@@ -374,6 +382,7 @@ pub fn record_metrics(report: &RetentionReport) {
         ("symbol_files", report.symbol_file_count),
         ("payloads", report.payload_count),
         ("leftovers", report.leftover_count),
+        ("session_states", report.session_state_count as usize),
     ] {
         metrics::counter!("faultline_retention_deleted_total", "kind" => kind)
             .increment(count as u64);

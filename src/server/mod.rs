@@ -151,7 +151,7 @@ async fn fetched_files_job(
 }
 
 /// Runs retention every `retention.interval_secs` (the configured policies, and always the
-/// leftovers of unfinished uploads); this node's module caches forget deleted debug files,
+/// leftovers of unfinished uploads and the session states no update can reach); this node's module caches forget deleted debug files,
 /// other nodes hear of them through the cluster's change log.
 async fn retention_job(state: App) {
     let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
@@ -173,11 +173,12 @@ async fn retention_job(state: App) {
                     }
                 }
                 crate::retention::record_metrics(&report);
-                if report.bytes > 0 {
+                if report.bytes > 0 || report.session_state_count > 0 {
                     tracing::info!(
                         symbol_files = report.symbol_file_count,
                         payloads = report.payload_count,
                         leftovers = report.leftover_count,
+                        session_states = report.session_state_count,
                         bytes = report.bytes,
                         "retention deleted what was past its age"
                     );

@@ -230,13 +230,15 @@ async fn every_acknowledged_session_survives_kill_9(db: Db) {
     let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut senders = Vec::new();
+    let (yesterday, _) = common::days_ago_at_ten(1);
     for c in 0..16u64 {
         let (url, acknowledged, sent) = (url.clone(), acknowledged.clone(), sent.clone());
+        let yesterday = yesterday.clone();
         senders.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             for n in 0.. {
                 let session = |init: bool, status: &str| {
-                    format!(r#"{{"sid":"k-{c}-{n}","did":"u{c}","init":{init},"started":"2026-12-05T10:00:00Z","status":"{status}","attrs":{{"release":"kill@1"}}}}"#)
+                    format!(r#"{{"sid":"k-{c}-{n}","did":"u{c}","init":{init},"started":"{yesterday}","status":"{status}","attrs":{{"release":"kill@1"}}}}"#)
                 };
                 let mut body = b"{}\n".to_vec();
                 for payload in [session(true, "ok"), session(false, "exited")] {

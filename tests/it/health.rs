@@ -15,8 +15,10 @@ async fn send_items(server: &TestServer, items: &[(&str, Value)]) {
     assert_eq!(status, 200, "{reply}");
 }
 
+/// A session update of a session that started yesterday at 10:00 UTC.
 fn update(sid: &str, did: &str, init: bool, status: &str, release: &str) -> Value {
-    json!({"sid": sid, "did": did, "init": init, "started": "2026-12-05T10:00:00Z", "status": status, "attrs": {"release": release, "environment": "production"}})
+    let (yesterday, _) = common::days_ago_at_ten(1);
+    json!({"sid": sid, "did": did, "init": init, "started": yesterday, "status": status, "attrs": {"release": release, "environment": "production"}})
 }
 
 async fn health(server: &TestServer, release: &str) -> Value {
@@ -221,7 +223,7 @@ async fn session_updates_count_once_in_any_order(db: Db) {
     assert!(row.contains("<td class=\"num\">2</td><td class=\"num\">50.00 %</td><td class=\"num\">50.00 %</td>"), "{row}");
     let hours = h["hours"].as_array().unwrap();
     assert_eq!(hours.len(), 1);
-    assert_eq!(hours[0]["hour"], 1_796_464_800);
+    assert_eq!(hours[0]["hour"], common::days_ago_at_ten(1).1);
     // Bad items are refused with a reason, and nothing of the envelope is counted.
     let body = b"{}\n{\"type\":\"session\"}\n{\"sid\":\"x\",\"attrs\":{}}\n".to_vec();
     let (status, reply) = post(&server, "/api/1/envelope/", Some("application/x-sentry-envelope"), &[("x-sentry-auth", "Sentry sentry_key=public")], body).await;
@@ -229,7 +231,7 @@ async fn session_updates_count_once_in_any_order(db: Db) {
     assert!(reply.contains("attrs.release"), "{reply}");
     // Hostile items: negative or absurd counts, a release with control characters, a date that
     // is not one, too many buckets; each refused with its reason, none counted.
-    let bucket = |exited: i64| json!({"started": "2026-12-05T10:00:00Z", "exited": exited});
+    let bucket = |exited: i64| json!({"started": common::days_ago_at_ten(1).0, "exited": exited});
     let hostile = [
         json!({"attrs": {"release": "2.0.0"}, "aggregates": [bucket(-5)]}),
         json!({"attrs": {"release": "2.0.0"}, "aggregates": [bucket(5_000_000)]}),
@@ -436,10 +438,11 @@ async fn users_past_the_exact_limit_are_estimated_within_the_bound(db: Db) {
     };
     let session = |i: usize, day: &str, crashed: bool| {
         let status = if crashed { "crashed" } else { "exited" };
-        json!({"sid": format!("s-{day}-{i}"), "did": format!("player-{i}"), "init": true, "started": format!("{day}T10:00:00Z"), "status": status, "attrs": {"release": "big@1.0", "environment": "production"}})
+        json!({"sid": format!("s-{day}-{i}"), "did": format!("player-{i}"), "init": true, "started": day, "status": status, "attrs": {"release": "big@1.0", "environment": "production"}})
     };
-    let mut updates: Vec<Value> = (0..12_000).map(|i| session(i, "2026-12-04", i % 80 == 0)).collect();
-    updates.extend((6_000..24_000).map(|i| session(i, "2026-12-05", i >= 12_000 && i % 80 == 0)));
+    let ((before, _), (yesterday, yesterday_at)) = (common::days_ago_at_ten(2), common::days_ago_at_ten(1));
+    let mut updates: Vec<Value> = (0..12_000).map(|i| session(i, &before, i % 80 == 0)).collect();
+    updates.extend((6_000..24_000).map(|i| session(i, &yesterday, i >= 12_000 && i % 80 == 0)));
     let envelopes: Vec<Vec<(&str, Value)>> = updates.chunks(100).map(|c| c.iter().map(|u| ("session", u.clone())).collect()).collect();
     let servers: Vec<&TestServer> = std::iter::once(&server).chain(second.as_ref()).collect();
     for wave in envelopes.chunks(8) {
@@ -459,7 +462,7 @@ async fn users_past_the_exact_limit_are_estimated_within_the_bound(db: Db) {
     within(&h["users"], 24_000.0);
     within(&h["crashed_users"], 300.0);
     assert_eq!(h["users_estimated"], true, "{h}");
-    let (_, day) = server.get_json(&format!("/api/v1/releases/big@1.0/health?project=default&environment=production&since={}", 1_796_428_800)).await;
+    let (_, day) = server.get_json(&format!("/api/v1/releases/big@1.0/health?project=default&environment=production&since={}", yesterday_at - 36_000)).await;
     assert_eq!(day["sessions"], 18_000, "{day}");
     within(&day["users"], 18_000.0);
     within(&day["crashed_users"], 150.0);

@@ -1,7 +1,7 @@
 //! Retention with a fake clock, on both databases: debug files (and JavaScript files and maps) no
 //! crash used within the period go and the ones a crash (or an event) used stay; old crash payloads go while the crash, its counts and its
-//! group stay; leftovers of unfinished uploads go; a dry run reports all of it and deletes
-//! nothing. The store and index are opened beside the running server, as `faultline
+//! group stay; leftovers of unfinished uploads go; session states past the update age go while
+//! the release's counts stay; a dry run reports all of it and deletes nothing. The store and index are opened beside the running server, as `faultline
 //! retention` opens them.
 
 use crate::common;
@@ -291,5 +291,44 @@ on_both_databases! {
         assert_eq!(rows(&state, "crash_missing_symbol_sets").await, 0);
         assert_eq!(rows(&state, "missing_symbol_sets").await, 0);
         assert_eq!(rows(&state, "missing_symbol_set_modules").await, 0);
+    }
+}
+
+on_both_databases! {
+    /// Updates and aggregates of sessions that started more than five days ago are dropped as
+    /// they arrive (the envelope still accepted); retention deletes a session's state once its
+    /// hour is past that age, and the release's counts stay.
+    async fn old_sessions_are_dropped_and_their_states_pruned(db: Db) {
+        let Some(server) = TestServer::start_on(db, |_| {}).await else {
+            return;
+        };
+        let state = App::open(server.config.clone()).await.unwrap();
+        let session = |sid: &str, days: i64, status: &str| {
+            ("session", serde_json::json!({"sid": sid, "did": sid, "init": true, "started": common::days_ago_at_ten(days).0, "status": status, "attrs": {"release": "3.0.0"}}))
+        };
+        let old_bucket = serde_json::json!({"attrs": {"release": "3.0.0"}, "aggregates": [{"started": common::days_ago_at_ten(6).0, "exited": 5}]});
+        let items = [session("fresh", 1, "exited"), session("four", 4, "crashed"), session("six", 6, "crashed"), ("sessions", old_bucket)];
+        let (status, reply) = common::send_envelope_items(&server, &items).await;
+        assert_eq!(status, 200, "{reply}");
+        let counts = || async {
+            let (status, h) = server.get_json("/api/v1/releases/3.0.0/health?project=default").await;
+            assert_eq!(status, 200, "{h}");
+            (h["sessions"].as_i64(), h["crashed"].as_i64(), h["users"].as_i64())
+        };
+        assert_eq!(counts().await, (Some(2), Some(1), Some(2)), "the six-day-old session and bucket are not counted");
+        assert!(server.metrics().await.contains("faultline_ingest_items_dropped_total{type=\"session_too_old\"}"));
+
+        // A day and a half from now, the four-day-old session's hour is past the limit; the
+        // fresh one's is not.
+        let later = common::now() as u64 + DAY * 3 / 2;
+        assert_eq!(retention(&state, None, None, later, true).await.session_state_count, 1, "dry run");
+        assert_eq!(retention(&state, None, None, later, false).await.session_state_count, 1);
+        assert_eq!(retention(&state, None, None, later, true).await.session_state_count, 0, "pruned");
+        assert_eq!(counts().await, (Some(2), Some(1), Some(2)), "the release's counts stay");
+        // Which state went: today (the real clock) an update of each is still accepted; the
+        // pruned one counts again, the kept one does not.
+        let (status, reply) = common::send_envelope_items(&server, &[session("fresh", 1, "exited"), session("four", 4, "exited")]).await;
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(counts().await.0, Some(3), "only the pruned session was counted again");
     }
 }

@@ -1,12 +1,17 @@
 //! What retention asks of the crash index: when each module's debug files last symbolicated a
 //! crash, which crashes still hold a payload past its age, and marking those payloads deleted
-//! (the crash row, its counts and its group stay).
+//! (the crash row, its counts and its group stay); and the session states no update can
+//! reach any more.
 
 use std::collections::HashMap;
 
 use sqlx::Row;
 
+use super::sessions::SESSION_MAX_AGE_SECS;
 use super::{placeholders, CrashIndex, IndexError};
+
+/// Session states deleted per transaction (on SQLite the session writer waits meanwhile).
+const PRUNE_CHUNK: i64 = 5_000;
 
 /// A crash whose payload (dumps, attachments, processed result) is past its age.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,5 +137,37 @@ impl CrashIndex {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Deletes the states of sessions whose updates can no longer be counted at `now` (started
+    /// more than `SESSION_MAX_AGE_SECS` before it: every update of them is dropped as it
+    /// arrives), a chunk per transaction; with `dry_run` only counts them. Their hours, users
+    /// and totals stay. Returns how many.
+    pub async fn prune_session_states(&self, now: i64, dry_run: bool) -> Result<u64, IndexError> {
+        // A state's hour is its start's, rounded down: the whole hour must be past the limit.
+        let last_hour = now - SESSION_MAX_AGE_SECS - 3_600;
+        if dry_run {
+            let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM session_states WHERE hour <= $1")
+                .bind(last_hour)
+                .fetch_one(&self.sessions)
+                .await?
+                .try_get("n")?;
+            return Ok(n.max(0) as u64);
+        }
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM session_states WHERE (project_id, sid) IN (SELECT project_id, sid \
+                 FROM session_states WHERE hour <= $1 LIMIT $2)",
+            )
+            .bind(last_hour)
+            .bind(PRUNE_CHUNK)
+            .execute(&self.sessions)
+            .await?;
+            pruned += done.rows_affected();
+            if done.rows_affected() < PRUNE_CHUNK as u64 {
+                return Ok(pruned);
+            }
+        }
     }
 }

@@ -7,6 +7,11 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::user_sketch::{register_of, Histogram, ALL_TIME, EXACT_USERS, REGISTERS};
 
+/// How long after it started a session's updates are still counted (Relay's limit): later
+/// ones are dropped as they arrive, so a session's state (what makes its updates count once)
+/// can be deleted once its hour is this far behind (`CrashIndex::prune_session_states`).
+pub const SESSION_MAX_AGE_SECS: i64 = 5 * 86_400;
+
 /// What a release's sessions say, over a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCounts {

@@ -779,6 +779,19 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// 10:00 UTC `days` days before today: as a session's `started` (RFC 3339) and in Unix seconds.
+/// Updates of sessions that started more than five days ago are dropped, so tests date their
+/// sessions from today.
+pub fn days_ago_at_ten(days: i64) -> (String, i64) {
+    let date = time::OffsetDateTime::now_utc().date() - time::Duration::days(days);
+    let at = date
+        .with_hms(10, 0, 0)
+        .unwrap()
+        .assume_utc()
+        .unix_timestamp();
+    (format!("{date}T10:00:00Z"), at)
+}
+
 /// Posts an envelope of JSON items (`type`, payload) as a Sentry SDK does (`X-Sentry-Auth`,
 /// the default project's public key); its status and answer.
 pub async fn send_envelope_items(
