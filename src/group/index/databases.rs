@@ -24,11 +24,6 @@ const SESSION_TABLES: [&str; 6] = [
     "session_user_sketches",
 ];
 
-/// Connections to the Postgres database the session writer and release-health reads share
-/// (apart from the index's sixteen, so a crash transaction reading session counts for an alert
-/// rule never waits for a connection another crash transaction holds).
-const POSTGRES_SESSION_CONNECTIONS: u32 = 4;
-
 /// A pool on `url`, with the per-connection settings SQLite needs.
 pub(super) async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<AnyPool, sqlx::Error> {
     let sqlite = dialect == Dialect::Sqlite;
@@ -60,14 +55,16 @@ pub(super) async fn connect(url: &str, dialect: Dialect, max: u32) -> Result<Any
 
 /// Opens (creating and migrating) where session counts are written, for the index at `url`
 /// whose pool is `index` (migrated): on SQLite the file beside it, with any session rows the
-/// index still holds moved there; on Postgres a few connections of the same database.
+/// index still holds moved there; on Postgres the index's own pool (a pool of its own there made
+/// the session writer's batches hold their transactions several times longer beside a crash
+/// load, and fall behind the updates: docs/PERFORMANCE.md).
 pub(super) async fn open_sessions(
     url: &str,
     dialect: Dialect,
     index: &AnyPool,
 ) -> Result<AnyPool, IndexError> {
     match dialect {
-        Dialect::Postgres => Ok(connect(url, dialect, POSTGRES_SESSION_CONNECTIONS).await?),
+        Dialect::Postgres => Ok(index.clone()),
         Dialect::Sqlite => {
             let url = sessions_url(url);
             // One connection: SQLite's one writer per file (and an in-memory database).
