@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Health, HealthError};
-use crate::group::index::sessions::{all_release_counts, percent, session_counts};
+use crate::group::index::sessions::{all_release_counts, percent, session_counts, CountSources};
 
 /// Which sessions a health figure covers.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +99,14 @@ pub struct GroupRate {
 }
 
 impl Health {
+    /// Where release counts are read.
+    fn sources(&self) -> CountSources<'_> {
+        CountSources {
+            sessions: &self.sessions,
+            crashes: &self.crashes,
+        }
+    }
+
     /// A release's health, with the previous release's beside it.
     pub async fn release_health(
         &self,
@@ -123,25 +131,10 @@ impl Health {
     ) -> Result<ReleaseHealth, HealthError> {
         let since = query.since.unwrap_or(0);
         let env = query.environment.clone().unwrap_or_default();
-        let counts = session_counts(
-            &self.sessions,
-            &self.crashes,
-            project_id,
-            release,
-            &env,
-            since,
-        )
-        .await?;
-        let points = hour_points(
-            &self.sessions,
-            &self.crashes,
-            project_id,
-            release,
-            &env,
-            since,
-            counts.ended == 0,
-        )
-        .await?;
+        let sources = self.sources();
+        let counts = session_counts(sources, project_id, release, &env, since).await?;
+        let usage = counts.ended == 0;
+        let points = hour_points(sources, project_id, release, &env, since, usage).await?;
         Ok(ReleaseHealth {
             release: release.to_owned(),
             crash_free_sessions: counts.crash_free_sessions(),
@@ -212,7 +205,7 @@ impl Health {
     /// from the totals the writer keeps (one row per release) and the last 24 hours.
     pub async fn summaries(&self, project_id: i64) -> Result<Vec<HealthSummary>, HealthError> {
         let day_ago = crate::clock::now() - 86_400;
-        let all = all_release_counts(&self.sessions, &self.crashes, project_id, day_ago).await?;
+        let all = all_release_counts(self.sources(), project_id, day_ago).await?;
         let total_recent: i64 = all.values().map(|(_, recent)| recent).sum();
         let mut summaries: Vec<HealthSummary> = all
             .into_iter()
@@ -311,10 +304,8 @@ impl Health {
 
 /// A release's sessions and crashed sessions per hour. For usage (sessions without statuses)
 /// the crashed ones are the hour's crash reports, at most one per session, as in its figures.
-#[allow(clippy::too_many_arguments)]
 async fn hour_points(
-    sessions: &sqlx::AnyPool,
-    crashes: &sqlx::AnyPool,
+    CountSources { sessions, crashes }: CountSources<'_>,
     project_id: i64,
     release: &str,
     environment: &str,

@@ -74,10 +74,19 @@ pub fn percent(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| (100.0 * part as f64 / whole as f64 * 1000.0).round() / 1000.0)
 }
 
+/// Where a release's counts are read: the session tables and the crash index (on SQLite two
+/// files, `CrashIndex::sessions_pool` and `CrashIndex::pool`).
+#[derive(Clone, Copy)]
+pub struct CountSources<'a> {
+    /// The session tables.
+    pub sessions: &'a AnyPool,
+    /// The crash index.
+    pub crashes: &'a AnyPool,
+}
+
 /// The counts of `release` in `environment` (`""`: all) since `since` (Unix seconds).
 pub async fn session_counts(
-    sessions: &AnyPool,
-    crashes: &AnyPool,
+    CountSources { sessions, crashes }: CountSources<'_>,
     project_id: i64,
     release: &str,
     environment: &str,
@@ -320,8 +329,7 @@ fn totals_row(row: &sqlx::any::AnyRow) -> Result<SessionCounts, sqlx::Error> {
 /// The counts of every release of a project with sessions, all time (from the totals the
 /// writer keeps: one row per release), with each release's sessions of the last 24 hours.
 pub async fn all_release_counts(
-    sessions: &AnyPool,
-    crashes: &AnyPool,
+    CountSources { sessions, crashes }: CountSources<'_>,
     project_id: i64,
     day_ago: i64,
 ) -> Result<std::collections::HashMap<String, (SessionCounts, i64)>, sqlx::Error> {
