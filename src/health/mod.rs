@@ -19,6 +19,9 @@ use record::Recorder;
 use session::SessionItems;
 pub use stats::{GroupRate, HealthQuery, HealthSummary, HourPoint, ReleaseHealth};
 
+/// How far ahead of the server's clock a session may say it started.
+const SESSION_MAX_AHEAD_SECS: i64 = 86_400;
+
 /// Why release health failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
@@ -53,19 +56,22 @@ impl Health {
     /// Records a request's session items; returns once they are committed.
     /// Updates and aggregates of sessions that started more than `SESSION_MAX_AGE_SECS` ago
     /// are dropped (counted in `/metrics`), as Relay drops them: their session's state may be
-    /// gone, and counting them could count the session twice.
+    /// gone, and counting them could count the session twice. So are those that start more
+    /// than a day from now (a clock that wrong says nothing true, and their states would wait
+    /// that long to be pruned).
     pub async fn record(
         &self,
         project_id: i64,
         mut items: SessionItems,
     ) -> Result<(), HealthError> {
-        let oldest = crate::clock::now() - SESSION_MAX_AGE_SECS;
+        let now = crate::clock::now();
+        let counted = (now - SESSION_MAX_AGE_SECS)..=(now + SESSION_MAX_AHEAD_SECS);
         let arrived = items.updates.len() + items.buckets.len();
-        items.updates.retain(|u| u.started >= oldest);
-        items.buckets.retain(|b| b.started >= oldest);
+        items.updates.retain(|u| counted.contains(&u.started));
+        items.buckets.retain(|b| counted.contains(&b.started));
         let dropped = arrived - items.updates.len() - items.buckets.len();
         if dropped > 0 {
-            metrics::counter!("faultline_ingest_items_dropped_total", "type" => "session_too_old")
+            metrics::counter!("faultline_ingest_items_dropped_total", "type" => "session_out_of_time")
                 .increment(dropped as u64);
         }
         if items.is_empty() {

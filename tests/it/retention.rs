@@ -295,8 +295,8 @@ on_both_databases! {
 }
 
 on_both_databases! {
-    /// Updates and aggregates of sessions that started more than five days ago are dropped as
-    /// they arrive (the envelope still accepted); retention deletes a session's state once its
+    /// Updates and aggregates of sessions that started more than five days ago (or start more
+    /// than a day from now) are dropped as they arrive (the envelope still accepted); retention deletes a session's state once its
     /// hour is past that age, and the release's counts stay.
     async fn old_sessions_are_dropped_and_their_states_pruned(db: Db) {
         let Some(server) = TestServer::start_on(db, |_| {}).await else {
@@ -307,7 +307,7 @@ on_both_databases! {
             ("session", serde_json::json!({"sid": sid, "did": sid, "init": true, "started": common::days_ago_at_ten(days).0, "status": status, "attrs": {"release": "3.0.0"}}))
         };
         let old_bucket = serde_json::json!({"attrs": {"release": "3.0.0"}, "aggregates": [{"started": common::days_ago_at_ten(6).0, "exited": 5}]});
-        let items = [session("fresh", 1, "exited"), session("four", 4, "crashed"), session("six", 6, "crashed"), ("sessions", old_bucket)];
+        let items = [session("fresh", 1, "exited"), session("four", 4, "crashed"), session("six", 6, "crashed"), session("ahead", -2, "crashed"), ("sessions", old_bucket)];
         let (status, reply) = common::send_envelope_items(&server, &items).await;
         assert_eq!(status, 200, "{reply}");
         let counts = || async {
@@ -315,8 +315,8 @@ on_both_databases! {
             assert_eq!(status, 200, "{h}");
             (h["sessions"].as_i64(), h["crashed"].as_i64(), h["users"].as_i64())
         };
-        assert_eq!(counts().await, (Some(2), Some(1), Some(2)), "the six-day-old session and bucket are not counted");
-        assert!(server.metrics().await.contains("faultline_ingest_items_dropped_total{type=\"session_too_old\"}"));
+        assert_eq!(counts().await, (Some(2), Some(1), Some(2)), "the six-day-old session and bucket, and the one two days ahead, are not counted");
+        assert!(server.metrics().await.contains("faultline_ingest_items_dropped_total{type=\"session_out_of_time\"}"));
 
         // A day and a half from now, the four-day-old session's hour is past the limit; the
         // fresh one's is not.
