@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use crate::app::App;
 use crate::auth::Scope;
 use crate::http::HttpError;
+use crate::http::{fast_json, project_param, Caller};
 use crate::http::{next_part, read_limited, read_spilling, BodyLimit, UploadBody};
-use crate::http::{project_param, Caller};
 use crate::ingest::{processed_json, RecordError, Recorder};
 use crate::jvm::{SymbolicateJvmRequest, SymbolicateJvmResponse};
-use crate::process::symbolicate::{SymbolicateRequest, SymbolicateResponse};
+use crate::process::symbolicate::SymbolicateRequest;
 
 const SETTING: &str = "limits.max_dump_bytes (FAULTLINE_LIMITS_MAX_DUMP_BYTES)";
 
@@ -140,7 +140,7 @@ pub async fn symbolicate(
     State(state): State<App>,
     caller: Caller,
     request: Request,
-) -> Result<Json<SymbolicateResponse>, HttpError> {
+) -> Result<axum::response::Response, HttpError> {
     caller.require(Scope::SymbolsRead)?;
     let request: SymbolicateRequest = read_request(
         request,
@@ -154,7 +154,7 @@ pub async fn symbolicate(
         std::time::Instant::now() + state.pipeline.processor.symbols_wait(),
     )
     .await;
-    Ok(Json(response))
+    Ok(fast_json(&response, response.json_size_hint()))
 }
 
 /// Handles `POST /api/v1/symbolicate-jvm` (needs `symbols:read`).

@@ -19,15 +19,18 @@ pub struct Addr(pub u64);
 
 impl<'de> Deserialize<'de> for Addr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Addr, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(Addr(n)),
-            Raw::Text(text) => {
+        /// Takes the number or the text as it comes: no buffering of the value to try each
+        /// form in turn (a 100-frame request has a hundred of them).
+        struct AddrVisitor;
+        impl serde::de::Visitor<'_> for AddrVisitor {
+            type Value = Addr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address (0x-prefixed hex or a number)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Addr, E> {
+                Ok(Addr(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Addr, E> {
                 let digits = text.trim();
                 let parsed = match digits
                     .strip_prefix("0x")
@@ -37,18 +40,19 @@ impl<'de> Deserialize<'de> for Addr {
                     None => digits.parse(),
                 };
                 parsed.map(Addr).map_err(|_| {
-                    serde::de::Error::custom(format!(
+                    E::custom(format!(
                         "{text:?} is not an address (use 0x-prefixed hex or a number)"
                     ))
                 })
             }
         }
+        deserializer.deserialize_any(AddrVisitor)
     }
 }
 
 impl Serialize for Addr {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&format!("{:#x}", self.0))
+        serializer.serialize_str(super::view::hex_text(self.0, 1, &mut [0; 18]))
     }
 }
 
@@ -297,6 +301,14 @@ pub struct SymbolicatedStacktrace {
     pub frames: Vec<SymbolicatedFrame>,
 }
 
+impl SymbolicateResponse {
+    /// About how many bytes its JSON takes (a symbolicated frame with a file is ~250).
+    pub fn json_size_hint(&self) -> usize {
+        let frames: usize = self.stacktraces.iter().map(|s| s.frames.len()).sum();
+        256 + 320 * frames + 256 * self.modules.len()
+    }
+}
+
 impl RawModule {
     /// Its debug ID, when it has a usable one.
     fn parsed_debug_id(&self) -> Option<DebugId> {
@@ -369,10 +381,7 @@ pub async fn symbolicate(
                 .collect(),
         })
         .collect();
-    for frame in stacktraces.iter().flat_map(|s| &s.frames) {
-        metrics::counter!("faultline_symbolicated_frames_total", "status" => frame.status.as_str())
-            .increment(1);
-    }
+    count_frames(&stacktraces);
     SymbolicateResponse {
         status: "completed",
         stacktraces,
@@ -394,6 +403,25 @@ pub async fn symbolicate(
                 module,
             })
             .collect(),
+    }
+}
+
+/// Adds the request's frames to `faultline_symbolicated_frames_total`, once per status (a
+/// lookup in the metrics registry per frame was a percent of the route's time).
+fn count_frames(stacktraces: &[SymbolicatedStacktrace]) {
+    let mut counts: Vec<(FrameStatus, u64)> = Vec::new();
+    for frame in stacktraces.iter().flat_map(|s| &s.frames) {
+        match counts
+            .iter_mut()
+            .find(|(status, _)| *status == frame.status)
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.push((frame.status, 1)),
+        }
+    }
+    for (status, n) in counts {
+        metrics::counter!("faultline_symbolicated_frames_total", "status" => status.as_str())
+            .increment(n);
     }
 }
 
@@ -528,4 +556,33 @@ fn dotnet_frame(
     out.lineno = Some(found.line).filter(|l| *l != 0);
     out.lang = found.lang;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_read_as_numbers_or_text_and_written_as_hex() {
+        for (json, value) in [
+            ("4096", 4096),
+            ("\"0x1A\"", 0x1a),
+            ("\" 0X10 \"", 0x10),
+            ("\"4096\"", 4096),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            let addr: Addr = serde_json::from_str(json).unwrap();
+            assert_eq!(addr, Addr(value), "{json}");
+            assert_eq!(
+                serde_json::to_string(&addr).unwrap(),
+                format!("\"{value:#x}\"")
+            );
+        }
+        for bad in ["\"zz\"", "\"0x\"", "-1", "1.5", "null", "[]"] {
+            let error = serde_json::from_str::<Addr>(bad).unwrap_err().to_string();
+            assert!(error.contains("address"), "{bad}: {error}");
+        }
+        let error = serde_json::from_str::<Addr>("\"0xg\"").unwrap_err();
+        assert!(error.to_string().contains("\"0xg\" is not an address"));
+    }
 }

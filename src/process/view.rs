@@ -45,16 +45,22 @@ impl Hex {
     /// holds thousands of addresses; the formatting machinery and serde_json's escaping of
     /// each piece it writes took several times as long).
     fn text<'b>(&self, buf: &'b mut [u8; 18]) -> &'b str {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let significant = (64 - self.value.leading_zeros() as usize).div_ceil(4);
-        let width = significant.max(if self.narrow { 8 } else { 16 });
-        buf[..2].copy_from_slice(b"0x");
-        for i in 0..width {
-            let nibble = (self.value >> (4 * (width - 1 - i))) & 0xf;
-            buf[2 + i] = DIGITS[nibble as usize];
-        }
-        std::str::from_utf8(&buf[..2 + width]).expect("hex digits are ASCII")
+        hex_text(self.value, if self.narrow { 8 } else { 16 }, buf)
     }
+}
+
+/// `value` as `0x` and at least `min_digits` lowercase hex digits (zero-padded), written into
+/// `buf`: what `format!("{:#0w$x}")` gives, without the formatting machinery.
+pub fn hex_text(value: u64, min_digits: usize, buf: &mut [u8; 18]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let significant = (64 - value.leading_zeros() as usize).div_ceil(4);
+    let width = significant.max(min_digits).clamp(1, 16);
+    buf[..2].copy_from_slice(b"0x");
+    for i in 0..width {
+        let nibble = (value >> (4 * (width - 1 - i))) & 0xf;
+        buf[2 + i] = DIGITS[nibble as usize];
+    }
+    std::str::from_utf8(&buf[..2 + width]).expect("hex digits are ASCII")
 }
 
 impl Serialize for Hex {
@@ -302,6 +308,8 @@ mod tests {
         values.extend((0..64).map(|bit| 1u64 << bit));
         values.extend((0..64).map(|bit| (1u64 << bit).wrapping_sub(1) ^ 0x5a5a_5a5a_5a5a_5a5a));
         for value in values {
+            // Unpadded, as raw symbolication echoes addresses.
+            assert_eq!(hex_text(value, 1, &mut [0; 18]), format!("{value:#x}"));
             for narrow in [false, true] {
                 let hex = Hex { value, narrow };
                 let expected = if narrow {
