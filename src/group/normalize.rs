@@ -8,39 +8,56 @@
 //! - lambdas and closures (`{lambda(int)#1}`, `<lambda_3f2a…>`, `{closure#0}` → one spelling),
 //! - anonymous namespaces (`` `anonymous namespace' ``, `{anonymous}`).
 
+use std::borrow::Cow;
+
 /// Normalizes one demangled function name.
+///
+/// Each step copies the name only when it changes it: most steps only cut a prefix or a
+/// suffix, and most names have no template, lambda or odd spacing (this runs for every frame
+/// of every signature).
 pub fn normalize(name: &str) -> String {
-    let mut name = name.trim().to_owned();
+    let name = name.trim();
     if name.starts_with("-[") || name.starts_with("+[") {
         // Objective-C selectors carry no parameters or templates to strip.
-        return collapse_spaces(&name);
+        return collapse_spaces(name).into_owned();
     }
-    // Most names have neither spelling: `replace` would copy them twice to find nothing.
-    if name.contains(['`', '{']) {
-        name = name
-            .replace("`anonymous namespace'", "(anonymous namespace)")
-            .replace("{anonymous}", "(anonymous namespace)");
-    }
-    name = strip_rust_hash(&name);
-    name = strip_trailing(&name);
-    name = strip_calling_convention(&name);
-    name = replace_lambdas(&name);
-    name = collapse_templates(&name);
-    name = strip_return_type(&name);
-    collapse_spaces(&name)
+    let name: Cow<str> = if name.contains(['`', '{']) {
+        Cow::Owned(
+            name.replace("`anonymous namespace'", "(anonymous namespace)")
+                .replace("{anonymous}", "(anonymous namespace)"),
+        )
+    } else {
+        Cow::Borrowed(name)
+    };
+    let name = strip_calling_convention(strip_trailing(strip_rust_hash(&name)));
+    let name = replace_lambdas(name);
+    let name = collapse_templates(&name);
+    collapse_spaces(strip_return_type(&name)).into_owned()
 }
 
-fn collapse_spaces(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Runs of whitespace become one space; none at either end.
+fn collapse_spaces(s: &str) -> Cow<'_, str> {
+    let single = !s.starts_with(char::is_whitespace)
+        && !s.ends_with(char::is_whitespace)
+        && !s
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+        && !s.chars().any(|c| c.is_whitespace() && c != ' ');
+    if single {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
 }
 
 /// `core::panicking::panic_fmt::h1a2b3c4d5e6f7a8b` → `core::panicking::panic_fmt`.
-fn strip_rust_hash(name: &str) -> String {
+fn strip_rust_hash(name: &str) -> &str {
     match name.rfind("::h") {
         Some(i) if name.len() - i == 19 && name[i + 3..].bytes().all(|b| b.is_ascii_hexdigit()) => {
-            name[..i].to_owned()
+            &name[..i]
         }
-        _ => name.to_owned(),
+        _ => name,
     }
 }
 
@@ -62,29 +79,32 @@ fn matching_open(bytes: &[u8], end: usize, open: u8, close: u8) -> Option<usize>
 
 /// Removes the parameter list and what may follow it: ` const`, ` volatile`, `&`, `&&`,
 /// ` noexcept`, ` [clone .cold]`, ` (.cold)`, and GCC's ` [clone .constprop.0]`.
-fn strip_trailing(name: &str) -> String {
-    let mut s = name.trim_end().to_owned();
+fn strip_trailing(name: &str) -> &str {
+    let mut s = name.trim_end();
     loop {
         let before = s.len();
         for suffix in [" const", " volatile", " noexcept", "&&", "&", " override"] {
             if let Some(rest) = s.strip_suffix(suffix) {
-                s = rest.trim_end().to_owned();
+                s = rest.trim_end();
             }
         }
         if s.ends_with(']') {
             if let Some(open) = matching_open(s.as_bytes(), s.len() - 1, b'[', b']') {
                 if s[open..].starts_with("[clone") {
-                    s = s[..open].trim_end().to_owned();
+                    s = s[..open].trim_end();
                 }
             }
         }
-        if let Some(i) = s
-            .find(".constprop.")
-            .or_else(|| s.find(".isra."))
-            .or_else(|| s.find(".part."))
-        {
-            if !s[..i].ends_with("operator") {
-                s.truncate(i);
+        // GCC's clones: only a name with a dot can have one.
+        if s.contains('.') {
+            if let Some(i) = s
+                .find(".constprop.")
+                .or_else(|| s.find(".isra."))
+                .or_else(|| s.find(".part."))
+            {
+                if !s[..i].ends_with("operator") {
+                    s = &s[..i];
+                }
             }
         }
         if s.len() == before {
@@ -99,15 +119,19 @@ fn strip_trailing(name: &str) -> String {
             let is_name =
                 head.is_empty() || (head.ends_with("operator") && !head.ends_with("operator()"));
             if !is_name {
-                s.truncate(open);
+                s = head;
             }
         }
     }
-    s.trim_end().to_owned()
+    s.trim_end()
 }
 
 /// `void __cdecl ns::f` → `ns::f`.
-fn strip_calling_convention(name: &str) -> String {
+fn strip_calling_convention(name: &str) -> &str {
+    // Every convention starts with `__`.
+    if !name.as_bytes().windows(2).any(|w| w == b"__") {
+        return name;
+    }
     for convention in [
         "__cdecl ",
         "__stdcall ",
@@ -117,14 +141,17 @@ fn strip_calling_convention(name: &str) -> String {
         "__clrcall ",
     ] {
         if let Some(i) = name.find(convention) {
-            return name[i + convention.len()..].to_owned();
+            return &name[i + convention.len()..];
         }
     }
-    name.to_owned()
+    name
 }
 
 /// One spelling for anonymous functions: `{lambda}`, `<lambda>`, `{closure}`.
-fn replace_lambdas(name: &str) -> String {
+fn replace_lambdas(name: &str) -> Cow<'_, str> {
+    if !name.contains(['{', '<']) {
+        return Cow::Borrowed(name);
+    }
     let mut out = String::with_capacity(name.len());
     let mut rest = name;
     while !rest.is_empty() {
@@ -163,14 +190,17 @@ fn replace_lambdas(name: &str) -> String {
         out.push(c);
         rest = &rest[c.len_utf8()..];
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `std::vector<int, std::allocator<int>>::push_back` → `std::vector<T>::push_back`.
 /// A name that *starts* with `<…>` (a Rust qualified path such as `<Foo as Bar>::baz`) keeps the
 /// path, with the generics inside it collapsed. `operator<`, `operator<<`, `operator<=>`,
 /// `operator->` and the `<lambda>` marker are left alone.
-fn collapse_templates(name: &str) -> String {
+fn collapse_templates(name: &str) -> Cow<'_, str> {
+    if !name.contains('<') {
+        return Cow::Borrowed(name);
+    }
     let bytes = name.as_bytes();
     let mut out = String::with_capacity(name.len());
     let mut i = 0;
@@ -223,15 +253,17 @@ fn collapse_templates(name: &str) -> String {
             i = end + 1;
             continue;
         }
-        out.push(c as char);
-        i += 1;
+        // Up to the next `<` as it is (a run of text, non-ASCII names whole).
+        let next = name[i..].find('<').map_or(bytes.len(), |n| i + n);
+        out.push_str(&name[i..next]);
+        i = next;
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `int ns::f` → `ns::f`: a top-level space before the name separates a return type, except in
 /// `operator new`, `operator delete`, conversion operators and `(anonymous namespace)`.
-fn strip_return_type(name: &str) -> String {
+fn strip_return_type(name: &str) -> &str {
     let bytes = name.as_bytes();
     let mut depth = 0i32;
     let mut last_space = None;
@@ -248,12 +280,12 @@ fn strip_return_type(name: &str) -> String {
             let head = &name[..i];
             // `ns::operator new` → keep; `unsigned int f` → `f`.
             if head.rsplit("::").next().is_some_and(|w| w == "operator") {
-                name.to_owned()
+                name
             } else {
-                name[i + 1..].to_owned()
+                &name[i + 1..]
             }
         }
-        _ => name.to_owned(),
+        _ => name,
     }
 }
 
@@ -328,6 +360,16 @@ mod tests {
         for (input, expected) in table {
             assert_eq!(normalize(input), expected, "{input}");
         }
+    }
+
+    #[test]
+    fn non_ascii_names_are_kept_whole() {
+        assert_eq!(normalize("jeu::défaite<é>(i32)"), "jeu::défaite<T>");
+        assert_eq!(
+            normalize("<Größe as Maß<ü>>::wert"),
+            "<Größe as Maß<T>>::wert"
+        );
+        assert_eq!(normalize("spiel::größe"), "spiel::größe");
     }
 
     #[test]

@@ -494,7 +494,7 @@ struct TouchedHour {
 
 /// The batch's decisions so far, and the rows to write.
 #[derive(Default)]
-struct BatchState {
+struct BatchState<'c> {
     groups: HashMap<i64, TouchedGroup>,
     /// Group order of first touch, so updates are written in a stable order.
     group_order: Vec<i64>,
@@ -507,14 +507,14 @@ struct BatchState {
     /// Groups this batch created, until their first crash is decided.
     created: HashSet<i64>,
     /// Crashes to insert, with the payload key if kept.
-    inserts: Vec<(NewCrash, i64, Option<String>)>,
+    inserts: Vec<(&'c NewCrash, i64, Option<String>)>,
 }
 
-impl BatchState {
+impl<'c> BatchState<'c> {
     /// Decides what recording `crash` does, given what the batch did before it.
     fn decide(
         &mut self,
-        crash: &NewCrash,
+        crash: &'c NewCrash,
         known: &Known,
         budget: super::PayloadBudget,
     ) -> Result<Recorded, IndexError> {
@@ -562,7 +562,7 @@ impl BatchState {
         };
         self.recorded.insert(a.id.clone(), recorded.clone());
         self.inserts.push((
-            crash.clone(),
+            crash,
             group_id,
             keep_payload.then(|| crash.payload_key.clone()),
         ));
